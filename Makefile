@@ -1,0 +1,97 @@
+# lpq build. `make` builds everything into build/; `make test` runs every suite;
+# `make check-asan` runs them under ASan+UBSan in build-asan/; `make demo` runs the demo.
+# Every library folder (lp, common, worker, accel_sim, coordinator) becomes one static
+# archive from its *.c files; programs live in their own sub-folders (see PROGRAMS below).
+
+.DEFAULT_GOAL := all
+BUILD    ?= build
+CC       ?= cc
+PKGS      = libzmq libuv jansson libprotobuf-c openblas zlib sqlite3
+SAN_FLAGS ?=
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -I. -I$(BUILD)/gen $(SAN_FLAGS) \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS  += -pthread $(SAN_FLAGS)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+TEST_LDLIBS = $(shell pkg-config --libs criterion 2>/dev/null)
+
+# Library folders, bottom first (DESIGN section 4). A folder that does not exist yet is skipped.
+LIBDIRS  := $(foreach d,lp common accel_sim worker coordinator,$(if $(wildcard $(d)/*.c),$(d)))
+# Link order: top first, so each archive finds what it needs in the ones after it.
+LINKORDER := $(foreach d,coordinator worker accel_sim common lp,$(filter $(d),$(LIBDIRS)))
+LIBS     := $(foreach d,$(LINKORDER),$(BUILD)/lib/lib$(d).a)
+
+# Extra generated sources per folder (e.g. common gets the protobuf-c ONNX code).
+-include mk/*.mk
+
+define lib_rules
+$(1)_SRC := $$(wildcard $(1)/*.c) $$($(1)_GEN_SRC)
+$(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC))
+$(BUILD)/lib/lib$(1).a: $$($(1)_OBJ)
+	@mkdir -p $$(@D)
+	$$(AR) rcs $$@ $$^
+endef
+$(foreach d,$(LIBDIRS),$(eval $(call lib_rules,$(d))))
+
+# Programs: name:folder. Each folder's *.c files make one executable.
+PROGRAMS := lpq:tools/lpq lpqctl:tools/lpqctl lpq-coordinator:coordinator/daemon lpq-worker:worker/daemon
+define prog_rules
+$(1)_SRC := $$(wildcard $(2)/*.c)
+$(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC))
+$(BUILD)/bin/$(1): $$($(1)_OBJ) $$(LIBS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$($(1)_OBJ) $$(LIBS) $$(LDLIBS)
+BINS += $$(if $$($(1)_SRC),$(BUILD)/bin/$(1))
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call prog_rules,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p))))))
+
+# Tests: tests/test_*.c are Criterion suites; other tests/*.c are helpers linked into each.
+TEST_SRC    := $(wildcard tests/test_*.c)
+TEST_HELPER := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
+TESTS       := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER) $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER) $(LIBS) $(TEST_LDLIBS) $(LDLIBS)
+
+# Benchmarks: bench/*.c, one executable each.
+BENCH_SRC := $(wildcard bench/*.c)
+BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+.PHONY: all deps test check check-asan demo bench clean
+all: $(LIBS) $(BINS) $(TESTS) $(BENCHES)
+
+deps:
+	@scripts/deps.sh
+
+# Tests run in order; a failing suite fails `make test`. TEST_FILTER=name runs one suite.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run_tests.sh $(BUILD) $(filter %$(TEST_FILTER),$(TESTS))
+
+check: test
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	    SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    CFLAGS="-O1 -g" LPQ_ASAN=1 all
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 LPQ_ASAN=1 \
+	    scripts/run_tests.sh build-asan $(patsubst $(BUILD)/%,build-asan/%,$(filter %$(TEST_FILTER),$(TESTS)))
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(BUILD)
+
+bench: all
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

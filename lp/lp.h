@@ -1,0 +1,170 @@
+/*
+** lp/lp.h: the Logarithmic Posit number format LP<n, es, rs, sf> (DESIGN section 1) and the
+** project-wide error values. lp/ depends on nothing; every other folder includes this header.
+**
+** An LP code is an n-bit two's complement word. Decoding reads a sign, a regime run of at most
+** rs bits, es exponent bits and F fraction bits, and gives
+**     log2|x| = k * 2^es + e + f / 2^F - sf
+** so the exponent and fraction form one fixed-point log value ("ulfx"): a product of two LP
+** numbers is an integer add in the log domain.
+*/
+#ifndef LPQ_LP_H
+#define LPQ_LP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors (shared by the whole project) -------------------------------------------- */
+
+/* Functions that can fail return 0 or one of these negative values. */
+enum {
+  LPQ_OK = 0,
+  LPQ_EINVAL = -1,   /* an argument or a field is out of range */
+  LPQ_ENOMEM = -2,   /* allocation failed */
+  LPQ_EIO = -3,      /* reading or writing a file or socket failed */
+  LPQ_EFORMAT = -4,  /* malformed input: a file, a message, a text form */
+  LPQ_ENAN = -5,     /* a NaN reached a quantizer */
+  LPQ_EUNSUP = -6,   /* valid input that lpq does not support */
+  LPQ_ERANGE = -7,   /* a value does not fit (sizes, overflow) */
+  LPQ_ENOTFOUND = -8,
+  LPQ_ESTATE = -9,   /* the object is in the wrong state for the call */
+  LPQ_ETIMEDOUT = -10,
+  LPQ_ECANCELED = -11,
+};
+
+/* A message for a person, naming what was wrong. Callers may pass NULL to ignore it. */
+typedef struct lpq_error_t {
+  int code;
+  char msg[512];
+} lpq_error_t;
+
+/* Sets err (when not NULL) to code and the formatted message; returns code. */
+int lpq_errorf(lpq_error_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefixes err->msg with the formatted context ("file.onnx: "); returns err->code (or code). */
+int lpq_error_prefix(lpq_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A short name for a code: "invalid argument", ... Never NULL. */
+const char *lpq_strerror(int code);
+
+/* ---- the format ------------------------------------------------------------------------ */
+
+#define LP_N_MIN 2
+#define LP_N_MAX 16
+#define LP_ES_MAX 4
+#define LP_SF_MIN (-64)
+#define LP_SF_MAX 64
+#define LP_TEXT_MAX 32 /* enough for "lp<16,4,15,-64>" and its terminator */
+
+typedef struct lp_format_t {
+  int n;  /* total bits, 2..16 */
+  int es; /* exponent bits, 0..4 */
+  int rs; /* regime run-length cap, 1..n-1 (n-1: uncapped, as posits) */
+  int sf; /* scale factor, -64..64; log2|x| is shifted down by sf */
+} lp_format_t;
+
+/* 0 when f is a valid format; otherwise LPQ_EINVAL with a message naming the field, its value
+** and its allowed range ("lp format: es = 5 is out of range 0..4"). */
+int lp_format_validate(const lp_format_t *f, lpq_error_t *err);
+
+/* Parses the canonical text "lp<8,2,2,0>" (spaces allowed after commas, case-insensitive
+** "lp"), validates it and stores it in out. LPQ_EFORMAT or LPQ_EINVAL with a message. */
+int lp_format_parse(const char *text, lp_format_t *out, lpq_error_t *err);
+
+/* Writes the canonical text of f into buf (at least LP_TEXT_MAX bytes); returns buf. */
+char *lp_format_str(const lp_format_t *f, char *buf, size_t len);
+
+/* ---- codes --------------------------------------------------------------------------- */
+
+/* Codes are the low n bits of a uint32_t. The format must be valid (lp_format_validate). */
+static inline uint32_t lp_code_mask(const lp_format_t *f) { return (1u << f->n) - 1u; }
+static inline uint32_t lp_nar(const lp_format_t *f) { return 1u << (f->n - 1); }
+static inline uint32_t lp_minpos(const lp_format_t *f) { (void)f; return 1u; }
+static inline uint32_t lp_maxpos(const lp_format_t *f) { return (1u << (f->n - 1)) - 1u; }
+/* Two's complement negation in n bits: lp_neg(c) decodes to -decode(c). */
+static inline uint32_t lp_neg(const lp_format_t *f, uint32_t c) { return (0u - c) & lp_code_mask(f); }
+
+/* The fields of one code. For zero and NaR only is_zero / is_nar are meaningful. */
+typedef struct lp_fields_t {
+  int is_zero, is_nar;
+  int sign;       /* 1 when negative */
+  int k;          /* regime value */
+  int regime_len; /* bits the regime used, terminating bit included */
+  uint32_t e;     /* exponent, es bits */
+  uint32_t f;     /* fraction, frac_bits bits */
+  int frac_bits;  /* F, may be 0 */
+} lp_fields_t;
+
+/* Splits code c (low n bits) into its fields. */
+void lp_fields(const lp_format_t *f, uint32_t c, lp_fields_t *out);
+
+/* log2|decode(c)| as an exact fixed-point number with LP_LOG_FRAC fraction bits: the
+** accelerator's unified log value k*2^es + e.f - sf. Meaningless for zero and NaR. */
+#define LP_LOG_FRAC 16
+int64_t lp_log_fixed(const lp_format_t *f, const lp_fields_t *fl);
+
+/* The value of code c: 0 for code 0, NaN for NaR. */
+double lp_decode(const lp_format_t *f, uint32_t c);
+
+/* The code nearest to x in the linear domain (see lp_encode_round for the exact rule);
+** |x| above maxpos and +-Inf saturate to +-maxpos; tiny values go to 0 or +-minpos.
+** NaN: returns LPQ_ENAN and leaves *code unchanged. */
+int lp_encode(const lp_format_t *f, double x, uint32_t *code);
+
+/* Rounding rule shared by every quantizer: between adjacent positive codes lo < hi with
+** values vlo < vhi, x rounds up when x > m or (x == m and hi is even), where
+** m = 0.5 * (vlo + vhi) computed in double. Between 0 and minpos the same holds with vlo = 0. */
+double lp_midpoint(double vlo, double vhi);
+
+/* ---- arithmetic for the accelerator model ---------------------------------------------- */
+
+/* A number in the log domain: (-1)^sign * 2^(log_fixed / 2^LP_LOG_FRAC), or zero, or NaR. */
+typedef struct lp_logval_t {
+  int is_zero, is_nar;
+  int sign;
+  int64_t log_fixed;
+} lp_logval_t;
+
+/* Code c of format f in the log domain (regime, exponent and fraction as one fixed-point log). */
+lp_logval_t lp_to_log(const lp_format_t *f, uint32_t c);
+/* The product of two codes: signs xor, log values add (integer add, as in the LPA PE). */
+lp_logval_t lp_mul_log(const lp_format_t *fa, uint32_t a, const lp_format_t *fb, uint32_t b);
+/* Log-to-linear conversion: the double value of v (exact up to double rounding). */
+double lp_log_to_linear(lp_logval_t v);
+
+/* ---- the tensor quantizer --------------------------------------------------------------- */
+
+/* A quantizer for one number format, built once and reused: no per-element log or pow.
+** It works for any format whose values are a finite set symmetric about zero, so the
+** baseline formats reuse it (lp_quantizer_new_values). Immutable after creation: one
+** quantizer may be shared by several threads. */
+typedef struct lp_quantizer_t lp_quantizer_t;
+
+/* A quantizer for LP format f. NULL with err set when f is invalid or memory runs out. */
+lp_quantizer_t *lp_quantizer_new(const lp_format_t *f, lpq_error_t *err);
+/* A quantizer for the code set {0, +-values[i]}: values strictly increasing positive
+** doubles, code i+1 for values[i], count <= 32767; codes packed as LP codes are (sign, magnitude
+** index) in two's complement over `bits` bits. */
+lp_quantizer_t *lp_quantizer_new_values(const double *values, size_t count, int bits,
+                                        lpq_error_t *err);
+void lp_quantizer_free(lp_quantizer_t **q);
+
+/* Fake quantization: out[i] = the representable value nearest to in[i], as float. in and out
+** may be the same array. Values of the format beyond float's range are clamped to +-FLT_MAX
+** (and the smallest to 0 or the nearest float). A NaN in the input: LPQ_ENAN with the index
+** of the first one in the message; the other elements are still quantized (NaN gives 0). */
+int lp_quantize_f32(const lp_quantizer_t *q, const float *in, float *out, size_t count,
+                    lpq_error_t *err);
+/* The same to packed codes (uint8 needs n <= 8). */
+int lp_quantize_codes_u8(const lp_quantizer_t *q, const float *in, uint8_t *out, size_t count,
+                         lpq_error_t *err);
+int lp_quantize_codes_u16(const lp_quantizer_t *q, const float *in, uint16_t *out, size_t count,
+                          lpq_error_t *err);
+/* Values of packed codes, as float (with the same clamping as lp_quantize_f32). */
+void lp_dequantize_u8(const lp_quantizer_t *q, const uint8_t *codes, float *out, size_t count);
+void lp_dequantize_u16(const lp_quantizer_t *q, const uint16_t *codes, float *out, size_t count);
+
+/* Bits per code and the value (double) of a code under the quantizer's format. */
+int lp_quantizer_bits(const lp_quantizer_t *q);
+double lp_quantizer_value(const lp_quantizer_t *q, uint32_t code);
+
+#endif

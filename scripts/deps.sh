@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install the Debian packages lpq needs that are missing (DESIGN section 5).
+# Idempotent: does nothing when everything is present. Runs `apt-get update` only when
+# a package cannot be found in the current lists.
+set -e
+PKGS="build-essential pkg-config zlib1g-dev libzmq3-dev libuv1-dev libsqlite3-dev libjansson-dev
+libcriterion-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+libonnx-testdata dataset-fashion-mnist sqlite3 clang"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing missing Debian packages:$missing"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO="sudo -n"
+    else
+        echo "deps: missing packages:$missing" >&2
+        echo "deps: run 'make deps' as root (or with passwordless sudo) to install them" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+if ! $SUDO apt-get install -y -q --no-install-recommends $missing; then
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends $missing
+fi

@@ -1,0 +1,35 @@
+/* tools/lpq/main.c: `lpq`, the offline tool: one subcommand per capability (DESIGN section 6). */
+#include "tools/lpq/lpq.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const lpq_command_t commands[] = {
+    {"format", "a number format's properties, or every code and its value", cmd_format},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: lpq COMMAND [options]   (lpq COMMAND --help for a command's options)\n\n"
+               "commands:\n");
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "lpq: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

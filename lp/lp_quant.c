@@ -8,12 +8,16 @@
 #include "lp/lp.h"
 
 #include <float.h>
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BUCKETS_MAX (1u << 16)
 #define F32_INF_BITS 0x7f800000u
+/* A bucket without a threshold: only the all-ones NaN pattern reaches it, and NaNs are masked,
+** so signed and unsigned compares agree (the SIMD paths compare signed). */
+#define NO_THRESHOLD 0x7fffffffu
 
 typedef struct {
   uint32_t thr;        /* bits >= thr take the high side */
@@ -35,6 +39,12 @@ struct lp_quantizer_t {
   int32_t nbuckets;
   int fast;          /* at most one distinct threshold per bucket */
   bucket_t *bucket;  /* fast path */
+  /* Packed fast path (<= 255 positive codes, distinct thresholds): one 32-bit entry per
+  ** bucket, (threshold offset in the bucket << 8) | low code, the high code being low + 1.
+  ** An offset of 2^pshift means no threshold in the bucket. */
+  uint32_t *packed;
+  int pshift;
+  int32_t pfirst, pcount;
   uint32_t *base;    /* general path: code at the start of each bucket, nbuckets + 1 entries */
 };
 
@@ -95,6 +105,38 @@ static uint32_t count_le(const uint32_t *thr, uint32_t lo, uint32_t hi, uint32_t
   return lo;
 }
 
+/* The packed table, when the format allows it (see struct lp_quantizer_t). */
+static int build_packed(lp_quantizer_t *q) {
+  const uint32_t np = q->npos;
+  if (np > 255)
+    return 0;
+  for (uint32_t i = 2; i <= np; i++)
+    if (q->thr[i] == q->thr[i - 1])
+      return 0;
+  const int ps = q->shift < 23 ? q->shift : 23; /* offsets fit 24 bits */
+  const int32_t first = (int32_t)(q->thr[1] >> ps);
+  const int32_t count = (int32_t)(q->thr[np] >> ps) - first + 1;
+  if ((uint32_t)count > BUCKETS_MAX)
+    return 0;
+  q->packed = malloc((size_t)count * sizeof *q->packed);
+  if (!q->packed)
+    return -1;
+  uint32_t c = 0;
+  for (int32_t b = 0; b < count; b++) {
+    uint32_t start = (uint32_t)(first + b) << ps;
+    while (c < np && q->thr[c + 1] < start)
+      c++;
+    uint32_t off = 1u << ps;
+    if (c < np && (q->thr[c + 1] >> ps) == (uint32_t)(first + b))
+      off = q->thr[c + 1] - start;
+    q->packed[b] = (off << 8) | c;
+  }
+  q->pshift = ps;
+  q->pfirst = first;
+  q->pcount = count;
+  return 0;
+}
+
 static int build_tables(lp_quantizer_t *q, lpq_error_t *err) {
   const uint32_t np = q->npos;
   q->fvalue = malloc((np + 1) * sizeof *q->fvalue);
@@ -147,7 +189,7 @@ static int build_tables(lp_quantizer_t *q, lpq_error_t *err) {
       while (c < np && q->thr[c + 1] < start)
         c++;
       uint32_t hi = c;
-      uint32_t t = UINT32_MAX;
+      uint32_t t = NO_THRESHOLD;
       if (c < np && (q->thr[c + 1] >> shift) == (uint32_t)(first + b)) {
         t = q->thr[c + 1];
         while (hi < np && q->thr[hi + 1] == t)
@@ -155,6 +197,8 @@ static int build_tables(lp_quantizer_t *q, lpq_error_t *err) {
       }
       q->bucket[b] = (bucket_t){t, q->fbits[c], q->fbits[hi], (uint16_t)c, (uint16_t)hi};
     }
+    if (build_packed(q) != 0)
+      return lpq_errorf(err, LPQ_ENOMEM, "quantizer: out of memory");
   } else {
     q->base = malloc(((size_t)count + 1) * sizeof *q->base);
     if (!q->base)
@@ -233,6 +277,7 @@ void lp_quantizer_free(lp_quantizer_t **qp) {
   free(q->fbits);
   free(q->thr);
   free(q->bucket);
+  free(q->packed);
   free(q->base);
   free(q);
   *qp = NULL;
@@ -290,6 +335,132 @@ static size_t quantize_f32_fast(const lp_quantizer_t *q, const float *in, float 
   return nan_seen ? 1 : 0;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same loop, 8 lanes: three gathers (threshold, low value, high value) per vector. */
+__attribute__((target("avx2"))) static size_t quantize_f32_avx2(const lp_quantizer_t *q,
+                                                                 const float *in, float *out,
+                                                                 size_t count) {
+  const int *tab = (const int *)(const void *)q->bucket;
+  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(F32_INF_BITS);
+  const __m256i signmask = _mm256_set1_epi32((int)0x80000000u);
+  const __m256i first = _mm256_set1_epi32(q->first), last = _mm256_set1_epi32(q->nbuckets - 1);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m128i shift = _mm_cvtsi32_si128(q->shift);
+  __m256i nan_acc = zero;
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));
+    __m256i a = _mm256_and_si256(u, absmask);
+    __m256i nan = _mm256_cmpgt_epi32(a, inf);
+    __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(a, shift), first);
+    b = _mm256_min_epi32(_mm256_max_epi32(b, zero), last);
+    __m256i idx = _mm256_slli_epi32(b, 2); /* 16-byte entries */
+    __m256i thr = _mm256_i32gather_epi32(tab, idx, 4);
+    __m256i lo = _mm256_i32gather_epi32(tab + 1, idx, 4);
+    __m256i hi = _mm256_i32gather_epi32(tab + 2, idx, 4);
+    __m256i below = _mm256_cmpgt_epi32(thr, a);
+    __m256i r = _mm256_blendv_epi8(hi, lo, below);
+    r = _mm256_or_si256(r, _mm256_and_si256(u, signmask));
+    r = _mm256_andnot_si256(nan, r);
+    _mm256_storeu_si256((__m256i *)(void *)(out + i), r);
+    nan_acc = _mm256_or_si256(nan_acc, nan);
+  }
+  size_t tail = quantize_f32_fast(q, in + i, out + i, count - i);
+  return tail | (size_t)!_mm256_testz_si256(nan_acc, nan_acc);
+}
+
+/* The packed table: one gather for the code, one for its value. */
+__attribute__((target("avx2"))) static size_t quantize_f32_avx2_packed(const lp_quantizer_t *q,
+                                                                        const float *in,
+                                                                        float *out,
+                                                                        size_t count) {
+  const int *tab = (const int *)(const void *)q->packed;
+  const int *val = (const int *)(const void *)q->fbits;
+  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(F32_INF_BITS);
+  const __m256i signmask = _mm256_set1_epi32((int)0x80000000u);
+  const __m256i first = _mm256_set1_epi32(q->pfirst), last = _mm256_set1_epi32(q->pcount - 1);
+  const __m256i zero = _mm256_setzero_si256(), low8 = _mm256_set1_epi32(0xff);
+  const __m128i shift = _mm_cvtsi32_si128(q->pshift);
+  __m256i nan_acc = zero;
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));
+    __m256i a = _mm256_and_si256(u, absmask);
+    __m256i nan = _mm256_cmpgt_epi32(a, inf);
+    __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(a, shift), first);
+    b = _mm256_min_epi32(_mm256_max_epi32(b, zero), last);
+    __m256i e = _mm256_i32gather_epi32(tab, b, 4);
+    __m256i start = _mm256_sll_epi32(_mm256_add_epi32(b, first), shift);
+    __m256i thr = _mm256_add_epi32(start, _mm256_srli_epi32(e, 8));
+    __m256i up = _mm256_andnot_si256(_mm256_cmpgt_epi32(thr, a), _mm256_set1_epi32(1));
+    __m256i code = _mm256_add_epi32(_mm256_and_si256(e, low8), up);
+    __m256i r = _mm256_i32gather_epi32(val, code, 4);
+    r = _mm256_or_si256(r, _mm256_and_si256(u, signmask));
+    r = _mm256_andnot_si256(nan, r);
+    _mm256_storeu_si256((__m256i *)(void *)(out + i), r);
+    nan_acc = _mm256_or_si256(nan_acc, nan);
+  }
+  size_t tail = quantize_f32_fast(q, in + i, out + i, count - i);
+  return tail | (size_t)!_mm256_testz_si256(nan_acc, nan_acc);
+}
+
+/* 16 lanes with mask registers. */
+__attribute__((target("avx512f"))) static size_t quantize_f32_avx512(const lp_quantizer_t *q,
+                                                                     const float *in,
+                                                                     float *out, size_t count) {
+  const int *tab = (const int *)(const void *)q->bucket;
+  const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(F32_INF_BITS);
+  const __m512i signmask = _mm512_set1_epi32((int)0x80000000u);
+  const __m512i first = _mm512_set1_epi32(q->first), last = _mm512_set1_epi32(q->nbuckets - 1);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m128i shift = _mm_cvtsi32_si128(q->shift);
+  __mmask16 nan_acc = 0;
+  size_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    __m512i u = _mm512_loadu_si512((const void *)(in + i));
+    __m512i a = _mm512_and_si512(u, absmask);
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(a, inf);
+    __m512i b = _mm512_sub_epi32(_mm512_srl_epi32(a, shift), first);
+    b = _mm512_min_epi32(_mm512_max_epi32(b, zero), last);
+    __m512i idx = _mm512_slli_epi32(b, 2);
+    __m512i thr = _mm512_i32gather_epi32(idx, tab, 4);
+    __m512i lo = _mm512_i32gather_epi32(idx, tab + 1, 4);
+    __m512i hi = _mm512_i32gather_epi32(idx, tab + 2, 4);
+    __mmask16 below = _mm512_cmpgt_epi32_mask(thr, a);
+    __m512i r = _mm512_mask_blend_epi32(below, hi, lo);
+    r = _mm512_or_si512(r, _mm512_and_si512(u, signmask));
+    r = _mm512_maskz_mov_epi32((__mmask16)~nan, r);
+    _mm512_storeu_si512((void *)(out + i), r);
+    nan_acc |= nan;
+  }
+  size_t tail = quantize_f32_fast(q, in + i, out + i, count - i);
+  return tail | (size_t)(nan_acc != 0);
+}
+#endif
+
+/* The widest kernel this CPU runs; LPQ_SIMD=scalar|avx2|avx512 overrides (for tests). */
+static size_t quantize_f32_dispatch(const lp_quantizer_t *q, const float *in, float *out,
+                                    size_t count) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static int level = -1; /* benign race: every thread computes the same value */
+  if (level < 0) {
+    const char *env = getenv("LPQ_SIMD");
+    int best = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (env && strcmp(env, "scalar") == 0)
+      best = 0;
+    else if (env && strcmp(env, "avx2") == 0 && best >= 1)
+      best = 1;
+    level = best;
+  }
+  if (level == 2)
+    return quantize_f32_avx512(q, in, out, count);
+  if (level == 1 || (level == 2 && q->packed))
+    return q->packed ? quantize_f32_avx2_packed(q, in, out, count)
+                     : quantize_f32_avx2(q, in, out, count);
+#endif
+  return quantize_f32_fast(q, in, out, count);
+}
+
 static size_t find_nan(const float *in, size_t count) {
   for (size_t i = 0; i < count; i++)
     if (isnan(in[i]))
@@ -302,7 +473,7 @@ int lp_quantize_f32(const lp_quantizer_t *q, const float *in, float *out, size_t
   if (q == NULL || (count > 0 && (in == NULL || out == NULL)))
     return lpq_errorf(err, LPQ_EINVAL, "quantizer: NULL argument");
   if (q->fast) {
-    if (quantize_f32_fast(q, in, out, count) == 0)
+    if (quantize_f32_dispatch(q, in, out, count) == 0)
       return 0;
     /* the NaN's output is already 0; find it for the message */
     size_t at = find_nan(in, count);

@@ -167,4 +167,55 @@ void lp_dequantize_u16(const lp_quantizer_t *q, const uint16_t *codes, float *ou
 int lp_quantizer_bits(const lp_quantizer_t *q);
 double lp_quantizer_value(const lp_quantizer_t *q, uint32_t code);
 
+/* ---- the format table: LP and the baselines users compare against ------------------------ */
+
+/* Number format families, one row each in lp/lp_formats.c (STYLE: a table of types). */
+typedef enum lpq_family_t {
+  LPQ_FAM_FP32 = 0,   /* "fp32": no quantization */
+  LPQ_FAM_LP,         /* "lp<n,es,rs,sf>", sf may be "auto" */
+  LPQ_FAM_INT,        /* "int<k>" per tensor, "int<k,ch>" per output channel; symmetric */
+  LPQ_FAM_POSIT,      /* "posit<n,es>", standard posit (linear fraction), no scale */
+  LPQ_FAM_AFLOAT,     /* "afloat<n,e>": AdaptivFloat, exponent bias from the tensor's max */
+  LPQ_FAM_MINIFLOAT,  /* "minifloat<e,m>", "fp8_e4m3", "fp8_e5m2": IEEE-like, per-tensor scale */
+  LPQ_FAM_COUNT
+} lpq_family_t;
+
+/* One number format with its parameters. Scale-dependent families ("auto" LP sf, INT scale,
+** AdaptivFloat bias, minifloat scale) are resolved from a tensor by lpq_numfmt_calibrate. */
+typedef struct lpq_numfmt_t {
+  lpq_family_t family;
+  int bits;        /* total bits of a code (32 for fp32) */
+  int p[4];        /* family parameters: LP n,es,rs,sf; INT k; posit n,es; afloat n,e;
+                      minifloat e,m */
+  int auto_scale;  /* LP: sf = auto. Other scaled families are always calibrated. */
+  int per_channel; /* INT: one scale per output channel (axis 0 of a weight) */
+  int resolved;    /* scale / sf / bias set (by calibration or explicitly) */
+  double scale;    /* INT, minifloat: value multiplier; afloat: 2^bias */
+} lpq_numfmt_t;
+
+#define LPQ_NUMFMT_TEXT_MAX 40
+
+/* Parses a format's text name: fp32, lp<8,2,2,0>, lp<6,1,3,auto>, int<8>, int8, int<4,ch>,
+** int4_ch, posit<8,2>, posit8 (= posit<8,2>), afloat<8,3>, fp8_e4m3, fp8_e5m2, fp8 (= e4m3),
+** minifloat<e,m>. LPQ_EFORMAT / LPQ_EINVAL with a message naming the bad part. */
+int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err);
+/* The canonical text (LP with its sf, or "auto" when unresolved and auto). */
+char *lpq_numfmt_str(const lpq_numfmt_t *f, char *buf, size_t len);
+/* The family's name: "lp", "int", ... */
+const char *lpq_family_name(lpq_family_t fam);
+
+/* Resolves a format's data-dependent parameters from the values x (e.g. a weight tensor or a
+** sample of activations): LP "auto" sf (the sf in a window around the log-magnitude centre
+** that gives the least squared error), INT and minifloat scale (max |x| to the largest
+** value), AdaptivFloat bias. With per_channel INT the scale is per tensor here; the caller
+** calibrates each channel's slice. Formats without data-dependent parameters are unchanged.
+** A NaN in x: LPQ_ENAN. */
+int lpq_numfmt_calibrate(lpq_numfmt_t *f, const float *x, size_t count, lpq_error_t *err);
+
+/* A quantizer for a resolved format (fp32 is refused: nothing to quantize). */
+lp_quantizer_t *lpq_numfmt_quantizer(const lpq_numfmt_t *f, lpq_error_t *err);
+
+/* The LP format of an LP numfmt (which must be resolved). */
+lp_format_t lpq_numfmt_lp(const lpq_numfmt_t *f);
+
 #endif

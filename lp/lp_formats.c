@@ -1,0 +1,437 @@
+/* lp/lp_formats.c: the table of number formats (LP and the baselines), one row per family.
+** A family says how to check its parameters, how many bits a code takes, and its positive
+** values for given resolved parameters; the shared lp_quantizer_t does the rest. */
+#include "lp/lp.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PARAM_AUTO (-10000) /* "auto" in a parameter list */
+#define PARAM_CH (-10001)   /* "ch" in a parameter list */
+#define MAX_VALUES 32767
+#define CALIB_SAMPLE 16384
+
+typedef struct family_row_t {
+  lpq_family_t family;
+  const char *name;
+  int min_params, max_params;
+  /* validates f->p, sets f->bits and flags; message names the bad parameter */
+  int (*check)(lpq_numfmt_t *f, lpq_error_t *err);
+  /* the positive values, ascending, of a resolved format; returns the count */
+  size_t (*values)(const lpq_numfmt_t *f, double *out);
+  /* 1 when the format's values depend on the data (scale, bias) */
+  int scaled;
+} family_row_t;
+
+static int range_err(lpq_error_t *err, const char *fam, const char *what, int v, int lo, int hi) {
+  return lpq_errorf(err, LPQ_EINVAL, "%s format: %s = %d is out of range %d..%d", fam, what, v, lo,
+                    hi);
+}
+
+/* ---- fp32 ---- */
+static int check_fp32(lpq_numfmt_t *f, lpq_error_t *err) {
+  (void)err;
+  f->bits = 32;
+  f->resolved = 1;
+  return 0;
+}
+
+/* ---- LP ---- */
+static int check_lp(lpq_numfmt_t *f, lpq_error_t *err) {
+  lp_format_t lf = {f->p[0], f->p[1], f->p[2], f->p[3] == PARAM_AUTO ? 0 : f->p[3]};
+  int rc = lp_format_validate(&lf, err);
+  if (rc != 0)
+    return rc;
+  f->bits = f->p[0];
+  f->auto_scale = f->p[3] == PARAM_AUTO;
+  if (f->auto_scale)
+    f->p[3] = 0;
+  f->resolved = !f->auto_scale;
+  return 0;
+}
+
+static size_t values_lp(const lpq_numfmt_t *f, double *out) {
+  lp_format_t lf = lpq_numfmt_lp(f);
+  for (uint32_t c = 1; c <= lp_maxpos(&lf); c++)
+    out[c - 1] = lp_decode(&lf, c);
+  return lp_maxpos(&lf);
+}
+
+/* ---- INT ---- */
+static int check_int(lpq_numfmt_t *f, lpq_error_t *err) {
+  if (f->p[0] < 2 || f->p[0] > 16)
+    return range_err(err, "int", "bits", f->p[0], 2, 16);
+  if (f->p[1] != 0 && f->p[1] != PARAM_CH)
+    return lpq_errorf(err, LPQ_EFORMAT, "int format: the second parameter must be 'ch'");
+  f->per_channel = f->p[1] == PARAM_CH;
+  f->p[1] = 0;
+  f->bits = f->p[0];
+  return 0;
+}
+
+static size_t values_int(const lpq_numfmt_t *f, double *out) {
+  size_t n = ((size_t)1 << (f->p[0] - 1)) - 1;
+  for (size_t i = 0; i < n; i++)
+    out[i] = f->scale * (double)(i + 1);
+  return n;
+}
+
+/* ---- posit ---- */
+static int check_posit(lpq_numfmt_t *f, lpq_error_t *err) {
+  if (f->p[0] < 2 || f->p[0] > 16)
+    return range_err(err, "posit", "n", f->p[0], 2, 16);
+  if (f->p[1] < 0 || f->p[1] > 4)
+    return range_err(err, "posit", "es", f->p[1], 0, 4);
+  f->bits = f->p[0];
+  f->resolved = 1;
+  return 0;
+}
+
+static size_t values_posit(const lpq_numfmt_t *f, double *out) {
+  /* a posit's fields are an uncapped LP's; only the fraction is linear instead of log */
+  lp_format_t lf = {f->p[0], f->p[1], f->p[0] - 1, 0};
+  for (uint32_t c = 1; c <= lp_maxpos(&lf); c++) {
+    lp_fields_t fl;
+    lp_fields(&lf, c, &fl);
+    double frac = fl.frac_bits ? (double)fl.f / (double)(1u << fl.frac_bits) : 0.0;
+    out[c - 1] = ldexp(1.0 + frac, fl.k * (1 << lf.es) + (int)fl.e);
+  }
+  return lp_maxpos(&lf);
+}
+
+/* ---- AdaptivFloat ---- */
+static int check_afloat(lpq_numfmt_t *f, lpq_error_t *err) {
+  if (f->p[0] < 3 || f->p[0] > 16)
+    return range_err(err, "afloat", "n", f->p[0], 3, 16);
+  if (f->p[1] < 1 || f->p[1] > f->p[0] - 1 || f->p[1] > 8)
+    return range_err(err, "afloat", "e", f->p[1], 1, f->p[0] - 1 < 8 ? f->p[0] - 1 : 8);
+  f->bits = f->p[0];
+  return 0;
+}
+
+/* AdaptivFloat (Tambe et al., DAC 2020): no subnormals; the smallest code is zero instead. */
+static size_t values_afloat(const lpq_numfmt_t *f, double *out) {
+  const int e = f->p[1], m = f->p[0] - 1 - e;
+  size_t k = 0;
+  for (int E = 0; E < (1 << e); E++)
+    for (int M = 0; M < (1 << m); M++) {
+      if (E == 0 && M == 0)
+        continue;
+      out[k++] = f->scale * ldexp(1.0 + (double)M / (double)(1 << m), E);
+    }
+  return k;
+}
+
+/* ---- minifloat (IEEE-like with subnormals; E4M3 per OCP FP8: no infinities) ---- */
+static int check_minifloat(lpq_numfmt_t *f, lpq_error_t *err) {
+  if (f->p[0] < 1 || f->p[0] > 8)
+    return range_err(err, "minifloat", "e", f->p[0], 1, 8);
+  if (f->p[1] < 0 || f->p[1] > 10)
+    return range_err(err, "minifloat", "m", f->p[1], 0, 10);
+  if (1 + f->p[0] + f->p[1] > 16)
+    return lpq_errorf(err, LPQ_EINVAL, "minifloat format: 1 + e + m = %d bits (at most 16)",
+                      1 + f->p[0] + f->p[1]);
+  f->bits = 1 + f->p[0] + f->p[1];
+  return 0;
+}
+
+static size_t values_minifloat(const lpq_numfmt_t *f, double *out) {
+  const int e = f->p[0], m = f->p[1], bias = (1 << (e - 1)) - 1;
+  const int e4m3 = (e == 4 && m == 3);
+  size_t k = 0;
+  for (int E = 0; E < (1 << e); E++)
+    for (int M = 0; M < (1 << m); M++) {
+      if (E == 0 && M == 0)
+        continue;
+      if (E == (1 << e) - 1 && (!e4m3 || M == (1 << m) - 1))
+        continue; /* IEEE: top exponent is Inf/NaN; E4M3: only S.1111.111 is NaN */
+      double v = E == 0 ? ldexp((double)M / (double)(1 << m), 1 - bias)
+                        : ldexp(1.0 + (double)M / (double)(1 << m), E - bias);
+      out[k++] = f->scale * v;
+    }
+  return k;
+}
+
+static const family_row_t families[LPQ_FAM_COUNT] = {
+    {LPQ_FAM_FP32, "fp32", 0, 0, check_fp32, NULL, 0},
+    {LPQ_FAM_LP, "lp", 4, 4, check_lp, values_lp, 0},
+    {LPQ_FAM_INT, "int", 1, 2, check_int, values_int, 1},
+    {LPQ_FAM_POSIT, "posit", 2, 2, check_posit, values_posit, 0},
+    {LPQ_FAM_AFLOAT, "afloat", 2, 2, check_afloat, values_afloat, 1},
+    {LPQ_FAM_MINIFLOAT, "minifloat", 2, 2, check_minifloat, values_minifloat, 1},
+};
+
+const char *lpq_family_name(lpq_family_t fam) {
+  return (unsigned)fam < LPQ_FAM_COUNT ? families[fam].name : "unknown";
+}
+
+/* Short names users type, rewritten to the canonical form. */
+static const struct {
+  const char *alias, *canonical;
+} aliases[] = {
+    {"int8", "int<8>"},         {"int4", "int<4>"},        {"int2", "int<2>"},
+    {"int8_ch", "int<8,ch>"},   {"int4_ch", "int<4,ch>"},  {"int2_ch", "int<2,ch>"},
+    {"posit8", "posit<8,2>"},   {"posit16", "posit<16,2>"}, {"posit4", "posit<4,1>"},
+    {"fp8", "minifloat<4,3>"},  {"fp8_e4m3", "minifloat<4,3>"}, {"fp8_e5m2", "minifloat<5,2>"},
+    {"float32", "fp32"},        {"afloat8", "afloat<8,3>"},
+};
+
+int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err) {
+  if (text == NULL || out == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "format: NULL argument");
+  const char *src = text;
+  for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+    if (strcasecmp(text, aliases[i].alias) == 0)
+      src = aliases[i].canonical;
+  while (isspace((unsigned char)*src))
+    src++;
+  size_t nlen = 0;
+  while (isalnum((unsigned char)src[nlen]) || src[nlen] == '_')
+    nlen++;
+  const family_row_t *row = NULL;
+  for (size_t i = 0; i < LPQ_FAM_COUNT; i++)
+    if (strlen(families[i].name) == nlen && strncasecmp(src, families[i].name, nlen) == 0)
+      row = &families[i];
+  if (row == NULL)
+    return lpq_errorf(err, LPQ_EFORMAT,
+                      "format '%s': unknown (known: fp32, lp<n,es,rs,sf>, int<k>, int<k,ch>, "
+                      "posit<n,es>, afloat<n,e>, minifloat<e,m>, fp8_e4m3, fp8_e5m2)",
+                      text);
+  lpq_numfmt_t f = {0};
+  f.family = row->family;
+  const char *p = src + nlen;
+  int np = 0;
+  if (*p == '<') {
+    p++;
+    for (;;) {
+      while (isspace((unsigned char)*p))
+        p++;
+      if (np == 4)
+        return lpq_errorf(err, LPQ_EFORMAT, "format '%s': too many parameters", text);
+      if (strncasecmp(p, "auto", 4) == 0) {
+        f.p[np++] = PARAM_AUTO;
+        p += 4;
+      } else if (strncasecmp(p, "ch", 2) == 0) {
+        f.p[np++] = PARAM_CH;
+        p += 2;
+      } else {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < -1000 || v > 1000)
+          return lpq_errorf(err, LPQ_EFORMAT, "format '%s': parameter %d is not an integer",
+                            text, np + 1);
+        f.p[np++] = (int)v;
+        p = end;
+      }
+      while (isspace((unsigned char)*p))
+        p++;
+      if (*p == ',') {
+        p++;
+        continue;
+      }
+      if (*p == '>') {
+        p++;
+        break;
+      }
+      return lpq_errorf(err, LPQ_EFORMAT, "format '%s': expected ',' or '>'", text);
+    }
+  }
+  while (isspace((unsigned char)*p))
+    p++;
+  if (*p != '\0')
+    return lpq_errorf(err, LPQ_EFORMAT, "format '%s': unexpected text '%s'", text, p);
+  if (np < row->min_params || np > row->max_params)
+    return lpq_errorf(err, LPQ_EFORMAT, "format '%s': %s takes %d%s%d parameters, got %d", text,
+                      row->name, row->min_params, row->min_params == row->max_params ? "" : " to ",
+                      row->min_params == row->max_params ? 0 : row->max_params, np);
+  for (int i = 0; i < np; i++)
+    if ((f.p[i] == PARAM_AUTO && !(row->family == LPQ_FAM_LP && i == 3)) ||
+        (f.p[i] == PARAM_CH && !(row->family == LPQ_FAM_INT && i == 1)))
+      return lpq_errorf(err, LPQ_EFORMAT, "format '%s': parameter %d cannot be '%s'", text,
+                        i + 1, f.p[i] == PARAM_AUTO ? "auto" : "ch");
+  f.scale = 1.0;
+  int rc = row->check(&f, err);
+  if (rc != 0) {
+    lpq_error_prefix(err, "'%s': ", text);
+    return rc;
+  }
+  *out = f;
+  return 0;
+}
+
+char *lpq_numfmt_str(const lpq_numfmt_t *f, char *buf, size_t len) {
+  switch (f->family) {
+  case LPQ_FAM_FP32: snprintf(buf, len, "fp32"); break;
+  case LPQ_FAM_LP:
+    if (f->auto_scale && !f->resolved)
+      snprintf(buf, len, "lp<%d,%d,%d,auto>", f->p[0], f->p[1], f->p[2]);
+    else
+      snprintf(buf, len, "lp<%d,%d,%d,%d>", f->p[0], f->p[1], f->p[2], f->p[3]);
+    break;
+  case LPQ_FAM_INT: snprintf(buf, len, "int<%d%s>", f->p[0], f->per_channel ? ",ch" : ""); break;
+  case LPQ_FAM_POSIT: snprintf(buf, len, "posit<%d,%d>", f->p[0], f->p[1]); break;
+  case LPQ_FAM_AFLOAT: snprintf(buf, len, "afloat<%d,%d>", f->p[0], f->p[1]); break;
+  case LPQ_FAM_MINIFLOAT:
+    if (f->p[0] == 4 && f->p[1] == 3)
+      snprintf(buf, len, "fp8_e4m3");
+    else if (f->p[0] == 5 && f->p[1] == 2)
+      snprintf(buf, len, "fp8_e5m2");
+    else
+      snprintf(buf, len, "minifloat<%d,%d>", f->p[0], f->p[1]);
+    break;
+  default: snprintf(buf, len, "unknown"); break;
+  }
+  return buf;
+}
+
+lp_format_t lpq_numfmt_lp(const lpq_numfmt_t *f) {
+  lp_format_t lf = {f->p[0], f->p[1], f->p[2], f->p[3]};
+  return lf;
+}
+
+/* Positive values of a resolved format into a new array; NULL on failure. */
+static double *format_values(const lpq_numfmt_t *f, size_t *count, lpq_error_t *err) {
+  const family_row_t *row = &families[f->family];
+  if (row->values == NULL) {
+    lpq_errorf(err, LPQ_EINVAL, "format %s has no quantizer", row->name);
+    return NULL;
+  }
+  double *v = malloc(MAX_VALUES * sizeof *v);
+  if (v == NULL) {
+    lpq_errorf(err, LPQ_ENOMEM, "format: out of memory");
+    return NULL;
+  }
+  *count = row->values(f, v);
+  return v;
+}
+
+lp_quantizer_t *lpq_numfmt_quantizer(const lpq_numfmt_t *f, lpq_error_t *err) {
+  if (f == NULL || (unsigned)f->family >= LPQ_FAM_COUNT) {
+    lpq_errorf(err, LPQ_EINVAL, "format: invalid");
+    return NULL;
+  }
+  if (!f->resolved) {
+    char buf[LPQ_NUMFMT_TEXT_MAX];
+    lpq_errorf(err, LPQ_ESTATE, "format %s: its scale is not calibrated",
+               lpq_numfmt_str(f, buf, sizeof buf));
+    return NULL;
+  }
+  if (f->family == LPQ_FAM_LP) {
+    lp_format_t lf = lpq_numfmt_lp(f);
+    return lp_quantizer_new(&lf, err);
+  }
+  size_t n;
+  double *v = format_values(f, &n, err);
+  if (v == NULL)
+    return NULL;
+  lp_quantizer_t *q = lp_quantizer_new_values(v, n, f->bits, err);
+  free(v);
+  return q;
+}
+
+/* Sum of squared quantization errors of a sample under a quantizer. */
+static double sample_sse(const lp_quantizer_t *q, const float *x, size_t n, float *tmp) {
+  lp_quantize_f32(q, x, tmp, n, NULL);
+  double s = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)tmp[i] - (double)x[i];
+    s += d * d;
+  }
+  return s;
+}
+
+/* LP "auto": the sf near the centre of the data's log-magnitudes with the least error. */
+static int calibrate_lp_sf(lpq_numfmt_t *f, const float *x, size_t count, lpq_error_t *err) {
+  size_t stride = count > CALIB_SAMPLE ? count / CALIB_SAMPLE : 1;
+  size_t n = 0;
+  float *sample = malloc(2 * CALIB_SAMPLE * sizeof *sample);
+  if (!sample)
+    return lpq_errorf(err, LPQ_ENOMEM, "calibration: out of memory");
+  float *tmp = sample + CALIB_SAMPLE;
+  double logsum = 0.0;
+  size_t nonzero = 0;
+  for (size_t i = 0; i < count && n < CALIB_SAMPLE; i += stride) {
+    sample[n++] = x[i];
+    if (x[i] != 0.0f) {
+      logsum += log2(fabs((double)x[i]));
+      nonzero++;
+    }
+  }
+  int centre = nonzero ? (int)lround(-logsum / (double)nonzero) : 0;
+  int best_sf = centre;
+  double best = INFINITY;
+  for (int d = 0; d <= 16; d++) {
+    for (int sgn = -1; sgn <= 1; sgn += 2) {
+      if (d == 0 && sgn > 0)
+        continue;
+      int sf = centre + sgn * d;
+      if (sf < LP_SF_MIN || sf > LP_SF_MAX)
+        continue;
+      lp_format_t lf = {f->p[0], f->p[1], f->p[2], sf};
+      lp_quantizer_t *q = lp_quantizer_new(&lf, err);
+      if (!q) {
+        free(sample);
+        return err ? err->code : LPQ_ENOMEM;
+      }
+      double e = sample_sse(q, sample, n, tmp);
+      lp_quantizer_free(&q);
+      if (e < best) { /* strictly better: ties keep the sf nearest the centre */
+        best = e;
+        best_sf = sf;
+      }
+    }
+  }
+  free(sample);
+  f->p[3] = best_sf;
+  f->resolved = 1;
+  return 0;
+}
+
+int lpq_numfmt_calibrate(lpq_numfmt_t *f, const float *x, size_t count, lpq_error_t *err) {
+  if (f == NULL || (count > 0 && x == NULL))
+    return lpq_errorf(err, LPQ_EINVAL, "calibrate: NULL argument");
+  double absmax = 0.0;
+  for (size_t i = 0; i < count; i++) {
+    if (isnan(x[i]))
+      return lpq_errorf(err, LPQ_ENAN, "calibrate: element %zu is NaN", i);
+    double a = fabs((double)x[i]);
+    if (a > absmax && !isinf(a))
+      absmax = a;
+  }
+  switch (f->family) {
+  case LPQ_FAM_LP:
+    if (f->auto_scale)
+      return calibrate_lp_sf(f, x, count, err);
+    return 0;
+  case LPQ_FAM_INT:
+    f->scale = absmax > 0 ? absmax / (double)((1 << (f->p[0] - 1)) - 1) : 1.0;
+    break;
+  case LPQ_FAM_MINIFLOAT: {
+    lpq_numfmt_t unit = *f;
+    unit.scale = 1.0;
+    size_t n;
+    double *v = format_values(&unit, &n, err);
+    if (!v)
+      return err ? err->code : LPQ_ENOMEM;
+    f->scale = absmax > 0 ? absmax / v[n - 1] : 1.0;
+    free(v);
+    break;
+  }
+  case LPQ_FAM_AFLOAT: {
+    /* bias so that the top exponent covers max |x| */
+    int top = absmax > 0 ? (int)floor(log2(absmax)) : 0;
+    int bias = top - ((1 << f->p[1]) - 1);
+    if (bias < -1000)
+      bias = -1000;
+    f->scale = ldexp(1.0, bias);
+    break;
+  }
+  default: return 0;
+  }
+  f->resolved = 1;
+  return 0;
+}

@@ -1,0 +1,81 @@
+/* tests/test_loss.c: InfoNCE against the NumPy reference of tools/loss_reference.py. */
+#include "worker/worker.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void matrices(size_t batch, size_t dim, float *q, float *p) {
+  for (size_t i = 0; i < batch; i++)
+    for (size_t j = 0; j < dim; j++) {
+      q[i * dim + j] = (float)sin(0.7 * (double)i + 0.3 * (double)j + 0.1);
+      p[i * dim + j] = (float)(sin(0.7 * (double)i + 0.3 * (double)j) +
+                               0.05 * cos(1.3 * (double)i * (double)j));
+    }
+}
+
+/* batch, dim, T, loss(q, p), loss(p, p): printed by tools/loss_reference.py (NumPy, float64) */
+static const struct {
+  size_t batch, dim;
+  double t, qp, pp;
+} ref[] = {
+    {8, 5, 0.5, 1.095007624398, 1.085498848226},
+    {16, 33, 0.5, 1.625622794473, 1.612672756064},
+    {32, 200, 0.1, 1.490817898414, 1.435684993395},
+    {4, 3, 2.0, 1.339513278389, 1.336993588726},
+};
+
+Test(loss, infonce_matches_numpy_reference) {
+  for (size_t k = 0; k < sizeof ref / sizeof ref[0]; k++) {
+    size_t b = ref[k].batch, d = ref[k].dim;
+    float *q = malloc(b * d * sizeof *q), *p = malloc(b * d * sizeof *p);
+    matrices(b, d, q, p);
+    double l;
+    lpq_error_t err;
+    cr_assert_eq(lpq_infonce(q, p, b, d, ref[k].t, &l, &err), 0, "%s", err.msg);
+    cr_assert(fabs(l - ref[k].qp) < 1e-5, "case %zu: %.9f vs %.9f", k, l, ref[k].qp);
+    cr_assert_eq(lpq_infonce(p, p, b, d, ref[k].t, &l, &err), 0);
+    cr_assert(fabs(l - ref[k].pp) < 1e-5, "case %zu self: %.9f vs %.9f", k, l, ref[k].pp);
+    free(q);
+    free(p);
+  }
+}
+
+Test(loss, perturbing_the_quantized_side_raises_the_loss) {
+  size_t b = 16, d = 40;
+  float *q = malloc(b * d * sizeof *q), *p = malloc(b * d * sizeof *p);
+  matrices(b, d, q, p);
+  double base, prev;
+  lpq_infonce(p, p, b, d, 0.5, &base, NULL);
+  prev = base;
+  for (int step = 1; step <= 4; step++) {
+    memcpy(q, p, b * d * sizeof *q);
+    for (size_t i = 0; i < b * d; i++)
+      q[i] += (float)(0.15 * step * sin(17.0 * (double)i));
+    double l;
+    lpq_infonce(q, p, b, d, 0.5, &l, NULL);
+    cr_assert(l > prev, "noise step %d: %.6f not above %.6f", step, l, prev);
+    prev = l;
+  }
+  free(q);
+  free(p);
+}
+
+Test(loss, scale_invariant_and_bad_input) {
+  size_t b = 8, d = 5;
+  float q[40], p[40], q2[40];
+  matrices(b, d, q, p);
+  for (int i = 0; i < 40; i++)
+    q2[i] = 3.0f * q[i];
+  double l1, l2;
+  lpq_infonce(q, p, b, d, 0.5, &l1, NULL);
+  lpq_infonce(q2, p, b, d, 0.5, &l2, NULL);
+  cr_assert(fabs(l1 - l2) < 1e-6, "rows are normalised");
+  lpq_error_t err;
+  cr_assert_eq(lpq_infonce(q, p, b, d, 0.0, &l1, &err), LPQ_EINVAL);
+  cr_assert_eq(lpq_infonce(q, p, 0, d, 0.5, &l1, &err), LPQ_EINVAL);
+  q[13] = NAN;
+  cr_assert_eq(lpq_infonce(q, p, b, d, 0.5, &l1, &err), LPQ_ENAN);
+  cr_assert(strstr(err.msg, "row 2") != NULL, "%s", err.msg);
+}

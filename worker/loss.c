@@ -1,0 +1,77 @@
+/* worker/loss.c: the InfoNCE contrastive loss, the core of L_CO (DESIGN section 2). */
+#include "worker/worker.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+
+int lpq_normalize_rows(float *x, size_t rows, size_t dim, lpq_error_t *err) {
+  for (size_t r = 0; r < rows; r++) {
+    float *row = x + r * dim;
+    double ss = 0.0;
+    for (size_t i = 0; i < dim; i++)
+      ss += (double)row[i] * (double)row[i];
+    if (!isfinite(ss))
+      return lpq_errorf(err, LPQ_ENAN, "contrastive loss: row %zu holds NaN or Inf", r);
+    if (ss == 0.0)
+      continue;
+    float inv = (float)(1.0 / sqrt(ss));
+    for (size_t i = 0; i < dim; i++)
+      row[i] *= inv;
+  }
+  return 0;
+}
+
+double lpq_infonce_normalized(const float *qn, const float *pn, size_t batch, size_t dim,
+                              double temperature, float *scratch) {
+  /* S = Qn Pn^T: S[i][j] = q_i . p_j */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)batch, (int)batch, (int)dim, 1.0f, qn,
+              (int)dim, pn, (int)dim, 0.0f, scratch, (int)batch);
+  const double inv_t = 1.0 / temperature;
+  double total = 0.0;
+  for (size_t i = 0; i < batch; i++) {
+    const float *s = scratch + i * batch;
+    double mx = -INFINITY;
+    for (size_t j = 0; j < batch; j++)
+      mx = fmax(mx, (double)s[j] * inv_t);
+    double sum = 0.0;
+    for (size_t j = 0; j < batch; j++)
+      sum += exp((double)s[j] * inv_t - mx);
+    /* -log softmax at the positive */
+    total += (mx + log(sum)) - (double)s[i] * inv_t;
+  }
+  return total / (double)batch;
+}
+
+int lpq_infonce(const float *q, const float *p, size_t batch, size_t dim, double temperature,
+                double *loss, lpq_error_t *err) {
+  if (q == NULL || p == NULL || loss == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "contrastive loss: NULL argument");
+  if (batch == 0 || dim == 0)
+    return lpq_errorf(err, LPQ_EINVAL, "contrastive loss: empty batch (%zu x %zu)", batch, dim);
+  if (!(temperature > 0.0) || !isfinite(temperature))
+    return lpq_errorf(err, LPQ_EINVAL, "contrastive loss: temperature %g must be > 0",
+                      temperature);
+  if (batch > ((size_t)1 << 16) || dim > (size_t)INT32_MAX / batch)
+    return lpq_errorf(err, LPQ_ERANGE, "contrastive loss: %zu x %zu is too large", batch, dim);
+  float *qn = malloc(batch * dim * sizeof *qn), *pn = malloc(batch * dim * sizeof *pn);
+  float *s = malloc(batch * batch * sizeof *s);
+  int rc = 0;
+  if (!qn || !pn || !s) {
+    rc = lpq_errorf(err, LPQ_ENOMEM, "contrastive loss: out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < batch * dim; i++) {
+    qn[i] = q[i];
+    pn[i] = p[i];
+  }
+  if ((rc = lpq_normalize_rows(qn, batch, dim, err)) != 0 ||
+      (rc = lpq_normalize_rows(pn, batch, dim, err)) != 0)
+    goto done;
+  *loss = lpq_infonce_normalized(qn, pn, batch, dim, temperature, s);
+done:
+  free(qn);
+  free(pn);
+  free(s);
+  return rc;
+}

@@ -72,6 +72,13 @@ int accel_pe_acc_lsb(const accel_pe_t *pe, const lp_format_t *fw, const lp_forma
   return (int)(top - (pe->cfg.acc_bits - 1));
 }
 
+int accel_pe_acc_lsb_for_max(const accel_pe_t *pe, double max_abs_product, size_t k) {
+  int e = 0;
+  if (max_abs_product > 0)
+    frexp(max_abs_product, &e); /* max_abs_product < 2^e */
+  return e + 1 + ceil_log2_size(k) - (pe->cfg.acc_bits - 1);
+}
+
 /* A decoded operand: zero, or a sign and a fixed-point log. */
 typedef struct operand_t {
   int64_t log_fixed;

@@ -242,6 +242,10 @@ void accel_pe_free(accel_pe_t **pe);
 ** formats fw and fa: the largest product (maxpos x maxpos) times k must fit. */
 int accel_pe_acc_lsb(const accel_pe_t *pe, const lp_format_t *fw, const lp_format_t *fa,
                      size_t k);
+/* The same from a known bound on |product| (the layer's largest weight times its calibrated
+** largest activation): finer, so wide-range formats lose less below the lsb; an activation
+** beyond the calibration may then saturate (counted in the stats). */
+int accel_pe_acc_lsb_for_max(const accel_pe_t *pe, double max_abs_product, size_t k);
 
 typedef struct accel_pe_stats_t {
   uint64_t products;   /* non-zero products */

@@ -128,8 +128,8 @@ int accel_mix_formats(const accel_network_t *net, const double share[3], accel_f
     rem[best] = -1;
     given++;
   }
-  /* Spread: layer i takes the width furthest behind its pro-rata count (ties: wider first,
-  ** so a network's first layer, usually the most sensitive, gets the widest width in play). */
+  /* Spread: layer i takes the width furthest behind its pro-rata count (ties go to the wider
+  ** width), so each width's layers are spread evenly over the depth. */
   size_t used[3] = {0, 0, 0};
   for (size_t i = 0; i < n; i++) {
     int best = -1;

@@ -139,18 +139,22 @@ typedef struct lpq_layer_spec_t {
   lpq_layer_formats_t formats; /* used when pinned */
 } lpq_layer_spec_t;
 
-/* The space of genomes. Zero ranges take the defaults shown. */
+/* The space of genomes; start from lpq_search_space_default. */
 typedef struct lpq_search_space_t {
   size_t layer_count;
   const lpq_layer_spec_t *layers; /* layer_count entries; copied by lpq_search_new */
-  int n_min, n_max;               /* weight bits; default 2..8 */
-  int act_n_min, act_n_max;       /* activation bits; default: the weights' range */
-  int es_min, es_max;             /* default 0..3 (es_max = 0 with es_min = 0 means 0..3) */
-  int sf_window;                  /* sf in seed +- window; default 4 (negative: 0) */
+  int n_min, n_max;               /* weight bits */
+  int act_n_min, act_n_max;       /* activation bits; 0, 0: the weights' range */
+  int es_min, es_max;
+  int sf_window;                  /* sf in [seed - window, seed + window], within -64..64 */
   int quantize_acts;              /* 0: weight-only, activation formats stay all-zero */
 } lpq_search_space_t;
 
-/* Checks a space (ranges, pins, seeds) and fills its defaults into *out. */
+/* Defaults: n 2..8 for weights and activations, es 0..3, sf window 4, weights and
+** activations; layer_count and layers are the caller's to set. */
+void lpq_search_space_default(lpq_search_space_t *space);
+/* Checks a space (ranges, pins, seeds, naming the layer and field that is wrong) and copies it
+** into *out with the activation range filled in; out->layers still points at the caller's. */
 int lpq_search_space_resolve(const lpq_search_space_t *space, lpq_search_space_t *out,
                              lpq_error_t *err);
 /* A uniformly random genome of a resolved space. */

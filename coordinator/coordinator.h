@@ -296,7 +296,8 @@ int lpq_search_tell(lpq_search_t *s, size_t index, const lpq_eval_result_t *resu
 ** LPQ_ESTATE naming the first missing index otherwise. */
 int lpq_search_commit(lpq_search_t *s, lpq_error_t *err);
 
-/* Reading the state. */
+/* Reading the state. lpq_search_generation: generations applied, the initial population
+** included (so 1 + max_generations at the end of a run stopped by max_generations). */
 size_t lpq_search_layer_count(const lpq_search_t *s);
 size_t lpq_search_generation(const lpq_search_t *s);
 size_t lpq_search_evaluations(const lpq_search_t *s);
@@ -314,7 +315,8 @@ double lpq_search_l_f(const lpq_search_t *s, const lpq_eval_result_t *r);
 /* The whole state as JSON text (version 1), between generations only (LPQ_ESTATE during
 ** one). *json is malloc'd; the caller frees it. */
 int lpq_search_save(const lpq_search_t *s, char **json, lpq_error_t *err);
-/* A search continued from saved state. The space and the settings that shape the trajectory
+/* A search continued from saved state. Its next lpq_search_ask gives exactly the batch the
+** saved search would have asked for, so results already stored elsewhere can be told again. The space and the settings that shape the trajectory
 ** must equal the saved job's (checked by a fingerprint); stopping rules and the callback may
 ** differ. NULL with err set on malformed or mismatched state. */
 lpq_search_t *lpq_search_restore(const lpq_search_space_t *space,

@@ -227,6 +227,17 @@ Test(search_determinism, save_restore_continues_identically) {
   cr_assert(json_equal(ja, jb), "the restored state saves differently");
   json_decref(ja);
   json_decref(jb);
+  /* The restored search asks for the very batch the saved one asked for next. */
+  lpq_search_t *peek = lpq_search_restore(&sp, &set, json, &err);
+  cr_assert_not_null(peek, "%s", err.msg);
+  const lpq_layer_formats_t *g1, *g2;
+  size_t n1, n2;
+  cr_assert_eq(lpq_search_ask(peek, &g1, &n1, &err), 0);
+  cr_assert_eq(lpq_search_ask(resumed, &g2, &n2, &err), 0);
+  cr_assert_eq(n1, n2);
+  cr_assert_gt(n1, 0);
+  cr_assert_eq(memcmp(g1, g2, n1 * LAYERS * sizeof *g1), 0, "restored searches ask differently");
+  lpq_search_free(&peek);
   lpq_thread_evaluator_t *ev = lpq_thread_evaluator_new(3, score, NULL, &err);
   cr_assert_eq(lpq_search_run(resumed, lpq_thread_evaluator_iface(ev), &err), 0, "%s", err.msg);
   cr_assert_eq(calls[0], 5, "%zu progress calls after the restore", calls[0]);

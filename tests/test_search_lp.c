@@ -371,3 +371,40 @@ Test(search_lp, invalid_spaces_and_settings_name_the_field) {
   lpq_thread_evaluator_free(&ev);
   lpq_search_free(&s);
 }
+
+Test(search_lp, offspring_change_one_block_of_consecutive_layers) {
+  static synthetic_t sy;
+  synthetic_init(&sy, 5);
+  lpq_search_settings_t set = synthetic_settings(4, 0);
+  set.max_generations = 6;
+  set.block_max = 2;
+  lpq_search_t *s = run_synthetic(&sy, &set, 1);
+  size_t n = lpq_search_archive_count(s), children = 0;
+  for (size_t i = 0; i < n; i++) {
+    lpq_search_record_t r;
+    lpq_search_archive_get(s, i, &r);
+    if (r.generation == 0)
+      continue;
+    children++;
+    /* Some genome of an earlier generation equals it outside a window of 2 layers. */
+    int found = 0;
+    for (size_t j = 0; j < n && !found; j++) {
+      lpq_search_record_t p;
+      lpq_search_archive_get(s, j, &p);
+      if (p.generation >= r.generation)
+        continue;
+      int first = -1, last = -1;
+      for (int l = 0; l < LAYERS; l++)
+        if (memcmp(&r.genome[l], &p.genome[l], sizeof r.genome[l]) != 0) {
+          if (first < 0)
+            first = l;
+          last = l;
+        }
+      found = first >= 0 && last - first < 2;
+    }
+    cr_assert(found, "record %zu (generation %zu) is no block change of an earlier genome", i,
+              r.generation);
+  }
+  cr_assert_gt(children, 100);
+  lpq_search_free(&s);
+}

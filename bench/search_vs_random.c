@@ -66,8 +66,9 @@ static double relative_error(const lp_format_t *f, const float *x) {
   return e / s;
 }
 
-static int synthetic_score(void *ctx, const lpq_layer_formats_t *g, size_t layers,
-                           lpq_eval_result_t *out) {
+static int synthetic_score(void *ctx, size_t thread, const lpq_layer_formats_t *g,
+                           size_t layers, lpq_eval_result_t *out) {
+  (void)thread;
   const synthetic_t *sy = ctx;
   double co = 0.0, act_bits = 0.0;
   for (size_t l = 0; l < layers; l++) {
@@ -152,9 +153,9 @@ static double run_variant(synthetic_t *sy, const variant_t *v, uint64_t seed, si
 }
 
 /* A score that costs nothing, to time the search's own work. */
-static int free_score(void *ctx, const lpq_layer_formats_t *g, size_t layers,
-                      lpq_eval_result_t *out) {
-  (void)ctx;
+static int free_score(void *ctx, size_t thread, const lpq_layer_formats_t *g,
+                      size_t layers, lpq_eval_result_t *out) {
+  (void)ctx, (void)thread;
   double co = 0.0;
   for (size_t l = 0; l < layers; l++)
     co += pow(2.0, -g[l].weight.n) * (1 + 0.1 * g[l].weight.es) + pow(2.0, -g[l].act.n);

@@ -191,11 +191,13 @@ typedef struct lpq_evaluator_t {
 } lpq_evaluator_t;
 
 /* Scores one genome; a non-zero return becomes the genome's failed status. Called from
-** several threads at once: it must be thread-safe and depend on the genome alone. */
-typedef int (*lpq_score_fn)(void *ctx, const lpq_layer_formats_t *genome, size_t layer_count,
-                            lpq_eval_result_t *out);
+** several threads at once: it must be thread-safe and depend on the genome alone. `thread` in
+** [0, threads) names the calling thread, so ctx can hold one workspace per thread. */
+typedef int (*lpq_score_fn)(void *ctx, size_t thread, const lpq_layer_formats_t *genome,
+                            size_t layer_count, lpq_eval_result_t *out);
 
-/* An in-process evaluator: `threads` pthreads take genomes of a batch in turn. */
+/* An in-process evaluator: the calling thread and threads - 1 pthreads take the genomes of a
+** batch in turn. */
 typedef struct lpq_thread_evaluator_t lpq_thread_evaluator_t;
 lpq_thread_evaluator_t *lpq_thread_evaluator_new(size_t threads, lpq_score_fn score, void *ctx,
                                                  lpq_error_t *err);
@@ -316,9 +318,10 @@ double lpq_search_l_f(const lpq_search_t *s, const lpq_eval_result_t *r);
 ** one). *json is malloc'd; the caller frees it. */
 int lpq_search_save(const lpq_search_t *s, char **json, lpq_error_t *err);
 /* A search continued from saved state. Its next lpq_search_ask gives exactly the batch the
-** saved search would have asked for, so results already stored elsewhere can be told again. The space and the settings that shape the trajectory
-** must equal the saved job's (checked by a fingerprint); stopping rules and the callback may
-** differ. NULL with err set on malformed or mismatched state. */
+** saved search would have asked for, so results already stored elsewhere can be told again.
+** The space and the settings that shape the trajectory must equal the saved job's (checked by
+** a fingerprint); stopping rules and the callback may differ. NULL with err set on malformed
+** or mismatched state. */
 lpq_search_t *lpq_search_restore(const lpq_search_space_t *space,
                                  const lpq_search_settings_t *settings, const char *json,
                                  lpq_error_t *err);

@@ -1,6 +1,7 @@
-/* coordinator/search_eval.c: the in-process evaluator: a batch is shared by `threads` pthreads
-** that take the next unscored genome in turn. Results land at their genome's index, so the
-** search sees the same batch whatever the thread count or the order of completion. */
+/* coordinator/search_eval.c: the in-process evaluator: a batch is shared by the caller and
+** threads - 1 pthreads that take the next unscored genome in turn. Results land at their
+** genome's index, so the search sees the same batch whatever the thread count or the order of
+** completion. */
 #include "coordinator/coordinator.h"
 
 #include <pthread.h>
@@ -22,16 +23,22 @@ typedef struct batch_job_t {
   atomic_size_t next;
 } batch_job_t;
 
+typedef struct worker_arg_t {
+  batch_job_t *job;
+  size_t thread;
+} worker_arg_t;
+
 static void *worker_main(void *arg) {
-  batch_job_t *job = arg;
+  worker_arg_t *w = arg;
+  batch_job_t *job = w->job;
   for (;;) {
     size_t i = atomic_fetch_add(&job->next, 1);
     if (i >= job->count)
       break;
     lpq_eval_result_t *r = &job->results[i];
     memset(r, 0, sizeof *r);
-    int rc = job->e->score(job->e->ctx, job->genomes + i * job->layer_count, job->layer_count,
-                           r);
+    int rc = job->e->score(job->e->ctx, w->thread, job->genomes + i * job->layer_count,
+                           job->layer_count, r);
     if (rc)
       r->status = rc < 0 ? rc : LPQ_EINVAL;
   }
@@ -43,21 +50,25 @@ static int evaluate_batch(void *self, const lpq_layer_formats_t *genomes, size_t
   lpq_thread_evaluator_t *e = self;
   batch_job_t job = {e, genomes, layer_count, count, results, 0};
   size_t threads = e->threads < count ? e->threads : count;
-  if (threads <= 1) {
-    worker_main(&job);
-    return 0;
-  }
-  pthread_t *tids = malloc(threads * sizeof *tids);
-  if (!tids)
+  worker_arg_t *args = malloc((threads ? threads : 1) * sizeof *args);
+  pthread_t *tids = malloc((threads ? threads : 1) * sizeof *tids);
+  if (!args || !tids) {
+    free(args);
+    free(tids);
     return lpq_errorf(err, LPQ_ENOMEM, "evaluator: out of memory for %zu threads", threads);
-  size_t started = 0;
+  }
+  for (size_t t = 0; t < threads; t++)
+    args[t] = (worker_arg_t){&job, t};
+  /* Thread 0 is the caller. If some threads cannot start, the others finish the batch. */
+  size_t started = 1;
   for (; started < threads; started++)
-    if (pthread_create(&tids[started], NULL, worker_main, &job) != 0)
+    if (pthread_create(&tids[started], NULL, worker_main, &args[started]) != 0)
       break;
-  /* If some threads could not start, the calling thread and the started ones finish the batch. */
-  worker_main(&job);
-  for (size_t t = 0; t < started; t++)
+  worker_arg_t self_arg = {&job, 0};
+  worker_main(&self_arg);
+  for (size_t t = 1; t < started; t++)
     pthread_join(tids[t], NULL);
+  free(args);
   free(tids);
   return 0;
 }

@@ -43,9 +43,10 @@ static json_t *record_json(const lpq_search_t *s, size_t i) {
   json_t *c = json_array();
   for (size_t j = 0; c && j < s->set.constraint_count; j++)
     json_array_append_new(c, real_json(r->constraint[j]));
-  return json_pack("{s:o, s:I, s:i, s:o, s:o, s:o}", "genome", genome_json(s->genes + i * s->L, s->L),
-                   "generation", (json_int_t)s->gen_of[i], "status", r->status, "l_co",
-                   real_json(r->l_co), "l_cr", real_json(r->l_cr), "constraints", c);
+  return json_pack("{s:o, s:I, s:i, s:o, s:o, s:o}", "genome",
+                   genome_json(s->genes + i * s->L, s->L), "generation",
+                   (json_int_t)s->gen_of[i], "status", r->status, "l_co", real_json(r->l_co),
+                   "l_cr", real_json(r->l_cr), "constraints", c);
 }
 
 static json_t *progress_json(const lpq_search_progress_t *p) {

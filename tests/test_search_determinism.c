@@ -4,6 +4,7 @@
 #include "coordinator/coordinator.h"
 
 #include <criterion/criterion.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -30,8 +31,10 @@ static lpq_search_space_t space(void) {
 
 /* A cheap rugged objective: error falls with bits, depends on es, rs and sf, couples
 ** neighbouring layers; genomes whose hash is 0 mod 17 fail, as a crashed worker would. */
-static int score(void *ctx, const lpq_layer_formats_t *g, size_t layers, lpq_eval_result_t *out) {
+static int score(void *ctx, size_t thread, const lpq_layer_formats_t *g, size_t layers,
+                 lpq_eval_result_t *out) {
   int jitter = ctx != NULL; /* sleep a little, differently per genome: shuffles completion */
+  (void)thread;
   uint64_t h = lpq_genome_hash(g, layers);
   if (jitter) {
     struct timespec ts = {0, (long)(h % 200) * 1000};
@@ -42,8 +45,10 @@ static int score(void *ctx, const lpq_layer_formats_t *g, size_t layers, lpq_eva
   double co = 0.0, act_bits = 0.0;
   for (size_t l = 0; l < layers; l++) {
     const lp_format_t *w = &g[l].weight, *a = &g[l].act;
-    co += pow(2.0, -w->n) * (1.0 + 0.3 * fabs(w->es - 1.5)) + 0.01 * abs(w->sf - specs[l].weight_sf_seed);
-    co += pow(2.0, -a->n) * (1.0 + 0.2 * abs(a->rs - a->n / 2)) + 0.02 * abs(a->sf - specs[l].act_sf_seed);
+    co += pow(2.0, -w->n) * (1.0 + 0.3 * fabs(w->es - 1.5)) +
+          0.01 * abs(w->sf - specs[l].weight_sf_seed);
+    co += pow(2.0, -a->n) * (1.0 + 0.2 * abs(a->rs - a->n / 2)) +
+          0.02 * abs(a->sf - specs[l].act_sf_seed);
     if (l + 1 < layers)
       co += 0.01 * sin((double)(w->n * g[l + 1].weight.n));
     act_bits += a->n;
@@ -136,7 +141,7 @@ static lpq_search_t *run_shuffled(const lpq_search_settings_t *set, uint64_t shu
     for (size_t k = 0; k < n; k++) {
       size_t i = order[k];
       lpq_eval_result_t r = {0};
-      int rc = score(NULL, g + i * LAYERS, LAYERS, &r);
+      int rc = score(NULL, 0, g + i * LAYERS, LAYERS, &r);
       if (rc)
         r.status = rc;
       cr_assert_eq(lpq_search_tell(s, i, &r, &err), 0, "%s", err.msg);
@@ -288,9 +293,9 @@ static int cancel_after_three(void *ctx, const lpq_search_progress_t *p) {
 }
 
 /* Every result the same: nothing ever improves. */
-static int flat_score(void *ctx, const lpq_layer_formats_t *g, size_t layers,
-                      lpq_eval_result_t *out) {
-  (void)ctx, (void)g, (void)layers;
+static int flat_score(void *ctx, size_t thread, const lpq_layer_formats_t *g,
+                      size_t layers, lpq_eval_result_t *out) {
+  (void)ctx, (void)thread, (void)g, (void)layers;
   out->l_co = 1.0;
   out->l_cr = 0.5;
   return 0;
@@ -339,4 +344,44 @@ Test(search_determinism, stopping_rules) {
 
   lpq_thread_evaluator_free(&ev);
   lpq_thread_evaluator_free(&flat);
+}
+
+static atomic_size_t threads_seen[8];
+
+/* Counts calls per thread index; sleeps a little so that every thread gets work. */
+static int count_threads(void *ctx, size_t thread, const lpq_layer_formats_t *g, size_t layers,
+                         lpq_eval_result_t *out) {
+  (void)ctx, (void)g, (void)layers;
+  atomic_fetch_add(&threads_seen[thread < 8 ? thread : 7], 1);
+  struct timespec ts = {0, 200000};
+  nanosleep(&ts, NULL);
+  out->l_co = out->l_cr = 1.0;
+  return 0;
+}
+
+Test(search_determinism, evaluator_threads_are_numbered_from_zero) {
+  lpq_search_space_t sp = space(), resolved;
+  cr_assert_eq(lpq_search_space_resolve(&sp, &resolved, NULL), 0);
+  enum { N = 64 };
+  static lpq_layer_formats_t g[N * LAYERS];
+  lpq_eval_result_t r[N];
+  lpq_rng_t rng;
+  lpq_rng_seed(&rng, 1);
+  for (size_t i = 0; i < N; i++)
+    lpq_genome_random(&resolved, &rng, g + i * LAYERS);
+  lpq_error_t err = {0};
+  lpq_thread_evaluator_t *ev = lpq_thread_evaluator_new(3, count_threads, NULL, &err);
+  lpq_evaluator_t it = lpq_thread_evaluator_iface(ev);
+  cr_assert_eq(it.evaluate(it.self, g, LAYERS, N, r, &err), 0, "%s", err.msg);
+  size_t total = 0;
+  for (int t = 0; t < 8; t++) {
+    total += threads_seen[t];
+    if (t >= 3)
+      cr_assert_eq(threads_seen[t], 0, "thread index %d used by a 3-thread evaluator", t);
+  }
+  cr_assert_eq(total, N);
+  cr_assert_gt(threads_seen[1] + threads_seen[2], 0, "only the caller worked");
+  for (size_t i = 0; i < N; i++)
+    cr_assert(r[i].status == 0 && r[i].l_co == 1.0);
+  lpq_thread_evaluator_free(&ev);
 }

@@ -55,8 +55,9 @@ static double relative_error(const lp_format_t *f, const float *x, size_t n) {
   return e / s;
 }
 
-static int synthetic_score(void *ctx, const lpq_layer_formats_t *g, size_t layers,
-                           lpq_eval_result_t *out) {
+static int synthetic_score(void *ctx, size_t thread, const lpq_layer_formats_t *g,
+                           size_t layers, lpq_eval_result_t *out) {
+  (void)thread;
   const synthetic_t *sy = ctx;
   double co = 0.0, act_bits = 0.0;
   for (size_t l = 0; l < layers; l++) {
@@ -156,7 +157,7 @@ Test(search_lp, beats_random_search_with_the_same_evaluations) {
     lpq_eval_result_t *r = calloc(budget, sizeof *r);
     for (size_t i = 0; i < budget; i++) {
       lpq_genome_random(&resolved, &rng, g);
-      synthetic_score(&sy, g, LAYERS, &r[i]);
+      synthetic_score(&sy, 0, g, LAYERS, &r[i]);
     }
     double hv_random = feasible_hv(r, budget);
     free(r);

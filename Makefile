@@ -11,7 +11,7 @@ SAN_FLAGS ?=
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -I. -I$(BUILD)/gen $(SAN_FLAGS) \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDFLAGS  += -pthread $(SAN_FLAGS)
+override LDFLAGS += -pthread $(SAN_FLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 TEST_LDLIBS = $(shell pkg-config --libs criterion 2>/dev/null)
 

@@ -28,4 +28,62 @@ int lpq_normalize_rows(float *x, size_t rows, size_t dim, lpq_error_t *err);
 double lpq_infonce_normalized(const float *qn, const float *pn, size_t batch, size_t dim,
                               double temperature, float *scratch);
 
+/* ---- scoring a candidate ----------------------------------------------------------------- */
+
+/* How a candidate is scored. Zero-initialised fields take the defaults in brackets. */
+typedef struct lpq_score_opts_t {
+  double temperature; /* InfoNCE temperature T [0.5] */
+  double lambda;      /* exponent of L_CR in the scalar fitness L_F = L_CO * L_CR^lambda [1] */
+  int no_local;       /* 1: L_CO is the global term alone */
+  int no_cache;       /* 1: quantize weights on every evaluation (tests: cached == uncached) */
+  size_t cache_bytes; /* quantized-weight cache bound per scorer [256 MiB] */
+} lpq_score_opts_t;
+
+/* One candidate's score. */
+typedef struct lpq_score_t {
+  double l_co;        /* global + mean of local terms */
+  double l_global;    /* InfoNCE of the network output against the FP output */
+  double l_local;     /* mean over quantizable layers of their outputs' InfoNCE */
+  double l_cr;        /* compression: weight bits over FP32 weight bits */
+  double l_f;         /* L_CO * L_CR^lambda */
+  double mean_w_bits; /* weight bits averaged over weight elements */
+  double mean_a_bits; /* activation bits averaged over quantizable layers' input elements */
+  double top1;        /* quantized top-1 on the calibration batch in [0,1]; -1 without labels */
+  double top1_fp;     /* FP top-1 on the calibration batch; -1 without labels */
+  double eval_ms;     /* wall time of this evaluation */
+} lpq_score_t;
+
+/* A scorer holds one model and one calibration batch: the graph (shared, read-only), the FP
+** reference pass (run once at creation: network output and every quantizable layer's output,
+** normalised; a sample of every layer's input for calibrating activation formats), and caches
+** of quantized weights and activation quantizers per (layer, format). Thread-safe: several
+** threads may evaluate candidates at once, each on its own execution context. */
+typedef struct lpq_scorer_t lpq_scorer_t;
+
+/* calib: lpq_graph_batch(g) samples of the graph's input; labels: that many class indices, or
+** NULL. The scorer keeps a reference to g (which must outlive it) and copies calib and labels. */
+lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int64_t *labels,
+                             const lpq_score_opts_t *opts, lpq_error_t *err);
+void lpq_scorer_free(lpq_scorer_t **s);
+
+/* Scores a candidate: w[i] and a[i] are layer i's weight and input-activation formats
+** (lpq_graph_num_layers entries; "auto" and scaled formats are calibrated here, on the
+** layer's FP weight or FP input sample). */
+int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                    lpq_score_t *out, lpq_error_t *err);
+
+/* The resolved formats a candidate uses (auto sf and scales filled in), for configs people read.
+** Per-channel INT keeps its per-tensor form. */
+int lpq_scorer_resolve(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                       lpq_numfmt_t *w_out, lpq_numfmt_t *a_out, lpq_error_t *err);
+
+/* Top-1 of the FP model and of the candidate over a whole data set (count samples of the
+** graph's input shape, labels in 0..classes-1), in batches of the graph's batch size. */
+int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                        const float *data, const int64_t *labels, size_t count, double *top1_fp,
+                        double *top1_q, lpq_error_t *err);
+
+/* Mean FP output InfoNCE of the model with itself (L_CO of an all-fp32 candidate). */
+double lpq_scorer_self_contrast(const lpq_scorer_t *s);
+
 #endif

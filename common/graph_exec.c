@@ -1,8 +1,10 @@
 /* common/graph_exec.c: execution contexts and the forward pass, with the quantization hooks. */
 #include "common/graph_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct lpq_exec_t {
   const lpq_graph_t *g;
@@ -10,17 +12,50 @@ struct lpq_exec_t {
   float *scratch;
   float *hookbuf;
   void **ptr; /* data of every tensor: constants, arena slices, the caller's inputs */
+  double *node_ms; /* LPQ_PROFILE set: time per node, printed by lpq_exec_free */
+  size_t runs;
 };
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Per-op-type totals of a profiled context, slowest first, on stderr. */
+static void print_profile(const lpq_exec_t *x) {
+  const lpq_graph_t *g = x->g;
+  double total = 0.0;
+  for (size_t k = 0; k < g->nnodes; k++)
+    total += x->node_ms[k];
+  fprintf(stderr, "lpq profile: %s, %zu runs, %.3f ms per run\n", g->name, x->runs,
+          x->runs ? total / (double)x->runs : 0.0);
+  if (strcmp(getenv("LPQ_PROFILE"), "nodes") == 0) /* every node, in order */
+    for (size_t k = 0; k < g->nnodes; k++)
+      if (!g->nodes[k].dead)
+        fprintf(stderr, "  %-40s %-14s %9.3f ms/run\n", g->nodes[k].name, g->nodes[k].op_type,
+                x->node_ms[k] / (double)(x->runs ? x->runs : 1));
+  for (size_t k = 0; k < g->nnodes; k++) {
+    if (g->nodes[k].dead || x->node_ms[k] < 0)
+      continue;
+    double sum = 0.0;
+    int count = 0;
+    for (size_t j = k; j < g->nnodes; j++)
+      if (!g->nodes[j].dead && x->node_ms[j] >= 0 && strcmp(g->nodes[j].op_type, g->nodes[k].op_type) == 0) {
+        sum += x->node_ms[j];
+        count++;
+        if (j != k)
+          x->node_ms[j] = -1.0;
+      }
+    fprintf(stderr, "  %-22s %4d nodes %10.3f ms/run %5.1f%%\n", g->nodes[k].op_type, count,
+            sum / (double)(x->runs ? x->runs : 1), total > 0 ? 100.0 * sum / total : 0.0);
+  }
+}
 
 void apply_act(const gnode_t *n, float *y, size_t count) {
   if (n->act != ACT_CLIP)
     return;
-  const float lo = n->act_lo, hi = n->act_hi;
-  for (size_t i = 0; i < count; i++) {
-    float v = y[i];
-    v = v < lo ? lo : v;
-    y[i] = v > hi ? hi : v;
-  }
+  kern_bias_clamp(y, 0.0f, n->act_lo, n->act_hi, count);
 }
 
 int graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
@@ -47,6 +82,8 @@ lpq_exec_t *lpq_exec_new(const lpq_graph_t *g, lpq_error_t *err) {
   x->arena = aligned_alloc(GRAPH_ALIGN, g->arena_bytes ? g->arena_bytes : GRAPH_ALIGN);
   x->scratch = malloc((g->scratch_floats + 16) * sizeof(float));
   x->hookbuf = malloc((g->hook_floats + 16) * sizeof(float));
+  if (getenv("LPQ_PROFILE") && !(x->node_ms = calloc(g->nnodes + 1, sizeof *x->node_ms)))
+    goto nomem;
   if (!x->ptr || !x->arena || !x->scratch || !x->hookbuf)
     goto nomem;
   for (size_t i = 0; i < g->nvals; i++) {
@@ -68,6 +105,9 @@ void lpq_exec_free(lpq_exec_t **xp) {
   if (!xp || !*xp)
     return;
   lpq_exec_t *x = *xp;
+  if (x->node_ms)
+    print_profile(x);
+  free(x->node_ms);
   free(x->ptr);
   free(x->arena);
   free(x->scratch);
@@ -119,11 +159,15 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
       in[i] = n->in[i] >= 0 ? x->ptr[n->in[i]] : NULL;
     for (int o = 0; o < n->nout; o++)
       out[o] = n->out[o] >= 0 ? x->ptr[n->out[o]] : NULL;
+    const double t0 = x->node_ms ? now_ms() : 0.0;
     int rc = hooks && n->layer >= 0 ? run_hooked(x, n, in, out, hooks, err)
                                     : graph_run_node(g, n, in, out, x->scratch, NULL, err);
+    if (x->node_ms)
+      x->node_ms[k] += now_ms() - t0;
     if (rc != 0)
       return lpq_error_prefix(err, "%s: ", g->name);
   }
+  x->runs++;
   for (size_t i = 0; i < g->noutputs; i++) {
     const gval_t *v = gv(g, g->outputs[i]);
     memcpy(outputs[i], x->ptr[g->outputs[i]], v->count * lpq_dtype_size(v->dtype));

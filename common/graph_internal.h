@@ -200,4 +200,14 @@ int read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_dil, 
 /* Applies the fused activation of n to y[0..count). */
 void apply_act(const gnode_t *n, float *y, size_t count);
 
+/* Hot inner loops, compiled for AVX-512, AVX2 and plain x86-64 and chosen at load time by the
+** CPU (ops_kernels.c). Pointers must not overlap. */
+void kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /* y += w*x */
+void kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
+void kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
+void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
+/* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
+void kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
+                       size_t n);
+
 #endif

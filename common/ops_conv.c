@@ -5,6 +5,7 @@
 #include "common/graph_internal.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,6 +137,8 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     if (cols * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
       return node_err(err, LPQ_ERANGE, n, "im2col buffer too large");
     n->scratch_floats = (size_t)cols;
+  } else if (depthwise) {
+    n->scratch_floats = (size_t)p->W + 4; /* de-interleaved input row */
   }
   int64_t shape[4] = {p->N, p->M, p->OH, p->OW};
   if (spatial == 1)
@@ -180,11 +183,14 @@ static void im2col(const conv_params_t *p, int64_t Cg, const float *x, float *co
       }
 }
 
-/* One depthwise channel: y = bias + sum over the window, row by row (contiguous inner loops). */
+/* One depthwise channel: y = bias + sum over the window, as one vectorised y += w * x pass
+** over each output row per kernel tap. Stride 2 reads de-interleaved rows (tmp, W + 2 floats)
+** so every pass is contiguous. */
 static void depthwise_channel(const conv_params_t *p, const float *x, const float *w, float bias,
-                              float *y) {
+                              float *y, float *tmp) {
   const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
   const int sx = p->s[1];
+  float *even = tmp, *odd = tmp + (W + 1) / 2;
   for (int64_t oy = 0; oy < OH; oy++) {
     float *yr = y + oy * OW;
     for (int64_t ox = 0; ox < OW; ox++)
@@ -194,6 +200,8 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
       if (iy < 0 || iy >= H)
         continue;
       const float *xr = x + iy * W;
+      if (sx == 2)
+        kern_deinterleave(even, odd, xr, (size_t)W);
       for (int kx = 0; kx < p->k[1]; kx++) {
         const float wv = w[ky * p->k[1] + kx];
         const int64_t off = (int64_t)kx * p->d[1] - p->p[1];
@@ -201,14 +209,13 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
         int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
         if (hi > OW)
           hi = OW;
+        if (hi <= lo)
+          continue;
         if (sx == 1) {
-          const float *xs = xr + off;
-          for (int64_t ox = lo; ox < hi; ox++)
-            yr[ox] += wv * xs[ox];
-        } else if (sx == 2) {
-          const float *xs = xr + off;
-          for (int64_t ox = lo; ox < hi; ox++)
-            yr[ox] += wv * xs[2 * ox];
+          kern_axpy(yr + lo, xr + off + lo, wv, (size_t)(hi - lo));
+        } else if (sx == 2) { /* x[2*ox + off] */
+          const float *src = off % 2 == 0 ? even + (lo + off / 2) : odd + (lo + (off - 1) / 2);
+          kern_axpy(yr + lo, src, wv, (size_t)(hi - lo));
         } else {
           for (int64_t ox = lo; ox < hi; ox++)
             yr[ox] += wv * xr[ox * sx + off];
@@ -224,14 +231,15 @@ static int conv_run(const kctx_t *k) {
   float *y = k->out[0];
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
   const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
-  const int pointwise = k->n->scratch_floats == 0 && !(Cg == 1 && Mg == 1);
+  const int pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 &&
+                        !p->p[0] && !p->p[1] && !p->p[2] && !p->p[3];
   for (int64_t n = 0; n < p->N; n++) {
     const float *xn = x + n * p->C * HW;
     float *yn = y + n * p->M * OHW;
     if (Cg == 1 && Mg == 1) {
       for (int64_t c = 0; c < p->C; c++) {
         depthwise_channel(p, xn + c * HW, w + c * p->k[0] * p->k[1], b ? b[c] : 0.0f,
-                          yn + c * OHW);
+                          yn + c * OHW, k->scratch);
         apply_act(k->n, yn + c * OHW, (size_t)OHW);
       }
       continue;
@@ -245,16 +253,11 @@ static int conv_run(const kctx_t *k) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)OHW, (int)Kd, 1.0f,
                   w + gi * Mg * Kd, (int)Kd, col, (int)OHW, 0.0f, yn + gi * Mg * OHW, (int)OHW);
     }
-    if (b || k->n->act != ACT_NONE)
-      for (int64_t m = 0; m < p->M; m++) {
-        float *ym = yn + m * OHW;
-        if (b) {
-          const float bv = b[m];
-          for (int64_t i = 0; i < OHW; i++)
-            ym[i] += bv;
-        }
-        apply_act(k->n, ym, (size_t)OHW);
-      }
+    if (b || k->n->act != ACT_NONE) {
+      const float lo = k->n->act ? k->n->act_lo : -INFINITY, hi = k->n->act ? k->n->act_hi : INFINITY;
+      for (int64_t m = 0; m < p->M; m++)
+        kern_bias_clamp(yn + m * OHW, b ? b[m] : 0.0f, lo, hi, (size_t)OHW);
+    }
   }
   return 0;
 }

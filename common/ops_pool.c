@@ -48,15 +48,82 @@ static int pool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
       (rc = conv_out_dim(n, ap, w->W, w->k[1], w->s[1], w->d[1], &w->p[1], &w->p[3],
                          (int)ceil_mode, &w->OW, err)))
     return rc;
+  n->scratch_floats = (size_t)(w->W + 2 + w->OW);
   int64_t shape[4] = {w->N, w->C, w->OH, w->OW};
   if (spatial == 1)
     shape[2] = w->OW;
   return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
 }
 
+/* Undilated windows: one vectorised pass per kernel tap over each output row (as the
+** depthwise conv), then the average's divisor per position. scratch: W + 2 + OW floats. */
+static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, float *tmp) {
+  const conv_params_t *w = &p->w;
+  const int64_t H = w->H, W = w->W, OW = w->OW, sx = w->s[1];
+  float *even = tmp, *odd = tmp + (W + 1) / 2, *wcount = tmp + W + 2;
+  for (int64_t ox = 0; ox < OW; ox++) { /* window width inside the input (or padded input) */
+    int64_t x0 = ox * sx - w->p[1], a = x0, b = x0 + w->k[1];
+    const int64_t lo_lim = p->count_include_pad ? -w->p[1] : 0;
+    const int64_t hi_lim = p->count_include_pad ? W + w->p[3] : W;
+    a = a < lo_lim ? lo_lim : a;
+    b = b > hi_lim ? hi_lim : b;
+    wcount[ox] = (float)(b > a ? b - a : 0);
+  }
+  for (int64_t oy = 0; oy < w->OH; oy++) {
+    float *yr = yc + oy * OW;
+    for (int64_t ox = 0; ox < OW; ox++)
+      yr[ox] = p->is_max ? -INFINITY : 0.0f;
+    int64_t rows = 0;
+    for (int ky = 0; ky < w->k[0]; ky++) {
+      const int64_t iy = oy * w->s[0] - w->p[0] + ky;
+      if (iy >= -w->p[0] && iy < H + w->p[2])
+        rows += p->count_include_pad;
+      if (iy < 0 || iy >= H)
+        continue;
+      rows += !p->count_include_pad;
+      const float *xr = xc + iy * W;
+      if (sx == 2)
+        kern_deinterleave(even, odd, xr, (size_t)W);
+      for (int kx = 0; kx < w->k[1]; kx++) {
+        const int64_t off = kx - w->p[1];
+        int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
+        int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
+        if (hi > OW)
+          hi = OW;
+        if (hi <= lo)
+          continue;
+        const float *src = sx == 1        ? xr + off + lo
+                           : off % 2 == 0 ? even + (lo + off / 2)
+                                          : odd + (lo + (off - 1) / 2);
+        if (sx > 2) {
+          for (int64_t ox = lo; ox < hi; ox++) {
+            float v = xr[ox * sx + off];
+            yr[ox] = p->is_max ? (v > yr[ox] ? v : yr[ox]) : yr[ox] + v;
+          }
+        } else if (p->is_max) {
+          kern_max(yr + lo, src, (size_t)(hi - lo));
+        } else {
+          kern_add(yr + lo, src, (size_t)(hi - lo));
+        }
+      }
+    }
+    if (!p->is_max)
+      for (int64_t ox = 0; ox < OW; ox++) {
+        float div = (float)rows * wcount[ox];
+        yr[ox] = div > 0 ? yr[ox] / div : 0.0f;
+      }
+  }
+}
+
 static int pool_run(const kctx_t *k) {
   const pool_params_t *p = k->n->params;
   const conv_params_t *w = &p->w;
+  if (w->d[0] == 1 && w->d[1] == 1) {
+    for (int64_t nc = 0; nc < w->N * w->C; nc++)
+      pool_plane_fast(p, (const float *)k->in[0] + nc * w->H * w->W,
+                      (float *)k->out[0] + nc * w->OH * w->OW, k->scratch);
+    return 0;
+  }
   const float *x = k->in[0];
   float *y = k->out[0];
   const int64_t H = w->H, W = w->W;

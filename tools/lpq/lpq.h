@@ -11,5 +11,6 @@ typedef struct lpq_command_t {
 
 int cmd_format(int argc, char **argv);
 int cmd_accel(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

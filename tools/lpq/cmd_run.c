@@ -1,0 +1,306 @@
+/* tools/lpq/cmd_run.c: `lpq run`: full-precision inference over a data set (DESIGN section 6). */
+#include "common/common.h"
+#include "tools/lpq/lpq.h"
+
+#include <cblas.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: lpq run --model M.onnx --data X [--labels Y] [--batch B] [--norm MEAN,STD]\n"
+          "               [--out Z.npy] [--threads T] [--repeat R] [--json]\n"
+          "  --model M     an ONNX model (one float input, one float output)\n"
+          "  --data X      inputs: .npy float32 (already normalised) or uint8 (scaled to [0,1])\n"
+          "  --labels Y    .npy int64 or uint8 labels: prints top-1 accuracy\n"
+          "  --batch B     batch size the graph is built for (default 8); the last batch is\n"
+          "                padded with zeros\n"
+          "  --norm M,S    for uint8 data: (x/255 - M) / S (default 0,1)\n"
+          "  --out Z.npy   the logits, float32 [N, ...]\n"
+          "  --threads T   OpenBLAS threads (default 1)\n"
+          "  --repeat R    run the whole data set R times; timing is the median per batch\n"
+          "  --json        one JSON object instead of text\n");
+}
+
+/* ---- minimal .npy reader/writer ----
+** TODO(data): replace load_input() with lpq_load_array + lpq_images_to_f32 and save_output()
+** with lpq_save_npy when the data loaders land (common/npy.c, common/idx.c). */
+
+static int npy_header(FILE *f, const char *path, char *descr, size_t dlen, int64_t *shape,
+                      int *ndim, lpq_error_t *err) {
+  unsigned char pre[10];
+  if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
+    return lpq_errorf(err, LPQ_EFORMAT, "%s: not a .npy file", path);
+  size_t hlen = pre[8] | (size_t)pre[9] << 8;
+  if (pre[6] >= 2) {
+    unsigned char more[2];
+    if (fread(more, 1, 2, f) != 2)
+      return lpq_errorf(err, LPQ_EFORMAT, "%s: truncated header", path);
+    hlen |= (size_t)more[0] << 16 | (size_t)more[1] << 24;
+  }
+  if (hlen > 65536)
+    return lpq_errorf(err, LPQ_EFORMAT, "%s: header of %zu bytes", path, hlen);
+  char *h = calloc(1, hlen + 1);
+  if (!h || fread(h, 1, hlen, f) != hlen) {
+    free(h);
+    return lpq_errorf(err, LPQ_EFORMAT, "%s: truncated header", path);
+  }
+  const char *d = strstr(h, "'descr':"), *fo = strstr(h, "'fortran_order':"),
+             *s = strstr(h, "'shape':");
+  int rc = 0;
+  descr[0] = 0;
+  if (!d || !fo || !s || sscanf(d + 8, " '%15[^']'", descr) != 1)
+    rc = lpq_errorf(err, LPQ_EFORMAT, "%s: unsupported header (descr and shape needed)", path);
+  (void)dlen;
+  if (rc == 0 && strncmp(fo + 16 + strspn(fo + 16, " "), "True", 4) == 0)
+    rc = lpq_errorf(err, LPQ_EUNSUP, "%s: Fortran order is not supported", path);
+  *ndim = 0;
+  const char *p = rc == 0 ? strchr(s, '(') : NULL;
+  while (p && *p && *p != ')' && *ndim < LPQ_MAX_DIMS) {
+    p++;
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    if (end == p)
+      break;
+    shape[(*ndim)++] = v;
+    p = strpbrk(end, ",)");
+    if (p && *p == ')')
+      break;
+  }
+  free(h);
+  return rc;
+}
+
+/* Reads X as float32 [N, ...]: float32 as is, uint8 scaled to [0,1] and normalised. */
+static int load_input(const char *path, double mean, double std, lpq_array_t **out,
+                      lpq_error_t *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return lpq_errorf(err, LPQ_EIO, "%s: cannot open", path);
+  char descr[16];
+  int64_t shape[LPQ_MAX_DIMS];
+  int ndim = 0, rc = npy_header(f, path, descr, sizeof descr, shape, &ndim, err);
+  lpq_dtype_t dt = strcmp(descr, "<f4") == 0 ? LPQ_DT_F32 : strcmp(descr, "|u1") == 0 ? LPQ_DT_U8
+                   : strcmp(descr, "<i8") == 0 ? LPQ_DT_I64 : 0;
+  if (rc == 0 && !dt)
+    rc = lpq_errorf(err, LPQ_EUNSUP, "%s: element type %s (float32, uint8, int64)", path, descr);
+  lpq_array_t *a = rc == 0 ? lpq_array_new(dt, ndim, shape, err) : NULL;
+  if (rc == 0 && !a)
+    rc = lpq_error_prefix(err, "%s: ", path);
+  if (rc == 0 && fread(a->data, lpq_dtype_size(dt), a->count, f) != a->count)
+    rc = lpq_errorf(err, LPQ_EFORMAT, "%s: data shorter than the shape", path);
+  fclose(f);
+  if (rc == 0 && dt == LPQ_DT_U8 && mean != -1.0) { /* images: scale, normalise */
+    lpq_array_t *fa = lpq_array_new(LPQ_DT_F32, ndim, shape, err);
+    if (!fa)
+      rc = LPQ_ENOMEM;
+    for (size_t i = 0; fa && i < a->count; i++)
+      ((float *)fa->data)[i] = (float)((((uint8_t *)a->data)[i] / 255.0 - mean) / std);
+    lpq_array_free(&a);
+    a = fa;
+  }
+  if (rc != 0)
+    lpq_array_free(&a);
+  *out = a;
+  return rc;
+}
+
+static int save_output(const char *path, const lpq_array_t *a, lpq_error_t *err) {
+  char hdr[256], shape[160] = "";
+  for (int i = 0; i < a->ndim; i++)
+    snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%lld%s",
+             (long long)a->shape[i], a->ndim == 1 ? "," : i + 1 < a->ndim ? ", " : "");
+  int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
+                   shape);
+  int total = 10 + n + 1;
+  int pad = (64 - total % 64) % 64;
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return lpq_errorf(err, LPQ_EIO, "%s: cannot create", path);
+  unsigned hlen = (unsigned)(n + pad + 1);
+  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, hlen & 255, hlen >> 8};
+  int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n;
+  for (int i = 0; ok && i < pad; i++)
+    ok = fputc(' ', f) != EOF;
+  ok = ok && fputc('\n', f) != EOF && fwrite(a->data, 4, a->count, f) == a->count;
+  ok = fclose(f) == 0 && ok;
+  return ok ? 0 : lpq_errorf(err, LPQ_EIO, "%s: write failed", path);
+}
+
+/* ---- the command ---- */
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+int cmd_run(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+      {"labels", required_argument, 0, 'l'}, {"batch", required_argument, 0, 'b'},
+      {"norm", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
+      {"threads", required_argument, 0, 't'}, {"repeat", required_argument, 0, 'r'},
+      {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  const char *model = NULL, *data = NULL, *labels = NULL, *outp = NULL;
+  int batch = 8, threads = 1, repeat = 1, json = 0, c;
+  double mean = 0.0, std = 1.0;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "m:d:l:b:n:o:t:r:jh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'm': model = optarg; break;
+    case 'd': data = optarg; break;
+    case 'l': labels = optarg; break;
+    case 'b': batch = atoi(optarg); break;
+    case 'n':
+      if (sscanf(optarg, "%lf,%lf", &mean, &std) != 2 || std == 0.0) {
+        fprintf(stderr, "lpq run: --norm wants MEAN,STD with STD != 0, got '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case 'o': outp = optarg; break;
+    case 't': threads = atoi(optarg); break;
+    case 'r': repeat = atoi(optarg); break;
+    case 'j': json = 1; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (!model || !data || optind != argc || batch < 1 || batch > 65536 || threads < 1 ||
+      threads > 256 || repeat < 1 || repeat > 100000) {
+    fprintf(stderr, "lpq run: --model and --data are required; --batch, --threads, --repeat "
+                    "must be positive\n");
+    usage(stderr);
+    return 2;
+  }
+  openblas_set_num_threads(threads);
+  lpq_error_t err;
+  int status = 1;
+  lpq_array_t *x = NULL, *y = NULL, *lab = NULL, *logits = NULL;
+  lpq_exec_t *ex = NULL;
+  float *in_buf = NULL, *out_buf = NULL;
+  double *times = NULL;
+  lpq_graph_t *g = lpq_graph_load(model, batch, &err);
+  if (!g)
+    goto fail;
+  lpq_tensor_info_t ii, oi;
+  if (lpq_graph_num_inputs(g) != 1 || lpq_graph_num_outputs(g) != 1 ||
+      lpq_graph_input(g, 0, &ii) || lpq_graph_output(g, 0, &oi) || ii.dtype != LPQ_DT_F32 ||
+      oi.dtype != LPQ_DT_F32) {
+    lpq_errorf(&err, LPQ_EUNSUP, "%s: lpq run needs one float input and one float output",
+               model);
+    goto fail;
+  }
+  if (load_input(data, mean, std, &x, &err) != 0)
+    goto fail;
+  const size_t per_in = ii.count / (size_t)batch, per_out = oi.count / (size_t)batch;
+  const size_t N = x->ndim > 0 ? (size_t)x->shape[0] : 0;
+  if (x->dtype != LPQ_DT_F32 || N == 0 || x->count != N * per_in) {
+    char a[160], b[160];
+    lpq_errorf(&err, LPQ_EINVAL, "%s: data %s %s does not fit the model's input %s (float32, "
+               "%zu values per sample)", data, lpq_dtype_name(x->dtype),
+               lpq_shape_str(x->ndim, x->shape, a, sizeof a),
+               lpq_shape_str(ii.ndim, ii.shape, b, sizeof b), per_in);
+    goto fail;
+  }
+  if (labels) {
+    if (load_input(labels, -1.0, 1.0, &lab, &err) != 0)
+      goto fail;
+    if (lab->count != N || (lab->dtype != LPQ_DT_I64 && lab->dtype != LPQ_DT_U8)) {
+      lpq_errorf(&err, LPQ_EINVAL, "%s: %zu %s labels for %zu samples (int64 or uint8 needed)",
+                 labels, lab->count, lpq_dtype_name(lab->dtype), N);
+      goto fail;
+    }
+  }
+  int64_t lshape[2] = {(int64_t)N, (int64_t)per_out};
+  if (!(ex = lpq_exec_new(g, &err)) || !(logits = lpq_array_new(LPQ_DT_F32, 2, lshape, &err)))
+    goto fail;
+  const size_t nb = (N + (size_t)batch - 1) / (size_t)batch;
+  in_buf = calloc(ii.count, sizeof *in_buf);
+  out_buf = calloc(oi.count, sizeof *out_buf);
+  times = calloc(nb * (size_t)repeat, sizeof *times);
+  if (!in_buf || !out_buf || !times) {
+    lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
+    goto fail;
+  }
+  for (int r = 0; r < repeat; r++)
+    for (size_t b = 0; b < nb; b++) {
+      const size_t first = b * (size_t)batch;
+      const size_t rows = N - first < (size_t)batch ? N - first : (size_t)batch;
+      const float *src = (const float *)x->data + first * per_in;
+      if (rows < (size_t)batch) { /* pad the last batch */
+        memset(in_buf, 0, ii.count * sizeof *in_buf);
+        memcpy(in_buf, src, rows * per_in * sizeof *in_buf);
+        src = in_buf;
+      }
+      double t0 = now_ms();
+      if (lpq_exec_run(ex, src, out_buf, NULL, &err) != 0)
+        goto fail;
+      times[(size_t)r * nb + b] = now_ms() - t0;
+      memcpy((float *)logits->data + first * per_out, out_buf, rows * per_out * sizeof *out_buf);
+    }
+  size_t correct = 0;
+  for (size_t i = 0; lab && i < N; i++) {
+    const float *row = (const float *)logits->data + i * per_out;
+    size_t best = 0;
+    for (size_t j = 1; j < per_out; j++)
+      if (row[j] > row[best])
+        best = j;
+    int64_t want = lab->dtype == LPQ_DT_I64 ? ((int64_t *)lab->data)[i] : ((uint8_t *)lab->data)[i];
+    correct += (int64_t)best == want;
+  }
+  if (outp && save_output(outp, logits, &err) != 0)
+    goto fail;
+  const size_t nt = nb * (size_t)repeat;
+  double total = 0.0;
+  for (size_t i = 0; i < nt; i++)
+    total += times[i];
+  qsort(times, nt, sizeof *times, cmp_double);
+  const double median = nt % 2 ? times[nt / 2] : 0.5 * (times[nt / 2 - 1] + times[nt / 2]);
+  const double top1 = lab ? 100.0 * (double)correct / (double)N : -1.0;
+  if (json) {
+    json_t *o = json_pack("{s:s, s:I, s:i, s:I, s:i, s:i, s:f, s:f, s:I, s:I}", "model", model,
+                          "samples", (json_int_t)N, "batch", batch, "batches", (json_int_t)nb,
+                          "threads", threads, "repeat", repeat, "median_batch_ms", median,
+                          "mean_batch_ms", total / (double)nt, "exec_bytes",
+                          (json_int_t)lpq_graph_exec_bytes(g), "layers",
+                          (json_int_t)lpq_graph_num_layers(g));
+    if (o && lab)
+      json_object_set_new(o, "top1", json_real(top1));
+    if (o && outp)
+      json_object_set_new(o, "out", json_string(outp));
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s)
+      printf("%s\n", s);
+    free(s);
+    json_decref(o);
+  } else {
+    printf("model %s: %zu samples in %zu batches of %d, %zu quantizable layers\n", model, N, nb,
+           batch, lpq_graph_num_layers(g));
+    printf("time per batch: median %.3f ms, mean %.3f ms (%d threads, %d repeats)\n", median,
+           total / (double)nt, threads, repeat);
+    if (lab)
+      printf("top-1: %.2f%% (%zu of %zu)\n", top1, correct, N);
+    if (outp)
+      printf("logits [%zu, %zu] written to %s\n", N, per_out, outp);
+  }
+  status = 0;
+  goto done;
+fail:
+  fprintf(stderr, "lpq run: %s\n", err.msg);
+done:
+  free(in_buf), free(out_buf), free(times);
+  lpq_array_free(&x), lpq_array_free(&lab), lpq_array_free(&logits), lpq_array_free(&y);
+  lpq_exec_free(&ex);
+  lpq_graph_free(&g);
+  return status;
+}

@@ -1,0 +1,101 @@
+/* bench/score_overhead.c: the cost of scoring a candidate against a plain FP forward pass of
+** the same calibration batch (issue 4: at most 1.3x, weights cached).
+** Usage: build/bench/score_overhead MODEL.onnx CALIB.npy [reps] [threads] */
+#include "common/common.h"
+#include "worker/worker.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: score_overhead MODEL.onnx CALIB.npy [reps] [threads]\n");
+    return 2;
+  }
+  int reps = argc > 3 ? atoi(argv[3]) : 7, threads = argc > 4 ? atoi(argv[4]) : 1;
+  if (reps < 1 || reps > 100 || threads < 1 || threads > 64) {
+    fprintf(stderr, "score_overhead: reps 1..100, threads 1..64\n");
+    return 2;
+  }
+  openblas_set_num_threads(threads);
+  lpq_error_t err;
+  lpq_array_t *x = NULL;
+  if (lpq_load_npy(argv[2], &x, &err) != 0 || x->dtype != LPQ_DT_F32) {
+    fprintf(stderr, "score_overhead: %s\n", x ? "calibration data must be float32" : err.msg);
+    return 1;
+  }
+  lpq_graph_t *g = lpq_graph_load(argv[1], (int)x->shape[0], &err);
+  if (!g) {
+    fprintf(stderr, "score_overhead: %s\n", err.msg);
+    return 1;
+  }
+  lpq_exec_t *ex = lpq_exec_new(g, &err);
+  lpq_tensor_info_t out;
+  lpq_graph_output(g, 0, &out);
+  float *logits = malloc(out.count * sizeof *logits);
+  size_t nl = lpq_graph_num_layers(g);
+  lpq_numfmt_t *fp = calloc(nl, sizeof *fp), *w = calloc(nl, sizeof *w), *a = calloc(nl, sizeof *a);
+  for (size_t i = 0; i < nl; i++) {
+    lpq_numfmt_parse("fp32", &fp[i], NULL);
+    lpq_numfmt_parse(i % 2 ? "lp<4,1,2,auto>" : "lp<6,1,3,auto>", &w[i], NULL);
+    lpq_numfmt_parse("lp<8,2,3,auto>", &a[i], NULL);
+  }
+  const char *names[3] = {"fp32 candidate", "LP candidate", "LP, global term only"};
+  double t_fp[100], t_sc[3][100];
+  lpq_score_opts_t o1 = {0}, o2 = {.no_local = 1};
+  lpq_scorer_t *s = lpq_scorer_new(g, x->data, NULL, &o1, &err);
+  lpq_scorer_t *s2 = lpq_scorer_new(g, x->data, NULL, &o2, &err);
+  if (!s || !s2 || !ex) {
+    fprintf(stderr, "score_overhead: %s\n", err.msg);
+    return 1;
+  }
+  lpq_score_t sc;
+  lpq_scorer_eval(s, w, a, &sc, &err); /* warm the weight cache */
+  lpq_scorer_eval(s2, w, a, &sc, &err);
+  for (int r = 0; r < reps; r++) {
+    double t0 = now_ms();
+    lpq_exec_run(ex, x->data, logits, NULL, &err);
+    t_fp[r] = now_ms() - t0;
+    for (int k = 0; k < 3; k++) {
+      t0 = now_ms();
+      if (lpq_scorer_eval(k == 2 ? s2 : s, k == 0 ? fp : w, k == 0 ? fp : a, &sc, &err) != 0) {
+        fprintf(stderr, "score_overhead: %s\n", err.msg);
+        return 1;
+      }
+      t_sc[k][r] = now_ms() - t0;
+    }
+  }
+  qsort(t_fp, (size_t)reps, sizeof(double), cmp);
+  printf("score_overhead: %s, batch %lld, %zu layers, %d threads, median of %d\n", argv[1],
+         (long long)x->shape[0], nl, threads, reps);
+  printf("%-24s %10.1f ms\n", "FP forward pass", t_fp[reps / 2]);
+  for (int k = 0; k < 3; k++) {
+    qsort(t_sc[k], (size_t)reps, sizeof(double), cmp);
+    printf("%-24s %10.1f ms  %.2fx FP\n", names[k], t_sc[k][reps / 2], t_sc[k][reps / 2] / t_fp[reps / 2]);
+  }
+  printf("target: scoring <= 1.3x FP\n");
+  lpq_scorer_free(&s);
+  lpq_scorer_free(&s2);
+  lpq_exec_free(&ex);
+  lpq_graph_free(&g);
+  lpq_array_free(&x);
+  free(logits);
+  free(fp);
+  free(w);
+  free(a);
+  return 0;
+}

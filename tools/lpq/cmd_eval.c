@@ -1,0 +1,210 @@
+/* tools/lpq/cmd_eval.c: `lpq eval`, one candidate's score (DESIGN section 6). */
+#include "tools/lpq/lpq.h"
+#include "worker/worker.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: lpq eval --model M.onnx --data X --config C.json [options]\n"
+          "  --model M.onnx      the model (one float input, one float output)\n"
+          "  --data X            inputs: .npy (float32, normalised) or IDX (raw or .gz)\n"
+          "  --labels Y          class labels (.npy int64/uint8 or IDX): top-1 over all of X\n"
+          "  --config C.json     the candidate: per-layer weight and activation formats\n"
+          "  --calib-data X2     calibration inputs for L_CO (default: the first samples of X)\n"
+          "  --calib N           calibration batch size for L_CO (default 256, at most the data)\n"
+          "  --norm MEAN,STD     normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
+          "  --temperature T     InfoNCE temperature (default 0.5)\n"
+          "  --lambda L          exponent of L_CR in L_F = L_CO * L_CR^L (default 1)\n"
+          "  --json              one JSON object instead of text\n");
+}
+
+typedef struct eval_args_t {
+  const char *model, *data, *labels, *config, *calib_data;
+  size_t calib;
+  double mean, std, temperature, lambda;
+  int json;
+} eval_args_t;
+
+static int parse_args(int argc, char **argv, eval_args_t *a) {
+  static const struct option opts[] = {
+      {"model", required_argument, 0, 'm'},      {"data", required_argument, 0, 'd'},
+      {"labels", required_argument, 0, 'l'},     {"config", required_argument, 0, 'c'},
+      {"calib-data", required_argument, 0, 'D'}, {"calib", required_argument, 0, 'n'},
+      {"norm", required_argument, 0, 'N'},       {"temperature", required_argument, 0, 'T'},
+      {"lambda", required_argument, 0, 'L'},     {"json", no_argument, 0, 'j'},
+      {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+  *a = (eval_args_t){.calib = 256, .mean = 0, .std = 1, .temperature = 0.5, .lambda = 1};
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    char *end;
+    switch (c) {
+    case 'm': a->model = optarg; break;
+    case 'd': a->data = optarg; break;
+    case 'l': a->labels = optarg; break;
+    case 'c': a->config = optarg; break;
+    case 'D': a->calib_data = optarg; break;
+    case 'n':
+      a->calib = strtoul(optarg, &end, 10);
+      if (*end || a->calib < 2 || a->calib > 65536) {
+        fprintf(stderr, "lpq eval: --calib %s: expected an integer in 2..65536\n", optarg);
+        return 2;
+      }
+      break;
+    case 'N':
+      if (tool_parse_norm(optarg, &a->mean, &a->std) != 0) {
+        fprintf(stderr, "lpq eval: --norm %s: expected MEAN,STD with STD > 0\n", optarg);
+        return 2;
+      }
+      break;
+    case 'T':
+      a->temperature = strtod(optarg, &end);
+      if (*end || !(a->temperature > 0)) {
+        fprintf(stderr, "lpq eval: --temperature %s: expected a number > 0\n", optarg);
+        return 2;
+      }
+      break;
+    case 'L':
+      a->lambda = strtod(optarg, &end);
+      if (*end) {
+        fprintf(stderr, "lpq eval: --lambda %s: expected a number\n", optarg);
+        return 2;
+      }
+      break;
+    case 'j': a->json = 1; break;
+    case 'h': usage(stdout); return 1;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "lpq eval: unexpected argument '%s'\n", argv[optind]);
+    return 2;
+  }
+  if (!a->model || !a->data || !a->config) {
+    fprintf(stderr, "lpq eval: --model, --data and --config are required\n");
+    usage(stderr);
+    return 2;
+  }
+  return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+  eval_args_t a;
+  int prc = parse_args(argc, argv, &a);
+  if (prc != 0)
+    return prc == 1 ? 0 : prc;
+  lpq_error_t err = {0};
+  lpq_array_t *x = NULL, *cx = NULL;
+  int64_t *labels = NULL;
+  size_t nlabels = 0, nl = 0;
+  lpq_graph_t *g = NULL;
+  lpq_config_t *cfg = NULL;
+  lpq_scorer_t *s = NULL;
+  lpq_numfmt_t *w = NULL, *af = NULL;
+  const char **names = NULL;
+  int status = 1;
+
+  if (tool_load_inputs(a.data, a.mean, a.std, &x, &err) != 0)
+    goto fail;
+  if (a.labels) {
+    if (tool_load_labels(a.labels, &labels, &nlabels, &err) != 0)
+      goto fail;
+    if (nlabels != (size_t)x->shape[0]) {
+      lpq_errorf(&err, LPQ_EFORMAT, "%s has %zu labels for %lld samples in %s", a.labels,
+                 nlabels, (long long)x->shape[0], a.data);
+      goto fail;
+    }
+  }
+  if (a.calib_data && tool_load_inputs(a.calib_data, a.mean, a.std, &cx, &err) != 0)
+    goto fail;
+  const lpq_array_t *calib = cx ? cx : x;
+  size_t ncal = (size_t)calib->shape[0] < a.calib ? (size_t)calib->shape[0] : a.calib;
+  if (ncal < 2) {
+    lpq_errorf(&err, LPQ_EINVAL, "%s: the contrastive loss needs at least 2 calibration samples",
+               a.calib_data ? a.calib_data : a.data);
+    goto fail;
+  }
+  if (!(g = lpq_graph_load(a.model, (int)ncal, &err)))
+    goto fail;
+  if (tool_check_input_fits(g, x, a.data, &err) != 0 ||
+      (cx && tool_check_input_fits(g, cx, a.calib_data, &err) != 0))
+    goto fail;
+  if (!(cfg = lpq_config_load(a.config, &err)))
+    goto fail;
+  nl = lpq_graph_num_layers(g);
+  w = calloc(nl + 1, sizeof *w);
+  af = calloc(nl + 1, sizeof *af);
+  names = calloc(nl + 1, sizeof *names);
+  if (!w || !af || !names) {
+    lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
+    goto fail;
+  }
+  for (size_t i = 0; i < nl; i++)
+    names[i] = lpq_graph_layer(g, i)->name;
+  if (lpq_config_bind(cfg, nl, names, w, af, &err) != 0) {
+    lpq_error_prefix(&err, "%s: ", a.config);
+    goto fail;
+  }
+  lpq_score_opts_t opts = {.temperature = a.temperature, .lambda = a.lambda};
+  /* calibration labels: only when the calibration batch is a prefix of the labelled data */
+  if (!(s = lpq_scorer_new(g, calib->data, cx ? NULL : labels, &opts, &err)))
+    goto fail;
+  lpq_score_t sc;
+  if (lpq_scorer_eval(s, w, af, &sc, &err) != 0)
+    goto fail;
+  double top1_fp = -1, top1_q = -1;
+  if (labels && lpq_scorer_accuracy(s, w, af, x->data, labels, nlabels, &top1_fp, &top1_q,
+                                    &err) != 0)
+    goto fail;
+  double self = lpq_scorer_self_contrast(s);
+  if (a.json) {
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+                          "model", a.model, "config", a.config, "layers", (int)nl,
+                          "calibration_samples", (int)ncal, "temperature", a.temperature,
+                          "l_co", sc.l_co, "l_co_global", sc.l_global, "l_co_local",
+                          sc.l_local, "l_co_fp32_self", self, "l_cr", sc.l_cr, "l_f", sc.l_f,
+                          "mean_weight_bits", sc.mean_w_bits, "mean_activation_bits",
+                          sc.mean_a_bits, "eval_ms", sc.eval_ms);
+    if (labels) {
+      json_object_set_new(o, "top1_fp32", json_real(100.0 * top1_fp));
+      json_object_set_new(o, "top1_quantized", json_real(100.0 * top1_q));
+      json_object_set_new(o, "top1_samples", json_integer((json_int_t)nlabels));
+    }
+    json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    fputc('\n', stdout);
+    json_decref(o);
+  } else {
+    printf("model        %s (%zu quantizable layers)\n", a.model, nl);
+    printf("config       %s\n", a.config);
+    printf("calibration  %zu samples, T = %g\n", ncal, a.temperature);
+    printf("L_CO         %.6f (global %.6f, local mean %.6f; fp32 self-contrast %.6f)\n", sc.l_co,
+           sc.l_global, sc.l_local, self);
+    printf("mean bits    weights %.3f, activations %.3f\n", sc.mean_w_bits, sc.mean_a_bits);
+    printf("L_CR         %.4f (weight bits / 32)\n", sc.l_cr);
+    printf("L_F          %.6f (lambda %g)\n", sc.l_f, a.lambda);
+    if (labels)
+      printf("top-1        fp32 %.2f%%, quantized %.2f%% over %zu samples (drop %.2f points)\n",
+             100 * top1_fp, 100 * top1_q, nlabels, 100 * (top1_fp - top1_q));
+    printf("time         %.1f ms per evaluation\n", sc.eval_ms);
+  }
+  status = 0;
+  goto done;
+fail:
+  fprintf(stderr, "lpq eval: %s\n", err.msg[0] ? err.msg : lpq_strerror(err.code));
+done:
+  lpq_scorer_free(&s);
+  lpq_config_free(&cfg);
+  lpq_graph_free(&g);
+  lpq_array_free(&x);
+  lpq_array_free(&cx);
+  free(labels);
+  free(w);
+  free(af);
+  free(names);
+  return status;
+}

@@ -1,0 +1,128 @@
+/* worker/qcache.c: a thread-safe cache of quantized weights, quantizers and resolved formats,
+** keyed by text, with reference counts (an entry in use is never evicted) and a byte bound
+** (least recently used unpinned entries go first). A search revisits formats all the time. */
+#include "worker/qcache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t hash_key(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+int qcache_init(qcache_t *c, size_t cap_bytes) {
+  memset(c, 0, sizeof *c);
+  c->nbuckets = 1024;
+  c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
+  if (!c->buckets)
+    return LPQ_ENOMEM;
+  c->cap = cap_bytes;
+  pthread_mutex_init(&c->mu, NULL);
+  return 0;
+}
+
+static void entry_free(qentry_t *e) {
+  free(e->data);
+  lp_quantizer_free(&e->q);
+  free(e);
+}
+
+void qcache_destroy(qcache_t *c) {
+  if (!c->buckets)
+    return;
+  for (size_t b = 0; b < c->nbuckets; b++) {
+    qentry_t *e = c->buckets[b];
+    while (e) {
+      qentry_t *next = e->next;
+      entry_free(e);
+      e = next;
+    }
+  }
+  free(c->buckets);
+  c->buckets = NULL;
+  pthread_mutex_destroy(&c->mu);
+}
+
+qentry_t *qcache_get(qcache_t *c, const char *key) {
+  uint64_t h = hash_key(key);
+  pthread_mutex_lock(&c->mu);
+  qentry_t *e = c->buckets[h % c->nbuckets];
+  while (e && !(e->hash == h && strcmp(e->key, key) == 0))
+    e = e->next;
+  if (e) {
+    e->refs++;
+    e->last_use = ++c->clock;
+    c->hits++;
+  } else {
+    c->misses++;
+  }
+  pthread_mutex_unlock(&c->mu);
+  return e;
+}
+
+/* Drops unpinned least-recently-used entries until the cache fits its bound. Lock held. */
+static void evict_locked(qcache_t *c) {
+  while (c->bytes > c->cap) {
+    qentry_t **victim = NULL;
+    uint64_t oldest = UINT64_MAX;
+    for (size_t b = 0; b < c->nbuckets; b++)
+      for (qentry_t **pe = &c->buckets[b]; *pe; pe = &(*pe)->next)
+        if ((*pe)->refs == 0 && (*pe)->last_use < oldest) {
+          oldest = (*pe)->last_use;
+          victim = pe;
+        }
+    if (!victim)
+      return; /* everything is in use: stay over the bound until released */
+    qentry_t *e = *victim;
+    *victim = e->next;
+    c->bytes -= e->bytes;
+    c->count--;
+    entry_free(e);
+  }
+}
+
+qentry_t *qcache_put(qcache_t *c, qentry_t *e) {
+  e->hash = hash_key(e->key);
+  pthread_mutex_lock(&c->mu);
+  qentry_t **head = &c->buckets[e->hash % c->nbuckets];
+  for (qentry_t *x = *head; x; x = x->next)
+    if (x->hash == e->hash && strcmp(x->key, e->key) == 0) {
+      /* another thread built the same entry first: use theirs */
+      x->refs++;
+      x->last_use = ++c->clock;
+      pthread_mutex_unlock(&c->mu);
+      entry_free(e);
+      return x;
+    }
+  e->refs = 1;
+  e->last_use = ++c->clock;
+  e->next = *head;
+  *head = e;
+  c->bytes += e->bytes;
+  c->count++;
+  evict_locked(c);
+  pthread_mutex_unlock(&c->mu);
+  return e;
+}
+
+void qcache_release(qcache_t *c, qentry_t *e) {
+  if (!e)
+    return;
+  pthread_mutex_lock(&c->mu);
+  e->refs--;
+  evict_locked(c);
+  pthread_mutex_unlock(&c->mu);
+}
+
+qentry_t *qentry_new(const char *key) {
+  qentry_t *e = calloc(1, sizeof *e);
+  if (e)
+    snprintf(e->key, sizeof e->key, "%s", key);
+  return e;
+}

@@ -1,0 +1,613 @@
+/* worker/score.c: scoring a candidate (DESIGN section 2): the quantized forward pass through the
+** graph's hooks, the global-local contrastive loss against the cached FP reference, the
+** compression term and the scalar fitness. */
+#include "worker/qcache.h"
+#include "worker/worker.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define INPUT_SAMPLE_MAX 65536 /* FP input values kept per layer for activation calibration */
+#define EXEC_POOL_MAX 64
+
+typedef struct layer_ref_t {
+  float *out_norm;   /* FP output, rows normalised: [batch, dim] */
+  size_t dim;
+  float *in_sample;  /* strided sample of the FP input */
+  size_t in_count;   /* samples held */
+  size_t in_total;   /* input elements per pass */
+  double self_loss;  /* InfoNCE of the FP output with itself */
+} layer_ref_t;
+
+struct lpq_scorer_t {
+  const lpq_graph_t *g;
+  lpq_score_opts_t opts;
+  size_t batch, nlayers;
+  size_t in_count, out_count, classes;
+  layer_ref_t *ref;
+  float *out_norm;        /* FP network output, normalised rows */
+  float *out_fp;          /* FP network output as is */
+  float *calib;           /* the calibration batch (a copy) */
+  int64_t *labels;        /* NULL without labels */
+  double self_global, self_local, top1_fp;
+  size_t max_dim;
+  qcache_t cache;
+  pthread_mutex_t pool_mu;
+  lpq_exec_t *pool[EXEC_POOL_MAX];
+  size_t npool;
+};
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+static lpq_exec_t *exec_get(lpq_scorer_t *s, lpq_error_t *err) {
+  pthread_mutex_lock(&s->pool_mu);
+  lpq_exec_t *x = s->npool ? s->pool[--s->npool] : NULL;
+  pthread_mutex_unlock(&s->pool_mu);
+  return x ? x : lpq_exec_new(s->g, err);
+}
+
+static void exec_put(lpq_scorer_t *s, lpq_exec_t *x) {
+  pthread_mutex_lock(&s->pool_mu);
+  if (s->npool < EXEC_POOL_MAX) {
+    s->pool[s->npool++] = x;
+    x = NULL;
+  }
+  pthread_mutex_unlock(&s->pool_mu);
+  lpq_exec_free(&x);
+}
+
+static size_t argmax_row(const float *row, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; i++)
+    if (row[i] > row[best])
+      best = i;
+  return best;
+}
+
+/* ---- the FP reference pass ---- */
+
+/* Hooks report into their own error: the engine replaces the run's message with its own
+** ("the output hook of layer 3 failed"), so the hook's reason is copied back afterwards. */
+typedef struct ref_pass_t {
+  lpq_scorer_t *s;
+  lpq_error_t *err;
+  lpq_error_t hook_err;
+} ref_pass_t;
+
+static int hook_failed(int rc, const lpq_error_t *hook_err, lpq_error_t *err) {
+  if (rc != 0 && hook_err->code != 0 && err)
+    *err = *hook_err;
+  return rc;
+}
+
+static int ref_input(void *user, size_t layer, float *x, size_t count) {
+  ref_pass_t *rp = user;
+  layer_ref_t *r = &rp->s->ref[layer];
+  size_t stride = count > INPUT_SAMPLE_MAX ? (count + INPUT_SAMPLE_MAX - 1) / INPUT_SAMPLE_MAX : 1;
+  size_t n = (count + stride - 1) / stride;
+  r->in_sample = malloc((n ? n : 1) * sizeof *r->in_sample);
+  if (!r->in_sample)
+    return lpq_errorf(rp->err, LPQ_ENOMEM, "scorer: out of memory");
+  for (size_t i = 0, k = 0; i < count; i += stride)
+    r->in_sample[k++] = x[i];
+  r->in_count = n;
+  r->in_total = count;
+  return 0;
+}
+
+static int ref_output(void *user, size_t layer, const float *y, size_t count) {
+  ref_pass_t *rp = user;
+  lpq_scorer_t *s = rp->s;
+  layer_ref_t *r = &s->ref[layer];
+  if (count % s->batch != 0)
+    return lpq_errorf(rp->err, LPQ_EFORMAT, "scorer: layer %zu output (%zu values) does not split "
+                      "into %zu samples", layer, count, s->batch);
+  r->dim = count / s->batch;
+  r->out_norm = malloc(count * sizeof *r->out_norm);
+  if (!r->out_norm)
+    return lpq_errorf(rp->err, LPQ_ENOMEM, "scorer: out of memory for layer %zu outputs", layer);
+  memcpy(r->out_norm, y, count * sizeof *y);
+  return lpq_normalize_rows(r->out_norm, s->batch, r->dim, rp->err);
+}
+
+static const float *ref_weight(void *user, size_t layer, const float *w, size_t count) {
+  (void)user, (void)layer, (void)count;
+  return w;
+}
+
+lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int64_t *labels,
+                             const lpq_score_opts_t *opts, lpq_error_t *err) {
+  if (!g || !calib) {
+    lpq_errorf(err, LPQ_EINVAL, "scorer: NULL graph or data");
+    return NULL;
+  }
+  lpq_tensor_info_t in, out;
+  if (lpq_graph_num_inputs(g) != 1 || lpq_graph_num_outputs(g) != 1 ||
+      lpq_graph_input(g, 0, &in) != 0 || lpq_graph_output(g, 0, &out) != 0 ||
+      in.dtype != LPQ_DT_F32 || out.dtype != LPQ_DT_F32) {
+    lpq_errorf(err, LPQ_EUNSUP, "scorer: the model must have one float input and one float output");
+    return NULL;
+  }
+  lpq_scorer_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+    return NULL;
+  }
+  s->g = g;
+  if (opts)
+    s->opts = *opts;
+  if (s->opts.temperature <= 0)
+    s->opts.temperature = 0.5;
+  if (s->opts.lambda == 0)
+    s->opts.lambda = 1.0;
+  if (s->opts.cache_bytes == 0)
+    s->opts.cache_bytes = (size_t)256 << 20;
+  pthread_mutex_init(&s->pool_mu, NULL);
+  s->batch = (size_t)lpq_graph_batch(g);
+  s->nlayers = lpq_graph_num_layers(g);
+  s->in_count = in.count;
+  s->out_count = out.count;
+  s->classes = s->batch ? out.count / s->batch : 0;
+  if (qcache_init(&s->cache, s->opts.cache_bytes) != 0 ||
+      !(s->ref = calloc(s->nlayers ? s->nlayers : 1, sizeof *s->ref)) ||
+      !(s->out_fp = malloc(out.count * sizeof *s->out_fp)) ||
+      !(s->calib = malloc(in.count * sizeof *s->calib)) ||
+      !(s->out_norm = malloc(out.count * sizeof *s->out_norm))) {
+    lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+    goto fail;
+  }
+  if (s->batch < 2) {
+    lpq_errorf(err, LPQ_EINVAL, "scorer: the contrastive loss needs a batch of at least 2 samples");
+    goto fail;
+  }
+  memcpy(s->calib, calib, in.count * sizeof *calib);
+  /* the FP reference pass, once */
+  lpq_exec_t *x = exec_get(s, err);
+  if (!x)
+    goto fail;
+  ref_pass_t rp = {s, NULL, {0}};
+  rp.err = &rp.hook_err;
+  lpq_hooks_t hooks = {&rp, ref_weight, ref_input, ref_output};
+  int rc = hook_failed(lpq_exec_run(x, calib, s->out_fp, &hooks, err), &rp.hook_err, err);
+  exec_put(s, x);
+  if (rc != 0)
+    goto fail;
+  for (size_t i = 0; i < out.count; i++)
+    if (!isfinite(s->out_fp[i])) {
+      lpq_errorf(err, LPQ_ENAN, "scorer: the FP model's output holds NaN or Inf (sample %zu)",
+                 i / s->classes);
+      goto fail;
+    }
+  memcpy(s->out_norm, s->out_fp, out.count * sizeof *s->out_fp);
+  if (lpq_normalize_rows(s->out_norm, s->batch, s->classes, err) != 0)
+    goto fail;
+  float *scratch = malloc(s->batch * s->batch * sizeof *scratch);
+  if (!scratch) {
+    lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+    goto fail;
+  }
+  s->self_global = lpq_infonce_normalized(s->out_norm, s->out_norm, s->batch, s->classes,
+                                          s->opts.temperature, scratch);
+  double sum = 0;
+  for (size_t l = 0; l < s->nlayers; l++) {
+    layer_ref_t *r = &s->ref[l];
+    if (!r->out_norm) {
+      free(scratch);
+      lpq_errorf(err, LPQ_ESTATE, "scorer: layer %zu did not run in the FP pass", l);
+      goto fail;
+    }
+    r->self_loss = lpq_infonce_normalized(r->out_norm, r->out_norm, s->batch, r->dim,
+                                          s->opts.temperature, scratch);
+    sum += r->self_loss;
+    if (r->dim > s->max_dim)
+      s->max_dim = r->dim;
+  }
+  free(scratch);
+  s->self_local = s->nlayers ? sum / (double)s->nlayers : 0.0;
+  s->top1_fp = -1;
+  if (labels) {
+    s->labels = malloc(s->batch * sizeof *s->labels);
+    if (!s->labels) {
+      lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+      goto fail;
+    }
+    memcpy(s->labels, labels, s->batch * sizeof *labels);
+    size_t hit = 0;
+    for (size_t i = 0; i < s->batch; i++)
+      hit += (int64_t)argmax_row(s->out_fp + i * s->classes, s->classes) == labels[i];
+    s->top1_fp = (double)hit / (double)s->batch;
+  }
+  return s;
+fail:
+  lpq_scorer_free(&s);
+  return NULL;
+}
+
+void lpq_scorer_free(lpq_scorer_t **sp) {
+  if (!sp || !*sp)
+    return;
+  lpq_scorer_t *s = *sp;
+  for (size_t l = 0; s->ref && l < s->nlayers; l++) {
+    free(s->ref[l].out_norm);
+    free(s->ref[l].in_sample);
+  }
+  free(s->ref);
+  free(s->out_fp);
+  free(s->out_norm);
+  free(s->calib);
+  free(s->labels);
+  for (size_t i = 0; i < s->npool; i++)
+    lpq_exec_free(&s->pool[i]);
+  qcache_destroy(&s->cache);
+  pthread_mutex_destroy(&s->pool_mu);
+  free(s);
+  *sp = NULL;
+}
+
+double lpq_scorer_self_contrast(const lpq_scorer_t *s) {
+  return s->self_global + (s->opts.no_local ? 0.0 : s->self_local);
+}
+
+/* ---- formats: resolution (calibration), quantizers and quantized weights, all cached ---- */
+
+static int fmt_key(const lpq_numfmt_t *f, char *buf, size_t len) {
+  char t[LPQ_NUMFMT_TEXT_MAX];
+  lpq_numfmt_str(f, t, sizeof t);
+  return snprintf(buf, len, "%s|%.17g", t, f->resolved ? f->scale : 0.0);
+}
+
+/* The resolved form of layer's weight ('w') or activation ('a') format. */
+static int resolve(lpq_scorer_t *s, size_t layer, char side, const lpq_numfmt_t *f,
+                   lpq_numfmt_t *out, lpq_error_t *err) {
+  if (f->resolved || f->family == LPQ_FAM_FP32 || (side == 'w' && f->per_channel)) {
+    *out = *f;
+    return 0;
+  }
+  if (side == 'a' && f->per_channel)
+    return lpq_errorf(err, LPQ_EINVAL, "layer %zu: per-channel formats apply to weights only",
+                      layer);
+  char key[128], fk[96];
+  fmt_key(f, fk, sizeof fk);
+  snprintf(key, sizeof key, "R|%c|%zu|%s", side, layer, fk);
+  qentry_t *e = qcache_get(&s->cache, key);
+  if (!e) {
+    lpq_numfmt_t r = *f;
+    const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
+    int rc = side == 'w' ? lpq_numfmt_calibrate(&r, L->weight, L->weight_count, err)
+                         : lpq_numfmt_calibrate(&r, s->ref[layer].in_sample,
+                                                s->ref[layer].in_count, err);
+    if (rc != 0)
+      return lpq_error_prefix(err, "layer %zu (%s): ", layer, L->name);
+    qentry_t *n = qentry_new(key);
+    if (!n)
+      return lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+    n->fmt = r;
+    n->bytes = sizeof *n;
+    e = qcache_put(&s->cache, n);
+  }
+  *out = e->fmt;
+  qcache_release(&s->cache, e);
+  return 0;
+}
+
+/* A pinned quantizer for a resolved format. */
+static qentry_t *quantizer_entry(lpq_scorer_t *s, const lpq_numfmt_t *f, lpq_error_t *err) {
+  char key[128], fk[96];
+  fmt_key(f, fk, sizeof fk);
+  snprintf(key, sizeof key, "Q|%s", fk);
+  qentry_t *e = qcache_get(&s->cache, key);
+  if (e)
+    return e;
+  qentry_t *n = qentry_new(key);
+  if (!n || !(n->q = lpq_numfmt_quantizer(f, err))) {
+    free(n);
+    if (!n)
+      lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+    return NULL;
+  }
+  n->bytes = 4096; /* tables are small next to weights */
+  return qcache_put(&s->cache, n);
+}
+
+/* Quantizes count values of src with resolved format f into dst. */
+static int quantize_with(lpq_scorer_t *s, const lpq_numfmt_t *f, const float *src, float *dst,
+                         size_t count, lpq_error_t *err) {
+  qentry_t *q = quantizer_entry(s, f, err);
+  if (!q)
+    return err ? err->code : LPQ_ENOMEM;
+  int rc = lp_quantize_f32(q->q, src, dst, count, err);
+  qcache_release(&s->cache, q);
+  return rc;
+}
+
+/* Layer's weights quantized to f (resolved, or per-channel INT): a pinned entry, or NULL. */
+static qentry_t *weight_entry(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *f,
+                              lpq_error_t *err) {
+  char key[128], fk[96];
+  fmt_key(f, fk, sizeof fk);
+  snprintf(key, sizeof key, "W|%zu|%s", layer, fk);
+  qentry_t *e = s->opts.no_cache ? NULL : qcache_get(&s->cache, key);
+  if (e)
+    return e;
+  const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
+  qentry_t *n = qentry_new(key);
+  if (!n || !(n->data = malloc(L->weight_count * sizeof *n->data))) {
+    free(n);
+    lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory for layer %zu weights", layer);
+    return NULL;
+  }
+  n->bytes = L->weight_count * sizeof *n->data;
+  int rc = 0;
+  if (f->per_channel) {
+    size_t channels = (size_t)L->weight_shape[0], per = L->weight_count / channels;
+    for (size_t c = 0; c < channels && rc == 0; c++) {
+      lpq_numfmt_t fc = *f;
+      rc = lpq_numfmt_calibrate(&fc, L->weight + c * per, per, err);
+      if (rc == 0)
+        rc = quantize_with(s, &fc, L->weight + c * per, n->data + c * per, per, err);
+    }
+  } else {
+    rc = quantize_with(s, f, L->weight, n->data, L->weight_count, err);
+  }
+  if (rc != 0) {
+    lpq_error_prefix(err, "layer %zu (%s) weights: ", layer, L->name);
+    free(n->data);
+    free(n);
+    return NULL;
+  }
+  if (s->opts.no_cache) {
+    n->refs = 1;
+    return n;
+  }
+  return qcache_put(&s->cache, n);
+}
+
+static void weight_release(lpq_scorer_t *s, qentry_t *e) {
+  if (!e)
+    return;
+  if (s->opts.no_cache) {
+    free(e->data);
+    free(e);
+  } else {
+    qcache_release(&s->cache, e);
+  }
+}
+
+/* ---- one evaluation ---- */
+
+typedef struct eval_t {
+  lpq_scorer_t *s;
+  lpq_error_t *err;
+  qentry_t **wq;       /* per layer: quantized weights or NULL (fp32) */
+  qentry_t **aq;       /* per layer: activation quantizer or NULL (fp32) */
+  double *local;       /* per layer InfoNCE */
+  float *buf, *scratch;
+  int want_local;
+  lpq_error_t hook_err;
+} eval_t;
+
+static const float *eval_weight(void *user, size_t layer, const float *w, size_t count) {
+  eval_t *ev = user;
+  (void)count;
+  return ev->wq[layer] ? ev->wq[layer]->data : w;
+}
+
+static int eval_input(void *user, size_t layer, float *x, size_t count) {
+  eval_t *ev = user;
+  if (!ev->aq[layer])
+    return 0;
+  int rc = lp_quantize_f32(ev->aq[layer]->q, x, x, count, &ev->hook_err);
+  if (rc != 0)
+    lpq_error_prefix(&ev->hook_err, "layer %zu input: ", layer);
+  return rc;
+}
+
+static int eval_output(void *user, size_t layer, const float *y, size_t count) {
+  eval_t *ev = user;
+  if (!ev->want_local)
+    return 0;
+  lpq_scorer_t *s = ev->s;
+  const layer_ref_t *r = &s->ref[layer];
+  memcpy(ev->buf, y, count * sizeof *y);
+  int rc = lpq_normalize_rows(ev->buf, s->batch, r->dim, &ev->hook_err);
+  if (rc != 0)
+    return lpq_error_prefix(&ev->hook_err, "layer %zu output: ", layer);
+  ev->local[layer] = lpq_infonce_normalized(ev->buf, r->out_norm, s->batch, r->dim,
+                                            s->opts.temperature, ev->scratch);
+  return 0;
+}
+
+static void eval_release(eval_t *ev) {
+  lpq_scorer_t *s = ev->s;
+  for (size_t l = 0; l < s->nlayers; l++) {
+    if (ev->wq)
+      weight_release(s, ev->wq[l]);
+    if (ev->aq && ev->aq[l])
+      qcache_release(&s->cache, ev->aq[l]);
+  }
+  free(ev->wq);
+  free(ev->aq);
+  free(ev->local);
+  free(ev->buf);
+  free(ev->scratch);
+}
+
+/* Prepares the per-layer quantized weights and activation quantizers of a candidate. */
+static int eval_prepare(eval_t *ev, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                        double *wbits, double *abits) {
+  lpq_scorer_t *s = ev->s;
+  size_t nl = s->nlayers ? s->nlayers : 1;
+  ev->wq = calloc(nl, sizeof *ev->wq);
+  ev->aq = calloc(nl, sizeof *ev->aq);
+  ev->local = calloc(nl, sizeof *ev->local);
+  if (!ev->wq || !ev->aq || !ev->local)
+    return lpq_errorf(ev->err, LPQ_ENOMEM, "scorer: out of memory");
+  double wsum = 0, wcount = 0, asum = 0, acount = 0;
+  for (size_t l = 0; l < s->nlayers; l++) {
+    const lpq_layer_t *L = lpq_graph_layer(s->g, l);
+    lpq_numfmt_t rw, ra;
+    int rc = resolve(s, l, 'w', &w[l], &rw, ev->err);
+    if (rc == 0)
+      rc = resolve(s, l, 'a', &a[l], &ra, ev->err);
+    if (rc != 0)
+      return rc;
+    if (rw.family != LPQ_FAM_FP32 && !(ev->wq[l] = weight_entry(s, l, &rw, ev->err)))
+      return ev->err ? ev->err->code : LPQ_ENOMEM;
+    if (ra.family != LPQ_FAM_FP32 && !(ev->aq[l] = quantizer_entry(s, &ra, ev->err)))
+      return lpq_error_prefix(ev->err, "layer %zu (%s) activations: ", l, L->name);
+    wsum += (double)rw.bits * (double)L->weight_count;
+    wcount += (double)L->weight_count;
+    asum += (double)ra.bits * (double)s->ref[l].in_total;
+    acount += (double)s->ref[l].in_total;
+  }
+  *wbits = wcount > 0 ? wsum / wcount : 32.0;
+  *abits = acount > 0 ? asum / acount : 32.0;
+  return 0;
+}
+
+static int check_args(const lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                      lpq_error_t *err) {
+  if (!s || (s->nlayers && (!w || !a)))
+    return lpq_errorf(err, LPQ_EINVAL, "scorer: NULL argument");
+  for (size_t l = 0; l < s->nlayers; l++)
+    if ((unsigned)w[l].family >= LPQ_FAM_COUNT || (unsigned)a[l].family >= LPQ_FAM_COUNT)
+      return lpq_errorf(err, LPQ_EINVAL, "scorer: layer %zu has an invalid format", l);
+  return 0;
+}
+
+int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                    lpq_score_t *out, lpq_error_t *err) {
+  int rc = check_args(s, w, a, err);
+  if (rc != 0 || !out)
+    return rc ? rc : lpq_errorf(err, LPQ_EINVAL, "scorer: NULL result");
+  double t0 = now_ms();
+  eval_t ev = {.s = s, .err = err, .want_local = !s->opts.no_local};
+  float *logits = NULL;
+  lpq_exec_t *x = NULL;
+  memset(out, 0, sizeof *out);
+  if ((rc = eval_prepare(&ev, w, a, &out->mean_w_bits, &out->mean_a_bits)) != 0)
+    goto done;
+  ev.buf = malloc((s->batch * (s->max_dim > s->classes ? s->max_dim : s->classes)) * sizeof *ev.buf);
+  ev.scratch = malloc(s->batch * s->batch * sizeof *ev.scratch);
+  logits = malloc(s->out_count * sizeof *logits);
+  if (!ev.buf || !ev.scratch || !logits) {
+    rc = lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+    goto done;
+  }
+  if (!(x = exec_get(s, err))) {
+    rc = err ? err->code : LPQ_ENOMEM;
+    goto done;
+  }
+  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, eval_output};
+  if ((rc = hook_failed(lpq_exec_run(x, s->calib, logits, &hooks, err), &ev.hook_err, err)) != 0)
+    goto done;
+  for (size_t i = 0; i < s->out_count; i++)
+    if (!isfinite(logits[i])) {
+      rc = lpq_errorf(err, LPQ_ENAN, "scorer: the quantized model's output holds NaN or Inf "
+                      "(sample %zu)", i / s->classes);
+      goto done;
+    }
+  memcpy(ev.buf, logits, s->out_count * sizeof *logits);
+  if ((rc = lpq_normalize_rows(ev.buf, s->batch, s->classes, err)) != 0)
+    goto done;
+  out->l_global = lpq_infonce_normalized(ev.buf, s->out_norm, s->batch, s->classes,
+                                         s->opts.temperature, ev.scratch);
+  double sum = 0;
+  for (size_t l = 0; l < s->nlayers; l++)
+    sum += ev.local[l];
+  out->l_local = (ev.want_local && s->nlayers) ? sum / (double)s->nlayers : 0.0;
+  out->l_co = out->l_global + out->l_local;
+  out->l_cr = out->mean_w_bits / 32.0;
+  out->l_f = out->l_co * pow(out->l_cr, s->opts.lambda);
+  out->top1 = out->top1_fp = -1;
+  if (s->labels) {
+    size_t hit = 0;
+    for (size_t i = 0; i < s->batch; i++)
+      hit += (int64_t)argmax_row(logits + i * s->classes, s->classes) == s->labels[i];
+    out->top1 = (double)hit / (double)s->batch;
+    out->top1_fp = s->top1_fp;
+  }
+  out->eval_ms = now_ms() - t0;
+done:
+  eval_release(&ev);
+  free(logits);
+  if (x)
+    exec_put(s, x);
+  return rc;
+}
+
+int lpq_scorer_resolve(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                       lpq_numfmt_t *w_out, lpq_numfmt_t *a_out, lpq_error_t *err) {
+  int rc = check_args(s, w, a, err);
+  for (size_t l = 0; rc == 0 && l < s->nlayers; l++) {
+    rc = resolve(s, l, 'w', &w[l], &w_out[l], err);
+    if (rc == 0)
+      rc = resolve(s, l, 'a', &a[l], &a_out[l], err);
+  }
+  return rc;
+}
+
+int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                        const float *data, const int64_t *labels, size_t count, double *top1_fp,
+                        double *top1_q, lpq_error_t *err) {
+  int rc = check_args(s, w, a, err);
+  if (rc != 0)
+    return rc;
+  if (!data || !labels || count == 0)
+    return lpq_errorf(err, LPQ_EINVAL, "accuracy: no data or labels");
+  eval_t ev = {.s = s, .err = err, .want_local = 0};
+  double wb, ab;
+  const size_t per = s->in_count / s->batch;
+  float *in = malloc(s->in_count * sizeof *in), *lq = malloc(s->out_count * sizeof *lq);
+  float *lf = malloc(s->out_count * sizeof *lf);
+  lpq_exec_t *x = NULL;
+  size_t hit_fp = 0, hit_q = 0;
+  if (!in || !lq || !lf) {
+    rc = lpq_errorf(err, LPQ_ENOMEM, "accuracy: out of memory");
+    goto done;
+  }
+  if ((rc = eval_prepare(&ev, w, a, &wb, &ab)) != 0)
+    goto done;
+  if (!(x = exec_get(s, err))) {
+    rc = err ? err->code : LPQ_ENOMEM;
+    goto done;
+  }
+  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, NULL};
+  for (size_t start = 0; start < count; start += s->batch) {
+    size_t n = count - start < s->batch ? count - start : s->batch;
+    memcpy(in, data + start * per, n * per * sizeof *in);
+    memset(in + n * per, 0, (s->batch - n) * per * sizeof *in); /* pad the last batch */
+    if ((rc = lpq_exec_run(x, in, lf, NULL, err)) != 0 ||
+        (rc = hook_failed(lpq_exec_run(x, in, lq, &hooks, err), &ev.hook_err, err)) != 0)
+      goto done;
+    for (size_t i = 0; i < n; i++) {
+      if (labels[start + i] < 0 || (size_t)labels[start + i] >= s->classes) {
+        rc = lpq_errorf(err, LPQ_EINVAL, "accuracy: label %zu is %lld, outside 0..%zu",
+                        start + i, (long long)labels[start + i], s->classes - 1);
+        goto done;
+      }
+      hit_fp += (int64_t)argmax_row(lf + i * s->classes, s->classes) == labels[start + i];
+      hit_q += (int64_t)argmax_row(lq + i * s->classes, s->classes) == labels[start + i];
+    }
+  }
+  if (top1_fp)
+    *top1_fp = (double)hit_fp / (double)count;
+  if (top1_q)
+    *top1_q = (double)hit_q / (double)count;
+done:
+  eval_release(&ev);
+  free(in);
+  free(lq);
+  free(lf);
+  if (x)
+    exec_put(s, x);
+  return rc;
+}

@@ -265,4 +265,18 @@ int accel_pe_conv(const accel_pe_t *pe, const accel_layer_t *l, const lp_format_
                   const uint16_t *input, const lp_format_t *fw, const uint16_t *weight,
                   double *out, accel_pe_stats_t *stats, lpq_error_t *err);
 
+/* ---- a model's layers ------------------------------------------------------------------- */
+
+/* The quantizable layers of a loaded model (Conv, Gemm, MatMul with a weight) as descriptors
+** for one inference (batch 1: gemm rows are divided by the graph's batch). Layers that are not
+** quantizable (attention's activation-by-activation MatMuls) are not part of the cost. */
+accel_network_t *accel_network_from_graph(const lpq_graph_t *g, const char *name,
+                                          lpq_error_t *err);
+/* A config format as the cost model's (LP keeps its parameters; fp32 and minifloats are
+** "float" of their width). LPQ_EINVAL for an unknown family. */
+int accel_format_from_numfmt(const lpq_numfmt_t *f, accel_format_t *out);
+/* Makes formats computable on accelerator a: an operand of another family (e.g. fp32 on the
+** LPA) becomes a's family at min(bits, 16), sliced over a's widest mode. */
+void accel_formats_on(const accel_t *a, accel_layer_formats_t *f, size_t count);
+
 #endif

@@ -210,12 +210,14 @@ Test(score, bad_input_is_an_error) {
 
 /* For a fixed family, fewer bits give a higher L_CO on the bundled models. */
 static void coarser_is_worse(const char *model) {
-  setup_t s = load(model, "models/fashion_calib_256.npy", getenv("LPQ_ASAN") ? 16 : 64);
+  setup_t s = load(model, "models/fashion_calib_256.npy", 64);
   lpq_error_t err;
   lpq_scorer_t *sc = lpq_scorer_new(s.g, s.x->data, NULL, NULL, &err);
   cr_assert_not_null(sc, "%s", err.msg);
   const char *fmts[] = {"lp<8,1,3,auto>", "lp<6,1,3,auto>", "lp<4,1,2,auto>", "lp<3,0,2,auto>"};
-  double prev = lpq_scorer_self_contrast(sc);
+  /* not against the fp32 self-contrast: InfoNCE of a quantized output against the FP one can
+  ** fall below the FP output's contrast with itself */
+  double prev = -INFINITY;
   lpq_numfmt_t *w = calloc(s.nl, sizeof *w), *a = calloc(s.nl, sizeof *a);
   for (size_t k = 0; k < 4; k++) {
     uniform(s.nl, fmts[k], "lp<8,2,2,auto>", w, a);

@@ -10,7 +10,10 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: lpq accel [--network resnet50|vit_b16] [--arch A.json] [--mix W2:W4:W8 | --bits N]\n"
+          "usage: lpq accel [--network resnet50|vit_b16 | --model M.onnx [--config C.json]]\n"
+          "                 [--arch A.json] [--mix W2:W4:W8 | --bits N] [--json]\n"
+          "  --model M.onnx  the model's quantizable layers (Conv, Gemm, MatMul), one inference\n"
+          "  --config C.json the candidate's formats on the LPA (per layer, as lpq eval takes)\n"
           "                 [--json]\n"
           "  --network NAME  a built-in layer table (default resnet50)\n"
           "  --arch FILE     architecture file (default: the built-in accel_sim/arch/default.json)\n"
@@ -48,6 +51,7 @@ typedef struct run_t {
   accel_layer_cost_t *layers;     /* count x net->count */
   accel_cost_t *totals;
   char (*mix_text)[64];
+  int from_model;
 } run_t;
 
 static void run_free(run_t *r) {
@@ -57,7 +61,8 @@ static void run_free(run_t *r) {
   free(r->mix_text);
 }
 
-static int run_all(run_t *r, const double *lpa_mix, int lpa_bits, lpq_error_t *err) {
+static int run_all(run_t *r, const double *lpa_mix, int lpa_bits,
+                   const accel_layer_formats_t *lpa_formats, lpq_error_t *err) {
   const size_t na = r->arch->count, nl = r->net->count;
   r->formats = calloc(na * nl, sizeof *r->formats);
   r->layers = calloc(na * nl, sizeof *r->layers);
@@ -69,21 +74,31 @@ static int run_all(run_t *r, const double *lpa_mix, int lpa_bits, lpq_error_t *e
     const accel_t *a = &r->arch->accels[i];
     accel_layer_formats_t *f = r->formats + i * nl;
     int rc = 0;
-    if (i == 0 && lpa_bits > 0) {
+    if (i == 0 && lpa_formats) {
+      memcpy(f, lpa_formats, nl * sizeof *f);
+      accel_formats_on(a, f, nl);
+      snprintf(r->mix_text[i], sizeof r->mix_text[i], "config");
+    } else if (i == 0 && lpa_bits > 0) {
       accel_uniform_formats(r->net, a->family, lpa_bits, f);
       snprintf(r->mix_text[i], sizeof r->mix_text[i], "all %d-bit", lpa_bits);
     } else {
       const double *share = i == 0 ? lpa_mix : NULL;
       if (share == NULL) {
         const accel_mix_t *m = accel_find_mix(a, r->net->name);
-        if (m == NULL)
+        if (m == NULL && !r->from_model)
           return lpq_errorf(err, LPQ_ENOTFOUND, "%s: no mix for '%s' in the architecture file",
                             a->name, r->net->name);
-        share = m->share;
+        share = m ? m->share : NULL;
       }
-      rc = accel_mix_formats(r->net, share, a->family, f, err);
-      snprintf(r->mix_text[i], sizeof r->mix_text[i], "%.2f:%.2f:%.2f", share[0], share[1],
-               share[2]);
+      if (share)
+        rc = accel_mix_formats(r->net, share, a->family, f, err);
+      else /* a model of the user's without a stated mix: the baseline at 8 bits */
+        accel_uniform_formats(r->net, a->family, 8, f);
+      if (share)
+        snprintf(r->mix_text[i], sizeof r->mix_text[i], "%.2f:%.2f:%.2f", share[0], share[1],
+                 share[2]);
+      else
+        snprintf(r->mix_text[i], sizeof r->mix_text[i], "all 8-bit");
     }
     if (rc == 0)
       rc = accel_cost_network(a, r->net, f, r->layers + i * nl, &r->totals[i], err);
@@ -183,13 +198,60 @@ static void print_text(const run_t *r) {
   }
 }
 
+/* The network of a model file, and a config's formats for it (when config is not NULL). */
+static int model_network(const char *model, const char *config, accel_network_t **net,
+                         accel_layer_formats_t **formats, lpq_error_t *err) {
+  lpq_graph_t *g = lpq_graph_load(model, 1, err);
+  if (!g)
+    return err->code;
+  const char *base = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
+  char name[ACCEL_NAME_MAX];
+  snprintf(name, sizeof name, "%.*s", (int)strcspn(base, "."), base);
+  int rc = (*net = accel_network_from_graph(g, name, err)) ? 0 : err->code;
+  size_t nl = lpq_graph_num_layers(g);
+  lpq_config_t *c = NULL;
+  lpq_numfmt_t *w = NULL, *a = NULL;
+  const char **names = NULL;
+  if (rc == 0 && config) {
+    c = lpq_config_load(config, err);
+    w = calloc(nl + 1, sizeof *w);
+    a = calloc(nl + 1, sizeof *a);
+    names = calloc(nl + 1, sizeof *names);
+    *formats = calloc(nl + 1, sizeof **formats);
+    if (!c)
+      rc = err->code;
+    else if (!w || !a || !names || !*formats)
+      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < nl; i++)
+      names[i] = lpq_graph_layer(g, i)->name;
+    if (rc == 0 && (rc = lpq_config_bind(c, nl, names, w, a, err)) != 0)
+      lpq_error_prefix(err, "%s: ", config);
+    for (size_t i = 0; rc == 0 && i < nl; i++) {
+      accel_format_from_numfmt(&w[i], &(*formats)[i].weight);
+      accel_format_from_numfmt(&a[i], &(*formats)[i].act);
+    }
+  }
+  lpq_config_free(&c);
+  free(w);
+  free(a);
+  free(names);
+  lpq_graph_free(&g);
+  if (rc != 0) {
+    accel_network_free(net);
+    free(*formats);
+    *formats = NULL;
+  }
+  return rc;
+}
+
 int cmd_accel(int argc, char **argv) {
   static const struct option opts[] = {
       {"network", required_argument, 0, 'n'}, {"arch", required_argument, 0, 'a'},
       {"mix", required_argument, 0, 'm'},     {"bits", required_argument, 0, 'b'},
       {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+      {"model", required_argument, 0, 'M'},   {"config", required_argument, 0, 'C'},
       {0, 0, 0, 0}};
-  const char *network = "resnet50", *arch_path = NULL;
+  const char *network = "resnet50", *arch_path = NULL, *model = NULL, *config = NULL;
   double mix[3];
   int have_mix = 0, bits = 0, json = 0, c;
   optind = 1;
@@ -217,9 +279,19 @@ int cmd_accel(int argc, char **argv) {
       break;
     }
     case 'j': json = 1; break;
+    case 'M': model = optarg; break;
+    case 'C': config = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
+  }
+  if (config && !model) {
+    fprintf(stderr, "lpq accel: --config needs --model\n");
+    return 2;
+  }
+  if (config && (have_mix || bits)) {
+    fprintf(stderr, "lpq accel: --config excludes --mix and --bits\n");
+    return 2;
   }
   if (optind != argc || (have_mix && bits)) {
     fprintf(stderr, "lpq accel: %s\n", have_mix && bits ? "--mix and --bits exclude each other"
@@ -227,14 +299,24 @@ int cmd_accel(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  lpq_error_t err;
-  accel_network_t *net = accel_network_builtin(network, &err);
+  lpq_error_t err = {0};
+  accel_network_t *net = NULL;
+  accel_layer_formats_t *cfg_formats = NULL;
+  if (model) {
+    if (model_network(model, config, &net, &cfg_formats, &err) != 0) {
+      fprintf(stderr, "lpq accel: %s\n", err.msg);
+      return 1;
+    }
+  } else {
+    net = accel_network_builtin(network, &err);
+  }
   accel_arch_t *arch = NULL;
   if (net != NULL)
     arch = arch_path ? accel_arch_load(arch_path, &err) : accel_arch_default(&err);
-  run_t r = {net, arch, NULL, NULL, NULL, NULL};
+  run_t r = {net, arch, NULL, NULL, NULL, NULL, model != NULL};
   int status = 0;
-  if (net == NULL || arch == NULL || run_all(&r, have_mix ? mix : NULL, bits, &err) != 0) {
+  if (net == NULL || arch == NULL ||
+      run_all(&r, have_mix ? mix : NULL, bits, cfg_formats, &err) != 0) {
     fprintf(stderr, "lpq accel: %s\n", err.msg);
     status = 1;
   } else if (json) {
@@ -246,6 +328,7 @@ int cmd_accel(int argc, char **argv) {
     print_text(&r);
   }
   run_free(&r);
+  free(cfg_formats);
   accel_arch_free(&arch);
   accel_network_free(&net);
   return status;

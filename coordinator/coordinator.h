@@ -176,6 +176,10 @@ void lpq_genome_random(const lpq_search_space_t *space, lpq_rng_t *rng,
 /* 0 when the genome lies in the resolved space; LPQ_EINVAL naming the layer and field. */
 int lpq_genome_check(const lpq_search_space_t *space, const lpq_layer_formats_t *genome,
                      lpq_error_t *err);
+/* A statistics-seeded genome: every searched layer at weight_bits / act_bits (clamped to its
+** range) with its seed sf, es 1 and rs 3 where allowed; pinned layers keep their formats. */
+void lpq_genome_seeded(const lpq_search_space_t *space, int weight_bits, int act_bits,
+                       lpq_layer_formats_t *genome);
 /* FNV-1a 64 of the genome's canonical little-endian encoding: the same on every machine. */
 uint64_t lpq_genome_hash(const lpq_layer_formats_t *genome, size_t layer_count);
 /* Mean weight bits, weighted by weight_counts[layer] (NULL: every layer counts once). */
@@ -249,6 +253,9 @@ typedef struct lpq_search_settings_t {
   size_t siblings;       /* diversity-promoting selection: siblings per child (0: off) */
   size_t block_max;      /* longest block of consecutive layers regenerated; 0: half */
   double mutation_rate;  /* per format in the block; at least one format always mutates */
+  int seed_ladders;      /* 1: the initial population starts with seeded genomes, every layer
+                            at one width (lpq_genome_seeded), weights n_max..n_min with wide
+                            activations, then both together; the rest is random */
   size_t constraint_count; /* constraint values the evaluator fills, <= 4 */
   double hv_reference[2]; /* reference point; 0,0: 1.1 x the worst of generation 0 */
   uint64_t seed;
@@ -261,7 +268,8 @@ typedef struct lpq_search_settings_t {
   void *progress_ctx;
 } lpq_search_settings_t;
 
-/* Defaults: Pareto mode, lambda 1, population 40, parents 20, siblings 2, mutation 0.3,
+/* Defaults: Pareto mode, lambda 1, population 40, parents 20, siblings 2, mutation 0.3, seeded
+** ladders on,
 ** seed 1, 50 generations. */
 void lpq_search_settings_default(lpq_search_settings_t *s);
 

@@ -18,6 +18,7 @@ void lpq_search_settings_default(lpq_search_settings_t *s) {
   s->parents = 20;
   s->siblings = 2;
   s->mutation_rate = 0.3;
+  s->seed_ladders = 1;
   s->seed = 1;
   s->max_generations = 50;
 }
@@ -151,7 +152,7 @@ uint64_t search_fingerprint(const lpq_search_t *s) {
                     sp->act_n_max, sp->es_min, sp->es_max, sp->sf_window, sp->quantize_acts,
                     t->mode, (int64_t)t->population, (int64_t)t->offspring,
                     (int64_t)t->parents, (int64_t)t->siblings, (int64_t)t->block_max,
-                    (int64_t)t->constraint_count, (int64_t)t->seed};
+                    (int64_t)t->constraint_count, (int64_t)t->seed, t->seed_ladders};
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
     h = search_fnv1a_int(h, ints[i]);
   double reals[] = {t->lambda, t->mutation_rate, t->hv_reference[0], t->hv_reference[1]};

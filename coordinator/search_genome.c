@@ -115,6 +115,33 @@ void lpq_genome_random(const lpq_search_space_t *space, lpq_rng_t *rng,
   }
 }
 
+/* The format a layer takes at `bits` in a seeded genome: its statistics seed for sf, es = 1 and
+** rs = 3 where the range allows (the LP shapes that keep 8-bit networks near FP), clamped. */
+static lp_format_t seeded_format(format_range_t r, int bits, int seed) {
+  lp_format_t f;
+  f.n = bits < r.n_min ? r.n_min : bits > r.n_max ? r.n_max : bits;
+  f.es = 1 < r.es_min ? r.es_min : 1 > r.es_max ? r.es_max : 1;
+  f.rs = f.n - 1 < 3 ? f.n - 1 : 3;
+  f.sf = seed < r.sf_min ? r.sf_min : seed > r.sf_max ? r.sf_max : seed;
+  return f;
+}
+
+void lpq_genome_seeded(const lpq_search_space_t *space, int weight_bits, int act_bits,
+                       lpq_layer_formats_t *genome) {
+  static const lp_format_t none = {0, 0, 0, 0};
+  for (size_t l = 0; l < space->layer_count; l++) {
+    const lpq_layer_spec_t *ls = &space->layers[l];
+    if (ls->pinned) {
+      genome[l] = ls->formats;
+      continue;
+    }
+    genome[l].weight = seeded_format(range_of(space, l, 0), weight_bits, ls->weight_sf_seed);
+    genome[l].act = space->quantize_acts
+                        ? seeded_format(range_of(space, l, 1), act_bits, ls->act_sf_seed)
+                        : none;
+  }
+}
+
 static int format_in_range(const lp_format_t *f, format_range_t r) {
   return f->n >= r.n_min && f->n <= r.n_max && f->es >= r.es_min && f->es <= r.es_max &&
          f->rs >= 1 && f->rs <= f->n - 1 && f->sf >= r.sf_min && f->sf <= r.sf_max;

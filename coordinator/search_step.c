@@ -72,7 +72,19 @@ static size_t budget(const lpq_search_t *s) {
 
 static void make_initial(lpq_search_t *s) {
   size_t want = s->set.population < budget(s) ? s->set.population : budget(s);
-  for (size_t i = 0; i < want; i++) {
+  /* statistics-seeded starting points: every layer at one width with its seed sf, weights from
+  ** n_max down with activations at their widest, then both together */
+  const lpq_search_space_t *sp = &s->space;
+  for (int pass = 0; s->set.seed_ladders && pass < 2; pass++)
+    for (int bits = sp->n_max; bits >= sp->n_min && s->batch_count < want; bits--) {
+      lpq_layer_formats_t *slot = s->batch_genes + s->batch_count * s->L;
+      int act_bits = pass == 0 ? sp->act_n_max : bits;
+      lpq_genome_seeded(sp, bits, act_bits, slot);
+      uint64_t h = lpq_genome_hash(slot, s->L);
+      if (!is_known(s, slot, h))
+        batch_push(s, h, SIZE_MAX, 0);
+    }
+  for (size_t i = s->batch_count; i < want; i++) {
     lpq_layer_formats_t *slot = s->batch_genes + s->batch_count * s->L;
     int found = 0;
     for (int t = 0; t < RANDOM_TRIES && !found; t++) {
@@ -210,6 +222,11 @@ static int cmp_pop_rank(const void *pa, const void *pb, void *ctx) {
     return c->rank[a] < c->rank[b] ? -1 : 1;
   if (c->crowd[a] != c->crowd[b])
     return c->crowd[a] > c->crowd[b] ? -1 : 1;
+  return (a > b) - (a < b); /* positions follow archive order (sorted first) */
+}
+
+static int cmp_size(const void *pa, const void *pb) {
+  size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
   return (a > b) - (a < b);
 }
 
@@ -226,6 +243,9 @@ int search_rank_population(lpq_search_t *s, lpq_error_t *err) {
     lpq_errorf(err, rc, "search: out of memory ranking %zu genomes", n);
     goto out;
   }
+  /* Rank in archive order, so ties (equal objectives, equal crowding) resolve the same way
+  ** whatever order the population arrived in: a restored search ranks as the saved one. */
+  qsort(s->pop, n, sizeof *s->pop, cmp_size);
   for (size_t i = 0; i < n; i++) {
     obj[2 * i] = s->obj[2 * s->pop[i]];
     obj[2 * i + 1] = s->obj[2 * s->pop[i] + 1];

@@ -15,6 +15,7 @@ int cmd_format(int argc, char **argv);
 int cmd_accel(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_search(int argc, char **argv);
 
 /* Shared by the subcommands (tools/lpq/inputs.c). */
 /* "MEAN,STD" -> mean, std (std > 0); -1 when malformed. */
@@ -28,5 +29,11 @@ int tool_load_labels(const char *path, int64_t **labels, size_t *count, lpq_erro
 /* Whether data x ([N, ...]) fits the graph's single input apart from the batch. */
 int tool_check_input_fits(const lpq_graph_t *g, const lpq_array_t *x, const char *path,
                           lpq_error_t *err);
+
+/* A scatter plot (tools/lpq/plot_svg.c): all points (x[i], y[i]) in grey, front[] (indices into
+** x and y, in drawing order) in colour and joined. */
+int tool_plot_front_svg(const char *path, const char *title, const char *xlabel,
+                        const char *ylabel, const double *x, const double *y, size_t n,
+                        const size_t *front, size_t nfront, lpq_error_t *err);
 
 #endif

@@ -8,6 +8,7 @@ static const lpq_command_t commands[] = {
     {"format", "a number format's properties, or every code and its value", cmd_format},
     {"accel", "LPA cost (cycles, latency, energy, area, EDP) and the baseline accelerators", cmd_accel},
     {"run", "full-precision inference over a data set (top-1, logits, timing)", cmd_run},
+    {"search", "a whole LPQ search on this machine: the Pareto front of formats", cmd_search},
     {"eval", "one candidate's score: L_CO, top-1, mean bits, cost", cmd_eval},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -2,6 +2,7 @@
 # Run each test suite given; print a summary; fail when any suite fails.
 # Usage: run_tests.sh BUILD_DIR SUITE...
 build="$1"; shift
+export LPQ_BUILD="$build" # tests that run the programs find them in $LPQ_BUILD/bin
 pass=0; fail=0; failed=""
 for t in "$@"; do
     echo "== $(basename "$t")"

@@ -2,6 +2,7 @@
 #include "tools/lpq/lpq.h"
 #include "worker/worker.h"
 
+#include <cblas.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -98,6 +99,8 @@ int cmd_eval(int argc, char **argv) {
   int prc = parse_args(argc, argv, &a);
   if (prc != 0)
     return prc == 1 ? 0 : prc;
+  /* one BLAS thread: an evaluation gives the same numbers as in a search or on a worker */
+  openblas_set_num_threads(1);
   lpq_error_t err = {0};
   lpq_array_t *x = NULL, *cx = NULL;
   int64_t *labels = NULL;

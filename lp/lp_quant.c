@@ -404,6 +404,58 @@ __attribute__((target("avx2"))) static size_t quantize_f32_avx2_packed(const lp_
   return tail | (size_t)!_mm256_testz_si256(nan_acc, nan_acc);
 }
 
+/* n <= 8 on AVX-512: no gathers at all. The 127 thresholds and 128 values live in sixteen
+** registers; a branch-free binary search (7 steps, each a 128-entry lookup: four two-register
+** vpermi2d and three blends) counts the thresholds at or below |x|, which is the code; one
+** more lookup gives its value. Used when the format has at most 127 positive codes. */
+__attribute__((target("avx512f"))) static inline __m512i lookup128(const __m512i t[8],
+                                                                   __m512i idx) {
+  __m512i b0 = _mm512_permutex2var_epi32(t[0], idx, t[1]); /* entries 0..31 by idx & 31 */
+  __m512i b1 = _mm512_permutex2var_epi32(t[2], idx, t[3]); /* 32..63 */
+  __m512i b2 = _mm512_permutex2var_epi32(t[4], idx, t[5]); /* 64..95 */
+  __m512i b3 = _mm512_permutex2var_epi32(t[6], idx, t[7]); /* 96..127 */
+  __mmask16 bit5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+  __mmask16 bit6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
+  __m512i lo = _mm512_mask_blend_epi32(bit5, b0, b1), hi = _mm512_mask_blend_epi32(bit5, b2, b3);
+  return _mm512_mask_blend_epi32(bit6, lo, hi);
+}
+
+__attribute__((target("avx512f"))) static size_t quantize_f32_avx512_search(
+    const lp_quantizer_t *q, const float *in, float *out, size_t count) {
+  uint32_t thr[128], val[128];
+  for (uint32_t j = 0; j < 128; j++) {
+    thr[j] = j < q->npos ? q->thr[j + 1] : NO_THRESHOLD; /* thr[j]: code j+1 starts here */
+    val[j] = j <= q->npos ? q->fbits[j] : 0;
+  }
+  __m512i T[8], V[8];
+  for (int k = 0; k < 8; k++) {
+    T[k] = _mm512_loadu_si512((const void *)(thr + 16 * k));
+    V[k] = _mm512_loadu_si512((const void *)(val + 16 * k));
+  }
+  const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(F32_INF_BITS);
+  const __m512i signmask = _mm512_set1_epi32((int)0x80000000u);
+  __mmask16 nan_acc = 0;
+  size_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    __m512i u = _mm512_loadu_si512((const void *)(in + i));
+    __m512i a = _mm512_and_si512(u, absmask);
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(a, inf);
+    __m512i pos = _mm512_setzero_si512();
+    for (int bit = 64; bit >= 1; bit >>= 1) {
+      __m512i probe = _mm512_add_epi32(pos, _mm512_set1_epi32(bit - 1));
+      __mmask16 ge = _mm512_cmple_epi32_mask(lookup128(T, probe), a);
+      pos = _mm512_mask_add_epi32(pos, ge, pos, _mm512_set1_epi32(bit));
+    }
+    __m512i r = lookup128(V, pos);
+    r = _mm512_or_si512(r, _mm512_and_si512(u, signmask));
+    r = _mm512_maskz_mov_epi32((__mmask16)~nan, r);
+    _mm512_storeu_si512((void *)(out + i), r);
+    nan_acc |= nan;
+  }
+  size_t tail = quantize_f32_fast(q, in + i, out + i, count - i);
+  return tail | (size_t)(nan_acc != 0);
+}
+
 /* 16 lanes with mask registers. */
 __attribute__((target("avx512f"))) static size_t quantize_f32_avx512(const lp_quantizer_t *q,
                                                                      const float *in,
@@ -442,7 +494,8 @@ __attribute__((target("avx512f"))) static size_t quantize_f32_avx512(const lp_qu
 static size_t quantize_f32_dispatch(const lp_quantizer_t *q, const float *in, float *out,
                                     size_t count) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static int level = -1; /* benign race: every thread computes the same value */
+  static int cached = -1; /* every thread computes the same value */
+  int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
   if (level < 0) {
     const char *env = getenv("LPQ_SIMD");
     int best = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
@@ -451,10 +504,13 @@ static size_t quantize_f32_dispatch(const lp_quantizer_t *q, const float *in, fl
     else if (env && strcmp(env, "avx2") == 0 && best >= 1)
       best = 1;
     level = best;
+    __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
   }
-  if (level == 2)
+  if (level == 2 && q->npos <= 127)
+    return quantize_f32_avx512_search(q, in, out, count);
+  if (level == 2 && !q->packed)
     return quantize_f32_avx512(q, in, out, count);
-  if (level == 1 || (level == 2 && q->packed))
+  if (level >= 1)
     return q->packed ? quantize_f32_avx2_packed(q, in, out, count)
                      : quantize_f32_avx2(q, in, out, count);
 #endif

@@ -383,3 +383,15 @@ int lpq_api_validate(const json_t *schema, const json_t *value, const char *pref
                      lpq_error_t *err) {
   return api_validate(schema, schema, value, prefix, NULL, 0, NULL, 0, err);
 }
+
+int lpq_api_check(const char *method, const char *part, const json_t *value, lpq_error_t *err) {
+  const json_t *doc = lpq_api_schema(method);
+  if (doc == NULL || part == NULL)
+    return lpq_errorf(err, LPQ_ENOTFOUND, "no schema for method '%s'", method ? method : "");
+  const json_t *schema = json_object_get(doc, part);
+  if (schema == NULL)
+    schema = json_object_get(json_object_get(doc, "notifications"), part);
+  if (schema == NULL)
+    return lpq_errorf(err, LPQ_ENOTFOUND, "the schema of %s has no '%s'", method, part);
+  return api_validate(doc, schema, value, part, NULL, 0, NULL, 0, err);
+}

@@ -381,6 +381,10 @@ enum {
   LPQ_API_E_UNAVAILABLE = -32019,    /* the server is shutting down */
 };
 
+/* Where lpq-coordinator listens and lpqctl connects unless told otherwise (relative to the
+** working folder; lpqctl also reads LPQ_SOCKET). */
+#define LPQ_API_DEFAULT_SOCKET "var/lpq.sock"
+
 typedef struct lpq_api_server_t lpq_api_server_t;
 typedef struct lpq_api_call_t lpq_api_call_t; /* one request being answered */
 typedef struct lpq_api_sub_t lpq_api_sub_t;   /* a connection subscribed to notifications */
@@ -459,6 +463,14 @@ void lpq_api_unsubscribe(lpq_api_sub_t **sub);
 ** calls, errors and latency (mean, p50, p99, max in ms). */
 json_t *lpq_api_stats(const lpq_api_server_t *s);
 
+/* Standard base64 with padding (uploads in blob.put and job.submit, files in job.export).
+** lpq_base64_encode: malloc'd NUL-terminated text, NULL when memory runs out. */
+char *lpq_base64_encode(const void *data, size_t len);
+/* *out is malloc'd (the caller frees it). LPQ_EFORMAT naming the offset of the first character
+** that is not base64 or of wrong padding; LPQ_ENOMEM. */
+int lpq_base64_decode(const char *text, size_t len, unsigned char **out, size_t *out_len,
+                      lpq_error_t *err);
+
 /* The compiled-in schema document of a method (schema/api/METHOD.json: "params", "result",
 ** "notifications"), borrowed; NULL when there is none. */
 const json_t *lpq_api_schema(const char *method);
@@ -466,5 +478,9 @@ const json_t *lpq_api_schema(const char *method);
 ** path (prefix.field[3].x) and what was expected. */
 int lpq_api_validate(const json_t *schema, const json_t *value, const char *prefix,
                      lpq_error_t *err);
+/* Checks value against part of a method's compiled-in schema: "params", "result", or the name
+** of one of its notifications (e.g. "job.progress" of job.watch). LPQ_ENOTFOUND when there is
+** no such schema; LPQ_EINVAL as lpq_api_validate. For the daemon's tests of its own answers. */
+int lpq_api_check(const char *method, const char *part, const json_t *value, lpq_error_t *err);
 
 #endif

@@ -8,7 +8,7 @@
 static harness_t h;
 
 static void start(void) {
-  cr_assert_eq(harness_start(&h, NULL, 0), 0, "%s", h.start_msg);
+  cr_assert_eq(harness_start(&h, NULL, 0, NULL), 0, "%s", h.start_msg);
 }
 
 static void stop(void) {
@@ -245,7 +245,7 @@ Test(api, async_replies_out_of_order) {
 Test(api, huge_message_closes_connection_server_lives) {
   harness_stop(&h);
   lpq_api_options_t o = {.max_message_bytes = 4096};
-  cr_assert_eq(harness_start(&h, &o, 0), 0, "%s", h.start_msg);
+  cr_assert_eq(harness_start(&h, &o, 0, NULL), 0, "%s", h.start_msg);
   client_t c;
   cr_assert_eq(client_connect(&c, h.path), 0);
   /* just under the limit passes */
@@ -306,7 +306,7 @@ Test(api, deep_nesting_rejected) {
 Test(api, connection_limit) {
   harness_stop(&h);
   lpq_api_options_t o = {.max_connections = 4};
-  cr_assert_eq(harness_start(&h, &o, 0), 0, "%s", h.start_msg);
+  cr_assert_eq(harness_start(&h, &o, 0, NULL), 0, "%s", h.start_msg);
   client_t c[4], extra;
   for (int i = 0; i < 4; i++) {
     cr_assert_eq(client_connect(&c[i], h.path), 0);
@@ -420,7 +420,7 @@ Test(api, client_vanishes_mid_watch) {
 Test(api, slow_reader_is_dropped) {
   harness_stop(&h);
   lpq_api_options_t o = {.max_message_bytes = 4096, .max_write_queue = 65536};
-  cr_assert_eq(harness_start(&h, &o, 0), 0, "%s", h.start_msg);
+  cr_assert_eq(harness_start(&h, &o, 0, NULL), 0, "%s", h.start_msg);
   client_t c;
   cr_assert_eq(client_connect(&c, h.path), 0);
   /* a watch that floods a client that never reads */
@@ -446,7 +446,7 @@ Test(api, stats_count_calls_errors_latency) {
   json_t *s = json_object_get(r, "result");
   cr_assert_not_null(s, "%s", error_message(r));
   lpq_error_t err;
-  cr_assert_eq(lpq_api_validate(json_object_get(lpq_api_schema("server.stats"), "result"), s, "result", &err), 0, "%s", err.msg);
+  cr_assert_eq(lpq_api_check("server.stats", "result", s, &err), 0, "%s", err.msg);
   json_t *echo = json_object_get(json_object_get(s, "methods"), "test.echo");
   cr_assert_eq(json_integer_value(json_object_get(echo, "calls")), 6);
   cr_assert_eq(json_integer_value(json_object_get(echo, "errors")), 1);
@@ -503,7 +503,7 @@ Test(api, stale_socket_replaced_live_one_refused) {
 
 Test(api, tcp_needs_auth_first) {
   harness_stop(&h);
-  cr_assert_eq(harness_start(&h, NULL, 1), 0, "%s", h.start_msg);
+  cr_assert_eq(harness_start(&h, NULL, 1, NULL), 0, "%s", h.start_msg);
   cr_assert_gt(h.tcp_port, 0);
   client_t c;
   cr_assert_eq(client_connect_tcp(&c, h.tcp_port), 0);

@@ -44,6 +44,7 @@ typedef struct harness_t {
   char start_msg[512];
   int loop_close_rc;
   int tcp_port;
+  void (*setup)(struct harness_t *h); /* registers more methods, on the loop thread */
   /* loop-thread counters */
   long notes, closed_subs, later_done, later_disconnected, watches_done;
 } harness_t;
@@ -192,6 +193,8 @@ static void *h_thread(void *arg) {
   for (size_t i = 0; rc == 0 && i < sizeof methods / sizeof methods[0]; i++)
     rc = lpq_api_register_schema(h->server, methods[i].name, methods[i].schema, methods[i].fn, h,
                                  &err);
+  if (rc == 0 && h->setup)
+    h->setup(h);
   if (rc == 0) {
     uv_async_init(&h->loop, &h->stop, h_on_stop);
     h->stop.data = h;
@@ -211,9 +214,11 @@ static void *h_thread(void *arg) {
 }
 
 /* Starts a server on a Unix socket in a fresh temp folder (and TCP when tcp is set); opts may
-** adjust limits. Returns 0 or the start error (message in h->start_msg). */
-static UNUSED int harness_start(harness_t *h, const lpq_api_options_t *opts, int tcp) {
+** adjust limits; setup (may be NULL) registers more methods. Returns 0 or the start error (message in h->start_msg). */
+static UNUSED int harness_start(harness_t *h, const lpq_api_options_t *opts, int tcp,
+                                void (*setup)(harness_t *h)) {
   memset(h, 0, sizeof *h);
+  h->setup = setup;
   snprintf(h->dir, sizeof h->dir, "/tmp/lpq_api_XXXXXX");
   cr_assert_not_null(mkdtemp(h->dir));
   snprintf(h->path, sizeof h->path, "%s/api.sock", h->dir);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,7 +295,7 @@ static int listen_unix(lpq_api_server_t *s, lpq_error_t *err) {
   /* Nobody can connect before listen, so the mode is right from the first client on. */
   if (chmod(path, 0600) != 0)
     return lpq_errorf(err, LPQ_EIO, "%s: chmod 0600: %s", path, strerror(errno));
-  if ((rc = uv_listen((uv_stream_t *)&s->unix_listener, 128, on_connection)) != 0)
+  if ((rc = uv_listen((uv_stream_t *)&s->unix_listener, SOMAXCONN, on_connection)) != 0)
     return lpq_errorf(err, LPQ_EIO, "%s: cannot listen: %s", path, uv_strerror(rc));
   return 0;
 }
@@ -318,7 +319,7 @@ static int listen_tcp(lpq_api_server_t *s, lpq_error_t *err) {
   s->has_tcp = 1;
   s->handles_open++;
   if ((rc = uv_tcp_bind(&s->tcp_listener, (struct sockaddr *)&addr, 0)) != 0 ||
-      (rc = uv_listen((uv_stream_t *)&s->tcp_listener, 128, on_connection)) != 0)
+      (rc = uv_listen((uv_stream_t *)&s->tcp_listener, SOMAXCONN, on_connection)) != 0)
     return lpq_errorf(err, LPQ_EIO, "%s:%d: cannot listen: %s", o->tcp_host, o->tcp_port,
                       uv_strerror(rc));
   struct sockaddr_storage bound;
@@ -350,6 +351,10 @@ lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
     lpq_errorf(err, LPQ_EINVAL, "api: a loop and a Unix path or a TCP host are required");
     return NULL;
   }
+  /* A client that goes away while its answer is written must cost an EPIPE, not the process. */
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+    signal(SIGPIPE, SIG_IGN);
   lpq_api_server_t *s = calloc(1, sizeof *s);
   if (s == NULL) {
     lpq_errorf(err, LPQ_ENOMEM, "out of memory");

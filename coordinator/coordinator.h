@@ -409,7 +409,8 @@ typedef struct lpq_api_options_t {
 ** object when omitted), already valid against the method's schema; it lives until the reply. */
 typedef void (*lpq_api_handler_fn)(void *ctx, lpq_api_call_t *call, json_t *params);
 
-/* Binds and listens. NULL with err set (a path too long, in use by a live server, not a
+/* Binds and listens; sets SIGPIPE to ignored when it has its default action (a vanished
+** client must not kill the daemon). NULL with err set (a path too long, in use by a live server, not a
 ** socket, a bad host or port, TCP without a token). A stale socket file (nobody accepts on
 ** it) is replaced; any other file at the path is left alone and is an error. */
 lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,

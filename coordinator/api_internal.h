@@ -69,6 +69,8 @@ struct api_conn_t {
   int is_tcp;
   int authenticated;
   int closing;      /* no more reads, writes or notifications */
+  int flushing;     /* a shutdown is waiting for queued writes before the close */
+  uint64_t flushing_since_ns;
   int handle_open;  /* until the close callback */
   size_t refs;      /* outstanding calls and batches, plus one while the handle is open */
   size_t pending;   /* unanswered calls */
@@ -85,7 +87,8 @@ struct lpq_api_server_t {
   char *token;
   uv_pipe_t unix_listener;
   uv_tcp_t tcp_listener;
-  int has_unix, has_tcp, tcp_port;
+  uv_timer_t reaper; /* closes connections whose last words are never read */
+  int has_unix, unix_bound, has_tcp, has_reaper, tcp_port;
   int freeing;
   size_t handles_open; /* listeners and connections not yet closed */
   size_t calls_out;    /* calls and batches not yet released */

@@ -55,12 +55,30 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
   api_conn_t *c = req->data;
   free(req);
-  uv_close(&c->h.handle, on_conn_closed);
+  c->flushing = 0;
+  if (!uv_is_closing(&c->h.handle)) /* the reaper may have closed it already */
+    uv_close(&c->h.handle, on_conn_closed);
+}
+
+/* A client that never reads can hold a flushing close open forever; give it a few seconds. */
+#define FLUSH_TIMEOUT_NS (5ull * 1000000000ull)
+
+static void on_reap(uv_timer_t *t) {
+  lpq_api_server_t *s = t->data;
+  uint64_t now = api_now_ns();
+  for (api_conn_t *c = s->conns; c; c = c->next)
+    if (c->flushing && now - c->flushing_since_ns > FLUSH_TIMEOUT_NS &&
+        !uv_is_closing(&c->h.handle))
+      uv_close(&c->h.handle, on_conn_closed);
 }
 
 void api_conn_close(api_conn_t *c, int flush) {
-  if (c->closing)
+  if (c->closing) {
+    /* A close at once overrides a flush that is still waiting (the server is freed). */
+    if (!flush && c->flushing && !uv_is_closing(&c->h.handle))
+      uv_close(&c->h.handle, on_conn_closed);
     return;
+  }
   c->closing = 1;
   uv_read_stop(&c->h.stream);
   if (flush) {
@@ -68,8 +86,11 @@ void api_conn_close(api_conn_t *c, int flush) {
     uv_shutdown_t *req = malloc(sizeof *req);
     if (req) {
       req->data = c;
-      if (uv_shutdown(req, &c->h.stream, on_shutdown) == 0)
+      if (uv_shutdown(req, &c->h.stream, on_shutdown) == 0) {
+        c->flushing = 1;
+        c->flushing_since_ns = api_now_ns();
         return;
+      }
       free(req);
     }
   }
@@ -292,6 +313,7 @@ static int listen_unix(lpq_api_server_t *s, lpq_error_t *err) {
   s->handles_open++;
   if ((rc = uv_pipe_bind(&s->unix_listener, path)) != 0)
     return lpq_errorf(err, LPQ_EIO, "%s: cannot bind: %s", path, uv_strerror(rc));
+  s->unix_bound = 1; /* from here on the file is ours to remove */
   /* Nobody can connect before listen, so the mode is right from the first client on. */
   if (chmod(path, 0600) != 0)
     return lpq_errorf(err, LPQ_EIO, "%s: chmod 0600: %s", path, strerror(errno));
@@ -382,6 +404,18 @@ lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
   int rc = 0;
   if ((opts->unix_path && s->unix_path == NULL) || (opts->token && s->token == NULL))
     rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  if (rc == 0) {
+    int uv_rc = uv_timer_init(loop, &s->reaper);
+    if (uv_rc != 0) {
+      rc = lpq_errorf(err, LPQ_EIO, "api: timer: %s", uv_strerror(uv_rc));
+    } else {
+      s->reaper.data = s;
+      s->has_reaper = 1;
+      s->handles_open++;
+      uv_timer_start(&s->reaper, on_reap, 1000, 1000);
+      uv_unref((uv_handle_t *)&s->reaper); /* it never keeps the loop alive by itself */
+    }
+  }
   if (rc == 0)
     rc = api_register_builtins(s, err);
   if (rc == 0 && s->unix_path)
@@ -407,8 +441,11 @@ void lpq_api_free(lpq_api_server_t **sp) {
   s->freeing = 1;
   if (s->has_unix) {
     uv_close((uv_handle_t *)&s->unix_listener, on_listener_closed);
-    unlink(s->unix_path);
+    if (s->unix_bound)
+      unlink(s->unix_path);
   }
+  if (s->has_reaper)
+    uv_close((uv_handle_t *)&s->reaper, on_listener_closed);
   if (s->has_tcp)
     uv_close((uv_handle_t *)&s->tcp_listener, on_listener_closed);
   for (api_conn_t *c = s->conns; c; c = c->next)

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <libgen.h>
+#include <pty.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -429,6 +430,26 @@ Test(lpqctl, tcp_with_token) {
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_assert(strstr(r.out, "host-a:4242:1") && strstr(r.out, "busy"), "%s", r.out);
   run_free(&r);
+  /* over TCP the files travel as bytes: blob.put, then job.submit names them by hash */
+  char model[160];
+  snprintf(model, sizeof model, "%s/m2.onnx", h.dir);
+  FILE *f = fopen(model, "w");
+  fputs("model bytes over tcp", f);
+  fclose(f);
+  r = run((const char *[]){"--tcp", hostport, "--token", TEST_TOKEN, "submit", "--model", model,
+                           "--data", model, "--detach", "--json", NULL});
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  json_t *out = json_loads(r.out, 0, NULL);
+  cr_assert_eq(json_integer_value(json_object_get(out, "job")), 7, "%s", r.out);
+  json_decref(out);
+  run_free(&r);
+  unlink(model);
+  pthread_mutex_lock(&seen_lock);
+  json_t *p = json_incref(seen_submit);
+  pthread_mutex_unlock(&seen_lock);
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(p, "model"), "hash")), HASH64);
+  cr_assert_null(json_object_get(json_object_get(p, "data"), "path"));
+  json_decref(p);
   r = run((const char *[]){"--tcp", hostport, "--token", "wrong-token-wrong-token", "workers", NULL});
   cr_assert_neq(r.status, 0);
   cr_assert(strstr(r.err, "wrong token"), "%s", r.err);
@@ -457,4 +478,36 @@ Test(lpqctl, help_everywhere) {
   cr_assert_eq(r.status, 2);
   cr_assert(strstr(r.err, "unknown command 'frobnicate'"));
   run_free(&r);
+}
+
+Test(lpqctl, progress_bar_on_a_terminal) {
+  char exe[4200];
+  lpqctl_path(exe, sizeof exe);
+  int master;
+  pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    execl(exe, exe, "--socket", h.path, "watch", "7", (char *)NULL);
+    _exit(127);
+  }
+  char out[8192];
+  size_t len = 0;
+  for (;;) {
+    struct pollfd p = {.fd = master, .events = POLLIN};
+    if (poll(&p, 1, 10000) <= 0)
+      break;
+    ssize_t n = read(master, out + len, sizeof out - 1 - len);
+    if (n <= 0)
+      break; /* EIO once the child has exited */
+    len += (size_t)n;
+  }
+  out[len] = '\0';
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  close(master);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+  /* the bar is redrawn in place: carriage return and erase-line, then filled to 100% */
+  cr_assert_geq(count(out, "\r\033[K["), 4, "%s", out);
+  cr_assert(strstr(out, "[##############################] 100%"), "%s", out);
+  cr_assert(strstr(out, "done"), "%s", out);
 }

@@ -24,7 +24,7 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- the servers (one thread, one loop) ------------------------------------------------------- */
+/* ---- the servers (one thread, one loop) ------------------------------------------------------ */
 
 typedef struct server_t {
   uv_loop_t loop;
@@ -147,7 +147,8 @@ static void *server_thread(void *arg) {
     unlink(s->path);
     uv_pipe_init(&s->loop, &s->echo, 0);
     s->echo.data = (void *)1;
-    if (uv_pipe_bind(&s->echo, s->path) || uv_listen((uv_stream_t *)&s->echo, SOMAXCONN, echo_connection)) {
+    if (uv_pipe_bind(&s->echo, s->path) ||
+        uv_listen((uv_stream_t *)&s->echo, SOMAXCONN, echo_connection)) {
       fprintf(stderr, "api_latency: cannot listen on %s\n", s->path);
       exit(1);
     }
@@ -158,7 +159,7 @@ static void *server_thread(void *arg) {
   return NULL;
 }
 
-/* ---- the clients (one thread, one loop, N connections) ----------------------------------------- */
+/* ---- the clients (one thread, one loop, N connections) --------------------------------------- */
 
 typedef struct bench_t bench_t;
 
@@ -187,8 +188,8 @@ struct bench_t {
 };
 
 static void client_send(client_t *c) {
-  int n = snprintf(c->line, sizeof c->line,
-                   "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"id\":%ld}\n", c->bench->method, ++c->id);
+  int n = snprintf(c->line, sizeof c->line, "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"id\":%ld}\n",
+                   c->bench->method, ++c->id);
   uv_buf_t b = uv_buf_init(c->line, (unsigned)n);
   c->sent_ns = now_ns();
   uv_write(&c->write, (uv_stream_t *)&c->pipe, &b, 1, NULL);

@@ -351,9 +351,10 @@ lpq_search_t *lpq_search_restore(const lpq_search_space_t *space,
 ** The daemon registers methods; the library owns framing, limits, validation of params against
 ** the method's JSON schema (schema/api/METHOD.json, compiled in: type, required, properties,
 ** additionalProperties, enum, const, minimum/maximum, minLength/maxLength, pattern, items,
-** minItems/maxItems, minProperties/maxProperties, nested), error replies, server-push
-** notifications and the counters of server.stats (a built-in method). Every function here is
-** called on the loop's thread; the library starts no threads.
+** minItems/maxItems, minProperties/maxProperties, anyOf, local $ref), error replies,
+** server-push notifications and the counters of server.stats. Built-in methods: auth and
+** server.stats. Every function here is called on the loop's thread; the library starts no
+** threads. A line is parsed on the loop, so a 64 MiB upload holds it for a few 100 ms.
 */
 
 #include <jansson.h>
@@ -410,9 +411,10 @@ typedef struct lpq_api_options_t {
 typedef void (*lpq_api_handler_fn)(void *ctx, lpq_api_call_t *call, json_t *params);
 
 /* Binds and listens; sets SIGPIPE to ignored when it has its default action (a vanished
-** client must not kill the daemon). NULL with err set (a path too long, in use by a live server, not a
-** socket, a bad host or port, TCP without a token). A stale socket file (nobody accepts on
-** it) is replaced; any other file at the path is left alone and is an error. */
+** client must not kill the daemon). NULL with err set (a path too long, in use by a live
+** server, not a socket, a bad host or port, TCP without a token). A stale socket file (nobody
+** accepts on it) is replaced; any other file at the path is left alone and is an error. On
+** failure, too, run the loop once so that what was opened gets closed. */
 lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
                               lpq_error_t *err);
 /* Stops listening, closes every connection (subscriptions get their on_closed), removes the
@@ -454,7 +456,8 @@ typedef void (*lpq_api_closed_fn)(void *ctx, lpq_api_sub_t *sub);
 lpq_api_sub_t *lpq_api_subscribe(lpq_api_call_t *call, lpq_api_closed_fn on_closed, void *ctx);
 /* Sends {"jsonrpc":"2.0","method":method,"params":params} on the subscribed connection
 ** (params reference stolen). LPQ_EIO when the connection is closing, LPQ_ERANGE when the
-** client is too slow to read (the connection is then closed and on_closed follows). */
+** client is too slow to read (the connection is then closed). Either way on_closed follows,
+** from a loop callback, never from inside this call. */
 int lpq_api_notify(lpq_api_sub_t *sub, const char *method, json_t *params);
 /* Ends a subscription without on_closed; sets *sub to NULL. */
 void lpq_api_unsubscribe(lpq_api_sub_t **sub);

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- progress --------------------------------------------------------------------------------- */
+/* ---- progress -------------------------------------------------------------------------------- */
 
 static int is_final(const json_t *p) {
   const char *st = json_string_value(json_object_get(p, "status"));
@@ -105,7 +105,7 @@ int ctl_follow_job(ctl_t *ctl, long job) {
   }
 }
 
-/* ---- submit ------------------------------------------------------------------------------------- */
+/* ---- submit ---------------------------------------------------------------------------------- */
 
 static void submit_usage(FILE *out) {
   fprintf(out,
@@ -374,7 +374,7 @@ done:
   return rc;
 }
 
-/* ---- list, status, watch, cancel ------------------------------------------------------------------ */
+/* ---- list, status, watch, cancel ------------------------------------------------------------- */
 
 /* Parses "CMD [options] JOB" for the commands that take one job id and no options of their own. */
 static long one_job(ctl_t *ctl, int argc, char **argv, const char *help, int *rc) {

@@ -142,7 +142,7 @@ usage:
   return CTL_USAGE;
 }
 
-/* ---- workers, stats ---------------------------------------------------------------------------- */
+/* ---- workers, stats -------------------------------------------------------------------------- */
 
 /* Commands without arguments of their own. */
 static int no_args(ctl_t *ctl, int argc, char **argv, const char *help) {
@@ -214,7 +214,8 @@ int cmd_stats(ctl_t *ctl, int argc, char **argv) {
          json_integer_value(json_object_get(c, "accepted")),
          json_integer_value(json_object_get(c, "rejected")),
          json_integer_value(json_object_get(c, "subscriptions")));
-  printf("requests %lld, batches %lld, notifications in %lld / out %lld, bytes in %lld / out %lld\n",
+  printf("requests %lld, batches %lld, notifications in %lld / out %lld, "
+         "bytes in %lld / out %lld\n",
          json_integer_value(json_object_get(r, "requests")),
          json_integer_value(json_object_get(r, "batches")),
          json_integer_value(json_object_get(r, "notifications_in")),
@@ -243,7 +244,7 @@ int cmd_stats(ctl_t *ctl, int argc, char **argv) {
   return CTL_OK;
 }
 
-/* ---- history ------------------------------------------------------------------------------------ */
+/* ---- history --------------------------------------------------------------------------------- */
 
 static void history_usage(FILE *out) {
   fprintf(out,

@@ -169,7 +169,8 @@ int ctl_pareto_svg(const json_t *pareto, const char *path) {
 static void pareto_usage(FILE *out) {
   fprintf(out, "usage: lpqctl pareto JOB [--generation G] [--all] [--plot FILE.svg] [--json]\n"
                "  the Pareto front of a committed generation (default: the last one); --all lists\n"
-               "  every individual with its rank; --plot draws every individual, front highlighted\n");
+               "  every individual with its rank; --plot draws every individual, the front\n"
+               "  highlighted\n");
 }
 
 int cmd_pareto(ctl_t *ctl, int argc, char **argv) {

@@ -369,6 +369,43 @@ Test(api, connection_limit) {
     client_close(&c[i]);
 }
 
+Test(api, batch_and_pending_limits) {
+  harness_stop(&h);
+  lpq_api_options_t o = {.max_batch = 3, .max_pending = 2};
+  cr_assert_eq(harness_start(&h, &o, 0, NULL), 0, "%s", h.start_msg);
+  client_t c;
+  cr_assert_eq(client_connect(&c, h.path), 0);
+  const char *one = "{\"jsonrpc\":\"2.0\",\"method\":\"test.echo\",\"params\":{\"value\":1},\"id\":1}";
+  char batch[512];
+  snprintf(batch, sizeof batch, "[%s,%s,%s,%s]", one, one, one, one);
+  json_t *r = client_call(&c, batch);
+  cr_assert_eq(error_code(r), LPQ_API_E_LIMIT);
+  cr_assert(strstr(error_message(r), "batch of 4 requests exceeds the limit of 3"), "%s", error_message(r));
+  json_decref(r);
+  snprintf(batch, sizeof batch, "[%s,%s,%s]", one, one, one);
+  r = client_call(&c, batch);
+  cr_assert_eq(json_array_size(r), 3, "a batch at the limit is served");
+  json_decref(r);
+  /* two slow calls in flight; the third is refused at once, the first two still answered */
+  for (int i = 1; i <= 3; i++) {
+    char line[128];
+    snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"method\":\"test.later\",\"params\":{\"ms\":150,\"value\":%d},\"id\":%d}", i, i);
+    cr_assert_eq(client_send(&c, line), 0);
+  }
+  r = client_read(&c, 5000);
+  cr_assert_eq(json_integer_value(json_object_get(r, "id")), 3);
+  cr_assert_eq(error_code(r), LPQ_API_E_LIMIT);
+  cr_assert(strstr(error_message(r), "more than 2 unanswered requests"), "%s", error_message(r));
+  json_decref(r);
+  for (int i = 0; i < 2; i++) {
+    r = client_read(&c, 5000);
+    cr_assert_not_null(r);
+    cr_assert_eq(json_integer_value(json_object_get(r, "result")), json_integer_value(json_object_get(r, "id")));
+    json_decref(r);
+  }
+  client_close(&c);
+}
+
 Test(api, many_concurrent_clients) {
   enum { CLIENTS = 64, ROUNDS = 20 };
   client_t *c = calloc(CLIENTS, sizeof *c);

@@ -92,6 +92,51 @@ int lpq_config_bind(const lpq_config_t *c, size_t nlayers, const char *const *na
 char *lpq_config_to_json(size_t nlayers, const char *const *names, const lpq_numfmt_t *w,
                          const lpq_numfmt_t *a);
 
+/* ---- search jobs: settings shared by job.submit, the store, the worker and `lpq search` ---- */
+
+typedef enum lpq_objective_t {
+  LPQ_OBJ_BITS = 0, /* L_CR = mean weight bits / 32 */
+  LPQ_OBJ_LATENCY,  /* L_CR = LPA latency / the same model's latency with every layer at 8 bits */
+  LPQ_OBJ_ENERGY,
+  LPQ_OBJ_EDP,
+} lpq_objective_t;
+
+const char *lpq_objective_name(lpq_objective_t o); /* "bits", "latency", "energy", "edp" */
+
+/* A job's settings. JSON fields (all optional): model, data, labels (blob hashes), seed, mode
+** ("pareto"|"scalar"), lambda, population, siblings, generations, max_evaluations,
+** max_seconds, patience, objective, constraints {mean_weight_bits_max, act_bits_max,
+** latency_s_max}, calib, temperature, norm [mean, std], bits [lo, hi], act_bits [lo, hi],
+** es [lo, hi], sf_window, weight_only, pin_ends, name. */
+typedef struct lpq_job_settings_t {
+  char model[65], data[65], labels[65]; /* "" when absent */
+  uint64_t seed;
+  int scalar;
+  double lambda;
+  size_t population, siblings, generations, max_evaluations, patience;
+  double max_seconds;
+  lpq_objective_t objective;
+  double max_weight_bits, max_act_bits, max_latency_s; /* constraints; 0: none */
+  size_t calib;
+  double temperature, norm_mean, norm_std;
+  int n_min, n_max, act_n_min, act_n_max, es_min, es_max, sf_window;
+  int weight_only, pin_ends;
+} lpq_job_settings_t;
+
+/* Defaults: pareto, seed 1, lambda 1, population 40, siblings 2, 20 generations, bits
+** objective, calib 256, T 0.5, norm (0, 1), n 2..8, es 0..3, sf window 4. */
+void lpq_job_settings_default(lpq_job_settings_t *s);
+/* Parses JSON text (NULL or "{}" gives the defaults); unknown fields and bad values are errors
+** naming the field ("settings.population: expected an integer in 2..100000"). */
+int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t *err);
+/* The canonical JSON text (sorted keys); caller frees. */
+char *lpq_job_settings_json(const lpq_job_settings_t *s);
+/* The number of constraints the settings set, and their values g (<= 0 satisfied) for a
+** candidate, in the order mean weight bits, activation bits, latency. */
+size_t lpq_job_constraint_count(const lpq_job_settings_t *s);
+void lpq_job_constraints(const lpq_job_settings_t *s, double mean_weight_bits, int max_act_bits,
+                         double latency_s, double *g);
+
 /* ---- data loaders (.npy, IDX) -------------------------------------------------------------- */
 
 /* Every loader checks what the file claims (magic, header, dtype, shape) against the file's
@@ -241,5 +286,13 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
 ** copied into name (may be NULL). Every size is checked against the buffer. */
 int lpq_tensorproto_load(const void *data, size_t len, lpq_array_t **out, char *name,
                          size_t name_len, lpq_error_t *err);
+
+/* ---- statistics-driven starting points ---------------------------------------------------- */
+
+/* Per quantizable layer, the sf that lp<6,1,3,auto> takes on its weights (weight_sf) and, when
+** act_sf is not NULL, on its FP input over the calibration batch calib (the graph's input,
+** batch included): the centres of the search's sf windows. */
+int lpq_graph_sf_seeds(const lpq_graph_t *g, const float *calib, int *weight_sf, int *act_sf,
+                       lpq_error_t *err);
 
 #endif

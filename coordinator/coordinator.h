@@ -495,4 +495,20 @@ int lpq_api_validate(const json_t *schema, const json_t *value, const char *pref
 ** no such schema; LPQ_EINVAL as lpq_api_validate. For the daemon's tests of its own answers. */
 int lpq_api_check(const char *method, const char *part, const json_t *value, lpq_error_t *err);
 
+/* ---- search: from a job's settings ------------------------------------------------------ */
+
+/* The search space and settings of a job (common/'s lpq_job_settings_t), with per-layer sf
+** seeds (weight_sf, act_sf: layer_count entries, from lpq_graph_sf_seeds; act_sf may be NULL
+** for a weight-only job) written into specs (layer_count entries, which space->layers points
+** to). LPQ_EINVAL naming the field when the settings make no valid space. */
+int lpq_search_from_job(const lpq_job_settings_t *js, size_t layer_count, const int *weight_sf,
+                        const int *act_sf, lpq_layer_spec_t *specs, lpq_search_space_t *space,
+                        lpq_search_settings_t *set, lpq_error_t *err);
+/* A scored candidate's fields as the search's result: L_CO and L_CR as given, the job's
+** constraints (mean weight bits, the genome's widest activation, latency). */
+void lpq_search_result_from_fields(const lpq_job_settings_t *js,
+                                   const lpq_layer_formats_t *genome, size_t layer_count,
+                                   int status, double l_co, double l_cr, double mean_weight_bits,
+                                   double latency_s, lpq_eval_result_t *out);
+
 #endif

@@ -86,4 +86,24 @@ int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt
 /* Mean FP output InfoNCE of the model with itself (L_CO of an all-fp32 candidate). */
 double lpq_scorer_self_contrast(const lpq_scorer_t *s);
 
+/* ---- a candidate's full evaluation: score and LPA cost ------------------------------------ */
+
+typedef struct lpq_candidate_ctx_t lpq_candidate_ctx_t;
+
+typedef struct lpq_candidate_result_t {
+  lpq_score_t score;
+  double l_cr;       /* for the objective: bits / 32, or the LPA cost over the all-8-bit cost */
+  double latency_s, energy_pj, edp_js; /* on the LPA (accel_sim's default architecture) */
+  int max_act_bits;  /* the widest activation format (32 for fp32) */
+} lpq_candidate_result_t;
+
+/* A context for scoring candidates of graph g with scorer (both outlive it): the LPA model of
+** g's layers and the all-8-bit reference cost. Thread-safe to use from several threads. */
+lpq_candidate_ctx_t *lpq_candidate_ctx_new(const lpq_graph_t *g, lpq_scorer_t *scorer,
+                                           lpq_error_t *err);
+void lpq_candidate_ctx_free(lpq_candidate_ctx_t **c);
+/* Scores a candidate (w[i], a[i] per layer) and costs it on the LPA. */
+int lpq_candidate_eval(lpq_candidate_ctx_t *c, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                       lpq_objective_t objective, lpq_candidate_result_t *out, lpq_error_t *err);
+
 #endif

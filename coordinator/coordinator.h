@@ -581,4 +581,22 @@ int lpq_store_event_append(lpq_store_t *st, int64_t job, lpq_store_level_t level
 int lpq_store_event_list(lpq_store_t *st, int64_t job, int64_t after_id, size_t limit,
                          lpq_store_event_t **events, size_t *count, lpq_error_t *err);
 
+/* ---- store: any table or view as JSON (lpqctl history, the API's read methods) --------- */
+
+typedef struct lpq_store_dump_filter_t {
+  int64_t job;        /* > 0: rows of this job only (its job column; jobs: id) */
+  int generation_set; /* 1: rows of `generation` only (its generation or number column) */
+  int64_t generation;
+  int front_only;     /* 1: rows with in_front = 1 only (individuals) */
+  size_t limit;       /* at most this many rows; 0: all */
+  size_t offset;      /* skip this many first */
+} lpq_store_dump_filter_t;
+
+/* The rows of the table or view `name` (schema/README.md lists them) as a JSON array of
+** objects, one key per column; non-finite numbers (Inf crowding) become null. *json is
+** malloc'd (free() it). filter may be NULL (every row). LPQ_ENOTFOUND for an unknown name;
+** LPQ_EINVAL for a filter on a column the table lacks. */
+int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_filter_t *filter,
+                        char **json, lpq_error_t *err);
+
 #endif

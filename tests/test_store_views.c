@@ -191,3 +191,50 @@ Test(store_views, v_best_config_by_the_jobs_objective) {
   cr_assert_eq(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
 }
+
+Test(store_views, dump_any_table_or_view_as_json) {
+  int64_t a, b;
+  cr_assert_eq(lpq_store_job_insert(st, "a", "{}", &a, NULL), 0);
+  cr_assert_eq(lpq_store_job_insert(st, "b", "{}", &b, NULL), 0);
+  member_t g0[3] = {{1, 0.9, 0.2, 4, 0, 1}, {2, 0.5, 0.4, 6, 0, 1}, {3, 0.8, 0.5, 6, 0, 0}};
+  commit_generation(a, 0, g0, 3, 1.0, 3);
+  commit_generation(a, 1, g0, 2, 2.0, 5);
+  commit_generation(b, 0, g0, 1, 1.0, 1);
+  lpq_error_t err = {0};
+  char *json = NULL;
+
+  lpq_store_dump_filter_t f = {.job = a, .generation_set = 1, .generation = 0, .front_only = 1};
+  cr_assert_eq(lpq_store_dump_json(st, "individuals", &f, &json, &err), 0, "%s", err.msg);
+  /* the front of job a's generation 0: genomes 1 and 2, with their columns */
+  cr_assert(strstr(json, "\"genome\":\"0000000000000001\"") != NULL, "%s", json);
+  cr_assert(strstr(json, "\"genome\":\"0000000000000002\"") != NULL, "%s", json);
+  cr_assert(strstr(json, "0000000000000003") == NULL, "%s", json);
+  cr_assert(strstr(json, "\"l_co\":0.9") != NULL, "%s", json);
+  cr_assert_eq(json[0], '[');
+  free(json);
+
+  cr_assert_eq(lpq_store_dump_json(st, "jobs", &(lpq_store_dump_filter_t){.job = b}, &json, &err),
+               0, "%s", err.msg);
+  cr_assert(strstr(json, "\"name\":\"b\"") && !strstr(json, "\"name\":\"a\""), "%s", json);
+  free(json);
+  cr_assert_eq(lpq_store_dump_json(st, "v_generation_stats", NULL, &json, &err), 0, "%s",
+               err.msg);
+  cr_assert(strstr(json, "\"evals_per_s\"") != NULL, "%s", json);
+  free(json);
+  cr_assert_eq(lpq_store_dump_json(st, "generations",
+                                   &(lpq_store_dump_filter_t){.limit = 1, .offset = 1}, &json,
+                                   &err),
+               0);
+  cr_assert(strstr(json, "},{") == NULL, "one row: %s", json);
+  free(json);
+
+  cr_assert_eq(lpq_store_dump_json(st, "sqlite_schema", NULL, &json, &err), LPQ_ENOTFOUND);
+  cr_assert_eq(lpq_store_dump_json(st, "jobs; DROP TABLE jobs", NULL, &json, &err),
+               LPQ_ENOTFOUND);
+  cr_assert(strstr(err.msg, "no table or view") != NULL, "%s", err.msg);
+  cr_assert_eq(lpq_store_dump_json(st, "workers", &(lpq_store_dump_filter_t){.front_only = 1},
+                                   &json, &err),
+               LPQ_EINVAL);
+  cr_assert(strstr(err.msg, "in_front") != NULL, "%s", err.msg);
+  cr_assert_null(json);
+}

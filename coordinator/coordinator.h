@@ -599,4 +599,19 @@ typedef struct lpq_store_dump_filter_t {
 int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_filter_t *filter,
                         char **json, lpq_error_t *err);
 
+/* ---- store: from the search ------------------------------------------------------------ */
+
+/* A genome as the JSON text the store keeps: [{"w":"lp<4,1,3,2>","a":"lp<8,2,7,0>"}, ...], one
+** object per layer in model order, "fp32" for a format with n = 0. *json malloc'd (free() it). */
+int lpq_store_genome_json(const lpq_layer_formats_t *genome, size_t layer_count, char **json,
+                          lpq_error_t *err);
+/* Commits the search's latest generation (call it after lpq_search_commit): the generation row
+** from its progress, and its population with L_CO, L_CR, L_F, violation, NSGA-II rank and
+** crowding over (L_CO, L_CR), and in_front on the feasible non-dominated members as
+** lpq_search_front counts them (of equal objective vectors, the earliest scored); with the
+** job's progress, in one transaction (lpq_store_generation_commit). A failed genome has NULL
+** objectives and an infinite violation. */
+int lpq_store_search_generation(lpq_store_t *st, int64_t job, const lpq_search_t *search,
+                                lpq_error_t *err);
+
 #endif

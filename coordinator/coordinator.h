@@ -343,10 +343,13 @@ lpq_search_t *lpq_search_restore(const lpq_search_space_t *space,
 ** The coordinator's SQLite store (DESIGN section 3; schema/README.md lists the tables and
 ** views): jobs, content-addressed blobs, evaluations, generations with their individuals and
 ** fronts, workers and events. One lpq_store_t is the one writer connection of a coordinator;
-** use it from one thread (the libuv loop's). Every call is synchronous: in WAL mode with
-** synchronous=NORMAL a commit writes the WAL without fsync, so a batch costs well under a
-** millisecond and the loop needs no worker thread. Each call that writes is one transaction;
-** on any failure it is rolled back and the database is left as it was.
+** use it from one thread (the libuv loop's; it needs no loop of its own). Every call is
+** synchronous and short: in WAL mode with synchronous=NORMAL a commit appends to the WAL without
+** fsync (about 1 ms for 100 results), and the checkpoints that do fsync run on the store's own
+** thread and connection, never in the caller's. Each call that writes is one transaction; on
+** any failure it is rolled back and the database is left as it was. Readers (the sqlite3 shell,
+** lpqctl history on the same host) may open the file at any time: they see whole
+** transactions only and never block the writer.
 **
 ** Errors: 0 or a negative LPQ_E* with err naming the table and the operation
 ** ("store: evaluations: commit: database or disk is full"). SQLITE_FULL, SQLITE_IOERR,
@@ -366,9 +369,10 @@ lpq_search_t *lpq_search_restore(const lpq_search_space_t *space,
 typedef struct lpq_store_t lpq_store_t;
 
 /* Opens (creating when absent) the database at path, and the blob directory "PATH.blobs"
-** next to it; sets WAL, synchronous=NORMAL, foreign keys and a 5 s busy timeout, and migrates
-** the schema to LPQ_STORE_SCHEMA_VERSION (each migration one transaction). NULL with err set
-** when the file cannot be opened or written, is not a database, or has a newer schema. */
+** next to it; sets WAL, synchronous=NORMAL, foreign keys, a 5 s busy timeout and a 32 MiB
+** cache, migrates the schema to LPQ_STORE_SCHEMA_VERSION (each migration one transaction) and
+** starts the checkpoint thread. NULL with err set when the file cannot be opened or written, is
+** not a database or is corrupt, belongs to another program, or has a newer schema. */
 lpq_store_t *lpq_store_open(const char *path, lpq_error_t *err);
 /* Finalizes the statements and closes the connection (a clean close checkpoints the WAL). */
 void lpq_store_close(lpq_store_t **st);

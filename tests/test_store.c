@@ -556,3 +556,41 @@ Test(store, everything_survives_close_and_reopen) {
   free(data);
   lpq_store_close(&st);
 }
+
+/* The WAL is checkpointed by the store's own thread once it passes ~1000 pages, and the
+** database file then holds the rows without the WAL. */
+Test(store, checkpoints_run_off_the_callers_thread) {
+  lpq_store_t *st = open_ok();
+  int64_t job;
+  cr_assert_eq(lpq_store_job_insert(st, "wal", "{}", &job, NULL), 0);
+  char *json = malloc(4000);
+  cr_assert_not_null(json);
+  memset(json, ' ', 3999);
+  json[0] = '[';
+  json[3998] = ']';
+  json[3999] = '\0';
+  lpq_store_eval_t batch[100];
+  for (int b = 0; b < 15; b++) {
+    for (int i = 0; i < 100; i++) {
+      batch[i] = eval_row(job, (uint64_t)(b * 100 + i) + 1, 0.5);
+      batch[i].genome_json = json;
+    }
+    cr_assert_eq(lpq_store_eval_commit(st, batch, 100, NULL, NULL), 0);
+  }
+  free(json);
+  size_t checkpoints = 0;
+  for (int wait = 0; wait < 400 && checkpoints == 0; wait++) {
+    pthread_mutex_lock(&st->checkpointer.mu);
+    checkpoints = st->checkpointer.checkpoints;
+    pthread_mutex_unlock(&st->checkpointer.mu);
+    if (checkpoints == 0)
+      usleep(5000);
+  }
+  cr_assert_gt(checkpoints, 0, "the checkpoint thread never ran");
+  cr_assert_eq(st->checkpointer.failures, 0, "%s", st->checkpointer.last_error);
+  lpq_store_close(&st);
+  char wal[400];
+  snprintf(wal, sizeof wal, "%s-wal", db_path);
+  cr_assert_neq(access(wal, F_OK), 0, "a clean close leaves no WAL behind");
+  cr_assert_eq(pragma("SELECT count(*) FROM evaluations"), 1500);
+}

@@ -30,9 +30,10 @@ static void usage(FILE *out) {
       "                        the LPA, relative to every layer at 8 bits (bits)\n"
       "  --max-weight-bits B   constraint: mean weight bits <= B\n"
       "  --max-act-bits A      constraint: every activation format <= A bits\n"
-      "  --max-latency R       constraint: LPA latency <= R x the all-8-bit latency\n"
+      "  --max-latency-ms L    constraint: LPA latency <= L milliseconds per inference\n"
       "  --weight-only         quantize weights only (activations stay fp32)\n"
-      "  --bits LO:HI          weight (and activation) bits range (2:8)\n"
+      "  --bits LO:HI          weight bits range (2:8)\n"
+      "  --act-bits LO:HI      activation bits range (the weights' range)\n"
       "  --es LO:HI            exponent bits range (0:3)\n"
       "  --sf-window W         sf within +-W of each layer's statistics seed (4)\n"
       "  --pin-ends            first and last layer at 8 bits\n"
@@ -52,12 +53,12 @@ static void usage(FILE *out) {
 
 typedef struct args_t {
   const char *model, *data, *labels, *calib_data, *out;
-  size_t calib, top1;
-  double mean, std, temperature, hv_ref[2];
-  int threads, json, pin_ends, random, have_hv_ref;
+  size_t top1;
+  double hv_ref[2];
+  int threads, json, random, have_hv_ref;
   lpq_search_space_t space;
   lpq_search_settings_t set;
-  search_job_t job;
+  search_job_t job; /* job.js: the job's settings, from the flags */
 } args_t;
 
 static int range_arg(const char *s, int *lo, int *hi) {
@@ -65,12 +66,13 @@ static int range_arg(const char *s, int *lo, int *hi) {
 }
 
 static int parse(int argc, char **argv, args_t *a) {
-  enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV };
+  enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS };
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"labels", 1, 0, 'l'}, {"calib", 1, 0, 'n'},
       {"calib-data", 1, 0, O_CALIBDATA}, {"norm", 1, 0, 'N'}, {"mode", 1, 0, 'M'},
       {"lambda", 1, 0, 'L'}, {"objective", 1, 0, 'o'}, {"max-weight-bits", 1, 0, O_MAXW},
-      {"max-act-bits", 1, 0, O_MAXA}, {"max-latency", 1, 0, O_MAXLAT},
+      {"max-act-bits", 1, 0, O_MAXA}, {"max-latency-ms", 1, 0, O_MAXLAT},
+      {"act-bits", 1, 0, O_ABITS},
       {"weight-only", 0, 0, O_WONLY}, {"bits", 1, 0, 'b'}, {"es", 1, 0, 'e'},
       {"sf-window", 1, 0, 'w'}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
       {"siblings", 1, 0, O_SIBL}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
@@ -78,12 +80,8 @@ static int parse(int argc, char **argv, args_t *a) {
       {"time", 1, 0, 't'}, {"patience", 1, 0, 'k'}, {"threads", 1, 0, 'j'},
       {"top1", 1, 0, '1'}, {"hv-ref", 1, 0, O_HV}, {"out", 1, 0, 'O'}, {"json", 0, 0, 'J'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-  lpq_search_space_default(&a->space);
-  lpq_search_settings_default(&a->set);
-  a->set.max_generations = 20;
-  a->calib = 256;
-  a->std = 1;
-  a->temperature = 0.5;
+  lpq_job_settings_t *js = &a->job.js;
+  lpq_job_settings_default(js);
   a->threads = 2;
   a->top1 = 8;
   int c, idx = 0;
@@ -96,38 +94,42 @@ static int parse(int argc, char **argv, args_t *a) {
     case 'd': a->data = optarg; break;
     case 'l': a->labels = optarg; break;
     case O_CALIBDATA: a->calib_data = optarg; break;
-    case 'n': a->calib = strtoul(optarg, &end, 10); bad = *end || a->calib < 2 || a->calib > 65536; break;
-    case 'N': bad = tool_parse_norm(optarg, &a->mean, &a->std) != 0; break;
+    case 'n': js->calib = strtoul(optarg, &end, 10); bad = *end || js->calib < 2 || js->calib > 65536; break;
+    case 'N': bad = tool_parse_norm(optarg, &js->norm_mean, &js->norm_std) != 0; break;
     case 'M':
-      if (strcmp(optarg, "pareto") == 0) a->set.mode = LPQ_SEARCH_PARETO;
-      else if (strcmp(optarg, "scalar") == 0) a->set.mode = LPQ_SEARCH_SCALAR;
+      if (strcmp(optarg, "pareto") == 0) js->scalar = 0;
+      else if (strcmp(optarg, "scalar") == 0) js->scalar = 1;
       else bad = 1;
       break;
-    case 'L': a->set.lambda = strtod(optarg, &end); bad = *end != 0; break;
-    case 'o':
-      if (strcmp(optarg, "bits") == 0) a->job.objective = SEARCH_OBJ_BITS;
-      else if (strcmp(optarg, "latency") == 0) a->job.objective = SEARCH_OBJ_LATENCY;
-      else if (strcmp(optarg, "energy") == 0) a->job.objective = SEARCH_OBJ_ENERGY;
-      else if (strcmp(optarg, "edp") == 0) a->job.objective = SEARCH_OBJ_EDP;
-      else bad = 1;
+    case 'L': js->lambda = strtod(optarg, &end); bad = *end != 0; break;
+    case 'o': {
+      int found = 0;
+      for (int k = 0; k < 4; k++)
+        if (strcmp(optarg, lpq_objective_name((lpq_objective_t)k)) == 0) {
+          js->objective = (lpq_objective_t)k;
+          found = 1;
+        }
+      bad = !found;
       break;
-    case O_MAXW: a->job.max_weight_bits = strtod(optarg, &end); bad = *end || a->job.max_weight_bits <= 0; break;
-    case O_MAXA: a->job.max_act_bits = strtod(optarg, &end); bad = *end || a->job.max_act_bits <= 0; break;
-    case O_MAXLAT: a->job.max_latency_ratio = strtod(optarg, &end); bad = *end || a->job.max_latency_ratio <= 0; break;
-    case O_WONLY: a->space.quantize_acts = 0; break;
-    case 'b': bad = range_arg(optarg, &a->space.n_min, &a->space.n_max); break;
-    case 'e': bad = range_arg(optarg, &a->space.es_min, &a->space.es_max); break;
-    case 'w': a->space.sf_window = (int)strtol(optarg, &end, 10); bad = *end || a->space.sf_window < 0; break;
-    case O_PIN: a->pin_ends = 1; break;
-    case 'p': a->set.population = strtoul(optarg, &end, 10); bad = *end || a->set.population < 2; break;
-    case O_SIBL: a->set.siblings = strtoul(optarg, &end, 10); bad = *end != 0; break;
-    case 's': a->set.seed = strtoull(optarg, &end, 10); bad = *end != 0; break;
-    case 'T': a->temperature = strtod(optarg, &end); bad = *end || !(a->temperature > 0); break;
+    }
+    case O_MAXW: js->max_weight_bits = strtod(optarg, &end); bad = *end || js->max_weight_bits <= 0; break;
+    case O_MAXA: js->max_act_bits = strtod(optarg, &end); bad = *end || js->max_act_bits <= 0; break;
+    case O_MAXLAT: js->max_latency_s = strtod(optarg, &end) / 1e3; bad = *end || js->max_latency_s <= 0; break;
+    case O_WONLY: js->weight_only = 1; break;
+    case 'b': bad = range_arg(optarg, &js->n_min, &js->n_max); break;
+    case O_ABITS: bad = range_arg(optarg, &js->act_n_min, &js->act_n_max); break;
+    case 'e': bad = range_arg(optarg, &js->es_min, &js->es_max); break;
+    case 'w': js->sf_window = (int)strtol(optarg, &end, 10); bad = *end || js->sf_window < 0; break;
+    case O_PIN: js->pin_ends = 1; break;
+    case 'p': js->population = strtoul(optarg, &end, 10); bad = *end || js->population < 2; break;
+    case O_SIBL: js->siblings = strtoul(optarg, &end, 10); bad = *end != 0; break;
+    case 's': js->seed = strtoull(optarg, &end, 10); bad = *end != 0; break;
+    case 'T': js->temperature = strtod(optarg, &end); bad = *end || !(js->temperature > 0); break;
     case 'R': a->random = 1; break;
-    case 'g': a->set.max_generations = strtoul(optarg, &end, 10); bad = *end != 0; break;
-    case 'E': a->set.max_evaluations = strtoul(optarg, &end, 10); bad = *end != 0; break;
-    case 't': a->set.max_seconds = strtod(optarg, &end); bad = *end || a->set.max_seconds < 0; break;
-    case 'k': a->set.patience = strtoul(optarg, &end, 10); bad = *end != 0; break;
+    case 'g': js->generations = strtoul(optarg, &end, 10); bad = *end != 0; break;
+    case 'E': js->max_evaluations = strtoul(optarg, &end, 10); bad = *end != 0; break;
+    case 't': js->max_seconds = strtod(optarg, &end); bad = *end || js->max_seconds < 0; break;
+    case 'k': js->patience = strtoul(optarg, &end, 10); bad = *end != 0; break;
     case 'j': a->threads = (int)strtol(optarg, &end, 10); bad = *end || a->threads < 1 || a->threads > 256; break;
     case '1': a->top1 = strtoul(optarg, &end, 10); bad = *end != 0; break;
     case O_HV: bad = sscanf(optarg, "%lf,%lf", &a->hv_ref[0], &a->hv_ref[1]) != 2; a->have_hv_ref = 1; break;
@@ -147,7 +149,11 @@ static int parse(int argc, char **argv, args_t *a) {
     usage(stderr);
     return 2;
   }
-  if (a->random && a->set.max_evaluations == 0) {
+  if (js->act_n_min == 0 && js->act_n_max == 0) {
+    js->act_n_min = js->n_min;
+    js->act_n_max = js->n_max;
+  }
+  if (a->random && js->max_evaluations == 0) {
     fprintf(stderr, "lpq search: --random needs --evaluations\n");
     return 2;
   }
@@ -194,7 +200,7 @@ static int on_progress(void *ctx, const lpq_search_progress_t *p) {
 typedef struct member_t {
   const lpq_layer_formats_t *genome;
   lpq_eval_result_t result;
-  search_detail_t detail;
+  lpq_candidate_result_t detail;
   double top1; /* -1: not measured */
 } member_t;
 
@@ -271,10 +277,8 @@ static json_t *member_json(const member_t *m, size_t nl, const char *const *name
                         m->result.l_cr, "mean_weight_bits", m->detail.score.mean_w_bits,
                         "mean_activation_bits", m->detail.score.mean_a_bits, "l_co_global",
                         m->detail.score.l_global);
-  if (m->detail.cost.latency_s > 0) {
-    json_object_set_new(o, "lpa_latency_s", json_real(m->detail.cost.latency_s));
-    json_object_set_new(o, "lpa_energy_pj", json_real(m->detail.cost.energy_pj));
-  }
+  json_object_set_new(o, "lpa_latency_s", json_real(m->detail.latency_s));
+  json_object_set_new(o, "lpa_energy_pj", json_real(m->detail.energy_pj));
   json_object_set_new(o, "top1", m->top1 >= 0 ? json_real(100 * m->top1) : json_null());
   json_object_set_new(o, "config", cfg ? json_loads(cfg, 0, NULL) : json_null());
   free(cfg);
@@ -333,7 +337,7 @@ static int write_out(const args_t *a, json_t *front, const member_t *m, size_t n
     snprintf(path, sizeof path, "%s/front.svg", a->out);
     if (rc == 0)
       rc = tool_plot_front_svg(path, a->random ? "lpq random search" : "lpq search: Pareto front",
-                               a->job.objective == SEARCH_OBJ_BITS ? "L_CR (weight bits / 32)"
+                               a->job.js.objective == LPQ_OBJ_BITS ? "L_CR (weight bits / 32)"
                                                                    : "L_CR (LPA cost / 8-bit)",
                                "L_CO (contrastive loss)", px, py, na + nm, idx, nm, err);
     free(idx), free(px), free(py);
@@ -383,9 +387,10 @@ int cmd_search(int argc, char **argv) {
   double t0 = 0;
   openblas_set_num_threads(1); /* the evaluator threads use the cores */
 
-  if (tool_load_inputs(a.data, a.mean, a.std, &x, &err) != 0 ||
+  lpq_job_settings_t *js = &a.job.js;
+  if (tool_load_inputs(a.data, js->norm_mean, js->norm_std, &x, &err) != 0 ||
       (a.labels && tool_load_labels(a.labels, &labels, &nlabels, &err) != 0) ||
-      (a.calib_data && tool_load_inputs(a.calib_data, a.mean, a.std, &cx, &err) != 0))
+      (a.calib_data && tool_load_inputs(a.calib_data, js->norm_mean, js->norm_std, &cx, &err) != 0))
     goto fail;
   if (labels && nlabels != (size_t)x->shape[0]) {
     lpq_errorf(&err, LPQ_EFORMAT, "%s has %zu labels for %lld samples", a.labels, nlabels,
@@ -393,24 +398,21 @@ int cmd_search(int argc, char **argv) {
     goto fail;
   }
   const lpq_array_t *calib = cx ? cx : x;
-  size_t ncal = (size_t)calib->shape[0] < a.calib ? (size_t)calib->shape[0] : a.calib;
+  size_t ncal = (size_t)calib->shape[0] < js->calib ? (size_t)calib->shape[0] : js->calib;
   if (!(g = lpq_graph_load(a.model, (int)ncal, &err)) ||
       tool_check_input_fits(g, calib, cx ? a.calib_data : a.data, &err) != 0 ||
       tool_check_input_fits(g, x, a.data, &err) != 0)
     goto fail;
-  lpq_score_opts_t so = {.temperature = a.temperature, .lambda = a.set.lambda};
+  lpq_score_opts_t so = {.temperature = js->temperature, .lambda = js->lambda};
   if (!(sc = lpq_scorer_new(g, calib->data, NULL, &so, &err)))
     goto fail;
   nl = lpq_graph_num_layers(g);
   names = calloc(nl + 1, sizeof *names);
   for (size_t i = 0; names && i < nl; i++)
     names[i] = lpq_graph_layer(g, i)->name;
-  if (!names || search_job_init(&a.job, g, sc, a.threads, &err) != 0 ||
-      search_job_seeds(&a.job, &a.space, a.pin_ends, &err) != 0)
+  if (!names ||
+      search_job_init(&a.job, g, sc, calib->data, a.threads, &a.space, &a.set, &err) != 0)
     goto fail;
-  a.space.layer_count = nl;
-  a.space.layers = a.job.specs;
-  a.set.constraint_count = search_job_constraints(&a.job);
   progress_t pr = {&a, isatty(STDERR_FILENO) && !a.json};
   a.set.on_progress = on_progress;
   a.set.progress_ctx = &pr;

@@ -9,6 +9,10 @@
 
 #include <stddef.h>
 
+/* The inference graph (common/, engine branch); declared here until it merges. C11 allows the
+** identical typedef twice. */
+typedef struct lpq_graph_t lpq_graph_t;
+
 /* ---- the contrastive loss --------------------------------------------------------------- */
 
 /* InfoNCE over a batch (DESIGN section 2):

@@ -191,7 +191,7 @@ typedef struct lpq_result_t {
   uint64_t task_id;
   int status;      /* 0 scored; negative LPQ_E* failed (error says why). A worker that hands a
                       task back unstarted (shutting down) sends LPQ_ECANCELED. */
-  char error[256];
+  char error[512];    /* as lpq_error_t's message */
   double l_co, l_co_global, l_co_local, l_cr;
   double mean_weight_bits, mean_act_bits;
   double top1;                    /* NAN: no labels */

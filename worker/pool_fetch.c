@@ -112,7 +112,7 @@ void pw_fetch_chunk(pw_t *p, const lpq_blob_chunk_t *c)
     return;
   }
   if (c->status != 0) {
-    snprintf(why, sizeof why, "blob %.64s: %.200s", c->hash, c->error);
+    snprintf(why, sizeof why, "%.300s", c->error[0] ? c->error : lpq_strerror(c->status));
     fetch_fail(p, c->status, why);
     return;
   }

@@ -89,6 +89,7 @@ struct lpq_dispatch_t {
 
   dmap_t tasks, jobs, workers;
   d_job_t *rr;                   /* next job to serve */
+  size_t ring_jobs;              /* jobs in the ring */
   d_worker_t *avail;             /* next worker to use */
   d_task_t *run_head, *run_tail; /* running tasks by dispatch time = deadline order */
   size_t running;

@@ -31,6 +31,7 @@ void job_ring_insert(lpq_dispatch_t *d, d_job_t *j)
     d->rr->rr_prev = j;
   }
   j->in_ring = 1;
+  d->ring_jobs++;
 }
 
 static void job_ring_remove(lpq_dispatch_t *d, d_job_t *j)
@@ -47,6 +48,7 @@ static void job_ring_remove(lpq_dispatch_t *d, d_job_t *j)
   }
   j->rr_prev = j->rr_next = NULL;
   j->in_ring = 0;
+  d->ring_jobs--;
 }
 
 /* A job with nothing queued or running is forgotten. */
@@ -259,7 +261,9 @@ void worker_remove(lpq_dispatch_t *d, d_worker_t *w, lpq_worker_event_t why)
     d->cb.on_worker_change(d->cb.ctx, why, &info);
 }
 
-/* The worker for t: the next one in turn, unless t already failed on it and another is free. */
+/* The worker for t: the next one in turn. A task that failed before goes to a worker it has
+** not failed on; if none of those is free but one exists, it waits for it (NULL). Only when
+** every worker has failed it does it go back to one of them. */
 static d_worker_t *pick_worker(lpq_dispatch_t *d, const d_task_t *t)
 {
   d_worker_t *w = d->avail;
@@ -270,24 +274,34 @@ static d_worker_t *pick_worker(lpq_dispatch_t *d, const d_task_t *t)
       return w;
     w = w->av_next;
   } while (w != d->avail);
+  for (size_t i = 0; i < d->workers.cap; i++) {
+    const d_worker_t *o = d->workers.slots[i].val;
+    if (o != NULL && !o->draining && !failed_on(t, o->serial))
+      return NULL;
+  }
   return d->avail;
 }
 
 void dispatch_assign(lpq_dispatch_t *d)
 {
-  while (d->avail != NULL && d->rr != NULL) {
+  size_t skipped = 0; /* jobs passed over in a row because their head task waits */
+  while (d->avail != NULL && d->rr != NULL && skipped < d->ring_jobs) {
     d_job_t *j = d->rr;
     d_task_t *t = j->head;
+    d_worker_t *w = pick_worker(d, t);
+    d->rr = j->rr_next; /* round-robin: the next job goes next */
+    if (w == NULL) {
+      skipped++;
+      continue;
+    }
+    skipped = 0;
     j->head = t->next_queued;
     if (j->head == NULL)
       j->tail = NULL;
     t->next_queued = NULL;
-    j->queued--;
-    d->rr = j->rr_next; /* round-robin: the next job goes next */
-    if (j->queued == 0)
+    if (--j->queued == 0)
       job_ring_remove(d, j);
 
-    d_worker_t *w = pick_worker(d, t);
     w->assigned[w->n_assigned++] = t->id;
     t->worker = w;
     t->attempts++;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -152,6 +153,7 @@ H_FN int h_spawn(harness_t *h, const char *id, int threads, int synthetic_ms,
   pid_t pid = fork();
   cr_assert(pid >= 0);
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion ends the test: the workers too */
     execv(path, (char *const *)argv);
     _exit(127);
   }

@@ -8,7 +8,7 @@
 static size_t want;
 static int cond_results(harness_t *h) { return h->results >= want; }
 
-Test(pool_sched, jobs_share_the_pool_round_robin_fifo_inside_a_job, .timeout = 30) {
+Test(pool_sched, jobs_share_the_pool_round_robin_fifo_inside_a_job) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "solo", 1, 0, NULL);
@@ -39,7 +39,7 @@ Test(pool_sched, jobs_share_the_pool_round_robin_fifo_inside_a_job, .timeout = 3
   free(h);
 }
 
-Test(pool_sched, cancel_job_forgets_its_tasks, .timeout = 30) {
+Test(pool_sched, cancel_job_forgets_its_tasks) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "solo", 1, 20, NULL);
@@ -73,7 +73,7 @@ Test(pool_sched, cancel_job_forgets_its_tasks, .timeout = 30) {
   free(h);
 }
 
-Test(pool_sched, failing_task_is_reported_after_three_distinct_workers, .timeout = 30) {
+Test(pool_sched, failing_task_is_reported_after_three_distinct_workers) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "x", 1, 0, NULL);
@@ -104,7 +104,7 @@ Test(pool_sched, failing_task_is_reported_after_three_distinct_workers, .timeout
   free(h);
 }
 
-Test(pool_sched, task_timeout_dispatches_again_then_fails, .timeout = 30) {
+Test(pool_sched, task_timeout_dispatches_again_then_fails) {
   harness_t *h = calloc(1, sizeof *h);
   lpq_dispatch_opts_t o = {.task_timeout_s = 0.4, .max_failures = 2};
   h_start(h, &o);
@@ -173,7 +173,7 @@ static void rogue_send(const void *p, size_t n, int more) {
   cr_assert_eq(zmq_send(rogue.sock, p, n, more ? ZMQ_SNDMORE : 0), (int)n);
 }
 
-Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected, .timeout = 30) {
+Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "honest", 2, 5, NULL);

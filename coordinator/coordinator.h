@@ -367,7 +367,8 @@ typedef struct lpq_dispatch_opts_t {
   int liveness;          /* missed intervals before a worker is expired [3] */
   double task_timeout_s; /* a task running longer is dispatched again [600] */
   int max_failures;      /* distinct workers a task may fail on [3] */
-  int log_level;         /* 0 errors, 1 warnings, 2 info (workers come and go) [2], 3 debug */
+  int log_level;         /* 1 warnings, 2 info (workers come and go) [2], 3 debug; negative:
+                            errors only (level 0) */
 } lpq_dispatch_opts_t;
 
 /* The task a result belongs to. */

@@ -153,6 +153,8 @@ static int opts_resolve(lpq_dispatch_opts_t *o, lpq_error_t *err)
     o->max_failures = 3;
   if (o->log_level == 0)
     o->log_level = 2;
+  else if (o->log_level < 0)
+    o->log_level = 0; /* errors only */
   if (!(o->heartbeat_s >= 0.01 && o->heartbeat_s <= 3600))
     return lpq_errorf(err, LPQ_EINVAL, "dispatch: heartbeat_s = %g is out of range 0.01..3600",
                       o->heartbeat_s);

@@ -249,3 +249,33 @@ Test(pool, blobs_are_fetched_by_hash_verified_and_cached) {
   h_stop(h);
   free(h);
 }
+
+static int cond_joined_2(harness_t *h) { return h->joined >= 2; }
+
+Test(pool, worker_rejoins_a_restarted_coordinator_on_the_same_endpoint) {
+  harness_t *h = calloc(1, sizeof *h);
+  h_start(h, NULL);
+  h_spawn(h, "loyal", 1, 0, NULL);
+  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  char endpoint[256];
+  snprintf(endpoint, sizeof endpoint, "%s", lpq_dispatch_endpoint(h->d));
+  /* the coordinator goes away (as if killed) and comes back on the same endpoint */
+  lpq_dispatch_free(&h->d);
+  h_run_for(h, 1.0);
+  lpq_dispatch_callbacks_t cb = {h_on_result, h_on_worker, h_blob_path, h_on_log, h};
+  lpq_error_t err;
+  h->d = lpq_dispatch_new(&h->loop, endpoint, NULL, &cb, &err);
+  cr_assert_not_null(h->d, "%s", err.msg);
+  cr_assert(h_run_until(h, cond_joined_2, 10), "the worker did not join the new coordinator");
+  lpq_task_layer_t layers[5];
+  lpq_task_t t = h_task(1, 1, layers, 5);
+  h_submit(h, &t);
+  want_results = 1;
+  cr_assert(h_run_until(h, cond_all_results, 5));
+  cr_assert_eq(h->res[1].status, 0);
+  cr_assert_str_eq(h->res[1].worker_id, "loyal");
+  kill(h->pids[0], SIGTERM);
+  cr_assert_eq(h_wait_exit(h, 0, 10), 0);
+  h_stop(h);
+  free(h);
+}

@@ -241,6 +241,8 @@ static int loop(pw_t *p, lpq_error_t *err)
       return 0;
     }
     uint64_t now = pw_now_ms();
+    if (p->draining)
+      p->reconnect_now = 0; /* leaving anyway: finish what runs, then go */
     if (p->reconnect_now || (!p->draining && now - p->last_heard_ms > p->expiry_ms)) {
       if (!p->reconnect_now && backoff_wait(p))
         continue; /* stop asked during the wait: drain (nothing to hand back) */
@@ -279,6 +281,8 @@ int lpq_pool_worker_run(const lpq_pool_worker_opts_t *opts, lpq_error_t *err)
     p->o.backoff_max_s = 32;
   if (p->o.log_level == 0)
     p->o.log_level = 2;
+  else if (p->o.log_level < 0)
+    p->o.log_level = 0; /* errors only */
   if (p->o.stop == NULL)
     p->o.stop = &never;
   p->backoff_s = 1;

@@ -133,7 +133,7 @@ typedef struct lpq_pool_worker_opts_t {
   double heartbeat_s;    /* [1]: the coordinator's */
   int liveness;          /* [3] */
   double backoff_max_s;  /* reconnect back-off doubles from 1 s up to this [32] */
-  int log_level;         /* 0 errors, 1 warnings, 2 info [2], 3 debug; lines go to stderr */
+  int log_level;         /* 1 warnings, 2 info [2], 3 debug, negative: errors only; stderr */
   lpq_worker_evaluator_t evaluator;
   /* Polled every 100 ms: non-zero (set by a SIGTERM handler) stops taking tasks, hands back
   ** those not started (status LPQ_ECANCELED), finishes the running ones, says BYE, returns. */

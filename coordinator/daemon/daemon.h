@@ -1,0 +1,90 @@
+/* coordinator/daemon/daemon.h: lpq-coordinator's pieces (internal to the program): the daemon
+** context, the jobs it runs, and the API methods. */
+#ifndef LPQ_COORDINATOR_DAEMON_H
+#define LPQ_COORDINATOR_DAEMON_H
+
+#include "coordinator/coordinator.h"
+
+#include <uv.h>
+
+typedef struct daemon_t daemon_t;
+typedef struct job_t job_t;
+
+/* One dispatched genome of a job's current generation. */
+typedef struct task_ref_t {
+  job_t *job;
+  size_t index;   /* in the generation's batch */
+  uint64_t hash;
+} task_ref_t;
+
+/* A finished evaluation waiting for its transaction (results are committed in batches, once per
+** loop iteration, before the search sees them). */
+typedef struct pending_t {
+  job_t *job;
+  size_t index;
+  lpq_store_eval_t eval;
+} pending_t;
+
+struct job_t {
+  daemon_t *d;
+  int64_t id;
+  char name[LPQ_STORE_NAME_MAX];
+  lpq_job_settings_t js;
+  char *settings_json;     /* canonical, sent to workers with every task */
+  /* set up on the thread pool: model, calibration batch, seeds */
+  uv_work_t prep;
+  char *model_path, *data_path; /* the blobs' files, for the preparation */
+  lpq_error_t prep_err;
+  int prep_rc;
+  size_t nl;
+  int *seeds;              /* 2 * nl: weight sf, activation sf */
+  char **layer_names;      /* nl */
+  lpq_layer_spec_t *specs;
+  lpq_search_t *search;
+  /* the generation in flight */
+  int asked;
+  const lpq_layer_formats_t *batch;
+  size_t batch_count, told, failed_now, dispatched;
+  task_ref_t *refs;        /* batch_count */
+  char first_error[LPQ_STORE_TEXT_MAX];
+  int cancel, finished, preparing;
+  double started;
+  /* job.watch subscribers */
+  lpq_api_sub_t **subs;
+  size_t nsubs;
+  job_t *next;
+};
+
+struct daemon_t {
+  uv_loop_t *loop;
+  lpq_store_t *store;
+  lpq_api_server_t *api;
+  lpq_dispatch_t *pool;
+  job_t *jobs;             /* active: preparing or running */
+  pending_t *pending;
+  size_t npending, cap_pending;
+  uv_check_t flush;
+  uv_signal_t sigterm, sigint;
+  int stopping;
+  int log_level;
+};
+
+/* jobs.c */
+int jobs_resume(daemon_t *d, lpq_error_t *err);
+/* Starts a stored job (queued or unfinished): prepares it on the thread pool, then runs it. */
+int job_start(daemon_t *d, int64_t id, lpq_error_t *err);
+job_t *job_find(daemon_t *d, int64_t id);
+int job_cancel(daemon_t *d, int64_t id, lpq_error_t *err);
+void jobs_on_result(void *ctx, const lpq_dispatch_task_t *task, const lpq_result_t *result);
+void jobs_flush(uv_check_t *h);
+void jobs_free_all(daemon_t *d);
+/* The progress object of job.watch / job.get for a job (live or stored). */
+json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err);
+void daemon_log(daemon_t *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* methods.c */
+int methods_register(daemon_t *d, lpq_error_t *err);
+/* Drops a watcher when its connection closes. */
+void job_unwatch(job_t *j, lpq_api_sub_t *sub);
+
+#endif

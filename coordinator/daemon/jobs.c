@@ -1,0 +1,516 @@
+/* coordinator/daemon/jobs.c: the job scheduler. A job is prepared on the thread pool (model,
+** calibration batch, per-layer seeds), then its search runs generation by generation: every
+** genome the search asks for is looked up in SQLite first (a restarted coordinator replays its
+** jobs this way) and dispatched to the pool otherwise; results are committed in one
+** transaction per loop iteration before the search is told; each generation is committed with
+** its population and front. */
+#include "coordinator/daemon/daemon.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void daemon_log(daemon_t *d, int level, const char *fmt, ...) {
+  if (level > d->log_level)
+    return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  time_t t = time(NULL);
+  struct tm tm;
+  char stamp[32];
+  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+  fprintf(stderr, "%s lpq-coordinator: %s\n", stamp, line);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+job_t *job_find(daemon_t *d, int64_t id) {
+  for (job_t *j = d->jobs; j; j = j->next)
+    if (j->id == id)
+      return j;
+  return NULL;
+}
+
+static void job_unlink(job_t *j) {
+  for (job_t **p = &j->d->jobs; *p; p = &(*p)->next)
+    if (*p == j) {
+      *p = j->next;
+      return;
+    }
+}
+
+static void job_free(job_t *j) {
+  if (!j)
+    return;
+  for (size_t i = 0; j->layer_names && i < j->nl; i++)
+    free(j->layer_names[i]);
+  free(j->layer_names);
+  free(j->seeds);
+  free(j->specs);
+  free(j->refs);
+  free(j->settings_json);
+  free(j->model_path);
+  free(j->data_path);
+  for (size_t i = 0; i < j->nsubs; i++)
+    lpq_api_unsubscribe(&j->subs[i]);
+  free(j->subs);
+  lpq_search_free(&j->search);
+  free(j);
+}
+
+void job_unwatch(job_t *j, lpq_api_sub_t *sub) {
+  for (size_t i = 0; i < j->nsubs; i++)
+    if (j->subs[i] == sub) {
+      j->subs[i] = j->subs[--j->nsubs];
+      return;
+    }
+}
+
+/* ---- progress ---- */
+
+static double fraction(const lpq_job_settings_t *js, double generation, double evals,
+                       double elapsed) {
+  double f = 0;
+  if (js->generations)
+    f = fmax(f, generation / (double)js->generations);
+  if (js->max_evaluations)
+    f = fmax(f, evals / (double)js->max_evaluations);
+  if (js->max_seconds > 0)
+    f = fmax(f, elapsed / js->max_seconds);
+  return fmin(f, 1.0);
+}
+
+static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err) {
+  lpq_store_job_t sj;
+  if (lpq_store_job_get(d->store, id, &sj, err) != 0)
+    return NULL;
+  lpq_job_settings_t js;
+  lpq_job_settings_parse(sj.settings, &js, NULL);
+  job_t *j = job_find(d, id);
+  double elapsed = isfinite(sj.started) ? ((isfinite(sj.finished) ? sj.finished : now_s()) -
+                                           sj.started)
+                                        : 0;
+  /* generation: the last committed one, 0 the initial population */
+  size_t gen = sj.generation >= 0 ? (size_t)sj.generation : 0;
+  size_t evals = sj.evaluations_stored, failed = 0;
+  if (j && j->search) {
+    size_t applied = lpq_search_generation(j->search);
+    gen = applied ? applied - 1 : 0;
+    evals = lpq_search_evaluations(j->search) + (j->asked ? j->told : 0);
+    const lpq_search_progress_t *h;
+    size_t nh = lpq_search_history(j->search, &h);
+    failed = nh ? h[nh - 1].failed : 0;
+  }
+  double f = lpq_store_job_status_final(sj.status) && sj.status == LPQ_STORE_JOB_DONE
+                 ? 1.0
+                 : fraction(&js, (double)gen, (double)evals, elapsed);
+  double eta = (f > 0 && f < 1 && !lpq_store_job_status_final(sj.status))
+                   ? elapsed * (1 - f) / f
+                   : (f >= 1 ? 0 : NAN);
+  json_t *o = json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:f}", "job", (json_int_t)id,
+                        "status", lpq_store_job_status_name(sj.status), "final",
+                        lpq_store_job_status_final(sj.status), "generation", (json_int_t)gen,
+                        "generations", (json_int_t)js.generations, "evaluations",
+                        (json_int_t)evals, "evaluations_failed", (json_int_t)failed, "progress",
+                        f, "elapsed_s", elapsed);
+  json_object_set_new(o, "eta_s", num_or_null(eta));
+  json_object_set_new(o, "best_l_co", num_or_null(sj.best_l_co));
+  json_object_set_new(o, "front_size", json_integer((json_int_t)sj.front_size));
+  json_object_set_new(o, "hypervolume", num_or_null(sj.hypervolume));
+  json_object_set_new(o, "workers", json_integer(j ? (json_int_t)(j->dispatched - j->told) : 0));
+  json_object_set_new(o, "error", sj.status == LPQ_STORE_JOB_FAILED && sj.message[0]
+                                      ? json_string(sj.message)
+                                      : json_null());
+  lpq_store_job_clear(&sj);
+  return o;
+}
+
+static void notify_watchers(job_t *j) {
+  if (!j->nsubs)
+    return;
+  json_t *p = job_progress_json(j->d, j->id, NULL);
+  for (size_t i = 0; p && i < j->nsubs; i++)
+    lpq_api_notify(j->subs[i], "job.progress", json_incref(p));
+  json_decref(p);
+}
+
+/* Ends a job: status and message stored, watchers told, the job forgotten. */
+static void job_end(job_t *j, lpq_store_job_status_t status, const char *message) {
+  daemon_t *d = j->d;
+  lpq_error_t err;
+  if (lpq_store_job_set_status(d->store, j->id, status, message, &err) != 0)
+    daemon_log(d, 0, "job %lld: %s", (long long)j->id, err.msg);
+  lpq_store_event_append(d->store, j->id,
+                         status == LPQ_STORE_JOB_FAILED ? LPQ_STORE_ERROR : LPQ_STORE_INFO,
+                         message, NULL, NULL);
+  daemon_log(d, 1, "job %lld %s: %s", (long long)j->id, lpq_store_job_status_name(status),
+             message);
+  lpq_dispatch_cancel_job(d->pool, j->id);
+  /* results of this job still waiting for their transaction are dropped */
+  size_t k = 0;
+  for (size_t i = 0; i < d->npending; i++)
+    if (d->pending[i].job != j)
+      d->pending[k++] = d->pending[i];
+  d->npending = k;
+  notify_watchers(j);
+  job_unlink(j);
+  job_free(j);
+}
+
+/* ---- running ---- */
+
+static void tell(job_t *j, size_t index, const lpq_store_eval_t *e) {
+  lpq_eval_result_t r;
+  const lpq_layer_formats_t *genome = j->batch + index * j->nl;
+  lpq_search_result_from_fields(&j->js, genome, j->nl, e->status, e->l_co, e->l_cr,
+                                e->mean_weight_bits, e->latency_s, &r);
+  lpq_search_tell(j->search, index, &r, NULL);
+  j->told++;
+  if (e->status != 0) {
+    j->failed_now++;
+    if (!j->first_error[0])
+      snprintf(j->first_error, sizeof j->first_error, "%s", e->error);
+  }
+}
+
+static int dispatch_genome(job_t *j, size_t index, uint64_t hash, lpq_error_t *err) {
+  lpq_task_t t;
+  memset(&t, 0, sizeof t);
+  t.job_id = j->id;
+  memcpy(t.model_hash, j->js.model, sizeof t.model_hash);
+  memcpy(t.data_hash, j->js.data, sizeof t.data_hash);
+  memcpy(t.labels_hash, j->js.labels, sizeof t.labels_hash);
+  t.settings_json = j->settings_json;
+  t.layer_count = j->nl;
+  t.layers = (lpq_task_layer_t *)(uintptr_t)(j->batch + index * j->nl);
+  j->refs[index] = (task_ref_t){j, index, hash};
+  uint64_t task_id;
+  int rc = lpq_dispatch_submit(j->d->pool, &t, &j->refs[index], &task_id, err);
+  if (rc == 0)
+    j->dispatched++;
+  return rc;
+}
+
+static void job_step(job_t *j) {
+  daemon_t *d = j->d;
+  lpq_error_t err = {0};
+  while (!d->stopping) {
+    if (!j->asked) {
+      lpq_search_stop_t why = lpq_search_should_stop(j->search);
+      if (why != LPQ_STOP_NONE) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "stopped: %s", lpq_search_stop_name(why));
+        job_end(j, LPQ_STORE_JOB_DONE, msg);
+        return;
+      }
+      size_t count;
+      if (lpq_search_ask(j->search, &j->batch, &count, &err) != 0) {
+        job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+        return;
+      }
+      if (count == 0) {
+        job_end(j, LPQ_STORE_JOB_DONE, "stopped: search space exhausted");
+        return;
+      }
+      free(j->refs);
+      j->refs = calloc(count, sizeof *j->refs);
+      if (!j->refs) {
+        job_end(j, LPQ_STORE_JOB_FAILED, "out of memory");
+        return;
+      }
+      j->asked = 1;
+      j->batch_count = count;
+      j->told = j->failed_now = j->dispatched = 0;
+      j->first_error[0] = 0;
+      for (size_t i = 0; i < count; i++) {
+        uint64_t h = lpq_genome_hash(j->batch + i * j->nl, j->nl);
+        lpq_store_eval_t e;
+        int rc = lpq_store_eval_get(d->store, j->id, h, &e, &err);
+        if (rc == 0) {
+          tell(j, i, &e); /* replayed from the database */
+        } else if (rc == LPQ_ENOTFOUND) {
+          if (dispatch_genome(j, i, h, &err) != 0) {
+            job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+            return;
+          }
+        } else {
+          job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+          return;
+        }
+      }
+    }
+    if (j->told < j->batch_count)
+      return; /* results will come */
+    int first = lpq_search_generation(j->search) == 0;
+    if (first && j->failed_now == j->batch_count) {
+      char msg[LPQ_STORE_TEXT_MAX + 64];
+      snprintf(msg, sizeof msg, "every genome of the first generation failed: %s",
+               j->first_error);
+      job_end(j, LPQ_STORE_JOB_FAILED, msg);
+      return;
+    }
+    if (lpq_search_commit(j->search, &err) != 0 ||
+        lpq_store_search_generation(d->store, j->id, j->search, &err) != 0) {
+      job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+      return;
+    }
+    j->asked = 0;
+    notify_watchers(j);
+  }
+}
+
+void jobs_on_result(void *ctx, const lpq_dispatch_task_t *task, const lpq_result_t *r) {
+  daemon_t *d = ctx;
+  task_ref_t *ref = task->user;
+  if (!ref || !ref->job)
+    return;
+  if (d->npending == d->cap_pending) {
+    size_t cap = d->cap_pending ? 2 * d->cap_pending : 256;
+    pending_t *p = realloc(d->pending, cap * sizeof *p);
+    if (!p) {
+      daemon_log(d, 0, "out of memory queueing a result of job %lld", (long long)ref->job->id);
+      return;
+    }
+    d->pending = p;
+    d->cap_pending = cap;
+  }
+  pending_t *p = &d->pending[d->npending++];
+  memset(p, 0, sizeof *p);
+  p->job = ref->job;
+  p->index = ref->index;
+  lpq_store_eval_t *e = &p->eval;
+  e->job = ref->job->id;
+  e->genome_hash = ref->hash;
+  e->status = r->status;
+  snprintf(e->error, sizeof e->error, "%s", r->status ? r->error : "");
+  snprintf(e->worker, sizeof e->worker, "%s", r->worker_id);
+  e->l_co = r->l_co;
+  e->l_co_global = r->l_co_global;
+  e->l_co_local = r->l_co_local;
+  e->l_cr = r->l_cr;
+  e->mean_weight_bits = r->mean_weight_bits;
+  e->mean_act_bits = r->mean_act_bits;
+  e->top1 = r->top1;
+  e->latency_s = r->latency_s;
+  e->energy_pj = r->energy_pj;
+  e->edp_js = r->edp_js;
+  e->eval_ms = r->eval_ms;
+}
+
+/* After every loop iteration: the results that arrived, in one transaction, then the search. */
+void jobs_flush(uv_check_t *h) {
+  daemon_t *d = h->data;
+  if (d->npending == 0)
+    return;
+  lpq_store_eval_t *evals = malloc(d->npending * sizeof *evals);
+  if (!evals)
+    return; /* try again next iteration */
+  for (size_t i = 0; i < d->npending; i++)
+    evals[i] = d->pending[i].eval;
+  lpq_error_t err;
+  int rc = lpq_store_eval_commit(d->store, evals, d->npending, NULL, &err);
+  free(evals);
+  if (rc != 0) {
+    /* nothing is lost: the results stay queued and the search waits (e.g. a full disk) */
+    static double last_report;
+    if (now_s() - last_report > 10) {
+      daemon_log(d, 0, "%s (%zu results kept; retrying)", err.msg, d->npending);
+      last_report = now_s();
+    }
+    return;
+  }
+  size_t n = d->npending;
+  pending_t *batch = d->pending;
+  d->pending = NULL;
+  d->npending = d->cap_pending = 0;
+  for (size_t i = 0; i < n; i++)
+    tell(batch[i].job, batch[i].index, &batch[i].eval);
+  /* step each job with a complete generation (a job may end inside job_step: check it is
+  ** still active before touching it) */
+  for (size_t i = 0; i < n; i++) {
+    job_t *j = batch[i].job;
+    int alive = 0;
+    for (job_t *x = d->jobs; x && !alive; x = x->next)
+      alive = x == j;
+    if (alive && j->asked && j->told == j->batch_count)
+      job_step(j);
+  }
+  free(batch);
+}
+
+/* ---- preparation on the thread pool ---- */
+
+/* Off the loop: the model and calibration batch, the layer names and the sf seeds. */
+static void prep_work(uv_work_t *w) {
+  job_t *j = w->data;
+  lpq_error_t *err = &j->prep_err;
+  lpq_array_t *raw = NULL, *x = NULL;
+  lpq_graph_t *g = NULL;
+  int rc = lpq_load_array(j->data_path, &raw, err);
+  if (rc == 0 && (rc = lpq_images_to_f32(raw, j->js.norm_mean, j->js.norm_std, &x, err)) != 0)
+    lpq_error_prefix(err, "data: ");
+  size_t n = x ? (size_t)x->shape[0] : 0, ncal = n < j->js.calib ? n : j->js.calib;
+  if (rc == 0 && ncal < 2)
+    rc = lpq_errorf(err, LPQ_EINVAL, "data: %zu samples; the contrastive loss needs 2", n);
+  if (rc == 0 && !(g = lpq_graph_load(j->model_path, (int)ncal, err)))
+    rc = err->code;
+  if (rc == 0) {
+    lpq_tensor_info_t in;
+    lpq_graph_input(g, 0, &in);
+    if (lpq_graph_num_inputs(g) != 1 || x->count / n * ncal != in.count)
+      rc = lpq_errorf(err, LPQ_EFORMAT, "data: samples of %zu values do not fit the model's "
+                      "input (%zu values per sample)", x->count / n, in.count / ncal);
+  }
+  if (rc == 0 && (j->nl = lpq_graph_num_layers(g)) == 0)
+    rc = lpq_errorf(err, LPQ_EUNSUP, "the model has no quantizable layer (Conv, Gemm, MatMul "
+                    "with a constant weight)");
+  if (rc == 0) {
+    j->seeds = calloc(2 * j->nl, sizeof *j->seeds);
+    j->layer_names = calloc(j->nl, sizeof *j->layer_names);
+    j->specs = calloc(j->nl, sizeof *j->specs);
+    if (!j->seeds || !j->layer_names || !j->specs)
+      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; rc == 0 && i < j->nl; i++)
+    if (!(j->layer_names[i] = strdup(lpq_graph_layer(g, i)->name)))
+      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  if (rc == 0)
+    rc = lpq_graph_sf_seeds(g, x->data, j->seeds, j->js.weight_only ? NULL : j->seeds + j->nl,
+                            err);
+  lpq_graph_free(&g);
+  lpq_array_free(&raw);
+  lpq_array_free(&x);
+  j->prep_rc = rc;
+}
+
+static void prep_done(uv_work_t *w, int status) {
+  job_t *j = w->data;
+  daemon_t *d = j->d;
+  j->preparing = 0;
+  free(j->model_path);
+  free(j->data_path);
+  j->model_path = j->data_path = NULL;
+  if (j->cancel || d->stopping || status == UV_ECANCELED) {
+    if (j->cancel)
+      job_end(j, LPQ_STORE_JOB_CANCELED, "canceled");
+    else {
+      job_unlink(j);
+      job_free(j);
+    }
+    return;
+  }
+  if (j->prep_rc != 0) {
+    job_end(j, LPQ_STORE_JOB_FAILED, j->prep_err.msg);
+    return;
+  }
+  lpq_search_space_t space;
+  lpq_search_settings_t set;
+  lpq_error_t err;
+  if (lpq_search_from_job(&j->js, j->nl, j->seeds, j->seeds + j->nl, j->specs, &space, &set,
+                          &err) != 0 ||
+      !(j->search = lpq_search_new(&space, &set, &err))) {
+    job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+    return;
+  }
+  if (lpq_store_job_set_status(d->store, j->id, LPQ_STORE_JOB_RUNNING, "", &err) != 0) {
+    job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+    return;
+  }
+  daemon_log(d, 2, "job %lld running: %zu layers", (long long)j->id, j->nl);
+  notify_watchers(j);
+  job_step(j);
+}
+
+int job_start(daemon_t *d, int64_t id, lpq_error_t *err) {
+  if (job_find(d, id))
+    return 0;
+  lpq_store_job_t sj;
+  int rc = lpq_store_job_get(d->store, id, &sj, err);
+  if (rc != 0)
+    return rc;
+  job_t *j = calloc(1, sizeof *j);
+  if (!j) {
+    lpq_store_job_clear(&sj);
+    return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  }
+  j->d = d;
+  j->id = id;
+  snprintf(j->name, sizeof j->name, "%s", sj.name);
+  rc = lpq_job_settings_parse(sj.settings, &j->js, err);
+  lpq_store_job_clear(&sj);
+  if (rc == 0 && !(j->settings_json = lpq_job_settings_json(&j->js)))
+    rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  if (rc == 0 && (rc = lpq_store_blob_path(d->store, j->js.model, &j->model_path, err)) == 0)
+    rc = lpq_store_blob_path(d->store, j->js.data, &j->data_path, err);
+  if (rc != 0) {
+    lpq_store_job_set_status(d->store, id, LPQ_STORE_JOB_FAILED, err->msg, NULL);
+    free(j->model_path);
+    free(j->data_path);
+    job_free(j);
+    return rc;
+  }
+  j->next = d->jobs;
+  d->jobs = j;
+  j->preparing = 1;
+  j->prep.data = j;
+  uv_queue_work(d->loop, &j->prep, prep_work, prep_done);
+  return 0;
+}
+
+int job_cancel(daemon_t *d, int64_t id, lpq_error_t *err) {
+  int rc = lpq_store_job_request_cancel(d->store, id, err);
+  if (rc != 0)
+    return rc;
+  job_t *j = job_find(d, id);
+  if (j && j->preparing) {
+    j->cancel = 1; /* prep_done ends it */
+    return 0;
+  }
+  if (j)
+    job_end(j, LPQ_STORE_JOB_CANCELED, "canceled");
+  else
+    rc = lpq_store_job_set_status(d->store, id, LPQ_STORE_JOB_CANCELED, "canceled", err);
+  return rc;
+}
+
+int jobs_resume(daemon_t *d, lpq_error_t *err) {
+  lpq_store_job_t *list = NULL;
+  size_t n = 0;
+  int rc = lpq_store_job_list(d->store, LPQ_STORE_JOBS_UNFINISHED, &list, &n, err);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (list[i].cancel_requested) {
+      lpq_store_job_set_status(d->store, list[i].id, LPQ_STORE_JOB_CANCELED, "canceled", NULL);
+      continue;
+    }
+    lpq_error_t jerr;
+    if (job_start(d, list[i].id, &jerr) != 0)
+      daemon_log(d, 0, "job %lld cannot resume: %s", (long long)list[i].id, jerr.msg);
+    else
+      daemon_log(d, 1, "job %lld resumes", (long long)list[i].id);
+  }
+  lpq_store_job_list_free(&list, n);
+  return rc;
+}
+
+void jobs_free_all(daemon_t *d) {
+  while (d->jobs) {
+    job_t *j = d->jobs;
+    d->jobs = j->next;
+    job_free(j);
+  }
+  free(d->pending);
+  d->pending = NULL;
+  d->npending = d->cap_pending = 0;
+}

@@ -1,0 +1,211 @@
+/* coordinator/daemon/main.c: lpq-coordinator, the daemon (DESIGN section 3): one libuv loop
+** serving the JSON-RPC API, driving the ZeroMQ worker pool and the searches, with SQLite as
+** the memory that outlives it. */
+#include "coordinator/daemon/daemon.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: lpq-coordinator [options]\n"
+          "  --db PATH             the SQLite database (default var/lpq.db; blobs in PATH.blobs)\n"
+          "  --socket PATH         the API's Unix socket, mode 0600 (default var/lpq.sock)\n"
+          "  --tcp HOST:PORT       also serve the API on TCP (needs --token-file)\n"
+          "  --token-file FILE     the bearer token TCP clients must send (16+ characters)\n"
+          "  --workers ENDPOINT    where workers connect (default tcp://127.0.0.1:5555;\n"
+          "                        tcp://0.0.0.0:5555 accepts other hosts)\n"
+          "  --heartbeat-ms MS     pool heartbeat interval (default 1000)\n"
+          "  --liveness N          missed heartbeats before a worker is expired (default 3)\n"
+          "  --task-timeout S      a task running longer is dispatched again (default 600)\n"
+          "  --log-level N         0 errors, 1 warnings, 2 info (default), 3 debug\n"
+          "Jobs left unfinished by an earlier run (or a crash) resume from the database.\n");
+}
+
+typedef struct opts_t {
+  const char *db, *socket, *tcp, *token_file, *workers;
+  double heartbeat_s, task_timeout_s;
+  int liveness, log_level;
+} opts_t;
+
+static int parse(int argc, char **argv, opts_t *o) {
+  static const struct option lo[] = {
+      {"db", 1, 0, 'd'},           {"socket", 1, 0, 's'},   {"tcp", 1, 0, 't'},
+      {"token-file", 1, 0, 'k'},   {"workers", 1, 0, 'w'},  {"heartbeat-ms", 1, 0, 'H'},
+      {"liveness", 1, 0, 'L'},     {"task-timeout", 1, 0, 'T'}, {"log-level", 1, 0, 'v'},
+      {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+  *o = (opts_t){"var/lpq.db", LPQ_API_DEFAULT_SOCKET, NULL, NULL, "tcp://127.0.0.1:5555",
+                1.0, 600.0, 3, 2};
+  int c, idx = 0;
+  while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
+    char *end = NULL;
+    int bad = 0;
+    switch (c) {
+    case 'd': o->db = optarg; break;
+    case 's': o->socket = optarg; break;
+    case 't': o->tcp = optarg; break;
+    case 'k': o->token_file = optarg; break;
+    case 'w': o->workers = optarg; break;
+    case 'H': o->heartbeat_s = strtod(optarg, &end) / 1e3; bad = *end || o->heartbeat_s < 0.01; break;
+    case 'L': o->liveness = (int)strtol(optarg, &end, 10); bad = *end || o->liveness < 1; break;
+    case 'T': o->task_timeout_s = strtod(optarg, &end); bad = *end || o->task_timeout_s <= 0; break;
+    case 'v': o->log_level = (int)strtol(optarg, &end, 10); bad = *end; break;
+    case 'h': usage(stdout); return 1;
+    default: usage(stderr); return 2;
+    }
+    if (bad) {
+      fprintf(stderr, "lpq-coordinator: --%s '%s' is not valid\n", lo[idx].name, optarg);
+      return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "lpq-coordinator: unexpected argument '%s'\n", argv[optind]);
+    return 2;
+  }
+  if (o->tcp && !o->token_file) {
+    fprintf(stderr, "lpq-coordinator: --tcp needs --token-file\n");
+    return 2;
+  }
+  return 0;
+}
+
+/* mkdir -p of a file's folder */
+static void make_parent(const char *path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      mkdir(buf, 0755);
+      *p = '/';
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  daemon_t *d = h->data;
+  daemon_log(d, 1, "%s: shutting down (unfinished jobs resume at the next start)",
+             signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  d->stopping = 1;
+  uv_stop(d->loop);
+}
+
+static void on_worker(void *ctx, lpq_worker_event_t ev, const lpq_worker_info_t *w) {
+  daemon_t *d = ctx;
+  const char *state = ev == LPQ_WORKER_JOINED ? "ready" : ev == LPQ_WORKER_LEFT ? "gone" : "lost";
+  lpq_store_worker_upsert(d->store, w->worker_id, w->host, w->pid, state, NULL);
+  char msg[256];
+  snprintf(msg, sizeof msg, "worker %s %s", w->worker_id,
+           ev == LPQ_WORKER_JOINED ? "joined" : ev == LPQ_WORKER_LEFT ? "left" : "expired");
+  lpq_store_event_append(d->store, 0, ev == LPQ_WORKER_EXPIRED ? LPQ_STORE_WARN : LPQ_STORE_INFO,
+                         msg, NULL, NULL);
+}
+
+static int blob_path(void *ctx, const char *hash, char *path, size_t len) {
+  daemon_t *d = ctx;
+  char *p = NULL;
+  if (lpq_store_blob_path(d->store, hash, &p, NULL) != 0)
+    return LPQ_ENOTFOUND;
+  snprintf(path, len, "%s", p);
+  free(p);
+  return 0;
+}
+
+static void on_pool_log(void *ctx, int level, const char *line) {
+  daemon_t *d = ctx;
+  daemon_log(d, level, "%s", line);
+}
+
+static int read_token(const char *path, char *buf, size_t len) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  size_t n = fread(buf, 1, len - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+    buf[--n] = 0;
+  return n >= 16 ? 0 : -1;
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+int main(int argc, char **argv) {
+  opts_t o;
+  int prc = parse(argc, argv, &o);
+  if (prc)
+    return prc == 1 ? 0 : prc;
+  daemon_t d = {0};
+  d.log_level = o.log_level;
+  d.loop = uv_default_loop();
+  lpq_error_t err = {0};
+  int status = 1;
+  char token[1024] = "";
+  make_parent(o.db);
+  make_parent(o.socket);
+  if (!(d.store = lpq_store_open(o.db, &err))) {
+    fprintf(stderr, "lpq-coordinator: %s\n", err.msg);
+    return 1;
+  }
+  lpq_api_options_t ao = {.unix_path = o.socket};
+  char host[256] = "";
+  if (o.tcp) {
+    const char *colon = strrchr(o.tcp, ':');
+    if (!colon || colon == o.tcp || read_token(o.token_file, token, sizeof token) != 0) {
+      fprintf(stderr, "lpq-coordinator: %s\n", !colon ? "--tcp wants HOST:PORT"
+                                                      : "--token-file: cannot read a token of 16 or more characters");
+      goto out;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - o.tcp), o.tcp);
+    ao.tcp_host = host;
+    ao.tcp_port = atoi(colon + 1);
+    ao.token = token;
+  }
+  if (!(d.api = lpq_api_new(d.loop, &ao, &err)) || methods_register(&d, &err) != 0) {
+    fprintf(stderr, "lpq-coordinator: %s\n", err.msg);
+    goto out;
+  }
+  lpq_dispatch_opts_t po = {.heartbeat_s = o.heartbeat_s, .liveness = o.liveness,
+                            .task_timeout_s = o.task_timeout_s, .max_failures = 3,
+                            .log_level = o.log_level};
+  lpq_dispatch_callbacks_t cb = {jobs_on_result, on_worker, blob_path, on_pool_log, &d};
+  if (!(d.pool = lpq_dispatch_new(d.loop, o.workers, &po, &cb, &err))) {
+    fprintf(stderr, "lpq-coordinator: %s\n", err.msg);
+    goto out;
+  }
+  uv_check_init(d.loop, &d.flush);
+  d.flush.data = &d;
+  uv_check_start(&d.flush, jobs_flush);
+  uv_signal_init(d.loop, &d.sigterm);
+  uv_signal_init(d.loop, &d.sigint);
+  d.sigterm.data = d.sigint.data = &d;
+  uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&d.sigint, on_signal, SIGINT);
+  daemon_log(&d, 1, "ready: database %s, API %s%s%s, workers %s", lpq_store_path(d.store),
+             o.socket, o.tcp ? " and tcp " : "", o.tcp ? o.tcp : "", lpq_dispatch_endpoint(d.pool));
+  if (jobs_resume(&d, &err) != 0)
+    daemon_log(&d, 0, "resuming jobs: %s", err.msg);
+  uv_run(d.loop, UV_RUN_DEFAULT);
+  /* shutdown: results that arrived are committed; unfinished jobs stay running in the database
+  ** and resume at the next start */
+  d.stopping = 1;
+  jobs_flush(&d.flush);
+  status = 0;
+out:
+  lpq_dispatch_free(&d.pool);
+  lpq_api_free(&d.api);
+  uv_walk(d.loop, close_walk, NULL);
+  uv_run(d.loop, UV_RUN_DEFAULT); /* closes handles; lets queued preparations finish */
+  jobs_free_all(&d);
+  uv_loop_close(d.loop);
+  lpq_store_close(&d.store);
+  return status;
+}

@@ -1,0 +1,543 @@
+/* coordinator/daemon/methods.c: the API methods (the schemas in schema/api/) on the daemon. */
+#include "coordinator/daemon/daemon.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t job_param(json_t *params) {
+  return (int64_t)json_integer_value(json_object_get(params, "job"));
+}
+
+static void reply_err(lpq_api_call_t *call, const lpq_error_t *err) {
+  int code = LPQ_API_E_INTERNAL;
+  switch (err->code) {
+  case LPQ_ENOTFOUND: code = LPQ_API_E_NOT_FOUND; break;
+  case LPQ_EIO: code = LPQ_API_E_IO; break;
+  case LPQ_EFORMAT: code = LPQ_API_E_BAD_INPUT; break;
+  case LPQ_EUNSUP: code = LPQ_API_E_UNSUPPORTED_MODEL; break;
+  case LPQ_EINVAL: code = LPQ_API_E_INVALID_PARAMS; break;
+  case LPQ_ESTATE: code = LPQ_API_E_JOB_STATE; break;
+  default: break;
+  }
+  lpq_api_reply_error(call, code, NULL, "%s", err->msg);
+}
+
+static void iso_time(double t, char *buf, size_t len) {
+  time_t s = (time_t)t;
+  struct tm tm;
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&s, &tm));
+}
+
+static json_t *time_or_null(double t) {
+  if (!isfinite(t))
+    return json_null();
+  char b[32];
+  iso_time(t, b, sizeof b);
+  return json_string(b);
+}
+
+/* ---- job.submit ---- */
+
+/* A blob given as {path | base64 | hash}: stored, its hash in out. */
+static int resolve_blob(daemon_t *d, json_t *spec, const char *kind, char out[65],
+                        lpq_api_call_t *call) {
+  lpq_error_t err = {0};
+  json_t *path = json_object_get(spec, "path"), *b64 = json_object_get(spec, "base64");
+  json_t *hash = json_object_get(spec, "hash");
+  if (path) {
+    if (lpq_store_blob_put_file(d->store, kind, json_string_value(path), out, &err) != 0) {
+      lpq_api_reply_error(call, LPQ_API_E_IO, json_pack("{s:s}", "field", kind),
+                          "%s: %s", kind, err.msg);
+      return -1;
+    }
+  } else if (b64) {
+    unsigned char *bytes = NULL;
+    size_t n = 0;
+    const char *s = json_string_value(b64);
+    if (lpq_base64_decode(s, strlen(s), &bytes, &n, &err) != 0) {
+      lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, json_pack("{s:s}", "field", kind),
+                          "%s.base64: %s", kind, err.msg);
+      return -1;
+    }
+    int rc = lpq_store_blob_put(d->store, kind, bytes, n, out, &err);
+    free(bytes);
+    if (rc != 0) {
+      lpq_api_reply_error(call, LPQ_API_E_IO, NULL, "%s: %s", kind, err.msg);
+      return -1;
+    }
+  } else {
+    int found = 0;
+    snprintf(out, 65, "%s", json_string_value(hash));
+    if (lpq_store_blob_has(d->store, out, &found, NULL, &err) != 0 || !found) {
+      lpq_api_reply_error(call, LPQ_API_E_BLOB_NOT_FOUND, json_pack("{s:s}", "field", kind),
+                          "%s: the coordinator holds no blob %s (upload it with blob.put)",
+                          kind, out);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The model must load (supported operators, quantizable layers) and the data fit it. */
+static int check_inputs(daemon_t *d, const lpq_job_settings_t *js, lpq_api_call_t *call) {
+  lpq_error_t err = {0};
+  char *mp = NULL, *dp = NULL;
+  lpq_graph_t *g = NULL;
+  lpq_array_t *raw = NULL;
+  int code = 0;
+  if (lpq_store_blob_path(d->store, js->model, &mp, &err) != 0 ||
+      lpq_store_blob_path(d->store, js->data, &dp, &err) != 0) {
+    code = LPQ_API_E_IO;
+  } else if (!(g = lpq_graph_load(mp, 1, &err))) {
+    code = err.code == LPQ_EUNSUP ? LPQ_API_E_UNSUPPORTED_MODEL : LPQ_API_E_BAD_INPUT;
+    lpq_error_prefix(&err, "model: ");
+  } else if (lpq_graph_num_layers(g) == 0) {
+    code = LPQ_API_E_UNSUPPORTED_MODEL;
+    lpq_errorf(&err, LPQ_EUNSUP, "model: no quantizable layer (Conv, Gemm, MatMul with a "
+               "constant weight)");
+  } else if (lpq_load_array(dp, &raw, &err) != 0) {
+    code = LPQ_API_E_BAD_INPUT;
+    lpq_error_prefix(&err, "data: ");
+  } else {
+    lpq_tensor_info_t in;
+    lpq_graph_input(g, 0, &in);
+    size_t per = raw->ndim >= 1 && raw->shape[0] > 0 ? raw->count / (size_t)raw->shape[0] : 0;
+    if (lpq_graph_num_inputs(g) != 1 || per != in.count) {
+      code = LPQ_API_E_BAD_INPUT;
+      lpq_errorf(&err, LPQ_EFORMAT, "data: samples of %zu values do not fit the model's input "
+                 "'%s' (%zu values per sample)", per, in.name, in.count);
+    }
+  }
+  if (code)
+    lpq_api_reply_error(call, code, NULL, "%s", err.msg);
+  lpq_array_free(&raw);
+  lpq_graph_free(&g);
+  free(mp);
+  free(dp);
+  return code ? -1 : 0;
+}
+
+static void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  lpq_job_settings_t js;
+  lpq_error_t err = {0};
+  json_t *settings = json_object_get(params, "settings");
+  char *text = settings ? json_dumps(settings, JSON_COMPACT) : NULL;
+  int rc = lpq_job_settings_parse(text ? text : "{}", &js, &err);
+  free(text);
+  if (rc != 0) {
+    lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, NULL, "%s", err.msg);
+    return;
+  }
+  json_t *seed = json_object_get(params, "seed"), *labels = json_object_get(params, "labels");
+  if (seed)
+    js.seed = (uint64_t)json_integer_value(seed);
+  if (resolve_blob(d, json_object_get(params, "model"), "model", js.model, call) != 0 ||
+      resolve_blob(d, json_object_get(params, "data"), "data", js.data, call) != 0 ||
+      (labels && !json_is_null(labels) && resolve_blob(d, labels, "labels", js.labels, call) != 0))
+    return;
+  if (check_inputs(d, &js, call) != 0)
+    return;
+  char name[LPQ_STORE_NAME_MAX];
+  json_t *jn = json_object_get(params, "name"), *mpath = json_object_get(json_object_get(params, "model"), "path");
+  if (jn)
+    snprintf(name, sizeof name, "%s", json_string_value(jn));
+  else if (mpath) {
+    const char *p = json_string_value(mpath), *slash = strrchr(p, '/');
+    snprintf(name, sizeof name, "%s", slash ? slash + 1 : p);
+  } else
+    snprintf(name, sizeof name, "job");
+  char *canon = lpq_job_settings_json(&js);
+  int64_t id = 0;
+  if (!canon || lpq_store_job_insert(d->store, name, canon, &id, &err) != 0) {
+    free(canon);
+    reply_err(call, &err);
+    return;
+  }
+  free(canon);
+  lpq_store_event_append(d->store, id, LPQ_STORE_INFO, "submitted", NULL, NULL);
+  daemon_log(d, 2, "job %lld submitted: %s", (long long)id, name);
+  json_t *res = json_pack("{s:I, s:s, s:s, s:s, s:s}", "job", (json_int_t)id, "name", name,
+                          "status", "queued", "model_hash", js.model, "data_hash", js.data);
+  json_object_set_new(res, "labels_hash", js.labels[0] ? json_string(js.labels) : json_null());
+  if (job_start(d, id, &err) != 0)
+    daemon_log(d, 0, "job %lld: %s", (long long)id, err.msg);
+  lpq_api_reply(call, res);
+}
+
+/* ---- job.list, job.get ---- */
+
+static json_t *best_of(daemon_t *d, int64_t id) {
+  lpq_store_dump_filter_t f = {.job = id, .limit = 1};
+  char *text = NULL;
+  if (lpq_store_dump_json(d->store, "v_best_config", &f, &text, NULL) != 0)
+    return json_null();
+  json_t *arr = json_loads(text, 0, NULL);
+  free(text);
+  json_t *row = json_array_get(arr, 0);
+  if (!row) {
+    json_decref(arr);
+    return json_null();
+  }
+  json_t *o = json_object();
+  static const char *keys[] = {"l_co", "l_co_global", "l_co_local", "l_cr", "l_f",
+                               "mean_weight_bits", "mean_act_bits", "top1", "latency_s",
+                               "energy_pj", "edp_js", "generation"};
+  json_t *g = json_object_get(row, "genome");
+  json_object_set_new(o, "genome", json_string(json_is_string(g) ? json_string_value(g) : "0000000000000000"));
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    json_t *v = json_object_get(row, keys[i]);
+    if (v)
+      json_object_set(o, keys[i], v);
+  }
+  json_decref(arr);
+  return o;
+}
+
+static void m_list(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  lpq_store_job_t *jobs = NULL;
+  size_t n = 0;
+  lpq_error_t err;
+  if (lpq_store_job_list(d->store, LPQ_STORE_JOBS_ALL, &jobs, &n, &err) != 0) {
+    reply_err(call, &err);
+    return;
+  }
+  json_t *want = json_object_get(params, "status");
+  size_t limit = json_object_get(params, "limit") ? (size_t)json_integer_value(json_object_get(params, "limit")) : 100;
+  size_t offset = (size_t)json_integer_value(json_object_get(params, "offset"));
+  json_t *arr = json_array();
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *st = lpq_store_job_status_name(jobs[i].status);
+    if (want) {
+      int ok = 0;
+      for (size_t k = 0; k < json_array_size(want) && !ok; k++)
+        ok = strcmp(json_string_value(json_array_get(want, k)), st) == 0;
+      if (!ok)
+        continue;
+    }
+    total++;
+    if (total <= offset || json_array_size(arr) >= limit)
+      continue;
+    lpq_job_settings_t js;
+    lpq_job_settings_parse(jobs[i].settings, &js, NULL);
+    json_t *p = job_progress_json(d, jobs[i].id, NULL);
+    char created[32];
+    iso_time(jobs[i].created, created, sizeof created);
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I}", "job",
+                          (json_int_t)jobs[i].id, "name", jobs[i].name, "status", st, "mode",
+                          js.scalar ? "scalar" : "pareto", "generation",
+                          (json_int_t)(jobs[i].generation >= 0 ? jobs[i].generation + 1 : 0),
+                          "generations", (json_int_t)js.generations, "evaluations",
+                          (json_int_t)jobs[i].evaluations_stored, "created_at", created,
+                          "front_size", (json_int_t)jobs[i].front_size);
+    json_object_set(o, "progress", p ? json_object_get(p, "progress") : json_real(0));
+    json_object_set_new(o, "best_l_co", isfinite(jobs[i].best_l_co) ? json_real(jobs[i].best_l_co) : json_null());
+    json_decref(p);
+    json_array_append_new(arr, o);
+  }
+  lpq_store_job_list_free(&jobs, n);
+  lpq_api_reply(call, json_pack("{s:o, s:I}", "jobs", arr, "total", (json_int_t)total));
+}
+
+static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  int64_t id = job_param(params);
+  lpq_store_job_t sj;
+  lpq_error_t err;
+  if (lpq_store_job_get(d->store, id, &sj, &err) != 0) {
+    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    return;
+  }
+  json_t *p = job_progress_json(d, id, &err);
+  json_t *o = json_pack("{s:I, s:s, s:s}", "job", (json_int_t)id, "name", sj.name, "status",
+                        lpq_store_job_status_name(sj.status));
+  json_object_set_new(o, "settings", json_loads(sj.settings, 0, NULL));
+  json_object_update(o, p);
+  json_object_del(o, "final");
+  json_object_del(o, "workers");
+  json_object_set_new(o, "error", sj.status == LPQ_STORE_JOB_FAILED ? json_string(sj.message) : json_null());
+  json_object_set_new(o, "stop_reason", sj.status == LPQ_STORE_JOB_DONE && !strncmp(sj.message, "stopped: ", 9)
+                                            ? json_string(sj.message + 9) : json_null());
+  json_object_set_new(o, "created_at", time_or_null(sj.created));
+  json_object_set_new(o, "started_at", time_or_null(sj.started));
+  json_object_set_new(o, "finished_at", time_or_null(sj.finished));
+  json_object_set_new(o, "evaluations_pending", json_integer(0));
+  json_object_set_new(o, "best", best_of(d, id));
+  json_decref(p);
+  lpq_store_job_clear(&sj);
+  lpq_api_reply(call, o);
+}
+
+/* ---- job.watch, job.cancel ---- */
+
+static void watch_closed(void *ctx, lpq_api_sub_t *sub) {
+  daemon_t *d = ((job_t *)ctx)->d;
+  for (job_t *j = d->jobs; j; j = j->next)
+    if (j == ctx)
+      job_unwatch(j, sub);
+}
+
+static void m_watch(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  int64_t id = job_param(params);
+  lpq_error_t err;
+  json_t *p = job_progress_json(d, id, &err);
+  if (!p) {
+    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    return;
+  }
+  job_t *j = job_find(d, id);
+  if (j) {
+    lpq_api_sub_t **subs = realloc(j->subs, (j->nsubs + 1) * sizeof *subs);
+    lpq_api_sub_t *sub = subs ? lpq_api_subscribe(call, watch_closed, j) : NULL;
+    if (subs)
+      j->subs = subs;
+    if (sub)
+      j->subs[j->nsubs++] = sub;
+  }
+  lpq_api_reply(call, p);
+}
+
+static void m_cancel(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  int64_t id = job_param(params);
+  lpq_store_job_t sj;
+  lpq_error_t err;
+  if (lpq_store_job_get(d->store, id, &sj, &err) != 0) {
+    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    return;
+  }
+  int was_final = lpq_store_job_status_final(sj.status);
+  lpq_store_job_clear(&sj);
+  if (!was_final && job_cancel(d, id, &err) != 0) {
+    reply_err(call, &err);
+    return;
+  }
+  lpq_store_job_get(d->store, id, &sj, NULL);
+  json_t *o = json_pack("{s:I, s:s, s:b}", "job", (json_int_t)id, "status",
+                        lpq_store_job_status_name(sj.status), "changed", !was_final);
+  lpq_store_job_clear(&sj);
+  lpq_api_reply(call, o);
+}
+
+/* ---- job.pareto ---- */
+
+static void m_pareto(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  int64_t id = job_param(params);
+  lpq_store_job_t sj;
+  lpq_error_t err;
+  if (lpq_store_job_get(d->store, id, &sj, &err) != 0) {
+    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    return;
+  }
+  lpq_job_settings_t js;
+  lpq_job_settings_parse(sj.settings, &js, NULL);
+  int64_t last = sj.generation;
+  lpq_store_job_clear(&sj);
+  json_t *g = json_object_get(params, "generation");
+  int64_t gen = g ? (int64_t)json_integer_value(g) : last;
+  if (gen < 0 || gen > last) {
+    lpq_api_reply_error(call, LPQ_API_E_NOT_FOUND, NULL,
+                        "job %lld has no committed generation %lld (last: %lld)", (long long)id,
+                        (long long)gen, (long long)last);
+    return;
+  }
+  lpq_store_dump_filter_t f = {.job = id, .generation_set = 1, .generation = gen,
+                               .front_only = json_is_true(json_object_get(params, "front_only"))};
+  char *text = NULL;
+  if (lpq_store_dump_json(d->store, "individuals", &f, &text, &err) != 0) {
+    reply_err(call, &err);
+    return;
+  }
+  json_t *rows = json_loads(text, 0, NULL), *out = json_array();
+  free(text);
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    json_t *o = json_object();
+    json_t *h = json_object_get(r, "genome");
+    const char *hex = json_is_string(h) ? json_string_value(h) : "";
+    json_object_set_new(o, "genome", json_string(hex));
+    json_t *rank = json_object_get(r, "rank"), *crowd = json_object_get(r, "crowding");
+    json_object_set_new(o, "rank", json_integer(json_is_integer(rank) ? json_integer_value(rank) : 0));
+    json_object_set(o, "crowding", crowd ? crowd : json_null());
+    json_t *viol = json_object_get(r, "violation");
+    json_object_set_new(o, "feasible", json_boolean(json_is_number(viol) && json_number_value(viol) == 0));
+    static const char *keys[] = {"l_co", "l_cr", "l_f"};
+    for (size_t k = 0; k < 3; k++) {
+      json_t *v = json_object_get(r, keys[k]);
+      json_object_set_new(o, keys[k], json_real(json_is_number(v) ? json_number_value(v) : NAN));
+    }
+    /* the evaluation's details */
+    lpq_store_eval_t e;
+    uint64_t hash = strtoull(hex, NULL, 16);
+    if (lpq_store_eval_get(d->store, id, hash, &e, NULL) == 0 && e.status == 0) {
+      json_object_set_new(o, "mean_weight_bits", json_real(e.mean_weight_bits));
+      json_object_set_new(o, "mean_act_bits", json_real(e.mean_act_bits));
+      json_object_set_new(o, "top1", isfinite(e.top1) ? json_real(e.top1) : json_null());
+      json_object_set_new(o, "latency_s", isfinite(e.latency_s) ? json_real(e.latency_s) : json_null());
+      json_object_set_new(o, "energy_pj", isfinite(e.energy_pj) ? json_real(e.energy_pj) : json_null());
+    }
+    json_array_append_new(out, o);
+  }
+  json_decref(rows);
+  lpq_api_reply(call, json_pack("{s:I, s:I, s:I, s:[s,s], s:s, s:o}", "job", (json_int_t)id,
+                                "generation", (json_int_t)gen, "generations",
+                                (json_int_t)(last + 1), "objectives", "l_co", "l_cr",
+                                "l_cr_meaning", lpq_objective_name(js.objective),
+                                "individuals", out));
+}
+
+/* ---- worker.list, blob.put, db.* ---- */
+
+static void m_workers(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  (void)params;
+  lpq_worker_info_t *w = NULL;
+  size_t n = 0;
+  lpq_error_t err;
+  if (lpq_dispatch_workers(d->pool, &w, &n, &err) != 0) {
+    reply_err(call, &err);
+    return;
+  }
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:f}", "id",
+                                         w[i].worker_id, "host", w[i].host, "pid", (int)w[i].pid,
+                                         "threads", (int)w[i].threads, "state",
+                                         w[i].running ? "busy" : "idle", "done",
+                                         (json_int_t)w[i].done, "failed", (json_int_t)w[i].failed,
+                                         "idle_s", w[i].idle_s));
+  free(w);
+  lpq_api_reply(call, json_pack("{s:o}", "workers", arr));
+}
+
+static void m_blob_put(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  const char *s = json_string_value(json_object_get(params, "base64"));
+  unsigned char *bytes = NULL;
+  size_t n = 0;
+  lpq_error_t err;
+  if (lpq_base64_decode(s, strlen(s), &bytes, &n, &err) != 0) {
+    lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, json_pack("{s:s}", "field", "base64"),
+                        "base64: %s", err.msg);
+    return;
+  }
+  char hash[65];
+  int found = 0;
+  int rc = lpq_store_blob_put(d->store, "upload", bytes, n, hash, &err);
+  free(bytes);
+  if (rc != 0) {
+    reply_err(call, &err);
+    return;
+  }
+  json_t *want = json_object_get(params, "sha256");
+  if (want && strcmp(json_string_value(want), hash) != 0) {
+    lpq_api_reply_error(call, LPQ_API_E_BAD_INPUT, NULL,
+                        "the bytes hash to %s, not the sha256 given", hash);
+    return;
+  }
+  (void)found;
+  lpq_api_reply(call, json_pack("{s:s, s:I}", "hash", hash, "bytes", (json_int_t)n));
+}
+
+static void m_db_query(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  const char *table = json_string_value(json_object_get(params, "table"));
+  json_t *where = json_object_get(params, "where");
+  lpq_store_dump_filter_t f = {0};
+  json_t *lim = json_object_get(params, "limit");
+  f.limit = lim ? (size_t)json_integer_value(lim) : 1000;
+  if (where) {
+    json_t *jv = json_object_get(where, "job");
+    json_t *gv = json_object_get(where, "generation");
+    if (jv)
+      f.job = (int64_t)json_integer_value(jv);
+    if (gv) {
+      f.generation_set = 1;
+      f.generation = (int64_t)json_integer_value(gv);
+    }
+    if (json_object_size(where) > (size_t)(jv != NULL) + (size_t)(gv != NULL)) {
+      lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, json_pack("{s:s}", "field", "where"),
+                          "where: only job and generation can be filtered on");
+      return;
+    }
+  }
+  f.limit++; /* one more row tells whether there are more */
+  char *text = NULL;
+  lpq_error_t err;
+  if (lpq_store_dump_json(d->store, table, &f, &text, &err) != 0) {
+    if (err.code == LPQ_ENOTFOUND)
+      lpq_api_reply_error(call, LPQ_API_E_NOT_FOUND, NULL, "%s", err.msg);
+    else
+      reply_err(call, &err);
+    return;
+  }
+  json_t *rows = json_loads(text, 0, NULL), *cols = json_array(), *out = json_array();
+  free(text);
+  json_t *want_cols = json_object_get(params, "columns");
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    if (i + 1 >= f.limit)
+      break;
+    if (i == 0) {
+      if (want_cols)
+        json_array_extend(cols, want_cols);
+      else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(r, k, v) json_array_append_new(cols, json_string(k));
+      }
+    }
+    json_t *row = json_array();
+    size_t c;
+    json_t *cn;
+    json_array_foreach(cols, c, cn) {
+      json_t *v = json_object_get(r, json_string_value(cn));
+      json_array_append(row, v ? v : json_null());
+    }
+    json_array_append_new(out, row);
+  }
+  int truncated = json_array_size(rows) >= f.limit;
+  json_decref(rows);
+  lpq_api_reply(call, json_pack("{s:s, s:o, s:o, s:b}", "table", table, "columns", cols, "rows",
+                                out, "truncated", truncated));
+}
+
+static void m_db_tables(void *ctx, lpq_api_call_t *call, json_t *params) {
+  (void)ctx, (void)params;
+  static const char *t[] = {"jobs", "blobs", "evaluations", "generations", "individuals",
+                            "workers", "events"};
+  static const char *v[] = {"v_pareto", "v_generation_stats", "v_best_config"};
+  json_t *arr = json_array();
+  for (size_t i = 0; i < 7; i++)
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:[]}", "name", t[i], "type", "table",
+                                         "columns"));
+  for (size_t i = 0; i < 3; i++)
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:[]}", "name", v[i], "type", "view",
+                                         "columns"));
+  lpq_api_reply(call, json_pack("{s:o}", "tables", arr));
+}
+
+int methods_register(daemon_t *d, lpq_error_t *err) {
+  static const struct {
+    const char *name;
+    lpq_api_handler_fn fn;
+  } m[] = {{"job.submit", m_submit}, {"job.list", m_list},       {"job.get", m_get},
+           {"job.watch", m_watch},   {"job.cancel", m_cancel},   {"job.pareto", m_pareto},
+           {"worker.list", m_workers}, {"blob.put", m_blob_put}, {"db.query", m_db_query},
+           {"db.tables", m_db_tables}};
+  for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+    int rc = lpq_api_register(d->api, m[i].name, m[i].fn, d, err);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}

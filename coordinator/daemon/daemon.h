@@ -82,6 +82,9 @@ void jobs_free_all(daemon_t *d);
 json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err);
 void daemon_log(daemon_t *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* export.c: job.export */
+void m_export(void *ctx, lpq_api_call_t *call, json_t *params);
+
 /* methods.c */
 int methods_register(daemon_t *d, lpq_error_t *err);
 /* Drops a watcher when its connection closes. */

@@ -532,6 +532,7 @@ int methods_register(daemon_t *d, lpq_error_t *err) {
     lpq_api_handler_fn fn;
   } m[] = {{"job.submit", m_submit}, {"job.list", m_list},       {"job.get", m_get},
            {"job.watch", m_watch},   {"job.cancel", m_cancel},   {"job.pareto", m_pareto},
+           {"job.export", m_export},
            {"worker.list", m_workers}, {"blob.put", m_blob_put}, {"db.query", m_db_query},
            {"db.tables", m_db_tables}};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {

@@ -1,0 +1,208 @@
+/* coordinator/daemon/export.c: job.export: a scored genome of a job as what people take away:
+** the candidate config, the ONNX model with LP-rounded weights, the packed LP weights. */
+#include "coordinator/daemon/daemon.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The genome_json of (job, genome) from the job's generations; NULL when never in one. */
+static json_t *genome_formats(daemon_t *d, int64_t job, const char *hex) {
+  lpq_store_dump_filter_t f = {.job = job};
+  char *text = NULL;
+  if (lpq_store_dump_json(d->store, "individuals", &f, &text, NULL) != 0)
+    return NULL;
+  json_t *rows = json_loads(text, 0, NULL), *found = NULL;
+  free(text);
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    const char *g = json_string_value(json_object_get(r, "genome"));
+    if (g && strcmp(g, hex) == 0) {
+      found = json_loads(json_string_value(json_object_get(r, "genome_json")), 0, NULL);
+      break;
+    }
+  }
+  json_decref(rows);
+  return found;
+}
+
+static int fmt_of(json_t *v, lp_format_t *lf, lpq_numfmt_t *nf) {
+  const char *s = json_string_value(v);
+  if (!s || lpq_numfmt_parse(s, nf, NULL) != 0)
+    return -1;
+  memset(lf, 0, sizeof *lf);
+  if (nf->family == LPQ_FAM_LP)
+    *lf = lpq_numfmt_lp(nf);
+  return 0;
+}
+
+/* One deliverable: written into dir, or returned as base64, with its size and hash. */
+static json_t *file_json(const void *data, size_t len, const char *dir, const char *name,
+                         lpq_error_t *err) {
+  char hash[65];
+  lpq_sha256_hex(data, len, hash);
+  json_t *o = json_pack("{s:I, s:s}", "bytes", (json_int_t)len, "sha256", hash);
+  if (dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+      lpq_errorf(err, LPQ_EIO, "%s: %s", path, strerror(errno));
+      json_decref(o);
+      return NULL;
+    }
+    json_object_set_new(o, "path", json_string(path));
+  } else {
+    char *b64 = lpq_base64_encode(data, len);
+    json_object_set_new(o, "base64", b64 ? json_string(b64) : json_null());
+    free(b64);
+  }
+  return o;
+}
+
+void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  int64_t id = (int64_t)json_integer_value(json_object_get(params, "job"));
+  lpq_store_job_t sj;
+  lpq_error_t err = {0};
+  if (lpq_store_job_get(d->store, id, &sj, &err) != 0) {
+    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    return;
+  }
+  lpq_job_settings_t js;
+  lpq_job_settings_parse(sj.settings, &js, NULL);
+  lpq_store_job_clear(&sj);
+  char hex[17] = "";
+  json_t *g = json_object_get(params, "genome");
+  if (g) {
+    snprintf(hex, sizeof hex, "%s", json_string_value(g));
+  } else {
+    lpq_store_dump_filter_t f = {.job = id, .limit = 1};
+    char *text = NULL;
+    if (lpq_store_dump_json(d->store, "v_best_config", &f, &text, NULL) == 0) {
+      json_t *rows = json_loads(text, 0, NULL);
+      const char *b = json_string_value(json_object_get(json_array_get(rows, 0), "genome"));
+      if (b)
+        snprintf(hex, sizeof hex, "%s", b);
+      json_decref(rows);
+    }
+    free(text);
+    if (!hex[0]) {
+      lpq_api_reply_error(call, LPQ_API_E_JOB_STATE, NULL,
+                          "job %lld has no scored feasible genome yet", (long long)id);
+      return;
+    }
+  }
+  json_t *genome = genome_formats(d, id, hex);
+  if (!genome) {
+    lpq_api_reply_error(call, LPQ_API_E_NOT_FOUND, NULL,
+                        "job %lld has no genome %s in its generations", (long long)id, hex);
+    return;
+  }
+  const char *dir = json_string_value(json_object_get(params, "dir"));
+  if (dir && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    json_decref(genome);
+    lpq_api_reply_error(call, LPQ_API_E_IO, NULL, "%s: %s", dir, strerror(errno));
+    return;
+  }
+  json_t *what = json_object_get(params, "what");
+  int want_config = !what, want_onnx = 0, want_packed = 0;
+  size_t k;
+  json_t *w;
+  json_array_foreach(what, k, w) {
+    want_config |= !strcmp(json_string_value(w), "config");
+    want_onnx |= !strcmp(json_string_value(w), "onnx");
+    want_packed |= !strcmp(json_string_value(w), "packed");
+  }
+  char *model_path = NULL;
+  lpq_graph_t *graph = NULL;
+  size_t nl = json_array_size(genome);
+  lp_format_t *lw = calloc(nl + 1, sizeof *lw), la;
+  lpq_numfmt_t *nw = calloc(2 * nl + 1, sizeof *nw);
+  const char **names = calloc(nl + 1, sizeof *names);
+  json_t *res = json_pack("{s:I, s:s}", "job", (json_int_t)id, "genome", hex);
+  int code = 0;
+  if (!lw || !nw || !names) {
+    code = LPQ_API_E_INTERNAL;
+    lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
+  } else if (lpq_store_blob_path(d->store, js.model, &model_path, &err) != 0 ||
+             !(graph = lpq_graph_load(model_path, 1, &err))) {
+    code = LPQ_API_E_IO;
+  } else if (lpq_graph_num_layers(graph) != nl) {
+    code = LPQ_API_E_INTERNAL;
+    lpq_errorf(&err, LPQ_ESTATE, "the genome has %zu layers, the model %zu", nl,
+               lpq_graph_num_layers(graph));
+  }
+  for (size_t i = 0; !code && i < nl; i++) {
+    names[i] = lpq_graph_layer(graph, i)->name;
+    json_t *L = json_array_get(genome, i);
+    if (fmt_of(json_object_get(L, "w"), &lw[i], &nw[i]) != 0 ||
+        fmt_of(json_object_get(L, "a"), &la, &nw[nl + i]) != 0) {
+      code = LPQ_API_E_INTERNAL;
+      lpq_errorf(&err, LPQ_EFORMAT, "genome %s: layer %zu has an unreadable format", hex, i);
+    }
+  }
+  if (!code) {
+    lpq_store_eval_t e;
+    if (lpq_store_eval_get(d->store, id, strtoull(hex, NULL, 16), &e, NULL) == 0) {
+      json_t *sc = json_pack("{s:f, s:f, s:f, s:f, s:f}", "l_co", e.l_co, "l_cr", e.l_cr,
+                             "mean_weight_bits", e.mean_weight_bits, "mean_act_bits",
+                             e.mean_act_bits, "latency_s", e.latency_s);
+      json_object_set_new(sc, "top1", isfinite(e.top1) ? json_real(e.top1) : json_null());
+      json_object_set_new(sc, "energy_pj", json_real(e.energy_pj));
+      json_object_set_new(res, "scores", sc);
+    }
+  }
+  if (!code && want_config) {
+    char *cfg = lpq_config_to_json(nl, names, nw, nw + nl);
+    json_t *cj = cfg ? json_loads(cfg, 0, NULL) : NULL;
+    if (cj && dir) {
+      json_t *f = file_json(cfg, strlen(cfg), dir, "config.json", &err);
+      if (!f)
+        code = LPQ_API_E_IO;
+      json_decref(f);
+    }
+    if (cj)
+      json_object_set_new(res, "config", cj);
+    free(cfg);
+  }
+  if (!code && want_onnx) {
+    void *bytes = NULL;
+    size_t len = 0;
+    json_t *f = NULL;
+    if (lpq_onnx_export_rounded(model_path, nl, names, lw, &bytes, &len, &err) != 0 ||
+        !(f = file_json(bytes, len, dir, "model_lp.onnx", &err)))
+      code = err.code == LPQ_EIO ? LPQ_API_E_IO : LPQ_API_E_UNSUPPORTED_MODEL;
+    else
+      json_object_set_new(res, "onnx", f);
+    free(bytes);
+  }
+  if (!code && want_packed) {
+    void *bytes = NULL;
+    size_t len = 0;
+    json_t *f = NULL;
+    if (lpq_pack_weights(graph, lw, &bytes, &len, &err) != 0 ||
+        !(f = file_json(bytes, len, dir, "weights.lpw", &err)))
+      code = err.code == LPQ_EIO ? LPQ_API_E_IO : LPQ_API_E_INTERNAL;
+    else
+      json_object_set_new(res, "packed", f);
+    free(bytes);
+  }
+  if (code) {
+    json_decref(res);
+    lpq_api_reply_error(call, code, NULL, "%s", err.msg);
+  } else {
+    lpq_api_reply(call, res);
+  }
+  json_decref(genome);
+  lpq_graph_free(&graph);
+  free(model_path);
+  free(lw);
+  free(nw);
+  free(names);
+}

@@ -195,7 +195,7 @@ Test(service, submit_to_finish_and_export, .disabled = 0) {
   char *f = front_text(&s, id);
   free(f);
   char args[256];
-  snprintf(args, sizeof args, "export %lld --what config,onnx,packed -o %s", (long long)id, s.dir);
+  snprintf(args, sizeof args, "export %lld --what config,onnx,packed --remote-dir %s", (long long)id, s.dir);
   json_t *r = ctl(&s, args);
   json_decref(r);
   const char *files[] = {"config.json", "model_lp.onnx", "weights.lpw"};

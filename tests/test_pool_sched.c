@@ -104,12 +104,20 @@ Test(pool_sched, failing_task_is_reported_after_three_distinct_workers) {
   free(h);
 }
 
+static int cond_two_dropped(harness_t *h) {
+  lpq_dispatch_stats_t st;
+  lpq_dispatch_stats(h->d, &st);
+  return st.dropped_results == 2;
+}
+
 Test(pool_sched, task_timeout_dispatches_again_then_fails) {
   harness_t *h = calloc(1, sizeof *h);
   lpq_dispatch_opts_t o = {.task_timeout_s = 0.4, .max_failures = 2};
   h_start(h, &o);
-  h_spawn(h, "slow1", 1, 1000, NULL);
-  h_spawn(h, "slow2", 1, 1000, NULL);
+  /* 3 s evaluations against a 0.4 s timeout: both timeouts come long before either result
+  ** (the first result would win), even on a loaded machine under ASan */
+  h_spawn(h, "slow1", 1, 3000, NULL);
+  h_spawn(h, "slow2", 1, 3000, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
   lpq_task_layer_t layers[3];
   lpq_task_t t = h_task(1, 1, layers, 3);
@@ -122,9 +130,7 @@ Test(pool_sched, task_timeout_dispatches_again_then_fails) {
   lpq_dispatch_stats_t st;
   lpq_dispatch_stats(h->d, &st);
   cr_assert_eq(st.timeouts, 2);
-  h_run_for(h, 1.5); /* the late results arrive and are dropped */
-  lpq_dispatch_stats(h->d, &st);
-  cr_assert_eq(st.dropped_results, 2);
+  cr_assert(h_run_until(h, cond_two_dropped, 8)); /* the late results are dropped */
   cr_assert_eq(h->results, 1);
   h_stop(h);
   free(h);

@@ -229,7 +229,15 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
   cr_assert_geq(st.bad_frames, 4, "%llu bad frames", (unsigned long long)st.bad_frames);
   cr_assert_geq(st.dropped_results, 2);
   cr_assert_geq(h->dropped_logs, 5);
-  rogue_send(b.data, b.len, 0); /* BYE: its task goes back to the queue */
+  /* it hands its task back (as a worker shutting down does), then says BYE */
+  uint64_t handed = rogue.task_id;
+  lpq_result_init(&r, handed);
+  r.status = LPQ_ECANCELED;
+  lpq_wire_buf_t back = {0};
+  lpq_wire_encode_result(&back, &r, &err);
+  rogue_send(back.data, back.len, 0);
+  lpq_wire_buf_clear(&back);
+  rogue_send(b.data, b.len, 0);
   want = 60;
   cr_assert(h_run_until(h, cond_results, 15), "%zu of 60 results", h->results);
   cr_assert_eq(h->ok, 60);
@@ -238,6 +246,10 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
     cr_assert_str_eq(h->res[id].worker_id, "honest");
   }
   cr_assert_eq(h->left, 1);
+  cr_assert_eq(h->info[handed].attempts, 2);
+  lpq_dispatch_stats(h->d, &st);
+  cr_assert_eq(st.retried, 0, "a handed-back task counted as a failure");
+  cr_assert_eq(st.failed, 0);
   lpq_wire_buf_clear(&b);
   zmq_close(rogue.sock);
   zmq_ctx_term(rogue.ctx);

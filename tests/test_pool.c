@@ -318,3 +318,36 @@ Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   h_stop(h);
   free(h);
 }
+
+Test(pool, silent_coordinator_reconnect_backs_off_1s_then_2s) {
+  harness_t *h = calloc(1, sizeof *h);
+  h_start(h, NULL);
+  /* a port where nobody answers: the dispatcher's own, bound by no ROUTER after it is freed */
+  char endpoint[256], log[PATH_MAX + 16];
+  snprintf(endpoint, sizeof endpoint, "%s", lpq_dispatch_endpoint(h->d));
+  lpq_dispatch_free(&h->d);
+  h->d = NULL;
+  snprintf(log, sizeof log, "%s/worker.log", h->dir);
+  h->connect = endpoint;
+  h->worker_stderr = log;
+  const char *fast[] = {"--heartbeat-ms", "100", NULL};
+  h_spawn(h, "patient", 1, 0, fast);
+  h_run_for(h, 4.2); /* 0.3 s silence, 1 s wait, 0.3 s silence, 2 s wait, ... */
+  kill(h->pids[0], SIGTERM);
+  cr_assert_eq(h_wait_exit(h, 0, 5), 0, "no clean exit while backing off");
+  FILE *f = fopen(log, "r");
+  cr_assert_not_null(f);
+  char line[512];
+  int waits[8], n = 0;
+  while (fgets(line, sizeof line, f) && n < 8) {
+    const char *p = strstr(line, "reconnecting in ");
+    if (p != NULL)
+      waits[n++] = atoi(p + strlen("reconnecting in "));
+  }
+  fclose(f);
+  cr_assert_geq(n, 2, "%d reconnects logged", n);
+  cr_assert_eq(waits[0], 1);
+  cr_assert_eq(waits[1], 2);
+  h_stop(h);
+  free(h);
+}

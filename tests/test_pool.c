@@ -279,3 +279,75 @@ Test(pool, worker_rejoins_a_restarted_coordinator_on_the_same_endpoint) {
   h_stop(h);
   free(h);
 }
+
+static int cond_one_running(harness_t *h) {
+  lpq_dispatch_stats_t st;
+  lpq_dispatch_stats(h->d, &st);
+  return st.tasks_running == 1;
+}
+
+Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
+  harness_t *h = calloc(1, sizeof *h);
+  h_start(h, NULL);
+  h_spawn(h, "leaving", 1, 800, NULL);
+  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  lpq_task_layer_t layers[3][5];
+  for (int i = 0; i < 3; i++) {
+    lpq_task_t t = h_task(1, (unsigned)i, layers[i], 5);
+    h_submit(h, &t);
+  }
+  cr_assert(h_run_until(h, cond_one_running, 5));
+  kill(h->pids[0], SIGTERM); /* mid-evaluation */
+  cr_assert_eq(h_wait_exit(h, 0, 10), 0);
+  h_run_for(h, 0.1);
+  /* the running task was finished and delivered; the worker left; the rest wait */
+  cr_assert_eq(h->results, 1);
+  cr_assert_eq(h->res[1].status, 0, "%s", h->res[1].error);
+  cr_assert_str_eq(h->res[1].worker_id, "leaving");
+  cr_assert_eq(h->left, 1);
+  lpq_dispatch_stats_t st;
+  lpq_dispatch_stats(h->d, &st);
+  cr_assert_eq(st.workers, 0);
+  cr_assert_eq(st.tasks_queued, 2);
+  /* a new worker takes them */
+  h_spawn(h, "next", 1, 0, NULL);
+  want_results = 3;
+  cr_assert(h_run_until(h, cond_all_results, 10));
+  cr_assert_eq(h->ok, 3);
+  cr_assert_str_eq(h->res[3].worker_id, "next");
+  h_stop(h);
+  free(h);
+}
+
+Test(pool, silent_coordinator_reconnect_backs_off_1s_then_2s) {
+  harness_t *h = calloc(1, sizeof *h);
+  h_start(h, NULL);
+  /* a port where nobody answers: the dispatcher's own, bound by no ROUTER after it is freed */
+  char endpoint[256], log[PATH_MAX + 16];
+  snprintf(endpoint, sizeof endpoint, "%s", lpq_dispatch_endpoint(h->d));
+  lpq_dispatch_free(&h->d);
+  h->d = NULL;
+  snprintf(log, sizeof log, "%s/worker.log", h->dir);
+  h->connect = endpoint;
+  h->worker_stderr = log;
+  const char *fast[] = {"--heartbeat-ms", "100", NULL};
+  h_spawn(h, "patient", 1, 0, fast);
+  h_run_for(h, 4.2); /* 0.3 s silence, 1 s wait, 0.3 s silence, 2 s wait, ... */
+  kill(h->pids[0], SIGTERM);
+  cr_assert_eq(h_wait_exit(h, 0, 5), 0, "no clean exit while backing off");
+  FILE *f = fopen(log, "r");
+  cr_assert_not_null(f);
+  char line[512];
+  int waits[8], n = 0;
+  while (fgets(line, sizeof line, f) && n < 8) {
+    const char *p = strstr(line, "reconnecting in ");
+    if (p != NULL)
+      waits[n++] = atoi(p + strlen("reconnecting in "));
+  }
+  fclose(f);
+  cr_assert_geq(n, 2, "%d reconnects logged", n);
+  cr_assert_eq(waits[0], 1);
+  cr_assert_eq(waits[1], 2);
+  h_stop(h);
+  free(h);
+}

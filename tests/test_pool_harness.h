@@ -43,6 +43,8 @@ typedef struct harness_t {
   size_t dropped_logs;
   pid_t pids[H_MAX_WORKERS];
   int nworkers;
+  const char *worker_stderr; /* when set, the next workers' stderr goes to this file */
+  const char *connect;       /* when set, workers connect here instead of the dispatcher */
 } harness_t;
 
 H_FN double h_now(void) {
@@ -143,7 +145,8 @@ H_FN int h_spawn(harness_t *h, const char *id, int threads, int synthetic_ms,
   snprintf(th, sizeof th, "%d", threads);
   snprintf(ms, sizeof ms, "%d", synthetic_ms);
   snprintf(cache, sizeof cache, "%s/cache-%s", h->dir, id);
-  const char *argv[32] = {path, "--connect", lpq_dispatch_endpoint(h->d), "--threads", th,
+  const char *ep = h->connect ? h->connect : lpq_dispatch_endpoint(h->d);
+  const char *argv[32] = {path, "--connect", ep, "--threads", th,
                           "--synthetic", ms, "--id", id, "--cache-dir", cache,
                           "--log-level", "1"};
   int argc = 13;
@@ -154,6 +157,9 @@ H_FN int h_spawn(harness_t *h, const char *id, int threads, int synthetic_ms,
   cr_assert(pid >= 0);
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion ends the test: the workers too */
+    if (h->worker_stderr != NULL)
+      if (freopen(h->worker_stderr, "w", stderr) == NULL)
+        _exit(126);
     execv(path, (char *const *)argv);
     _exit(127);
   }

@@ -104,12 +104,20 @@ Test(pool_sched, failing_task_is_reported_after_three_distinct_workers) {
   free(h);
 }
 
+static int cond_two_dropped(harness_t *h) {
+  lpq_dispatch_stats_t st;
+  lpq_dispatch_stats(h->d, &st);
+  return st.dropped_results == 2;
+}
+
 Test(pool_sched, task_timeout_dispatches_again_then_fails) {
   harness_t *h = calloc(1, sizeof *h);
   lpq_dispatch_opts_t o = {.task_timeout_s = 0.4, .max_failures = 2};
   h_start(h, &o);
-  h_spawn(h, "slow1", 1, 1000, NULL);
-  h_spawn(h, "slow2", 1, 1000, NULL);
+  /* 3 s evaluations against a 0.4 s timeout: both timeouts come long before either result
+  ** (the first result would win), even on a loaded machine under ASan */
+  h_spawn(h, "slow1", 1, 3000, NULL);
+  h_spawn(h, "slow2", 1, 3000, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
   lpq_task_layer_t layers[3];
   lpq_task_t t = h_task(1, 1, layers, 3);
@@ -122,9 +130,7 @@ Test(pool_sched, task_timeout_dispatches_again_then_fails) {
   lpq_dispatch_stats_t st;
   lpq_dispatch_stats(h->d, &st);
   cr_assert_eq(st.timeouts, 2);
-  h_run_for(h, 1.5); /* the late results arrive and are dropped */
-  lpq_dispatch_stats(h->d, &st);
-  cr_assert_eq(st.dropped_results, 2);
+  cr_assert(h_run_until(h, cond_two_dropped, 8)); /* the late results are dropped */
   cr_assert_eq(h->results, 1);
   h_stop(h);
   free(h);
@@ -223,7 +229,15 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
   cr_assert_geq(st.bad_frames, 4, "%llu bad frames", (unsigned long long)st.bad_frames);
   cr_assert_geq(st.dropped_results, 2);
   cr_assert_geq(h->dropped_logs, 5);
-  rogue_send(b.data, b.len, 0); /* BYE: its task goes back to the queue */
+  /* it hands its task back (as a worker shutting down does), then says BYE */
+  uint64_t handed = rogue.task_id;
+  lpq_result_init(&r, handed);
+  r.status = LPQ_ECANCELED;
+  lpq_wire_buf_t back = {0};
+  lpq_wire_encode_result(&back, &r, &err);
+  rogue_send(back.data, back.len, 0);
+  lpq_wire_buf_clear(&back);
+  rogue_send(b.data, b.len, 0);
   want = 60;
   cr_assert(h_run_until(h, cond_results, 15), "%zu of 60 results", h->results);
   cr_assert_eq(h->ok, 60);
@@ -232,6 +246,10 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
     cr_assert_str_eq(h->res[id].worker_id, "honest");
   }
   cr_assert_eq(h->left, 1);
+  cr_assert_eq(h->info[handed].attempts, 2);
+  lpq_dispatch_stats(h->d, &st);
+  cr_assert_eq(st.retried, 0, "a handed-back task counted as a failure");
+  cr_assert_eq(st.failed, 0);
   lpq_wire_buf_clear(&b);
   zmq_close(rogue.sock);
   zmq_ctx_term(rogue.ctx);

@@ -1,36 +1,60 @@
 #!/bin/bash
-# make demo: the main job on this machine, end to end, in a minute or two.
-#   1. the LP format at work: a format's properties, and quantization error per format on the
-#      bundled ResNet-18's real weights (lpq eval at 8 and 4 bits against the fp32 model);
-#   2. a small LPQ search of the bundled ResNet-18 (Fashion-MNIST), calibrated on training
-#      images, with the Pareto front, top-1 on 1,000 test images, and the best config on disk.
+# make demo: lpq as its users meet it, on this machine, in a few minutes:
+# the coordinator with its embedded default (SQLite under ./var), two local workers, a search of
+# the bundled ResNet-18 (Fashion-MNIST) with a small budget submitted over the API, its progress,
+# the Pareto front, the best config with its top-1 and accelerator cost, then everything stops.
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
-LPQ=$build/bin/lpq
-DATA=/usr/share/datasets/fashion-mnist
-OUT=var/demo
-mkdir -p "$OUT"
+BIN=$build/bin
+VAR=var/demo
+DB=$VAR/lpq.db
+SOCK=$VAR/lpq.sock
+ENDPOINT=tcp://127.0.0.1:${LPQ_DEMO_PORT:-5555}
+rm -rf "$VAR"
+mkdir -p "$VAR"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 
-step "the LP format: lpq format 'lp<6,1,3,0>'"
-$LPQ format 'lp<6,1,3,0>'
+step "starting lpq-coordinator (database $DB, API $SOCK, workers $ENDPOINT)"
+"$BIN/lpq-coordinator" --db "$DB" --socket "$SOCK" --workers "$ENDPOINT" --log-level 1 \
+  2> "$VAR/coordinator.log" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+[ -S "$SOCK" ] || { cat "$VAR/coordinator.log"; exit 1; }
 
-step "one candidate: every layer of ResNet-18 at lp<4,1,3,auto> weights, lp<8,1,3,auto> activations"
-cat > "$OUT/lp4.json" <<'JSON'
-{"version": 1, "default": {"w": "lp<4,1,3,auto>", "a": "lp<8,1,3,auto>"}}
-JSON
-$LPQ eval --model models/resnet18.onnx --data models/fashion_test_256.npy \
+step "starting two lpq-workers"
+for i in 1 2; do
+  "$BIN/lpq-worker" --connect "$ENDPOINT" --cache-dir "$VAR/worker$i" --id "demo-worker-$i" \
+    --log-level 1 2> "$VAR/worker$i.log" &
+  pids+=($!)
+done
+sleep 1
+"$BIN/lpqctl" --socket "$SOCK" workers
+
+step "submitting a search of ResNet-18: weights <= 4.5 mean bits, first and last layer at 8 bits"
+# calibration: 128 training images; 6 generations of 16 (about 100 evaluations)
+"$BIN/lpqctl" --socket "$SOCK" submit --name resnet18-demo \
+  --model "$PWD/models/resnet18.onnx" --data "$PWD/models/fashion_calib_256.npy" \
+  --seed 1 --set population=16 --set generations=5 --set calib=128 \
+  --set constraints.mean_weight_bits_max=4.5 --set pin_ends=true
+
+step "the Pareto front of the last generation"
+"$BIN/lpqctl" --socket "$SOCK" pareto 1 --plot "$VAR/front.svg"
+
+step "the best config: its scores and its cost on the LPA"
+"$BIN/lpqctl" --socket "$SOCK" export 1 --what config,onnx,packed -o "$VAR"
+"$BIN/lpq" eval --model models/resnet18.onnx --data models/fashion_test_256.npy \
   --labels models/fashion_test_256_labels.npy --calib-data models/fashion_calib_256.npy \
-  --calib 128 --config "$OUT/lp4.json"
+  --calib 128 --config "$VAR/config.json"
+"$BIN/lpq" accel --model models/resnet18.onnx --config "$VAR/config.json" | sed -n '/^totals/,$p'
 
-step "the LPA cost of that candidate beside the baseline accelerators"
-$LPQ accel --model models/resnet18.onnx --config "$OUT/lp4.json" | sed -n '/^totals/,$p'
-
-step "an LPQ search: mean weight bits <= 4.5, 5 generations of 16 (calibration: 128 training images)"
-$LPQ search --model models/resnet18.onnx --data models/fashion_test_256.npy \
-  --labels models/fashion_test_256_labels.npy --calib-data models/fashion_calib_256.npy \
-  --calib 128 --population 16 --generations 5 --max-weight-bits 4.5 --pin-ends \
-  --top1 3 --seed 1 --out "$OUT/search"
-
-printf '\nThe front, every config on it and a plot: %s/search/ (front.json, config_00.json, front.svg)\n' "$OUT"
+step "what is left behind"
+echo "database:  $DB   (sqlite3 $DB 'select * from v_generation_stats')"
+echo "front:     $VAR/front.svg"
+echo "config:    $VAR/config.json, model with LP-rounded weights: $VAR/model_lp.onnx, packed: $VAR/weights.lpw"

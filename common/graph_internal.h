@@ -206,6 +206,9 @@ void kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /
 void kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
 void kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
 void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
+/* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
+void kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
+              float hi, size_t n);
 /* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
 void kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int64_t conv_chunk(int64_t K, int64_t Mg, int64_t N);
+static size_t dw3_scratch(const conv_params_t *p);
+static int dw3_applies(const conv_params_t *p);
+
 /* Output size and pads of one spatial axis; LPQ_EFORMAT when the output would be empty. */
 int conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int s, int d,
                  int *pb, int *pe, int ceil_mode, int64_t *out, lpq_error_t *err) {
@@ -133,12 +137,14 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
                         !p->p[0] && !p->p[1] && !p->p[2] && !p->p[3];
   const int depthwise = Cg == 1 && Mg == 1;
   if (!pointwise && !depthwise) {
-    double cols = (double)Cg * p->k[0] * p->k[1] * (double)p->OH * (double)p->OW;
+    const int64_t Kd = Cg * p->k[0] * p->k[1];
+    double cols = (double)Kd * (double)conv_chunk(Kd, Mg, p->OH * p->OW);
     if (cols * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
       return node_err(err, LPQ_ERANGE, n, "im2col buffer too large");
     n->scratch_floats = (size_t)cols;
   } else if (depthwise) {
-    n->scratch_floats = (size_t)p->W + 4; /* de-interleaved input row */
+    /* de-interleaved input row, or the padded plane of the 3x3 kernel */
+    n->scratch_floats = dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
   }
   int64_t shape[4] = {p->N, p->M, p->OH, p->OW};
   if (spatial == 1)
@@ -146,13 +152,16 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
 }
 
-/* col[(c*kh + ky)*kw + kx][oy*OW + ox] = x[c][oy*s - pad + ky*d][...] or 0 outside. */
-static void im2col(const conv_params_t *p, int64_t Cg, const float *x, float *col) {
-  const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+/* Output columns [n0, n1) of the im2col matrix, stored with row length n1 - n0:
+** col[(c*kh + ky)*kw + kx][j] = x[c][oy*s - pad + ky*d][ox*s - pad + kx*d] (0 outside),
+** where (oy, ox) is output position n0 + j. */
+static void im2col_range(const conv_params_t *p, int64_t Cg, const float *x, int64_t n0,
+                         int64_t n1, float *col) {
+  const int64_t H = p->H, W = p->W, OW = p->OW, ld = n1 - n0;
   for (int64_t c = 0; c < Cg; c++)
     for (int ky = 0; ky < p->k[0]; ky++)
       for (int kx = 0; kx < p->k[1]; kx++) {
-        float *dst = col + ((c * p->k[0] + ky) * p->k[1] + kx) * OH * OW;
+        float *dst = col + ((c * p->k[0] + ky) * p->k[1] + kx) * ld - n0;
         const float *src = x + c * H * W;
         const int64_t xoff = (int64_t)kx * p->d[1] - p->p[1];
         /* ox with 0 <= ox*s + xoff < W */
@@ -162,25 +171,87 @@ static void im2col(const conv_params_t *p, int64_t Cg, const float *x, float *co
           hi = OW;
         if (lo > hi)
           lo = hi;
-        for (int64_t oy = 0; oy < OH; oy++) {
-          float *d = dst + oy * OW;
+        for (int64_t oy = n0 / OW; oy * OW < n1; oy++) {
+          const int64_t row = oy * OW, a = n0 > row ? n0 - row : 0;
+          const int64_t b = n1 < row + OW ? n1 - row : OW; /* ox in [a, b) */
+          float *d = dst + row;
           const int64_t iy = oy * p->s[0] - p->p[0] + (int64_t)ky * p->d[0];
           if (iy < 0 || iy >= H) {
-            memset(d, 0, (size_t)OW * sizeof *d);
+            memset(d + a, 0, (size_t)(b - a) * sizeof *d);
             continue;
           }
-          const float *row = src + iy * W + xoff;
-          for (int64_t ox = 0; ox < lo; ox++)
+          const float *r = src + iy * W + xoff;
+          const int64_t l = lo > a ? lo : a, h = hi < b ? hi : b;
+          for (int64_t ox = a; ox < l && ox < b; ox++)
             d[ox] = 0.0f;
-          if (p->s[1] == 1)
-            memcpy(d + lo, row + lo, (size_t)(hi - lo) * sizeof *d);
-          else
-            for (int64_t ox = lo; ox < hi; ox++)
-              d[ox] = row[ox * p->s[1]];
-          for (int64_t ox = hi; ox < OW; ox++)
+          if (l < h) {
+            if (p->s[1] == 1)
+              memcpy(d + l, r + l, (size_t)(h - l) * sizeof *d);
+            else
+              for (int64_t ox = l; ox < h; ox++)
+                d[ox] = r[ox * p->s[1]];
+          }
+          for (int64_t ox = h > a ? h : a; ox < b; ox++)
             d[ox] = 0.0f;
         }
       }
+}
+
+/* Columns per GEMM chunk: the im2col slice and the output slice stay in L2 together, so the
+** bias and activation pass touches cached data. */
+static int64_t conv_chunk(int64_t K, int64_t Mg, int64_t N) {
+  const int64_t budget = 160 * 1024; /* floats */
+  int64_t nc = budget / (K + Mg);
+  nc = nc / 16 * 16;
+  if (nc < 64)
+    nc = 64;
+  return nc < N ? nc : N;
+}
+
+/* 3x3 depthwise, undilated, stride 1 or 2: the channel plane is copied once into a zero-padded
+** plane (stride 2: split into even and odd columns), then each output row is one fused pass of
+** nine taps, bias and activation. scratch: see dw3_scratch. */
+static size_t dw3_scratch(const conv_params_t *p) {
+  const size_t hp = (size_t)(p->H + p->p[0] + p->p[2]), wp = (size_t)(p->W + p->p[1] + p->p[3]);
+  return hp * (wp + 2) + 16;
+}
+
+static int dw3_applies(const conv_params_t *p) {
+  return p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1 && p->s[0] == p->s[1] &&
+         (p->s[0] == 1 || p->s[0] == 2);
+}
+
+static void depthwise3(const conv_params_t *p, const float *x, const float *w, float bias,
+                       float lo, float hi, float *y, float *pad) {
+  const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, s = p->s[0];
+  const int64_t hp = H + p->p[0] + p->p[2], wp = W + p->p[1] + p->p[3];
+  const int64_t we = (wp + 1) / 2, ld = s == 1 ? wp : we + wp / 2; /* padded row length */
+  memset(pad, 0, (size_t)(hp * ld) * sizeof *pad);
+  for (int64_t iy = 0; iy < H; iy++) {
+    float *row = pad + (iy + p->p[0]) * ld;
+    if (s == 1) {
+      memcpy(row + p->p[1], x + iy * W, (size_t)W * sizeof *row);
+    } else {
+      for (int64_t ix = 0; ix < W; ix++) { /* padded column c = ix + pl: even c -> c/2 */
+        const int64_t c = ix + p->p[1];
+        row[(c % 2) * we + c / 2] = x[iy * W + ix];
+      }
+    }
+  }
+  for (int64_t oy = 0; oy < OH; oy++) {
+    const float *r[3];
+    for (int ky = 0; ky < 3; ky++)
+      r[ky] = pad + (oy * s + ky) * ld;
+    const float *taps[9];
+    for (int ky = 0; ky < 3; ky++) {
+      if (s == 1) {
+        taps[ky * 3 + 0] = r[ky], taps[ky * 3 + 1] = r[ky] + 1, taps[ky * 3 + 2] = r[ky] + 2;
+      } else { /* padded column 2*ox + kx */
+        taps[ky * 3 + 0] = r[ky], taps[ky * 3 + 1] = r[ky] + we, taps[ky * 3 + 2] = r[ky] + 1;
+      }
+    }
+    kern_dw9(y + oy * OW, taps, w, bias, lo, hi, (size_t)OW);
+  }
 }
 
 /* One depthwise channel: y = bias + sum over the window, as one vectorised y += w * x pass
@@ -233,30 +304,42 @@ static int conv_run(const kctx_t *k) {
   const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
   const int pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 &&
                         !p->p[0] && !p->p[1] && !p->p[2] && !p->p[3];
+  const float lo = k->n->act ? k->n->act_lo : -INFINITY, hi = k->n->act ? k->n->act_hi : INFINITY;
+  const int64_t nc = conv_chunk(pointwise ? 0 : Kd, Mg, OHW);
   for (int64_t n = 0; n < p->N; n++) {
     const float *xn = x + n * p->C * HW;
     float *yn = y + n * p->M * OHW;
     if (Cg == 1 && Mg == 1) {
+      const int fast = dw3_applies(p);
       for (int64_t c = 0; c < p->C; c++) {
-        depthwise_channel(p, xn + c * HW, w + c * p->k[0] * p->k[1], b ? b[c] : 0.0f,
-                          yn + c * OHW, k->scratch);
-        apply_act(k->n, yn + c * OHW, (size_t)OHW);
+        const float *wc = w + c * p->k[0] * p->k[1];
+        const float bc = b ? b[c] : 0.0f;
+        if (fast) {
+          depthwise3(p, xn + c * HW, wc, bc, lo, hi, yn + c * OHW, k->scratch);
+        } else {
+          depthwise_channel(p, xn + c * HW, wc, bc, yn + c * OHW, k->scratch);
+          kern_bias_clamp(yn + c * OHW, 0.0f, lo, hi, (size_t)OHW);
+        }
       }
       continue;
     }
     for (int64_t gi = 0; gi < G; gi++) {
-      const float *col = xn + gi * Cg * HW;
-      if (!pointwise) {
-        im2col(p, Cg, col, k->scratch);
-        col = k->scratch;
+      const float *xg = xn + gi * Cg * HW;
+      float *yg = yn + gi * Mg * OHW;
+      for (int64_t n0 = 0; n0 < OHW; n0 += nc) {
+        const int64_t n1 = n0 + nc < OHW ? n0 + nc : OHW, cols = n1 - n0;
+        const float *col = xg + n0;
+        int64_t ldb = OHW;
+        if (!pointwise) {
+          im2col_range(p, Cg, xg, n0, n1, k->scratch);
+          col = k->scratch, ldb = cols;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)cols, (int)Kd, 1.0f,
+                    w + gi * Mg * Kd, (int)Kd, col, (int)ldb, 0.0f, yg + n0, (int)OHW);
+        if (b || k->n->act != ACT_NONE)
+          for (int64_t m = 0; m < Mg; m++)
+            kern_bias_clamp(yg + m * OHW + n0, b ? b[gi * Mg + m] : 0.0f, lo, hi, (size_t)cols);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)OHW, (int)Kd, 1.0f,
-                  w + gi * Mg * Kd, (int)Kd, col, (int)OHW, 0.0f, yn + gi * Mg * OHW, (int)OHW);
-    }
-    if (b || k->n->act != ACT_NONE) {
-      const float lo = k->n->act ? k->n->act_lo : -INFINITY, hi = k->n->act ? k->n->act_hi : INFINITY;
-      for (int64_t m = 0; m < p->M; m++)
-        kern_bias_clamp(yn + m * OHW, b ? b[m] : 0.0f, lo, hi, (size_t)OHW);
     }
   }
   return 0;

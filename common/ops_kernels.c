@@ -42,3 +42,19 @@ HOT void kern_deinterleave(float *restrict even, float *restrict odd, const floa
   if (n % 2)
     even[n / 2] = x[n - 1];
 }
+
+/* y[i] = clamp(bias + sum_j w[j] * taps[j][i]): one output row of a 3x3 depthwise conv. */
+HOT void kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias,
+                  float lo, float hi, size_t n) {
+  const float *restrict t0 = taps[0], *restrict t1 = taps[1], *restrict t2 = taps[2];
+  const float *restrict t3 = taps[3], *restrict t4 = taps[4], *restrict t5 = taps[5];
+  const float *restrict t6 = taps[6], *restrict t7 = taps[7], *restrict t8 = taps[8];
+  const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6],
+              w7 = w[7], w8 = w[8];
+  for (size_t i = 0; i < n; i++) {
+    float v = bias + w0 * t0[i] + w1 * t1[i] + w2 * t2[i] + w3 * t3[i] + w4 * t4[i] +
+              w5 * t5[i] + w6 * t6[i] + w7 * t7[i] + w8 * t8[i];
+    v = v < lo ? lo : v;
+    y[i] = v > hi ? hi : v;
+  }
+}

@@ -165,6 +165,14 @@ int lpq_exec_run(lpq_exec_t *x, const float *input, float *output, const lpq_hoo
 int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *outputs,
                        const lpq_hooks_t *hooks, lpq_error_t *err);
 
+/* OpenBLAS 0.3.21 (Debian 12) does not recognise recent AMD CPUs and falls back to its AVX2
+** (Haswell) kernels, about 1.5x slower than its AVX-512 (SkylakeX) ones where the CPU has
+** AVX-512. The kernel set is chosen when the library loads, from OPENBLAS_CORETYPE, so this
+** re-executes the program (argv as given to main) with OPENBLAS_CORETYPE=SkylakeX when that
+** is unset, the CPU has AVX-512 (F, BW, DQ, VL) and OpenBLAS picked Haswell or Zen. Returns
+** only when nothing needed to change or the exec failed. Call it first thing in main(). */
+void lpq_blas_select_kernels(char **argv);
+
 /* A serialized ONNX TensorProto (e.g. a test's input_0.pb) as an array; the tensor's name is
 ** copied into name (may be NULL). Every size is checked against the buffer. */
 int lpq_tensorproto_load(const void *data, size_t len, lpq_array_t **out, char *name,

@@ -209,6 +209,19 @@ void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /
 /* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
 void kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
               float hi, size_t n);
+/* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512
+** kernel where the CPU has it (sgemm_packs_a() is 1) and A was packed into Ap by
+** sgemm_pack_a (sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).
+** pack: sgemm_pack_floats() floats of scratch for the B panels. */
+#define SGEMM_MC 128
+#define SGEMM_KC 256
+#define SGEMM_NC 384
+int sgemm_packs_a(void);
+size_t sgemm_pack_floats(size_t N);
+size_t sgemm_packed_a_floats(size_t M, size_t K);
+void sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap);
+void kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
+                const float *B, size_t ldb, float *C, size_t ldc, float *pack);
 /* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
 void kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);

@@ -6,10 +6,12 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t conv_chunk(int64_t K, int64_t Mg, int64_t N);
+static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *col_off,
+                                size_t *tmp_off, size_t *pack_off);
 static size_t dw3_scratch(const conv_params_t *p);
 static int dw3_applies(const conv_params_t *p);
 
@@ -133,18 +135,16 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
       return node_err(err, LPQ_EFORMAT, n, "bias must be %lld floats", (long long)p->M);
   }
   const int64_t Cg = p->C / group, Mg = p->M / group;
-  const int pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 &&
-                        !p->p[0] && !p->p[1] && !p->p[2] && !p->p[3];
   const int depthwise = Cg == 1 && Mg == 1;
-  if (!pointwise && !depthwise) {
-    const int64_t Kd = Cg * p->k[0] * p->k[1];
-    double cols = (double)Kd * (double)conv_chunk(Kd, Mg, p->OH * p->OW);
-    if (cols * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
-      return node_err(err, LPQ_ERANGE, n, "im2col buffer too large");
-    n->scratch_floats = (size_t)cols;
-  } else if (depthwise) {
+  if (depthwise) {
     /* de-interleaved input row, or the padded plane of the 3x3 kernel */
     n->scratch_floats = dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
+  } else {
+    size_t a, c, t, pk;
+    const double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
+    if (need * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
+      return node_err(err, LPQ_ERANGE, n, "convolution scratch too large");
+    n->scratch_floats = (size_t)need;
   }
   int64_t shape[4] = {p->N, p->M, p->OH, p->OW};
   if (spatial == 1)
@@ -152,12 +152,12 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
 }
 
-/* Output columns [n0, n1) of the im2col matrix, stored with row length n1 - n0:
+/* Output columns [n0, n1) of the im2col matrix, stored with row length ld:
 ** col[(c*kh + ky)*kw + kx][j] = x[c][oy*s - pad + ky*d][ox*s - pad + kx*d] (0 outside),
 ** where (oy, ox) is output position n0 + j. */
 static void im2col_range(const conv_params_t *p, int64_t Cg, const float *x, int64_t n0,
-                         int64_t n1, float *col) {
-  const int64_t H = p->H, W = p->W, OW = p->OW, ld = n1 - n0;
+                         int64_t n1, float *col, int64_t ld) {
+  const int64_t H = p->H, W = p->W, OW = p->OW;
   for (int64_t c = 0; c < Cg; c++)
     for (int ky = 0; ky < p->k[0]; ky++)
       for (int kx = 0; kx < p->k[1]; kx++) {
@@ -197,15 +197,39 @@ static void im2col_range(const conv_params_t *p, int64_t Cg, const float *x, int
       }
 }
 
-/* Columns per GEMM chunk: the im2col slice and the output slice stay in L2 together, so the
-** bias and activation pass touches cached data. */
+/* GEMM columns per chunk: the im2col slice and the output slice stay in L2 together, so the
+** bias and activation pass touches cached data. A multiple of the kernel's 32-column panel. */
 static int64_t conv_chunk(int64_t K, int64_t Mg, int64_t N) {
-  const int64_t budget = 160 * 1024; /* floats */
-  int64_t nc = budget / (K + Mg);
-  nc = nc / 16 * 16;
-  if (nc < 64)
-    nc = 64;
+  const int64_t budget = 192 * 1024; /* floats */
+  int64_t nc = budget / (K + Mg) / 32 * 32;
+  if (nc < 128)
+    nc = 128;
   return nc < N ? nc : N;
+}
+
+/* How conv_run walks the output: images per chunk (small maps: several images side by side in
+** one GEMM, written to a temporary and scattered) and columns per chunk. */
+static void conv_walk(const conv_params_t *p, int64_t *imgs, int64_t *cols) {
+  const int64_t Kd = p->C / p->groups * p->k[0] * p->k[1], Mg = p->M / p->groups;
+  const int64_t OHW = p->OH * p->OW, target = conv_chunk(Kd, Mg, INT64_MAX);
+  *imgs = OHW >= target / 2 ? 1 : (target + OHW - 1) / OHW;
+  if (*imgs > p->N)
+    *imgs = p->N;
+  *cols = *imgs > 1 ? *imgs * OHW : (OHW < target ? OHW : target);
+}
+
+/* Scratch of the GEMM path: packed weights, im2col slice, temporary output, B panels. */
+static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *col_off,
+                                size_t *tmp_off, size_t *pack_off) {
+  const int64_t Kd = p->C / p->groups * p->k[0] * p->k[1], Mg = p->M / p->groups;
+  int64_t imgs, cols;
+  conv_walk(p, &imgs, &cols);
+  size_t at = 0;
+  *a_off = at, at += sgemm_packed_a_floats((size_t)Mg, (size_t)Kd) + 16;
+  *col_off = at, at += (size_t)(Kd * cols) + 16;
+  *tmp_off = at, at += imgs > 1 ? (size_t)(Mg * cols) + 16 : 0;
+  *pack_off = at, at += sgemm_pack_floats(0);
+  return at;
 }
 
 /* 3x3 depthwise, undilated, stride 1 or 2: the channel plane is copied once into a zero-padded
@@ -296,50 +320,100 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
   }
 }
 
+static void conv_depthwise(const kctx_t *k, float lo, float hi) {
+  const conv_params_t *p = k->n->params;
+  const float *x = k->in[0], *w = k->weight, *b = k->bias;
+  float *y = k->out[0];
+  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW;
+  const int fast = dw3_applies(p);
+  for (int64_t nc = 0; nc < p->N * p->C; nc++) {
+    const int64_t c = nc % p->C;
+    const float *wc = w + c * p->k[0] * p->k[1];
+    const float bc = b ? b[c] : 0.0f;
+    if (fast) {
+      depthwise3(p, x + nc * HW, wc, bc, lo, hi, y + nc * OHW, k->scratch);
+    } else {
+      depthwise_channel(p, x + nc * HW, wc, bc, y + nc * OHW, k->scratch);
+      kern_bias_clamp(y + nc * OHW, 0.0f, lo, hi, (size_t)OHW);
+    }
+  }
+}
+
+/* B for output columns [c0, c0 + cols) of image-major column space (image = column / OHW):
+** im2col, or the input itself for an unpadded 1x1 stride-1 conv within one image. */
+static const float *conv_columns(const conv_params_t *p, const float *xg, int64_t c0,
+                                 int64_t cols, int pointwise, float *col, int64_t *ldb) {
+  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, img_stride = p->C * HW;
+  const int64_t Cg = p->C / p->groups;
+  if (pointwise && c0 / OHW == (c0 + cols - 1) / OHW) {
+    *ldb = OHW;
+    return xg + (c0 / OHW) * img_stride + c0 % OHW;
+  }
+  *ldb = cols;
+  for (int64_t done = 0; done < cols;) { /* one image segment at a time */
+    const int64_t g = c0 + done, img = g / OHW, pos = g % OHW;
+    const int64_t seg = OHW - pos < cols - done ? OHW - pos : cols - done;
+    const float *xi = xg + img * img_stride;
+    if (pointwise) {
+      for (int64_t c = 0; c < Cg; c++)
+        memcpy(col + c * cols + done, xi + c * HW + pos, (size_t)seg * sizeof *col);
+    } else {
+      im2col_range(p, Cg, xi, pos, pos + seg, col + done, cols);
+    }
+    done += seg;
+  }
+  return col;
+}
+
 static int conv_run(const kctx_t *k) {
   const conv_params_t *p = k->n->params;
   const float *x = k->in[0], *w = k->weight, *b = k->bias;
   float *y = k->out[0];
+  const float lo = k->n->act ? k->n->act_lo : -INFINITY, hi = k->n->act ? k->n->act_hi : INFINITY;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
+  if (Cg == 1 && Mg == 1) {
+    conv_depthwise(k, lo, hi);
+    return 0;
+  }
   const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
   const int pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 &&
                         !p->p[0] && !p->p[1] && !p->p[2] && !p->p[3];
-  const float lo = k->n->act ? k->n->act_lo : -INFINITY, hi = k->n->act ? k->n->act_hi : INFINITY;
-  const int64_t nc = conv_chunk(pointwise ? 0 : Kd, Mg, OHW);
-  for (int64_t n = 0; n < p->N; n++) {
-    const float *xn = x + n * p->C * HW;
-    float *yn = y + n * p->M * OHW;
-    if (Cg == 1 && Mg == 1) {
-      const int fast = dw3_applies(p);
-      for (int64_t c = 0; c < p->C; c++) {
-        const float *wc = w + c * p->k[0] * p->k[1];
-        const float bc = b ? b[c] : 0.0f;
-        if (fast) {
-          depthwise3(p, xn + c * HW, wc, bc, lo, hi, yn + c * OHW, k->scratch);
-        } else {
-          depthwise_channel(p, xn + c * HW, wc, bc, yn + c * OHW, k->scratch);
-          kern_bias_clamp(yn + c * OHW, 0.0f, lo, hi, (size_t)OHW);
-        }
+  size_t a_off, col_off, tmp_off, pack_off;
+  conv_gemm_scratch(p, &a_off, &col_off, &tmp_off, &pack_off);
+  float *Ap = sgemm_packs_a() ? k->scratch + a_off : NULL;
+  int64_t imgs, cols_max;
+  conv_walk(p, &imgs, &cols_max);
+  const int64_t total = p->N * OHW;
+  for (int64_t gi = 0; gi < G; gi++) {
+    const float *wg = w + gi * Mg * Kd;
+    if (Ap)
+      sgemm_pack_a((size_t)Mg, (size_t)Kd, wg, (size_t)Kd, Ap);
+    const float *xg = x + gi * Cg * HW;
+    for (int64_t c0 = 0; c0 < total;) {
+      /* a chunk never crosses an image unless it holds whole images */
+      int64_t cols = imgs > 1 ? (total - c0 < cols_max ? total - c0 : cols_max)
+                              : (OHW - c0 % OHW < cols_max ? OHW - c0 % OHW : cols_max);
+      int64_t ldb;
+      const float *B = conv_columns(p, xg, c0, cols, pointwise, k->scratch + col_off, &ldb);
+      const int64_t img = c0 / OHW, pos = c0 % OHW;
+      float *yg = y + img * p->M * OHW + gi * Mg * OHW;
+      if (imgs == 1) {
+        kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb,
+                   yg + pos, (size_t)OHW, k->scratch + pack_off);
+        for (int64_t m = 0; m < Mg; m++)
+          kern_bias_clamp(yg + m * OHW + pos, b ? b[gi * Mg + m] : 0.0f, lo, hi, (size_t)cols);
+      } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
+        float *tmp = k->scratch + tmp_off;
+        kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb, tmp,
+                   (size_t)cols, k->scratch + pack_off);
+        for (int64_t i = 0; i < cols / OHW; i++)
+          for (int64_t m = 0; m < Mg; m++) {
+            float *dst = y + (img + i) * p->M * OHW + (gi * Mg + m) * OHW;
+            memcpy(dst, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *dst);
+            kern_bias_clamp(dst, b ? b[gi * Mg + m] : 0.0f, lo, hi, (size_t)OHW);
+          }
       }
-      continue;
-    }
-    for (int64_t gi = 0; gi < G; gi++) {
-      const float *xg = xn + gi * Cg * HW;
-      float *yg = yn + gi * Mg * OHW;
-      for (int64_t n0 = 0; n0 < OHW; n0 += nc) {
-        const int64_t n1 = n0 + nc < OHW ? n0 + nc : OHW, cols = n1 - n0;
-        const float *col = xg + n0;
-        int64_t ldb = OHW;
-        if (!pointwise) {
-          im2col_range(p, Cg, xg, n0, n1, k->scratch);
-          col = k->scratch, ldb = cols;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)cols, (int)Kd, 1.0f,
-                    w + gi * Mg * Kd, (int)Kd, col, (int)ldb, 0.0f, yg + n0, (int)OHW);
-        if (b || k->n->act != ACT_NONE)
-          for (int64_t m = 0; m < Mg; m++)
-            kern_bias_clamp(yg + m * OHW + n0, b ? b[gi * Mg + m] : 0.0f, lo, hi, (size_t)cols);
-      }
+      c0 += cols;
     }
   }
   return 0;

@@ -317,7 +317,7 @@ Test(graph, one_graph_many_threads) {
 }
 
 Test(graph, memory_plan_reuses_buffers) {
-  lpq_graph_t *g = load(models[1], 64);
+  lpq_graph_t *g = load(models[1], 512); /* large enough that activations dwarf the scratch */
   /* every layer output alone, summed, exceeds what the plan allocates for all tensors */
   size_t sum = 0;
   for (size_t i = 0; i < lpq_graph_num_layers(g); i++) {

@@ -142,6 +142,11 @@ const lpq_layer_t *lpq_graph_layer(const lpq_graph_t *g, size_t i);
 lpq_exec_t *lpq_exec_new(const lpq_graph_t *g, lpq_error_t *err);
 void lpq_exec_free(lpq_exec_t **x);
 
+/* Lets the context run convolutions and pools on `threads` threads (the caller and
+** threads - 1 workers it owns; 1: none, the default). Each thread gets its own scratch. For
+** many contexts in parallel, keep 1 thread each. */
+int lpq_exec_set_threads(lpq_exec_t *x, int threads, lpq_error_t *err);
+
 /* Hooks into a run, for quantized evaluation. Any callback may be NULL. */
 typedef struct lpq_hooks_t {
   void *user;

@@ -37,6 +37,7 @@ typedef struct gval_t {
 
 typedef struct gnode_t gnode_t;
 typedef struct kctx_t kctx_t;
+typedef struct threads_t threads_t;
 
 /* One operator: its attribute names (NULL-terminated; any other attribute is refused),
 ** prepare (checks inputs, parses attributes into n->params, sets the outputs' dtype and shape)
@@ -79,7 +80,21 @@ struct kctx_t {
   const float *weight;  /* for conv/gemm/matmul: the weight to use (hooked, folded or in[1]) */
   const float *bias;    /* the bias to use or NULL */
   lpq_error_t *err;     /* for the rare run-time failure (e.g. an index out of range) */
+  threads_t *pool;         /* the context's threads, NULL: run on the caller only */
+  size_t scratch_stride; /* floats between the scratch areas of threads 0, 1, ... */
 };
+
+/* Threads of an execution context (graph_pool.c). threads_new(n < 2) is NULL: no threads.
+** threads_run calls fn(arg, task, tid) for every task in [0, ntasks) across the threads (the
+** caller is tid 0) and returns when all are done. A NULL pool runs them in order. */
+threads_t *threads_new(int nthreads);
+void threads_free(threads_t **p);
+int threads_count(const threads_t *p);
+void threads_run(threads_t *p, size_t ntasks, void (*fn)(void *arg, size_t task, int tid), void *arg);
+/* Thread tid's scratch area in a kernel. */
+static inline float *thread_scratch(const kctx_t *k, int tid) {
+  return k->scratch + (size_t)tid * k->scratch_stride;
+}
 
 struct lpq_graph_t {
   char *name;
@@ -187,7 +202,8 @@ int graph_build_layers(lpq_graph_t *g, lpq_error_t *err);
 /* Runs one node (graph_exec.c): in/out are data pointers per input/output; weight_override
 ** replaces the layer weight when not NULL. Used by the executor and by constant folding. */
 int graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
-                   float *scratch, const float *weight_override, lpq_error_t *err);
+                   float *scratch, const float *weight_override, threads_t *pool,
+                   size_t scratch_stride, lpq_error_t *err);
 
 /* Convolution/pooling windows (ops_conv.c). conv_out_dim: one axis's output size and pads
 ** (auto_pad NOTSET/SAME_UPPER/SAME_LOWER/VALID, ceil_mode for pools). read_window: the

@@ -325,7 +325,7 @@ static int fold(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   float *scratch = n->scratch_floats ? malloc(n->scratch_floats * sizeof *scratch) : NULL;
   if (n->scratch_floats && !scratch)
     return node_err(err, LPQ_ENOMEM, n, "out of memory for scratch");
-  int rc = graph_run_node(g, n, in, out, scratch, NULL, err);
+  int rc = graph_run_node(g, n, in, out, scratch, NULL, NULL, 0, err);
   free(scratch);
   n->dead = 1;
   return rc;

@@ -320,22 +320,30 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
   }
 }
 
-static void conv_depthwise(const kctx_t *k, float lo, float hi) {
-  const conv_params_t *p = k->n->params;
-  const float *x = k->in[0], *w = k->weight, *b = k->bias;
-  float *y = k->out[0];
-  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW;
-  const int fast = dw3_applies(p);
-  for (int64_t nc = 0; nc < p->N * p->C; nc++) {
-    const int64_t c = nc % p->C;
-    const float *wc = w + c * p->k[0] * p->k[1];
-    const float bc = b ? b[c] : 0.0f;
-    if (fast) {
-      depthwise3(p, x + nc * HW, wc, bc, lo, hi, y + nc * OHW, k->scratch);
-    } else {
-      depthwise_channel(p, x + nc * HW, wc, bc, y + nc * OHW, k->scratch);
-      kern_bias_clamp(y + nc * OHW, 0.0f, lo, hi, (size_t)OHW);
-    }
+/* One conv run split into independent tasks for the context's threads. */
+typedef struct conv_job_t {
+  const kctx_t *k;
+  const conv_params_t *p;
+  float lo, hi;
+  int pointwise;
+  int64_t gi, imgs, cols_max, chunks_per_image;
+  const float *Ap; /* packed weights of group gi, or NULL (OpenBLAS) */
+  size_t col_off, tmp_off, pack_off;
+} conv_job_t;
+
+static void depthwise_task(void *arg, size_t task, int tid) {
+  const conv_job_t *j = arg;
+  const conv_params_t *p = j->p;
+  const kctx_t *k = j->k;
+  const int64_t nc = (int64_t)task, c = nc % p->C, HW = p->H * p->W, OHW = p->OH * p->OW;
+  const float *x = (const float *)k->in[0] + nc * HW, *wc = k->weight + c * p->k[0] * p->k[1];
+  float *y = (float *)k->out[0] + nc * OHW;
+  const float bc = k->bias ? k->bias[c] : 0.0f;
+  if (dw3_applies(p)) {
+    depthwise3(p, x, wc, bc, j->lo, j->hi, y, thread_scratch(k, tid));
+  } else {
+    depthwise_channel(p, x, wc, bc, y, thread_scratch(k, tid));
+    kern_bias_clamp(y, 0.0f, j->lo, j->hi, (size_t)OHW);
   }
 }
 
@@ -365,56 +373,75 @@ static const float *conv_columns(const conv_params_t *p, const float *xg, int64_
   return col;
 }
 
+/* One chunk of GEMM columns: im2col (or the input), GEMM, bias and activation. */
+static void gemm_task(void *arg, size_t task, int tid) {
+  const conv_job_t *j = arg;
+  const conv_params_t *p = j->p;
+  const kctx_t *k = j->k;
+  const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, gi = j->gi;
+  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
+  const int64_t total = p->N * OHW;
+  int64_t c0, cols;
+  if (j->imgs > 1) {
+    c0 = (int64_t)task * j->cols_max;
+    cols = total - c0 < j->cols_max ? total - c0 : j->cols_max;
+  } else {
+    const int64_t img = (int64_t)task / j->chunks_per_image;
+    const int64_t at = ((int64_t)task % j->chunks_per_image) * j->cols_max;
+    c0 = img * OHW + at;
+    cols = OHW - at < j->cols_max ? OHW - at : j->cols_max;
+  }
+  float *scratch = thread_scratch(k, tid);
+  const float *wg = k->weight + gi * Mg * Kd, *b = k->bias;
+  const float *xg = (const float *)k->in[0] + gi * Cg * HW;
+  int64_t ldb;
+  const float *B = conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off, &ldb);
+  const int64_t img = c0 / OHW, pos = c0 % OHW;
+  float *y = k->out[0];
+  float *yg = y + img * p->M * OHW + gi * Mg * OHW;
+  if (j->imgs == 1) {
+    kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
+               yg + pos, (size_t)OHW, scratch + j->pack_off);
+    for (int64_t m = 0; m < Mg; m++)
+      kern_bias_clamp(yg + m * OHW + pos, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)cols);
+  } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
+    float *tmp = scratch + j->tmp_off;
+    kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb, tmp,
+               (size_t)cols, scratch + j->pack_off);
+    for (int64_t i = 0; i < cols / OHW; i++)
+      for (int64_t m = 0; m < Mg; m++) {
+        float *dst = y + (img + i) * p->M * OHW + (gi * Mg + m) * OHW;
+        memcpy(dst, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *dst);
+        kern_bias_clamp(dst, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)OHW);
+      }
+  }
+}
+
 static int conv_run(const kctx_t *k) {
   const conv_params_t *p = k->n->params;
-  const float *x = k->in[0], *w = k->weight, *b = k->bias;
-  float *y = k->out[0];
-  const float lo = k->n->act ? k->n->act_lo : -INFINITY, hi = k->n->act ? k->n->act_hi : INFINITY;
+  conv_job_t j = {.k = k, .p = p};
+  j.lo = k->n->act ? k->n->act_lo : -INFINITY;
+  j.hi = k->n->act ? k->n->act_hi : INFINITY;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
   if (Cg == 1 && Mg == 1) {
-    conv_depthwise(k, lo, hi);
+    threads_run(k->pool, (size_t)(p->N * p->C), depthwise_task, &j);
     return 0;
   }
-  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
-  const int pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 &&
-                        !p->p[0] && !p->p[1] && !p->p[2] && !p->p[3];
-  size_t a_off, col_off, tmp_off, pack_off;
-  conv_gemm_scratch(p, &a_off, &col_off, &tmp_off, &pack_off);
-  float *Ap = sgemm_packs_a() ? k->scratch + a_off : NULL;
-  int64_t imgs, cols_max;
-  conv_walk(p, &imgs, &cols_max);
-  const int64_t total = p->N * OHW;
-  for (int64_t gi = 0; gi < G; gi++) {
-    const float *wg = w + gi * Mg * Kd;
+  const int64_t OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
+  j.pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->p[0] &&
+                !p->p[1] && !p->p[2] && !p->p[3];
+  size_t a_off;
+  conv_gemm_scratch(p, &a_off, &j.col_off, &j.tmp_off, &j.pack_off);
+  conv_walk(p, &j.imgs, &j.cols_max);
+  j.chunks_per_image = (OHW + j.cols_max - 1) / j.cols_max;
+  const size_t ntasks = j.imgs > 1 ? (size_t)((p->N * OHW + j.cols_max - 1) / j.cols_max)
+                                   : (size_t)(p->N * j.chunks_per_image);
+  float *Ap = sgemm_packs_a() ? k->scratch + a_off : NULL; /* thread 0's area, read by all */
+  for (j.gi = 0; j.gi < G; j.gi++) {
     if (Ap)
-      sgemm_pack_a((size_t)Mg, (size_t)Kd, wg, (size_t)Kd, Ap);
-    const float *xg = x + gi * Cg * HW;
-    for (int64_t c0 = 0; c0 < total;) {
-      /* a chunk never crosses an image unless it holds whole images */
-      int64_t cols = imgs > 1 ? (total - c0 < cols_max ? total - c0 : cols_max)
-                              : (OHW - c0 % OHW < cols_max ? OHW - c0 % OHW : cols_max);
-      int64_t ldb;
-      const float *B = conv_columns(p, xg, c0, cols, pointwise, k->scratch + col_off, &ldb);
-      const int64_t img = c0 / OHW, pos = c0 % OHW;
-      float *yg = y + img * p->M * OHW + gi * Mg * OHW;
-      if (imgs == 1) {
-        kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb,
-                   yg + pos, (size_t)OHW, k->scratch + pack_off);
-        for (int64_t m = 0; m < Mg; m++)
-          kern_bias_clamp(yg + m * OHW + pos, b ? b[gi * Mg + m] : 0.0f, lo, hi, (size_t)cols);
-      } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
-        float *tmp = k->scratch + tmp_off;
-        kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb, tmp,
-                   (size_t)cols, k->scratch + pack_off);
-        for (int64_t i = 0; i < cols / OHW; i++)
-          for (int64_t m = 0; m < Mg; m++) {
-            float *dst = y + (img + i) * p->M * OHW + (gi * Mg + m) * OHW;
-            memcpy(dst, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *dst);
-            kern_bias_clamp(dst, b ? b[gi * Mg + m] : 0.0f, lo, hi, (size_t)OHW);
-          }
-      }
-      c0 += cols;
-    }
+      sgemm_pack_a((size_t)Mg, (size_t)Kd, k->weight + j.gi * Mg * Kd, (size_t)Kd, Ap);
+    j.Ap = Ap;
+    threads_run(k->pool, ntasks, gemm_task, &j);
   }
   return 0;
 }

@@ -225,7 +225,8 @@ int cmd_run(int argc, char **argv) {
     }
   }
   int64_t lshape[2] = {(int64_t)N, (int64_t)per_out};
-  if (!(ex = lpq_exec_new(g, &err)) || !(logits = lpq_array_new(LPQ_DT_F32, 2, lshape, &err)))
+  if (!(ex = lpq_exec_new(g, &err)) || lpq_exec_set_threads(ex, threads, &err) != 0 ||
+      !(logits = lpq_array_new(LPQ_DT_F32, 2, lshape, &err)))
     goto fail;
   const size_t nb = (N + (size_t)batch - 1) / (size_t)batch;
   in_buf = calloc(ii.count, sizeof *in_buf);

@@ -132,6 +132,7 @@ typedef struct lpq_layer_t {
   size_t M, N, K;
   uint64_t macs;         /* multiply-accumulates for the whole batch */
   int fused_act;         /* 1 when a Relu/Clip was fused: output and hook see it applied */
+  int fused_residual;    /* conv: a following residual Add was fused (output = conv + skip) */
 } lpq_layer_t;
 
 size_t lpq_graph_num_layers(const lpq_graph_t *g);

@@ -62,6 +62,7 @@ struct gnode_t {
   size_t scratch_floats; /* scratch the kernel needs at run time */
   int layer;       /* quantizable layer index, -1 otherwise */
   int dead;        /* folded, fused away or not needed for any output */
+  int residual;    /* conv: in[3] is added to the output before the activation */
   int act;         /* fused activation after the kernel */
   float act_lo, act_hi;
   float *wdata, *bdata; /* owned weight/bias (BN folded or re-laid out), or NULL */
@@ -222,6 +223,8 @@ void kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /
 void kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
 void kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
 void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
+void kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
+                         float hi, size_t n);                                 /* clamp(y+b+r) */
 /* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
 void kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
               float hi, size_t n);

@@ -237,7 +237,7 @@ static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *c
 ** nine taps, bias and activation. scratch: see dw3_scratch. */
 static size_t dw3_scratch(const conv_params_t *p) {
   const size_t hp = (size_t)(p->H + p->p[0] + p->p[2]), wp = (size_t)(p->W + p->p[1] + p->p[3]);
-  return hp * (wp + 2) + 16;
+  return hp * (wp + 2) + wp + 16; /* plane, then one padded line for stride 2 */
 }
 
 static int dw3_applies(const conv_params_t *p) {
@@ -255,11 +255,11 @@ static void depthwise3(const conv_params_t *p, const float *x, const float *w, f
     float *row = pad + (iy + p->p[0]) * ld;
     if (s == 1) {
       memcpy(row + p->p[1], x + iy * W, (size_t)W * sizeof *row);
-    } else {
-      for (int64_t ix = 0; ix < W; ix++) { /* padded column c = ix + pl: even c -> c/2 */
-        const int64_t c = ix + p->p[1];
-        row[(c % 2) * we + c / 2] = x[iy * W + ix];
-      }
+    } else { /* padded row in the spare tail of pad, then even/odd columns into place */
+      float *line = pad + hp * ld;
+      memset(line, 0, (size_t)wp * sizeof *line);
+      memcpy(line + p->p[1], x + iy * W, (size_t)W * sizeof *line);
+      kern_deinterleave(row, row + we, line, (size_t)wp);
     }
   }
   for (int64_t oy = 0; oy < OH; oy++) {
@@ -328,6 +328,7 @@ typedef struct conv_job_t {
   int pointwise;
   int64_t gi, imgs, cols_max, chunks_per_image;
   const float *Ap; /* packed weights of group gi, or NULL (OpenBLAS) */
+  const float *residual; /* fused residual Add: same shape as the output, or NULL */
   size_t col_off, tmp_off, pack_off;
 } conv_job_t;
 
@@ -402,17 +403,27 @@ static void gemm_task(void *arg, size_t task, int tid) {
   if (j->imgs == 1) {
     kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
                yg + pos, (size_t)OHW, scratch + j->pack_off);
-    for (int64_t m = 0; m < Mg; m++)
-      kern_bias_clamp(yg + m * OHW + pos, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)cols);
+    for (int64_t m = 0; m < Mg; m++) {
+      const size_t at = (size_t)(img * p->M * OHW + (gi * Mg + m) * OHW + pos);
+      if (j->residual)
+        kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
+                            (size_t)cols);
+      else
+        kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)cols);
+    }
   } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
     float *tmp = scratch + j->tmp_off;
     kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb, tmp,
                (size_t)cols, scratch + j->pack_off);
     for (int64_t i = 0; i < cols / OHW; i++)
       for (int64_t m = 0; m < Mg; m++) {
-        float *dst = y + (img + i) * p->M * OHW + (gi * Mg + m) * OHW;
-        memcpy(dst, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *dst);
-        kern_bias_clamp(dst, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)OHW);
+        const size_t at = (size_t)((img + i) * p->M * OHW + (gi * Mg + m) * OHW);
+        memcpy(y + at, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *y);
+        if (j->residual)
+          kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
+                              (size_t)OHW);
+        else
+          kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)OHW);
       }
   }
 }
@@ -420,6 +431,7 @@ static void gemm_task(void *arg, size_t task, int tid) {
 static int conv_run(const kctx_t *k) {
   const conv_params_t *p = k->n->params;
   conv_job_t j = {.k = k, .p = p};
+  j.residual = k->n->residual ? (const float *)k->in[3] : NULL;
   j.lo = k->n->act ? k->n->act_lo : -INFINITY;
   j.hi = k->n->act ? k->n->act_hi : INFINITY;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;

@@ -33,6 +33,15 @@ HOT void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n) {
   }
 }
 
+HOT void kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
+                             float hi, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float v = y[i] + bias + r[i];
+    v = v < lo ? lo : v;
+    y[i] = v > hi ? hi : v;
+  }
+}
+
 HOT void kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                            size_t n) {
   for (size_t i = 0; i + 1 < n; i += 2) {

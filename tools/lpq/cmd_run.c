@@ -278,8 +278,10 @@ int cmd_run(int argc, char **argv) {
                           "mean_batch_ms", total / (double)nt, "exec_bytes",
                           (json_int_t)lpq_graph_exec_bytes(g), "layers",
                           (json_int_t)lpq_graph_num_layers(g));
-    if (o)
+    if (o) {
+      json_object_set_new(o, "min_batch_ms", json_real(times[0]));
       json_object_set_new(o, "blas_core", json_string(openblas_get_corename()));
+    }
     if (o && lab)
       json_object_set_new(o, "top1", json_real(top1));
     if (o && outp)

@@ -251,18 +251,25 @@ static int dw3_applies(const conv_params_t *p) {
 static void depthwise3(const conv_params_t *p, const float *x, const float *w, float bias,
                        float lo, float hi, float *y, float *pad) {
   const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, s = p->s[0];
-  const int64_t hp = H + p->p[0] + p->p[2], wp = W + p->p[1] + p->p[3];
+  const int64_t wp = W + p->p[1] + p->p[3];
   const int64_t we = (wp + 1) / 2, ld = s == 1 ? wp : we + wp / 2; /* padded row length */
-  memset(pad, 0, (size_t)(hp * ld) * sizeof *pad);
+  /* zero only what the input does not cover: pad rows, and each row before its copy */
+  memset(pad, 0, (size_t)(p->p[0] * ld) * sizeof *pad);
+  memset(pad + (p->p[0] + H) * ld, 0, (size_t)(p->p[2] * ld) * sizeof *pad);
+  const int64_t pl = p->p[1];
   for (int64_t iy = 0; iy < H; iy++) {
     float *row = pad + (iy + p->p[0]) * ld;
+    const float *xr = x + iy * W;
     if (s == 1) {
-      memcpy(row + p->p[1], x + iy * W, (size_t)W * sizeof *row);
-    } else { /* padded row in the spare tail of pad, then even/odd columns into place */
-      float *line = pad + hp * ld;
-      memset(line, 0, (size_t)wp * sizeof *line);
-      memcpy(line + p->p[1], x + iy * W, (size_t)W * sizeof *line);
-      kern_deinterleave(row, row + we, line, (size_t)wp);
+      memset(row, 0, (size_t)pl * sizeof *row);
+      memcpy(row + pl, xr, (size_t)W * sizeof *row);
+      memset(row + pl + W, 0, (size_t)p->p[3] * sizeof *row);
+    } else { /* padded column c = ix + pl goes to even[c/2] or odd[c/2] */
+      memset(row, 0, (size_t)ld * sizeof *row);
+      if (pl % 2 == 0)
+        kern_deinterleave(row + pl / 2, row + we + pl / 2, xr, (size_t)W);
+      else /* x's even columns land on odd padded columns and vice versa */
+        kern_deinterleave(row + we + (pl - 1) / 2, row + (pl + 1) / 2, xr, (size_t)W);
     }
   }
   for (int64_t oy = 0; oy < OH; oy++) {

@@ -66,6 +66,7 @@ struct gnode_t {
   int act;         /* fused activation after the kernel */
   float act_lo, act_hi;
   float *wdata, *bdata; /* owned weight/bias (BN folded or re-laid out), or NULL */
+  float *wpack;         /* conv: the weight packed for the GEMM kernel, per group, or NULL */
   int64_t wshape[4];
   int wndim;
   size_t wcount, bcount;
@@ -195,6 +196,8 @@ const op_def_t *ops_find(const char *op_type);
 
 /* Memory plan (graph_plan.c): arena offsets for every run-time tensor. */
 int graph_plan(lpq_graph_t *g, lpq_error_t *err);
+/* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
+int conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
 /* Graph rewrites after folding (graph_opt.c): BN into conv, activations into conv/gemm. */
 int graph_optimize(lpq_graph_t *g, lpq_error_t *err);
 /* Quantizable layer table (graph_opt.c). */

@@ -422,6 +422,10 @@ static int build(lpq_graph_t *g, const Onnx__ModelProto *m, int batch, lpq_error
     return rc;
   if ((rc = graph_build_layers(g, err)) != 0)
     return rc;
+  for (size_t k = 0; k < g->nnodes; k++)
+    if (!g->nodes[k].dead && strcmp(g->nodes[k].op_type, "Conv") == 0 &&
+        (rc = conv_prepack(g, &g->nodes[k], err)) != 0)
+      return rc;
   return graph_plan(g, err);
 }
 

@@ -458,13 +458,36 @@ static int conv_run(const kctx_t *k) {
   j.chunks_per_image = (OHW + j.cols_max - 1) / j.cols_max;
   const size_t ntasks = j.imgs > 1 ? (size_t)((p->N * OHW + j.cols_max - 1) / j.cols_max)
                                    : (size_t)(p->N * j.chunks_per_image);
+  /* the weights packed at load, unless a hook swapped them: then pack them now */
+  const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
+  const int prepacked = k->n->wpack && k->weight == base;
   float *Ap = sgemm_packs_a() ? k->scratch + a_off : NULL; /* thread 0's area, read by all */
+  const size_t per_group = sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
   for (j.gi = 0; j.gi < G; j.gi++) {
-    if (Ap)
+    if (prepacked)
+      j.Ap = k->n->wpack + (size_t)j.gi * per_group;
+    else if (Ap)
       sgemm_pack_a((size_t)Mg, (size_t)Kd, k->weight + j.gi * Mg * Kd, (size_t)Kd, Ap);
-    j.Ap = Ap;
+    if (!prepacked)
+      j.Ap = Ap;
     threads_run(k->pool, ntasks, gemm_task, &j);
   }
+  return 0;
+}
+
+int conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
+  const conv_params_t *p = n->params;
+  const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, Kd = Cg * p->k[0] * p->k[1];
+  const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
+  if (!w || !sgemm_packs_a() || (Cg == 1 && Mg == 1))
+    return 0; /* run-time weights, no AVX-512 kernel, or depthwise: nothing to pack */
+  const size_t per_group = sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
+  n->wpack = malloc((per_group * (size_t)G + 16) * sizeof *n->wpack);
+  if (!n->wpack)
+    return node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+  for (int64_t gi = 0; gi < G; gi++)
+    sgemm_pack_a((size_t)Mg, (size_t)Kd, w + gi * Mg * Kd, (size_t)Kd,
+                 n->wpack + (size_t)gi * per_group);
   return 0;
 }
 

@@ -240,6 +240,39 @@ Test(graph, weight_hook_swaps_weights_for_one_run) {
   lpq_array_free(&x);
 }
 
+/* Returns a private copy of every weight: the kernels must then use the hook's array (for a
+** conv: pack it at run time instead of the weights packed at load) with the same result. */
+typedef struct copy_state_t {
+  float *copies[64];
+} copy_state_t;
+
+static const float *copy_weight(void *u, size_t layer, const float *w, size_t count) {
+  copy_state_t *s = u;
+  if (layer >= 64)
+    return w;
+  free(s->copies[layer]);
+  s->copies[layer] = malloc(count * sizeof *w);
+  memcpy(s->copies[layer], w, count * sizeof *w);
+  return s->copies[layer];
+}
+
+Test(graph, a_copied_weight_gives_the_same_output) {
+  lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
+  lpq_graph_t *g = load(models[1], 2);
+  copy_state_t s = {{0}};
+  lpq_hooks_t h = {&s, copy_weight, NULL, NULL};
+  float *plain = run(g, x->data, NULL, NULL), *hooked = run(g, x->data, &h, NULL);
+  lpq_tensor_info_t oi;
+  lpq_graph_output(g, 0, &oi);
+  for (size_t i = 0; i < oi.count; i++)
+    cr_assert_float_eq(plain[i], hooked[i], 1e-6 * (1 + fabs(plain[i])), "y[%zu]", i);
+  for (int i = 0; i < 64; i++)
+    free(s.copies[i]);
+  free(plain), free(hooked);
+  lpq_graph_free(&g);
+  lpq_array_free(&x);
+}
+
 static const float *failing_weight(void *u, size_t layer, const float *w, size_t count) {
   (void)u, (void)w, (void)count;
   return layer == 2 ? NULL : w;

@@ -244,6 +244,15 @@ size_t sgemm_packed_a_floats(size_t M, size_t K);
 void sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap);
 void kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
                 const float *B, size_t ldb, float *C, size_t ldc, float *pack);
+/* The same with B never stored: pack(ctx, k0, kc, n0, nc, Bp) writes rows [k0, k0 + kc) and
+** columns [n0, n0 + nc) of B into Bp as SGEMM_NR-column panels, k-major inside a panel,
+** zero past column nc (the convolution packs straight from its input). Only when
+** sgemm_packs_a() and K > 0. */
+#define SGEMM_NR 32
+void kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
+                         void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                      size_t nc, float *Bp),
+                         const void *ctx, float *C, size_t ldc, float *Bp);
 /* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
 void kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);

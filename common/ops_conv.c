@@ -384,6 +384,65 @@ static const float *conv_columns(const conv_params_t *p, const float *xg, int64_
   return col;
 }
 
+/* The im2col matrix of one image, never stored: the GEMM kernel asks for panels of it and
+** they are copied straight from the input (implicit GEMM). pos0: output position of column 0. */
+typedef struct implicit_b_t {
+  const conv_params_t *p;
+  const float *x; /* the image's first channel of the group */
+  int64_t pos0;
+} implicit_b_t;
+
+static void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
+  const implicit_b_t *ib = ctx;
+  const conv_params_t *p = ib->p;
+  const int64_t kh = p->k[0], kw = p->k[1], H = p->H, W = p->W, OW = p->OW;
+  const int64_t sy = p->s[0], sx = p->s[1], dy = p->d[0], dx = p->d[1];
+  for (size_t q = 0; q < nc; q += SGEMM_NR) {
+    const int64_t w = (int64_t)(nc - q < SGEMM_NR ? nc - q : SGEMM_NR);
+    /* the panel's columns as runs within one output row: start column, oy, ox, length */
+    int64_t seg_t[SGEMM_NR + 1], seg_oy[SGEMM_NR + 1], seg_ox[SGEMM_NR + 1], seg_len[SGEMM_NR + 1];
+    int nseg = 0;
+    for (int64_t t = 0; t < w;) {
+      const int64_t pos = ib->pos0 + (int64_t)(n0 + q) + t, ox = pos % OW;
+      const int64_t len = OW - ox < w - t ? OW - ox : w - t;
+      seg_t[nseg] = t, seg_oy[nseg] = pos / OW, seg_ox[nseg] = ox, seg_len[nseg] = len;
+      nseg++;
+      t += len;
+    }
+    float *dst = Bp + q * kc;
+    int64_t r = (int64_t)k0, c = r / (kh * kw), ky = r % (kh * kw) / kw, kx = r % kw;
+    for (size_t kk = 0; kk < kc; kk++, dst += SGEMM_NR) {
+      const float *xc = ib->x + c * H * W;
+      for (int i = 0; i < nseg; i++) {
+        float *d = dst + seg_t[i];
+        const int64_t len = seg_len[i];
+        const int64_t iy = seg_oy[i] * sy - p->p[0] + ky * dy;
+        const int64_t ix0 = seg_ox[i] * sx - p->p[1] + kx * dx;
+        if (iy < 0 || iy >= H) {
+          memset(d, 0, (size_t)len * sizeof *d);
+          continue;
+        }
+        const float *row = xc + iy * W;
+        if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
+          memcpy(d, row + ix0, (size_t)len * sizeof *d);
+        } else {
+          for (int64_t t = 0; t < len; t++) {
+            const int64_t ix = ix0 + t * sx;
+            d[t] = ix >= 0 && ix < W ? row[ix] : 0.0f;
+          }
+        }
+      }
+      for (int64_t t = w; t < SGEMM_NR; t++)
+        dst[t] = 0.0f;
+      if (++kx == kw) { /* next row of the im2col matrix: (c, ky, kx) advance */
+        kx = 0;
+        if (++ky == kh)
+          ky = 0, c++;
+      }
+    }
+  }
+}
+
 /* One chunk of GEMM columns: im2col (or the input), GEMM, bias and activation. */
 static void gemm_task(void *arg, size_t task, int tid) {
   const conv_job_t *j = arg;
@@ -406,13 +465,22 @@ static void gemm_task(void *arg, size_t task, int tid) {
   const float *wg = k->weight + gi * Mg * Kd, *b = k->bias;
   const float *xg = (const float *)k->in[0] + gi * Cg * HW;
   int64_t ldb;
-  const float *B = conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off, &ldb);
   const int64_t img = c0 / OHW, pos = c0 % OHW;
+  const int implicit = j->imgs == 1 && !j->pointwise && j->Ap && Kd > 0;
+  const float *B = implicit ? NULL
+                            : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off,
+                                           &ldb);
   float *y = k->out[0];
   float *yg = y + img * p->M * OHW + gi * Mg * OHW;
   if (j->imgs == 1) {
-    kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
-               yg + pos, (size_t)OHW, scratch + j->pack_off);
+    if (implicit) {
+      const implicit_b_t ib = {p, xg + img * p->C * HW, pos};
+      kern_sgemm_implicit((size_t)Mg, (size_t)cols, (size_t)Kd, j->Ap, conv_pack_b, &ib,
+                          yg + pos, (size_t)OHW, scratch + j->pack_off);
+    } else {
+      kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
+                 yg + pos, (size_t)OHW, scratch + j->pack_off);
+    }
     for (int64_t m = 0; m < Mg; m++) {
       const size_t at = (size_t)(img * p->M * OHW + (gi * Mg + m) * OHW + pos);
       if (j->residual)

@@ -92,13 +92,29 @@ AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float
 
 /* Ap holds all of A packed by sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
 ** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
-AVX512 static void sgemm_avx512(size_t M, size_t N, size_t K, const float *Ap, const float *B,
-                                size_t ldb, float *C, size_t ldc, float *Bp) {
+/* Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of B into Bp, panels of NR columns
+** (k-major inside a panel), zero beyond the last column. */
+typedef void (*pack_b_fn)(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
+
+typedef struct dense_b_t {
+  const float *B;
+  size_t ldb;
+} dense_b_t;
+
+static void pack_dense_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
+  const dense_b_t *d = ctx;
+  pack_b(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
+}
+
+/* Ap holds all of A packed by sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
+** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
+AVX512 static void sgemm_avx512(size_t M, size_t N, size_t K, const float *Ap, pack_b_fn pack,
+                                const void *ctx, float *C, size_t ldc, float *Bp) {
   for (size_t n0 = 0; n0 < N; n0 += SGEMM_NC) {
     const size_t nc = N - n0 < SGEMM_NC ? N - n0 : SGEMM_NC;
     for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
       const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
-      pack_b(B + k0 * ldb + n0, ldb, kc, nc, Bp);
+      pack(ctx, k0, kc, n0, nc, Bp);
       for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
         const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
         const float *Ab = Ap + m0 * K + mcr * k0;
@@ -148,6 +164,18 @@ void sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap) {
 #endif
 }
 
+void kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
+                         void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                      size_t nc, float *Bp),
+                         const void *ctx, float *C, size_t ldc, float *Bp) {
+#ifdef HAVE_AVX512_KERNEL
+  if (M && N && K)
+    sgemm_avx512(M, N, K, Ap, pack, ctx, C, ldc, Bp);
+#else
+  (void)M, (void)N, (void)K, (void)Ap, (void)pack, (void)ctx, (void)C, (void)ldc, (void)Bp;
+#endif
+}
+
 void kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
                 const float *B, size_t ldb, float *C, size_t ldc, float *pack) {
   if (M == 0 || N == 0)
@@ -159,7 +187,8 @@ void kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const 
   }
 #ifdef HAVE_AVX512_KERNEL
   if (Ap && pack && have_avx512()) {
-    sgemm_avx512(M, N, K, Ap, B, ldb, C, ldc, pack);
+    const dense_b_t d = {B, ldb};
+    sgemm_avx512(M, N, K, Ap, pack_dense_b, &d, C, ldc, pack);
     return;
   }
 #else

@@ -62,8 +62,15 @@ char *lpq_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 ** topologically (a cycle or a missing input is an error naming the node), folds initializers,
 ** Constant nodes and every node whose inputs are all constant (so shape sub-graphs such as
 ** Shape -> Gather -> Concat -> Reshape disappear), folds BatchNormalization into the Conv
-** before it, fuses Relu/Clip into the Conv/Gemm before it, and plans the activation memory so
+** before it, fuses a residual Add into the Conv before it and Relu/Clip into the Conv/Gemm
+** before them, packs conv weights for the GEMM kernel, and plans the activation memory so
 ** buffers are reused once their tensor is dead. Errors name the file, node, op and attribute.
+**
+** Convolutions run as an implicit GEMM (the im2col panels are packed straight from the
+** input) on lpq's AVX-512 kernel where the CPU has one, else im2col + OpenBLAS sgemm; 3x3
+** depthwise convs have a direct kernel; Gemm and MatMul use OpenBLAS. Setting LPQ_PROFILE=1
+** (per op type) or LPQ_PROFILE=nodes (per node) in the environment makes lpq_exec_free print
+** the CPU time each took to stderr.
 */
 typedef struct lpq_graph_t lpq_graph_t;
 typedef struct lpq_exec_t lpq_exec_t;
@@ -157,7 +164,8 @@ typedef struct lpq_hooks_t {
   /* The layer's input activation as a private copy the hook may change in place; the change
   ** reaches this layer only, never other consumers of the tensor. Non-zero aborts the run. */
   int (*input)(void *user, size_t layer, float *x, size_t count);
-  /* The layer's output right after it ran (fused activation applied). Non-zero aborts. */
+  /* The layer's output right after it ran, with what was fused into it applied (see
+  ** lpq_layer_t fused_act, fused_residual). Non-zero aborts. */
   int (*output)(void *user, size_t layer, const float *y, size_t count);
 } lpq_hooks_t;
 
@@ -176,7 +184,9 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
 ** AVX-512. The kernel set is chosen when the library loads, from OPENBLAS_CORETYPE, so this
 ** re-executes the program (argv as given to main) with OPENBLAS_CORETYPE=SkylakeX when that
 ** is unset, the CPU has AVX-512 (F, BW, DQ, VL) and OpenBLAS picked Haswell or Zen. Returns
-** only when nothing needed to change or the exec failed. Call it first thing in main(). */
+** only when nothing needed to change or the exec failed. Call it first thing in main(). An
+** OPENBLAS_CORETYPE set by the user is respected. (lpq's convolutions do not use OpenBLAS on
+** AVX-512 CPUs; Gemm and MatMul do.) */
 void lpq_blas_select_kernels(char **argv);
 
 /* A serialized ONNX TensorProto (e.g. a test's input_0.pb) as an array; the tensor's name is

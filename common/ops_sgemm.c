@@ -40,13 +40,21 @@ static void pack_a(const float *A, size_t lda, size_t mc, size_t kc, float *Ap) 
 }
 
 /* Bp[panel][k][c]: NR columns per panel, zero-padded. */
-static void pack_b(const float *B, size_t ldb, size_t kc, size_t nc, float *Bp) {
+__attribute__((target("avx512f"))) static void pack_b(const float *B, size_t ldb, size_t kc,
+                                                      size_t nc, float *Bp) {
   for (size_t q = 0; q < nc; q += NR) {
     const size_t w = nc - q < NR ? nc - q : NR;
+    if (w == NR) { /* the common case: two vector copies per row */
+      for (size_t k = 0; k < kc; k++, Bp += NR) {
+        const float *src = B + k * ldb + q;
+        _mm512_storeu_ps(Bp, _mm512_loadu_ps(src));
+        _mm512_storeu_ps(Bp + 16, _mm512_loadu_ps(src + 16));
+      }
+      continue;
+    }
     for (size_t k = 0; k < kc; k++, Bp += NR) {
       memcpy(Bp, B + k * ldb + q, w * sizeof *Bp);
-      if (w < NR)
-        memset(Bp + w, 0, (NR - w) * sizeof *Bp);
+      memset(Bp + w, 0, (NR - w) * sizeof *Bp);
     }
   }
 }

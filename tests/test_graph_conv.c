@@ -204,6 +204,11 @@ Test(graph_conv, depthwise) {
           if (out_dim(&c, c.h) >= 1)
             check(&c, seed++);
         }
+  /* wide rows: the vectorised de-interleave of stride 2 and its scalar tail */
+  conv_case_t wide[] = {{1, 4, 9, 70, 4, 3, 2, 1, 1, 4, 1, 0}, {1, 4, 9, 67, 4, 3, 2, 0, 1, 4, 0, 0},
+                        {1, 4, 9, 99, 4, 3, 1, 1, 1, 4, 1, 0}};
+  for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++)
+    check(&wide[i], seed++);
 }
 
 Test(graph_conv, large_maps_use_the_implicit_gemm) {

@@ -392,7 +392,28 @@ typedef struct implicit_b_t {
   int64_t pos0;
 } implicit_b_t;
 
-static void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define PACK_TARGET __attribute__((target("avx512f")))
+/* d[0..n) = s[0..n), n <= 32, without a call: masked lanes are neither read nor written. */
+PACK_TARGET static inline void copy_upto32(float *d, const float *s, int64_t n) {
+  const __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+  const __mmask16 m1 = n >= 32 ? (__mmask16)0xffff
+                       : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
+  _mm512_mask_storeu_ps(d, m0, _mm512_maskz_loadu_ps(m0, s));
+  if (m1)
+    _mm512_mask_storeu_ps(d + 16, m1, _mm512_maskz_loadu_ps(m1, s + 16));
+}
+#else
+#define PACK_TARGET
+static inline void copy_upto32(float *d, const float *s, int64_t n) {
+  memcpy(d, s, (size_t)n * sizeof *d);
+}
+#endif
+
+/* Only called by the AVX-512 GEMM kernel (sgemm_packs_a()), so it may use AVX-512 itself. */
+PACK_TARGET static void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
+                                    float *Bp) {
   const implicit_b_t *ib = ctx;
   const conv_params_t *p = ib->p;
   const int64_t kh = p->k[0], kw = p->k[1], H = p->H, W = p->W, OW = p->OW;
@@ -424,7 +445,7 @@ static void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t
         }
         const float *row = xc + iy * W;
         if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
-          memcpy(d, row + ix0, (size_t)len * sizeof *d);
+          copy_upto32(d, row + ix0, len);
         } else {
           for (int64_t t = 0; t < len; t++) {
             const int64_t ix = ix0 + t * sx;

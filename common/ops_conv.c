@@ -404,6 +404,28 @@ PACK_TARGET static inline void copy_upto32(float *d, const float *s, int64_t n) 
   if (m1)
     _mm512_mask_storeu_ps(d + 16, m1, _mm512_maskz_loadu_ps(m1, s + 16));
 }
+/* Bits [lo, hi) of a 16-lane mask, both clamped to 0..16. */
+static inline __mmask16 lane_range(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo > 16 ? 16 : lo;
+  hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+  return hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+/* d[t] = s[2t] for t in [lo, hi), 0 for the other t < n (n <= 32): even lanes of two masked
+** loads per 16 outputs; only s[2lo .. 2hi-2] is read. */
+PACK_TARGET static inline void copy_stride2_upto32(float *d, const float *s, int64_t lo,
+                                                   int64_t hi, int64_t n) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t h = 0; h < 2 && 16 * h < n; h++) {
+    const int64_t j0 = 32 * h; /* source index of lane 0 of the first load */
+    const __m512 a = _mm512_maskz_loadu_ps(lane_range(2 * lo - j0, 2 * hi - 1 - j0), s + j0);
+    const __m512 b =
+        _mm512_maskz_loadu_ps(lane_range(2 * lo - j0 - 16, 2 * hi - 1 - j0 - 16), s + j0 + 16);
+    _mm512_mask_storeu_ps(d + 16 * h, lane_range(0, n - 16 * h),
+                          _mm512_permutex2var_ps(a, ie, b));
+  }
+}
+#define HAVE_STRIDE2_COPY 1
 #else
 #define PACK_TARGET
 static inline void copy_upto32(float *d, const float *s, int64_t n) {
@@ -446,6 +468,13 @@ PACK_TARGET static void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_
         const float *row = xc + iy * W;
         if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
           copy_upto32(d, row + ix0, len);
+#ifdef HAVE_STRIDE2_COPY
+        } else if (sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
+          int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
+          int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
+          hi = hi < len ? hi : len;
+          copy_stride2_upto32(d, row + ix0, lo < hi ? lo : hi, hi, len);
+#endif
         } else {
           for (int64_t t = 0; t < len; t++) {
             const int64_t ix = ix0 + t * sx;

@@ -196,6 +196,22 @@ const op_def_t *ops_find(const char *op_type);
 
 /* Memory plan (graph_plan.c): arena offsets for every run-time tensor. */
 int graph_plan(lpq_graph_t *g, lpq_error_t *err);
+/* Depthwise convolution of one channel plane, bias and clamp included (ops_depthwise.c);
+** scratch: depthwise_scratch(p) floats. */
+size_t depthwise_scratch(const conv_params_t *p);
+void depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
+                     float lo, float hi, float *y, float *scratch);
+
+/* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of kern_sgemm_implicit for
+** one image: x is the image's first channel of the group, pos0 the output position of
+** column 0. Only with the AVX-512 kernel. */
+typedef struct conv_implicit_t {
+  const conv_params_t *p;
+  const float *x;
+  int64_t pos0;
+} conv_implicit_t;
+void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
+
 /* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
 int conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
 /* Graph rewrites after folding (graph_opt.c): BN into conv, activations into conv/gemm. */

@@ -1,4 +1,5 @@
 /* common/ops_conv.c: Conv (1-D and 2-D, groups, pads and auto_pad, strides, dilations).
+** Depthwise kernels are in ops_depthwise.c, the implicit-GEMM packer in ops_conv_pack.c.
 ** Dense groups run as im2col + sgemm (a 1x1 stride-1 unpadded conv is a plain sgemm on the
 ** input); depthwise convolution has a direct kernel. Bias and a fused Relu/Clip are applied
 ** while the output is still in cache. */
@@ -15,8 +16,6 @@
 
 static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *col_off,
                                 size_t *tmp_off, size_t *pack_off);
-static size_t dw3_scratch(const conv_params_t *p);
-static int dw3_applies(const conv_params_t *p);
 
 /* Output size and pads of one spatial axis; LPQ_EFORMAT when the output would be empty. */
 int conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int s, int d,
@@ -141,7 +140,7 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const int depthwise = Cg == 1 && Mg == 1;
   if (depthwise) {
     /* de-interleaved input row, or the padded plane of the 3x3 kernel */
-    n->scratch_floats = dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
+    n->scratch_floats = depthwise_scratch(p);
   } else {
     size_t a, c, t, pk;
     const double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
@@ -235,101 +234,6 @@ static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *c
   return at;
 }
 
-/* 3x3 depthwise, undilated, stride 1 or 2: the channel plane is copied once into a zero-padded
-** plane (stride 2: split into even and odd columns), then each output row is one fused pass of
-** nine taps, bias and activation. scratch: see dw3_scratch. */
-static size_t dw3_scratch(const conv_params_t *p) {
-  const size_t hp = (size_t)(p->H + p->p[0] + p->p[2]), wp = (size_t)(p->W + p->p[1] + p->p[3]);
-  return hp * (wp + 2) + wp + 16; /* plane, then one padded line for stride 2 */
-}
-
-static int dw3_applies(const conv_params_t *p) {
-  return p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1 && p->s[0] == p->s[1] &&
-         (p->s[0] == 1 || p->s[0] == 2);
-}
-
-static void depthwise3(const conv_params_t *p, const float *x, const float *w, float bias,
-                       float lo, float hi, float *y, float *pad) {
-  const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, s = p->s[0];
-  const int64_t wp = W + p->p[1] + p->p[3];
-  const int64_t we = (wp + 1) / 2, ld = s == 1 ? wp : we + wp / 2; /* padded row length */
-  /* zero only what the input does not cover: pad rows, and each row before its copy */
-  memset(pad, 0, (size_t)(p->p[0] * ld) * sizeof *pad);
-  memset(pad + (p->p[0] + H) * ld, 0, (size_t)(p->p[2] * ld) * sizeof *pad);
-  const int64_t pl = p->p[1];
-  for (int64_t iy = 0; iy < H; iy++) {
-    float *row = pad + (iy + p->p[0]) * ld;
-    const float *xr = x + iy * W;
-    if (s == 1) {
-      memset(row, 0, (size_t)pl * sizeof *row);
-      memcpy(row + pl, xr, (size_t)W * sizeof *row);
-      memset(row + pl + W, 0, (size_t)p->p[3] * sizeof *row);
-    } else { /* padded column c = ix + pl goes to even[c/2] or odd[c/2] */
-      memset(row, 0, (size_t)ld * sizeof *row);
-      if (pl % 2 == 0)
-        kern_deinterleave(row + pl / 2, row + we + pl / 2, xr, (size_t)W);
-      else /* x's even columns land on odd padded columns and vice versa */
-        kern_deinterleave(row + we + (pl - 1) / 2, row + (pl + 1) / 2, xr, (size_t)W);
-    }
-  }
-  for (int64_t oy = 0; oy < OH; oy++) {
-    const float *r[3];
-    for (int ky = 0; ky < 3; ky++)
-      r[ky] = pad + (oy * s + ky) * ld;
-    const float *taps[9];
-    for (int ky = 0; ky < 3; ky++) {
-      if (s == 1) {
-        taps[ky * 3 + 0] = r[ky], taps[ky * 3 + 1] = r[ky] + 1, taps[ky * 3 + 2] = r[ky] + 2;
-      } else { /* padded column 2*ox + kx */
-        taps[ky * 3 + 0] = r[ky], taps[ky * 3 + 1] = r[ky] + we, taps[ky * 3 + 2] = r[ky] + 1;
-      }
-    }
-    kern_dw9(y + oy * OW, taps, w, bias, lo, hi, (size_t)OW);
-  }
-}
-
-/* One depthwise channel: y = bias + sum over the window, as one vectorised y += w * x pass
-** over each output row per kernel tap. Stride 2 reads de-interleaved rows (tmp, W + 2 floats)
-** so every pass is contiguous. */
-static void depthwise_channel(const conv_params_t *p, const float *x, const float *w, float bias,
-                              float *y, float *tmp) {
-  const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
-  const int sx = p->s[1];
-  float *even = tmp, *odd = tmp + (W + 1) / 2;
-  for (int64_t oy = 0; oy < OH; oy++) {
-    float *yr = y + oy * OW;
-    for (int64_t ox = 0; ox < OW; ox++)
-      yr[ox] = bias;
-    for (int ky = 0; ky < p->k[0]; ky++) {
-      const int64_t iy = oy * p->s[0] - p->p[0] + (int64_t)ky * p->d[0];
-      if (iy < 0 || iy >= H)
-        continue;
-      const float *xr = x + iy * W;
-      if (sx == 2)
-        kern_deinterleave(even, odd, xr, (size_t)W);
-      for (int kx = 0; kx < p->k[1]; kx++) {
-        const float wv = w[ky * p->k[1] + kx];
-        const int64_t off = (int64_t)kx * p->d[1] - p->p[1];
-        int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
-        int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
-        if (hi > OW)
-          hi = OW;
-        if (hi <= lo)
-          continue;
-        if (sx == 1) {
-          kern_axpy(yr + lo, xr + off + lo, wv, (size_t)(hi - lo));
-        } else if (sx == 2) { /* x[2*ox + off] */
-          const float *src = off % 2 == 0 ? even + (lo + off / 2) : odd + (lo + (off - 1) / 2);
-          kern_axpy(yr + lo, src, wv, (size_t)(hi - lo));
-        } else {
-          for (int64_t ox = lo; ox < hi; ox++)
-            yr[ox] += wv * xr[ox * sx + off];
-        }
-      }
-    }
-  }
-}
-
 /* One conv run split into independent tasks for the context's threads. */
 typedef struct conv_job_t {
   const kctx_t *k;
@@ -347,15 +251,9 @@ static void depthwise_task(void *arg, size_t task, int tid) {
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t nc = (int64_t)task, c = nc % p->C, HW = p->H * p->W, OHW = p->OH * p->OW;
-  const float *x = (const float *)k->in[0] + nc * HW, *wc = k->weight + c * p->k[0] * p->k[1];
-  float *y = (float *)k->out[0] + nc * OHW;
-  const float bc = k->bias ? k->bias[c] : 0.0f;
-  if (dw3_applies(p)) {
-    depthwise3(p, x, wc, bc, j->lo, j->hi, y, thread_scratch(k, tid));
-  } else {
-    depthwise_channel(p, x, wc, bc, y, thread_scratch(k, tid));
-    kern_bias_clamp(y, 0.0f, j->lo, j->hi, (size_t)OHW);
-  }
+  depthwise_plane(p, (const float *)k->in[0] + nc * HW, k->weight + c * p->k[0] * p->k[1],
+                  k->bias ? k->bias[c] : 0.0f, j->lo, j->hi, (float *)k->out[0] + nc * OHW,
+                  thread_scratch(k, tid));
 }
 
 /* B for output columns [c0, c0 + cols) of image-major column space (image = column / OHW):
@@ -382,115 +280,6 @@ static const float *conv_columns(const conv_params_t *p, const float *xg, int64_
     done += seg;
   }
   return col;
-}
-
-/* The im2col matrix of one image, never stored: the GEMM kernel asks for panels of it and
-** they are copied straight from the input (implicit GEMM). pos0: output position of column 0. */
-typedef struct implicit_b_t {
-  const conv_params_t *p;
-  const float *x; /* the image's first channel of the group */
-  int64_t pos0;
-} implicit_b_t;
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#include <immintrin.h>
-#define PACK_TARGET __attribute__((target("avx512f")))
-/* d[0..n) = s[0..n), n <= 32, without a call: masked lanes are neither read nor written. */
-PACK_TARGET static inline void copy_upto32(float *d, const float *s, int64_t n) {
-  const __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-  const __mmask16 m1 = n >= 32 ? (__mmask16)0xffff
-                       : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
-  _mm512_mask_storeu_ps(d, m0, _mm512_maskz_loadu_ps(m0, s));
-  if (m1)
-    _mm512_mask_storeu_ps(d + 16, m1, _mm512_maskz_loadu_ps(m1, s + 16));
-}
-/* Bits [lo, hi) of a 16-lane mask, both clamped to 0..16. */
-static inline __mmask16 lane_range(int64_t lo, int64_t hi) {
-  lo = lo < 0 ? 0 : lo > 16 ? 16 : lo;
-  hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
-  return hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
-
-/* d[t] = s[2t] for t in [lo, hi), 0 for the other t < n (n <= 32): even lanes of two masked
-** loads per 16 outputs; only s[2lo .. 2hi-2] is read. */
-PACK_TARGET static inline void copy_stride2_upto32(float *d, const float *s, int64_t lo,
-                                                   int64_t hi, int64_t n) {
-  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  for (int64_t h = 0; h < 2 && 16 * h < n; h++) {
-    const int64_t j0 = 32 * h; /* source index of lane 0 of the first load */
-    const __m512 a = _mm512_maskz_loadu_ps(lane_range(2 * lo - j0, 2 * hi - 1 - j0), s + j0);
-    const __m512 b =
-        _mm512_maskz_loadu_ps(lane_range(2 * lo - j0 - 16, 2 * hi - 1 - j0 - 16), s + j0 + 16);
-    _mm512_mask_storeu_ps(d + 16 * h, lane_range(0, n - 16 * h),
-                          _mm512_permutex2var_ps(a, ie, b));
-  }
-}
-#define HAVE_STRIDE2_COPY 1
-#else
-#define PACK_TARGET
-static inline void copy_upto32(float *d, const float *s, int64_t n) {
-  memcpy(d, s, (size_t)n * sizeof *d);
-}
-#endif
-
-/* Only called by the AVX-512 GEMM kernel (sgemm_packs_a()), so it may use AVX-512 itself. */
-PACK_TARGET static void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
-                                    float *Bp) {
-  const implicit_b_t *ib = ctx;
-  const conv_params_t *p = ib->p;
-  const int64_t kh = p->k[0], kw = p->k[1], H = p->H, W = p->W, OW = p->OW;
-  const int64_t sy = p->s[0], sx = p->s[1], dy = p->d[0], dx = p->d[1];
-  for (size_t q = 0; q < nc; q += SGEMM_NR) {
-    const int64_t w = (int64_t)(nc - q < SGEMM_NR ? nc - q : SGEMM_NR);
-    /* the panel's columns as runs within one output row: start column, oy, ox, length */
-    int64_t seg_t[SGEMM_NR + 1], seg_oy[SGEMM_NR + 1], seg_ox[SGEMM_NR + 1], seg_len[SGEMM_NR + 1];
-    int nseg = 0;
-    for (int64_t t = 0; t < w;) {
-      const int64_t pos = ib->pos0 + (int64_t)(n0 + q) + t, ox = pos % OW;
-      const int64_t len = OW - ox < w - t ? OW - ox : w - t;
-      seg_t[nseg] = t, seg_oy[nseg] = pos / OW, seg_ox[nseg] = ox, seg_len[nseg] = len;
-      nseg++;
-      t += len;
-    }
-    float *dst = Bp + q * kc;
-    int64_t r = (int64_t)k0, c = r / (kh * kw), ky = r % (kh * kw) / kw, kx = r % kw;
-    for (size_t kk = 0; kk < kc; kk++, dst += SGEMM_NR) {
-      const float *xc = ib->x + c * H * W;
-      for (int i = 0; i < nseg; i++) {
-        float *d = dst + seg_t[i];
-        const int64_t len = seg_len[i];
-        const int64_t iy = seg_oy[i] * sy - p->p[0] + ky * dy;
-        const int64_t ix0 = seg_ox[i] * sx - p->p[1] + kx * dx;
-        if (iy < 0 || iy >= H) {
-          memset(d, 0, (size_t)len * sizeof *d);
-          continue;
-        }
-        const float *row = xc + iy * W;
-        if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
-          copy_upto32(d, row + ix0, len);
-#ifdef HAVE_STRIDE2_COPY
-        } else if (sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
-          int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
-          int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
-          hi = hi < len ? hi : len;
-          copy_stride2_upto32(d, row + ix0, lo < hi ? lo : hi, hi, len);
-#endif
-        } else {
-          for (int64_t t = 0; t < len; t++) {
-            const int64_t ix = ix0 + t * sx;
-            d[t] = ix >= 0 && ix < W ? row[ix] : 0.0f;
-          }
-        }
-      }
-      for (int64_t t = w; t < SGEMM_NR; t++)
-        dst[t] = 0.0f;
-      if (++kx == kw) { /* next row of the im2col matrix: (c, ky, kx) advance */
-        kx = 0;
-        if (++ky == kh)
-          ky = 0, c++;
-      }
-    }
-  }
 }
 
 /* One chunk of GEMM columns: im2col (or the input), GEMM, bias and activation. */
@@ -524,7 +313,7 @@ static void gemm_task(void *arg, size_t task, int tid) {
   float *yg = y + img * p->M * OHW + gi * Mg * OHW;
   if (j->imgs == 1) {
     if (implicit) {
-      const implicit_b_t ib = {p, xg + img * p->C * HW, pos};
+      const conv_implicit_t ib = {p, xg + img * p->C * HW, pos};
       kern_sgemm_implicit((size_t)Mg, (size_t)cols, (size_t)Kd, j->Ap, conv_pack_b, &ib,
                           yg + pos, (size_t)OHW, scratch + j->pack_off);
     } else {

@@ -179,8 +179,15 @@ void lpq_bswap(void *data, size_t count, size_t elem_size);
 ** topologically (a cycle or a missing input is an error naming the node), folds initializers,
 ** Constant nodes and every node whose inputs are all constant (so shape sub-graphs such as
 ** Shape -> Gather -> Concat -> Reshape disappear), folds BatchNormalization into the Conv
-** before it, fuses Relu/Clip into the Conv/Gemm before it, and plans the activation memory so
+** before it, fuses a residual Add into the Conv before it and Relu/Clip into the Conv/Gemm
+** before them, packs conv weights for the GEMM kernel, and plans the activation memory so
 ** buffers are reused once their tensor is dead. Errors name the file, node, op and attribute.
+**
+** Convolutions run as an implicit GEMM (the im2col panels are packed straight from the
+** input) on lpq's AVX-512 kernel where the CPU has one, else im2col + OpenBLAS sgemm; 3x3
+** depthwise convs have a direct kernel; Gemm and MatMul use OpenBLAS. Setting LPQ_PROFILE=1
+** (per op type) or LPQ_PROFILE=nodes (per node) in the environment makes lpq_exec_free print
+** the CPU time each took to stderr.
 */
 typedef struct lpq_graph_t lpq_graph_t;
 typedef struct lpq_exec_t lpq_exec_t;
@@ -249,6 +256,7 @@ typedef struct lpq_layer_t {
   size_t M, N, K;
   uint64_t macs;         /* multiply-accumulates for the whole batch */
   int fused_act;         /* 1 when a Relu/Clip was fused: output and hook see it applied */
+  int fused_residual;    /* conv: a following residual Add was fused (output = conv + skip) */
 } lpq_layer_t;
 
 size_t lpq_graph_num_layers(const lpq_graph_t *g);
@@ -259,6 +267,11 @@ const lpq_layer_t *lpq_graph_layer(const lpq_graph_t *g, size_t i);
 lpq_exec_t *lpq_exec_new(const lpq_graph_t *g, lpq_error_t *err);
 void lpq_exec_free(lpq_exec_t **x);
 
+/* Lets the context run convolutions and pools on `threads` threads (the caller and
+** threads - 1 workers it owns; 1: none, the default). Each thread gets its own scratch. For
+** many contexts in parallel, keep 1 thread each. */
+int lpq_exec_set_threads(lpq_exec_t *x, int threads, lpq_error_t *err);
+
 /* Hooks into a run, for quantized evaluation. Any callback may be NULL. */
 typedef struct lpq_hooks_t {
   void *user;
@@ -268,7 +281,8 @@ typedef struct lpq_hooks_t {
   /* The layer's input activation as a private copy the hook may change in place; the change
   ** reaches this layer only, never other consumers of the tensor. Non-zero aborts the run. */
   int (*input)(void *user, size_t layer, float *x, size_t count);
-  /* The layer's output right after it ran (fused activation applied). Non-zero aborts. */
+  /* The layer's output right after it ran, with what was fused into it applied (see
+  ** lpq_layer_t fused_act, fused_residual). Non-zero aborts. */
   int (*output)(void *user, size_t layer, const float *y, size_t count);
 } lpq_hooks_t;
 
@@ -281,6 +295,16 @@ int lpq_exec_run(lpq_exec_t *x, const float *input, float *output, const lpq_hoo
 ** output i. */
 int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *outputs,
                        const lpq_hooks_t *hooks, lpq_error_t *err);
+
+/* OpenBLAS 0.3.21 (Debian 12) does not recognise recent AMD CPUs and falls back to its AVX2
+** (Haswell) kernels, about 1.5x slower than its AVX-512 (SkylakeX) ones where the CPU has
+** AVX-512. The kernel set is chosen when the library loads, from OPENBLAS_CORETYPE, so this
+** re-executes the program (argv as given to main) with OPENBLAS_CORETYPE=SkylakeX when that
+** is unset, the CPU has AVX-512 (F, BW, DQ, VL) and OpenBLAS picked Haswell or Zen. Returns
+** only when nothing needed to change or the exec failed. Call it first thing in main(). An
+** OPENBLAS_CORETYPE set by the user is respected. (lpq's convolutions do not use OpenBLAS on
+** AVX-512 CPUs; Gemm and MatMul do.) */
+void lpq_blas_select_kernels(char **argv);
 
 /* A serialized ONNX TensorProto (e.g. a test's input_0.pb) as an array; the tensor's name is
 ** copied into name (may be NULL). Every size is checked against the buffer. */

@@ -270,6 +270,7 @@ void lpq_graph_free(lpq_graph_t **gp) {
     free(n->params);
     free(n->wdata);
     free(n->bdata);
+    free(n->wpack);
   }
   free(g->vals);
   free(g->nodes);

@@ -12,13 +12,16 @@ struct lpq_exec_t {
   float *scratch;
   float *hookbuf;
   void **ptr; /* data of every tensor: constants, arena slices, the caller's inputs */
+  threads_t *pool;    /* lpq_exec_set_threads */
   double *node_ms; /* LPQ_PROFILE set: time per node, printed by lpq_exec_free */
   size_t runs;
 };
 
+/* The calling thread's CPU time: per-node profiles stay meaningful on a busy machine (with one
+** thread; worker threads' time is not counted). */
 static double now_ms(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -28,7 +31,7 @@ static void print_profile(const lpq_exec_t *x) {
   double total = 0.0;
   for (size_t k = 0; k < g->nnodes; k++)
     total += x->node_ms[k];
-  fprintf(stderr, "lpq profile: %s, %zu runs, %.3f ms per run\n", g->name, x->runs,
+  fprintf(stderr, "lpq profile (thread CPU time): %s, %zu runs, %.3f ms per run\n", g->name, x->runs,
           x->runs ? total / (double)x->runs : 0.0);
   if (strcmp(getenv("LPQ_PROFILE"), "nodes") == 0) /* every node, in order */
     for (size_t k = 0; k < g->nnodes; k++)
@@ -59,8 +62,10 @@ void apply_act(const gnode_t *n, float *y, size_t count) {
 }
 
 int graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
-                   float *scratch, const float *weight_override, lpq_error_t *err) {
-  kctx_t k = {.g = g, .n = n, .in = in, .out = out, .scratch = scratch, .err = err};
+                   float *scratch, const float *weight_override, threads_t *pool,
+                   size_t scratch_stride, lpq_error_t *err) {
+  kctx_t k = {.g = g, .n = n, .in = in, .out = out, .scratch = scratch, .err = err,
+              .pool = pool, .scratch_stride = scratch_stride};
   k.weight = weight_override ? weight_override
              : n->wdata      ? n->wdata
              : n->nin > 1    ? (const float *)in[1]
@@ -108,12 +113,32 @@ void lpq_exec_free(lpq_exec_t **xp) {
   if (x->node_ms)
     print_profile(x);
   free(x->node_ms);
+  threads_free(&x->pool);
   free(x->ptr);
   free(x->arena);
   free(x->scratch);
   free(x->hookbuf);
   free(x);
   *xp = NULL;
+}
+
+int lpq_exec_set_threads(lpq_exec_t *x, int threads, lpq_error_t *err) {
+  if (!x || threads < 1 || threads > 256)
+    return lpq_errorf(err, LPQ_EINVAL, "lpq_exec_set_threads: %d threads (1 to 256)", threads);
+  if (threads == threads_count(x->pool))
+    return 0;
+  float *s = malloc((x->g->scratch_floats * (size_t)threads + 16) * sizeof *s);
+  threads_t *p = threads > 1 ? threads_new(threads) : NULL;
+  if (!s || (threads > 1 && !p)) {
+    free(s);
+    threads_free(&p);
+    return lpq_errorf(err, LPQ_ENOMEM, "%s: cannot start %d threads", x->g->name, threads);
+  }
+  free(x->scratch);
+  threads_free(&x->pool);
+  x->scratch = s;
+  x->pool = p;
+  return 0;
 }
 
 /* Runs a quantizable layer through the hooks: private input copy, weight swap, output read. */
@@ -133,7 +158,7 @@ static int run_hooked(lpq_exec_t *x, const gnode_t *n, void **in, void **out,
     if (!w)
       return node_err(err, LPQ_ECANCELED, n, "the weight hook of layer %zu failed", L->index);
   }
-  int rc = graph_run_node(x->g, n, in, out, x->scratch, w, err);
+  int rc = graph_run_node(x->g, n, in, out, x->scratch, w, x->pool, x->g->scratch_floats, err);
   if (rc == 0 && h->output &&
       h->output(h->user, L->index, out[0], gv(x->g, n->out[0])->count) != 0)
     rc = node_err(err, LPQ_ECANCELED, n, "the output hook of layer %zu failed", L->index);
@@ -161,7 +186,8 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
       out[o] = n->out[o] >= 0 ? x->ptr[n->out[o]] : NULL;
     const double t0 = x->node_ms ? now_ms() : 0.0;
     int rc = hooks && n->layer >= 0 ? run_hooked(x, n, in, out, hooks, err)
-                                    : graph_run_node(g, n, in, out, x->scratch, NULL, err);
+                                    : graph_run_node(g, n, in, out, x->scratch, NULL, x->pool,
+                                                     g->scratch_floats, err);
     if (x->node_ms)
       x->node_ms[k] += now_ms() - t0;
     if (rc != 0)

@@ -37,6 +37,7 @@ typedef struct gval_t {
 
 typedef struct gnode_t gnode_t;
 typedef struct kctx_t kctx_t;
+typedef struct threads_t threads_t;
 
 /* One operator: its attribute names (NULL-terminated; any other attribute is refused),
 ** prepare (checks inputs, parses attributes into n->params, sets the outputs' dtype and shape)
@@ -61,9 +62,11 @@ struct gnode_t {
   size_t scratch_floats; /* scratch the kernel needs at run time */
   int layer;       /* quantizable layer index, -1 otherwise */
   int dead;        /* folded, fused away or not needed for any output */
+  int residual;    /* conv: in[3] is added to the output before the activation */
   int act;         /* fused activation after the kernel */
   float act_lo, act_hi;
   float *wdata, *bdata; /* owned weight/bias (BN folded or re-laid out), or NULL */
+  float *wpack;         /* conv: the weight packed for the GEMM kernel, per group, or NULL */
   int64_t wshape[4];
   int wndim;
   size_t wcount, bcount;
@@ -79,7 +82,21 @@ struct kctx_t {
   const float *weight;  /* for conv/gemm/matmul: the weight to use (hooked, folded or in[1]) */
   const float *bias;    /* the bias to use or NULL */
   lpq_error_t *err;     /* for the rare run-time failure (e.g. an index out of range) */
+  threads_t *pool;         /* the context's threads, NULL: run on the caller only */
+  size_t scratch_stride; /* floats between the scratch areas of threads 0, 1, ... */
 };
+
+/* Threads of an execution context (graph_pool.c). threads_new(n < 2) is NULL: no threads.
+** threads_run calls fn(arg, task, tid) for every task in [0, ntasks) across the threads (the
+** caller is tid 0) and returns when all are done. A NULL pool runs them in order. */
+threads_t *threads_new(int nthreads);
+void threads_free(threads_t **p);
+int threads_count(const threads_t *p);
+void threads_run(threads_t *p, size_t ntasks, void (*fn)(void *arg, size_t task, int tid), void *arg);
+/* Thread tid's scratch area in a kernel. */
+static inline float *thread_scratch(const kctx_t *k, int tid) {
+  return k->scratch + (size_t)tid * k->scratch_stride;
+}
 
 struct lpq_graph_t {
   char *name;
@@ -179,6 +196,24 @@ const op_def_t *ops_find(const char *op_type);
 
 /* Memory plan (graph_plan.c): arena offsets for every run-time tensor. */
 int graph_plan(lpq_graph_t *g, lpq_error_t *err);
+/* Depthwise convolution of one channel plane, bias and clamp included (ops_depthwise.c);
+** scratch: depthwise_scratch(p) floats. */
+size_t depthwise_scratch(const conv_params_t *p);
+void depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
+                     float lo, float hi, float *y, float *scratch);
+
+/* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of kern_sgemm_implicit for
+** one image: x is the image's first channel of the group, pos0 the output position of
+** column 0. Only with the AVX-512 kernel. */
+typedef struct conv_implicit_t {
+  const conv_params_t *p;
+  const float *x;
+  int64_t pos0;
+} conv_implicit_t;
+void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
+
+/* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
+int conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
 /* Graph rewrites after folding (graph_opt.c): BN into conv, activations into conv/gemm. */
 int graph_optimize(lpq_graph_t *g, lpq_error_t *err);
 /* Quantizable layer table (graph_opt.c). */
@@ -187,7 +222,8 @@ int graph_build_layers(lpq_graph_t *g, lpq_error_t *err);
 /* Runs one node (graph_exec.c): in/out are data pointers per input/output; weight_override
 ** replaces the layer weight when not NULL. Used by the executor and by constant folding. */
 int graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
-                   float *scratch, const float *weight_override, lpq_error_t *err);
+                   float *scratch, const float *weight_override, threads_t *pool,
+                   size_t scratch_stride, lpq_error_t *err);
 
 /* Convolution/pooling windows (ops_conv.c). conv_out_dim: one axis's output size and pads
 ** (auto_pad NOTSET/SAME_UPPER/SAME_LOWER/VALID, ceil_mode for pools). read_window: the
@@ -206,6 +242,33 @@ void kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /
 void kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
 void kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
 void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
+void kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
+                         float hi, size_t n);                                 /* clamp(y+b+r) */
+/* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
+void kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
+              float hi, size_t n);
+/* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512
+** kernel where the CPU has it (sgemm_packs_a() is 1) and A was packed into Ap by
+** sgemm_pack_a (sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).
+** pack: sgemm_pack_floats() floats of scratch for the B panels. */
+#define SGEMM_MC 128
+#define SGEMM_KC 256
+#define SGEMM_NC 384
+int sgemm_packs_a(void);
+size_t sgemm_pack_floats(size_t N);
+size_t sgemm_packed_a_floats(size_t M, size_t K);
+void sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap);
+void kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
+                const float *B, size_t ldb, float *C, size_t ldc, float *pack);
+/* The same with B never stored: pack(ctx, k0, kc, n0, nc, Bp) writes rows [k0, k0 + kc) and
+** columns [n0, n0 + nc) of B into Bp as SGEMM_NR-column panels, k-major inside a panel,
+** zero past column nc (the convolution packs straight from its input). Only when
+** sgemm_packs_a() and K > 0. */
+#define SGEMM_NR 32
+void kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
+                         void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                      size_t nc, float *Bp),
+                         const void *ctx, float *C, size_t ldc, float *Bp);
 /* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
 void kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);

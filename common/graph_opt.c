@@ -79,6 +79,41 @@ static int fold_bn(lpq_graph_t *g, gnode_t *bn, lpq_error_t *err) {
   return 0;
 }
 
+/* Add(conv(x), r) with r of the same shape: the conv adds r in its epilogue (in[3]), so the
+** sum never makes a separate pass over memory; a Relu after it then fuses as well. */
+static int fuse_residual(lpq_graph_t *g, gnode_t *a, lpq_error_t *err) {
+  if (a->nin != 2 || a->nout != 1 || a->in[0] < 0 || a->in[1] < 0 || a->in[0] == a->in[1])
+    return 0;
+  const gval_t *v0 = gv(g, a->in[0]), *v1 = gv(g, a->in[1]);
+  if (v0->dtype != LPQ_DT_F32 || v1->dtype != LPQ_DT_F32 || v0->ndim != v1->ndim ||
+      memcmp(v0->shape, v1->shape, (size_t)v0->ndim * sizeof v0->shape[0]) != 0)
+    return 0;
+  for (int side = 0; side < 2; side++) {
+    const gval_t *x = gv(g, a->in[side]);
+    if (x->producer < 0 || x->uses != 1 || x->is_output || x->cdata)
+      continue;
+    gnode_t *c = &g->nodes[x->producer];
+    if (c->dead || !is_op(c, "Conv") || c->act != ACT_NONE || c->nin > 3 ||
+        c->out[0] != a->in[side])
+      continue;
+    const conv_params_t *cp = c->params;
+    if (cp->C / cp->groups == 1 && cp->M / cp->groups == 1)
+      continue; /* depthwise keeps its own kernel */
+    int *in = realloc(c->in, 4 * sizeof *in);
+    if (!in)
+      return node_err(err, LPQ_ENOMEM, a, "out of memory");
+    c->in = in;
+    if (c->nin < 3)
+      c->in[2] = -1;
+    c->in[3] = a->in[1 - side];
+    c->nin = 4;
+    c->residual = 1;
+    absorb(g, c, a);
+    return 0;
+  }
+  return 0;
+}
+
 static void fuse_act(lpq_graph_t *g, gnode_t *a) {
   gnode_t *p = sole_producer(g, a);
   if (!p || (!is_op(p, "Conv") && !is_op(p, "Gemm")) || p->act != ACT_NONE || a->nout != 1)
@@ -104,6 +139,8 @@ int graph_optimize(lpq_graph_t *g, lpq_error_t *err) {
     int rc = 0;
     if (is_op(n, "BatchNormalization"))
       rc = fold_bn(g, n, err);
+    else if (is_op(n, "Add"))
+      rc = fuse_residual(g, n, err);
     else if (is_op(n, "Relu") || is_op(n, "Clip"))
       fuse_act(g, n);
     if (rc != 0)
@@ -143,6 +180,7 @@ static int add_layer(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   copy_shape(gv(g, n->in[0]), &L->in_ndim, L->in_shape);
   copy_shape(gv(g, n->out[0]), &L->out_ndim, L->out_shape);
   L->fused_act = n->act != ACT_NONE;
+  L->fused_residual = n->residual;
   if (is_op(n, "Conv")) {
     const conv_params_t *cp = n->params;
     L->kind = LPQ_LAYER_CONV;

@@ -325,7 +325,7 @@ static int fold(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   float *scratch = n->scratch_floats ? malloc(n->scratch_floats * sizeof *scratch) : NULL;
   if (n->scratch_floats && !scratch)
     return node_err(err, LPQ_ENOMEM, n, "out of memory for scratch");
-  int rc = graph_run_node(g, n, in, out, scratch, NULL, err);
+  int rc = graph_run_node(g, n, in, out, scratch, NULL, NULL, 0, err);
   free(scratch);
   n->dead = 1;
   return rc;
@@ -422,6 +422,10 @@ static int build(lpq_graph_t *g, const Onnx__ModelProto *m, int batch, lpq_error
     return rc;
   if ((rc = graph_build_layers(g, err)) != 0)
     return rc;
+  for (size_t k = 0; k < g->nnodes; k++)
+    if (!g->nodes[k].dead && strcmp(g->nodes[k].op_type, "Conv") == 0 &&
+        (rc = conv_prepack(g, &g->nodes[k], err)) != 0)
+      return rc;
   return graph_plan(g, err);
 }
 

@@ -154,6 +154,9 @@ int cmd_run(int argc, char **argv) {
   const char *model = NULL, *data = NULL, *labels = NULL, *outp = NULL;
   int batch = 8, threads = 1, repeat = 1, json = 0, c;
   double mean = 0.0, std = 1.0;
+  /* main() hands us argv + 1: argv - 1 is the whole command line to re-execute with the
+  ** faster OpenBLAS kernels where the CPU has them */
+  lpq_blas_select_kernels(argv - 1);
   optind = 1;
   while ((c = getopt_long(argc, argv, "m:d:l:b:n:o:t:r:jh", opts, NULL)) != -1) {
     switch (c) {
@@ -222,7 +225,8 @@ int cmd_run(int argc, char **argv) {
     }
   }
   int64_t lshape[2] = {(int64_t)N, (int64_t)per_out};
-  if (!(ex = lpq_exec_new(g, &err)) || !(logits = lpq_array_new(LPQ_DT_F32, 2, lshape, &err)))
+  if (!(ex = lpq_exec_new(g, &err)) || lpq_exec_set_threads(ex, threads, &err) != 0 ||
+      !(logits = lpq_array_new(LPQ_DT_F32, 2, lshape, &err)))
     goto fail;
   const size_t nb = (N + (size_t)batch - 1) / (size_t)batch;
   in_buf = calloc(ii.count, sizeof *in_buf);
@@ -274,6 +278,10 @@ int cmd_run(int argc, char **argv) {
                           "mean_batch_ms", total / (double)nt, "exec_bytes",
                           (json_int_t)lpq_graph_exec_bytes(g), "layers",
                           (json_int_t)lpq_graph_num_layers(g));
+    if (o) {
+      json_object_set_new(o, "min_batch_ms", json_real(times[0]));
+      json_object_set_new(o, "blas_core", json_string(openblas_get_corename()));
+    }
     if (o && lab)
       json_object_set_new(o, "top1", json_real(top1));
     if (o && outp)
@@ -286,8 +294,8 @@ int cmd_run(int argc, char **argv) {
   } else {
     printf("model %s: %zu samples in %zu batches of %d, %zu quantizable layers\n", model, N, nb,
            batch, lpq_graph_num_layers(g));
-    printf("time per batch: median %.3f ms, mean %.3f ms (%d threads, %d repeats)\n", median,
-           total / (double)nt, threads, repeat);
+    printf("time per batch: median %.3f ms, mean %.3f ms (%d threads, %d repeats, OpenBLAS %s)\n",
+           median, total / (double)nt, threads, repeat, openblas_get_corename());
     if (lab)
       printf("top-1: %.2f%% (%zu of %zu)\n", top1, correct, N);
     if (outp)

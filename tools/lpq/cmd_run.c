@@ -26,110 +26,6 @@ static void usage(FILE *out) {
           "  --json        one JSON object instead of text\n");
 }
 
-/* ---- minimal .npy reader/writer ----
-** TODO(data): replace load_input() with lpq_load_array + lpq_images_to_f32 and save_output()
-** with lpq_save_npy when the data loaders land (common/npy.c, common/idx.c). */
-
-static int npy_header(FILE *f, const char *path, char *descr, size_t dlen, int64_t *shape,
-                      int *ndim, lpq_error_t *err) {
-  unsigned char pre[10];
-  if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
-    return lpq_errorf(err, LPQ_EFORMAT, "%s: not a .npy file", path);
-  size_t hlen = pre[8] | (size_t)pre[9] << 8;
-  if (pre[6] >= 2) {
-    unsigned char more[2];
-    if (fread(more, 1, 2, f) != 2)
-      return lpq_errorf(err, LPQ_EFORMAT, "%s: truncated header", path);
-    hlen |= (size_t)more[0] << 16 | (size_t)more[1] << 24;
-  }
-  if (hlen > 65536)
-    return lpq_errorf(err, LPQ_EFORMAT, "%s: header of %zu bytes", path, hlen);
-  char *h = calloc(1, hlen + 1);
-  if (!h || fread(h, 1, hlen, f) != hlen) {
-    free(h);
-    return lpq_errorf(err, LPQ_EFORMAT, "%s: truncated header", path);
-  }
-  const char *d = strstr(h, "'descr':"), *fo = strstr(h, "'fortran_order':"),
-             *s = strstr(h, "'shape':");
-  int rc = 0;
-  descr[0] = 0;
-  if (!d || !fo || !s || sscanf(d + 8, " '%15[^']'", descr) != 1)
-    rc = lpq_errorf(err, LPQ_EFORMAT, "%s: unsupported header (descr and shape needed)", path);
-  (void)dlen;
-  if (rc == 0 && strncmp(fo + 16 + strspn(fo + 16, " "), "True", 4) == 0)
-    rc = lpq_errorf(err, LPQ_EUNSUP, "%s: Fortran order is not supported", path);
-  *ndim = 0;
-  const char *p = rc == 0 ? strchr(s, '(') : NULL;
-  while (p && *p && *p != ')' && *ndim < LPQ_MAX_DIMS) {
-    p++;
-    char *end;
-    long long v = strtoll(p, &end, 10);
-    if (end == p)
-      break;
-    shape[(*ndim)++] = v;
-    p = strpbrk(end, ",)");
-    if (p && *p == ')')
-      break;
-  }
-  free(h);
-  return rc;
-}
-
-/* Reads X as float32 [N, ...]: float32 as is, uint8 scaled to [0,1] and normalised. */
-static int load_input(const char *path, double mean, double std, lpq_array_t **out,
-                      lpq_error_t *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return lpq_errorf(err, LPQ_EIO, "%s: cannot open", path);
-  char descr[16];
-  int64_t shape[LPQ_MAX_DIMS];
-  int ndim = 0, rc = npy_header(f, path, descr, sizeof descr, shape, &ndim, err);
-  lpq_dtype_t dt = strcmp(descr, "<f4") == 0 ? LPQ_DT_F32 : strcmp(descr, "|u1") == 0 ? LPQ_DT_U8
-                   : strcmp(descr, "<i8") == 0 ? LPQ_DT_I64 : 0;
-  if (rc == 0 && !dt)
-    rc = lpq_errorf(err, LPQ_EUNSUP, "%s: element type %s (float32, uint8, int64)", path, descr);
-  lpq_array_t *a = rc == 0 ? lpq_array_new(dt, ndim, shape, err) : NULL;
-  if (rc == 0 && !a)
-    rc = lpq_error_prefix(err, "%s: ", path);
-  if (rc == 0 && fread(a->data, lpq_dtype_size(dt), a->count, f) != a->count)
-    rc = lpq_errorf(err, LPQ_EFORMAT, "%s: data shorter than the shape", path);
-  fclose(f);
-  if (rc == 0 && dt == LPQ_DT_U8 && mean != -1.0) { /* images: scale, normalise */
-    lpq_array_t *fa = lpq_array_new(LPQ_DT_F32, ndim, shape, err);
-    if (!fa)
-      rc = LPQ_ENOMEM;
-    for (size_t i = 0; fa && i < a->count; i++)
-      ((float *)fa->data)[i] = (float)((((uint8_t *)a->data)[i] / 255.0 - mean) / std);
-    lpq_array_free(&a);
-    a = fa;
-  }
-  if (rc != 0)
-    lpq_array_free(&a);
-  *out = a;
-  return rc;
-}
-
-static int save_output(const char *path, const lpq_array_t *a, lpq_error_t *err) {
-  char hdr[256], shape[160] = "";
-  for (int i = 0; i < a->ndim; i++)
-    snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%lld%s",
-             (long long)a->shape[i], a->ndim == 1 ? "," : i + 1 < a->ndim ? ", " : "");
-  int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
-                   shape);
-  int total = 10 + n + 1;
-  int pad = (64 - total % 64) % 64;
-  FILE *f = fopen(path, "wb");
-  if (!f)
-    return lpq_errorf(err, LPQ_EIO, "%s: cannot create", path);
-  unsigned hlen = (unsigned)(n + pad + 1);
-  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, hlen & 255, hlen >> 8};
-  int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n;
-  for (int i = 0; ok && i < pad; i++)
-    ok = fputc(' ', f) != EOF;
-  ok = ok && fputc('\n', f) != EOF && fwrite(a->data, 4, a->count, f) == a->count;
-  ok = fclose(f) == 0 && ok;
-  return ok ? 0 : lpq_errorf(err, LPQ_EIO, "%s: write failed", path);
-}
 
 /* ---- the command ---- */
 
@@ -203,7 +99,7 @@ int cmd_run(int argc, char **argv) {
                model);
     goto fail;
   }
-  if (load_input(data, mean, std, &x, &err) != 0)
+  if (tool_load_inputs(data, mean, std, &x, &err) != 0)
     goto fail;
   const size_t per_in = ii.count / (size_t)batch, per_out = oi.count / (size_t)batch;
   const size_t N = x->ndim > 0 ? (size_t)x->shape[0] : 0;
@@ -216,7 +112,7 @@ int cmd_run(int argc, char **argv) {
     goto fail;
   }
   if (labels) {
-    if (load_input(labels, -1.0, 1.0, &lab, &err) != 0)
+    if (lpq_load_array(labels, &lab, &err) != 0)
       goto fail;
     if (lab->count != N || (lab->dtype != LPQ_DT_I64 && lab->dtype != LPQ_DT_U8)) {
       lpq_errorf(&err, LPQ_EINVAL, "%s: %zu %s labels for %zu samples (int64 or uint8 needed)",
@@ -262,7 +158,7 @@ int cmd_run(int argc, char **argv) {
     int64_t want = lab->dtype == LPQ_DT_I64 ? ((int64_t *)lab->data)[i] : ((uint8_t *)lab->data)[i];
     correct += (int64_t)best == want;
   }
-  if (outp && save_output(outp, logits, &err) != 0)
+  if (outp && lpq_save_npy(outp, logits, &err) != 0)
     goto fail;
   const size_t nt = nb * (size_t)repeat;
   double total = 0.0;

@@ -555,6 +555,47 @@ Test(loaders, idx_every_truncation_and_corruption) {
   free(b);
 }
 
+/* Random damage to a raw and a gzip IDX file's first bytes (fixed-seed generator): a size
+** that fits, or an error naming the file; never a crash. Files of 0 and 1 bytes too. */
+Test(loaders, idx_random_damage) {
+  const uint32_t dims[2] = {6, 5};
+  unsigned char data[30];
+  for (size_t i = 0; i < sizeof data; i++)
+    data[i] = (unsigned char)(200 - i);
+  size_t len, glen;
+  unsigned char *raw = idx_bytes(0x08, 2, dims, data, sizeof data, &len);
+  write_gzip(tmp("good.gz"), raw, len);
+  unsigned char *gz = read_file(tmp("good.gz"), &glen);
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  const int rounds = getenv("LPQ_ASAN") ? 200 : 1000;
+  lpq_error_t err = {0};
+  for (int r = 0; r < rounds; r++) {
+    int zipped = r % 2;
+    size_t n = zipped ? glen : len;
+    unsigned char *bad = malloc(n);
+    cr_assert_not_null(bad);
+    memcpy(bad, zipped ? gz : raw, n);
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    bad[state % (zipped ? n : 12)] = (unsigned char)(state >> 40);
+    write_file(tmp("damaged.idx"), bad, n);
+    lpq_array_t *a = NULL;
+    if (lpq_load_array(tmp("damaged.idx"), &a, &err) == 0) {
+      cr_assert(a->count * lpq_dtype_size(a->dtype) <= sizeof data * 8, "round %d", r);
+      lpq_array_free(&a);
+    } else {
+      cr_assert_null(a);
+      cr_assert(strstr(err.msg, "damaged.idx") != NULL, "round %d: %s", r, err.msg);
+    }
+    free(bad);
+  }
+  for (size_t n = 0; n < 2; n++) {
+    write_file(tmp("tiny"), "\0", n);
+    expect_error(lpq_load_array, tmp("tiny"), n ? "bad magic" : "neither");
+  }
+  free(gz);
+  free(raw);
+}
+
 /* ---- images to model input and the real Fashion-MNIST files ------------------------------ */
 
 Test(loaders, images_to_f32_normalises_and_adds_channel) {

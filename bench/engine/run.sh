@@ -29,17 +29,18 @@ lpq_ok=0
 if [ -x "$LPQ" ] && "$LPQ" run --help >/dev/null 2>&1; then lpq_ok=1; fi
 
 # measure NAME CMD...: runs CMD under /usr/bin/time -v; sets MS and MIN (median_batch_ms and
-# min_batch_ms from the JSON object CMD prints last) and MB (peak resident set size), or "n/a"
-# when CMD fails.
+# min_batch_ms from the JSON object CMD prints last), MB (peak resident set size) and CPU (user +
+# system seconds of the whole process), or "n/a" when CMD fails.
 measure() {
     local name=$1; shift
     local log="$OUT/$name"
     if /usr/bin/time -v -o "$log.time" "$@" >"$log.json" 2>"$log.err"; then
         read -r MS MIN < <($PY -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print("%.2f %s" % (o["median_batch_ms"], "%.2f" % o["min_batch_ms"] if "min_batch_ms" in o else "n/a"))' "$log.json")
         MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log.time")
+        CPU=$(awk -F': ' '/(User|System) time/ {s += $2} END {printf "%.2f", s}' "$log.time")
     else
         echo "bench: $name failed (see $log.err): $(tail -1 "$log.err")" >&2
-        MS=n/a; MIN=n/a; MB=n/a
+        MS=n/a; MIN=n/a; MB=n/a; CPU=n/a
     fi
 }
 
@@ -63,25 +64,26 @@ for m in $MODELS; do
         if [ $lpq_ok = 1 ]; then
             measure "${m}_t${t}_lpq" "$LPQ" run --model "$OUT/$m.onnx" --data "$OUT/input.npy" \
                 --batch 8 --threads "$t" --repeat "$RUNS" --out "$OUT/${m}_t${t}_lpq_out.npy" --json
-            lpq_ms=$MS; lpq_min=$MIN; lpq_mb=$MB
+            lpq_ms=$MS; lpq_min=$MIN; lpq_mb=$MB; lpq_cpu=$CPU
         else
-            lpq_ms=n/a; lpq_min=n/a; lpq_mb=n/a
+            lpq_ms=n/a; lpq_min=n/a; lpq_mb=n/a; lpq_cpu=n/a
         fi
         measure "${m}_t${t}_ort" node bench/engine/ort.js "$OUT/$m.onnx" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP" "$OUT/${m}_ort_out.npy"
-        ort_ms=$MS; ort_min=$MIN; ort_mb=$MB
+        ort_ms=$MS; ort_min=$MIN; ort_mb=$MB; ort_cpu=$CPU
         measure "${m}_t${t}_torch" $PY bench/engine/torch_bench.py "$m" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP"
-        torch_ms=$MS; torch_min=$MIN; torch_mb=$MB
+        torch_ms=$MS; torch_min=$MIN; torch_mb=$MB; torch_cpu=$CPU
         printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' "$m" "$t" "$lpq_ms" "$ort_ms" "$torch_ms" \
             "$(ratio "$lpq_ms" "$ort_ms")" "$(ratio "$torch_ms" "$ort_ms")" "$lpq_mb" "$ort_mb" "$torch_mb" \
             "$(check "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy")"
-        mins="$mins$(printf '%-13s %3s %9s %9s %9s %8s' "$m" "$t" "$lpq_min" "$ort_min" "$torch_min" "$(ratio "$lpq_min" "$ort_min")")
+        mins="$mins$(printf '%-13s %3s %9s %9s %9s %8s %8s %8s %9s' "$m" "$t" "$lpq_min" "$ort_min" "$torch_min" "$(ratio "$lpq_min" "$ort_min")" "$lpq_cpu" "$ort_cpu" "$torch_cpu")
 "
     done
 done
 echo "peak MB: maximum resident set size of the whole process (node and python interpreters included)"
-# On a shared machine the fastest run is the least disturbed one: shown beside the medians.
+# On a shared machine the fastest run is the least disturbed one, and CPU seconds do not count
+# the time spent waiting for a core: both shown beside the medians.
 echo
-echo "fastest run (ms per batch):"
-printf '%-13s %3s %9s %9s %9s %8s\n' model thr "lpq min" "ORT min" "torch min" lpq/ORT
+echo "fastest run (ms per batch) and CPU seconds of each whole process (start-up and model load included):"
+printf '%-13s %3s %9s %9s %9s %8s %8s %8s %9s\n' model thr "lpq min" "ORT min" "torch min" lpq/ORT "lpq cpu" "ORT cpu" "torch cpu"
 printf '%s' "$mins"
 echo "load average before/after: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -157,9 +157,10 @@ int lpq_load_idx(const char *path, lpq_array_t **out, lpq_error_t *err) {
                     idx_types[t].name, total, file_size);
     goto done;
   }
-  a = lpq_array_new(idx_types[t].dtype, ndim, shape, err);
+  lpq_error_t inner = {0};
+  a = lpq_array_new(idx_types[t].dtype, ndim, shape, &inner);
   if (a == NULL) {
-    rc = lpq_error_prefix(err, "%s%s: ", path, kind);
+    rc = lpq_errorf(err, inner.code, "%s%s: %s", path, kind, inner.msg);
     goto done;
   }
   n = gz_read_all(gz, a->data, data_bytes, &failed);
@@ -244,9 +245,10 @@ int lpq_images_to_f32(const lpq_array_t *in, double mean, double std, lpq_array_
     shape[1] = 1;
     ndim = 4;
   }
-  lpq_array_t *a = lpq_array_new(LPQ_DT_F32, ndim, shape, err);
+  lpq_error_t inner = {0};
+  lpq_array_t *a = lpq_array_new(LPQ_DT_F32, ndim, shape, &inner);
   if (a == NULL)
-    return err ? err->code : LPQ_ENOMEM;
+    return lpq_errorf(err, inner.code, "images to float32: %s", inner.msg);
   float *dst = a->data;
   /* float32 and a division, not a reciprocal: the same bits numpy's
   ** (x.astype(float32) / 255 - mean) / std gives, so lpq and the reference scripts agree. */

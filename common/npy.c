@@ -292,9 +292,10 @@ int lpq_load_npy(const char *path, lpq_array_t **out, lpq_error_t *err) {
                     shape, h.descr);
     goto done;
   }
-  lpq_array_t *a = lpq_array_new(dtype, h.ndim, h.shape, err);
+  lpq_error_t inner = {0};
+  lpq_array_t *a = lpq_array_new(dtype, h.ndim, h.shape, &inner);
   if (a == NULL) {
-    rc = lpq_error_prefix(err, "%s: ", path);
+    rc = lpq_errorf(err, inner.code, "%s: %s", path, inner.msg);
     goto done;
   }
   if (count > 0 && fread(a->data, esize, count, f) != count) {

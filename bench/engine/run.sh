@@ -1,0 +1,89 @@
+#!/bin/bash
+# lpq's engine speed against ONNX Runtime (onnxruntime-node) and PyTorch, same models, same
+# input, same thread counts; each measurement in its own process under /usr/bin/time -v for the
+# peak resident memory. Usage (from anywhere): bench/engine/run.sh
+# Settings by environment: RUNS (timed runs, default 20), WARMUP (3), THREADS ("1 2"),
+# MODELS ("resnet18 mobilenet_v2"), LPQ (build/bin/lpq).
+# Needs /usr/bin/python3 with torch/torchvision/onnx, node + npm, /usr/bin/time; prints a table.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=build/bench/engine
+RUNS=${RUNS:-20}
+WARMUP=${WARMUP:-3}
+THREADS=${THREADS:-"1 2"}
+MODELS=${MODELS:-"resnet18 mobilenet_v2"}
+LPQ=${LPQ:-build/bin/lpq}
+PY=/usr/bin/python3
+mkdir -p "$OUT"
+
+# (a) models and input, once
+for m in $MODELS; do
+    [ -f "$OUT/$m.onnx" ] && [ -f "$OUT/input.npy" ] || { $PY bench/engine/export.py --out "$OUT"; break; }
+done
+# (b) ONNX Runtime for node; --ignore-scripts: the install script would fetch GPU libraries
+if [ ! -d bench/engine/node_modules/onnxruntime-node ]; then
+    (cd bench/engine && npm install --ignore-scripts --no-audit --no-fund >&2)
+fi
+
+lpq_ok=0
+if [ -x "$LPQ" ] && "$LPQ" run --help >/dev/null 2>&1; then lpq_ok=1; fi
+
+# measure NAME CMD...: runs CMD under /usr/bin/time -v; sets MS and MIN (median_batch_ms and
+# min_batch_ms from the JSON object CMD prints last), MB (peak resident set size) and CPU (user +
+# system seconds of the whole process), or "n/a" when CMD fails.
+measure() {
+    local name=$1; shift
+    local log="$OUT/$name"
+    if /usr/bin/time -v -o "$log.time" "$@" >"$log.json" 2>"$log.err"; then
+        read -r MS MIN < <($PY -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print("%.2f %s" % (o["median_batch_ms"], "%.2f" % o["min_batch_ms"] if "min_batch_ms" in o else "n/a"))' "$log.json")
+        MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log.time")
+        CPU=$(awk -F': ' '/(User|System) time/ {s += $2} END {printf "%.2f", s}' "$log.time")
+    else
+        echo "bench: $name failed (see $log.err): $(tail -1 "$log.err")" >&2
+        MS=n/a; MIN=n/a; MB=n/a; CPU=n/a
+    fi
+}
+
+ratio() { [ "$1" = n/a ] || [ "$2" = n/a ] && echo n/a || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# max |lpq - ORT| / max |ORT| over the logits: the speed is only worth reporting if this is small
+check() {
+    [ -f "$1" ] && [ -f "$2" ] || { echo n/a; return; }
+    $PY -c 'import numpy as np,sys; a=np.load(sys.argv[1]); b=np.load(sys.argv[2]); print("%.1e" % (np.abs(a-b).max() / np.abs(b).max()) if a.shape == b.shape else "shape")' "$1" "$2"
+}
+
+echo "lpq engine benchmark: batch 8, 224x224, $RUNS timed runs after $WARMUP warm-up, median ms per batch"
+echo "ONNX Runtime: onnxruntime-node $(node -p 'require("./bench/engine/node_modules/onnxruntime-node/package.json").version'); PyTorch: $($PY -c 'import torch; print(torch.__version__)'); $(nproc) cores"
+[ $lpq_ok = 1 ] || echo "lpq: unavailable ($LPQ has no 'run' subcommand yet)"
+printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' model thr "lpq ms" "ORT ms" "torch ms" lpq/ORT torch/ORT "lpq MB" "ORT MB" "torch MB" "lpq err"
+mins=""
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for m in $MODELS; do
+    for t in $THREADS; do
+        rm -f "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy"
+        if [ $lpq_ok = 1 ]; then
+            measure "${m}_t${t}_lpq" "$LPQ" run --model "$OUT/$m.onnx" --data "$OUT/input.npy" \
+                --batch 8 --threads "$t" --repeat "$RUNS" --out "$OUT/${m}_t${t}_lpq_out.npy" --json
+            lpq_ms=$MS; lpq_min=$MIN; lpq_mb=$MB; lpq_cpu=$CPU
+        else
+            lpq_ms=n/a; lpq_min=n/a; lpq_mb=n/a; lpq_cpu=n/a
+        fi
+        measure "${m}_t${t}_ort" node bench/engine/ort.js "$OUT/$m.onnx" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP" "$OUT/${m}_ort_out.npy"
+        ort_ms=$MS; ort_min=$MIN; ort_mb=$MB; ort_cpu=$CPU
+        measure "${m}_t${t}_torch" $PY bench/engine/torch_bench.py "$m" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP"
+        torch_ms=$MS; torch_min=$MIN; torch_mb=$MB; torch_cpu=$CPU
+        printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' "$m" "$t" "$lpq_ms" "$ort_ms" "$torch_ms" \
+            "$(ratio "$lpq_ms" "$ort_ms")" "$(ratio "$torch_ms" "$ort_ms")" "$lpq_mb" "$ort_mb" "$torch_mb" \
+            "$(check "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy")"
+        mins="$mins$(printf '%-13s %3s %9s %9s %9s %8s %8s %8s %9s' "$m" "$t" "$lpq_min" "$ort_min" "$torch_min" "$(ratio "$lpq_min" "$ort_min")" "$lpq_cpu" "$ort_cpu" "$torch_cpu")
+"
+    done
+done
+echo "peak MB: maximum resident set size of the whole process (node and python interpreters included)"
+# On a shared machine the fastest run is the least disturbed one, and CPU seconds do not count
+# the time spent waiting for a core: both shown beside the medians.
+echo
+echo "fastest run (ms per batch) and CPU seconds of each whole process (start-up and model load included):"
+printf '%-13s %3s %9s %9s %9s %8s %8s %8s %9s\n' model thr "lpq min" "ORT min" "torch min" lpq/ORT "lpq cpu" "ORT cpu" "torch cpu"
+printf '%s' "$mins"
+echo "load average before/after: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)"

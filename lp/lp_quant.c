@@ -422,30 +422,63 @@ __attribute__((target("avx512f"))) static inline __m512i lookup128(const __m512i
 
 __attribute__((target("avx512f"))) static size_t quantize_f32_avx512_search(
     const lp_quantizer_t *q, const float *in, float *out, size_t count) {
+  /* thr[j]: where code j+1 starts; the search's step with bit b probes thr[pos + b - 1] where
+  ** pos is a multiple of 2b, so each step needs only the 64/b entries thr[m*2b + b - 1]:
+  ** 1, 2, 4, 8, 16 (one register), 32 (two), 64 (four) */
   uint32_t thr[128], val[128];
   for (uint32_t j = 0; j < 128; j++) {
-    thr[j] = j < q->npos ? q->thr[j + 1] : NO_THRESHOLD; /* thr[j]: code j+1 starts here */
+    thr[j] = j < q->npos ? q->thr[j + 1] : NO_THRESHOLD;
     val[j] = j <= q->npos ? q->fbits[j] : 0;
   }
-  __m512i T[8], V[8];
-  for (int k = 0; k < 8; k++) {
-    T[k] = _mm512_loadu_si512((const void *)(thr + 16 * k));
-    V[k] = _mm512_loadu_si512((const void *)(val + 16 * k));
+  uint32_t step[7][64];
+  for (int s = 0; s < 7; s++) {
+    uint32_t bit = 64u >> s, n = 64u / bit;
+    for (uint32_t m = 0; m < 64; m++)
+      step[s][m] = m < n ? thr[m * 2 * bit + bit - 1] : NO_THRESHOLD;
   }
+  __m512i S2 = _mm512_loadu_si512((const void *)step[2]), S3 = _mm512_loadu_si512((const void *)step[3]);
+  __m512i S4 = _mm512_loadu_si512((const void *)step[4]);
+  __m512i S5a = _mm512_loadu_si512((const void *)step[5]),
+          S5b = _mm512_loadu_si512((const void *)(step[5] + 16));
+  __m512i S6[4], V[8];
+  for (int k = 0; k < 4; k++)
+    S6[k] = _mm512_loadu_si512((const void *)(step[6] + 16 * k));
+  for (int k = 0; k < 8; k++)
+    V[k] = _mm512_loadu_si512((const void *)(val + 16 * k));
+  const __m512i t64 = _mm512_set1_epi32((int)step[0][0]);
+  const __m512i t32lo = _mm512_set1_epi32((int)step[1][0]), t32hi = _mm512_set1_epi32((int)step[1][1]);
   const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(F32_INF_BITS);
   const __m512i signmask = _mm512_set1_epi32((int)0x80000000u);
+  const __m512i b32 = _mm512_set1_epi32(32), b64 = _mm512_set1_epi32(64);
   __mmask16 nan_acc = 0;
   size_t i = 0;
+  _Pragma("GCC unroll 4")
   for (; i + 16 <= count; i += 16) {
     __m512i u = _mm512_loadu_si512((const void *)(in + i));
     __m512i a = _mm512_and_si512(u, absmask);
     __mmask16 nan = _mm512_cmpgt_epi32_mask(a, inf);
-    __m512i pos = _mm512_setzero_si512();
-    for (int bit = 64; bit >= 1; bit >>= 1) {
-      __m512i probe = _mm512_add_epi32(pos, _mm512_set1_epi32(bit - 1));
-      __mmask16 ge = _mm512_cmple_epi32_mask(lookup128(T, probe), a);
-      pos = _mm512_mask_add_epi32(pos, ge, pos, _mm512_set1_epi32(bit));
-    }
+    /* bit 64 */
+    __mmask16 ge = _mm512_cmple_epi32_mask(t64, a);
+    __m512i pos = _mm512_maskz_mov_epi32(ge, b64);
+    /* bit 32: thr[31] or thr[95] */
+    __m512i t = _mm512_mask_blend_epi32(ge, t32lo, t32hi);
+    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, b32);
+    /* bits 16, 8, 4: tables of 4, 8, 16 in one register, index pos / 2b */
+    t = _mm512_permutexvar_epi32(_mm512_srli_epi32(pos, 5), S2);
+    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(16));
+    t = _mm512_permutexvar_epi32(_mm512_srli_epi32(pos, 4), S3);
+    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(8));
+    t = _mm512_permutexvar_epi32(_mm512_srli_epi32(pos, 3), S4);
+    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(4));
+    /* bit 2: 32 entries in two registers */
+    t = _mm512_permutex2var_epi32(S5a, _mm512_srli_epi32(pos, 2), S5b);
+    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(2));
+    /* bit 1: 64 entries in four */
+    __m512i m = _mm512_srli_epi32(pos, 1);
+    __m512i lo = _mm512_permutex2var_epi32(S6[0], m, S6[1]);
+    __m512i hi = _mm512_permutex2var_epi32(S6[2], m, S6[3]);
+    t = _mm512_mask_blend_epi32(_mm512_test_epi32_mask(m, b32), lo, hi);
+    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(1));
     __m512i r = lookup128(V, pos);
     r = _mm512_or_si512(r, _mm512_and_si512(u, signmask));
     r = _mm512_maskz_mov_epi32((__mmask16)~nan, r);

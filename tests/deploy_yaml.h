@@ -24,7 +24,7 @@ typedef struct {
 } yfile_t;
 
 /* Loads every document of path; a parse error fails the test and names the file and line. */
-static void yfile_load(yfile_t *f, const char *path) {
+static inline void yfile_load(yfile_t *f, const char *path) {
   memset(f, 0, sizeof *f);
   f->path = path;
   FILE *in = fopen(path, "rb");
@@ -47,21 +47,21 @@ static void yfile_load(yfile_t *f, const char *path) {
   fclose(in);
 }
 
-static void yfile_free(yfile_t *f) {
+static inline void yfile_free(yfile_t *f) {
   for (size_t i = 0; i < f->count; i++)
     yaml_document_delete(&f->docs[i]);
   f->count = 0;
 }
 
-static yaml_node_t *yroot(yaml_document_t *d) { return yaml_document_get_root_node(d); }
+static inline yaml_node_t *yroot(yaml_document_t *d) { return yaml_document_get_root_node(d); }
 
 /* The scalar text of n, or NULL when n is missing or not a scalar. */
-static const char *ystr(const yaml_node_t *n) {
+static inline const char *ystr(const yaml_node_t *n) {
   return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
 /* The integer value of scalar n, or -1 when n is missing or not an integer. */
-static long ylong(const yaml_node_t *n) {
+static inline long ylong(const yaml_node_t *n) {
   const char *s = ystr(n);
   char *end = NULL;
   long v = s ? strtol(s, &end, 10) : -1;
@@ -69,7 +69,7 @@ static long ylong(const yaml_node_t *n) {
 }
 
 /* The value of key in mapping n (also through a "<<" merge key), or NULL. */
-static yaml_node_t *yget(yaml_document_t *d, yaml_node_t *n, const char *key) {
+static inline yaml_node_t *yget(yaml_document_t *d, yaml_node_t *n, const char *key) {
   if (n == NULL || n->type != YAML_MAPPING_NODE)
     return NULL;
   yaml_node_t *merged = NULL;
@@ -84,7 +84,7 @@ static yaml_node_t *yget(yaml_document_t *d, yaml_node_t *n, const char *key) {
 }
 
 /* A dotted path of keys from n ("spec.template.spec"), or NULL where one is missing. */
-static yaml_node_t *ypath(yaml_document_t *d, yaml_node_t *n, const char *path) {
+static inline yaml_node_t *ypath(yaml_document_t *d, yaml_node_t *n, const char *path) {
   char buf[256];
   snprintf(buf, sizeof buf, "%s", path);
   for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && n; k = strtok_r(NULL, ".", &save))
@@ -92,23 +92,23 @@ static yaml_node_t *ypath(yaml_document_t *d, yaml_node_t *n, const char *path) 
   return n;
 }
 
-static const char *ypath_str(yaml_document_t *d, yaml_node_t *n, const char *path) {
+static inline const char *ypath_str(yaml_document_t *d, yaml_node_t *n, const char *path) {
   return ystr(ypath(d, n, path));
 }
 
 /* Items of a sequence (0 for anything else) and item i. */
-static size_t ylen(const yaml_node_t *n) {
+static inline size_t ylen(const yaml_node_t *n) {
   return n != NULL && n->type == YAML_SEQUENCE_NODE
              ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
              : 0;
 }
 
-static yaml_node_t *yitem(yaml_document_t *d, yaml_node_t *n, size_t i) {
+static inline yaml_node_t *yitem(yaml_document_t *d, yaml_node_t *n, size_t i) {
   return i < ylen(n) ? yaml_document_get_node(d, n->data.sequence.items.start[i]) : NULL;
 }
 
 /* The item of sequence n whose `key` is `value` (e.g. a container by name), or NULL. */
-static yaml_node_t *yfind(yaml_document_t *d, yaml_node_t *n, const char *key, const char *value) {
+static inline yaml_node_t *yfind(yaml_document_t *d, yaml_node_t *n, const char *key, const char *value) {
   for (size_t i = 0; i < ylen(n); i++) {
     const char *v = ystr(yget(d, yitem(d, n, i), key));
     if (v != NULL && strcmp(v, value) == 0)
@@ -118,7 +118,7 @@ static yaml_node_t *yfind(yaml_document_t *d, yaml_node_t *n, const char *key, c
 }
 
 /* The document of f whose kind and metadata.name are these, or NULL. */
-static yaml_document_t *yfile_object(yfile_t *f, const char *kind, const char *name) {
+static inline yaml_document_t *yfile_object(yfile_t *f, const char *kind, const char *name) {
   for (size_t i = 0; i < f->count; i++) {
     yaml_document_t *d = &f->docs[i];
     const char *k = ypath_str(d, yroot(d), "kind");
@@ -130,7 +130,7 @@ static yaml_document_t *yfile_object(yfile_t *f, const char *kind, const char *n
 }
 
 /* The item after `option` in a sequence of scalars (a command line), or NULL. */
-static const char *yarg(yaml_document_t *d, yaml_node_t *argv, const char *option) {
+static inline const char *yarg(yaml_document_t *d, yaml_node_t *argv, const char *option) {
   for (size_t i = 0; i + 1 < ylen(argv); i++) {
     const char *a = ystr(yitem(d, argv, i));
     if (a != NULL && strcmp(a, option) == 0)
@@ -148,7 +148,7 @@ static int path_under(const char *path, const char *dir) {
 }
 
 /* The port of an endpoint "tcp://HOST:PORT" or "HOST:PORT", or -1. */
-static long endpoint_port(const char *endpoint) {
+static inline long endpoint_port(const char *endpoint) {
   const char *colon = endpoint ? strrchr(endpoint, ':') : NULL;
   if (colon == NULL)
     return -1;
@@ -158,7 +158,7 @@ static long endpoint_port(const char *endpoint) {
 }
 
 /* A whole file as a NUL-terminated string (the caller frees it). */
-static char *read_text(const char *path) {
+static inline char *read_text(const char *path) {
   FILE *in = fopen(path, "rb");
   cr_assert_not_null(in, "cannot open %s", path);
   cr_assert_eq(fseek(in, 0, SEEK_END), 0);

@@ -7,6 +7,8 @@ PKGS="build-essential pkg-config zlib1g-dev libzmq3-dev libuv1-dev libsqlite3-de
 libcriterion-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
 libonnx-testdata dataset-fashion-mnist sqlite3 clang libssl-dev"
 missing=""
+# The checks of deploy/ (tests/test_deploy*.c) lint YAML and shell and read YAML with libyaml.
+PKGS="$PKGS yamllint libyaml-dev shellcheck"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

@@ -319,3 +319,85 @@ Test(accel_pe, saturation_and_nar_are_reported) {
   cr_assert_null(accel_pe_new(&cfg, &err));
   cr_expect(strstr(err.msg, "lut_index_bits") != NULL, "%s", err.msg);
 }
+
+/* ---- the bundled models' layers ---- */
+
+typedef struct capture_t {
+  size_t want;
+  float *x;
+  size_t count;
+} capture_t;
+
+static int capture_input(void *user, size_t layer, float *x, size_t count) {
+  capture_t *c = user;
+  if (layer == c->want && !c->x) {
+    c->x = malloc(count * sizeof *c->x);
+    cr_assert_not_null(c->x);
+    memcpy(c->x, x, count * sizeof *x);
+    c->count = count;
+  }
+  return 0;
+}
+
+/* Real convolutions of the bundled ResNet-18 (weights as trained, BN folded; input activations
+** from an FP pass over a real test image) through the PE model, against the float
+** fake-quantized layer, within the same bound. */
+Test(accel_pe, bundled_resnet18_layers_match_float_fake_quantized_within_bound) {
+  lpq_error_t err;
+  lpq_graph_t *g = lpq_graph_load("models/resnet18.onnx", 1, &err);
+  cr_assert_not_null(g, "%s", err.msg);
+  lpq_array_t *img = NULL;
+  cr_assert_eq(lpq_load_npy("models/fashion_test_256.npy", &img, &err), 0, "%s", err.msg);
+  accel_network_t *net = accel_network_from_graph(g, "resnet18", &err);
+  cr_assert_not_null(net, "%s", err.msg);
+  const accel_pe_config_t cfg = accel_pe_default_config();
+  accel_pe_t *pe = accel_pe_new(&cfg, &err);
+  const size_t layers[] = {0, 1, 6, 7};
+  double worst = 0;
+  for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
+    const lpq_layer_t *L = lpq_graph_layer(g, layers[li]);
+    accel_layer_t l = net->layers[layers[li]];
+    cr_assert_eq(l.kind, ACCEL_CONV, "layer %zu", layers[li]);
+    capture_t cap = {layers[li], NULL, 0};
+    lpq_hooks_t h = {&cap, NULL, capture_input, NULL};
+    lpq_exec_t *ex = lpq_exec_new(g, &err);
+    float logits[10];
+    cr_assert_eq(lpq_exec_run(ex, img->data, logits, &h, &err), 0, "%s", err.msg);
+    lpq_exec_free(&ex);
+    /* formats at the layer's statistics */
+    lpq_numfmt_t nw, na;
+    lpq_numfmt_parse("lp<6,1,3,auto>", &nw, NULL);
+    lpq_numfmt_parse("lp<8,1,3,auto>", &na, NULL);
+    cr_assert_eq(lpq_numfmt_calibrate(&nw, L->weight, L->weight_count, &err), 0);
+    cr_assert_eq(lpq_numfmt_calibrate(&na, cap.x, cap.count, &err), 0);
+    lp_format_t fw = lpq_numfmt_lp(&nw), fa = lpq_numfmt_lp(&na);
+    const size_t nx = cap.count, nwt = L->weight_count;
+    const size_t k = l.in_channels / l.groups * l.kernel_h * l.kernel_w;
+    const size_t ny = l.batch * l.out_channels * l.out_h * l.out_w;
+    float *xq = malloc(nx * sizeof *xq), *wq = malloc(nwt * sizeof *wq);
+    float *yref = malloc(ny * sizeof *yref);
+    uint16_t *xc = malloc(nx * sizeof *xc), *wc = malloc(nwt * sizeof *wc);
+    double *y = malloc(ny * sizeof *y), *sum_abs = malloc(ny * sizeof *sum_abs);
+    size_t *nnz = malloc(ny * sizeof *nnz);
+    cr_assert(xq && wq && yref && xc && wc && y && sum_abs && nnz);
+    quantize(&fa, cap.x, nx, xq, xc);
+    quantize(&fw, L->weight, nwt, wq, wc);
+    accel_pe_stats_t st = {0, 0, 0};
+    cr_assert_eq(accel_pe_conv(pe, &l, &fa, xc, &fw, wc, y, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(st.saturated, 0, "layer %s saturated", L->name);
+    conv_ref(&l, xq, wq, yref, sum_abs, nnz);
+    const int lsb = accel_pe_acc_lsb(pe, &fw, &fa, k);
+    const double eps = product_eps(&cfg, &fa, &fw);
+    for (size_t o = 0; o < ny; o++) {
+      double r = check_one(y[o], yref[o], sum_abs[o], nnz[o], eps, lsb, k, L->name);
+      worst = r > worst ? r : worst;
+    }
+    free(cap.x), free(xq), free(wq), free(yref), free(xc), free(wc), free(y);
+    free(sum_abs), free(nnz);
+  }
+  cr_log_info("bundled ResNet-18 layers: worst error / bound = %.3f", worst);
+  accel_pe_free(&pe);
+  accel_network_free(&net);
+  lpq_array_free(&img);
+  lpq_graph_free(&g);
+}

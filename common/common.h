@@ -295,4 +295,147 @@ int lpq_tensorproto_load(const void *data, size_t len, lpq_array_t **out, char *
 int lpq_graph_sf_seeds(const lpq_graph_t *g, const float *calib, int *weight_sf, int *act_sf,
                        lpq_error_t *err);
 
+/* ---- wire: content hashes and the worker pool's messages (coordinator <-> lpq-worker) ------- **
+** Blobs (models, data) are named by the lowercase hex SHA-256 of their bytes (64 characters).
+**
+** Encoding (common/wire*.c): every message is one ZeroMQ frame (the ROUTER adds the worker's
+** identity frame in front of it) made of a fixed 4-byte header
+**     'L' 'Q' version type
+** and a binary payload: integers little-endian (u8, i32, u32, i64, u64), doubles as IEEE-754
+** binary64 little-endian, strings as u32 length + bytes (no terminator; NUL inside is refused),
+** JSON text (a task's settings) as a string. Binary, not JSON, so that TASK and RESULT cost a
+** few hundred nanoseconds each. A decoder checks every length and count against the bytes that
+** are left before it reads or allocates, refuses trailing bytes, and reports a malformed frame
+** as LPQ_EFORMAT with a message naming the message type and the field; it never crashes. */
+
+#define LPQ_HASH_HEX_LEN 64
+/* The SHA-256 of len bytes as 64 lowercase hex digits and a terminator. 0, or LPQ_EINVAL. */
+int lpq_sha256_hex(const void *data, size_t len, char out[65]);
+/* The SHA-256 of a file's bytes. LPQ_EIO with a message naming the file. */
+int lpq_sha256_file_hex(const char *path, char out[65], lpq_error_t *err);
+/* 1 when s is exactly 64 lowercase hex digits (safe to use as a file name), else 0. */
+int lpq_hash_valid(const char *s);
+
+/* Incremental SHA-256, for a blob that arrives in chunks. */
+typedef struct lpq_sha256_t lpq_sha256_t;
+lpq_sha256_t *lpq_sha256_new(void); /* NULL when memory runs out */
+int lpq_sha256_update(lpq_sha256_t *h, const void *data, size_t len);
+int lpq_sha256_final(lpq_sha256_t *h, char out[65]); /* the context may be reused afterwards */
+void lpq_sha256_free(lpq_sha256_t **h);
+
+#define LPQ_WIRE_VERSION 1
+#define LPQ_WIRE_HEADER 4
+#define LPQ_WIRE_MAX_FRAME ((size_t)16 << 20) /* a decoder refuses larger frames */
+#define LPQ_WIRE_MAX_LAYERS 4096
+#define LPQ_WIRE_MAX_CHUNK ((size_t)1 << 20) /* BLOB chunk size bound */
+#define LPQ_WIRE_ID_MAX 64                   /* worker ids, host names: bytes with terminator */
+
+typedef enum lpq_msg_type_t {
+  LPQ_MSG_READY = 1,     /* worker -> coordinator: I can take `threads` tasks */
+  LPQ_MSG_HEARTBEAT = 2, /* both ways, every interval; any message also proves liveness */
+  LPQ_MSG_TASK = 3,      /* coordinator -> worker: evaluate one genome */
+  LPQ_MSG_RESULT = 4,    /* worker -> coordinator */
+  LPQ_MSG_BLOB_GET = 5,  /* worker -> coordinator: a chunk of a blob by hash */
+  LPQ_MSG_BLOB = 6,      /* coordinator -> worker: that chunk (or why not) */
+  LPQ_MSG_BYE = 7,       /* worker -> coordinator: leaving, nothing is running */
+  LPQ_MSG_DISCONNECT = 8 /* coordinator -> worker: unknown to me; reconnect and say READY */
+} lpq_msg_type_t;
+
+/* "READY", "HEARTBEAT", ...; "?" for an unknown type. */
+const char *lpq_msg_type_name(int type);
+
+/* A growable output buffer; reuse one per socket (lpq_wire_buf_reset) to avoid allocations. */
+typedef struct lpq_wire_buf_t {
+  uint8_t *data;
+  size_t len, cap;
+} lpq_wire_buf_t;
+void lpq_wire_buf_reset(lpq_wire_buf_t *b);
+void lpq_wire_buf_clear(lpq_wire_buf_t *b); /* frees the storage */
+
+/* The header of a frame: LPQ_EFORMAT for a short frame, a bad magic or an unknown type,
+** LPQ_EUNSUP (message names both versions) for another protocol version. */
+int lpq_wire_peek(const void *frame, size_t len, lpq_msg_type_t *type, lpq_error_t *err);
+
+typedef struct lpq_ready_t {
+  char worker_id[LPQ_WIRE_ID_MAX]; /* a name for people (--id, default host:pid) */
+  char host[LPQ_WIRE_ID_MAX];
+  uint32_t pid;
+  uint32_t threads;         /* tasks it takes at once, 1..1024 */
+  char capabilities[256];   /* comma-separated evaluator names, e.g. "synthetic" */
+  char version[32];         /* software version */
+} lpq_ready_t;
+
+/* One quantizable layer's formats; n = 0 means fp32 (not quantized). The same layout as the
+** search's lpq_layer_formats_t. */
+typedef struct lpq_task_layer_t {
+  lp_format_t weight;
+  lp_format_t act;
+} lpq_task_layer_t;
+
+/* One evaluation. Decoded tasks own settings_json and layers (lpq_task_clear frees them). */
+typedef struct lpq_task_t {
+  uint64_t task_id; /* the dispatcher's, unique per coordinator run */
+  int64_t job_id;
+  char model_hash[65];  /* blob hashes; "" when absent (labels optional; synthetic: all) */
+  char data_hash[65];
+  char labels_hash[65];
+  char *settings_json;  /* evaluation settings (temperature, objective, ...); NULL: "{}" */
+  size_t layer_count;
+  lpq_task_layer_t *layers;
+} lpq_task_t;
+void lpq_task_clear(lpq_task_t *t);
+
+/* One evaluation's outcome (the shared facts of issue 7). NAN marks "null" for top1, edp_js. */
+typedef struct lpq_result_t {
+  uint64_t task_id;
+  int status;      /* 0 scored; negative LPQ_E* failed (error says why). A worker that hands a
+                      task back unstarted (shutting down) sends LPQ_ECANCELED. */
+  char error[512];    /* as lpq_error_t's message */
+  double l_co, l_co_global, l_co_local, l_cr;
+  double mean_weight_bits, mean_act_bits;
+  double top1;                    /* NAN: no labels */
+  double latency_s, energy_pj;
+  double edp_js;                  /* NAN: not computed */
+  double eval_ms;                 /* the evaluation's wall time on the worker */
+  double fetch_ms;                /* blob fetching before it (0 when cached) */
+  /* filled by the dispatcher, not sent */
+  double roundtrip_ms;            /* from dispatch to result */
+  char worker_id[LPQ_WIRE_ID_MAX];
+} lpq_result_t;
+/* A result with every number 0 and top1, edp_js NAN. */
+void lpq_result_init(lpq_result_t *r, uint64_t task_id);
+
+typedef struct lpq_blob_get_t {
+  char hash[65];
+  uint64_t offset;
+  uint32_t max_len; /* 1..LPQ_WIRE_MAX_CHUNK */
+} lpq_blob_get_t;
+
+typedef struct lpq_blob_chunk_t {
+  char hash[65];
+  int status;         /* 0, or LPQ_ENOTFOUND / LPQ_EIO with error */
+  char error[256];
+  uint64_t total_size;
+  uint64_t offset;
+  const uint8_t *data; /* decode: points into the frame (no copy) */
+  size_t len;          /* <= LPQ_WIRE_MAX_CHUNK */
+} lpq_blob_chunk_t;
+
+/* Encoders append one whole message to b after resetting it; 0, or LPQ_EINVAL (a field out of
+** range, named) / LPQ_ENOMEM. Decoders fill out from one frame; LPQ_EFORMAT naming the field. */
+int lpq_wire_encode_empty(lpq_wire_buf_t *b, lpq_msg_type_t type, lpq_error_t *err);
+int lpq_wire_encode_ready(lpq_wire_buf_t *b, const lpq_ready_t *r, lpq_error_t *err);
+int lpq_wire_decode_ready(const void *frame, size_t len, lpq_ready_t *out, lpq_error_t *err);
+int lpq_wire_encode_task(lpq_wire_buf_t *b, const lpq_task_t *t, lpq_error_t *err);
+/* out is overwritten (not cleared first); on error it holds nothing to free. */
+int lpq_wire_decode_task(const void *frame, size_t len, lpq_task_t *out, lpq_error_t *err);
+int lpq_wire_encode_result(lpq_wire_buf_t *b, const lpq_result_t *r, lpq_error_t *err);
+int lpq_wire_decode_result(const void *frame, size_t len, lpq_result_t *out, lpq_error_t *err);
+int lpq_wire_encode_blob_get(lpq_wire_buf_t *b, const lpq_blob_get_t *g, lpq_error_t *err);
+int lpq_wire_decode_blob_get(const void *frame, size_t len, lpq_blob_get_t *out,
+                             lpq_error_t *err);
+int lpq_wire_encode_blob(lpq_wire_buf_t *b, const lpq_blob_chunk_t *c, lpq_error_t *err);
+int lpq_wire_decode_blob(const void *frame, size_t len, lpq_blob_chunk_t *out,
+                         lpq_error_t *err);
+
 #endif

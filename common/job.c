@@ -128,7 +128,7 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       (rc = get_hash(o, "labels", s->labels, err)) ||
       (rc = get_num(o, "seed", 0, 9007199254740991.0, &seed, err)) ||
       (rc = get_num(o, "lambda", -16, 16, &s->lambda, err)) ||
-      (rc = get_size(o, "population", 2, 100000, &s->population, err)) ||
+      (rc = get_size(o, "population", 4, 100000, &s->population, err)) ||
       (rc = get_size(o, "siblings", 0, 64, &s->siblings, err)) ||
       (rc = get_size(o, "generations", 0, 1000000, &s->generations, err)) ||
       (rc = get_size(o, "max_evaluations", 0, 1000000000, &s->max_evaluations, err)) ||

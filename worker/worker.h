@@ -7,7 +7,12 @@
 
 #include "common/common.h"
 
+#include <signal.h>
 #include <stddef.h>
+
+/* The inference graph (common/, engine branch); declared here until it merges. C11 allows the
+** identical typedef twice. */
+typedef struct lpq_graph_t lpq_graph_t;
 
 /* ---- the contrastive loss --------------------------------------------------------------- */
 
@@ -105,5 +110,58 @@ void lpq_candidate_ctx_free(lpq_candidate_ctx_t **c);
 /* Scores a candidate (w[i], a[i] per layer) and costs it on the LPA. */
 int lpq_candidate_eval(lpq_candidate_ctx_t *c, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                        lpq_objective_t objective, lpq_candidate_result_t *out, lpq_error_t *err);
+
+/* ---- pool: the lpq-worker side of the worker pool ----------------------------------------- **
+** lpq_pool_worker_run is the whole daemon minus its command line: a ZeroMQ DEALER connected to
+** the coordinator's ROUTER (messages: common.h "wire"), owned by the calling thread alone. That
+** thread does only I/O: READY, heartbeats every interval whatever the evaluations do, blob
+** fetching by hash into the cache directory (each chunk's bytes hashed as they arrive, the file
+** renamed into the cache only when its SHA-256 matches), and forwarding results. Evaluations
+** run on `threads` threads that hand their encoded RESULT back over an inproc PUSH/PULL pair, so
+** no ZeroMQ socket is shared between threads. A coordinator silent for liveness x interval is
+** presumed dead: reconnect after a back-off doubling from 1 s to 32 s, reset by any message. */
+
+/* Scores one task. Called from several threads at once: must be thread-safe. model_path,
+** data_path, labels_path: the cached blob files (NULL when the task names no such blob). Fill
+** out (already lpq_result_init'ed with the task id); return 0, or a negative LPQ_E* with err set,
+** which becomes the result's failed status and message. */
+typedef int (*lpq_worker_eval_fn)(void *ctx, const lpq_task_t *task, const char *model_path,
+                                  const char *data_path, const char *labels_path,
+                                  lpq_result_t *out, lpq_error_t *err);
+
+typedef struct lpq_worker_evaluator_t {
+  const char *name; /* announced in READY's capabilities */
+  lpq_worker_eval_fn eval;
+  void *ctx;
+  void (*free_ctx)(void *ctx); /* may be NULL */
+} lpq_worker_evaluator_t;
+
+/* The synthetic evaluator (benchmarks, tests): sleeps sleep_ms, then scores from the genome
+** alone (lpq_synthetic_score). Settings {"synthetic_fail": true} make it fail (tests). */
+int lpq_synthetic_evaluator(unsigned sleep_ms, lpq_worker_evaluator_t *out, lpq_error_t *err);
+/* Deterministic: l_co_global = sum over layers of 1/n of the weights, l_co_local the same of the
+** activations (fp32 adds 0), l_co their sum; mean bits per layer (fp32 counts 32); l_cr = mean
+** weight bits / 32; latency_s, energy_pj from the bits; top1 NAN; edp_js = latency * energy. */
+void lpq_synthetic_score(const lpq_task_t *task, lpq_result_t *out);
+
+/* Zero-initialised fields take the defaults in brackets. */
+typedef struct lpq_pool_worker_opts_t {
+  const char *connect;   /* the coordinator's endpoint, e.g. tcp://HOST:PORT */
+  unsigned threads;      /* evaluation threads = tasks taken at once, 1..1024 [1] */
+  const char *cache_dir; /* blob cache, created when missing [./var/worker-cache] */
+  const char *worker_id; /* name shown by the coordinator [host:pid] */
+  double heartbeat_s;    /* [1]: the coordinator's */
+  int liveness;          /* [3] */
+  double backoff_max_s;  /* reconnect back-off doubles from 1 s up to this [32] */
+  int log_level;         /* 1 warnings, 2 info [2], 3 debug, negative: errors only; stderr */
+  lpq_worker_evaluator_t evaluator;
+  /* Polled every 100 ms: non-zero (set by a SIGTERM handler) stops taking tasks, hands back
+  ** those not started (status LPQ_ECANCELED), finishes the running ones, says BYE, returns. */
+  const volatile sig_atomic_t *stop;
+} lpq_pool_worker_opts_t;
+
+/* Runs until *stop; 0 then. LPQ_EINVAL / LPQ_EIO with err set on bad options or when the
+** cache directory or the sockets cannot be set up. */
+int lpq_pool_worker_run(const lpq_pool_worker_opts_t *opts, lpq_error_t *err);
 
 #endif

@@ -121,7 +121,7 @@ static int parse(int argc, char **argv, args_t *a) {
     case 'e': bad = range_arg(optarg, &js->es_min, &js->es_max); break;
     case 'w': js->sf_window = (int)strtol(optarg, &end, 10); bad = *end || js->sf_window < 0; break;
     case O_PIN: js->pin_ends = 1; break;
-    case 'p': js->population = strtoul(optarg, &end, 10); bad = *end || js->population < 2; break;
+    case 'p': js->population = strtoul(optarg, &end, 10); bad = *end || js->population < 4; break;
     case O_SIBL: js->siblings = strtoul(optarg, &end, 10); bad = *end != 0; break;
     case 's': js->seed = strtoull(optarg, &end, 10); bad = *end != 0; break;
     case 'T': js->temperature = strtod(optarg, &end); bad = *end || !(js->temperature > 0); break;

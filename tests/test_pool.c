@@ -1,0 +1,281 @@
+/* tests/test_pool.c: the dispatcher with real lpq-worker processes (--synthetic) on loopback:
+** every task gets its result with 1, 2 and 3 workers; SIGTERM is a clean exit; a SIGKILLed or
+** SIGSTOPped worker loses nothing; blobs are fetched by hash, verified and cached. */
+#include "test_pool_harness.h"
+
+#include <fcntl.h>
+
+static size_t want_results;
+static int cond_all_results(harness_t *h) { return h->results >= want_results; }
+
+/* Submits n tasks over `jobs` jobs; returns the first id. Expected scores are recomputed from
+** the same genomes, so a mixed-up result would not pass. */
+static void submit_many(harness_t *h, size_t n, int jobs, lpq_task_layer_t (*layers)[5]) {
+  for (size_t i = 0; i < n; i++) {
+    lpq_task_t t = h_task(1 + (int64_t)(i % (size_t)jobs), (unsigned)i, layers[i], 5);
+    h_submit(h, &t);
+  }
+}
+
+static void check_scores(harness_t *h, size_t n, lpq_task_layer_t (*layers)[5]) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t id = i + 1; /* ids start at 1 in submission order */
+    cr_assert_eq(h->got[id], 1, "task %zu: %u results", i, h->got[id]);
+    lpq_task_t t = h_task(1 + (int64_t)(i % 3), (unsigned)i, layers[i], 5);
+    lpq_result_t want;
+    lpq_result_init(&want, id);
+    lpq_synthetic_score(&t, &want);
+    cr_assert_eq(h->res[id].status, 0, "task %zu: %s", i, h->res[id].error);
+    cr_assert_eq(h->res[id].l_co, want.l_co, "task %zu", i);
+    cr_assert_eq(h->res[id].l_cr, want.l_cr, "task %zu", i);
+    cr_assert(strlen(h->res[id].worker_id) > 0);
+  }
+}
+
+/* Every wait below has its own deadline (no Criterion .timeout: its watchdog leaks an entry
+** under LeakSanitizer when suites run in parallel). */
+Test(pool, one_two_three_workers_every_task_gets_a_result_and_sigterm_is_clean) {
+  static lpq_task_layer_t layers[300][5];
+  for (int nw = 1; nw <= 3; nw++) {
+    harness_t *h = calloc(1, sizeof *h);
+    h_start(h, NULL);
+    const char *ids[3] = {"w0", "w1", "w2"};
+    for (int i = 0; i < nw; i++)
+      h_spawn(h, ids[i], 2, 1, NULL);
+    cr_assert(h_run_until(h, h_cond_joined_all, 10), "%d of %d workers joined", h->joined, nw);
+    size_t n = 300;
+    submit_many(h, n, 3, layers);
+    want_results = n;
+    cr_assert(h_run_until(h, cond_all_results, 30), "%zu of %zu results", h->results, n);
+    check_scores(h, n, layers);
+    /* every worker took part */
+    for (int i = 0; i < nw; i++) {
+      size_t mine = 0;
+      for (size_t k = 1; k <= n; k++)
+        mine += strcmp(h->res[k].worker_id, ids[i]) == 0;
+      cr_assert_gt(mine, 0, "worker %s did nothing of %zu tasks with %d workers", ids[i], n, nw);
+    }
+    lpq_dispatch_stats_t st;
+    lpq_dispatch_stats(h->d, &st);
+    cr_assert_eq(st.completed, n);
+    cr_assert_eq(st.workers, (size_t)nw);
+    cr_assert_eq(st.tasks_queued + st.tasks_running, 0);
+    lpq_worker_info_t *list;
+    size_t count;
+    lpq_error_t err;
+    cr_assert_eq(lpq_dispatch_workers(h->d, &list, &count, &err), 0);
+    cr_assert_eq(count, (size_t)nw);
+    cr_assert_eq(list[0].threads, 2);
+    cr_assert_str_eq(list[0].capabilities, "synthetic");
+    free(list);
+    /* SIGTERM: BYE and exit status 0 */
+    for (int i = 0; i < nw; i++)
+      kill(h->pids[i], SIGTERM);
+    for (int i = 0; i < nw; i++)
+      cr_assert_eq(h_wait_exit(h, i, 10), 0, "worker %d did not exit cleanly", i);
+    h_run_for(h, 0.1);
+    cr_assert_eq(h->left, nw, "%d BYEs of %d", h->left, nw);
+    h_stop(h);
+    free(h);
+  }
+}
+
+static int cond_two_running(harness_t *h) {
+  lpq_dispatch_stats_t st;
+  lpq_dispatch_stats(h->d, &st);
+  return st.tasks_running == 2;
+}
+
+Test(pool, sigkilled_worker_task_is_dispatched_again) {
+  harness_t *h = calloc(1, sizeof *h);
+  lpq_dispatch_opts_t o = {.heartbeat_s = 0.2};
+  h_start(h, &o);
+  const char *fast[] = {"--heartbeat-ms", "200", NULL};
+  h_spawn(h, "a", 1, 1500, fast);
+  h_spawn(h, "b", 1, 1500, fast);
+  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  lpq_task_layer_t layers[2][5];
+  for (int i = 0; i < 2; i++) {
+    lpq_task_t t = h_task(7, (unsigned)i, layers[i], 5);
+    h_submit(h, &t);
+  }
+  cr_assert(h_run_until(h, cond_two_running, 5));
+  kill(h->pids[0], SIGKILL); /* mid-evaluation: 1.5 s each */
+  waitpid(h->pids[0], NULL, 0);
+  h->pids[0] = 0;
+  want_results = 2;
+  cr_assert(h_run_until(h, cond_all_results, 15), "%zu of 2 results", h->results);
+  cr_assert_eq(h->ok, 2);
+  cr_assert_eq(h->expired, 1);
+  /* the killed worker's task ran twice, the second time on b */
+  unsigned attempts = h->info[1].attempts + h->info[2].attempts;
+  cr_assert_eq(attempts, 3, "attempts %u + %u", h->info[1].attempts, h->info[2].attempts);
+  cr_assert_str_eq(h->res[1].worker_id, "b");
+  cr_assert_str_eq(h->res[2].worker_id, "b");
+  h_stop(h);
+  free(h);
+}
+
+static pid_t stopped_pid;
+static int cond_stopped_worker_busy(harness_t *h) {
+  lpq_worker_info_t *list;
+  size_t count;
+  int busy = 0;
+  if (lpq_dispatch_workers(h->d, &list, &count, NULL) != 0)
+    return 0;
+  for (size_t i = 0; i < count; i++)
+    busy |= list[i].pid == (uint32_t)stopped_pid && list[i].running == 1;
+  free(list);
+  return busy;
+}
+static int cond_expired(harness_t *h) { return h->expired > 0; }
+static int cond_rejoined(harness_t *h) { return h->joined >= 3; }
+
+Test(pool, sigstopped_worker_expires_after_3s_and_its_task_runs_elsewhere) {
+  harness_t *h = calloc(1, sizeof *h);
+  h_start(h, NULL); /* the defaults: 3 x 1 s */
+  h_spawn(h, "steady", 1, 200, NULL);
+  h_spawn(h, "stopped", 1, 200, NULL);
+  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  lpq_task_layer_t layers[12][5];
+  for (int i = 0; i < 12; i++) {
+    lpq_task_t t = h_task(1 + i % 2, (unsigned)i, layers[i], 5);
+    h_submit(h, &t);
+  }
+  stopped_pid = h->pids[1];
+  cr_assert(h_run_until(h, cond_stopped_worker_busy, 5));
+  kill(stopped_pid, SIGSTOP);
+  double t0 = h_now();
+  cr_assert(h_run_until(h, cond_expired, 8), "the stopped worker was not expired");
+  double silent = h->expired_at - t0;
+  cr_assert(silent >= 2.5 && silent <= 4.8, "expired after %.2f s", silent);
+  want_results = 12;
+  cr_assert(h_run_until(h, cond_all_results, 15), "%zu of 12 results", h->results);
+  cr_assert_eq(h->ok, 12);
+  size_t rerun = 0;
+  for (int id = 1; id <= 12; id++)
+    rerun += h->info[id].attempts > 1;
+  cr_assert_eq(rerun, 1, "%zu tasks ran twice", rerun);
+  /* SIGCONT: it learns it is unknown (DISCONNECT), reconnects and joins again */
+  kill(stopped_pid, SIGCONT);
+  cr_assert(h_run_until(h, cond_rejoined, 8), "the resumed worker did not rejoin");
+  for (int i = 0; i < 2; i++)
+    kill(h->pids[i], SIGTERM);
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(h_wait_exit(h, i, 10), 0);
+  h_stop(h);
+  free(h);
+}
+
+/* Writes bytes to h->dir/blobs/NAME (NAME: a hash, possibly not of these bytes). */
+static void put_blob(harness_t *h, const char *name, const uint8_t *p, size_t n) {
+  char path[PATH_MAX + 80];
+  snprintf(path, sizeof path, "%s/blobs/%s", h->dir, name);
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f);
+  cr_assert_eq(fwrite(p, 1, n, f), n);
+  fclose(f);
+}
+
+static int cond_results_1(harness_t *h) { return h->results >= want_results; }
+
+Test(pool, blobs_are_fetched_by_hash_verified_and_cached) {
+  harness_t *h = calloc(1, sizeof *h);
+  lpq_dispatch_opts_t o = {.max_failures = 1};
+  h_start(h, &o);
+  size_t model_len = 3 * 1024 * 1024 + 12345; /* four chunks */
+  uint8_t *model = malloc(model_len);
+  for (size_t i = 0; i < model_len; i++)
+    model[i] = (uint8_t)(i * 2654435761u >> 13);
+  const uint8_t data[] = "calibration batch";
+  char model_hash[65], data_hash[65], liar_hash[65], missing_hash[65];
+  lpq_sha256_hex(model, model_len, model_hash);
+  lpq_sha256_hex(data, sizeof data, data_hash);
+  lpq_sha256_hex("what the liar claims", 20, liar_hash);
+  lpq_sha256_hex("nobody has this", 15, missing_hash);
+  put_blob(h, model_hash, model, model_len);
+  put_blob(h, data_hash, data, sizeof data);
+  put_blob(h, liar_hash, data, sizeof data); /* served bytes do not match the name */
+  h_spawn(h, "fetcher", 1, 0, NULL);
+  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+
+  lpq_task_layer_t layers[4][5];
+  const char *models[4] = {model_hash, liar_hash, missing_hash, model_hash};
+  for (int i = 0; i < 3; i++) {
+    lpq_task_t t = h_task(1, (unsigned)i, layers[i], 5);
+    snprintf(t.model_hash, sizeof t.model_hash, "%s", models[i]);
+    snprintf(t.data_hash, sizeof t.data_hash, "%s", data_hash);
+    h_submit(h, &t);
+  }
+  want_results = 3;
+  cr_assert(h_run_until(h, cond_results_1, 20), "%zu of 3 results", h->results);
+  cr_assert_eq(h->res[1].status, 0, "%s", h->res[1].error);
+  cr_assert_neq(h->res[2].status, 0);
+  cr_assert(strstr(h->res[2].error, "hash to") != NULL, "%s", h->res[2].error);
+  cr_assert_neq(h->res[3].status, 0);
+  cr_assert(strstr(h->res[3].error, "not known") != NULL, "%s", h->res[3].error);
+
+  /* The cache holds exactly the verified blobs, with the right bytes; nothing partial. */
+  char path[PATH_MAX + 160], got[65];
+  lpq_error_t err;
+  snprintf(path, sizeof path, "%s/cache-fetcher/%s", h->dir, model_hash);
+  cr_assert_eq(lpq_sha256_file_hex(path, got, &err), 0, "%s", err.msg);
+  cr_assert_str_eq(got, model_hash);
+  snprintf(path, sizeof path, "%s/cache-fetcher/%s", h->dir, liar_hash);
+  cr_assert_neq(access(path, F_OK), 0, "a blob that failed its check was cached");
+  char cmd[PATH_MAX + 80];
+  snprintf(cmd, sizeof cmd, "ls -A '%s/cache-fetcher' | grep -c tmp", h->dir);
+  FILE *ls = popen(cmd, "r");
+  int tmp_files = -1;
+  cr_assert_eq(fscanf(ls, "%d", &tmp_files), 1);
+  pclose(ls);
+  cr_assert_eq(tmp_files, 0);
+
+  lpq_dispatch_stats_t st;
+  lpq_dispatch_stats(h->d, &st);
+  uint64_t bytes = st.blob_bytes;
+  cr_assert_geq(bytes, model_len + sizeof data);
+  /* a second task on the same blobs: served from the cache, nothing more sent */
+  lpq_task_t t = h_task(1, 3, layers[3], 5);
+  snprintf(t.model_hash, sizeof t.model_hash, "%s", model_hash);
+  snprintf(t.data_hash, sizeof t.data_hash, "%s", data_hash);
+  h_submit(h, &t);
+  want_results = 4;
+  cr_assert(h_run_until(h, cond_results_1, 10));
+  cr_assert_eq(h->res[4].status, 0, "%s", h->res[4].error);
+  lpq_dispatch_stats(h->d, &st);
+  cr_assert_eq(st.blob_bytes, bytes);
+  free(model);
+  h_stop(h);
+  free(h);
+}
+
+static int cond_joined_2(harness_t *h) { return h->joined >= 2; }
+
+Test(pool, worker_rejoins_a_restarted_coordinator_on_the_same_endpoint) {
+  harness_t *h = calloc(1, sizeof *h);
+  h_start(h, NULL);
+  h_spawn(h, "loyal", 1, 0, NULL);
+  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  char endpoint[256];
+  snprintf(endpoint, sizeof endpoint, "%s", lpq_dispatch_endpoint(h->d));
+  /* the coordinator goes away (as if killed) and comes back on the same endpoint */
+  lpq_dispatch_free(&h->d);
+  h_run_for(h, 1.0);
+  lpq_dispatch_callbacks_t cb = {h_on_result, h_on_worker, h_blob_path, h_on_log, h};
+  lpq_error_t err;
+  h->d = lpq_dispatch_new(&h->loop, endpoint, NULL, &cb, &err);
+  cr_assert_not_null(h->d, "%s", err.msg);
+  cr_assert(h_run_until(h, cond_joined_2, 10), "the worker did not join the new coordinator");
+  lpq_task_layer_t layers[5];
+  lpq_task_t t = h_task(1, 1, layers, 5);
+  h_submit(h, &t);
+  want_results = 1;
+  cr_assert(h_run_until(h, cond_all_results, 5));
+  cr_assert_eq(h->res[1].status, 0);
+  cr_assert_str_eq(h->res[1].worker_id, "loyal");
+  kill(h->pids[0], SIGTERM);
+  cr_assert_eq(h_wait_exit(h, 0, 10), 0);
+  h_stop(h);
+  free(h);
+}

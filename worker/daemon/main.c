@@ -1,0 +1,109 @@
+/*
+** worker/daemon/main.c: lpq-worker, the worker daemon (DESIGN section 3): its command line and
+** signals; the work is lpq_pool_worker_run (worker/pool.c).
+*/
+#include "worker/daemon/worker_daemon.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+  (void)sig;
+  stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "usage: lpq-worker --connect tcp://HOST:PORT [--threads N] [--cache-dir DIR]\n"
+          "                  [--id NAME] [--synthetic MS] [--heartbeat-ms MS] [--liveness N]\n"
+          "                  [--log-level 0..3]\n"
+          "Evaluates candidates for an lpq coordinator. Blobs (models, data) are fetched by hash\n"
+          "into --cache-dir (default ./var/worker-cache) and kept. --synthetic MS scores from\n"
+          "the genome alone after sleeping MS milliseconds (tests, benchmarks). SIGTERM or\n"
+          "SIGINT: hand back tasks not started, finish the running ones, say BYE, exit 0.\n");
+}
+
+/* A whole-string number in [lo, hi], or -1. */
+static long parse_long(const char *s, long lo, long hi)
+{
+  char *end = NULL;
+  long v = strtol(s, &end, 10);
+  return (end == s || *end != '\0' || v < lo || v > hi) ? -1 : v;
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"connect", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
+      {"cache-dir", required_argument, NULL, 'd'}, {"id", required_argument, NULL, 'i'},
+      {"synthetic", required_argument, NULL, 's'}, {"heartbeat-ms", required_argument, NULL, 'h'},
+      {"liveness", required_argument, NULL, 'l'},  {"log-level", required_argument, NULL, 'v'},
+      {"help", no_argument, NULL, 'H'},            {NULL, 0, NULL, 0},
+  };
+  lpq_pool_worker_opts_t o = {0};
+  const char *synthetic = NULL;
+  long v;
+  int c;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c': o.connect = optarg; break;
+    case 'd': o.cache_dir = optarg; break;
+    case 'i': o.worker_id = optarg; break;
+    case 's': synthetic = optarg; break;
+    case 't':
+    case 'h':
+    case 'l':
+    case 'v':
+      v = parse_long(optarg, c == 'v' ? 0 : 1, c == 't' ? 1024 : c == 'h' ? 3600000 : 100);
+      if (v < 0) {
+        fprintf(stderr, "lpq-worker: bad value '%s' for --%s\n", optarg,
+                c == 't' ? "threads" : c == 'h' ? "heartbeat-ms" : c == 'l' ? "liveness"
+                                                                            : "log-level");
+        return 2;
+      }
+      if (c == 't')
+        o.threads = (unsigned)v;
+      else if (c == 'h')
+        o.heartbeat_s = (double)v / 1000;
+      else if (c == 'l')
+        o.liveness = (int)v;
+      else
+        o.log_level = v == 0 ? -1 : (int)v; /* 0 in the options means the default */
+      break;
+    case 'H': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (o.connect == NULL || optind != argc) {
+    usage(stderr);
+    return 2;
+  }
+  lpq_error_t err;
+  if (worker_evaluator_create(synthetic ? "synthetic" : "real", synthetic, &o.evaluator,
+                              &err) != 0) {
+    fprintf(stderr, "lpq-worker: %s\n", err.msg);
+    return 2;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  o.stop = &stop_requested;
+  int rc = lpq_pool_worker_run(&o, &err);
+  if (o.evaluator.free_ctx != NULL)
+    o.evaluator.free_ctx(o.evaluator.ctx);
+  if (rc != 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,86 @@
+/*
+** worker/pool_internal.h: the worker daemon's private state, shared by worker/pool*.c only.
+*/
+#ifndef LPQ_POOL_INTERNAL_H
+#define LPQ_POOL_INTERNAL_H
+
+#include "worker/worker.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+
+/* A task between its arrival and its hand-over to an evaluation thread. */
+typedef struct pw_task_t {
+  lpq_task_t task;
+  uint64_t arrived_ms;
+  double fetch_ms;
+  struct pw_task_t *next;
+} pw_task_t;
+
+/* The blob being fetched (one at a time, chunk by chunk: each chunk is asked for when the
+** previous one is written, so the coordinator never queues a whole model for one worker). */
+typedef struct pw_fetch_t {
+  int active;
+  char hash[65];
+  char tmp_path[PATH_MAX];
+  int fd;
+  uint64_t offset, total;
+  uint64_t started_ms;
+  lpq_sha256_t *sha;
+} pw_fetch_t;
+
+typedef struct pw_t {
+  lpq_pool_worker_opts_t o;
+  char cache_dir[PATH_MAX - 128]; /* room for "/.HASH.PID.tmp" in a PATH_MAX buffer */
+  char worker_id[LPQ_WIRE_ID_MAX];
+  char host[LPQ_WIRE_ID_MAX];
+  uint64_t heartbeat_ms, expiry_ms;
+  void *zctx, *dealer, *results; /* results: the PULL end of the evaluation threads' PUSHes */
+  char results_ep[64];
+  lpq_wire_buf_t out;
+
+  /* evaluation threads and their queue (mutex-guarded; no ZeroMQ socket is shared) */
+  pthread_t *threads;
+  size_t nthreads;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pw_task_t *q_head, *q_tail;
+  int quit;
+  size_t running; /* handed to the threads, result not yet forwarded */
+
+  pw_task_t *pend_head, *pend_tail; /* waiting for blobs */
+  pw_fetch_t fetch;
+  uint64_t last_heard_ms, last_beat_ms;
+  double backoff_s;
+  int draining, reconnect_now;
+} pw_t;
+
+uint64_t pw_now_ms(void);
+void pw_log(pw_t *p, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sends d->out's message on the DEALER (never blocks; a failure is logged). */
+void pw_send_out(pw_t *p);
+/* Sends a failed (or handed-back, LPQ_ECANCELED) RESULT for a task. */
+void pw_send_failure(pw_t *p, uint64_t task_id, int status, const char *why);
+
+/* pool_threads.c */
+int pw_threads_start(pw_t *p, lpq_error_t *err);
+void pw_threads_push(pw_t *p, pw_task_t *t);
+/* Takes back the tasks no thread has started (handed back on shutdown). */
+pw_task_t *pw_threads_take_queued(pw_t *p);
+void pw_threads_stop(pw_t *p); /* waits for the running evaluations */
+void pw_task_free(pw_task_t *t);
+
+/* pool_fetch.c */
+int pw_cache_init(pw_t *p, lpq_error_t *err);
+/* cache_dir/hash into path; 1 when the file is there. */
+int pw_cache_has(const pw_t *p, const char *hash, char *path, size_t cap);
+void pw_fetch_start(pw_t *p, const char *hash);
+void pw_fetch_chunk(pw_t *p, const lpq_blob_chunk_t *c);
+void pw_fetch_abort(pw_t *p);
+/* Moves pending tasks whose blobs are all cached to the threads; starts the next fetch. */
+void pw_pending_advance(pw_t *p);
+/* Fails every pending task that needs blob hash. */
+void pw_pending_fail(pw_t *p, const char *hash, int status, const char *why);
+
+#endif

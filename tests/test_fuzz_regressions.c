@@ -13,6 +13,7 @@
 #include "tests/fuzz/fuzz_formats.c"
 #include "tests/fuzz/fuzz_onnx.c"
 #include "tests/fuzz/fuzz_settings.c"
+#include "tests/fuzz/fuzz_wire.c"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -116,6 +117,10 @@ Test(fuzz_regressions, config) {
 
 Test(fuzz_regressions, settings) {
   replay("settings", fuzz_settings, 1);
+}
+
+Test(fuzz_regressions, wire) {
+  replay("wire", fuzz_wire, 1);
 }
 
 Test(fuzz_regressions, api) {

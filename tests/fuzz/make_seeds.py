@@ -117,7 +117,36 @@ def api():
     put("api", "bad.txt", '{"jsonrpc":"1.0"}\n[]\n[1,2]\n{"jsonrpc":"2.0","method":"nope"}\n{')
 
 
+def wire():
+    def s(text):
+        b = text.encode()
+        return struct.pack("<I", len(b)) + b
+
+    def msg(t, payload=b""):
+        return b"LQ\x01" + bytes([t]) + payload
+    h = "0123456789abcdef" * 4
+    put("wire", "ready", msg(1, s("w1") + s("host") + struct.pack("<II", 42, 4) + s("synthetic,lpq")
+                             + s("0.1")))
+    for t, name in ((2, "heartbeat"), (7, "bye"), (8, "disconnect")):
+        put("wire", name, msg(t))
+    layers = bytes([8, 2, 2, 0, 6, 1, 3, 0xff]) + bytes([0, 0, 0, 0, 16, 4, 15, 0xc0])
+    put("wire", "task", msg(3, struct.pack("<Qq", 7, 1) + s(h) + s(h) + s("")
+                            + s('{"temperature":0.5}') + struct.pack("<I", 2) + layers))
+    put("wire", "task_empty", msg(3, struct.pack("<Qq", 0, -1) + s("") + s("") + s("") + s("")
+                                  + struct.pack("<I", 0)))
+    vals = [0.5, 0.3, 0.2, 0.25, 5.5, 8.0, float("nan"), 1e-3, 2e6, float("nan"), 12.0, 0.0]
+    put("wire", "result", msg(4, struct.pack("<QI", 7, 0) + s("") + struct.pack("<12d", *vals)))
+    put("wire", "result_error", msg(4, struct.pack("<Qi", 8, -6) + s("unsupported op")
+                                    + struct.pack("<12d", *vals)))
+    put("wire", "blob_get", msg(5, s(h) + struct.pack("<QI", 0, 1 << 20)))
+    put("wire", "blob", msg(6, s(h) + struct.pack("<I", 0) + s("") + struct.pack("<QQI", 10, 4, 3)
+                            + b"abc"))
+    put("wire", "blob_missing", msg(6, s(h) + struct.pack("<i", -8) + s("no such blob")
+                                    + struct.pack("<QQI", 0, 0, 0)))
+
+
 arrays()
+wire()
 formats()
 configs()
 settings()

@@ -146,7 +146,8 @@ int attr_ints(const gnode_t *n, const char *name, int64_t *out, size_t max, size
   if (a->n_ints > max)
     return node_err(err, LPQ_ERANGE, n, "attribute '%s' has %zu values (at most %zu)", name,
                     a->n_ints, max);
-  memcpy(out, a->ints, a->n_ints * sizeof *out);
+  if (a->n_ints) /* an empty list may have a NULL array */
+    memcpy(out, a->ints, a->n_ints * sizeof *out);
   *count = a->n_ints;
   return 0;
 }
@@ -162,7 +163,8 @@ int attr_floats(const gnode_t *n, const char *name, float *out, size_t max, size
   if (a->n_floats > max)
     return node_err(err, LPQ_ERANGE, n, "attribute '%s' has %zu values (at most %zu)", name,
                     a->n_floats, max);
-  memcpy(out, a->floats, a->n_floats * sizeof *out);
+  if (a->n_floats)
+    memcpy(out, a->floats, a->n_floats * sizeof *out);
   *count = a->n_floats;
   return 0;
 }

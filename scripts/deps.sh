@@ -5,7 +5,8 @@
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libzmq3-dev libuv1-dev libsqlite3-dev libjansson-dev
 libcriterion-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-libonnx-testdata dataset-fashion-mnist sqlite3 clang libssl-dev"
+libonnx-testdata dataset-fashion-mnist sqlite3 clang libssl-dev
+libclang-rt-14-dev"
 missing=""
 # The checks of deploy/ (tests/test_deploy*.c) lint YAML and shell and read YAML with libyaml.
 PKGS="$PKGS yamllint libyaml-dev shellcheck"

@@ -162,6 +162,11 @@ int lpq_load_array(const char *path, lpq_array_t **out, lpq_error_t *err);
 ** LPQ_EINVAL for std <= 0 or non-finite mean/std, LPQ_EUNSUP for other element types. */
 int lpq_images_to_f32(const lpq_array_t *in, double mean, double std, lpq_array_t **out,
                       lpq_error_t *err);
+/* A model's inputs from a file, as every lpq program reads them (DESIGN section 6): .npy
+** float32 as it is (already normalised), uint8 images (.npy or IDX) to x/255 then
+** (x - mean) / std; [N,H,W] becomes [N,1,H,W]. */
+int lpq_load_inputs(const char *path, double mean, double std, lpq_array_t **out,
+                    lpq_error_t *err);
 
 /* Byte order helpers the loaders share: 1 on a little-endian host; reverses the bytes of each
 ** of count elements of elem_size bytes in place. */

@@ -265,3 +265,21 @@ int lpq_images_to_f32(const lpq_array_t *in, double mean, double std, lpq_array_
   *out = a;
   return 0;
 }
+
+int lpq_load_inputs(const char *path, double mean, double std, lpq_array_t **out,
+                    lpq_error_t *err) {
+  lpq_array_t *raw = NULL;
+  int rc = lpq_load_array(path, &raw, err);
+  if (rc != 0)
+    return rc;
+  /* float32 data is already normalised (DESIGN section 6): mean and std apply to pixels only */
+  if (raw->dtype == LPQ_DT_F32) {
+    mean = 0.0;
+    std = 1.0;
+  }
+  rc = lpq_images_to_f32(raw, mean, std, out, err);
+  lpq_array_free(&raw);
+  if (rc != 0)
+    lpq_error_prefix(err, "%s: ", path);
+  return rc;
+}

@@ -58,6 +58,18 @@ Test(cli, eval_json_and_errors) {
   cr_assert_not_null(j, "%s", o);
   cr_assert(json_number_value(json_object_get(j, "l_co")) > 0);
   json_decref(j);
+  /* --norm applies to uint8 pixels only: float32 .npy data is already normalised */
+  char *o2;
+  cr_assert_eq(lpq("eval " SMALL "--config " FIX "score_small_config.json --calib 16 --json "
+                   "--norm 0.5,0.25", &o2), 0, "%s", o2);
+  json_t *j2 = json_loads(o2, 0, NULL);
+  json_t *j1 = json_loads(o, 0, NULL);
+  cr_assert(j1 && j2);
+  cr_assert_eq(json_number_value(json_object_get(j1, "l_co")),
+               json_number_value(json_object_get(j2, "l_co")));
+  json_decref(j1);
+  json_decref(j2);
+  free(o2);
   free(o);
   cr_assert_eq(lpq("eval " SMALL "--config no/such.json", &o), 1);
   cr_assert(strstr(o, "no/such.json"), "%s", o);

@@ -358,8 +358,8 @@ static void prep_work(uv_work_t *w) {
   lpq_error_t *err = &j->prep_err;
   lpq_array_t *raw = NULL, *x = NULL;
   lpq_graph_t *g = NULL;
-  int rc = lpq_load_array(j->data_path, &raw, err);
-  if (rc == 0 && (rc = lpq_images_to_f32(raw, j->js.norm_mean, j->js.norm_std, &x, err)) != 0)
+  int rc = lpq_load_inputs(j->data_path, j->js.norm_mean, j->js.norm_std, &x, err);
+  if (rc != 0)
     lpq_error_prefix(err, "data: ");
   size_t n = x ? (size_t)x->shape[0] : 0, ncal = n < j->js.calib ? n : j->js.calib;
   if (rc == 0 && ncal < 2)

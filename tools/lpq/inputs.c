@@ -21,15 +21,7 @@ int tool_parse_norm(const char *text, double *mean, double *std) {
 
 int tool_load_inputs(const char *path, double mean, double std, lpq_array_t **out,
                      lpq_error_t *err) {
-  lpq_array_t *raw = NULL;
-  int rc = lpq_load_array(path, &raw, err);
-  if (rc != 0)
-    return rc;
-  rc = lpq_images_to_f32(raw, mean, std, out, err);
-  lpq_array_free(&raw);
-  if (rc != 0)
-    lpq_error_prefix(err, "%s: ", path);
-  return rc;
+  return lpq_load_inputs(path, mean, std, out, err);
 }
 
 int tool_load_labels(const char *path, int64_t **labels, size_t *count, lpq_error_t *err) {

@@ -46,8 +46,8 @@ static int load(loaded_t *l, const lpq_job_settings_t *js, const char *model_pat
                 const char *data_path, const char *labels_path, lpq_error_t *err) {
   lpq_array_t *raw = NULL, *x = NULL, *lab = NULL;
   int64_t *labels = NULL;
-  int rc = lpq_load_array(data_path, &raw, err);
-  if (rc == 0 && (rc = lpq_images_to_f32(raw, js->norm_mean, js->norm_std, &x, err)) != 0)
+  int rc = lpq_load_inputs(data_path, js->norm_mean, js->norm_std, &x, err);
+  if (rc != 0)
     lpq_error_prefix(err, "data blob: ");
   size_t n = x ? (size_t)x->shape[0] : 0, ncal = n < js->calib ? n : js->calib;
   if (rc == 0 && ncal < 2)

@@ -585,7 +585,8 @@ int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt
     size_t n = count - start < s->batch ? count - start : s->batch;
     memcpy(in, data + start * per, n * per * sizeof *in);
     memset(in + n * per, 0, (s->batch - n) * per * sizeof *in); /* pad the last batch */
-    if ((rc = lpq_exec_run(x, in, lf, NULL, err)) != 0 ||
+    /* the FP pass only when its top-1 is wanted */
+    if ((top1_fp && (rc = lpq_exec_run(x, in, lf, NULL, err)) != 0) ||
         (rc = hook_failed(lpq_exec_run(x, in, lq, &hooks, err), &ev.hook_err, err)) != 0)
       goto done;
     for (size_t i = 0; i < n; i++) {
@@ -594,7 +595,8 @@ int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt
                         start + i, (long long)labels[start + i], s->classes - 1);
         goto done;
       }
-      hit_fp += (int64_t)argmax_row(lf + i * s->classes, s->classes) == labels[start + i];
+      if (top1_fp)
+        hit_fp += (int64_t)argmax_row(lf + i * s->classes, s->classes) == labels[start + i];
       hit_q += (int64_t)argmax_row(lq + i * s->classes, s->classes) == labels[start + i];
     }
   }

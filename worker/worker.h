@@ -83,7 +83,8 @@ int lpq_scorer_resolve(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_
                        lpq_numfmt_t *w_out, lpq_numfmt_t *a_out, lpq_error_t *err);
 
 /* Top-1 of the FP model and of the candidate over a whole data set (count samples of the
-** graph's input shape, labels in 0..classes-1), in batches of the graph's batch size. */
+** graph's input shape, labels in 0..classes-1), in batches of the graph's batch size. top1_fp
+** may be NULL: the FP pass is then skipped. */
 int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                         const float *data, const int64_t *labels, size_t count, double *top1_fp,
                         double *top1_q, lpq_error_t *err);

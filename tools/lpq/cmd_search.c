@@ -482,11 +482,11 @@ int cmd_search(int argc, char **argv) {
       goto fail_xy;
     if (labels && i < a.top1) {
       lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
-      double fp, q;
+      double q;
       if (!w)
         goto fail_xy;
       search_genome_formats(m[i].genome, nl, w, w + nl);
-      int rc = lpq_scorer_accuracy(sc, w, w + nl, x->data, labels, nlabels, &fp, &q, &err);
+      int rc = lpq_scorer_accuracy(sc, w, w + nl, x->data, labels, nlabels, NULL, &q, &err);
       free(w);
       if (rc != 0)
         goto fail_xy;

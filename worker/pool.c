@@ -80,6 +80,11 @@ static int session_open(pw_t *p, lpq_error_t *err)
   zmq_setsockopt(p->dealer, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(p->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
   zmq_setsockopt(p->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  if (p->o.curve_server_key != NULL &&
+      (zmq_setsockopt(p->dealer, ZMQ_CURVE_SERVERKEY, p->o.curve_server_key, LPQ_CURVE_KEY_LEN) ||
+       zmq_setsockopt(p->dealer, ZMQ_CURVE_PUBLICKEY, p->curve_public, LPQ_CURVE_KEY_LEN) ||
+       zmq_setsockopt(p->dealer, ZMQ_CURVE_SECRETKEY, p->o.curve_secret_key, LPQ_CURVE_KEY_LEN)))
+    return lpq_errorf(err, LPQ_EUNSUP, "lpq-worker: CURVE: %s", zmq_strerror(errno));
   if (zmq_connect(p->dealer, p->o.connect) != 0)
     return lpq_errorf(err, LPQ_EINVAL, "lpq-worker: cannot connect to %s: %s", p->o.connect,
                       zmq_strerror(errno));
@@ -94,8 +99,8 @@ static int session_open(pw_t *p, lpq_error_t *err)
   pw_send_out(p);
   p->last_heard_ms = p->last_beat_ms = pw_now_ms();
   p->reconnect_now = 0;
-  pw_log(p, 2, "connecting to %s (%u threads, %s)", p->o.connect, p->o.threads,
-         p->o.evaluator.name);
+  pw_log(p, 2, "connecting to %s (%u threads, %s, %s)", p->o.connect, p->o.threads,
+         p->o.evaluator.name, p->o.curve_server_key ? "CURVE" : "plain text");
   return 0;
 }
 
@@ -294,6 +299,18 @@ int lpq_pool_worker_run(const lpq_pool_worker_opts_t *opts, lpq_error_t *err)
                     p->o.heartbeat_s, p->o.liveness, p->o.backoff_max_s);
     free(p);
     return rc;
+  }
+  if ((p->o.curve_server_key == NULL) != (p->o.curve_secret_key == NULL) ||
+      (p->o.curve_server_key != NULL &&
+       (lpq_curve_key_check(p->o.curve_server_key, err) != 0 ||
+        lpq_curve_public_of(p->o.curve_secret_key, p->curve_public, err) != 0))) {
+    if (p->o.curve_server_key == NULL || p->o.curve_secret_key == NULL)
+      lpq_errorf(err, LPQ_EINVAL, "lpq-worker: CURVE needs both the coordinator's public key "
+                 "and this worker's secret key");
+    else
+      lpq_error_prefix(err, "lpq-worker: CURVE: ");
+    free(p);
+    return LPQ_EINVAL;
   }
   p->heartbeat_ms = (uint64_t)(p->o.heartbeat_s * 1000 + 0.5);
   p->expiry_ms = p->heartbeat_ms * (uint64_t)p->o.liveness;

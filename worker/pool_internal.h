@@ -38,6 +38,7 @@ typedef struct pw_t {
   uint64_t heartbeat_ms, expiry_ms;
   void *zctx, *dealer, *results; /* results: the PULL end of the evaluation threads' PUSHes */
   char results_ep[64];
+  char curve_public[LPQ_CURVE_KEY_LEN + 1]; /* derived from o.curve_secret_key */
   lpq_wire_buf_t out;
 
   /* evaluation threads and their queue (mutex-guarded; no ZeroMQ socket is shared) */

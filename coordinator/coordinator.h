@@ -454,6 +454,10 @@ void lpq_api_reply_lpq_error(lpq_api_call_t *call, const lpq_error_t *err);
 /* The method name, and whether the client is still connected (a long handler may give up). */
 const char *lpq_api_call_method(const lpq_api_call_t *call);
 int lpq_api_call_connected(const lpq_api_call_t *call);
+/* Who made the call, for per-client limits: "uid:N" on the Unix socket (the peer's uid from
+** SO_PEERCRED), "token:HASH" on TCP (clients are told apart by their bearer token). Written to
+** buf (also returned). */
+const char *lpq_api_call_client(const lpq_api_call_t *call, char *buf, size_t len);
 
 /* Called once when a subscribed connection closes (client gone, server freed); sub is freed
 ** right after, so forget it here. */

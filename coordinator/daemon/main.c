@@ -24,6 +24,9 @@ static void usage(FILE *out) {
           "  --curve-keys DIR      with it: admit only workers whose public key is a DIR/*.pub\n"
           "  --insecure            allow plain text on --workers endpoints other hosts reach\n"
           "                        (without CURVE only loopback and ipc:// are allowed)\n"
+          "  --max-blob-mb N       largest upload (blob.put, job.submit base64 or path) [1024]\n"
+          "  --max-jobs-per-client N  unfinished jobs one client may have (Unix socket: per\n"
+          "                        uid; TCP: per token) [16]\n"
           "  --heartbeat-ms MS     pool heartbeat interval (default 1000)\n"
           "  --liveness N          missed heartbeats before a worker is expired (default 3)\n"
           "  --task-timeout S      a task running longer is dispatched again (default 600)\n"
@@ -37,6 +40,8 @@ typedef struct opts_t {
   int liveness, log_level;
   const char *curve_secret, *curve_keys;
   int insecure;
+  double max_blob_mb;
+  long max_jobs_per_client;
 } opts_t;
 
 static int parse(int argc, char **argv, opts_t *o) {
@@ -45,9 +50,10 @@ static int parse(int argc, char **argv, opts_t *o) {
       {"token-file", 1, 0, 'k'},   {"workers", 1, 0, 'w'},  {"heartbeat-ms", 1, 0, 'H'},
       {"liveness", 1, 0, 'L'},     {"task-timeout", 1, 0, 'T'}, {"log-level", 1, 0, 'v'},
       {"curve-secret", 1, 0, 'C'}, {"curve-keys", 1, 0, 'K'},  {"insecure", 0, 0, 'I'},
+      {"max-blob-mb", 1, 0, 'B'}, {"max-jobs-per-client", 1, 0, 'J'},
       {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
   *o = (opts_t){"var/lpq.db", LPQ_API_DEFAULT_SOCKET, NULL, NULL, "tcp://127.0.0.1:5555",
-                1.0, 600.0, 3, 2, NULL, NULL, 0};
+                1.0, 600.0, 3, 2, NULL, NULL, 0, 1024, 16};
   int c, idx = 0;
   while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
     char *end = NULL;
@@ -65,6 +71,8 @@ static int parse(int argc, char **argv, opts_t *o) {
     case 'C': o->curve_secret = optarg; break;
     case 'K': o->curve_keys = optarg; break;
     case 'I': o->insecure = 1; break;
+    case 'B': o->max_blob_mb = strtod(optarg, &end); bad = *end || !(o->max_blob_mb > 0 && o->max_blob_mb <= 1 << 24); break;
+    case 'J': o->max_jobs_per_client = strtol(optarg, &end, 10); bad = *end || o->max_jobs_per_client < 1; break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return 2;
     }
@@ -159,6 +167,8 @@ int main(int argc, char **argv) {
     return prc == 1 ? 0 : prc;
   daemon_t d = {0};
   d.log_level = o.log_level;
+  d.max_blob_bytes = (uint64_t)(o.max_blob_mb * 1048576.0);
+  d.max_jobs_per_client = (size_t)o.max_jobs_per_client;
   d.loop = uv_default_loop();
   lpq_error_t err = {0};
   int status = 1;

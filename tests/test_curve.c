@@ -42,6 +42,7 @@ static void c_start(harness_t *h, const lpq_dispatch_opts_t *o) {
   cr_assert_not_null(h->d, "%s", err.msg);
   refusals = admissions = 0;
   refused_log[0] = '\0';
+  h->worker_stderr = "/dev/null"; /* refused workers complain, as they should */
 }
 
 static void fix_init(curve_fix_t *f) {

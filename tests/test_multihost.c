@@ -9,7 +9,8 @@
 **
 ** Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for `ip netns`); skipped with a message where
 ** namespaces cannot be made. Namespaces and veths carry this process's id and are always
-** removed (the suite's fini runs after a failed assertion too). */
+** removed (the suite's fini runs after a failed assertion too); LPQ_MH_KEEP=1 keeps the logs
+** folder (/tmp/lpq-mh-*) for a look. */
 #define _GNU_SOURCE /* setns */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -379,7 +380,7 @@ Test(multihost, curve_pool_across_namespaces_survives_faults, .fini = fini) {
     }
   }
   cr_assert(hung_busy, "worker 2 was never stopped while holding a task");
-  fprintf(stderr, "multihost: faults in after %.1f s\n", now_s() - t0);
+  fprintf(stderr, "multihost: faults injected %.1f s into the second run\n", now_s() - t0);
   /* a stranger on host 3 */
   mh.stranger = start_worker(2, "stranger", "stranger");
   wait_done(id, 60);

@@ -71,8 +71,14 @@ static int parse(int argc, char **argv, opts_t *o) {
     case 'C': o->curve_secret = optarg; break;
     case 'K': o->curve_keys = optarg; break;
     case 'I': o->insecure = 1; break;
-    case 'B': o->max_blob_mb = strtod(optarg, &end); bad = *end || !(o->max_blob_mb > 0 && o->max_blob_mb <= 1 << 24); break;
-    case 'J': o->max_jobs_per_client = strtol(optarg, &end, 10); bad = *end || o->max_jobs_per_client < 1; break;
+    case 'B':
+      o->max_blob_mb = strtod(optarg, &end);
+      bad = *end || !(o->max_blob_mb > 0 && o->max_blob_mb <= 1 << 24);
+      break;
+    case 'J':
+      o->max_jobs_per_client = strtol(optarg, &end, 10);
+      bad = *end || o->max_jobs_per_client < 1;
+      break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return 2;
     }

@@ -100,8 +100,7 @@ static void monitor_report(pw_t *p)
     else
       other++;
     char addr[256];
-    while (zmq_recv(p->monitor, addr, sizeof addr, ZMQ_DONTWAIT) < 0 && errno == EINTR)
-      ; /* the endpoint frame */
+    zmq_recv(p->monitor, addr, sizeof addr, ZMQ_DONTWAIT); /* the endpoint frame */
   }
   if (auth)
     pw_log(p, 0, "the coordinator at %s refused this worker's CURVE key %s (%d handshakes): its "
@@ -377,6 +376,9 @@ int lpq_pool_worker_run(const lpq_pool_worker_opts_t *opts, lpq_error_t *err)
     snprintf(p->worker_id, sizeof p->worker_id, "%s", p->o.worker_id);
   else
     snprintf(p->worker_id, sizeof p->worker_id, "%.40s:%ld", p->host, (long)getpid());
+  if (p->o.curve_server_key == NULL && !lpq_curve_endpoint_is_local(p->o.connect))
+    pw_log(p, 1, "talking plain text to %s: only a coordinator started with --insecure "
+           "accepts it (CURVE: --curve-server-key and --curve-secret)", p->o.connect);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   snprintf(p->results_ep, sizeof p->results_ep, "inproc://lpq-worker-results-%p", (void *)p);

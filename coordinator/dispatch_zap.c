@@ -181,7 +181,14 @@ int dispatch_curve_setup(lpq_dispatch_t *d, const char *endpoint, lpq_error_t *e
   if (dir == NULL)
     return lpq_errorf(err, LPQ_EIO, "dispatch: the CURVE keys folder %s: %s", o->curve_keys_dir,
                       strerror(errno));
+  size_t keys = 0;
+  for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+    size_t n = strlen(e->d_name);
+    keys += n >= 5 && e->d_name[0] != '.' && strcmp(e->d_name + n - 4, ".pub") == 0;
+  }
   closedir(dir);
+  dispatch_log(d, keys ? 2 : 1, "curve: %zu worker keys (*.pub) in %s%s", keys,
+               o->curve_keys_dir, keys ? "" : ": no worker can join until one is added");
   /* The handler must be bound before the ROUTER accepts anyone. */
   int zero = 0, one = 1;
   if ((d->zap = zmq_socket(d->zctx, ZMQ_REP)) == NULL ||

@@ -214,6 +214,10 @@ int main(int argc, char **argv) {
       goto out;
     }
     po.curve_secret_key = secret;
+    struct stat st;
+    if (stat(o.curve_secret, &st) == 0 && (st.st_mode & 077))
+      fprintf(stderr, "lpq-coordinator: warning: %s is readable by others (mode %03o); "
+              "chmod 600 it\n", o.curve_secret, (unsigned)(st.st_mode & 0777));
   }
   lpq_dispatch_callbacks_t cb = {jobs_on_result, on_worker, blob_path, on_pool_log, &d};
   if (!(d.pool = lpq_dispatch_new(d.loop, o.workers, &po, &cb, &err))) {

@@ -33,8 +33,7 @@
 #define JOB "--set population=16 --set generations=10 --set calib=16 --seed 11"
 
 typedef struct mh_t {
-  char tag[16];            /* namespace and veth suffix: this process's id */
-  char coord_ns[32], worker_ns[NW][32];
+  char coord_ns[32], worker_ns[NW][32]; /* named after this process's id */
   char dir[64], keys[96], sock[128], db[128], log[128];
   pid_t coord, workers[NW], stranger;
   int made;                /* namespaces made (for the cleanup) */
@@ -104,8 +103,8 @@ static void cleanup(void) {
 
 /* The namespaces and links; 0, or -1 when namespaces cannot be made here (skip). */
 static int make_hosts(void) {
-  snprintf(mh.tag, sizeof mh.tag, "%d", (int)getpid());
-  snprintf(mh.coord_ns, sizeof mh.coord_ns, "lpqmh-c-%s", mh.tag);
+  int tag = (int)getpid();
+  snprintf(mh.coord_ns, sizeof mh.coord_ns, "lpqmh-c-%d", tag);
   if (sh(0, "ip netns add %s", mh.coord_ns) != 0)
     return -1;
   mh.made = 1;
@@ -113,7 +112,7 @@ static int make_hosts(void) {
                   "ip -n %s addr add 10.77.0.1/24 dev br0 && ip -n %s link set br0 up",
                   mh.coord_ns, mh.coord_ns, mh.coord_ns, mh.coord_ns), 0);
   for (int i = 0; i < NW; i++) {
-    snprintf(mh.worker_ns[i], sizeof mh.worker_ns[i], "lpqmh-w%d-%s", i + 1, mh.tag);
+    snprintf(mh.worker_ns[i], sizeof mh.worker_ns[i], "lpqmh-w%d-%d", i + 1, tag);
     cr_assert_eq(sh(1, "ip netns add %s", mh.worker_ns[i]), 0);
     /* the pair is made inside the coordinator's namespace, so its names clash with nothing */
     cr_assert_eq(sh(1, "ip -n %s link add vw%d type veth peer name eth0 netns %s && "

@@ -482,4 +482,25 @@ int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *
 int lpq_pack_weights(const lpq_graph_t *g, const lp_format_t *weight_formats, void **out,
                      size_t *out_len, lpq_error_t *err);
 
+/* ---- CURVE keys (ZeroMQ) for the pool across hosts (common/curve.c) ---------------------- */
+
+#define LPQ_CURVE_KEY_LEN 40 /* a 32-byte key in Z85 text */
+
+/* 0 when z85 is a 40-character Z85 key; LPQ_EFORMAT saying what is wrong. */
+int lpq_curve_key_check(const char *z85, lpq_error_t *err);
+/* Reads the key in a key file (`lpqctl keygen`'s NAME.key or NAME.pub: one line of 40 Z85
+** characters; blank lines skipped) into z85. LPQ_EIO or LPQ_EFORMAT naming
+** the file. */
+int lpq_curve_key_read(const char *path, char z85[LPQ_CURVE_KEY_LEN + 1], lpq_error_t *err);
+/* The public key of a secret key, both Z85. LPQ_EFORMAT on a bad key, LPQ_EUNSUP when libzmq
+** has no CURVE. */
+int lpq_curve_public_of(const char *secret_z85, char public_z85[LPQ_CURVE_KEY_LEN + 1],
+                        lpq_error_t *err);
+/* Makes a key pair: NAME.key (the secret, mode 0600) and NAME.pub (the public key, 0644); the
+** public key also in public_z85. Existing files are never overwritten (LPQ_EIO naming them). */
+int lpq_curve_keygen(const char *name, char public_z85[LPQ_CURVE_KEY_LEN + 1], lpq_error_t *err);
+/* 1 when a ZeroMQ endpoint only reaches this host (ipc://, inproc://, tcp://127.x, tcp://[::1],
+** tcp://localhost): where plain text is allowed without --insecure. */
+int lpq_curve_endpoint_is_local(const char *endpoint);
+
 #endif

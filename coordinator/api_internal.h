@@ -68,6 +68,8 @@ struct api_conn_t {
   lpq_api_server_t *server;
   int is_tcp;
   int authenticated;
+  int has_peer_uid; /* Unix socket: the client's uid (SO_PEERCRED), for per-client limits */
+  unsigned long peer_uid;
   int closing;      /* no more reads, writes or notifications */
   int flushing;     /* a shutdown is waiting for queued writes before the close */
   uint64_t flushing_since_ns;

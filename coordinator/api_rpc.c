@@ -177,6 +177,24 @@ const char *lpq_api_call_method(const lpq_api_call_t *call) {
   return call && call->method ? call->method->name : NULL;
 }
 
+const char *lpq_api_call_client(const lpq_api_call_t *call, char *buf, size_t len) {
+  if (call == NULL || len == 0)
+    return "";
+  const api_conn_t *c = call->conn;
+  if (c->is_tcp) {
+    /* per token: its FNV-1a hash names it without revealing it */
+    uint32_t h = 2166136261u;
+    for (const char *t = call->server->token ? call->server->token : ""; *t; t++)
+      h = (h ^ (uint8_t)*t) * 16777619u;
+    snprintf(buf, len, "token:%08x", h);
+  } else if (c->has_peer_uid) {
+    snprintf(buf, len, "uid:%lu", c->peer_uid);
+  } else {
+    snprintf(buf, len, "unix");
+  }
+  return buf;
+}
+
 int lpq_api_call_connected(const lpq_api_call_t *call) {
   return call && !call->conn->closing;
 }

@@ -3,6 +3,7 @@
 ** TCP), connections and their life, line framing with its size limit, and writes with a bound
 ** on what a slow client may leave queued.
 */
+#define _GNU_SOURCE /* struct ucred (SO_PEERCRED) */
 #include "coordinator/api_internal.h"
 
 #include <errno.h>
@@ -247,6 +248,16 @@ static void on_connection(uv_stream_t *listener, int status) {
   }
   if (c->is_tcp)
     uv_tcp_nodelay(&c->h.tcp, 1);
+  else {
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (uv_fileno(&c->h.handle, &fd) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+      c->has_peer_uid = 1;
+      c->peer_uid = (unsigned long)cred.uid;
+    }
+  }
   if (s->conn_count > s->opts.max_connections) {
     s->rejected++;
     char msg[128];

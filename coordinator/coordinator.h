@@ -454,6 +454,10 @@ void lpq_api_reply_lpq_error(lpq_api_call_t *call, const lpq_error_t *err);
 /* The method name, and whether the client is still connected (a long handler may give up). */
 const char *lpq_api_call_method(const lpq_api_call_t *call);
 int lpq_api_call_connected(const lpq_api_call_t *call);
+/* Who made the call, for per-client limits: "uid:N" on the Unix socket (the peer's uid from
+** SO_PEERCRED), "token:HASH" on TCP (clients are told apart by their bearer token). Written to
+** buf (also returned). */
+const char *lpq_api_call_client(const lpq_api_call_t *call, char *buf, size_t len);
 
 /* Called once when a subscribed connection closes (client gone, server freed); sub is freed
 ** right after, so forget it here. */
@@ -819,6 +823,13 @@ typedef struct lpq_dispatch_opts_t {
   int max_failures;      /* distinct workers a task may fail on [3] */
   int log_level;         /* 1 warnings, 2 info (workers come and go) [2], 3 debug; negative:
                             errors only (level 0) */
+  /* CURVE (ZeroMQ RFC 26): with a secret key (Z85) the ROUTER is a CURVE server and admits only
+  ** workers whose public key is in a *.pub file of curve_keys_dir (read again at every
+  ** handshake; each refusal is logged with the key and the peer's address). Without, the link
+  ** is plain text, and only loopback or ipc:// endpoints are accepted unless insecure. */
+  const char *curve_secret_key;
+  const char *curve_keys_dir;
+  int insecure;
 } lpq_dispatch_opts_t;
 
 /* The task a result belongs to. */
@@ -875,6 +886,8 @@ lpq_dispatch_t *lpq_dispatch_new(struct uv_loop_s *loop, const char *endpoint,
                                  const lpq_dispatch_callbacks_t *callbacks, lpq_error_t *err);
 /* The endpoint actually bound (the port resolved), for workers to connect to. */
 const char *lpq_dispatch_endpoint(const lpq_dispatch_t *d);
+/* The coordinator's CURVE public key (Z85), which workers pin; NULL in plain text. */
+const char *lpq_dispatch_curve_public(const lpq_dispatch_t *d);
 /* Queues one evaluation (task->task_id is ignored: the dispatcher assigns one) and returns its
 ** id in *task_id. The task is encoded at once; the caller keeps ownership of *task. */
 int lpq_dispatch_submit(lpq_dispatch_t *d, const lpq_task_t *task, void *user,

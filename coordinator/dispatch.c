@@ -139,6 +139,8 @@ static void on_tick(uv_timer_t *h)
   dispatch_pump(d);
 }
 
+static void on_closed(uv_handle_t *h);
+
 /* ---- life ------------------------------------------------------------------------------------ */
 
 static int opts_resolve(lpq_dispatch_opts_t *o, lpq_error_t *err)
@@ -210,6 +212,8 @@ lpq_dispatch_t *lpq_dispatch_new(struct uv_loop_s *loop, const char *endpoint,
   zmq_setsockopt(d->sock, ZMQ_SNDHWM, &zero, sizeof zero);
   zmq_setsockopt(d->sock, ZMQ_RCVHWM, &zero, sizeof zero);
   zmq_setsockopt(d->sock, ZMQ_LINGER, &linger, sizeof linger);
+  if (dispatch_curve_setup(d, endpoint, err) != 0)
+    goto fail;
   if (zmq_bind(d->sock, endpoint) != 0) {
     lpq_errorf(err, LPQ_EIO, "dispatch: cannot bind %s: %s", endpoint, zmq_strerror(errno));
     goto fail;
@@ -230,23 +234,38 @@ lpq_dispatch_t *lpq_dispatch_new(struct uv_loop_s *loop, const char *endpoint,
   uv_timer_init(loop, &d->tick);
   uv_timer_init(loop, &d->kick);
   d->poll.data = d->tick.data = d->kick.data = d;
-  d->handles_open = 3;
+  d->handles_open = 3 + d->has_zap_poll;
   uv_poll_start(&d->poll, UV_READABLE, on_poll);
   uint64_t tick_ms = d->heartbeat_ms / 4 ? d->heartbeat_ms / 4 : 1;
   uv_timer_start(&d->tick, on_tick, tick_ms, tick_ms);
   dispatch_kick(d); /* messages may already be waiting behind the first edge */
-  dispatch_log(d, 2, "listening on %s", d->endpoint);
+  dispatch_log(d, 2, "listening on %s%s%s", d->endpoint,
+               d->zap ? ", CURVE public key " : " in plain text", d->curve_public);
   return d;
 fail:
+  if (d->has_zap_poll)
+    uv_poll_stop(&d->zap_poll);
+  if (d->zap != NULL)
+    zmq_close(d->zap);
   if (d->sock != NULL)
     zmq_close(d->sock);
   if (d->zctx != NULL)
     zmq_ctx_term(d->zctx);
+  if (d->has_zap_poll) { /* d goes with the handle, when the loop runs next */
+    d->handles_open = 1;
+    uv_close((uv_handle_t *)&d->zap_poll, on_closed);
+    return NULL;
+  }
   free(d);
   return NULL;
 }
 
 const char *lpq_dispatch_endpoint(const lpq_dispatch_t *d) { return d->endpoint; }
+
+const char *lpq_dispatch_curve_public(const lpq_dispatch_t *d)
+{
+  return d->zap != NULL ? d->curve_public : NULL;
+}
 
 static void on_closed(uv_handle_t *h)
 {
@@ -277,9 +296,15 @@ void lpq_dispatch_free(lpq_dispatch_t **dp)
   dmap_clear(&d->workers);
   lpq_wire_buf_clear(&d->out);
   uv_poll_stop(&d->poll);
+  if (d->has_zap_poll) {
+    uv_poll_stop(&d->zap_poll);
+    uv_close((uv_handle_t *)&d->zap_poll, on_closed);
+  }
+  if (d->zap != NULL)
+    zmq_close(d->zap);
   zmq_close(d->sock);
   zmq_ctx_term(d->zctx);
-  d->sock = d->zctx = NULL;
+  d->sock = d->zctx = d->zap = NULL;
   uv_close((uv_handle_t *)&d->poll, on_closed);
   uv_close((uv_handle_t *)&d->tick, on_closed);
   uv_close((uv_handle_t *)&d->kick, on_closed);

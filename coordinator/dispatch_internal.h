@@ -75,6 +75,13 @@ struct d_worker_t {
   int in_avail;
 };
 
+/* A refused CURVE key, remembered so that a peer retrying every 100 ms is logged once a while. */
+#define DISPATCH_ZAP_REMEMBER 16
+typedef struct d_zap_refusal_t {
+  char key[48], address[64];
+  uint64_t logged_ms, repeats;
+} d_zap_refusal_t;
+
 struct lpq_dispatch_t {
   uv_loop_t *loop;
   uv_poll_t poll;
@@ -98,6 +105,12 @@ struct lpq_dispatch_t {
   lpq_wire_buf_t out;
   lpq_dispatch_stats_t stats;
   int pumping;
+  /* CURVE (dispatch_zap.c): the ZAP handler's REP socket, NULL in plain text */
+  void *zap;
+  uv_poll_t zap_poll;
+  int has_zap_poll;
+  char curve_public[48];
+  d_zap_refusal_t zap_refused[DISPATCH_ZAP_REMEMBER];
 };
 
 /* dispatch.c */
@@ -129,6 +142,11 @@ void job_ring_insert(lpq_dispatch_t *d, d_job_t *j);
 void worker_remove(lpq_dispatch_t *d, d_worker_t *w, lpq_worker_event_t why);
 void worker_info(const lpq_dispatch_t *d, const d_worker_t *w, lpq_worker_info_t *out);
 void avail_update(lpq_dispatch_t *d, d_worker_t *w);
+
+/* dispatch_zap.c */
+/* Before the bind: with opts.curve_secret_key, makes the ROUTER a CURVE server and starts the
+** ZAP handler; without, refuses endpoints other hosts reach unless opts.insecure. */
+int dispatch_curve_setup(lpq_dispatch_t *d, const char *endpoint, lpq_error_t *err);
 
 /* dispatch_recv.c: drain the socket, handle each message */
 /* Receives and handles up to max messages; returns how many (0: the socket is empty). */

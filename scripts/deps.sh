@@ -13,6 +13,9 @@ PKGS="$PKGS yamllint libyaml-dev shellcheck"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# tests/test_multihost.c makes network namespaces with ip (iproute2); kept apart from the list
+# above so that branches extending it merge cleanly
+dpkg-query -W -f='${Status}' iproute2 2>/dev/null | grep -q "install ok installed" || missing="$missing iproute2"
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing Debian packages:$missing"
 SUDO=""

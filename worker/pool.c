@@ -61,10 +61,61 @@ static void send_empty(pw_t *p, lpq_msg_type_t type)
     pw_send_out(p);
 }
 
+/* With CURVE, handshake failures are watched (a monitor PAIR), so that a worker the coordinator
+** does not admit says why instead of only "silent". */
+static void monitor_close(pw_t *p)
+{
+  if (p->monitor != NULL) {
+    zmq_close(p->monitor);
+    p->monitor = NULL;
+  }
+}
+
+static void monitor_open(pw_t *p)
+{
+  char ep[96];
+  snprintf(ep, sizeof ep, "inproc://lpq-worker-monitor-%p-%u", (void *)p, ++p->monitor_serial);
+  int zero = 0;
+  if (zmq_socket_monitor(p->dealer, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+      (p->monitor = zmq_socket(p->zctx, ZMQ_PAIR)) == NULL ||
+      zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+      zmq_connect(p->monitor, ep) != 0) {
+    pw_log(p, 1, "cannot watch the CURVE handshake: %s", zmq_strerror(errno));
+    monitor_close(p);
+  }
+}
+
+/* Logs why the CURVE handshakes of this session failed, if they did. */
+static void monitor_report(pw_t *p)
+{
+  int auth = 0, other = 0;
+  uint8_t ev[6];
+  while (p->monitor != NULL && zmq_recv(p->monitor, ev, sizeof ev, ZMQ_DONTWAIT) >= 0) {
+    uint16_t code;
+    memcpy(&code, ev, sizeof code);
+    if (code == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+      auth++;
+    else
+      other++;
+    char addr[256];
+    zmq_recv(p->monitor, addr, sizeof addr, ZMQ_DONTWAIT); /* the endpoint frame */
+  }
+  if (auth)
+    pw_log(p, 0, "the coordinator at %s refused this worker's CURVE key %s (%d handshakes): its "
+           "--curve-keys folder must hold this worker's .pub", p->o.connect, p->curve_public,
+           auth);
+  else if (other)
+    pw_log(p, 0, "the CURVE handshake with %s failed (%d handshakes): is its public key the one "
+           "given with --curve-server-key, and does it use CURVE?", p->o.connect, other);
+}
+
 /* A fresh DEALER (a new session: the coordinator sees a new peer) and READY on it. Tasks of the
 ** old session that wait for blobs are dropped: the coordinator gives them to others. */
 static int session_open(pw_t *p, lpq_error_t *err)
 {
+  monitor_close(p);
   if (p->dealer != NULL)
     zmq_close(p->dealer);
   pw_fetch_abort(p);
@@ -80,6 +131,13 @@ static int session_open(pw_t *p, lpq_error_t *err)
   zmq_setsockopt(p->dealer, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(p->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
   zmq_setsockopt(p->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  if (p->o.curve_server_key != NULL &&
+      (zmq_setsockopt(p->dealer, ZMQ_CURVE_SERVERKEY, p->o.curve_server_key, LPQ_CURVE_KEY_LEN) ||
+       zmq_setsockopt(p->dealer, ZMQ_CURVE_PUBLICKEY, p->curve_public, LPQ_CURVE_KEY_LEN) ||
+       zmq_setsockopt(p->dealer, ZMQ_CURVE_SECRETKEY, p->o.curve_secret_key, LPQ_CURVE_KEY_LEN)))
+    return lpq_errorf(err, LPQ_EUNSUP, "lpq-worker: CURVE: %s", zmq_strerror(errno));
+  if (p->o.curve_server_key != NULL)
+    monitor_open(p);
   if (zmq_connect(p->dealer, p->o.connect) != 0)
     return lpq_errorf(err, LPQ_EINVAL, "lpq-worker: cannot connect to %s: %s", p->o.connect,
                       zmq_strerror(errno));
@@ -94,8 +152,8 @@ static int session_open(pw_t *p, lpq_error_t *err)
   pw_send_out(p);
   p->last_heard_ms = p->last_beat_ms = pw_now_ms();
   p->reconnect_now = 0;
-  pw_log(p, 2, "connecting to %s (%u threads, %s)", p->o.connect, p->o.threads,
-         p->o.evaluator.name);
+  pw_log(p, 2, "connecting to %s (%u threads, %s, %s)", p->o.connect, p->o.threads,
+         p->o.evaluator.name, p->o.curve_server_key ? "CURVE" : "plain text");
   return 0;
 }
 
@@ -209,6 +267,8 @@ static void begin_drain(pw_t *p)
 ** dropped: the coordinator has given those tasks to others). 1 when asked to stop. */
 static int backoff_wait(pw_t *p)
 {
+  monitor_report(p);
+  monitor_close(p);
   if (p->dealer != NULL) {
     zmq_close(p->dealer);
     p->dealer = NULL;
@@ -295,6 +355,18 @@ int lpq_pool_worker_run(const lpq_pool_worker_opts_t *opts, lpq_error_t *err)
     free(p);
     return rc;
   }
+  if ((p->o.curve_server_key == NULL) != (p->o.curve_secret_key == NULL) ||
+      (p->o.curve_server_key != NULL &&
+       (lpq_curve_key_check(p->o.curve_server_key, err) != 0 ||
+        lpq_curve_public_of(p->o.curve_secret_key, p->curve_public, err) != 0))) {
+    if (p->o.curve_server_key == NULL || p->o.curve_secret_key == NULL)
+      lpq_errorf(err, LPQ_EINVAL, "lpq-worker: CURVE needs both the coordinator's public key "
+                 "and this worker's secret key");
+    else
+      lpq_error_prefix(err, "lpq-worker: CURVE: ");
+    free(p);
+    return LPQ_EINVAL;
+  }
   p->heartbeat_ms = (uint64_t)(p->o.heartbeat_s * 1000 + 0.5);
   p->expiry_ms = p->heartbeat_ms * (uint64_t)p->o.liveness;
   if (gethostname(p->host, sizeof p->host) != 0)
@@ -304,6 +376,9 @@ int lpq_pool_worker_run(const lpq_pool_worker_opts_t *opts, lpq_error_t *err)
     snprintf(p->worker_id, sizeof p->worker_id, "%s", p->o.worker_id);
   else
     snprintf(p->worker_id, sizeof p->worker_id, "%.40s:%ld", p->host, (long)getpid());
+  if (p->o.curve_server_key == NULL && !lpq_curve_endpoint_is_local(p->o.connect))
+    pw_log(p, 1, "talking plain text to %s: only a coordinator started with --insecure "
+           "accepts it (CURVE: --curve-server-key and --curve-secret)", p->o.connect);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   snprintf(p->results_ep, sizeof p->results_ep, "inproc://lpq-worker-results-%p", (void *)p);
@@ -332,6 +407,7 @@ done:
     next = t->next;
     pw_task_free(t);
   }
+  monitor_close(p);
   if (p->dealer != NULL)
     zmq_close(p->dealer);
   if (p->results != NULL)

@@ -38,6 +38,9 @@ typedef struct pw_t {
   uint64_t heartbeat_ms, expiry_ms;
   void *zctx, *dealer, *results; /* results: the PULL end of the evaluation threads' PUSHes */
   char results_ep[64];
+  char curve_public[LPQ_CURVE_KEY_LEN + 1]; /* derived from o.curve_secret_key */
+  void *monitor;            /* CURVE: the DEALER's handshake failures (PAIR), or NULL */
+  unsigned monitor_serial;
   lpq_wire_buf_t out;
 
   /* evaluation threads and their queue (mutex-guarded; no ZeroMQ socket is shared) */

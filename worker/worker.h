@@ -159,6 +159,10 @@ typedef struct lpq_pool_worker_opts_t {
   /* Polled every 100 ms: non-zero (set by a SIGTERM handler) stops taking tasks, hands back
   ** those not started (status LPQ_ECANCELED), finishes the running ones, says BYE, returns. */
   const volatile sig_atomic_t *stop;
+  /* CURVE: the coordinator's public key (pinned: a server with another key is not talked to)
+  ** and this worker's secret key, both Z85 (40 characters); both or neither [plain text]. */
+  const char *curve_server_key;
+  const char *curve_secret_key;
 } lpq_pool_worker_opts_t;
 
 /* Runs until *stop; 0 then. LPQ_EINVAL / LPQ_EIO with err set on bad options or when the

@@ -49,6 +49,7 @@ struct job_t {
   char first_error[LPQ_STORE_TEXT_MAX];
   int cancel, finished, preparing;
   double started;
+  char client[48];         /* who submitted it (lpq_api_call_client; "" after a restart) */
   /* job.watch subscribers */
   lpq_api_sub_t **subs;
   size_t nsubs;
@@ -67,6 +68,9 @@ struct daemon_t {
   uv_signal_t sigterm, sigint;
   int stopping;
   int log_level;
+  /* API limits (--max-blob-mb, --max-jobs-per-client) */
+  uint64_t max_blob_bytes;
+  size_t max_jobs_per_client;
 };
 
 /* jobs.c */

@@ -20,6 +20,13 @@ static void usage(FILE *out) {
           "  --token-file FILE     the bearer token TCP clients must send (16+ characters)\n"
           "  --workers ENDPOINT    where workers connect (default tcp://127.0.0.1:5555;\n"
           "                        tcp://0.0.0.0:5555 accepts other hosts)\n"
+          "  --curve-secret FILE   CURVE on the pool: the coordinator's secret key (lpqctl keygen)\n"
+          "  --curve-keys DIR      with it: admit only workers whose public key is a DIR/*.pub\n"
+          "  --insecure            allow plain text on --workers endpoints other hosts reach\n"
+          "                        (without CURVE only loopback and ipc:// are allowed)\n"
+          "  --max-blob-mb N       largest upload (blob.put, job.submit base64 or path) [1024]\n"
+          "  --max-jobs-per-client N  unfinished jobs one client may have (Unix socket: per\n"
+          "                        uid; TCP: per token) [16]\n"
           "  --heartbeat-ms MS     pool heartbeat interval (default 1000)\n"
           "  --liveness N          missed heartbeats before a worker is expired (default 3)\n"
           "  --task-timeout S      a task running longer is dispatched again (default 600)\n"
@@ -31,6 +38,10 @@ typedef struct opts_t {
   const char *db, *socket, *tcp, *token_file, *workers;
   double heartbeat_s, task_timeout_s;
   int liveness, log_level;
+  const char *curve_secret, *curve_keys;
+  int insecure;
+  double max_blob_mb;
+  long max_jobs_per_client;
 } opts_t;
 
 static int parse(int argc, char **argv, opts_t *o) {
@@ -38,9 +49,11 @@ static int parse(int argc, char **argv, opts_t *o) {
       {"db", 1, 0, 'd'},           {"socket", 1, 0, 's'},   {"tcp", 1, 0, 't'},
       {"token-file", 1, 0, 'k'},   {"workers", 1, 0, 'w'},  {"heartbeat-ms", 1, 0, 'H'},
       {"liveness", 1, 0, 'L'},     {"task-timeout", 1, 0, 'T'}, {"log-level", 1, 0, 'v'},
+      {"curve-secret", 1, 0, 'C'}, {"curve-keys", 1, 0, 'K'},  {"insecure", 0, 0, 'I'},
+      {"max-blob-mb", 1, 0, 'B'}, {"max-jobs-per-client", 1, 0, 'J'},
       {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
   *o = (opts_t){"var/lpq.db", LPQ_API_DEFAULT_SOCKET, NULL, NULL, "tcp://127.0.0.1:5555",
-                1.0, 600.0, 3, 2};
+                1.0, 600.0, 3, 2, NULL, NULL, 0, 1024, 16};
   int c, idx = 0;
   while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
     char *end = NULL;
@@ -55,6 +68,17 @@ static int parse(int argc, char **argv, opts_t *o) {
     case 'L': o->liveness = (int)strtol(optarg, &end, 10); bad = *end || o->liveness < 1; break;
     case 'T': o->task_timeout_s = strtod(optarg, &end); bad = *end || o->task_timeout_s <= 0; break;
     case 'v': o->log_level = (int)strtol(optarg, &end, 10); bad = *end; break;
+    case 'C': o->curve_secret = optarg; break;
+    case 'K': o->curve_keys = optarg; break;
+    case 'I': o->insecure = 1; break;
+    case 'B':
+      o->max_blob_mb = strtod(optarg, &end);
+      bad = *end || !(o->max_blob_mb > 0 && o->max_blob_mb <= 1 << 24);
+      break;
+    case 'J':
+      o->max_jobs_per_client = strtol(optarg, &end, 10);
+      bad = *end || o->max_jobs_per_client < 1;
+      break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return 2;
     }
@@ -69,6 +93,10 @@ static int parse(int argc, char **argv, opts_t *o) {
   }
   if (o->tcp && !o->token_file) {
     fprintf(stderr, "lpq-coordinator: --tcp needs --token-file\n");
+    return 2;
+  }
+  if ((o->curve_secret == NULL) != (o->curve_keys == NULL)) {
+    fprintf(stderr, "lpq-coordinator: CURVE needs both --curve-secret and --curve-keys\n");
     return 2;
   }
   return 0;
@@ -145,6 +173,8 @@ int main(int argc, char **argv) {
     return prc == 1 ? 0 : prc;
   daemon_t d = {0};
   d.log_level = o.log_level;
+  d.max_blob_bytes = (uint64_t)(o.max_blob_mb * 1048576.0);
+  d.max_jobs_per_client = (size_t)o.max_jobs_per_client;
   d.loop = uv_default_loop();
   lpq_error_t err = {0};
   int status = 1;
@@ -175,7 +205,20 @@ int main(int argc, char **argv) {
   }
   lpq_dispatch_opts_t po = {.heartbeat_s = o.heartbeat_s, .liveness = o.liveness,
                             .task_timeout_s = o.task_timeout_s, .max_failures = 3,
-                            .log_level = o.log_level};
+                            .log_level = o.log_level, .curve_keys_dir = o.curve_keys,
+                            .insecure = o.insecure};
+  char secret[LPQ_CURVE_KEY_LEN + 1];
+  if (o.curve_secret) {
+    if (lpq_curve_key_read(o.curve_secret, secret, &err) != 0) {
+      fprintf(stderr, "lpq-coordinator: --curve-secret: %s\n", err.msg);
+      goto out;
+    }
+    po.curve_secret_key = secret;
+    struct stat st;
+    if (stat(o.curve_secret, &st) == 0 && (st.st_mode & 077))
+      fprintf(stderr, "lpq-coordinator: warning: %s is readable by others (mode %03o); "
+              "chmod 600 it\n", o.curve_secret, (unsigned)(st.st_mode & 0777));
+  }
   lpq_dispatch_callbacks_t cb = {jobs_on_result, on_worker, blob_path, on_pool_log, &d};
   if (!(d.pool = lpq_dispatch_new(d.loop, o.workers, &po, &cb, &err))) {
     fprintf(stderr, "lpq-coordinator: %s\n", err.msg);

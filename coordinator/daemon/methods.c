@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static int64_t job_param(json_t *params) {
@@ -41,6 +42,25 @@ static json_t *time_or_null(double t) {
 
 /* ---- job.submit ---- */
 
+/* The upload limit: 0 when `bytes` fits, else an LPQ_API_E_LIMIT reply naming the field. */
+static int blob_too_big(daemon_t *d, uint64_t bytes, const char *field, lpq_api_call_t *call) {
+  if (bytes <= d->max_blob_bytes)
+    return 0;
+  lpq_api_reply_error(call, LPQ_API_E_LIMIT,
+                      json_pack("{s:s, s:I, s:I}", "field", field, "bytes", (json_int_t)bytes,
+                                "limit", (json_int_t)d->max_blob_bytes),
+                      "%s: %llu bytes is over the coordinator's blob limit of %llu bytes "
+                      "(--max-blob-mb)", field, (unsigned long long)bytes,
+                      (unsigned long long)d->max_blob_bytes);
+  return -1;
+}
+
+/* The bytes that padded base64 text decodes to (checked before decoding it). */
+static uint64_t base64_bytes(const char *text, size_t n) {
+  uint64_t pad = (n > 0 && text[n - 1] == '=') + (n > 1 && text[n - 2] == '=');
+  return (uint64_t)n / 4 * 3 - (pad < (uint64_t)n / 4 * 3 ? pad : 0);
+}
+
 /* A blob given as {path | base64 | hash}: stored, its hash in out. */
 static int resolve_blob(daemon_t *d, json_t *spec, const char *kind, char out[65],
                         lpq_api_call_t *call) {
@@ -48,6 +68,10 @@ static int resolve_blob(daemon_t *d, json_t *spec, const char *kind, char out[65
   json_t *path = json_object_get(spec, "path"), *b64 = json_object_get(spec, "base64");
   json_t *hash = json_object_get(spec, "hash");
   if (path) {
+    struct stat st;
+    if (stat(json_string_value(path), &st) == 0 && S_ISREG(st.st_mode) &&
+        blob_too_big(d, (uint64_t)st.st_size, kind, call) != 0)
+      return -1;
     if (lpq_store_blob_put_file(d->store, kind, json_string_value(path), out, &err) != 0) {
       lpq_api_reply_error(call, LPQ_API_E_IO, json_pack("{s:s}", "field", kind),
                           "%s: %s", kind, err.msg);
@@ -57,7 +81,10 @@ static int resolve_blob(daemon_t *d, json_t *spec, const char *kind, char out[65
     unsigned char *bytes = NULL;
     size_t n = 0;
     const char *s = json_string_value(b64);
-    if (lpq_base64_decode(s, strlen(s), &bytes, &n, &err) != 0) {
+    size_t len = strlen(s);
+    if (blob_too_big(d, base64_bytes(s, len), kind, call) != 0)
+      return -1;
+    if (lpq_base64_decode(s, len, &bytes, &n, &err) != 0) {
       lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, json_pack("{s:s}", "field", kind),
                           "%s.base64: %s", kind, err.msg);
       return -1;
@@ -120,10 +147,31 @@ static int check_inputs(daemon_t *d, const lpq_job_settings_t *js, lpq_api_call_
   return code ? -1 : 0;
 }
 
+/* At most max_jobs_per_client unfinished jobs per client (the Unix socket's uid, or the TCP
+** token): 0, or an LPQ_API_E_LIMIT reply. */
+static int too_many_jobs(daemon_t *d, const char *client, lpq_api_call_t *call) {
+  size_t mine = 0;
+  for (job_t *j = d->jobs; j; j = j->next)
+    mine += !j->finished && !j->cancel && strcmp(j->client, client) == 0;
+  if (mine < d->max_jobs_per_client)
+    return 0;
+  lpq_api_reply_error(call, LPQ_API_E_LIMIT,
+                      json_pack("{s:s, s:I, s:I}", "client", client, "jobs", (json_int_t)mine,
+                                "limit", (json_int_t)d->max_jobs_per_client),
+                      "%s has %zu unfinished jobs, the most one client may have "
+                      "(--max-jobs-per-client); wait for one to end or cancel one",
+                      client, mine);
+  return -1;
+}
+
 static void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
   daemon_t *d = ctx;
   lpq_job_settings_t js;
   lpq_error_t err = {0};
+  char client[48];
+  lpq_api_call_client(call, client, sizeof client);
+  if (too_many_jobs(d, client, call) != 0)
+    return;
   json_t *settings = json_object_get(params, "settings");
   char *text = settings ? json_dumps(settings, JSON_COMPACT) : NULL;
   int rc = lpq_job_settings_parse(text ? text : "{}", &js, &err);
@@ -165,6 +213,9 @@ static void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_object_set_new(res, "labels_hash", js.labels[0] ? json_string(js.labels) : json_null());
   if (job_start(d, id, &err) != 0)
     daemon_log(d, 0, "job %lld: %s", (long long)id, err.msg);
+  job_t *started = job_find(d, id);
+  if (started)
+    snprintf(started->client, sizeof started->client, "%s", client);
   lpq_api_reply(call, res);
 }
 
@@ -422,9 +473,11 @@ static void m_blob_put(void *ctx, lpq_api_call_t *call, json_t *params) {
   daemon_t *d = ctx;
   const char *s = json_string_value(json_object_get(params, "base64"));
   unsigned char *bytes = NULL;
-  size_t n = 0;
+  size_t n = 0, len = strlen(s);
   lpq_error_t err;
-  if (lpq_base64_decode(s, strlen(s), &bytes, &n, &err) != 0) {
+  if (blob_too_big(d, base64_bytes(s, len), "base64", call) != 0)
+    return;
+  if (lpq_base64_decode(s, len, &bytes, &n, &err) != 0) {
     lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, json_pack("{s:s}", "field", "base64"),
                         "base64: %s", err.msg);
     return;

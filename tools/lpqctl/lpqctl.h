@@ -66,6 +66,7 @@ int cmd_export(ctl_t *ctl, int argc, char **argv);
 int cmd_workers(ctl_t *ctl, int argc, char **argv);
 int cmd_history(ctl_t *ctl, int argc, char **argv);
 int cmd_stats(ctl_t *ctl, int argc, char **argv);
+int cmd_keygen(ctl_t *ctl, int argc, char **argv);
 
 /* Follows a job's job.progress notifications until a final one (a bar on a terminal, one line
 ** per notification otherwise, JSON lines with --json). Used by submit and watch. */

@@ -14,6 +14,7 @@ static const ctl_command_t commands[] = {
     {"workers", "the workers and what they are doing", cmd_workers},
     {"history", "any table or view of the coordinator's database, as CSV or JSON", cmd_history},
     {"stats", "the API server's counters (connections, requests, latency)", cmd_stats},
+    {"keygen", "a CURVE key pair for the worker pool: NAME.key and NAME.pub", cmd_keygen},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

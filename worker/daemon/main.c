@@ -22,11 +22,14 @@ static void usage(FILE *f)
   fprintf(f,
           "usage: lpq-worker --connect tcp://HOST:PORT [--threads N] [--cache-dir DIR]\n"
           "                  [--id NAME] [--synthetic MS] [--heartbeat-ms MS] [--liveness N]\n"
-          "                  [--log-level 0..3]\n"
+          "                  [--log-level 0..3] [--curve-server-key FILE --curve-secret FILE]\n"
           "Evaluates candidates for an lpq coordinator. Blobs (models, data) are fetched by hash\n"
           "into --cache-dir (default ./var/worker-cache) and kept. --synthetic MS scores from\n"
           "the genome alone after sleeping MS milliseconds (tests, benchmarks). SIGTERM or\n"
-          "SIGINT: hand back tasks not started, finish the running ones, say BYE, exit 0.\n");
+          "SIGINT: hand back tasks not started, finish the running ones, say BYE, exit 0.\n"
+          "CURVE (a coordinator on another host): --curve-server-key is the coordinator's .pub\n"
+          "(pinned), --curve-secret this worker's .key (`lpqctl keygen NAME`; the coordinator\n"
+          "must hold NAME.pub in its --curve-keys folder).\n");
 }
 
 /* A whole-string number in [lo, hi], or -1. */
@@ -44,10 +47,13 @@ int main(int argc, char **argv)
       {"cache-dir", required_argument, NULL, 'd'}, {"id", required_argument, NULL, 'i'},
       {"synthetic", required_argument, NULL, 's'}, {"heartbeat-ms", required_argument, NULL, 'h'},
       {"liveness", required_argument, NULL, 'l'},  {"log-level", required_argument, NULL, 'v'},
+      {"curve-server-key", required_argument, NULL, 'S'},
+      {"curve-secret", required_argument, NULL, 'K'},
       {"help", no_argument, NULL, 'H'},            {NULL, 0, NULL, 0},
   };
   lpq_pool_worker_opts_t o = {0};
-  const char *synthetic = NULL;
+  const char *synthetic = NULL, *server_key_file = NULL, *secret_file = NULL;
+  static char server_key[LPQ_CURVE_KEY_LEN + 1], secret_key[LPQ_CURVE_KEY_LEN + 1];
   long v;
   int c;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -56,6 +62,8 @@ int main(int argc, char **argv)
     case 'd': o.cache_dir = optarg; break;
     case 'i': o.worker_id = optarg; break;
     case 's': synthetic = optarg; break;
+    case 'S': server_key_file = optarg; break;
+    case 'K': secret_file = optarg; break;
     case 't':
     case 'h':
     case 'l':
@@ -85,6 +93,19 @@ int main(int argc, char **argv)
     return 2;
   }
   lpq_error_t err;
+  if ((server_key_file == NULL) != (secret_file == NULL)) {
+    fprintf(stderr, "lpq-worker: CURVE needs both --curve-server-key and --curve-secret\n");
+    return 2;
+  }
+  if (server_key_file != NULL) {
+    if (lpq_curve_key_read(server_key_file, server_key, &err) != 0 ||
+        lpq_curve_key_read(secret_file, secret_key, &err) != 0) {
+      fprintf(stderr, "lpq-worker: %s\n", err.msg);
+      return 2;
+    }
+    o.curve_server_key = server_key;
+    o.curve_secret_key = secret_key;
+  }
   if (worker_evaluator_create(synthetic ? "synthetic" : "real", synthetic, &o.evaluator,
                               &err) != 0) {
     fprintf(stderr, "lpq-worker: %s\n", err.msg);

@@ -14,7 +14,7 @@ mkdir -p "$out"
 common=(--model "$model" --data $D/t10k-images-idx3-ubyte.gz --labels $D/t10k-labels-idx1-ubyte.gz
         --norm 0.2860,0.3530 --calib-data models/fashion_calib_256.npy --calib 128
         --max-weight-bits 4.5 --act-bits 2:8 --pin-ends --evaluations "$evals" --generations 0
-        --population 20 --seed 1 --threads 2 --top1 6 --hv-ref 12,0.3 --json)
+        --population 20 --seed 1 --threads 2 --top1 4 --hv-ref 12,0.3 --json)
 /usr/bin/time -f "%e s" -o "$out/lpq.time" $LPQ search "${common[@]}" --out "$out/lpq" > "$out/lpq.json"
 /usr/bin/time -f "%e s" -o "$out/random.time" $LPQ search "${common[@]}" --random --out "$out/random" > "$out/random.json"
 /usr/bin/python3 - "$out" <<'PY'

@@ -20,7 +20,7 @@
 typedef struct svc_t {
   char dir[64], db[128], sock[128], endpoint[64];
   pid_t coord, workers[4];
-  int nworkers;
+  int nworkers, starts;
 } svc_t;
 
 static const char *bin(const char *name) {
@@ -47,17 +47,27 @@ static pid_t spawn(char *const argv[], const char *log) {
 
 static void start_coordinator(svc_t *s) {
   char log[160];
-  snprintf(log, sizeof log, "%s/coordinator.log", s->dir);
+  snprintf(log, sizeof log, "%s/coordinator%d.log", s->dir, s->starts++);
   char *argv[] = {(char *)bin("lpq-coordinator"), "--db", s->db, "--socket", s->sock,
                   "--workers", s->endpoint, "--heartbeat-ms", HB, "--log-level", "2", NULL};
   s->coord = spawn(argv, log);
-  for (int i = 0; i < 100; i++) { /* wait for the socket */
-    struct stat st;
-    if (stat(s->sock, &st) == 0)
-      return;
+  /* wait for "ready": it names the workers' endpoint (a free port the first time) */
+  for (int i = 0; i < 200; i++) {
+    FILE *f = fopen(log, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) {
+      char *w = strstr(line, "ready: "), *ep = w ? strstr(w, ", workers ") : NULL;
+      if (ep) {
+        snprintf(s->endpoint, sizeof s->endpoint, "%.*s", (int)strcspn(ep + 10, " \n"), ep + 10);
+        fclose(f);
+        return;
+      }
+    }
+    if (f)
+      fclose(f);
     usleep(50000);
   }
-  cr_assert_fail("the coordinator did not create %s", s->sock);
+  cr_assert_fail("the coordinator did not start (see %s)", log);
 }
 
 static void start_worker(svc_t *s, const char *synthetic_ms) {
@@ -83,8 +93,7 @@ static void svc_init(svc_t *s) {
   cr_assert_not_null(mkdtemp(s->dir));
   snprintf(s->db, sizeof s->db, "%s/lpq.db", s->dir);
   snprintf(s->sock, sizeof s->sock, "%s/lpq.sock", s->dir);
-  srand((unsigned)getpid() ^ (unsigned)time(NULL));
-  snprintf(s->endpoint, sizeof s->endpoint, "tcp://127.0.0.1:%d", 21000 + rand() % 20000);
+  snprintf(s->endpoint, sizeof s->endpoint, "tcp://127.0.0.1:*"); /* a free port */
 }
 
 static void svc_stop(svc_t *s) {

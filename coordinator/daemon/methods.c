@@ -260,7 +260,7 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_object_update(o, p);
   json_object_del(o, "final");
   json_object_del(o, "workers");
-  json_object_set_new(o, "error", sj.status == LPQ_STORE_JOB_FAILED ? json_string(sj.message) : json_null());
+  /* "error" comes from the progress: why it failed, or why it is paused */
   json_object_set_new(o, "stop_reason", sj.status == LPQ_STORE_JOB_DONE && !strncmp(sj.message, "stopped: ", 9)
                                             ? json_string(sj.message + 9) : json_null());
   json_object_set_new(o, "created_at", time_or_null(sj.created));
@@ -526,6 +526,35 @@ static void m_db_tables(void *ctx, lpq_api_call_t *call, json_t *params) {
   lpq_api_reply(call, json_pack("{s:o}", "tables", arr));
 }
 
+/* ---- server.stats: the API library's counters, with the pool's and the jobs' ---- */
+
+static void m_stats(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  (void)params;
+  json_t *o = lpq_api_stats(d->api);
+  lpq_dispatch_stats_t ps;
+  lpq_dispatch_stats(d->pool, &ps);
+  json_object_set_new(
+      o, "pool",
+      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "workers",
+                (json_int_t)ps.workers, "slots", (json_int_t)ps.slots, "tasks_queued",
+                (json_int_t)ps.tasks_queued, "tasks_running", (json_int_t)ps.tasks_running,
+                "submitted", (json_int_t)ps.submitted, "completed", (json_int_t)ps.completed,
+                "failed", (json_int_t)ps.failed, "retried", (json_int_t)ps.retried, "timeouts",
+                (json_int_t)ps.timeouts, "workers_expired", (json_int_t)ps.workers_expired,
+                "dropped_results", (json_int_t)ps.dropped_results, "bad_frames",
+                (json_int_t)ps.bad_frames));
+  size_t active = 0;
+  for (job_t *j = d->jobs; j; j = j->next)
+    active++;
+  json_object_set_new(o, "jobs", json_pack("{s:I, s:I, s:b, s:o}", "active", (json_int_t)active,
+                                           "results_queued", (json_int_t)d->npending, "paused",
+                                           store_paused(d), "store_error",
+                                           store_paused(d) ? json_string(d->store_error)
+                                                           : json_null()));
+  lpq_api_reply(call, o);
+}
+
 int methods_register(daemon_t *d, lpq_error_t *err) {
   static const struct {
     const char *name;
@@ -534,7 +563,7 @@ int methods_register(daemon_t *d, lpq_error_t *err) {
            {"job.watch", m_watch},   {"job.cancel", m_cancel},   {"job.pareto", m_pareto},
            {"job.export", m_export},
            {"worker.list", m_workers}, {"blob.put", m_blob_put}, {"db.query", m_db_query},
-           {"db.tables", m_db_tables}};
+           {"db.tables", m_db_tables}, {"server.stats", m_stats}};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
     int rc = lpq_api_register(d->api, m[i].name, m[i].fn, d, err);
     if (rc != 0)

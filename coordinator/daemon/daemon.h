@@ -61,6 +61,13 @@ struct job_t {
   job_t *next;
 };
 
+/* job.get's "best" of a job at its last committed generation (methods.c). */
+typedef struct best_cache_t {
+  int64_t job, generation;
+  json_t *best;
+} best_cache_t;
+#define DAEMON_BEST_CACHE 64
+
 struct daemon_t {
   uv_loop_t *loop;
   lpq_store_t *store;
@@ -79,6 +86,7 @@ struct daemon_t {
   uv_timer_t store_retry;
   int retrying; /* inside a timer retry: jobs_flush may write */
   size_t store_failures; /* writes that failed, in all */
+  best_cache_t best_cache[DAEMON_BEST_CACHE]; /* slot: job id modulo the size */
 };
 
 /* jobs.c */

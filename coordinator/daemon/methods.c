@@ -170,7 +170,7 @@ static void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
 
 /* ---- job.list, job.get ---- */
 
-static json_t *best_of(daemon_t *d, int64_t id) {
+static json_t *best_query(daemon_t *d, int64_t id) {
   lpq_store_dump_filter_t f = {.job = id, .limit = 1};
   char *text = NULL;
   if (lpq_store_dump_json(d->store, "v_best_config", &f, &text, NULL) != 0)
@@ -195,6 +195,19 @@ static json_t *best_of(daemon_t *d, int64_t id) {
   }
   json_decref(arr);
   return o;
+}
+
+/* The best genome as job.get shows it, cached per (job, last committed generation): the view
+** scans every generation's individuals (a few ms late in a long job, and 200 clients polling
+** job.get would hold the loop), and only a generation's commit can change its answer. */
+static json_t *best_of(daemon_t *d, int64_t id, int64_t generation) {
+  best_cache_t *c = &d->best_cache[(size_t)id % DAEMON_BEST_CACHE];
+  if (c->best && c->job == id && c->generation == generation)
+    return json_incref(c->best);
+  json_t *b = best_query(d, id);
+  json_decref(c->best);
+  *c = (best_cache_t){id, generation, json_incref(b)};
+  return b;
 }
 
 static void m_list(void *ctx, lpq_api_call_t *call, json_t *params) {
@@ -267,7 +280,7 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_object_set_new(o, "started_at", time_or_null(sj.started));
   json_object_set_new(o, "finished_at", time_or_null(sj.finished));
   json_object_set_new(o, "evaluations_pending", json_integer(0));
-  json_object_set_new(o, "best", best_of(d, id));
+  json_object_set_new(o, "best", best_of(d, id, sj.generation));
   json_decref(p);
   lpq_store_job_clear(&sj);
   lpq_api_reply(call, o);

@@ -48,6 +48,7 @@ struct job_t {
   task_ref_t *refs;        /* batch_count */
   char first_error[LPQ_STORE_TEXT_MAX];
   int cancel, finished, preparing;
+  int replay;              /* results of an earlier run may be stored: look genomes up first */
   double started;
   /* the store could not be written (e.g. a full disk): the job waits, nothing is lost */
   int paused;              /* shown as status "paused" with the store's error */

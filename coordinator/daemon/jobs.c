@@ -254,12 +254,14 @@ void job_step(job_t *j) {
       j->batch_count = count;
       j->told = j->failed_now = j->dispatched = 0;
       j->first_error[0] = 0;
+      size_t replayed = 0;
       for (size_t i = 0; i < count; i++) {
         uint64_t h = lpq_genome_hash(j->batch + i * j->nl, j->nl);
         lpq_store_eval_t e;
-        int rc = lpq_store_eval_get(d->store, j->id, h, &e, &err);
+        int rc = j->replay ? lpq_store_eval_get(d->store, j->id, h, &e, &err) : LPQ_ENOTFOUND;
         if (rc == 0) {
           tell(j, i, &e); /* replayed from the database */
+          replayed++;
         } else if (rc == LPQ_ENOTFOUND) {
           if (dispatch_genome(j, i, h, &err) != 0) {
             job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
@@ -270,6 +272,10 @@ void job_step(job_t *j) {
           return;
         }
       }
+      /* an earlier run stored results of the batches it asked for, in order: once a batch
+      ** finds none, no later batch can, and the lookups stop */
+      if (replayed == 0)
+        j->replay = 0;
     }
     if (j->told < j->batch_count)
       return; /* results will come */
@@ -481,6 +487,7 @@ int job_start(daemon_t *d, int64_t id, lpq_error_t *err) {
   j->d = d;
   j->id = id;
   snprintf(j->name, sizeof j->name, "%s", sj.name);
+  j->replay = sj.evaluations_stored > 0 || sj.generation >= 0;
   rc = lpq_job_settings_parse(sj.settings, &j->js, err);
   lpq_store_job_clear(&sj);
   if (rc == 0 && !(j->settings_json = lpq_job_settings_json(&j->js)))

@@ -35,6 +35,8 @@ B_FN double b_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static const char *b_logs; /* the service's folder, kept when the benchmark fails */
+
 B_FN void b_die(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -42,6 +44,8 @@ B_FN void b_die(const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   fprintf(stderr, "\n");
   va_end(ap);
+  if (b_logs)
+    fprintf(stderr, "bench: the logs are in %s\n", b_logs);
   exit(1);
 }
 
@@ -73,24 +77,44 @@ B_FN void b_init(bsvc_t *s, const char *argv0) {
   snprintf(s->dir, sizeof s->dir, "/tmp/lpq-bench-XXXXXX");
   if (!mkdtemp(s->dir))
     b_die("mkdtemp failed");
+  b_logs = s->dir;
   snprintf(s->db, sizeof s->db, "%s/lpq.db", s->dir);
   snprintf(s->sock, sizeof s->sock, "%s/lpq.sock", s->dir);
   srand((unsigned)getpid() ^ (unsigned)time(NULL));
   snprintf(s->endpoint, sizeof s->endpoint, "tcp://127.0.0.1:%d", 21000 + rand() % 20000);
 }
 
+B_FN int b_file_has(const char *path, const char *text) {
+  FILE *f = fopen(path, "r");
+  char line[4096];
+  int found = 0;
+  while (f && !found && fgets(line, sizeof line, f))
+    found = strstr(line, text) != NULL;
+  if (f)
+    fclose(f);
+  return found;
+}
+
+/* Starts the daemon and waits for its "ready" line; a random port another program holds makes
+** it exit, and then another port is tried. */
 B_FN void b_start_coordinator(bsvc_t *s) {
   char prog[PATH_MAX + 32], log[128];
   snprintf(prog, sizeof prog, "%s/lpq-coordinator", s->bin);
   snprintf(log, sizeof log, "%s/coordinator.log", s->dir);
-  char *argv[] = {prog, "--db", s->db, "--socket", s->sock, "--workers", s->endpoint,
-                  "--log-level", "1", NULL};
-  s->coord = b_spawn(argv, log);
-  for (int i = 0; i < 400; i++) {
-    struct stat st;
-    if (stat(s->sock, &st) == 0)
-      return;
-    usleep(25000);
+  for (int attempt = 0; attempt < 5; attempt++) {
+    char *argv[] = {prog, "--db", s->db, "--socket", s->sock, "--workers", s->endpoint,
+                    "--log-level", "1", NULL};
+    s->coord = b_spawn(argv, log);
+    for (int i = 0; i < 1200; i++) {
+      if (b_file_has(log, "lpq-coordinator: ready:"))
+        return;
+      if (waitpid(s->coord, NULL, WNOHANG) == s->coord)
+        break;
+      usleep(25000);
+    }
+    if (!b_file_has(log, "Address already in use"))
+      break;
+    snprintf(s->endpoint, sizeof s->endpoint, "tcp://127.0.0.1:%d", 21000 + rand() % 20000);
   }
   b_die("the coordinator did not start (see %s)", log);
 }

@@ -79,6 +79,19 @@ F_FN void f_init(svc_t *s, const char *db_path) {
   snprintf(s->endpoint, sizeof s->endpoint, "tcp://127.0.0.1:%d", 21000 + rand() % 20000);
 }
 
+/* 1 when the file contains text. */
+F_FN int f_file_has(const char *path, const char *text) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  char line[4096];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, text) != NULL;
+  fclose(f);
+  return found;
+}
+
 F_FN void f_disconnect(svc_t *s) {
   if (s->fd >= 0)
     close(s->fd);
@@ -86,17 +99,34 @@ F_FN void f_disconnect(svc_t *s) {
   s->len = 0;
 }
 
+/* Starts the daemon and waits for its "ready" line. On a first start, a random port that
+** another program holds makes it exit, and another port is tried; a restart keeps the port its
+** workers know. */
 F_FN void f_start_coordinator(svc_t *s) {
-  char *argv[] = {(char *)f_bin("lpq-coordinator"), "--db", s->db, "--socket", s->sock,
-                  "--workers", s->endpoint, "--heartbeat-ms", F_HB, "--log-level", "2", NULL};
-  s->coord = f_spawn(argv, s->log);
-  for (int i = 0; i < 200; i++) { /* wait for the socket */
-    struct stat st;
-    if (stat(s->sock, &st) == 0)
-      return;
-    usleep(25000);
+  int restart = f_file_has(s->log, "lpq-coordinator: ready:");
+  for (int attempt = 0; attempt < 5; attempt++) {
+    char *argv[] = {(char *)f_bin("lpq-coordinator"), "--db", s->db, "--socket", s->sock,
+                    "--workers", s->endpoint, "--heartbeat-ms", F_HB, "--log-level", "2", NULL};
+    /* the log is read for this start's ready line: it starts afresh (kept under .N) */
+    char old[160];
+    snprintf(old, sizeof old, "%s.%d", s->log, attempt + 10 * restart);
+    rename(s->log, old);
+    s->coord = f_spawn(argv, s->log);
+    for (int i = 0; i < 800; i++) {
+      if (f_file_has(s->log, "lpq-coordinator: ready:"))
+        return;
+      if (waitpid(s->coord, NULL, WNOHANG) == s->coord)
+        break;
+      usleep(25000);
+    }
+    if (!f_file_has(s->log, "Address already in use"))
+      break;
+    if (!restart)
+      snprintf(s->endpoint, sizeof s->endpoint, "tcp://127.0.0.1:%d", 21000 + rand() % 20000);
+    else
+      usleep(500000);
   }
-  cr_assert_fail("the coordinator did not create %s", s->sock);
+  cr_assert_fail("the coordinator did not start (see %s)", s->log);
 }
 
 F_FN void f_start_worker(svc_t *s, const char *synthetic_ms) {
@@ -310,19 +340,6 @@ F_FN long long f_sql_int(const char *db, const char *sql) {
   }
   sqlite3_close(h);
   return v;
-}
-
-/* 1 when the file contains text. */
-F_FN int f_file_has(const char *path, const char *text) {
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return 0;
-  char line[4096];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f))
-    found = strstr(line, text) != NULL;
-  fclose(f);
-  return found;
 }
 
 /* A pool counter from server.stats. */

@@ -31,6 +31,7 @@ struct job_t {
   char name[LPQ_STORE_NAME_MAX];
   lpq_job_settings_t js;
   char *settings_json;     /* canonical, sent to workers with every task */
+  json_t *settings_obj;    /* the stored settings as job.get shows them (parsed at first use) */
   /* set up on the thread pool: model, calibration batch, seeds */
   uv_work_t prep;
   char *model_path, *data_path; /* the blobs' files, for the preparation */
@@ -65,6 +66,7 @@ struct job_t {
 /* job.get's "best" of a job at its last committed generation (methods.c). */
 typedef struct best_cache_t {
   int64_t job, generation;
+  double computed; /* when (daemon_now_s) */
   json_t *best;
 } best_cache_t;
 #define DAEMON_BEST_CACHE 64

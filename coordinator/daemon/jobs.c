@@ -59,6 +59,7 @@ static void job_free(job_t *j) {
   free(j->specs);
   free(j->refs);
   free(j->settings_json);
+  json_decref(j->settings_obj);
   free(j->model_path);
   free(j->data_path);
   for (size_t i = 0; i < j->nsubs; i++)
@@ -96,9 +97,12 @@ json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err) {
   lpq_store_job_t sj;
   if (lpq_store_job_get(d->store, id, &sj, err) != 0)
     return NULL;
-  lpq_job_settings_t js;
-  lpq_job_settings_parse(sj.settings, &js, NULL);
   job_t *j = job_find(d, id);
+  lpq_job_settings_t js;
+  if (j)
+    js = j->js; /* parsed when it started */
+  else
+    lpq_job_settings_parse(sj.settings, &js, NULL);
   double elapsed = isfinite(sj.started) ? ((isfinite(sj.finished) ? sj.finished : daemon_now_s()) -
                                            sj.started)
                                         : 0;

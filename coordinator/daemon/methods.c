@@ -197,16 +197,22 @@ static json_t *best_query(daemon_t *d, int64_t id) {
   return o;
 }
 
-/* The best genome as job.get shows it, cached per (job, last committed generation): the view
-** scans every generation's individuals (a few ms late in a long job, and 200 clients polling
-** job.get would hold the loop), and only a generation's commit can change its answer. */
-static json_t *best_of(daemon_t *d, int64_t id, int64_t generation) {
+/* The best genome as job.get shows it, cached per job. The view scans every generation's
+** individuals (milliseconds late in a long job: 200 clients polling job.get held the loop) and
+** only a generation's commit changes its answer; so the answer is reused for the same committed
+** generation, and while the job runs also for BEST_MAX_AGE_S after it was computed (a running
+** job commits generations many times a second; a best that lags by a second is fine for a
+** progress display, and a job that has ended gets its exact answer). */
+#define BEST_MAX_AGE_S 1.0
+static json_t *best_of(daemon_t *d, int64_t id, int64_t generation, int running) {
   best_cache_t *c = &d->best_cache[(size_t)id % DAEMON_BEST_CACHE];
-  if (c->best && c->job == id && c->generation == generation)
+  double now = daemon_now_s();
+  if (c->best && c->job == id &&
+      (c->generation == generation || (running && now - c->computed < BEST_MAX_AGE_S)))
     return json_incref(c->best);
   json_t *b = best_query(d, id);
   json_decref(c->best);
-  *c = (best_cache_t){id, generation, json_incref(b)};
+  *c = (best_cache_t){id, generation, now, json_incref(b)};
   return b;
 }
 
@@ -269,7 +275,11 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_t *p = job_progress_json(d, id, &err);
   json_t *o = json_pack("{s:I, s:s, s:s}", "job", (json_int_t)id, "name", sj.name, "status",
                         lpq_store_job_status_name(sj.status));
-  json_object_set_new(o, "settings", json_loads(sj.settings, 0, NULL));
+  job_t *live = job_find(d, id);
+  if (live && !live->settings_obj)
+    live->settings_obj = json_loads(sj.settings, 0, NULL); /* parsed once per live job */
+  json_object_set_new(o, "settings", live ? json_incref(live->settings_obj)
+                                          : json_loads(sj.settings, 0, NULL));
   json_object_update(o, p);
   json_object_del(o, "final");
   json_object_del(o, "workers");
@@ -280,7 +290,8 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_object_set_new(o, "started_at", time_or_null(sj.started));
   json_object_set_new(o, "finished_at", time_or_null(sj.finished));
   json_object_set_new(o, "evaluations_pending", json_integer(0));
-  json_object_set_new(o, "best", best_of(d, id, sj.generation));
+  json_object_set_new(o, "best", best_of(d, id, sj.generation,
+                                         live && !lpq_store_job_status_final(sj.status)));
   json_decref(p);
   lpq_store_job_clear(&sj);
   lpq_api_reply(call, o);

@@ -154,6 +154,20 @@ B_FN void b_stop(bsvc_t *s) {
     fprintf(stderr, "could not remove %s\n", s->dir);
 }
 
+/* The machine's load average and core count, printed with the figures: on a shared machine
+** they say how much of it the benchmark had. */
+B_FN void b_print_load(const char *when) {
+  FILE *f = fopen("/proc/loadavg", "r");
+  double l1 = 0, l5 = 0;
+  if (f) {
+    if (fscanf(f, "%lf %lf", &l1, &l5) != 2)
+      l1 = l5 = 0;
+    fclose(f);
+  }
+  printf("  (%s: load average %.2f over 1 min, %.2f over 5, on %ld cores)\n", when, l1, l5,
+         sysconf(_SC_NPROCESSORS_ONLN));
+}
+
 B_FN int b_connect(const bsvc_t *s) {
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   struct sockaddr_un a = {.sun_family = AF_UNIX};

@@ -136,6 +136,7 @@ int main(int argc, char **argv) {
     b_die("an option is out of range (clients 1..250: the API takes 256 connections)");
   bsvc_t s;
   b_init(&s, argv[0]);
+  b_print_load("before");
   b_start_coordinator(&s);
   for (int i = 0; i < workers; i++)
     b_start_worker(&s, synthetic_ms, threads);
@@ -164,6 +165,7 @@ int main(int argc, char **argv) {
          alone1, alone2, loaded, -fall);
   printf("  bars: p99 < 50 ms %s; fall < 10%% %s\n", p99 < 50 ? "held" : "MISSED",
          fall < 10 ? "held" : "MISSED");
+  b_print_load("after");
   free(lat);
   free(none);
   return p99 < 50 && fall < 10 ? 0 : 1;

@@ -10,7 +10,7 @@
 **     evaluations per second after the first results (blobs fetched, FP reference cached).
 **     The bar: >= 1.8x.
 **
-** usage: service_speed [--sim-workers 100] [--slots 2] [--jobs 4] [--population 500]
+** usage: service_speed [--sim-workers 100] [--slots 2] [--jobs 8] [--population 100]
 **                      [--seconds 6] [--real-seconds 20] [--part 1|2|both]
 **        (run from the repository's top folder: it reads models/)
 */
@@ -228,7 +228,7 @@ static double real_rate(const char *argv0, int n, double seconds) {
 }
 
 int main(int argc, char **argv) {
-  int nsim = 100, njobs = 4, population = 500;
+  int nsim = 100, njobs = 8, population = 100;
   unsigned slots = 2;
   double seconds = 6, real_seconds = 20;
   const char *part = "both";
@@ -254,6 +254,7 @@ int main(int argc, char **argv) {
       population < 4 || seconds <= 0 || real_seconds <= 0)
     b_die("an option is out of range");
   printf("service_speed: issue 7's bars on the real lpq-coordinator\n");
+  b_print_load("before");
   int rc = 0;
   if (strcmp(part, "2") != 0)
     rc |= overhead(argv[0], nsim, slots, njobs, population, seconds) < 20000;
@@ -265,5 +266,6 @@ int main(int argc, char **argv) {
            two / one >= 1.8 ? "held" : "MISSED");
     rc |= two / one < 1.8;
   }
+  b_print_load("after");
   return rc;
 }

@@ -69,6 +69,7 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   }
   size_t filled = fill_disk(filler);
   cr_assert_gt(filled, 0);
+  double t_full = f_now();
   /* the job pauses with the store's error, visible through job.get */
   char *st = NULL;
   const char *why = NULL;
@@ -84,8 +85,11 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
     cr_assert_lt(f_now() - t0, 20, "the job never paused on the full disk");
     usleep(20000);
   }
+  double paused_after = f_now() - t_full;
   cr_assert_not_null(why, "a paused job says why");
   cr_assert(strstr(why, "full") != NULL, "the reason names the full disk: %s", why);
+  char d_why[256];
+  snprintf(d_why, sizeof d_why, "%s", why);
   free(st);
   long long evals_paused = (long long)json_integer_value(json_object_get(g, "evaluations"));
   json_decref(g);
@@ -106,6 +110,20 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   cr_assert(f_file_has(s.log, "jobs paused"), "the log says the jobs paused");
   /* space returns: the job resumes and ends as if nothing happened */
   cr_assert_eq(unlink(filler), 0);
+  double t_free = f_now(), resumed_after = -1;
+  for (;;) {
+    st = f_status(&s, id, NULL);
+    if (strcmp(st, "paused") != 0)
+      break;
+    free(st);
+    cr_assert_lt(f_now() - t_free, 20, "the job stays paused with space back");
+    usleep(10000);
+  }
+  resumed_after = f_now() - t_free;
+  free(st);
+  fprintf(stderr, "full disk: %zu bytes of filler; paused %.2f s after the disk filled (\"%s\"), "
+          "running again %.2f s after the filler went\n", filled, paused_after, d_why,
+          resumed_after);
   st = f_wait_job(&s, id, 60);
   cr_assert_str_eq(st, "done");
   free(st);
@@ -154,6 +172,7 @@ Test(faults, sigterm_mid_job_shuts_down_cleanly_and_the_job_resumes) {
   int code = f_stop_coordinator(&s, 10);
   double took = f_now() - t0;
   cr_assert_eq(code, 0, "SIGTERM: exit status %d", code);
+  fprintf(stderr, "SIGTERM mid-job (generation 2 or later): exit 0 after %.3f s\n", took);
   cr_assert_lt(took, 5, "shutdown took %.1f s", took);
   struct stat stt;
   cr_assert_neq(stat(s.sock, &stt), 0, "the socket file is left behind");

@@ -206,6 +206,9 @@ Test(faults, a_worker_sending_garbage_disturbs_nothing) {
                 "%zu garbage frames sent", garbage);
   cr_assert_geq(f_pool_stat(&s, "dropped_results"), (long long)(unknown + answered) - 1);
   cr_assert(f_file_has(s.log, "dropped"), "the log names the dropped frames");
+  fprintf(stderr, "garbage worker: %zu garbage frames, %zu results for unknown tasks, %zu "
+          "repeats sent; the pool counted %lld bad frames and %lld dropped results\n", garbage,
+          unknown, answered, f_pool_stat(&s, "bad_frames"), f_pool_stat(&s, "dropped_results"));
   char *front = f_front(&s, id);
   int64_t again = f_submit(&s, F_LONG_JOB, F_LONG_SEED);
   st = f_wait_job(&s, again, 60);

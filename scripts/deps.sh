@@ -5,8 +5,10 @@
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libzmq3-dev libuv1-dev libsqlite3-dev libjansson-dev
 libcriterion-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-libonnx-testdata dataset-fashion-mnist sqlite3 clang libssl-dev valgrind"
+libonnx-testdata dataset-fashion-mnist sqlite3 clang libssl-dev"
 missing=""
+# make check-valgrind runs the suites under valgrind memcheck
+PKGS="$PKGS valgrind"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

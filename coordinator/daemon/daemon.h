@@ -49,17 +49,17 @@ struct job_t {
   task_ref_t *refs;        /* batch_count */
   char first_error[LPQ_STORE_TEXT_MAX];
   int cancel, finished, preparing;
-  int replay;              /* results of an earlier run may be stored: look genomes up first */
   double started;
+  /* job.watch subscribers */
+  lpq_api_sub_t **subs;
+  size_t nsubs;
+  int replay;              /* results of an earlier run may be stored: look genomes up first */
   /* the store could not be written (e.g. a full disk): the job waits, nothing is lost */
   int paused;              /* shown as status "paused" with the store's error */
   int gen_unsaved;         /* the generation is applied but not yet committed to the store */
   int ending;              /* ended, but its final status is not stored yet */
   lpq_store_job_status_t end_status;
   char end_message[LPQ_STORE_TEXT_MAX];
-  /* job.watch subscribers */
-  lpq_api_sub_t **subs;
-  size_t nsubs;
   job_t *next;
 };
 
@@ -80,9 +80,6 @@ struct daemon_t {
   pending_t *pending;
   size_t npending, cap_pending;
   uv_check_t flush;
-  uv_signal_t sigterm, sigint;
-  int stopping;
-  int log_level;
   /* store writes failing (pause.c): the error, since when, and the retry timer */
   char store_error[LPQ_STORE_TEXT_MAX];
   double store_failing_since;
@@ -90,6 +87,9 @@ struct daemon_t {
   int retrying; /* inside a timer retry: jobs_flush may write */
   size_t store_failures; /* writes that failed, in all */
   best_cache_t best_cache[DAEMON_BEST_CACHE]; /* slot: job id modulo the size */
+  uv_signal_t sigterm, sigint;
+  int stopping;
+  int log_level;
 };
 
 /* jobs.c */

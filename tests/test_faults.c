@@ -40,7 +40,7 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   cr_assert_eq(mkdir(mnt, 0700), 0);
   /* in a mount namespace of this test's own, so the tmpfs goes away with the test's processes
   ** whatever happens */
-  if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+  if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
       mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700") != 0) {
     int e = errno;
     f_stop(&s);

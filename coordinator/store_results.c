@@ -66,6 +66,24 @@ static int add_count(lpq_store_t *st, store_stmt_id_t id, const char *sql, const
   return ret;
 }
 
+#define WORKER_ADD_DONE_SQL \
+  "UPDATE workers SET evaluations_done = evaluations_done + ?2 WHERE id = ?1"
+
+typedef struct worker_count_t {
+  const char *worker;
+  size_t count;
+} worker_count_t;
+
+/* Adds one to worker's entry (a batch holds few distinct workers: a linear search). */
+static void count_worker(worker_count_t *w, size_t *n, const char *worker) {
+  for (size_t k = *n; k-- > 0;)
+    if (strcmp(w[k].worker, worker) == 0) {
+      w[k].count++;
+      return;
+    }
+  w[(*n)++] = (worker_count_t){worker, 1};
+}
+
 int lpq_store_eval_commit(lpq_store_t *st, const lpq_store_eval_t *evals, size_t count,
                           size_t *inserted, lpq_error_t *err) {
   if (inserted != NULL)
@@ -86,6 +104,10 @@ int lpq_store_eval_commit(lpq_store_t *st, const lpq_store_eval_t *evals, size_t
     return ret;
   double now = store_now();
   size_t added_total = 0, run_added = 0;
+  /* new rows per worker, so that each worker's counter is updated once per batch (with 100
+  ** workers an UPDATE per row cost as much as the row itself); NULL: count row by row */
+  worker_count_t *per_worker = malloc(count * sizeof *per_worker);
+  size_t nworkers = 0;
   for (size_t i = 0; i < count && ret == 0; i++) {
     int added = 0;
     ret = eval_insert(st, s, &evals[i], now, &added, err);
@@ -93,11 +115,14 @@ int lpq_store_eval_commit(lpq_store_t *st, const lpq_store_eval_t *evals, size_t
       break;
     added_total += (size_t)added;
     run_added += (size_t)added;
-    /* One counter update per worker result and per run of rows of the same job. */
-    if (added && evals[i].worker[0] != '\0')
-      ret = add_count(st, STMT_WORKER_ADD_DONE,
-                      "UPDATE workers SET evaluations_done = evaluations_done + ?2 WHERE id = ?1",
-                      "workers", 0, evals[i].worker, 1, err);
+    if (added && evals[i].worker[0] != '\0') {
+      if (per_worker != NULL)
+        count_worker(per_worker, &nworkers, evals[i].worker);
+      else
+        ret = add_count(st, STMT_WORKER_ADD_DONE, WORKER_ADD_DONE_SQL, "workers", 0,
+                        evals[i].worker, 1, err);
+    }
+    /* One counter update per run of rows of the same job. */
     if (ret == 0 && run_added > 0 && (i + 1 == count || evals[i + 1].job != evals[i].job)) {
       ret = add_count(st, STMT_JOB_STORED_ADD,
                       "UPDATE jobs SET evaluations_stored = evaluations_stored + ?2 "
@@ -106,6 +131,10 @@ int lpq_store_eval_commit(lpq_store_t *st, const lpq_store_eval_t *evals, size_t
       run_added = 0;
     }
   }
+  for (size_t k = 0; k < nworkers && ret == 0; k++)
+    ret = add_count(st, STMT_WORKER_ADD_DONE, WORKER_ADD_DONE_SQL, "workers", 0,
+                    per_worker[k].worker, per_worker[k].count, err);
+  free(per_worker);
   ret = store_end(st, ret, "evaluations", "commit", err);
   if (ret == 0 && inserted != NULL)
     *inserted = added_total;

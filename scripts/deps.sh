@@ -10,6 +10,8 @@ libclang-rt-14-dev"
 missing=""
 # The checks of deploy/ (tests/test_deploy*.c) lint YAML and shell and read YAML with libyaml.
 PKGS="$PKGS yamllint libyaml-dev shellcheck"
+# make check-valgrind runs the suites under valgrind memcheck
+PKGS="$PKGS valgrind"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

@@ -31,6 +31,7 @@ struct job_t {
   char name[LPQ_STORE_NAME_MAX];
   lpq_job_settings_t js;
   char *settings_json;     /* canonical, sent to workers with every task */
+  json_t *settings_obj;    /* the stored settings as job.get shows them (parsed at first use) */
   /* set up on the thread pool: model, calibration batch, seeds */
   uv_work_t prep;
   char *model_path, *data_path; /* the blobs' files, for the preparation */
@@ -53,8 +54,23 @@ struct job_t {
   /* job.watch subscribers */
   lpq_api_sub_t **subs;
   size_t nsubs;
+  int replay;              /* results of an earlier run may be stored: look genomes up first */
+  /* the store could not be written (e.g. a full disk): the job waits, nothing is lost */
+  int paused;              /* shown as status "paused" with the store's error */
+  int gen_unsaved;         /* the generation is applied but not yet committed to the store */
+  int ending;              /* ended, but its final status is not stored yet */
+  lpq_store_job_status_t end_status;
+  char end_message[LPQ_STORE_TEXT_MAX];
   job_t *next;
 };
+
+/* job.get's "best" of a job at its last committed generation (methods.c). */
+typedef struct best_cache_t {
+  int64_t job, generation;
+  double computed; /* when (daemon_now_s) */
+  json_t *best;
+} best_cache_t;
+#define DAEMON_BEST_CACHE 64
 
 struct daemon_t {
   uv_loop_t *loop;
@@ -65,6 +81,13 @@ struct daemon_t {
   pending_t *pending;
   size_t npending, cap_pending;
   uv_check_t flush;
+  /* store writes failing (pause.c): the error, since when, and the retry timer */
+  char store_error[LPQ_STORE_TEXT_MAX];
+  double store_failing_since;
+  uv_timer_t store_retry;
+  int retrying; /* inside a timer retry: jobs_flush may write */
+  size_t store_failures; /* writes that failed, in all */
+  best_cache_t best_cache[DAEMON_BEST_CACHE]; /* slot: job id modulo the size */
   uv_signal_t sigterm, sigint;
   int stopping;
   int log_level;
@@ -82,9 +105,29 @@ int job_cancel(daemon_t *d, int64_t id, lpq_error_t *err);
 void jobs_on_result(void *ctx, const lpq_dispatch_task_t *task, const lpq_result_t *result);
 void jobs_flush(uv_check_t *h);
 void jobs_free_all(daemon_t *d);
+/* Runs a job's search as far as its results allow (asks, dispatches, commits generations). */
+void job_step(job_t *j);
+/* Ends a job: status stored, watchers told, the job forgotten (kept as `ending` while the store
+** cannot be written, then ended by the retry). */
+void job_end(job_t *j, lpq_store_job_status_t status, const char *message);
+void notify_watchers(job_t *j);
+double daemon_now_s(void);
 /* The progress object of job.watch / job.get for a job (live or stored). */
 json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err);
 void daemon_log(daemon_t *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* pause.c: what the daemon does while the store cannot be written (a full disk, an I/O
+** error): results stay queued, every running job shows "paused" with the error, a timer retries
+** every STORE_RETRY_MS, and the jobs run on once a write succeeds. */
+#define STORE_RETRY_MS 250
+/* 1 for the store errors worth waiting out (LPQ_EIO, LPQ_ETIMEDOUT), else 0. */
+int store_error_transient(const lpq_error_t *err);
+/* A write failed with err: pauses the jobs (once) and starts the retry timer. */
+void store_failed(daemon_t *d, const lpq_error_t *err);
+/* Sets up the retry timer (stopped). */
+void store_retry_init(daemon_t *d);
+/* 1 while writes are failing. */
+int store_paused(const daemon_t *d);
 
 /* export.c: job.export */
 void m_export(void *ctx, lpq_api_call_t *call, json_t *params);

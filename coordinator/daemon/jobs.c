@@ -28,7 +28,7 @@ void daemon_log(daemon_t *d, int level, const char *fmt, ...) {
   fprintf(stderr, "%s lpq-coordinator: %s\n", stamp, line);
 }
 
-static double now_s(void) {
+double daemon_now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -59,6 +59,7 @@ static void job_free(job_t *j) {
   free(j->specs);
   free(j->refs);
   free(j->settings_json);
+  json_decref(j->settings_obj);
   free(j->model_path);
   free(j->data_path);
   for (size_t i = 0; i < j->nsubs; i++)
@@ -96,10 +97,13 @@ json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err) {
   lpq_store_job_t sj;
   if (lpq_store_job_get(d->store, id, &sj, err) != 0)
     return NULL;
-  lpq_job_settings_t js;
-  lpq_job_settings_parse(sj.settings, &js, NULL);
   job_t *j = job_find(d, id);
-  double elapsed = isfinite(sj.started) ? ((isfinite(sj.finished) ? sj.finished : now_s()) -
+  lpq_job_settings_t js;
+  if (j)
+    js = j->js; /* parsed when it started */
+  else
+    lpq_job_settings_parse(sj.settings, &js, NULL);
+  double elapsed = isfinite(sj.started) ? ((isfinite(sj.finished) ? sj.finished : daemon_now_s()) -
                                            sj.started)
                                         : 0;
   /* generation: the last committed one, 0 the initial population */
@@ -119,8 +123,12 @@ json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err) {
   double eta = (f > 0 && f < 1 && !lpq_store_job_status_final(sj.status))
                    ? elapsed * (1 - f) / f
                    : (f >= 1 ? 0 : NAN);
+  /* a live job waiting for the store shows "paused" and the store's error, whatever the
+  ** database still says (it could not be told) */
+  int paused = j && j->paused && !lpq_store_job_status_final(sj.status);
+  lpq_store_job_status_t status = paused ? LPQ_STORE_JOB_PAUSED : sj.status;
   json_t *o = json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:f}", "job", (json_int_t)id,
-                        "status", lpq_store_job_status_name(sj.status), "final",
+                        "status", lpq_store_job_status_name(status), "final",
                         lpq_store_job_status_final(sj.status), "generation", (json_int_t)gen,
                         "generations", (json_int_t)js.generations, "evaluations",
                         (json_int_t)evals, "evaluations_failed", (json_int_t)failed, "progress",
@@ -130,14 +138,16 @@ json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err) {
   json_object_set_new(o, "front_size", json_integer((json_int_t)sj.front_size));
   json_object_set_new(o, "hypervolume", num_or_null(sj.hypervolume));
   json_object_set_new(o, "workers", json_integer(j ? (json_int_t)(j->dispatched - j->told) : 0));
-  json_object_set_new(o, "error", sj.status == LPQ_STORE_JOB_FAILED && sj.message[0]
+  json_object_set_new(o, "error", paused ? json_string(d->store_error)
+                                  : (sj.status == LPQ_STORE_JOB_FAILED ||
+                                     sj.status == LPQ_STORE_JOB_PAUSED) && sj.message[0]
                                       ? json_string(sj.message)
                                       : json_null());
   lpq_store_job_clear(&sj);
   return o;
 }
 
-static void notify_watchers(job_t *j) {
+void notify_watchers(job_t *j) {
   if (!j->nsubs)
     return;
   json_t *p = job_progress_json(j->d, j->id, NULL);
@@ -146,12 +156,24 @@ static void notify_watchers(job_t *j) {
   json_decref(p);
 }
 
-/* Ends a job: status and message stored, watchers told, the job forgotten. */
-static void job_end(job_t *j, lpq_store_job_status_t status, const char *message) {
+/* Ends a job: status and message stored, watchers told, the job forgotten. While the store
+** cannot be written the job stays, `ending`, and the retry timer ends it. */
+void job_end(job_t *j, lpq_store_job_status_t status, const char *message) {
   daemon_t *d = j->d;
   lpq_error_t err;
-  if (lpq_store_job_set_status(d->store, j->id, status, message, &err) != 0)
+  if (lpq_store_job_set_status(d->store, j->id, status, message, &err) != 0) {
+    if (store_error_transient(&err) && !d->stopping) {
+      if (!j->ending) {
+        j->ending = 1;
+        j->end_status = status;
+        snprintf(j->end_message, sizeof j->end_message, "%s", message);
+        lpq_dispatch_cancel_job(d->pool, j->id);
+      }
+      store_failed(d, &err);
+      return;
+    }
     daemon_log(d, 0, "job %lld: %s", (long long)j->id, err.msg);
+  }
   lpq_store_event_append(d->store, j->id,
                          status == LPQ_STORE_JOB_FAILED ? LPQ_STORE_ERROR : LPQ_STORE_INFO,
                          message, NULL, NULL);
@@ -203,9 +225,11 @@ static int dispatch_genome(job_t *j, size_t index, uint64_t hash, lpq_error_t *e
   return rc;
 }
 
-static void job_step(job_t *j) {
+void job_step(job_t *j) {
   daemon_t *d = j->d;
   lpq_error_t err = {0};
+  if (j->ending || j->gen_unsaved)
+    return; /* the retry timer carries on */
   while (!d->stopping) {
     if (!j->asked) {
       lpq_search_stop_t why = lpq_search_should_stop(j->search);
@@ -234,12 +258,14 @@ static void job_step(job_t *j) {
       j->batch_count = count;
       j->told = j->failed_now = j->dispatched = 0;
       j->first_error[0] = 0;
+      size_t replayed = 0;
       for (size_t i = 0; i < count; i++) {
         uint64_t h = lpq_genome_hash(j->batch + i * j->nl, j->nl);
         lpq_store_eval_t e;
-        int rc = lpq_store_eval_get(d->store, j->id, h, &e, &err);
+        int rc = j->replay ? lpq_store_eval_get(d->store, j->id, h, &e, &err) : LPQ_ENOTFOUND;
         if (rc == 0) {
           tell(j, i, &e); /* replayed from the database */
+          replayed++;
         } else if (rc == LPQ_ENOTFOUND) {
           if (dispatch_genome(j, i, h, &err) != 0) {
             job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
@@ -250,6 +276,10 @@ static void job_step(job_t *j) {
           return;
         }
       }
+      /* an earlier run stored results of the batches it asked for, in order: once a batch
+      ** finds none, no later batch can, and the lookups stop */
+      if (replayed == 0)
+        j->replay = 0;
     }
     if (j->told < j->batch_count)
       return; /* results will come */
@@ -261,8 +291,16 @@ static void job_step(job_t *j) {
       job_end(j, LPQ_STORE_JOB_FAILED, msg);
       return;
     }
-    if (lpq_search_commit(j->search, &err) != 0 ||
-        lpq_store_search_generation(d->store, j->id, j->search, &err) != 0) {
+    if (lpq_search_commit(j->search, &err) != 0) {
+      job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+      return;
+    }
+    if (lpq_store_search_generation(d->store, j->id, j->search, &err) != 0) {
+      if (store_error_transient(&err)) {
+        j->gen_unsaved = 1; /* applied in memory; the retry stores it, then steps on */
+        store_failed(d, &err);
+        return;
+      }
       job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
       return;
     }
@@ -314,6 +352,8 @@ void jobs_flush(uv_check_t *h) {
   daemon_t *d = h->data;
   if (d->npending == 0)
     return;
+  if (store_paused(d) && !d->retrying && !d->stopping)
+    return; /* the retry timer tries again, not every loop iteration */
   lpq_store_eval_t *evals = malloc(d->npending * sizeof *evals);
   if (!evals)
     return; /* try again next iteration */
@@ -324,11 +364,11 @@ void jobs_flush(uv_check_t *h) {
   free(evals);
   if (rc != 0) {
     /* nothing is lost: the results stay queued and the search waits (e.g. a full disk) */
-    static double last_report;
-    if (now_s() - last_report > 10) {
-      daemon_log(d, 0, "%s (%zu results kept; retrying)", err.msg, d->npending);
-      last_report = now_s();
-    }
+    if (d->stopping)
+      daemon_log(d, 0, "%s (%zu results not stored; they are evaluated again after the "
+                 "restart)", err.msg, d->npending);
+    else
+      store_failed(d, &err);
     return;
   }
   size_t n = d->npending;
@@ -425,8 +465,11 @@ static void prep_done(uv_work_t *w, int status) {
     return;
   }
   if (lpq_store_job_set_status(d->store, j->id, LPQ_STORE_JOB_RUNNING, "", &err) != 0) {
-    job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
-    return;
+    if (!store_error_transient(&err)) {
+      job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+      return;
+    }
+    store_failed(d, &err); /* it runs, paused at its first commit until the store recovers */
   }
   daemon_log(d, 2, "job %lld running: %zu layers", (long long)j->id, j->nl);
   notify_watchers(j);
@@ -448,6 +491,7 @@ int job_start(daemon_t *d, int64_t id, lpq_error_t *err) {
   j->d = d;
   j->id = id;
   snprintf(j->name, sizeof j->name, "%s", sj.name);
+  j->replay = sj.evaluations_stored > 0 || sj.generation >= 0;
   rc = lpq_job_settings_parse(sj.settings, &j->js, err);
   lpq_store_job_clear(&sj);
   if (rc == 0 && !(j->settings_json = lpq_job_settings_json(&j->js)))
@@ -513,4 +557,7 @@ void jobs_free_all(daemon_t *d) {
   free(d->pending);
   d->pending = NULL;
   d->npending = d->cap_pending = 0;
+  for (size_t i = 0; i < DAEMON_BEST_CACHE; i++)
+    json_decref(d->best_cache[i].best);
+  memset(d->best_cache, 0, sizeof d->best_cache);
 }

@@ -224,6 +224,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lpq-coordinator: %s\n", err.msg);
     goto out;
   }
+  store_retry_init(&d);
   uv_check_init(d.loop, &d.flush);
   d.flush.data = &d;
   uv_check_start(&d.flush, jobs_flush);

@@ -221,7 +221,7 @@ static void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
 
 /* ---- job.list, job.get ---- */
 
-static json_t *best_of(daemon_t *d, int64_t id) {
+static json_t *best_query(daemon_t *d, int64_t id) {
   lpq_store_dump_filter_t f = {.job = id, .limit = 1};
   char *text = NULL;
   if (lpq_store_dump_json(d->store, "v_best_config", &f, &text, NULL) != 0)
@@ -246,6 +246,25 @@ static json_t *best_of(daemon_t *d, int64_t id) {
   }
   json_decref(arr);
   return o;
+}
+
+/* The best genome as job.get shows it, cached per job. The view scans every generation's
+** individuals (milliseconds late in a long job: 200 clients polling job.get held the loop) and
+** only a generation's commit changes its answer; so the answer is reused for the same committed
+** generation, and while the job runs also for BEST_MAX_AGE_S after it was computed (a running
+** job commits generations many times a second; a best that lags by a second is fine for a
+** progress display, and a job that has ended gets its exact answer). */
+#define BEST_MAX_AGE_S 1.0
+static json_t *best_of(daemon_t *d, int64_t id, int64_t generation, int running) {
+  best_cache_t *c = &d->best_cache[(size_t)id % DAEMON_BEST_CACHE];
+  double now = daemon_now_s();
+  if (c->best && c->job == id &&
+      (c->generation == generation || (running && now - c->computed < BEST_MAX_AGE_S)))
+    return json_incref(c->best);
+  json_t *b = best_query(d, id);
+  json_decref(c->best);
+  *c = (best_cache_t){id, generation, now, json_incref(b)};
+  return b;
 }
 
 static void m_list(void *ctx, lpq_api_call_t *call, json_t *params) {
@@ -307,18 +326,23 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_t *p = job_progress_json(d, id, &err);
   json_t *o = json_pack("{s:I, s:s, s:s}", "job", (json_int_t)id, "name", sj.name, "status",
                         lpq_store_job_status_name(sj.status));
-  json_object_set_new(o, "settings", json_loads(sj.settings, 0, NULL));
+  job_t *live = job_find(d, id);
+  if (live && !live->settings_obj)
+    live->settings_obj = json_loads(sj.settings, 0, NULL); /* parsed once per live job */
+  json_object_set_new(o, "settings", live ? json_incref(live->settings_obj)
+                                          : json_loads(sj.settings, 0, NULL));
   json_object_update(o, p);
   json_object_del(o, "final");
   json_object_del(o, "workers");
-  json_object_set_new(o, "error", sj.status == LPQ_STORE_JOB_FAILED ? json_string(sj.message) : json_null());
+  /* "error" comes from the progress: why it failed, or why it is paused */
   json_object_set_new(o, "stop_reason", sj.status == LPQ_STORE_JOB_DONE && !strncmp(sj.message, "stopped: ", 9)
                                             ? json_string(sj.message + 9) : json_null());
   json_object_set_new(o, "created_at", time_or_null(sj.created));
   json_object_set_new(o, "started_at", time_or_null(sj.started));
   json_object_set_new(o, "finished_at", time_or_null(sj.finished));
   json_object_set_new(o, "evaluations_pending", json_integer(0));
-  json_object_set_new(o, "best", best_of(d, id));
+  json_object_set_new(o, "best", best_of(d, id, sj.generation,
+                                         live && !lpq_store_job_status_final(sj.status)));
   json_decref(p);
   lpq_store_job_clear(&sj);
   lpq_api_reply(call, o);
@@ -579,6 +603,35 @@ static void m_db_tables(void *ctx, lpq_api_call_t *call, json_t *params) {
   lpq_api_reply(call, json_pack("{s:o}", "tables", arr));
 }
 
+/* ---- server.stats: the API library's counters, with the pool's and the jobs' ---- */
+
+static void m_stats(void *ctx, lpq_api_call_t *call, json_t *params) {
+  daemon_t *d = ctx;
+  (void)params;
+  json_t *o = lpq_api_stats(d->api);
+  lpq_dispatch_stats_t ps;
+  lpq_dispatch_stats(d->pool, &ps);
+  json_object_set_new(
+      o, "pool",
+      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "workers",
+                (json_int_t)ps.workers, "slots", (json_int_t)ps.slots, "tasks_queued",
+                (json_int_t)ps.tasks_queued, "tasks_running", (json_int_t)ps.tasks_running,
+                "submitted", (json_int_t)ps.submitted, "completed", (json_int_t)ps.completed,
+                "failed", (json_int_t)ps.failed, "retried", (json_int_t)ps.retried, "timeouts",
+                (json_int_t)ps.timeouts, "workers_expired", (json_int_t)ps.workers_expired,
+                "dropped_results", (json_int_t)ps.dropped_results, "bad_frames",
+                (json_int_t)ps.bad_frames));
+  size_t active = 0;
+  for (job_t *j = d->jobs; j; j = j->next)
+    active++;
+  json_object_set_new(o, "jobs", json_pack("{s:I, s:I, s:b, s:o}", "active", (json_int_t)active,
+                                           "results_queued", (json_int_t)d->npending, "paused",
+                                           store_paused(d), "store_error",
+                                           store_paused(d) ? json_string(d->store_error)
+                                                           : json_null()));
+  lpq_api_reply(call, o);
+}
+
 int methods_register(daemon_t *d, lpq_error_t *err) {
   static const struct {
     const char *name;
@@ -587,7 +640,7 @@ int methods_register(daemon_t *d, lpq_error_t *err) {
            {"job.watch", m_watch},   {"job.cancel", m_cancel},   {"job.pareto", m_pareto},
            {"job.export", m_export},
            {"worker.list", m_workers}, {"blob.put", m_blob_put}, {"db.query", m_db_query},
-           {"db.tables", m_db_tables}};
+           {"db.tables", m_db_tables}, {"server.stats", m_stats}};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
     int rc = lpq_api_register(d->api, m[i].name, m[i].fn, d, err);
     if (rc != 0)

@@ -10,7 +10,7 @@ LPQ=${LPQ:-build/bin/lpq}
 DATA=/usr/share/datasets/fashion-mnist
 models=("$@")
 [ ${#models[@]} -eq 0 ] && models=(models/resnet18.onnx models/mobilenetv2.onnx models/vit.onnx)
-configs="fp32 int8_ch int4_ch int5_ch posit8 posit5 fp8 lp8 lp5 lp4"
+configs=${CONFIGS:-"fp32 int8_ch int4_ch int5_ch posit8 posit5 fp8 lp8 lp5 lp4"}
 echo "| model | config | weights | activations | mean w bits | top-1 % | drop | L_CO |"
 echo "|---|---|---|---|---|---|---|---|"
 for m in "${models[@]}"; do
@@ -18,8 +18,8 @@ for m in "${models[@]}"; do
     out=$($LPQ eval --model "$m" --data $DATA/t10k-images-idx3-ubyte.gz \
           --labels $DATA/t10k-labels-idx1-ubyte.gz --norm 0.2860,0.3530 \
           --calib-data models/fashion_calib_256.npy --config bench/configs/$c.json --json)
-    w=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c.get("default",{}).get("w","fp32"), c.get("default",{}).get("a","fp32"))' bench/configs/$c.json)
-    echo "$out" | python3 -c '
+    w=$(/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c.get("default",{}).get("w","fp32"), c.get("default",{}).get("a","fp32"))' bench/configs/$c.json)
+    echo "$out" | /usr/bin/python3 -c '
 import json,sys
 o=json.load(sys.stdin); m,c,w,a=sys.argv[1:5]
 print("| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.4f |" % (m.split("/")[-1], c, w, a,

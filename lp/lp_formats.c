@@ -132,6 +132,9 @@ static int check_minifloat(lpq_numfmt_t *f, lpq_error_t *err) {
     return range_err(err, "minifloat", "e", f->p[0], 1, 8);
   if (f->p[1] < 0 || f->p[1] > 10)
     return range_err(err, "minifloat", "m", f->p[1], 0, 10);
+  if (f->p[0] == 1 && f->p[1] == 0) /* its codes are 0 and Inf/NaN: nothing to quantize to */
+    return lpq_errorf(err, LPQ_EINVAL, "minifloat format: minifloat<1,0> has no finite non-zero "
+                      "value (e >= 2 or m >= 1)");
   if (1 + f->p[0] + f->p[1] > 16)
     return lpq_errorf(err, LPQ_EINVAL, "minifloat format: 1 + e + m = %d bits (at most 16)",
                       1 + f->p[0] + f->p[1]);
@@ -306,6 +309,11 @@ static double *format_values(const lpq_numfmt_t *f, size_t *count, lpq_error_t *
     return NULL;
   }
   *count = row->values(f, v);
+  if (*count == 0) { /* callers index the largest value */
+    free(v);
+    lpq_errorf(err, LPQ_EINVAL, "format %s: no finite non-zero value", row->name);
+    return NULL;
+  }
   return v;
 }
 

@@ -7,7 +7,7 @@
 # logs are read afterwards. The programs a test starts (lpq-coordinator, lpq-worker, lpqctl,
 # lpq, and anything through /bin/sh) are not traced: they run at full speed, so the timing of
 # the service tests holds. LPQ_ASAN=1 (set by make) shrinks the slowest loops, as under ASan.
-# VALGRIND_TIMEOUT bounds each suite (seconds, default 1200).
+# VALGRIND_TIMEOUT bounds each suite (seconds, default 1800).
 build="$1"; shift
 export LPQ_BUILD="$build"
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,7 +21,7 @@ for t in "$@"; do
     echo "== $name (valgrind)"
     mkdir -p "$logs/$name"
     s0=$(date +%s)
-    timeout -k 10 "${VALGRIND_TIMEOUT:-1200}" valgrind --tool=memcheck --trace-children=yes \
+    timeout -k 10 "${VALGRIND_TIMEOUT:-1800}" valgrind --tool=memcheck --trace-children=yes \
         --trace-children-skip='*/lpq-coordinator,*/lpq-worker,*/lpqctl,*/bin/lpq,*/sh,*/bash,*/python3*' \
         --leak-check=full --show-leak-kinds=definite,indirect \
         --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
@@ -34,7 +34,7 @@ for t in "$@"; do
         pass=$((pass + 1)); echo "   ok in $s s"
     else
         fail=$((fail + 1)); failed="$failed $name"
-        [ "$rc" -eq 124 ] && echo "   timed out after ${VALGRIND_TIMEOUT:-1200} s"
+        [ "$rc" -eq 124 ] && echo "   timed out after ${VALGRIND_TIMEOUT:-1800} s"
         for f in $bad; do echo "   --- $f"; sed -n '/ERROR SUMMARY/q;p' "$f" | grep -v '^==[0-9]*== *$' | head -80; done
     fi
 done

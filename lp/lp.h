@@ -215,6 +215,8 @@ int lpq_numfmt_calibrate(lpq_numfmt_t *f, const float *x, size_t count, lpq_erro
 /* A quantizer for a resolved format (fp32 is refused: nothing to quantize). */
 lp_quantizer_t *lpq_numfmt_quantizer(const lpq_numfmt_t *f, lpq_error_t *err);
 
+/* An explicit LP format as a resolved numfmt (n = 0: fp32, as genomes and tasks write it). */
+void lpq_numfmt_from_lp(const lp_format_t *lf, lpq_numfmt_t *out);
 /* The LP format of an LP numfmt (which must be resolved). */
 lp_format_t lpq_numfmt_lp(const lpq_numfmt_t *f);
 

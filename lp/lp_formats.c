@@ -291,6 +291,23 @@ char *lpq_numfmt_str(const lpq_numfmt_t *f, char *buf, size_t len) {
   return buf;
 }
 
+void lpq_numfmt_from_lp(const lp_format_t *lf, lpq_numfmt_t *out) {
+  memset(out, 0, sizeof *out);
+  if (lf->n == 0) {
+    out->family = LPQ_FAM_FP32;
+    out->bits = 32;
+  } else {
+    out->family = LPQ_FAM_LP;
+    out->bits = lf->n;
+    out->p[0] = lf->n;
+    out->p[1] = lf->es;
+    out->p[2] = lf->rs;
+    out->p[3] = lf->sf;
+  }
+  out->resolved = 1;
+  out->scale = 1.0;
+}
+
 lp_format_t lpq_numfmt_lp(const lpq_numfmt_t *f) {
   lp_format_t lf = {f->p[0], f->p[1], f->p[2], f->p[3]};
   return lf;

@@ -396,7 +396,7 @@ void jobs_flush(uv_check_t *h) {
 static void prep_work(uv_work_t *w) {
   job_t *j = w->data;
   lpq_error_t *err = &j->prep_err;
-  lpq_array_t *raw = NULL, *x = NULL;
+  lpq_array_t *x = NULL;
   lpq_graph_t *g = NULL;
   int rc = lpq_load_inputs(j->data_path, j->js.norm_mean, j->js.norm_std, &x, err);
   if (rc != 0)
@@ -430,7 +430,6 @@ static void prep_work(uv_work_t *w) {
     rc = lpq_graph_sf_seeds(g, x->data, j->seeds, j->js.weight_only ? NULL : j->seeds + j->nl,
                             err);
   lpq_graph_free(&g);
-  lpq_array_free(&raw);
   lpq_array_free(&x);
   j->prep_rc = rc;
 }

@@ -112,7 +112,7 @@ int cmd_eval(int argc, char **argv) {
   const char **names = NULL;
   int status = 1;
 
-  if (tool_load_inputs(a.data, a.mean, a.std, &x, &err) != 0)
+  if (lpq_load_inputs(a.data, a.mean, a.std, &x, &err) != 0)
     goto fail;
   if (a.labels) {
     if (tool_load_labels(a.labels, &labels, &nlabels, &err) != 0)
@@ -123,7 +123,7 @@ int cmd_eval(int argc, char **argv) {
       goto fail;
     }
   }
-  if (a.calib_data && tool_load_inputs(a.calib_data, a.mean, a.std, &cx, &err) != 0)
+  if (a.calib_data && lpq_load_inputs(a.calib_data, a.mean, a.std, &cx, &err) != 0)
     goto fail;
   const lpq_array_t *calib = cx ? cx : x;
   size_t ncal = (size_t)calib->shape[0] < a.calib ? (size_t)calib->shape[0] : a.calib;

@@ -99,7 +99,7 @@ int cmd_run(int argc, char **argv) {
                model);
     goto fail;
   }
-  if (tool_load_inputs(data, mean, std, &x, &err) != 0)
+  if (lpq_load_inputs(data, mean, std, &x, &err) != 0)
     goto fail;
   const size_t per_in = ii.count / (size_t)batch, per_out = oi.count / (size_t)batch;
   const size_t N = x->ndim > 0 ? (size_t)x->shape[0] : 0;

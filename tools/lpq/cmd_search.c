@@ -388,9 +388,9 @@ int cmd_search(int argc, char **argv) {
   openblas_set_num_threads(1); /* the evaluator threads use the cores */
 
   lpq_job_settings_t *js = &a.job.js;
-  if (tool_load_inputs(a.data, js->norm_mean, js->norm_std, &x, &err) != 0 ||
+  if (lpq_load_inputs(a.data, js->norm_mean, js->norm_std, &x, &err) != 0 ||
       (a.labels && tool_load_labels(a.labels, &labels, &nlabels, &err) != 0) ||
-      (a.calib_data && tool_load_inputs(a.calib_data, js->norm_mean, js->norm_std, &cx, &err) != 0))
+      (a.calib_data && lpq_load_inputs(a.calib_data, js->norm_mean, js->norm_std, &cx, &err) != 0))
     goto fail;
   if (labels && nlabels != (size_t)x->shape[0]) {
     lpq_errorf(&err, LPQ_EFORMAT, "%s has %zu labels for %lld samples", a.labels, nlabels,

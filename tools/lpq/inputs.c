@@ -19,11 +19,6 @@ int tool_parse_norm(const char *text, double *mean, double *std) {
   return 0;
 }
 
-int tool_load_inputs(const char *path, double mean, double std, lpq_array_t **out,
-                     lpq_error_t *err) {
-  return lpq_load_inputs(path, mean, std, out, err);
-}
-
 int tool_load_labels(const char *path, int64_t **labels, size_t *count, lpq_error_t *err) {
   lpq_array_t *a = NULL;
   int rc = lpq_load_array(path, &a, err);

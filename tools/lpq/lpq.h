@@ -20,10 +20,6 @@ int cmd_search(int argc, char **argv);
 /* Shared by the subcommands (tools/lpq/inputs.c). */
 /* "MEAN,STD" -> mean, std (std > 0); -1 when malformed. */
 int tool_parse_norm(const char *text, double *mean, double *std);
-/* Model inputs from .npy or IDX: uint8 images to [0,1], then (x - mean) / std; float32 as is
-** (then normalised the same way). [N,H,W] becomes [N,1,H,W]. */
-int tool_load_inputs(const char *path, double mean, double std, lpq_array_t **out,
-                     lpq_error_t *err);
 /* Class labels from .npy or IDX (int64, int32, uint8, int8), as int64; caller frees. */
 int tool_load_labels(const char *path, int64_t **labels, size_t *count, lpq_error_t *err);
 /* Whether data x ([N, ...]) fits the graph's single input apart from the batch. */

@@ -9,23 +9,8 @@
 void search_genome_formats(const lpq_layer_formats_t *genome, size_t nl, lpq_numfmt_t *w,
                            lpq_numfmt_t *a) {
   for (size_t i = 0; i < nl; i++) {
-    const lp_format_t *f[2] = {&genome[i].weight, &genome[i].act};
-    lpq_numfmt_t *out[2] = {&w[i], &a[i]};
-    for (int k = 0; k < 2; k++) {
-      memset(out[k], 0, sizeof *out[k]);
-      if (f[k]->n == 0) {
-        lpq_numfmt_parse("fp32", out[k], NULL);
-      } else {
-        out[k]->family = LPQ_FAM_LP;
-        out[k]->bits = f[k]->n;
-        out[k]->p[0] = f[k]->n;
-        out[k]->p[1] = f[k]->es;
-        out[k]->p[2] = f[k]->rs;
-        out[k]->p[3] = f[k]->sf;
-        out[k]->resolved = 1;
-        out[k]->scale = 1.0;
-      }
-    }
+    lpq_numfmt_from_lp(&genome[i].weight, &w[i]);
+    lpq_numfmt_from_lp(&genome[i].act, &a[i]);
   }
 }
 

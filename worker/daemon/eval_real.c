@@ -44,7 +44,7 @@ static void loaded_free(loaded_t *l) {
 /* Loads graph, calibration batch and scorer for a key (outside the lock). */
 static int load(loaded_t *l, const lpq_job_settings_t *js, const char *model_path,
                 const char *data_path, const char *labels_path, lpq_error_t *err) {
-  lpq_array_t *raw = NULL, *x = NULL, *lab = NULL;
+  lpq_array_t *x = NULL, *lab = NULL;
   int64_t *labels = NULL;
   int rc = lpq_load_inputs(data_path, js->norm_mean, js->norm_std, &x, err);
   if (rc != 0)
@@ -79,7 +79,6 @@ static int load(loaded_t *l, const lpq_job_settings_t *js, const char *model_pat
     rc = err->code;
   if (rc == 0 && !(l->cand = lpq_candidate_ctx_new(l->g, l->scorer, err)))
     rc = err->code;
-  lpq_array_free(&raw);
   lpq_array_free(&x);
   lpq_array_free(&lab);
   free(labels);
@@ -177,20 +176,14 @@ static int real_eval(void *ctx, const lpq_task_t *task, const char *model_path,
     goto done;
   }
   for (size_t i = 0; i < nl; i++) {
-    const lp_format_t *f[2] = {&task->layers[i].weight, &task->layers[i].act};
-    lpq_numfmt_t *o[2] = {&w[i], &w[nl + i]};
-    for (int k = 0; k < 2; k++) {
-      if (f[k]->n == 0) {
-        lpq_numfmt_parse("fp32", o[k], NULL);
-        continue;
-      }
-      char text[LP_TEXT_MAX];
-      lp_format_str(f[k], text, sizeof text);
-      if ((rc = lpq_numfmt_parse(text, o[k], err)) != 0) {
-        lpq_error_prefix(err, "task layer %zu: ", i);
-        goto done;
-      }
+    lpq_error_t ferr;
+    if ((task->layers[i].weight.n && lp_format_validate(&task->layers[i].weight, &ferr) != 0) ||
+        (task->layers[i].act.n && lp_format_validate(&task->layers[i].act, &ferr) != 0)) {
+      rc = lpq_errorf(err, ferr.code, "task layer %zu: %s", i, ferr.msg);
+      goto done;
     }
+    lpq_numfmt_from_lp(&task->layers[i].weight, &w[i]);
+    lpq_numfmt_from_lp(&task->layers[i].act, &w[nl + i]);
   }
   lpq_candidate_result_t cr;
   if ((rc = lpq_candidate_eval(l->cand, w, w + nl, js.objective, &cr, err)) != 0)

@@ -1,12 +1,14 @@
 # lpq build. `make` builds everything into build/; `make test` runs every suite;
 # `make check-asan` runs them under ASan+UBSan in build-asan/; `make demo` runs the demo.
-# Every library folder (lp, common, worker, accel_sim, coordinator) becomes one static
-# archive from its *.c files; programs live in their own sub-folders (see PROGRAMS below).
+# Every component folder (lp, common, engine, accel_sim, worker, and the coordinator's search,
+# store, api and dispatch) becomes one static archive from its *.c files (coordinator/search
+# -> libcoordinator_search.a); programs live in their own folders (see PROGRAMS below).
 
 .DEFAULT_GOAL := all
 BUILD    ?= build
 CC       ?= cc
-PKGS      = libzmq libuv jansson libprotobuf-c openblas zlib sqlite3
+# libcrypto: the blob hashes (common/hash.c, SHA-256), from libssl-dev.
+PKGS      = libzmq libuv jansson libprotobuf-c openblas zlib sqlite3 libcrypto
 SAN_FLAGS ?=
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -I. -I$(BUILD)/gen $(SAN_FLAGS) \
@@ -15,23 +17,27 @@ override LDFLAGS += -pthread $(SAN_FLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 TEST_LDLIBS = $(shell pkg-config --libs criterion 2>/dev/null)
 
-# Library folders, bottom first (DESIGN section 4). A folder that does not exist yet is skipped.
-LIBDIRS  := $(foreach d,lp common accel_sim worker coordinator,$(if $(wildcard $(d)/*.c),$(d)))
+# Component folders, bottom first (DESIGN section 4; docs/ARCHITECTURE.md).
+LIBDIRS  := lp common engine accel_sim worker coordinator/search coordinator/store \
+            coordinator/api coordinator/dispatch
 # Link order: top first, so each archive finds what it needs in the ones after it.
-LINKORDER := $(foreach d,coordinator worker accel_sim common lp,$(filter $(d),$(LIBDIRS)))
-LIBS     := $(foreach d,$(LINKORDER),$(BUILD)/lib/lib$(d).a)
+LINKORDER := coordinator/dispatch coordinator/api coordinator/store coordinator/search worker \
+             accel_sim engine common lp
+libname   = $(subst /,_,$(1))
+LIBS     := $(foreach d,$(LINKORDER),$(BUILD)/lib/lib$(call libname,$(d)).a)
 
-# Extra generated sources per folder (e.g. common gets the protobuf-c ONNX code).
+# Generated sources per component (NAME_GEN_SRC, NAME as libname: e.g. engine gets the
+# protobuf-c ONNX code, coordinator_store its schema migrations).
 -include mk/*.mk
 
 define lib_rules
-$(1)_SRC := $$(wildcard $(1)/*.c) $$($(1)_GEN_SRC)
-$(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC))
-$(BUILD)/lib/lib$(1).a: $$($(1)_OBJ)
+$(2)_SRC := $$(wildcard $(1)/*.c) $$($(2)_GEN_SRC)
+$(2)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(2)_SRC))
+$(BUILD)/lib/lib$(2).a: $$($(2)_OBJ)
 	@mkdir -p $$(@D)
 	$$(AR) rcs $$@ $$^
 endef
-$(foreach d,$(LIBDIRS),$(eval $(call lib_rules,$(d))))
+$(foreach d,$(LIBDIRS),$(eval $(call lib_rules,$(d),$(call libname,$(d)))))
 
 # Programs: name:folder. Each folder's *.c files make one executable.
 PROGRAMS := lpq:tools/lpq lpqctl:tools/lpqctl lpq-coordinator:coordinator/daemon lpq-worker:worker/daemon

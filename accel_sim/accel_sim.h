@@ -13,7 +13,7 @@
 #ifndef LPQ_ACCEL_SIM_H
 #define LPQ_ACCEL_SIM_H
 
-#include "common/common.h"
+#include "engine/engine.h"
 #include "lp/lp.h"
 
 #include <stddef.h>

@@ -8,7 +8,7 @@
 **
 ** usage: api_latency [--clients N] [--seconds S] [--method ping|stats] [--busy-ms B]
 */
-#include "coordinator/coordinator.h"
+#include "coordinator/api/api.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -10,7 +10,7 @@
 ** usage: pool_overhead [--workers 100] [--slots 2] [--tasks 200000] [--layers 21]
 **                      [--endpoint tcp://127.0.0.1:*]
 */
-#include "coordinator/coordinator.h"
+#include "coordinator/dispatch/dispatch.h"
 #include "worker/worker.h"
 
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /* bench/score_overhead.c: the cost of scoring a candidate against a plain FP forward pass of
 ** the same calibration batch (issue 4: at most 1.3x, weights cached).
 ** Usage: build/bench/score_overhead MODEL.onnx CALIB.npy [reps] [threads] */
-#include "common/common.h"
+#include "engine/engine.h"
 #include "worker/worker.h"
 
 #include <cblas.h>

@@ -6,7 +6,7 @@
 ** method's feasible front (mean and spread over seeds), then the search's own overhead per
 ** evaluation and the size and time of a state save.
 ** Usage: search_vs_random [evaluations (2000)] [seeds (5)] */
-#include "coordinator/coordinator.h"
+#include "coordinator/search/search.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 ** optional column), and single-row transactions, the naive peer. Prints evaluations/s and the
 ** batch latency (p50, p99, max: how long the libuv loop is held).
 ** Usage: store_commit [ROWS]   (default 200000; TMPDIR chooses the disk) */
-#include "coordinator/coordinator.h"
+#include "coordinator/store/store.h"
 
 #include <math.h>
 #include <sqlite3.h>

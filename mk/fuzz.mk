@@ -12,7 +12,7 @@ FUZZ_CC      ?= clang
 FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_LIBS     = $(foreach d,$(LINKORDER),$(FUZZ_BUILD)/lib/lib$(d).a)
+FUZZ_LIBS     = $(foreach d,$(LINKORDER),$(FUZZ_BUILD)/lib/lib$(call libname,$(d)).a)
 FUZZ_BINS     = $(patsubst %,$(FUZZ_BUILD)/fuzz/fuzz_%,$(FUZZ_ALL))
 
 .PHONY: fuzz fuzz-build fuzz-bins

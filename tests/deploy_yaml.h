@@ -2,7 +2,7 @@
 ** tests/deploy_yaml.h: small helpers for the checks of deploy/ (tests/test_deploy*.c): YAML
 ** files loaded with libyaml's document API and looked up by key, the value after an option in
 ** a command line, files read whole and commands run. Everything is static: only the deploy
-** suites include this header and link libyaml (mk/deploy.mk).
+** suites include this header and link libyaml (mk/deploy_tests.mk).
 */
 #ifndef LPQ_TESTS_DEPLOY_YAML_H
 #define LPQ_TESTS_DEPLOY_YAML_H

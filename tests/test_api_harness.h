@@ -14,7 +14,7 @@
 #ifndef LPQ_TEST_API_HARNESS_H
 #define LPQ_TEST_API_HARNESS_H
 
-#include "coordinator/coordinator.h"
+#include "coordinator/api/api.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* tests/test_api_schema.c: the API's schema files (every method has params and result schemas
 ** that the validator understands) and the validator itself: each keyword accepts what it should
 ** and names the field and the expectation when it refuses; base64 round trips. */
-#include "coordinator/coordinator.h"
+#include "coordinator/api/api.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>

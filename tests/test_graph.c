@@ -2,7 +2,7 @@
 ** engine_mix_opset{11,17}.onnx, made by tests/fixtures/make_engine_fixtures.py): outputs match
 ** PyTorch, the layer table, hooks (weight swap, private input copies, output reads), batch
 ** sizes, sharing one graph between threads, and the memory plan. */
-#include "common/common.h"
+#include "engine/engine.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

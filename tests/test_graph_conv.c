@@ -2,7 +2,7 @@
 ** 1x1 straight from the input, the 3x3 depthwise kernel, the generic depthwise kernel, fused
 ** Relu and residual Add) against a plain reference loop, over shapes, strides, pads,
 ** dilations and groups. Each case is a one-node ONNX model built here and packed. */
-#include "common/common.h"
+#include "engine/engine.h"
 #include "onnx/onnx.pb-c.h"
 
 #include <criterion/criterion.h>

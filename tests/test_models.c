@@ -1,7 +1,7 @@
 /* tests/test_models.c: the bundled models against PyTorch: logits on the first 256 test images
 ** within 1e-4 of the reference (relative to the logits' scale), and top-1 over all 10,000
 ** Fashion-MNIST test images equal to PyTorch's within 0.1 points (models/NAME.json). */
-#include "common/common.h"
+#include "engine/engine.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>

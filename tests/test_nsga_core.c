@@ -1,6 +1,6 @@
 /* tests/test_nsga_core.c: the NSGA-II core against brute force: constrained domination, the
 ** fronts, crowding distance, survival, tournament, the exact 2-D hypervolume; and the PRNG. */
-#include "coordinator/coordinator.h"
+#include "coordinator/search/search.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -9,7 +9,7 @@
 ** the staircase), so that bar would measure the population size, not the search; the ratio
 ** there is logged, and IGD (the mean distance from the true front to the found set, in
 ** objectives scaled by the front's range) is asserted so closeness and spread stay held. */
-#include "coordinator/coordinator.h"
+#include "coordinator/search/search.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -2,7 +2,7 @@
 ** with an error naming the file, node or field and the reason, never crash or read out of
 ** bounds (the suite runs under ASan in `make check-asan`). Models are built here by filling
 ** protobuf-c structs and packing them. */
-#include "common/common.h"
+#include "engine/engine.h"
 #include "onnx/onnx.pb-c.h"
 
 #include <criterion/criterion.h>

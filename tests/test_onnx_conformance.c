@@ -3,7 +3,7 @@
 ** (|got - want| <= atol + rtol * |want|, rtol 1e-3, atol 1e-7; integers and bools exactly).
 ** Tests lpq cannot load for an unsupported operator, attribute or data type are skipped and
 ** counted by reason. */
-#include "common/common.h"
+#include "engine/engine.h"
 
 /* Paths and messages are bounded; a truncated diagnostic is harmless. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"

@@ -4,7 +4,7 @@
 #ifndef LPQ_TEST_POOL_HARNESS_H
 #define LPQ_TEST_POOL_HARNESS_H
 
-#include "coordinator/coordinator.h"
+#include "coordinator/dispatch/dispatch.h"
 #include "worker/worker.h"
 
 #include <criterion/criterion.h>

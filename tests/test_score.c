@@ -1,6 +1,6 @@
 /* tests/test_score.c: scoring a candidate: the independent PyTorch reference, fp32 identity,
 ** cached == uncached, threads, coarser formats, bad input. */
-#include "common/common.h"
+#include "engine/engine.h"
 #include "worker/worker.h"
 
 #include <criterion/criterion.h>

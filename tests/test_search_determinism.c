@@ -1,7 +1,7 @@
 /* tests/test_search_determinism.c: a job's history depends on its seed alone: not on the
 ** number of evaluator threads, not on the order results arrive, not on being saved, freed and
 ** restored halfway. Also the stopping rules, the progress callback and failed evaluations. */
-#include "coordinator/coordinator.h"
+#include "coordinator/search/search.h"
 
 #include <criterion/criterion.h>
 #include <stdatomic.h>

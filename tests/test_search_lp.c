@@ -4,7 +4,7 @@
 ** mean weight bits / 32, and one constraint, mean activation bits <= 6. The search must find a
 ** better front (hypervolume) than random search with the same number of evaluations. Also:
 ** the genome space, pins, the hash, de-duplication, scalar mode, the stopping rules. */
-#include "coordinator/coordinator.h"
+#include "coordinator/search/search.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

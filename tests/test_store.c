@@ -3,7 +3,7 @@
 ** blobs (content addressing, idempotence, files), evaluations (batches, first result wins,
 ** lookup for the replay), generations (individuals, job progress, replacement on replay),
 ** workers, events, and durability across close and reopen. */
-#include "coordinator/store_internal.h"
+#include "coordinator/store/store_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

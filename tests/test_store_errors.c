@@ -4,7 +4,7 @@
 ** SQLite answer SQLITE_FULL as a full disk would: the batch is rolled back and the database
 ** stays intact), and readers on their own connections while batches are written (WAL: a
 ** reader sees whole batches only, and keeps its snapshot while the writer commits). */
-#include "coordinator/store_internal.h"
+#include "coordinator/store/store_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -6,7 +6,7 @@
 ** from the stored results by (job, genome), score only what is missing. It must end with the
 ** same archive, front and v_pareto as the job that never stopped, scoring no stored genome
 ** again. */
-#include "coordinator/store_internal.h"
+#include "coordinator/store/store_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -2,7 +2,7 @@
 ** v_pareto (the latest front of each job), v_generation_stats (per generation, with evals/s)
 ** and v_best_config (scalar mode by L_F, Pareto mode by L_CO among the genomes meeting the
 ** job's constraints). */
-#include "coordinator/store_internal.h"
+#include "coordinator/store/store_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 /* tests/test_store_worker_counts.c: a batch of results from many workers adds to each worker's
 ** evaluations_done exactly its new rows (the store updates each worker once per batch). */
-#include "coordinator/coordinator.h"
+#include "coordinator/store/store.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

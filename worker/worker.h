@@ -5,14 +5,11 @@
 #ifndef LPQ_WORKER_H
 #define LPQ_WORKER_H
 
-#include "common/common.h"
+#include "engine/engine.h"
 
 #include <signal.h>
 #include <stddef.h>
 
-/* The inference graph (common/, engine branch); declared here until it merges. C11 allows the
-** identical typedef twice. */
-typedef struct lpq_graph_t lpq_graph_t;
 
 /* ---- the contrastive loss --------------------------------------------------------------- */
 

@@ -1,9 +1,15 @@
 /* coordinator/daemon/daemon.h: lpq-coordinator's pieces (internal to the program): the daemon
-** context, the jobs it runs, and the API methods. */
+** context, the jobs it runs, and the API methods. The daemon is the top of the coordinator: it
+** ties the search, the store, the API server and the dispatcher on one libuv loop, and uses the
+** engine to check uploaded models and to export candidates. Nothing includes it but its files. */
 #ifndef LPQ_COORDINATOR_DAEMON_H
 #define LPQ_COORDINATOR_DAEMON_H
 
-#include "coordinator/coordinator.h"
+#include "coordinator/api/api.h"
+#include "coordinator/dispatch/dispatch.h"
+#include "coordinator/search/search.h"
+#include "coordinator/store/store.h"
+#include "engine/engine.h"
 
 #include <uv.h>
 

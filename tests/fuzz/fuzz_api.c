@@ -6,7 +6,7 @@
 */
 #include "tests/fuzz/fuzz.h"
 
-#include "coordinator/api_internal.h"
+#include "coordinator/api/api_internal.h"
 
 void fuzz_api(const uint8_t *data, size_t size) {
   int rc = lpq_api_fuzz_line((const char *)data, size);

@@ -5,7 +5,7 @@
 */
 #include "tests/fuzz/fuzz.h"
 
-#include "common/common.h"
+#include "engine/engine.h"
 
 /* Bounds on what is run: the fuzzer's time goes to inputs, not to big convolutions. */
 #define FUZZ_ONNX_MAX_EXEC_BYTES ((size_t)16 << 20)

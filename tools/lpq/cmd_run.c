@@ -1,5 +1,5 @@
 /* tools/lpq/cmd_run.c: `lpq run`: full-precision inference over a data set (DESIGN section 6). */
-#include "common/common.h"
+#include "engine/engine.h"
 #include "tools/lpq/lpq.h"
 
 #include <cblas.h>

@@ -9,7 +9,7 @@ typedef struct lpq_command_t {
   int (*run)(int argc, char **argv);
 } lpq_command_t;
 
-#include "common/common.h"
+#include "engine/engine.h"
 
 int cmd_format(int argc, char **argv);
 int cmd_accel(int argc, char **argv);

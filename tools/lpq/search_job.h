@@ -3,7 +3,7 @@
 #ifndef LPQ_TOOL_SEARCH_JOB_H
 #define LPQ_TOOL_SEARCH_JOB_H
 
-#include "coordinator/coordinator.h"
+#include "coordinator/search/search.h"
 #include "worker/worker.h"
 
 typedef struct search_job_t {

@@ -3,7 +3,7 @@
 #ifndef LPQ_TOOL_LPQCTL_H
 #define LPQ_TOOL_LPQCTL_H
 
-#include "coordinator/coordinator.h"
+#include "coordinator/api/api.h"
 
 #include <stdio.h>
 

@@ -1,0 +1,149 @@
+/*
+** coordinator/api_internal.h: what the files of the JSON-RPC API server share (api_server.c:
+** sockets, framing and connections; api_rpc.c: requests, batches, calls and subscriptions;
+** api_stats.c: counters; api_schema.c: the compiled-in schemas and the validator).
+*/
+#ifndef LPQ_API_INTERNAL_H
+#define LPQ_API_INTERNAL_H
+
+#include "coordinator/api/api.h"
+
+#include <stdint.h>
+
+/* Latency histogram: bucket i holds latencies in [2^(i/4), 2^((i+1)/4)) microseconds. */
+#define API_HIST_BUCKETS 128
+#define API_ERROR_CODES 32 /* distinct error codes counted by server.stats */
+
+typedef struct api_latency_t {
+  uint64_t count;
+  uint64_t total_ns, max_ns;
+  uint64_t hist[API_HIST_BUCKETS];
+} api_latency_t;
+
+typedef struct api_method_t {
+  char *name;
+  lpq_api_handler_fn handler;
+  void *ctx;
+  json_t *schema_doc;          /* owned: the root for "$ref"; NULL: no validation */
+  const json_t *params_schema; /* inside schema_doc */
+  uint64_t calls, errors, pending;
+  api_latency_t latency;
+  struct api_method_t *next;
+} api_method_t;
+
+typedef struct api_conn_t api_conn_t;
+
+struct lpq_api_sub_t {
+  api_conn_t *conn;
+  lpq_api_closed_fn on_closed;
+  void *ctx;
+  lpq_api_sub_t *prev, *next;
+};
+
+/* A batch waits for all of its calls, then answers with one array. */
+typedef struct api_batch_t {
+  api_conn_t *conn; /* holds a reference */
+  size_t waiting;
+  json_t *responses;
+} api_batch_t;
+
+struct lpq_api_call_t {
+  lpq_api_server_t *server;
+  api_conn_t *conn;     /* holds a reference */
+  api_batch_t *batch;   /* NULL: a single request */
+  api_method_t *method; /* NULL for the built-in error paths */
+  json_t *id;           /* the request's id, JSON null when it had none or a bad one */
+  int silent;           /* a notification: the answer is dropped */
+  json_t *params;
+  uint64_t start_ns;
+};
+
+struct api_conn_t {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
+  } h;
+  lpq_api_server_t *server;
+  int is_tcp;
+  int authenticated;
+  int has_peer_uid; /* Unix socket: the client's uid (SO_PEERCRED), for per-client limits */
+  unsigned long peer_uid;
+  int closing;      /* no more reads, writes or notifications */
+  int flushing;     /* a shutdown is waiting for queued writes before the close */
+  uint64_t flushing_since_ns;
+  int handle_open;  /* until the close callback */
+  size_t refs;      /* outstanding calls and batches, plus one while the handle is open */
+  size_t pending;   /* unanswered calls */
+  char *buf;        /* received bytes not yet framed */
+  size_t len, cap, scanned;
+  lpq_api_sub_t *subs;
+  api_conn_t *prev, *next;
+};
+
+struct lpq_api_server_t {
+  uv_loop_t *loop;
+  lpq_api_options_t opts;
+  char *unix_path; /* owned copies of the options' strings */
+  char *token;
+  uv_pipe_t unix_listener;
+  uv_tcp_t tcp_listener;
+  uv_timer_t reaper; /* closes connections whose last words are never read */
+  int has_unix, unix_bound, has_tcp, has_reaper, tcp_port;
+  int freeing;
+  size_t handles_open; /* listeners and connections not yet closed */
+  size_t calls_out;    /* calls and batches not yet released */
+  api_conn_t *conns;
+  size_t conn_count;
+  api_method_t *methods;
+  /* counters (server.stats) */
+  uint64_t start_ns;
+  uint64_t accepted, rejected, requests, notifications_in, notifications_out, batches;
+  uint64_t bytes_in, bytes_out, subscriptions;
+  int error_code[API_ERROR_CODES];
+  uint64_t error_count[API_ERROR_CODES];
+};
+
+/* api_server.c */
+/* Queues msg (not stolen) as one line. LPQ_EIO when the connection is closing, LPQ_ERANGE when
+** the client is too slow (the connection is closed), LPQ_ENOMEM. */
+int api_conn_send(api_conn_t *c, const json_t *msg);
+/* Closes the connection: after flushing queued writes (flush 1) or at once. */
+void api_conn_close(api_conn_t *c, int flush);
+void api_conn_unref(api_conn_t *c);
+/* Frees the server when it is being freed and nothing refers to it any more. */
+void api_server_maybe_free(lpq_api_server_t *s);
+
+/* api_rpc.c */
+/* Handles one framed message (a line without its '\n'). */
+void api_handle_line(api_conn_t *c, const char *line, size_t len);
+/* Sends a JSON-RPC error with a null id (framing errors) and counts it. */
+void api_send_error(api_conn_t *c, int code, json_t *data, const char *message);
+/* Calls on_closed for every subscription of a closed connection and frees them. */
+void api_conn_drop_subs(api_conn_t *c);
+api_method_t *api_method_find(lpq_api_server_t *s, const char *name);
+int api_register_builtins(lpq_api_server_t *s, lpq_error_t *err);
+void api_methods_free(lpq_api_server_t *s);
+
+/* api_stats.c */
+uint64_t api_now_ns(void);
+void api_latency_add(api_latency_t *l, uint64_t ns);
+void api_count_error(lpq_api_server_t *s, int code);
+
+/* api_schema.c */
+/* A copy of the compiled-in schema document of method (NULL when there is none). */
+json_t *api_schema_doc(const char *method);
+/* Validation that also hands out the failing field's path and what was expected, for
+** error.data; field and expected may be NULL. */
+int api_validate(const json_t *root, const json_t *schema, const json_t *value,
+                 const char *prefix, char *field, size_t field_size, char *expected,
+                 size_t expected_size, lpq_error_t *err);
+
+/* api_fuzz.c */
+/* For tests/fuzz: hands each '\n'-separated line of data to the request handling, on one
+** authenticated connection of a server without sockets whose every schema'd method echoes
+** its params; frees everything. 0, or a negative LPQ_E* when the set-up itself failed. */
+int lpq_api_fuzz_line(const char *data, size_t len);
+
+#endif

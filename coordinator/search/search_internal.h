@@ -1,0 +1,91 @@
+/* coordinator/search_internal.h: what the search's files share inside coordinator/ (not a
+** public header: other folders use coordinator.h). */
+#ifndef LPQ_COORDINATOR_SEARCH_INTERNAL_H
+#define LPQ_COORDINATOR_SEARCH_INTERNAL_H
+
+#include "coordinator/search/search.h"
+
+/* A block of consecutive layers [start, start + len). */
+typedef struct search_block_t {
+  size_t start, len;
+} search_block_t;
+
+/* A random block of 1..block_max layers holding at least one layer that is not pinned. */
+search_block_t genome_pick_block(const lpq_search_space_t *space, lpq_rng_t *rng,
+                                 size_t block_max);
+/* child = a outside the block; inside it, each format from a or b with equal chance, then each
+** format mutated with probability rate (at least one of the block's, when any can change). */
+void genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
+                        const lpq_layer_formats_t *a, const lpq_layer_formats_t *b,
+                        search_block_t block, double rate, lpq_layer_formats_t *child);
+/* sibling = parent with the child's block, then mutated in the block as above. */
+void genome_sibling(const lpq_search_space_t *space, lpq_rng_t *rng,
+                    const lpq_layer_formats_t *parent, const lpq_layer_formats_t *child,
+                    search_block_t block, double rate, lpq_layer_formats_t *sibling);
+/* FNV-1a 64 of bytes, continuing from h (start from SEARCH_FNV_OFFSET). */
+#define SEARCH_FNV_OFFSET 0xcbf29ce484222325ull
+uint64_t search_fnv1a(uint64_t h, const void *data, size_t len);
+uint64_t search_fnv1a_int(uint64_t h, int64_t v);
+
+/* The search object (coordinator.h). Records live in the archive, in scoring order; the
+** population and the pending batch refer to them by archive index. */
+struct lpq_search_t {
+  lpq_search_space_t space; /* resolved; space.layers points at `layers` */
+  lpq_layer_spec_t *layers;
+  lpq_search_settings_t set;
+  size_t L;
+  lpq_rng_t rng;
+
+  size_t count, cap;          /* archive */
+  lpq_layer_formats_t *genes; /* cap * L */
+  lpq_eval_result_t *results;
+  double *obj;  /* (l_co, l_cr) per record; DBL_MAX for a failed one */
+  double *viol; /* total violation; INFINITY for a failed one */
+  uint64_t *hash;
+  size_t *gen_of;
+  size_t *table, table_cap; /* open addressing on hash: archive index + 1, 0 is empty */
+
+  size_t *pop, pop_count; /* population, ordered best first */
+  size_t *pop_rank;       /* Pareto: rank and crowding of each population member */
+  double *pop_crowd;
+
+  int batch_ready; /* the pending generation */
+  size_t batch_count, batch_cap;
+  lpq_layer_formats_t *batch_genes;
+  lpq_eval_result_t *batch_results;
+  unsigned char *batch_told, *batch_is_child;
+  uint64_t *batch_hash;
+  size_t *batch_group; /* the child a sibling belongs to; SIZE_MAX in the initial population */
+
+  lpq_search_progress_t *history;
+  size_t history_count, history_cap;
+
+  size_t committed; /* generations applied, the initial population included */
+  size_t evaluations, failed;
+  double hv_ref[2];
+  int hv_ref_set;
+  double best_measure; /* for patience: hypervolume (Pareto) or best L_F (scalar) */
+  size_t stale;
+  int canceled, exhausted;
+  double elapsed;   /* seconds up to `mark` */
+  double mark;      /* monotonic clock at the last commit, restore or creation */
+};
+
+/* A fingerprint of everything that shapes the trajectory: the space and those settings. */
+uint64_t search_fingerprint(const lpq_search_t *s);
+/* Appends a scored genome to the archive (and its hash table). */
+int search_archive_add(lpq_search_t *s, const lpq_layer_formats_t *genome,
+                       const lpq_eval_result_t *result, size_t generation, lpq_error_t *err);
+/* Rank and crowding of the population, for the next generation's tournaments. */
+int search_rank_population(lpq_search_t *s, lpq_error_t *err);
+/* A new search without any generation (the shared part of new and restore). */
+lpq_search_t *search_alloc(const lpq_search_space_t *space,
+                           const lpq_search_settings_t *settings, lpq_error_t *err);
+double search_now(void);
+/* The archive index of genome g (hash h), SIZE_MAX when it was never scored. */
+size_t search_archive_find(const lpq_search_t *s, const lpq_layer_formats_t *g, uint64_t h);
+/* Keeps the feasible non-dominated members of idx[0..n) at its front, by increasing L_CO;
+** returns their number. */
+size_t search_feasible_front(const lpq_search_t *s, size_t *idx, size_t n);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+** coordinator/store_search.c: the bridge from the search library to the store: a genome as
+** JSON text, and a committed generation of an lpq_search_t as a generation row with its
+** population (objectives, NSGA-II rank and crowding, front flags).
+*/
+#include "coordinator/store/store_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void format_text(const lp_format_t *f, char *buf, size_t len) {
+  if (f->n == 0)
+    snprintf(buf, len, "fp32");
+  else
+    lp_format_str(f, buf, len);
+}
+
+int lpq_store_genome_json(const lpq_layer_formats_t *genome, size_t layer_count, char **json,
+                          lpq_error_t *err) {
+  if (json == NULL || (genome == NULL && layer_count > 0))
+    return lpq_errorf(err, LPQ_EINVAL, "store: genome json: missing genome or output");
+  /* {"w":"lp<16,4,15,-64>","a":"..."}, is at most 2 * LP_TEXT_MAX + 20 bytes a layer. */
+  size_t cap = layer_count * (2 * LP_TEXT_MAX + 20) + 3, len = 0;
+  char *out = malloc(cap);
+  if (out == NULL)
+    return lpq_errorf(err, LPQ_ENOMEM, "store: genome json: %zu layers", layer_count);
+  out[len++] = '[';
+  for (size_t l = 0; l < layer_count; l++) {
+    char w[LP_TEXT_MAX], a[LP_TEXT_MAX];
+    format_text(&genome[l].weight, w, sizeof w);
+    format_text(&genome[l].act, a, sizeof a);
+    len += (size_t)snprintf(out + len, cap - len, "%s{\"w\":\"%s\",\"a\":\"%s\"}", l ? "," : "",
+                            w, a);
+  }
+  snprintf(out + len, cap - len, "]");
+  *json = out;
+  return 0;
+}
+
+/* A feasible population member, for the front. */
+typedef struct front_entry_t {
+  double l_co, l_cr;
+  size_t archive_index, member;
+} front_entry_t;
+
+static int compare_entries(const void *pa, const void *pb) {
+  const front_entry_t *a = pa, *b = pb;
+  if (a->l_co != b->l_co)
+    return a->l_co < b->l_co ? -1 : 1;
+  if (a->l_cr != b->l_cr)
+    return a->l_cr < b->l_cr ? -1 : 1;
+  return (a->archive_index > b->archive_index) - (a->archive_index < b->archive_index);
+}
+
+/* Flags the feasible non-dominated members as the search counts them (lpq_search_front): by
+** increasing (L_CO, L_CR, archive index), each that lowers the best L_CR so far; so of equal
+** objective vectors only the first is on the front. */
+static void mark_front(lpq_store_individual_t *ind, const size_t *members, size_t count,
+                       front_entry_t *entries) {
+  size_t m = 0;
+  for (size_t i = 0; i < count; i++)
+    if (ind[i].violation == 0.0 && !isnan(ind[i].l_co))
+      entries[m++] = (front_entry_t){ind[i].l_co, ind[i].l_cr, members[i], i};
+  qsort(entries, m, sizeof *entries, compare_entries);
+  double best_cr = INFINITY;
+  for (size_t k = 0; k < m; k++)
+    if (entries[k].l_cr < best_cr) {
+      best_cr = entries[k].l_cr;
+      ind[entries[k].member].in_front = 1;
+    }
+}
+
+int lpq_store_search_generation(lpq_store_t *st, int64_t job, const lpq_search_t *search,
+                                lpq_error_t *err) {
+  if (st == NULL || search == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "store: generations: commit: missing store or search");
+  const lpq_search_progress_t *history;
+  size_t generations = lpq_search_history(search, &history);
+  if (generations == 0)
+    return lpq_errorf(err, LPQ_ESTATE, "store: generations: commit: job %lld's search has no "
+                      "committed generation", (long long)job);
+  const lpq_search_progress_t *p = &history[generations - 1];
+  const size_t *members;
+  size_t count = lpq_search_population(search, &members);
+  size_t layers = lpq_search_layer_count(search);
+
+  lpq_store_individual_t *ind = calloc(count + 1, sizeof *ind);
+  double *obj = malloc((2 * count + 1) * sizeof *obj);
+  double *violation = malloc((count + 1) * sizeof *violation);
+  double *crowding = malloc((count + 1) * sizeof *crowding);
+  size_t *rank = malloc((count + 1) * sizeof *rank);
+  char **json = calloc(count + 1, sizeof *json);
+  front_entry_t *entries = malloc((count + 1) * sizeof *entries);
+  int ret = 0;
+  if (ind == NULL || obj == NULL || violation == NULL || crowding == NULL || rank == NULL ||
+      json == NULL || entries == NULL)
+    ret = lpq_errorf(err, LPQ_ENOMEM, "store: generations: commit: %zu individuals", count);
+  for (size_t i = 0; ret == 0 && i < count; i++) {
+    lpq_search_record_t r;
+    ret = lpq_search_archive_get(search, members[i], &r);
+    if (ret != 0) {
+      lpq_errorf(err, ret, "store: generations: commit: archive entry %zu", members[i]);
+      break;
+    }
+    int scored = r.result.status == 0;
+    obj[2 * i] = scored ? r.result.l_co : INFINITY;
+    obj[2 * i + 1] = scored ? r.result.l_cr : INFINITY;
+    violation[i] = scored ? r.violation : INFINITY;
+    ind[i].genome_hash = r.hash;
+    ind[i].l_co = scored ? r.result.l_co : NAN;
+    ind[i].l_cr = scored ? r.result.l_cr : NAN;
+    ind[i].l_f = scored ? r.l_f : NAN;
+    ind[i].violation = violation[i];
+    ret = lpq_store_genome_json(r.genome, layers, &json[i], err);
+    ind[i].genome_json = json[i];
+  }
+  if (ret == 0 && count > 0)
+    ret = lpq_nsga_rank(obj, violation, count, 2, rank, crowding, err);
+  for (size_t i = 0; ret == 0 && i < count; i++) {
+    ind[i].rank = rank[i];
+    ind[i].crowding = crowding[i];
+  }
+  if (ret == 0)
+    mark_front(ind, members, count, entries);
+  if (ret == 0) {
+    lpq_store_generation_t g = {.job = job,
+                                .number = p->generation,
+                                .evaluations = p->evaluations,
+                                .new_evaluations = p->new_evaluations,
+                                .failed = p->failed,
+                                .best_l_co = p->best_l_co,
+                                .best_l_f = p->best_l_f,
+                                .hypervolume = p->hypervolume,
+                                .front_size = p->front_size,
+                                .elapsed_s = p->elapsed_seconds};
+    ret = lpq_store_generation_commit(st, &g, ind, count, err);
+  }
+  for (size_t i = 0; json != NULL && i < count; i++)
+    free(json[i]);
+  free(json);
+  free(entries);
+  free(ind);
+  free(obj);
+  free(violation);
+  free(crowding);
+  free(rank);
+  return ret;
+}

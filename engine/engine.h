@@ -1,0 +1,185 @@
+/*
+** engine/engine.h: lpq's inference engine. It owns the ONNX import (protobuf-c code generated
+** from Debian's onnx.proto), the graph and its optimisations (constant folding, BatchNorm and
+** activation fusion), the memory plan, the operators and their kernels (lpq's AVX-512/AVX2
+** convolution micro-kernels, OpenBLAS for Gemm/MatMul), the hooks through which a quantized
+** pass replaces weights and activations, and the ONNX export of a candidate. It includes
+** common/common.h and lp/lp.h only; worker/, accel_sim/ and tools/ include this header.
+** engine_internal.h is the engine's own (operator table, node helpers, kernels: lpq__*).
+*/
+#ifndef LPQ_ENGINE_H
+#define LPQ_ENGINE_H
+
+#include "common/common.h"
+#include "lp/lp.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- ONNX import and the inference graph --------------------------------------------------- */
+
+/*
+** An ONNX model loaded for inference. The graph is immutable once loaded: weights are read-only
+** and several threads may share one graph, each with its own execution context (lpq_exec_t),
+** which owns the activation buffers. Shapes are static: the batch size is fixed at load.
+**
+** Loading checks every size read from the file before allocating, orders the nodes
+** topologically (a cycle or a missing input is an error naming the node), folds initializers,
+** Constant nodes and every node whose inputs are all constant (so shape sub-graphs such as
+** Shape -> Gather -> Concat -> Reshape disappear), folds BatchNormalization into the Conv
+** before it, fuses a residual Add into the Conv before it and Relu/Clip into the Conv/Gemm
+** before them, packs conv weights for the GEMM kernel, and plans the activation memory so
+** buffers are reused once their tensor is dead. Errors name the file, node, op and attribute.
+**
+** Convolutions run as an implicit GEMM (the im2col panels are packed straight from the
+** input) on lpq's AVX-512 kernel where the CPU has one, else im2col + OpenBLAS sgemm; 3x3
+** depthwise convs have a direct kernel; Gemm and MatMul use OpenBLAS. Setting LPQ_PROFILE=1
+** (per op type) or LPQ_PROFILE=nodes (per node) in the environment makes lpq_exec_free print
+** the CPU time each took to stderr.
+*/
+typedef struct lpq_graph_t lpq_graph_t;
+typedef struct lpq_exec_t lpq_exec_t;
+
+/* Loads an ONNX file. batch > 0 sets the first dimension of the first input (and of any input
+** whose first dimension is symbolic); batch <= 0 keeps the model's own dimensions (a symbolic
+** one is then an error). Every other input dimension must be static. NULL with err set on
+** failure (LPQ_EIO, LPQ_EFORMAT, LPQ_EUNSUP for an operator/attribute/dtype lpq lacks, ...). */
+lpq_graph_t *lpq_graph_load(const char *path, int batch, lpq_error_t *err);
+/* The same from a serialized ModelProto in memory; name prefixes error messages. */
+lpq_graph_t *lpq_graph_load_buffer(const void *data, size_t len, const char *name, int batch,
+                                   lpq_error_t *err);
+void lpq_graph_free(lpq_graph_t **g);
+
+/* A graph input or output: name, dtype (LPQ_DT_F32, LPQ_DT_I64 or LPQ_DT_BOOL), static shape
+** (the batch is shape[0]), element count. Pointers live as long as the graph. */
+typedef struct lpq_tensor_info_t {
+  const char *name;
+  lpq_dtype_t dtype;
+  int ndim;
+  const int64_t *shape;
+  size_t count;
+} lpq_tensor_info_t;
+
+size_t lpq_graph_num_inputs(const lpq_graph_t *g);
+size_t lpq_graph_num_outputs(const lpq_graph_t *g);
+/* i out of range -> LPQ_EINVAL. */
+int lpq_graph_input(const lpq_graph_t *g, size_t i, lpq_tensor_info_t *out);
+int lpq_graph_output(const lpq_graph_t *g, size_t i, lpq_tensor_info_t *out);
+/* The batch size fixed at load (the first input's first dimension, 1 for a scalar input). */
+int64_t lpq_graph_batch(const lpq_graph_t *g);
+/* Bytes of activation memory one execution context allocates (arena + scratch). */
+size_t lpq_graph_exec_bytes(const lpq_graph_t *g);
+
+/* The quantizable layers: Conv, Gemm, and MatMul whose weight (B) is a constant. */
+typedef enum lpq_layer_kind_t {
+  LPQ_LAYER_CONV = 0,
+  LPQ_LAYER_GEMM = 1,
+  LPQ_LAYER_MATMUL = 2,
+} lpq_layer_kind_t;
+
+const char *lpq_layer_kind_name(lpq_layer_kind_t k); /* "conv", "gemm", "matmul" */
+
+typedef struct lpq_layer_t {
+  size_t index;          /* stable: position in topological order among quantizable layers */
+  const char *name;      /* the ONNX node name, or "<OpType>_<node index>" when it had none */
+  lpq_layer_kind_t kind;
+  /* The weight as the kernel uses it, BatchNormalization already folded in. Axis 0 is always
+  ** the output channel: conv [M, C/groups, kH, kW] (1-D conv: kH = 1); gemm and matmul
+  ** [N, K] (transposed at load when the model stores it [K, N]). */
+  const float *weight;
+  int weight_ndim;
+  int64_t weight_shape[4];
+  size_t weight_count;
+  const float *bias;     /* [M] or NULL (gemm's C is not reported here) */
+  size_t bias_count;
+  /* The layer's input (the activation) and output shapes, batch included. */
+  int in_ndim, out_ndim;
+  int64_t in_shape[LPQ_MAX_DIMS], out_shape[LPQ_MAX_DIMS];
+  /* conv only (2-D; a 1-D conv has kernel[0] = stride[0] = dilation[0] = 1, pads 0) */
+  int groups;
+  int kernel[2], stride[2], dilation[2];
+  int pads[4]; /* top, left, bottom, right */
+  /* gemm/matmul: output rows M (batch and leading dims included), N outputs, K inputs.
+  ** conv: the per-image GEMM view, M = output channels, N = OH*OW, K = C/groups*kH*kW. */
+  size_t M, N, K;
+  uint64_t macs;         /* multiply-accumulates for the whole batch */
+  int fused_act;         /* 1 when a Relu/Clip was fused: output and hook see it applied */
+  int fused_residual;    /* conv: a following residual Add was fused (output = conv + skip) */
+} lpq_layer_t;
+
+size_t lpq_graph_num_layers(const lpq_graph_t *g);
+/* NULL when i is out of range. */
+const lpq_layer_t *lpq_graph_layer(const lpq_graph_t *g, size_t i);
+
+/* An execution context: activation arena, scratch, hook buffer; allocated once. One thread. */
+lpq_exec_t *lpq_exec_new(const lpq_graph_t *g, lpq_error_t *err);
+void lpq_exec_free(lpq_exec_t **x);
+
+/* Lets the context run convolutions and pools on `threads` threads (the caller and
+** threads - 1 workers it owns; 1: none, the default). Each thread gets its own scratch. For
+** many contexts in parallel, keep 1 thread each. */
+int lpq_exec_set_threads(lpq_exec_t *x, int threads, lpq_error_t *err);
+
+/* Hooks into a run, for quantized evaluation. Any callback may be NULL. */
+typedef struct lpq_hooks_t {
+  void *user;
+  /* Before quantizable layer `layer` runs: the weight to use instead of w (same count and
+  ** layout, valid until the layer ran), or w itself. NULL aborts the run with an error. */
+  const float *(*weight)(void *user, size_t layer, const float *w, size_t count);
+  /* The layer's input activation as a private copy the hook may change in place; the change
+  ** reaches this layer only, never other consumers of the tensor. Non-zero aborts the run. */
+  int (*input)(void *user, size_t layer, float *x, size_t count);
+  /* The layer's output right after it ran, with what was fused into it applied (see
+  ** lpq_layer_t fused_act, fused_residual). Non-zero aborts. */
+  int (*output)(void *user, size_t layer, const float *y, size_t count);
+} lpq_hooks_t;
+
+/* One forward pass of a single-input, single-output float graph: input holds the input's
+** count floats, output receives the output's count floats. hooks may be NULL (no copies).
+** Returns 0 or a negative LPQ_E* with err set. */
+int lpq_exec_run(lpq_exec_t *x, const float *input, float *output, const lpq_hooks_t *hooks,
+                 lpq_error_t *err);
+/* Any graph: inputs[i] points at input i's data (its dtype and count), outputs[i] receives
+** output i. */
+int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *outputs,
+                       const lpq_hooks_t *hooks, lpq_error_t *err);
+
+/* OpenBLAS 0.3.21 (Debian 12) does not recognise recent AMD CPUs and falls back to its AVX2
+** (Haswell) kernels, about 1.5x slower than its AVX-512 (SkylakeX) ones where the CPU has
+** AVX-512. The kernel set is chosen when the library loads, from OPENBLAS_CORETYPE, so this
+** re-executes the program (argv as given to main) with OPENBLAS_CORETYPE=SkylakeX when that
+** is unset, the CPU has AVX-512 (F, BW, DQ, VL) and OpenBLAS picked Haswell or Zen. Returns
+** only when nothing needed to change or the exec failed. Call it first thing in main(). An
+** OPENBLAS_CORETYPE set by the user is respected. (lpq's convolutions do not use OpenBLAS on
+** AVX-512 CPUs; Gemm and MatMul do.) */
+void lpq_blas_select_kernels(char **argv);
+
+/* A serialized ONNX TensorProto (e.g. a test's input_0.pb) as an array; the tensor's name is
+** copied into name (may be NULL). Every size is checked against the buffer. */
+int lpq_tensorproto_load(const void *data, size_t len, lpq_array_t **out, char *name,
+                         size_t name_len, lpq_error_t *err);
+
+/* ---- statistics-driven starting points ---------------------------------------------------- */
+
+/* Per quantizable layer, the sf that lp<6,1,3,auto> takes on its weights (weight_sf) and, when
+** act_sf is not NULL, on its FP input over the calibration batch calib (the graph's input,
+** batch included): the centres of the search's sf windows. */
+int lpq_graph_sf_seeds(const lpq_graph_t *g, const float *calib, int *weight_sf, int *act_sf,
+                       lpq_error_t *err);
+
+/* ---- a candidate's deliverables ---------------------------------------------------------- */
+
+/* The ONNX model at model_path with the weight initializer of every quantizable layer named
+** names[i] rounded to weight_formats[i] (n = 0: left as is): a model any ONNX runtime runs,
+** computing with the LP values. *out is malloc'd. A weight that is not an initializer, or a
+** layer name the model lacks, is an error naming it. (When lpq folds a BatchNormalization into
+** a Conv, the export rounds the Conv's own weights; the BN scale then applies at run time.) */
+int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *const *names,
+                            const lp_format_t *weight_formats, void **out, size_t *out_len,
+                            lpq_error_t *err);
+/* The packed LP codes of every quantizable layer's weights (.lpw; layout in common/onnx_export.c:
+** "LPQW", version 1, per layer its name, format, shape and 1- or 2-byte codes). *out malloc'd. */
+int lpq_pack_weights(const lpq_graph_t *g, const lp_format_t *weight_formats, void **out,
+                     size_t *out_len, lpq_error_t *err);
+
+#endif

@@ -1,0 +1,404 @@
+/* common/ops_conv.c: Conv (1-D and 2-D, groups, pads and auto_pad, strides, dilations).
+** Depthwise kernels are in ops_depthwise.c, the implicit-GEMM packer in ops_conv_pack.c.
+** Dense groups run as im2col + sgemm (a 1x1 stride-1 unpadded conv is a plain sgemm on the
+** input); depthwise convolution has a direct kernel. Bias and a fused Relu/Clip are applied
+** while the output is still in cache. */
+#include "engine/engine_internal.h"
+
+/* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *col_off,
+                                size_t *tmp_off, size_t *pack_off);
+
+/* Output size and pads of one spatial axis; LPQ_EFORMAT when the output would be empty. */
+int conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int s, int d,
+                 int *pb, int *pe, int ceil_mode, int64_t *out, lpq_error_t *err) {
+  const int64_t ek = (int64_t)(k - 1) * d + 1;
+  if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
+    int64_t o = (in + s - 1) / s;
+    int64_t total = (o - 1) * s + ek - in;
+    if (total < 0)
+      total = 0;
+    int64_t half = total / 2;
+    *pb = (int)(strcmp(auto_pad, "SAME_UPPER") == 0 ? half : total - half);
+    *pe = (int)(total - *pb);
+    *out = o;
+  } else if (strcmp(auto_pad, "VALID") == 0) {
+    *pb = *pe = 0;
+    *out = in >= ek ? (in - ek) / s + 1 : 0;
+  } else if (strcmp(auto_pad, "NOTSET") == 0) {
+    int64_t span = in + *pb + *pe - ek;
+    *out = span < 0 ? 0 : (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    /* ceil mode: the last window must start inside the input or the begin padding */
+    if (ceil_mode && span >= 0 && (*out - 1) * s >= in + *pb)
+      (*out)--;
+  } else {
+    return node_err(err, LPQ_EUNSUP, n, "auto_pad '%s' is not supported", auto_pad);
+  }
+  if (*out <= 0)
+    return node_err(err, LPQ_EFORMAT, n, "the output would be empty (input %lld, kernel %d, "
+                    "stride %d, dilation %d)", (long long)in, k, s, d);
+  return 0;
+}
+
+/* Reads kernel_shape/strides/dilations/pads/auto_pad for `spatial` axes (1 or 2) into the
+** 2-D form (a 1-D op gets kernel, stride, dilation 1 and no pads on the first axis). */
+int read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_dil,
+                int k[2], int s[2], int d[2], int p[4], char *auto_pad, size_t ap_len,
+                lpq_error_t *err) {
+  int64_t ks[4], ss[4], ds[4], ps[8];
+  size_t nk, ns, nd, np;
+  int rc;
+  if ((rc = attr_ints(n, "kernel_shape", ks, 4, &nk, err)) || (rc = attr_ints(n, "strides", ss, 4, &ns, err)) ||
+      (rc = attr_ints(n, "pads", ps, 8, &np, err)) ||
+      (rc = attr_string(n, "auto_pad", "NOTSET", auto_pad, ap_len, err)))
+    return rc;
+  nd = 0;
+  if (with_dil && (rc = attr_ints(n, "dilations", ds, 4, &nd, err)))
+    return rc;
+  if (nk == 0 && wk) {
+    for (int i = 0; i < spatial; i++)
+      ks[i] = wk[i];
+    nk = (size_t)spatial;
+  }
+  if (nk != (size_t)spatial || (ns && ns != (size_t)spatial) || (nd && nd != (size_t)spatial) ||
+      (np && np != 2 * (size_t)spatial))
+    return node_err(err, LPQ_EFORMAT, n, "kernel_shape/strides/dilations/pads do not match %d "
+                    "spatial dimensions", spatial);
+  const int off = 2 - spatial;
+  k[0] = s[0] = d[0] = 1;
+  p[0] = p[2] = 0;
+  for (int i = 0; i < spatial; i++) {
+    int64_t kv = ks[i], sv = ns ? ss[i] : 1, dv = nd ? ds[i] : 1;
+    int64_t pb = np ? ps[i] : 0, pe = np ? ps[i + spatial] : 0;
+    if (kv < 1 || kv > 4096 || sv < 1 || sv > 4096 || dv < 1 || dv > 4096 || pb < 0 || pe < 0 ||
+        pb > 65536 || pe > 65536)
+      return node_err(err, LPQ_ERANGE, n, "kernel %lld, stride %lld, dilation %lld or pads "
+                      "%lld,%lld out of range", (long long)kv, (long long)sv, (long long)dv,
+                      (long long)pb, (long long)pe);
+    k[off + i] = (int)kv, s[off + i] = (int)sv, d[off + i] = (int)dv;
+    p[off + i] = (int)pb, p[off + i + 2] = (int)pe;
+  }
+  return 0;
+}
+
+static const char *const conv_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape",
+                                         "pads", "strides", NULL};
+
+static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
+  int rc;
+  if ((rc = check_arity(n, 2, 3, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
+      (rc = need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
+    return rc;
+  const gval_t *x = gv(g, n->in[0]), *w = gv(g, n->in[1]);
+  int spatial = x->ndim - 2;
+  if (spatial < 1 || spatial > 2)
+    return node_err(err, LPQ_EUNSUP, n, "only 1-D and 2-D convolution is supported (input has "
+                    "rank %d)", x->ndim);
+  if (w->ndim != x->ndim)
+    return node_err(err, LPQ_EFORMAT, n, "weight rank %d does not match input rank %d", w->ndim,
+                    x->ndim);
+  conv_params_t *p = calloc(1, sizeof *p);
+  if (!p)
+    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+  n->params = p;
+  int64_t group;
+  char ap[32];
+  if ((rc = attr_int(n, "group", 1, &group, err)) ||
+      (rc = read_window(n, spatial, w->shape + 2, 1, p->k, p->s, p->d, p->p, ap, sizeof ap, err)))
+    return rc;
+  p->spatial = spatial;
+  p->N = x->shape[0], p->C = x->shape[1], p->M = w->shape[0];
+  p->H = spatial == 2 ? x->shape[2] : 1;
+  p->W = x->shape[spatial + 1];
+  if (group < 1 || p->C % group != 0 || p->M % group != 0 || w->shape[1] * group != p->C)
+    return node_err(err, LPQ_EFORMAT, n, "group %lld does not fit %lld input channels, weight "
+                    "[%lld, %lld, ...]", (long long)group, (long long)p->C, (long long)w->shape[0],
+                    (long long)w->shape[1]);
+  p->groups = (int)group;
+  for (int i = 2 - spatial; i < 2; i++)
+    if (w->shape[i + spatial] != p->k[i])
+      return node_err(err, LPQ_EFORMAT, n, "kernel_shape does not match the weight's shape");
+  if ((rc = conv_out_dim(n, ap, p->H, p->k[0], p->s[0], p->d[0], &p->p[0], &p->p[2], 0, &p->OH,
+                         err)) ||
+      (rc = conv_out_dim(n, ap, p->W, p->k[1], p->s[1], p->d[1], &p->p[1], &p->p[3], 0, &p->OW,
+                         err)))
+    return rc;
+  if (n->nin > 2 && n->in[2] >= 0) {
+    const gval_t *b = gv(g, n->in[2]);
+    if (b->dtype != LPQ_DT_F32 || b->count != (size_t)p->M)
+      return node_err(err, LPQ_EFORMAT, n, "bias must be %lld floats", (long long)p->M);
+  }
+  const int64_t Cg = p->C / group, Mg = p->M / group;
+  const int depthwise = Cg == 1 && Mg == 1;
+  if (depthwise) {
+    /* de-interleaved input row, or the padded plane of the 3x3 kernel */
+    n->scratch_floats = depthwise_scratch(p);
+  } else {
+    size_t a, c, t, pk;
+    const double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
+    if (need * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
+      return node_err(err, LPQ_ERANGE, n, "convolution scratch too large");
+    n->scratch_floats = (size_t)need;
+  }
+  int64_t shape[4] = {p->N, p->M, p->OH, p->OW};
+  if (spatial == 1)
+    shape[2] = p->OW;
+  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
+}
+
+/* Output columns [n0, n1) of the im2col matrix, stored with row length ld:
+** col[(c*kh + ky)*kw + kx][j] = x[c][oy*s - pad + ky*d][ox*s - pad + kx*d] (0 outside),
+** where (oy, ox) is output position n0 + j. */
+static void im2col_range(const conv_params_t *p, int64_t Cg, const float *x, int64_t n0,
+                         int64_t n1, float *col, int64_t ld) {
+  const int64_t H = p->H, W = p->W, OW = p->OW;
+  for (int64_t c = 0; c < Cg; c++)
+    for (int ky = 0; ky < p->k[0]; ky++)
+      for (int kx = 0; kx < p->k[1]; kx++) {
+        float *dst = col + ((c * p->k[0] + ky) * p->k[1] + kx) * ld - n0;
+        const float *src = x + c * H * W;
+        const int64_t xoff = (int64_t)kx * p->d[1] - p->p[1];
+        /* ox with 0 <= ox*s + xoff < W */
+        int64_t lo = xoff >= 0 ? 0 : (-xoff + p->s[1] - 1) / p->s[1];
+        int64_t hi = W - xoff <= 0 ? 0 : (W - xoff - 1) / p->s[1] + 1;
+        if (hi > OW)
+          hi = OW;
+        if (lo > hi)
+          lo = hi;
+        for (int64_t oy = n0 / OW; oy * OW < n1; oy++) {
+          const int64_t row = oy * OW, a = n0 > row ? n0 - row : 0;
+          const int64_t b = n1 < row + OW ? n1 - row : OW; /* ox in [a, b) */
+          float *d = dst + row;
+          const int64_t iy = oy * p->s[0] - p->p[0] + (int64_t)ky * p->d[0];
+          if (iy < 0 || iy >= H) {
+            memset(d + a, 0, (size_t)(b - a) * sizeof *d);
+            continue;
+          }
+          const float *r = src + iy * W + xoff;
+          const int64_t l = lo > a ? lo : a, h = hi < b ? hi : b;
+          for (int64_t ox = a; ox < l && ox < b; ox++)
+            d[ox] = 0.0f;
+          if (l < h) {
+            if (p->s[1] == 1)
+              memcpy(d + l, r + l, (size_t)(h - l) * sizeof *d);
+            else
+              for (int64_t ox = l; ox < h; ox++)
+                d[ox] = r[ox * p->s[1]];
+          }
+          for (int64_t ox = h > a ? h : a; ox < b; ox++)
+            d[ox] = 0.0f;
+        }
+      }
+}
+
+/* GEMM columns per chunk: the im2col slice and the output slice stay in L2 together, so the
+** bias and activation pass touches cached data. A multiple of the kernel's 32-column panel. */
+static int64_t conv_chunk(int64_t K, int64_t Mg, int64_t N) {
+  const int64_t budget = 192 * 1024; /* floats */
+  int64_t nc = budget / (K + Mg) / 32 * 32;
+  if (nc < 128)
+    nc = 128;
+  return nc < N ? nc : N;
+}
+
+/* How conv_run walks the output: images per chunk (small maps: several images side by side in
+** one GEMM, written to a temporary and scattered) and columns per chunk. */
+static void conv_walk(const conv_params_t *p, int64_t *imgs, int64_t *cols) {
+  const int64_t Kd = p->C / p->groups * p->k[0] * p->k[1], Mg = p->M / p->groups;
+  const int64_t OHW = p->OH * p->OW, target = conv_chunk(Kd, Mg, INT64_MAX);
+  *imgs = OHW >= target / 2 ? 1 : (target + OHW - 1) / OHW;
+  if (*imgs > p->N)
+    *imgs = p->N;
+  *cols = *imgs > 1 ? *imgs * OHW : (OHW < target ? OHW : target);
+}
+
+/* Scratch of the GEMM path: packed weights, im2col slice, temporary output, B panels. */
+static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *col_off,
+                                size_t *tmp_off, size_t *pack_off) {
+  const int64_t Kd = p->C / p->groups * p->k[0] * p->k[1], Mg = p->M / p->groups;
+  int64_t imgs, cols;
+  conv_walk(p, &imgs, &cols);
+  size_t at = 0;
+  *a_off = at, at += sgemm_packed_a_floats((size_t)Mg, (size_t)Kd) + 16;
+  *col_off = at, at += (size_t)(Kd * cols) + 16;
+  *tmp_off = at, at += imgs > 1 ? (size_t)(Mg * cols) + 16 : 0;
+  *pack_off = at, at += sgemm_pack_floats(0);
+  return at;
+}
+
+/* One conv run split into independent tasks for the context's threads. */
+typedef struct conv_job_t {
+  const kctx_t *k;
+  const conv_params_t *p;
+  float lo, hi;
+  int pointwise;
+  int64_t gi, imgs, cols_max, chunks_per_image;
+  const float *Ap; /* packed weights of group gi, or NULL (OpenBLAS) */
+  const float *residual; /* fused residual Add: same shape as the output, or NULL */
+  size_t col_off, tmp_off, pack_off;
+} conv_job_t;
+
+static void depthwise_task(void *arg, size_t task, int tid) {
+  const conv_job_t *j = arg;
+  const conv_params_t *p = j->p;
+  const kctx_t *k = j->k;
+  const int64_t nc = (int64_t)task, c = nc % p->C, HW = p->H * p->W, OHW = p->OH * p->OW;
+  depthwise_plane(p, (const float *)k->in[0] + nc * HW, k->weight + c * p->k[0] * p->k[1],
+                  k->bias ? k->bias[c] : 0.0f, j->lo, j->hi, (float *)k->out[0] + nc * OHW,
+                  thread_scratch(k, tid));
+}
+
+/* B for output columns [c0, c0 + cols) of image-major column space (image = column / OHW):
+** im2col, or the input itself for an unpadded 1x1 stride-1 conv within one image. */
+static const float *conv_columns(const conv_params_t *p, const float *xg, int64_t c0,
+                                 int64_t cols, int pointwise, float *col, int64_t *ldb) {
+  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, img_stride = p->C * HW;
+  const int64_t Cg = p->C / p->groups;
+  if (pointwise && c0 / OHW == (c0 + cols - 1) / OHW) {
+    *ldb = OHW;
+    return xg + (c0 / OHW) * img_stride + c0 % OHW;
+  }
+  *ldb = cols;
+  for (int64_t done = 0; done < cols;) { /* one image segment at a time */
+    const int64_t g = c0 + done, img = g / OHW, pos = g % OHW;
+    const int64_t seg = OHW - pos < cols - done ? OHW - pos : cols - done;
+    const float *xi = xg + img * img_stride;
+    if (pointwise) {
+      for (int64_t c = 0; c < Cg; c++)
+        memcpy(col + c * cols + done, xi + c * HW + pos, (size_t)seg * sizeof *col);
+    } else {
+      im2col_range(p, Cg, xi, pos, pos + seg, col + done, cols);
+    }
+    done += seg;
+  }
+  return col;
+}
+
+/* One chunk of GEMM columns: im2col (or the input), GEMM, bias and activation. */
+static void gemm_task(void *arg, size_t task, int tid) {
+  const conv_job_t *j = arg;
+  const conv_params_t *p = j->p;
+  const kctx_t *k = j->k;
+  const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, gi = j->gi;
+  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
+  const int64_t total = p->N * OHW;
+  int64_t c0, cols;
+  if (j->imgs > 1) {
+    c0 = (int64_t)task * j->cols_max;
+    cols = total - c0 < j->cols_max ? total - c0 : j->cols_max;
+  } else {
+    const int64_t img = (int64_t)task / j->chunks_per_image;
+    const int64_t at = ((int64_t)task % j->chunks_per_image) * j->cols_max;
+    c0 = img * OHW + at;
+    cols = OHW - at < j->cols_max ? OHW - at : j->cols_max;
+  }
+  float *scratch = thread_scratch(k, tid);
+  const float *wg = k->weight + gi * Mg * Kd, *b = k->bias;
+  const float *xg = (const float *)k->in[0] + gi * Cg * HW;
+  int64_t ldb;
+  const int64_t img = c0 / OHW, pos = c0 % OHW;
+  const int implicit = j->imgs == 1 && !j->pointwise && j->Ap && Kd > 0;
+  const float *B = implicit ? NULL
+                            : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off,
+                                           &ldb);
+  float *y = k->out[0];
+  float *yg = y + img * p->M * OHW + gi * Mg * OHW;
+  if (j->imgs == 1) {
+    if (implicit) {
+      const conv_implicit_t ib = {p, xg + img * p->C * HW, pos};
+      kern_sgemm_implicit((size_t)Mg, (size_t)cols, (size_t)Kd, j->Ap, conv_pack_b, &ib,
+                          yg + pos, (size_t)OHW, scratch + j->pack_off);
+    } else {
+      kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
+                 yg + pos, (size_t)OHW, scratch + j->pack_off);
+    }
+    for (int64_t m = 0; m < Mg; m++) {
+      const size_t at = (size_t)(img * p->M * OHW + (gi * Mg + m) * OHW + pos);
+      if (j->residual)
+        kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
+                            (size_t)cols);
+      else
+        kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)cols);
+    }
+  } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
+    float *tmp = scratch + j->tmp_off;
+    kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb, tmp,
+               (size_t)cols, scratch + j->pack_off);
+    for (int64_t i = 0; i < cols / OHW; i++)
+      for (int64_t m = 0; m < Mg; m++) {
+        const size_t at = (size_t)((img + i) * p->M * OHW + (gi * Mg + m) * OHW);
+        memcpy(y + at, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *y);
+        if (j->residual)
+          kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
+                              (size_t)OHW);
+        else
+          kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)OHW);
+      }
+  }
+}
+
+static int conv_run(const kctx_t *k) {
+  const conv_params_t *p = k->n->params;
+  conv_job_t j = {.k = k, .p = p};
+  j.residual = k->n->residual ? (const float *)k->in[3] : NULL;
+  j.lo = k->n->act ? k->n->act_lo : -INFINITY;
+  j.hi = k->n->act ? k->n->act_hi : INFINITY;
+  const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
+  if (Cg == 1 && Mg == 1) {
+    threads_run(k->pool, (size_t)(p->N * p->C), depthwise_task, &j);
+    return 0;
+  }
+  const int64_t OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
+  j.pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->p[0] &&
+                !p->p[1] && !p->p[2] && !p->p[3];
+  size_t a_off;
+  conv_gemm_scratch(p, &a_off, &j.col_off, &j.tmp_off, &j.pack_off);
+  conv_walk(p, &j.imgs, &j.cols_max);
+  j.chunks_per_image = (OHW + j.cols_max - 1) / j.cols_max;
+  const size_t ntasks = j.imgs > 1 ? (size_t)((p->N * OHW + j.cols_max - 1) / j.cols_max)
+                                   : (size_t)(p->N * j.chunks_per_image);
+  /* the weights packed at load, unless a hook swapped them: then pack them now */
+  const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
+  const int prepacked = k->n->wpack && k->weight == base;
+  float *Ap = sgemm_packs_a() ? k->scratch + a_off : NULL; /* thread 0's area, read by all */
+  const size_t per_group = sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
+  for (j.gi = 0; j.gi < G; j.gi++) {
+    if (prepacked)
+      j.Ap = k->n->wpack + (size_t)j.gi * per_group;
+    else if (Ap)
+      sgemm_pack_a((size_t)Mg, (size_t)Kd, k->weight + j.gi * Mg * Kd, (size_t)Kd, Ap);
+    if (!prepacked)
+      j.Ap = Ap;
+    threads_run(k->pool, ntasks, gemm_task, &j);
+  }
+  return 0;
+}
+
+int conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
+  const conv_params_t *p = n->params;
+  const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, Kd = Cg * p->k[0] * p->k[1];
+  const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
+  if (!w || !sgemm_packs_a() || (Cg == 1 && Mg == 1))
+    return 0; /* run-time weights, no AVX-512 kernel, or depthwise: nothing to pack */
+  const size_t per_group = sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
+  n->wpack = malloc((per_group * (size_t)G + 16) * sizeof *n->wpack);
+  if (!n->wpack)
+    return node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+  for (int64_t gi = 0; gi < G; gi++)
+    sgemm_pack_a((size_t)Mg, (size_t)Kd, w + gi * Mg * Kd, (size_t)Kd,
+                 n->wpack + (size_t)gi * per_group);
+  return 0;
+}
+
+const op_def_t ops_conv_table[] = {
+    {"Conv", conv_attrs, conv_prepare, conv_run},
+    {NULL, NULL, NULL, NULL},
+};

@@ -1,0 +1,108 @@
+/* common/ops_conv_pack.c: the implicit GEMM of a convolution: the GEMM kernel asks for
+** panels of the im2col matrix and they are copied straight from the input, so the matrix is
+** never stored. */
+#include "engine/engine_internal.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define PACK_TARGET __attribute__((target("avx512f")))
+/* d[0..n) = s[0..n), n <= 32, without a call: masked lanes are neither read nor written. */
+PACK_TARGET static inline void copy_upto32(float *d, const float *s, int64_t n) {
+  const __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+  const __mmask16 m1 = n >= 32 ? (__mmask16)0xffff
+                       : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
+  _mm512_mask_storeu_ps(d, m0, _mm512_maskz_loadu_ps(m0, s));
+  if (m1)
+    _mm512_mask_storeu_ps(d + 16, m1, _mm512_maskz_loadu_ps(m1, s + 16));
+}
+/* Bits [lo, hi) of a 16-lane mask, both clamped to 0..16. */
+static inline __mmask16 lane_range(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo > 16 ? 16 : lo;
+  hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+  return hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+/* d[t] = s[2t] for t in [lo, hi), 0 for the other t < n (n <= 32): even lanes of two masked
+** loads per 16 outputs; only s[2lo .. 2hi-2] is read. */
+PACK_TARGET static inline void copy_stride2_upto32(float *d, const float *s, int64_t lo,
+                                                   int64_t hi, int64_t n) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t h = 0; h < 2 && 16 * h < n; h++) {
+    const int64_t j0 = 32 * h; /* source index of lane 0 of the first load */
+    const __m512 a = _mm512_maskz_loadu_ps(lane_range(2 * lo - j0, 2 * hi - 1 - j0), s + j0);
+    const __m512 b =
+        _mm512_maskz_loadu_ps(lane_range(2 * lo - j0 - 16, 2 * hi - 1 - j0 - 16), s + j0 + 16);
+    _mm512_mask_storeu_ps(d + 16 * h, lane_range(0, n - 16 * h),
+                          _mm512_permutex2var_ps(a, ie, b));
+  }
+}
+#define HAVE_STRIDE2_COPY 1
+#else
+#define PACK_TARGET
+static inline void copy_upto32(float *d, const float *s, int64_t n) {
+  memcpy(d, s, (size_t)n * sizeof *d);
+}
+#endif
+
+/* Only called by the AVX-512 GEMM kernel (sgemm_packs_a()), so it may use AVX-512 itself. */
+PACK_TARGET void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
+                                    float *Bp) {
+  const conv_implicit_t *ib = ctx;
+  const conv_params_t *p = ib->p;
+  const int64_t kh = p->k[0], kw = p->k[1], H = p->H, W = p->W, OW = p->OW;
+  const int64_t sy = p->s[0], sx = p->s[1], dy = p->d[0], dx = p->d[1];
+  for (size_t q = 0; q < nc; q += SGEMM_NR) {
+    const int64_t w = (int64_t)(nc - q < SGEMM_NR ? nc - q : SGEMM_NR);
+    /* the panel's columns as runs within one output row: start column, oy, ox, length */
+    int64_t seg_t[SGEMM_NR + 1], seg_oy[SGEMM_NR + 1], seg_ox[SGEMM_NR + 1], seg_len[SGEMM_NR + 1];
+    int nseg = 0;
+    for (int64_t t = 0; t < w;) {
+      const int64_t pos = ib->pos0 + (int64_t)(n0 + q) + t, ox = pos % OW;
+      const int64_t len = OW - ox < w - t ? OW - ox : w - t;
+      seg_t[nseg] = t, seg_oy[nseg] = pos / OW, seg_ox[nseg] = ox, seg_len[nseg] = len;
+      nseg++;
+      t += len;
+    }
+    float *dst = Bp + q * kc;
+    int64_t r = (int64_t)k0, c = r / (kh * kw), ky = r % (kh * kw) / kw, kx = r % kw;
+    for (size_t kk = 0; kk < kc; kk++, dst += SGEMM_NR) {
+      const float *xc = ib->x + c * H * W;
+      for (int i = 0; i < nseg; i++) {
+        float *d = dst + seg_t[i];
+        const int64_t len = seg_len[i];
+        const int64_t iy = seg_oy[i] * sy - p->p[0] + ky * dy;
+        const int64_t ix0 = seg_ox[i] * sx - p->p[1] + kx * dx;
+        if (iy < 0 || iy >= H) {
+          memset(d, 0, (size_t)len * sizeof *d);
+          continue;
+        }
+        const float *row = xc + iy * W;
+        if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
+          copy_upto32(d, row + ix0, len);
+#ifdef HAVE_STRIDE2_COPY
+        } else if (sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
+          int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
+          int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
+          hi = hi < len ? hi : len;
+          copy_stride2_upto32(d, row + ix0, lo < hi ? lo : hi, hi, len);
+#endif
+        } else {
+          for (int64_t t = 0; t < len; t++) {
+            const int64_t ix = ix0 + t * sx;
+            d[t] = ix >= 0 && ix < W ? row[ix] : 0.0f;
+          }
+        }
+      }
+      for (int64_t t = w; t < SGEMM_NR; t++)
+        dst[t] = 0.0f;
+      if (++kx == kw) { /* next row of the im2col matrix: (c, ky, kx) advance */
+        kx = 0;
+        if (++ky == kh)
+          ky = 0, c++;
+      }
+    }
+  }
+}
+

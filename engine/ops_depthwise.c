@@ -1,0 +1,117 @@
+/* common/ops_depthwise.c: depthwise convolution (one input channel per output channel): a
+** fused 3x3 kernel for stride 1 and 2, and a general row-pass kernel for other windows. */
+#include "engine/engine_internal.h"
+
+/* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+
+#include <string.h>
+
+/* 3x3 depthwise, undilated, stride 1 or 2: the channel plane is copied once into a zero-padded
+** plane (stride 2: split into even and odd columns), then each output row is one fused pass of
+** nine taps, bias and activation. scratch: see dw3_scratch. */
+static size_t dw3_scratch(const conv_params_t *p) {
+  const size_t hp = (size_t)(p->H + p->p[0] + p->p[2]), wp = (size_t)(p->W + p->p[1] + p->p[3]);
+  return hp * (wp + 2) + wp + 16; /* plane, then one padded line for stride 2 */
+}
+
+static int dw3_applies(const conv_params_t *p) {
+  return p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1 && p->s[0] == p->s[1] &&
+         (p->s[0] == 1 || p->s[0] == 2);
+}
+
+static void depthwise3(const conv_params_t *p, const float *x, const float *w, float bias,
+                       float lo, float hi, float *y, float *pad) {
+  const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, s = p->s[0];
+  const int64_t wp = W + p->p[1] + p->p[3];
+  const int64_t we = (wp + 1) / 2, ld = s == 1 ? wp : we + wp / 2; /* padded row length */
+  /* zero only what the input does not cover: pad rows, and each row before its copy */
+  memset(pad, 0, (size_t)(p->p[0] * ld) * sizeof *pad);
+  memset(pad + (p->p[0] + H) * ld, 0, (size_t)(p->p[2] * ld) * sizeof *pad);
+  const int64_t pl = p->p[1];
+  for (int64_t iy = 0; iy < H; iy++) {
+    float *row = pad + (iy + p->p[0]) * ld;
+    const float *xr = x + iy * W;
+    if (s == 1) {
+      memset(row, 0, (size_t)pl * sizeof *row);
+      memcpy(row + pl, xr, (size_t)W * sizeof *row);
+      memset(row + pl + W, 0, (size_t)p->p[3] * sizeof *row);
+    } else { /* padded column c = ix + pl goes to even[c/2] or odd[c/2] */
+      memset(row, 0, (size_t)ld * sizeof *row);
+      if (pl % 2 == 0)
+        kern_deinterleave(row + pl / 2, row + we + pl / 2, xr, (size_t)W);
+      else /* x's even columns land on odd padded columns and vice versa */
+        kern_deinterleave(row + we + (pl - 1) / 2, row + (pl + 1) / 2, xr, (size_t)W);
+    }
+  }
+  for (int64_t oy = 0; oy < OH; oy++) {
+    const float *r[3];
+    for (int ky = 0; ky < 3; ky++)
+      r[ky] = pad + (oy * s + ky) * ld;
+    const float *taps[9];
+    for (int ky = 0; ky < 3; ky++) {
+      if (s == 1) {
+        taps[ky * 3 + 0] = r[ky], taps[ky * 3 + 1] = r[ky] + 1, taps[ky * 3 + 2] = r[ky] + 2;
+      } else { /* padded column 2*ox + kx */
+        taps[ky * 3 + 0] = r[ky], taps[ky * 3 + 1] = r[ky] + we, taps[ky * 3 + 2] = r[ky] + 1;
+      }
+    }
+    kern_dw9(y + oy * OW, taps, w, bias, lo, hi, (size_t)OW);
+  }
+}
+
+/* One depthwise channel: y = bias + sum over the window, as one vectorised y += w * x pass
+** over each output row per kernel tap. Stride 2 reads de-interleaved rows (tmp, W + 2 floats)
+** so every pass is contiguous. */
+static void depthwise_channel(const conv_params_t *p, const float *x, const float *w, float bias,
+                              float *y, float *tmp) {
+  const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+  const int sx = p->s[1];
+  float *even = tmp, *odd = tmp + (W + 1) / 2;
+  for (int64_t oy = 0; oy < OH; oy++) {
+    float *yr = y + oy * OW;
+    for (int64_t ox = 0; ox < OW; ox++)
+      yr[ox] = bias;
+    for (int ky = 0; ky < p->k[0]; ky++) {
+      const int64_t iy = oy * p->s[0] - p->p[0] + (int64_t)ky * p->d[0];
+      if (iy < 0 || iy >= H)
+        continue;
+      const float *xr = x + iy * W;
+      if (sx == 2)
+        kern_deinterleave(even, odd, xr, (size_t)W);
+      for (int kx = 0; kx < p->k[1]; kx++) {
+        const float wv = w[ky * p->k[1] + kx];
+        const int64_t off = (int64_t)kx * p->d[1] - p->p[1];
+        int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
+        int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
+        if (hi > OW)
+          hi = OW;
+        if (hi <= lo)
+          continue;
+        if (sx == 1) {
+          kern_axpy(yr + lo, xr + off + lo, wv, (size_t)(hi - lo));
+        } else if (sx == 2) { /* x[2*ox + off] */
+          const float *src = off % 2 == 0 ? even + (lo + off / 2) : odd + (lo + (off - 1) / 2);
+          kern_axpy(yr + lo, src, wv, (size_t)(hi - lo));
+        } else {
+          for (int64_t ox = lo; ox < hi; ox++)
+            yr[ox] += wv * xr[ox * sx + off];
+        }
+      }
+    }
+  }
+}
+
+size_t depthwise_scratch(const conv_params_t *p) {
+  return dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
+}
+
+void depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
+                     float lo, float hi, float *y, float *scratch) {
+  if (dw3_applies(p)) {
+    depthwise3(p, x, w, bias, lo, hi, y, scratch);
+  } else {
+    depthwise_channel(p, x, w, bias, y, scratch);
+    kern_bias_clamp(y, 0.0f, lo, hi, (size_t)(p->OH * p->OW));
+  }
+}

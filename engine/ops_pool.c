@@ -1,0 +1,229 @@
+/* common/ops_pool.c: MaxPool, AveragePool (1-D and 2-D, pads, auto_pad, ceil_mode,
+** dilations, count_include_pad), GlobalAveragePool, GlobalMaxPool. */
+#include "engine/engine_internal.h"
+
+/* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pool_params_t {
+  conv_params_t w; /* window geometry; M = C */
+  int is_max, count_include_pad;
+} pool_params_t;
+
+static int pool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
+  int rc;
+  const int is_max = strcmp(n->op_type, "MaxPool") == 0;
+  if ((rc = check_arity(n, 1, 1, 1, 2, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)))
+    return rc;
+  if (n->nout > 1 && n->out[1] >= 0)
+    return node_err(err, LPQ_EUNSUP, n, "the Indices output is not supported");
+  const gval_t *x = gv(g, n->in[0]);
+  const int spatial = x->ndim - 2;
+  if (spatial < 1 || spatial > 2)
+    return node_err(err, LPQ_EUNSUP, n, "only 1-D and 2-D pooling is supported (rank %d)",
+                    x->ndim);
+  pool_params_t *p = calloc(1, sizeof *p);
+  if (!p)
+    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+  n->params = p;
+  p->is_max = is_max;
+  conv_params_t *w = &p->w;
+  int64_t ceil_mode, cip = 0, storage = 0;
+  char ap[32];
+  if ((rc = attr_int(n, "ceil_mode", 0, &ceil_mode, err)) ||
+      (rc = attr_int(n, "count_include_pad", 0, &cip, err)) ||
+      (rc = attr_int(n, "storage_order", 0, &storage, err)) ||
+      (rc = read_window(n, spatial, NULL, 1, w->k, w->s, w->d, w->p, ap, sizeof ap, err)))
+    return rc;
+  if (storage != 0)
+    return node_err(err, LPQ_EUNSUP, n, "storage_order = %lld is not supported", (long long)storage);
+  p->count_include_pad = cip != 0;
+  w->spatial = spatial;
+  w->N = x->shape[0], w->C = w->M = x->shape[1];
+  w->H = spatial == 2 ? x->shape[2] : 1;
+  w->W = x->shape[spatial + 1];
+  if ((rc = conv_out_dim(n, ap, w->H, w->k[0], w->s[0], w->d[0], &w->p[0], &w->p[2],
+                         (int)ceil_mode, &w->OH, err)) ||
+      (rc = conv_out_dim(n, ap, w->W, w->k[1], w->s[1], w->d[1], &w->p[1], &w->p[3],
+                         (int)ceil_mode, &w->OW, err)))
+    return rc;
+  n->scratch_floats = (size_t)(w->W + 2 + w->OW);
+  int64_t shape[4] = {w->N, w->C, w->OH, w->OW};
+  if (spatial == 1)
+    shape[2] = w->OW;
+  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
+}
+
+/* Undilated windows: one vectorised pass per kernel tap over each output row (as the
+** depthwise conv), then the average's divisor per position. scratch: W + 2 + OW floats. */
+static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, float *tmp) {
+  const conv_params_t *w = &p->w;
+  const int64_t H = w->H, W = w->W, OW = w->OW, sx = w->s[1];
+  float *even = tmp, *odd = tmp + (W + 1) / 2, *wcount = tmp + W + 2;
+  for (int64_t ox = 0; ox < OW; ox++) { /* window width inside the input (or padded input) */
+    int64_t x0 = ox * sx - w->p[1], a = x0, b = x0 + w->k[1];
+    const int64_t lo_lim = p->count_include_pad ? -w->p[1] : 0;
+    const int64_t hi_lim = p->count_include_pad ? W + w->p[3] : W;
+    a = a < lo_lim ? lo_lim : a;
+    b = b > hi_lim ? hi_lim : b;
+    wcount[ox] = (float)(b > a ? b - a : 0);
+  }
+  for (int64_t oy = 0; oy < w->OH; oy++) {
+    float *yr = yc + oy * OW;
+    for (int64_t ox = 0; ox < OW; ox++)
+      yr[ox] = p->is_max ? -INFINITY : 0.0f;
+    int64_t rows = 0;
+    for (int ky = 0; ky < w->k[0]; ky++) {
+      const int64_t iy = oy * w->s[0] - w->p[0] + ky;
+      if (iy >= -w->p[0] && iy < H + w->p[2])
+        rows += p->count_include_pad;
+      if (iy < 0 || iy >= H)
+        continue;
+      rows += !p->count_include_pad;
+      const float *xr = xc + iy * W;
+      if (sx == 2)
+        kern_deinterleave(even, odd, xr, (size_t)W);
+      for (int kx = 0; kx < w->k[1]; kx++) {
+        const int64_t off = kx - w->p[1];
+        int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
+        int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
+        if (hi > OW)
+          hi = OW;
+        if (hi <= lo)
+          continue;
+        const float *src = sx == 1        ? xr + off + lo
+                           : off % 2 == 0 ? even + (lo + off / 2)
+                                          : odd + (lo + (off - 1) / 2);
+        if (sx > 2) {
+          for (int64_t ox = lo; ox < hi; ox++) {
+            float v = xr[ox * sx + off];
+            yr[ox] = p->is_max ? (v > yr[ox] ? v : yr[ox]) : yr[ox] + v;
+          }
+        } else if (p->is_max) {
+          kern_max(yr + lo, src, (size_t)(hi - lo));
+        } else {
+          kern_add(yr + lo, src, (size_t)(hi - lo));
+        }
+      }
+    }
+    if (!p->is_max)
+      for (int64_t ox = 0; ox < OW; ox++) {
+        float div = (float)rows * wcount[ox];
+        yr[ox] = div > 0 ? yr[ox] / div : 0.0f;
+      }
+  }
+}
+
+static void pool_task(void *arg, size_t task, int tid) {
+  const kctx_t *k = arg;
+  const pool_params_t *p = k->n->params;
+  const conv_params_t *w = &p->w;
+  pool_plane_fast(p, (const float *)k->in[0] + (int64_t)task * w->H * w->W,
+                  (float *)k->out[0] + (int64_t)task * w->OH * w->OW, thread_scratch(k, tid));
+}
+
+static int pool_run(const kctx_t *k) {
+  const pool_params_t *p = k->n->params;
+  const conv_params_t *w = &p->w;
+  if (w->d[0] == 1 && w->d[1] == 1) {
+    threads_run(k->pool, (size_t)(w->N * w->C), pool_task, (void *)k);
+    return 0;
+  }
+  const float *x = k->in[0];
+  float *y = k->out[0];
+  const int64_t H = w->H, W = w->W;
+  for (int64_t nc = 0; nc < w->N * w->C; nc++) {
+    const float *xc = x + nc * H * W;
+    float *yc = y + nc * w->OH * w->OW;
+    for (int64_t oy = 0; oy < w->OH; oy++)
+      for (int64_t ox = 0; ox < w->OW; ox++) {
+        const int64_t y0 = oy * w->s[0] - w->p[0], x0 = ox * w->s[1] - w->p[1];
+        float mx = -INFINITY;
+        double sum = 0.0;
+        int64_t cnt = 0, cnt_pad = 0;
+        for (int ky = 0; ky < w->k[0]; ky++) {
+          const int64_t iy = y0 + (int64_t)ky * w->d[0];
+          const int in_pad_y = iy >= -w->p[0] && iy < H + w->p[2];
+          for (int kx = 0; kx < w->k[1]; kx++) {
+            const int64_t ix = x0 + (int64_t)kx * w->d[1];
+            if (in_pad_y && ix >= -w->p[1] && ix < W + w->p[3])
+              cnt_pad++;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+              continue;
+            const float v = xc[iy * W + ix];
+            mx = v > mx || isnan(v) ? v : mx;
+            sum += v;
+            cnt++;
+          }
+        }
+        if (p->is_max)
+          yc[oy * w->OW + ox] = mx;
+        else {
+          int64_t div = p->count_include_pad ? cnt_pad : cnt;
+          yc[oy * w->OW + ox] = div ? (float)(sum / (double)div) : 0.0f;
+        }
+      }
+  }
+  return 0;
+}
+
+static int gpool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
+  int rc;
+  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)))
+    return rc;
+  const gval_t *x = gv(g, n->in[0]);
+  if (x->ndim < 3)
+    return node_err(err, LPQ_EFORMAT, n, "input must have rank >= 3");
+  int64_t shape[LPQ_MAX_DIMS];
+  for (int i = 0; i < x->ndim; i++)
+    shape[i] = i < 2 ? x->shape[i] : 1;
+  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
+}
+
+static int gpool_run(const kctx_t *k) {
+  const gval_t *x = gv(k->g, k->n->in[0]), *y = gv(k->g, k->n->out[0]);
+  const int is_max = strcmp(k->n->op_type, "GlobalMaxPool") == 0;
+  const size_t S = y->count ? x->count / y->count : 0;
+  const float *in = k->in[0];
+  float *out = k->out[0];
+  for (size_t r = 0; r < y->count; r++) {
+    const float *xr = in + r * S;
+    if (is_max) {
+      float mx = -INFINITY;
+      for (size_t i = 0; i < S; i++)
+        mx = xr[i] > mx ? xr[i] : mx;
+      out[r] = mx;
+    } else {
+      float s = 0.0f; /* float accumulation in 8 lanes keeps the loop vectorisable */
+      float acc[8] = {0};
+      size_t i = 0;
+      for (; i + 8 <= S; i += 8)
+        for (int j = 0; j < 8; j++)
+          acc[j] += xr[i + j];
+      for (; i < S; i++)
+        s += xr[i];
+      for (int j = 0; j < 8; j++)
+        s += acc[j];
+      out[r] = S ? s / (float)S : 0.0f;
+    }
+  }
+  return 0;
+}
+
+static const char *const maxpool_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
+                                            "pads", "storage_order", "strides", NULL};
+static const char *const avgpool_attrs[] = {"auto_pad", "ceil_mode", "count_include_pad",
+                                            "dilations", "kernel_shape", "pads", "strides", NULL};
+static const char *const no_attrs[] = {NULL};
+
+const op_def_t ops_pool_table[] = {
+    {"MaxPool", maxpool_attrs, pool_prepare, pool_run},
+    {"AveragePool", avgpool_attrs, pool_prepare, pool_run},
+    {"GlobalAveragePool", no_attrs, gpool_prepare, gpool_run},
+    {"GlobalMaxPool", no_attrs, gpool_prepare, gpool_run},
+    {NULL, NULL, NULL, NULL},
+};

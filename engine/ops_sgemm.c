@@ -1,0 +1,207 @@
+/* common/ops_sgemm.c: single-precision GEMM for the convolution and matmul kernels.
+**
+** OpenBLAS is the reference and the fallback. On CPUs with AVX-512 lpq uses its own blocked
+** kernel (packed panels, an 8x32 register tile): Debian's OpenBLAS 0.3.21 may run its AVX2
+** kernels there (it does not know recent AMD cores, and OPENBLAS_CORETYPE may pin Haswell),
+** which halves the convolution throughput. */
+#include "engine/engine_internal.h"
+
+/* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+
+#include <cblas.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define HAVE_AVX512_KERNEL 1
+#endif
+
+size_t sgemm_pack_floats(size_t N) {
+  (void)N;
+#ifdef HAVE_AVX512_KERNEL
+  return SGEMM_KC * (SGEMM_NC + 32) + 64;
+#else
+  return 0;
+#endif
+}
+
+#ifdef HAVE_AVX512_KERNEL
+#define MR 8
+#define NR 32
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
+
+/* Ap[panel][k][r]: MR rows per panel, zero-padded. */
+static void pack_a(const float *A, size_t lda, size_t mc, size_t kc, float *Ap) {
+  for (size_t p = 0; p < mc; p += MR)
+    for (size_t k = 0; k < kc; k++)
+      for (size_t r = 0; r < MR; r++)
+        *Ap++ = p + r < mc ? A[(p + r) * lda + k] : 0.0f;
+}
+
+/* Bp[panel][k][c]: NR columns per panel, zero-padded. */
+__attribute__((target("avx512f"))) static void pack_b(const float *B, size_t ldb, size_t kc,
+                                                      size_t nc, float *Bp) {
+  for (size_t q = 0; q < nc; q += NR) {
+    const size_t w = nc - q < NR ? nc - q : NR;
+    if (w == NR) { /* the common case: two vector copies per row */
+      for (size_t k = 0; k < kc; k++, Bp += NR) {
+        const float *src = B + k * ldb + q;
+        _mm512_storeu_ps(Bp, _mm512_loadu_ps(src));
+        _mm512_storeu_ps(Bp + 16, _mm512_loadu_ps(src + 16));
+      }
+      continue;
+    }
+    for (size_t k = 0; k < kc; k++, Bp += NR) {
+      memcpy(Bp, B + k * ldb + q, w * sizeof *Bp);
+      memset(Bp + w, 0, (NR - w) * sizeof *Bp);
+    }
+  }
+}
+
+#define ROW(i)                                                                                 \
+  a = _mm512_set1_ps(ap[i]);                                                                   \
+  c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0);                                                   \
+  c##i##1 = _mm512_fmadd_ps(a, b1, c##i##1)
+
+#define STORE(i)                                                                               \
+  if (full) {                                                                                  \
+    float *cr = C + (i) * ldc;                                                                 \
+    if (acc) {                                                                                 \
+      c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(cr));                                   \
+      c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(cr + 16));                              \
+    }                                                                                          \
+    _mm512_storeu_ps(cr, c##i##0);                                                             \
+    _mm512_storeu_ps(cr + 16, c##i##1);                                                        \
+  } else {                                                                                     \
+    _mm512_storeu_ps(tile + (i) * NR, c##i##0);                                                \
+    _mm512_storeu_ps(tile + (i) * NR + 16, c##i##1);                                           \
+  }
+
+/* C[0..mr)[0..nr) (+)= Ap panel x Bp panel over kc. */
+AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float *C, size_t ldc,
+                              size_t mr, size_t nr, int acc) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00;
+  __m512 c61 = c00, c70 = c00, c71 = c00, a, b0, b1;
+  for (size_t k = 0; k < kc; k++, ap += MR, bp += NR) {
+    b0 = _mm512_loadu_ps(bp);
+    b1 = _mm512_loadu_ps(bp + 16);
+    ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5); ROW(6); ROW(7);
+  }
+  const int full = mr == MR && nr == NR;
+  float tile[MR * NR];
+  STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7)
+  if (!full)
+    for (size_t i = 0; i < mr; i++)
+      for (size_t j = 0; j < nr; j++)
+        C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+}
+
+/* Ap holds all of A packed by sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
+** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
+/* Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of B into Bp, panels of NR columns
+** (k-major inside a panel), zero beyond the last column. */
+typedef void (*pack_b_fn)(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
+
+typedef struct dense_b_t {
+  const float *B;
+  size_t ldb;
+} dense_b_t;
+
+static void pack_dense_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
+  const dense_b_t *d = ctx;
+  pack_b(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
+}
+
+/* Ap holds all of A packed by sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
+** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
+AVX512 static void sgemm_avx512(size_t M, size_t N, size_t K, const float *Ap, pack_b_fn pack,
+                                const void *ctx, float *C, size_t ldc, float *Bp) {
+  for (size_t n0 = 0; n0 < N; n0 += SGEMM_NC) {
+    const size_t nc = N - n0 < SGEMM_NC ? N - n0 : SGEMM_NC;
+    for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
+      const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
+      pack(ctx, k0, kc, n0, nc, Bp);
+      for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
+        const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
+        const float *Ab = Ap + m0 * K + mcr * k0;
+        for (size_t q = 0; q < nc; q += NR)
+          for (size_t p = 0; p < mc; p += MR)
+            micro_8x32(kc, Ab + p * kc, Bp + q * kc, C + (m0 + p) * ldc + n0 + q, ldc,
+                       mc - p < MR ? mc - p : MR, nc - q < NR ? nc - q : NR, k0 > 0);
+      }
+    }
+  }
+}
+
+static int have_avx512(void) {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+}
+#endif
+
+int sgemm_packs_a(void) {
+#ifdef HAVE_AVX512_KERNEL
+  return have_avx512();
+#else
+  return 0;
+#endif
+}
+
+size_t sgemm_packed_a_floats(size_t M, size_t K) {
+#ifdef HAVE_AVX512_KERNEL
+  return (M + MR - 1) / MR * MR * K;
+#else
+  (void)M, (void)K;
+  return 0;
+#endif
+}
+
+void sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap) {
+#ifdef HAVE_AVX512_KERNEL
+  for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
+    const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
+    for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
+      const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
+      pack_a(A + m0 * lda + k0, lda, mc, kc, Ap + m0 * K + mcr * k0);
+    }
+  }
+#else
+  (void)M, (void)K, (void)A, (void)lda, (void)Ap;
+#endif
+}
+
+void kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
+                         void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                      size_t nc, float *Bp),
+                         const void *ctx, float *C, size_t ldc, float *Bp) {
+#ifdef HAVE_AVX512_KERNEL
+  if (M && N && K)
+    sgemm_avx512(M, N, K, Ap, pack, ctx, C, ldc, Bp);
+#else
+  (void)M, (void)N, (void)K, (void)Ap, (void)pack, (void)ctx, (void)C, (void)ldc, (void)Bp;
+#endif
+}
+
+void kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
+                const float *B, size_t ldb, float *C, size_t ldc, float *pack) {
+  if (M == 0 || N == 0)
+    return;
+  if (K == 0) {
+    for (size_t i = 0; i < M; i++)
+      memset(C + i * ldc, 0, N * sizeof *C);
+    return;
+  }
+#ifdef HAVE_AVX512_KERNEL
+  if (Ap && pack && have_avx512()) {
+    const dense_b_t d = {B, ldb};
+    sgemm_avx512(M, N, K, Ap, pack_dense_b, &d, C, ldc, pack);
+    return;
+  }
+#else
+  (void)Ap, (void)pack;
+#endif
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
+              (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
+}

@@ -25,7 +25,7 @@ typedef struct bench_t {
   uv_loop_t loop;
   lpq_dispatch_t *d;
   size_t tasks, layers, submitted, received, failed;
-  lpq_task_layer_t *genomes; /* 64 genomes, reused in turn */
+  lpq_layer_formats_t *genomes; /* 64 genomes, reused in turn */
   double t_first, t_last, roundtrip_ms;
   int joined;
   size_t workers;

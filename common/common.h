@@ -92,6 +92,16 @@ int lpq_config_bind(const lpq_config_t *c, size_t nlayers, const char *const *na
 char *lpq_config_to_json(size_t nlayers, const char *const *names, const lpq_numfmt_t *w,
                          const lpq_numfmt_t *a);
 
+/* ---- the genome's layer: one quantizable layer's formats -------------------------------- */
+
+/* What the search varies per layer, what a TASK carries to a worker and what the store keeps:
+** the weight and input-activation LP formats. n = 0 means fp32 (not quantized), e.g. the
+** activations of a weight-only search. A genome is layer_count of these in model order. */
+typedef struct lpq_layer_formats_t {
+  lp_format_t weight;
+  lp_format_t act;
+} lpq_layer_formats_t;
+
 /* ---- search jobs: settings shared by job.submit, the store, the worker and `lpq search` ---- */
 
 typedef enum lpq_objective_t {
@@ -243,12 +253,6 @@ typedef struct lpq_ready_t {
   char version[32];         /* software version */
 } lpq_ready_t;
 
-/* One quantizable layer's formats; n = 0 means fp32 (not quantized). The same layout as the
-** search's lpq_layer_formats_t. */
-typedef struct lpq_task_layer_t {
-  lp_format_t weight;
-  lp_format_t act;
-} lpq_task_layer_t;
 
 /* One evaluation. Decoded tasks own settings_json and layers (lpq_task_clear frees them). */
 typedef struct lpq_task_t {
@@ -259,7 +263,7 @@ typedef struct lpq_task_t {
   char labels_hash[65];
   char *settings_json;  /* evaluation settings (temperature, objective, ...); NULL: "{}" */
   size_t layer_count;
-  lpq_task_layer_t *layers;
+  const lpq_layer_formats_t *layers; /* decoded tasks own it (lpq_task_clear frees it) */
 } lpq_task_t;
 void lpq_task_clear(lpq_task_t *t);
 

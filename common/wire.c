@@ -308,7 +308,7 @@ void lpq_task_clear(lpq_task_t *t)
   if (t == NULL)
     return;
   free(t->settings_json);
-  free(t->layers);
+  free((void *)t->layers); /* owned by a decoded task */
   t->settings_json = NULL;
   t->layers = NULL;
   t->layer_count = 0;
@@ -383,9 +383,10 @@ int lpq_wire_decode_task(const void *frame, size_t len, lpq_task_t *out, lpq_err
     fail(&r, "layer_count");
   if (r.bad)
     return reader_end(&r, err);
+  lpq_layer_formats_t *layers = count ? calloc(count, sizeof *layers) : NULL;
   out->settings_json = malloc((size_t)slen + 1);
-  out->layers = count ? calloc(count, sizeof *out->layers) : NULL;
-  if (out->settings_json == NULL || (count && out->layers == NULL)) {
+  out->layers = layers;
+  if (out->settings_json == NULL || (count && layers == NULL)) {
     lpq_task_clear(out);
     return lpq_errorf(err, LPQ_ENOMEM, "wire TASK: out of memory for %u layers", count);
   }
@@ -393,7 +394,7 @@ int lpq_wire_decode_task(const void *frame, size_t len, lpq_task_t *out, lpq_err
   out->settings_json[slen] = '\0';
   out->layer_count = count;
   for (uint32_t i = 0; i < count && !r.bad; i++) {
-    lp_format_t *f[2] = {&out->layers[i].weight, &out->layers[i].act};
+    lp_format_t *f[2] = {&layers[i].weight, &layers[i].act};
     for (int k = 0; k < 2; k++) {
       f[k]->n = get_u8(&r, "layers");
       f[k]->es = get_u8(&r, "layers");

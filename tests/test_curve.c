@@ -189,7 +189,7 @@ Test(curve, only_known_keys_join_and_strangers_are_logged) {
   h_spawn(h, "plain", 1, 1, plain);
   h_spawn(h, "good", 2, 1, good);
   cr_assert(h_run_until(h, cond_joined_1, 10), "the admitted worker did not join");
-  static lpq_task_layer_t layers[8][3];
+  static lpq_layer_formats_t layers[8][3];
   for (unsigned i = 0; i < 8; i++) {
     lpq_task_t t = h_task(1, i, layers[i], 3);
     h_submit(h, &t);

@@ -10,14 +10,14 @@ static int cond_all_results(harness_t *h) { return h->results >= want_results; }
 
 /* Submits n tasks over `jobs` jobs; returns the first id. Expected scores are recomputed from
 ** the same genomes, so a mixed-up result would not pass. */
-static void submit_many(harness_t *h, size_t n, int jobs, lpq_task_layer_t (*layers)[5]) {
+static void submit_many(harness_t *h, size_t n, int jobs, lpq_layer_formats_t (*layers)[5]) {
   for (size_t i = 0; i < n; i++) {
     lpq_task_t t = h_task(1 + (int64_t)(i % (size_t)jobs), (unsigned)i, layers[i], 5);
     h_submit(h, &t);
   }
 }
 
-static void check_scores(harness_t *h, size_t n, lpq_task_layer_t (*layers)[5]) {
+static void check_scores(harness_t *h, size_t n, lpq_layer_formats_t (*layers)[5]) {
   for (size_t i = 0; i < n; i++) {
     uint64_t id = i + 1; /* ids start at 1 in submission order */
     cr_assert_eq(h->got[id], 1, "task %zu: %u results", i, h->got[id]);
@@ -35,7 +35,7 @@ static void check_scores(harness_t *h, size_t n, lpq_task_layer_t (*layers)[5]) 
 /* Every wait below has its own deadline (no Criterion .timeout: its watchdog leaks an entry
 ** under LeakSanitizer when suites run in parallel). */
 Test(pool, one_two_three_workers_every_task_gets_a_result_and_sigterm_is_clean) {
-  static lpq_task_layer_t layers[300][5];
+  static lpq_layer_formats_t layers[300][5];
   for (int nw = 1; nw <= 3; nw++) {
     harness_t *h = calloc(1, sizeof *h);
     h_start(h, NULL);
@@ -94,7 +94,7 @@ Test(pool, sigkilled_worker_task_is_dispatched_again) {
   h_spawn(h, "a", 1, 1500, fast);
   h_spawn(h, "b", 1, 1500, fast);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
-  lpq_task_layer_t layers[2][5];
+  lpq_layer_formats_t layers[2][5];
   for (int i = 0; i < 2; i++) {
     lpq_task_t t = h_task(7, (unsigned)i, layers[i], 5);
     h_submit(h, &t);
@@ -137,7 +137,7 @@ Test(pool, sigstopped_worker_expires_after_3s_and_its_task_runs_elsewhere) {
   h_spawn(h, "steady", 1, 200, NULL);
   h_spawn(h, "stopped", 1, 200, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
-  lpq_task_layer_t layers[12][5];
+  lpq_layer_formats_t layers[12][5];
   for (int i = 0; i < 12; i++) {
     lpq_task_t t = h_task(1 + i % 2, (unsigned)i, layers[i], 5);
     h_submit(h, &t);
@@ -199,7 +199,7 @@ Test(pool, blobs_are_fetched_by_hash_verified_and_cached) {
   h_spawn(h, "fetcher", 1, 0, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
 
-  lpq_task_layer_t layers[4][5];
+  lpq_layer_formats_t layers[4][5];
   const char *models[4] = {model_hash, liar_hash, missing_hash, model_hash};
   for (int i = 0; i < 3; i++) {
     lpq_task_t t = h_task(1, (unsigned)i, layers[i], 5);
@@ -267,7 +267,7 @@ Test(pool, worker_rejoins_a_restarted_coordinator_on_the_same_endpoint) {
   h->d = lpq_dispatch_new(&h->loop, endpoint, NULL, &cb, &err);
   cr_assert_not_null(h->d, "%s", err.msg);
   cr_assert(h_run_until(h, cond_joined_2, 10), "the worker did not join the new coordinator");
-  lpq_task_layer_t layers[5];
+  lpq_layer_formats_t layers[5];
   lpq_task_t t = h_task(1, 1, layers, 5);
   h_submit(h, &t);
   want_results = 1;
@@ -291,7 +291,7 @@ Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   h_start(h, NULL);
   h_spawn(h, "leaving", 1, 800, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
-  lpq_task_layer_t layers[3][5];
+  lpq_layer_formats_t layers[3][5];
   for (int i = 0; i < 3; i++) {
     lpq_task_t t = h_task(1, (unsigned)i, layers[i], 5);
     h_submit(h, &t);

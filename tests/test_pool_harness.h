@@ -204,7 +204,7 @@ H_FN void h_stop(harness_t *h) {
 }
 
 /* A task of `layers` layers whose genome depends on seed (so results are checkable). */
-H_FN lpq_task_t h_task(int64_t job, unsigned seed, lpq_task_layer_t *layers, size_t count) {
+H_FN lpq_task_t h_task(int64_t job, unsigned seed, lpq_layer_formats_t *layers, size_t count) {
   for (size_t i = 0; i < count; i++) {
     int n = 2 + (int)((seed + i) % 7);
     layers[i].weight = (lp_format_t){n, (int)(seed % 3), n - 1, (int)(seed % 5) - 2};

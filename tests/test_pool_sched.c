@@ -14,7 +14,7 @@ Test(pool_sched, jobs_share_the_pool_round_robin_fifo_inside_a_job) {
   h_spawn(h, "solo", 1, 0, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
   /* job 1 submits 30 tasks before jobs 2 and 3 submit theirs */
-  static lpq_task_layer_t layers[90][3];
+  static lpq_layer_formats_t layers[90][3];
   for (int i = 0; i < 90; i++) {
     lpq_task_t t = h_task(1 + i / 30, (unsigned)i, layers[i], 3);
     h_submit(h, &t);
@@ -44,7 +44,7 @@ Test(pool_sched, cancel_job_forgets_its_tasks) {
   h_start(h, NULL);
   h_spawn(h, "solo", 1, 20, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
-  lpq_task_layer_t layers[40][3];
+  lpq_layer_formats_t layers[40][3];
   for (int i = 0; i < 40; i++) {
     lpq_task_t t = h_task(1 + i % 2, (unsigned)i, layers[i], 3);
     h_submit(h, &t);
@@ -80,7 +80,7 @@ Test(pool_sched, failing_task_is_reported_after_three_distinct_workers) {
   h_spawn(h, "y", 1, 0, NULL);
   h_spawn(h, "z", 1, 0, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
-  lpq_task_layer_t layers[10][3];
+  lpq_layer_formats_t layers[10][3];
   for (int i = 0; i < 10; i++) {
     lpq_task_t t = h_task(1, (unsigned)i, layers[i], 3);
     if (i == 4)
@@ -119,7 +119,7 @@ Test(pool_sched, task_timeout_dispatches_again_then_fails) {
   h_spawn(h, "slow1", 1, 3000, NULL);
   h_spawn(h, "slow2", 1, 3000, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 10));
-  lpq_task_layer_t layers[3];
+  lpq_layer_formats_t layers[3];
   lpq_task_t t = h_task(1, 1, layers, 3);
   h_submit(h, &t);
   want = 1;
@@ -209,7 +209,7 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
   lpq_wire_encode_ready(&b, &ready, &err);
   rogue_send(b.data, b.len, 0);
   cr_assert(h_run_until(h, h_cond_joined_all, 5));
-  lpq_task_layer_t layers[60][3];
+  lpq_layer_formats_t layers[60][3];
   for (int i = 0; i < 60; i++) {
     lpq_task_t t = h_task(1 + i % 2, (unsigned)i, layers[i], 3);
     h_submit(h, &t);

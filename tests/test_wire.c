@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void sample_task(lpq_task_t *t, lpq_task_layer_t *layers, size_t count) {
+static void sample_task(lpq_task_t *t, lpq_layer_formats_t *layers, size_t count) {
   memset(t, 0, sizeof *t);
   t->task_id = 0x1122334455667788ull;
   t->job_id = 42;
@@ -81,7 +81,7 @@ Test(wire, every_message_round_trips) {
   cr_assert_eq(r2.threads, 3);
   cr_assert_str_eq(r2.capabilities, "synthetic,real");
 
-  lpq_task_layer_t layers[50];
+  lpq_layer_formats_t layers[50];
   lpq_task_t t, t2;
   sample_task(&t, layers, 50);
   cr_assert_eq(lpq_wire_encode_task(&b, &t, &err), 0, "%s", err.msg);
@@ -179,7 +179,7 @@ static int decode_any(const uint8_t *p, size_t len, lpq_error_t *err) {
 Test(wire, truncated_and_corrupted_frames_are_errors) {
   lpq_wire_buf_t b = {0};
   lpq_error_t err;
-  lpq_task_layer_t layers[6];
+  lpq_layer_formats_t layers[6];
   lpq_task_t t;
   sample_task(&t, layers, 6);
   lpq_result_t res;
@@ -239,7 +239,7 @@ Test(wire, random_frames_never_crash) {
   srand(7);
   lpq_wire_buf_t b = {0};
   lpq_error_t err;
-  lpq_task_layer_t layers[4];
+  lpq_layer_formats_t layers[4];
   lpq_task_t t;
   sample_task(&t, layers, 4);
   lpq_wire_encode_task(&b, &t, &err);

@@ -216,7 +216,7 @@ static int dispatch_genome(job_t *j, size_t index, uint64_t hash, lpq_error_t *e
   memcpy(t.labels_hash, j->js.labels, sizeof t.labels_hash);
   t.settings_json = j->settings_json;
   t.layer_count = j->nl;
-  t.layers = (lpq_task_layer_t *)(uintptr_t)(j->batch + index * j->nl);
+  t.layers = j->batch + index * j->nl;
   j->refs[index] = (task_ref_t){j, index, hash};
   uint64_t task_id;
   int rc = lpq_dispatch_submit(j->d->pool, &t, &j->refs[index], &task_id, err);

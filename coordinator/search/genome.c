@@ -5,13 +5,17 @@
 #include <string.h>
 
 void lpq_search_space_default(lpq_search_space_t *space) {
+  lpq_job_settings_t js; /* a job's defaults are the one source (common/job.c) */
+  lpq_job_settings_default(&js);
   memset(space, 0, sizeof *space);
-  space->n_min = 2;
-  space->n_max = 8;
-  space->es_min = 0;
-  space->es_max = 3;
-  space->sf_window = 4;
-  space->quantize_acts = 1;
+  space->n_min = js.n_min;
+  space->n_max = js.n_max;
+  space->act_n_min = js.act_n_min;
+  space->act_n_max = js.act_n_max;
+  space->es_min = js.es_min;
+  space->es_max = js.es_max;
+  space->sf_window = js.sf_window;
+  space->quantize_acts = !js.weight_only;
 }
 
 static int check_pinned(const lp_format_t *f, size_t layer, const char *which,

@@ -11,16 +11,19 @@
 #include <time.h>
 
 void lpq_search_settings_default(lpq_search_settings_t *s) {
+  /* A job's defaults are the one source (common/job.c); the rest is the search's own. */
+  lpq_job_settings_t js;
+  lpq_job_settings_default(&js);
   memset(s, 0, sizeof *s);
-  s->mode = LPQ_SEARCH_PARETO;
-  s->lambda = 1.0;
-  s->population = 40;
-  s->parents = 20;
-  s->siblings = 2;
+  s->mode = js.scalar ? LPQ_SEARCH_SCALAR : LPQ_SEARCH_PARETO;
+  s->lambda = js.lambda;
+  s->population = js.population;
+  s->parents = js.population / 2;
+  s->siblings = js.siblings;
   s->mutation_rate = 0.3;
   s->seed_ladders = 1;
-  s->seed = 1;
-  s->max_generations = 50;
+  s->seed = js.seed;
+  s->max_generations = js.generations;
 }
 
 const char *lpq_search_stop_name(lpq_search_stop_t why) {

@@ -136,14 +136,8 @@ void lpq_real_result_clear(lpq_real_result_t *r);
 
 /* ---- search: the LP genome -------------------------------------------------------------- */
 
-/* One quantizable layer's formats. A format with n = 0 means "not quantized": the activation
-** format of a weight-only search. */
-typedef struct lpq_layer_formats_t {
-  lp_format_t weight;
-  lp_format_t act;
-} lpq_layer_formats_t;
 
-/* A genome is layer_count consecutive lpq_layer_formats_t, in the model's layer order. */
+/* A genome is layer_count consecutive lpq_layer_formats_t (common/common.h), in layer order. */
 
 /* What the caller knows of one layer. */
 typedef struct lpq_layer_spec_t {
@@ -166,8 +160,8 @@ typedef struct lpq_search_space_t {
   int quantize_acts;              /* 0: weight-only, activation formats stay all-zero */
 } lpq_search_space_t;
 
-/* Defaults: n 2..8 for weights and activations, es 0..3, sf window 4, weights and
-** activations; layer_count and layers are the caller's to set. */
+/* Defaults: a job's (lpq_job_settings_default: n, es, sf window, activations quantized);
+** layer_count and layers are the caller's to set. */
 void lpq_search_space_default(lpq_search_space_t *space);
 /* Checks a space (ranges, pins, seeds, naming the layer and field that is wrong) and copies it
 ** into *out with the activation range filled in; out->layers still points at the caller's. */
@@ -271,9 +265,8 @@ typedef struct lpq_search_settings_t {
   void *progress_ctx;
 } lpq_search_settings_t;
 
-/* Defaults: Pareto mode, lambda 1, population 40, parents 20, siblings 2, mutation 0.3, seeded
-** ladders on,
-** seed 1, 50 generations. */
+/* Defaults: a job's (lpq_job_settings_default: mode, lambda, population, siblings, seed,
+** generations), parents population / 2, mutation 0.3, seeded ladders on. */
 void lpq_search_settings_default(lpq_search_settings_t *s);
 
 typedef enum lpq_search_stop_t {

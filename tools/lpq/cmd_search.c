@@ -15,40 +15,45 @@
 #include <unistd.h>
 
 static void usage(FILE *out) {
+  /* The defaults printed are the ones a job gets (lpq_job_settings_default: one source). */
+  lpq_job_settings_t d;
+  lpq_job_settings_default(&d);
   fprintf(out,
       "usage: lpq search --model M.onnx --data X [--labels Y] [settings]\n"
       "data\n"
       "  --data X              calibration inputs (.npy float32 or IDX); the first --calib are used\n"
-      "  --calib N             calibration batch for L_CO (default 256)\n"
+      "  --calib N             calibration batch for L_CO (default %zu)\n"
       "  --calib-data X2       calibrate on X2 instead of X (e.g. training images)\n"
       "  --labels Y            labels of X: top-1 of the front's configs over all of X\n"
       "  --norm MEAN,STD       normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
       "search\n"
       "  --mode pareto|scalar  NSGA-II over (L_CO, L_CR), or L_F = L_CO * L_CR^lambda (pareto)\n"
-      "  --lambda L            scalar mode exponent (1)\n"
+      "  --lambda L            scalar mode exponent (%g)\n"
       "  --objective O         L_CR: bits (mean weight bits / 32), latency, energy or edp on\n"
       "                        the LPA, relative to every layer at 8 bits (bits)\n"
       "  --max-weight-bits B   constraint: mean weight bits <= B\n"
       "  --max-act-bits A      constraint: every activation format <= A bits\n"
       "  --max-latency-ms L    constraint: LPA latency <= L milliseconds per inference\n"
       "  --weight-only         quantize weights only (activations stay fp32)\n"
-      "  --bits LO:HI          weight bits range (2:8)\n"
+      "  --bits LO:HI          weight bits range (%d:%d)\n"
       "  --act-bits LO:HI      activation bits range (the weights' range)\n"
-      "  --es LO:HI            exponent bits range (0:3)\n"
-      "  --sf-window W         sf within +-W of each layer's statistics seed (4)\n"
+      "  --es LO:HI            exponent bits range (%d:%d)\n"
+      "  --sf-window W         sf within +-W of each layer's statistics seed (%d)\n"
       "  --pin-ends            first and last layer at 8 bits\n"
-      "  --population P        (40)    --siblings S   diversity-promoting siblings (2)\n"
-      "  --seed S              (1)     --temperature T InfoNCE temperature (0.5)\n"
+      "  --population P        (%zu)    --siblings S   diversity-promoting siblings (%zu)\n"
+      "  --seed S              (%llu)     --temperature T InfoNCE temperature (%g)\n"
       "  --random              random search with the same budget instead (a baseline)\n"
       "stopping (any that is set)\n"
-      "  --generations G (20)  --evaluations E   --time SECONDS   --patience K\n"
+      "  --generations G (%zu)  --evaluations E   --time SECONDS   --patience K\n"
       "output\n"
       "  --threads T           evaluation threads (2)\n"
       "  --top1 K              top-1 of at most K front configs, lowest L_CO first (8)\n"
       "  --hv-ref X,Y          hypervolume reference point (L_CO, L_CR) for comparisons\n"
       "  --out DIR             front.json, config_NN.json per front member, front.svg,\n"
       "                        history.json, state.json\n"
-      "  --json                one JSON object instead of text\n");
+      "  --json                one JSON object instead of text\n",
+      d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window, d.population,
+      d.siblings, (unsigned long long)d.seed, d.temperature, d.generations);
 }
 
 typedef struct args_t {

@@ -177,7 +177,7 @@ int lpq_graph_sf_seeds(const lpq_graph_t *g, const float *calib, int *weight_sf,
 int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *const *names,
                             const lp_format_t *weight_formats, void **out, size_t *out_len,
                             lpq_error_t *err);
-/* The packed LP codes of every quantizable layer's weights (.lpw; layout in common/onnx_export.c:
+/* The packed LP codes of every quantizable layer's weights (.lpw; layout in engine/onnx_export.c:
 ** "LPQW", version 1, per layer its name, format, shape and 1- or 2-byte codes). *out malloc'd. */
 int lpq_pack_weights(const lpq_graph_t *g, const lp_format_t *weight_formats, void **out,
                      size_t *out_len, lpq_error_t *err);

@@ -2,6 +2,7 @@
 ** engine/engine_internal.h: the inference graph's private structures, shared by the loader
 ** (onnx_load.c, graph.c, graph_opt.c, graph_plan.c), the executor (graph_exec.c) and the
 ** operators (ops_*.c). Only files in engine/ include it; everyone else uses engine/engine.h.
+** Non-static names declared here start with lpq__ (the generated protobuf-c code: onnx__).
 */
 #ifndef LPQ_ENGINE_INTERNAL_H
 #define LPQ_ENGINE_INTERNAL_H
@@ -86,13 +87,13 @@ struct kctx_t {
   size_t scratch_stride; /* floats between the scratch areas of threads 0, 1, ... */
 };
 
-/* Threads of an execution context (graph_pool.c). threads_new(n < 2) is NULL: no threads.
-** threads_run calls fn(arg, task, tid) for every task in [0, ntasks) across the threads (the
+/* Threads of an execution context (graph_pool.c). lpq__threads_new(n < 2) is NULL: no threads.
+** lpq__threads_run calls fn(arg, task, tid) for every task in [0, ntasks) across the threads (the
 ** caller is tid 0) and returns when all are done. A NULL pool runs them in order. */
-threads_t *threads_new(int nthreads);
-void threads_free(threads_t **p);
-int threads_count(const threads_t *p);
-void threads_run(threads_t *p, size_t ntasks, void (*fn)(void *arg, size_t task, int tid), void *arg);
+threads_t *lpq__threads_new(int nthreads);
+void lpq__threads_free(threads_t **p);
+int lpq__threads_count(const threads_t *p);
+void lpq__threads_run(threads_t *p, size_t ntasks, void (*fn)(void *arg, size_t task, int tid), void *arg);
 /* Thread tid's scratch area in a kernel. */
 static inline float *thread_scratch(const kctx_t *k, int tid) {
   return k->scratch + (size_t)tid * k->scratch_stride;
@@ -151,58 +152,58 @@ typedef struct clip_params_t {
 /* ---- helpers for operators (graph.c) ---- */
 static inline gval_t *gv(const lpq_graph_t *g, int i) { return &g->vals[i]; }
 /* Sets err to "node 'NAME' (OP): <message>" and returns code. */
-int node_err(lpq_error_t *err, int code, const gnode_t *n, const char *fmt, ...)
+int lpq__node_err(lpq_error_t *err, int code, const gnode_t *n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Defines output k of n: dtype and shape, checking the size. */
-int set_output(lpq_graph_t *g, gnode_t *n, int k, lpq_dtype_t dt, int ndim, const int64_t *shape,
+int lpq__set_output(lpq_graph_t *g, gnode_t *n, int k, lpq_dtype_t dt, int ndim, const int64_t *shape,
                lpq_error_t *err);
-/* Requires input i to exist (and n->nin within [min,max] inputs, checked by check_arity). */
-int check_arity(const gnode_t *n, int min_in, int max_in, int min_out, int max_out,
+/* Requires input i to exist (and n->nin within [min,max] inputs, checked by lpq__check_arity). */
+int lpq__check_arity(const gnode_t *n, int min_in, int max_in, int min_out, int max_out,
                 lpq_error_t *err);
-int need_input(const gnode_t *n, int i, lpq_error_t *err);
+int lpq__need_input(const gnode_t *n, int i, lpq_error_t *err);
 /* Input i's value must be one of the given dtype mask (1 << dtype). */
-int need_dtype(const lpq_graph_t *g, const gnode_t *n, int i, unsigned mask, lpq_error_t *err);
+int lpq__need_dtype(const lpq_graph_t *g, const gnode_t *n, int i, unsigned mask, lpq_error_t *err);
 #define DT(t) (1u << (t))
 #define DT_NUM (DT(LPQ_DT_F32) | DT(LPQ_DT_I64))
 #define DT_ANY (DT(LPQ_DT_F32) | DT(LPQ_DT_I64) | DT(LPQ_DT_BOOL))
 /* Reads a constant integer input (1-D or scalar int64) into out (at most max values). */
-int const_ints(const lpq_graph_t *g, const gnode_t *n, int i, int64_t *out, size_t max,
+int lpq__const_ints(const lpq_graph_t *g, const gnode_t *n, int i, int64_t *out, size_t max,
                size_t *count, lpq_error_t *err);
 /* Normalises axis (negative counts from the end) against rank; error names the node. */
-int norm_axis(const gnode_t *n, int64_t axis, int rank, int *out, lpq_error_t *err);
+int lpq__norm_axis(const gnode_t *n, int64_t axis, int rank, int *out, lpq_error_t *err);
 
 /* Attributes: absent -> default / count 0. Wrong type -> LPQ_EFORMAT naming the attribute. */
-const Onnx__AttributeProto *attr_find(const gnode_t *n, const char *name);
-int attr_int(const gnode_t *n, const char *name, int64_t def, int64_t *out, lpq_error_t *err);
-int attr_float(const gnode_t *n, const char *name, float def, float *out, lpq_error_t *err);
-int attr_ints(const gnode_t *n, const char *name, int64_t *out, size_t max, size_t *count,
+const Onnx__AttributeProto *lpq__attr_find(const gnode_t *n, const char *name);
+int lpq__attr_int(const gnode_t *n, const char *name, int64_t def, int64_t *out, lpq_error_t *err);
+int lpq__attr_float(const gnode_t *n, const char *name, float def, float *out, lpq_error_t *err);
+int lpq__attr_ints(const gnode_t *n, const char *name, int64_t *out, size_t max, size_t *count,
               lpq_error_t *err);
-int attr_floats(const gnode_t *n, const char *name, float *out, size_t max, size_t *count,
+int lpq__attr_floats(const gnode_t *n, const char *name, float *out, size_t max, size_t *count,
                 lpq_error_t *err);
 /* Copies a string attribute (NUL-terminated) into out; def when absent. */
-int attr_string(const gnode_t *n, const char *name, const char *def, char *out, size_t len,
+int lpq__attr_string(const gnode_t *n, const char *name, const char *def, char *out, size_t len,
                 lpq_error_t *err);
 /* A tensor attribute converted to an engine array (caller frees); NULL with err when absent. */
-int attr_tensor(const gnode_t *n, const char *name, lpq_array_t **out, lpq_error_t *err);
+int lpq__attr_tensor(const gnode_t *n, const char *name, lpq_array_t **out, lpq_error_t *err);
 
 /* TensorProto -> array (any dtype lpq_array_t knows), checking every size (tensorproto.c). */
-int tensorproto_to_array(const Onnx__TensorProto *t, lpq_array_t **out, lpq_error_t *err);
+int lpq__tensorproto_to_array(const Onnx__TensorProto *t, lpq_array_t **out, lpq_error_t *err);
 /* Converts a to an engine dtype in place (ints -> int64, uint8 bool stays bool); LPQ_EUNSUP
 ** for float64 and other types the engine does not compute in. */
-int array_to_engine_dtype(lpq_array_t *a, lpq_error_t *err);
+int lpq__array_to_engine_dtype(lpq_array_t *a, lpq_error_t *err);
 
 /* Operator table lookup (ops_table.c). NULL when lpq does not implement op_type. */
-const op_def_t *ops_find(const char *op_type);
+const op_def_t *lpq__ops_find(const char *op_type);
 
 /* Memory plan (graph_plan.c): arena offsets for every run-time tensor. */
-int graph_plan(lpq_graph_t *g, lpq_error_t *err);
+int lpq__graph_plan(lpq_graph_t *g, lpq_error_t *err);
 /* Depthwise convolution of one channel plane, bias and clamp included (ops_depthwise.c);
-** scratch: depthwise_scratch(p) floats. */
-size_t depthwise_scratch(const conv_params_t *p);
-void depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
+** scratch: lpq__depthwise_scratch(p) floats. */
+size_t lpq__depthwise_scratch(const conv_params_t *p);
+void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
                      float lo, float hi, float *y, float *scratch);
 
-/* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of kern_sgemm_implicit for
+/* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of lpq__kern_sgemm_implicit for
 ** one image: x is the image's first channel of the group, pos0 the output position of
 ** column 0. Only with the AVX-512 kernel. */
 typedef struct conv_implicit_t {
@@ -210,31 +211,31 @@ typedef struct conv_implicit_t {
   const float *x;
   int64_t pos0;
 } conv_implicit_t;
-void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
+void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
 
 /* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
-int conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
+int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
 /* Graph rewrites after folding (graph_opt.c): BN into conv, activations into conv/gemm. */
-int graph_optimize(lpq_graph_t *g, lpq_error_t *err);
+int lpq__graph_optimize(lpq_graph_t *g, lpq_error_t *err);
 /* Quantizable layer table (graph_opt.c). */
-int graph_build_layers(lpq_graph_t *g, lpq_error_t *err);
+int lpq__graph_build_layers(lpq_graph_t *g, lpq_error_t *err);
 
 /* Runs one node (graph_exec.c): in/out are data pointers per input/output; weight_override
 ** replaces the layer weight when not NULL. Used by the executor and by constant folding. */
-int graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
+int lpq__graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
                    float *scratch, const float *weight_override, threads_t *pool,
                    size_t scratch_stride, lpq_error_t *err);
 
-/* Convolution/pooling windows (ops_conv.c). conv_out_dim: one axis's output size and pads
-** (auto_pad NOTSET/SAME_UPPER/SAME_LOWER/VALID, ceil_mode for pools). read_window: the
+/* Convolution/pooling windows (ops_conv.c). lpq__conv_out_dim: one axis's output size and pads
+** (auto_pad NOTSET/SAME_UPPER/SAME_LOWER/VALID, ceil_mode for pools). lpq__read_window: the
 ** kernel_shape/strides/dilations/pads attributes for 1 or 2 spatial axes in 2-D form. */
-int conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int s, int d,
+int lpq__conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int s, int d,
                  int *pb, int *pe, int ceil_mode, int64_t *out, lpq_error_t *err);
-int read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_dil, int k[2],
+int lpq__read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_dil, int k[2],
                 int s[2], int d[2], int p[4], char *auto_pad, size_t ap_len, lpq_error_t *err);
 
 /* Applies the fused activation of n to y[0..count). */
-void apply_act(const gnode_t *n, float *y, size_t count);
+void lpq__apply_act(const gnode_t *n, float *y, size_t count);
 
 /* Hot inner loops, compiled for AVX-512, AVX2 and plain x86-64 and chosen at load time by the
 ** CPU (ops_kernels.c). Pointers must not overlap. */
@@ -248,29 +249,29 @@ void kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias,
 void kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
               float hi, size_t n);
 /* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512
-** kernel where the CPU has it (sgemm_packs_a() is 1) and A was packed into Ap by
-** sgemm_pack_a (sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).
-** pack: sgemm_pack_floats() floats of scratch for the B panels. */
+** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by
+** lpq__sgemm_pack_a (lpq__sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).
+** pack: lpq__sgemm_pack_floats() floats of scratch for the B panels. */
 #define SGEMM_MC 128
 #define SGEMM_KC 256
 #define SGEMM_NC 384
-int sgemm_packs_a(void);
-size_t sgemm_pack_floats(size_t N);
-size_t sgemm_packed_a_floats(size_t M, size_t K);
-void sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap);
-void kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
+int lpq__sgemm_packs_a(void);
+size_t lpq__sgemm_pack_floats(size_t N);
+size_t lpq__sgemm_packed_a_floats(size_t M, size_t K);
+void lpq__sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap);
+void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
                 const float *B, size_t ldb, float *C, size_t ldc, float *pack);
 /* The same with B never stored: pack(ctx, k0, kc, n0, nc, Bp) writes rows [k0, k0 + kc) and
 ** columns [n0, n0 + nc) of B into Bp as SGEMM_NR-column panels, k-major inside a panel,
 ** zero past column nc (the convolution packs straight from its input). Only when
-** sgemm_packs_a() and K > 0. */
+** lpq__sgemm_packs_a() and K > 0. */
 #define SGEMM_NR 32
-void kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
+void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
                          void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
                                       size_t nc, float *Bp),
                          const void *ctx, float *C, size_t ldc, float *Bp);
 /* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
-void kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
+void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);
 
 #endif

@@ -1,4 +1,4 @@
-/* common/graph.c: the graph object (accessors, free) and the helpers operators use while
+/* engine/graph.c: the graph object (accessors, free) and the helpers operators use while
 ** loading (errors naming the node, outputs, constant inputs, attributes). */
 #include "engine/engine_internal.h"
 
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int node_err(lpq_error_t *err, int code, const gnode_t *n, const char *fmt, ...) {
+int lpq__node_err(lpq_error_t *err, int code, const gnode_t *n, const char *fmt, ...) {
   char msg[400];
   va_list ap;
   va_start(ap, fmt);
@@ -16,18 +16,18 @@ int node_err(lpq_error_t *err, int code, const gnode_t *n, const char *fmt, ...)
   return lpq_errorf(err, code, "node '%s' (%s): %s", n->name, n->op_type, msg);
 }
 
-int set_output(lpq_graph_t *g, gnode_t *n, int k, lpq_dtype_t dt, int ndim, const int64_t *shape,
+int lpq__set_output(lpq_graph_t *g, gnode_t *n, int k, lpq_dtype_t dt, int ndim, const int64_t *shape,
                lpq_error_t *err) {
   if (k >= n->nout || n->out[k] < 0)
     return 0; /* an omitted optional output */
   gval_t *v = gv(g, n->out[k]);
   size_t count;
   if (ndim > LPQ_MAX_DIMS)
-    return node_err(err, LPQ_EUNSUP, n, "output '%s' has %d dimensions (at most %d)", v->name,
+    return lpq__node_err(err, LPQ_EUNSUP, n, "output '%s' has %d dimensions (at most %d)", v->name,
                     ndim, LPQ_MAX_DIMS);
   lpq_error_t e2;
   if (lpq_shape_count(ndim, shape, lpq_dtype_size(dt), GRAPH_MAX_TENSOR_BYTES, &count, &e2) != 0)
-    return node_err(err, LPQ_ERANGE, n, "output '%s': %s", v->name, e2.msg);
+    return lpq__node_err(err, LPQ_ERANGE, n, "output '%s': %s", v->name, e2.msg);
   v->dtype = dt;
   v->ndim = ndim;
   if (ndim > 0)
@@ -37,60 +37,60 @@ int set_output(lpq_graph_t *g, gnode_t *n, int k, lpq_dtype_t dt, int ndim, cons
   return 0;
 }
 
-int check_arity(const gnode_t *n, int min_in, int max_in, int min_out, int max_out,
+int lpq__check_arity(const gnode_t *n, int min_in, int max_in, int min_out, int max_out,
                 lpq_error_t *err) {
   if (n->nin < min_in || n->nin > max_in)
-    return node_err(err, LPQ_EFORMAT, n, "has %d inputs, expected %d to %d", n->nin, min_in,
+    return lpq__node_err(err, LPQ_EFORMAT, n, "has %d inputs, expected %d to %d", n->nin, min_in,
                     max_in);
   if (n->nout < min_out || n->nout > max_out)
-    return node_err(err, LPQ_EFORMAT, n, "has %d outputs, expected %d to %d", n->nout, min_out,
+    return lpq__node_err(err, LPQ_EFORMAT, n, "has %d outputs, expected %d to %d", n->nout, min_out,
                     max_out);
   for (int i = 0; i < min_in; i++)
     if (n->in[i] < 0)
-      return node_err(err, LPQ_EFORMAT, n, "required input %d is empty", i);
+      return lpq__node_err(err, LPQ_EFORMAT, n, "required input %d is empty", i);
   if (n->out[0] < 0)
-    return node_err(err, LPQ_EFORMAT, n, "output 0 has no name");
+    return lpq__node_err(err, LPQ_EFORMAT, n, "output 0 has no name");
   return 0;
 }
 
-int need_input(const gnode_t *n, int i, lpq_error_t *err) {
+int lpq__need_input(const gnode_t *n, int i, lpq_error_t *err) {
   if (i >= n->nin || n->in[i] < 0)
-    return node_err(err, LPQ_EFORMAT, n, "input %d is missing", i);
+    return lpq__node_err(err, LPQ_EFORMAT, n, "input %d is missing", i);
   return 0;
 }
 
-int need_dtype(const lpq_graph_t *g, const gnode_t *n, int i, unsigned mask, lpq_error_t *err) {
-  if (need_input(n, i, err) != 0)
+int lpq__need_dtype(const lpq_graph_t *g, const gnode_t *n, int i, unsigned mask, lpq_error_t *err) {
+  if (lpq__need_input(n, i, err) != 0)
     return err ? err->code : LPQ_EFORMAT;
   const gval_t *v = gv(g, n->in[i]);
   if (!(mask & DT(v->dtype)))
-    return node_err(err, LPQ_EUNSUP, n, "input %d '%s' has data type %s, not supported here",
+    return lpq__node_err(err, LPQ_EUNSUP, n, "input %d '%s' has data type %s, not supported here",
                     i, v->name, lpq_dtype_name(v->dtype));
   return 0;
 }
 
-int const_ints(const lpq_graph_t *g, const gnode_t *n, int i, int64_t *out, size_t max,
+int lpq__const_ints(const lpq_graph_t *g, const gnode_t *n, int i, int64_t *out, size_t max,
                size_t *count, lpq_error_t *err) {
-  if (need_input(n, i, err) != 0)
+  if (lpq__need_input(n, i, err) != 0)
     return err ? err->code : LPQ_EFORMAT;
   const gval_t *v = gv(g, n->in[i]);
   if (!v->cdata)
-    return node_err(err, LPQ_EUNSUP, n,
+    return lpq__node_err(err, LPQ_EUNSUP, n,
                     "input %d '%s' must be a constant (lpq needs static shapes)", i, v->name);
   if (v->dtype != LPQ_DT_I64 || v->ndim > 1)
-    return node_err(err, LPQ_EFORMAT, n, "input %d '%s' must be a 1-D int64 tensor", i,
+    return lpq__node_err(err, LPQ_EFORMAT, n, "input %d '%s' must be a 1-D int64 tensor", i,
                     v->name);
   if (v->count > max)
-    return node_err(err, LPQ_ERANGE, n, "input %d '%s' has %zu values (at most %zu)", i,
+    return lpq__node_err(err, LPQ_ERANGE, n, "input %d '%s' has %zu values (at most %zu)", i,
                     v->name, v->count, max);
   memcpy(out, v->cdata, v->count * sizeof *out);
   *count = v->count;
   return 0;
 }
 
-int norm_axis(const gnode_t *n, int64_t axis, int rank, int *out, lpq_error_t *err) {
+int lpq__norm_axis(const gnode_t *n, int64_t axis, int rank, int *out, lpq_error_t *err) {
   if (axis < -rank || axis >= (rank > 0 ? rank : 1))
-    return node_err(err, LPQ_EFORMAT, n, "axis %lld is out of range for rank %d",
+    return lpq__node_err(err, LPQ_EFORMAT, n, "axis %lld is out of range for rank %d",
                     (long long)axis, rank);
   *out = (int)(axis < 0 ? axis + rank : axis);
   return 0;
@@ -98,7 +98,7 @@ int norm_axis(const gnode_t *n, int64_t axis, int rank, int *out, lpq_error_t *e
 
 /* ---- attributes ---- */
 
-const Onnx__AttributeProto *attr_find(const gnode_t *n, const char *name) {
+const Onnx__AttributeProto *lpq__attr_find(const gnode_t *n, const char *name) {
   if (!n->proto)
     return NULL;
   for (size_t i = 0; i < n->proto->n_attribute; i++)
@@ -108,11 +108,11 @@ const Onnx__AttributeProto *attr_find(const gnode_t *n, const char *name) {
 }
 
 static int attr_type_err(const gnode_t *n, const char *name, const char *want, lpq_error_t *err) {
-  return node_err(err, LPQ_EFORMAT, n, "attribute '%s' must be %s", name, want);
+  return lpq__node_err(err, LPQ_EFORMAT, n, "attribute '%s' must be %s", name, want);
 }
 
-int attr_int(const gnode_t *n, const char *name, int64_t def, int64_t *out, lpq_error_t *err) {
-  const Onnx__AttributeProto *a = attr_find(n, name);
+int lpq__attr_int(const gnode_t *n, const char *name, int64_t def, int64_t *out, lpq_error_t *err) {
+  const Onnx__AttributeProto *a = lpq__attr_find(n, name);
   if (!a) {
     *out = def;
     return 0;
@@ -123,8 +123,8 @@ int attr_int(const gnode_t *n, const char *name, int64_t def, int64_t *out, lpq_
   return 0;
 }
 
-int attr_float(const gnode_t *n, const char *name, float def, float *out, lpq_error_t *err) {
-  const Onnx__AttributeProto *a = attr_find(n, name);
+int lpq__attr_float(const gnode_t *n, const char *name, float def, float *out, lpq_error_t *err) {
+  const Onnx__AttributeProto *a = lpq__attr_find(n, name);
   if (!a) {
     *out = def;
     return 0;
@@ -135,16 +135,16 @@ int attr_float(const gnode_t *n, const char *name, float def, float *out, lpq_er
   return 0;
 }
 
-int attr_ints(const gnode_t *n, const char *name, int64_t *out, size_t max, size_t *count,
+int lpq__attr_ints(const gnode_t *n, const char *name, int64_t *out, size_t max, size_t *count,
               lpq_error_t *err) {
-  const Onnx__AttributeProto *a = attr_find(n, name);
+  const Onnx__AttributeProto *a = lpq__attr_find(n, name);
   *count = 0;
   if (!a)
     return 0;
   if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
     return attr_type_err(n, name, "a list of ints", err);
   if (a->n_ints > max)
-    return node_err(err, LPQ_ERANGE, n, "attribute '%s' has %zu values (at most %zu)", name,
+    return lpq__node_err(err, LPQ_ERANGE, n, "attribute '%s' has %zu values (at most %zu)", name,
                     a->n_ints, max);
   if (a->n_ints) /* an empty list may have a NULL array */
     memcpy(out, a->ints, a->n_ints * sizeof *out);
@@ -152,16 +152,16 @@ int attr_ints(const gnode_t *n, const char *name, int64_t *out, size_t max, size
   return 0;
 }
 
-int attr_floats(const gnode_t *n, const char *name, float *out, size_t max, size_t *count,
+int lpq__attr_floats(const gnode_t *n, const char *name, float *out, size_t max, size_t *count,
                 lpq_error_t *err) {
-  const Onnx__AttributeProto *a = attr_find(n, name);
+  const Onnx__AttributeProto *a = lpq__attr_find(n, name);
   *count = 0;
   if (!a)
     return 0;
   if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS)
     return attr_type_err(n, name, "a list of floats", err);
   if (a->n_floats > max)
-    return node_err(err, LPQ_ERANGE, n, "attribute '%s' has %zu values (at most %zu)", name,
+    return lpq__node_err(err, LPQ_ERANGE, n, "attribute '%s' has %zu values (at most %zu)", name,
                     a->n_floats, max);
   if (a->n_floats)
     memcpy(out, a->floats, a->n_floats * sizeof *out);
@@ -169,9 +169,9 @@ int attr_floats(const gnode_t *n, const char *name, float *out, size_t max, size
   return 0;
 }
 
-int attr_string(const gnode_t *n, const char *name, const char *def, char *out, size_t len,
+int lpq__attr_string(const gnode_t *n, const char *name, const char *def, char *out, size_t len,
                 lpq_error_t *err) {
-  const Onnx__AttributeProto *a = attr_find(n, name);
+  const Onnx__AttributeProto *a = lpq__attr_find(n, name);
   if (!a) {
     snprintf(out, len, "%s", def);
     return 0;
@@ -184,20 +184,20 @@ int attr_string(const gnode_t *n, const char *name, const char *def, char *out, 
   return 0;
 }
 
-int attr_tensor(const gnode_t *n, const char *name, lpq_array_t **out, lpq_error_t *err) {
-  const Onnx__AttributeProto *a = attr_find(n, name);
+int lpq__attr_tensor(const gnode_t *n, const char *name, lpq_array_t **out, lpq_error_t *err) {
+  const Onnx__AttributeProto *a = lpq__attr_find(n, name);
   *out = NULL;
   if (!a)
-    return node_err(err, LPQ_EFORMAT, n, "attribute '%s' is missing", name);
+    return lpq__node_err(err, LPQ_EFORMAT, n, "attribute '%s' is missing", name);
   if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR || !a->t)
     return attr_type_err(n, name, "a tensor", err);
   lpq_error_t e2;
-  int rc = tensorproto_to_array(a->t, out, &e2);
+  int rc = lpq__tensorproto_to_array(a->t, out, &e2);
   if (rc == 0)
-    rc = array_to_engine_dtype(*out, &e2);
+    rc = lpq__array_to_engine_dtype(*out, &e2);
   if (rc != 0) {
     lpq_array_free(out);
-    return node_err(err, rc, n, "attribute '%s': %s", name, e2.msg);
+    return lpq__node_err(err, rc, n, "attribute '%s': %s", name, e2.msg);
   }
   return 0;
 }

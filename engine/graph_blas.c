@@ -1,4 +1,4 @@
-/* common/graph_blas.c: choosing OpenBLAS's kernel set (see lpq_blas_select_kernels). */
+/* engine/graph_blas.c: choosing OpenBLAS's kernel set (see lpq_blas_select_kernels). */
 #include "engine/engine.h"
 
 #include <cblas.h>

@@ -1,4 +1,4 @@
-/* common/graph_exec.c: execution contexts and the forward pass, with the quantization hooks. */
+/* engine/graph_exec.c: execution contexts and the forward pass, with the quantization hooks. */
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
@@ -55,13 +55,13 @@ static void print_profile(const lpq_exec_t *x) {
   }
 }
 
-void apply_act(const gnode_t *n, float *y, size_t count) {
+void lpq__apply_act(const gnode_t *n, float *y, size_t count) {
   if (n->act != ACT_CLIP)
     return;
   kern_bias_clamp(y, 0.0f, n->act_lo, n->act_hi, count);
 }
 
-int graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
+int lpq__graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
                    float *scratch, const float *weight_override, threads_t *pool,
                    size_t scratch_stride, lpq_error_t *err) {
   kctx_t k = {.g = g, .n = n, .in = in, .out = out, .scratch = scratch, .err = err,
@@ -113,7 +113,7 @@ void lpq_exec_free(lpq_exec_t **xp) {
   if (x->node_ms)
     print_profile(x);
   free(x->node_ms);
-  threads_free(&x->pool);
+  lpq__threads_free(&x->pool);
   free(x->ptr);
   free(x->arena);
   free(x->scratch);
@@ -125,17 +125,17 @@ void lpq_exec_free(lpq_exec_t **xp) {
 int lpq_exec_set_threads(lpq_exec_t *x, int threads, lpq_error_t *err) {
   if (!x || threads < 1 || threads > 256)
     return lpq_errorf(err, LPQ_EINVAL, "lpq_exec_set_threads: %d threads (1 to 256)", threads);
-  if (threads == threads_count(x->pool))
+  if (threads == lpq__threads_count(x->pool))
     return 0;
   float *s = malloc((x->g->scratch_floats * (size_t)threads + 16) * sizeof *s);
-  threads_t *p = threads > 1 ? threads_new(threads) : NULL;
+  threads_t *p = threads > 1 ? lpq__threads_new(threads) : NULL;
   if (!s || (threads > 1 && !p)) {
     free(s);
-    threads_free(&p);
+    lpq__threads_free(&p);
     return lpq_errorf(err, LPQ_ENOMEM, "%s: cannot start %d threads", x->g->name, threads);
   }
   free(x->scratch);
-  threads_free(&x->pool);
+  lpq__threads_free(&x->pool);
   x->scratch = s;
   x->pool = p;
   return 0;
@@ -150,18 +150,18 @@ static int run_hooked(lpq_exec_t *x, const gnode_t *n, void **in, void **out,
     memcpy(x->hookbuf, in[0], v->count * sizeof(float));
     in[0] = x->hookbuf;
     if (h->input(h->user, L->index, x->hookbuf, v->count) != 0)
-      return node_err(err, LPQ_ECANCELED, n, "the input hook of layer %zu failed", L->index);
+      return lpq__node_err(err, LPQ_ECANCELED, n, "the input hook of layer %zu failed", L->index);
   }
   const float *w = NULL;
   if (h->weight) {
     w = h->weight(h->user, L->index, L->weight, L->weight_count);
     if (!w)
-      return node_err(err, LPQ_ECANCELED, n, "the weight hook of layer %zu failed", L->index);
+      return lpq__node_err(err, LPQ_ECANCELED, n, "the weight hook of layer %zu failed", L->index);
   }
-  int rc = graph_run_node(x->g, n, in, out, x->scratch, w, x->pool, x->g->scratch_floats, err);
+  int rc = lpq__graph_run_node(x->g, n, in, out, x->scratch, w, x->pool, x->g->scratch_floats, err);
   if (rc == 0 && h->output &&
       h->output(h->user, L->index, out[0], gv(x->g, n->out[0])->count) != 0)
-    rc = node_err(err, LPQ_ECANCELED, n, "the output hook of layer %zu failed", L->index);
+    rc = lpq__node_err(err, LPQ_ECANCELED, n, "the output hook of layer %zu failed", L->index);
   return rc;
 }
 
@@ -186,7 +186,7 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
       out[o] = n->out[o] >= 0 ? x->ptr[n->out[o]] : NULL;
     const double t0 = x->node_ms ? now_ms() : 0.0;
     int rc = hooks && n->layer >= 0 ? run_hooked(x, n, in, out, hooks, err)
-                                    : graph_run_node(g, n, in, out, x->scratch, NULL, x->pool,
+                                    : lpq__graph_run_node(g, n, in, out, x->scratch, NULL, x->pool,
                                                      g->scratch_floats, err);
     if (x->node_ms)
       x->node_ms[k] += now_ms() - t0;

@@ -1,4 +1,4 @@
-/* common/graph_opt.c: rewrites after constant folding (BatchNormalization folded into the Conv
+/* engine/graph_opt.c: rewrites after constant folding (BatchNormalization folded into the Conv
 ** before it, Relu/Clip fused into the Conv/Gemm before them) and the table of quantizable
 ** layers that the search's genome is built from. */
 #include "engine/engine_internal.h"
@@ -63,7 +63,7 @@ static int fold_bn(lpq_graph_t *g, gnode_t *bn, lpq_error_t *err) {
   float *nw = malloc(wv->count * sizeof *nw), *nb = malloc(M * sizeof *nb);
   if (!nw || !nb) {
     free(nw), free(nb);
-    return node_err(err, LPQ_ENOMEM, bn, "out of memory folding into '%s'", c->name);
+    return lpq__node_err(err, LPQ_ENOMEM, bn, "out of memory folding into '%s'", c->name);
   }
   for (size_t m = 0; m < M; m++) {
     /* double keeps the folded weights as close as possible to conv-then-BN */
@@ -101,7 +101,7 @@ static int fuse_residual(lpq_graph_t *g, gnode_t *a, lpq_error_t *err) {
       continue; /* depthwise keeps its own kernel */
     int *in = realloc(c->in, 4 * sizeof *in);
     if (!in)
-      return node_err(err, LPQ_ENOMEM, a, "out of memory");
+      return lpq__node_err(err, LPQ_ENOMEM, a, "out of memory");
     c->in = in;
     if (c->nin < 3)
       c->in[2] = -1;
@@ -130,7 +130,7 @@ static void fuse_act(lpq_graph_t *g, gnode_t *a) {
   absorb(g, p, a);
 }
 
-int graph_optimize(lpq_graph_t *g, lpq_error_t *err) {
+int lpq__graph_optimize(lpq_graph_t *g, lpq_error_t *err) {
   count_uses(g);
   for (size_t k = 0; k < g->nnodes; k++) {
     gnode_t *n = &g->nodes[k];
@@ -156,7 +156,7 @@ static int transpose_weight(gnode_t *n, const float *b, size_t K, size_t N, lpq_
   const size_t total = K * N;
   float *t = malloc((total ? total : 1) * sizeof *t);
   if (!t)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory for the weight");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory for the weight");
   for (size_t k = 0; k < K; k++)
     for (size_t j = 0; j < N; j++)
       t[j * K + k] = b[k * N + j];
@@ -235,7 +235,7 @@ static int add_layer(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return 0;
 }
 
-int graph_build_layers(lpq_graph_t *g, lpq_error_t *err) {
+int lpq__graph_build_layers(lpq_graph_t *g, lpq_error_t *err) {
   g->layers = calloc(g->nnodes + 1, sizeof *g->layers);
   if (!g->layers)
     return lpq_errorf(err, LPQ_ENOMEM, "out of memory");

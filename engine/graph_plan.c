@@ -1,4 +1,4 @@
-/* common/graph_plan.c: the memory plan. Every run-time tensor lives from the step that
+/* engine/graph_plan.c: the memory plan. Every run-time tensor lives from the step that
 ** produces it to its last consumer; tensors whose lifetimes do not overlap share memory.
 ** Placement is greedy by size (largest first, lowest offset that fits), which keeps the arena
 ** close to the largest set of tensors alive at one step. */
@@ -25,7 +25,7 @@ static int by_size_desc(const void *a, const void *b) {
   return x->idx - y->idx;
 }
 
-int graph_plan(lpq_graph_t *g, lpq_error_t *err) {
+int lpq__graph_plan(lpq_graph_t *g, lpq_error_t *err) {
   size_t nsteps = g->nnodes;
   for (size_t i = 0; i < g->nvals; i++) {
     gval_t *v = &g->vals[i];

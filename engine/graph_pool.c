@@ -1,4 +1,4 @@
-/* common/graph_pool.c: the worker threads of one execution context (lpq_exec_set_threads).
+/* engine/graph_pool.c: the worker threads of one execution context (lpq_exec_set_threads).
 ** A job is a count of independent tasks; every thread, the caller included, takes the next
 ** task until none is left. Tasks are coarse (a GEMM column chunk, a channel plane), so one
 ** mutex guards the counters. */
@@ -57,7 +57,7 @@ static void *worker(void *v) {
   return NULL;
 }
 
-threads_t *threads_new(int nthreads) {
+threads_t *lpq__threads_new(int nthreads) {
   if (nthreads < 2)
     return NULL;
   threads_t *p = calloc(1, sizeof *p);
@@ -79,13 +79,13 @@ threads_t *threads_new(int nthreads) {
     p->started++;
   }
   if (p->started != nthreads - 1) {
-    threads_free(&p);
+    lpq__threads_free(&p);
     return NULL;
   }
   return p;
 }
 
-void threads_free(threads_t **pp) {
+void lpq__threads_free(threads_t **pp) {
   if (!pp || !*pp)
     return;
   threads_t *p = *pp;
@@ -102,9 +102,9 @@ void threads_free(threads_t **pp) {
   *pp = NULL;
 }
 
-int threads_count(const threads_t *p) { return p ? p->nthreads : 1; }
+int lpq__threads_count(const threads_t *p) { return p ? p->nthreads : 1; }
 
-void threads_run(threads_t *p, size_t ntasks, void (*fn)(void *arg, size_t task, int tid), void *arg) {
+void lpq__threads_run(threads_t *p, size_t ntasks, void (*fn)(void *arg, size_t task, int tid), void *arg) {
   if (!p || ntasks < 2) {
     for (size_t t = 0; t < ntasks; t++)
       fn(arg, t, 0);

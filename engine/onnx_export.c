@@ -1,4 +1,4 @@
-/* common/onnx_export.c: a candidate's deliverables: the ONNX model with every quantizable
+/* engine/onnx_export.c: a candidate's deliverables: the ONNX model with every quantizable
 ** layer's weights rounded to its LP format (any ONNX runtime runs it), and the packed LP codes
 ** of those weights (.lpw, a small documented binary format). */
 #include "engine/engine.h"

@@ -1,4 +1,4 @@
-/* common/onnx_load.c: ModelProto -> lpq_graph_t: tensors, topological order, shape inference
+/* engine/onnx_load.c: ModelProto -> lpq_graph_t: tensors, topological order, shape inference
 ** and constant folding, then the rewrites, the layer table and the memory plan. */
 #include "engine/engine_internal.h"
 
@@ -60,8 +60,8 @@ static int add_initializers(lpq_graph_t *g, const Onnx__GraphProto *gp, lpq_erro
     if (!t->name || !t->name[0])
       return lpq_errorf(err, LPQ_EFORMAT, "initializer %zu has no name", i);
     lpq_array_t *a;
-    int rc = tensorproto_to_array(t, &a, err);
-    if (rc == 0 && (rc = array_to_engine_dtype(a, err)) != 0)
+    int rc = lpq__tensorproto_to_array(t, &a, err);
+    if (rc == 0 && (rc = lpq__array_to_engine_dtype(a, err)) != 0)
       lpq_error_prefix(err, "initializer '%s': ", t->name);
     if (rc != 0) {
       lpq_array_free(&a);
@@ -172,9 +172,9 @@ static int add_nodes(lpq_graph_t *g, const Onnx__GraphProto *gp, gnode_t *nodes,
     if (!n->op_type || !n->name || !n->in || !n->out)
       return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
     if (!n->op_type[0])
-      return node_err(err, LPQ_EFORMAT, n, "has no op_type");
+      return lpq__node_err(err, LPQ_EFORMAT, n, "has no op_type");
     if (np->n_output == 0)
-      return node_err(err, LPQ_EFORMAT, n, "has no outputs");
+      return lpq__node_err(err, LPQ_EFORMAT, n, "has no outputs");
     for (size_t o = 0; o < np->n_output; o++) {
       const char *name = np->output[o] ? np->output[o] : "";
       if (!name[0]) {
@@ -185,7 +185,7 @@ static int add_nodes(lpq_graph_t *g, const Onnx__GraphProto *gp, gnode_t *nodes,
       if (v == -2)
         return LPQ_ENOMEM;
       if (v < 0)
-        return node_err(err, LPQ_EFORMAT, n, "output '%s' is already defined elsewhere", name);
+        return lpq__node_err(err, LPQ_EFORMAT, n, "output '%s' is already defined elsewhere", name);
       gv(g, v)->producer = (int)k;
       n->out[o] = v;
     }
@@ -197,7 +197,7 @@ static int add_nodes(lpq_graph_t *g, const Onnx__GraphProto *gp, gnode_t *nodes,
       const char *name = np->input[i] ? np->input[i] : "";
       n->in[i] = name[0] ? lookup(g, name) : -1;
       if (name[0] && n->in[i] < 0)
-        return node_err(err, LPQ_EFORMAT, n,
+        return lpq__node_err(err, LPQ_EFORMAT, n,
                         "input '%s' is not produced by any node, initializer or graph input",
                         name);
     }
@@ -249,7 +249,7 @@ static int topo_sort(lpq_graph_t *g, gnode_t *nodes, size_t nn, lpq_error_t *err
   if (tail < nn) {
     for (size_t k = 0; k < nn; k++)
       if (indeg[k] > 0) {
-        rc = node_err(err, LPQ_EFORMAT, &nodes[k], "is part of a cycle (its inputs depend on "
+        rc = lpq__node_err(err, LPQ_EFORMAT, &nodes[k], "is part of a cycle (its inputs depend on "
                       "its own output)");
         break;
       }
@@ -309,7 +309,7 @@ static void prune(lpq_graph_t *g) {
 static int fold(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   void *in[64], *out[64];
   if (n->nin > 64 || n->nout > 64)
-    return node_err(err, LPQ_EUNSUP, n, "too many inputs or outputs to fold");
+    return lpq__node_err(err, LPQ_EUNSUP, n, "too many inputs or outputs to fold");
   for (int i = 0; i < n->nin; i++)
     in[i] = n->in[i] >= 0 ? gv(g, n->in[i])->cdata : NULL;
   for (int o = 0; o < n->nout; o++) {
@@ -319,13 +319,13 @@ static int fold(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     gval_t *v = gv(g, n->out[o]);
     v->cdata = calloc(v->count ? v->count : 1, lpq_dtype_size(v->dtype));
     if (!v->cdata)
-      return node_err(err, LPQ_ENOMEM, n, "out of memory folding %zu elements", v->count);
+      return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory folding %zu elements", v->count);
     out[o] = v->cdata;
   }
   float *scratch = n->scratch_floats ? malloc(n->scratch_floats * sizeof *scratch) : NULL;
   if (n->scratch_floats && !scratch)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory for scratch");
-  int rc = graph_run_node(g, n, in, out, scratch, NULL, NULL, 0, err);
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory for scratch");
+  int rc = lpq__graph_run_node(g, n, in, out, scratch, NULL, NULL, 0, err);
   free(scratch);
   n->dead = 1;
   return rc;
@@ -337,29 +337,29 @@ static int prepare_all(lpq_graph_t *g, lpq_error_t *err) {
     if (n->dead)
       continue;
     if (!is_default_domain(n->proto->domain))
-      return node_err(err, LPQ_EUNSUP, n, "operator domain '%s' is not supported",
+      return lpq__node_err(err, LPQ_EUNSUP, n, "operator domain '%s' is not supported",
                       n->proto->domain);
-    n->op = ops_find(n->op_type);
+    n->op = lpq__ops_find(n->op_type);
     if (!n->op)
-      return node_err(err, LPQ_EUNSUP, n, "operator %s is not supported", n->op_type);
+      return lpq__node_err(err, LPQ_EUNSUP, n, "operator %s is not supported", n->op_type);
     for (size_t a = 0; a < n->proto->n_attribute; a++) {
       const char *an = n->proto->attribute[a]->name ? n->proto->attribute[a]->name : "";
       int known = 0;
       for (const char *const *p = n->op->attrs; p && *p && !known; p++)
         known = strcmp(*p, an) == 0;
       if (!known)
-        return node_err(err, LPQ_EUNSUP, n, "attribute '%s' is not supported", an);
+        return lpq__node_err(err, LPQ_EUNSUP, n, "attribute '%s' is not supported", an);
     }
     for (int i = 0; i < n->nin; i++)
       if (n->in[i] >= 0 && !gv(g, n->in[i])->known)
-        return node_err(err, LPQ_EFORMAT, n, "input '%s' has no known shape",
+        return lpq__node_err(err, LPQ_EFORMAT, n, "input '%s' has no known shape",
                         gv(g, n->in[i])->name);
     int rc = n->op->prepare(g, n, err);
     if (rc != 0)
       return rc;
     for (int o = 0; o < n->nout; o++)
       if (n->out[o] >= 0 && !gv(g, n->out[o])->known)
-        return node_err(err, LPQ_EUNSUP, n, "optional output %d is not supported", o);
+        return lpq__node_err(err, LPQ_EUNSUP, n, "optional output %d is not supported", o);
     if (n->dead)
       continue; /* prepare produced constants itself (Constant, Shape) */
     int all_const = 1;
@@ -418,15 +418,15 @@ static int build(lpq_graph_t *g, const Onnx__ModelProto *m, int batch, lpq_error
   prune(g);
   if ((rc = prepare_all(g, err)) != 0)
     return rc;
-  if ((rc = graph_optimize(g, err)) != 0)
+  if ((rc = lpq__graph_optimize(g, err)) != 0)
     return rc;
-  if ((rc = graph_build_layers(g, err)) != 0)
+  if ((rc = lpq__graph_build_layers(g, err)) != 0)
     return rc;
   for (size_t k = 0; k < g->nnodes; k++)
     if (!g->nodes[k].dead && strcmp(g->nodes[k].op_type, "Conv") == 0 &&
-        (rc = conv_prepack(g, &g->nodes[k], err)) != 0)
+        (rc = lpq__conv_prepack(g, &g->nodes[k], err)) != 0)
       return rc;
-  return graph_plan(g, err);
+  return lpq__graph_plan(g, err);
 }
 
 lpq_graph_t *lpq_graph_load_buffer(const void *data, size_t len, const char *name, int batch,

@@ -1,4 +1,4 @@
-/* common/ops_binary.c: element-wise operators with numpy broadcasting: arithmetic, Pow, Mod,
+/* engine/ops_binary.c: element-wise operators with numpy broadcasting: arithmetic, Pow, Mod,
 ** comparisons, logic, PRelu, Where, and the variadic Min/Max/Sum/Mean. Adjacent dimensions
 ** that broadcast alike are merged so the inner loops run over long contiguous rows. */
 #include "engine/engine_internal.h"
@@ -43,7 +43,7 @@ static int bcast_shape(const gnode_t *n, int nin, const gval_t *const *v, int *n
       if (e == d || e == 1)
         continue;
       if (d != 1)
-        return node_err(err, LPQ_EFORMAT, n, "shapes do not broadcast (dimension %d: %lld and "
+        return lpq__node_err(err, LPQ_EFORMAT, n, "shapes do not broadcast (dimension %d: %lld and "
                         "%lld)", j, (long long)d, (long long)e);
       d = e;
     }
@@ -144,31 +144,31 @@ static int binary_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const binary_kind_t kind = binary_defs[d].kind;
   const int variadic = kind == B_MIN || kind == B_MAX || kind == B_SUM || kind == B_MEAN;
   int rc;
-  if ((rc = check_arity(n, variadic ? 1 : 2, variadic ? LPQ_MAX_DIMS : 2, 1, 1, err)))
+  if ((rc = lpq__check_arity(n, variadic ? 1 : 2, variadic ? LPQ_MAX_DIMS : 2, 1, 1, err)))
     return rc;
   const gval_t *v[LPQ_MAX_DIMS + 1];
   for (int i = 0; i < n->nin; i++) {
-    if ((rc = need_dtype(g, n, i, binary_defs[d].dtypes, err)))
+    if ((rc = lpq__need_dtype(g, n, i, binary_defs[d].dtypes, err)))
       return rc;
     v[i] = gv(g, n->in[i]);
     /* Pow's exponent may differ in type from its base; everything else must match */
     if (i > 0 && v[i]->dtype != v[0]->dtype && kind != B_POW)
-      return node_err(err, LPQ_EFORMAT, n, "inputs have different types (%s, %s)",
+      return lpq__node_err(err, LPQ_EFORMAT, n, "inputs have different types (%s, %s)",
                       lpq_dtype_name(v[0]->dtype), lpq_dtype_name(v[i]->dtype));
   }
   binary_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->kind = kind;
   if (kind == B_MOD) {
     int64_t fmod_attr;
-    if ((rc = attr_int(n, "fmod", 0, &fmod_attr, err)))
+    if ((rc = lpq__attr_int(n, "fmod", 0, &fmod_attr, err)))
       return rc;
     if (fmod_attr)
       p->kind = B_FMOD;
     else if (v[0]->dtype == LPQ_DT_F32)
-      return node_err(err, LPQ_EFORMAT, n, "fmod must be 1 for float inputs");
+      return lpq__node_err(err, LPQ_EFORMAT, n, "fmod must be 1 for float inputs");
   }
   gval_t slope;
   if (kind == B_PRELU && g->opset < 7 && v[1]->ndim == 1 && v[0]->ndim >= 2 &&
@@ -198,7 +198,7 @@ static int binary_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   } else {
     bcast_init(&p->bc[0], 2, v, nd, shape);
   }
-  return set_output(g, n, 0, binary_defs[d].to_bool ? LPQ_DT_BOOL : v[0]->dtype, nd, shape, err);
+  return lpq__set_output(g, n, 0, binary_defs[d].to_bool ? LPQ_DT_BOOL : v[0]->dtype, nd, shape, err);
 }
 
 static inline float bin_f(binary_kind_t k, float a, float b) {
@@ -350,15 +350,15 @@ static int binary_run(const kctx_t *k) {
 
 static int where_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 3, 3, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_BOOL), err)) ||
-      (rc = need_dtype(g, n, 1, DT_ANY, err)) || (rc = need_dtype(g, n, 2, DT_ANY, err)))
+  if ((rc = lpq__check_arity(n, 3, 3, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT(LPQ_DT_BOOL), err)) ||
+      (rc = lpq__need_dtype(g, n, 1, DT_ANY, err)) || (rc = lpq__need_dtype(g, n, 2, DT_ANY, err)))
     return rc;
   const gval_t *v[3] = {gv(g, n->in[0]), gv(g, n->in[1]), gv(g, n->in[2])};
   if (v[1]->dtype != v[2]->dtype)
-    return node_err(err, LPQ_EFORMAT, n, "X and Y have different types");
+    return lpq__node_err(err, LPQ_EFORMAT, n, "X and Y have different types");
   binary_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->kind = B_WHERE;
   int nd;
@@ -366,7 +366,7 @@ static int where_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   if ((rc = bcast_shape(n, 3, v, &nd, shape, err)))
     return rc;
   bcast_init(&p->bc[0], 3, v, nd, shape);
-  return set_output(g, n, 0, v[1]->dtype, nd, shape, err);
+  return lpq__set_output(g, n, 0, v[1]->dtype, nd, shape, err);
 }
 
 static int where_run(const kctx_t *k) {
@@ -390,8 +390,8 @@ static int expand_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t want[LPQ_MAX_DIMS];
   size_t nw;
-  if ((rc = check_arity(n, 2, 2, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
-      (rc = const_ints(g, n, 1, want, LPQ_MAX_DIMS, &nw, err)))
+  if ((rc = lpq__check_arity(n, 2, 2, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
+      (rc = lpq__const_ints(g, n, 1, want, LPQ_MAX_DIMS, &nw, err)))
     return rc;
   gval_t sv = {.ndim = (int)nw};
   memcpy(sv.shape, want, nw * sizeof *want);
@@ -403,13 +403,13 @@ static int expand_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     return rc;
   binary_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   gval_t outv = {.ndim = nd};
   memcpy(outv.shape, shape, sizeof shape);
   const gval_t *pair[2] = {&outv, x};
   bcast_init(&p->bc[0], 2, pair, nd, shape);
-  return set_output(g, n, 0, x->dtype, nd, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, nd, shape, err);
 }
 
 static int expand_run(const kctx_t *k) {
@@ -427,7 +427,7 @@ static const char *const no_attrs[] = {NULL};
 static const char *const mod_attrs[] = {"fmod", NULL};
 
 #define BIN(name) {name, no_attrs, binary_prepare, binary_run}
-const op_def_t ops_binary_table[] = {
+const op_def_t lpq__ops_binary_table[] = {
     BIN("Add"), BIN("Sub"), BIN("Mul"), BIN("Div"), BIN("Pow"),
     {"Mod", mod_attrs, binary_prepare, binary_run},
     BIN("PRelu"), BIN("Equal"), BIN("Less"), BIN("Greater"), BIN("LessOrEqual"),

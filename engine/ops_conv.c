@@ -1,4 +1,4 @@
-/* common/ops_conv.c: Conv (1-D and 2-D, groups, pads and auto_pad, strides, dilations).
+/* engine/ops_conv.c: Conv (1-D and 2-D, groups, pads and auto_pad, strides, dilations).
 ** Depthwise kernels are in ops_depthwise.c, the implicit-GEMM packer in ops_conv_pack.c.
 ** Dense groups run as im2col + sgemm (a 1x1 stride-1 unpadded conv is a plain sgemm on the
 ** input); depthwise convolution has a direct kernel. Bias and a fused Relu/Clip are applied
@@ -18,7 +18,7 @@ static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *c
                                 size_t *tmp_off, size_t *pack_off);
 
 /* Output size and pads of one spatial axis; LPQ_EFORMAT when the output would be empty. */
-int conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int s, int d,
+int lpq__conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int s, int d,
                  int *pb, int *pe, int ceil_mode, int64_t *out, lpq_error_t *err) {
   const int64_t ek = (int64_t)(k - 1) * d + 1;
   if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
@@ -40,28 +40,28 @@ int conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int 
     if (ceil_mode && span >= 0 && (*out - 1) * s >= in + *pb)
       (*out)--;
   } else {
-    return node_err(err, LPQ_EUNSUP, n, "auto_pad '%s' is not supported", auto_pad);
+    return lpq__node_err(err, LPQ_EUNSUP, n, "auto_pad '%s' is not supported", auto_pad);
   }
   if (*out <= 0)
-    return node_err(err, LPQ_EFORMAT, n, "the output would be empty (input %lld, kernel %d, "
+    return lpq__node_err(err, LPQ_EFORMAT, n, "the output would be empty (input %lld, kernel %d, "
                     "stride %d, dilation %d)", (long long)in, k, s, d);
   return 0;
 }
 
 /* Reads kernel_shape/strides/dilations/pads/auto_pad for `spatial` axes (1 or 2) into the
 ** 2-D form (a 1-D op gets kernel, stride, dilation 1 and no pads on the first axis). */
-int read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_dil,
+int lpq__read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_dil,
                 int k[2], int s[2], int d[2], int p[4], char *auto_pad, size_t ap_len,
                 lpq_error_t *err) {
   int64_t ks[4], ss[4], ds[4], ps[8];
   size_t nk, ns, nd, np;
   int rc;
-  if ((rc = attr_ints(n, "kernel_shape", ks, 4, &nk, err)) || (rc = attr_ints(n, "strides", ss, 4, &ns, err)) ||
-      (rc = attr_ints(n, "pads", ps, 8, &np, err)) ||
-      (rc = attr_string(n, "auto_pad", "NOTSET", auto_pad, ap_len, err)))
+  if ((rc = lpq__attr_ints(n, "kernel_shape", ks, 4, &nk, err)) || (rc = lpq__attr_ints(n, "strides", ss, 4, &ns, err)) ||
+      (rc = lpq__attr_ints(n, "pads", ps, 8, &np, err)) ||
+      (rc = lpq__attr_string(n, "auto_pad", "NOTSET", auto_pad, ap_len, err)))
     return rc;
   nd = 0;
-  if (with_dil && (rc = attr_ints(n, "dilations", ds, 4, &nd, err)))
+  if (with_dil && (rc = lpq__attr_ints(n, "dilations", ds, 4, &nd, err)))
     return rc;
   if (nk == 0 && wk) {
     for (int i = 0; i < spatial; i++)
@@ -70,7 +70,7 @@ int read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_dil,
   }
   if (nk != (size_t)spatial || (ns && ns != (size_t)spatial) || (nd && nd != (size_t)spatial) ||
       (np && np != 2 * (size_t)spatial))
-    return node_err(err, LPQ_EFORMAT, n, "kernel_shape/strides/dilations/pads do not match %d "
+    return lpq__node_err(err, LPQ_EFORMAT, n, "kernel_shape/strides/dilations/pads do not match %d "
                     "spatial dimensions", spatial);
   const int off = 2 - spatial;
   k[0] = s[0] = d[0] = 1;
@@ -80,7 +80,7 @@ int read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_dil,
     int64_t pb = np ? ps[i] : 0, pe = np ? ps[i + spatial] : 0;
     if (kv < 1 || kv > 4096 || sv < 1 || sv > 4096 || dv < 1 || dv > 4096 || pb < 0 || pe < 0 ||
         pb > 65536 || pe > 65536)
-      return node_err(err, LPQ_ERANGE, n, "kernel %lld, stride %lld, dilation %lld or pads "
+      return lpq__node_err(err, LPQ_ERANGE, n, "kernel %lld, stride %lld, dilation %lld or pads "
                       "%lld,%lld out of range", (long long)kv, (long long)sv, (long long)dv,
                       (long long)pb, (long long)pe);
     k[off + i] = (int)kv, s[off + i] = (int)sv, d[off + i] = (int)dv;
@@ -94,64 +94,64 @@ static const char *const conv_attrs[] = {"auto_pad", "dilations", "group", "kern
 
 static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 2, 3, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
-      (rc = need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
+  if ((rc = lpq__check_arity(n, 2, 3, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
+      (rc = lpq__need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]), *w = gv(g, n->in[1]);
   int spatial = x->ndim - 2;
   if (spatial < 1 || spatial > 2)
-    return node_err(err, LPQ_EUNSUP, n, "only 1-D and 2-D convolution is supported (input has "
+    return lpq__node_err(err, LPQ_EUNSUP, n, "only 1-D and 2-D convolution is supported (input has "
                     "rank %d)", x->ndim);
   if (w->ndim != x->ndim)
-    return node_err(err, LPQ_EFORMAT, n, "weight rank %d does not match input rank %d", w->ndim,
+    return lpq__node_err(err, LPQ_EFORMAT, n, "weight rank %d does not match input rank %d", w->ndim,
                     x->ndim);
   conv_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   int64_t group;
   char ap[32];
-  if ((rc = attr_int(n, "group", 1, &group, err)) ||
-      (rc = read_window(n, spatial, w->shape + 2, 1, p->k, p->s, p->d, p->p, ap, sizeof ap, err)))
+  if ((rc = lpq__attr_int(n, "group", 1, &group, err)) ||
+      (rc = lpq__read_window(n, spatial, w->shape + 2, 1, p->k, p->s, p->d, p->p, ap, sizeof ap, err)))
     return rc;
   p->spatial = spatial;
   p->N = x->shape[0], p->C = x->shape[1], p->M = w->shape[0];
   p->H = spatial == 2 ? x->shape[2] : 1;
   p->W = x->shape[spatial + 1];
   if (group < 1 || p->C % group != 0 || p->M % group != 0 || w->shape[1] * group != p->C)
-    return node_err(err, LPQ_EFORMAT, n, "group %lld does not fit %lld input channels, weight "
+    return lpq__node_err(err, LPQ_EFORMAT, n, "group %lld does not fit %lld input channels, weight "
                     "[%lld, %lld, ...]", (long long)group, (long long)p->C, (long long)w->shape[0],
                     (long long)w->shape[1]);
   p->groups = (int)group;
   for (int i = 2 - spatial; i < 2; i++)
     if (w->shape[i + spatial] != p->k[i])
-      return node_err(err, LPQ_EFORMAT, n, "kernel_shape does not match the weight's shape");
-  if ((rc = conv_out_dim(n, ap, p->H, p->k[0], p->s[0], p->d[0], &p->p[0], &p->p[2], 0, &p->OH,
+      return lpq__node_err(err, LPQ_EFORMAT, n, "kernel_shape does not match the weight's shape");
+  if ((rc = lpq__conv_out_dim(n, ap, p->H, p->k[0], p->s[0], p->d[0], &p->p[0], &p->p[2], 0, &p->OH,
                          err)) ||
-      (rc = conv_out_dim(n, ap, p->W, p->k[1], p->s[1], p->d[1], &p->p[1], &p->p[3], 0, &p->OW,
+      (rc = lpq__conv_out_dim(n, ap, p->W, p->k[1], p->s[1], p->d[1], &p->p[1], &p->p[3], 0, &p->OW,
                          err)))
     return rc;
   if (n->nin > 2 && n->in[2] >= 0) {
     const gval_t *b = gv(g, n->in[2]);
     if (b->dtype != LPQ_DT_F32 || b->count != (size_t)p->M)
-      return node_err(err, LPQ_EFORMAT, n, "bias must be %lld floats", (long long)p->M);
+      return lpq__node_err(err, LPQ_EFORMAT, n, "bias must be %lld floats", (long long)p->M);
   }
   const int64_t Cg = p->C / group, Mg = p->M / group;
   const int depthwise = Cg == 1 && Mg == 1;
   if (depthwise) {
     /* de-interleaved input row, or the padded plane of the 3x3 kernel */
-    n->scratch_floats = depthwise_scratch(p);
+    n->scratch_floats = lpq__depthwise_scratch(p);
   } else {
     size_t a, c, t, pk;
     const double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
     if (need * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
-      return node_err(err, LPQ_ERANGE, n, "convolution scratch too large");
+      return lpq__node_err(err, LPQ_ERANGE, n, "convolution scratch too large");
     n->scratch_floats = (size_t)need;
   }
   int64_t shape[4] = {p->N, p->M, p->OH, p->OW};
   if (spatial == 1)
     shape[2] = p->OW;
-  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
+  return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
 }
 
 /* Output columns [n0, n1) of the im2col matrix, stored with row length ld:
@@ -227,10 +227,10 @@ static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *c
   int64_t imgs, cols;
   conv_walk(p, &imgs, &cols);
   size_t at = 0;
-  *a_off = at, at += sgemm_packed_a_floats((size_t)Mg, (size_t)Kd) + 16;
+  *a_off = at, at += lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd) + 16;
   *col_off = at, at += (size_t)(Kd * cols) + 16;
   *tmp_off = at, at += imgs > 1 ? (size_t)(Mg * cols) + 16 : 0;
-  *pack_off = at, at += sgemm_pack_floats(0);
+  *pack_off = at, at += lpq__sgemm_pack_floats(0);
   return at;
 }
 
@@ -251,7 +251,7 @@ static void depthwise_task(void *arg, size_t task, int tid) {
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t nc = (int64_t)task, c = nc % p->C, HW = p->H * p->W, OHW = p->OH * p->OW;
-  depthwise_plane(p, (const float *)k->in[0] + nc * HW, k->weight + c * p->k[0] * p->k[1],
+  lpq__depthwise_plane(p, (const float *)k->in[0] + nc * HW, k->weight + c * p->k[0] * p->k[1],
                   k->bias ? k->bias[c] : 0.0f, j->lo, j->hi, (float *)k->out[0] + nc * OHW,
                   thread_scratch(k, tid));
 }
@@ -314,10 +314,10 @@ static void gemm_task(void *arg, size_t task, int tid) {
   if (j->imgs == 1) {
     if (implicit) {
       const conv_implicit_t ib = {p, xg + img * p->C * HW, pos};
-      kern_sgemm_implicit((size_t)Mg, (size_t)cols, (size_t)Kd, j->Ap, conv_pack_b, &ib,
+      lpq__kern_sgemm_implicit((size_t)Mg, (size_t)cols, (size_t)Kd, j->Ap, lpq__conv_pack_b, &ib,
                           yg + pos, (size_t)OHW, scratch + j->pack_off);
     } else {
-      kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
+      lpq__kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
                  yg + pos, (size_t)OHW, scratch + j->pack_off);
     }
     for (int64_t m = 0; m < Mg; m++) {
@@ -330,7 +330,7 @@ static void gemm_task(void *arg, size_t task, int tid) {
     }
   } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
     float *tmp = scratch + j->tmp_off;
-    kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb, tmp,
+    lpq__kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb, tmp,
                (size_t)cols, scratch + j->pack_off);
     for (int64_t i = 0; i < cols / OHW; i++)
       for (int64_t m = 0; m < Mg; m++) {
@@ -353,7 +353,7 @@ static int conv_run(const kctx_t *k) {
   j.hi = k->n->act ? k->n->act_hi : INFINITY;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
   if (Cg == 1 && Mg == 1) {
-    threads_run(k->pool, (size_t)(p->N * p->C), depthwise_task, &j);
+    lpq__threads_run(k->pool, (size_t)(p->N * p->C), depthwise_task, &j);
     return 0;
   }
   const int64_t OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
@@ -368,37 +368,37 @@ static int conv_run(const kctx_t *k) {
   /* the weights packed at load, unless a hook swapped them: then pack them now */
   const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
   const int prepacked = k->n->wpack && k->weight == base;
-  float *Ap = sgemm_packs_a() ? k->scratch + a_off : NULL; /* thread 0's area, read by all */
-  const size_t per_group = sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
+  float *Ap = lpq__sgemm_packs_a() ? k->scratch + a_off : NULL; /* thread 0's area, read by all */
+  const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
   for (j.gi = 0; j.gi < G; j.gi++) {
     if (prepacked)
       j.Ap = k->n->wpack + (size_t)j.gi * per_group;
     else if (Ap)
-      sgemm_pack_a((size_t)Mg, (size_t)Kd, k->weight + j.gi * Mg * Kd, (size_t)Kd, Ap);
+      lpq__sgemm_pack_a((size_t)Mg, (size_t)Kd, k->weight + j.gi * Mg * Kd, (size_t)Kd, Ap);
     if (!prepacked)
       j.Ap = Ap;
-    threads_run(k->pool, ntasks, gemm_task, &j);
+    lpq__threads_run(k->pool, ntasks, gemm_task, &j);
   }
   return 0;
 }
 
-int conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
+int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const conv_params_t *p = n->params;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, Kd = Cg * p->k[0] * p->k[1];
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
-  if (!w || !sgemm_packs_a() || (Cg == 1 && Mg == 1))
+  if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1))
     return 0; /* run-time weights, no AVX-512 kernel, or depthwise: nothing to pack */
-  const size_t per_group = sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
+  const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
   n->wpack = malloc((per_group * (size_t)G + 16) * sizeof *n->wpack);
   if (!n->wpack)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
   for (int64_t gi = 0; gi < G; gi++)
-    sgemm_pack_a((size_t)Mg, (size_t)Kd, w + gi * Mg * Kd, (size_t)Kd,
+    lpq__sgemm_pack_a((size_t)Mg, (size_t)Kd, w + gi * Mg * Kd, (size_t)Kd,
                  n->wpack + (size_t)gi * per_group);
   return 0;
 }
 
-const op_def_t ops_conv_table[] = {
+const op_def_t lpq__ops_conv_table[] = {
     {"Conv", conv_attrs, conv_prepare, conv_run},
     {NULL, NULL, NULL, NULL},
 };

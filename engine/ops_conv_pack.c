@@ -1,4 +1,4 @@
-/* common/ops_conv_pack.c: the implicit GEMM of a convolution: the GEMM kernel asks for
+/* engine/ops_conv_pack.c: the implicit GEMM of a convolution: the GEMM kernel asks for
 ** panels of the im2col matrix and they are copied straight from the input, so the matrix is
 ** never stored. */
 #include "engine/engine_internal.h"
@@ -46,8 +46,8 @@ static inline void copy_upto32(float *d, const float *s, int64_t n) {
 }
 #endif
 
-/* Only called by the AVX-512 GEMM kernel (sgemm_packs_a()), so it may use AVX-512 itself. */
-PACK_TARGET void conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
+/* Only called by the AVX-512 GEMM kernel (lpq__sgemm_packs_a()), so it may use AVX-512 itself. */
+PACK_TARGET void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
                                     float *Bp) {
   const conv_implicit_t *ib = ctx;
   const conv_params_t *p = ib->p;

@@ -1,4 +1,4 @@
-/* common/ops_depthwise.c: depthwise convolution (one input channel per output channel): a
+/* engine/ops_depthwise.c: depthwise convolution (one input channel per output channel): a
 ** fused 3x3 kernel for stride 1 and 2, and a general row-pass kernel for other windows. */
 #include "engine/engine_internal.h"
 
@@ -39,9 +39,9 @@ static void depthwise3(const conv_params_t *p, const float *x, const float *w, f
     } else { /* padded column c = ix + pl goes to even[c/2] or odd[c/2] */
       memset(row, 0, (size_t)ld * sizeof *row);
       if (pl % 2 == 0)
-        kern_deinterleave(row + pl / 2, row + we + pl / 2, xr, (size_t)W);
+        lpq__kern_deinterleave(row + pl / 2, row + we + pl / 2, xr, (size_t)W);
       else /* x's even columns land on odd padded columns and vice versa */
-        kern_deinterleave(row + we + (pl - 1) / 2, row + (pl + 1) / 2, xr, (size_t)W);
+        lpq__kern_deinterleave(row + we + (pl - 1) / 2, row + (pl + 1) / 2, xr, (size_t)W);
     }
   }
   for (int64_t oy = 0; oy < OH; oy++) {
@@ -78,7 +78,7 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
         continue;
       const float *xr = x + iy * W;
       if (sx == 2)
-        kern_deinterleave(even, odd, xr, (size_t)W);
+        lpq__kern_deinterleave(even, odd, xr, (size_t)W);
       for (int kx = 0; kx < p->k[1]; kx++) {
         const float wv = w[ky * p->k[1] + kx];
         const int64_t off = (int64_t)kx * p->d[1] - p->p[1];
@@ -102,11 +102,11 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
   }
 }
 
-size_t depthwise_scratch(const conv_params_t *p) {
+size_t lpq__depthwise_scratch(const conv_params_t *p) {
   return dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
 }
 
-void depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
+void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
                      float lo, float hi, float *y, float *scratch) {
   if (dw3_applies(p)) {
     depthwise3(p, x, w, bias, lo, hi, y, scratch);

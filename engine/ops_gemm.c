@@ -1,4 +1,4 @@
-/* common/ops_gemm.c: Gemm and MatMul (batched, numpy broadcasting) through OpenBLAS sgemm. */
+/* engine/ops_gemm.c: Gemm and MatMul (batched, numpy broadcasting) through OpenBLAS sgemm. */
 #include "engine/engine_internal.h"
 
 #include <cblas.h>
@@ -9,40 +9,40 @@ static const char *const gemm_attrs[] = {"alpha", "beta", "transA", "transB", NU
 
 static int gemm_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 2, 3, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
-      (rc = need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
+  if ((rc = lpq__check_arity(n, 2, 3, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
+      (rc = lpq__need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
     return rc;
   gemm_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   int64_t ta, tb;
-  if ((rc = attr_int(n, "transA", 0, &ta, err)) || (rc = attr_int(n, "transB", 0, &tb, err)) ||
-      (rc = attr_float(n, "alpha", 1.0f, &p->alpha, err)) ||
-      (rc = attr_float(n, "beta", 1.0f, &p->beta, err)))
+  if ((rc = lpq__attr_int(n, "transA", 0, &ta, err)) || (rc = lpq__attr_int(n, "transB", 0, &tb, err)) ||
+      (rc = lpq__attr_float(n, "alpha", 1.0f, &p->alpha, err)) ||
+      (rc = lpq__attr_float(n, "beta", 1.0f, &p->beta, err)))
     return rc;
   p->trans_a = ta != 0, p->trans_b = tb != 0;
   const gval_t *a = gv(g, n->in[0]), *b = gv(g, n->in[1]);
   if (a->ndim != 2 || b->ndim != 2)
-    return node_err(err, LPQ_EFORMAT, n, "A and B must be 2-D (ranks %d and %d)", a->ndim,
+    return lpq__node_err(err, LPQ_EFORMAT, n, "A and B must be 2-D (ranks %d and %d)", a->ndim,
                     b->ndim);
   p->M = (size_t)(p->trans_a ? a->shape[1] : a->shape[0]);
   p->K = (size_t)(p->trans_a ? a->shape[0] : a->shape[1]);
   size_t kb = (size_t)(p->trans_b ? b->shape[1] : b->shape[0]);
   p->N = (size_t)(p->trans_b ? b->shape[0] : b->shape[1]);
   if (kb != p->K)
-    return node_err(err, LPQ_EFORMAT, n, "inner dimensions differ (%zu and %zu)", p->K, kb);
+    return lpq__node_err(err, LPQ_EFORMAT, n, "inner dimensions differ (%zu and %zu)", p->K, kb);
   if (n->nin > 2 && n->in[2] >= 0) {
-    if ((rc = need_dtype(g, n, 2, DT(LPQ_DT_F32), err)))
+    if ((rc = lpq__need_dtype(g, n, 2, DT(LPQ_DT_F32), err)))
       return rc;
     const gval_t *c = gv(g, n->in[2]);
     int64_t cr = c->ndim == 2 ? c->shape[0] : 1, cc = c->ndim >= 1 ? c->shape[c->ndim - 1] : 1;
     if (c->ndim > 2 || (cr != 1 && cr != (int64_t)p->M) || (cc != 1 && cc != (int64_t)p->N))
-      return node_err(err, LPQ_EFORMAT, n, "C does not broadcast to [%zu, %zu]", p->M, p->N);
+      return lpq__node_err(err, LPQ_EFORMAT, n, "C does not broadcast to [%zu, %zu]", p->M, p->N);
     p->c_ndim = 2, p->c_shape[0] = cr, p->c_shape[1] = cc;
   }
   int64_t shape[2] = {(int64_t)p->M, (int64_t)p->N};
-  return set_output(g, n, 0, LPQ_DT_F32, 2, shape, err);
+  return lpq__set_output(g, n, 0, LPQ_DT_F32, 2, shape, err);
 }
 
 static int gemm_run(const kctx_t *k) {
@@ -69,21 +69,21 @@ static int gemm_run(const kctx_t *k) {
                 k->in[0], p->trans_a ? (int)p->M : (int)p->K, k->weight,
                 p->trans_b ? (int)p->K : (int)p->N, beta, y, (int)p->N);
   }
-  apply_act(k->n, y, p->M * p->N);
+  lpq__apply_act(k->n, y, p->M * p->N);
   return 0;
 }
 
 static int matmul_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 2, 2, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
-      (rc = need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
+  if ((rc = lpq__check_arity(n, 2, 2, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
+      (rc = lpq__need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
     return rc;
   const gval_t *a = gv(g, n->in[0]), *b = gv(g, n->in[1]);
   if (a->ndim < 1 || b->ndim < 1)
-    return node_err(err, LPQ_EFORMAT, n, "inputs must have rank >= 1");
+    return lpq__node_err(err, LPQ_EFORMAT, n, "inputs must have rank >= 1");
   matmul_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   const int a1 = a->ndim == 1, b1 = b->ndim == 1;
   p->M = a1 ? 1 : a->shape[a->ndim - 2];
@@ -91,7 +91,7 @@ static int matmul_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const int64_t kb = b1 ? b->shape[0] : b->shape[b->ndim - 2];
   p->N = b1 ? 1 : b->shape[b->ndim - 1];
   if (kb != p->K)
-    return node_err(err, LPQ_EFORMAT, n, "inner dimensions differ (%lld and %lld)",
+    return lpq__node_err(err, LPQ_EFORMAT, n, "inner dimensions differ (%lld and %lld)",
                     (long long)p->K, (long long)kb);
   const int abd = a1 ? 0 : a->ndim - 2, bbd = b1 ? 0 : b->ndim - 2;
   const int nbd = abd > bbd ? abd : bbd;
@@ -102,7 +102,7 @@ static int matmul_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     int ai = j - (nbd - abd), bi = j - (nbd - bbd);
     int64_t ad = ai >= 0 ? a->shape[ai] : 1, bd = bi >= 0 ? b->shape[bi] : 1;
     if (ad != bd && ad != 1 && bd != 1)
-      return node_err(err, LPQ_EFORMAT, n, "batch dimensions %lld and %lld do not broadcast",
+      return lpq__node_err(err, LPQ_EFORMAT, n, "batch dimensions %lld and %lld do not broadcast",
                       (long long)ad, (long long)bd);
     shape[j] = ad > bd ? ad : bd;
     if (ad == 0 || bd == 0)
@@ -119,7 +119,7 @@ static int matmul_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     shape[nd++] = p->M;
   if (!b1)
     shape[nd++] = p->N;
-  return set_output(g, n, 0, LPQ_DT_F32, nd, shape, err);
+  return lpq__set_output(g, n, 0, LPQ_DT_F32, nd, shape, err);
 }
 
 static int matmul_run(const kctx_t *k) {
@@ -154,7 +154,7 @@ static int matmul_run(const kctx_t *k) {
   return 0;
 }
 
-const op_def_t ops_gemm_table[] = {
+const op_def_t lpq__ops_gemm_table[] = {
     {"Gemm", gemm_attrs, gemm_prepare, gemm_run},
     {"MatMul", NULL, matmul_prepare, matmul_run},
     {NULL, NULL, NULL, NULL},

@@ -1,4 +1,4 @@
-/* common/ops_kernels.c: the inner loops the convolution, pooling and activation kernels spend
+/* engine/ops_kernels.c: the inner loops the convolution, pooling and activation kernels spend
 ** their time in. Each is a plain loop the compiler vectorises; target_clones builds it for
 ** AVX-512, AVX2+FMA and baseline x86-64, and the dynamic loader picks the best for the CPU, so
 ** one binary runs everywhere and fast where it can. */
@@ -62,7 +62,7 @@ __attribute__((target("avx512f"))) static size_t deinterleave_avx512(float *even
 }
 #endif
 
-void kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
+void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n) {
   size_t i = 0;
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)

@@ -1,4 +1,4 @@
-/* common/ops_norm.c: normalisations: BatchNormalization (inference; usually folded into the
+/* engine/ops_norm.c: normalisations: BatchNormalization (inference; usually folded into the
 ** conv before it), LayerNormalization, InstanceNormalization, Softmax and LogSoftmax. */
 #include "engine/engine_internal.h"
 
@@ -17,35 +17,35 @@ static size_t prod(const int64_t *s, int from, int to) {
 
 static int bn_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 5, 5, 1, 5, err)))
+  if ((rc = lpq__check_arity(n, 5, 5, 1, 5, err)))
     return rc;
   for (int i = 0; i < 5; i++)
-    if ((rc = need_dtype(g, n, i, DT(LPQ_DT_F32), err)))
+    if ((rc = lpq__need_dtype(g, n, i, DT(LPQ_DT_F32), err)))
       return rc;
   bn_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   int64_t training, spatial;
-  if ((rc = attr_float(n, "epsilon", 1e-5f, &p->eps, err)) ||
-      (rc = attr_int(n, "training_mode", 0, &training, err)) ||
-      (rc = attr_int(n, "spatial", 1, &spatial, err)))
+  if ((rc = lpq__attr_float(n, "epsilon", 1e-5f, &p->eps, err)) ||
+      (rc = lpq__attr_int(n, "training_mode", 0, &training, err)) ||
+      (rc = lpq__attr_int(n, "spatial", 1, &spatial, err)))
     return rc;
   if (training)
-    return node_err(err, LPQ_EUNSUP, n, "training_mode = 1 is not supported");
+    return lpq__node_err(err, LPQ_EUNSUP, n, "training_mode = 1 is not supported");
   if (spatial != 1)
-    return node_err(err, LPQ_EUNSUP, n, "spatial = %lld is not supported", (long long)spatial);
+    return lpq__node_err(err, LPQ_EUNSUP, n, "spatial = %lld is not supported", (long long)spatial);
   for (int o = 1; o < n->nout; o++)
     if (n->out[o] >= 0)
-      return node_err(err, LPQ_EUNSUP, n, "training outputs (output %d) are not supported", o);
+      return lpq__node_err(err, LPQ_EUNSUP, n, "training outputs (output %d) are not supported", o);
   const gval_t *x = gv(g, n->in[0]);
   if (x->ndim < 2)
-    return node_err(err, LPQ_EFORMAT, n, "input must have rank >= 2");
+    return lpq__node_err(err, LPQ_EFORMAT, n, "input must have rank >= 2");
   for (int i = 1; i < 5; i++)
     if (gv(g, n->in[i])->count != (size_t)x->shape[1])
-      return node_err(err, LPQ_EFORMAT, n, "input %d must have %lld values", i,
+      return lpq__node_err(err, LPQ_EFORMAT, n, "input %d must have %lld values", i,
                       (long long)x->shape[1]);
-  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err);
+  return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err);
 }
 
 static int bn_run(const kctx_t *k) {
@@ -78,41 +78,41 @@ typedef struct ln_params_t {
 
 static int ln_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 2, 3, 1, 3, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
-      (rc = need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
+  if ((rc = lpq__check_arity(n, 2, 3, 1, 3, err)) || (rc = lpq__need_dtype(g, n, 0, DT(LPQ_DT_F32), err)) ||
+      (rc = lpq__need_dtype(g, n, 1, DT(LPQ_DT_F32), err)))
     return rc;
   ln_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   int64_t axis, stash;
-  if ((rc = attr_int(n, "axis", -1, &axis, err)) ||
-      (rc = attr_float(n, "epsilon", 1e-5f, &p->eps, err)) ||
-      (rc = attr_int(n, "stash_type", 1, &stash, err)))
+  if ((rc = lpq__attr_int(n, "axis", -1, &axis, err)) ||
+      (rc = lpq__attr_float(n, "epsilon", 1e-5f, &p->eps, err)) ||
+      (rc = lpq__attr_int(n, "stash_type", 1, &stash, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
-  if ((rc = norm_axis(n, axis, x->ndim, &p->axis, err)))
+  if ((rc = lpq__norm_axis(n, axis, x->ndim, &p->axis, err)))
     return rc;
   p->outer = prod(x->shape, 0, p->axis);
   p->inner = prod(x->shape, p->axis, x->ndim);
   for (int i = 1; i < n->nin; i++) {
     if (n->in[i] < 0)
       continue;
-    if ((rc = need_dtype(g, n, i, DT(LPQ_DT_F32), err)))
+    if ((rc = lpq__need_dtype(g, n, i, DT(LPQ_DT_F32), err)))
       return rc;
     size_t c = gv(g, n->in[i])->count;
     if (c != p->inner && c != 1)
-      return node_err(err, LPQ_EUNSUP, n, "input %d has %zu values; lpq supports %zu or 1", i,
+      return lpq__node_err(err, LPQ_EUNSUP, n, "input %d has %zu values; lpq supports %zu or 1", i,
                       c, p->inner);
   }
-  if ((rc = set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err)))
+  if ((rc = lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err)))
     return rc;
   int64_t st[LPQ_MAX_DIMS];
   for (int i = 0; i < x->ndim; i++)
     st[i] = i < p->axis ? x->shape[i] : 1;
-  if ((rc = set_output(g, n, 1, LPQ_DT_F32, x->ndim, st, err)))
+  if ((rc = lpq__set_output(g, n, 1, LPQ_DT_F32, x->ndim, st, err)))
     return rc;
-  return set_output(g, n, 2, LPQ_DT_F32, x->ndim, st, err);
+  return lpq__set_output(g, n, 2, LPQ_DT_F32, x->ndim, st, err);
 }
 
 static int ln_run(const kctx_t *k) {
@@ -152,22 +152,22 @@ static int ln_run(const kctx_t *k) {
 
 static int in_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 3, 3, 1, 1, err)))
+  if ((rc = lpq__check_arity(n, 3, 3, 1, 1, err)))
     return rc;
   for (int i = 0; i < 3; i++)
-    if ((rc = need_dtype(g, n, i, DT(LPQ_DT_F32), err)))
+    if ((rc = lpq__need_dtype(g, n, i, DT(LPQ_DT_F32), err)))
       return rc;
   bn_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
-  if ((rc = attr_float(n, "epsilon", 1e-5f, &p->eps, err)))
+  if ((rc = lpq__attr_float(n, "epsilon", 1e-5f, &p->eps, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   if (x->ndim < 3 || gv(g, n->in[1])->count != (size_t)x->shape[1] ||
       gv(g, n->in[2])->count != (size_t)x->shape[1])
-    return node_err(err, LPQ_EFORMAT, n, "needs [N, C, ...] input and C scales and biases");
-  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err);
+    return lpq__node_err(err, LPQ_EFORMAT, n, "needs [N, C, ...] input and C scales and biases");
+  return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err);
 }
 
 static int in_run(const kctx_t *k) {
@@ -201,19 +201,19 @@ typedef struct softmax_params_t {
 
 static int softmax_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT(LPQ_DT_F32), err)))
     return rc;
   softmax_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->log = strcmp(n->op_type, "LogSoftmax") == 0;
   const gval_t *x = gv(g, n->in[0]);
   const int legacy = g->opset < 13; /* before opset 13: flatten to 2-D at axis */
   int64_t axis;
   int ax;
-  if ((rc = attr_int(n, "axis", legacy ? 1 : -1, &axis, err)) ||
-      (rc = norm_axis(n, axis, x->ndim, &ax, err)))
+  if ((rc = lpq__attr_int(n, "axis", legacy ? 1 : -1, &axis, err)) ||
+      (rc = lpq__norm_axis(n, axis, x->ndim, &ax, err)))
     return rc;
   p->outer = prod(x->shape, 0, ax);
   if (legacy) {
@@ -223,7 +223,7 @@ static int softmax_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     p->len = x->ndim ? (size_t)x->shape[ax] : 1;
     p->inner = prod(x->shape, ax + 1, x->ndim);
   }
-  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err);
+  return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err);
 }
 
 static int softmax_run(const kctx_t *k) {
@@ -264,7 +264,7 @@ static const char *const ln_attrs[] = {"axis", "epsilon", "stash_type", NULL};
 static const char *const eps_attrs[] = {"epsilon", NULL};
 static const char *const axis_attrs[] = {"axis", NULL};
 
-const op_def_t ops_norm_table[] = {
+const op_def_t lpq__ops_norm_table[] = {
     {"BatchNormalization", bn_attrs, bn_prepare, bn_run},
     {"LayerNormalization", ln_attrs, ln_prepare, ln_run},
     {"InstanceNormalization", eps_attrs, in_prepare, in_run},

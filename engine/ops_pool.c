@@ -1,4 +1,4 @@
-/* common/ops_pool.c: MaxPool, AveragePool (1-D and 2-D, pads, auto_pad, ceil_mode,
+/* engine/ops_pool.c: MaxPool, AveragePool (1-D and 2-D, pads, auto_pad, ceil_mode,
 ** dilations, count_include_pad), GlobalAveragePool, GlobalMaxPool. */
 #include "engine/engine_internal.h"
 
@@ -17,45 +17,45 @@ typedef struct pool_params_t {
 static int pool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   const int is_max = strcmp(n->op_type, "MaxPool") == 0;
-  if ((rc = check_arity(n, 1, 1, 1, 2, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 2, err)) || (rc = lpq__need_dtype(g, n, 0, DT(LPQ_DT_F32), err)))
     return rc;
   if (n->nout > 1 && n->out[1] >= 0)
-    return node_err(err, LPQ_EUNSUP, n, "the Indices output is not supported");
+    return lpq__node_err(err, LPQ_EUNSUP, n, "the Indices output is not supported");
   const gval_t *x = gv(g, n->in[0]);
   const int spatial = x->ndim - 2;
   if (spatial < 1 || spatial > 2)
-    return node_err(err, LPQ_EUNSUP, n, "only 1-D and 2-D pooling is supported (rank %d)",
+    return lpq__node_err(err, LPQ_EUNSUP, n, "only 1-D and 2-D pooling is supported (rank %d)",
                     x->ndim);
   pool_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->is_max = is_max;
   conv_params_t *w = &p->w;
   int64_t ceil_mode, cip = 0, storage = 0;
   char ap[32];
-  if ((rc = attr_int(n, "ceil_mode", 0, &ceil_mode, err)) ||
-      (rc = attr_int(n, "count_include_pad", 0, &cip, err)) ||
-      (rc = attr_int(n, "storage_order", 0, &storage, err)) ||
-      (rc = read_window(n, spatial, NULL, 1, w->k, w->s, w->d, w->p, ap, sizeof ap, err)))
+  if ((rc = lpq__attr_int(n, "ceil_mode", 0, &ceil_mode, err)) ||
+      (rc = lpq__attr_int(n, "count_include_pad", 0, &cip, err)) ||
+      (rc = lpq__attr_int(n, "storage_order", 0, &storage, err)) ||
+      (rc = lpq__read_window(n, spatial, NULL, 1, w->k, w->s, w->d, w->p, ap, sizeof ap, err)))
     return rc;
   if (storage != 0)
-    return node_err(err, LPQ_EUNSUP, n, "storage_order = %lld is not supported", (long long)storage);
+    return lpq__node_err(err, LPQ_EUNSUP, n, "storage_order = %lld is not supported", (long long)storage);
   p->count_include_pad = cip != 0;
   w->spatial = spatial;
   w->N = x->shape[0], w->C = w->M = x->shape[1];
   w->H = spatial == 2 ? x->shape[2] : 1;
   w->W = x->shape[spatial + 1];
-  if ((rc = conv_out_dim(n, ap, w->H, w->k[0], w->s[0], w->d[0], &w->p[0], &w->p[2],
+  if ((rc = lpq__conv_out_dim(n, ap, w->H, w->k[0], w->s[0], w->d[0], &w->p[0], &w->p[2],
                          (int)ceil_mode, &w->OH, err)) ||
-      (rc = conv_out_dim(n, ap, w->W, w->k[1], w->s[1], w->d[1], &w->p[1], &w->p[3],
+      (rc = lpq__conv_out_dim(n, ap, w->W, w->k[1], w->s[1], w->d[1], &w->p[1], &w->p[3],
                          (int)ceil_mode, &w->OW, err)))
     return rc;
   n->scratch_floats = (size_t)(w->W + 2 + w->OW);
   int64_t shape[4] = {w->N, w->C, w->OH, w->OW};
   if (spatial == 1)
     shape[2] = w->OW;
-  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
+  return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
 }
 
 /* Undilated windows: one vectorised pass per kernel tap over each output row (as the
@@ -86,7 +86,7 @@ static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, 
       rows += !p->count_include_pad;
       const float *xr = xc + iy * W;
       if (sx == 2)
-        kern_deinterleave(even, odd, xr, (size_t)W);
+        lpq__kern_deinterleave(even, odd, xr, (size_t)W);
       for (int kx = 0; kx < w->k[1]; kx++) {
         const int64_t off = kx - w->p[1];
         int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
@@ -130,7 +130,7 @@ static int pool_run(const kctx_t *k) {
   const pool_params_t *p = k->n->params;
   const conv_params_t *w = &p->w;
   if (w->d[0] == 1 && w->d[1] == 1) {
-    threads_run(k->pool, (size_t)(w->N * w->C), pool_task, (void *)k);
+    lpq__threads_run(k->pool, (size_t)(w->N * w->C), pool_task, (void *)k);
     return 0;
   }
   const float *x = k->in[0];
@@ -173,15 +173,15 @@ static int pool_run(const kctx_t *k) {
 
 static int gpool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT(LPQ_DT_F32), err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT(LPQ_DT_F32), err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   if (x->ndim < 3)
-    return node_err(err, LPQ_EFORMAT, n, "input must have rank >= 3");
+    return lpq__node_err(err, LPQ_EFORMAT, n, "input must have rank >= 3");
   int64_t shape[LPQ_MAX_DIMS];
   for (int i = 0; i < x->ndim; i++)
     shape[i] = i < 2 ? x->shape[i] : 1;
-  return set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
+  return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
 }
 
 static int gpool_run(const kctx_t *k) {
@@ -220,7 +220,7 @@ static const char *const avgpool_attrs[] = {"auto_pad", "ceil_mode", "count_incl
                                             "dilations", "kernel_shape", "pads", "strides", NULL};
 static const char *const no_attrs[] = {NULL};
 
-const op_def_t ops_pool_table[] = {
+const op_def_t lpq__ops_pool_table[] = {
     {"MaxPool", maxpool_attrs, pool_prepare, pool_run},
     {"AveragePool", avgpool_attrs, pool_prepare, pool_run},
     {"GlobalAveragePool", no_attrs, gpool_prepare, gpool_run},

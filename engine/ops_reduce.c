@@ -1,4 +1,4 @@
-/* common/ops_reduce.c: Reduce* over any set of axes (attribute or constant input), ArgMax and
+/* engine/ops_reduce.c: Reduce* over any set of axes (attribute or constant input), ArgMax and
 ** ArgMin. Accumulation is in double. */
 #include "engine/engine_internal.h"
 
@@ -33,30 +33,30 @@ static int reduce_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   while (strcmp(reduce_defs[d].name, n->op_type) != 0)
     d++;
   int rc;
-  if ((rc = check_arity(n, 1, 2, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_NUM, err)))
+  if ((rc = lpq__check_arity(n, 1, 2, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_NUM, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   reduce_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->kind = reduce_defs[d].kind;
   if (x->dtype == LPQ_DT_I64 && p->kind != R_SUM && p->kind != R_MAX && p->kind != R_MIN &&
       p->kind != R_PROD)
-    return node_err(err, LPQ_EUNSUP, n, "int64 input is not supported for %s", n->op_type);
+    return lpq__node_err(err, LPQ_EUNSUP, n, "int64 input is not supported for %s", n->op_type);
   int64_t keep, noop, axes[LPQ_MAX_DIMS];
   size_t naxes = 0;
-  if ((rc = attr_int(n, "keepdims", 1, &keep, err)) ||
-      (rc = attr_int(n, "noop_with_empty_axes", 0, &noop, err)) ||
-      (rc = attr_ints(n, "axes", axes, LPQ_MAX_DIMS, &naxes, err)))
+  if ((rc = lpq__attr_int(n, "keepdims", 1, &keep, err)) ||
+      (rc = lpq__attr_int(n, "noop_with_empty_axes", 0, &noop, err)) ||
+      (rc = lpq__attr_ints(n, "axes", axes, LPQ_MAX_DIMS, &naxes, err)))
     return rc;
   if (n->nin > 1 && n->in[1] >= 0 &&
-      (rc = const_ints(g, n, 1, axes, LPQ_MAX_DIMS, &naxes, err)))
+      (rc = lpq__const_ints(g, n, 1, axes, LPQ_MAX_DIMS, &naxes, err)))
     return rc;
   int reduced[LPQ_MAX_DIMS] = {0};
   for (size_t i = 0; i < naxes; i++) {
     int a;
-    if ((rc = norm_axis(n, axes[i], x->ndim, &a, err)))
+    if ((rc = lpq__norm_axis(n, axes[i], x->ndim, &a, err)))
       return rc;
     reduced[a] = 1;
   }
@@ -86,7 +86,7 @@ static int reduce_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     else if (keep)
       shape[nd++] = 1;
   }
-  if ((rc = set_output(g, n, 0, x->dtype, nd, shape, err)))
+  if ((rc = lpq__set_output(g, n, 0, x->dtype, nd, shape, err)))
     return rc;
   n->scratch_floats = 2 * gv(g, n->out[0])->count + 2;
   return 0;
@@ -151,19 +151,19 @@ typedef struct arg_params_t {
 
 static int arg_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_NUM, err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_NUM, err)))
     return rc;
   arg_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->is_max = strcmp(n->op_type, "ArgMax") == 0;
   int64_t axis, keep, last;
   int ax;
   const gval_t *x = gv(g, n->in[0]);
-  if ((rc = attr_int(n, "axis", 0, &axis, err)) || (rc = attr_int(n, "keepdims", 1, &keep, err)) ||
-      (rc = attr_int(n, "select_last_index", 0, &last, err)) ||
-      (rc = norm_axis(n, axis, x->ndim, &ax, err)))
+  if ((rc = lpq__attr_int(n, "axis", 0, &axis, err)) || (rc = lpq__attr_int(n, "keepdims", 1, &keep, err)) ||
+      (rc = lpq__attr_int(n, "select_last_index", 0, &last, err)) ||
+      (rc = lpq__norm_axis(n, axis, x->ndim, &ax, err)))
     return rc;
   p->last = last != 0;
   p->outer = 1, p->inner = 1;
@@ -173,7 +173,7 @@ static int arg_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     p->inner *= (size_t)x->shape[i];
   p->len = (size_t)x->shape[ax];
   if (p->len == 0)
-    return node_err(err, LPQ_EFORMAT, n, "the reduced axis is empty");
+    return lpq__node_err(err, LPQ_EFORMAT, n, "the reduced axis is empty");
   int64_t shape[LPQ_MAX_DIMS];
   int nd = 0;
   for (int i = 0; i < x->ndim; i++)
@@ -181,7 +181,7 @@ static int arg_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
       shape[nd++] = x->shape[i];
     else if (keep)
       shape[nd++] = 1;
-  return set_output(g, n, 0, LPQ_DT_I64, nd, shape, err);
+  return lpq__set_output(g, n, 0, LPQ_DT_I64, nd, shape, err);
 }
 
 static int arg_run(const kctx_t *k) {
@@ -209,7 +209,7 @@ static const char *const reduce_attrs[] = {"axes", "keepdims", "noop_with_empty_
 static const char *const arg_attrs[] = {"axis", "keepdims", "select_last_index", NULL};
 
 #define RED(name) {name, reduce_attrs, reduce_prepare, reduce_run}
-const op_def_t ops_reduce_table[] = {
+const op_def_t lpq__ops_reduce_table[] = {
     RED("ReduceMean"), RED("ReduceSum"), RED("ReduceMax"), RED("ReduceMin"), RED("ReduceProd"),
     RED("ReduceSumSquare"), RED("ReduceL1"), RED("ReduceL2"), RED("ReduceLogSum"),
     RED("ReduceLogSumExp"),

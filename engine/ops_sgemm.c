@@ -1,4 +1,4 @@
-/* common/ops_sgemm.c: single-precision GEMM for the convolution and matmul kernels.
+/* engine/ops_sgemm.c: single-precision GEMM for the convolution and matmul kernels.
 **
 ** OpenBLAS is the reference and the fallback. On CPUs with AVX-512 lpq uses its own blocked
 ** kernel (packed panels, an 8x32 register tile): Debian's OpenBLAS 0.3.21 may run its AVX2
@@ -17,7 +17,7 @@
 #define HAVE_AVX512_KERNEL 1
 #endif
 
-size_t sgemm_pack_floats(size_t N) {
+size_t lpq__sgemm_pack_floats(size_t N) {
   (void)N;
 #ifdef HAVE_AVX512_KERNEL
   return SGEMM_KC * (SGEMM_NC + 32) + 64;
@@ -98,7 +98,7 @@ AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float
         C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
 }
 
-/* Ap holds all of A packed by sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
+/* Ap holds all of A packed by lpq__sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
 ** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
 /* Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of B into Bp, panels of NR columns
 ** (k-major inside a panel), zero beyond the last column. */
@@ -114,7 +114,7 @@ static void pack_dense_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_
   pack_b(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
 }
 
-/* Ap holds all of A packed by sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
+/* Ap holds all of A packed by lpq__sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
 ** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
 AVX512 static void sgemm_avx512(size_t M, size_t N, size_t K, const float *Ap, pack_b_fn pack,
                                 const void *ctx, float *C, size_t ldc, float *Bp) {
@@ -141,7 +141,7 @@ static int have_avx512(void) {
 }
 #endif
 
-int sgemm_packs_a(void) {
+int lpq__sgemm_packs_a(void) {
 #ifdef HAVE_AVX512_KERNEL
   return have_avx512();
 #else
@@ -149,7 +149,7 @@ int sgemm_packs_a(void) {
 #endif
 }
 
-size_t sgemm_packed_a_floats(size_t M, size_t K) {
+size_t lpq__sgemm_packed_a_floats(size_t M, size_t K) {
 #ifdef HAVE_AVX512_KERNEL
   return (M + MR - 1) / MR * MR * K;
 #else
@@ -158,7 +158,7 @@ size_t sgemm_packed_a_floats(size_t M, size_t K) {
 #endif
 }
 
-void sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap) {
+void lpq__sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap) {
 #ifdef HAVE_AVX512_KERNEL
   for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
     const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
@@ -172,7 +172,7 @@ void sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap) {
 #endif
 }
 
-void kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
+void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
                          void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
                                       size_t nc, float *Bp),
                          const void *ctx, float *C, size_t ldc, float *Bp) {
@@ -184,7 +184,7 @@ void kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
 #endif
 }
 
-void kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
+void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
                 const float *B, size_t ldb, float *C, size_t ldc, float *pack) {
   if (M == 0 || N == 0)
     return;

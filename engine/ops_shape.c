@@ -1,4 +1,4 @@
-/* common/ops_shape.c: operators that only change or report shapes (Reshape, Flatten, Squeeze,
+/* engine/ops_shape.c: operators that only change or report shapes (Reshape, Flatten, Squeeze,
 ** Unsqueeze: a copy at run time), and the constant producers (Constant, Shape, Size,
 ** ConstantOfShape, Range) that loading folds away. */
 #include "engine/engine_internal.h"
@@ -16,14 +16,14 @@ static int copy_run(const kctx_t *k) {
 /* Output 0 becomes a constant holding data (count elements of dt); the node is done. */
 static int set_const_output(lpq_graph_t *g, gnode_t *n, lpq_dtype_t dt, int ndim,
                             const int64_t *shape, const void *data, lpq_error_t *err) {
-  int rc = set_output(g, n, 0, dt, ndim, shape, err);
+  int rc = lpq__set_output(g, n, 0, dt, ndim, shape, err);
   if (rc != 0)
     return rc;
   gval_t *v = gv(g, n->out[0]);
   size_t bytes = v->count * lpq_dtype_size(dt);
   v->cdata = malloc(bytes ? bytes : 1);
   if (!v->cdata)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   if (bytes)
     memcpy(v->cdata, data, bytes);
   n->dead = 1;
@@ -34,9 +34,9 @@ static int reshape_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t shape[LPQ_MAX_DIMS], allowzero;
   size_t ns;
-  if ((rc = check_arity(n, 2, 2, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
-      (rc = const_ints(g, n, 1, shape, LPQ_MAX_DIMS, &ns, err)) ||
-      (rc = attr_int(n, "allowzero", 0, &allowzero, err)))
+  if ((rc = lpq__check_arity(n, 2, 2, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
+      (rc = lpq__const_ints(g, n, 1, shape, LPQ_MAX_DIMS, &ns, err)) ||
+      (rc = lpq__attr_int(n, "allowzero", 0, &allowzero, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   int infer = -1;
@@ -44,59 +44,59 @@ static int reshape_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   for (size_t i = 0; i < ns; i++) {
     if (shape[i] == 0 && !allowzero) {
       if ((int)i >= x->ndim)
-        return node_err(err, LPQ_EFORMAT, n, "shape[%zu] = 0 has no input dimension to copy", i);
+        return lpq__node_err(err, LPQ_EFORMAT, n, "shape[%zu] = 0 has no input dimension to copy", i);
       shape[i] = x->shape[i];
     }
     if (shape[i] == -1) {
       if (infer >= 0)
-        return node_err(err, LPQ_EFORMAT, n, "shape has more than one -1");
+        return lpq__node_err(err, LPQ_EFORMAT, n, "shape has more than one -1");
       infer = (int)i;
     } else if (shape[i] < 0) {
-      return node_err(err, LPQ_EFORMAT, n, "shape[%zu] = %lld", i, (long long)shape[i]);
+      return lpq__node_err(err, LPQ_EFORMAT, n, "shape[%zu] = %lld", i, (long long)shape[i]);
     } else {
       if (shape[i] && known > GRAPH_MAX_TENSOR_BYTES / (size_t)shape[i])
-        return node_err(err, LPQ_ERANGE, n, "shape overflows");
+        return lpq__node_err(err, LPQ_ERANGE, n, "shape overflows");
       known *= (size_t)shape[i];
     }
   }
   if (infer >= 0) {
     if (known == 0 || x->count % known != 0)
-      return node_err(err, LPQ_EFORMAT, n, "cannot infer the -1 dimension (%zu elements into "
+      return lpq__node_err(err, LPQ_EFORMAT, n, "cannot infer the -1 dimension (%zu elements into "
                       "%zu)", x->count, known);
     shape[infer] = (int64_t)(x->count / known);
   } else if (known != x->count) {
     char a[160], b[160];
-    return node_err(err, LPQ_EFORMAT, n, "cannot reshape %s into %s",
+    return lpq__node_err(err, LPQ_EFORMAT, n, "cannot reshape %s into %s",
                     lpq_shape_str(x->ndim, x->shape, a, sizeof a),
                     lpq_shape_str((int)ns, shape, b, sizeof b));
   }
-  return set_output(g, n, 0, x->dtype, (int)ns, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, (int)ns, shape, err);
 }
 
 static int flatten_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t axis;
   int ax;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
-      (rc = attr_int(n, "axis", 1, &axis, err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
+      (rc = lpq__attr_int(n, "axis", 1, &axis, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   if (axis == x->ndim)
     ax = x->ndim;
-  else if ((rc = norm_axis(n, axis, x->ndim, &ax, err)))
+  else if ((rc = lpq__norm_axis(n, axis, x->ndim, &ax, err)))
     return rc;
   int64_t shape[2] = {1, 1};
   for (int i = 0; i < x->ndim; i++)
     shape[i < ax ? 0 : 1] *= x->shape[i];
-  return set_output(g, n, 0, x->dtype, 2, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, 2, shape, err);
 }
 
 /* Squeeze and Unsqueeze: axes from the attribute (opset < 13) or the constant input. */
 static int read_axes(const lpq_graph_t *g, const gnode_t *n, int64_t *axes, size_t *naxes,
                      lpq_error_t *err) {
-  int rc = attr_ints(n, "axes", axes, LPQ_MAX_DIMS, naxes, err);
+  int rc = lpq__attr_ints(n, "axes", axes, LPQ_MAX_DIMS, naxes, err);
   if (rc == 0 && n->nin > 1 && n->in[1] >= 0)
-    rc = const_ints(g, n, 1, axes, LPQ_MAX_DIMS, naxes, err);
+    rc = lpq__const_ints(g, n, 1, axes, LPQ_MAX_DIMS, naxes, err);
   return rc;
 }
 
@@ -104,17 +104,17 @@ static int squeeze_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t axes[LPQ_MAX_DIMS];
   size_t naxes;
-  if ((rc = check_arity(n, 1, 2, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
+  if ((rc = lpq__check_arity(n, 1, 2, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
       (rc = read_axes(g, n, axes, &naxes, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   int drop[LPQ_MAX_DIMS] = {0};
   for (size_t i = 0; i < naxes; i++) {
     int a;
-    if ((rc = norm_axis(n, axes[i], x->ndim, &a, err)))
+    if ((rc = lpq__norm_axis(n, axes[i], x->ndim, &a, err)))
       return rc;
     if (x->shape[a] != 1)
-      return node_err(err, LPQ_EFORMAT, n, "cannot squeeze axis %d of size %lld", a,
+      return lpq__node_err(err, LPQ_EFORMAT, n, "cannot squeeze axis %d of size %lld", a,
                       (long long)x->shape[a]);
     drop[a] = 1;
   }
@@ -123,40 +123,40 @@ static int squeeze_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   for (int i = 0; i < x->ndim; i++)
     if (!(naxes ? drop[i] : x->shape[i] == 1))
       shape[nd++] = x->shape[i];
-  return set_output(g, n, 0, x->dtype, nd, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, nd, shape, err);
 }
 
 static int unsqueeze_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t axes[LPQ_MAX_DIMS];
   size_t naxes;
-  if ((rc = check_arity(n, 1, 2, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
+  if ((rc = lpq__check_arity(n, 1, 2, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
       (rc = read_axes(g, n, axes, &naxes, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   const int nd = x->ndim + (int)naxes;
   if (nd > LPQ_MAX_DIMS)
-    return node_err(err, LPQ_EUNSUP, n, "output rank %d (at most %d)", nd, LPQ_MAX_DIMS);
+    return lpq__node_err(err, LPQ_EUNSUP, n, "output rank %d (at most %d)", nd, LPQ_MAX_DIMS);
   int ins[LPQ_MAX_DIMS] = {0};
   for (size_t i = 0; i < naxes; i++) {
     int a;
-    if ((rc = norm_axis(n, axes[i], nd, &a, err)))
+    if ((rc = lpq__norm_axis(n, axes[i], nd, &a, err)))
       return rc;
     if (ins[a])
-      return node_err(err, LPQ_EFORMAT, n, "axis %d is repeated", a);
+      return lpq__node_err(err, LPQ_EFORMAT, n, "axis %d is repeated", a);
     ins[a] = 1;
   }
   int64_t shape[LPQ_MAX_DIMS];
   for (int i = 0, j = 0; i < nd; i++)
     shape[i] = ins[i] ? 1 : x->shape[j++];
-  return set_output(g, n, 0, x->dtype, nd, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, nd, shape, err);
 }
 
 static int shape_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t start, end;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = attr_int(n, "start", 0, &start, err)) ||
-      (rc = attr_int(n, "end", LPQ_MAX_DIMS + 1, &end, err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) || (rc = lpq__attr_int(n, "start", 0, &start, err)) ||
+      (rc = lpq__attr_int(n, "end", LPQ_MAX_DIMS + 1, &end, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   const int64_t r = x->ndim;
@@ -169,7 +169,7 @@ static int shape_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
 
 static int size_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)))
     return rc;
   int64_t c = (int64_t)gv(g, n->in[0])->count;
   return set_const_output(g, n, LPQ_DT_I64, 0, NULL, &c, err);
@@ -177,40 +177,40 @@ static int size_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
 
 static int constant_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 0, 0, 1, 1, err)))
+  if ((rc = lpq__check_arity(n, 0, 0, 1, 1, err)))
     return rc;
-  if (attr_find(n, "value")) {
+  if (lpq__attr_find(n, "value")) {
     lpq_array_t *a;
-    if ((rc = attr_tensor(n, "value", &a, err)))
+    if ((rc = lpq__attr_tensor(n, "value", &a, err)))
       return rc;
     rc = set_const_output(g, n, a->dtype, a->ndim, a->shape, a->data, err);
     lpq_array_free(&a);
     return rc;
   }
   const Onnx__AttributeProto *at;
-  if ((at = attr_find(n, "value_float"))) {
+  if ((at = lpq__attr_find(n, "value_float"))) {
     float f;
-    return (rc = attr_float(n, "value_float", 0, &f, err)) ? rc
+    return (rc = lpq__attr_float(n, "value_float", 0, &f, err)) ? rc
            : set_const_output(g, n, LPQ_DT_F32, 0, NULL, &f, err);
   }
-  if ((at = attr_find(n, "value_int"))) {
+  if ((at = lpq__attr_find(n, "value_int"))) {
     int64_t i;
-    return (rc = attr_int(n, "value_int", 0, &i, err)) ? rc
+    return (rc = lpq__attr_int(n, "value_int", 0, &i, err)) ? rc
            : set_const_output(g, n, LPQ_DT_I64, 0, NULL, &i, err);
   }
-  if ((at = attr_find(n, "value_floats"))) {
+  if ((at = lpq__attr_find(n, "value_floats"))) {
     if (at->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS)
-      return node_err(err, LPQ_EFORMAT, n, "value_floats must be floats");
+      return lpq__node_err(err, LPQ_EFORMAT, n, "value_floats must be floats");
     int64_t len = (int64_t)at->n_floats;
     return set_const_output(g, n, LPQ_DT_F32, 1, &len, at->floats, err);
   }
-  if ((at = attr_find(n, "value_ints"))) {
+  if ((at = lpq__attr_find(n, "value_ints"))) {
     if (at->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
-      return node_err(err, LPQ_EFORMAT, n, "value_ints must be ints");
+      return lpq__node_err(err, LPQ_EFORMAT, n, "value_ints must be ints");
     int64_t len = (int64_t)at->n_ints;
     return set_const_output(g, n, LPQ_DT_I64, 1, &len, at->ints, err);
   }
-  return node_err(err, LPQ_EUNSUP, n, "no supported value attribute (value, value_float(s), "
+  return lpq__node_err(err, LPQ_EUNSUP, n, "no supported value attribute (value, value_float(s), "
                   "value_int(s))");
 }
 
@@ -223,27 +223,27 @@ static int cos_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t shape[LPQ_MAX_DIMS];
   size_t ns;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) ||
-      (rc = const_ints(g, n, 0, shape, LPQ_MAX_DIMS, &ns, err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) ||
+      (rc = lpq__const_ints(g, n, 0, shape, LPQ_MAX_DIMS, &ns, err)))
     return rc;
   cos_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->dt = LPQ_DT_F32;
-  if (attr_find(n, "value")) {
+  if (lpq__attr_find(n, "value")) {
     lpq_array_t *a;
-    if ((rc = attr_tensor(n, "value", &a, err)))
+    if ((rc = lpq__attr_tensor(n, "value", &a, err)))
       return rc;
     if (a->count != 1) {
       lpq_array_free(&a);
-      return node_err(err, LPQ_EFORMAT, n, "value must hold one element");
+      return lpq__node_err(err, LPQ_EFORMAT, n, "value must hold one element");
     }
     p->dt = a->dtype;
     memcpy(p->value, a->data, lpq_dtype_size(a->dtype));
     lpq_array_free(&a);
   }
-  return set_output(g, n, 0, p->dt, (int)ns, shape, err);
+  return lpq__set_output(g, n, 0, p->dt, (int)ns, shape, err);
 }
 
 static int cos_run(const kctx_t *k) {
@@ -257,23 +257,23 @@ static int cos_run(const kctx_t *k) {
 
 static int range_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 3, 3, 1, 1, err)))
+  if ((rc = lpq__check_arity(n, 3, 3, 1, 1, err)))
     return rc;
   double v[3];
   lpq_dtype_t dt = gv(g, n->in[0])->dtype;
   for (int i = 0; i < 3; i++) {
     const gval_t *x = gv(g, n->in[i]);
     if (!x->cdata || x->count != 1 || x->dtype != dt || dt == LPQ_DT_BOOL)
-      return node_err(err, LPQ_EUNSUP, n, "input %d must be a constant number like input 0", i);
+      return lpq__node_err(err, LPQ_EUNSUP, n, "input %d must be a constant number like input 0", i);
     v[i] = dt == LPQ_DT_F32 ? *(float *)x->cdata : (double)*(int64_t *)x->cdata;
   }
   if (v[2] == 0)
-    return node_err(err, LPQ_EFORMAT, n, "delta is 0");
+    return lpq__node_err(err, LPQ_EFORMAT, n, "delta is 0");
   double c = ceil((v[1] - v[0]) / v[2]);
   if (!(c < 1e9))
-    return node_err(err, LPQ_ERANGE, n, "the range is too long");
+    return lpq__node_err(err, LPQ_ERANGE, n, "the range is too long");
   int64_t len = c > 0 ? (int64_t)c : 0;
-  return set_output(g, n, 0, dt, 1, &len, err);
+  return lpq__set_output(g, n, 0, dt, 1, &len, err);
 }
 
 static int range_run(const kctx_t *k) {
@@ -299,7 +299,7 @@ static const char *const const_attrs[] = {"value", "value_float", "value_floats"
                                           "value_ints", NULL};
 static const char *const cos_attrs[] = {"value", NULL};
 
-const op_def_t ops_shape_table[] = {
+const op_def_t lpq__ops_shape_table[] = {
     {"Reshape", reshape_attrs, reshape_prepare, copy_run},
     {"Flatten", axis_attrs, flatten_prepare, copy_run},
     {"Squeeze", axes_attrs, squeeze_prepare, copy_run},

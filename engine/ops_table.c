@@ -1,17 +1,17 @@
-/* common/ops_table.c: every operator lpq implements, looked up by ONNX op_type. */
+/* engine/ops_table.c: every operator lpq implements, looked up by ONNX op_type. */
 #include "engine/engine_internal.h"
 
 #include <string.h>
 
-extern const op_def_t ops_conv_table[], ops_gemm_table[], ops_unary_table[], ops_binary_table[],
-    ops_norm_table[], ops_pool_table[], ops_reduce_table[], ops_shape_table[], ops_tensor_table[];
+extern const op_def_t lpq__ops_conv_table[], lpq__ops_gemm_table[], lpq__ops_unary_table[], lpq__ops_binary_table[],
+    lpq__ops_norm_table[], lpq__ops_pool_table[], lpq__ops_reduce_table[], lpq__ops_shape_table[], lpq__ops_tensor_table[];
 
 static const op_def_t *const tables[] = {
-    ops_conv_table,   ops_gemm_table,   ops_unary_table,  ops_binary_table, ops_norm_table,
-    ops_pool_table,   ops_reduce_table, ops_shape_table,  ops_tensor_table,
+    lpq__ops_conv_table,   lpq__ops_gemm_table,   lpq__ops_unary_table,  lpq__ops_binary_table, lpq__ops_norm_table,
+    lpq__ops_pool_table,   lpq__ops_reduce_table, lpq__ops_shape_table,  lpq__ops_tensor_table,
 };
 
-const op_def_t *ops_find(const char *op_type) {
+const op_def_t *lpq__ops_find(const char *op_type) {
   for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
     for (const op_def_t *d = tables[t]; d->name; d++)
       if (strcmp(d->name, op_type) == 0)

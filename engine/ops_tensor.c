@@ -1,4 +1,4 @@
-/* common/ops_tensor.c: data movement: Transpose, Concat, Split, Slice, Gather, Tile, Pad.
+/* engine/ops_tensor.c: data movement: Transpose, Concat, Split, Slice, Gather, Tile, Pad.
 ** Kernels move elements of any engine dtype by size. */
 #include "engine/engine_internal.h"
 
@@ -47,71 +47,71 @@ static int transpose_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t perm[LPQ_MAX_DIMS];
   size_t np;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
-      (rc = attr_ints(n, "perm", perm, LPQ_MAX_DIMS, &np, err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
+      (rc = lpq__attr_ints(n, "perm", perm, LPQ_MAX_DIMS, &np, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   if (np == 0)
     for (int i = 0; i < x->ndim; i++)
       perm[i] = x->ndim - 1 - i;
   else if (np != (size_t)x->ndim)
-    return node_err(err, LPQ_EFORMAT, n, "perm has %zu entries for rank %d", np, x->ndim);
+    return lpq__node_err(err, LPQ_EFORMAT, n, "perm has %zu entries for rank %d", np, x->ndim);
   strided_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   int64_t st[LPQ_MAX_DIMS], shape[LPQ_MAX_DIMS];
   int seen[LPQ_MAX_DIMS] = {0};
   contiguous_strides(x->ndim, x->shape, st);
   for (int i = 0; i < x->ndim; i++) {
     if (perm[i] < 0 || perm[i] >= x->ndim || seen[perm[i]]++)
-      return node_err(err, LPQ_EFORMAT, n, "perm is not a permutation");
+      return lpq__node_err(err, LPQ_EFORMAT, n, "perm is not a permutation");
     shape[i] = x->shape[perm[i]];
     p->in_st[i] = st[perm[i]];
   }
   p->nd = x->ndim;
-  return set_output(g, n, 0, x->dtype, x->ndim, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, x->ndim, shape, err);
 }
 
 /* ---- Slice ---- */
 
 static int slice_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 1, 5, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)))
+  if ((rc = lpq__check_arity(n, 1, 5, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   int64_t starts[LPQ_MAX_DIMS], ends[LPQ_MAX_DIMS], axes[LPQ_MAX_DIMS], steps[LPQ_MAX_DIMS];
   size_t ns, ne, na = 0, nst = 0;
   if (n->nin == 1) { /* opset < 10: attributes */
-    if ((rc = attr_ints(n, "starts", starts, LPQ_MAX_DIMS, &ns, err)) ||
-        (rc = attr_ints(n, "ends", ends, LPQ_MAX_DIMS, &ne, err)) ||
-        (rc = attr_ints(n, "axes", axes, LPQ_MAX_DIMS, &na, err)))
+    if ((rc = lpq__attr_ints(n, "starts", starts, LPQ_MAX_DIMS, &ns, err)) ||
+        (rc = lpq__attr_ints(n, "ends", ends, LPQ_MAX_DIMS, &ne, err)) ||
+        (rc = lpq__attr_ints(n, "axes", axes, LPQ_MAX_DIMS, &na, err)))
       return rc;
   } else {
-    if ((rc = check_arity(n, 3, 5, 1, 1, err)) ||
-        (rc = const_ints(g, n, 1, starts, LPQ_MAX_DIMS, &ns, err)) ||
-        (rc = const_ints(g, n, 2, ends, LPQ_MAX_DIMS, &ne, err)))
+    if ((rc = lpq__check_arity(n, 3, 5, 1, 1, err)) ||
+        (rc = lpq__const_ints(g, n, 1, starts, LPQ_MAX_DIMS, &ns, err)) ||
+        (rc = lpq__const_ints(g, n, 2, ends, LPQ_MAX_DIMS, &ne, err)))
       return rc;
-    if (n->nin > 3 && n->in[3] >= 0 && (rc = const_ints(g, n, 3, axes, LPQ_MAX_DIMS, &na, err)))
+    if (n->nin > 3 && n->in[3] >= 0 && (rc = lpq__const_ints(g, n, 3, axes, LPQ_MAX_DIMS, &na, err)))
       return rc;
-    if (n->nin > 4 && n->in[4] >= 0 && (rc = const_ints(g, n, 4, steps, LPQ_MAX_DIMS, &nst, err)))
+    if (n->nin > 4 && n->in[4] >= 0 && (rc = lpq__const_ints(g, n, 4, steps, LPQ_MAX_DIMS, &nst, err)))
       return rc;
   }
   if (ne != ns || (na && na != ns) || (nst && nst != ns))
-    return node_err(err, LPQ_EFORMAT, n, "starts, ends, axes and steps differ in length");
+    return lpq__node_err(err, LPQ_EFORMAT, n, "starts, ends, axes and steps differ in length");
   int64_t beg[LPQ_MAX_DIMS], step[LPQ_MAX_DIMS], shape[LPQ_MAX_DIMS];
   int seen[LPQ_MAX_DIMS] = {0};
   for (int i = 0; i < x->ndim; i++)
     beg[i] = 0, step[i] = 1, shape[i] = x->shape[i];
   for (size_t i = 0; i < ns; i++) {
     int a;
-    if ((rc = norm_axis(n, na ? axes[i] : (int64_t)i, x->ndim, &a, err)))
+    if ((rc = lpq__norm_axis(n, na ? axes[i] : (int64_t)i, x->ndim, &a, err)))
       return rc;
     if (seen[a]++)
-      return node_err(err, LPQ_EFORMAT, n, "axis %d is repeated", a);
+      return lpq__node_err(err, LPQ_EFORMAT, n, "axis %d is repeated", a);
     const int64_t dim = x->shape[a], st = nst ? steps[i] : 1;
     if (st == 0)
-      return node_err(err, LPQ_EFORMAT, n, "step is 0");
+      return lpq__node_err(err, LPQ_EFORMAT, n, "step is 0");
     int64_t s = starts[i], e = ends[i];
     s = s < 0 ? (s < -dim ? 0 : s + dim) : s; /* careful with INT64_MIN/MAX sentinels */
     e = e < 0 ? (e < -dim ? -1 : e + dim) : e;
@@ -127,7 +127,7 @@ static int slice_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   }
   strided_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   int64_t st[LPQ_MAX_DIMS];
   contiguous_strides(x->ndim, x->shape, st);
@@ -136,7 +136,7 @@ static int slice_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     p->in_st[i] = st[i] * step[i];
     p->base += beg[i] * st[i];
   }
-  return set_output(g, n, 0, x->dtype, x->ndim, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, x->ndim, shape, err);
 }
 
 /* ---- Concat and Split: outer blocks of a contiguous inner chunk per tensor ---- */
@@ -150,18 +150,18 @@ typedef struct cat_params_t {
 static int concat_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t axis;
-  if ((rc = check_arity(n, 1, 64, 1, 1, err)) || (rc = attr_int(n, "axis", 0, &axis, err)))
+  if ((rc = lpq__check_arity(n, 1, 64, 1, 1, err)) || (rc = lpq__attr_int(n, "axis", 0, &axis, err)))
     return rc;
   for (int i = 0; i < n->nin; i++)
-    if ((rc = need_dtype(g, n, i, DT_ANY, err)))
+    if ((rc = lpq__need_dtype(g, n, i, DT_ANY, err)))
       return rc;
   const gval_t *x0 = gv(g, n->in[0]);
   int ax;
-  if ((rc = norm_axis(n, axis, x0->ndim, &ax, err)))
+  if ((rc = lpq__norm_axis(n, axis, x0->ndim, &ax, err)))
     return rc;
   cat_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   int64_t shape[LPQ_MAX_DIMS];
   memcpy(shape, x0->shape, sizeof shape);
@@ -173,15 +173,15 @@ static int concat_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   for (int i = 0; i < n->nin; i++) {
     const gval_t *x = gv(g, n->in[i]);
     if (x->ndim != x0->ndim || x->dtype != x0->dtype)
-      return node_err(err, LPQ_EFORMAT, n, "input %d differs in rank or type", i);
+      return lpq__node_err(err, LPQ_EFORMAT, n, "input %d differs in rank or type", i);
     for (int j = 0; j < x->ndim; j++)
       if (j != ax && x->shape[j] != x0->shape[j])
-        return node_err(err, LPQ_EFORMAT, n, "input %d differs in dimension %d", i, j);
+        return lpq__node_err(err, LPQ_EFORMAT, n, "input %d differs in dimension %d", i, j);
     shape[ax] += x->shape[ax];
     p->chunk[i] = p->outer ? x->count / p->outer * es : 0;
   }
   p->nparts = n->nin;
-  return set_output(g, n, 0, x0->dtype, x0->ndim, shape, err);
+  return lpq__set_output(g, n, 0, x0->dtype, x0->ndim, shape, err);
 }
 
 static int concat_run(const kctx_t *k) {
@@ -199,16 +199,16 @@ static int split_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t axis, nout_attr, split[64];
   size_t nsplit = 0;
-  if ((rc = check_arity(n, 1, 2, 1, 64, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
-      (rc = attr_int(n, "axis", 0, &axis, err)) ||
-      (rc = attr_int(n, "num_outputs", 0, &nout_attr, err)) ||
-      (rc = attr_ints(n, "split", split, 64, &nsplit, err)))
+  if ((rc = lpq__check_arity(n, 1, 2, 1, 64, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
+      (rc = lpq__attr_int(n, "axis", 0, &axis, err)) ||
+      (rc = lpq__attr_int(n, "num_outputs", 0, &nout_attr, err)) ||
+      (rc = lpq__attr_ints(n, "split", split, 64, &nsplit, err)))
     return rc;
-  if (n->nin > 1 && n->in[1] >= 0 && (rc = const_ints(g, n, 1, split, 64, &nsplit, err)))
+  if (n->nin > 1 && n->in[1] >= 0 && (rc = lpq__const_ints(g, n, 1, split, 64, &nsplit, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   int ax;
-  if ((rc = norm_axis(n, axis, x->ndim, &ax, err)))
+  if ((rc = lpq__norm_axis(n, axis, x->ndim, &ax, err)))
     return rc;
   const int64_t dim = x->shape[ax];
   if (nsplit == 0) { /* equal parts; the last one smaller when it does not divide */
@@ -223,11 +223,11 @@ static int split_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   for (size_t i = 0; i < nsplit; i++)
     total += split[i] >= 0 ? split[i] : -1;
   if (nsplit != (size_t)n->nout || total != dim)
-    return node_err(err, LPQ_EFORMAT, n, "split sizes do not add up to dimension %lld",
+    return lpq__node_err(err, LPQ_EFORMAT, n, "split sizes do not add up to dimension %lld",
                     (long long)dim);
   cat_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   size_t inner = 1;
   p->outer = 1;
@@ -241,7 +241,7 @@ static int split_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     memcpy(shape, x->shape, sizeof shape);
     shape[ax] = split[o];
     p->chunk[o] = (size_t)split[o] * inner * lpq_dtype_size(x->dtype);
-    if ((rc = set_output(g, n, o, x->dtype, x->ndim, shape, err)))
+    if ((rc = lpq__set_output(g, n, o, x->dtype, x->ndim, shape, err)))
       return rc;
   }
   return 0;
@@ -270,17 +270,17 @@ static int gather_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t axis;
   int ax;
-  if ((rc = check_arity(n, 2, 2, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
-      (rc = need_dtype(g, n, 1, DT(LPQ_DT_I64), err)) || (rc = attr_int(n, "axis", 0, &axis, err)))
+  if ((rc = lpq__check_arity(n, 2, 2, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
+      (rc = lpq__need_dtype(g, n, 1, DT(LPQ_DT_I64), err)) || (rc = lpq__attr_int(n, "axis", 0, &axis, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]), *ix = gv(g, n->in[1]);
-  if ((rc = norm_axis(n, axis, x->ndim, &ax, err)))
+  if ((rc = lpq__norm_axis(n, axis, x->ndim, &ax, err)))
     return rc;
   if (x->ndim + ix->ndim - 1 > LPQ_MAX_DIMS)
-    return node_err(err, LPQ_EUNSUP, n, "output rank exceeds %d", LPQ_MAX_DIMS);
+    return lpq__node_err(err, LPQ_EUNSUP, n, "output rank exceeds %d", LPQ_MAX_DIMS);
   gather_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   int64_t shape[LPQ_MAX_DIMS];
   int nd = 0;
@@ -299,10 +299,10 @@ static int gather_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     for (size_t i = 0; i < ix->count; i++) {
       int64_t v = ((const int64_t *)ix->cdata)[i];
       if (v < -p->dim || v >= p->dim)
-        return node_err(err, LPQ_ERANGE, n, "index %lld is out of range for dimension %lld",
+        return lpq__node_err(err, LPQ_ERANGE, n, "index %lld is out of range for dimension %lld",
                         (long long)v, (long long)p->dim);
     }
-  return set_output(g, n, 0, x->dtype, nd, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, nd, shape, err);
 }
 
 static int gather_run(const kctx_t *k) {
@@ -314,7 +314,7 @@ static int gather_run(const kctx_t *k) {
     for (size_t i = 0; i < p->nidx; i++) {
       int64_t v = idx[i];
       if (v < -p->dim || v >= p->dim)
-        return node_err(k->err, LPQ_ERANGE, k->n, "index %lld is out of range for dimension "
+        return lpq__node_err(k->err, LPQ_ERANGE, k->n, "index %lld is out of range for dimension "
                         "%lld", (long long)v, (long long)p->dim);
       if (v < 0)
         v += p->dim;
@@ -336,25 +336,25 @@ static int tile_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t rep[LPQ_MAX_DIMS];
   size_t nr;
-  if ((rc = check_arity(n, 2, 2, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
-      (rc = const_ints(g, n, 1, rep, LPQ_MAX_DIMS, &nr, err)))
+  if ((rc = lpq__check_arity(n, 2, 2, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
+      (rc = lpq__const_ints(g, n, 1, rep, LPQ_MAX_DIMS, &nr, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   if (nr != (size_t)x->ndim)
-    return node_err(err, LPQ_EFORMAT, n, "repeats has %zu values for rank %d", nr, x->ndim);
+    return lpq__node_err(err, LPQ_EFORMAT, n, "repeats has %zu values for rank %d", nr, x->ndim);
   map_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->nd = x->ndim, p->mode = 3;
   int64_t shape[LPQ_MAX_DIMS];
   for (int i = 0; i < x->ndim; i++) {
     if (rep[i] < 0 || (x->shape[i] && rep[i] > (int64_t)(GRAPH_MAX_TENSOR_BYTES / (size_t)x->shape[i])))
-      return node_err(err, LPQ_ERANGE, n, "repeats[%d] = %lld", i, (long long)rep[i]);
+      return lpq__node_err(err, LPQ_ERANGE, n, "repeats[%d] = %lld", i, (long long)rep[i]);
     shape[i] = x->shape[i] * rep[i];
     p->in_shape[i] = x->shape[i];
   }
-  return set_output(g, n, 0, x->dtype, x->ndim, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, x->ndim, shape, err);
 }
 
 static int pad_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
@@ -363,53 +363,53 @@ static int pad_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   size_t np = 0, na = 0;
   char mode[16];
   float value_attr;
-  if ((rc = check_arity(n, 1, 4, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_NUM, err)) ||
-      (rc = attr_string(n, "mode", "constant", mode, sizeof mode, err)) ||
-      (rc = attr_float(n, "value", 0.0f, &value_attr, err)) ||
-      (rc = attr_ints(n, "pads", pads, 2 * LPQ_MAX_DIMS, &np, err)))
+  if ((rc = lpq__check_arity(n, 1, 4, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_NUM, err)) ||
+      (rc = lpq__attr_string(n, "mode", "constant", mode, sizeof mode, err)) ||
+      (rc = lpq__attr_float(n, "value", 0.0f, &value_attr, err)) ||
+      (rc = lpq__attr_ints(n, "pads", pads, 2 * LPQ_MAX_DIMS, &np, err)))
     return rc;
-  if (n->nin > 1 && (rc = const_ints(g, n, 1, pads, 2 * LPQ_MAX_DIMS, &np, err)))
+  if (n->nin > 1 && (rc = lpq__const_ints(g, n, 1, pads, 2 * LPQ_MAX_DIMS, &np, err)))
     return rc;
-  if (n->nin > 3 && n->in[3] >= 0 && (rc = const_ints(g, n, 3, axes, LPQ_MAX_DIMS, &na, err)))
+  if (n->nin > 3 && n->in[3] >= 0 && (rc = lpq__const_ints(g, n, 3, axes, LPQ_MAX_DIMS, &na, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   map_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->nd = x->ndim;
   p->mode = strcmp(mode, "constant") == 0 ? 0 : strcmp(mode, "reflect") == 0 ? 1
             : strcmp(mode, "edge") == 0   ? 2 : -1;
   if (p->mode < 0)
-    return node_err(err, LPQ_EUNSUP, n, "mode '%s' is not supported", mode);
+    return lpq__node_err(err, LPQ_EUNSUP, n, "mode '%s' is not supported", mode);
   p->value = value_attr;
   if (n->nin > 2 && n->in[2] >= 0) {
     const gval_t *cv = gv(g, n->in[2]);
     if (!cv->cdata || cv->count != 1 || cv->dtype != x->dtype)
-      return node_err(err, LPQ_EUNSUP, n, "constant_value must be a constant scalar");
+      return lpq__node_err(err, LPQ_EUNSUP, n, "constant_value must be a constant scalar");
     p->value = x->dtype == LPQ_DT_F32 ? *(float *)cv->cdata : (double)*(int64_t *)cv->cdata;
   }
   const size_t nax = na ? na : (size_t)x->ndim;
   if (np != 2 * nax)
-    return node_err(err, LPQ_EFORMAT, n, "pads has %zu values for %zu axes", np, nax);
+    return lpq__node_err(err, LPQ_EFORMAT, n, "pads has %zu values for %zu axes", np, nax);
   int64_t shape[LPQ_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   memcpy(p->in_shape, x->shape, sizeof shape);
   for (size_t i = 0; i < nax; i++) {
     int a;
-    if ((rc = norm_axis(n, na ? axes[i] : (int64_t)i, x->ndim, &a, err)))
+    if ((rc = lpq__norm_axis(n, na ? axes[i] : (int64_t)i, x->ndim, &a, err)))
       return rc;
     int64_t b = pads[i], e = pads[i + nax];
     if (b < -x->shape[a] || e < -x->shape[a] || b > (1 << 24) || e > (1 << 24))
-      return node_err(err, LPQ_ERANGE, n, "pads %lld,%lld out of range", (long long)b, (long long)e);
+      return lpq__node_err(err, LPQ_ERANGE, n, "pads %lld,%lld out of range", (long long)b, (long long)e);
     if (p->mode != 0 && (b < 0 || e < 0 || x->shape[a] == 0 ||
                          (p->mode == 1 && (b >= x->shape[a] || e >= x->shape[a]))))
-      return node_err(err, LPQ_EUNSUP, n, "pads %lld,%lld not supported in mode '%s'",
+      return lpq__node_err(err, LPQ_EUNSUP, n, "pads %lld,%lld not supported in mode '%s'",
                       (long long)b, (long long)e, mode);
     p->pad_begin[a] = b;
     shape[a] = x->shape[a] + b + e;
   }
-  return set_output(g, n, 0, x->dtype, x->ndim, shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, x->ndim, shape, err);
 }
 
 static int map_run(const kctx_t *k) {
@@ -457,7 +457,7 @@ static const char *const split_attrs[] = {"axis", "split", "num_outputs", NULL};
 static const char *const no_attrs[] = {NULL};
 static const char *const pad_attrs[] = {"mode", "pads", "value", NULL};
 
-const op_def_t ops_tensor_table[] = {
+const op_def_t lpq__ops_tensor_table[] = {
     {"Transpose", perm_attrs, transpose_prepare, strided_run},
     {"Slice", slice_attrs, slice_prepare, strided_run},
     {"Concat", axis_attrs, concat_prepare, concat_run},

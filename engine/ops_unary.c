@@ -1,4 +1,4 @@
-/* common/ops_unary.c: element-wise operators of one input (activations, math functions),
+/* engine/ops_unary.c: element-wise operators of one input (activations, math functions),
 ** Clip, Cast, Identity, Dropout (inference: identity), Not. */
 #include "engine/engine_internal.h"
 
@@ -83,28 +83,28 @@ static const unary_def_t *unary_def(const char *op) {
 static int unary_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const unary_def_t *d = unary_def(n->op_type);
   int rc;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = need_dtype(g, n, 0, d->dtypes, err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, d->dtypes, err)))
     return rc;
   unary_params_t *p = calloc(1, sizeof *p);
   if (!p)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = p;
   p->kind = d->kind;
-  if (d->a_name && (rc = attr_float(n, d->a_name, d->a_def, &p->alpha, err)))
+  if (d->a_name && (rc = lpq__attr_float(n, d->a_name, d->a_def, &p->alpha, err)))
     return rc;
-  if (d->b_name && (rc = attr_float(n, d->b_name, d->b_def, &p->beta, err)))
+  if (d->b_name && (rc = lpq__attr_float(n, d->b_name, d->b_def, &p->beta, err)))
     return rc;
   if (d->kind == U_GELU) {
     char approx[16];
-    if ((rc = attr_string(n, "approximate", "none", approx, sizeof approx, err)))
+    if ((rc = lpq__attr_string(n, "approximate", "none", approx, sizeof approx, err)))
       return rc;
     if (strcmp(approx, "tanh") == 0)
       p->kind = U_GELU_TANH;
     else if (strcmp(approx, "none") != 0)
-      return node_err(err, LPQ_EUNSUP, n, "approximate '%s' is not supported", approx);
+      return lpq__node_err(err, LPQ_EUNSUP, n, "approximate '%s' is not supported", approx);
   }
   const gval_t *x = gv(g, n->in[0]);
-  return set_output(g, n, 0, x->dtype, x->ndim, x->shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, x->ndim, x->shape, err);
 }
 
 static float unary_f(const unary_params_t *p, float x) {
@@ -197,7 +197,7 @@ static int unary_run(const kctx_t *k) {
 
 static int clip_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
-  if ((rc = check_arity(n, 1, 3, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_NUM, err)))
+  if ((rc = lpq__check_arity(n, 1, 3, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_NUM, err)))
     return rc;
   const gval_t *x = gv(g, n->in[0]);
   /* clip_params_t first, so graph_opt can read lo/hi when it fuses the Clip */
@@ -206,10 +206,10 @@ static int clip_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     unary_params_t u;
   } *all = calloc(1, sizeof *all);
   if (!all)
-    return node_err(err, LPQ_ENOMEM, n, "out of memory");
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
   n->params = all;
   float lo = -INFINITY, hi = INFINITY;
-  if ((rc = attr_float(n, "min", -FLT_MAX, &lo, err)) || (rc = attr_float(n, "max", FLT_MAX, &hi, err)))
+  if ((rc = lpq__attr_float(n, "min", -FLT_MAX, &lo, err)) || (rc = lpq__attr_float(n, "max", FLT_MAX, &hi, err)))
     return rc;
   if (x->dtype == LPQ_DT_I64)
     lo = (float)INT64_MIN, hi = (float)INT64_MAX;
@@ -218,7 +218,7 @@ static int clip_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
       continue;
     const gval_t *v = gv(g, n->in[i]);
     if (!v->cdata || v->count != 1 || v->dtype != x->dtype)
-      return node_err(err, LPQ_EUNSUP, n, "input %d '%s' must be a constant scalar of the "
+      return lpq__node_err(err, LPQ_EUNSUP, n, "input %d '%s' must be a constant scalar of the "
                       "input's type", i, v->name);
     float f = v->dtype == LPQ_DT_F32 ? *(float *)v->cdata : (float)*(int64_t *)v->cdata;
     if (i == 1)
@@ -228,7 +228,7 @@ static int clip_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   }
   all->c.lo = lo, all->c.hi = hi;
   all->u.kind = U_CLIP, all->u.alpha = lo, all->u.beta = hi;
-  return set_output(g, n, 0, x->dtype, x->ndim, x->shape, err);
+  return lpq__set_output(g, n, 0, x->dtype, x->ndim, x->shape, err);
 }
 
 static int clip_run(const kctx_t *k) {
@@ -258,14 +258,14 @@ static int clip_run(const kctx_t *k) {
 static int cast_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   int64_t to;
-  if ((rc = check_arity(n, 1, 1, 1, 1, err)) || (rc = need_dtype(g, n, 0, DT_ANY, err)) ||
-      (rc = attr_int(n, "to", 0, &to, err)))
+  if ((rc = lpq__check_arity(n, 1, 1, 1, 1, err)) || (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)) ||
+      (rc = lpq__attr_int(n, "to", 0, &to, err)))
     return rc;
   if (to != LPQ_DT_F32 && to != LPQ_DT_I64 && to != LPQ_DT_BOOL)
-    return node_err(err, LPQ_EUNSUP, n, "attribute 'to' = %lld: only float, int64 and bool are "
+    return lpq__node_err(err, LPQ_EUNSUP, n, "attribute 'to' = %lld: only float, int64 and bool are "
                     "supported", (long long)to);
   const gval_t *x = gv(g, n->in[0]);
-  return set_output(g, n, 0, (lpq_dtype_t)to, x->ndim, x->shape, err);
+  return lpq__set_output(g, n, 0, (lpq_dtype_t)to, x->ndim, x->shape, err);
 }
 
 static double load_as_double(lpq_dtype_t t, const void *p, size_t i) {
@@ -302,27 +302,27 @@ static int cast_run(const kctx_t *k) {
 static int identity_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   int rc;
   const int dropout = strcmp(n->op_type, "Dropout") == 0;
-  if ((rc = check_arity(n, 1, dropout ? 3 : 1, 1, dropout ? 2 : 1, err)) ||
-      (rc = need_dtype(g, n, 0, DT_ANY, err)))
+  if ((rc = lpq__check_arity(n, 1, dropout ? 3 : 1, 1, dropout ? 2 : 1, err)) ||
+      (rc = lpq__need_dtype(g, n, 0, DT_ANY, err)))
     return rc;
   if (dropout) {
     int64_t is_test = 1;
-    if ((rc = attr_int(n, "is_test", 1, &is_test, err)))
+    if ((rc = lpq__attr_int(n, "is_test", 1, &is_test, err)))
       return rc;
     if (n->nin > 2 && n->in[2] >= 0) {
       const gval_t *t = gv(g, n->in[2]);
       if (!t->cdata || t->dtype != LPQ_DT_BOOL || t->count != 1)
-        return node_err(err, LPQ_EUNSUP, n, "training_mode must be a constant bool");
+        return lpq__node_err(err, LPQ_EUNSUP, n, "training_mode must be a constant bool");
       if (*(uint8_t *)t->cdata)
-        return node_err(err, LPQ_EUNSUP, n, "training_mode = true is not supported");
+        return lpq__node_err(err, LPQ_EUNSUP, n, "training_mode = true is not supported");
     }
     if (!is_test)
-      return node_err(err, LPQ_EUNSUP, n, "is_test = 0 (training) is not supported");
+      return lpq__node_err(err, LPQ_EUNSUP, n, "is_test = 0 (training) is not supported");
   }
   const gval_t *x = gv(g, n->in[0]);
-  if ((rc = set_output(g, n, 0, x->dtype, x->ndim, x->shape, err)))
+  if ((rc = lpq__set_output(g, n, 0, x->dtype, x->ndim, x->shape, err)))
     return rc;
-  return set_output(g, n, 1, LPQ_DT_BOOL, x->ndim, x->shape, err);
+  return lpq__set_output(g, n, 1, LPQ_DT_BOOL, x->ndim, x->shape, err);
 }
 
 static int identity_run(const kctx_t *k) {
@@ -344,7 +344,7 @@ static const char *const cast_attrs[] = {"to", "saturate", NULL};
 static const char *const dropout_attrs[] = {"ratio", "seed", "is_test", NULL};
 
 #define UNARY(name, attrs) {name, attrs, unary_prepare, unary_run}
-const op_def_t ops_unary_table[] = {
+const op_def_t lpq__ops_unary_table[] = {
     UNARY("Relu", no_attrs), UNARY("Sigmoid", no_attrs), UNARY("Tanh", no_attrs),
     UNARY("Erf", no_attrs), UNARY("Sqrt", no_attrs), UNARY("Exp", no_attrs),
     UNARY("Log", no_attrs), UNARY("Neg", no_attrs), UNARY("Abs", no_attrs),

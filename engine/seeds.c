@@ -1,4 +1,4 @@
-/* common/seeds.c: statistics-driven starting points for the search: per quantizable layer, the
+/* engine/seeds.c: statistics-driven starting points for the search: per quantizable layer, the
 ** sf that a mid-width LP format takes on the layer's weights and on its FP input activations
 ** over a calibration batch (DESIGN section 2; issue 4's "auto"). */
 #include "engine/engine.h"

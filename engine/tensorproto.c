@@ -1,4 +1,4 @@
-/* common/tensorproto.c: ONNX TensorProto -> lpq_array_t, every size checked against the data. */
+/* engine/tensorproto.c: ONNX TensorProto -> lpq_array_t, every size checked against the data. */
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
@@ -24,7 +24,7 @@ static void copy_int32_field(lpq_array_t *a, const int32_t *src) {
   }
 }
 
-int tensorproto_to_array(const Onnx__TensorProto *t, lpq_array_t **out, lpq_error_t *err) {
+int lpq__tensorproto_to_array(const Onnx__TensorProto *t, lpq_array_t **out, lpq_error_t *err) {
   *out = NULL;
   const char *tname = t->name && t->name[0] ? t->name : "(unnamed)";
   if (t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL || t->n_external_data)
@@ -85,7 +85,7 @@ int tensorproto_to_array(const Onnx__TensorProto *t, lpq_array_t **out, lpq_erro
   return 0;
 }
 
-int array_to_engine_dtype(lpq_array_t *a, lpq_error_t *err) {
+int lpq__array_to_engine_dtype(lpq_array_t *a, lpq_error_t *err) {
   if (a->dtype == LPQ_DT_F32 || a->dtype == LPQ_DT_I64 || a->dtype == LPQ_DT_BOOL)
     return 0;
   if (a->dtype != LPQ_DT_I32 && a->dtype != LPQ_DT_I8 && a->dtype != LPQ_DT_U8)
@@ -114,7 +114,7 @@ int lpq_tensorproto_load(const void *data, size_t len, lpq_array_t **out, char *
     return lpq_errorf(err, LPQ_EFORMAT, "not a valid TensorProto (%zu bytes)", len);
   if (name && name_len)
     snprintf(name, name_len, "%s", t->name ? t->name : "");
-  int rc = tensorproto_to_array(t, out, err);
+  int rc = lpq__tensorproto_to_array(t, out, err);
   onnx__tensor_proto__free_unpacked(t, NULL);
   return rc;
 }

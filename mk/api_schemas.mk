@@ -6,11 +6,11 @@ $(BUILD)/gen/coordinator/api_schemas.c: $(API_SCHEMAS) mk/api_schemas.mk mk/embe
 	@mkdir -p $(@D)
 	@{ echo '/* Generated from the files schema/api/METHOD.json by mk/api_schemas.mk. */'; \
 	   echo '#include <stddef.h>'; \
-	   echo 'const char *const lpq_api_schema_texts[][2] = {'; \
+	   echo 'const char *const lpq__api_schema_texts[][2] = {'; \
 	   for f in $(API_SCHEMAS); do \
 	     n=$$(basename $$f .json); echo "  {\"$$n\","; \
 	     $(call embed_lines,$$f); echo '  },'; \
 	   done; \
 	   echo '};'; \
-	   echo 'const size_t lpq_api_schema_count = sizeof lpq_api_schema_texts / sizeof lpq_api_schema_texts[0];'; \
+	   echo 'const size_t lpq__api_schema_count = sizeof lpq__api_schema_texts / sizeof lpq__api_schema_texts[0];'; \
 	 } > $@.tmp && mv $@.tmp $@

@@ -1,6 +1,6 @@
 -- schema/store_v1.sql: migration 1 of the coordinator's SQLite store (PRAGMA user_version 1).
 -- It creates every table and view; later migrations are schema/store_vN.sql, applied in order
--- by coordinator/store.c, each in the same transaction as its user_version bump.
+-- by coordinator/store/store.c, each in the same transaction as its user_version bump.
 -- Times are Unix seconds (REAL); the views show them as text with datetime(). A genome is
 -- named by its 64-bit FNV-1a hash as 16 lowercase hex digits (lpq_genome_hash).
 -- Unknown or absent numbers (top-1 without labels, EDP without a cost model) are NULL.

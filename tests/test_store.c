@@ -72,7 +72,7 @@ static lpq_store_eval_t eval_row(int64_t job, uint64_t hash, double l_co) {
 
 Test(store, creates_schema_v1_with_wal_and_foreign_keys) {
   lpq_store_t *st = open_ok();
-  cr_assert_eq(LPQ_STORE_SCHEMA_VERSION, (int)lpq_store_migration_count);
+  cr_assert_eq(LPQ_STORE_SCHEMA_VERSION, (int)lpq__store_migration_count);
   cr_assert_eq(pragma("PRAGMA user_version"), LPQ_STORE_SCHEMA_VERSION);
   /* WAL is a property of the file: a fresh connection sees it. */
   sqlite3 *db;
@@ -120,14 +120,14 @@ Test(store, migrates_in_order_and_refuses_newer) {
   cr_assert_eq(lpq_store_job_insert(st, "keep", "{}", &id, NULL), 0);
   lpq_store_close(&st);
 
-  const char *two[] = {lpq_store_migrations[0],
+  const char *two[] = {lpq__store_migrations[0],
                        "ALTER TABLE jobs ADD COLUMN owner TEXT; "
                        "UPDATE jobs SET owner = 'migrated';"};
   sqlite3 *db;
   cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
   lpq_error_t err = {0};
-  cr_assert_eq(store_migrate(db, db_path, two, 2, &err), 0, "%s", err.msg);
-  cr_assert_eq(store_migrate(db, db_path, two, 2, &err), 0, "a second run must be a no-op");
+  cr_assert_eq(lpq__store_migrate(db, db_path, two, 2, &err), 0, "%s", err.msg);
+  cr_assert_eq(lpq__store_migrate(db, db_path, two, 2, &err), 0, "a second run must be a no-op");
   sqlite3_close(db);
   cr_assert_eq(pragma("PRAGMA user_version"), 2);
   cr_assert_eq(pragma("SELECT count(*) FROM jobs WHERE owner = 'migrated' AND name = 'keep'"), 1);
@@ -140,13 +140,13 @@ Test(store, migrates_in_order_and_refuses_newer) {
 }
 
 Test(store, a_failed_migration_leaves_the_version) {
-  const char *bad[] = {lpq_store_migrations[0], "CREATE TABLE x (a); SELECT nonsense();"};
+  const char *bad[] = {lpq__store_migrations[0], "CREATE TABLE x (a); SELECT nonsense();"};
   lpq_store_t *st = open_ok();
   lpq_store_close(&st);
   sqlite3 *db;
   cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
   lpq_error_t err = {0};
-  cr_assert_neq(store_migrate(db, db_path, bad, 2, &err), 0);
+  cr_assert_neq(lpq__store_migrate(db, db_path, bad, 2, &err), 0);
   cr_assert(strstr(err.msg, "migration to schema version 2") != NULL, "%s", err.msg);
   sqlite3_close(db);
   cr_assert_eq(pragma("PRAGMA user_version"), 1);

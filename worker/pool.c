@@ -3,7 +3,7 @@
 ** the coordinator (READY, heartbeats both ways, reconnect with back-off), tasks in, results
 ** out, and the orderly shutdown (hand back what has not started, finish the rest, BYE).
 */
-#include "worker/pool_internal.h"
+#include "worker/worker_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -16,14 +16,14 @@
 
 #define POLL_MAX_MS 100 /* how often the stop flag is looked at */
 
-uint64_t pw_now_ms(void)
+uint64_t lpq__pw_now_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void pw_log(pw_t *p, int level, const char *fmt, ...)
+void lpq__pw_log(pw_t *p, int level, const char *fmt, ...)
 {
   if (level > p->o.log_level)
     return;
@@ -35,15 +35,15 @@ void pw_log(pw_t *p, int level, const char *fmt, ...)
   fprintf(stderr, "lpq-worker %s: %s\n", p->worker_id, line);
 }
 
-void pw_send_out(pw_t *p)
+void lpq__pw_send_out(pw_t *p)
 {
   if (p->dealer == NULL)
     return;
   if (zmq_send(p->dealer, p->out.data, p->out.len, ZMQ_DONTWAIT) < 0)
-    pw_log(p, 1, "send failed: %s", zmq_strerror(errno));
+    lpq__pw_log(p, 1, "send failed: %s", zmq_strerror(errno));
 }
 
-void pw_send_failure(pw_t *p, uint64_t task_id, int status, const char *why)
+void lpq__pw_send_failure(pw_t *p, uint64_t task_id, int status, const char *why)
 {
   lpq_result_t r;
   lpq_result_init(&r, task_id);
@@ -51,14 +51,14 @@ void pw_send_failure(pw_t *p, uint64_t task_id, int status, const char *why)
   snprintf(r.error, sizeof r.error, "%s", why);
   lpq_error_t err;
   if (lpq_wire_encode_result(&p->out, &r, &err) == 0)
-    pw_send_out(p);
+    lpq__pw_send_out(p);
 }
 
 static void send_empty(pw_t *p, lpq_msg_type_t type)
 {
   lpq_error_t err;
   if (lpq_wire_encode_empty(&p->out, type, &err) == 0)
-    pw_send_out(p);
+    lpq__pw_send_out(p);
 }
 
 /* With CURVE, handshake failures are watched (a monitor PAIR), so that a worker the coordinator
@@ -82,7 +82,7 @@ static void monitor_open(pw_t *p)
       (p->monitor = zmq_socket(p->zctx, ZMQ_PAIR)) == NULL ||
       zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
       zmq_connect(p->monitor, ep) != 0) {
-    pw_log(p, 1, "cannot watch the CURVE handshake: %s", zmq_strerror(errno));
+    lpq__pw_log(p, 1, "cannot watch the CURVE handshake: %s", zmq_strerror(errno));
     monitor_close(p);
   }
 }
@@ -103,11 +103,11 @@ static void monitor_report(pw_t *p)
     zmq_recv(p->monitor, addr, sizeof addr, ZMQ_DONTWAIT); /* the endpoint frame */
   }
   if (auth)
-    pw_log(p, 0, "the coordinator at %s refused this worker's CURVE key %s (%d handshakes): its "
+    lpq__pw_log(p, 0, "the coordinator at %s refused this worker's CURVE key %s (%d handshakes): its "
            "--curve-keys folder must hold this worker's .pub", p->o.connect, p->curve_public,
            auth);
   else if (other)
-    pw_log(p, 0, "the CURVE handshake with %s failed (%d handshakes): is its public key the one "
+    lpq__pw_log(p, 0, "the CURVE handshake with %s failed (%d handshakes): is its public key the one "
            "given with --curve-server-key, and does it use CURVE?", p->o.connect, other);
 }
 
@@ -118,10 +118,10 @@ static int session_open(pw_t *p, lpq_error_t *err)
   monitor_close(p);
   if (p->dealer != NULL)
     zmq_close(p->dealer);
-  pw_fetch_abort(p);
+  lpq__pw_fetch_abort(p);
   for (pw_task_t *t = p->pend_head, *next; t != NULL; t = next) {
     next = t->next;
-    pw_task_free(t);
+    lpq__pw_task_free(t);
   }
   p->pend_head = p->pend_tail = NULL;
   p->dealer = zmq_socket(p->zctx, ZMQ_DEALER);
@@ -149,10 +149,10 @@ static int session_open(pw_t *p, lpq_error_t *err)
   int rc = lpq_wire_encode_ready(&p->out, &r, err);
   if (rc != 0)
     return rc;
-  pw_send_out(p);
-  p->last_heard_ms = p->last_beat_ms = pw_now_ms();
+  lpq__pw_send_out(p);
+  p->last_heard_ms = p->last_beat_ms = lpq__pw_now_ms();
   p->reconnect_now = 0;
-  pw_log(p, 2, "connecting to %s (%u threads, %s, %s)", p->o.connect, p->o.threads,
+  lpq__pw_log(p, 2, "connecting to %s (%u threads, %s, %s)", p->o.connect, p->o.threads,
          p->o.evaluator.name, p->o.curve_server_key ? "CURVE" : "plain text");
   return 0;
 }
@@ -176,26 +176,26 @@ static void on_task(pw_t *p, const void *frame, size_t len)
   lpq_error_t err;
   pw_task_t *t = calloc(1, sizeof *t);
   if (t == NULL) {
-    pw_log(p, 0, "out of memory for a task");
+    lpq__pw_log(p, 0, "out of memory for a task");
     return;
   }
   if (lpq_wire_decode_task(frame, len, &t->task, &err) != 0) {
-    pw_log(p, 1, "%s; dropped", err.msg);
+    lpq__pw_log(p, 1, "%s; dropped", err.msg);
     free(t);
     return;
   }
   if (p->draining) {
-    pw_send_failure(p, t->task.task_id, LPQ_ECANCELED, "worker shutting down: handed back");
-    pw_task_free(t);
+    lpq__pw_send_failure(p, t->task.task_id, LPQ_ECANCELED, "worker shutting down: handed back");
+    lpq__pw_task_free(t);
     return;
   }
-  t->arrived_ms = pw_now_ms();
+  t->arrived_ms = lpq__pw_now_ms();
   if (p->pend_tail != NULL)
     p->pend_tail->next = t;
   else
     p->pend_head = t;
   p->pend_tail = t;
-  pw_pending_advance(p);
+  lpq__pw_pending_advance(p);
 }
 
 static void read_dealer(pw_t *p)
@@ -204,13 +204,13 @@ static void read_dealer(pw_t *p)
   zmq_msg_init(&m);
   lpq_error_t err;
   while (p->dealer != NULL && zmq_msg_recv(&m, p->dealer, ZMQ_DONTWAIT) >= 0) {
-    p->last_heard_ms = pw_now_ms();
+    p->last_heard_ms = lpq__pw_now_ms();
     p->backoff_s = 1; /* the coordinator answers: reset the back-off */
     const void *frame = zmq_msg_data(&m);
     size_t len = zmq_msg_size(&m);
     lpq_msg_type_t type;
     if (lpq_wire_peek(frame, len, &type, &err) != 0) {
-      pw_log(p, 1, "%s; dropped", err.msg);
+      lpq__pw_log(p, 1, "%s; dropped", err.msg);
       continue;
     }
     switch (type) {
@@ -222,17 +222,17 @@ static void read_dealer(pw_t *p)
     case LPQ_MSG_BLOB: {
       lpq_blob_chunk_t c;
       if (lpq_wire_decode_blob(frame, len, &c, &err) != 0)
-        pw_log(p, 1, "%s; dropped", err.msg);
+        lpq__pw_log(p, 1, "%s; dropped", err.msg);
       else
-        pw_fetch_chunk(p, &c);
+        lpq__pw_fetch_chunk(p, &c);
       break;
     }
     case LPQ_MSG_DISCONNECT:
-      pw_log(p, 2, "the coordinator does not know this session; reconnecting");
+      lpq__pw_log(p, 2, "the coordinator does not know this session; reconnecting");
       p->reconnect_now = 1;
       break;
     default:
-      pw_log(p, 1, "unexpected %s from the coordinator; dropped", lpq_msg_type_name(type));
+      lpq__pw_log(p, 1, "unexpected %s from the coordinator; dropped", lpq_msg_type_name(type));
       break;
     }
     if (p->reconnect_now)
@@ -246,21 +246,21 @@ static void begin_drain(pw_t *p)
 {
   p->draining = 1;
   size_t n = 0;
-  pw_fetch_abort(p);
+  lpq__pw_fetch_abort(p);
   for (pw_task_t *t = p->pend_head, *next; t != NULL; t = next) {
     next = t->next;
-    pw_send_failure(p, t->task.task_id, LPQ_ECANCELED, "worker shutting down: handed back");
-    pw_task_free(t);
+    lpq__pw_send_failure(p, t->task.task_id, LPQ_ECANCELED, "worker shutting down: handed back");
+    lpq__pw_task_free(t);
     n++;
   }
   p->pend_head = p->pend_tail = NULL;
-  for (pw_task_t *t = pw_threads_take_queued(p), *next; t != NULL; t = next) {
+  for (pw_task_t *t = lpq__pw_threads_take_queued(p), *next; t != NULL; t = next) {
     next = t->next;
-    pw_send_failure(p, t->task.task_id, LPQ_ECANCELED, "worker shutting down: handed back");
-    pw_task_free(t);
+    lpq__pw_send_failure(p, t->task.task_id, LPQ_ECANCELED, "worker shutting down: handed back");
+    lpq__pw_task_free(t);
     n++;
   }
-  pw_log(p, 2, "stopping: %zu tasks handed back, waiting for %zu running", n, p->running);
+  lpq__pw_log(p, 2, "stopping: %zu tasks handed back, waiting for %zu running", n, p->running);
 }
 
 /* Waits out the back-off (results that finish meanwhile belong to the old session and are
@@ -273,10 +273,10 @@ static int backoff_wait(pw_t *p)
     zmq_close(p->dealer);
     p->dealer = NULL;
   }
-  uint64_t until = pw_now_ms() + (uint64_t)(p->backoff_s * 1000);
-  pw_log(p, 1, "coordinator %s silent; reconnecting in %.0f s", p->o.connect, p->backoff_s);
+  uint64_t until = lpq__pw_now_ms() + (uint64_t)(p->backoff_s * 1000);
+  lpq__pw_log(p, 1, "coordinator %s silent; reconnecting in %.0f s", p->o.connect, p->backoff_s);
   p->backoff_s = p->backoff_s * 2 > p->o.backoff_max_s ? p->o.backoff_max_s : p->backoff_s * 2;
-  for (uint64_t now; (now = pw_now_ms()) < until;) {
+  for (uint64_t now; (now = lpq__pw_now_ms()) < until;) {
     if (*p->o.stop)
       return 1;
     zmq_pollitem_t it = {p->results, 0, ZMQ_POLLIN, 0};
@@ -297,10 +297,10 @@ static int loop(pw_t *p, lpq_error_t *err)
       begin_drain(p);
     if (p->draining && p->running == 0) {
       send_empty(p, LPQ_MSG_BYE);
-      pw_log(p, 2, "BYE");
+      lpq__pw_log(p, 2, "BYE");
       return 0;
     }
-    uint64_t now = pw_now_ms();
+    uint64_t now = lpq__pw_now_ms();
     if (p->draining)
       p->reconnect_now = 0; /* leaving anyway: finish what runs, then go */
     if (p->reconnect_now || (!p->draining && now - p->last_heard_ms > p->expiry_ms)) {
@@ -377,13 +377,13 @@ int lpq_pool_worker_run(const lpq_pool_worker_opts_t *opts, lpq_error_t *err)
   else
     snprintf(p->worker_id, sizeof p->worker_id, "%.40s:%ld", p->host, (long)getpid());
   if (p->o.curve_server_key == NULL && !lpq_curve_endpoint_is_local(p->o.connect))
-    pw_log(p, 1, "talking plain text to %s: only a coordinator started with --insecure "
+    lpq__pw_log(p, 1, "talking plain text to %s: only a coordinator started with --insecure "
            "accepts it (CURVE: --curve-server-key and --curve-secret)", p->o.connect);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   snprintf(p->results_ep, sizeof p->results_ep, "inproc://lpq-worker-results-%p", (void *)p);
   int zero = 0;
-  if ((rc = pw_cache_init(p, err)) != 0)
+  if ((rc = lpq__pw_cache_init(p, err)) != 0)
     goto done;
   if ((p->zctx = zmq_ctx_new()) == NULL || (p->results = zmq_socket(p->zctx, ZMQ_PULL)) == NULL ||
       zmq_bind(p->results, p->results_ep) != 0) {
@@ -392,7 +392,7 @@ int lpq_pool_worker_run(const lpq_pool_worker_opts_t *opts, lpq_error_t *err)
   }
   zmq_setsockopt(p->results, ZMQ_LINGER, &zero, sizeof zero);
   zmq_setsockopt(p->results, ZMQ_RCVHWM, &zero, sizeof zero);
-  if ((rc = pw_threads_start(p, err)) != 0)
+  if ((rc = lpq__pw_threads_start(p, err)) != 0)
     goto done;
   rc = loop(p, err);
 done:
@@ -401,11 +401,11 @@ done:
     int linger = 1000;
     zmq_setsockopt(p->dealer, ZMQ_LINGER, &linger, sizeof linger);
   }
-  pw_threads_stop(p);
-  pw_fetch_abort(p);
+  lpq__pw_threads_stop(p);
+  lpq__pw_fetch_abort(p);
   for (pw_task_t *t = p->pend_head, *next; t != NULL; t = next) {
     next = t->next;
-    pw_task_free(t);
+    lpq__pw_task_free(t);
   }
   monitor_close(p);
   if (p->dealer != NULL)

@@ -4,7 +4,7 @@
 ** hashes the bytes as they arrive, and renames the file into place only when the SHA-256
 ** matches: the cache never holds a wrong or partial blob under a hash name.
 */
-#include "worker/pool_internal.h"
+#include "worker/worker_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +29,7 @@ static int mkdir_p(const char *dir)
   return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-int pw_cache_init(pw_t *p, lpq_error_t *err)
+int lpq__pw_cache_init(pw_t *p, lpq_error_t *err)
 {
   const char *dir = p->o.cache_dir ? p->o.cache_dir : "./var/worker-cache";
   if (snprintf(p->cache_dir, sizeof p->cache_dir, "%s", dir) >= (int)sizeof p->cache_dir)
@@ -40,7 +40,7 @@ int pw_cache_init(pw_t *p, lpq_error_t *err)
   return 0;
 }
 
-int pw_cache_has(const pw_t *p, const char *hash, char *path, size_t cap)
+int lpq__pw_cache_has(const pw_t *p, const char *hash, char *path, size_t cap)
 {
   if (!lpq_hash_valid(hash))
     return 0;
@@ -54,10 +54,10 @@ static void request_chunk(pw_t *p)
   memcpy(g.hash, p->fetch.hash, sizeof g.hash);
   lpq_error_t err;
   if (lpq_wire_encode_blob_get(&p->out, &g, &err) == 0)
-    pw_send_out(p);
+    lpq__pw_send_out(p);
 }
 
-void pw_fetch_abort(pw_t *p)
+void lpq__pw_fetch_abort(pw_t *p)
 {
   if (!p->fetch.active)
     return;
@@ -67,7 +67,7 @@ void pw_fetch_abort(pw_t *p)
   p->fetch.active = 0;
 }
 
-void pw_fetch_start(pw_t *p, const char *hash)
+void lpq__pw_fetch_start(pw_t *p, const char *hash)
 {
   pw_fetch_t *f = &p->fetch;
   memset(f, 0, sizeof *f);
@@ -83,13 +83,13 @@ void pw_fetch_start(pw_t *p, const char *hash)
     if (f->fd >= 0)
       close(f->fd);
     lpq_sha256_free(&f->sha);
-    pw_pending_fail(p, hash, LPQ_EIO, why);
+    lpq__pw_pending_fail(p, hash, LPQ_EIO, why);
     return;
   }
   f->active = 1;
-  f->started_ms = pw_now_ms();
+  f->started_ms = lpq__pw_now_ms();
   f->total = UINT64_MAX;
-  pw_log(p, 3, "fetching blob %s", hash);
+  lpq__pw_log(p, 3, "fetching blob %s", hash);
   request_chunk(p);
 }
 
@@ -97,17 +97,17 @@ static void fetch_fail(pw_t *p, int status, const char *why)
 {
   char hash[65];
   memcpy(hash, p->fetch.hash, sizeof hash);
-  pw_fetch_abort(p);
-  pw_log(p, 1, "%s", why);
-  pw_pending_fail(p, hash, status, why);
+  lpq__pw_fetch_abort(p);
+  lpq__pw_log(p, 1, "%s", why);
+  lpq__pw_pending_fail(p, hash, status, why);
 }
 
-void pw_fetch_chunk(pw_t *p, const lpq_blob_chunk_t *c)
+void lpq__pw_fetch_chunk(pw_t *p, const lpq_blob_chunk_t *c)
 {
   pw_fetch_t *f = &p->fetch;
   char why[320];
   if (!f->active || strcmp(c->hash, f->hash) != 0 || (c->status == 0 && c->offset != f->offset)) {
-    pw_log(p, 1, "unexpected BLOB chunk of %.16s at %llu; ignored", c->hash,
+    lpq__pw_log(p, 1, "unexpected BLOB chunk of %.16s at %llu; ignored", c->hash,
            (unsigned long long)c->offset);
     return;
   }
@@ -158,14 +158,14 @@ void pw_fetch_chunk(pw_t *p, const lpq_blob_chunk_t *c)
     unlink(f->tmp_path);
     lpq_sha256_free(&f->sha);
     f->active = 0;
-    pw_pending_fail(p, got, LPQ_EIO, why);
+    lpq__pw_pending_fail(p, got, LPQ_EIO, why);
     return;
   }
   lpq_sha256_free(&f->sha);
   f->active = 0;
-  pw_log(p, 2, "blob %s: %llu bytes fetched and verified in %llu ms", f->hash,
-         (unsigned long long)f->total, (unsigned long long)(pw_now_ms() - f->started_ms));
-  pw_pending_advance(p);
+  lpq__pw_log(p, 2, "blob %s: %llu bytes fetched and verified in %llu ms", f->hash,
+         (unsigned long long)f->total, (unsigned long long)(lpq__pw_now_ms() - f->started_ms));
+  lpq__pw_pending_advance(p);
 }
 
 /* The first blob of t not in the cache, or NULL. */
@@ -174,12 +174,12 @@ static const char *missing_blob(const pw_t *p, const lpq_task_t *t)
   char path[PATH_MAX];
   const char *h[3] = {t->model_hash, t->data_hash, t->labels_hash};
   for (int i = 0; i < 3; i++)
-    if (h[i][0] != '\0' && !pw_cache_has(p, h[i], path, sizeof path))
+    if (h[i][0] != '\0' && !lpq__pw_cache_has(p, h[i], path, sizeof path))
       return h[i];
   return NULL;
 }
 
-void pw_pending_advance(pw_t *p)
+void lpq__pw_pending_advance(pw_t *p)
 {
   pw_task_t **link = &p->pend_head, *prev = NULL;
   while (*link != NULL) {
@@ -189,13 +189,13 @@ void pw_pending_advance(pw_t *p)
       *link = t->next;
       if (p->pend_tail == t)
         p->pend_tail = prev;
-      t->fetch_ms = (double)(pw_now_ms() - t->arrived_ms);
-      pw_threads_push(p, t);
+      t->fetch_ms = (double)(lpq__pw_now_ms() - t->arrived_ms);
+      lpq__pw_threads_push(p, t);
       continue;
     }
     if (!p->fetch.active)
-      pw_fetch_start(p, need);
-    /* pw_fetch_start may have failed this very task */
+      lpq__pw_fetch_start(p, need);
+    /* lpq__pw_fetch_start may have failed this very task */
     if (*link == t) {
       prev = t;
       link = &t->next;
@@ -203,7 +203,7 @@ void pw_pending_advance(pw_t *p)
   }
 }
 
-void pw_pending_fail(pw_t *p, const char *hash, int status, const char *why)
+void lpq__pw_pending_fail(pw_t *p, const char *hash, int status, const char *why)
 {
   char h[65];
   snprintf(h, sizeof h, "%s", hash);
@@ -215,8 +215,8 @@ void pw_pending_fail(pw_t *p, const char *hash, int status, const char *why)
       *link = t->next;
       if (p->pend_tail == t)
         p->pend_tail = prev;
-      pw_send_failure(p, t->task.task_id, status, why);
-      pw_task_free(t);
+      lpq__pw_send_failure(p, t->task.task_id, status, why);
+      lpq__pw_task_free(t);
     } else {
       prev = t;
       link = &t->next;

@@ -3,7 +3,7 @@
 ** runs the evaluator, and sends the encoded RESULT over its own inproc PUSH socket to the I/O
 ** thread, which alone owns the DEALER.
 */
-#include "worker/pool_internal.h"
+#include "worker/worker_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 #include <zmq.h>
 
-void pw_task_free(pw_task_t *t)
+void lpq__pw_task_free(pw_task_t *t)
 {
   if (t == NULL)
     return;
@@ -30,9 +30,9 @@ static void evaluate(pw_t *p, pw_task_t *t, void *push, lpq_wire_buf_t *buf)
 {
   char model[PATH_MAX], data[PATH_MAX], labels[PATH_MAX];
   const lpq_task_t *task = &t->task;
-  int has_m = task->model_hash[0] && pw_cache_has(p, task->model_hash, model, sizeof model);
-  int has_d = task->data_hash[0] && pw_cache_has(p, task->data_hash, data, sizeof data);
-  int has_l = task->labels_hash[0] && pw_cache_has(p, task->labels_hash, labels, sizeof labels);
+  int has_m = task->model_hash[0] && lpq__pw_cache_has(p, task->model_hash, model, sizeof model);
+  int has_d = task->data_hash[0] && lpq__pw_cache_has(p, task->data_hash, data, sizeof data);
+  int has_l = task->labels_hash[0] && lpq__pw_cache_has(p, task->labels_hash, labels, sizeof labels);
   lpq_result_t r;
   lpq_result_init(&r, task->task_id);
   lpq_error_t err = {0};
@@ -80,14 +80,14 @@ static void *eval_main(void *arg)
     if (t == NULL)
       break;
     evaluate(p, t, push, &buf);
-    pw_task_free(t);
+    lpq__pw_task_free(t);
   }
   lpq_wire_buf_clear(&buf);
   zmq_close(push);
   return NULL;
 }
 
-int pw_threads_start(pw_t *p, lpq_error_t *err)
+int lpq__pw_threads_start(pw_t *p, lpq_error_t *err)
 {
   p->threads = calloc(p->o.threads, sizeof *p->threads);
   if (p->threads == NULL)
@@ -95,7 +95,7 @@ int pw_threads_start(pw_t *p, lpq_error_t *err)
                       p->o.threads);
   for (size_t i = 0; i < p->o.threads; i++) {
     if (pthread_create(&p->threads[i], NULL, eval_main, p) != 0) {
-      pw_threads_stop(p);
+      lpq__pw_threads_stop(p);
       return lpq_errorf(err, LPQ_EIO, "lpq-worker: cannot start evaluation thread %zu", i);
     }
     p->nthreads++;
@@ -103,7 +103,7 @@ int pw_threads_start(pw_t *p, lpq_error_t *err)
   return 0;
 }
 
-void pw_threads_push(pw_t *p, pw_task_t *t)
+void lpq__pw_threads_push(pw_t *p, pw_task_t *t)
 {
   t->next = NULL;
   pthread_mutex_lock(&p->mu);
@@ -117,7 +117,7 @@ void pw_threads_push(pw_t *p, pw_task_t *t)
   pthread_mutex_unlock(&p->mu);
 }
 
-pw_task_t *pw_threads_take_queued(pw_t *p)
+pw_task_t *lpq__pw_threads_take_queued(pw_t *p)
 {
   pthread_mutex_lock(&p->mu);
   pw_task_t *list = p->q_head;
@@ -128,7 +128,7 @@ pw_task_t *pw_threads_take_queued(pw_t *p)
   return list;
 }
 
-void pw_threads_stop(pw_t *p)
+void lpq__pw_threads_stop(pw_t *p)
 {
   pthread_mutex_lock(&p->mu);
   p->quit = 1;
@@ -141,7 +141,7 @@ void pw_threads_stop(pw_t *p)
   p->threads = NULL;
   for (pw_task_t *t = p->q_head, *next; t != NULL; t = next) {
     next = t->next;
-    pw_task_free(t);
+    lpq__pw_task_free(t);
   }
   p->q_head = p->q_tail = NULL;
 }

@@ -1,7 +1,7 @@
 /* worker/qcache.c: a thread-safe cache of quantized weights, quantizers and resolved formats,
 ** keyed by text, with reference counts (an entry in use is never evicted) and a byte bound
 ** (least recently used unpinned entries go first). A search revisits formats all the time. */
-#include "worker/qcache.h"
+#include "worker/worker_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@ static uint64_t hash_key(const char *s) {
   return h;
 }
 
-int qcache_init(qcache_t *c, size_t cap_bytes) {
+int lpq__qcache_init(qcache_t *c, size_t cap_bytes) {
   memset(c, 0, sizeof *c);
   c->nbuckets = 1024;
   c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
@@ -33,7 +33,7 @@ static void entry_free(qentry_t *e) {
   free(e);
 }
 
-void qcache_destroy(qcache_t *c) {
+void lpq__qcache_destroy(qcache_t *c) {
   if (!c->buckets)
     return;
   for (size_t b = 0; b < c->nbuckets; b++) {
@@ -49,7 +49,7 @@ void qcache_destroy(qcache_t *c) {
   pthread_mutex_destroy(&c->mu);
 }
 
-qentry_t *qcache_get(qcache_t *c, const char *key) {
+qentry_t *lpq__qcache_get(qcache_t *c, const char *key) {
   uint64_t h = hash_key(key);
   pthread_mutex_lock(&c->mu);
   qentry_t *e = c->buckets[h % c->nbuckets];
@@ -87,7 +87,7 @@ static void evict_locked(qcache_t *c) {
   }
 }
 
-qentry_t *qcache_put(qcache_t *c, qentry_t *e) {
+qentry_t *lpq__qcache_put(qcache_t *c, qentry_t *e) {
   e->hash = hash_key(e->key);
   pthread_mutex_lock(&c->mu);
   qentry_t **head = &c->buckets[e->hash % c->nbuckets];
@@ -111,7 +111,7 @@ qentry_t *qcache_put(qcache_t *c, qentry_t *e) {
   return e;
 }
 
-void qcache_release(qcache_t *c, qentry_t *e) {
+void lpq__qcache_release(qcache_t *c, qentry_t *e) {
   if (!e)
     return;
   pthread_mutex_lock(&c->mu);
@@ -120,7 +120,7 @@ void qcache_release(qcache_t *c, qentry_t *e) {
   pthread_mutex_unlock(&c->mu);
 }
 
-qentry_t *qentry_new(const char *key) {
+qentry_t *lpq__qentry_new(const char *key) {
   qentry_t *e = calloc(1, sizeof *e);
   if (e)
     snprintf(e->key, sizeof e->key, "%s", key);

@@ -1,7 +1,7 @@
 /* worker/score.c: scoring a candidate (DESIGN section 2): the quantized forward pass through the
 ** graph's hooks, the global-local contrastive loss against the cached FP reference, the
 ** compression term and the scalar fitness. */
-#include "worker/qcache.h"
+#include "worker/worker_internal.h"
 #include "worker/worker.h"
 
 #include <math.h>
@@ -156,7 +156,7 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
   s->in_count = in.count;
   s->out_count = out.count;
   s->classes = s->batch ? out.count / s->batch : 0;
-  if (qcache_init(&s->cache, s->opts.cache_bytes) != 0 ||
+  if (lpq__qcache_init(&s->cache, s->opts.cache_bytes) != 0 ||
       !(s->ref = calloc(s->nlayers ? s->nlayers : 1, sizeof *s->ref)) ||
       !(s->out_fp = malloc(out.count * sizeof *s->out_fp)) ||
       !(s->calib = malloc(in.count * sizeof *s->calib)) ||
@@ -246,7 +246,7 @@ void lpq_scorer_free(lpq_scorer_t **sp) {
   free(s->labels);
   for (size_t i = 0; i < s->npool; i++)
     lpq_exec_free(&s->pool[i]);
-  qcache_destroy(&s->cache);
+  lpq__qcache_destroy(&s->cache);
   pthread_mutex_destroy(&s->pool_mu);
   free(s);
   *sp = NULL;
@@ -277,7 +277,7 @@ static int resolve(lpq_scorer_t *s, size_t layer, char side, const lpq_numfmt_t 
   char key[128], fk[96];
   fmt_key(f, fk, sizeof fk);
   snprintf(key, sizeof key, "R|%c|%zu|%s", side, layer, fk);
-  qentry_t *e = qcache_get(&s->cache, key);
+  qentry_t *e = lpq__qcache_get(&s->cache, key);
   if (!e) {
     lpq_numfmt_t r = *f;
     const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
@@ -286,15 +286,15 @@ static int resolve(lpq_scorer_t *s, size_t layer, char side, const lpq_numfmt_t 
                                                 s->ref[layer].in_count, err);
     if (rc != 0)
       return lpq_error_prefix(err, "layer %zu (%s): ", layer, L->name);
-    qentry_t *n = qentry_new(key);
+    qentry_t *n = lpq__qentry_new(key);
     if (!n)
       return lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
     n->fmt = r;
     n->bytes = sizeof *n;
-    e = qcache_put(&s->cache, n);
+    e = lpq__qcache_put(&s->cache, n);
   }
   *out = e->fmt;
-  qcache_release(&s->cache, e);
+  lpq__qcache_release(&s->cache, e);
   return 0;
 }
 
@@ -303,10 +303,10 @@ static qentry_t *quantizer_entry(lpq_scorer_t *s, const lpq_numfmt_t *f, lpq_err
   char key[128], fk[96];
   fmt_key(f, fk, sizeof fk);
   snprintf(key, sizeof key, "Q|%s", fk);
-  qentry_t *e = qcache_get(&s->cache, key);
+  qentry_t *e = lpq__qcache_get(&s->cache, key);
   if (e)
     return e;
-  qentry_t *n = qentry_new(key);
+  qentry_t *n = lpq__qentry_new(key);
   if (!n || !(n->q = lpq_numfmt_quantizer(f, err))) {
     free(n);
     if (!n)
@@ -314,7 +314,7 @@ static qentry_t *quantizer_entry(lpq_scorer_t *s, const lpq_numfmt_t *f, lpq_err
     return NULL;
   }
   n->bytes = 4096; /* tables are small next to weights */
-  return qcache_put(&s->cache, n);
+  return lpq__qcache_put(&s->cache, n);
 }
 
 /* Quantizes count values of src with resolved format f into dst. */
@@ -324,7 +324,7 @@ static int quantize_with(lpq_scorer_t *s, const lpq_numfmt_t *f, const float *sr
   if (!q)
     return err ? err->code : LPQ_ENOMEM;
   int rc = lp_quantize_f32(q->q, src, dst, count, err);
-  qcache_release(&s->cache, q);
+  lpq__qcache_release(&s->cache, q);
   return rc;
 }
 
@@ -334,11 +334,11 @@ static qentry_t *weight_entry(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t 
   char key[128], fk[96];
   fmt_key(f, fk, sizeof fk);
   snprintf(key, sizeof key, "W|%zu|%s", layer, fk);
-  qentry_t *e = s->opts.no_cache ? NULL : qcache_get(&s->cache, key);
+  qentry_t *e = s->opts.no_cache ? NULL : lpq__qcache_get(&s->cache, key);
   if (e)
     return e;
   const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
-  qentry_t *n = qentry_new(key);
+  qentry_t *n = lpq__qentry_new(key);
   if (!n || !(n->data = malloc(L->weight_count * sizeof *n->data))) {
     free(n);
     lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory for layer %zu weights", layer);
@@ -367,7 +367,7 @@ static qentry_t *weight_entry(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t 
     n->refs = 1;
     return n;
   }
-  return qcache_put(&s->cache, n);
+  return lpq__qcache_put(&s->cache, n);
 }
 
 static void weight_release(lpq_scorer_t *s, qentry_t *e) {
@@ -377,7 +377,7 @@ static void weight_release(lpq_scorer_t *s, qentry_t *e) {
     free(e->data);
     free(e);
   } else {
-    qcache_release(&s->cache, e);
+    lpq__qcache_release(&s->cache, e);
   }
 }
 
@@ -431,7 +431,7 @@ static void eval_release(eval_t *ev) {
     if (ev->wq)
       weight_release(s, ev->wq[l]);
     if (ev->aq && ev->aq[l])
-      qcache_release(&s->cache, ev->aq[l]);
+      lpq__qcache_release(&s->cache, ev->aq[l]);
   }
   free(ev->wq);
   free(ev->aq);

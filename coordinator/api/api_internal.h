@@ -1,7 +1,8 @@
 /*
-** coordinator/api_internal.h: what the files of the JSON-RPC API server share (api_server.c:
-** sockets, framing and connections; api_rpc.c: requests, batches, calls and subscriptions;
-** api_stats.c: counters; api_schema.c: the compiled-in schemas and the validator).
+** coordinator/api/api_internal.h: what the files of the JSON-RPC API server share (server.c:
+** sockets, framing and connections; rpc.c: requests, batches, calls and subscriptions;
+** stats.c: counters; schema.c: the compiled-in schemas and the validator). Non-static names
+** declared here start with lpq__; other folders use api.h.
 */
 #ifndef LPQ_API_INTERNAL_H
 #define LPQ_API_INTERNAL_H
@@ -108,35 +109,35 @@ struct lpq_api_server_t {
 /* api_server.c */
 /* Queues msg (not stolen) as one line. LPQ_EIO when the connection is closing, LPQ_ERANGE when
 ** the client is too slow (the connection is closed), LPQ_ENOMEM. */
-int api_conn_send(api_conn_t *c, const json_t *msg);
+int lpq__api_conn_send(api_conn_t *c, const json_t *msg);
 /* Closes the connection: after flushing queued writes (flush 1) or at once. */
-void api_conn_close(api_conn_t *c, int flush);
-void api_conn_unref(api_conn_t *c);
+void lpq__api_conn_close(api_conn_t *c, int flush);
+void lpq__api_conn_unref(api_conn_t *c);
 /* Frees the server when it is being freed and nothing refers to it any more. */
-void api_server_maybe_free(lpq_api_server_t *s);
+void lpq__api_server_maybe_free(lpq_api_server_t *s);
 
 /* api_rpc.c */
 /* Handles one framed message (a line without its '\n'). */
-void api_handle_line(api_conn_t *c, const char *line, size_t len);
+void lpq__api_handle_line(api_conn_t *c, const char *line, size_t len);
 /* Sends a JSON-RPC error with a null id (framing errors) and counts it. */
-void api_send_error(api_conn_t *c, int code, json_t *data, const char *message);
+void lpq__api_send_error(api_conn_t *c, int code, json_t *data, const char *message);
 /* Calls on_closed for every subscription of a closed connection and frees them. */
-void api_conn_drop_subs(api_conn_t *c);
-api_method_t *api_method_find(lpq_api_server_t *s, const char *name);
-int api_register_builtins(lpq_api_server_t *s, lpq_error_t *err);
-void api_methods_free(lpq_api_server_t *s);
+void lpq__api_conn_drop_subs(api_conn_t *c);
+api_method_t *lpq__api_method_find(lpq_api_server_t *s, const char *name);
+int lpq__api_register_builtins(lpq_api_server_t *s, lpq_error_t *err);
+void lpq__api_methods_free(lpq_api_server_t *s);
 
 /* api_stats.c */
-uint64_t api_now_ns(void);
-void api_latency_add(api_latency_t *l, uint64_t ns);
-void api_count_error(lpq_api_server_t *s, int code);
+uint64_t lpq__api_now_ns(void);
+void lpq__api_latency_add(api_latency_t *l, uint64_t ns);
+void lpq__api_count_error(lpq_api_server_t *s, int code);
 
 /* api_schema.c */
 /* A copy of the compiled-in schema document of method (NULL when there is none). */
-json_t *api_schema_doc(const char *method);
+json_t *lpq__api_schema_doc(const char *method);
 /* Validation that also hands out the failing field's path and what was expected, for
 ** error.data; field and expected may be NULL. */
-int api_validate(const json_t *root, const json_t *schema, const json_t *value,
+int lpq__api_validate(const json_t *root, const json_t *schema, const json_t *value,
                  const char *prefix, char *field, size_t field_size, char *expected,
                  size_t expected_size, lpq_error_t *err);
 

@@ -1,4 +1,4 @@
-/* coordinator/api_base64.c: standard base64 (RFC 4648, with padding) for uploads and exports. */
+/* coordinator/api/base64.c: standard base64 (RFC 4648, with padding) for uploads and exports. */
 #include "coordinator/api/api.h"
 
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /*
-** coordinator/api_fuzz.c: an entry point for the fuzzer (tests/fuzz/fuzz_api.c) that drives
+** coordinator/api/fuzz.c: an entry point for the fuzzer (tests/fuzz/fuzz_api.c) that drives
 ** the JSON-RPC request handling of api_rpc.c without a listening socket: one server, one
 ** authenticated connection on a socketpair, every schema'd method registered with a handler
-** that echoes its params, each line handed to api_handle_line as the framing would.
+** that echoes its params, each line handed to lpq__api_handle_line as the framing would.
 */
 #include "coordinator/api/api_internal.h"
 
@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-extern const char *const lpq_api_schema_texts[][2];
-extern const size_t lpq_api_schema_count;
+extern const char *const lpq__api_schema_texts[][2];
+extern const size_t lpq__api_schema_count;
 
 static void fuzz_echo(void *ctx, lpq_api_call_t *call, json_t *params) {
   (void)ctx;
@@ -47,17 +47,17 @@ int lpq_api_fuzz_line(const char *data, size_t len) {
     s->opts.max_batch = 256;
     s->opts.max_pending = 1024;
     s->opts.max_write_queue = 2 * s->opts.max_message_bytes;
-    s->start_ns = api_now_ns();
-    rc = api_register_builtins(s, NULL);
-    for (size_t i = 0; rc == 0 && i < lpq_api_schema_count; i++)
-      if (api_method_find(s, lpq_api_schema_texts[i][0]) == NULL)
-        rc = lpq_api_register(s, lpq_api_schema_texts[i][0], fuzz_echo, NULL, NULL);
+    s->start_ns = lpq__api_now_ns();
+    rc = lpq__api_register_builtins(s, NULL);
+    for (size_t i = 0; rc == 0 && i < lpq__api_schema_count; i++)
+      if (lpq__api_method_find(s, lpq__api_schema_texts[i][0]) == NULL)
+        rc = lpq_api_register(s, lpq__api_schema_texts[i][0], fuzz_echo, NULL, NULL);
   }
   if (rc == 0 && (uv_pipe_init(&loop, &c->h.pipe, 0) != 0 || uv_pipe_open(&c->h.pipe, fds[0])))
     rc = LPQ_EIO;
   if (rc != 0) {
     if (s)
-      api_methods_free(s);
+      lpq__api_methods_free(s);
     free(s);
     free(c);
     close(fds[0]);
@@ -85,8 +85,8 @@ int lpq_api_fuzz_line(const char *data, size_t len) {
       line_len--;
     if (line_len > 0) {
       c->refs++; /* as on_read: the connection outlives the handlers */
-      api_handle_line(c, data + start, line_len);
-      api_conn_unref(c);
+      lpq__api_handle_line(c, data + start, line_len);
+      lpq__api_conn_unref(c);
       fuzz_drain(fds[1]);
     }
     start = end + 1;

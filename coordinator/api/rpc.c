@@ -1,5 +1,5 @@
 /*
-** coordinator/api_rpc.c: JSON-RPC 2.0 on framed lines: requests, batches and notifications,
+** coordinator/api/rpc.c: JSON-RPC 2.0 on framed lines: requests, batches and notifications,
 ** the method table with schema validation, replies now or later, subscriptions for
 ** server-push notifications, and the built-in methods auth and server.stats.
 */
@@ -12,7 +12,7 @@
 
 /* ---- method table --------------------------------------------------------------------------- */
 
-api_method_t *api_method_find(lpq_api_server_t *s, const char *name) {
+api_method_t *lpq__api_method_find(lpq_api_server_t *s, const char *name) {
   for (api_method_t *m = s->methods; m; m = m->next)
     if (strcmp(m->name, name) == 0)
       return m;
@@ -21,7 +21,7 @@ api_method_t *api_method_find(lpq_api_server_t *s, const char *name) {
 
 static int method_set(lpq_api_server_t *s, const char *name, json_t *doc, const json_t *params,
                       lpq_api_handler_fn handler, void *ctx, lpq_error_t *err) {
-  api_method_t *m = api_method_find(s, name);
+  api_method_t *m = lpq__api_method_find(s, name);
   if (m == NULL) {
     m = calloc(1, sizeof *m);
     if (m == NULL || (m->name = strdup(name)) == NULL) {
@@ -47,7 +47,7 @@ int lpq_api_register(lpq_api_server_t *s, const char *method, lpq_api_handler_fn
                      void *ctx, lpq_error_t *err) {
   if (s == NULL || method == NULL || handler == NULL)
     return lpq_errorf(err, LPQ_EINVAL, "api_register: server, method and handler are required");
-  json_t *doc = api_schema_doc(method);
+  json_t *doc = lpq__api_schema_doc(method);
   return method_set(s, method, doc, doc ? json_object_get(doc, "params") : NULL, handler, ctx,
                     err);
 }
@@ -69,7 +69,7 @@ int lpq_api_register_schema(lpq_api_server_t *s, const char *method, const char 
   return method_set(s, method, doc, doc, handler, ctx, err);
 }
 
-void api_methods_free(lpq_api_server_t *s) {
+void lpq__api_methods_free(lpq_api_server_t *s) {
   while (s->methods) {
     api_method_t *m = s->methods;
     s->methods = m->next;
@@ -86,11 +86,11 @@ static void batch_done(api_batch_t *b) {
     return;
   api_conn_t *c = b->conn;
   if (json_array_size(b->responses) > 0)
-    api_conn_send(c, b->responses); /* a batch of notifications only gets no answer at all */
+    lpq__api_conn_send(c, b->responses); /* a batch of notifications only gets no answer at all */
   json_decref(b->responses);
   c->server->calls_out--;
   free(b);
-  api_conn_unref(c);
+  lpq__api_conn_unref(c);
 }
 
 static void call_release(lpq_api_call_t *call) {
@@ -104,17 +104,17 @@ static void call_release(lpq_api_call_t *call) {
     batch_done(call->batch);
   c->server->calls_out--;
   free(call);
-  api_conn_unref(c); /* may free the connection, then the server */
+  lpq__api_conn_unref(c); /* may free the connection, then the server */
 }
 
 static void call_finish(lpq_api_call_t *call, json_t *response) {
   if (call->method)
-    api_latency_add(&call->method->latency, api_now_ns() - call->start_ns);
+    lpq__api_latency_add(&call->method->latency, lpq__api_now_ns() - call->start_ns);
   if (response && !call->silent && !call->conn->closing) {
     if (call->batch)
       json_array_append(call->batch->responses, response);
     else
-      api_conn_send(call->conn, response);
+      lpq__api_conn_send(call->conn, response);
   }
   json_decref(response);
   call_release(call);
@@ -131,7 +131,7 @@ void lpq_api_reply(lpq_api_call_t *call, json_t *result) {
 }
 
 static void reply_error_text(lpq_api_call_t *call, int code, json_t *data, const char *message) {
-  api_count_error(call->server, code);
+  lpq__api_count_error(call->server, code);
   if (call->method)
     call->method->errors++;
   json_t *error = json_pack("{si ss}", "code", code, "message", message);
@@ -199,8 +199,8 @@ int lpq_api_call_connected(const lpq_api_call_t *call) {
   return call && !call->conn->closing;
 }
 
-void api_send_error(api_conn_t *c, int code, json_t *data, const char *message) {
-  api_count_error(c->server, code);
+void lpq__api_send_error(api_conn_t *c, int code, json_t *data, const char *message) {
+  lpq__api_count_error(c->server, code);
   json_t *error = json_pack("{si ss}", "code", code, "message", message);
   if (error && data)
     json_object_set(error, "data", data);
@@ -208,7 +208,7 @@ void api_send_error(api_conn_t *c, int code, json_t *data, const char *message) 
   json_t *response = error ? json_pack("{ss so sn}", "jsonrpc", "2.0", "error", error, "id")
                            : NULL;
   if (response)
-    api_conn_send(c, response);
+    lpq__api_conn_send(c, response);
   json_decref(response);
 }
 
@@ -245,7 +245,7 @@ static lpq_api_call_t *call_new(api_conn_t *c, api_batch_t *batch, const json_t 
   call->server = c->server;
   call->conn = c;
   call->batch = batch;
-  call->start_ns = api_now_ns();
+  call->start_ns = lpq__api_now_ns();
   int id_ok = id && (json_is_string(id) || json_is_number(id) || json_is_null(id));
   call->id = id_ok ? json_incref((json_t *)id) : json_null();
   call->silent = id == NULL;
@@ -291,7 +291,7 @@ static void handle_request(api_conn_t *c, api_batch_t *batch, json_t *req) {
                         "authenticated: its first request must be auth {\"token\": ...}");
     return;
   }
-  api_method_t *m = api_method_find(s, name);
+  api_method_t *m = lpq__api_method_find(s, name);
   if (m == NULL) {
     lpq_api_reply_error(call, LPQ_API_E_NO_METHOD, json_pack("{ss}", "method", name),
                         "unknown method '%.200s'", name);
@@ -318,7 +318,7 @@ static void handle_request(api_conn_t *c, api_batch_t *batch, json_t *req) {
     }
     char field[256], expected[256];
     lpq_error_t err;
-    if (api_validate(m->schema_doc, m->params_schema, call->params, NULL, field, sizeof field,
+    if (lpq__api_validate(m->schema_doc, m->params_schema, call->params, NULL, field, sizeof field,
                      expected, sizeof expected, &err) != 0) {
       lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS,
                           json_pack("{ss ss}", "field", field, "expected", expected),
@@ -329,12 +329,12 @@ static void handle_request(api_conn_t *c, api_batch_t *batch, json_t *req) {
   m->handler(m->ctx, call, call->params);
 }
 
-void api_handle_line(api_conn_t *c, const char *line, size_t len) {
+void lpq__api_handle_line(api_conn_t *c, const char *line, size_t len) {
   lpq_api_server_t *s = c->server;
   if (too_deep(line, len, s->opts.max_depth)) {
     char msg[128];
     snprintf(msg, sizeof msg, "JSON nested deeper than %zu levels", s->opts.max_depth);
-    api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit", (json_int_t)s->opts.max_depth),
+    lpq__api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit", (json_int_t)s->opts.max_depth),
                    msg);
     return;
   }
@@ -343,18 +343,18 @@ void api_handle_line(api_conn_t *c, const char *line, size_t len) {
   if (msg == NULL) {
     char text[256];
     snprintf(text, sizeof text, "parse error at column %d: %s", jerr.column, jerr.text);
-    api_send_error(c, LPQ_API_E_PARSE, json_pack("{si}", "column", jerr.column), text);
+    lpq__api_send_error(c, LPQ_API_E_PARSE, json_pack("{si}", "column", jerr.column), text);
     return;
   }
   if (!json_is_array(msg)) {
     handle_request(c, NULL, msg);
   } else if (json_array_size(msg) == 0) {
-    api_send_error(c, LPQ_API_E_INVALID_REQUEST, NULL, "empty batch");
+    lpq__api_send_error(c, LPQ_API_E_INVALID_REQUEST, NULL, "empty batch");
   } else if (json_array_size(msg) > s->opts.max_batch) {
     char text[128];
     snprintf(text, sizeof text, "batch of %zu requests exceeds the limit of %zu",
              json_array_size(msg), s->opts.max_batch);
-    api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit", (json_int_t)s->opts.max_batch),
+    lpq__api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit", (json_int_t)s->opts.max_batch),
                    text);
   } else {
     api_batch_t *b = calloc(1, sizeof *b);
@@ -423,14 +423,14 @@ int lpq_api_notify(lpq_api_sub_t *sub, const char *method, json_t *params) {
                           params ? params : json_object());
   if (msg == NULL)
     return LPQ_ENOMEM;
-  int rc = api_conn_send(sub->conn, msg);
+  int rc = lpq__api_conn_send(sub->conn, msg);
   json_decref(msg);
   if (rc == 0)
     sub->conn->server->notifications_out++;
   return rc;
 }
 
-void api_conn_drop_subs(api_conn_t *c) {
+void lpq__api_conn_drop_subs(api_conn_t *c) {
   while (c->subs) {
     lpq_api_sub_t *sub = c->subs;
     sub_unlink(sub);
@@ -459,7 +459,7 @@ static void method_auth(void *ctx, lpq_api_call_t *call, json_t *params) {
     if (!token_equal(token, s->token)) {
       lpq_api_reply_error(call, LPQ_API_E_UNAUTHORIZED, NULL, "wrong token; closing the "
                           "connection");
-      api_conn_close(c, 1);
+      lpq__api_conn_close(c, 1);
       return;
     }
     c->authenticated = 1;
@@ -473,7 +473,7 @@ static void method_stats(void *ctx, lpq_api_call_t *call, json_t *params) {
   lpq_api_reply(call, lpq_api_stats(ctx));
 }
 
-int api_register_builtins(lpq_api_server_t *s, lpq_error_t *err) {
+int lpq__api_register_builtins(lpq_api_server_t *s, lpq_error_t *err) {
   int rc = lpq_api_register(s, "auth", method_auth, s, err);
   return rc ? rc : lpq_api_register(s, "server.stats", method_stats, s, err);
 }

@@ -1,5 +1,5 @@
 /*
-** coordinator/api_schema.c: the API's JSON schemas (schema/api/METHOD.json, compiled in by
+** coordinator/api/schema.c: the API's JSON schemas (schema/api/METHOD.json, compiled in by
 ** mk/api_schemas.mk) and a validator for the subset of JSON Schema they use, so that a request is
 ** checked against the very file its author reads.
 */
@@ -12,19 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const char *const lpq_api_schema_texts[][2];
-extern const size_t lpq_api_schema_count;
+extern const char *const lpq__api_schema_texts[][2];
+extern const size_t lpq__api_schema_count;
 
 /* Parsed once, read-only afterwards (the documents are constant). */
 static json_t **schema_docs;
 static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
 
 static void schema_load(void) {
-  schema_docs = calloc(lpq_api_schema_count ? lpq_api_schema_count : 1, sizeof *schema_docs);
+  schema_docs = calloc(lpq__api_schema_count ? lpq__api_schema_count : 1, sizeof *schema_docs);
   if (schema_docs == NULL)
     return;
-  for (size_t i = 0; i < lpq_api_schema_count; i++)
-    schema_docs[i] = json_loads(lpq_api_schema_texts[i][1], 0, NULL);
+  for (size_t i = 0; i < lpq__api_schema_count; i++)
+    schema_docs[i] = json_loads(lpq__api_schema_texts[i][1], 0, NULL);
 }
 
 const json_t *lpq_api_schema(const char *method) {
@@ -33,13 +33,13 @@ const json_t *lpq_api_schema(const char *method) {
   pthread_once(&schema_once, schema_load);
   if (schema_docs == NULL)
     return NULL;
-  for (size_t i = 0; i < lpq_api_schema_count; i++)
-    if (strcmp(lpq_api_schema_texts[i][0], method) == 0)
+  for (size_t i = 0; i < lpq__api_schema_count; i++)
+    if (strcmp(lpq__api_schema_texts[i][0], method) == 0)
       return schema_docs[i];
   return NULL;
 }
 
-json_t *api_schema_doc(const char *method) {
+json_t *lpq__api_schema_doc(const char *method) {
   const json_t *doc = lpq_api_schema(method);
   return doc ? json_deep_copy(doc) : NULL;
 }
@@ -359,7 +359,7 @@ static int check(vctx_t *c, const json_t *schema, const json_t *v, int depth) {
   return 0;
 }
 
-int api_validate(const json_t *root, const json_t *schema, const json_t *value,
+int lpq__api_validate(const json_t *root, const json_t *schema, const json_t *value,
                  const char *prefix, char *field, size_t field_size, char *expected,
                  size_t expected_size, lpq_error_t *err) {
   if (schema == NULL || value == NULL)
@@ -382,7 +382,7 @@ int api_validate(const json_t *root, const json_t *schema, const json_t *value,
 
 int lpq_api_validate(const json_t *schema, const json_t *value, const char *prefix,
                      lpq_error_t *err) {
-  return api_validate(schema, schema, value, prefix, NULL, 0, NULL, 0, err);
+  return lpq__api_validate(schema, schema, value, prefix, NULL, 0, NULL, 0, err);
 }
 
 int lpq_api_check(const char *method, const char *part, const json_t *value, lpq_error_t *err) {
@@ -394,5 +394,5 @@ int lpq_api_check(const char *method, const char *part, const json_t *value, lpq
     schema = json_object_get(json_object_get(doc, "notifications"), part);
   if (schema == NULL)
     return lpq_errorf(err, LPQ_ENOTFOUND, "the schema of %s has no '%s'", method, part);
-  return api_validate(doc, schema, value, part, NULL, 0, NULL, 0, err);
+  return lpq__api_validate(doc, schema, value, part, NULL, 0, NULL, 0, err);
 }

@@ -1,5 +1,5 @@
 /*
-** coordinator/api_server.c: the API server's sockets (a Unix socket with mode 0600, optional
+** coordinator/api/server.c: the API server's sockets (a Unix socket with mode 0600, optional
 ** TCP), connections and their life, line framing with its size limit, and writes with a bound
 ** on what a slow client may leave queued.
 */
@@ -36,10 +36,10 @@ static void conn_free(api_conn_t *c) {
   s->conn_count--;
   free(c->buf);
   free(c);
-  api_server_maybe_free(s);
+  lpq__api_server_maybe_free(s);
 }
 
-void api_conn_unref(api_conn_t *c) {
+void lpq__api_conn_unref(api_conn_t *c) {
   if (--c->refs == 0)
     conn_free(c);
 }
@@ -48,8 +48,8 @@ static void on_conn_closed(uv_handle_t *h) {
   api_conn_t *c = h->data;
   c->handle_open = 0;
   c->server->handles_open--;
-  api_conn_drop_subs(c);
-  api_conn_unref(c);
+  lpq__api_conn_drop_subs(c);
+  lpq__api_conn_unref(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -66,14 +66,14 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 static void on_reap(uv_timer_t *t) {
   lpq_api_server_t *s = t->data;
-  uint64_t now = api_now_ns();
+  uint64_t now = lpq__api_now_ns();
   for (api_conn_t *c = s->conns; c; c = c->next)
     if (c->flushing && now - c->flushing_since_ns > FLUSH_TIMEOUT_NS &&
         !uv_is_closing(&c->h.handle))
       uv_close(&c->h.handle, on_conn_closed);
 }
 
-void api_conn_close(api_conn_t *c, int flush) {
+void lpq__api_conn_close(api_conn_t *c, int flush) {
   if (c->closing) {
     /* A close at once overrides a flush that is still waiting (the server is freed). */
     if (!flush && c->flushing && !uv_is_closing(&c->h.handle))
@@ -89,7 +89,7 @@ void api_conn_close(api_conn_t *c, int flush) {
       req->data = c;
       if (uv_shutdown(req, &c->h.stream, on_shutdown) == 0) {
         c->flushing = 1;
-        c->flushing_since_ns = api_now_ns();
+        c->flushing_since_ns = lpq__api_now_ns();
         return;
       }
       free(req);
@@ -105,7 +105,7 @@ static void on_written(uv_write_t *req, int status) {
   free(w);
 }
 
-int api_conn_send(api_conn_t *c, const json_t *msg) {
+int lpq__api_conn_send(api_conn_t *c, const json_t *msg) {
   if (c->closing)
     return LPQ_EIO;
   char *text = json_dumps(msg, JSON_COMPACT);
@@ -125,12 +125,12 @@ int api_conn_send(api_conn_t *c, const json_t *msg) {
   if (uv_write(&w->req, &c->h.stream, &buf, 1, on_written) != 0) {
     free(line);
     free(w);
-    api_conn_close(c, 0);
+    lpq__api_conn_close(c, 0);
     return LPQ_EIO;
   }
   c->server->bytes_out += len + 1;
   if (uv_stream_get_write_queue_size(&c->h.stream) > c->server->opts.max_write_queue) {
-    api_conn_close(c, 0); /* the client does not read: drop it rather than grow without end */
+    lpq__api_conn_close(c, 0); /* the client does not read: drop it rather than grow without end */
     return LPQ_ERANGE;
   }
   return 0;
@@ -170,13 +170,13 @@ static void frame_lines(api_conn_t *c) {
       char msg[160];
       snprintf(msg, sizeof msg, "message of %zu bytes exceeds the limit of %zu bytes; closing "
                "the connection", line_len, max);
-      api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI sI}", "bytes", (json_int_t)line_len,
+      lpq__api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI sI}", "bytes", (json_int_t)line_len,
                                                    "limit", (json_int_t)max), msg);
-      api_conn_close(c, 1);
+      lpq__api_conn_close(c, 1);
       return;
     }
     if (line_len > 0)
-      api_handle_line(c, c->buf + start, line_len);
+      lpq__api_handle_line(c, c->buf + start, line_len);
     start = end + 1;
     c->scanned = start;
   }
@@ -189,8 +189,8 @@ static void frame_lines(api_conn_t *c) {
     char msg[160];
     snprintf(msg, sizeof msg, "message exceeds the limit of %zu bytes (no newline within it); "
              "closing the connection", max);
-    api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit", (json_int_t)max), msg);
-    api_conn_close(c, 1);
+    lpq__api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit", (json_int_t)max), msg);
+    lpq__api_conn_close(c, 1);
     return;
   }
   /* Do not keep a huge buffer around once the big message is through. */
@@ -207,7 +207,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   api_conn_t *c = stream->data;
   if (nread < 0) {
-    api_conn_close(c, 0);
+    lpq__api_conn_close(c, 0);
     return;
   }
   c->len += (size_t)nread;
@@ -215,7 +215,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   /* The connection must outlive the handlers that run for its lines. */
   c->refs++;
   frame_lines(c);
-  api_conn_unref(c);
+  lpq__api_conn_unref(c);
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
@@ -243,7 +243,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   s->conns = c;
   s->conn_count++;
   if (uv_accept(listener, &c->h.stream) != 0) {
-    api_conn_close(c, 0);
+    lpq__api_conn_close(c, 0);
     return;
   }
   if (c->is_tcp)
@@ -263,14 +263,14 @@ static void on_connection(uv_stream_t *listener, int status) {
     char msg[128];
     snprintf(msg, sizeof msg, "too many connections (limit %zu); try again later",
              s->opts.max_connections);
-    api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit",
+    lpq__api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit",
                                                  (json_int_t)s->opts.max_connections), msg);
-    api_conn_close(c, 1);
+    lpq__api_conn_close(c, 1);
     return;
   }
   s->accepted++;
   if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
-    api_conn_close(c, 0);
+    lpq__api_conn_close(c, 0);
 }
 
 /* ---- listening ------------------------------------------------------------------------------ */
@@ -366,13 +366,13 @@ static int listen_tcp(lpq_api_server_t *s, lpq_error_t *err) {
 static void on_listener_closed(uv_handle_t *h) {
   lpq_api_server_t *s = h->data;
   s->handles_open--;
-  api_server_maybe_free(s);
+  lpq__api_server_maybe_free(s);
 }
 
-void api_server_maybe_free(lpq_api_server_t *s) {
+void lpq__api_server_maybe_free(lpq_api_server_t *s) {
   if (!s->freeing || s->handles_open || s->calls_out || s->conns)
     return;
-  api_methods_free(s);
+  lpq__api_methods_free(s);
   free(s->unix_path);
   free(s->token);
   free(s);
@@ -395,7 +395,7 @@ lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
   }
   s->loop = loop;
   s->opts = *opts;
-  s->start_ns = api_now_ns();
+  s->start_ns = lpq__api_now_ns();
   if (!s->opts.max_message_bytes)
     s->opts.max_message_bytes = (size_t)64 << 20;
   if (!s->opts.max_depth)
@@ -428,7 +428,7 @@ lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
     }
   }
   if (rc == 0)
-    rc = api_register_builtins(s, err);
+    rc = lpq__api_register_builtins(s, err);
   if (rc == 0 && s->unix_path)
     rc = listen_unix(s, err);
   if (rc == 0 && opts->tcp_host)
@@ -460,6 +460,6 @@ void lpq_api_free(lpq_api_server_t **sp) {
   if (s->has_tcp)
     uv_close((uv_handle_t *)&s->tcp_listener, on_listener_closed);
   for (api_conn_t *c = s->conns; c; c = c->next)
-    api_conn_close(c, 0);
-  api_server_maybe_free(s);
+    lpq__api_conn_close(c, 0);
+  lpq__api_server_maybe_free(s);
 }

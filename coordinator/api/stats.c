@@ -1,5 +1,5 @@
 /*
-** coordinator/api_stats.c: the API server's counters and latency histograms, and the JSON of
+** coordinator/api/stats.c: the API server's counters and latency histograms, and the JSON of
 ** server.stats.
 */
 #include "coordinator/api/api_internal.h"
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <time.h>
 
-uint64_t api_now_ns(void) {
+uint64_t lpq__api_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -30,7 +30,7 @@ static double bucket_ms(size_t b) {
   return pow(2.0, ((double)b - 0.5) / 4.0) / 1000.0;
 }
 
-void api_latency_add(api_latency_t *l, uint64_t ns) {
+void lpq__api_latency_add(api_latency_t *l, uint64_t ns) {
   l->count++;
   l->total_ns += ns;
   if (ns > l->max_ns)
@@ -54,7 +54,7 @@ static double percentile_ms(const api_latency_t *l, double q) {
   return (double)l->max_ns / 1e6;
 }
 
-void api_count_error(lpq_api_server_t *s, int code) {
+void lpq__api_count_error(lpq_api_server_t *s, int code) {
   for (size_t i = 0; i < API_ERROR_CODES; i++) {
     if (s->error_count[i] == 0 || s->error_code[i] == code) {
       s->error_code[i] = code;
@@ -89,7 +89,7 @@ json_t *lpq_api_stats(const lpq_api_server_t *s) {
                   (double)l->max_ns / 1e6));
   }
   return json_pack("{sf s{sI sI sI sI} sI sI sI sI so sI sI so}", "uptime_s",
-                   (double)(api_now_ns() - s->start_ns) / 1e9, "connections", "open",
+                   (double)(lpq__api_now_ns() - s->start_ns) / 1e9, "connections", "open",
                    (json_int_t)open, "accepted", (json_int_t)s->accepted, "rejected",
                    (json_int_t)s->rejected, "subscriptions", (json_int_t)s->subscriptions,
                    "requests", (json_int_t)s->requests, "notifications_in",

@@ -1,5 +1,5 @@
 /*
-** coordinator/dispatch.c: the dispatcher's life and its loop handles: the ROUTER socket under
+** coordinator/dispatch/dispatch.c: the dispatcher's life and its loop handles: the ROUTER socket under
 ** uv_poll, the pump (drain, assign, re-check ZMQ_EVENTS), the periodic tick (heartbeats,
 ** expiry, task timeouts), submit, cancel and stats.
 */
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <zmq.h>
 
-void dispatch_log(lpq_dispatch_t *d, int level, const char *fmt, ...)
+void lpq__dispatch_log(lpq_dispatch_t *d, int level, const char *fmt, ...)
 {
   if (level > d->opts.log_level)
     return;
@@ -28,7 +28,7 @@ void dispatch_log(lpq_dispatch_t *d, int level, const char *fmt, ...)
     fprintf(stderr, "%s\n", line);
 }
 
-int dispatch_send_to(lpq_dispatch_t *d, const void *identity, size_t len, const void *frame,
+int lpq__dispatch_send_to(lpq_dispatch_t *d, const void *identity, size_t len, const void *frame,
                      size_t frame_len)
 {
   if (zmq_send(d->sock, identity, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
@@ -38,35 +38,35 @@ int dispatch_send_to(lpq_dispatch_t *d, const void *identity, size_t len, const 
   return 0;
 }
 
-int dispatch_send(lpq_dispatch_t *d, d_worker_t *w, const void *frame, size_t len)
+int lpq__dispatch_send(lpq_dispatch_t *d, d_worker_t *w, const void *frame, size_t len)
 {
-  int rc = dispatch_send_to(d, w->identity, w->identity_len, frame, len);
+  int rc = lpq__dispatch_send_to(d, w->identity, w->identity_len, frame, len);
   if (rc == 0) {
     w->last_sent_ms = uv_now(d->loop);
     return 0;
   }
   /* ROUTER_MANDATORY: the peer's connection is gone, so is the worker. */
-  dispatch_log(d, 1, "worker %s: send failed (%s); expiring it", w->ready.worker_id,
+  lpq__dispatch_log(d, 1, "worker %s: send failed (%s); expiring it", w->ready.worker_id,
                zmq_strerror(errno));
-  worker_remove(d, w, LPQ_WORKER_EXPIRED);
+  lpq__worker_remove(d, w, LPQ_WORKER_EXPIRED);
   return LPQ_EIO;
 }
 
 /* ---- the pump ------------------------------------------------------------------------------ */
 
-void dispatch_pump(lpq_dispatch_t *d)
+void lpq__dispatch_pump(lpq_dispatch_t *d)
 {
   if (d->pumping || d->sock == NULL)
     return;
   d->pumping = 1;
   size_t total = 0;
   for (;;) {
-    total += dispatch_drain(d, DISPATCH_DRAIN_MAX - total);
-    dispatch_assign(d);
+    total += lpq__dispatch_drain(d, DISPATCH_DRAIN_MAX - total);
+    lpq__dispatch_assign(d);
     if (total >= DISPATCH_DRAIN_MAX) {
       /* Let the loop's other handles run; the kick brings us back, since the edge-triggered
       ** ZMQ_FD will not signal messages that are already waiting. */
-      dispatch_kick(d);
+      lpq__dispatch_kick(d);
       break;
     }
     int events = 0;
@@ -81,12 +81,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
 {
   (void)status;
   (void)events;
-  dispatch_pump(h->data);
+  lpq__dispatch_pump(h->data);
 }
 
-static void on_kick(uv_timer_t *h) { dispatch_pump(h->data); }
+static void on_kick(uv_timer_t *h) { lpq__dispatch_pump(h->data); }
 
-void dispatch_kick(lpq_dispatch_t *d)
+void lpq__dispatch_kick(lpq_dispatch_t *d)
 {
   if (!uv_is_active((uv_handle_t *)&d->kick))
     uv_timer_start(&d->kick, on_kick, 0, 0);
@@ -101,7 +101,7 @@ static void on_tick(uv_timer_t *h)
   size_t count = d->workers.count, n = 0;
   d_worker_t **snap = count ? malloc(count * sizeof *snap) : NULL;
   if (count && snap == NULL) {
-    dispatch_log(d, 0, "out of memory in the heartbeat tick");
+    lpq__dispatch_log(d, 0, "out of memory in the heartbeat tick");
     return;
   }
   for (size_t i = 0; i < d->workers.cap && n < count; i++)
@@ -115,12 +115,12 @@ static void on_tick(uv_timer_t *h)
   for (size_t i = 0; i < n; i++) {
     d_worker_t *w = snap[i];
     if (now - w->last_seen_ms > d->expiry_ms) {
-      dispatch_log(d, 1, "worker %s (%s, pid %u): silent for %.1f s, expired with %zu tasks",
+      lpq__dispatch_log(d, 1, "worker %s (%s, pid %u): silent for %.1f s, expired with %zu tasks",
                    w->ready.worker_id, w->ready.host, w->ready.pid,
                    (double)(now - w->last_seen_ms) / 1000, w->n_assigned);
-      worker_remove(d, w, LPQ_WORKER_EXPIRED);
+      lpq__worker_remove(d, w, LPQ_WORKER_EXPIRED);
     } else if (now - w->last_sent_ms >= d->heartbeat_ms) {
-      dispatch_send(d, w, beat, sizeof beat);
+      lpq__dispatch_send(d, w, beat, sizeof beat);
     }
   }
   free(snap);
@@ -130,13 +130,13 @@ static void on_tick(uv_timer_t *h)
     char why[256];
     snprintf(why, sizeof why, "no result within %.3g s from worker %s", d->opts.task_timeout_s,
              w ? w->ready.worker_id : "?");
-    task_unrun(d, t);
+    lpq__task_unrun(d, t);
     d->stats.timeouts++;
-    dispatch_log(d, 1, "task %llu (job %lld): %s", (unsigned long long)t->id,
+    lpq__dispatch_log(d, 1, "task %llu (job %lld): %s", (unsigned long long)t->id,
                  (long long)t->job_id, why);
-    task_failed(d, t, w, LPQ_ETIMEDOUT, why);
+    lpq__task_failed(d, t, w, LPQ_ETIMEDOUT, why);
   }
-  dispatch_pump(d);
+  lpq__dispatch_pump(d);
 }
 
 static void on_closed(uv_handle_t *h);
@@ -212,7 +212,7 @@ lpq_dispatch_t *lpq_dispatch_new(struct uv_loop_s *loop, const char *endpoint,
   zmq_setsockopt(d->sock, ZMQ_SNDHWM, &zero, sizeof zero);
   zmq_setsockopt(d->sock, ZMQ_RCVHWM, &zero, sizeof zero);
   zmq_setsockopt(d->sock, ZMQ_LINGER, &linger, sizeof linger);
-  if (dispatch_curve_setup(d, endpoint, err) != 0)
+  if (lpq__dispatch_curve_setup(d, endpoint, err) != 0)
     goto fail;
   if (zmq_bind(d->sock, endpoint) != 0) {
     lpq_errorf(err, LPQ_EIO, "dispatch: cannot bind %s: %s", endpoint, zmq_strerror(errno));
@@ -238,8 +238,8 @@ lpq_dispatch_t *lpq_dispatch_new(struct uv_loop_s *loop, const char *endpoint,
   uv_poll_start(&d->poll, UV_READABLE, on_poll);
   uint64_t tick_ms = d->heartbeat_ms / 4 ? d->heartbeat_ms / 4 : 1;
   uv_timer_start(&d->tick, on_tick, tick_ms, tick_ms);
-  dispatch_kick(d); /* messages may already be waiting behind the first edge */
-  dispatch_log(d, 2, "listening on %s%s%s", d->endpoint,
+  lpq__dispatch_kick(d); /* messages may already be waiting behind the first edge */
+  lpq__dispatch_log(d, 2, "listening on %s%s%s", d->endpoint,
                d->zap ? ", CURVE public key " : " in plain text", d->curve_public);
   return d;
 fail:
@@ -282,7 +282,7 @@ void lpq_dispatch_free(lpq_dispatch_t **dp)
   *dp = NULL;
   for (size_t i = 0; i < d->tasks.cap; i++)
     if (d->tasks.slots[i].val != NULL)
-      free_task(d->tasks.slots[i].val);
+      lpq__free_task(d->tasks.slots[i].val);
   for (size_t i = 0; i < d->jobs.cap; i++)
     free(d->jobs.slots[i].val);
   for (size_t i = 0; i < d->workers.cap; i++)
@@ -291,9 +291,9 @@ void lpq_dispatch_free(lpq_dispatch_t **dp)
       free(w->assigned);
       free(w);
     }
-  dmap_clear(&d->tasks);
-  dmap_clear(&d->jobs);
-  dmap_clear(&d->workers);
+  lpq__dmap_clear(&d->tasks);
+  lpq__dmap_clear(&d->jobs);
+  lpq__dmap_clear(&d->workers);
   lpq_wire_buf_clear(&d->out);
   uv_poll_stop(&d->poll);
   if (d->has_zap_poll) {
@@ -323,15 +323,15 @@ int lpq_dispatch_submit(lpq_dispatch_t *d, const lpq_task_t *task, void *user,
   if (rc != 0)
     return rc;
   d_task_t *t = calloc(1, sizeof *t);
-  d_job_t *j = dmap_get(&d->jobs, (uint64_t)task->job_id);
+  d_job_t *j = lpq__dmap_get(&d->jobs, (uint64_t)task->job_id);
   int new_job = j == NULL;
   if (new_job)
     j = calloc(1, sizeof *j);
   if (t == NULL || j == NULL || (t->frame = malloc(d->out.len)) == NULL ||
-      (new_job && dmap_put(&d->jobs, (uint64_t)task->job_id, j) != 0) ||
-      dmap_put(&d->tasks, copy.task_id, t) != 0) {
+      (new_job && lpq__dmap_put(&d->jobs, (uint64_t)task->job_id, j) != 0) ||
+      lpq__dmap_put(&d->tasks, copy.task_id, t) != 0) {
     if (new_job && j != NULL) {
-      dmap_remove(&d->jobs, (uint64_t)task->job_id);
+      lpq__dmap_remove(&d->jobs, (uint64_t)task->job_id);
       free(j);
     }
     if (t != NULL)
@@ -356,11 +356,11 @@ int lpq_dispatch_submit(lpq_dispatch_t *d, const lpq_task_t *task, void *user,
   j->tail = t;
   j->queued++;
   if (!j->in_ring)
-    job_ring_insert(d, j);
+    lpq__job_ring_insert(d, j);
   d->stats.submitted++;
   if (task_id != NULL)
     *task_id = t->id;
-  dispatch_kick(d);
+  lpq__dispatch_kick(d);
   return 0;
 }
 
@@ -391,7 +391,7 @@ int lpq_dispatch_workers(const lpq_dispatch_t *d, lpq_worker_info_t **list, size
   size_t n = 0;
   for (size_t i = 0; i < d->workers.cap; i++)
     if (d->workers.slots[i].val != NULL)
-      worker_info(d, d->workers.slots[i].val, &a[n++]);
+      lpq__worker_info(d, d->workers.slots[i].val, &a[n++]);
   *list = a;
   *count = n;
   return 0;

@@ -1,6 +1,6 @@
 /*
-** coordinator/dispatch_internal.h: the dispatcher's private structures, shared by
-** coordinator/dispatch*.c only.
+** coordinator/dispatch/dispatch_internal.h: the dispatcher's private structures, shared by
+** the files of coordinator/dispatch/ only (non-static names lpq__*); others use dispatch.h.
 */
 #ifndef LPQ_DISPATCH_INTERNAL_H
 #define LPQ_DISPATCH_INTERNAL_H
@@ -21,10 +21,10 @@ typedef struct dmap_t {
   size_t count, cap; /* cap: 0 or a power of two */
 } dmap_t;
 
-void *dmap_get(const dmap_t *m, uint64_t key);
-int dmap_put(dmap_t *m, uint64_t key, void *val); /* replaces; LPQ_ENOMEM */
-void *dmap_remove(dmap_t *m, uint64_t key);       /* the value removed, or NULL */
-void dmap_clear(dmap_t *m);
+void *lpq__dmap_get(const dmap_t *m, uint64_t key);
+int lpq__dmap_put(dmap_t *m, uint64_t key, void *val); /* replaces; LPQ_ENOMEM */
+void *lpq__dmap_remove(dmap_t *m, uint64_t key);       /* the value removed, or NULL */
+void lpq__dmap_clear(dmap_t *m);
 
 /* ---- the dispatcher ------------------------------------------------------------------------ */
 
@@ -114,42 +114,42 @@ struct lpq_dispatch_t {
 };
 
 /* dispatch.c */
-void dispatch_log(lpq_dispatch_t *d, int level, const char *fmt, ...)
+void lpq__dispatch_log(lpq_dispatch_t *d, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void dispatch_pump(lpq_dispatch_t *d);
-void dispatch_kick(lpq_dispatch_t *d);
+void lpq__dispatch_pump(lpq_dispatch_t *d);
+void lpq__dispatch_kick(lpq_dispatch_t *d);
 /* Sends the frame in d->out (or `frame`) to a worker; on a dead route, expires the worker
 ** (returns LPQ_EIO; w is freed then). */
-int dispatch_send(lpq_dispatch_t *d, d_worker_t *w, const void *frame, size_t len);
-int dispatch_send_to(lpq_dispatch_t *d, const void *identity, size_t len, const void *frame,
+int lpq__dispatch_send(lpq_dispatch_t *d, d_worker_t *w, const void *frame, size_t len);
+int lpq__dispatch_send_to(lpq_dispatch_t *d, const void *identity, size_t len, const void *frame,
                      size_t frame_len);
-void dispatch_assign(lpq_dispatch_t *d);
+void lpq__dispatch_assign(lpq_dispatch_t *d);
 /* The task leaves worker w (result, failure, expiry): frees w's slot for it. 1 if it held it. */
-int worker_release(lpq_dispatch_t *d, d_worker_t *w, uint64_t task_id);
+int lpq__worker_release(lpq_dispatch_t *d, d_worker_t *w, uint64_t task_id);
 /* A failure of task t on worker w (w NULL: unknown); queues it again or reports it failed. */
-void task_failed(lpq_dispatch_t *d, d_task_t *t, d_worker_t *w, int status, const char *why);
+void lpq__task_failed(lpq_dispatch_t *d, d_task_t *t, d_worker_t *w, int status, const char *why);
 /* Back to the front of its job's queue, at no cost (handed back, its worker left). */
-void task_requeue_front(lpq_dispatch_t *d, d_task_t *t);
+void lpq__task_requeue_front(lpq_dispatch_t *d, d_task_t *t);
 /* Takes a queued task out of its job's queue (linear in the queue: rare, after a timeout). */
-void task_unqueue(lpq_dispatch_t *d, d_task_t *t);
+void lpq__task_unqueue(lpq_dispatch_t *d, d_task_t *t);
 /* Removes t from the running list and the maps and frees it (not from a queue). */
-void task_forget(lpq_dispatch_t *d, d_task_t *t);
-void task_unrun(lpq_dispatch_t *d, d_task_t *t);
-void free_task(d_task_t *t);
+void lpq__task_forget(lpq_dispatch_t *d, d_task_t *t);
+void lpq__task_unrun(lpq_dispatch_t *d, d_task_t *t);
+void lpq__free_task(d_task_t *t);
 /* Puts a job with queued tasks into the round-robin ring (served last in this round). */
-void job_ring_insert(lpq_dispatch_t *d, d_job_t *j);
+void lpq__job_ring_insert(lpq_dispatch_t *d, d_job_t *j);
 /* Removes worker w: its running tasks fail (expired) or go back at no cost (left). */
-void worker_remove(lpq_dispatch_t *d, d_worker_t *w, lpq_worker_event_t why);
-void worker_info(const lpq_dispatch_t *d, const d_worker_t *w, lpq_worker_info_t *out);
-void avail_update(lpq_dispatch_t *d, d_worker_t *w);
+void lpq__worker_remove(lpq_dispatch_t *d, d_worker_t *w, lpq_worker_event_t why);
+void lpq__worker_info(const lpq_dispatch_t *d, const d_worker_t *w, lpq_worker_info_t *out);
+void lpq__avail_update(lpq_dispatch_t *d, d_worker_t *w);
 
 /* dispatch_zap.c */
 /* Before the bind: with opts.curve_secret_key, makes the ROUTER a CURVE server and starts the
 ** ZAP handler; without, refuses endpoints other hosts reach unless opts.insecure. */
-int dispatch_curve_setup(lpq_dispatch_t *d, const char *endpoint, lpq_error_t *err);
+int lpq__dispatch_curve_setup(lpq_dispatch_t *d, const char *endpoint, lpq_error_t *err);
 
 /* dispatch_recv.c: drain the socket, handle each message */
 /* Receives and handles up to max messages; returns how many (0: the socket is empty). */
-size_t dispatch_drain(lpq_dispatch_t *d, size_t max);
+size_t lpq__dispatch_drain(lpq_dispatch_t *d, size_t max);
 
 #endif

@@ -1,5 +1,5 @@
 /*
-** coordinator/dispatch_map.c: a hash map from 64-bit keys to non-NULL pointers (tasks by id,
+** coordinator/dispatch/map.c: a hash map from 64-bit keys to non-NULL pointers (tasks by id,
 ** jobs by id, workers by identity hash). Linear probing with backward-shift deletion, so
 ** constant-time lookups stay constant under the dispatcher's steady insert/delete churn.
 */
@@ -17,14 +17,14 @@ static size_t slot_of(uint64_t key, size_t mask)
   return (size_t)key & mask;
 }
 
-void dmap_clear(dmap_t *m)
+void lpq__dmap_clear(dmap_t *m)
 {
   free(m->slots);
   m->slots = NULL;
   m->count = m->cap = 0;
 }
 
-void *dmap_get(const dmap_t *m, uint64_t key)
+void *lpq__dmap_get(const dmap_t *m, uint64_t key)
 {
   if (m->cap == 0)
     return NULL;
@@ -57,7 +57,7 @@ static int grow(dmap_t *m)
   return 0;
 }
 
-int dmap_put(dmap_t *m, uint64_t key, void *val)
+int lpq__dmap_put(dmap_t *m, uint64_t key, void *val)
 {
   if (val == NULL)
     return LPQ_EINVAL;
@@ -79,7 +79,7 @@ int dmap_put(dmap_t *m, uint64_t key, void *val)
   return 0;
 }
 
-void *dmap_remove(dmap_t *m, uint64_t key)
+void *lpq__dmap_remove(dmap_t *m, uint64_t key)
 {
   if (m->cap == 0)
     return NULL;

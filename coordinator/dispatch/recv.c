@@ -1,5 +1,5 @@
 /*
-** coordinator/dispatch_recv.c: draining the ROUTER and handling each worker message: READY,
+** coordinator/dispatch/recv.c: draining the ROUTER and handling each worker message: READY,
 ** HEARTBEAT, RESULT, BLOB_GET (served from the daemon's blob files), BYE. A peer can send
 ** anything: a frame that does not decode is logged and dropped, and nothing else changes.
 */
@@ -35,7 +35,7 @@ static const char *identity_str(const uint8_t *id, size_t len, char *buf, size_t
 static void send_empty(lpq_dispatch_t *d, const uint8_t *id, size_t len, lpq_msg_type_t type)
 {
   uint8_t frame[LPQ_WIRE_HEADER] = {'L', 'Q', LPQ_WIRE_VERSION, (uint8_t)type};
-  dispatch_send_to(d, id, len, frame, sizeof frame);
+  lpq__dispatch_send_to(d, id, len, frame, sizeof frame);
 }
 
 static void on_ready(lpq_dispatch_t *d, d_worker_t *w, const uint8_t *id, size_t id_len,
@@ -43,17 +43,17 @@ static void on_ready(lpq_dispatch_t *d, d_worker_t *w, const uint8_t *id, size_t
 {
   if (w != NULL) {
     /* READY again on a live route: the worker restarted its session; what it held is gone. */
-    dispatch_log(d, 2, "worker %s: READY again; its %zu tasks go back to the queue",
+    lpq__dispatch_log(d, 2, "worker %s: READY again; its %zu tasks go back to the queue",
                  r->worker_id, w->n_assigned);
-    worker_remove(d, w, LPQ_WORKER_LEFT);
+    lpq__worker_remove(d, w, LPQ_WORKER_LEFT);
   }
   w = calloc(1, sizeof *w);
   if (w == NULL || (w->assigned = calloc(r->threads, sizeof *w->assigned)) == NULL ||
-      dmap_put(&d->workers, key, w) != 0) {
+      lpq__dmap_put(&d->workers, key, w) != 0) {
     if (w != NULL)
       free(w->assigned);
     free(w);
-    dispatch_log(d, 0, "out of memory registering worker %s", r->worker_id);
+    lpq__dispatch_log(d, 0, "out of memory registering worker %s", r->worker_id);
     return;
   }
   memcpy(w->identity, id, id_len);
@@ -62,41 +62,41 @@ static void on_ready(lpq_dispatch_t *d, d_worker_t *w, const uint8_t *id, size_t
   w->serial = d->next_serial++;
   w->ready = *r;
   w->last_seen_ms = uv_now(d->loop);
-  avail_update(d, w);
-  dispatch_log(d, 2, "worker %s joined (%s, pid %u, %u threads, %s)", r->worker_id, r->host,
+  lpq__avail_update(d, w);
+  lpq__dispatch_log(d, 2, "worker %s joined (%s, pid %u, %u threads, %s)", r->worker_id, r->host,
                r->pid, r->threads, r->capabilities);
   /* A heartbeat back tells the worker at once that we hear it. */
   uint8_t beat[LPQ_WIRE_HEADER] = {'L', 'Q', LPQ_WIRE_VERSION, LPQ_MSG_HEARTBEAT};
-  if (dispatch_send(d, w, beat, sizeof beat) != 0)
+  if (lpq__dispatch_send(d, w, beat, sizeof beat) != 0)
     return;
   if (d->cb.on_worker_change != NULL) {
     lpq_worker_info_t info;
-    worker_info(d, w, &info);
+    lpq__worker_info(d, w, &info);
     d->cb.on_worker_change(d->cb.ctx, LPQ_WORKER_JOINED, &info);
   }
 }
 
 static void on_result(lpq_dispatch_t *d, d_worker_t *w, const lpq_result_t *in)
 {
-  if (!worker_release(d, w, in->task_id)) {
+  if (!lpq__worker_release(d, w, in->task_id)) {
     d->stats.dropped_results++;
-    dispatch_log(d, 1, "worker %s: result for task %llu, which it does not hold; dropped",
+    lpq__dispatch_log(d, 1, "worker %s: result for task %llu, which it does not hold; dropped",
                  w->ready.worker_id, (unsigned long long)in->task_id);
     return;
   }
-  d_task_t *t = dmap_get(&d->tasks, in->task_id);
+  d_task_t *t = lpq__dmap_get(&d->tasks, in->task_id);
   if (t == NULL) {
     d->stats.dropped_results++;
-    dispatch_log(d, 3, "worker %s: result for finished or canceled task %llu; dropped",
+    lpq__dispatch_log(d, 3, "worker %s: result for finished or canceled task %llu; dropped",
                  w->ready.worker_id, (unsigned long long)in->task_id);
     return;
   }
   if (in->status == LPQ_ECANCELED) {
     /* Handed back unstarted: the worker is shutting down; it takes nothing more. */
     w->draining = 1;
-    avail_update(d, w);
+    lpq__avail_update(d, w);
     if (t->worker == w)
-      task_requeue_front(d, t);
+      lpq__task_requeue_front(d, t);
     return;
   }
   if (in->status != 0) {
@@ -110,7 +110,7 @@ static void on_result(lpq_dispatch_t *d, d_worker_t *w, const lpq_result_t *in)
         snprintf(t->last_error, sizeof t->last_error, "%s", why);
         return;
       }
-      task_failed(d, t, w, in->status, why);
+      lpq__task_failed(d, t, w, in->status, why);
     }
     return;
   }
@@ -120,9 +120,9 @@ static void on_result(lpq_dispatch_t *d, d_worker_t *w, const lpq_result_t *in)
   r.roundtrip_ms = (double)(uv_hrtime() - t->sent_ns) / 1e6;
   lpq_dispatch_task_t info = {t->id, t->job_id, t->user, t->attempts};
   if (t->worker == NULL) /* it was queued again (timeout): take it out of the queue */
-    task_unqueue(d, t);
+    lpq__task_unqueue(d, t);
   d->stats.completed++;
-  task_forget(d, t);
+  lpq__task_forget(d, t);
   d->cb.on_result(d->cb.ctx, &info, &r);
 }
 
@@ -168,11 +168,11 @@ static void on_blob_get(lpq_dispatch_t *d, d_worker_t *w, const lpq_blob_get_t *
   }
   if (c.status != 0) {
     c.total_size = c.offset = 0;
-    dispatch_log(d, 1, "worker %s: %s", w->ready.worker_id, c.error);
+    lpq__dispatch_log(d, 1, "worker %s: %s", w->ready.worker_id, c.error);
   }
   lpq_error_t err;
   if (lpq_wire_encode_blob(&d->out, &c, &err) == 0 &&
-      dispatch_send(d, w, d->out.data, d->out.len) == 0 && c.status == 0) {
+      lpq__dispatch_send(d, w, d->out.data, d->out.len) == 0 && c.status == 0) {
     d->stats.blob_chunks++;
     d->stats.blob_bytes += c.len;
   }
@@ -183,7 +183,7 @@ static void handle(lpq_dispatch_t *d, const uint8_t *id, size_t id_len, const ui
                    size_t len)
 {
   uint64_t key = identity_key(id, id_len);
-  d_worker_t *w = dmap_get(&d->workers, key);
+  d_worker_t *w = lpq__dmap_get(&d->workers, key);
   if (w != NULL && (w->identity_len != id_len || memcmp(w->identity, id, id_len) != 0))
     w = NULL; /* a 64-bit hash collision: treated as an unknown peer, which reconnects */
   char idbuf[24];
@@ -191,7 +191,7 @@ static void handle(lpq_dispatch_t *d, const uint8_t *id, size_t id_len, const ui
   lpq_msg_type_t type;
   if (lpq_wire_peek(frame, len, &type, &err) != 0) {
     d->stats.bad_frames++;
-    dispatch_log(d, 1, "peer %s: %s; dropped",
+    lpq__dispatch_log(d, 1, "peer %s: %s; dropped",
                  w ? w->ready.worker_id : identity_str(id, id_len, idbuf, sizeof idbuf),
                  err.msg);
     return;
@@ -200,7 +200,7 @@ static void handle(lpq_dispatch_t *d, const uint8_t *id, size_t id_len, const ui
     lpq_ready_t r;
     if (lpq_wire_decode_ready(frame, len, &r, &err) != 0) {
       d->stats.bad_frames++;
-      dispatch_log(d, 1, "peer %s: %s; dropped", identity_str(id, id_len, idbuf, sizeof idbuf),
+      lpq__dispatch_log(d, 1, "peer %s: %s; dropped", identity_str(id, id_len, idbuf, sizeof idbuf),
                    err.msg);
       return;
     }
@@ -212,7 +212,7 @@ static void handle(lpq_dispatch_t *d, const uint8_t *id, size_t id_len, const ui
     if (type != LPQ_MSG_BYE) {
       if (type == LPQ_MSG_RESULT)
         d->stats.dropped_results++;
-      dispatch_log(d, 2, "peer %s: %s from an unknown worker; asking it to reconnect",
+      lpq__dispatch_log(d, 2, "peer %s: %s from an unknown worker; asking it to reconnect",
                    identity_str(id, id_len, idbuf, sizeof idbuf), lpq_msg_type_name(type));
       send_empty(d, id, id_len, LPQ_MSG_DISCONNECT);
     }
@@ -237,17 +237,17 @@ static void handle(lpq_dispatch_t *d, const uint8_t *id, size_t id_len, const ui
     return;
   }
   case LPQ_MSG_BYE:
-    worker_remove(d, w, LPQ_WORKER_LEFT);
+    lpq__worker_remove(d, w, LPQ_WORKER_LEFT);
     return;
   default:
     lpq_errorf(&err, LPQ_EFORMAT, "unexpected %s from a worker", lpq_msg_type_name(type));
     break;
   }
   d->stats.bad_frames++;
-  dispatch_log(d, 1, "worker %s: %s; dropped", w->ready.worker_id, err.msg);
+  lpq__dispatch_log(d, 1, "worker %s: %s; dropped", w->ready.worker_id, err.msg);
 }
 
-size_t dispatch_drain(lpq_dispatch_t *d, size_t max)
+size_t lpq__dispatch_drain(lpq_dispatch_t *d, size_t max)
 {
   size_t n = 0;
   zmq_msg_t id, body;
@@ -272,7 +272,7 @@ size_t dispatch_drain(lpq_dispatch_t *d, size_t max)
     size_t id_len = zmq_msg_size(&id);
     if (extra || id_len == 0 || id_len > DISPATCH_ID_MAX) {
       d->stats.bad_frames++;
-      dispatch_log(d, 1, "a message of several frames; dropped");
+      lpq__dispatch_log(d, 1, "a message of several frames; dropped");
       continue;
     }
     /* The identity is copied: handlers may send, and sending reuses nothing of these. */

@@ -1,5 +1,5 @@
 /*
-** coordinator/dispatch_sched.c: who runs what. Jobs with queued tasks form a ring served
+** coordinator/dispatch/sched.c: who runs what. Jobs with queued tasks form a ring served
 ** round-robin (one task per job per turn: fair sharing); workers with a free slot form a ring
 ** used in turn. Retries, failures, timeouts and workers that leave or expire end up here.
 */
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void free_task(d_task_t *t)
+void lpq__free_task(d_task_t *t)
 {
   free(t->frame);
   free(t->failed_on);
@@ -19,7 +19,7 @@ void free_task(d_task_t *t)
 
 /* ---- rings ------------------------------------------------------------------------------- */
 
-void job_ring_insert(lpq_dispatch_t *d, d_job_t *j)
+void lpq__job_ring_insert(lpq_dispatch_t *d, d_job_t *j)
 {
   if (d->rr == NULL) {
     j->rr_prev = j->rr_next = j;
@@ -56,12 +56,12 @@ static void job_release(lpq_dispatch_t *d, d_job_t *j)
 {
   if (j->live == 0 && j->queued == 0) {
     job_ring_remove(d, j);
-    dmap_remove(&d->jobs, (uint64_t)j->id);
+    lpq__dmap_remove(&d->jobs, (uint64_t)j->id);
     free(j);
   }
 }
 
-void avail_update(lpq_dispatch_t *d, d_worker_t *w)
+void lpq__avail_update(lpq_dispatch_t *d, d_worker_t *w)
 {
   int want = !w->draining && w->n_assigned < w->ready.threads;
   if (want && !w->in_avail) {
@@ -103,7 +103,7 @@ static void run_append(lpq_dispatch_t *d, d_task_t *t)
   d->running++;
 }
 
-void task_unrun(lpq_dispatch_t *d, d_task_t *t)
+void lpq__task_unrun(lpq_dispatch_t *d, d_task_t *t)
 {
   if (t->worker == NULL)
     return;
@@ -120,9 +120,9 @@ void task_unrun(lpq_dispatch_t *d, d_task_t *t)
   d->running--;
 }
 
-void task_requeue_front(lpq_dispatch_t *d, d_task_t *t)
+void lpq__task_requeue_front(lpq_dispatch_t *d, d_task_t *t)
 {
-  task_unrun(d, t);
+  lpq__task_unrun(d, t);
   d_job_t *j = t->job;
   t->next_queued = j->head;
   j->head = t;
@@ -130,11 +130,11 @@ void task_requeue_front(lpq_dispatch_t *d, d_task_t *t)
     j->tail = t;
   j->queued++;
   if (!j->in_ring)
-    job_ring_insert(d, j);
-  dispatch_kick(d);
+    lpq__job_ring_insert(d, j);
+  lpq__dispatch_kick(d);
 }
 
-void task_unqueue(lpq_dispatch_t *d, d_task_t *t)
+void lpq__task_unqueue(lpq_dispatch_t *d, d_task_t *t)
 {
   d_job_t *j = t->job;
   d_task_t **p = &j->head, *prev = NULL;
@@ -152,13 +152,13 @@ void task_unqueue(lpq_dispatch_t *d, d_task_t *t)
     job_ring_remove(d, j);
 }
 
-void task_forget(lpq_dispatch_t *d, d_task_t *t)
+void lpq__task_forget(lpq_dispatch_t *d, d_task_t *t)
 {
-  task_unrun(d, t);
-  dmap_remove(&d->tasks, t->id);
+  lpq__task_unrun(d, t);
+  lpq__dmap_remove(&d->tasks, t->id);
   d_job_t *j = t->job;
   j->live--;
-  free_task(t);
+  lpq__free_task(t);
   job_release(d, j);
 }
 
@@ -170,9 +170,9 @@ static int failed_on(const d_task_t *t, uint32_t serial)
   return 0;
 }
 
-void task_failed(lpq_dispatch_t *d, d_task_t *t, d_worker_t *w, int status, const char *why)
+void lpq__task_failed(lpq_dispatch_t *d, d_task_t *t, d_worker_t *w, int status, const char *why)
 {
-  task_unrun(d, t);
+  lpq__task_unrun(d, t);
   t->failures++;
   snprintf(t->last_error, sizeof t->last_error, "%s", why);
   if (w != NULL && !failed_on(t, w->serial)) {
@@ -185,7 +185,7 @@ void task_failed(lpq_dispatch_t *d, d_task_t *t, d_worker_t *w, int status, cons
   unsigned limit = (unsigned)d->opts.max_failures;
   if (t->distinct < limit && t->failures < 2 * limit) {
     d->stats.retried++;
-    task_requeue_front(d, t);
+    lpq__task_requeue_front(d, t);
     return;
   }
   lpq_result_t r;
@@ -195,27 +195,27 @@ void task_failed(lpq_dispatch_t *d, d_task_t *t, d_worker_t *w, int status, cons
            t->distinct, t->last_error);
   r.l_co = r.l_cr = NAN;
   lpq_dispatch_task_t info = {t->id, t->job_id, t->user, t->attempts};
-  dispatch_log(d, 1, "task %llu (job %lld): %s", (unsigned long long)t->id,
+  lpq__dispatch_log(d, 1, "task %llu (job %lld): %s", (unsigned long long)t->id,
                (long long)t->job_id, r.error);
   d->stats.failed++;
-  task_forget(d, t);
+  lpq__task_forget(d, t);
   d->cb.on_result(d->cb.ctx, &info, &r);
 }
 
 /* ---- workers ----------------------------------------------------------------------------- */
 
-int worker_release(lpq_dispatch_t *d, d_worker_t *w, uint64_t task_id)
+int lpq__worker_release(lpq_dispatch_t *d, d_worker_t *w, uint64_t task_id)
 {
   for (size_t i = 0; i < w->n_assigned; i++)
     if (w->assigned[i] == task_id) {
       w->assigned[i] = w->assigned[--w->n_assigned];
-      avail_update(d, w);
+      lpq__avail_update(d, w);
       return 1;
     }
   return 0;
 }
 
-void worker_info(const lpq_dispatch_t *d, const d_worker_t *w, lpq_worker_info_t *out)
+void lpq__worker_info(const lpq_dispatch_t *d, const d_worker_t *w, lpq_worker_info_t *out)
 {
   memset(out, 0, sizeof *out);
   memcpy(out->worker_id, w->ready.worker_id, sizeof out->worker_id);
@@ -231,13 +231,13 @@ void worker_info(const lpq_dispatch_t *d, const d_worker_t *w, lpq_worker_info_t
   out->draining = w->draining;
 }
 
-void worker_remove(lpq_dispatch_t *d, d_worker_t *w, lpq_worker_event_t why)
+void lpq__worker_remove(lpq_dispatch_t *d, d_worker_t *w, lpq_worker_event_t why)
 {
   lpq_worker_info_t info;
-  worker_info(d, w, &info);
-  dmap_remove(&d->workers, w->key);
+  lpq__worker_info(d, w, &info);
+  lpq__dmap_remove(&d->workers, w->key);
   w->draining = 1;
-  avail_update(d, w);
+  lpq__avail_update(d, w);
   if (why == LPQ_WORKER_EXPIRED)
     d->stats.workers_expired++;
   char reason[160];
@@ -246,15 +246,15 @@ void worker_remove(lpq_dispatch_t *d, d_worker_t *w, lpq_worker_event_t why)
   /* Its tasks: a worker that said BYE gave back what it held (no cost); one that was lost
   ** counts as a failure of each task it held, so a task that kills workers ends. */
   for (size_t i = 0; i < w->n_assigned; i++) {
-    d_task_t *t = dmap_get(&d->tasks, w->assigned[i]);
+    d_task_t *t = lpq__dmap_get(&d->tasks, w->assigned[i]);
     if (t == NULL || t->worker != w)
       continue;
     if (why == LPQ_WORKER_LEFT)
-      task_requeue_front(d, t);
+      lpq__task_requeue_front(d, t);
     else
-      task_failed(d, t, w, LPQ_EIO, reason);
+      lpq__task_failed(d, t, w, LPQ_EIO, reason);
   }
-  dispatch_log(d, 2, "%s", reason);
+  lpq__dispatch_log(d, 2, "%s", reason);
   free(w->assigned);
   free(w);
   if (d->cb.on_worker_change != NULL)
@@ -282,7 +282,7 @@ static d_worker_t *pick_worker(lpq_dispatch_t *d, const d_task_t *t)
   return d->avail;
 }
 
-void dispatch_assign(lpq_dispatch_t *d)
+void lpq__dispatch_assign(lpq_dispatch_t *d)
 {
   size_t skipped = 0; /* jobs passed over in a row because their head task waits */
   while (d->avail != NULL && d->rr != NULL && skipped < d->ring_jobs) {
@@ -309,14 +309,14 @@ void dispatch_assign(lpq_dispatch_t *d)
     t->deadline_ms = uv_now(d->loop) + d->timeout_ms;
     run_append(d, t);
     d->avail = w->av_next;
-    avail_update(d, w);
-    dispatch_send(d, w, t->frame, t->frame_len); /* on failure w is gone and t queued again */
+    lpq__avail_update(d, w);
+    lpq__dispatch_send(d, w, t->frame, t->frame_len); /* on failure w is gone and t queued again */
   }
 }
 
 size_t lpq_dispatch_cancel_job(lpq_dispatch_t *d, int64_t job_id)
 {
-  d_job_t *j = dmap_get(&d->jobs, (uint64_t)job_id);
+  d_job_t *j = lpq__dmap_get(&d->jobs, (uint64_t)job_id);
   if (j == NULL)
     return 0;
   size_t n = 0;
@@ -324,9 +324,9 @@ size_t lpq_dispatch_cancel_job(lpq_dispatch_t *d, int64_t job_id)
     d_task_t *t = j->head;
     j->head = t->next_queued;
     j->queued--;
-    dmap_remove(&d->tasks, t->id);
+    lpq__dmap_remove(&d->tasks, t->id);
     j->live--;
-    free_task(t);
+    lpq__free_task(t);
     n++;
   }
   j->tail = NULL;
@@ -341,9 +341,9 @@ size_t lpq_dispatch_cancel_job(lpq_dispatch_t *d, int64_t job_id)
     if (t->job == j) {
       running--;
       n++;
-      task_forget(d, t);
+      lpq__task_forget(d, t);
     }
   }
-  dispatch_log(d, 2, "job %lld canceled: %zu tasks forgotten", (long long)job_id, n);
+  lpq__dispatch_log(d, 2, "job %lld canceled: %zu tasks forgotten", (long long)job_id, n);
   return n;
 }

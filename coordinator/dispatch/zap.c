@@ -1,5 +1,5 @@
 /*
-** coordinator/dispatch_zap.c: CURVE on the pool's ROUTER and its ZAP handler (ZeroMQ RFC 27).
+** coordinator/dispatch/zap.c: CURVE on the pool's ROUTER and its ZAP handler (ZeroMQ RFC 27).
 ** The ROUTER is a CURVE server; libzmq asks the REP socket bound at inproc://zeromq.zap.01
 ** about every handshake, and we answer from the loop (ZMQ_FD under uv_poll, like the ROUTER):
 ** a worker's public key is admitted when it is the key of a *.pub file in the keys folder, read
@@ -25,7 +25,7 @@ static int key_known(lpq_dispatch_t *d, const uint8_t *raw, char *which, size_t 
 {
   DIR *dir = opendir(d->opts.curve_keys_dir);
   if (dir == NULL) {
-    dispatch_log(d, 0, "curve: cannot read the keys folder %s: %s (admitting no worker)",
+    lpq__dispatch_log(d, 0, "curve: cannot read the keys folder %s: %s (admitting no worker)",
                  d->opts.curve_keys_dir, strerror(errno));
     return 0;
   }
@@ -40,7 +40,7 @@ static int key_known(lpq_dispatch_t *d, const uint8_t *raw, char *which, size_t 
     lpq_error_t err;
     snprintf(path, sizeof path, "%s/%s", d->opts.curve_keys_dir, e->d_name);
     if (lpq_curve_key_read(path, z85, &err) != 0) {
-      dispatch_log(d, 1, "curve: skipping %s", err.msg);
+      lpq__dispatch_log(d, 1, "curve: skipping %s", err.msg);
       continue;
     }
     if (zmq_z85_decode(key, z85) != NULL && memcmp(key, raw, sizeof key) == 0) {
@@ -72,10 +72,10 @@ static void log_refusal(lpq_dispatch_t *d, const char *z85, const char *address,
       slot = r; /* the oldest is replaced */
   }
   if (slot->repeats > 0 && strcmp(slot->key, z85) == 0)
-    dispatch_log(d, 1, "curve: refused worker key %s from %s %s (and %llu times more)", z85,
+    lpq__dispatch_log(d, 1, "curve: refused worker key %s from %s %s (and %llu times more)", z85,
                  address, why, (unsigned long long)slot->repeats);
   else
-    dispatch_log(d, 1, "curve: refused worker key %s from %s %s", z85, address, why);
+    lpq__dispatch_log(d, 1, "curve: refused worker key %s from %s %s", z85, address, why);
   snprintf(slot->key, sizeof slot->key, "%s", z85);
   snprintf(slot->address, sizeof slot->address, "%s", address);
   slot->logged_ms = now ? now : 1;
@@ -96,7 +96,7 @@ static void zap_answer(lpq_dispatch_t *d, uint8_t f[ZAP_FRAMES][ZAP_FRAME_MAX],
                  len[6] == 32;
   if (nframes < 2 || len[0] != 3 || memcmp(f[0], "1.0", 3) != 0) {
     /* libzmq never sends this; the REP socket must still answer before its next request */
-    dispatch_log(d, 0, "curve: a malformed ZAP request (%zu frames)", nframes);
+    lpq__dispatch_log(d, 0, "curve: a malformed ZAP request (%zu frames)", nframes);
     text = "malformed request";
   } else if (!is_curve) {
     text = "CURVE required";
@@ -106,7 +106,7 @@ static void zap_answer(lpq_dispatch_t *d, uint8_t f[ZAP_FRAMES][ZAP_FRAME_MAX],
     if (key_known(d, f[6], which, sizeof which)) {
       status = "200";
       text = "OK";
-      dispatch_log(d, 2, "curve: admitted worker key %s (%s) from %s", z85, which, address);
+      lpq__dispatch_log(d, 2, "curve: admitted worker key %s (%s) from %s", z85, which, address);
     } else {
       log_refusal(d, z85, address, "(not in the keys folder)");
     }
@@ -116,7 +116,7 @@ static void zap_answer(lpq_dispatch_t *d, uint8_t f[ZAP_FRAMES][ZAP_FRAME_MAX],
   size_t out_len[6] = {3, len[1], 3, strlen(text), status[0] == '2' ? strlen(z85) : 0, 0};
   for (int i = 0; i < 6; i++)
     if (zmq_send(d->zap, out[i], out_len[i], (i < 5 ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
-      dispatch_log(d, 0, "curve: cannot answer a ZAP request: %s", zmq_strerror(errno));
+      lpq__dispatch_log(d, 0, "curve: cannot answer a ZAP request: %s", zmq_strerror(errno));
       return;
     }
 }
@@ -157,7 +157,7 @@ static void on_zap_poll(uv_poll_t *h, int status, int events)
   zap_pump(h->data);
 }
 
-int dispatch_curve_setup(lpq_dispatch_t *d, const char *endpoint, lpq_error_t *err)
+int lpq__dispatch_curve_setup(lpq_dispatch_t *d, const char *endpoint, lpq_error_t *err)
 {
   const lpq_dispatch_opts_t *o = &d->opts;
   if (o->curve_secret_key == NULL) {
@@ -187,7 +187,7 @@ int dispatch_curve_setup(lpq_dispatch_t *d, const char *endpoint, lpq_error_t *e
     keys += n >= 5 && e->d_name[0] != '.' && strcmp(e->d_name + n - 4, ".pub") == 0;
   }
   closedir(dir);
-  dispatch_log(d, keys ? 2 : 1, "curve: %zu worker keys (*.pub) in %s%s", keys,
+  lpq__dispatch_log(d, keys ? 2 : 1, "curve: %zu worker keys (*.pub) in %s%s", keys,
                o->curve_keys_dir, keys ? "" : ": no worker can join until one is added");
   /* The handler must be bound before the ROUTER accepts anyone. */
   int zero = 0, one = 1;

@@ -1,4 +1,4 @@
-/* coordinator/search_eval.c: the in-process evaluator: a batch is shared by the caller and
+/* coordinator/search/eval.c: the in-process evaluator: a batch is shared by the caller and
 ** threads - 1 pthreads that take the next unscored genome in turn. Results land at their
 ** genome's index, so the search sees the same batch whatever the thread count or the order of
 ** completion. */

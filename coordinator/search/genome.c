@@ -1,4 +1,4 @@
-/* coordinator/search_genome.c: the LP genome: its space (bit, exponent, regime and scale
+/* coordinator/search/genome.c: the LP genome: its space (bit, exponent, regime and scale
 ** ranges, pinned layers), random genomes, block crossover and mutation, the stable hash. */
 #include "coordinator/search/search_internal.h"
 
@@ -177,7 +177,7 @@ int lpq_genome_check(const lpq_search_space_t *space, const lpq_layer_formats_t 
   return 0;
 }
 
-uint64_t search_fnv1a(uint64_t h, const void *data, size_t len) {
+uint64_t lpq__search_fnv1a(uint64_t h, const void *data, size_t len) {
   const unsigned char *p = data;
   for (size_t i = 0; i < len; i++) {
     h ^= p[i];
@@ -186,23 +186,23 @@ uint64_t search_fnv1a(uint64_t h, const void *data, size_t len) {
   return h;
 }
 
-uint64_t search_fnv1a_int(uint64_t h, int64_t v) {
+uint64_t lpq__search_fnv1a_int(uint64_t h, int64_t v) {
   /* Little-endian bytes whatever the machine, so a hash means the same everywhere. */
   unsigned char b[8];
   for (int i = 0; i < 8; i++)
     b[i] = (unsigned char)((uint64_t)v >> (8 * i));
-  return search_fnv1a(h, b, sizeof b);
+  return lpq__search_fnv1a(h, b, sizeof b);
 }
 
 uint64_t lpq_genome_hash(const lpq_layer_formats_t *genome, size_t layer_count) {
-  uint64_t h = search_fnv1a_int(SEARCH_FNV_OFFSET, (int64_t)layer_count);
+  uint64_t h = lpq__search_fnv1a_int(SEARCH_FNV_OFFSET, (int64_t)layer_count);
   for (size_t l = 0; l < layer_count; l++) {
     const lp_format_t *f[2] = {&genome[l].weight, &genome[l].act};
     for (int k = 0; k < 2; k++) {
-      h = search_fnv1a_int(h, f[k]->n);
-      h = search_fnv1a_int(h, f[k]->es);
-      h = search_fnv1a_int(h, f[k]->rs);
-      h = search_fnv1a_int(h, f[k]->sf);
+      h = lpq__search_fnv1a_int(h, f[k]->n);
+      h = lpq__search_fnv1a_int(h, f[k]->es);
+      h = lpq__search_fnv1a_int(h, f[k]->rs);
+      h = lpq__search_fnv1a_int(h, f[k]->sf);
     }
   }
   return h;
@@ -269,7 +269,7 @@ static void mutate_format(lpq_rng_t *rng, format_range_t r, lp_format_t *f) {
   }
 }
 
-search_block_t genome_pick_block(const lpq_search_space_t *space, lpq_rng_t *rng,
+search_block_t lpq__genome_pick_block(const lpq_search_space_t *space, lpq_rng_t *rng,
                                  size_t block_max) {
   size_t L = space->layer_count, free_count = 0;
   for (size_t l = 0; l < L; l++)
@@ -327,7 +327,7 @@ static void mutate_block(const lpq_search_space_t *sp, lpq_rng_t *rng, search_bl
   }
 }
 
-void genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
+void lpq__genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
                         const lpq_layer_formats_t *a, const lpq_layer_formats_t *b,
                         search_block_t block, double rate, lpq_layer_formats_t *child) {
   memcpy(child, a, space->layer_count * sizeof *child);
@@ -342,7 +342,7 @@ void genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
   mutate_block(space, rng, block, rate, child);
 }
 
-void genome_sibling(const lpq_search_space_t *space, lpq_rng_t *rng,
+void lpq__genome_sibling(const lpq_search_space_t *space, lpq_rng_t *rng,
                     const lpq_layer_formats_t *parent, const lpq_layer_formats_t *child,
                     search_block_t block, double rate, lpq_layer_formats_t *sibling) {
   memcpy(sibling, parent, space->layer_count * sizeof *sibling);

@@ -1,4 +1,4 @@
-/* coordinator/search_job.c: a job's settings as the search library's space and settings, and a
+/* coordinator/search/job.c: a job's settings as the search library's space and settings, and a
 ** candidate's result fields as the search's objectives - the one mapping that `lpq search` and
 ** the coordinator daemon share, so both run the same search for the same job. */
 #include "coordinator/search/search.h"

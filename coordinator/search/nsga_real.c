@@ -1,4 +1,4 @@
-/* coordinator/nsga_real.c: NSGA-II on real-valued problems: simulated binary crossover,
+/* coordinator/search/nsga_real.c: NSGA-II on real-valued problems: simulated binary crossover,
 ** polynomial mutation and the generational loop around the core of nsga.c. The LP search
 ** shares the core; this driver is what holds it to the known fronts of the test problems. */
 #include "coordinator/search/search.h"

@@ -1,4 +1,4 @@
-/* coordinator/search_rng.c: the job's PRNG, xoshiro256** (Blackman and Vigna), seeded by
+/* coordinator/search/rng.c: the job's PRNG, xoshiro256** (Blackman and Vigna), seeded by
 ** splitmix64 so that any 64-bit seed, 0 included, gives a well-mixed state. */
 #include "coordinator/search/search.h"
 

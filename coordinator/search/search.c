@@ -1,4 +1,4 @@
-/* coordinator/search.c: the search object: settings, the archive of scored genomes with its
+/* coordinator/search/search.c: the search object: settings, the archive of scored genomes with its
 ** de-duplication table, stopping rules, the blocking run loop and the read accessors. The
 ** generation step (ask, tell, commit) is in search_step.c, serialisation in search_state.c. */
 #define _GNU_SOURCE /* qsort_r */
@@ -39,7 +39,7 @@ const char *lpq_search_stop_name(lpq_search_stop_t why) {
   return "unknown";
 }
 
-double search_now(void) {
+double lpq__search_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -76,7 +76,7 @@ static int check_settings(lpq_search_settings_t *s, size_t layer_count, lpq_erro
   return 0;
 }
 
-lpq_search_t *search_alloc(const lpq_search_space_t *space,
+lpq_search_t *lpq__search_alloc(const lpq_search_space_t *space,
                            const lpq_search_settings_t *settings, lpq_error_t *err) {
   lpq_search_space_t sp;
   lpq_search_settings_t set = *settings;
@@ -108,7 +108,7 @@ lpq_search_t *search_alloc(const lpq_search_space_t *space,
     s->hv_ref_set = 1;
   }
   s->best_measure = set.mode == LPQ_SEARCH_SCALAR ? INFINITY : -INFINITY;
-  s->mark = search_now();
+  s->mark = lpq__search_now();
   return s;
 }
 
@@ -118,7 +118,7 @@ lpq_search_t *lpq_search_new(const lpq_search_space_t *space,
     lpq_errorf(err, LPQ_EINVAL, "search: missing space or settings");
     return NULL;
   }
-  return search_alloc(space, settings, err);
+  return lpq__search_alloc(space, settings, err);
 }
 
 void lpq_search_free(lpq_search_t **sp) {
@@ -147,7 +147,7 @@ void lpq_search_free(lpq_search_t **sp) {
   *sp = NULL;
 }
 
-uint64_t search_fingerprint(const lpq_search_t *s) {
+uint64_t lpq__search_fingerprint(const lpq_search_t *s) {
   const lpq_search_space_t *sp = &s->space;
   const lpq_search_settings_t *t = &s->set;
   uint64_t h = SEARCH_FNV_OFFSET;
@@ -157,21 +157,21 @@ uint64_t search_fingerprint(const lpq_search_t *s) {
                     (int64_t)t->parents, (int64_t)t->siblings, (int64_t)t->block_max,
                     (int64_t)t->constraint_count, (int64_t)t->seed, t->seed_ladders};
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-    h = search_fnv1a_int(h, ints[i]);
+    h = lpq__search_fnv1a_int(h, ints[i]);
   double reals[] = {t->lambda, t->mutation_rate, t->hv_reference[0], t->hv_reference[1]};
   for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
     int64_t bits;
     memcpy(&bits, &reals[i], sizeof bits);
-    h = search_fnv1a_int(h, bits);
+    h = lpq__search_fnv1a_int(h, bits);
   }
   for (size_t l = 0; l < s->L; l++) {
     const lpq_layer_spec_t *ls = &s->layers[l];
     int64_t li[] = {ls->weight_sf_seed, ls->act_sf_seed, ls->weight_n_pin, ls->act_n_pin,
                     ls->pinned};
     for (size_t i = 0; i < sizeof li / sizeof li[0]; i++)
-      h = search_fnv1a_int(h, li[i]);
+      h = lpq__search_fnv1a_int(h, li[i]);
     if (ls->pinned)
-      h = search_fnv1a_int(h, (int64_t)lpq_genome_hash(&ls->formats, 1));
+      h = lpq__search_fnv1a_int(h, (int64_t)lpq_genome_hash(&ls->formats, 1));
   }
   return h;
 }
@@ -196,7 +196,7 @@ static int table_grow(lpq_search_t *s, lpq_error_t *err) {
 }
 
 /* The archive index of genome g with hash h, or SIZE_MAX when it was never scored. */
-size_t search_archive_find(const lpq_search_t *s, const lpq_layer_formats_t *g, uint64_t h) {
+size_t lpq__search_archive_find(const lpq_search_t *s, const lpq_layer_formats_t *g, uint64_t h) {
   if (!s->table_cap)
     return SIZE_MAX;
   size_t slot = (size_t)h & (s->table_cap - 1);
@@ -217,7 +217,7 @@ static void *grow(void *p, size_t n, size_t size, int *failed) {
   return q;
 }
 
-int search_archive_add(lpq_search_t *s, const lpq_layer_formats_t *genome,
+int lpq__search_archive_add(lpq_search_t *s, const lpq_layer_formats_t *genome,
                        const lpq_eval_result_t *result, size_t generation, lpq_error_t *err) {
   if (s->count == s->cap) {
     size_t cap = s->cap ? 2 * s->cap : 256;
@@ -280,7 +280,7 @@ lpq_search_stop_t lpq_search_should_stop(lpq_search_t *s) {
     return LPQ_STOP_GENERATIONS;
   if (t->max_evaluations && s->evaluations >= t->max_evaluations)
     return LPQ_STOP_EVALUATIONS;
-  if (t->max_seconds > 0 && s->elapsed + (search_now() - s->mark) >= t->max_seconds)
+  if (t->max_seconds > 0 && s->elapsed + (lpq__search_now() - s->mark) >= t->max_seconds)
     return LPQ_STOP_TIME;
   if (t->patience && s->committed > 0 && s->stale >= t->patience)
     return LPQ_STOP_PATIENCE;
@@ -370,7 +370,7 @@ static int cmp_objectives(const void *pa, const void *pb, void *ctx) {
 
 /* The feasible non-dominated members of idx[0..n) (reordered), by increasing L_CO; returns how
 ** many were kept at the front of idx. Shared with the progress report of search_step.c. */
-size_t search_feasible_front(const lpq_search_t *s, size_t *idx, size_t n) {
+size_t lpq__search_feasible_front(const lpq_search_t *s, size_t *idx, size_t n) {
   size_t m = 0;
   for (size_t i = 0; i < n; i++)
     if (s->viol[idx[i]] == 0)
@@ -392,7 +392,7 @@ int lpq_search_front(const lpq_search_t *s, size_t **indices, size_t *count, lpq
     return lpq_errorf(err, LPQ_ENOMEM, "search front: out of memory for %zu genomes", s->count);
   for (size_t i = 0; i < s->count; i++)
     idx[i] = i;
-  *count = search_feasible_front(s, idx, s->count);
+  *count = lpq__search_feasible_front(s, idx, s->count);
   *indices = idx;
   return 0;
 }

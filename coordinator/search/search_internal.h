@@ -1,5 +1,5 @@
-/* coordinator/search_internal.h: what the search's files share inside coordinator/ (not a
-** public header: other folders use coordinator.h). */
+/* coordinator/search/search_internal.h: what the search's files share inside coordinator/search/
+** (not a public header: other folders use search.h). Non-static names here start with lpq__. */
 #ifndef LPQ_COORDINATOR_SEARCH_INTERNAL_H
 #define LPQ_COORDINATOR_SEARCH_INTERNAL_H
 
@@ -11,23 +11,23 @@ typedef struct search_block_t {
 } search_block_t;
 
 /* A random block of 1..block_max layers holding at least one layer that is not pinned. */
-search_block_t genome_pick_block(const lpq_search_space_t *space, lpq_rng_t *rng,
+search_block_t lpq__genome_pick_block(const lpq_search_space_t *space, lpq_rng_t *rng,
                                  size_t block_max);
 /* child = a outside the block; inside it, each format from a or b with equal chance, then each
 ** format mutated with probability rate (at least one of the block's, when any can change). */
-void genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
+void lpq__genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
                         const lpq_layer_formats_t *a, const lpq_layer_formats_t *b,
                         search_block_t block, double rate, lpq_layer_formats_t *child);
 /* sibling = parent with the child's block, then mutated in the block as above. */
-void genome_sibling(const lpq_search_space_t *space, lpq_rng_t *rng,
+void lpq__genome_sibling(const lpq_search_space_t *space, lpq_rng_t *rng,
                     const lpq_layer_formats_t *parent, const lpq_layer_formats_t *child,
                     search_block_t block, double rate, lpq_layer_formats_t *sibling);
 /* FNV-1a 64 of bytes, continuing from h (start from SEARCH_FNV_OFFSET). */
 #define SEARCH_FNV_OFFSET 0xcbf29ce484222325ull
-uint64_t search_fnv1a(uint64_t h, const void *data, size_t len);
-uint64_t search_fnv1a_int(uint64_t h, int64_t v);
+uint64_t lpq__search_fnv1a(uint64_t h, const void *data, size_t len);
+uint64_t lpq__search_fnv1a_int(uint64_t h, int64_t v);
 
-/* The search object (coordinator.h). Records live in the archive, in scoring order; the
+/* The search object (search.h). Records live in the archive, in scoring order; the
 ** population and the pending batch refer to them by archive index. */
 struct lpq_search_t {
   lpq_search_space_t space; /* resolved; space.layers points at `layers` */
@@ -72,20 +72,20 @@ struct lpq_search_t {
 };
 
 /* A fingerprint of everything that shapes the trajectory: the space and those settings. */
-uint64_t search_fingerprint(const lpq_search_t *s);
+uint64_t lpq__search_fingerprint(const lpq_search_t *s);
 /* Appends a scored genome to the archive (and its hash table). */
-int search_archive_add(lpq_search_t *s, const lpq_layer_formats_t *genome,
+int lpq__search_archive_add(lpq_search_t *s, const lpq_layer_formats_t *genome,
                        const lpq_eval_result_t *result, size_t generation, lpq_error_t *err);
 /* Rank and crowding of the population, for the next generation's tournaments. */
-int search_rank_population(lpq_search_t *s, lpq_error_t *err);
+int lpq__search_rank_population(lpq_search_t *s, lpq_error_t *err);
 /* A new search without any generation (the shared part of new and restore). */
-lpq_search_t *search_alloc(const lpq_search_space_t *space,
+lpq_search_t *lpq__search_alloc(const lpq_search_space_t *space,
                            const lpq_search_settings_t *settings, lpq_error_t *err);
-double search_now(void);
+double lpq__search_now(void);
 /* The archive index of genome g (hash h), SIZE_MAX when it was never scored. */
-size_t search_archive_find(const lpq_search_t *s, const lpq_layer_formats_t *g, uint64_t h);
+size_t lpq__search_archive_find(const lpq_search_t *s, const lpq_layer_formats_t *g, uint64_t h);
 /* Keeps the feasible non-dominated members of idx[0..n) at its front, by increasing L_CO;
 ** returns their number. */
-size_t search_feasible_front(const lpq_search_t *s, size_t *idx, size_t n);
+size_t lpq__search_feasible_front(const lpq_search_t *s, size_t *idx, size_t n);
 
 #endif

@@ -1,4 +1,4 @@
-/* coordinator/search_state.c: the search state as JSON (version 1), written between
+/* coordinator/search/state.c: the search state as JSON (version 1), written between
 ** generations and read back into a search that continues exactly as the uninterrupted one:
 ** the PRNG state, the archive (every scored genome and its result, in scoring order), the
 ** population, the history and the patience counters. Reals are written with 17 significant
@@ -81,11 +81,11 @@ int lpq_search_save(const lpq_search_t *s, char **json, lpq_error_t *err) {
   json_t *root = json_pack(
       "{s:s, s:i, s:o, s:I, s:o, s:I, s:I, s:o, s:o, s:I, s:b, s:o, s:o, s:o, s:o}", "format",
       "lpq-search-state", "version", STATE_VERSION, "fingerprint",
-      hex64_json(search_fingerprint(s)), "layer_count", (json_int_t)s->L, "rng", rng,
+      hex64_json(lpq__search_fingerprint(s)), "layer_count", (json_int_t)s->L, "rng", rng,
       "committed", (json_int_t)s->committed, "evaluations", (json_int_t)s->evaluations,
       "hv_ref", hv_ref, "best_measure", real_json(s->best_measure), "stale",
       (json_int_t)s->stale, "exhausted", s->exhausted, "elapsed_seconds",
-      real_json(s->elapsed + (search_now() - s->mark)), "archive", archive, "population", pop,
+      real_json(s->elapsed + (lpq__search_now() - s->mark)), "archive", archive, "population", pop,
       "history", hist);
   char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
   json_decref(root);
@@ -166,9 +166,9 @@ static int read_record(lpq_search_t *s, json_t *rec, size_t i, lpq_layer_formats
   }
   if (lpq_genome_check(&s->space, g, err))
     return lpq_error_prefix(err, "search state: archive record %zu: ", i), LPQ_EFORMAT;
-  if (search_archive_find(s, g, lpq_genome_hash(g, s->L)) != SIZE_MAX)
+  if (lpq__search_archive_find(s, g, lpq_genome_hash(g, s->L)) != SIZE_MAX)
     return BAD("archive record %zu repeats an earlier genome", i);
-  return search_archive_add(s, g, &r, gen, err);
+  return lpq__search_archive_add(s, g, &r, gen, err);
 }
 
 static int read_progress(json_t *h, lpq_search_progress_t *p) {
@@ -192,7 +192,7 @@ static int restore_into(lpq_search_t *s, json_t *root, lpq_error_t *err) {
   if (get_hex64(json_object_get(root, "fingerprint"), &fp) ||
       get_size(json_object_get(root, "layer_count"), &L))
     return BAD("no fingerprint or layer count");
-  if (L != s->L || fp != search_fingerprint(s))
+  if (L != s->L || fp != lpq__search_fingerprint(s))
     return lpq_errorf(err, LPQ_EINVAL, "search state: saved for a different search space or "
                       "settings (fingerprint differs)");
   json_t *rng = json_object_get(root, "rng");
@@ -248,7 +248,7 @@ static int restore_into(lpq_search_t *s, json_t *root, lpq_error_t *err) {
     if (read_progress(json_array_get(hist, i), &s->history[i]))
       return BAD("history entry %zu is malformed", i);
   s->history_count = n;
-  return search_rank_population(s, err);
+  return lpq__search_rank_population(s, err);
 }
 
 lpq_search_t *lpq_search_restore(const lpq_search_space_t *space,
@@ -266,11 +266,11 @@ lpq_search_t *lpq_search_restore(const lpq_search_space_t *space,
     json_decref(root);
     return NULL;
   }
-  lpq_search_t *s = search_alloc(space, settings, err);
+  lpq_search_t *s = lpq__search_alloc(space, settings, err);
   if (s && restore_into(s, root, err))
     lpq_search_free(&s);
   json_decref(root);
   if (s)
-    s->mark = search_now();
+    s->mark = lpq__search_now();
   return s;
 }

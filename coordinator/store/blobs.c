@@ -1,5 +1,5 @@
 /*
-** coordinator/store_blobs.c: content-addressed blobs. The bytes are files under the blob
+** coordinator/store/blobs.c: content-addressed blobs. The bytes are files under the blob
 ** directory (DIR/ab/abcdef..., named by the SHA-256 of their content); the blobs table
 ** records hash, size, kind and time. A blob is written to a temporary file while it is hashed,
 ** fsync'ed and renamed into place before its row is committed, so a crash leaves at worst an
@@ -142,7 +142,7 @@ static char *blob_file(const lpq_store_t *st, const char *hash, int dir_only) {
 static int blob_row(lpq_store_t *st, const char *hash, const char *op, int *found,
                     lpq_store_blob_t *info, lpq_error_t *err) {
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_BLOB_GET, "SELECT size, kind, created FROM blobs WHERE hash = ?1",
+  int ret = lpq__store_stmt(st, STMT_BLOB_GET, "SELECT size, kind, created FROM blobs WHERE hash = ?1",
                        "blobs", op, &s, err);
   if (ret != 0)
     return ret;
@@ -153,10 +153,10 @@ static int blob_row(lpq_store_t *st, const char *hash, const char *op, int *foun
     memset(info, 0, sizeof *info);
     memcpy(info->hash, hash, 65);
     info->size = (size_t)sqlite3_column_int64(s, 0);
-    store_column_text(s, 1, info->kind, sizeof info->kind);
-    info->created = store_column_double(s, 2);
+    lpq__store_column_text(s, 1, info->kind, sizeof info->kind);
+    info->created = lpq__store_column_double(s, 2);
   } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    ret = store_fail(st, rc, "blobs", op, err);
+    ret = lpq__store_fail(st, rc, "blobs", op, err);
   }
   sqlite3_reset(s);
   return ret;
@@ -238,7 +238,7 @@ static int writer_finish(lpq_store_t *st, blob_writer_t *w, const char *kind,
   if (ret != 0)
     return ret;
   sqlite3_stmt *s;
-  ret = store_stmt(st, STMT_BLOB_INSERT,
+  ret = lpq__store_stmt(st, STMT_BLOB_INSERT,
                    "INSERT INTO blobs (hash, size, kind, created) VALUES (?1, ?2, ?3, ?4) "
                    "ON CONFLICT (hash) DO NOTHING",
                    "blobs", "put", &s, err);
@@ -247,10 +247,10 @@ static int writer_finish(lpq_store_t *st, blob_writer_t *w, const char *kind,
   sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 2, (sqlite3_int64)w->size);
   sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
-  sqlite3_bind_double(s, 4, store_now());
+  sqlite3_bind_double(s, 4, lpq__store_now());
   int rc = sqlite3_step(s);
   if (rc != SQLITE_DONE)
-    ret = store_fail(st, rc, "blobs", "put", err);
+    ret = lpq__store_fail(st, rc, "blobs", "put", err);
   sqlite3_reset(s);
   if (ret == 0 && hash != NULL)
     memcpy(hash, hex, LPQ_STORE_HASH_HEX);

@@ -1,5 +1,5 @@
 /*
-** coordinator/store_checkpoint.c: WAL checkpoints on a thread of their own. A checkpoint
+** coordinator/store/checkpoint.c: WAL checkpoints on a thread of their own. A checkpoint
 ** copies the WAL into the database file and fsyncs it; on a busy disk that takes tens of
 ** milliseconds, which the writer (the coordinator's libuv loop) must not wait for. So the
 ** writer's WAL hook only signals, and this thread checkpoints (PASSIVE: it never blocks the
@@ -59,12 +59,12 @@ static int wal_hook(void *ctx, sqlite3 *db, const char *name, int frames) {
   return SQLITE_OK;
 }
 
-int store_checkpointer_start(lpq_store_t *st, lpq_error_t *err) {
+int lpq__store_checkpointer_start(lpq_store_t *st, lpq_error_t *err) {
   store_checkpointer_t *c = &st->checkpointer;
   memset(c, 0, sizeof *c);
   int rc = sqlite3_open_v2(st->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
-    lpq_errorf(err, store_code(rc), "store: %s: opening the checkpoint connection: %s",
+    lpq_errorf(err, lpq__store_code(rc), "store: %s: opening the checkpoint connection: %s",
                st->path, c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
     sqlite3_close(c->db);
     c->db = NULL;
@@ -83,7 +83,7 @@ int store_checkpointer_start(lpq_store_t *st, lpq_error_t *err) {
   return 0;
 }
 
-void store_checkpointer_stop(lpq_store_t *st) {
+void lpq__store_checkpointer_stop(lpq_store_t *st) {
   store_checkpointer_t *c = &st->checkpointer;
   if (st->db != NULL)
     sqlite3_wal_hook(st->db, NULL, NULL);

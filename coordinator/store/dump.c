@@ -1,5 +1,5 @@
 /*
-** coordinator/store_dump.c: any table or view of the store as JSON, for `lpqctl history` and
+** coordinator/store/dump.c: any table or view of the store as JSON, for `lpqctl history` and
 ** the API's read methods. The name is checked against the schema (never pasted in unchecked),
 ** and the filters apply only to columns the table has.
 */
@@ -29,7 +29,7 @@ static int check_name(lpq_store_t *st, const char *name, lpq_error_t *err) {
                                              "workers, events; views: v_pareto, "
                                              "v_generation_stats, v_best_config)",
                                              name)
-                                : store_fail(st, rc, name, "dump", err);
+                                : lpq__store_fail(st, rc, name, "dump", err);
   sqlite3_finalize(s);
   return ret;
 }
@@ -79,7 +79,7 @@ int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_
   int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(s);
-    return store_fail(st, rc, name, "dump", err);
+    return lpq__store_fail(st, rc, name, "dump", err);
   }
   static const char *const job_cols[] = {"job", NULL};
   static const char *const gen_cols[] = {"generation", "number", NULL};
@@ -105,7 +105,7 @@ int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_
   rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(s);
-    return store_fail(st, rc, name, "dump", err);
+    return lpq__store_fail(st, rc, name, "dump", err);
   }
   sqlite3_bind_int64(s, 1, f->job);
   sqlite3_bind_int64(s, 2, f->generation);
@@ -127,7 +127,7 @@ int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_
         ret = lpq_errorf(err, LPQ_ENOMEM, "store: dump: %s: out of memory", name);
   }
   if (ret == 0 && rc != SQLITE_DONE)
-    ret = store_fail(st, rc, name, "dump", err);
+    ret = lpq__store_fail(st, rc, name, "dump", err);
   sqlite3_finalize(s);
   if (ret == 0) {
     *json = json_dumps(rows, JSON_COMPACT | JSON_ENSURE_ASCII);

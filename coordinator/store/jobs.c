@@ -1,5 +1,5 @@
 /*
-** coordinator/store_jobs.c: the jobs table: insert, status changes, cancel requests, get and
+** coordinator/store/jobs.c: the jobs table: insert, status changes, cancel requests, get and
 ** list (with the progress that generation commits keep up to date).
 */
 #include "coordinator/store/store_internal.h"
@@ -41,7 +41,7 @@ int lpq_store_job_insert(lpq_store_t *st, const char *name, const char *settings
     return lpq_errorf(err, LPQ_EINVAL, "store: jobs: insert: the name is %zu bytes, at most %d",
                       strlen(name), LPQ_STORE_NAME_MAX - 1);
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_JOB_INSERT,
+  int ret = lpq__store_stmt(st, STMT_JOB_INSERT,
                        "INSERT INTO jobs (name, settings, created, updated) "
                        "VALUES (?1, ?2, ?3, ?3)",
                        "jobs", "insert", &s, err);
@@ -49,7 +49,7 @@ int lpq_store_job_insert(lpq_store_t *st, const char *name, const char *settings
     return ret;
   sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, settings, -1, SQLITE_STATIC);
-  sqlite3_bind_double(s, 3, store_now());
+  sqlite3_bind_double(s, 3, lpq__store_now());
   int rc = sqlite3_step(s);
   if (rc == SQLITE_DONE && id != NULL)
     *id = sqlite3_last_insert_rowid(st->db);
@@ -59,7 +59,7 @@ int lpq_store_job_insert(lpq_store_t *st, const char *name, const char *settings
     ret = lpq_errorf(err, LPQ_EINVAL,
                      "store: jobs: insert: job \"%s\": the settings are not valid JSON", name);
   else
-    ret = store_fail(st, rc, "jobs", "insert", err);
+    ret = lpq__store_fail(st, rc, "jobs", "insert", err);
   sqlite3_reset(s);
   return ret;
 }
@@ -68,7 +68,7 @@ int lpq_store_job_insert(lpq_store_t *st, const char *name, const char *settings
 static int job_status(lpq_store_t *st, int64_t id, const char *op, lpq_store_job_status_t *out,
                       lpq_error_t *err) {
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_JOB_STATUS_GET, "SELECT status FROM jobs WHERE id = ?1", "jobs",
+  int ret = lpq__store_stmt(st, STMT_JOB_STATUS_GET, "SELECT status FROM jobs WHERE id = ?1", "jobs",
                        op, &s, err);
   if (ret != 0)
     return ret;
@@ -79,7 +79,7 @@ static int job_status(lpq_store_t *st, int64_t id, const char *op, lpq_store_job
   else if (rc == SQLITE_DONE)
     ret = lpq_errorf(err, LPQ_ENOTFOUND, "store: jobs: %s: no job %lld", op, (long long)id);
   else
-    ret = store_fail(st, rc, "jobs", op, err);
+    ret = lpq__store_fail(st, rc, "jobs", op, err);
   sqlite3_reset(s);
   return ret;
 }
@@ -90,7 +90,7 @@ int lpq_store_job_set_status(lpq_store_t *st, int64_t id, lpq_store_job_status_t
     return lpq_errorf(err, LPQ_EINVAL, "store: jobs: set status: bad store or status %d",
                       (int)status);
   /* Read and write in one transaction, so the final-status rule holds against any writer. */
-  int ret = store_begin(st, "jobs", "set status", err);
+  int ret = lpq__store_begin(st, "jobs", "set status", err);
   if (ret != 0)
     return ret;
   lpq_store_job_status_t now = LPQ_STORE_JOB_QUEUED;
@@ -101,7 +101,7 @@ int lpq_store_job_set_status(lpq_store_t *st, int64_t id, lpq_store_job_status_t
                      (long long)id, status_names[now], status_names[status]);
   sqlite3_stmt *s = NULL;
   if (ret == 0)
-    ret = store_stmt(
+    ret = lpq__store_stmt(
         st, STMT_JOB_SET_STATUS,
         "UPDATE jobs SET status = ?2, message = coalesce(?3, message), updated = ?4, "
         "started = CASE WHEN ?2 = 'running' THEN coalesce(started, ?4) ELSE started END, "
@@ -114,19 +114,19 @@ int lpq_store_job_set_status(lpq_store_t *st, int64_t id, lpq_store_job_status_t
     sqlite3_bind_text(s, 2, status_names[status], -1, SQLITE_STATIC);
     if (message != NULL)
       sqlite3_bind_text(s, 3, message, -1, SQLITE_STATIC);
-    sqlite3_bind_double(s, 4, store_now());
+    sqlite3_bind_double(s, 4, lpq__store_now());
     int rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
-      ret = store_fail(st, rc, "jobs", "set status", err);
+      ret = lpq__store_fail(st, rc, "jobs", "set status", err);
     sqlite3_reset(s);
   }
-  return store_end(st, ret, "jobs", "set status", err);
+  return lpq__store_end(st, ret, "jobs", "set status", err);
 }
 
 int lpq_store_job_request_cancel(lpq_store_t *st, int64_t id, lpq_error_t *err) {
   if (st == NULL)
     return lpq_errorf(err, LPQ_EINVAL, "store: jobs: cancel: no store");
-  int ret = store_begin(st, "jobs", "cancel", err);
+  int ret = lpq__store_begin(st, "jobs", "cancel", err);
   if (ret != 0)
     return ret;
   lpq_store_job_status_t now = LPQ_STORE_JOB_QUEUED;
@@ -136,18 +136,18 @@ int lpq_store_job_request_cancel(lpq_store_t *st, int64_t id, lpq_error_t *err) 
                      (long long)id, status_names[now]);
   sqlite3_stmt *s = NULL;
   if (ret == 0)
-    ret = store_stmt(st, STMT_JOB_CANCEL,
+    ret = lpq__store_stmt(st, STMT_JOB_CANCEL,
                      "UPDATE jobs SET cancel_requested = 1, updated = ?2 WHERE id = ?1", "jobs",
                      "cancel", &s, err);
   if (ret == 0) {
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_double(s, 2, store_now());
+    sqlite3_bind_double(s, 2, lpq__store_now());
     int rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
-      ret = store_fail(st, rc, "jobs", "cancel", err);
+      ret = lpq__store_fail(st, rc, "jobs", "cancel", err);
     sqlite3_reset(s);
   }
-  return store_end(st, ret, "jobs", "cancel", err);
+  return lpq__store_end(st, ret, "jobs", "cancel", err);
 }
 
 /* ---- reading jobs ---------------------------------------------------------------------- */
@@ -165,7 +165,7 @@ static size_t column_size(sqlite3_stmt *s, int col) {
 static int job_from_row(sqlite3_stmt *s, lpq_store_job_t *out, lpq_error_t *err) {
   memset(out, 0, sizeof *out);
   out->id = sqlite3_column_int64(s, 0);
-  store_column_text(s, 1, out->name, sizeof out->name);
+  lpq__store_column_text(s, 1, out->name, sizeof out->name);
   int ret = lpq_store_job_status_parse((const char *)sqlite3_column_text(s, 2), &out->status,
                                        err);
   if (ret != 0)
@@ -175,18 +175,18 @@ static int job_from_row(sqlite3_stmt *s, lpq_store_job_t *out, lpq_error_t *err)
   if (out->settings == NULL)
     return lpq_errorf(err, LPQ_ENOMEM, "store: jobs: get: out of memory for job %lld's settings",
                       (long long)out->id);
-  store_column_text(s, 4, out->message, sizeof out->message);
+  lpq__store_column_text(s, 4, out->message, sizeof out->message);
   out->cancel_requested = sqlite3_column_int(s, 5) != 0;
-  out->created = store_column_double(s, 6);
-  out->started = store_column_double(s, 7);
-  out->finished = store_column_double(s, 8);
-  out->updated = store_column_double(s, 9);
+  out->created = lpq__store_column_double(s, 6);
+  out->started = lpq__store_column_double(s, 7);
+  out->finished = lpq__store_column_double(s, 8);
+  out->updated = lpq__store_column_double(s, 9);
   out->generation = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 10);
   out->evaluations = column_size(s, 11);
   out->evaluations_stored = column_size(s, 12);
-  out->best_l_co = store_column_double(s, 13);
-  out->best_l_f = store_column_double(s, 14);
-  out->hypervolume = store_column_double(s, 15);
+  out->best_l_co = lpq__store_column_double(s, 13);
+  out->best_l_f = lpq__store_column_double(s, 14);
+  out->hypervolume = lpq__store_column_double(s, 15);
   out->front_size = column_size(s, 16);
   return 0;
 }
@@ -196,7 +196,7 @@ int lpq_store_job_get(lpq_store_t *st, int64_t id, lpq_store_job_t *out, lpq_err
     return lpq_errorf(err, LPQ_EINVAL, "store: jobs: get: missing store or output");
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_JOB_GET, JOB_COLUMNS "WHERE id = ?1", "jobs", "get", &s, err);
+  int ret = lpq__store_stmt(st, STMT_JOB_GET, JOB_COLUMNS "WHERE id = ?1", "jobs", "get", &s, err);
   if (ret != 0)
     return ret;
   sqlite3_bind_int64(s, 1, id);
@@ -206,7 +206,7 @@ int lpq_store_job_get(lpq_store_t *st, int64_t id, lpq_store_job_t *out, lpq_err
   else if (rc == SQLITE_DONE)
     ret = lpq_errorf(err, LPQ_ENOTFOUND, "store: jobs: get: no job %lld", (long long)id);
   else
-    ret = store_fail(st, rc, "jobs", "get", err);
+    ret = lpq__store_fail(st, rc, "jobs", "get", err);
   sqlite3_reset(s);
   if (ret != 0)
     lpq_store_job_clear(out);
@@ -228,11 +228,11 @@ int lpq_store_job_list(lpq_store_t *st, lpq_store_job_filter_t filter, lpq_store
   *count = 0;
   sqlite3_stmt *s;
   int ret = filter == LPQ_STORE_JOBS_UNFINISHED
-                ? store_stmt(st, STMT_JOB_LIST_UNFINISHED,
+                ? lpq__store_stmt(st, STMT_JOB_LIST_UNFINISHED,
                              JOB_COLUMNS "WHERE status IN ('queued', 'running', 'paused') "
                                          "ORDER BY id",
                              "jobs", "list", &s, err)
-                : store_stmt(st, STMT_JOB_LIST_ALL, JOB_COLUMNS "ORDER BY id", "jobs", "list",
+                : lpq__store_stmt(st, STMT_JOB_LIST_ALL, JOB_COLUMNS "ORDER BY id", "jobs", "list",
                              &s, err);
   if (ret != 0)
     return ret;
@@ -254,7 +254,7 @@ int lpq_store_job_list(lpq_store_t *st, lpq_store_job_filter_t filter, lpq_store
     n++; /* a half-filled row is cleared with the others */
   }
   if (ret == 0 && rc != SQLITE_DONE)
-    ret = store_fail(st, rc, "jobs", "list", err);
+    ret = lpq__store_fail(st, rc, "jobs", "list", err);
   sqlite3_reset(s);
   if (ret != 0) {
     lpq_store_job_list_free(&list, n);

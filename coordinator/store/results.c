@@ -1,5 +1,5 @@
 /*
-** coordinator/store_results.c: what the search produces: evaluations (committed in batches,
+** coordinator/store/results.c: what the search produces: evaluations (committed in batches,
 ** looked up by (job, genome) for the replay) and generations with their population.
 */
 #include "coordinator/store/store_internal.h"
@@ -14,24 +14,24 @@
 static int eval_insert(lpq_store_t *st, sqlite3_stmt *s, const lpq_store_eval_t *e, double now,
                        int *added, lpq_error_t *err) {
   char hex[17];
-  store_hash_hex(e->genome_hash, hex);
+  lpq__store_hash_hex(e->genome_hash, hex);
   sqlite3_bind_int64(s, 1, e->job);
   sqlite3_bind_text(s, 2, hex, 16, SQLITE_TRANSIENT);
   sqlite3_bind_int(s, 3, e->status);
-  store_bind_text(s, 4, e->error);
-  store_bind_text(s, 5, e->worker);
-  store_bind_double(s, 6, e->l_co);
-  store_bind_double(s, 7, e->l_co_global);
-  store_bind_double(s, 8, e->l_co_local);
-  store_bind_double(s, 9, e->l_cr);
-  store_bind_double(s, 10, e->mean_weight_bits);
-  store_bind_double(s, 11, e->mean_act_bits);
-  store_bind_double(s, 12, e->top1);
-  store_bind_double(s, 13, e->latency_s);
-  store_bind_double(s, 14, e->energy_pj);
-  store_bind_double(s, 15, e->edp_js);
-  store_bind_double(s, 16, e->eval_ms);
-  store_bind_text(s, 17, e->genome_json);
+  lpq__store_bind_text(s, 4, e->error);
+  lpq__store_bind_text(s, 5, e->worker);
+  lpq__store_bind_double(s, 6, e->l_co);
+  lpq__store_bind_double(s, 7, e->l_co_global);
+  lpq__store_bind_double(s, 8, e->l_co_local);
+  lpq__store_bind_double(s, 9, e->l_cr);
+  lpq__store_bind_double(s, 10, e->mean_weight_bits);
+  lpq__store_bind_double(s, 11, e->mean_act_bits);
+  lpq__store_bind_double(s, 12, e->top1);
+  lpq__store_bind_double(s, 13, e->latency_s);
+  lpq__store_bind_double(s, 14, e->energy_pj);
+  lpq__store_bind_double(s, 15, e->edp_js);
+  lpq__store_bind_double(s, 16, e->eval_ms);
+  lpq__store_bind_text(s, 17, e->genome_json);
   sqlite3_bind_double(s, 18, now);
   int rc = sqlite3_step(s);
   int ret = 0;
@@ -42,7 +42,7 @@ static int eval_insert(lpq_store_t *st, sqlite3_stmt *s, const lpq_store_eval_t 
                      hex, (long long)e->job,
                      rc == SQLITE_CONSTRAINT_FOREIGNKEY ? "no such job" : sqlite3_errmsg(st->db));
   else
-    ret = store_fail(st, rc, "evaluations", "commit", err);
+    ret = lpq__store_fail(st, rc, "evaluations", "commit", err);
   sqlite3_reset(s);
   return ret;
 }
@@ -51,7 +51,7 @@ static int eval_insert(lpq_store_t *st, sqlite3_stmt *s, const lpq_store_eval_t 
 static int add_count(lpq_store_t *st, store_stmt_id_t id, const char *sql, const char *table,
                      sqlite3_int64 job, const char *worker, size_t n, lpq_error_t *err) {
   sqlite3_stmt *s;
-  int ret = store_stmt(st, id, sql, table, "count evaluations", &s, err);
+  int ret = lpq__store_stmt(st, id, sql, table, "count evaluations", &s, err);
   if (ret != 0)
     return ret;
   if (worker != NULL)
@@ -61,7 +61,7 @@ static int add_count(lpq_store_t *st, store_stmt_id_t id, const char *sql, const
   sqlite3_bind_int64(s, 2, (sqlite3_int64)n);
   int rc = sqlite3_step(s);
   if (rc != SQLITE_DONE)
-    ret = store_fail(st, rc, table, "count evaluations", err);
+    ret = lpq__store_fail(st, rc, table, "count evaluations", err);
   sqlite3_reset(s);
   return ret;
 }
@@ -93,16 +93,16 @@ int lpq_store_eval_commit(lpq_store_t *st, const lpq_store_eval_t *evals, size_t
   if (count == 0)
     return 0;
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_EVAL_INSERT,
+  int ret = lpq__store_stmt(st, STMT_EVAL_INSERT,
                        "INSERT INTO evaluations (job, genome, status, error, worker, l_co, "
                        "l_co_global, l_co_local, l_cr, mean_weight_bits, mean_act_bits, top1, "
                        "latency_s, energy_pj, edp_js, eval_ms, genome_json, finished) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
                        "?15, ?16, ?17, ?18) ON CONFLICT (job, genome) DO NOTHING",
                        "evaluations", "commit", &s, err);
-  if (ret != 0 || (ret = store_begin(st, "evaluations", "commit", err)) != 0)
+  if (ret != 0 || (ret = lpq__store_begin(st, "evaluations", "commit", err)) != 0)
     return ret;
-  double now = store_now();
+  double now = lpq__store_now();
   size_t added_total = 0, run_added = 0;
   /* new rows per worker, so that each worker's counter is updated once per batch (with 100
   ** workers an UPDATE per row cost as much as the row itself); NULL: count row by row */
@@ -135,7 +135,7 @@ int lpq_store_eval_commit(lpq_store_t *st, const lpq_store_eval_t *evals, size_t
     ret = add_count(st, STMT_WORKER_ADD_DONE, WORKER_ADD_DONE_SQL, "workers", 0,
                     per_worker[k].worker, per_worker[k].count, err);
   free(per_worker);
-  ret = store_end(st, ret, "evaluations", "commit", err);
+  ret = lpq__store_end(st, ret, "evaluations", "commit", err);
   if (ret == 0 && inserted != NULL)
     *inserted = added_total;
   return ret;
@@ -146,7 +146,7 @@ int lpq_store_eval_get(lpq_store_t *st, int64_t job, uint64_t genome_hash,
   if (st == NULL || out == NULL)
     return lpq_errorf(err, LPQ_EINVAL, "store: evaluations: get: missing store or output");
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_EVAL_GET,
+  int ret = lpq__store_stmt(st, STMT_EVAL_GET,
                        "SELECT status, error, worker, l_co, l_co_global, l_co_local, l_cr, "
                        "mean_weight_bits, mean_act_bits, top1, latency_s, energy_pj, edp_js, "
                        "eval_ms, finished FROM evaluations WHERE job = ?1 AND genome = ?2",
@@ -154,7 +154,7 @@ int lpq_store_eval_get(lpq_store_t *st, int64_t job, uint64_t genome_hash,
   if (ret != 0)
     return ret;
   char hex[17];
-  store_hash_hex(genome_hash, hex);
+  lpq__store_hash_hex(genome_hash, hex);
   sqlite3_bind_int64(s, 1, job);
   sqlite3_bind_text(s, 2, hex, 16, SQLITE_STATIC);
   int rc = sqlite3_step(s);
@@ -163,19 +163,19 @@ int lpq_store_eval_get(lpq_store_t *st, int64_t job, uint64_t genome_hash,
     out->job = job;
     out->genome_hash = genome_hash;
     out->status = sqlite3_column_int(s, 0);
-    store_column_text(s, 1, out->error, sizeof out->error);
-    store_column_text(s, 2, out->worker, sizeof out->worker);
+    lpq__store_column_text(s, 1, out->error, sizeof out->error);
+    lpq__store_column_text(s, 2, out->worker, sizeof out->worker);
     double *fields[] = {&out->l_co,          &out->l_co_global,      &out->l_co_local,
                         &out->l_cr,          &out->mean_weight_bits, &out->mean_act_bits,
                         &out->top1,          &out->latency_s,        &out->energy_pj,
                         &out->edp_js,        &out->eval_ms,          &out->finished};
     for (int i = 0; i < (int)(sizeof fields / sizeof fields[0]); i++)
-      *fields[i] = store_column_double(s, 3 + i);
+      *fields[i] = lpq__store_column_double(s, 3 + i);
   } else if (rc == SQLITE_DONE) {
     ret = lpq_errorf(err, LPQ_ENOTFOUND, "store: evaluations: get: job %lld has no result for "
                      "genome %s", (long long)job, hex);
   } else {
-    ret = store_fail(st, rc, "evaluations", "get", err);
+    ret = lpq__store_fail(st, rc, "evaluations", "get", err);
   }
   sqlite3_reset(s);
   return ret;
@@ -185,7 +185,7 @@ int lpq_store_eval_count(lpq_store_t *st, int64_t job, size_t *count, lpq_error_
   if (st == NULL || count == NULL)
     return lpq_errorf(err, LPQ_EINVAL, "store: evaluations: count: missing store or output");
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_EVAL_COUNT, "SELECT count(*) FROM evaluations WHERE job = ?1",
+  int ret = lpq__store_stmt(st, STMT_EVAL_COUNT, "SELECT count(*) FROM evaluations WHERE job = ?1",
                        "evaluations", "count", &s, err);
   if (ret != 0)
     return ret;
@@ -194,7 +194,7 @@ int lpq_store_eval_count(lpq_store_t *st, int64_t job, size_t *count, lpq_error_
   if (rc == SQLITE_ROW)
     *count = (size_t)sqlite3_column_int64(s, 0);
   else
-    ret = store_fail(st, rc, "evaluations", "count", err);
+    ret = lpq__store_fail(st, rc, "evaluations", "count", err);
   sqlite3_reset(s);
   return ret;
 }
@@ -204,7 +204,7 @@ int lpq_store_eval_count(lpq_store_t *st, int64_t job, size_t *count, lpq_error_
 static int step_done(lpq_store_t *st, sqlite3_stmt *s, const char *table, const char *op,
                      lpq_error_t *err) {
   int rc = sqlite3_step(s);
-  int ret = rc == SQLITE_DONE ? 0 : store_fail(st, rc, table, op, err);
+  int ret = rc == SQLITE_DONE ? 0 : lpq__store_fail(st, rc, table, op, err);
   sqlite3_reset(s);
   return ret;
 }
@@ -212,7 +212,7 @@ static int step_done(lpq_store_t *st, sqlite3_stmt *s, const char *table, const 
 static int generation_row(lpq_store_t *st, const lpq_store_generation_t *g, double now,
                           lpq_error_t *err) {
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_GEN_DELETE,
+  int ret = lpq__store_stmt(st, STMT_GEN_DELETE,
                        "DELETE FROM generations WHERE job = ?1 AND number = ?2", "generations",
                        "commit", &s, err);
   if (ret != 0)
@@ -221,7 +221,7 @@ static int generation_row(lpq_store_t *st, const lpq_store_generation_t *g, doub
   sqlite3_bind_int64(s, 2, (sqlite3_int64)g->number);
   if ((ret = step_done(st, s, "generations", "commit", err)) != 0)
     return ret;
-  ret = store_stmt(st, STMT_GEN_INSERT,
+  ret = lpq__store_stmt(st, STMT_GEN_INSERT,
                    "INSERT INTO generations (job, number, evaluations, new_evaluations, failed, "
                    "best_l_co, best_l_f, hypervolume, front_size, elapsed_s, time) "
                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -233,9 +233,9 @@ static int generation_row(lpq_store_t *st, const lpq_store_generation_t *g, doub
   sqlite3_bind_int64(s, 3, (sqlite3_int64)g->evaluations);
   sqlite3_bind_int64(s, 4, (sqlite3_int64)g->new_evaluations);
   sqlite3_bind_int64(s, 5, (sqlite3_int64)g->failed);
-  store_bind_double(s, 6, g->best_l_co);
-  store_bind_double(s, 7, g->best_l_f);
-  store_bind_double(s, 8, g->hypervolume);
+  lpq__store_bind_double(s, 6, g->best_l_co);
+  lpq__store_bind_double(s, 7, g->best_l_f);
+  lpq__store_bind_double(s, 8, g->hypervolume);
   sqlite3_bind_int64(s, 9, (sqlite3_int64)g->front_size);
   sqlite3_bind_double(s, 10, isnan(g->elapsed_s) ? 0.0 : g->elapsed_s);
   sqlite3_bind_double(s, 11, now);
@@ -244,7 +244,7 @@ static int generation_row(lpq_store_t *st, const lpq_store_generation_t *g, doub
     ret = lpq_errorf(err, LPQ_EINVAL, "store: generations: commit: no job %lld",
                      (long long)g->job);
   else if (rc != SQLITE_DONE)
-    ret = store_fail(st, rc, "generations", "commit", err);
+    ret = lpq__store_fail(st, rc, "generations", "commit", err);
   sqlite3_reset(s);
   return ret;
 }
@@ -255,7 +255,7 @@ static int individual_row(lpq_store_t *st, const lpq_store_generation_t *g,
     return lpq_errorf(err, LPQ_EINVAL, "store: individuals: commit: individual %zu of job %lld "
                       "generation %zu has no genome_json", index, (long long)g->job, g->number);
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_IND_INSERT,
+  int ret = lpq__store_stmt(st, STMT_IND_INSERT,
                        "INSERT INTO individuals (job, generation, genome, genome_json, l_co, "
                        "l_cr, l_f, violation, rank, crowding, in_front) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -263,17 +263,17 @@ static int individual_row(lpq_store_t *st, const lpq_store_generation_t *g,
   if (ret != 0)
     return ret;
   char hex[17];
-  store_hash_hex(ind->genome_hash, hex);
+  lpq__store_hash_hex(ind->genome_hash, hex);
   sqlite3_bind_int64(s, 1, g->job);
   sqlite3_bind_int64(s, 2, (sqlite3_int64)g->number);
   sqlite3_bind_text(s, 3, hex, 16, SQLITE_STATIC);
   sqlite3_bind_text(s, 4, ind->genome_json, -1, SQLITE_STATIC);
-  store_bind_double(s, 5, ind->l_co);
-  store_bind_double(s, 6, ind->l_cr);
-  store_bind_double(s, 7, ind->l_f);
+  lpq__store_bind_double(s, 5, ind->l_co);
+  lpq__store_bind_double(s, 6, ind->l_cr);
+  lpq__store_bind_double(s, 7, ind->l_f);
   sqlite3_bind_double(s, 8, isnan(ind->violation) ? INFINITY : ind->violation);
   sqlite3_bind_int64(s, 9, (sqlite3_int64)ind->rank);
-  store_bind_double(s, 10, ind->crowding);
+  lpq__store_bind_double(s, 10, ind->crowding);
   sqlite3_bind_int(s, 11, ind->in_front != 0);
   int rc = sqlite3_step(s);
   if ((rc & 0xff) == SQLITE_CONSTRAINT)
@@ -283,7 +283,7 @@ static int individual_row(lpq_store_t *st, const lpq_store_generation_t *g,
                      : rc == SQLITE_CONSTRAINT_CHECK    ? "genome_json is not valid JSON"
                                                         : sqlite3_errmsg(st->db));
   else if (rc != SQLITE_DONE)
-    ret = store_fail(st, rc, "individuals", "commit", err);
+    ret = lpq__store_fail(st, rc, "individuals", "commit", err);
   sqlite3_reset(s);
   return ret;
 }
@@ -291,7 +291,7 @@ static int individual_row(lpq_store_t *st, const lpq_store_generation_t *g,
 static int job_progress(lpq_store_t *st, const lpq_store_generation_t *g, double now,
                         lpq_error_t *err) {
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_JOB_PROGRESS,
+  int ret = lpq__store_stmt(st, STMT_JOB_PROGRESS,
                        "UPDATE jobs SET generation = ?2, evaluations = ?3, best_l_co = ?4, "
                        "best_l_f = ?5, hypervolume = ?6, front_size = ?7, updated = ?8 "
                        "WHERE id = ?1 AND (generation IS NULL OR generation <= ?2)",
@@ -301,9 +301,9 @@ static int job_progress(lpq_store_t *st, const lpq_store_generation_t *g, double
   sqlite3_bind_int64(s, 1, g->job);
   sqlite3_bind_int64(s, 2, (sqlite3_int64)g->number);
   sqlite3_bind_int64(s, 3, (sqlite3_int64)g->evaluations);
-  store_bind_double(s, 4, g->best_l_co);
-  store_bind_double(s, 5, g->best_l_f);
-  store_bind_double(s, 6, g->hypervolume);
+  lpq__store_bind_double(s, 4, g->best_l_co);
+  lpq__store_bind_double(s, 5, g->best_l_f);
+  lpq__store_bind_double(s, 6, g->hypervolume);
   sqlite3_bind_int64(s, 7, (sqlite3_int64)g->front_size);
   sqlite3_bind_double(s, 8, now);
   return step_done(st, s, "jobs", "progress", err);
@@ -314,14 +314,14 @@ int lpq_store_generation_commit(lpq_store_t *st, const lpq_store_generation_t *g
                                 lpq_error_t *err) {
   if (st == NULL || gen == NULL || (individuals == NULL && count > 0))
     return lpq_errorf(err, LPQ_EINVAL, "store: generations: commit: missing store or rows");
-  int ret = store_begin(st, "generations", "commit", err);
+  int ret = lpq__store_begin(st, "generations", "commit", err);
   if (ret != 0)
     return ret;
-  double now = store_now();
+  double now = lpq__store_now();
   ret = generation_row(st, gen, now, err);
   for (size_t i = 0; ret == 0 && i < count; i++)
     ret = individual_row(st, gen, &individuals[i], i, err);
   if (ret == 0)
     ret = job_progress(st, gen, now, err);
-  return store_end(st, ret, "generations", "commit", err);
+  return lpq__store_end(st, ret, "generations", "commit", err);
 }

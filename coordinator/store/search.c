@@ -1,5 +1,5 @@
 /*
-** coordinator/store_search.c: the bridge from the search library to the store: a genome as
+** coordinator/store/search.c: the bridge from the search library to the store: a genome as
 ** JSON text, and a committed generation of an lpq_search_t as a generation row with its
 ** population (objectives, NSGA-II rank and crowding, front flags).
 */

@@ -1,5 +1,5 @@
 /*
-** coordinator/store.c: opening and closing the store, schema migrations by PRAGMA
+** coordinator/store/store.c: opening and closing the store, schema migrations by PRAGMA
 ** user_version, the statement cache, transactions and the mapping of SQLite errors.
 */
 #include "coordinator/store/store_internal.h"
@@ -16,7 +16,7 @@
 /* PRAGMA application_id of an lpq store: "LPQS", so another program's database is refused. */
 #define STORE_APPLICATION_ID 0x4c505153
 
-int store_code(int rc) {
+int lpq__store_code(int rc) {
   switch (rc & 0xff) {
   case SQLITE_OK:
   case SQLITE_ROW:
@@ -42,13 +42,13 @@ int store_code(int rc) {
   }
 }
 
-int store_fail(lpq_store_t *st, int rc, const char *table, const char *op, lpq_error_t *err) {
+int lpq__store_fail(lpq_store_t *st, int rc, const char *table, const char *op, lpq_error_t *err) {
   const char *msg = st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
-  return lpq_errorf(err, store_code(rc) != 0 ? store_code(rc) : LPQ_EIO, "store: %s: %s: %s",
+  return lpq_errorf(err, lpq__store_code(rc) != 0 ? lpq__store_code(rc) : LPQ_EIO, "store: %s: %s: %s",
                     table, op, msg);
 }
 
-int store_stmt(lpq_store_t *st, store_stmt_id_t id, const char *sql, const char *table,
+int lpq__store_stmt(lpq_store_t *st, store_stmt_id_t id, const char *sql, const char *table,
                const char *op, sqlite3_stmt **out, lpq_error_t *err) {
   sqlite3_stmt *s = st->stmt[id];
   if (s != NULL) {
@@ -61,7 +61,7 @@ int store_stmt(lpq_store_t *st, store_stmt_id_t id, const char *sql, const char 
   if (rc != SQLITE_OK) {
     sqlite3_finalize(s);
     *out = NULL;
-    return store_fail(st, rc, table, op, err);
+    return lpq__store_fail(st, rc, table, op, err);
   }
   st->stmt[id] = s;
   *out = s;
@@ -71,66 +71,66 @@ int store_stmt(lpq_store_t *st, store_stmt_id_t id, const char *sql, const char 
 static int store_step_simple(lpq_store_t *st, store_stmt_id_t id, const char *sql,
                              const char *table, const char *op, lpq_error_t *err) {
   sqlite3_stmt *s;
-  int ret = store_stmt(st, id, sql, table, op, &s, err);
+  int ret = lpq__store_stmt(st, id, sql, table, op, &s, err);
   if (ret != 0)
     return ret;
   int rc = sqlite3_step(s);
-  ret = rc == SQLITE_DONE ? 0 : store_fail(st, rc, table, op, err);
+  ret = rc == SQLITE_DONE ? 0 : lpq__store_fail(st, rc, table, op, err);
   sqlite3_reset(s);
   return ret;
 }
 
-int store_begin(lpq_store_t *st, const char *table, const char *op, lpq_error_t *err) {
+int lpq__store_begin(lpq_store_t *st, const char *table, const char *op, lpq_error_t *err) {
   return store_step_simple(st, STMT_BEGIN, "BEGIN IMMEDIATE", table, op, err);
 }
 
-int store_commit(lpq_store_t *st, const char *table, const char *op, lpq_error_t *err) {
+int lpq__store_commit(lpq_store_t *st, const char *table, const char *op, lpq_error_t *err) {
   return store_step_simple(st, STMT_COMMIT, "COMMIT", table, op, err);
 }
 
-void store_rollback(lpq_store_t *st) {
+void lpq__store_rollback(lpq_store_t *st) {
   /* SQLite rolls some failures (SQLITE_FULL, IOERR) back by itself; then there is nothing
   ** left to undo. */
   if (!sqlite3_get_autocommit(st->db))
     store_step_simple(st, STMT_ROLLBACK, "ROLLBACK", "transaction", "rollback", NULL);
 }
 
-int store_end(lpq_store_t *st, int ret, const char *table, const char *op, lpq_error_t *err) {
+int lpq__store_end(lpq_store_t *st, int ret, const char *table, const char *op, lpq_error_t *err) {
   if (ret == 0)
-    ret = store_commit(st, table, op, err);
+    ret = lpq__store_commit(st, table, op, err);
   if (ret != 0)
-    store_rollback(st);
+    lpq__store_rollback(st);
   return ret;
 }
 
-void store_bind_double(sqlite3_stmt *s, int col, double v) {
+void lpq__store_bind_double(sqlite3_stmt *s, int col, double v) {
   if (isnan(v))
     sqlite3_bind_null(s, col);
   else
     sqlite3_bind_double(s, col, v);
 }
 
-void store_bind_text(sqlite3_stmt *s, int col, const char *text) {
+void lpq__store_bind_text(sqlite3_stmt *s, int col, const char *text) {
   if (text == NULL || text[0] == '\0')
     sqlite3_bind_null(s, col);
   else
     sqlite3_bind_text(s, col, text, -1, SQLITE_STATIC);
 }
 
-double store_column_double(sqlite3_stmt *s, int col) {
+double lpq__store_column_double(sqlite3_stmt *s, int col) {
   return sqlite3_column_type(s, col) == SQLITE_NULL ? NAN : sqlite3_column_double(s, col);
 }
 
-void store_column_text(sqlite3_stmt *s, int col, char *buf, size_t size) {
+void lpq__store_column_text(sqlite3_stmt *s, int col, char *buf, size_t size) {
   const unsigned char *t = sqlite3_column_text(s, col);
   snprintf(buf, size, "%s", t != NULL ? (const char *)t : "");
 }
 
-void store_hash_hex(uint64_t hash, char out[17]) {
+void lpq__store_hash_hex(uint64_t hash, char out[17]) {
   snprintf(out, 17, "%016llx", (unsigned long long)hash);
 }
 
-double store_now(void) {
+double lpq__store_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -150,9 +150,9 @@ static int pragma_int(sqlite3 *db, const char *sql, const char *path, int64_t *o
     }
   }
   if (rc != SQLITE_OK)
-    lpq_errorf(err, store_code(rc), "store: %s: %s: %s", path, sql, sqlite3_errmsg(db));
+    lpq_errorf(err, lpq__store_code(rc), "store: %s: %s: %s", path, sql, sqlite3_errmsg(db));
   sqlite3_finalize(s);
-  return rc == SQLITE_OK ? 0 : store_code(rc);
+  return rc == SQLITE_OK ? 0 : lpq__store_code(rc);
 }
 
 static int exec_sql(sqlite3 *db, const char *sql, const char *path, const char *what,
@@ -160,10 +160,10 @@ static int exec_sql(sqlite3 *db, const char *sql, const char *path, const char *
   char *msg = NULL;
   int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
   if (rc != SQLITE_OK)
-    lpq_errorf(err, store_code(rc), "store: %s: %s: %s", path, what,
+    lpq_errorf(err, lpq__store_code(rc), "store: %s: %s: %s", path, what,
                msg != NULL ? msg : sqlite3_errmsg(db));
   sqlite3_free(msg);
-  return rc == SQLITE_OK ? 0 : store_code(rc);
+  return rc == SQLITE_OK ? 0 : lpq__store_code(rc);
 }
 
 /* Refuses a database that is not an lpq store: another program's tables without our version,
@@ -188,7 +188,7 @@ static int check_ownership(sqlite3 *db, const char *path, int64_t version, lpq_e
   return rc;
 }
 
-int store_migrate(sqlite3 *db, const char *path, const char *const *migrations, size_t count,
+int lpq__store_migrate(sqlite3 *db, const char *path, const char *const *migrations, size_t count,
                   lpq_error_t *err) {
   int64_t version = 0;
   int rc = pragma_int(db, "PRAGMA user_version", path, &version, err);
@@ -237,7 +237,7 @@ int store_migrate(sqlite3 *db, const char *path, const char *const *migrations, 
 static int configure(sqlite3 *db, const char *path, lpq_error_t *err) {
   int rc = sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
   if (rc != SQLITE_OK)
-    return lpq_errorf(err, store_code(rc), "store: %s: busy timeout: %s", path,
+    return lpq_errorf(err, lpq__store_code(rc), "store: %s: busy timeout: %s", path,
                       sqlite3_errmsg(db));
   /* The first statement reads the header: a file that is not a database fails here. */
   sqlite3_stmt *s = NULL;
@@ -245,9 +245,9 @@ static int configure(sqlite3 *db, const char *path, lpq_error_t *err) {
   if (rc == SQLITE_OK)
     rc = sqlite3_step(s);
   if (rc != SQLITE_ROW) {
-    lpq_errorf(err, store_code(rc), "store: %s: setting WAL mode: %s", path, sqlite3_errmsg(db));
+    lpq_errorf(err, lpq__store_code(rc), "store: %s: setting WAL mode: %s", path, sqlite3_errmsg(db));
     sqlite3_finalize(s);
-    return err != NULL ? err->code : store_code(rc);
+    return err != NULL ? err->code : lpq__store_code(rc);
   }
   const unsigned char *mode = sqlite3_column_text(s, 0);
   int wal = mode != NULL && strcmp((const char *)mode, "wal") == 0;
@@ -284,7 +284,7 @@ lpq_store_t *lpq_store_open(const char *path, lpq_error_t *err) {
 
   int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   if (rc != SQLITE_OK) {
-    lpq_errorf(err, store_code(rc), "store: %s: cannot open: %s", path,
+    lpq_errorf(err, lpq__store_code(rc), "store: %s: cannot open: %s", path,
                st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
     lpq_store_close(&st);
     return NULL;
@@ -298,7 +298,7 @@ lpq_store_t *lpq_store_open(const char *path, lpq_error_t *err) {
     return NULL;
   }
   if (configure(st->db, path, err) != 0 ||
-      store_migrate(st->db, path, lpq_store_migrations, lpq_store_migration_count, err) != 0) {
+      lpq__store_migrate(st->db, path, lpq__store_migrations, lpq__store_migration_count, err) != 0) {
     lpq_store_close(&st);
     return NULL;
   }
@@ -308,7 +308,7 @@ lpq_store_t *lpq_store_open(const char *path, lpq_error_t *err) {
     lpq_store_close(&st);
     return NULL;
   }
-  if (store_checkpointer_start(st, err) != 0) {
+  if (lpq__store_checkpointer_start(st, err) != 0) {
     lpq_store_close(&st);
     return NULL;
   }
@@ -319,7 +319,7 @@ void lpq_store_close(lpq_store_t **stp) {
   if (stp == NULL || *stp == NULL)
     return;
   lpq_store_t *st = *stp;
-  store_checkpointer_stop(st);
+  lpq__store_checkpointer_stop(st);
   for (size_t i = 0; i < STMT_COUNT_; i++)
     sqlite3_finalize(st->stmt[i]);
   if (st->db != NULL)

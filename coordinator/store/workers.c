@@ -1,5 +1,5 @@
 /*
-** coordinator/store_workers.c: the workers table (what the pool has seen) and the events log.
+** coordinator/store/workers.c: the workers table (what the pool has seen) and the events log.
 */
 #include "coordinator/store/store_internal.h"
 
@@ -24,7 +24,7 @@ int lpq_store_worker_upsert(lpq_store_t *st, const char *id, const char *host, i
     ret = check_name("state", state, "upsert", err);
   sqlite3_stmt *s;
   if (ret == 0)
-    ret = store_stmt(st, STMT_WORKER_UPSERT,
+    ret = lpq__store_stmt(st, STMT_WORKER_UPSERT,
                      "INSERT INTO workers (id, host, pid, first_seen, last_seen, state) "
                      "VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT (id) DO UPDATE SET "
                      "host = excluded.host, pid = excluded.pid, last_seen = excluded.last_seen, "
@@ -33,13 +33,13 @@ int lpq_store_worker_upsert(lpq_store_t *st, const char *id, const char *host, i
   if (ret != 0)
     return ret;
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-  store_bind_text(s, 2, host);
+  lpq__store_bind_text(s, 2, host);
   sqlite3_bind_int64(s, 3, pid);
-  sqlite3_bind_double(s, 4, store_now());
+  sqlite3_bind_double(s, 4, lpq__store_now());
   sqlite3_bind_text(s, 5, state, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
   if (rc != SQLITE_DONE)
-    ret = store_fail(st, rc, "workers", "upsert", err);
+    ret = lpq__store_fail(st, rc, "workers", "upsert", err);
   sqlite3_reset(s);
   return ret;
 }
@@ -50,19 +50,19 @@ int lpq_store_worker_seen(lpq_store_t *st, const char *id, const char *state, lp
   int ret = check_name("state", state, "seen", err);
   sqlite3_stmt *s;
   if (ret == 0)
-    ret = store_stmt(st, STMT_WORKER_SEEN,
+    ret = lpq__store_stmt(st, STMT_WORKER_SEEN,
                      "UPDATE workers SET last_seen = ?2, state = coalesce(?3, state) "
                      "WHERE id = ?1",
                      "workers", "seen", &s, err);
   if (ret != 0)
     return ret;
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-  sqlite3_bind_double(s, 2, store_now());
+  sqlite3_bind_double(s, 2, lpq__store_now());
   if (state != NULL)
     sqlite3_bind_text(s, 3, state, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
   if (rc != SQLITE_DONE)
-    ret = store_fail(st, rc, "workers", "seen", err);
+    ret = lpq__store_fail(st, rc, "workers", "seen", err);
   else if (sqlite3_changes(st->db) == 0)
     ret = lpq_errorf(err, LPQ_ENOTFOUND, "store: workers: seen: no worker \"%s\"", id);
   sqlite3_reset(s);
@@ -89,7 +89,7 @@ int lpq_store_worker_list(lpq_store_t *st, lpq_store_worker_t **workers, size_t 
   *workers = NULL;
   *count = 0;
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_WORKER_LIST,
+  int ret = lpq__store_stmt(st, STMT_WORKER_LIST,
                        "SELECT id, host, pid, first_seen, last_seen, state, evaluations_done "
                        "FROM workers ORDER BY id",
                        "workers", "list", &s, err);
@@ -105,16 +105,16 @@ int lpq_store_worker_list(lpq_store_t *st, lpq_store_worker_t **workers, size_t 
     }
     lpq_store_worker_t *w = &list[n++];
     memset(w, 0, sizeof *w);
-    store_column_text(s, 0, w->id, sizeof w->id);
-    store_column_text(s, 1, w->host, sizeof w->host);
+    lpq__store_column_text(s, 0, w->id, sizeof w->id);
+    lpq__store_column_text(s, 1, w->host, sizeof w->host);
     w->pid = sqlite3_column_int64(s, 2);
-    w->first_seen = store_column_double(s, 3);
-    w->last_seen = store_column_double(s, 4);
-    store_column_text(s, 5, w->state, sizeof w->state);
+    w->first_seen = lpq__store_column_double(s, 3);
+    w->last_seen = lpq__store_column_double(s, 4);
+    lpq__store_column_text(s, 5, w->state, sizeof w->state);
     w->evaluations_done = (size_t)sqlite3_column_int64(s, 6);
   }
   if (ret == 0 && rc != SQLITE_DONE)
-    ret = store_fail(st, rc, "workers", "list", err);
+    ret = lpq__store_fail(st, rc, "workers", "list", err);
   sqlite3_reset(s);
   if (ret != 0) {
     free(list);
@@ -136,14 +136,14 @@ int lpq_store_event_append(lpq_store_t *st, int64_t job, lpq_store_level_t level
     return lpq_errorf(err, LPQ_EINVAL, "store: events: append: missing store or message, or "
                       "level %d", (int)level);
   sqlite3_stmt *s;
-  int ret = store_stmt(st, STMT_EVENT_APPEND,
+  int ret = lpq__store_stmt(st, STMT_EVENT_APPEND,
                        "INSERT INTO events (job, time, level, message) VALUES (?1, ?2, ?3, ?4)",
                        "events", "append", &s, err);
   if (ret != 0)
     return ret;
   if (job != 0)
     sqlite3_bind_int64(s, 1, job);
-  sqlite3_bind_double(s, 2, store_now());
+  sqlite3_bind_double(s, 2, lpq__store_now());
   sqlite3_bind_text(s, 3, level_names[level], -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 4, message, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
@@ -153,7 +153,7 @@ int lpq_store_event_append(lpq_store_t *st, int64_t job, lpq_store_level_t level
   } else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
     ret = lpq_errorf(err, LPQ_EINVAL, "store: events: append: no job %lld", (long long)job);
   } else {
-    ret = store_fail(st, rc, "events", "append", err);
+    ret = lpq__store_fail(st, rc, "events", "append", err);
   }
   sqlite3_reset(s);
   return ret;
@@ -166,11 +166,11 @@ int lpq_store_event_list(lpq_store_t *st, int64_t job, int64_t after_id, size_t 
   *events = NULL;
   *count = 0;
   sqlite3_stmt *s;
-  int ret = job != 0 ? store_stmt(st, STMT_EVENT_LIST_JOB,
+  int ret = job != 0 ? lpq__store_stmt(st, STMT_EVENT_LIST_JOB,
                                   "SELECT id, job, time, level, message FROM events "
                                   "WHERE job = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
                                   "events", "list", &s, err)
-                     : store_stmt(st, STMT_EVENT_LIST,
+                     : lpq__store_stmt(st, STMT_EVENT_LIST,
                                   "SELECT id, job, time, level, message FROM events "
                                   "WHERE id > ?2 ORDER BY id LIMIT ?3",
                                   "events", "list", &s, err);
@@ -191,16 +191,16 @@ int lpq_store_event_list(lpq_store_t *st, int64_t job, int64_t after_id, size_t 
     memset(e, 0, sizeof *e);
     e->id = sqlite3_column_int64(s, 0);
     e->job = sqlite3_column_int64(s, 1); /* NULL reads as 0: the server's own */
-    e->time = store_column_double(s, 2);
+    e->time = lpq__store_column_double(s, 2);
     const char *level = (const char *)sqlite3_column_text(s, 3);
     e->level = LPQ_STORE_INFO;
     for (size_t l = 0; level != NULL && l < LEVEL_COUNT; l++)
       if (strcmp(level, level_names[l]) == 0)
         e->level = (lpq_store_level_t)l;
-    store_column_text(s, 4, e->message, sizeof e->message);
+    lpq__store_column_text(s, 4, e->message, sizeof e->message);
   }
   if (ret == 0 && rc != SQLITE_DONE)
-    ret = store_fail(st, rc, "events", "list", err);
+    ret = lpq__store_fail(st, rc, "events", "list", err);
   sqlite3_reset(s);
   if (ret != 0) {
     free(list);

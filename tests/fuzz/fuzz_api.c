@@ -2,7 +2,7 @@
 ** tests/fuzz/fuzz_api.c: the JSON-RPC request handling of the API server (nesting limit,
 ** parsing, batches, notifications, the request checks, method lookup and schema validation
 ** of every method's params), one line after another on one connection, through
-** lpq_api_fuzz_line (coordinator/api_fuzz.c).
+** lpq_api_fuzz_line (coordinator/api/fuzz.c).
 */
 #include "tests/fuzz/fuzz.h"
 

@@ -1,6 +1,6 @@
 /* tools/lpq/search_job.c: a search on this machine: candidates scored in-process (worker/'s
 ** candidate evaluation) behind the search library's evaluator, with the same job mapping the
-** coordinator uses (coordinator/search_job.c). */
+** coordinator uses (coordinator/search/job.c). */
 #include "tools/lpq/search_job.h"
 
 #include <stdlib.h>

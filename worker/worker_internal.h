@@ -1,0 +1,122 @@
+/*
+** worker/worker_internal.h: what worker/'s files share and no other folder sees (non-static
+** names lpq__*): the pool worker's private state (pool*.c) and the cache of quantized weights,
+** quantizers and resolved formats (qcache.c, used by score.c).
+*/
+#ifndef LPQ_WORKER_INTERNAL_H
+#define LPQ_WORKER_INTERNAL_H
+
+#include "worker/worker.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+
+/* A task between its arrival and its hand-over to an evaluation thread. */
+typedef struct pw_task_t {
+  lpq_task_t task;
+  uint64_t arrived_ms;
+  double fetch_ms;
+  struct pw_task_t *next;
+} pw_task_t;
+
+/* The blob being fetched (one at a time, chunk by chunk: each chunk is asked for when the
+** previous one is written, so the coordinator never queues a whole model for one worker). */
+typedef struct pw_fetch_t {
+  int active;
+  char hash[65];
+  char tmp_path[PATH_MAX];
+  int fd;
+  uint64_t offset, total;
+  uint64_t started_ms;
+  lpq_sha256_t *sha;
+} pw_fetch_t;
+
+typedef struct pw_t {
+  lpq_pool_worker_opts_t o;
+  char cache_dir[PATH_MAX - 128]; /* room for "/.HASH.PID.tmp" in a PATH_MAX buffer */
+  char worker_id[LPQ_WIRE_ID_MAX];
+  char host[LPQ_WIRE_ID_MAX];
+  uint64_t heartbeat_ms, expiry_ms;
+  void *zctx, *dealer, *results; /* results: the PULL end of the evaluation threads' PUSHes */
+  char results_ep[64];
+  char curve_public[LPQ_CURVE_KEY_LEN + 1]; /* derived from o.curve_secret_key */
+  void *monitor;            /* CURVE: the DEALER's handshake failures (PAIR), or NULL */
+  unsigned monitor_serial;
+  lpq_wire_buf_t out;
+
+  /* evaluation threads and their queue (mutex-guarded; no ZeroMQ socket is shared) */
+  pthread_t *threads;
+  size_t nthreads;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pw_task_t *q_head, *q_tail;
+  int quit;
+  size_t running; /* handed to the threads, result not yet forwarded */
+
+  pw_task_t *pend_head, *pend_tail; /* waiting for blobs */
+  pw_fetch_t fetch;
+  uint64_t last_heard_ms, last_beat_ms;
+  double backoff_s;
+  int draining, reconnect_now;
+} pw_t;
+
+uint64_t lpq__pw_now_ms(void);
+void lpq__pw_log(pw_t *p, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sends d->out's message on the DEALER (never blocks; a failure is logged). */
+void lpq__pw_send_out(pw_t *p);
+/* Sends a failed (or handed-back, LPQ_ECANCELED) RESULT for a task. */
+void lpq__pw_send_failure(pw_t *p, uint64_t task_id, int status, const char *why);
+
+/* pool_threads.c */
+int lpq__pw_threads_start(pw_t *p, lpq_error_t *err);
+void lpq__pw_threads_push(pw_t *p, pw_task_t *t);
+/* Takes back the tasks no thread has started (handed back on shutdown). */
+pw_task_t *lpq__pw_threads_take_queued(pw_t *p);
+void lpq__pw_threads_stop(pw_t *p); /* waits for the running evaluations */
+void lpq__pw_task_free(pw_task_t *t);
+
+/* pool_fetch.c */
+int lpq__pw_cache_init(pw_t *p, lpq_error_t *err);
+/* cache_dir/hash into path; 1 when the file is there. */
+int lpq__pw_cache_has(const pw_t *p, const char *hash, char *path, size_t cap);
+void lpq__pw_fetch_start(pw_t *p, const char *hash);
+void lpq__pw_fetch_chunk(pw_t *p, const lpq_blob_chunk_t *c);
+void lpq__pw_fetch_abort(pw_t *p);
+/* Moves pending tasks whose blobs are all cached to the threads; starts the next fetch. */
+void lpq__pw_pending_advance(pw_t *p);
+/* Fails every pending task that needs blob hash. */
+void lpq__pw_pending_fail(pw_t *p, const char *hash, int status, const char *why);
+
+/* ---- the quantized-weight cache (qcache.c) ---- */
+
+typedef struct qentry_t {
+  char key[128];
+  uint64_t hash;
+  float *data;          /* quantized weights (owned) */
+  lp_quantizer_t *q;    /* a quantizer (owned) */
+  lpq_numfmt_t fmt;     /* a resolved format */
+  size_t bytes;         /* what the entry holds, for the bound */
+  int refs;
+  uint64_t last_use;
+  struct qentry_t *next;
+} qentry_t;
+
+typedef struct qcache_t {
+  pthread_mutex_t mu;
+  qentry_t **buckets;
+  size_t nbuckets, count, bytes, cap;
+  uint64_t clock, hits, misses;
+} qcache_t;
+
+int lpq__qcache_init(qcache_t *c, size_t cap_bytes);
+void lpq__qcache_destroy(qcache_t *c);
+/* A new unlinked entry with its key set; NULL when memory runs out. */
+qentry_t *lpq__qentry_new(const char *key);
+/* The entry for key, pinned (release it), or NULL. */
+qentry_t *lpq__qcache_get(qcache_t *c, const char *key);
+/* Inserts e (pinned) and returns it, or the equal entry already there (e is then freed). */
+qentry_t *lpq__qcache_put(qcache_t *c, qentry_t *e);
+void lpq__qcache_release(qcache_t *c, qentry_t *e);
+
+#endif

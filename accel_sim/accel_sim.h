@@ -1,7 +1,8 @@
 /*
 ** accel_sim/accel_sim.h: the LP accelerator (LPA) cost model, the baseline accelerators
 ** (INT8 systolic array, BitFusion, ANT, AdaptivFloat, posit) and a bit-level model of the LPA
-** processing element (DESIGN section 4; README "accel_sim").
+** processing element (DESIGN section 4; docs/accel_sim.md). It includes engine/ (a model's
+** layers from its graph), common/ and lp/; worker/ and `lpq accel` use it.
 **
 ** A network is a plain list of layer descriptors (Conv, Gemm, MatMul shapes) with a weight and
 ** an activation format per layer. An architecture file (JSON) describes each accelerator: a

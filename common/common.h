@@ -1,7 +1,9 @@
 /*
-** common/common.h: what every lpq process shares (DESIGN section 4): n-dimensional arrays,
-** ONNX import and the inference graph, data loaders (.npy, IDX), and logging.
-** Other folders include only this header (and lp/lp.h).
+** common/common.h: what every lpq process shares (DESIGN section 4; docs/ARCHITECTURE.md):
+** n-dimensional arrays, candidate configs, job settings and their defaults (the one source),
+** the genome's layer type, data loaders (.npy, IDX), content hashes, the worker pool's wire
+** messages and CURVE keys. It includes lp/lp.h only; every folder above uses it, and it is
+** where the worker and the coordinator meet (they never include each other).
 */
 #ifndef LPQ_COMMON_H
 #define LPQ_COMMON_H

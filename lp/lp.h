@@ -1,6 +1,7 @@
 /*
 ** lp/lp.h: the Logarithmic Posit number format LP<n, es, rs, sf> (DESIGN section 1) and the
-** project-wide error values. lp/ depends on nothing; every other folder includes this header.
+** project-wide error values, the tensor quantizer, and the table of every number format
+** (LP and the baselines). lp/ depends on nothing; every other folder includes this header.
 **
 ** An LP code is an n-bit two's complement word. Decoding reads a sign, a regime run of at most
 ** rs bits, es exponent bits and F fraction bits, and gives

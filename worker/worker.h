@@ -1,6 +1,9 @@
 /*
 ** worker/worker.h: the evaluation core of an lpq worker (DESIGN sections 2 and 3): the
-** global-local contrastive loss, the quantized forward pass of a candidate, its score.
+** global-local contrastive loss, the quantized forward pass of a candidate, its score and LPA
+** cost, and the pool worker (ZeroMQ DEALER) that runs them for a coordinator. It includes
+** accel_sim/, engine/, common/ and lp/; lpq-worker, `lpq eval` and `lpq search` use it.
+** worker_internal.h is the folder's own (lpq__* names).
 */
 #ifndef LPQ_WORKER_H
 #define LPQ_WORKER_H

@@ -85,7 +85,7 @@ Test(accel_paper, ordering_matches_the_paper) {
 
 Test(accel_paper, lpa_has_the_best_performance_per_area) {
   /* The paper: about 2x performance per area against the baselines. At iso-area this is the
-  ** inverse latency ratio; the README explains why lpq finds less than 2x against ANT. */
+  ** inverse latency ratio; docs/accel_sim.md explains why lpq finds less than 2x against ANT. */
   lpq_error_t err;
   accel_arch_t *arch = accel_arch_default(&err);
   cr_assert_not_null(arch, "%s", err.msg);

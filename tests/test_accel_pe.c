@@ -1,6 +1,6 @@
 /* tests/test_accel_pe.c: the bit-level LPA PE model against the float fake-quantized layer
 ** (weights and inputs quantized with lp_quantizer_t, the layer computed in float), on random
-** gemm and conv layers, within the bound README "bit-level PE model" derives:
+** gemm and conv layers, within the bound docs/accel_sim.md "The bit-level PE model" derives:
 **   |pe - ref| <= (eps_lut + eps_idx + eps_lut*eps_idx + 3u + gamma_K) * S + P * 2^lsb
 ** with S = sum |a w| over the dot product, P its non-zero products, u = 2^-24 and
 ** gamma_K = K u / (1 - K u) (float summation of the reference). */
@@ -41,7 +41,7 @@ static int max_frac_bits(const lp_format_t *f) {
   return best;
 }
 
-/* Relative error of one product's log-to-linear conversion (README derivation). */
+/* Relative error of one product's log-to-linear conversion (docs/accel_sim.md derivation). */
 static double product_eps(const accel_pe_config_t *cfg, const lp_format_t *fa,
                           const lp_format_t *fw) {
   const double eps_lut = ldexp(1.0, -(cfg->lut_frac_bits + 1));

@@ -91,6 +91,12 @@ int lpq_config_bind(const lpq_config_t *c, size_t nlayers, const char *const *na
 ** frees it. Resolved LP formats are written with their sf. NULL when memory runs out. */
 char *lpq_config_to_json(size_t nlayers, const char *const *names, const lpq_numfmt_t *w,
                          const lpq_numfmt_t *a);
+/* The same with per-channel sf's: for a layer whose w is a per-channel LP format (auto_ch),
+** w_sf[i] (w_sf_count[i] integers, one per output channel) is written as "w_sf" next to "w",
+** which keeps its auto_ch text. w_sf, w_sf_count or w_sf[i] may be NULL (nothing written). */
+char *lpq_config_to_json_sf(size_t nlayers, const char *const *names, const lpq_numfmt_t *w,
+                            const lpq_numfmt_t *a, const int *const *w_sf,
+                            const size_t *w_sf_count);
 
 /* ---- search jobs: settings shared by job.submit, the store, the worker and `lpq search` ---- */
 
@@ -289,6 +295,10 @@ typedef struct lpq_hooks_t {
   /* The layer's output right after it ran, with what was fused into it applied (see
   ** lpq_layer_t fused_act, fused_residual). Non-zero aborts. */
   int (*output)(void *user, size_t layer, const float *y, size_t count);
+  /* A per-output-channel shift (`channels` floats, axis 0 of the weight) added to the layer's
+  ** output before what was fused into it, as an extra bias (bias correction), or NULL for
+  ** none. Valid until the layer ran. */
+  const float *(*bias)(void *user, size_t layer, size_t channels);
 } lpq_hooks_t;
 
 /* One forward pass of a single-input, single-output float graph: input holds the input's

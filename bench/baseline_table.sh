@@ -4,6 +4,8 @@
 # at 8 and at 4-5 weight bits chosen by a simple rule (one n everywhere, per-layer sf from
 # statistics, activations lp<8,1,3,auto>). L_CO on 256 training images.
 # Usage: bench/baseline_table.sh [model...]   (default: the three bundled models)
+# CONFIGS="int4_ch lp4_ch" picks configs from bench/configs/; EVAL_ARGS="--bias-correction on"
+# is passed to every lpq eval (and shown next to the config's name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LPQ=${LPQ:-build/bin/lpq}
@@ -17,12 +19,12 @@ for m in "${models[@]}"; do
   for c in $configs; do
     out=$($LPQ eval --model "$m" --data $DATA/t10k-images-idx3-ubyte.gz \
           --labels $DATA/t10k-labels-idx1-ubyte.gz --norm 0.2860,0.3530 \
-          --calib-data models/fashion_calib_256.npy --config bench/configs/$c.json --json)
+          --calib-data models/fashion_calib_256.npy --config bench/configs/$c.json ${EVAL_ARGS:-} --json)
     w=$(/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c.get("default",{}).get("w","fp32"), c.get("default",{}).get("a","fp32"))' bench/configs/$c.json)
     echo "$out" | /usr/bin/python3 -c '
 import json,sys
 o=json.load(sys.stdin); m,c,w,a=sys.argv[1:5]
 print("| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.4f |" % (m.split("/")[-1], c, w, a,
-      o["mean_weight_bits"], o["top1_quantized"], o["top1_fp32"]-o["top1_quantized"], o["l_co"]))' "$m" "$c" $w
+      o["mean_weight_bits"], o["top1_quantized"], o["top1_fp32"]-o["top1_quantized"], o["l_co"]))' "$m" "$c${EVAL_ARGS:+ ($EVAL_ARGS)}" $w
   done
 done

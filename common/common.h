@@ -93,6 +93,12 @@ int lpq_config_bind(const lpq_config_t *c, size_t nlayers, const char *const *na
 ** frees it. Resolved LP formats are written with their sf. NULL when memory runs out. */
 char *lpq_config_to_json(size_t nlayers, const char *const *names, const lpq_numfmt_t *w,
                          const lpq_numfmt_t *a);
+/* The same with per-channel sf's: for a layer whose w is a per-channel LP format (auto_ch),
+** w_sf[i] (w_sf_count[i] integers, one per output channel) is written as "w_sf" next to "w",
+** which keeps its auto_ch text. w_sf, w_sf_count or w_sf[i] may be NULL (nothing written). */
+char *lpq_config_to_json_sf(size_t nlayers, const char *const *names, const lpq_numfmt_t *w,
+                            const lpq_numfmt_t *a, const int *const *w_sf,
+                            const size_t *w_sf_count);
 
 /* ---- the genome's layer: one quantizable layer's formats -------------------------------- */
 

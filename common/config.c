@@ -37,6 +37,31 @@ static int check_keys(json_t *o, const char *where, const char *const *allowed, 
   return 0;
 }
 
+/* "w_sf" (a resolved per-channel LP layer's sf per output channel, as lpq_config_to_json_sf
+** writes it) is for readers and exporters: lpq re-derives the sf's from the weights, which
+** gives the same numbers for the same model. It is checked for form only, and only allowed
+** next to a per-channel LP "w". */
+static int check_w_sf(json_t *e, const char *where, const lpq_config_entry_t *ent,
+                      lpq_error_t *err) {
+  json_t *v = json_object_get(e, "w_sf");
+  if (v == NULL)
+    return 0;
+  if (!ent->has_w || ent->w.family != LPQ_FAM_LP || !ent->w.per_channel)
+    return lpq_errorf(err, LPQ_EFORMAT, "%s.w_sf: only a per-channel LP weight format "
+                      "(lp<n,es,rs,auto_ch>) has per-channel sf's", where);
+  if (!json_is_array(v))
+    return lpq_errorf(err, LPQ_EFORMAT, "%s.w_sf: expected an array of integers", where);
+  size_t i;
+  json_t *x;
+  json_array_foreach(v, i, x) {
+    if (!json_is_integer(x) || json_integer_value(x) < LP_SF_MIN ||
+        json_integer_value(x) > LP_SF_MAX)
+      return lpq_errorf(err, LPQ_EFORMAT, "%s.w_sf[%zu]: expected an integer in %d..%d", where,
+                        i, LP_SF_MIN, LP_SF_MAX);
+  }
+  return 0;
+}
+
 lpq_config_t *lpq_config_parse(const char *text, size_t len, const char *source,
                                lpq_error_t *err) {
   if (source == NULL)
@@ -112,12 +137,12 @@ lpq_config_t *lpq_config_parse(const char *text, size_t len, const char *source,
       snprintf(where, sizeof where, "layers[%zu]", i);
       ent->index = -1;
       c->count = i + 1;
-      static const char *const ent_keys[] = {"name", "index", "w", "a"};
+      static const char *const ent_keys[] = {"name", "index", "w", "a", "w_sf"};
       if (!json_is_object(e)) {
         rc = lpq_errorf(err, LPQ_EFORMAT, "%s: expected an object", where);
         goto fail;
       }
-      if ((rc = check_keys(e, where, ent_keys, 4, err)) != 0)
+      if ((rc = check_keys(e, where, ent_keys, 5, err)) != 0)
         goto fail;
       json_t *name = json_object_get(e, "name"), *idx = json_object_get(e, "index");
       if (name == NULL && idx == NULL) {
@@ -144,7 +169,8 @@ lpq_config_t *lpq_config_parse(const char *text, size_t len, const char *source,
         ent->index = (long)json_integer_value(idx);
       }
       if ((rc = parse_format_field(e, "w", where, &ent->w, &ent->has_w, err)) != 0 ||
-          (rc = parse_format_field(e, "a", where, &ent->a, &ent->has_a, err)) != 0)
+          (rc = parse_format_field(e, "a", where, &ent->a, &ent->has_a, err)) != 0 ||
+          (rc = check_w_sf(e, where, ent, err)) != 0)
         goto fail;
     }
   }
@@ -257,6 +283,12 @@ int lpq_config_bind(const lpq_config_t *c, size_t nlayers, const char *const *na
 
 char *lpq_config_to_json(size_t nlayers, const char *const *names, const lpq_numfmt_t *w,
                          const lpq_numfmt_t *a) {
+  return lpq_config_to_json_sf(nlayers, names, w, a, NULL, NULL);
+}
+
+char *lpq_config_to_json_sf(size_t nlayers, const char *const *names, const lpq_numfmt_t *w,
+                            const lpq_numfmt_t *a, const int *const *w_sf,
+                            const size_t *w_sf_count) {
   json_t *root = json_object(), *layers = json_array();
   if (!root || !layers) {
     json_decref(root);
@@ -266,9 +298,16 @@ char *lpq_config_to_json(size_t nlayers, const char *const *names, const lpq_num
   json_object_set_new(root, "version", json_integer(LPQ_CONFIG_VERSION));
   for (size_t i = 0; i < nlayers; i++) {
     char wb[LPQ_NUMFMT_TEXT_MAX], ab[LPQ_NUMFMT_TEXT_MAX];
-    json_array_append_new(layers, json_pack("{s:s, s:i, s:s, s:s}", "name", names[i], "index",
-                                            (int)i, "w", lpq_numfmt_str(&w[i], wb, sizeof wb),
-                                            "a", lpq_numfmt_str(&a[i], ab, sizeof ab)));
+    json_t *e = json_pack("{s:s, s:i, s:s, s:s}", "name", names[i], "index", (int)i, "w",
+                          lpq_numfmt_str(&w[i], wb, sizeof wb), "a",
+                          lpq_numfmt_str(&a[i], ab, sizeof ab));
+    if (e && w_sf && w_sf_count && w_sf[i] && w[i].family == LPQ_FAM_LP && w[i].per_channel) {
+      json_t *arr = json_array();
+      for (size_t c = 0; arr && c < w_sf_count[i]; c++)
+        json_array_append_new(arr, json_integer(w_sf[i][c]));
+      json_object_set_new(e, "w_sf", arr);
+    }
+    json_array_append_new(layers, e);
   }
   json_object_set_new(root, "layers", layers);
   char *s = json_dumps(root, JSON_INDENT(2));

@@ -132,6 +132,10 @@ typedef struct lpq_hooks_t {
   /* The layer's output right after it ran, with what was fused into it applied (see
   ** lpq_layer_t fused_act, fused_residual). Non-zero aborts. */
   int (*output)(void *user, size_t layer, const float *y, size_t count);
+  /* A per-output-channel shift (`channels` floats, axis 0 of the weight) added to the layer's
+  ** output before what was fused into it, as an extra bias (bias correction), or NULL for
+  ** none. Valid until the layer ran. */
+  const float *(*bias)(void *user, size_t layer, size_t channels);
 } lpq_hooks_t;
 
 /* One forward pass of a single-input, single-output float graph: input holds the input's

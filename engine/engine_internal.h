@@ -82,6 +82,8 @@ struct kctx_t {
   float *scratch;       /* n->scratch_floats floats */
   const float *weight;  /* for conv/gemm/matmul: the weight to use (hooked, folded or in[1]) */
   const float *bias;    /* the bias to use or NULL */
+  const float *out_shift; /* gemm/matmul: added to every output row before the activation
+                             (the bias hook's shift), or NULL */
   lpq_error_t *err;     /* for the rare run-time failure (e.g. an index out of range) */
   threads_t *pool;         /* the context's threads, NULL: run on the caller only */
   size_t scratch_stride; /* floats between the scratch areas of threads 0, 1, ... */

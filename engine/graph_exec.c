@@ -11,6 +11,7 @@ struct lpq_exec_t {
   char *arena;
   float *scratch;
   float *hookbuf;
+  float *biasbuf; /* a conv's bias plus the bias hook's shift: the widest layer's channels */
   void **ptr; /* data of every tensor: constants, arena slices, the caller's inputs */
   threads_t *pool;    /* lpq_exec_set_threads */
   double *node_ms; /* LPQ_PROFILE set: time per node, printed by lpq_exec_free */
@@ -61,17 +62,30 @@ void lpq__apply_act(const gnode_t *n, float *y, size_t count) {
   kern_bias_clamp(y, 0.0f, n->act_lo, n->act_hi, count);
 }
 
-int lpq__graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
-                   float *scratch, const float *weight_override, threads_t *pool,
-                   size_t scratch_stride, lpq_error_t *err) {
+/* graph_run_node with the bias hook's effect: bias_override replaces a conv's bias, out_shift
+** goes to gemm/matmul (see kctx_t). */
+static int run_node_hooked(const lpq_graph_t *g, const gnode_t *n, void *const *in,
+                           void *const *out, float *scratch, const float *weight_override,
+                           const float *bias_override, const float *out_shift, threads_t *pool,
+                           size_t scratch_stride, lpq_error_t *err) {
   kctx_t k = {.g = g, .n = n, .in = in, .out = out, .scratch = scratch, .err = err,
-              .pool = pool, .scratch_stride = scratch_stride};
+              .pool = pool, .scratch_stride = scratch_stride, .out_shift = out_shift};
   k.weight = weight_override ? weight_override
              : n->wdata      ? n->wdata
              : n->nin > 1    ? (const float *)in[1]
                              : NULL;
-  k.bias = n->bdata ? n->bdata : n->nin > 2 ? (const float *)in[2] : NULL;
+  k.bias = bias_override ? bias_override
+           : n->bdata    ? n->bdata
+           : n->nin > 2  ? (const float *)in[2]
+                         : NULL;
   return n->op->run(&k);
+}
+
+int lpq__graph_run_node(const lpq_graph_t *g, const gnode_t *n, void *const *in, void *const *out,
+                   float *scratch, const float *weight_override, threads_t *pool,
+                   size_t scratch_stride, lpq_error_t *err) {
+  return run_node_hooked(g, n, in, out, scratch, weight_override, NULL, NULL, pool,
+                         scratch_stride, err);
 }
 
 lpq_exec_t *lpq_exec_new(const lpq_graph_t *g, lpq_error_t *err) {
@@ -87,9 +101,14 @@ lpq_exec_t *lpq_exec_new(const lpq_graph_t *g, lpq_error_t *err) {
   x->arena = aligned_alloc(GRAPH_ALIGN, g->arena_bytes ? g->arena_bytes : GRAPH_ALIGN);
   x->scratch = malloc((g->scratch_floats + 16) * sizeof(float));
   x->hookbuf = malloc((g->hook_floats + 16) * sizeof(float));
+  size_t channels_max = 1;
+  for (size_t i = 0; i < g->nlayers; i++)
+    if ((size_t)g->layers[i].weight_shape[0] > channels_max)
+      channels_max = (size_t)g->layers[i].weight_shape[0];
+  x->biasbuf = malloc(channels_max * sizeof(float));
   if (getenv("LPQ_PROFILE") && !(x->node_ms = calloc(g->nnodes + 1, sizeof *x->node_ms)))
     goto nomem;
-  if (!x->ptr || !x->arena || !x->scratch || !x->hookbuf)
+  if (!x->ptr || !x->arena || !x->scratch || !x->hookbuf || !x->biasbuf)
     goto nomem;
   for (size_t i = 0; i < g->nvals; i++) {
     const gval_t *v = &g->vals[i];
@@ -118,6 +137,7 @@ void lpq_exec_free(lpq_exec_t **xp) {
   free(x->arena);
   free(x->scratch);
   free(x->hookbuf);
+  free(x->biasbuf);
   free(x);
   *xp = NULL;
 }
@@ -158,7 +178,16 @@ static int run_hooked(lpq_exec_t *x, const gnode_t *n, void **in, void **out,
     if (!w)
       return lpq__node_err(err, LPQ_ECANCELED, n, "the weight hook of layer %zu failed", L->index);
   }
-  int rc = lpq__graph_run_node(x->g, n, in, out, x->scratch, w, x->pool, x->g->scratch_floats, err);
+  const float *bias = NULL, *shift = NULL;
+  if (h->bias && (shift = h->bias(h->user, L->index, (size_t)L->weight_shape[0])) != NULL &&
+      L->kind == LPQ_LAYER_CONV) {
+    for (int64_t c = 0; c < L->weight_shape[0]; c++)
+      x->biasbuf[c] = (L->bias ? L->bias[c] : 0.0f) + shift[c];
+    bias = x->biasbuf;
+    shift = NULL;
+  }
+  int rc = run_node_hooked(x->g, n, in, out, x->scratch, w, bias, shift, x->pool,
+                           x->g->scratch_floats, err);
   if (rc == 0 && h->output &&
       h->output(h->user, L->index, out[0], gv(x->g, n->out[0])->count) != 0)
     rc = lpq__node_err(err, LPQ_ECANCELED, n, "the output hook of layer %zu failed", L->index);

@@ -45,6 +45,15 @@ static int gemm_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, LPQ_DT_F32, 2, shape, err);
 }
 
+/* y[i][j] += shift[j]: the bias hook's shift, before any fused activation. */
+static void add_out_shift(float *y, size_t rows, size_t cols, const float *shift) {
+  if (!shift)
+    return;
+  for (size_t i = 0; i < rows; i++)
+    for (size_t j = 0; j < cols; j++)
+      y[i * cols + j] += shift[j];
+}
+
 static int gemm_run(const kctx_t *k) {
   const gemm_params_t *p = k->n->params;
   float *y = k->out[0];
@@ -69,6 +78,7 @@ static int gemm_run(const kctx_t *k) {
                 k->in[0], p->trans_a ? (int)p->M : (int)p->K, k->weight,
                 p->trans_b ? (int)p->K : (int)p->N, beta, y, (int)p->N);
   }
+  add_out_shift(y, p->M, p->N, k->out_shift);
   lpq__apply_act(k->n, y, p->M * p->N);
   return 0;
 }
@@ -136,6 +146,7 @@ static int matmul_run(const kctx_t *k) {
   if (p->b_nk) { /* constant weight [N, K]: every row of every batch in one call */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(p->batch * (size_t)M), N, K, 1.0f,
                 a, K, b, K, 0.0f, y, N);
+    add_out_shift(y, p->batch * (size_t)M, (size_t)N, k->out_shift);
     return 0;
   }
   int64_t idx[LPQ_MAX_DIMS] = {0};

@@ -188,19 +188,24 @@ typedef struct lpq_numfmt_t {
   int bits;        /* total bits of a code (32 for fp32) */
   int p[4];        /* family parameters: LP n,es,rs,sf; INT k; posit n,es; afloat n,e;
                       minifloat e,m */
-  int auto_scale;  /* LP: sf = auto. Other scaled families are always calibrated. */
-  int per_channel; /* INT: one scale per output channel (axis 0 of a weight) */
+  int auto_scale;  /* LP: sf = auto (or auto_ch). Other scaled families are always calibrated. */
+  int per_channel; /* INT "ch", LP "auto_ch": one scale / sf per output channel (axis 0 of a
+                      weight), each calibrated on its own slice (lpq_numfmt_calibrate_channels) */
+  int sf_offset;   /* LP auto / auto_ch: added to each calibrated sf ("auto_ch+1": 1) */
   int resolved;    /* scale / sf / bias set (by calibration or explicitly) */
   double scale;    /* INT, minifloat: value multiplier; afloat: 2^bias */
 } lpq_numfmt_t;
 
 #define LPQ_NUMFMT_TEXT_MAX 40
 
-/* Parses a format's text name: fp32, lp<8,2,2,0>, lp<6,1,3,auto>, int<8>, int8, int<4,ch>,
-** int4_ch, posit<8,2>, posit8 (= posit<8,2>), afloat<8,3>, fp8_e4m3, fp8_e5m2, fp8 (= e4m3),
-** minifloat<e,m>. LPQ_EFORMAT / LPQ_EINVAL with a message naming the bad part. */
+/* Parses a format's text name: fp32, lp<8,2,2,0>, lp<6,1,3,auto>, lp<4,1,2,auto_ch> (one sf
+** per output channel), lp<4,1,2,auto_ch+1> / auto-1 (an offset on the calibrated sf's),
+** int<8>, int8, int<4,ch>, int4_ch, posit<8,2>, posit8 (= posit<8,2>), afloat<8,3>, fp8_e4m3,
+** fp8_e5m2, fp8 (= e4m3), minifloat<e,m>. LPQ_EFORMAT / LPQ_EINVAL with a message naming the
+** bad part. */
 int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err);
-/* The canonical text (LP with its sf, or "auto" when unresolved and auto). */
+/* The canonical text: LP with its sf once resolved, else "auto" / "auto_ch" with its offset
+** ("lp<4,1,2,auto_ch-1>"); a per-channel format keeps its per-channel text. */
 char *lpq_numfmt_str(const lpq_numfmt_t *f, char *buf, size_t len);
 /* The family's name: "lp", "int", ... */
 const char *lpq_family_name(lpq_family_t fam);
@@ -208,10 +213,16 @@ const char *lpq_family_name(lpq_family_t fam);
 /* Resolves a format's data-dependent parameters from the values x (e.g. a weight tensor or a
 ** sample of activations): LP "auto" sf (the sf in a window around the log-magnitude centre
 ** that gives the least squared error), INT and minifloat scale (max |x| to the largest
-** value), AdaptivFloat bias. With per_channel INT the scale is per tensor here; the caller
-** calibrates each channel's slice. Formats without data-dependent parameters are unchanged.
-** A NaN in x: LPQ_ENAN. */
+** value), AdaptivFloat bias. A per-channel format is calibrated from x as one tensor here
+** (the result holds that one scale / sf); lpq_numfmt_calibrate_channels does each channel.
+** Formats without data-dependent parameters are unchanged. A NaN in x: LPQ_ENAN. */
 int lpq_numfmt_calibrate(lpq_numfmt_t *f, const float *x, size_t count, lpq_error_t *err);
+
+/* Per-channel calibration, the one path every per-channel format takes: x holds `channels`
+** consecutive slices of `per` values (axis 0 of a weight); out[c] is f calibrated on slice c
+** alone (for a per-tensor format every out[c] is f calibrated on the whole of x). */
+int lpq_numfmt_calibrate_channels(const lpq_numfmt_t *f, const float *x, size_t channels,
+                                  size_t per, lpq_numfmt_t *out, lpq_error_t *err);
 
 /* A quantizer for a resolved format (fp32 is refused: nothing to quantize). */
 lp_quantizer_t *lpq_numfmt_quantizer(const lpq_numfmt_t *f, lpq_error_t *err);

@@ -12,6 +12,7 @@
 
 #define PARAM_AUTO (-10000) /* "auto" in a parameter list */
 #define PARAM_CH (-10001)   /* "ch" in a parameter list */
+#define PARAM_AUTO_CH (-10002) /* "auto_ch": LP sf per output channel */
 #define MAX_VALUES 32767
 #define CALIB_SAMPLE 16384
 
@@ -42,12 +43,14 @@ static int check_fp32(lpq_numfmt_t *f, lpq_error_t *err) {
 
 /* ---- LP ---- */
 static int check_lp(lpq_numfmt_t *f, lpq_error_t *err) {
-  lp_format_t lf = {f->p[0], f->p[1], f->p[2], f->p[3] == PARAM_AUTO ? 0 : f->p[3]};
+  const int is_auto = f->p[3] == PARAM_AUTO || f->p[3] == PARAM_AUTO_CH;
+  lp_format_t lf = {f->p[0], f->p[1], f->p[2], is_auto ? 0 : f->p[3]};
   int rc = lp_format_validate(&lf, err);
   if (rc != 0)
     return rc;
   f->bits = f->p[0];
-  f->auto_scale = f->p[3] == PARAM_AUTO;
+  f->auto_scale = is_auto;
+  f->per_channel = f->p[3] == PARAM_AUTO_CH;
   if (f->auto_scale)
     f->p[3] = 0;
   f->resolved = !f->auto_scale;
@@ -183,6 +186,37 @@ static const struct {
     {"float32", "fp32"},        {"afloat8", "afloat<8,3>"},
 };
 
+/* "auto", "auto_ch", each with an optional offset "+K" / "-K" (|K| <= 64), at *pp; advances
+** *pp past it. The parameter's marker goes to *param, the offset to *offset. */
+static int parse_auto(const char *text, int index, const char **pp, int *param, int *offset,
+                      lpq_error_t *err) {
+  const char *p = *pp + 4;
+  *param = PARAM_AUTO;
+  if (strncasecmp(p, "_ch", 3) == 0) {
+    *param = PARAM_AUTO_CH;
+    p += 3;
+  }
+  *offset = 0;
+  if (*p == '+' || *p == '-') {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p + 1 || !isdigit((unsigned char)p[1]) || v < LP_SF_MIN || v > LP_SF_MAX)
+      return lpq_errorf(err, LPQ_EFORMAT,
+                        "format '%s': parameter %d: the offset after '%s' must be an integer "
+                        "in %d..%d (e.g. %s+1)",
+                        text, index, *param == PARAM_AUTO ? "auto" : "auto_ch", LP_SF_MIN,
+                        LP_SF_MAX, *param == PARAM_AUTO ? "auto" : "auto_ch");
+    *offset = (int)v;
+    p = end;
+  } else if (isalnum((unsigned char)*p) || *p == '_') {
+    return lpq_errorf(err, LPQ_EFORMAT,
+                      "format '%s': parameter %d: expected auto, auto_ch, auto+K or auto_ch+K",
+                      text, index);
+  }
+  *pp = p;
+  return 0;
+}
+
 int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err) {
   if (text == NULL || out == NULL)
     return lpq_errorf(err, LPQ_EINVAL, "format: NULL argument");
@@ -201,7 +235,8 @@ int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err) {
       row = &families[i];
   if (row == NULL)
     return lpq_errorf(err, LPQ_EFORMAT,
-                      "format '%s': unknown (known: fp32, lp<n,es,rs,sf>, int<k>, int<k,ch>, "
+                      "format '%s': unknown (known: fp32, lp<n,es,rs,sf>, lp<n,es,rs,auto>, "
+                      "lp<n,es,rs,auto_ch>, int<k>, int<k,ch>, "
                       "posit<n,es>, afloat<n,e>, minifloat<e,m>, fp8_e4m3, fp8_e5m2)",
                       text);
   lpq_numfmt_t f = {0};
@@ -216,8 +251,9 @@ int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err) {
       if (np == 4)
         return lpq_errorf(err, LPQ_EFORMAT, "format '%s': too many parameters", text);
       if (strncasecmp(p, "auto", 4) == 0) {
-        f.p[np++] = PARAM_AUTO;
-        p += 4;
+        if (parse_auto(text, np + 1, &p, &f.p[np], &f.sf_offset, err) != 0)
+          return err ? err->code : LPQ_EFORMAT;
+        np++;
       } else if (strncasecmp(p, "ch", 2) == 0) {
         f.p[np++] = PARAM_CH;
         p += 2;
@@ -252,10 +288,15 @@ int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err) {
                       row->name, row->min_params, row->min_params == row->max_params ? "" : " to ",
                       row->min_params == row->max_params ? 0 : row->max_params, np);
   for (int i = 0; i < np; i++)
-    if ((f.p[i] == PARAM_AUTO && !(row->family == LPQ_FAM_LP && i == 3)) ||
+    if (((f.p[i] == PARAM_AUTO || f.p[i] == PARAM_AUTO_CH) &&
+         !(row->family == LPQ_FAM_LP && i == 3)) ||
         (f.p[i] == PARAM_CH && !(row->family == LPQ_FAM_INT && i == 1)))
-      return lpq_errorf(err, LPQ_EFORMAT, "format '%s': parameter %d cannot be '%s'", text,
-                        i + 1, f.p[i] == PARAM_AUTO ? "auto" : "ch");
+      return lpq_errorf(err, LPQ_EFORMAT, "format '%s': parameter %d cannot be '%s'%s", text,
+                        i + 1,
+                        f.p[i] == PARAM_AUTO      ? "auto"
+                        : f.p[i] == PARAM_AUTO_CH ? "auto_ch"
+                                                  : "ch",
+                        f.p[i] == PARAM_CH ? "" : " (only an LP sf, the 4th parameter, can)");
   f.scale = 1.0;
   int rc = row->check(&f, err);
   if (rc != 0) {
@@ -270,9 +311,13 @@ char *lpq_numfmt_str(const lpq_numfmt_t *f, char *buf, size_t len) {
   switch (f->family) {
   case LPQ_FAM_FP32: snprintf(buf, len, "fp32"); break;
   case LPQ_FAM_LP:
-    if (f->auto_scale && !f->resolved)
-      snprintf(buf, len, "lp<%d,%d,%d,auto>", f->p[0], f->p[1], f->p[2]);
-    else
+    if (f->auto_scale && (!f->resolved || f->per_channel)) {
+      char off[16] = "";
+      if (f->sf_offset != 0)
+        snprintf(off, sizeof off, "%+d", f->sf_offset);
+      snprintf(buf, len, "lp<%d,%d,%d,%s%s>", f->p[0], f->p[1], f->p[2],
+               f->per_channel ? "auto_ch" : "auto", off);
+    } else
       snprintf(buf, len, "lp<%d,%d,%d,%d>", f->p[0], f->p[1], f->p[2], f->p[3]);
     break;
   case LPQ_FAM_INT: snprintf(buf, len, "int<%d%s>", f->p[0], f->per_channel ? ",ch" : ""); break;
@@ -411,7 +456,8 @@ static int calibrate_lp_sf(lpq_numfmt_t *f, const float *x, size_t count, lpq_er
     }
   }
   free(sample);
-  f->p[3] = best_sf;
+  best_sf += f->sf_offset;
+  f->p[3] = best_sf < LP_SF_MIN ? LP_SF_MIN : best_sf > LP_SF_MAX ? LP_SF_MAX : best_sf;
   f->resolved = 1;
   return 0;
 }
@@ -458,5 +504,26 @@ int lpq_numfmt_calibrate(lpq_numfmt_t *f, const float *x, size_t count, lpq_erro
   default: return 0;
   }
   f->resolved = 1;
+  return 0;
+}
+
+int lpq_numfmt_calibrate_channels(const lpq_numfmt_t *f, const float *x, size_t channels,
+                                  size_t per, lpq_numfmt_t *out, lpq_error_t *err) {
+  if (f == NULL || out == NULL || (channels > 0 && per > 0 && x == NULL))
+    return lpq_errorf(err, LPQ_EINVAL, "calibrate: NULL argument");
+  for (size_t c = 0; c < channels; c++) {
+    out[c] = *f;
+    int rc = 0;
+    if (f->per_channel) {
+      out[c].per_channel = 0; /* the slice's own format, printed with its own sf / scale */
+      rc = lpq_numfmt_calibrate(&out[c], x + c * per, per, err);
+    } else if (c == 0) {
+      rc = lpq_numfmt_calibrate(&out[c], x, channels * per, err);
+    } else {
+      out[c] = out[0];
+    }
+    if (rc != 0)
+      return lpq_error_prefix(err, "channel %zu: ", c);
+  }
   return 0;
 }

@@ -164,7 +164,7 @@ Test(graph, identity_hooks_change_nothing_and_see_every_layer) {
   lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
   lpq_graph_t *g = load(models[1], 2);
   hook_state_t s = {.zero_input_of = SIZE_MAX, .zero_weight_of = SIZE_MAX};
-  lpq_hooks_t h = {&s, hook_weight, hook_input, hook_output};
+  lpq_hooks_t h = {&s, hook_weight, hook_input, hook_output, NULL};
   float *plain = run(g, x->data, NULL, NULL), *hooked = run(g, x->data, &h, NULL);
   lpq_tensor_info_t oi;
   lpq_graph_output(g, 0, &oi);
@@ -197,7 +197,7 @@ Test(graph, input_hook_edits_a_private_copy) {
   ** block's first conv shares its input with the Add: zeroing it must change only the conv. */
   for (size_t target = 0; target < lpq_graph_num_layers(g); target++) {
     hook_state_t s = {.zero_input_of = target, .zero_weight_of = SIZE_MAX};
-    lpq_hooks_t h = {&s, NULL, hook_input, NULL};
+    lpq_hooks_t h = {&s, NULL, hook_input, NULL, NULL};
     float *y = run(g, x->data, &h, NULL);
     cr_assert_eq(memcmp(before, x->data, x->count * sizeof *before), 0,
                  "layer %zu's input hook wrote into the caller's input", target);
@@ -208,7 +208,7 @@ Test(graph, input_hook_edits_a_private_copy) {
   }
   /* zeroing the stem's input changes the output */
   hook_state_t s = {.zero_input_of = 0, .zero_weight_of = SIZE_MAX};
-  lpq_hooks_t h = {&s, NULL, hook_input, NULL};
+  lpq_hooks_t h = {&s, NULL, hook_input, NULL, NULL};
   float *y = run(g, x->data, &h, NULL);
   cr_assert_neq(memcmp(plain, y, oi.count * sizeof *y), 0);
   free(y), free(plain), free(before);
@@ -225,7 +225,7 @@ Test(graph, weight_hook_swaps_weights_for_one_run) {
   memcpy(w_before, L->weight, L->weight_count * sizeof *w_before);
   float *plain = run(g, x->data, NULL, NULL);
   hook_state_t s = {.zero_input_of = SIZE_MAX, .zero_weight_of = last};
-  lpq_hooks_t h = {&s, hook_weight, NULL, NULL};
+  lpq_hooks_t h = {&s, hook_weight, NULL, NULL, NULL};
   float *y = run(g, x->data, &h, NULL);
   /* with a zero weight the head outputs its bias: the same row for both samples */
   lpq_tensor_info_t oi;
@@ -260,7 +260,7 @@ Test(graph, a_copied_weight_gives_the_same_output) {
   lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
   lpq_graph_t *g = load(models[1], 2);
   copy_state_t s = {{0}};
-  lpq_hooks_t h = {&s, copy_weight, NULL, NULL};
+  lpq_hooks_t h = {&s, copy_weight, NULL, NULL, NULL};
   float *plain = run(g, x->data, NULL, NULL), *hooked = run(g, x->data, &h, NULL);
   lpq_tensor_info_t oi;
   lpq_graph_output(g, 0, &oi);
@@ -281,7 +281,7 @@ static const float *failing_weight(void *u, size_t layer, const float *w, size_t
 Test(graph, a_failing_hook_aborts_the_run) {
   lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
   lpq_graph_t *g = load(models[1], 2);
-  lpq_hooks_t h = {NULL, failing_weight, NULL, NULL};
+  lpq_hooks_t h = {NULL, failing_weight, NULL, NULL, NULL};
   int rc = 0;
   float *y = run(g, x->data, &h, &rc);
   cr_assert_neq(rc, 0);

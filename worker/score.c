@@ -20,6 +20,7 @@ typedef struct layer_ref_t {
   float *in_sample;  /* strided sample of the FP input */
   size_t in_count;   /* samples held */
   size_t in_total;   /* input elements per pass */
+  float *in_mean;    /* bias correction: the FP input's mean per input channel */
   double self_loss;  /* InfoNCE of the FP output with itself */
 } layer_ref_t;
 
@@ -100,6 +101,14 @@ static int ref_input(void *user, size_t layer, float *x, size_t count) {
     r->in_sample[k++] = x[i];
   r->in_count = n;
   r->in_total = count;
+  if (rp->s->opts.bias_correction) {
+    size_t channels;
+    const lpq_layer_t *L = lpq_graph_layer(rp->s->g, layer);
+    if (!(r->in_mean = lpq__bias_input_means(L, x, count, &channels)))
+      return lpq_errorf(rp->err, LPQ_ENOMEM, "scorer: layer %zu (%s): no input means for bias "
+                        "correction (out of memory, or %zu inputs do not fit its shape)", layer,
+                        L->name, count);
+  }
   return 0;
 }
 
@@ -175,7 +184,7 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
     goto fail;
   ref_pass_t rp = {s, NULL, {0}};
   rp.err = &rp.hook_err;
-  lpq_hooks_t hooks = {&rp, ref_weight, ref_input, ref_output};
+  lpq_hooks_t hooks = {&rp, ref_weight, ref_input, ref_output, NULL};
   int rc = hook_failed(lpq_exec_run(x, calib, s->out_fp, &hooks, err), &rp.hook_err, err);
   exec_put(s, x);
   if (rc != 0)
@@ -238,6 +247,7 @@ void lpq_scorer_free(lpq_scorer_t **sp) {
   for (size_t l = 0; s->ref && l < s->nlayers; l++) {
     free(s->ref[l].out_norm);
     free(s->ref[l].in_sample);
+    free(s->ref[l].in_mean);
   }
   free(s->ref);
   free(s->out_fp);
@@ -328,7 +338,8 @@ static int quantize_with(lpq_scorer_t *s, const lpq_numfmt_t *f, const float *sr
   return rc;
 }
 
-/* Layer's weights quantized to f (resolved, or per-channel INT): a pinned entry, or NULL. */
+/* Layer's weights quantized to f (resolved, or per-channel): a pinned entry, or NULL. With
+** bias correction the entry's data holds the output shift after the weights (M floats). */
 static qentry_t *weight_entry(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *f,
                               lpq_error_t *err) {
   char key[128], fk[96];
@@ -338,25 +349,28 @@ static qentry_t *weight_entry(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t 
   if (e)
     return e;
   const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
+  const size_t channels = (size_t)L->weight_shape[0], per = L->weight_count / channels;
+  const size_t floats = L->weight_count + (s->opts.bias_correction ? channels : 0);
   qentry_t *n = lpq__qentry_new(key);
-  if (!n || !(n->data = malloc(L->weight_count * sizeof *n->data))) {
+  if (!n || !(n->data = malloc(floats * sizeof *n->data))) {
     free(n);
     lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory for layer %zu weights", layer);
     return NULL;
   }
-  n->bytes = L->weight_count * sizeof *n->data;
+  n->bytes = floats * sizeof *n->data;
   int rc = 0;
   if (f->per_channel) {
-    size_t channels = (size_t)L->weight_shape[0], per = L->weight_count / channels;
-    for (size_t c = 0; c < channels && rc == 0; c++) {
-      lpq_numfmt_t fc = *f;
-      rc = lpq_numfmt_calibrate(&fc, L->weight + c * per, per, err);
-      if (rc == 0)
-        rc = quantize_with(s, &fc, L->weight + c * per, n->data + c * per, per, err);
-    }
+    lpq_numfmt_t *fc = malloc(channels * sizeof *fc);
+    rc = fc ? lpq_numfmt_calibrate_channels(f, L->weight, channels, per, fc, err)
+            : lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+    for (size_t c = 0; c < channels && rc == 0; c++)
+      rc = quantize_with(s, &fc[c], L->weight + c * per, n->data + c * per, per, err);
+    free(fc);
   } else {
     rc = quantize_with(s, f, L->weight, n->data, L->weight_count, err);
   }
+  if (rc == 0 && s->opts.bias_correction)
+    lpq__bias_shift(L, n->data, s->ref[layer].in_mean, n->data + L->weight_count);
   if (rc != 0) {
     lpq_error_prefix(err, "layer %zu (%s) weights: ", layer, L->name);
     free(n->data);
@@ -398,6 +412,14 @@ static const float *eval_weight(void *user, size_t layer, const float *w, size_t
   eval_t *ev = user;
   (void)count;
   return ev->wq[layer] ? ev->wq[layer]->data : w;
+}
+
+static const float *eval_bias(void *user, size_t layer, size_t channels) {
+  eval_t *ev = user;
+  (void)channels;
+  if (!ev->s->opts.bias_correction || !ev->wq[layer])
+    return NULL;
+  return ev->wq[layer]->data + lpq_graph_layer(ev->s->g, layer)->weight_count;
 }
 
 static int eval_input(void *user, size_t layer, float *x, size_t count) {
@@ -506,7 +528,7 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
     rc = err ? err->code : LPQ_ENOMEM;
     goto done;
   }
-  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, eval_output};
+  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, eval_output, eval_bias};
   if ((rc = hook_failed(lpq_exec_run(x, s->calib, logits, &hooks, err), &ev.hook_err, err)) != 0)
     goto done;
   for (size_t i = 0; i < s->out_count; i++)
@@ -580,7 +602,7 @@ int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt
     rc = err ? err->code : LPQ_ENOMEM;
     goto done;
   }
-  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, NULL};
+  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, NULL, eval_bias};
   for (size_t start = 0; start < count; start += s->batch) {
     size_t n = count - start < s->batch ? count - start : s->batch;
     memcpy(in, data + start * per, n * per * sizeof *in);

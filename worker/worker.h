@@ -42,6 +42,10 @@ typedef struct lpq_score_opts_t {
   int no_local;       /* 1: L_CO is the global term alone */
   int no_cache;       /* 1: quantize weights on every evaluation (tests: cached == uncached) */
   size_t cache_bytes; /* quantized-weight cache bound per scorer [256 MiB] */
+  int bias_correction; /* 1: each layer with quantized weights gets its bias corrected by the
+                          mean output shift the quantization causes on the calibration batch
+                          (NNCF FastBiasCorrection, AIMET): -(Wq - W) E[x], E[x] the FP input's
+                          per-channel mean [0] */
 } lpq_score_opts_t;
 
 /* One candidate's score. */

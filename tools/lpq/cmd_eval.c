@@ -21,14 +21,20 @@ static void usage(FILE *out) {
           "  --norm MEAN,STD     normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
           "  --temperature T     InfoNCE temperature (default 0.5)\n"
           "  --lambda L          exponent of L_CR in L_F = L_CO * L_CR^L (default 1)\n"
+          "  --bias-correction on|off\n"
+          "                      correct each quantized layer's bias for the mean output shift\n"
+          "                      its weight quantization causes on the calibration batch (off)\n"
+          "  --resolved-config OUT.json\n"
+          "                      write the config with auto sf and scales resolved (per-channel\n"
+          "                      LP: \"w\" keeps auto_ch, \"w_sf\" lists each channel's sf)\n"
           "  --json              one JSON object instead of text\n");
 }
 
 typedef struct eval_args_t {
-  const char *model, *data, *labels, *config, *calib_data;
+  const char *model, *data, *labels, *config, *calib_data, *resolved_config;
   size_t calib;
   double mean, std, temperature, lambda;
-  int json;
+  int json, bias_correction;
 } eval_args_t;
 
 static int parse_args(int argc, char **argv, eval_args_t *a) {
@@ -38,6 +44,8 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
       {"calib-data", required_argument, 0, 'D'}, {"calib", required_argument, 0, 'n'},
       {"norm", required_argument, 0, 'N'},       {"temperature", required_argument, 0, 'T'},
       {"lambda", required_argument, 0, 'L'},     {"json", no_argument, 0, 'j'},
+      {"bias-correction", required_argument, 0, 'B'},
+      {"resolved-config", required_argument, 0, 'R'},
       {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
   *a = (eval_args_t){.calib = 256, .mean = 0, .std = 1, .temperature = 0.5, .lambda = 1};
   int c;
@@ -78,6 +86,14 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
       }
       break;
     case 'j': a->json = 1; break;
+    case 'B':
+      if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+        fprintf(stderr, "lpq eval: --bias-correction %s: expected on or off\n", optarg);
+        return 2;
+      }
+      a->bias_correction = strcmp(optarg, "on") == 0;
+      break;
+    case 'R': a->resolved_config = optarg; break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return 2;
     }
@@ -92,6 +108,53 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
     return 2;
   }
   return 0;
+}
+
+/* Writes the candidate with its formats resolved to path: auto sf and scales filled in, and
+** for per-channel LP the sf of every output channel ("w_sf"). */
+static int write_resolved(lpq_scorer_t *s, const lpq_graph_t *g, const char **names,
+                          const lpq_numfmt_t *w, const lpq_numfmt_t *a, const char *path,
+                          lpq_error_t *err) {
+  const size_t nl = lpq_graph_num_layers(g);
+  lpq_numfmt_t *rw = calloc(2 * nl + 1, sizeof *rw), *ra = rw ? rw + nl : NULL;
+  int **sf = calloc(nl + 1, sizeof *sf);
+  size_t *nsf = calloc(nl + 1, sizeof *nsf);
+  char *text = NULL;
+  int rc = (!rw || !sf || !nsf) ? lpq_errorf(err, LPQ_ENOMEM, "out of memory")
+                                : lpq_scorer_resolve(s, w, a, rw, ra, err);
+  for (size_t i = 0; i < nl && rc == 0; i++) {
+    const lpq_layer_t *L = lpq_graph_layer(g, i);
+    if (rw[i].family != LPQ_FAM_LP || !rw[i].per_channel)
+      continue;
+    size_t ch = (size_t)L->weight_shape[0];
+    lpq_numfmt_t *fc = malloc(ch * sizeof *fc);
+    if (!fc || !(sf[i] = malloc(ch * sizeof *sf[i]))) {
+      free(fc);
+      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+      break;
+    }
+    rc = lpq_numfmt_calibrate_channels(&rw[i], L->weight, ch, L->weight_count / ch, fc, err);
+    for (size_t c = 0; c < ch && rc == 0; c++)
+      sf[i][c] = fc[c].p[3];
+    nsf[i] = ch;
+    free(fc);
+    if (rc != 0)
+      lpq_error_prefix(err, "layer %zu (%s): ", i, L->name);
+  }
+  if (rc == 0 && !(text = lpq_config_to_json_sf(nl, names, rw, ra, (const int *const *)sf, nsf)))
+    rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  FILE *fp = rc == 0 ? fopen(path, "w") : NULL;
+  if (rc == 0 && (!fp || fputs(text, fp) < 0 || fputc('\n', fp) == EOF))
+    rc = lpq_errorf(err, LPQ_EIO, "%s: cannot write", path);
+  if (fp && fclose(fp) != 0 && rc == 0)
+    rc = lpq_errorf(err, LPQ_EIO, "%s: cannot write", path);
+  for (size_t i = 0; sf && i < nl; i++)
+    free(sf[i]);
+  free(sf);
+  free(nsf);
+  free(rw);
+  free(text);
+  return rc;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -153,7 +216,8 @@ int cmd_eval(int argc, char **argv) {
     lpq_error_prefix(&err, "%s: ", a.config);
     goto fail;
   }
-  lpq_score_opts_t opts = {.temperature = a.temperature, .lambda = a.lambda};
+  lpq_score_opts_t opts = {.temperature = a.temperature, .lambda = a.lambda,
+                           .bias_correction = a.bias_correction};
   /* calibration labels: only when the calibration batch is a prefix of the labelled data */
   if (!(s = lpq_scorer_new(g, calib->data, cx ? NULL : labels, &opts, &err)))
     goto fail;
@@ -165,6 +229,8 @@ int cmd_eval(int argc, char **argv) {
                                     &err) != 0)
     goto fail;
   double self = lpq_scorer_self_contrast(s);
+  if (a.resolved_config && write_resolved(s, g, names, w, af, a.resolved_config, &err) != 0)
+    goto fail;
   if (a.json) {
     json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
                           "model", a.model, "config", a.config, "layers", (int)nl,
@@ -173,6 +239,7 @@ int cmd_eval(int argc, char **argv) {
                           sc.l_local, "l_co_fp32_self", self, "l_cr", sc.l_cr, "l_f", sc.l_f,
                           "mean_weight_bits", sc.mean_w_bits, "mean_activation_bits",
                           sc.mean_a_bits, "eval_ms", sc.eval_ms);
+    json_object_set_new(o, "bias_correction", json_boolean(a.bias_correction));
     if (labels) {
       json_object_set_new(o, "top1_fp32", json_real(100.0 * top1_fp));
       json_object_set_new(o, "top1_quantized", json_real(100.0 * top1_q));
@@ -190,6 +257,7 @@ int cmd_eval(int argc, char **argv) {
     printf("mean bits    weights %.3f, activations %.3f\n", sc.mean_w_bits, sc.mean_a_bits);
     printf("L_CR         %.4f (weight bits / 32)\n", sc.l_cr);
     printf("L_F          %.6f (lambda %g)\n", sc.l_f, a.lambda);
+    printf("bias corr.   %s\n", a.bias_correction ? "on" : "off");
     if (labels)
       printf("top-1        fp32 %.2f%%, quantized %.2f%% over %zu samples (drop %.2f points)\n",
              100 * top1_fp, 100 * top1_q, nlabels, 100 * (top1_fp - top1_q));

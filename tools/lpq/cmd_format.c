@@ -6,11 +6,14 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <strings.h>
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: lpq format FMT [--table] [--json]\n"
-          "  FMT       an LP format, e.g. lp<8,2,2,0> (n 2..16, es 0..4, rs 1..n-1, sf -64..64)\n"
+          "  FMT       an LP format, e.g. lp<8,2,2,0> (n 2..16, es 0..4, rs 1..n-1, sf -64..64);\n"
+          "            sf may be auto (calibrated per tensor) or auto_ch (per output channel),\n"
+          "            each with an offset (auto_ch+1): properties are shown at sf = 0\n"
           "  --table   every code and its value, one 'CODE VALUE' line each (NaR prints nan)\n"
           "  --json    one JSON object instead of text\n");
 }
@@ -41,12 +44,39 @@ int cmd_format(int argc, char **argv) {
   }
   lp_format_t f;
   lpq_error_t err;
-  if (lp_format_parse(argv[optind], &f, &err) != 0) {
+  /* auto / auto_ch: the sf comes from the data; the codes' shape is shown at sf = 0 */
+  lpq_numfmt_t nf = {0};
+  int is_auto = 0;
+  for (const char *t = argv[optind]; *t && !is_auto; t++)
+    is_auto = strncasecmp(t, "auto", 4) == 0;
+  if (is_auto) {
+    if (lpq_numfmt_parse(argv[optind], &nf, &err) != 0) {
+      fprintf(stderr, "lpq format: %s\n", err.msg);
+      return 1;
+    }
+    if (nf.family != LPQ_FAM_LP) {
+      fprintf(stderr, "lpq format: '%s' is not an LP format\n", argv[optind]);
+      return 1;
+    }
+    f = lpq_numfmt_lp(&nf);
+  } else if (lp_format_parse(argv[optind], &f, &err) != 0) {
     fprintf(stderr, "lpq format: %s\n", err.msg);
     return 1;
   }
-  char name[LP_TEXT_MAX];
-  lp_format_str(&f, name, sizeof name);
+  char name[LPQ_NUMFMT_TEXT_MAX];
+  if (is_auto)
+    lpq_numfmt_str(&nf, name, sizeof name);
+  else
+    lp_format_str(&f, name, sizeof name);
+  char sf_rule[200] = "", offset[32] = "";
+  if (is_auto && nf.sf_offset != 0)
+    snprintf(offset, sizeof offset, ", offset %+d", nf.sf_offset);
+  if (is_auto)
+    snprintf(sf_rule, sizeof sf_rule,
+             "%s: the sf with the least squared error on %s%s; the values below are at sf = 0 "
+             "and scale by 2^-sf",
+             nf.per_channel ? "one per output channel" : "one per tensor",
+             nf.per_channel ? "that channel's weights (axis 0)" : "the tensor", offset);
   const double minpos = lp_decode(&f, lp_minpos(&f)), maxpos = lp_decode(&f, lp_maxpos(&f));
   const uint32_t ncodes = 1u << f.n;
   if (json) {
@@ -55,6 +85,13 @@ int cmd_format(int argc, char **argv) {
                           minpos, "maxpos", maxpos, "dynamic_range_decades",
                           dynamic_range_decades(minpos, maxpos), "dynamic_range_log2",
                           log2(maxpos / minpos));
+    if (o && is_auto) {
+      json_object_set_new(o, "sf", json_null());
+      json_object_set_new(o, "sf_rule", json_string(nf.per_channel ? "auto_ch" : "auto"));
+      json_object_set_new(o, "sf_offset", json_integer(nf.sf_offset));
+      json_object_set_new(o, "per_channel", json_boolean(nf.per_channel));
+      json_object_set_new(o, "shown_at_sf", json_integer(0));
+    }
     if (o && table) {
       json_t *arr = json_array();
       for (uint32_t code = 0; code < ncodes; code++) {
@@ -84,6 +121,8 @@ int cmd_format(int argc, char **argv) {
     return 0;
   }
   printf("format      %s\n", name);
+  if (is_auto)
+    printf("sf          %s\n", sf_rule);
   printf("bits        %d (sign 1, regime up to %d, exponent %d, fraction the rest)\n", f.n,
          f.rs == f.n - 1 ? f.n - 1 : f.rs + 1, f.es);
   printf("regime k    %d..%d%s\n", -f.rs, f.rs - 1, f.rs == f.n - 1 ? " (uncapped)" : "");

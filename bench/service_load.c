@@ -19,7 +19,7 @@
 #define DATA "models/fashion_calib_256.npy"
 
 typedef struct client_t {
-  const bsvc_t *s;
+  const proc_svc_t *s;
   int64_t job;
   int interval_ms;
   volatile int *stop;
@@ -40,9 +40,9 @@ static void *client_main(void *arg) {
   char *buf = malloc(cap);
   usleep((useconds_t)(rand_r(&c->seed) % (unsigned)(c->interval_ms * 1000 + 1))); /* spread */
   while (!*c->stop) {
-    double t0 = b_now();
+    double t0 = proc_now_s();
     b_roundtrip(fd, line, (size_t)len, buf, cap);
-    double ms = (b_now() - t0) * 1e3;
+    double ms = (proc_now_s() - t0) * 1e3;
     if (strstr(buf, "\"error\":{"))
       b_die("job.get answered an error: %s", buf);
     if (c->n < c->cap)
@@ -65,15 +65,15 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Runs one job for `seconds` after its first results, with `nclients` pollers; the job's
 ** evaluations per second. Latencies are appended to *lat. */
-static double run(const bsvc_t *s, int nclients, int interval_ms, double seconds, uint64_t seed,
+static double run(const proc_svc_t *s, int nclients, int interval_ms, double seconds, uint64_t seed,
                   double **lat, size_t *nlat) {
   json_t *set = json_pack("{s:i, s:i, s:i}", "population", 40, "generations", 100000, "calib",
                           16);
   int64_t job = b_submit(s, MODEL, DATA, set, seed);
   char status[32];
-  double t0 = b_now();
+  double t0 = proc_now_s();
   while (b_evaluations(s, job, status, sizeof status) < 80) { /* past the first generation */
-    if (b_now() - t0 > 120)
+    if (proc_now_s() - t0 > 120)
       b_die("job %lld did not start (%s)", (long long)job, status);
     usleep(50000);
   }
@@ -88,10 +88,10 @@ static double run(const bsvc_t *s, int nclients, int interval_ms, double seconds
   }
   usleep(300000); /* every client connected and polling */
   long long e0 = b_evaluations(s, job, NULL, 0);
-  double ta = b_now();
+  double ta = proc_now_s();
   usleep((useconds_t)(seconds * 1e6));
   long long e1 = b_evaluations(s, job, status, sizeof status);
-  double tb = b_now();
+  double tb = proc_now_s();
   stop = 1;
   for (int i = 0; i < nclients; i++) {
     pthread_join(cl[i].th, NULL);
@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
   if (clients < 1 || clients > 250 || seconds <= 0 || interval_ms < 0 || workers < 1 ||
       workers > 8)
     b_die("an option is out of range (clients 1..250: the API takes 256 connections)");
-  bsvc_t s;
+  proc_svc_t s;
   b_init(&s, argv[0]);
   b_print_load("before");
   b_start_coordinator(&s);
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
   double server_p99 = json_number_value(json_object_get(jg, "p99_ms"));
   double server_mean = json_number_value(json_object_get(jg, "mean_ms"));
   json_decref(st);
-  b_stop(&s);
+  proc_svc_stop(&s);
   if (nlat == 0)
     b_die("no call was answered");
   qsort(lat, nlat, sizeof *lat, cmp_double);

@@ -53,14 +53,14 @@ static void *sim_main(void *arg) {
   snprintf(ready.worker_id, sizeof ready.worker_id, "sim%d", w->index);
   lpq_wire_encode_ready(&out, &ready, NULL);
   zmq_send(s, out.data, out.len, 0);
-  double last_beat = b_now();
+  double last_beat = proc_now_s();
   zmq_msg_t m;
   zmq_msg_init(&m);
   while (!*w->stop) {
-    if (b_now() - last_beat > 0.3) {
+    if (proc_now_s() - last_beat > 0.3) {
       lpq_wire_encode_empty(&out, LPQ_MSG_HEARTBEAT, NULL);
       zmq_send(s, out.data, out.len, 0);
-      last_beat = b_now();
+      last_beat = proc_now_s();
     }
     if (zmq_msg_recv(&m, s, 0) < 0)
       continue;
@@ -112,7 +112,7 @@ static double cpu_seconds(pid_t pid, int main_thread) {
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static long long total_evaluations(const bsvc_t *s, const int64_t *jobs, int njobs,
+static long long total_evaluations(const proc_svc_t *s, const int64_t *jobs, int njobs,
                                    int *running) {
   long long e = 0;
   *running = 0;
@@ -127,7 +127,7 @@ static long long total_evaluations(const bsvc_t *s, const int64_t *jobs, int njo
 /* Part 1: the daemon's overhead with zero-cost workers. */
 static double overhead(const char *argv0, int nsim, unsigned slots, int njobs, int population,
                        double seconds) {
-  bsvc_t s;
+  proc_svc_t s;
   b_init(&s, argv0);
   b_start_coordinator(&s);
   volatile int stop = 0;
@@ -146,18 +146,18 @@ static double overhead(const char *argv0, int nsim, unsigned slots, int njobs, i
                                  100000, "calib", 16),
                        (uint64_t)i + 1);
   int running = 0;
-  double t0 = b_now();
+  double t0 = proc_now_s();
   while (total_evaluations(&s, jobs, njobs, &running) < (long long)(2 * population * njobs) ||
          running < njobs) {
-    if (b_now() - t0 > 180)
+    if (proc_now_s() - t0 > 180)
       b_die("the jobs did not get going");
     usleep(100000);
   }
   long long e0 = total_evaluations(&s, jobs, njobs, &running);
-  double ta = b_now(), cpu0 = cpu_seconds(s.coord, 0), main0 = cpu_seconds(s.coord, 1);
+  double ta = proc_now_s(), cpu0 = cpu_seconds(s.coord, 0), main0 = cpu_seconds(s.coord, 1);
   usleep((useconds_t)(seconds * 1e6));
   long long e1 = total_evaluations(&s, jobs, njobs, &running);
-  double tb = b_now(), cpu1 = cpu_seconds(s.coord, 0), main1 = cpu_seconds(s.coord, 1);
+  double tb = proc_now_s(), cpu1 = cpu_seconds(s.coord, 0), main1 = cpu_seconds(s.coord, 1);
   if (running != njobs)
     b_die("a job stopped during the measurement");
   json_t *st = b_call(&s, "server.stats", NULL);
@@ -177,7 +177,7 @@ static double overhead(const char *argv0, int nsim, unsigned slots, int njobs, i
   stop = 1;
   for (int i = 0; i < nsim; i++)
     pthread_join(th[i], NULL);
-  b_stop(&s);
+  proc_svc_stop(&s);
   zmq_ctx_term(zctx);
   double rate = (double)(e1 - e0) / (tb - ta);
   double main_us = 1e6 * (main1 - main0) / (double)(e1 - e0);
@@ -203,7 +203,7 @@ typedef struct real_t {
 } real_t;
 
 static real_t real_rate(const char *argv0, int n, double seconds) {
-  bsvc_t s;
+  proc_svc_t s;
   b_init(&s, argv0);
   b_start_coordinator(&s);
   for (int i = 0; i < n; i++)
@@ -213,9 +213,9 @@ static real_t real_rate(const char *argv0, int n, double seconds) {
                                    "calib", 32),
                          7);
   char st[32];
-  double t0 = b_now();
+  double t0 = proc_now_s();
   while (b_evaluations(&s, job, st, sizeof st) < 2 * n) { /* every worker warmed up */
-    if (b_now() - t0 > 300)
+    if (proc_now_s() - t0 > 300)
       b_die("the ResNet-18 job did not get going (%s)", st);
     usleep(100000);
   }
@@ -223,16 +223,16 @@ static real_t real_rate(const char *argv0, int n, double seconds) {
   for (int i = 0; i < n; i++)
     cpu0 += cpu_seconds(s.workers[i], 0);
   long long e0 = b_evaluations(&s, job, NULL, 0);
-  double ta = b_now();
+  double ta = proc_now_s();
   usleep((useconds_t)(seconds * 1e6));
   long long e1 = b_evaluations(&s, job, st, sizeof st);
-  double tb = b_now();
+  double tb = proc_now_s();
   for (int i = 0; i < n; i++)
     cpu1 += cpu_seconds(s.workers[i], 0);
   if (strcmp(st, "running") != 0)
     b_die("the job is %s at the end of the window", st);
   b_cancel(&s, job);
-  b_stop(&s);
+  proc_svc_stop(&s);
   real_t r = {(double)(e1 - e0) / (tb - ta), (cpu1 - cpu0) / (double)(e1 - e0),
               (cpu1 - cpu0) / (tb - ta)};
   printf("    %d lpq-worker --threads 1: %.2f evaluations/s (%lld in %.1f s), the workers used "

@@ -33,8 +33,8 @@ static size_t fill_disk(const char *path) {
 
 Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   char *ref = f_reference_front(F_LONG_JOB, F_LONG_SEED);
-  svc_t s;
-  f_init(&s, NULL);
+  proc_svc_t s;
+  f_init(&s);
   char mnt[128], filler[160];
   snprintf(mnt, sizeof mnt, "%s/disk", s.dir);
   cr_assert_eq(mkdir(mnt, 0700), 0);
@@ -43,7 +43,7 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
       mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700") != 0) {
     int e = errno;
-    f_stop(&s);
+    proc_svc_stop(&s);
     free(ref);
     cr_skip_test("cannot mount a tmpfs here (%s): the full-disk test needs root (CAP_SYS_ADMIN)",
                  strerror(e));
@@ -55,7 +55,7 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   int64_t id = f_submit(&s, F_LONG_JOB, F_LONG_SEED);
   /* let it commit a generation or two, then take the disk's last byte */
   json_t *g = NULL;
-  double t0 = f_now();
+  double t0 = proc_now_s();
   for (;;) {
     char *st = f_status(&s, id, &g);
     long long evals = (long long)json_integer_value(json_object_get(g, "evaluations"));
@@ -64,28 +64,28 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
     free(st);
     if (evals >= 12)
       break;
-    cr_assert_lt(f_now() - t0, 30, "the job did not start");
+    cr_assert_lt(proc_now_s() - t0, 30, "the job did not start");
     usleep(20000);
   }
   size_t filled = fill_disk(filler);
   cr_assert_gt(filled, 0);
-  double t_full = f_now();
+  double t_full = proc_now_s();
   /* the job pauses with the store's error, visible through job.get */
   char *st = NULL;
   const char *why = NULL;
-  t0 = f_now();
+  t0 = proc_now_s();
   for (;;) {
     st = f_status(&s, id, &g);
     why = json_string_value(json_object_get(g, "error"));
     if (!strcmp(st, "paused"))
       break;
-    cr_assert(!f_final(st), "the job ended (%s: %s) instead of pausing", st, why ? why : "");
+    cr_assert(!proc_job_final(st), "the job ended (%s: %s) instead of pausing", st, why ? why : "");
     json_decref(g);
     free(st);
-    cr_assert_lt(f_now() - t0, 20, "the job never paused on the full disk");
+    cr_assert_lt(proc_now_s() - t0, 20, "the job never paused on the full disk");
     usleep(20000);
   }
-  double paused_after = f_now() - t_full;
+  double paused_after = proc_now_s() - t_full;
   cr_assert_not_null(why, "a paused job says why");
   cr_assert(strstr(why, "full") != NULL, "the reason names the full disk: %s", why);
   char d_why[256];
@@ -107,19 +107,19 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   char *ok = f_integrity(s.db);
   cr_assert_str_eq(ok, "ok", "integrity_check on the full disk: %s", ok);
   free(ok);
-  cr_assert(f_file_has(s.log, "jobs paused"), "the log says the jobs paused");
+  cr_assert(proc_file_has(s.log, "jobs paused"), "the log says the jobs paused");
   /* space returns: the job resumes and ends as if nothing happened */
   cr_assert_eq(unlink(filler), 0);
-  double t_free = f_now(), resumed_after = -1;
+  double t_free = proc_now_s(), resumed_after = -1;
   for (;;) {
     st = f_status(&s, id, NULL);
     if (strcmp(st, "paused") != 0)
       break;
     free(st);
-    cr_assert_lt(f_now() - t_free, 20, "the job stays paused with space back");
+    cr_assert_lt(proc_now_s() - t_free, 20, "the job stays paused with space back");
     usleep(10000);
   }
-  resumed_after = f_now() - t_free;
+  resumed_after = proc_now_s() - t_free;
   free(st);
   fprintf(stderr, "full disk: %zu bytes of filler; paused %.2f s after the disk filled (\"%s\"), "
           "running again %.2f s after the filler went\n", filled, paused_after, d_why,
@@ -131,7 +131,7 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   cr_assert_str_eq(front, ref, "the front after the pause differs from the undisturbed one");
   free(front);
   free(ref);
-  cr_assert(f_file_has(s.log, "jobs resume"), "the log says the jobs resumed");
+  cr_assert(proc_file_has(s.log, "jobs resume"), "the log says the jobs resumed");
   /* the pause is in the job's events */
   json_t *ev = f_ok(&s, "db.query", json_pack("{s:s, s:{s:I}}", "table", "events", "where",
                                               "job", (json_int_t)id));
@@ -139,24 +139,24 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
   cr_assert(strstr(text, "resumed") != NULL, "no pause event in %s", text);
   free(text);
   json_decref(ev);
-  cr_assert_eq(f_stop_coordinator(&s, 10), 0);
+  cr_assert_eq(proc_svc_stop_coordinator(&s, 10), 0);
   ok = f_integrity(s.db);
   cr_assert_str_eq(ok, "ok");
   free(ok);
   umount2(mnt, MNT_DETACH);
-  f_stop(&s);
+  proc_svc_stop(&s);
 }
 
 Test(faults, sigterm_mid_job_shuts_down_cleanly_and_the_job_resumes) {
   char *ref = f_reference_front(F_LONG_JOB, F_LONG_SEED);
-  svc_t s;
-  f_init(&s, NULL);
+  proc_svc_t s;
+  f_init(&s);
   f_start_coordinator(&s);
   f_start_worker(&s, "30");
   f_start_worker(&s, "30");
   int64_t id = f_submit(&s, F_LONG_JOB, F_LONG_SEED);
   json_t *g = NULL;
-  double t0 = f_now();
+  double t0 = proc_now_s();
   for (;;) { /* mid-job: a generation committed, more running */
     char *st = f_status(&s, id, &g);
     long long gen = (long long)json_integer_value(json_object_get(g, "generation"));
@@ -165,12 +165,12 @@ Test(faults, sigterm_mid_job_shuts_down_cleanly_and_the_job_resumes) {
     free(st);
     if (gen >= 2)
       break;
-    cr_assert_lt(f_now() - t0, 30, "the job did not get going");
+    cr_assert_lt(proc_now_s() - t0, 30, "the job did not get going");
     usleep(20000);
   }
-  t0 = f_now();
-  int code = f_stop_coordinator(&s, 10);
-  double took = f_now() - t0;
+  t0 = proc_now_s();
+  int code = proc_svc_stop_coordinator(&s, 10);
+  double took = proc_now_s() - t0;
   cr_assert_eq(code, 0, "SIGTERM: exit status %d", code);
   fprintf(stderr, "SIGTERM mid-job (generation 2 or later): exit 0 after %.3f s\n", took);
   cr_assert_lt(took, 5, "shutdown took %.1f s", took);
@@ -180,7 +180,7 @@ Test(faults, sigterm_mid_job_shuts_down_cleanly_and_the_job_resumes) {
   snprintf(wal, sizeof wal, "%s-wal", s.db);
   cr_assert(stat(wal, &stt) != 0 || stt.st_size == 0, "the WAL was not checkpointed (%lld bytes)",
             (long long)stt.st_size);
-  cr_assert(f_file_has(s.log, "SIGTERM: shutting down"));
+  cr_assert(proc_file_has(s.log, "SIGTERM: shutting down"));
   char *ok = f_integrity(s.db);
   cr_assert_str_eq(ok, "ok");
   free(ok);
@@ -195,6 +195,6 @@ Test(faults, sigterm_mid_job_shuts_down_cleanly_and_the_job_resumes) {
   cr_assert_str_eq(front, ref);
   free(front);
   free(ref);
-  cr_assert(f_file_has(s.log, "resumes"));
-  f_stop(&s);
+  cr_assert(proc_file_has(s.log, "resumes"));
+  proc_svc_stop(&s);
 }

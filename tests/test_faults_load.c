@@ -7,7 +7,7 @@
 #include <pthread.h>
 
 typedef struct poller_t {
-  svc_t s;           /* a copy with a connection of its own */
+  proc_svc_t s;           /* a copy with a connection of its own */
   int64_t job;
   volatile int *stop;
   size_t calls, slow; /* slow: answered after more than 250 ms */
@@ -18,24 +18,23 @@ typedef struct poller_t {
 static void *poll_main(void *arg) {
   poller_t *p = arg;
   while (!*p->stop) {
-    double t0 = f_now();
+    double t0 = proc_now_s();
     json_t *r = f_ok(&p->s, "job.get", f_job_params(p->job));
-    double ms = (f_now() - t0) * 1e3;
+    double ms = (proc_now_s() - t0) * 1e3;
     json_decref(r);
     p->calls++;
     p->slow += ms > 250;
     p->max_ms = fmax(p->max_ms, ms);
     usleep(20000);
   }
-  f_disconnect(&p->s);
-  free(p->s.buf);
+  proc_rpc_close(&p->s.api);
   return NULL;
 }
 
 Test(faults, concurrent_clients_polling_job_get_while_a_job_runs) {
   const int nclients = getenv("LPQ_ASAN") ? 20 : 50;
-  svc_t s;
-  f_init(&s, NULL);
+  proc_svc_t s;
+  f_init(&s);
   f_start_coordinator(&s);
   f_start_worker(&s, "5");
   int64_t id = f_submit(&s, "{\"population\":8,\"generations\":12,\"calib\":16}", 4);
@@ -43,9 +42,7 @@ Test(faults, concurrent_clients_polling_job_get_while_a_job_runs) {
   poller_t *p = calloc((size_t)nclients, sizeof *p);
   for (int i = 0; i < nclients; i++) {
     p[i].s = s;
-    p[i].s.fd = -1;
-    p[i].s.buf = NULL;
-    p[i].s.len = p[i].s.cap = 0;
+    proc_rpc_init(&p[i].s.api, s.sock);
     p[i].job = id;
     p[i].stop = &stop;
     pthread_create(&p[i].th, NULL, poll_main, &p[i]);
@@ -82,5 +79,5 @@ Test(faults, concurrent_clients_polling_job_get_while_a_job_runs) {
   cr_assert_gt(calls, (size_t)nclients);
   /* a loose bound (shared CI machines); bench/service_load holds the 50 ms bar */
   cr_assert_leq(slow * 100, calls, "%zu of %zu calls took over 250 ms", slow, calls);
-  f_stop(&s);
+  proc_svc_stop(&s);
 }

@@ -9,8 +9,8 @@
 Test(faults, thousands_of_rapid_submits_and_cancels) {
   /* 2 calls per job; a smaller count under the sanitizers and valgrind */
   const int jobs = getenv("LPQ_ASAN") ? 150 : 1000;
-  svc_t s;
-  f_init(&s, NULL);
+  proc_svc_t s;
+  f_init(&s);
   f_start_coordinator(&s);
   f_start_worker(&s, "1");
   /* the first job uploads the model and data; the others name them by hash */
@@ -25,7 +25,7 @@ Test(faults, thousands_of_rapid_submits_and_cancels) {
   snprintf(dh, sizeof dh, "%s", data);
   json_decref(g);
   size_t calls = 0, kept = 0;
-  double t0 = f_now();
+  double t0 = proc_now_s();
   for (int i = 0; i < jobs; i++) {
     json_t *p = json_pack("{s:{s:s}, s:{s:s}, s:{s:i, s:i, s:i}, s:i}", "model", "hash", mh,
                           "data", "hash", dh, "settings", "population", 4, "generations", 2,
@@ -55,17 +55,17 @@ Test(faults, thousands_of_rapid_submits_and_cancels) {
       calls++;
     }
   }
-  double took = f_now() - t0;
+  double took = proc_now_s() - t0;
   fprintf(stderr, "rapid submits and cancels: %zu calls in %.2f s (%.0f/s)\n", calls, took,
           (double)calls / took);
   /* every job ends: canceled, or done for the few that were kept */
-  double t1 = f_now();
+  double t1 = proc_now_s();
   for (;;) {
     long long open = f_sql_int(s.db, "SELECT count(*) FROM jobs WHERE status IN ('queued', "
                                      "'running', 'paused')");
     if (open == 0)
       break;
-    cr_assert_lt(f_now() - t1, 120, "%lld jobs still unfinished", open);
+    cr_assert_lt(proc_now_s() - t1, 120, "%lld jobs still unfinished", open);
     usleep(100000);
   }
   long long total = f_sql_int(s.db, "SELECT count(*) FROM jobs");
@@ -94,7 +94,7 @@ Test(faults, thousands_of_rapid_submits_and_cancels) {
   char *fin = f_wait_job(&s, last, 60);
   cr_assert_str_eq(fin, "done");
   free(fin);
-  f_stop(&s);
+  proc_svc_stop(&s);
 }
 
 /* ---- a misbehaving worker ---- */
@@ -140,8 +140,8 @@ static void send_result(void *sock, const lpq_result_t *r) {
 }
 
 Test(faults, a_worker_sending_garbage_disturbs_nothing) {
-  svc_t s;
-  f_init(&s, NULL);
+  proc_svc_t s;
+  f_init(&s);
   f_start_coordinator(&s);
   f_start_worker(&s, "20");
   int64_t id = f_submit(&s, F_LONG_JOB, F_LONG_SEED);
@@ -165,14 +165,14 @@ Test(faults, a_worker_sending_garbage_disturbs_nothing) {
   cr_assert_eq(lpq_wire_encode_ready(&out, &ready, NULL), 0);
   zsend(sock, out.data, out.len);
   size_t answered = 0, unknown = 1;
-  double t0 = f_now(), beat = 0;
+  double t0 = proc_now_s(), beat = 0;
   zmq_msg_t m;
   zmq_msg_init(&m);
-  while (f_now() - t0 < 2.0) {
-    if (f_now() - beat > 0.1) {
+  while (proc_now_s() - t0 < 2.0) {
+    if (proc_now_s() - beat > 0.1) {
       lpq_wire_encode_empty(&out, LPQ_MSG_HEARTBEAT, NULL);
       zsend(sock, out.data, out.len);
-      beat = f_now();
+      beat = proc_now_s();
     }
     if (zmq_msg_recv(&m, sock, 0) < 0)
       continue;
@@ -205,7 +205,7 @@ Test(faults, a_worker_sending_garbage_disturbs_nothing) {
   cr_assert_geq(f_pool_stat(&s, "bad_frames"), (long long)garbage * 9 / 10,
                 "%zu garbage frames sent", garbage);
   cr_assert_geq(f_pool_stat(&s, "dropped_results"), (long long)(unknown + answered) - 1);
-  cr_assert(f_file_has(s.log, "dropped"), "the log names the dropped frames");
+  cr_assert(proc_file_has(s.log, "dropped"), "the log names the dropped frames");
   fprintf(stderr, "garbage worker: %zu garbage frames, %zu results for unknown tasks, %zu "
           "repeats sent; the pool counted %lld bad frames and %lld dropped results\n", garbage,
           unknown, answered, f_pool_stat(&s, "bad_frames"), f_pool_stat(&s, "dropped_results"));
@@ -218,6 +218,6 @@ Test(faults, a_worker_sending_garbage_disturbs_nothing) {
   cr_assert_str_eq(front, ref, "the garbage changed the job's front");
   free(front);
   free(ref);
-  cr_assert_eq(f_stop_coordinator(&s, 10), 0);
-  f_stop(&s);
+  cr_assert_eq(proc_svc_stop_coordinator(&s, 10), 0);
+  proc_svc_stop(&s);
 }

@@ -11,20 +11,17 @@
 ** namespaces cannot be made. Namespaces and veths carry this process's id and are always
 ** removed (the suite's fini runs after a failed assertion too); LPQ_MH_KEEP=1 keeps the logs
 ** folder (/tmp/lpq-mh-*) for a look. */
-#define _GNU_SOURCE /* setns */
+#include "tests/proc_harness.h"
+
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define NW 3
@@ -41,21 +38,6 @@ typedef struct mh_t {
 
 static mh_t mh;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static const char *bin(const char *name) {
-  static char buf[4][256];
-  static int k;
-  const char *b = getenv("LPQ_BUILD") ? getenv("LPQ_BUILD") : "build";
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/bin/%s", b, name);
-  return buf[k];
-}
-
 /* Runs a shell command (stdout and stderr to quiet unless verbose); its exit status. */
 static int sh(int verbose, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int sh(int verbose, const char *fmt, ...) {
@@ -70,20 +52,11 @@ static int sh(int verbose, const char *fmt, ...) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void stop_pid(pid_t *p) {
-  if (*p > 0) {
-    kill(*p, SIGCONT);
-    kill(*p, SIGKILL);
-    waitpid(*p, NULL, 0);
-    *p = 0;
-  }
-}
-
 static void stop_processes(void) {
   for (int i = 0; i < NW; i++)
-    stop_pid(&mh.workers[i]);
-  stop_pid(&mh.stranger);
-  stop_pid(&mh.coord);
+    proc_stop(&mh.workers[i], SIGKILL, 10);
+  proc_stop(&mh.stranger, SIGKILL, 10);
+  proc_stop(&mh.coord, SIGKILL, 10);
 }
 
 /* Always: processes, namespaces (their veths and the bridge go with them), files. */
@@ -128,64 +101,30 @@ static int make_hosts(void) {
 
 /* fork + setns into ns + exec, stderr to log; dies with this process. */
 static pid_t spawn_in(const char *ns, char *const argv[], const char *log) {
-  char path[128];
-  snprintf(path, sizeof path, "/run/netns/%s", ns);
-  pid_t p = fork();
-  cr_assert_neq(p, -1);
-  if (p == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
-      _exit(125);
-    if (freopen(log, "a", stderr) == NULL)
-      _exit(126);
-    execv(argv[0], argv);
-    _exit(127);
-  }
+  pid_t p = proc_spawn(argv, log, ns);
+  cr_assert_neq(p, -1, "fork");
   return p;
 }
 
 /* lpqctl --json ARGS on the coordinator host; the parsed answer (NULL when none). */
-static json_t *ctl(const char *args) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "ip netns exec %s %s --socket %s --json %s 2>/dev/null",
-           mh.coord_ns, bin("lpqctl"), mh.sock, args);
-  FILE *p = popen(cmd, "r");
-  cr_assert_not_null(p);
-  static char out[1 << 20];
-  size_t n = fread(out, 1, sizeof out - 1, p);
-  out[n] = '\0';
-  pclose(p);
-  json_t *whole = json_loads(out, 0, NULL);
-  if (whole == NULL) { /* JSON lines: the last one counts */
-    char *last = NULL;
-    for (char *q = out; q && *q; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : NULL)
-      if (*q == '{')
-        last = q;
-    whole = last ? json_loads(last, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
-  }
-  return whole;
-}
+static json_t *ctl(const char *args) { return proc_lpqctl(mh.coord_ns, mh.sock, args); }
 
 static void keygen(const char *name) {
-  cr_assert_eq(sh(0, "%s keygen %s/%s", bin("lpqctl"), mh.dir, name), 0, "keygen %s", name);
+  cr_assert_eq(sh(0, "%s keygen %s/%s", proc_bin("lpqctl"), mh.dir, name), 0, "keygen %s", name);
 }
 
 static void start_coordinator(void) {
   char ep[64] = "tcp://10.77.0.1:" PORT, secret[128];
   snprintf(secret, sizeof secret, "%s/coord.key", mh.dir);
   sh(0, "rm -f %s %s-wal %s-shm", mh.db, mh.db, mh.db);
-  char *argv[] = {(char *)bin("lpq-coordinator"), "--db", mh.db, "--socket", mh.sock,
+  char *argv[] = {(char *)proc_bin("lpq-coordinator"), "--db", mh.db, "--socket", mh.sock,
                   "--workers", ep, "--curve-secret", secret, "--curve-keys", mh.keys,
                   "--heartbeat-ms", HB, "--log-level", "2", NULL};
+  struct stat st;
+  long from = stat(mh.log, &st) == 0 ? (long)st.st_size : 0; /* the log of an earlier run */
   mh.coord = spawn_in(mh.coord_ns, argv, mh.log);
-  for (int i = 0; i < 100; i++) {
-    struct stat st;
-    if (stat(mh.sock, &st) == 0)
-      return;
-    usleep(50000);
-  }
-  cr_assert_fail("the coordinator did not start (see %s)", mh.log);
+  cr_assert_eq(proc_wait_ready(mh.log, from, mh.coord, 30, NULL, 0), 0,
+               "the coordinator did not start (see %s)", mh.log);
 }
 
 /* A worker on host `host` (0-based) with key DIR/KEY.key. */
@@ -195,7 +134,7 @@ static pid_t start_worker(int host, const char *id, const char *key) {
   snprintf(cache, sizeof cache, "%s/cache-%s", mh.dir, id);
   snprintf(secret, sizeof secret, "%s/%s.key", mh.dir, key);
   snprintf(server, sizeof server, "%s/coord.pub", mh.dir);
-  char *argv[] = {(char *)bin("lpq-worker"), "--connect", "tcp://10.77.0.1:" PORT,
+  char *argv[] = {(char *)proc_bin("lpq-worker"), "--connect", "tcp://10.77.0.1:" PORT,
                   "--cache-dir", cache, "--id", (char *)id, "--synthetic", "20", "--threads", "2",
                   "--heartbeat-ms", HB, "--curve-server-key", server, "--curve-secret", secret,
                   NULL};
@@ -229,22 +168,9 @@ static json_t *status(long id) {
 }
 
 static long submit(void) {
-  char args[1024];
-  snprintf(args, sizeof args, "submit --model %s/tests/fixtures/score_small.onnx --data "
-           "%s/tests/fixtures/score_small_x.npy --detach " JOB, getenv("PWD"), getenv("PWD"));
-  json_t *r = ctl(args);
-  long id = (long)json_integer_value(json_object_get(r, "job"));
-  json_decref(r);
+  long id = (long)proc_lpqctl_submit(mh.coord_ns, mh.sock, JOB);
   cr_assert_gt(id, 0, "submit failed (see %s)", mh.log);
   return id;
-}
-
-static int job_ended(long id, char *st, size_t len) {
-  json_t *r = status(id);
-  const char *s = json_string_value(json_object_get(r, "status"));
-  snprintf(st, len, "%s", s ? s : "?");
-  json_decref(r);
-  return !strcmp(st, "done") || !strcmp(st, "failed") || !strcmp(st, "canceled");
 }
 
 static long evaluations(long id) {
@@ -255,28 +181,15 @@ static long evaluations(long id) {
 }
 
 static void wait_done(long id, double seconds) {
-  char st[32] = "";
-  double end = now_s() + seconds;
-  while (!job_ended(id, st, sizeof st) && now_s() < end)
-    usleep(100000);
+  char *st = proc_lpqctl_wait(mh.coord_ns, mh.sock, id, seconds);
   cr_assert_str_eq(st, "done", "job %ld: %s after %.0f s (see %s)", id, st, seconds, mh.log);
+  free(st);
 }
 
 /* The last front as "genome l_co l_cr;..." text. */
 static char *front_text(long id) {
-  char args[64];
-  snprintf(args, sizeof args, "pareto %ld", id);
-  json_t *r = ctl(args), *o;
-  cr_assert_not_null(r);
-  size_t i, len = 0, cap = 64 * json_array_size(json_object_get(r, "individuals")) + 16;
-  char *out = calloc(1, cap);
-  json_array_foreach(json_object_get(r, "individuals"), i, o)
-    len += (size_t)snprintf(out + len, cap - len, "%s %.17g %.17g;",
-                            json_string_value(json_object_get(o, "genome")),
-                            json_number_value(json_object_get(o, "l_co")),
-                            json_number_value(json_object_get(o, "l_cr")));
-  json_decref(r);
-  cr_assert_gt(len, 0, "empty front");
+  char *out = proc_lpqctl_front(mh.coord_ns, mh.sock, id);
+  cr_assert_not_null(out, "empty front");
   return out;
 }
 
@@ -307,8 +220,8 @@ static void start_run(void) {
   const char *ids[NW] = {"w1", "w2", "w3"};
   for (int i = 0; i < NW; i++)
     mh.workers[i] = start_worker(i, ids[i], ids[i]);
-  double end = now_s() + 15;
-  while (worker_count() < NW && now_s() < end)
+  double end = proc_now_s() + 15;
+  while (worker_count() < NW && proc_now_s() < end)
     usleep(100000);
   cr_assert_eq(worker_count(), NW, "workers did not join over CURVE (see %s)", mh.log);
 }
@@ -342,27 +255,27 @@ Test(multihost, curve_pool_across_namespaces_survives_faults, .fini = fini) {
 
   /* plain text on the coordinator host's network address is refused without --insecure */
   cr_assert_neq(sh(1, "ip netns exec %s %s --db %s/plain.db --socket %s/plain.sock --workers "
-                   "tcp://10.77.0.1:" PORT " 2>%s/plain.err", mh.coord_ns, bin("lpq-coordinator"),
-                   mh.dir, mh.dir, mh.dir), 0);
+                   "tcp://10.77.0.1:" PORT " 2>%s/plain.err", mh.coord_ns,
+                   proc_bin("lpq-coordinator"), mh.dir, mh.dir, mh.dir), 0);
   char err_path[128];
   snprintf(err_path, sizeof err_path, "%s/plain.err", mh.dir);
   cr_assert(strstr(slurp(err_path), "--insecure") != NULL, "%s", slurp(err_path));
 
   /* run 1: no faults */
-  double t0 = now_s();
+  double t0 = proc_now_s();
   start_run();
   long id = submit();
   wait_done(id, 40);
-  fprintf(stderr, "multihost: fault-free run %.1f s\n", now_s() - t0);
-  t0 = now_s();
+  fprintf(stderr, "multihost: fault-free run %.1f s\n", proc_now_s() - t0);
+  t0 = proc_now_s();
   char *reference = front_text(id);
   stop_processes();
 
   /* run 2: the same job; faults once it is under way */
   start_run();
   id = submit();
-  double end = now_s() + 20;
-  while (evaluations(id) < 32 && now_s() < end)
+  double end = proc_now_s() + 20;
+  while (evaluations(id) < 32 && proc_now_s() < end)
     usleep(50000);
   cr_assert_geq(evaluations(id), 32, "the job did not start (see %s)", mh.log);
   /* worker host 1 loses its link */
@@ -382,12 +295,12 @@ Test(multihost, curve_pool_across_namespaces_survives_faults, .fini = fini) {
     }
   }
   cr_assert(hung_busy, "worker 2 was never stopped while holding a task");
-  fprintf(stderr, "multihost: faults injected %.1f s into the second run\n", now_s() - t0);
+  fprintf(stderr, "multihost: faults injected %.1f s into the second run\n", proc_now_s() - t0);
   /* a stranger on host 3 */
   mh.stranger = start_worker(2, "stranger", "stranger");
   wait_done(id, 60);
   char *faulted = front_text(id);
-  fprintf(stderr, "multihost: run with faults %.1f s\n", now_s() - t0);
+  fprintf(stderr, "multihost: run with faults %.1f s\n", proc_now_s() - t0);
   cr_assert_str_eq(faulted, reference, "the front changed under faults");
 
   char *log = strdup(slurp(mh.log));

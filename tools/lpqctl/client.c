@@ -11,24 +11,43 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int ctl_global_option(ctl_t *ctl, int argc, char **argv, int *i) {
-  const char *a = argv[*i];
-  const char **slot = strcmp(a, "--socket") == 0 ? &ctl->socket_path
-                      : strcmp(a, "--tcp") == 0   ? &ctl->tcp
-                      : strcmp(a, "--token") == 0 ? &ctl->token
-                                                  : NULL;
-  if (strcmp(a, "--json") == 0) {
-    ctl->json = 1;
-    return 1;
+int ctl_getopt(ctl_t *ctl, const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *opts) {
+  /* ':' tells a missing value from an unknown option; lpqctl's own options stop at the
+  ** command ('+') */
+  char spec[64];
+  snprintf(spec, sizeof spec, "%s:%s", cmd ? "" : "+", shortopts);
+  opterr = 0;
+  char who[64];
+  snprintf(who, sizeof who, "lpqctl%s%s", cmd ? " " : "", cmd ? cmd : "");
+  for (;;) {
+    int c = getopt_long(argc, argv, spec, opts, NULL);
+    switch (c) {
+    case CTL_OPT_SOCKET:
+      ctl->socket_path = optarg;
+      break;
+    case CTL_OPT_TCP:
+      ctl->tcp = optarg;
+      break;
+    case CTL_OPT_TOKEN:
+      ctl->token = optarg;
+      break;
+    case CTL_OPT_JSON:
+      ctl->json = 1;
+      break;
+    case ':':
+      fprintf(stderr, "%s: %s needs a value\n", who, argv[optind - 1]);
+      return '?';
+    case '?':
+      if (optopt > 0 && optopt < 0x100)
+        fprintf(stderr, "%s: unknown option '-%c'\n", who, optopt);
+      else
+        fprintf(stderr, "%s: unknown option '%s'\n", who, argv[optind - 1]);
+      return '?';
+    default:
+      return c;
+    }
   }
-  if (slot == NULL)
-    return 0;
-  if (*i + 1 >= argc) {
-    fprintf(stderr, "lpqctl: %s needs a value\n", a);
-    return -1;
-  }
-  *slot = argv[++*i];
-  return 1;
 }
 
 void ctl_close(ctl_t *ctl) {

@@ -230,62 +230,64 @@ int cmd_submit(ctl_t *ctl, int argc, char **argv) {
   int upload = 0, detach = 0;
   json_t *settings = json_object(), *seed = NULL;
   int rc = CTL_USAGE;
+  /* Shortcuts for settings: --NAME VALUE sets the settings member key. */
   static const struct {
     const char *option, *key;
   } shortcuts[] = {
-      {"--mode", "mode"}, {"--objective", "objective"}, {"--population", "population"},
-      {"--generations", "generations"}, {"--max-evals", "max_evaluations"},
-      {"--max-seconds", "max_seconds"}, {"--patience", "patience"},
-      {"--wbits-max", "constraints.mean_weight_bits_max"}, {"--lambda", "lambda"},
+      {"mode", "mode"}, {"objective", "objective"}, {"population", "population"},
+      {"generations", "generations"}, {"max-evals", "max_evaluations"},
+      {"max-seconds", "max_seconds"}, {"patience", "patience"},
+      {"wbits-max", "constraints.mean_weight_bits_max"}, {"lambda", "lambda"},
   };
+  enum { UPLOAD = CTL_OPT_OWN, DETACH, MODEL, DATA, LABELS, NAME, SETTINGS, SEED, SET, SHORTCUT };
+  static const struct option own[] = {
+      CTL_COMMON_OPTIONS,
+      {"upload", no_argument, NULL, UPLOAD},
+      {"detach", no_argument, NULL, DETACH},
+      {"model", required_argument, NULL, MODEL},
+      {"data", required_argument, NULL, DATA},
+      {"labels", required_argument, NULL, LABELS},
+      {"name", required_argument, NULL, NAME},
+      {"settings", required_argument, NULL, SETTINGS},
+      {"seed", required_argument, NULL, SEED},
+      {"set", required_argument, NULL, SET},
+  };
+  const size_t nown = sizeof own / sizeof own[0], nshort = sizeof shortcuts / sizeof shortcuts[0];
+  struct option opts[sizeof own / sizeof own[0] + sizeof shortcuts / sizeof shortcuts[0] + 1];
+  memcpy(opts, own, sizeof own);
+  for (size_t k = 0; k < nshort; k++)
+    opts[nown + k] =
+        (struct option){shortcuts[k].option, required_argument, NULL, SHORTCUT + (int)k};
+  opts[nown + nshort] = (struct option){NULL, 0, NULL, 0};
   json_t *overrides = json_object();
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    int taken = ctl_global_option(ctl, argc, argv, &i);
-    if (taken < 0)
-      goto done;
-    if (taken)
-      continue;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+  int c;
+  optind = 0;
+  while ((c = ctl_getopt(ctl, "submit", argc, argv, "h", opts)) != -1) {
+    const char *v = optarg;
+    if (c == 'h') {
       submit_usage(stdout);
       rc = CTL_OK;
       goto done;
-    }
-    if (!strcmp(a, "--upload")) {
+    } else if (c == UPLOAD) {
       upload = 1;
-      continue;
-    }
-    if (!strcmp(a, "--detach")) {
+    } else if (c == DETACH) {
       detach = 1;
-      continue;
-    }
-    if (v == NULL) {
-      fprintf(stderr, "lpqctl submit: unknown option or missing value: %s\n", a);
-      submit_usage(stderr);
-      goto done;
-    }
-    i++;
-    size_t k;
-    for (k = 0; k < sizeof shortcuts / sizeof shortcuts[0]; k++)
-      if (!strcmp(a, shortcuts[k].option))
-        break;
-    if (k < sizeof shortcuts / sizeof shortcuts[0])
-      set_dotted(overrides, shortcuts[k].key, parse_value(v));
-    else if (!strcmp(a, "--model"))
+    } else if (c >= SHORTCUT && c < SHORTCUT + (int)nshort) {
+      set_dotted(overrides, shortcuts[c - SHORTCUT].key, parse_value(v));
+    } else if (c == MODEL) {
       model = v;
-    else if (!strcmp(a, "--data"))
+    } else if (c == DATA) {
       data = v;
-    else if (!strcmp(a, "--labels"))
+    } else if (c == LABELS) {
       labels = v;
-    else if (!strcmp(a, "--name"))
+    } else if (c == NAME) {
       name = v;
-    else if (!strcmp(a, "--settings"))
+    } else if (c == SETTINGS) {
       settings_file = v;
-    else if (!strcmp(a, "--seed")) {
+    } else if (c == SEED) {
       json_decref(seed);
       seed = parse_value(v);
-    } else if (!strcmp(a, "--set")) {
+    } else if (c == SET) {
       const char *eq = strchr(v, '=');
       if (eq == NULL || eq == v) {
         fprintf(stderr, "lpqctl submit: --set wants KEY=VALUE, got '%s'\n", v);
@@ -295,10 +297,14 @@ int cmd_submit(ctl_t *ctl, int argc, char **argv) {
       snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
       set_dotted(overrides, key, parse_value(eq + 1));
     } else {
-      fprintf(stderr, "lpqctl submit: unknown option '%s'\n", a);
       submit_usage(stderr);
       goto done;
     }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "lpqctl submit: unexpected argument '%s'\n", argv[optind]);
+    submit_usage(stderr);
+    goto done;
   }
   if (model == NULL || data == NULL) {
     fprintf(stderr, "lpqctl submit: --model and --data are required\n");
@@ -378,63 +384,60 @@ done:
 
 /* Parses "CMD [options] JOB" for the commands that take one job id and no options of their own. */
 static long one_job(ctl_t *ctl, int argc, char **argv, const char *help, int *rc) {
-  const char *job_text = NULL;
+  static const struct option opts[] = {CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
   *rc = CTL_USAGE;
-  for (int i = 1; i < argc; i++) {
-    int taken = ctl_global_option(ctl, argc, argv, &i);
-    if (taken < 0)
+  int c;
+  optind = 0;
+  while ((c = ctl_getopt(ctl, argv[0], argc, argv, "h", opts)) != -1) {
+    if (c != 'h')
       return 0;
-    if (taken)
-      continue;
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: lpqctl %s JOB [--json]\n  %s\n", argv[0], help);
-      *rc = CTL_OK;
-      return 0;
-    }
-    if (argv[i][0] == '-' || job_text) {
-      fprintf(stderr, "lpqctl %s: unexpected argument '%s' (usage: lpqctl %s JOB)\n", argv[0],
-              argv[i], argv[0]);
-      return 0;
-    }
-    job_text = argv[i];
+    printf("usage: lpqctl %s JOB [--json]\n  %s\n", argv[0], help);
+    *rc = CTL_OK;
+    return 0;
   }
-  if (job_text == NULL) {
+  if (optind + 1 < argc) {
+    fprintf(stderr, "lpqctl %s: unexpected argument '%s' (usage: lpqctl %s JOB)\n", argv[0],
+            argv[optind + 1], argv[0]);
+    return 0;
+  }
+  if (optind >= argc) {
     fprintf(stderr, "lpqctl %s: which job? (usage: lpqctl %s JOB; lpqctl list shows them)\n",
             argv[0], argv[0]);
     return 0;
   }
-  return ctl_job_id(argv[0], job_text);
+  return ctl_job_id(argv[0], argv[optind]);
 }
 
 int cmd_list(ctl_t *ctl, int argc, char **argv) {
+  enum { STATUS = CTL_OPT_OWN, LIMIT };
+  static const struct option opts[] = {CTL_COMMON_OPTIONS,
+                                       {"status", required_argument, NULL, STATUS},
+                                       {"limit", required_argument, NULL, LIMIT},
+                                       {NULL, 0, NULL, 0}};
   json_t *params = json_object();
-  for (int i = 1; i < argc; i++) {
-    int taken = ctl_global_option(ctl, argc, argv, &i);
-    if (taken < 0)
-      goto usage;
-    if (taken)
-      continue;
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+  int c;
+  optind = 0;
+  while ((c = ctl_getopt(ctl, "list", argc, argv, "h", opts)) != -1) {
+    if (c == 'h') {
       printf("usage: lpqctl list [--status S[,S...]] [--limit N] [--json]\n"
              "  jobs, newest first; S is queued, running, paused, done, failed or canceled\n");
       json_decref(params);
       return CTL_OK;
-    }
-    if (i + 1 >= argc)
-      goto usage;
-    if (!strcmp(argv[i], "--status")) {
+    } else if (c == STATUS) {
       json_t *list = json_array();
       char buf[256];
-      snprintf(buf, sizeof buf, "%s", argv[++i]);
+      snprintf(buf, sizeof buf, "%s", optarg);
       for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
         json_array_append_new(list, json_string(t));
       json_object_set_new(params, "status", list);
-    } else if (!strcmp(argv[i], "--limit")) {
-      json_object_set_new(params, "limit", parse_value(argv[++i]));
+    } else if (c == LIMIT) {
+      json_object_set_new(params, "limit", parse_value(optarg));
     } else {
       goto usage;
     }
   }
+  if (optind < argc)
+    goto usage;
   json_t *result;
   int rc = ctl_call(ctl, "job.list", params, &result, NULL, NULL);
   if (rc != CTL_OK)

@@ -72,36 +72,42 @@ static int save_file(const char *dir, const char *name, const json_t *file) {
 }
 
 int cmd_export(ctl_t *ctl, int argc, char **argv) {
+  enum { ALL = CTL_OPT_OWN, WHAT, GENOME, REMOTE_DIR };
+  static const struct option opts[] = {CTL_COMMON_OPTIONS,
+                                       {"all", no_argument, NULL, ALL},
+                                       {"what", required_argument, NULL, WHAT},
+                                       {"genome", required_argument, NULL, GENOME},
+                                       {"remote-dir", required_argument, NULL, REMOTE_DIR},
+                                       {"out", required_argument, NULL, 'o'},
+                                       {NULL, 0, NULL, 0}};
   const char *job_text = NULL, *dir = ".";
   json_t *params = json_object();
-  for (int i = 1; i < argc; i++) {
-    int taken = ctl_global_option(ctl, argc, argv, &i);
-    if (taken < 0)
-      goto usage;
-    if (taken)
-      continue;
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+  int c;
+  optind = 0;
+  while ((c = ctl_getopt(ctl, "export", argc, argv, "ho:", opts)) != -1) {
+    if (c == 'h') {
       export_usage(stdout);
       json_decref(params);
       return CTL_OK;
-    } else if (!strcmp(a, "--all")) {
+    } else if (c == ALL) {
       json_object_set_new(params, "what", json_pack("[sss]", "config", "onnx", "packed"));
-    } else if (!strcmp(a, "--what") && i + 1 < argc) {
-      json_object_set_new(params, "what", split_list(argv[++i]));
-    } else if (!strcmp(a, "--genome") && i + 1 < argc) {
-      json_object_set_new(params, "genome", json_string(argv[++i]));
-    } else if (!strcmp(a, "--remote-dir") && i + 1 < argc) {
-      json_object_set_new(params, "dir", json_string(argv[++i]));
-    } else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && i + 1 < argc) {
-      dir = argv[++i];
-    } else if (a[0] != '-' && job_text == NULL) {
-      job_text = a;
+    } else if (c == WHAT) {
+      json_object_set_new(params, "what", split_list(optarg));
+    } else if (c == GENOME) {
+      json_object_set_new(params, "genome", json_string(optarg));
+    } else if (c == REMOTE_DIR) {
+      json_object_set_new(params, "dir", json_string(optarg));
+    } else if (c == 'o') {
+      dir = optarg;
     } else {
-      fprintf(stderr, "lpqctl export: unexpected argument '%s'\n", a);
       goto usage;
     }
   }
+  if (optind + 1 < argc) {
+    fprintf(stderr, "lpqctl export: unexpected argument '%s'\n", argv[optind + 1]);
+    goto usage;
+  }
+  job_text = optind < argc ? argv[optind] : NULL;
   long job = job_text ? ctl_job_id("export", job_text) : 0;
   if (job == 0)
     goto usage;
@@ -146,15 +152,17 @@ usage:
 
 /* Commands without arguments of their own. */
 static int no_args(ctl_t *ctl, int argc, char **argv, const char *help) {
-  for (int i = 1; i < argc; i++) {
-    int taken = ctl_global_option(ctl, argc, argv, &i);
-    if (taken > 0)
-      continue;
-    if (taken == 0 && (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))) {
-      printf("usage: lpqctl %s [--json]\n  %s\n", argv[0], help);
-      return CTL_OK + 100;
-    }
-    fprintf(stderr, "lpqctl %s: unexpected argument '%s'\n", argv[0], argv[i]);
+  static const struct option opts[] = {CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+  int c;
+  optind = 0;
+  while ((c = ctl_getopt(ctl, argv[0], argc, argv, "h", opts)) != -1) {
+    if (c != 'h')
+      return CTL_USAGE;
+    printf("usage: lpqctl %s [--json]\n  %s\n", argv[0], help);
+    return CTL_OK + 100;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "lpqctl %s: unexpected argument '%s'\n", argv[0], argv[optind]);
     return CTL_USAGE;
   }
   return -1;
@@ -304,31 +312,32 @@ static int list_tables(ctl_t *ctl) {
 }
 
 int cmd_history(ctl_t *ctl, int argc, char **argv) {
+  enum { DESC = CTL_OPT_OWN, COLUMNS, WHERE, ORDER_BY, LIMIT, OFFSET, FORMAT };
+  static const struct option opts[] = {CTL_COMMON_OPTIONS,
+                                       {"desc", no_argument, NULL, DESC},
+                                       {"columns", required_argument, NULL, COLUMNS},
+                                       {"where", required_argument, NULL, WHERE},
+                                       {"order-by", required_argument, NULL, ORDER_BY},
+                                       {"limit", required_argument, NULL, LIMIT},
+                                       {"offset", required_argument, NULL, OFFSET},
+                                       {"format", required_argument, NULL, FORMAT},
+                                       {NULL, 0, NULL, 0}};
   const char *table = NULL, *format = "csv";
   json_t *params = json_object(), *where = json_object();
-  for (int i = 1; i < argc; i++) {
-    int taken = ctl_global_option(ctl, argc, argv, &i);
-    if (taken < 0)
-      goto usage;
-    if (taken)
-      continue;
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+  int c;
+  optind = 0;
+  while ((c = ctl_getopt(ctl, "history", argc, argv, "h", opts)) != -1) {
+    const char *v = optarg;
+    if (c == 'h') {
       history_usage(stdout);
       json_decref(params);
       json_decref(where);
       return CTL_OK;
-    } else if (!strcmp(a, "--desc")) {
+    } else if (c == DESC) {
       json_object_set_new(params, "descending", json_true());
-    } else if (a[0] != '-' && table == NULL) {
-      table = a;
-    } else if (v == NULL) {
-      fprintf(stderr, "lpqctl history: unknown option or missing value: %s\n", a);
-      goto usage;
-    } else if (!strcmp(a, "--columns")) {
-      json_object_set_new(params, "columns", split_list(argv[++i]));
-    } else if (!strcmp(a, "--where")) {
+    } else if (c == COLUMNS) {
+      json_object_set_new(params, "columns", split_list(v));
+    } else if (c == WHERE) {
       const char *eq = strchr(v, '=');
       if (eq == NULL || eq == v) {
         fprintf(stderr, "lpqctl history: --where wants COLUMN=VALUE, got '%s'\n", v);
@@ -337,22 +346,25 @@ int cmd_history(ctl_t *ctl, int argc, char **argv) {
       char col[128];
       snprintf(col, sizeof col, "%.*s", (int)(eq - v), v);
       json_object_set_new(where, col, parse_value(eq + 1));
-      i++;
-    } else if (!strcmp(a, "--order-by")) {
-      json_object_set_new(params, "order_by", json_string(argv[++i]));
-    } else if (!strcmp(a, "--limit") || !strcmp(a, "--offset")) {
-      json_object_set_new(params, a + 2, parse_value(argv[++i]));
-    } else if (!strcmp(a, "--format")) {
-      format = argv[++i];
+    } else if (c == ORDER_BY) {
+      json_object_set_new(params, "order_by", json_string(v));
+    } else if (c == LIMIT || c == OFFSET) {
+      json_object_set_new(params, c == LIMIT ? "limit" : "offset", parse_value(v));
+    } else if (c == FORMAT) {
+      format = v;
       if (strcmp(format, "csv") && strcmp(format, "json")) {
         fprintf(stderr, "lpqctl history: --format is csv or json, not '%s'\n", format);
         goto usage;
       }
     } else {
-      fprintf(stderr, "lpqctl history: unexpected argument '%s'\n", a);
       goto usage;
     }
   }
+  if (optind + 1 < argc) {
+    fprintf(stderr, "lpqctl history: unexpected argument '%s'\n", argv[optind + 1]);
+    goto usage;
+  }
+  table = optind < argc ? argv[optind] : NULL;
   if (table == NULL) {
     json_decref(params);
     json_decref(where);

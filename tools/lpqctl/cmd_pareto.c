@@ -174,39 +174,42 @@ static void pareto_usage(FILE *out) {
 }
 
 int cmd_pareto(ctl_t *ctl, int argc, char **argv) {
+  enum { ALL = CTL_OPT_OWN, GENERATION, PLOT };
+  static const struct option opts[] = {CTL_COMMON_OPTIONS,
+                                       {"all", no_argument, NULL, ALL},
+                                       {"generation", required_argument, NULL, GENERATION},
+                                       {"plot", required_argument, NULL, PLOT},
+                                       {NULL, 0, NULL, 0}};
   const char *job_text = NULL, *plot = NULL;
   json_t *params = json_object();
-  int all = 0;
-  for (int i = 1; i < argc; i++) {
-    int taken = ctl_global_option(ctl, argc, argv, &i);
-    if (taken < 0)
-      goto usage;
-    if (taken)
-      continue;
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+  int all = 0, c;
+  optind = 0;
+  while ((c = ctl_getopt(ctl, "pareto", argc, argv, "h", opts)) != -1) {
+    if (c == 'h') {
       pareto_usage(stdout);
       json_decref(params);
       return CTL_OK;
-    } else if (!strcmp(a, "--all")) {
+    } else if (c == ALL) {
       all = 1;
-    } else if (!strcmp(a, "--generation") && i + 1 < argc) {
+    } else if (c == GENERATION) {
       char *end;
-      long g = strtol(argv[++i], &end, 10);
+      long g = strtol(optarg, &end, 10);
       if (*end || g < 0) {
-        fprintf(stderr, "lpqctl pareto: --generation wants an integer >= 0, got '%s'\n", argv[i]);
+        fprintf(stderr, "lpqctl pareto: --generation wants an integer >= 0, got '%s'\n", optarg);
         goto usage;
       }
       json_object_set_new(params, "generation", json_integer(g));
-    } else if (!strcmp(a, "--plot") && i + 1 < argc) {
-      plot = argv[++i];
-    } else if (a[0] != '-' && job_text == NULL) {
-      job_text = a;
+    } else if (c == PLOT) {
+      plot = optarg;
     } else {
-      fprintf(stderr, "lpqctl pareto: unexpected argument '%s'\n", a);
       goto usage;
     }
   }
+  if (optind + 1 < argc) {
+    fprintf(stderr, "lpqctl pareto: unexpected argument '%s'\n", argv[optind + 1]);
+    goto usage;
+  }
+  job_text = optind < argc ? argv[optind] : NULL;
   long job = job_text ? ctl_job_id("pareto", job_text) : 0;
   if (job == 0)
     goto usage;

@@ -5,6 +5,7 @@
 
 #include "coordinator/api/api.h"
 
+#include <getopt.h>
 #include <stdio.h>
 
 /* Exit statuses. */
@@ -22,9 +23,23 @@ typedef struct ctl_t {
   size_t len, cap;
 } ctl_t;
 
-/* Takes argv[*i] (and its value) when it is a connection option or --json; 1 when taken,
-** 0 when not one, -1 on a missing value (printed). */
-int ctl_global_option(ctl_t *ctl, int argc, char **argv, int *i);
+/* The getopt_long rows every command takes, before or after its name: the connection options,
+** --json and --help (returned as 'h'). A command's own rows use vals from CTL_OPT_OWN on. */
+enum { CTL_OPT_SOCKET = 0x100, CTL_OPT_TCP, CTL_OPT_TOKEN, CTL_OPT_JSON, CTL_OPT_OWN = 0x120 };
+#define CTL_COMMON_OPTIONS                                                                       \
+  {"socket", required_argument, NULL, CTL_OPT_SOCKET},                                           \
+      {"tcp", required_argument, NULL, CTL_OPT_TCP},                                             \
+      {"token", required_argument, NULL, CTL_OPT_TOKEN},                                         \
+      {"json", no_argument, NULL, CTL_OPT_JSON}, {"help", no_argument, NULL, 'h'}
+
+/* getopt_long over argv (a command's, argv[0] its name; cmd NULL: lpqctl's own, which stop at
+** the command) with the short options shortopts and the rows opts (CTL_COMMON_OPTIONS
+** included): the next option's val, the common ones applied to ctl and skipped; -1 after the
+** last option (the operands are then argv[optind..argc-1]); '?' for an unknown option or a
+** missing value, printed as "lpqctl CMD: ...". The caller sets optind = 0 before a scan's
+** first call (glibc then forgets the previous scan, its ordering included). */
+int ctl_getopt(ctl_t *ctl, const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *opts);
 void ctl_close(ctl_t *ctl);
 
 /* A server-push notification received while waiting for an answer. */

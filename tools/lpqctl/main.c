@@ -35,21 +35,18 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
   ctl_t ctl = {.fd = -1};
-  int i = 1;
-  for (; i < argc && argv[i][0] == '-'; i++) {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+  static const struct option opts[] = {CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+  int c;
+  optind = 0;
+  while ((c = ctl_getopt(&ctl, NULL, argc, argv, "h", opts)) != -1) {
+    if (c == 'h') {
       usage(stdout);
       return CTL_OK;
     }
-    int taken = ctl_global_option(&ctl, argc, argv, &i);
-    if (taken < 0)
-      return CTL_USAGE;
-    if (taken == 0) {
-      fprintf(stderr, "lpqctl: unknown option '%s'\n", argv[i]);
-      usage(stderr);
-      return CTL_USAGE;
-    }
+    usage(stderr);
+    return CTL_USAGE;
   }
+  int i = optind;
   if (i >= argc) {
     usage(stderr);
     return CTL_USAGE;

@@ -14,7 +14,6 @@
 #include <stdint.h>
 
 /* ---- arrays ------------------------------------------------------------------------------ */
-
 #define LPQ_MAX_DIMS 8
 
 /* Element types, numbered as ONNX's TensorProto.DataType. */
@@ -52,7 +51,6 @@ void lpq_array_free(lpq_array_t **a);
 char *lpq_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 
 /* ---- candidate configs (schema/candidate_config.schema.json) ------------------------------- */
-
 /* A per-layer assignment of number formats, as a user or the search writes it:
 **   {"version":1, "default":{"w":"lp<8,2,2,0>","a":"fp32"},
 **    "layers":[{"name":"conv1","w":"lp<6,1,3,-1>"}, {"index":3,"a":"int8"}]}
@@ -101,7 +99,6 @@ char *lpq_config_to_json_sf(size_t nlayers, const char *const *names, const lpq_
                             const size_t *w_sf_count);
 
 /* ---- the genome's layer: one quantizable layer's formats -------------------------------- */
-
 /* What the search varies per layer, what a TASK carries to a worker and what the store keeps:
 ** the weight and input-activation LP formats. n = 0 means fp32 (not quantized), e.g. the
 ** activations of a weight-only search. A genome is layer_count of these in model order. */
@@ -111,7 +108,6 @@ typedef struct lpq_layer_formats_t {
 } lpq_layer_formats_t;
 
 /* ---- search jobs: settings shared by job.submit, the store, the worker and `lpq search` ---- */
-
 typedef enum lpq_objective_t {
   LPQ_OBJ_BITS = 0, /* L_CR = mean weight bits / 32 */
   LPQ_OBJ_LATENCY,  /* L_CR = LPA latency / the same model's latency with every layer at 8 bits */
@@ -156,7 +152,6 @@ void lpq_job_constraints(const lpq_job_settings_t *s, double mean_weight_bits, i
                          double latency_s, double *g);
 
 /* ---- data loaders (.npy, IDX) -------------------------------------------------------------- */
-
 /* Every loader checks what the file claims (magic, header, dtype, shape) against the file's
 ** real size before allocating, and on failure returns a negative LPQ_E* with a message that
 ** names the file and what is wrong (bad magic, header, dtype, shape, "truncated ... at byte X
@@ -329,7 +324,6 @@ int lpq_wire_decode_blob(const void *frame, size_t len, lpq_blob_chunk_t *out,
                          lpq_error_t *err);
 
 /* ---- CURVE keys (ZeroMQ) for the pool across hosts (common/curve.c) ---------------------- */
-
 #define LPQ_CURVE_KEY_LEN 40 /* a 32-byte key in Z85 text */
 
 /* 0 when z85 is a 40-character Z85 key; LPQ_EFORMAT saying what is wrong. */

@@ -166,11 +166,11 @@ static int parse_accel(const where_t *wfile, json_t *o, json_t *memory, size_t i
   char family[ACCEL_NAME_MAX];
   if ((rc = get_string(&w, o, "family", family, sizeof family, err)))
     return rc;
-  int fam = accel_family_from_name(family);
+  int fam = lpq_arith_from_name(family);
   if (fam < 0)
     return field_error(&w, err, LPQ_EINVAL, "family",
                        " is not one of lp, int, posit, adaptivfloat, float");
-  a->family = (accel_family_t)fam;
+  a->family = (lpq_arith_t)fam;
   a->accumulator_bits = 32;
   a->clock_mhz = 1000;
   where_t wmem = *wfile;

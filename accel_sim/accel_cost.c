@@ -86,7 +86,7 @@ int accel_cost_layer(const accel_t *a, const accel_layer_t *l, const accel_layer
     return lpq_errorf(err, LPQ_EUNSUP,
                       "layer '%s': formats %s / %s are not %s formats, which %s computes",
                       l->name, accel_format_str(&f->weight, wb, sizeof wb),
-                      accel_format_str(&f->act, ab, sizeof ab), accel_family_name(a->family),
+                      accel_format_str(&f->act, ab, sizeof ab), lpq_arith_name(a->family),
                       a->name);
   }
   if (f->weight.bits < 1 || f->act.bits < 1 || f->weight.bits > 64 || f->act.bits > 64)

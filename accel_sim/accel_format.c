@@ -9,94 +9,33 @@
 #include <string.h>
 #include <strings.h>
 
-/* One row per family: its name, the text prefix of a format, and the widths it allows. */
-typedef struct family_row_t {
-  const char *name;
-  const char *prefix;
-  int bits_min, bits_max;
-} family_row_t;
-
-static const family_row_t families[ACCEL_FMT_COUNT] = {
-    [ACCEL_FMT_LP] = {"lp", "lp", LP_N_MIN, LP_N_MAX},
-    [ACCEL_FMT_INT] = {"int", "int", 2, 32},
-    [ACCEL_FMT_POSIT] = {"posit", "posit", 2, 32},
-    [ACCEL_FMT_ADAPTIVFLOAT] = {"adaptivfloat", "af", 3, 16},
-    [ACCEL_FMT_FLOAT] = {"float", "fp", 4, 32},
-};
-
-const char *accel_family_name(accel_family_t fam) {
-  return (unsigned)fam < ACCEL_FMT_COUNT ? families[fam].name : "?";
-}
-
-int accel_family_from_name(const char *name) {
-  for (int i = 0; i < ACCEL_FMT_COUNT; i++)
-    if (strcasecmp(name, families[i].name) == 0 || strcasecmp(name, families[i].prefix) == 0)
-      return i;
-  return -1;
-}
-
-accel_format_t accel_format_make(accel_family_t fam, int bits) {
-  accel_format_t f = {fam, bits, {0, 0, 0, 0}};
-  if (fam == ACCEL_FMT_LP) {
-    f.lp.n = bits;
-    f.lp.es = bits > 2 ? 1 : 0;
-    f.lp.rs = bits - 1;
-  }
+accel_format_t accel_format_make(lpq_arith_t fam, int bits) {
+  accel_format_t f;
+  memset(&f, 0, sizeof f);
+  f.family = fam;
+  f.bits = bits;
+  /* what the cost model needs is the family and the width; the text is lp/'s representative */
+  f.has_fmt = lpq_numfmt_representative(fam, bits, &f.fmt, NULL) == 0;
+  if (fam == LPQ_ARITH_LP)
+    f.lp = (lp_format_t){bits, bits > 2 ? 1 : 0, bits - 1, 0};
   return f;
 }
 
-int accel_format_parse(const char *text, accel_format_t *out, lpq_error_t *err) {
-  if (text == NULL || out == NULL)
-    return lpq_errorf(err, LPQ_EINVAL, "format: no text");
-  if (strncasecmp(text, "lp<", 3) == 0) {
-    lp_format_t lf;
-    int rc = lp_format_parse(text, &lf, err);
-    if (rc != 0)
-      return rc;
-    *out = (accel_format_t){ACCEL_FMT_LP, lf.n, lf};
-    return 0;
-  }
-  /* The longest prefix first: "posit" before "p..." and "af" before "a...". */
-  for (int i = 0; i < ACCEL_FMT_COUNT; i++) {
-    if (i == ACCEL_FMT_LP)
-      continue;
-    size_t len = strlen(families[i].prefix);
-    if (strncasecmp(text, families[i].prefix, len) != 0)
-      continue;
-    const char *digits = text + len;
-    if (!isdigit((unsigned char)digits[0]))
-      break;
-    char *end;
-    long bits = strtol(digits, &end, 10);
-    if (*end != '\0')
-      break;
-    if (bits < families[i].bits_min || bits > families[i].bits_max)
-      return lpq_errorf(err, LPQ_EINVAL, "format '%s': %s width %ld is out of range %d..%d",
-                        text, families[i].name, bits, families[i].bits_min,
-                        families[i].bits_max);
-    *out = accel_format_make((accel_family_t)i, (int)bits);
-    return 0;
-  }
-  return lpq_errorf(err, LPQ_EFORMAT,
-                    "format '%s': expected lp<n,es,rs,sf>, intN, positN, afN or fpN", text);
-}
-
 char *accel_format_str(const accel_format_t *f, char *buf, size_t len) {
-  if (f->family == ACCEL_FMT_LP && f->lp.n > 0)
-    return lp_format_str(&f->lp, buf, len);
-  snprintf(buf, len, "%s%d",
-           (unsigned)f->family < ACCEL_FMT_COUNT ? families[f->family].prefix : "?", f->bits);
+  if (f->has_fmt)
+    return lpq_numfmt_str(&f->fmt, buf, len);
+  snprintf(buf, len, "%s, %d bits", lpq_arith_name(f->family), f->bits);
   return buf;
 }
 
-void accel_uniform_formats(const accel_network_t *net, accel_family_t fam, int bits,
+void accel_uniform_formats(const accel_network_t *net, lpq_arith_t fam, int bits,
                            accel_layer_formats_t *out) {
   accel_format_t f = accel_format_make(fam, bits);
   for (size_t i = 0; i < net->count; i++)
     out[i] = (accel_layer_formats_t){f, f};
 }
 
-int accel_mix_formats(const accel_network_t *net, const double share[3], accel_family_t fam,
+int accel_mix_formats(const accel_network_t *net, const double share[3], lpq_arith_t fam,
                       accel_layer_formats_t *out, lpq_error_t *err) {
   static const int widths[3] = {2, 4, 8};
   double sum = 0;

@@ -65,20 +65,14 @@ accel_network_t *accel_network_from_graph(const lpq_graph_t *g, const char *name
 
 int accel_format_from_numfmt(const lpq_numfmt_t *f, accel_format_t *out) {
   memset(out, 0, sizeof *out);
-  switch (f->family) {
-  case LPQ_FAM_LP:
-    out->family = ACCEL_FMT_LP;
-    out->bits = f->p[0];
-    out->lp = lpq_numfmt_lp(f);
-    return 0;
-  case LPQ_FAM_INT: out->family = ACCEL_FMT_INT; break;
-  case LPQ_FAM_POSIT: out->family = ACCEL_FMT_POSIT; break;
-  case LPQ_FAM_AFLOAT: out->family = ACCEL_FMT_ADAPTIVFLOAT; break;
-  case LPQ_FAM_MINIFLOAT: out->family = ACCEL_FMT_FLOAT; break;
-  case LPQ_FAM_FP32: out->family = ACCEL_FMT_FLOAT; break;
-  default: return LPQ_EINVAL;
-  }
+  if ((unsigned)f->family >= LPQ_FAM_COUNT)
+    return LPQ_EINVAL;
+  out->family = lpq_numfmt_arith(f); /* the format's row says which arithmetic it needs */
   out->bits = f->bits;
+  if (out->family == LPQ_ARITH_LP)
+    out->lp = lpq_numfmt_lp(f);
+  out->has_fmt = 1;
+  out->fmt = *f;
   return 0;
 }
 
@@ -91,11 +85,7 @@ void accel_formats_on(const accel_t *a, accel_layer_formats_t *f, size_t count) 
       /* an operand the accelerator cannot compute natively runs at 16 bits, sliced over its
       ** widest mode (an unquantized fp32 operand on the LPA, say) */
       int bits = ops[k]->bits < 16 ? ops[k]->bits : 16;
-      memset(ops[k], 0, sizeof *ops[k]);
-      ops[k]->family = a->family;
-      ops[k]->bits = bits;
-      if (a->family == ACCEL_FMT_LP)
-        ops[k]->lp = (lp_format_t){bits, 1, bits - 1, 0};
+      *ops[k] = accel_format_make(a->family, bits);
     }
   }
 }

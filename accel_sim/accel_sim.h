@@ -67,34 +67,24 @@ extern const char *const accel_builtin_networks[];
 
 /* ---- number formats ------------------------------------------------------------------------ */
 
-/* Format families, one row each in accel_format.c's table (name, text prefix, bit range). */
-typedef enum accel_family_t {
-  ACCEL_FMT_LP = 0,
-  ACCEL_FMT_INT = 1,
-  ACCEL_FMT_POSIT = 2,
-  ACCEL_FMT_ADAPTIVFLOAT = 3,
-  ACCEL_FMT_FLOAT = 4,
-  ACCEL_FMT_COUNT
-} accel_family_t;
-
+/* An operand's format as the cost model sees it: the arithmetic family (lp/'s format table
+** says which for every format) and the width, the LP parameters for the LPA's PE model, and the
+** format itself for people (lp/'s text syntax: the one syntax of formats everywhere). */
 typedef struct accel_format_t {
-  accel_family_t family;
+  lpq_arith_t family;
   int bits;
-  lp_format_t lp; /* when family is ACCEL_FMT_LP (bits == lp.n) */
+  lp_format_t lp;   /* when family is LPQ_ARITH_LP (bits == lp.n) */
+  int has_fmt;      /* fmt holds the exact format (a config's, or the family's representative) */
+  lpq_numfmt_t fmt;
 } accel_format_t;
 
-#define ACCEL_FORMAT_TEXT_MAX 40
+#define ACCEL_FORMAT_TEXT_MAX LPQ_NUMFMT_TEXT_MAX
 
-/* Parses "lp<8,2,2,0>", "int4", "posit8", "af8" (AdaptivFloat), "fp32"; LPQ_EFORMAT or
-** LPQ_EINVAL with a message naming the text. */
-int accel_format_parse(const char *text, accel_format_t *out, lpq_error_t *err);
+/* The format's text in lp/'s syntax ("lp<4,1,3,0>", "int<8>", "afloat<8,3>", "fp32"). */
 char *accel_format_str(const accel_format_t *f, char *buf, size_t len);
-/* The family's name ("lp", "int", ...) and the family for a name (-1 when unknown). */
-const char *accel_family_name(accel_family_t fam);
-int accel_family_from_name(const char *name);
-/* A representative format of the family at `bits` bits (for LP: lp<bits,1,bits-1,0>, es 0 at
-** 2 bits): what the cost model needs is the family and the width. */
-accel_format_t accel_format_make(accel_family_t fam, int bits);
+/* The family's representative format at `bits` bits (lpq_numfmt_representative: for LP
+** lp<bits,1,bits-1,0>, es 0 at 2 bits): what the cost model needs is the family and width. */
+accel_format_t accel_format_make(lpq_arith_t fam, int bits);
 
 typedef struct accel_layer_formats_t {
   accel_format_t weight, act;
@@ -105,10 +95,10 @@ typedef struct accel_layer_formats_t {
 ** rounding of share * count, and each width is spread evenly over the depth (layer i takes the
 ** width whose quota is furthest behind), so MAC shares follow layer shares. Weights and
 ** activations get the same width. out has net->count entries. */
-int accel_mix_formats(const accel_network_t *net, const double share[3], accel_family_t fam,
+int accel_mix_formats(const accel_network_t *net, const double share[3], lpq_arith_t fam,
                       accel_layer_formats_t *out, lpq_error_t *err);
 /* Every layer at `bits` bits of family fam. */
-void accel_uniform_formats(const accel_network_t *net, accel_family_t fam, int bits,
+void accel_uniform_formats(const accel_network_t *net, lpq_arith_t fam, int bits,
                            accel_layer_formats_t *out);
 
 /* ---- architectures ---------------------------------------------------------------------------- */
@@ -132,7 +122,7 @@ typedef struct accel_mix_t {
 /* One accelerator. Every field comes from the architecture file. */
 typedef struct accel_t {
   char name[ACCEL_NAME_MAX];
-  accel_family_t family; /* the formats its PEs compute */
+  lpq_arith_t family; /* the formats its PEs compute */
   size_t rows, cols;     /* PE array; rows hold the reduction, cols the outputs */
   double clock_mhz;
   size_t nmodes;

@@ -181,6 +181,17 @@ typedef enum lpq_family_t {
   LPQ_FAM_COUNT
 } lpq_family_t;
 
+/* The arithmetic an accelerator needs for a format: accel_sim's PE families. Each format row
+** names its own, so accel_sim prices any format the table has. */
+typedef enum lpq_arith_t {
+  LPQ_ARITH_LP = 0, /* log-domain products: an integer add (the LPA) */
+  LPQ_ARITH_INT,    /* integer multipliers (systolic INT8, BitFusion, ANT's int mode) */
+  LPQ_ARITH_POSIT,
+  LPQ_ARITH_AFLOAT, /* AdaptivFloat */
+  LPQ_ARITH_FLOAT,  /* IEEE-like: minifloat, FP8, fp32 */
+  LPQ_ARITH_COUNT
+} lpq_arith_t;
+
 /* One number format with its parameters. Scale-dependent families ("auto" LP sf, INT scale,
 ** AdaptivFloat bias, minifloat scale) are resolved from a tensor by lpq_numfmt_calibrate. */
 typedef struct lpq_numfmt_t {
@@ -209,6 +220,16 @@ int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err);
 char *lpq_numfmt_str(const lpq_numfmt_t *f, char *buf, size_t len);
 /* The family's name: "lp", "int", ... */
 const char *lpq_family_name(lpq_family_t fam);
+/* The arithmetic a format needs (its row's); its name as architecture files write it ("lp",
+** "int", "posit", "adaptivfloat", "float"), and back (-1 for an unknown name). */
+lpq_arith_t lpq_numfmt_arith(const lpq_numfmt_t *f);
+const char *lpq_arith_name(lpq_arith_t a);
+int lpq_arith_from_name(const char *name);
+/* The representative format of an arithmetic family at `bits` bits, for accelerator models
+** given only a width: lp<b,1,b-1,0> (es 0 at 2 bits), int<b>, posit<b,2>, afloat<b,min(3,b-2)>,
+** minifloat (e2 up to 4 bits, e4 up to 8, e5 above; fp32 at 32). LPQ_EINVAL at a width the
+** family lacks. */
+int lpq_numfmt_representative(lpq_arith_t arith, int bits, lpq_numfmt_t *out, lpq_error_t *err);
 
 /* Resolves a format's data-dependent parameters from the values x (e.g. a weight tensor or a
 ** sample of activations): LP "auto" sf (the sf in a window around the log-magnitude centre

@@ -1,7 +1,7 @@
 /* lp/lp_formats.c: the table of number formats (LP and the baselines), one row per family.
 ** A family says how to check its parameters, how many bits a code takes, and its positive
 ** values for given resolved parameters; the shared lp_quantizer_t does the rest. */
-#include "lp/lp.h"
+#include "lp/lp_internal.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -14,7 +14,6 @@
 #define PARAM_CH (-10001)   /* "ch" in a parameter list */
 #define PARAM_AUTO_CH (-10002) /* "auto_ch": LP sf per output channel */
 #define MAX_VALUES 32767
-#define CALIB_SAMPLE 16384
 
 typedef struct family_row_t {
   lpq_family_t family;
@@ -26,6 +25,19 @@ typedef struct family_row_t {
   size_t (*values)(const lpq_numfmt_t *f, double *out);
   /* 1 when the format's values depend on the data (scale, bias) */
   int scaled;
+  /* the canonical text of a format of the family */
+  void (*str)(const lpq_numfmt_t *f, char *buf, size_t len);
+  /* resolves the data-dependent parameters from x (absmax: its largest finite |x|); NULL when
+  ** the family has none */
+  int (*calibrate)(lpq_numfmt_t *f, const float *x, size_t count, double absmax,
+                   lpq_error_t *err);
+  /* a quantizer of its own (LP's is built from the codec); NULL: from the value set */
+  lp_quantizer_t *(*quantizer)(const lpq_numfmt_t *f, lpq_error_t *err);
+  /* the arithmetic an accelerator needs for it (accel_sim's PE families) */
+  lpq_arith_t arith;
+  /* the family's representative format at `bits` bits (what an accelerator model assumes
+  ** when only a width is given); NULL or non-zero: none at that width */
+  int (*representative)(int bits, lpq_numfmt_t *out);
 } family_row_t;
 
 static int range_err(lpq_error_t *err, const char *fam, const char *what, int v, int lo, int hi) {
@@ -39,6 +51,15 @@ static int check_fp32(lpq_numfmt_t *f, lpq_error_t *err) {
   f->bits = 32;
   f->resolved = 1;
   return 0;
+}
+
+static void str_fp32(const lpq_numfmt_t *f, char *buf, size_t len) {
+  (void)f;
+  snprintf(buf, len, "fp32");
+}
+
+static int repr_fp32(int bits, lpq_numfmt_t *out) {
+  return bits == 32 ? lpq_numfmt_parse("fp32", out, NULL) : LPQ_EINVAL;
 }
 
 /* ---- LP ---- */
@@ -55,6 +76,35 @@ static int check_lp(lpq_numfmt_t *f, lpq_error_t *err) {
     f->p[3] = 0;
   f->resolved = !f->auto_scale;
   return 0;
+}
+
+static void str_lp(const lpq_numfmt_t *f, char *buf, size_t len) {
+  if (f->auto_scale && (!f->resolved || f->per_channel)) {
+    char off[16] = "";
+    if (f->sf_offset != 0)
+      snprintf(off, sizeof off, "%+d", f->sf_offset);
+    snprintf(buf, len, "lp<%d,%d,%d,%s%s>", f->p[0], f->p[1], f->p[2],
+             f->per_channel ? "auto_ch" : "auto", off);
+  } else
+    snprintf(buf, len, "lp<%d,%d,%d,%d>", f->p[0], f->p[1], f->p[2], f->p[3]);
+}
+
+static int calibrate_lp(lpq_numfmt_t *f, const float *x, size_t count, double absmax,
+                        lpq_error_t *err) {
+  (void)absmax;
+  return f->auto_scale ? lpq__lp_calibrate_sf(f, x, count, err) : 0;
+}
+
+static lp_quantizer_t *quantizer_lp(const lpq_numfmt_t *f, lpq_error_t *err) {
+  lp_format_t lf = lpq_numfmt_lp(f);
+  return lp_quantizer_new(&lf, err);
+}
+
+/* lp<bits,1,bits-1,0> (es 0 at 2 bits): an uncapped LP of that width */
+static int repr_lp(int bits, lpq_numfmt_t *out) {
+  char text[LPQ_NUMFMT_TEXT_MAX];
+  snprintf(text, sizeof text, "lp<%d,%d,%d,0>", bits, bits > 2 ? 1 : 0, bits - 1);
+  return lpq_numfmt_parse(text, out, NULL);
 }
 
 static size_t values_lp(const lpq_numfmt_t *f, double *out) {
@@ -76,6 +126,25 @@ static int check_int(lpq_numfmt_t *f, lpq_error_t *err) {
   return 0;
 }
 
+static void str_int(const lpq_numfmt_t *f, char *buf, size_t len) {
+  snprintf(buf, len, "int<%d%s>", f->p[0], f->per_channel ? ",ch" : "");
+}
+
+/* symmetric: max |x| maps to the largest code */
+static int calibrate_int(lpq_numfmt_t *f, const float *x, size_t count, double absmax,
+                         lpq_error_t *err) {
+  (void)x, (void)count, (void)err;
+  f->scale = absmax > 0 ? absmax / (double)((1 << (f->p[0] - 1)) - 1) : 1.0;
+  f->resolved = 1;
+  return 0;
+}
+
+static int repr_int(int bits, lpq_numfmt_t *out) {
+  char text[LPQ_NUMFMT_TEXT_MAX];
+  snprintf(text, sizeof text, "int<%d>", bits);
+  return lpq_numfmt_parse(text, out, NULL);
+}
+
 static size_t values_int(const lpq_numfmt_t *f, double *out) {
   size_t n = ((size_t)1 << (f->p[0] - 1)) - 1;
   for (size_t i = 0; i < n; i++)
@@ -92,6 +161,17 @@ static int check_posit(lpq_numfmt_t *f, lpq_error_t *err) {
   f->bits = f->p[0];
   f->resolved = 1;
   return 0;
+}
+
+static void str_posit(const lpq_numfmt_t *f, char *buf, size_t len) {
+  snprintf(buf, len, "posit<%d,%d>", f->p[0], f->p[1]);
+}
+
+/* the 2022 posit standard's es = 2 at every width */
+static int repr_posit(int bits, lpq_numfmt_t *out) {
+  char text[LPQ_NUMFMT_TEXT_MAX];
+  snprintf(text, sizeof text, "posit<%d,2>", bits);
+  return lpq_numfmt_parse(text, out, NULL);
 }
 
 static size_t values_posit(const lpq_numfmt_t *f, double *out) {
@@ -114,6 +194,28 @@ static int check_afloat(lpq_numfmt_t *f, lpq_error_t *err) {
     return range_err(err, "afloat", "e", f->p[1], 1, f->p[0] - 1 < 8 ? f->p[0] - 1 : 8);
   f->bits = f->p[0];
   return 0;
+}
+
+static void str_afloat(const lpq_numfmt_t *f, char *buf, size_t len) {
+  snprintf(buf, len, "afloat<%d,%d>", f->p[0], f->p[1]);
+}
+
+/* the exponent bias so that the top exponent covers max |x| */
+static int calibrate_afloat(lpq_numfmt_t *f, const float *x, size_t count, double absmax,
+                            lpq_error_t *err) {
+  (void)x, (void)count, (void)err;
+  int top = absmax > 0 ? (int)floor(log2(absmax)) : 0;
+  int bias = top - ((1 << f->p[1]) - 1);
+  f->scale = ldexp(1.0, bias < -1000 ? -1000 : bias);
+  f->resolved = 1;
+  return 0;
+}
+
+/* e = 3 exponent bits (at most bits - 2), as AdaptivFloat's 8-bit evaluation */
+static int repr_afloat(int bits, lpq_numfmt_t *out) {
+  char text[LPQ_NUMFMT_TEXT_MAX];
+  snprintf(text, sizeof text, "afloat<%d,%d>", bits, bits - 2 < 3 ? bits - 2 : 3);
+  return lpq_numfmt_parse(text, out, NULL);
 }
 
 /* AdaptivFloat (Tambe et al., DAC 2020): no subnormals; the smallest code is zero instead. */
@@ -145,6 +247,41 @@ static int check_minifloat(lpq_numfmt_t *f, lpq_error_t *err) {
   return 0;
 }
 
+static void str_minifloat(const lpq_numfmt_t *f, char *buf, size_t len) {
+  if (f->p[0] == 4 && f->p[1] == 3)
+    snprintf(buf, len, "fp8_e4m3");
+  else if (f->p[0] == 5 && f->p[1] == 2)
+    snprintf(buf, len, "fp8_e5m2");
+  else
+    snprintf(buf, len, "minifloat<%d,%d>", f->p[0], f->p[1]);
+}
+
+static size_t values_minifloat(const lpq_numfmt_t *f, double *out);
+
+/* a per-tensor scale: max |x| maps to the largest value */
+static int calibrate_minifloat(lpq_numfmt_t *f, const float *x, size_t count, double absmax,
+                               lpq_error_t *err) {
+  (void)x, (void)count;
+  lpq_numfmt_t unit = *f;
+  unit.scale = 1.0;
+  double *v = malloc(MAX_VALUES * sizeof *v);
+  if (v == NULL)
+    return lpq_errorf(err, LPQ_ENOMEM, "format: out of memory");
+  size_t n = values_minifloat(&unit, v);
+  f->scale = absmax > 0 && n > 0 ? absmax / v[n - 1] : 1.0;
+  free(v);
+  f->resolved = 1;
+  return 0;
+}
+
+/* IEEE-like at the width: e2 up to 4 bits, e4 (E4M3) up to 8, e5 (E5M10 at 16) above */
+static int repr_minifloat(int bits, lpq_numfmt_t *out) {
+  int e = bits <= 4 ? 2 : bits <= 8 ? 4 : 5;
+  char text[LPQ_NUMFMT_TEXT_MAX];
+  snprintf(text, sizeof text, "minifloat<%d,%d>", e, bits - 1 - e);
+  return bits - 1 - e < 0 ? LPQ_EINVAL : lpq_numfmt_parse(text, out, NULL);
+}
+
 static size_t values_minifloat(const lpq_numfmt_t *f, double *out) {
   const int e = f->p[0], m = f->p[1], bias = (1 << (e - 1)) - 1;
   const int e4m3 = (e == 4 && m == 3);
@@ -163,13 +300,48 @@ static size_t values_minifloat(const lpq_numfmt_t *f, double *out) {
 }
 
 static const family_row_t families[LPQ_FAM_COUNT] = {
-    {LPQ_FAM_FP32, "fp32", 0, 0, check_fp32, NULL, 0},
-    {LPQ_FAM_LP, "lp", 4, 4, check_lp, values_lp, 0},
-    {LPQ_FAM_INT, "int", 1, 2, check_int, values_int, 1},
-    {LPQ_FAM_POSIT, "posit", 2, 2, check_posit, values_posit, 0},
-    {LPQ_FAM_AFLOAT, "afloat", 2, 2, check_afloat, values_afloat, 1},
-    {LPQ_FAM_MINIFLOAT, "minifloat", 2, 2, check_minifloat, values_minifloat, 1},
+    {LPQ_FAM_FP32, "fp32", 0, 0, check_fp32, NULL, 0, str_fp32, NULL, NULL, LPQ_ARITH_FLOAT,
+     repr_fp32},
+    {LPQ_FAM_LP, "lp", 4, 4, check_lp, values_lp, 0, str_lp, calibrate_lp, quantizer_lp,
+     LPQ_ARITH_LP, repr_lp},
+    {LPQ_FAM_INT, "int", 1, 2, check_int, values_int, 1, str_int, calibrate_int, NULL,
+     LPQ_ARITH_INT, repr_int},
+    {LPQ_FAM_POSIT, "posit", 2, 2, check_posit, values_posit, 0, str_posit, NULL, NULL,
+     LPQ_ARITH_POSIT, repr_posit},
+    {LPQ_FAM_AFLOAT, "afloat", 2, 2, check_afloat, values_afloat, 1, str_afloat,
+     calibrate_afloat, NULL, LPQ_ARITH_AFLOAT, repr_afloat},
+    {LPQ_FAM_MINIFLOAT, "minifloat", 2, 2, check_minifloat, values_minifloat, 1, str_minifloat,
+     calibrate_minifloat, NULL, LPQ_ARITH_FLOAT, repr_minifloat},
 };
+
+/* The accelerator families' names, as architecture files write them. */
+static const char *const arith_names[LPQ_ARITH_COUNT] = {
+    [LPQ_ARITH_LP] = "lp", [LPQ_ARITH_INT] = "int", [LPQ_ARITH_POSIT] = "posit",
+    [LPQ_ARITH_AFLOAT] = "adaptivfloat", [LPQ_ARITH_FLOAT] = "float"};
+
+const char *lpq_arith_name(lpq_arith_t a) {
+  return (unsigned)a < LPQ_ARITH_COUNT ? arith_names[a] : "?";
+}
+
+int lpq_arith_from_name(const char *name) {
+  for (int i = 0; name && i < LPQ_ARITH_COUNT; i++)
+    if (strcasecmp(name, arith_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+lpq_arith_t lpq_numfmt_arith(const lpq_numfmt_t *f) {
+  return (unsigned)f->family < LPQ_FAM_COUNT ? families[f->family].arith : LPQ_ARITH_FLOAT;
+}
+
+int lpq_numfmt_representative(lpq_arith_t arith, int bits, lpq_numfmt_t *out,
+                              lpq_error_t *err) {
+  for (int i = 0; i < LPQ_FAM_COUNT; i++)
+    if (families[i].arith == arith && families[i].representative &&
+        families[i].representative(bits, out) == 0)
+      return 0;
+  return lpq_errorf(err, LPQ_EINVAL, "no %s format of %d bits", lpq_arith_name(arith), bits);
+}
 
 const char *lpq_family_name(lpq_family_t fam) {
   return (unsigned)fam < LPQ_FAM_COUNT ? families[fam].name : "unknown";
@@ -308,31 +480,10 @@ int lpq_numfmt_parse(const char *text, lpq_numfmt_t *out, lpq_error_t *err) {
 }
 
 char *lpq_numfmt_str(const lpq_numfmt_t *f, char *buf, size_t len) {
-  switch (f->family) {
-  case LPQ_FAM_FP32: snprintf(buf, len, "fp32"); break;
-  case LPQ_FAM_LP:
-    if (f->auto_scale && (!f->resolved || f->per_channel)) {
-      char off[16] = "";
-      if (f->sf_offset != 0)
-        snprintf(off, sizeof off, "%+d", f->sf_offset);
-      snprintf(buf, len, "lp<%d,%d,%d,%s%s>", f->p[0], f->p[1], f->p[2],
-               f->per_channel ? "auto_ch" : "auto", off);
-    } else
-      snprintf(buf, len, "lp<%d,%d,%d,%d>", f->p[0], f->p[1], f->p[2], f->p[3]);
-    break;
-  case LPQ_FAM_INT: snprintf(buf, len, "int<%d%s>", f->p[0], f->per_channel ? ",ch" : ""); break;
-  case LPQ_FAM_POSIT: snprintf(buf, len, "posit<%d,%d>", f->p[0], f->p[1]); break;
-  case LPQ_FAM_AFLOAT: snprintf(buf, len, "afloat<%d,%d>", f->p[0], f->p[1]); break;
-  case LPQ_FAM_MINIFLOAT:
-    if (f->p[0] == 4 && f->p[1] == 3)
-      snprintf(buf, len, "fp8_e4m3");
-    else if (f->p[0] == 5 && f->p[1] == 2)
-      snprintf(buf, len, "fp8_e5m2");
-    else
-      snprintf(buf, len, "minifloat<%d,%d>", f->p[0], f->p[1]);
-    break;
-  default: snprintf(buf, len, "unknown"); break;
-  }
+  if ((unsigned)f->family < LPQ_FAM_COUNT)
+    families[f->family].str(f, buf, len);
+  else
+    snprintf(buf, len, "unknown");
   return buf;
 }
 
@@ -390,10 +541,8 @@ lp_quantizer_t *lpq_numfmt_quantizer(const lpq_numfmt_t *f, lpq_error_t *err) {
                lpq_numfmt_str(f, buf, sizeof buf));
     return NULL;
   }
-  if (f->family == LPQ_FAM_LP) {
-    lp_format_t lf = lpq_numfmt_lp(f);
-    return lp_quantizer_new(&lf, err);
-  }
+  if (families[f->family].quantizer)
+    return families[f->family].quantizer(f, err);
   size_t n;
   double *v = format_values(f, &n, err);
   if (v == NULL)
@@ -401,65 +550,6 @@ lp_quantizer_t *lpq_numfmt_quantizer(const lpq_numfmt_t *f, lpq_error_t *err) {
   lp_quantizer_t *q = lp_quantizer_new_values(v, n, f->bits, err);
   free(v);
   return q;
-}
-
-/* Sum of squared quantization errors of a sample under a quantizer. */
-static double sample_sse(const lp_quantizer_t *q, const float *x, size_t n, float *tmp) {
-  lp_quantize_f32(q, x, tmp, n, NULL);
-  double s = 0.0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)tmp[i] - (double)x[i];
-    s += d * d;
-  }
-  return s;
-}
-
-/* LP "auto": the sf near the centre of the data's log-magnitudes with the least error. */
-static int calibrate_lp_sf(lpq_numfmt_t *f, const float *x, size_t count, lpq_error_t *err) {
-  size_t stride = count > CALIB_SAMPLE ? count / CALIB_SAMPLE : 1;
-  size_t n = 0;
-  float *sample = malloc(2 * CALIB_SAMPLE * sizeof *sample);
-  if (!sample)
-    return lpq_errorf(err, LPQ_ENOMEM, "calibration: out of memory");
-  float *tmp = sample + CALIB_SAMPLE;
-  double logsum = 0.0;
-  size_t nonzero = 0;
-  for (size_t i = 0; i < count && n < CALIB_SAMPLE; i += stride) {
-    sample[n++] = x[i];
-    if (x[i] != 0.0f) {
-      logsum += log2(fabs((double)x[i]));
-      nonzero++;
-    }
-  }
-  int centre = nonzero ? (int)lround(-logsum / (double)nonzero) : 0;
-  int best_sf = centre;
-  double best = INFINITY;
-  for (int d = 0; d <= 16; d++) {
-    for (int sgn = -1; sgn <= 1; sgn += 2) {
-      if (d == 0 && sgn > 0)
-        continue;
-      int sf = centre + sgn * d;
-      if (sf < LP_SF_MIN || sf > LP_SF_MAX)
-        continue;
-      lp_format_t lf = {f->p[0], f->p[1], f->p[2], sf};
-      lp_quantizer_t *q = lp_quantizer_new(&lf, err);
-      if (!q) {
-        free(sample);
-        return err ? err->code : LPQ_ENOMEM;
-      }
-      double e = sample_sse(q, sample, n, tmp);
-      lp_quantizer_free(&q);
-      if (e < best) { /* strictly better: ties keep the sf nearest the centre */
-        best = e;
-        best_sf = sf;
-      }
-    }
-  }
-  free(sample);
-  best_sf += f->sf_offset;
-  f->p[3] = best_sf < LP_SF_MIN ? LP_SF_MIN : best_sf > LP_SF_MAX ? LP_SF_MAX : best_sf;
-  f->resolved = 1;
-  return 0;
 }
 
 int lpq_numfmt_calibrate(lpq_numfmt_t *f, const float *x, size_t count, lpq_error_t *err) {
@@ -473,57 +563,8 @@ int lpq_numfmt_calibrate(lpq_numfmt_t *f, const float *x, size_t count, lpq_erro
     if (a > absmax && !isinf(a))
       absmax = a;
   }
-  switch (f->family) {
-  case LPQ_FAM_LP:
-    if (f->auto_scale)
-      return calibrate_lp_sf(f, x, count, err);
-    return 0;
-  case LPQ_FAM_INT:
-    f->scale = absmax > 0 ? absmax / (double)((1 << (f->p[0] - 1)) - 1) : 1.0;
-    break;
-  case LPQ_FAM_MINIFLOAT: {
-    lpq_numfmt_t unit = *f;
-    unit.scale = 1.0;
-    size_t n;
-    double *v = format_values(&unit, &n, err);
-    if (!v)
-      return err ? err->code : LPQ_ENOMEM;
-    f->scale = absmax > 0 ? absmax / v[n - 1] : 1.0;
-    free(v);
-    break;
-  }
-  case LPQ_FAM_AFLOAT: {
-    /* bias so that the top exponent covers max |x| */
-    int top = absmax > 0 ? (int)floor(log2(absmax)) : 0;
-    int bias = top - ((1 << f->p[1]) - 1);
-    if (bias < -1000)
-      bias = -1000;
-    f->scale = ldexp(1.0, bias);
-    break;
-  }
-  default: return 0;
-  }
-  f->resolved = 1;
-  return 0;
-}
-
-int lpq_numfmt_calibrate_channels(const lpq_numfmt_t *f, const float *x, size_t channels,
-                                  size_t per, lpq_numfmt_t *out, lpq_error_t *err) {
-  if (f == NULL || out == NULL || (channels > 0 && per > 0 && x == NULL))
-    return lpq_errorf(err, LPQ_EINVAL, "calibrate: NULL argument");
-  for (size_t c = 0; c < channels; c++) {
-    out[c] = *f;
-    int rc = 0;
-    if (f->per_channel) {
-      out[c].per_channel = 0; /* the slice's own format, printed with its own sf / scale */
-      rc = lpq_numfmt_calibrate(&out[c], x + c * per, per, err);
-    } else if (c == 0) {
-      rc = lpq_numfmt_calibrate(&out[c], x, channels * per, err);
-    } else {
-      out[c] = out[0];
-    }
-    if (rc != 0)
-      return lpq_error_prefix(err, "channel %zu: ", c);
-  }
-  return 0;
+  if ((unsigned)f->family >= LPQ_FAM_COUNT)
+    return lpq_errorf(err, LPQ_EINVAL, "calibrate: invalid format");
+  const family_row_t *row = &families[f->family];
+  return row->calibrate ? row->calibrate(f, x, count, absmax, err) : 0;
 }

@@ -47,7 +47,7 @@ Test(accel_arch, builtin_parses_with_lpa_first_and_sources) {
   cr_assert_not_null(arch, "%s", err.msg);
   cr_assert(arch->count >= 6);
   cr_assert_str_eq(arch->accels[0].name, "LPA");
-  cr_assert_eq(arch->accels[0].family, ACCEL_FMT_LP);
+  cr_assert_eq(arch->accels[0].family, LPQ_ARITH_LP);
   static const char *const names[] = {"ANT", "BitFusion", "AdaptivFloat", "INT8", "Posit"};
   for (size_t i = 0; i < 5; i++)
     cr_expect_not_null(accel_arch_find(arch, names[i]), "%s missing", names[i]);

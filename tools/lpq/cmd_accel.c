@@ -135,7 +135,7 @@ static int print_json(const run_t *r) {
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
         " s:f, s:f, s:f, s:f, s:f, s:f}",
-        "name", a->name, "family", accel_family_name(a->family), "mix_2_4_8", r->mix_text[i],
+        "name", a->name, "family", lpq_arith_name(a->family), "mix_2_4_8", r->mix_text[i],
         "rows", (json_int_t)a->rows, "cols", (json_int_t)a->cols, "macs", (json_int_t)t->macs,
         "cycles", t->cycles, "latency_s", t->latency_s, "energy_pj", t->energy_pj, "compute_pj",
         t->compute_pj + t->decode_pj, "sram_pj", t->sram_pj, "psum_pj", t->psum_pj, "dram_pj", t->dram_pj, "static_pj",

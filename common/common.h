@@ -100,12 +100,18 @@ char *lpq_config_to_json_sf(size_t nlayers, const char *const *names, const lpq_
 
 /* ---- the genome's layer: one quantizable layer's formats -------------------------------- */
 /* What the search varies per layer, what a TASK carries to a worker and what the store keeps:
-** the weight and input-activation LP formats. n = 0 means fp32 (not quantized), e.g. the
-** activations of a weight-only search. A genome is layer_count of these in model order. */
+** the weight and input-activation LP formats (n = 0: fp32, e.g. the activations of a
+** weight-only search). With weight_per_channel the weights take one sf per output channel,
+** each calibrated on its channel, and weight.sf is an offset on those: lp<n,es,rs,auto_ch+sf>.
+** A genome is layer_count of these in model order. */
 typedef struct lpq_layer_formats_t {
   lp_format_t weight;
   lp_format_t act;
+  int weight_per_channel; /* 0 or 1 */
 } lpq_layer_formats_t;
+
+/* A genome layer's formats as config formats (n = 0: fp32; per channel: auto_ch+sf). */
+void lpq_layer_formats_numfmt(const lpq_layer_formats_t *l, lpq_numfmt_t *w, lpq_numfmt_t *a);
 
 /* ---- search jobs: settings shared by job.submit, the store, the worker and `lpq search` ---- */
 typedef enum lpq_objective_t {
@@ -117,11 +123,15 @@ typedef enum lpq_objective_t {
 
 const char *lpq_objective_name(lpq_objective_t o); /* "bits", "latency", "energy", "edp" */
 
+/* How the weights' sf is chosen: one per tensor, one per output channel, or either per layer. */
+enum { LPQ_SF_TENSOR = 0, LPQ_SF_CHANNEL = 1, LPQ_SF_SEARCH = 2 };
+
 /* A job's settings. JSON fields (all optional): model, data, labels (blob hashes), seed, mode
 ** ("pareto"|"scalar"), lambda, population, siblings, generations, max_evaluations,
 ** max_seconds, patience, objective, constraints {mean_weight_bits_max, act_bits_max,
 ** latency_s_max}, calib, temperature, norm [mean, std], bits [lo, hi], act_bits [lo, hi],
-** es [lo, hi], sf_window, weight_only, pin_ends, name. */
+** es [lo, hi], sf_window, weight_sf ("tensor"|"channel"|"search"), weight_only, pin_ends,
+** name. */
 typedef struct lpq_job_settings_t {
   char model[65], data[65], labels[65]; /* "" when absent */
   uint64_t seed;
@@ -134,6 +144,7 @@ typedef struct lpq_job_settings_t {
   size_t calib;
   double temperature, norm_mean, norm_std;
   int n_min, n_max, act_n_min, act_n_max, es_min, es_max, sf_window;
+  int weight_sf; /* LPQ_SF_TENSOR, LPQ_SF_CHANNEL, or LPQ_SF_SEARCH (a gene per layer) */
   int weight_only, pin_ends;
 } lpq_job_settings_t;
 
@@ -152,10 +163,9 @@ void lpq_job_constraints(const lpq_job_settings_t *s, double mean_weight_bits, i
                          double latency_s, double *g);
 
 /* ---- data loaders (.npy, IDX) -------------------------------------------------------------- */
-/* Every loader checks what the file claims (magic, header, dtype, shape) against the file's
-** real size before allocating, and on failure returns a negative LPQ_E* with a message that
-** names the file and what is wrong (bad magic, header, dtype, shape, "truncated ... at byte X
-** of Y"); *out is then NULL. On success the caller owns *out (lpq_array_free). */
+/* Every loader checks what the file claims (magic, header, dtype, shape) against its real size
+** before allocating; a failure is a negative LPQ_E* naming the file and what is wrong, *out
+** then NULL. On success the caller owns *out (lpq_array_free). */
 
 /* A NumPy .npy file, format 1.0, 2.0 or 3.0: float32, float64, int64, int32, uint8, int8 or
 ** bool, little-endian, C order (fortran_order True is LPQ_EUNSUP). The data must be exactly the
@@ -181,23 +191,13 @@ int lpq_images_to_f32(const lpq_array_t *in, double mean, double std, lpq_array_
 int lpq_load_inputs(const char *path, double mean, double std, lpq_array_t **out,
                     lpq_error_t *err);
 
-/* Byte order helpers the loaders share: 1 on a little-endian host; reverses the bytes of each
-** of count elements of elem_size bytes in place. */
-int lpq_host_is_little_endian(void);
-void lpq_bswap(void *data, size_t count, size_t elem_size);
-
 /* ---- wire: content hashes and the worker pool's messages (coordinator <-> lpq-worker) ------- **
 ** Blobs (models, data) are named by the lowercase hex SHA-256 of their bytes (64 characters).
-**
-** Encoding (common/wire*.c): every message is one ZeroMQ frame (the ROUTER adds the worker's
-** identity frame in front of it) made of a fixed 4-byte header
-**     'L' 'Q' version type
-** and a binary payload: integers little-endian (u8, i32, u32, i64, u64), doubles as IEEE-754
-** binary64 little-endian, strings as u32 length + bytes (no terminator; NUL inside is refused),
-** JSON text (a task's settings) as a string. Binary, not JSON, so that TASK and RESULT cost a
-** few hundred nanoseconds each. A decoder checks every length and count against the bytes that
-** are left before it reads or allocates, refuses trailing bytes, and reports a malformed frame
-** as LPQ_EFORMAT with a message naming the message type and the field; it never crashes. */
+** A message is one ZeroMQ frame: 'L' 'Q' version type, then a binary payload (integers and
+** IEEE doubles little-endian, strings as u32 length + bytes, NUL refused; a task's settings as
+** JSON text): a few hundred nanoseconds per TASK or RESULT. A decoder checks every length and
+** count against the bytes left before it reads or allocates, refuses trailing bytes, and
+** reports a malformed frame as LPQ_EFORMAT naming the message type and field. */
 
 #define LPQ_HASH_HEX_LEN 64
 /* The SHA-256 of len bytes as 64 lowercase hex digits and a terminator. 0, or LPQ_EINVAL. */
@@ -214,7 +214,7 @@ int lpq_sha256_update(lpq_sha256_t *h, const void *data, size_t len);
 int lpq_sha256_final(lpq_sha256_t *h, char out[65]); /* the context may be reused afterwards */
 void lpq_sha256_free(lpq_sha256_t **h);
 
-#define LPQ_WIRE_VERSION 1
+#define LPQ_WIRE_VERSION 2 /* 2: a TASK layer carries its weights' per-channel flag */
 #define LPQ_WIRE_HEADER 4
 #define LPQ_WIRE_MAX_FRAME ((size_t)16 << 20) /* a decoder refuses larger frames */
 #define LPQ_WIRE_MAX_LAYERS 4096

@@ -314,3 +314,16 @@ char *lpq_config_to_json_sf(size_t nlayers, const char *const *names, const lpq_
   json_decref(root);
   return s;
 }
+
+void lpq_layer_formats_numfmt(const lpq_layer_formats_t *l, lpq_numfmt_t *w, lpq_numfmt_t *a) {
+  lpq_numfmt_from_lp(&l->weight, w);
+  lpq_numfmt_from_lp(&l->act, a);
+  if (l->weight_per_channel && l->weight.n) {
+    /* as lpq_numfmt_parse gives lp<n,es,rs,auto_ch+sf>: calibrated per channel, then offset */
+    w->auto_scale = 1;
+    w->per_channel = 1;
+    w->sf_offset = l->weight.sf;
+    w->p[3] = 0;
+    w->resolved = 0;
+  }
+}

@@ -1,5 +1,5 @@
 /* common/idx.c: MNIST-family IDX files, raw or gzip-compressed; and content-sniffing loading. */
-#include "common/common.h"
+#include "common/common_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -192,8 +192,8 @@ int lpq_load_idx(const char *path, lpq_array_t **out, lpq_error_t *err) {
   /* IDX stores multi-byte values big-endian. */
   if (idx_types[t].code == 0x0B)
     widen_int16_be(a->data, count);
-  else if (lpq_host_is_little_endian())
-    lpq_bswap(a->data, count, fsize);
+  else if (lpq__host_is_little_endian())
+    lpq__bswap(a->data, count, fsize);
 done:
   gzclose(gz);
   if (rc != 0)

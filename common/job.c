@@ -105,8 +105,8 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
   static const char *const known[] = {
       "model", "data", "labels", "seed", "mode", "lambda", "population", "siblings",
       "generations", "max_evaluations", "max_seconds", "patience", "objective", "constraints",
-      "calib", "temperature", "norm", "bits", "act_bits", "es", "sf_window", "weight_only",
-      "pin_ends", "name"};
+      "calib", "temperature", "norm", "bits", "act_bits", "es", "sf_window", "weight_sf",
+      "weight_only", "pin_ends", "name"};
   const char *key;
   json_t *v;
   if (!json_is_object(o)) {
@@ -146,6 +146,20 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
   if ((rc = get_num(o, "sf_window", 0, 64, &window, err)))
     goto done;
   s->sf_window = (int)window;
+  json_t *wsf = json_object_get(o, "weight_sf");
+  if (wsf) {
+    static const char *const modes[] = {"tensor", "channel", "search"};
+    const char *m = json_string_value(wsf);
+    int k = 0;
+    while (k < 3 && !(m && strcmp(m, modes[k]) == 0))
+      k++;
+    if (k == 3) {
+      rc = lpq_errorf(err, LPQ_EINVAL,
+                      "settings.weight_sf: expected \"tensor\", \"channel\" or \"search\"");
+      goto done;
+    }
+    s->weight_sf = k;
+  }
   s->seed = (uint64_t)seed;
   if (json_object_get(o, "calib"))
     s->calib = (size_t)calib;
@@ -231,6 +245,9 @@ char *lpq_job_settings_json(const lpq_job_settings_t *s) {
                         s->weight_only, "pin_ends", s->pin_ends);
   if (!o)
     return NULL;
+  if (s->weight_sf != LPQ_SF_TENSOR) /* absent: per tensor, as jobs stored before it */
+    json_object_set_new(o, "weight_sf",
+                        json_string(s->weight_sf == LPQ_SF_CHANNEL ? "channel" : "search"));
   if (s->model[0])
     json_object_set_new(o, "model", json_string(s->model));
   if (s->data[0])

@@ -1,5 +1,5 @@
 /* common/npy.c: NumPy .npy files (format versions 1.0, 2.0 and 3.0), read and written. */
-#include "common/common.h"
+#include "common/common_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,12 +26,12 @@ static const struct {
 };
 #define NPY_NTYPES (sizeof npy_types / sizeof npy_types[0])
 
-int lpq_host_is_little_endian(void) {
+int lpq__host_is_little_endian(void) {
   const uint16_t one = 1;
   return *(const unsigned char *)&one == 1;
 }
 
-void lpq_bswap(void *data, size_t count, size_t elem_size) {
+void lpq__bswap(void *data, size_t count, size_t elem_size) {
   unsigned char *p = data;
   if (elem_size < 2)
     return;
@@ -303,8 +303,8 @@ int lpq_load_npy(const char *path, lpq_array_t **out, lpq_error_t *err) {
     rc = lpq_errorf(err, LPQ_EIO, "%s: read error in the data", path);
     goto done;
   }
-  if (!lpq_host_is_little_endian())
-    lpq_bswap(a->data, count, esize);
+  if (!lpq__host_is_little_endian())
+    lpq__bswap(a->data, count, esize);
   *out = a;
 done:
   fclose(f);
@@ -353,7 +353,7 @@ int lpq_save_npy(const char *path, const lpq_array_t *a, lpq_error_t *err) {
   int ok = fwrite(pre, 1, sizeof pre, f) == sizeof pre &&
            fwrite(header, 1, header_len, f) == header_len;
   if (ok && a->count > 0) {
-    if (lpq_host_is_little_endian()) {
+    if (lpq__host_is_little_endian()) {
       ok = fwrite(a->data, esize, a->count, f) == a->count;
     } else {
       /* Swap one element at a time: the caller's array stays untouched. */
@@ -361,7 +361,7 @@ int lpq_save_npy(const char *path, const lpq_array_t *a, lpq_error_t *err) {
       for (size_t i = 0; ok && i < a->count; i++, p += esize) {
         unsigned char e[8];
         memcpy(e, p, esize);
-        lpq_bswap(e, 1, esize);
+        lpq__bswap(e, 1, esize);
         ok = fwrite(e, esize, 1, f) == 1;
       }
     }

@@ -356,6 +356,7 @@ int lpq_wire_encode_task(lpq_wire_buf_t *b, const lpq_task_t *t, lpq_error_t *er
       put_u8(&w, (uint8_t)f[k]->rs);
       put_u8(&w, (uint8_t)(int8_t)f[k]->sf);
     }
+    put_u8(&w, t->layers[i].weight_per_channel ? 1 : 0);
   }
   return writer_end(&w, LPQ_MSG_TASK, err);
 }
@@ -379,7 +380,7 @@ int lpq_wire_decode_task(const void *frame, size_t len, lpq_task_t *out, lpq_err
     fail(&r, "settings_json");
   uint32_t count = get_u32(&r, "layer_count");
   /* The count is checked against the bytes present before anything is allocated. */
-  if (!r.bad && (count > LPQ_WIRE_MAX_LAYERS || (size_t)count * 8 != r.left))
+  if (!r.bad && (count > LPQ_WIRE_MAX_LAYERS || (size_t)count * 9 != r.left))
     fail(&r, "layer_count");
   if (r.bad)
     return reader_end(&r, err);
@@ -401,7 +402,9 @@ int lpq_wire_decode_task(const void *frame, size_t len, lpq_task_t *out, lpq_err
       f[k]->rs = get_u8(&r, "layers");
       f[k]->sf = (int8_t)get_u8(&r, "layers");
     }
-    if (!format_ok(f[0]) || !format_ok(f[1])) {
+    uint8_t per_channel = get_u8(&r, "layers");
+    layers[i].weight_per_channel = per_channel;
+    if (!format_ok(f[0]) || !format_ok(f[1]) || per_channel > 1) {
       lpq_task_clear(out);
       return lpq_errorf(err, LPQ_EFORMAT, "wire TASK %llu: layer %u has an invalid format",
                         (unsigned long long)out->task_id, i);

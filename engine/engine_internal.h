@@ -241,14 +241,14 @@ void lpq__apply_act(const gnode_t *n, float *y, size_t count);
 
 /* Hot inner loops, compiled for AVX-512, AVX2 and plain x86-64 and chosen at load time by the
 ** CPU (ops_kernels.c). Pointers must not overlap. */
-void kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /* y += w*x */
-void kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
-void kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
-void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
-void kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
+void lpq__kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /* y += w*x */
+void lpq__kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
+void lpq__kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
+void lpq__kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
+void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
                          float hi, size_t n);                                 /* clamp(y+b+r) */
 /* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
-void kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
+void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
               float hi, size_t n);
 /* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512
 ** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by

@@ -59,7 +59,7 @@ static void print_profile(const lpq_exec_t *x) {
 void lpq__apply_act(const gnode_t *n, float *y, size_t count) {
   if (n->act != ACT_CLIP)
     return;
-  kern_bias_clamp(y, 0.0f, n->act_lo, n->act_hi, count);
+  lpq__kern_bias_clamp(y, 0.0f, n->act_lo, n->act_hi, count);
 }
 
 /* graph_run_node with the bias hook's effect: bias_override replaces a conv's bias, out_shift

@@ -323,10 +323,10 @@ static void gemm_task(void *arg, size_t task, int tid) {
     for (int64_t m = 0; m < Mg; m++) {
       const size_t at = (size_t)(img * p->M * OHW + (gi * Mg + m) * OHW + pos);
       if (j->residual)
-        kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
+        lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
                             (size_t)cols);
       else
-        kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)cols);
+        lpq__kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)cols);
     }
   } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
     float *tmp = scratch + j->tmp_off;
@@ -337,10 +337,10 @@ static void gemm_task(void *arg, size_t task, int tid) {
         const size_t at = (size_t)((img + i) * p->M * OHW + (gi * Mg + m) * OHW);
         memcpy(y + at, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *y);
         if (j->residual)
-          kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
+          lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
                               (size_t)OHW);
         else
-          kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)OHW);
+          lpq__kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)OHW);
       }
   }
 }

@@ -56,7 +56,7 @@ static void depthwise3(const conv_params_t *p, const float *x, const float *w, f
         taps[ky * 3 + 0] = r[ky], taps[ky * 3 + 1] = r[ky] + we, taps[ky * 3 + 2] = r[ky] + 1;
       }
     }
-    kern_dw9(y + oy * OW, taps, w, bias, lo, hi, (size_t)OW);
+    lpq__kern_dw9(y + oy * OW, taps, w, bias, lo, hi, (size_t)OW);
   }
 }
 
@@ -89,10 +89,10 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
         if (hi <= lo)
           continue;
         if (sx == 1) {
-          kern_axpy(yr + lo, xr + off + lo, wv, (size_t)(hi - lo));
+          lpq__kern_axpy(yr + lo, xr + off + lo, wv, (size_t)(hi - lo));
         } else if (sx == 2) { /* x[2*ox + off] */
           const float *src = off % 2 == 0 ? even + (lo + off / 2) : odd + (lo + (off - 1) / 2);
-          kern_axpy(yr + lo, src, wv, (size_t)(hi - lo));
+          lpq__kern_axpy(yr + lo, src, wv, (size_t)(hi - lo));
         } else {
           for (int64_t ox = lo; ox < hi; ox++)
             yr[ox] += wv * xr[ox * sx + off];
@@ -112,6 +112,6 @@ void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w
     depthwise3(p, x, w, bias, lo, hi, y, scratch);
   } else {
     depthwise_channel(p, x, w, bias, y, scratch);
-    kern_bias_clamp(y, 0.0f, lo, hi, (size_t)(p->OH * p->OW));
+    lpq__kern_bias_clamp(y, 0.0f, lo, hi, (size_t)(p->OH * p->OW));
   }
 }

@@ -13,22 +13,22 @@
 #define HOT
 #endif
 
-HOT void kern_axpy(float *restrict y, const float *restrict x, float w, size_t n) {
+HOT void lpq__kern_axpy(float *restrict y, const float *restrict x, float w, size_t n) {
   for (size_t i = 0; i < n; i++)
     y[i] += w * x[i];
 }
 
-HOT void kern_max(float *restrict y, const float *restrict x, size_t n) {
+HOT void lpq__kern_max(float *restrict y, const float *restrict x, size_t n) {
   for (size_t i = 0; i < n; i++)
     y[i] = x[i] > y[i] ? x[i] : y[i];
 }
 
-HOT void kern_add(float *restrict y, const float *restrict x, size_t n) {
+HOT void lpq__kern_add(float *restrict y, const float *restrict x, size_t n) {
   for (size_t i = 0; i < n; i++)
     y[i] += x[i];
 }
 
-HOT void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n) {
+HOT void lpq__kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n) {
   for (size_t i = 0; i < n; i++) {
     float v = y[i] + bias;
     v = v < lo ? lo : v;
@@ -36,7 +36,7 @@ HOT void kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n) {
   }
 }
 
-HOT void kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
+HOT void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
                              float hi, size_t n) {
   for (size_t i = 0; i < n; i++) {
     float v = y[i] + bias + r[i];
@@ -78,7 +78,7 @@ void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const flo
 }
 
 /* y[i] = clamp(bias + sum_j w[j] * taps[j][i]): one output row of a 3x3 depthwise conv. */
-HOT void kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias,
+HOT void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias,
                   float lo, float hi, size_t n) {
   const float *restrict t0 = taps[0], *restrict t1 = taps[1], *restrict t2 = taps[2];
   const float *restrict t3 = taps[3], *restrict t4 = taps[4], *restrict t5 = taps[5];

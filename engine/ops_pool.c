@@ -104,9 +104,9 @@ static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, 
             yr[ox] = p->is_max ? (v > yr[ox] ? v : yr[ox]) : yr[ox] + v;
           }
         } else if (p->is_max) {
-          kern_max(yr + lo, src, (size_t)(hi - lo));
+          lpq__kern_max(yr + lo, src, (size_t)(hi - lo));
         } else {
-          kern_add(yr + lo, src, (size_t)(hi - lo));
+          lpq__kern_add(yr + lo, src, (size_t)(hi - lo));
         }
       }
     }

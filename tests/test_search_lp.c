@@ -211,7 +211,7 @@ Test(search_lp, never_scores_a_genome_twice_and_stays_in_the_space) {
   /* A small space (4..5 bits, es 0..1, sf window 1) with pins: duplicates would be common. */
   sy.spec[0].weight_n_pin = sy.spec[0].act_n_pin = 8;
   sy.spec[LAYERS - 1].pinned = 1;
-  sy.spec[LAYERS - 1].formats = (lpq_layer_formats_t){{8, 1, 7, 2}, {8, 2, 7, 0}};
+  sy.spec[LAYERS - 1].formats = (lpq_layer_formats_t){{8, 1, 7, 2}, {8, 2, 7, 0}, 0};
   lpq_search_space_t sp = synthetic_space(&sy);
   sp.n_min = 4;
   sp.n_max = 5;

@@ -267,7 +267,7 @@ Test(store_replay, a_killed_job_resumes_to_the_same_front) {
 }
 
 Test(store_replay, genome_json) {
-  lpq_layer_formats_t g[2] = {{{4, 1, 3, 2}, {8, 2, 7, 0}}, {{16, 4, 15, -64}, {0, 0, 0, 0}}};
+  lpq_layer_formats_t g[2] = {{{4, 1, 3, 2}, {8, 2, 7, 0}, 0}, {{16, 4, 15, -64}, {0, 0, 0, 0}, 0}};
   char *json;
   cr_assert_eq(lpq_store_genome_json(g, 2, &json, NULL), 0);
   cr_assert_str_eq(json, "[{\"w\":\"lp<4,1,3,2>\",\"a\":\"lp<8,2,7,0>\"},"

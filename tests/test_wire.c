@@ -19,6 +19,7 @@ static void sample_task(lpq_task_t *t, lpq_layer_formats_t *layers, size_t count
   for (size_t i = 0; i < count; i++) {
     layers[i].weight = (lp_format_t){2 + (int)(i % 7), (int)(i % 4), 1, -(int)i};
     layers[i].act = (i % 3 == 0) ? (lp_format_t){0, 0, 0, 0} : (lp_format_t){8, 2, 7, 64};
+    layers[i].weight_per_channel = (int)(i % 2);
   }
   t->layer_count = count;
   t->layers = layers;
@@ -219,15 +220,20 @@ Test(wire, truncated_and_corrupted_frames_are_errors) {
   }
   /* a huge layer count with few bytes is refused before allocating */
   lpq_wire_encode_task(&b, &t, &err);
-  size_t count_at = b.len - 6 * 8 - 4;
+  size_t count_at = b.len - 6 * 9 - 4; /* 9 bytes a layer: two formats and the flag */
   memset(b.data + count_at, 0xff, 4);
   cr_assert_eq(decode_any(b.data, b.len, &err), LPQ_EFORMAT);
   cr_assert(strstr(err.msg, "layer_count") != NULL, "%s", err.msg);
   /* an invalid format in a layer names the layer */
   lpq_wire_encode_task(&b, &t, &err);
-  b.data[count_at + 4 + 2 * 8 + 1] = 9; /* layer 2's weight es */
+  b.data[count_at + 4 + 2 * 9 + 1] = 9; /* layer 2's weight es */
   cr_assert_eq(decode_any(b.data, b.len, &err), LPQ_EFORMAT);
   cr_assert(strstr(err.msg, "layer 2") != NULL, "%s", err.msg);
+  /* a per-channel flag other than 0 or 1 is refused, naming the layer */
+  lpq_wire_encode_task(&b, &t, &err);
+  b.data[count_at + 4 + 3 * 9 + 8] = 2; /* layer 3's flag */
+  cr_assert_eq(decode_any(b.data, b.len, &err), LPQ_EFORMAT);
+  cr_assert(strstr(err.msg, "layer 3") != NULL, "%s", err.msg);
   /* another protocol version */
   b.data[2] = LPQ_WIRE_VERSION + 1;
   cr_assert_eq(decode_any(b.data, b.len, &err), LPQ_EUNSUP);

@@ -16,6 +16,7 @@ void lpq_search_space_default(lpq_search_space_t *space) {
   space->es_max = js.es_max;
   space->sf_window = js.sf_window;
   space->quantize_acts = !js.weight_only;
+  space->weight_sf = js.weight_sf;
 }
 
 static int check_pinned(const lp_format_t *f, size_t layer, const char *which,
@@ -51,6 +52,9 @@ int lpq_search_space_resolve(const lpq_search_space_t *space, lpq_search_space_t
     return lpq_errorf(err, LPQ_EINVAL, "search space: sf window %d not within 0..%d",
                       sp.sf_window, LP_SF_MAX - LP_SF_MIN);
   sp.quantize_acts = sp.quantize_acts != 0;
+  if (sp.weight_sf < LPQ_SF_TENSOR || sp.weight_sf > LPQ_SF_SEARCH)
+    return lpq_errorf(err, LPQ_EINVAL, "search space: weight sf mode %d is not tensor (0), "
+                      "channel (1) or search (2)", sp.weight_sf);
   for (size_t l = 0; l < sp.layer_count; l++) {
     const lpq_layer_spec_t *ls = &sp.layers[l];
     if (ls->weight_sf_seed < LP_SF_MIN || ls->weight_sf_seed > LP_SF_MAX ||
@@ -79,10 +83,12 @@ typedef struct format_range_t {
   int n_min, n_max, es_min, es_max, sf_min, sf_max;
 } format_range_t;
 
-static format_range_t range_of(const lpq_search_space_t *sp, size_t layer, int is_act) {
+/* per_channel: the weights' sf is an offset on each channel's own, centred on 0. */
+static format_range_t range_of(const lpq_search_space_t *sp, size_t layer, int is_act,
+                               int per_channel) {
   const lpq_layer_spec_t *ls = &sp->layers[layer];
   int pin = is_act ? ls->act_n_pin : ls->weight_n_pin;
-  int seed = is_act ? ls->act_sf_seed : ls->weight_sf_seed;
+  int seed = is_act ? ls->act_sf_seed : per_channel ? 0 : ls->weight_sf_seed;
   format_range_t r;
   r.n_min = pin ? pin : is_act ? sp->act_n_min : sp->n_min;
   r.n_max = pin ? pin : is_act ? sp->act_n_max : sp->n_max;
@@ -110,9 +116,13 @@ void lpq_genome_random(const lpq_search_space_t *space, lpq_rng_t *rng,
     if (ls->pinned) {
       genome[l] = ls->formats;
     } else {
-      genome[l].weight = random_format(rng, range_of(space, l, 0));
+      /* per tensor draws nothing for the flag, so such searches keep their old sequences */
+      int ch = space->weight_sf == LPQ_SF_CHANNEL ||
+               (space->weight_sf == LPQ_SF_SEARCH && lpq_rng_below(rng, 2));
+      genome[l].weight_per_channel = ch;
+      genome[l].weight = random_format(rng, range_of(space, l, 0, ch));
       if (space->quantize_acts)
-        genome[l].act = random_format(rng, range_of(space, l, 1));
+        genome[l].act = random_format(rng, range_of(space, l, 1, 0));
     }
     if (!space->quantize_acts)
       genome[l].act = none;
@@ -139,9 +149,13 @@ void lpq_genome_seeded(const lpq_search_space_t *space, int weight_bits, int act
       genome[l] = ls->formats;
       continue;
     }
-    genome[l].weight = seeded_format(range_of(space, l, 0), weight_bits, ls->weight_sf_seed);
+    /* seeds take per-channel scales wherever the space allows them (they fit better) */
+    int ch = space->weight_sf != LPQ_SF_TENSOR;
+    genome[l].weight_per_channel = ch;
+    genome[l].weight = seeded_format(range_of(space, l, 0, ch), weight_bits,
+                                     ch ? 0 : ls->weight_sf_seed);
     genome[l].act = space->quantize_acts
-                        ? seeded_format(range_of(space, l, 1), act_bits, ls->act_sf_seed)
+                        ? seeded_format(range_of(space, l, 1, 0), act_bits, ls->act_sf_seed)
                         : none;
   }
 }
@@ -166,8 +180,16 @@ int lpq_genome_check(const lpq_search_space_t *space, const lpq_layer_formats_t 
         continue;
       }
       const lp_format_t *pin = is_act ? &ls->formats.act : &ls->formats.weight;
+      int ch = !is_act && genome[l].weight_per_channel;
+      int ch_ok = ls->pinned ? ch == (!is_act && ls->formats.weight_per_channel)
+                  : is_act   ? 1
+                  : space->weight_sf == LPQ_SF_SEARCH ? (ch == 0 || ch == 1)
+                             : ch == (space->weight_sf == LPQ_SF_CHANNEL);
+      if (!ch_ok)
+        return lpq_errorf(err, LPQ_EINVAL, "genome: layer %zu weight scale is per %s, which "
+                          "the search space does not allow", l, ch ? "channel" : "tensor");
       int ok = ls->pinned ? memcmp(f, pin, sizeof *f) == 0
-                          : format_in_range(f, range_of(space, l, is_act));
+                          : format_in_range(f, range_of(space, l, is_act, ch));
       if (!ok)
         return lpq_errorf(err, LPQ_EINVAL, "genome: layer %zu %s format %s is outside the "
                           "search space%s", l, what, lp_format_str(f, buf, sizeof buf),
@@ -204,6 +226,8 @@ uint64_t lpq_genome_hash(const lpq_layer_formats_t *genome, size_t layer_count) 
       h = lpq__search_fnv1a_int(h, f[k]->rs);
       h = lpq__search_fnv1a_int(h, f[k]->sf);
     }
+    if (genome[l].weight_per_channel) /* per tensor hashes as genomes did before the flag */
+      h = lpq__search_fnv1a_int(h, 0x63680000 + l);
   }
   return h;
 }
@@ -292,6 +316,34 @@ search_block_t lpq__genome_pick_block(const lpq_search_space_t *space, lpq_rng_t
   return b;
 }
 
+/* 1 when format k (0 weight, 1 activation) of layer l can change. */
+static int layer_format_mutable(const lpq_search_space_t *sp, size_t l, int k,
+                                const lpq_layer_formats_t *g) {
+  if (k == 0 && sp->weight_sf == LPQ_SF_SEARCH)
+    return 1; /* its scale kind can flip */
+  return format_mutable(range_of(sp, l, k, k ? 0 : g->weight_per_channel));
+}
+
+/* Changes format k of layer l: one field (mutate_format) or, where the search chooses the
+** weights' scale per layer, its kind (one draw in five). A flip keeps the sf's meaning: an
+** absolute sf s becomes the offset s - seed on the channels' own sf's, and back. */
+static void mutate_layer(const lpq_search_space_t *sp, lpq_rng_t *rng, size_t l, int k,
+                         lpq_layer_formats_t *g) {
+  if (k) {
+    mutate_format(rng, range_of(sp, l, 1, 0), &g->act);
+    return;
+  }
+  int ch = g->weight_per_channel;
+  if (sp->weight_sf == LPQ_SF_SEARCH && lpq_rng_below(rng, 5) == 0) {
+    int seed = sp->layers[l].weight_sf_seed, sf = ch ? g->weight.sf + seed : g->weight.sf - seed;
+    format_range_t r = range_of(sp, l, 0, !ch);
+    g->weight_per_channel = !ch;
+    g->weight.sf = sf < r.sf_min ? r.sf_min : sf > r.sf_max ? r.sf_max : sf;
+    return;
+  }
+  mutate_format(rng, range_of(sp, l, 0, ch), &g->weight);
+}
+
 /* Mutates each free format of the block with probability rate, and one at least. */
 static void mutate_block(const lpq_search_space_t *sp, lpq_rng_t *rng, search_block_t block,
                          double rate, lpq_layer_formats_t *g) {
@@ -301,12 +353,11 @@ static void mutate_block(const lpq_search_space_t *sp, lpq_rng_t *rng, search_bl
     if (!layer_free(sp, l))
       continue;
     for (int k = 0; k < kinds; k++) {
-      format_range_t r = range_of(sp, l, k);
-      if (!format_mutable(r))
+      if (!layer_format_mutable(sp, l, k, &g[l]))
         continue;
       candidates++;
       if (lpq_rng_uniform(rng) < rate) {
-        mutate_format(rng, r, k ? &g[l].act : &g[l].weight);
+        mutate_layer(sp, rng, l, k, &g[l]);
         changed = 1;
       }
     }
@@ -318,9 +369,8 @@ static void mutate_block(const lpq_search_space_t *sp, lpq_rng_t *rng, search_bl
     if (!layer_free(sp, l))
       continue;
     for (int k = 0; k < kinds; k++) {
-      format_range_t r = range_of(sp, l, k);
-      if (format_mutable(r) && pick-- == 0) {
-        mutate_format(rng, r, k ? &g[l].act : &g[l].weight);
+      if (layer_format_mutable(sp, l, k, &g[l]) && pick-- == 0) {
+        mutate_layer(sp, rng, l, k, &g[l]);
         return;
       }
     }
@@ -334,8 +384,10 @@ void lpq__genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
   for (size_t l = block.start; l < block.start + block.len; l++) {
     if (!layer_free(space, l))
       continue;
-    if (lpq_rng_below(rng, 2))
+    if (lpq_rng_below(rng, 2)) {
       child[l].weight = b[l].weight;
+      child[l].weight_per_channel = b[l].weight_per_channel; /* the sf means what it meant */
+    }
     if (lpq_rng_below(rng, 2))
       child[l].act = b[l].act;
   }

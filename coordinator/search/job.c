@@ -32,6 +32,7 @@ int lpq_search_from_job(const lpq_job_settings_t *js, size_t layer_count, const 
   space->es_max = js->es_max;
   space->sf_window = js->sf_window;
   space->quantize_acts = !js->weight_only;
+  space->weight_sf = js->weight_sf;
   lpq_search_settings_default(set);
   set->mode = js->scalar ? LPQ_SEARCH_SCALAR : LPQ_SEARCH_PARETO;
   set->lambda = js->lambda;

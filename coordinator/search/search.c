@@ -164,6 +164,8 @@ uint64_t lpq__search_fingerprint(const lpq_search_t *s) {
     memcpy(&bits, &reals[i], sizeof bits);
     h = lpq__search_fnv1a_int(h, bits);
   }
+  if (sp->weight_sf != LPQ_SF_TENSOR) /* per tensor: the fingerprint of states saved before */
+    h = lpq__search_fnv1a_int(h, 0x7366000 + sp->weight_sf);
   for (size_t l = 0; l < s->L; l++) {
     const lpq_layer_spec_t *ls = &s->layers[l];
     int64_t li[] = {ls->weight_sf_seed, ls->act_sf_seed, ls->weight_n_pin, ls->act_n_pin,

@@ -145,6 +145,8 @@ typedef struct lpq_search_space_t {
   int es_min, es_max;
   int sf_window;                  /* sf in [seed - window, seed + window], within -64..64 */
   int quantize_acts;              /* 0: weight-only, activation formats stay all-zero */
+  int weight_sf;                  /* LPQ_SF_TENSOR, _CHANNEL (sf an offset in +-window on each
+                                     channel's calibrated sf) or _SEARCH (a gene per layer) */
 } lpq_search_space_t;
 
 /* Defaults: a job's (lpq_job_settings_default: n, es, sf window, activations quantized);

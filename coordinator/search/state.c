@@ -32,8 +32,10 @@ static json_t *genome_json(const lpq_layer_formats_t *g, size_t L) {
   json_t *a = json_array();
   for (size_t l = 0; a && l < L; l++) {
     const lp_format_t *w = &g[l].weight, *x = &g[l].act;
-    json_array_append_new(a, json_pack("[iiiiiiii]", w->n, w->es, w->rs, w->sf, x->n, x->es,
-                                       x->rs, x->sf));
+    json_t *layer = json_pack("[iiiiiiii]", w->n, w->es, w->rs, w->sf, x->n, x->es, x->rs, x->sf);
+    if (layer && g[l].weight_per_channel) /* a ninth integer: the weights' per-channel flag */
+      json_array_append_new(layer, json_integer(1));
+    json_array_append_new(a, layer);
   }
   return a;
 }
@@ -151,11 +153,12 @@ static int read_record(lpq_search_t *s, json_t *rec, size_t i, lpq_layer_formats
     if (get_real(json_array_get(c, j), &r.constraint[j]))
       return BAD("archive record %zu constraint %zu is not a number", i, j);
   for (size_t l = 0; l < s->L; l++) {
-    int v[8];
+    int v[9] = {0};
     json_t *layer = json_array_get(genome, l);
-    if (!json_is_array(layer) || json_array_size(layer) != 8)
-      return BAD("archive record %zu layer %zu is not 8 integers", i, l);
-    for (int k = 0; k < 8; k++) {
+    size_t nv = json_is_array(layer) ? json_array_size(layer) : 0;
+    if (nv != 8 && nv != 9)
+      return BAD("archive record %zu layer %zu is not 8 or 9 integers", i, l);
+    for (int k = 0; k < (int)nv; k++) {
       json_t *x = json_array_get(layer, (size_t)k);
       if (!json_is_integer(x) || json_integer_value(x) < -1000 || json_integer_value(x) > 1000)
         return BAD("archive record %zu layer %zu field %d is not a small integer", i, l, k);
@@ -163,6 +166,7 @@ static int read_record(lpq_search_t *s, json_t *rec, size_t i, lpq_layer_formats
     }
     g[l].weight = (lp_format_t){v[0], v[1], v[2], v[3]};
     g[l].act = (lp_format_t){v[4], v[5], v[6], v[7]};
+    g[l].weight_per_channel = v[8];
   }
   if (lpq_genome_check(&s->space, g, err))
     return lpq_error_prefix(err, "search state: archive record %zu: ", i), LPQ_EFORMAT;

@@ -10,27 +10,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void format_text(const lp_format_t *f, char *buf, size_t len) {
-  if (f->n == 0)
-    snprintf(buf, len, "fp32");
-  else
-    lp_format_str(f, buf, len);
-}
 
 int lpq_store_genome_json(const lpq_layer_formats_t *genome, size_t layer_count, char **json,
                           lpq_error_t *err) {
   if (json == NULL || (genome == NULL && layer_count > 0))
     return lpq_errorf(err, LPQ_EINVAL, "store: genome json: missing genome or output");
-  /* {"w":"lp<16,4,15,-64>","a":"..."}, is at most 2 * LP_TEXT_MAX + 20 bytes a layer. */
-  size_t cap = layer_count * (2 * LP_TEXT_MAX + 20) + 3, len = 0;
+  /* {"w":"lp<16,4,15,auto_ch-64>","a":"..."}: at most 2 * LPQ_NUMFMT_TEXT_MAX + 20 a layer */
+  size_t cap = layer_count * (2 * LPQ_NUMFMT_TEXT_MAX + 20) + 3, len = 0;
   char *out = malloc(cap);
   if (out == NULL)
     return lpq_errorf(err, LPQ_ENOMEM, "store: genome json: %zu layers", layer_count);
   out[len++] = '[';
   for (size_t l = 0; l < layer_count; l++) {
-    char w[LP_TEXT_MAX], a[LP_TEXT_MAX];
-    format_text(&genome[l].weight, w, sizeof w);
-    format_text(&genome[l].act, a, sizeof a);
+    char w[LPQ_NUMFMT_TEXT_MAX], a[LPQ_NUMFMT_TEXT_MAX];
+    lpq_numfmt_t wf, af; /* the config syntax: fp32, lp<...>, lp<n,es,rs,auto_ch+K> */
+    lpq_layer_formats_numfmt(&genome[l], &wf, &af);
+    lpq_numfmt_str(&wf, w, sizeof w);
+    lpq_numfmt_str(&af, a, sizeof a);
     len += (size_t)snprintf(out + len, cap - len, "%s{\"w\":\"%s\",\"a\":\"%s\"}", l ? "," : "",
                             w, a);
   }

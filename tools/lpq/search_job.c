@@ -8,10 +8,8 @@
 
 void search_genome_formats(const lpq_layer_formats_t *genome, size_t nl, lpq_numfmt_t *w,
                            lpq_numfmt_t *a) {
-  for (size_t i = 0; i < nl; i++) {
-    lpq_numfmt_from_lp(&genome[i].weight, &w[i]);
-    lpq_numfmt_from_lp(&genome[i].act, &a[i]);
-  }
+  for (size_t i = 0; i < nl; i++)
+    lpq_layer_formats_numfmt(&genome[i], &w[i], &a[i]);
 }
 
 int search_job_score(search_job_t *j, const lpq_layer_formats_t *genome, lpq_eval_result_t *out,

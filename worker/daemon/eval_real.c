@@ -182,8 +182,7 @@ static int real_eval(void *ctx, const lpq_task_t *task, const char *model_path,
       rc = lpq_errorf(err, ferr.code, "task layer %zu: %s", i, ferr.msg);
       goto done;
     }
-    lpq_numfmt_from_lp(&task->layers[i].weight, &w[i]);
-    lpq_numfmt_from_lp(&task->layers[i].act, &w[nl + i]);
+    lpq_layer_formats_numfmt(&task->layers[i], &w[i], &w[nl + i]);
   }
   lpq_candidate_result_t cr;
   if ((rc = lpq_candidate_eval(l->cand, w, w + nl, js.objective, &cr, err)) != 0)

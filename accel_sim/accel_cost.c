@@ -227,6 +227,7 @@ int accel_cost_network(const accel_t *a, const accel_network_t *net,
     total->dram_pj += c.dram_pj;
     total->static_pj += c.static_pj;
     total->channel_sf_pj += c.channel_sf_pj;
+    total->channel_sf_bytes += c.channel_sf_bytes;
     total->energy_pj += c.energy_pj;
     total->sram_bytes += c.sram_bytes;
     total->dram_bytes += c.dram_bytes;

@@ -196,6 +196,7 @@ typedef struct accel_cost_t {
   double cycles, latency_s;
   double compute_pj, decode_pj, sram_pj, psum_pj, dram_pj, static_pj, energy_pj;
   double channel_sf_pj;                /* per-channel sf register reads and adds */
+  double channel_sf_bytes;             /* their sf values (in dram_bytes) */
   size_t per_channel_layers;           /* layers whose weights have per-channel LP sf */
   double edp_js;                       /* energy (J) x latency (s) */
   double sram_bytes, psum_bytes, dram_bytes;

@@ -157,6 +157,7 @@ Test(accel_channel_sf, network_totals_and_per_tensor_unchanged) {
   }
   cr_expect(near(t_ch.channel_sf_pj, outputs * 0.03), "%g", t_ch.channel_sf_pj);
   cr_expect(near(t_ch.dram_bytes - t_pt.dram_bytes, sf_bytes));
+  cr_expect(near(t_ch.channel_sf_bytes, sf_bytes));
   /* Memory-bound layers wait for their sf bytes; the rest take the same cycles. */
   double want = outputs * 0.03 + sf_bytes * (lpa.dram_pj_per_byte + 2 * lpa.sram_pj_per_byte);
   double extra_static = 0;

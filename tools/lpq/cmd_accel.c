@@ -150,8 +150,9 @@ static int print_json(const run_t *r) {
     ** their area part of compute_area_mm2 and area_mm2 */
     if (o != NULL)
       json_object_update_new(
-          o, json_pack("{s:f, s:f, s:I}", "channel_sf_pj", t->channel_sf_pj,
-                       "channel_sf_area_mm2", t->channel_sf_area_mm2, "per_channel_layers",
+          o, json_pack("{s:f, s:f, s:f, s:I}", "channel_sf_pj", t->channel_sf_pj,
+                       "channel_sf_area_mm2", t->channel_sf_area_mm2, "channel_sf_bytes",
+                       t->channel_sf_bytes, "per_channel_layers",
                        (json_int_t)t->per_channel_layers));
     json_t *layers = json_array();
     for (size_t j = 0; o && layers && j < r->net->count; j++)
@@ -212,10 +213,11 @@ static void print_text(const run_t *r) {
     if (t->per_channel_layers == 0)
       continue;
     printf("\n%s per-channel sf: %zu layers (\"ch\"); %zu registers of %d bits and their exponent "
-           "adders %.4f mm2 (in cmp_mm2, +%.2f%%); reads and adds %.3f uJ of %.3f uJ (%.2f%%)\n",
+           "adders %.4f mm2 (in cmp_mm2, +%.2f%%); register reads and adds %.4f uJ (%.3f%% of "
+           "the energy); %.0f sf bytes in the DRAM and SRAM traffic\n",
            a->name, t->per_channel_layers, a->cols, a->channel_sf_bits, t->channel_sf_area_mm2,
            100 * t->channel_sf_area_mm2 / (t->compute_area_mm2 - t->channel_sf_area_mm2),
-           t->channel_sf_pj * 1e-6, t->energy_pj * 1e-6, 100 * t->channel_sf_pj / t->energy_pj);
+           t->channel_sf_pj * 1e-6, 100 * t->channel_sf_pj / t->energy_pj, t->channel_sf_bytes);
   }
 }
 

@@ -153,6 +153,32 @@ static int parse_mixes(const where_t *w, json_t *mixes, accel_t *a, lpq_error_t 
   return 0;
 }
 
+/* The optional per-channel sf registers: {"bits", "flipflop_area_um2", "adder_area_um2",
+** "read_pj", "add_pj"}, all required when the object is there. */
+static int parse_channel_sf(const where_t *w, json_t *o, accel_t *a, lpq_error_t *err) {
+  if (o == NULL)
+    return 0;
+  if (!json_is_object(o))
+    return field_error(w, err, LPQ_EFORMAT, "channel_sf", " is not an object");
+  where_t wc = *w;
+  snprintf(wc.path, sizeof wc.path, "%.80schannel_sf.", w->path);
+  double bits;
+  int rc;
+  /* sf spans LP_SF_MIN..LP_SF_MAX: 8 bits of two's complement at least */
+  if ((rc = get_number(&wc, o, "bits", 8, 16, 0, &bits, err)) ||
+      (rc = get_number(&wc, o, "flipflop_area_um2", 0, 1e4, 0, &a->channel_sf_flipflop_area_um2,
+                       err)) ||
+      (rc = get_number(&wc, o, "adder_area_um2", 0, 1e5, 0, &a->channel_sf_adder_area_um2,
+                       err)) ||
+      (rc = get_number(&wc, o, "read_pj", 0, 1e3, 0, &a->channel_sf_read_pj, err)) ||
+      (rc = get_number(&wc, o, "add_pj", 0, 1e3, 0, &a->channel_sf_add_pj, err)))
+    return rc;
+  if (bits != floor(bits))
+    return field_error(&wc, err, LPQ_EINVAL, "bits", " is not a whole number");
+  a->channel_sf_bits = (int)bits;
+  return 0;
+}
+
 static int parse_accel(const where_t *wfile, json_t *o, json_t *memory, size_t index, accel_t *a,
                        lpq_error_t *err) {
   where_t w = *wfile;
@@ -189,7 +215,8 @@ static int parse_accel(const where_t *wfile, json_t *o, json_t *memory, size_t i
                        err)) ||
       (rc = get_number(&w, o, "leakage_mw_per_mm2", 0, 1e4, 1, &a->leakage_mw_per_mm2, err)) ||
       (rc = parse_modes(&w, json_object_get(o, "modes"), a, err)) ||
-      (rc = parse_mixes(&w, json_object_get(o, "mixes"), a, err)))
+      (rc = parse_mixes(&w, json_object_get(o, "mixes"), a, err)) ||
+      (rc = parse_channel_sf(&w, json_object_get(o, "channel_sf"), a, err)))
     return rc;
   return 0;
 }

@@ -46,14 +46,30 @@ static gemm_view_t view_of(const accel_layer_t *l) {
   return v;
 }
 
-void accel_area(const accel_t *a, accel_cost_t *out) {
+double accel_channel_sf_area_mm2(const accel_t *a) {
+  /* one register and one exponent adder per PE column: the output channels held at once */
+  return (double)a->cols *
+         (a->channel_sf_bits * a->channel_sf_flipflop_area_um2 + a->channel_sf_adder_area_um2) *
+         1e-6;
+}
+
+/* The chip's area, with the per-channel sf registers when channel_sf is set. */
+static void area_of(const accel_t *a, int channel_sf, accel_cost_t *out) {
   memset(out, 0, sizeof *out);
   out->pe_area_mm2 = (double)a->rows * (double)a->cols * a->pe_area_um2 * 1e-6;
   out->decoder_area_mm2 = (double)(a->rows + a->cols) * a->decoder_area_um2 * 1e-6;
+  out->channel_sf_area_mm2 = channel_sf ? accel_channel_sf_area_mm2(a) : 0;
   out->buffer_area_mm2 =
       (a->weight_buffer_kb + a->input_buffer_kb + a->output_buffer_kb) * a->sram_mm2_per_kb;
-  out->compute_area_mm2 = out->pe_area_mm2 + out->decoder_area_mm2;
+  out->compute_area_mm2 = out->pe_area_mm2 + out->decoder_area_mm2 + out->channel_sf_area_mm2;
   out->area_mm2 = out->compute_area_mm2 + out->buffer_area_mm2;
+}
+
+void accel_area(const accel_t *a, accel_cost_t *out) { area_of(a, 0, out); }
+
+int accel_layer_per_channel(const accel_layer_t *l, const accel_layer_formats_t *f) {
+  return l->kind != ACCEL_MATMUL && f->weight.family == LPQ_ARITH_LP && f->weight.has_fmt &&
+         f->weight.fmt.family == LPQ_FAM_LP && f->weight.fmt.per_channel;
 }
 
 /* The PE mode for operand widths wb, ab: the narrowest mode holding both. Wider operands run
@@ -76,8 +92,10 @@ static void pick_mode(const accel_t *a, int wb, int ab, int *mode_bits, double *
   *pj = w->pj_per_product * passes;
 }
 
-int accel_cost_layer(const accel_t *a, const accel_layer_t *l, const accel_layer_formats_t *f,
-                     accel_layer_cost_t *out, lpq_error_t *err) {
+/* One layer; chip_sf: the chip has the sf registers (some layer of the network needs them), so
+** their area leaks during this layer too. */
+static int cost_layer(const accel_t *a, const accel_layer_t *l, const accel_layer_formats_t *f,
+                      int chip_sf, accel_layer_cost_t *out, lpq_error_t *err) {
   int rc = accel_layer_validate(l, err);
   if (rc != 0)
     return rc;
@@ -92,6 +110,14 @@ int accel_cost_layer(const accel_t *a, const accel_layer_t *l, const accel_layer
   if (f->weight.bits < 1 || f->act.bits < 1 || f->weight.bits > 64 || f->act.bits > 64)
     return lpq_errorf(err, LPQ_EINVAL, "layer '%s': format widths %d / %d out of range 1..64",
                       l->name, f->weight.bits, f->act.bits);
+  const int per_channel = accel_layer_per_channel(l, f);
+  if (per_channel && a->channel_sf_bits == 0) {
+    char wb[ACCEL_FORMAT_TEXT_MAX];
+    return lpq_errorf(err, LPQ_EUNSUP,
+                      "layer '%s': weights %s have one sf per output channel, but %s has no "
+                      "per-channel sf registers (the architecture's channel_sf)",
+                      l->name, accel_format_str(&f->weight, wb, sizeof wb), a->name);
+  }
   const gemm_view_t v = view_of(l);
   /* A MatMul's second operand is an activation: it has the activation format. */
   const int wbits = l->kind == ACCEL_MATMUL ? f->act.bits : f->weight.bits;
@@ -117,7 +143,14 @@ int accel_cost_layer(const accel_t *a, const accel_layer_t *l, const accel_layer
 
   /* DRAM: each operand once when one of them fits its buffer; otherwise the cheaper loop
   ** order re-reads the other operand once per buffer-full. Outputs are written once. */
-  const double w_bytes = v.weight_elems * wbits / 8.0, i_bytes = v.input_elems * abits / 8.0;
+  /* Per-channel sf: one value of channel_sf_bits per output channel travels with the weights
+  ** (a Gemm's weight, and so its sf's, is shared by every batch). */
+  const double sf_bytes_each = ceil(a->channel_sf_bits / 8.0);
+  const double sf_channels = l->kind == ACCEL_CONV ? v.groups * v.n : v.n;
+  out->per_channel = per_channel;
+  out->channel_sf_bytes = per_channel ? sf_channels * sf_bytes_each : 0;
+  const double w_bytes = v.weight_elems * wbits / 8.0 + out->channel_sf_bytes;
+  const double i_bytes = v.input_elems * abits / 8.0;
   const double o_bytes = v.output_elems * abits / 8.0;
   const double wbuf = a->weight_buffer_kb * 1024, ibuf = a->input_buffer_kb * 1024;
   double dram = w_bytes + i_bytes;
@@ -136,20 +169,33 @@ int accel_cost_layer(const accel_t *a, const accel_layer_t *l, const accel_layer
   ** in the accumulator buffer at the foot of the columns. */
   const double in_stream = v.groups * v.m * v.k * n_tiles;
   out->psum_bytes = v.output_elems * (a->accumulator_bits / 8.0) * (2 * k_tiles - 1);
-  out->sram_bytes =
-      v.weight_stream * wbits / 8.0 + in_stream * abits / 8.0 + o_bytes + out->dram_bytes;
+  /* the sf registers of a column tile are loaded once per group and tile of outputs */
+  const double sf_loads = per_channel ? v.groups * v.n * sf_bytes_each : 0;
+  out->sram_bytes = v.weight_stream * wbits / 8.0 + sf_loads + in_stream * abits / 8.0 +
+                    o_bytes + out->dram_bytes;
 
   out->compute_pj = (double)out->macs * pj;
   out->decode_pj = a->decode_pj_per_operand * (v.weight_stream + in_stream);
   out->sram_pj = out->sram_bytes * a->sram_pj_per_byte;
   out->psum_pj = out->psum_bytes * a->psum_pj_per_byte;
   out->dram_pj = out->dram_bytes * a->dram_pj_per_byte;
+  /* Per-channel sf: each finished output reads its column's register and adds it to the
+  ** result's exponent, once per output element (not per product, not per partial sum). */
+  out->channel_sf_pj =
+      per_channel ? v.output_elems * (a->channel_sf_read_pj + a->channel_sf_add_pj) : 0;
   accel_cost_t area;
-  accel_area(a, &area);
+  area_of(a, chip_sf || per_channel, &area);
   out->static_pj = a->leakage_mw_per_mm2 * area.area_mm2 * 1e-3 * out->latency_s * 1e12;
   out->energy_pj = out->compute_pj + out->decode_pj + out->sram_pj + out->psum_pj + out->dram_pj +
-                  out->static_pj;
+                  out->channel_sf_pj + out->static_pj;
   return 0;
+}
+
+int accel_cost_layer(const accel_t *a, const accel_layer_t *l, const accel_layer_formats_t *f,
+                     accel_layer_cost_t *out, lpq_error_t *err) {
+  if (a == NULL || l == NULL || f == NULL || out == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "accel_cost_layer: a NULL argument");
+  return cost_layer(a, l, f, 0, out, err);
 }
 
 int accel_cost_network(const accel_t *a, const accel_network_t *net,
@@ -157,10 +203,15 @@ int accel_cost_network(const accel_t *a, const accel_network_t *net,
                        accel_cost_t *total, lpq_error_t *err) {
   if (a == NULL || net == NULL || formats == NULL || total == NULL)
     return lpq_errorf(err, LPQ_EINVAL, "accel_cost_network: a NULL argument");
-  accel_area(a, total);
+  /* The chip has the sf registers when any layer needs them. */
+  size_t per_channel = 0;
+  for (size_t i = 0; i < net->count; i++)
+    per_channel += (size_t)accel_layer_per_channel(&net->layers[i], &formats[i]);
+  area_of(a, per_channel > 0, total);
+  total->per_channel_layers = per_channel;
   for (size_t i = 0; i < net->count; i++) {
     accel_layer_cost_t c;
-    int rc = accel_cost_layer(a, &net->layers[i], &formats[i], &c, err);
+    int rc = cost_layer(a, &net->layers[i], &formats[i], per_channel > 0, &c, err);
     if (rc != 0)
       return rc;
     if (per_layer != NULL)
@@ -175,6 +226,8 @@ int accel_cost_network(const accel_t *a, const accel_network_t *net,
     total->psum_bytes += c.psum_bytes;
     total->dram_pj += c.dram_pj;
     total->static_pj += c.static_pj;
+    total->channel_sf_pj += c.channel_sf_pj;
+    total->channel_sf_bytes += c.channel_sf_bytes;
     total->energy_pj += c.energy_pj;
     total->sram_bytes += c.sram_bytes;
     total->dram_bytes += c.dram_bytes;

@@ -4,7 +4,9 @@
 ** fraction as one number, lp_to_log), add the logs (the multiply), round the log's fraction to
 ** the LUT's index width, read 2^frac from the LUT (lut_frac_bits fraction bits), shift by the
 ** log's integer part into the accumulator's fixed point (bits below its lsb are dropped,
-** towards zero), and add with saturation. Everything is integer arithmetic, as in hardware. */
+** towards zero), and add with saturation. Everything is integer arithmetic, as in hardware.
+** Per-channel weight sf: the weight decoder runs at sf 0 and each column's sf register is added
+** to the exponent of the column's results in the output path (one integer add per output). */
 #include "accel_sim/accel_sim.h"
 
 #include <math.h>
@@ -97,13 +99,34 @@ static int decode_all(const lp_format_t *f, const uint16_t *codes, size_t count,
   return 0;
 }
 
-int accel_pe_gemm(const accel_pe_t *pe, const lp_format_t *fa, const uint16_t *act,
-                  const lp_format_t *fw, const uint16_t *weight, size_t m, size_t n, size_t k,
-                  int acc_lsb_log2, double *out, accel_pe_stats_t *stats, lpq_error_t *err) {
+/* fw at sf 0: what the weight decoder computes when the sf lives in the column registers. */
+static lp_format_t at_sf0(const lp_format_t *fw) {
+  lp_format_t f = *fw;
+  f.sf = 0;
+  return f;
+}
+
+static int check_sf(const int *sf_w, size_t count, lpq_error_t *err) {
+  for (size_t j = 0; j < count; j++)
+    if (sf_w[j] < LP_SF_MIN || sf_w[j] > LP_SF_MAX)
+      return lpq_errorf(err, LPQ_EINVAL, "pe: channel %zu sf = %d is out of range %d..%d", j,
+                        sf_w[j], LP_SF_MIN, LP_SF_MAX);
+  return 0;
+}
+
+/* The datapath for both scalings: sf_w NULL (fw's own sf, decoded with the weights) or one sf
+** per column, added to the exponent of the column's results. */
+static int gemm_core(const accel_pe_t *pe, const lp_format_t *fa, const uint16_t *act,
+                     const lp_format_t *fw_in, const uint16_t *weight, const int *sf_w,
+                     size_t m, size_t n, size_t k, int acc_lsb_log2, double *out,
+                     accel_pe_stats_t *stats, lpq_error_t *err) {
   int rc;
-  if (pe == NULL || act == NULL || weight == NULL || out == NULL)
+  if (pe == NULL || act == NULL || weight == NULL || out == NULL || fa == NULL || fw_in == NULL)
     return lpq_errorf(err, LPQ_EINVAL, "pe gemm: a NULL argument");
+  const lp_format_t fw0 = at_sf0(fw_in), *fw = sf_w ? &fw0 : fw_in;
   if ((rc = lp_format_validate(fa, err)) != 0 || (rc = lp_format_validate(fw, err)) != 0)
+    return rc;
+  if (sf_w != NULL && (rc = check_sf(sf_w, n, err)) != 0)
     return rc;
   if (m == 0 || n == 0 || k == 0 || m > SIZE_MAX / k || n > SIZE_MAX / k)
     return lpq_errorf(err, LPQ_ERANGE, "pe gemm: sizes %zu x %zu x %zu", m, n, k);
@@ -154,7 +177,9 @@ int accel_pe_gemm(const accel_pe_t *pe, const lp_format_t *fa, const uint16_t *a
         }
         acc = sum;
       }
-      out[i * n + j] = ldexp((double)acc, acc_lsb_log2);
+      /* the column's sf register: an integer add to the result's exponent */
+      const int exponent = sf_w ? acc_lsb_log2 - sf_w[j] : acc_lsb_log2;
+      out[i * n + j] = ldexp((double)acc, exponent);
     }
   if (stats != NULL) {
     stats->products += st.products;
@@ -167,14 +192,32 @@ out:
   return rc;
 }
 
-int accel_pe_conv(const accel_pe_t *pe, const accel_layer_t *l, const lp_format_t *fa,
-                  const uint16_t *input, const lp_format_t *fw, const uint16_t *weight,
-                  double *out, accel_pe_stats_t *stats, lpq_error_t *err) {
+int accel_pe_gemm(const accel_pe_t *pe, const lp_format_t *fa, const uint16_t *act,
+                  const lp_format_t *fw, const uint16_t *weight, size_t m, size_t n, size_t k,
+                  int acc_lsb_log2, double *out, accel_pe_stats_t *stats, lpq_error_t *err) {
+  return gemm_core(pe, fa, act, fw, weight, NULL, m, n, k, acc_lsb_log2, out, stats, err);
+}
+
+int accel_pe_gemm_channels(const accel_pe_t *pe, const lp_format_t *fa, const uint16_t *act,
+                           const lp_format_t *fw, const uint16_t *weight, const int *sf_w,
+                           size_t m, size_t n, size_t k, int acc_lsb_log2, double *out,
+                           accel_pe_stats_t *stats, lpq_error_t *err) {
+  if (sf_w == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "pe gemm: per-channel sf: a NULL argument");
+  return gemm_core(pe, fa, act, fw, weight, sf_w, m, n, k, acc_lsb_log2, out, stats, err);
+}
+
+static int conv_core(const accel_pe_t *pe, const accel_layer_t *l, const lp_format_t *fa,
+                     const uint16_t *input, const lp_format_t *fw_in, const uint16_t *weight,
+                     const int *sf_w, double *out, accel_pe_stats_t *stats, lpq_error_t *err) {
   int rc = accel_layer_validate(l, err);
   if (rc != 0)
     return rc;
   if (l->kind != ACCEL_CONV)
     return lpq_errorf(err, LPQ_EINVAL, "pe conv: layer '%s' is not a conv", l->name);
+  if (fa == NULL || fw_in == NULL || input == NULL || weight == NULL || out == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "pe conv '%s': a NULL argument", l->name);
+  const lp_format_t fw0 = at_sf0(fw_in), *fw = sf_w ? &fw0 : fw_in;
   const size_t cin_g = l->in_channels / l->groups, cout_g = l->out_channels / l->groups;
   const size_t kh = l->kernel_h, kw = l->kernel_w, oh = l->out_h, ow = l->out_w;
   const size_t m = oh * ow, k = cin_g * kh * kw, n = cout_g;
@@ -206,7 +249,8 @@ int accel_pe_conv(const accel_pe_t *pe, const accel_layer_t *l, const lp_format_
                                    l->in_w + (size_t)ix];
                 a[(oy * ow + ox) * k + (ci * kh + y) * kw + x] = code;
               }
-      if ((rc = accel_pe_gemm(pe, fa, a, fw, w, m, n, k, lsb, c, stats, err)) != 0)
+      if ((rc = gemm_core(pe, fa, a, fw, w, sf_w ? sf_w + g * cout_g : NULL, m, n, k, lsb, c,
+                          stats, err)) != 0)
         goto out;
       for (size_t co = 0; co < n; co++)
         for (size_t p = 0; p < m; p++)
@@ -218,4 +262,19 @@ out:
   free(w);
   free(c);
   return rc;
+}
+
+int accel_pe_conv(const accel_pe_t *pe, const accel_layer_t *l, const lp_format_t *fa,
+                  const uint16_t *input, const lp_format_t *fw, const uint16_t *weight,
+                  double *out, accel_pe_stats_t *stats, lpq_error_t *err) {
+  return conv_core(pe, l, fa, input, fw, weight, NULL, out, stats, err);
+}
+
+int accel_pe_conv_channels(const accel_pe_t *pe, const accel_layer_t *l, const lp_format_t *fa,
+                           const uint16_t *input, const lp_format_t *fw, const uint16_t *weight,
+                           const int *sf_w, double *out, accel_pe_stats_t *stats,
+                           lpq_error_t *err) {
+  if (sf_w == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "pe conv: per-channel sf: a NULL argument");
+  return conv_core(pe, l, fa, input, fw, weight, sf_w, out, stats, err);
 }

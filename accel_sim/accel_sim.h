@@ -137,6 +137,14 @@ typedef struct accel_t {
   double psum_pj_per_byte; /* partial sums in the accumulator buffer at the array's foot */
   double dram_gb_per_s, dram_pj_per_byte;
   int accumulator_bits; /* partial sums in the output buffer */
+  /* Per-channel LP weight sf (the file's optional "channel_sf" object; bits 0: none): one
+  ** register of channel_sf_bits per PE column holds the column's sf, and an adder in the
+  ** column's output path adds it to each result's exponent (docs/accel_sim.md). */
+  int channel_sf_bits;
+  double channel_sf_flipflop_area_um2; /* one register bit */
+  double channel_sf_adder_area_um2;    /* the column's exponent adder */
+  double channel_sf_read_pj;           /* register read, per output element */
+  double channel_sf_add_pj;            /* exponent add, per output element */
   size_t nmixes;
   accel_mix_t mixes[ACCEL_MAX_MIXES];
 } accel_t;
@@ -178,29 +186,49 @@ typedef struct accel_layer_cost_t {
   double sram_bytes, psum_bytes, dram_bytes;
   double compute_pj, decode_pj, sram_pj, psum_pj, dram_pj, static_pj, energy_pj;
   double latency_s;
+  int per_channel;        /* weights with per-channel LP sf: the column registers are used */
+  double channel_sf_pj;   /* their register reads and exponent adds (in energy_pj) */
+  double channel_sf_bytes; /* the sf values from DRAM (in dram_bytes and sram_bytes) */
 } accel_layer_cost_t;
 
 typedef struct accel_cost_t {
   uint64_t macs;
   double cycles, latency_s;
   double compute_pj, decode_pj, sram_pj, psum_pj, dram_pj, static_pj, energy_pj;
+  double channel_sf_pj;                /* per-channel sf register reads and adds */
+  double channel_sf_bytes;             /* their sf values (in dram_bytes) */
+  size_t per_channel_layers;           /* layers whose weights have per-channel LP sf */
   double edp_js;                       /* energy (J) x latency (s) */
   double sram_bytes, psum_bytes, dram_bytes;
   double pe_area_mm2, decoder_area_mm2, buffer_area_mm2, area_mm2;
-  double compute_area_mm2;             /* PEs and decoders */
+  double channel_sf_area_mm2;          /* sf registers and adders, when a layer needs them */
+  double compute_area_mm2;             /* PEs, decoders (and sf registers and adders) */
   double gops;                         /* 2 x macs / latency, in 1e9 ops per second */
   double gops_per_mm2;                 /* gops / compute area */
 } accel_cost_t;
 
-/* Area of an accelerator alone (fills the area fields of out, zeroes the rest). */
+/* Area of an accelerator alone (fills the area fields of out, zeroes the rest), without the
+** per-channel sf registers; accel_channel_sf_area_mm2 is what they add (cols registers of
+** channel_sf_bits flip-flops and cols exponent adders; 0 when a has none). */
 void accel_area(const accel_t *a, accel_cost_t *out);
+double accel_channel_sf_area_mm2(const accel_t *a);
+/* 1 when f's weight format is LP with one sf per output channel (a MatMul's second operand is
+** an activation: never). */
+int accel_layer_per_channel(const accel_layer_t *l, const accel_layer_formats_t *f);
 
 /* The cost of one layer with formats f on accelerator a. LPQ_EINVAL for a bad layer,
-** LPQ_EUNSUP when a format's family is not a's (message names layer and accelerator). */
+** LPQ_EUNSUP when a format's family is not a's, or when the weights have per-channel LP sf
+** and a has no channel_sf registers (message names layer and accelerator). Per-channel sf
+** adds, per output element, one register read and one exponent add (channel_sf_pj), the sf
+** bytes to DRAM and SRAM traffic, and the registers' area to the leakage; no cycles when
+** compute-bound (the add is pipelined in the column's output path). A per-tensor layer costs
+** as before. */
 int accel_cost_layer(const accel_t *a, const accel_layer_t *l, const accel_layer_formats_t *f,
                      accel_layer_cost_t *out, lpq_error_t *err);
 /* The cost of a whole network: formats has net->count entries; per_layer (net->count entries)
-** may be NULL. Fast: no allocation, a few microseconds for ResNet-50. */
+** may be NULL. Fast: no allocation, a few microseconds for ResNet-50. When any layer has
+** per-channel LP weights the chip has the sf registers: their area is in total's (and in every
+** layer's leakage); otherwise the cost is the per-tensor model's exactly. */
 int accel_cost_network(const accel_t *a, const accel_network_t *net,
                        const accel_layer_formats_t *formats, accel_layer_cost_t *per_layer,
                        accel_cost_t *total, lpq_error_t *err);
@@ -255,6 +283,24 @@ int accel_pe_gemm(const accel_pe_t *pe, const lp_format_t *fa, const uint16_t *a
 int accel_pe_conv(const accel_pe_t *pe, const accel_layer_t *l, const lp_format_t *fa,
                   const uint16_t *input, const lp_format_t *fw, const uint16_t *weight,
                   double *out, accel_pe_stats_t *stats, lpq_error_t *err);
+
+/* Per-channel weight sf (lp<n,es,rs,auto_ch>): column j's weights are fw's codes under sf
+** sf_w[j] (LP_SF_MIN..LP_SF_MAX; fw.sf itself is not used: the weight decoder runs at sf 0).
+** The products and the accumulator are those of sf 0; the column's sf register is added to its
+** results' exponent in the output path, out[i][j] = acc * 2^(acc_lsb_log2 - sf_w[j]): an
+** integer add, no rescaling. acc_lsb_log2 is the accumulator's own, for fw at sf 0
+** (accel_pe_acc_lsb), so every column has the same headroom. Column j equals, bit for bit,
+** accel_pe_gemm with fw at sf_w[j] and lsb acc_lsb_log2 - sf_w[j]. */
+int accel_pe_gemm_channels(const accel_pe_t *pe, const lp_format_t *fa, const uint16_t *act,
+                           const lp_format_t *fw, const uint16_t *weight, const int *sf_w,
+                           size_t m, size_t n, size_t k, int acc_lsb_log2, double *out,
+                           accel_pe_stats_t *stats, lpq_error_t *err);
+/* accel_pe_conv with output channel c's weights under sf sf_w[c] (out_channels entries), as
+** accel_pe_gemm_channels; the accumulator's lsb is accel_pe_acc_lsb for fw at sf 0. */
+int accel_pe_conv_channels(const accel_pe_t *pe, const accel_layer_t *l, const lp_format_t *fa,
+                           const uint16_t *input, const lp_format_t *fw, const uint16_t *weight,
+                           const int *sf_w, double *out, accel_pe_stats_t *stats,
+                           lpq_error_t *err);
 
 /* ---- a model's layers ------------------------------------------------------------------- */
 

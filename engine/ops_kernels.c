@@ -5,7 +5,9 @@
 #include "engine/engine_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
+#if defined(__GNUC__) && !defined(__clang__) /* clang vectorises at -O2 and has no such pragma */
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))

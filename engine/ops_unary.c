@@ -3,7 +3,9 @@
 #include "engine/engine_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
+#if defined(__GNUC__) && !defined(__clang__) /* clang vectorises at -O2 and has no such pragma */
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
 
 #include <float.h>
 #include <math.h>

@@ -71,6 +71,12 @@ Test(accel_arch, every_pe_constant_documents_its_source) {
     json_t *area = json_object_get(a, "pe_area_um2");
     cr_expect(json_is_string(json_object_get(area, "source")), "%s: pe_area_um2 has no source",
               name);
+    json_t *sf = json_object_get(a, "channel_sf"), *c; /* per-channel sf registers */
+    const char *ck;
+    json_object_foreach(sf, ck, c) {
+      cr_expect(json_is_string(json_object_get(c, "source")), "%s: channel_sf.%s has no source",
+                name, ck);
+    }
     json_t *modes = json_object_get(a, "modes"), *m;
     size_t j;
     json_array_foreach(modes, j, m) {
@@ -119,6 +125,9 @@ Test(accel_arch, bad_input_names_the_field) {
       {"reference", "\"TPU\"", "reference 'TPU'", "not one of"},
       {"accelerators.4.name", "\"lpa\"", "'lpa'", "used twice"},
       {"accelerators", "[]", "accelerators", "non-empty"},
+      {"accelerators.0.channel_sf.bits", "7", "(LPA): channel_sf.bits", "out of range 8..16"},
+      {"accelerators.0.channel_sf.add_pj", NULL, "(LPA): channel_sf.add_pj", "missing"},
+      {"accelerators.0.channel_sf", "8", "(LPA): channel_sf", "not an object"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     lpq_error_t err = {0, ""};

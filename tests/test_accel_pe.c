@@ -1,6 +1,7 @@
 /* tests/test_accel_pe.c: the bit-level LPA PE model against the float fake-quantized layer
 ** (weights and inputs quantized with lp_quantizer_t, the layer computed in float), on random
-** gemm and conv layers, within the bound docs/accel_sim.md "The bit-level PE model" derives:
+** gemm and conv layers and the bundled ResNet-18's, with weights per tensor and per output
+** channel (one sf each), within the bound docs/accel_sim.md "The bit-level PE model" derives:
 **   |pe - ref| <= (eps_lut + eps_idx + eps_lut*eps_idx + 3u + gamma_K) * S + P * 2^lsb
 ** with S = sum |a w| over the dot product, P its non-zero products, u = 2^-24 and
 ** gamma_K = K u / (1 - K u) (float summation of the reference). */
@@ -341,7 +342,8 @@ static int capture_input(void *user, size_t layer, float *x, size_t count) {
 
 /* Real convolutions of the bundled ResNet-18 (weights as trained, BN folded; input activations
 ** from an FP pass over a real test image) through the PE model, against the float
-** fake-quantized layer, within the same bound. */
+** fake-quantized layer, within the same bound: weights per tensor (lp<6,1,3,auto>) and per
+** output channel (lp<6,1,3,auto_ch>, each channel's sf calibrated on its own weights). */
 Test(accel_pe, bundled_resnet18_layers_match_float_fake_quantized_within_bound) {
   lpq_error_t err;
   lpq_graph_t *g = lpq_graph_load("models/resnet18.onnx", 1, &err);
@@ -353,7 +355,7 @@ Test(accel_pe, bundled_resnet18_layers_match_float_fake_quantized_within_bound) 
   const accel_pe_config_t cfg = accel_pe_default_config();
   accel_pe_t *pe = accel_pe_new(&cfg, &err);
   const size_t layers[] = {0, 1, 6, 7};
-  double worst = 0;
+  double worst[2] = {0, 0};
   for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
     const lpq_layer_t *L = lpq_graph_layer(g, layers[li]);
     accel_layer_t l = net->layers[layers[li]];
@@ -364,40 +366,275 @@ Test(accel_pe, bundled_resnet18_layers_match_float_fake_quantized_within_bound) 
     float logits[10];
     cr_assert_eq(lpq_exec_run(ex, img->data, logits, &h, &err), 0, "%s", err.msg);
     lpq_exec_free(&ex);
-    /* formats at the layer's statistics */
-    lpq_numfmt_t nw, na;
-    lpq_numfmt_parse("lp<6,1,3,auto>", &nw, NULL);
-    lpq_numfmt_parse("lp<8,1,3,auto>", &na, NULL);
-    cr_assert_eq(lpq_numfmt_calibrate(&nw, L->weight, L->weight_count, &err), 0);
-    cr_assert_eq(lpq_numfmt_calibrate(&na, cap.x, cap.count, &err), 0);
-    lp_format_t fw = lpq_numfmt_lp(&nw), fa = lpq_numfmt_lp(&na);
-    const size_t nx = cap.count, nwt = L->weight_count;
+    const size_t nx = cap.count, nwt = L->weight_count, co_n = l.out_channels;
     const size_t k = l.in_channels / l.groups * l.kernel_h * l.kernel_w;
-    const size_t ny = l.batch * l.out_channels * l.out_h * l.out_w;
-    float *xq = malloc(nx * sizeof *xq), *wq = malloc(nwt * sizeof *wq);
-    float *yref = malloc(ny * sizeof *yref);
-    uint16_t *xc = malloc(nx * sizeof *xc), *wc = malloc(nwt * sizeof *wc);
-    double *y = malloc(ny * sizeof *y), *sum_abs = malloc(ny * sizeof *sum_abs);
-    size_t *nnz = malloc(ny * sizeof *nnz);
-    cr_assert(xq && wq && yref && xc && wc && y && sum_abs && nnz);
-    quantize(&fa, cap.x, nx, xq, xc);
-    quantize(&fw, L->weight, nwt, wq, wc);
-    accel_pe_stats_t st = {0, 0, 0};
-    cr_assert_eq(accel_pe_conv(pe, &l, &fa, xc, &fw, wc, y, &st, &err), 0, "%s", err.msg);
-    cr_assert_eq(st.saturated, 0, "layer %s saturated", L->name);
-    conv_ref(&l, xq, wq, yref, sum_abs, nnz);
-    const int lsb = accel_pe_acc_lsb(pe, &fw, &fa, k);
-    const double eps = product_eps(&cfg, &fa, &fw);
-    for (size_t o = 0; o < ny; o++) {
-      double r = check_one(y[o], yref[o], sum_abs[o], nnz[o], eps, lsb, k, L->name);
-      worst = r > worst ? r : worst;
+    const size_t plane = l.out_h * l.out_w, ny = l.batch * co_n * plane;
+    cr_assert_eq(nwt, co_n * k);
+    for (int per_channel = 0; per_channel < 2; per_channel++) {
+      /* formats at the layer's statistics */
+      lpq_numfmt_t nw, na, *ch = calloc(co_n, sizeof *ch);
+      int *sf = malloc(co_n * sizeof *sf);
+      cr_assert(ch && sf);
+      lpq_numfmt_parse(per_channel ? "lp<6,1,3,auto_ch>" : "lp<6,1,3,auto>", &nw, NULL);
+      lpq_numfmt_parse("lp<8,1,3,auto>", &na, NULL);
+      cr_assert_eq(lpq_numfmt_calibrate_channels(&nw, L->weight, co_n, k, ch, &err), 0, "%s",
+                   err.msg);
+      cr_assert_eq(lpq_numfmt_calibrate(&na, cap.x, cap.count, &err), 0);
+      lp_format_t fa = lpq_numfmt_lp(&na), fw = lpq_numfmt_lp(&ch[0]);
+      size_t distinct = 0;
+      for (size_t c = 0; c < co_n; c++) {
+        sf[c] = lpq_numfmt_lp(&ch[c]).sf;
+        distinct += sf[c] != sf[0];
+      }
+      cr_assert(per_channel ? distinct > 0 : distinct == 0, "%s: %zu channels' sf differ",
+                L->name, distinct);
+      float *xq = malloc(nx * sizeof *xq), *wq = malloc(nwt * sizeof *wq);
+      float *yref = malloc(ny * sizeof *yref);
+      uint16_t *xc = malloc(nx * sizeof *xc), *wc = malloc(nwt * sizeof *wc);
+      double *y = malloc(ny * sizeof *y), *sum_abs = malloc(ny * sizeof *sum_abs);
+      size_t *nnz = malloc(ny * sizeof *nnz);
+      cr_assert(xq && wq && yref && xc && wc && y && sum_abs && nnz);
+      quantize(&fa, cap.x, nx, xq, xc);
+      for (size_t c = 0; c < co_n; c++) { /* OIHW: channel c's weights are contiguous */
+        lp_format_t fc = lpq_numfmt_lp(&ch[c]);
+        quantize(&fc, L->weight + c * k, k, wq + c * k, wc + c * k);
+      }
+      accel_pe_stats_t st = {0, 0, 0};
+      if (per_channel)
+        cr_assert_eq(accel_pe_conv_channels(pe, &l, &fa, xc, &fw, wc, sf, y, &st, &err), 0,
+                     "%s", err.msg);
+      else
+        cr_assert_eq(accel_pe_conv(pe, &l, &fa, xc, &fw, wc, y, &st, &err), 0, "%s", err.msg);
+      cr_assert_eq(st.saturated, 0, "layer %s saturated", L->name);
+      conv_ref(&l, xq, wq, yref, sum_abs, nnz);
+      lp_format_t fw0 = fw;
+      fw0.sf = 0; /* the per-channel accumulator's lsb is at sf 0, each column's minus its sf */
+      const int lsb = accel_pe_acc_lsb(pe, per_channel ? &fw0 : &fw, &fa, k);
+      const double eps = product_eps(&cfg, &fa, &fw);
+      for (size_t o = 0; o < ny; o++) {
+        const int col_lsb = per_channel ? lsb - sf[(o / plane) % co_n] : lsb;
+        double r = check_one(y[o], yref[o], sum_abs[o], nnz[o], eps, col_lsb, k, L->name);
+        worst[per_channel] = r > worst[per_channel] ? r : worst[per_channel];
+      }
+      free(xq), free(wq), free(yref), free(xc), free(wc), free(y), free(sum_abs), free(nnz);
+      free(ch), free(sf);
     }
-    free(cap.x), free(xq), free(wq), free(yref), free(xc), free(wc), free(y);
-    free(sum_abs), free(nnz);
+    free(cap.x);
   }
-  cr_log_info("bundled ResNet-18 layers: worst error / bound = %.3f", worst);
+  cr_log_info("bundled ResNet-18 layers: worst error / bound = %.3f per tensor, %.3f per channel",
+              worst[0], worst[1]);
   accel_pe_free(&pe);
   accel_network_free(&net);
   lpq_array_free(&img);
   lpq_graph_free(&g);
+}
+
+/* ---- per-channel weight sf (lp<n,es,rs,auto_ch>) ---- */
+
+/* Each output channel's sf: fw.sf plus an offset in -3..3, and its weights drawn 2^-offset as
+** large, so every channel uses its format's range (log2|x| = ... - sf). */
+static void channel_sfs(const lp_format_t *fw, size_t channels, int *sf, double *scale,
+                        double weight_scale) {
+  for (size_t c = 0; c < channels; c++) {
+    int off = (int)rng_int(0, 6) - 3;
+    sf[c] = fw->sf + off;
+    scale[c] = ldexp(weight_scale, -off);
+  }
+}
+
+static lp_format_t with_sf(const lp_format_t *f, int sf) {
+  lp_format_t g = *f;
+  g.sf = sf;
+  return g;
+}
+
+/* The weights of a [k x n] gemm, column j quantized under fw at sf[j]. */
+static void quantize_columns(const lp_format_t *fw, const int *sf, const double *scale, size_t k,
+                             size_t n, float *wq, uint16_t *wc) {
+  float *col = malloc(k * sizeof *col), *colq = malloc(k * sizeof *colq);
+  uint16_t *colc = malloc(k * sizeof *colc);
+  cr_assert(col && colq && colc);
+  for (size_t j = 0; j < n; j++) {
+    const lp_format_t fj = with_sf(fw, sf[j]);
+    for (size_t q = 0; q < k; q++)
+      col[q] = (float)(scale[j] * rng_normal());
+    quantize(&fj, col, k, colq, colc);
+    for (size_t q = 0; q < k; q++) {
+      wq[q * n + j] = colq[q];
+      wc[q * n + j] = colc[q];
+    }
+  }
+  free(col), free(colq), free(colc);
+}
+
+/* Against the float layer whose column j is decode(w[., j] under sf[j]) (within the bound, at
+** that column's lsb: the accumulator's minus sf[j]), and bit for bit against the per-tensor PE
+** run on column j alone with fw at sf[j] and that lsb. */
+Test(accel_pe, gemm_with_per_channel_sf_matches_reference_and_per_tensor_pe_bit_exactly) {
+  rng_state = 4;
+  lpq_error_t err;
+  const accel_pe_config_t cfg = accel_pe_default_config();
+  accel_pe_t *pe = accel_pe_new(&cfg, &err);
+  cr_assert_not_null(pe, "%s", err.msg);
+  const int rounds = asan() ? 3 : 10;
+  double worst = 0;
+  size_t distinct = 0;
+  for (size_t pi = 0; pi < NPAIRS; pi++)
+    for (int r = 0; r < rounds; r++) {
+      const pair_t *p = &pairs[pi];
+      const lp_format_t fw0 = with_sf(&p->fw, 0);
+      size_t m = rng_int(1, 8), n = rng_int(2, 16), k = rng_int(1, 300);
+      int *sf = malloc(n * sizeof *sf);
+      double *scale = malloc(n * sizeof *scale);
+      float *a = random_tensor(m * k, p->act_scale), *aq = malloc(m * k * sizeof *aq);
+      float *wq = malloc(k * n * sizeof *wq);
+      uint16_t *ac = malloc(m * k * sizeof *ac), *wc = malloc(k * n * sizeof *wc);
+      uint16_t *colc = malloc(k * sizeof *colc);
+      double *out = malloc(m * n * sizeof *out), *col_out = malloc(m * sizeof *col_out);
+      cr_assert(sf && scale && aq && wq && ac && wc && colc && out && col_out);
+      channel_sfs(&p->fw, n, sf, scale, p->weight_scale);
+      for (size_t j = 1; j < n; j++)
+        distinct += sf[j] != sf[0];
+      quantize(&p->fa, a, m * k, aq, ac);
+      quantize_columns(&p->fw, sf, scale, k, n, wq, wc);
+      /* The accumulator's lsb lives at sf 0: even rounds the one that never saturates, odd
+      ** rounds from the data's largest product seen at sf 0. */
+      double max_a = 0, max_w0 = 0;
+      for (size_t i = 0; i < m * k; i++)
+        max_a = fmax(max_a, fabs(aq[i]));
+      for (size_t i = 0; i < k * n; i++)
+        max_w0 = fmax(max_w0, ldexp(fabs(wq[i]), sf[i % n]));
+      const int lsb = r % 2 == 0 ? accel_pe_acc_lsb(pe, &fw0, &p->fa, k)
+                                 : accel_pe_acc_lsb_for_max(pe, max_a * max_w0 * 1.01, k);
+      accel_pe_stats_t st = {0, 0, 0};
+      cr_assert_eq(accel_pe_gemm_channels(pe, &p->fa, ac, &p->fw, wc, sf, m, n, k, lsb, out,
+                                          &st, &err),
+                   0, "%s", err.msg);
+      cr_assert_eq(st.saturated, 0);
+      const double eps = product_eps(&cfg, &p->fa, &p->fw);
+      accel_pe_stats_t col_st = {0, 0, 0};
+      for (size_t j = 0; j < n; j++) {
+        const lp_format_t fj = with_sf(&p->fw, sf[j]);
+        for (size_t q = 0; q < k; q++)
+          colc[q] = wc[q * n + j];
+        cr_assert_eq(accel_pe_gemm(pe, &p->fa, ac, &fj, colc, m, 1, k, lsb - sf[j], col_out,
+                                   &col_st, &err),
+                     0, "%s", err.msg);
+        for (size_t i = 0; i < m; i++) {
+          cr_assert_eq(out[i * n + j], col_out[i],
+                       "column %zu (sf %d): per-channel %.17g, per-tensor %.17g", j, sf[j],
+                       out[i * n + j], col_out[i]);
+          float ref = 0;
+          double sum_abs = 0;
+          size_t nnz = 0;
+          for (size_t q = 0; q < k; q++) {
+            ref += aq[i * k + q] * wq[q * n + j];
+            sum_abs += fabs((double)aq[i * k + q] * (double)wq[q * n + j]);
+            nnz += aq[i * k + q] != 0 && wq[q * n + j] != 0;
+          }
+          double ratio =
+              check_one(out[i * n + j], ref, sum_abs, nnz, eps, lsb - sf[j], k, "gemm per-ch");
+          worst = ratio > worst ? ratio : worst;
+        }
+      }
+      cr_assert_eq(col_st.products, st.products);
+      cr_assert_eq(col_st.truncated, st.truncated);
+      free(sf), free(scale), free(a), free(aq), free(wq), free(ac), free(wc), free(colc);
+      free(out), free(col_out);
+    }
+  cr_assert_gt(distinct, 0, "the channels' sf never differed");
+  cr_log_info("gemm per-channel sf: worst error / bound = %.3f", worst);
+  accel_pe_free(&pe);
+}
+
+/* A conv's output channel c under its own sf: within the bound of the float layer, and bit for
+** bit the per-tensor conv with fw at sf[c] (whose lsb is the sf-0 lsb minus sf[c]). */
+Test(accel_pe, conv_with_per_channel_sf_matches_reference_and_per_tensor_pe_bit_exactly) {
+  rng_state = 5;
+  lpq_error_t err;
+  const accel_pe_config_t cfg = accel_pe_default_config();
+  accel_pe_t *pe = accel_pe_new(&cfg, &err);
+  cr_assert_not_null(pe, "%s", err.msg);
+  const int rounds = asan() ? 2 : 6;
+  for (size_t pi = 0; pi < NPAIRS; pi++)
+    for (int r = 0; r < rounds; r++) {
+      const pair_t *p = &pairs[pi];
+      const lp_format_t fw0 = with_sf(&p->fw, 0);
+      accel_layer_t l = {.name = "random_conv", .kind = ACCEL_CONV, .dilation_w = 1};
+      l.batch = rng_int(1, 2);
+      l.groups = rng_int(1, 2);
+      l.in_channels = l.groups * rng_int(1, 3);
+      l.out_channels = l.groups * rng_int(2, 4);
+      l.kernel_h = rng_int(1, 3), l.kernel_w = rng_int(1, 3);
+      l.stride_h = rng_int(1, 2), l.stride_w = rng_int(1, 2);
+      l.pad_h = rng_int(0, 1), l.pad_w = rng_int(0, 1);
+      l.dilation_h = rng_int(1, 2);
+      l.in_h = rng_int(5, 8), l.in_w = rng_int(5, 8);
+      l.out_h = (l.in_h + 2 * l.pad_h - l.dilation_h * (l.kernel_h - 1) - 1) / l.stride_h + 1;
+      l.out_w = (l.in_w + 2 * l.pad_w - (l.kernel_w - 1) - 1) / l.stride_w + 1;
+      cr_assert_eq(accel_layer_validate(&l, &err), 0, "%s", err.msg);
+      const size_t nx = l.batch * l.in_channels * l.in_h * l.in_w;
+      const size_t k = l.in_channels / l.groups * l.kernel_h * l.kernel_w, co_n = l.out_channels;
+      const size_t nw = co_n * k, plane = l.out_h * l.out_w, ny = l.batch * co_n * plane;
+      int *sf = malloc(co_n * sizeof *sf);
+      double *scale = malloc(co_n * sizeof *scale);
+      float *x = random_tensor(nx, p->act_scale), *xq = malloc(nx * sizeof *xq);
+      float *w = malloc(nw * sizeof *w), *wq = malloc(nw * sizeof *wq);
+      float *yref = malloc(ny * sizeof *yref);
+      uint16_t *xc = malloc(nx * sizeof *xc), *wc = malloc(nw * sizeof *wc);
+      double *y = malloc(ny * sizeof *y), *y1 = malloc(ny * sizeof *y1);
+      double *sum_abs = malloc(ny * sizeof *sum_abs);
+      size_t *nnz = malloc(ny * sizeof *nnz);
+      cr_assert(sf && scale && xq && w && wq && yref && xc && wc && y && y1 && sum_abs && nnz);
+      channel_sfs(&p->fw, co_n, sf, scale, p->weight_scale);
+      quantize(&p->fa, x, nx, xq, xc);
+      for (size_t c = 0; c < co_n; c++) { /* OIHW: channel c's k weights are contiguous */
+        const lp_format_t fc = with_sf(&p->fw, sf[c]);
+        for (size_t q = 0; q < k; q++)
+          w[c * k + q] = (float)(scale[c] * rng_normal());
+        quantize(&fc, w + c * k, k, wq + c * k, wc + c * k);
+      }
+      accel_pe_stats_t st = {0, 0, 0};
+      cr_assert_eq(accel_pe_conv_channels(pe, &l, &p->fa, xc, &p->fw, wc, sf, y, &st, &err), 0,
+                   "%s", err.msg);
+      cr_assert_eq(st.saturated, 0);
+      conv_ref(&l, xq, wq, yref, sum_abs, nnz);
+      const int lsb = accel_pe_acc_lsb(pe, &fw0, &p->fa, k);
+      const double eps = product_eps(&cfg, &p->fa, &p->fw);
+      for (size_t o = 0; o < ny; o++) {
+        const size_t c = (o / plane) % co_n;
+        check_one(y[o], yref[o], sum_abs[o], nnz[o], eps, lsb - sf[c], k, "conv per-ch");
+      }
+      for (size_t c = 0; c < co_n; c++) {
+        const lp_format_t fc = with_sf(&p->fw, sf[c]);
+        cr_assert_eq(accel_pe_acc_lsb(pe, &fc, &p->fa, k), lsb - sf[c]);
+        cr_assert_eq(accel_pe_conv(pe, &l, &p->fa, xc, &fc, wc, y1, NULL, &err), 0, "%s",
+                     err.msg);
+        for (size_t b = 0; b < l.batch; b++)
+          for (size_t q = 0; q < plane; q++) {
+            const size_t o = (b * co_n + c) * plane + q;
+            cr_assert_eq(y[o], y1[o], "channel %zu (sf %d): %.17g vs per-tensor %.17g", c,
+                         sf[c], y[o], y1[o]);
+          }
+      }
+      free(sf), free(scale), free(x), free(xq), free(w), free(wq), free(yref), free(xc);
+      free(wc), free(y), free(y1), free(sum_abs), free(nnz);
+    }
+  accel_pe_free(&pe);
+}
+
+Test(accel_pe, per_channel_sf_out_of_range_is_refused) {
+  lpq_error_t err;
+  const accel_pe_config_t cfg = accel_pe_default_config();
+  accel_pe_t *pe = accel_pe_new(&cfg, &err);
+  const lp_format_t f = {4, 1, 2, 0};
+  uint16_t a[2] = {1, 2}, w[4] = {1, 2, 3, 4};
+  int sf[2] = {3, LP_SF_MAX + 1};
+  double out[2];
+  cr_assert_eq(accel_pe_gemm_channels(pe, &f, a, &f, w, sf, 1, 2, 2, -20, out, NULL, &err),
+               LPQ_EINVAL);
+  cr_expect(strstr(err.msg, "channel 1") && strstr(err.msg, "65"), "%s", err.msg);
+  cr_assert_eq(accel_pe_gemm_channels(pe, &f, a, &f, w, NULL, 1, 2, 2, -20, out, NULL, &err),
+               LPQ_EINVAL);
+  accel_pe_free(&pe);
 }

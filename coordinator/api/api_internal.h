@@ -141,10 +141,4 @@ int lpq__api_validate(const json_t *root, const json_t *schema, const json_t *va
                  const char *prefix, char *field, size_t field_size, char *expected,
                  size_t expected_size, lpq_error_t *err);
 
-/* api_fuzz.c */
-/* For tests/fuzz: hands each '\n'-separated line of data to the request handling, on one
-** authenticated connection of a server without sockets whose every schema'd method echoes
-** its params; frees everything. 0, or a negative LPQ_E* when the set-up itself failed. */
-int lpq_api_fuzz_line(const char *data, size_t len);
-
 #endif

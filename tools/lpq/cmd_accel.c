@@ -111,14 +111,16 @@ static int run_all(run_t *r, const double *lpa_mix, int lpa_bits,
 static json_t *layer_json(const accel_layer_t *l, const accel_layer_formats_t *f,
                           const accel_layer_cost_t *c) {
   char wb[ACCEL_FORMAT_TEXT_MAX], ab[ACCEL_FORMAT_TEXT_MAX];
-  return json_pack("{s:s, s:s, s:s, s:I, s:i, s:f, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:f}",
+  return json_pack("{s:s, s:s, s:s, s:I, s:i, s:f, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:f,"
+                   " s:b, s:f}",
                    "name", l->name, "weight", accel_format_str(&f->weight, wb, sizeof wb), "act",
                    accel_format_str(&f->act, ab, sizeof ab), "macs", (json_int_t)c->macs,
                    "mode_bits", c->mode_bits, "cycles", c->cycles, "compute_cycles",
                    c->compute_cycles, "memory_cycles", c->memory_cycles, "memory_bound",
                    c->memory_bound, "utilization", c->utilization, "latency_s", c->latency_s,
                    "energy_pj", c->energy_pj, "dram_bytes", c->dram_bytes, "sram_bytes",
-                   c->sram_bytes);
+                   c->sram_bytes, "per_channel_sf", c->per_channel, "channel_sf_pj",
+                   c->channel_sf_pj);
 }
 
 static int print_json(const run_t *r) {
@@ -144,6 +146,14 @@ static int print_json(const run_t *r) {
         "gops_per_mm2", t->gops_per_mm2, "latency_vs_reference", t->latency_s / rt->latency_s,
         "energy_vs_reference", t->energy_pj / rt->energy_pj, "edp_vs_reference",
         t->edp_js / rt->edp_js, "perf_per_area_vs_reference", t->gops_per_mm2 / rt->gops_per_mm2);
+    /* the per-channel sf registers (docs/accel_sim.md): their energy is part of energy_pj,
+    ** their area part of compute_area_mm2 and area_mm2 */
+    if (o != NULL)
+      json_object_update_new(
+          o, json_pack("{s:f, s:f, s:f, s:I}", "channel_sf_pj", t->channel_sf_pj,
+                       "channel_sf_area_mm2", t->channel_sf_area_mm2, "channel_sf_bytes",
+                       t->channel_sf_bytes, "per_channel_layers",
+                       (json_int_t)t->per_channel_layers));
     json_t *layers = json_array();
     for (size_t j = 0; o && layers && j < r->net->count; j++)
       json_array_append_new(layers,
@@ -174,7 +184,8 @@ static void print_text(const run_t *r) {
     const accel_layer_cost_t *c = &r->layers[j];
     const accel_layer_formats_t *f = &r->formats[j];
     char wa[32];
-    snprintf(wa, sizeof wa, "%d / %d", f->weight.bits, f->act.bits);
+    snprintf(wa, sizeof wa, "%d%s / %d", f->weight.bits, c->per_channel ? "ch" : "",
+             f->act.bits);
     printf("%-34s %-12s %4d %9.2f %11.0f %3s %4.0f%% %10.2f %10.3f %10.4g\n",
            r->net->layers[j].name, wa, c->mode_bits, (double)c->macs * 1e-6, c->cycles,
            c->memory_bound ? "mem" : "cmp", 100 * c->utilization, c->latency_s * 1e6,
@@ -195,6 +206,18 @@ static void print_text(const run_t *r) {
            a->name, r->mix_text[i], array, t->compute_area_mm2, t->area_mm2, t->cycles,
            t->latency_s * 1e3, t->energy_pj * 1e-9, t->edp_js, t->gops, t->gops_per_mm2,
            t->latency_s / rt->latency_s, t->energy_pj / rt->energy_pj, t->edp_js / rt->edp_js);
+  }
+  for (size_t i = 0; i < r->arch->count; i++) {
+    const accel_t *a = &r->arch->accels[i];
+    const accel_cost_t *t = &r->totals[i];
+    if (t->per_channel_layers == 0)
+      continue;
+    printf("\n%s per-channel sf: %zu layers (\"ch\"); %zu registers of %d bits and their exponent "
+           "adders %.4f mm2 (in cmp_mm2, +%.2f%%); register reads and adds %.4f uJ (%.3f%% of "
+           "the energy); %.0f sf bytes in the DRAM and SRAM traffic\n",
+           a->name, t->per_channel_layers, a->cols, a->channel_sf_bits, t->channel_sf_area_mm2,
+           100 * t->channel_sf_area_mm2 / (t->compute_area_mm2 - t->channel_sf_area_mm2),
+           t->channel_sf_pj * 1e-6, 100 * t->channel_sf_pj / t->energy_pj, t->channel_sf_bytes);
   }
 }
 

@@ -39,6 +39,9 @@ static void usage(FILE *out) {
       "  --act-bits LO:HI      activation bits range (the weights' range)\n"
       "  --es LO:HI            exponent bits range (%d:%d)\n"
       "  --sf-window W         sf within +-W of each layer's statistics seed (%d)\n"
+      "  --weight-sf S         the weights' scale: tensor (one sf), channel (one sf per output\n"
+      "                        channel, the searched sf an offset on them) or search (either,\n"
+      "                        per layer) (%s)\n"
       "  --pin-ends            first and last layer at 8 bits\n"
       "  --population P        (%zu)    --siblings S   diversity-promoting siblings (%zu)\n"
       "  --seed S              (%llu)     --temperature T InfoNCE temperature (%g)\n"
@@ -52,7 +55,9 @@ static void usage(FILE *out) {
       "  --out DIR             front.json, config_NN.json per front member, front.svg,\n"
       "                        history.json, state.json\n"
       "  --json                one JSON object instead of text\n",
-      d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window, d.population,
+      d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window,
+      d.weight_sf == LPQ_SF_CHANNEL ? "channel" : d.weight_sf == LPQ_SF_SEARCH ? "search" : "tensor",
+      d.population,
       d.siblings, (unsigned long long)d.seed, d.temperature, d.generations);
 }
 
@@ -71,7 +76,7 @@ static int range_arg(const char *s, int *lo, int *hi) {
 }
 
 static int parse(int argc, char **argv, args_t *a) {
-  enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS };
+  enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF };
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"labels", 1, 0, 'l'}, {"calib", 1, 0, 'n'},
       {"calib-data", 1, 0, O_CALIBDATA}, {"norm", 1, 0, 'N'}, {"mode", 1, 0, 'M'},
@@ -79,7 +84,7 @@ static int parse(int argc, char **argv, args_t *a) {
       {"max-act-bits", 1, 0, O_MAXA}, {"max-latency-ms", 1, 0, O_MAXLAT},
       {"act-bits", 1, 0, O_ABITS},
       {"weight-only", 0, 0, O_WONLY}, {"bits", 1, 0, 'b'}, {"es", 1, 0, 'e'},
-      {"sf-window", 1, 0, 'w'}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
+      {"sf-window", 1, 0, 'w'}, {"weight-sf", 1, 0, O_WSF}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
       {"siblings", 1, 0, O_SIBL}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
       {"random", 0, 0, 'R'}, {"generations", 1, 0, 'g'}, {"evaluations", 1, 0, 'E'},
       {"time", 1, 0, 't'}, {"patience", 1, 0, 'k'}, {"threads", 1, 0, 'j'},
@@ -125,6 +130,11 @@ static int parse(int argc, char **argv, args_t *a) {
     case O_ABITS: bad = range_arg(optarg, &js->act_n_min, &js->act_n_max); break;
     case 'e': bad = range_arg(optarg, &js->es_min, &js->es_max); break;
     case 'w': js->sf_window = (int)strtol(optarg, &end, 10); bad = *end || js->sf_window < 0; break;
+    case O_WSF:
+      js->weight_sf = !strcmp(optarg, "tensor") ? LPQ_SF_TENSOR : !strcmp(optarg, "channel") ? LPQ_SF_CHANNEL
+                      : !strcmp(optarg, "search") ? LPQ_SF_SEARCH : -1;
+      bad = js->weight_sf < 0;
+      break;
     case O_PIN: js->pin_ends = 1; break;
     case 'p': js->population = strtoul(optarg, &end, 10); bad = *end || js->population < 4; break;
     case O_SIBL: js->siblings = strtoul(optarg, &end, 10); bad = *end != 0; break;

@@ -131,7 +131,7 @@ enum { LPQ_SF_TENSOR = 0, LPQ_SF_CHANNEL = 1, LPQ_SF_SEARCH = 2 };
 ** max_seconds, patience, objective, constraints {mean_weight_bits_max, act_bits_max,
 ** latency_s_max}, calib, temperature, norm [mean, std], bits [lo, hi], act_bits [lo, hi],
 ** es [lo, hi], sf_window, weight_sf ("tensor"|"channel"|"search"), weight_only, pin_ends,
-** name. */
+** bias_correction, name. */
 typedef struct lpq_job_settings_t {
   char model[65], data[65], labels[65]; /* "" when absent */
   uint64_t seed;
@@ -146,6 +146,7 @@ typedef struct lpq_job_settings_t {
   int n_min, n_max, act_n_min, act_n_max, es_min, es_max, sf_window;
   int weight_sf; /* LPQ_SF_TENSOR, LPQ_SF_CHANNEL, or LPQ_SF_SEARCH (a gene per layer) */
   int weight_only, pin_ends;
+  int bias_correction; /* correct each quantized layer's bias for its mean output shift */
 } lpq_job_settings_t;
 
 /* Defaults: pareto, seed 1, lambda 1, population 40, siblings 2, 20 generations, bits

@@ -42,6 +42,8 @@ static void usage(FILE *out) {
       "  --weight-sf S         the weights' scale: tensor (one sf), channel (one sf per output\n"
       "                        channel, the searched sf an offset on them) or search (either,\n"
       "                        per layer) (%s)\n"
+      "  --bias-correction on|off  correct each quantized layer's bias for the mean output\n"
+      "                        shift its weights' rounding causes on the calibration batch (%s)\n"
       "  --pin-ends            first and last layer at 8 bits\n"
       "  --population P        (%zu)    --siblings S   diversity-promoting siblings (%zu)\n"
       "  --seed S              (%llu)     --temperature T InfoNCE temperature (%g)\n"
@@ -57,7 +59,7 @@ static void usage(FILE *out) {
       "  --json                one JSON object instead of text\n",
       d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window,
       d.weight_sf == LPQ_SF_CHANNEL ? "channel" : d.weight_sf == LPQ_SF_SEARCH ? "search" : "tensor",
-      d.population,
+      d.bias_correction ? "on" : "off", d.population,
       d.siblings, (unsigned long long)d.seed, d.temperature, d.generations);
 }
 
@@ -76,7 +78,7 @@ static int range_arg(const char *s, int *lo, int *hi) {
 }
 
 static int parse(int argc, char **argv, args_t *a) {
-  enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF };
+  enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF, O_BC };
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"labels", 1, 0, 'l'}, {"calib", 1, 0, 'n'},
       {"calib-data", 1, 0, O_CALIBDATA}, {"norm", 1, 0, 'N'}, {"mode", 1, 0, 'M'},
@@ -84,7 +86,8 @@ static int parse(int argc, char **argv, args_t *a) {
       {"max-act-bits", 1, 0, O_MAXA}, {"max-latency-ms", 1, 0, O_MAXLAT},
       {"act-bits", 1, 0, O_ABITS},
       {"weight-only", 0, 0, O_WONLY}, {"bits", 1, 0, 'b'}, {"es", 1, 0, 'e'},
-      {"sf-window", 1, 0, 'w'}, {"weight-sf", 1, 0, O_WSF}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
+      {"sf-window", 1, 0, 'w'}, {"weight-sf", 1, 0, O_WSF},
+      {"bias-correction", 1, 0, O_BC}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
       {"siblings", 1, 0, O_SIBL}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
       {"random", 0, 0, 'R'}, {"generations", 1, 0, 'g'}, {"evaluations", 1, 0, 'E'},
       {"time", 1, 0, 't'}, {"patience", 1, 0, 'k'}, {"threads", 1, 0, 'j'},
@@ -134,6 +137,10 @@ static int parse(int argc, char **argv, args_t *a) {
       js->weight_sf = !strcmp(optarg, "tensor") ? LPQ_SF_TENSOR : !strcmp(optarg, "channel") ? LPQ_SF_CHANNEL
                       : !strcmp(optarg, "search") ? LPQ_SF_SEARCH : -1;
       bad = js->weight_sf < 0;
+      break;
+    case O_BC:
+      js->bias_correction = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -1;
+      bad = js->bias_correction < 0;
       break;
     case O_PIN: js->pin_ends = 1; break;
     case 'p': js->population = strtoul(optarg, &end, 10); bad = *end || js->population < 4; break;
@@ -418,7 +425,8 @@ int cmd_search(int argc, char **argv) {
       tool_check_input_fits(g, calib, cx ? a.calib_data : a.data, &err) != 0 ||
       tool_check_input_fits(g, x, a.data, &err) != 0)
     goto fail;
-  lpq_score_opts_t so = {.temperature = js->temperature, .lambda = js->lambda};
+  lpq_score_opts_t so = {.temperature = js->temperature, .lambda = js->lambda,
+                         .bias_correction = js->bias_correction};
   if (!(sc = lpq_scorer_new(g, calib->data, NULL, &so, &err)))
     goto fail;
   nl = lpq_graph_num_layers(g);

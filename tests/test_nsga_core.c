@@ -1,6 +1,6 @@
 /* tests/test_nsga_core.c: the NSGA-II core against brute force: constrained domination, the
 ** fronts, crowding distance, survival, tournament, the exact 2-D hypervolume; and the PRNG. */
-#include "coordinator/search/search.h"
+#include "coordinator/search/search_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -156,8 +156,8 @@ Test(nsga_core, sbx_and_mutation_stay_in_bounds) {
   double lo[4] = {0, -1, 2, 5}, hi[4] = {1, 1, 3, 5}, p1[4] = {0, -1, 3, 5}, p2[4] = {1, 1, 2, 5};
   double c1[4], c2[4];
   for (int i = 0; i < 2000; i++) {
-    lpq_sbx(&rng, p1, p2, c1, c2, lo, hi, 4, 2.0);
-    lpq_polynomial_mutation(&rng, c1, lo, hi, 4, 5.0, 1.0);
+    lpq__sbx(&rng, p1, p2, c1, c2, lo, hi, 4, 2.0);
+    lpq__polynomial_mutation(&rng, c1, lo, hi, 4, 5.0, 1.0);
     for (int v = 0; v < 4; v++)
       cr_assert(c1[v] >= lo[v] && c1[v] <= hi[v] && c2[v] >= lo[v] && c2[v] <= hi[v],
                 "variable %d out of bounds: %g %g", v, c1[v], c2[v]);

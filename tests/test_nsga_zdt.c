@@ -9,7 +9,7 @@
 ** the staircase), so that bar would measure the population size, not the search; the ratio
 ** there is logged, and IGD (the mean distance from the true front to the found set, in
 ** objectives scaled by the front's range) is asserted so closeness and spread stay held. */
-#include "coordinator/search/search.h"
+#include "coordinator/search/search_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -145,12 +145,12 @@ static void check_problem(const problem_t *pb) {
               "%s: sampled front's hypervolume %.8f, analytic %.8f", pb->name, truth,
               pb->analytic_hv);
 
-  lpq_real_problem_t p = {pb->vars, 2, pb->constraints, pb->lo, pb->hi, pb->fn, NULL};
-  lpq_real_settings_t s = {.population = 100, .generations = 250, .crossover_prob = 0.9,
+  lpq__real_problem_t p = {pb->vars, 2, pb->constraints, pb->lo, pb->hi, pb->fn, NULL};
+  lpq__real_settings_t s = {.population = 100, .generations = 250, .crossover_prob = 0.9,
                            .eta_c = 20, .eta_m = 20, .seed = pb->seed};
-  lpq_real_result_t r;
+  lpq__real_result_t r;
   lpq_error_t err = {0};
-  cr_assert_eq(lpq_nsga_real_run(&p, &s, &r, &err), 0, "%s", err.msg);
+  cr_assert_eq(lpq__nsga_real_run(&p, &s, &r, &err), 0, "%s", err.msg);
   cr_assert_eq(r.evaluations, 100 + 250 * 100);
   double *found = malloc(r.count * 2 * sizeof *found);
   size_t m = 0;
@@ -182,7 +182,7 @@ static void check_problem(const problem_t *pb) {
   free(sparse);
   free(found);
   free(front);
-  lpq_real_result_clear(&r);
+  lpq__real_result_clear(&r);
 }
 
 static double zero_one_lo[ZDT_VARS], zero_one_hi[ZDT_VARS];

@@ -1,7 +1,7 @@
 /* coordinator/search/nsga_real.c: NSGA-II on real-valued problems: simulated binary crossover,
 ** polynomial mutation and the generational loop around the core of nsga.c. The LP search
 ** shares the core; this driver is what holds it to the known fronts of the test problems. */
-#include "coordinator/search/search.h"
+#include "coordinator/search/search_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ static double sbx_betaq(double u, double beta, double eta) {
   return pow(1.0 / (2.0 - u * alpha), 1.0 / (eta + 1.0));
 }
 
-void lpq_sbx(lpq_rng_t *rng, const double *p1, const double *p2, double *c1, double *c2,
+void lpq__sbx(lpq_rng_t *rng, const double *p1, const double *p2, double *c1, double *c2,
              const double *lower, const double *upper, size_t var_count, double eta) {
   for (size_t i = 0; i < var_count; i++) {
     double a = p1[i], b = p2[i];
@@ -42,7 +42,7 @@ void lpq_sbx(lpq_rng_t *rng, const double *p1, const double *p2, double *c1, dou
   }
 }
 
-void lpq_polynomial_mutation(lpq_rng_t *rng, double *x, const double *lower,
+void lpq__polynomial_mutation(lpq_rng_t *rng, double *x, const double *lower,
                              const double *upper, size_t var_count, double eta, double prob) {
   for (size_t i = 0; i < var_count; i++) {
     if (lpq_rng_uniform(rng) >= prob)
@@ -63,7 +63,7 @@ void lpq_polynomial_mutation(lpq_rng_t *rng, double *x, const double *lower,
   }
 }
 
-void lpq_real_result_clear(lpq_real_result_t *r) {
+void lpq__real_result_clear(lpq__real_result_t *r) {
   if (!r)
     return;
   free(r->x);
@@ -73,7 +73,7 @@ void lpq_real_result_clear(lpq_real_result_t *r) {
 }
 
 /* Scores solutions [from, to) of the pool. */
-static void evaluate_range(const lpq_real_problem_t *p, double *x, double *obj, double *viol,
+static void evaluate_range(const lpq__real_problem_t *p, double *x, double *obj, double *viol,
                            double *g, size_t from, size_t to) {
   for (size_t i = from; i < to; i++) {
     p->evaluate(p->ctx, x + i * p->var_count, obj + i * p->obj_count, g);
@@ -84,10 +84,10 @@ static void evaluate_range(const lpq_real_problem_t *p, double *x, double *obj, 
   }
 }
 
-int lpq_nsga_real_run(const lpq_real_problem_t *problem, const lpq_real_settings_t *settings,
-                      lpq_real_result_t *out, lpq_error_t *err) {
-  const lpq_real_problem_t *p = problem;
-  const lpq_real_settings_t *s = settings;
+int lpq__nsga_real_run(const lpq__real_problem_t *problem, const lpq__real_settings_t *settings,
+                      lpq__real_result_t *out, lpq_error_t *err) {
+  const lpq__real_problem_t *p = problem;
+  const lpq__real_settings_t *s = settings;
   if (!p || !s || !out || !p->evaluate || !p->lower || !p->upper || p->var_count == 0 ||
       p->obj_count == 0)
     return lpq_errorf(err, LPQ_EINVAL, "nsga real: incomplete problem");
@@ -124,13 +124,13 @@ int lpq_nsga_real_run(const lpq_real_problem_t *problem, const lpq_real_settings
       size_t b = lpq_nsga_tournament(&rng, rank, crowd, n);
       double *c1 = x + c * nv, *c2 = x + (c + 1) * nv;
       if (lpq_rng_uniform(&rng) < s->crossover_prob) {
-        lpq_sbx(&rng, x + a * nv, x + b * nv, c1, c2, p->lower, p->upper, nv, s->eta_c);
+        lpq__sbx(&rng, x + a * nv, x + b * nv, c1, c2, p->lower, p->upper, nv, s->eta_c);
       } else {
         memcpy(c1, x + a * nv, nv * sizeof *c1);
         memcpy(c2, x + b * nv, nv * sizeof *c2);
       }
-      lpq_polynomial_mutation(&rng, c1, p->lower, p->upper, nv, s->eta_m, pm);
-      lpq_polynomial_mutation(&rng, c2, p->lower, p->upper, nv, s->eta_m, pm);
+      lpq__polynomial_mutation(&rng, c1, p->lower, p->upper, nv, s->eta_m, pm);
+      lpq__polynomial_mutation(&rng, c2, p->lower, p->upper, nv, s->eta_m, pm);
     }
     evaluate_range(p, x, obj, viol, g, n, 2 * n);
     evaluations += n;

@@ -82,48 +82,6 @@ size_t lpq_nsga_tournament(lpq_rng_t *rng, const size_t *rank, const double *cro
 ** a negative value only when memory runs out. */
 double lpq_hypervolume_2d(const double *points, size_t count, const double ref[2]);
 
-/* ---- NSGA-II on real-valued problems (SBX, polynomial mutation) ---------------- **
-** The textbook algorithm (Deb et al. 2002) on the same core; it is how the core is held to the
-** known answers of ZDT1-3, BNH and TNK. */
-
-/* Simulated binary crossover (bounded, Deb and Agrawal 1995) of p1 and p2 into c1 and c2: each
-** variable crosses with probability 0.5, spread by distribution index eta. */
-void lpq_sbx(lpq_rng_t *rng, const double *p1, const double *p2, double *c1, double *c2,
-             const double *lower, const double *upper, size_t var_count, double eta);
-/* Bounded polynomial mutation (Deb and Goyal 1996): each variable with probability prob. */
-void lpq_polynomial_mutation(lpq_rng_t *rng, double *x, const double *lower,
-                             const double *upper, size_t var_count, double eta, double prob);
-
-typedef struct lpq_real_problem_t {
-  size_t var_count, obj_count, constraint_count;
-  const double *lower, *upper; /* var_count bounds each */
-  /* obj[obj_count] to minimise; constraint[constraint_count] with g <= 0 meaning satisfied. */
-  void (*evaluate)(void *ctx, const double *x, double *obj, double *constraint);
-  void *ctx;
-} lpq_real_problem_t;
-
-typedef struct lpq_real_settings_t {
-  size_t population;     /* even, >= 4 */
-  size_t generations;    /* after the initial population */
-  double crossover_prob; /* per pair, e.g. 0.9 */
-  double eta_c, eta_m;   /* distribution indices, e.g. 20 and 20 */
-  double mutation_prob;  /* per variable; 0 means 1 / var_count */
-  uint64_t seed;
-} lpq_real_settings_t;
-
-/* The final population. Free with lpq_real_result_clear. */
-typedef struct lpq_real_result_t {
-  size_t count, var_count, obj_count;
-  double *x;         /* count * var_count */
-  double *obj;       /* count * obj_count */
-  double *violation; /* count */
-  size_t evaluations;
-} lpq_real_result_t;
-
-int lpq_nsga_real_run(const lpq_real_problem_t *problem, const lpq_real_settings_t *settings,
-                      lpq_real_result_t *out, lpq_error_t *err);
-void lpq_real_result_clear(lpq_real_result_t *r);
-
 /* ---- the LP genome -------------------------------------------------------------- */
 
 /* What the caller knows of one layer. */
@@ -344,5 +302,16 @@ void lpq_search_result_from_fields(const lpq_job_settings_t *js,
                                    const lpq_layer_formats_t *genome, size_t layer_count,
                                    int status, double l_co, double l_cr, double mean_weight_bits,
                                    double latency_s, lpq_eval_result_t *out);
+
+/* ---- after the search: choosing a config ----------------------------------------------- */
+/* Spearman's rank correlation of x and y (n pairs, ties at their mean rank); NAN for n < 3, a
+** constant side, or no memory. */
+double lpq_spearman(const double *x, const double *y, size_t n);
+/* Accuracy-aware pick (NNCF's max_drop): of n candidates with cost[i] and top1[i] (negative:
+** not measured, skipped), the cheapest whose top1 is within max_drop of top1_ref (the same
+** units: points or fractions); ties keep the first. When none is within (or max_drop < 0),
+** the highest top1; *within (may be NULL) says which. -1 when nothing was measured. */
+long lpq_pick_within_drop(const double *cost, const double *top1, size_t n, double top1_ref,
+                          double max_drop, int *within);
 
 #endif

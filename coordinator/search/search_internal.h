@@ -88,4 +88,46 @@ size_t lpq__search_archive_find(const lpq_search_t *s, const lpq_layer_formats_t
 ** returns their number. */
 size_t lpq__search_feasible_front(const lpq_search_t *s, size_t *idx, size_t n);
 
+/* ---- NSGA-II on real-valued problems (SBX, polynomial mutation) ---------------- **
+** The textbook algorithm (Deb et al. 2002) on the same core, internal: it is how the tests hold
+** the core to the known answers of ZDT1-3, BNH and TNK. */
+
+/* Simulated binary crossover (bounded, Deb and Agrawal 1995) of p1 and p2 into c1 and c2: each
+** variable crosses with probability 0.5, spread by distribution index eta. */
+void lpq__sbx(lpq_rng_t *rng, const double *p1, const double *p2, double *c1, double *c2,
+             const double *lower, const double *upper, size_t var_count, double eta);
+/* Bounded polynomial mutation (Deb and Goyal 1996): each variable with probability prob. */
+void lpq__polynomial_mutation(lpq_rng_t *rng, double *x, const double *lower,
+                             const double *upper, size_t var_count, double eta, double prob);
+
+typedef struct lpq__real_problem_t {
+  size_t var_count, obj_count, constraint_count;
+  const double *lower, *upper; /* var_count bounds each */
+  /* obj[obj_count] to minimise; constraint[constraint_count] with g <= 0 meaning satisfied. */
+  void (*evaluate)(void *ctx, const double *x, double *obj, double *constraint);
+  void *ctx;
+} lpq__real_problem_t;
+
+typedef struct lpq__real_settings_t {
+  size_t population;     /* even, >= 4 */
+  size_t generations;    /* after the initial population */
+  double crossover_prob; /* per pair, e.g. 0.9 */
+  double eta_c, eta_m;   /* distribution indices, e.g. 20 and 20 */
+  double mutation_prob;  /* per variable; 0 means 1 / var_count */
+  uint64_t seed;
+} lpq__real_settings_t;
+
+/* The final population. Free with lpq__real_result_clear. */
+typedef struct lpq__real_result_t {
+  size_t count, var_count, obj_count;
+  double *x;         /* count * var_count */
+  double *obj;       /* count * obj_count */
+  double *violation; /* count */
+  size_t evaluations;
+} lpq__real_result_t;
+
+int lpq__nsga_real_run(const lpq__real_problem_t *problem, const lpq__real_settings_t *settings,
+                      lpq__real_result_t *out, lpq_error_t *err);
+void lpq__real_result_clear(lpq__real_result_t *r);
+
 #endif

@@ -26,6 +26,12 @@ static void usage(FILE *out) {
       "  --calib-data X2       calibrate on X2 instead of X (e.g. training images)\n"
       "  --labels Y            labels of X: top-1 of the front's configs over all of X\n"
       "  --norm MEAN,STD       normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
+      "  --val-data X3 --val-labels Y3  a labelled validation set (e.g. training images kept\n"
+      "                        out of calibration): every front member's top-1 on it, the\n"
+      "                        best config chosen on it (never on --data), and Spearman's rank\n"
+      "                        correlation of L_CO and top-1 over the front\n"
+      "  --max-drop P          with --val-data: the best config is the cheapest front member\n"
+      "                        within P points of fp32's validation top-1\n"
       "search\n"
       "  --mode pareto|scalar  NSGA-II over (L_CO, L_CR), or L_F = L_CO * L_CR^lambda (pareto)\n"
       "  --lambda L            scalar mode exponent (%g)\n"
@@ -64,7 +70,8 @@ static void usage(FILE *out) {
 }
 
 typedef struct args_t {
-  const char *model, *data, *labels, *calib_data, *out;
+  const char *model, *data, *labels, *calib_data, *out, *val_data, *val_labels;
+  double max_drop; /* points of validation top-1; < 0: not set */
   size_t top1;
   double hv_ref[2];
   int threads, json, random, have_hv_ref;
@@ -77,8 +84,25 @@ static int range_arg(const char *s, int *lo, int *hi) {
   return sscanf(s, "%d:%d", lo, hi) == 2 && *lo <= *hi ? 0 : -1;
 }
 
+/* Top-1 of a genome (fp32 when genome is NULL) over n samples of x with their labels. */
+static int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size_t nl,
+                       const lpq_array_t *x, const int64_t *labels, size_t n, double *top1,
+                       lpq_error_t *err) {
+  lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
+  if (!w)
+    return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  if (genome)
+    search_genome_formats(genome, nl, w, w + nl);
+  for (size_t i = 0; !genome && i < 2 * nl; i++)
+    lpq_numfmt_parse("fp32", &w[i], NULL);
+  int rc = lpq_scorer_accuracy(sc, w, w + nl, x->data, labels, n, NULL, top1, err);
+  free(w);
+  return rc;
+}
+
 static int parse(int argc, char **argv, args_t *a) {
-  enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF, O_BC };
+  enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF, O_BC, O_VDATA,
+         O_VLABELS, O_DROP };
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"labels", 1, 0, 'l'}, {"calib", 1, 0, 'n'},
       {"calib-data", 1, 0, O_CALIBDATA}, {"norm", 1, 0, 'N'}, {"mode", 1, 0, 'M'},
@@ -87,7 +111,8 @@ static int parse(int argc, char **argv, args_t *a) {
       {"act-bits", 1, 0, O_ABITS},
       {"weight-only", 0, 0, O_WONLY}, {"bits", 1, 0, 'b'}, {"es", 1, 0, 'e'},
       {"sf-window", 1, 0, 'w'}, {"weight-sf", 1, 0, O_WSF},
-      {"bias-correction", 1, 0, O_BC}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
+      {"bias-correction", 1, 0, O_BC}, {"val-data", 1, 0, O_VDATA},
+      {"val-labels", 1, 0, O_VLABELS}, {"max-drop", 1, 0, O_DROP}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
       {"siblings", 1, 0, O_SIBL}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
       {"random", 0, 0, 'R'}, {"generations", 1, 0, 'g'}, {"evaluations", 1, 0, 'E'},
       {"time", 1, 0, 't'}, {"patience", 1, 0, 'k'}, {"threads", 1, 0, 'j'},
@@ -97,6 +122,7 @@ static int parse(int argc, char **argv, args_t *a) {
   lpq_job_settings_default(js);
   a->threads = 2;
   a->top1 = 8;
+  a->max_drop = -1;
   int c, idx = 0;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
@@ -142,6 +168,9 @@ static int parse(int argc, char **argv, args_t *a) {
       js->bias_correction = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -1;
       bad = js->bias_correction < 0;
       break;
+    case O_VDATA: a->val_data = optarg; break;
+    case O_VLABELS: a->val_labels = optarg; break;
+    case O_DROP: a->max_drop = strtod(optarg, &end); bad = *end || !(a->max_drop >= 0); break;
     case O_PIN: js->pin_ends = 1; break;
     case 'p': js->population = strtoul(optarg, &end, 10); bad = *end || js->population < 4; break;
     case O_SIBL: js->siblings = strtoul(optarg, &end, 10); bad = *end != 0; break;
@@ -169,6 +198,11 @@ static int parse(int argc, char **argv, args_t *a) {
   if (optind != argc || !a->model || !a->data) {
     fprintf(stderr, "lpq search: --model and --data are required\n");
     usage(stderr);
+    return 2;
+  }
+  if (!a->val_data != !a->val_labels || (a->max_drop >= 0 && !a->val_data)) {
+    fprintf(stderr, "lpq search: --val-data and --val-labels go together, and --max-drop "
+                    "needs them (the pick is made on validation data, never on --data)\n");
     return 2;
   }
   if (js->act_n_min == 0 && js->act_n_max == 0) {
@@ -217,185 +251,15 @@ static int on_progress(void *ctx, const lpq_search_progress_t *p) {
   return 0;
 }
 
-/* ---- results ---- */
-
-typedef struct member_t {
-  const lpq_layer_formats_t *genome;
-  lpq_eval_result_t result;
-  lpq_candidate_result_t detail;
-  double top1; /* -1: not measured */
-} member_t;
-
-static double violation(const lpq_eval_result_t *r, size_t nc) {
-  if (r->status != 0)
-    return INFINITY;
-  double v = 0;
-  for (size_t k = 0; k < nc; k++)
-    v += r->constraint[k] > 0 ? r->constraint[k] : 0;
-  return v;
-}
-
-static int cmp_member(const void *x, const void *y) {
-  const member_t *a = x, *b = y;
-  return (a->result.l_co > b->result.l_co) - (a->result.l_co < b->result.l_co);
-}
-
-/* The feasible non-dominated members of n scored genomes, by increasing L_CO. */
-static member_t *front_of(const lpq_layer_formats_t *const *genomes,
-                          const lpq_eval_result_t *results, size_t n, size_t nc, size_t *count,
-                          lpq_error_t *err) {
-  double *obj = malloc(2 * (n ? n : 1) * sizeof *obj), *viol = malloc((n ? n : 1) * sizeof *viol);
-  size_t *rank = malloc((n ? n : 1) * sizeof *rank);
-  double *crowd = malloc((n ? n : 1) * sizeof *crowd);
-  member_t *m = calloc(n ? n : 1, sizeof *m);
-  *count = 0;
-  if (!obj || !viol || !rank || !crowd || !m) {
-    lpq_errorf(err, LPQ_ENOMEM, "out of memory");
-    goto fail;
-  }
-  for (size_t i = 0; i < n; i++) {
-    obj[2 * i] = results[i].status ? INFINITY : results[i].l_co;
-    obj[2 * i + 1] = results[i].status ? INFINITY : results[i].l_cr;
-    viol[i] = violation(&results[i], nc);
-  }
-  if (n && lpq_nsga_rank(obj, viol, n, 2, rank, crowd, err) != 0)
-    goto fail;
-  for (size_t i = 0; i < n; i++)
-    if (rank[i] == 0 && viol[i] == 0) {
-      m[*count].genome = genomes[i];
-      m[*count].result = results[i];
-      m[*count].top1 = -1;
-      (*count)++;
-    }
-  qsort(m, *count, sizeof *m, cmp_member);
-  free(obj), free(viol), free(rank), free(crowd);
-  return m;
-fail:
-  free(obj), free(viol), free(rank), free(crowd), free(m);
-  return NULL;
-}
-
-static double front_hv(const member_t *m, size_t n, const double ref[2]) {
-  double *pts = malloc(2 * (n ? n : 1) * sizeof *pts);
-  if (!pts)
-    return NAN;
-  for (size_t i = 0; i < n; i++) {
-    pts[2 * i] = m[i].result.l_co;
-    pts[2 * i + 1] = m[i].result.l_cr;
-  }
-  double hv = lpq_hypervolume_2d(pts, n, ref);
-  free(pts);
-  return hv;
-}
-
-static json_t *member_json(const member_t *m, size_t nl, const char *const *names) {
-  lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
-  if (!w)
-    return NULL;
-  search_genome_formats(m->genome, nl, w, w + nl);
-  char *cfg = lpq_config_to_json(nl, names, w, w + nl);
-  free(w);
-  json_t *o = json_pack("{s:f, s:f, s:f, s:f, s:f}", "l_co", m->result.l_co, "l_cr",
-                        m->result.l_cr, "mean_weight_bits", m->detail.score.mean_w_bits,
-                        "mean_activation_bits", m->detail.score.mean_a_bits, "l_co_global",
-                        m->detail.score.l_global);
-  json_object_set_new(o, "lpa_latency_s", json_real(m->detail.latency_s));
-  json_object_set_new(o, "lpa_energy_pj", json_real(m->detail.energy_pj));
-  json_object_set_new(o, "top1", m->top1 >= 0 ? json_real(100 * m->top1) : json_null());
-  json_object_set_new(o, "config", cfg ? json_loads(cfg, 0, NULL) : json_null());
-  free(cfg);
-  return o;
-}
-
-static int write_text(const char *dir, const char *name, const char *text, lpq_error_t *err) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return lpq_errorf(err, LPQ_EIO, "%s: %s", path, strerror(errno));
-  fputs(text, f);
-  int bad = ferror(f);
-  if (fclose(f) != 0 || bad)
-    return lpq_errorf(err, LPQ_EIO, "%s: write failed", path);
-  return 0;
-}
-
-/* Writes --out DIR: front.json, config_NN.json, front.svg, history.json, state.json. */
-static int write_out(const args_t *a, json_t *front, const member_t *m, size_t nm,
-                     const double *ax, const double *ay, size_t na, lpq_search_t *s,
-                     const char *const *names, size_t nl, lpq_error_t *err) {
-  if (mkdir(a->out, 0755) != 0 && errno != EEXIST)
-    return lpq_errorf(err, LPQ_EIO, "%s: %s", a->out, strerror(errno));
-  char *text = json_dumps(front, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
-  int rc = text ? write_text(a->out, "front.json", text, err) : LPQ_ENOMEM;
-  free(text);
-  for (size_t i = 0; rc == 0 && i < nm; i++) {
-    lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
-    if (!w)
-      return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
-    search_genome_formats(m[i].genome, nl, w, w + nl);
-    char *cfg = lpq_config_to_json(nl, names, w, w + nl), name[64];
-    free(w);
-    snprintf(name, sizeof name, "config_%02zu.json", i);
-    rc = cfg ? write_text(a->out, name, cfg, err) : LPQ_ENOMEM;
-    free(cfg);
-  }
-  if (rc == 0) {
-    size_t *idx = malloc((nm ? nm : 1) * sizeof *idx);
-    double *px = malloc((na + nm + 1) * sizeof *px), *py = malloc((na + nm + 1) * sizeof *py);
-    if (!idx || !px || !py)
-      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < na; i++) {
-      px[i] = ay[i];
-      py[i] = ax[i];
-    }
-    for (size_t i = 0; rc == 0 && i < nm; i++) { /* front points appended, joined in L_CR order */
-      size_t k = nm - 1 - i;
-      px[na + i] = m[k].result.l_cr;
-      py[na + i] = m[k].result.l_co;
-      idx[i] = na + i;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/front.svg", a->out);
-    if (rc == 0)
-      rc = tool_plot_front_svg(path, a->random ? "lpq random search" : "lpq search: Pareto front",
-                               a->job.js.objective == LPQ_OBJ_BITS ? "L_CR (weight bits / 32)"
-                                                                   : "L_CR (LPA cost / 8-bit)",
-                               "L_CO (contrastive loss)", px, py, na + nm, idx, nm, err);
-    free(idx), free(px), free(py);
-  }
-  if (rc == 0 && s) {
-    const lpq_search_progress_t *h;
-    size_t nh = lpq_search_history(s, &h);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < nh; i++)
-      json_array_append_new(arr, json_pack("{s:i, s:i, s:f, s:i, s:f, s:f}", "generation",
-                                           (int)h[i].generation, "evaluations",
-                                           (int)h[i].evaluations, "best_l_co", h[i].best_l_co,
-                                           "front_size", (int)h[i].front_size, "hypervolume",
-                                           h[i].hypervolume, "seconds", h[i].elapsed_seconds));
-    char *t = json_dumps(arr, JSON_INDENT(1));
-    json_decref(arr);
-    rc = t ? write_text(a->out, "history.json", t, err) : LPQ_ENOMEM;
-    free(t);
-    char *state = NULL;
-    if (rc == 0 && lpq_search_save(s, &state, err) == 0) {
-      rc = write_text(a->out, "state.json", state, err);
-      free(state);
-    }
-  }
-  return rc;
-}
-
 int cmd_search(int argc, char **argv) {
   args_t a = {0};
   int prc = parse(argc, argv, &a);
   if (prc != 0)
     return prc == 1 ? 0 : prc;
   lpq_error_t err = {0};
-  lpq_array_t *x = NULL, *cx = NULL;
-  int64_t *labels = NULL;
-  size_t nlabels = 0, nl = 0, nm = 0, n_all = 0;
+  lpq_array_t *x = NULL, *cx = NULL, *vx = NULL;
+  int64_t *labels = NULL, *vlabels = NULL;
+  size_t nlabels = 0, nvlabels = 0, nl = 0, nm = 0, n_all = 0;
   lpq_graph_t *g = NULL;
   lpq_scorer_t *sc = NULL;
   lpq_search_t *s = NULL;
@@ -404,7 +268,7 @@ int cmd_search(int argc, char **argv) {
   lpq_layer_formats_t *rgen = NULL;
   const lpq_layer_formats_t **gptr = NULL;
   lpq_eval_result_t *res = NULL;
-  json_t *front = NULL;
+  json_t *front = NULL, *summary = NULL;
   int status = 1;
   double t0 = 0;
   openblas_set_num_threads(1); /* the evaluator threads use the cores */
@@ -414,6 +278,15 @@ int cmd_search(int argc, char **argv) {
       (a.labels && tool_load_labels(a.labels, &labels, &nlabels, &err) != 0) ||
       (a.calib_data && lpq_load_inputs(a.calib_data, js->norm_mean, js->norm_std, &cx, &err) != 0))
     goto fail;
+  if (a.val_data &&
+      (lpq_load_inputs(a.val_data, js->norm_mean, js->norm_std, &vx, &err) != 0 ||
+       tool_load_labels(a.val_labels, &vlabels, &nvlabels, &err) != 0))
+    goto fail;
+  if (vx && nvlabels != (size_t)vx->shape[0]) {
+    lpq_errorf(&err, LPQ_EFORMAT, "%s has %zu labels for %lld samples", a.val_labels, nvlabels,
+               (long long)vx->shape[0]);
+    goto fail;
+  }
   if (labels && nlabels != (size_t)x->shape[0]) {
     lpq_errorf(&err, LPQ_EFORMAT, "%s has %zu labels for %lld samples", a.labels, nlabels,
                (long long)x->shape[0]);
@@ -423,7 +296,8 @@ int cmd_search(int argc, char **argv) {
   size_t ncal = (size_t)calib->shape[0] < js->calib ? (size_t)calib->shape[0] : js->calib;
   if (!(g = lpq_graph_load(a.model, (int)ncal, &err)) ||
       tool_check_input_fits(g, calib, cx ? a.calib_data : a.data, &err) != 0 ||
-      tool_check_input_fits(g, x, a.data, &err) != 0)
+      tool_check_input_fits(g, x, a.data, &err) != 0 ||
+      (vx && tool_check_input_fits(g, vx, a.val_data, &err) != 0))
     goto fail;
   lpq_score_opts_t so = {.temperature = js->temperature, .lambda = js->lambda,
                          .bias_correction = js->bias_correction};
@@ -486,7 +360,7 @@ int cmd_search(int argc, char **argv) {
   double seconds = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - t0;
   if (pr.tty)
     fputc('\n', stderr);
-  if (!(m = front_of(gptr, res, n_all, a.set.constraint_count, &nm, &err)))
+  if (!(m = search_front_of(gptr, res, n_all, a.set.constraint_count, &nm, &err)))
     goto fail;
   double *ax = calloc(n_all + 1, sizeof *ax), *ay = calloc(n_all + 1, sizeof *ay);
   double maxco = 0, maxcr = 0;
@@ -499,39 +373,74 @@ int cmd_search(int argc, char **argv) {
     }
   }
   double ref[2] = {a.have_hv_ref ? a.hv_ref[0] : 1.1 * maxco, a.have_hv_ref ? a.hv_ref[1] : 1.1 * maxcr};
-  double hv = front_hv(m, nm, ref);
+  double hv = search_front_hv(m, nm, ref);
   for (size_t i = 0; i < nm; i++) {
-    if (search_job_score(&a.job, m[i].genome, &m[i].result, &m[i].detail, &err) != 0)
+    if (search_job_score(&a.job, m[i].genome, &m[i].result, &m[i].detail, &err) != 0 ||
+        (labels && i < a.top1 &&
+         genome_top1(sc, m[i].genome, nl, x, labels, nlabels, &m[i].top1, &err) != 0))
       goto fail_xy;
-    if (labels && i < a.top1) {
-      lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
-      double q;
-      if (!w)
-        goto fail_xy;
-      search_genome_formats(m[i].genome, nl, w, w + nl);
-      int rc = lpq_scorer_accuracy(sc, w, w + nl, x->data, labels, nlabels, NULL, &q, &err);
-      free(w);
-      if (rc != 0)
-        goto fail_xy;
-      m[i].top1 = q;
-    }
   }
-  double top1_fp = -1;
-  if (labels) {
-    lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
-    for (size_t i = 0; w && i < 2 * nl; i++)
-      lpq_numfmt_parse("fp32", &w[i], NULL);
-    double q;
-    if (!w || lpq_scorer_accuracy(sc, w, w + nl, x->data, labels, nlabels, &top1_fp, &q, &err) != 0) {
-      free(w);
+  double top1_fp = -1, top1_val_fp = -1;
+  if ((labels && genome_top1(sc, NULL, nl, x, labels, nlabels, &top1_fp, &err) != 0) ||
+      (vx && genome_top1(sc, NULL, nl, vx, vlabels, nvlabels, &top1_val_fp, &err) != 0))
+    goto fail_xy;
+  for (size_t i = 0; vx && i < nm; i++)
+    if (genome_top1(sc, m[i].genome, nl, vx, vlabels, nvlabels, &m[i].top1_val, &err) != 0)
       goto fail_xy;
-    }
-    free(w);
+  /* The best config, chosen on the validation set only; its test top-1 is then reported. */
+  long chosen = -1;
+  int within = 0;
+  double *cost = calloc(2 * (nm ? nm : 1), sizeof *cost);
+  if (!cost)
+    goto fail_xy;
+  for (size_t i = 0; i < nm; i++) {
+    cost[i] = m[i].result.l_cr;
+    cost[nm + i] = 100 * m[i].top1_val; /* points; -100 where not measured */
   }
+  if (vx)
+    chosen = lpq_pick_within_drop(cost, cost + nm, nm, 100 * top1_val_fp, a.max_drop, &within);
+  free(cost);
+  if (chosen >= 0 && labels && m[chosen].top1 < 0 &&
+      genome_top1(sc, m[chosen].genome, nl, x, labels, nlabels, &m[chosen].top1, &err) != 0)
+    goto fail_xy;
+  /* Does L_CO rank the front as top-1 does? On validation data when given, else on --data. */
+  double spearman = NAN;
+  {
+    double *px = malloc(2 * (nm ? nm : 1) * sizeof *px);
+    size_t k = 0;
+    for (size_t i = 0; px && i < nm; i++) {
+      double t = vx ? m[i].top1_val : m[i].top1;
+      if (t >= 0) {
+        px[k] = m[i].result.l_co;
+        px[nm + k++] = t;
+      }
+    }
+    if (px) {
+      memmove(px + k, px + nm, k * sizeof *px);
+      spearman = lpq_spearman(px, px + k, k);
+    }
+    free(px);
+  }
+  summary = json_pack("{s:o, s:o, s:o, s:o}", "top1_val_fp32",
+                              top1_val_fp >= 0 ? json_real(100 * top1_val_fp) : json_null(),
+                              "spearman_l_co_top1", isnan(spearman) ? json_null() : json_real(spearman),
+                              "spearman_on", json_string(vx ? "validation" : labels ? "data" : "none"),
+                              "max_drop", a.max_drop >= 0 ? json_real(a.max_drop) : json_null());
+  if (chosen >= 0)
+    json_object_set_new(summary, "best",
+                        json_pack("{s:i, s:s, s:b}", "index", (int)chosen, "rule",
+                                  a.max_drop >= 0 && within
+                                      ? "cheapest within max_drop of fp32 on validation"
+                                      : "highest validation top-1",
+                                  "within_max_drop", within));
   front = json_array();
   for (size_t i = 0; i < nm; i++)
-    json_array_append_new(front, member_json(&m[i], nl, names));
-  if (a.out && write_out(&a, front, m, nm, ax, ay, n_all, s, names, nl, &err) != 0)
+    json_array_append_new(front, search_member_json(&m[i], nl, names));
+  if (a.out && chosen >= 0 &&
+      search_write_best(a.out, m[chosen].genome, nl, names, summary, &err) != 0)
+    goto fail_xy;
+  if (a.out && search_write_out(a.out, a.random, a.job.js.objective, front, m, nm, ax, ay, n_all, s, names,
+                                  nl, &err) != 0)
     goto fail_xy;
   if (a.json) {
     json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:[f,f], s:o}", "model", a.model,
@@ -540,6 +449,8 @@ int cmd_search(int argc, char **argv) {
                           "hypervolume", hv, "hv_reference", ref[0], ref[1], "front",
                           json_incref(front));
     json_object_set_new(o, "top1_fp32", top1_fp >= 0 ? json_real(100 * top1_fp) : json_null());
+    json_object_update_new(o, summary);
+    summary = NULL;
     if (s)
       json_object_set_new(o, "stop", json_string(lpq_search_stop_name(lpq_search_should_stop(s))));
     json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
@@ -560,9 +471,24 @@ int cmd_search(int argc, char **argv) {
       else
         printf("%8s\n", "-");
     }
+    if (top1_val_fp >= 0)
+      printf("validation: fp32 top-1 %.2f%% over %zu samples\n", 100 * top1_val_fp, nvlabels);
+    if (chosen >= 0) {
+      printf("best: #%ld, %s: validation top-1 %.2f%%", chosen,
+             a.max_drop >= 0 && within ? "the cheapest within --max-drop" :
+             a.max_drop >= 0 ? "none within --max-drop; the highest validation top-1"
+                             : "the highest validation top-1",
+             100 * m[chosen].top1_val);
+      if (m[chosen].top1 >= 0)
+        printf(", top-1 on --data %.2f%%", 100 * m[chosen].top1);
+      printf(", %.3f weight bits\n", m[chosen].detail.score.mean_w_bits);
+    }
+    if (!isnan(spearman))
+      printf("Spearman rank correlation of L_CO and top-1 over the front (%s): %.3f\n",
+             vx ? "validation" : "--data", spearman);
     if (a.out)
-      printf("wrote %s/front.json, config_NN.json, front.svg%s\n", a.out,
-             s ? ", history.json, state.json" : "");
+      printf("wrote %s/front.json, config_NN.json, front.svg%s%s\n", a.out,
+             s ? ", history.json, state.json" : "", chosen >= 0 ? ", best.json, summary.json" : "");
   }
   status = 0;
 fail_xy:
@@ -574,6 +500,7 @@ fail:
   fprintf(stderr, "lpq search: %s\n", err.msg[0] ? err.msg : lpq_strerror(err.code));
 done:
   json_decref(front);
+  json_decref(summary);
   free(m);
   free(gptr);
   free(res);
@@ -585,6 +512,8 @@ done:
   lpq_graph_free(&g);
   lpq_array_free(&x);
   lpq_array_free(&cx);
+  lpq_array_free(&vx);
   free(labels);
+  free(vlabels);
   return status;
 }

@@ -6,6 +6,8 @@
 #include "coordinator/search/search.h"
 #include "worker/worker.h"
 
+#include <jansson.h>
+
 typedef struct search_job_t {
   lpq_job_settings_t js;
   const lpq_graph_t *g;
@@ -28,5 +30,33 @@ int search_job_score(search_job_t *j, const lpq_layer_formats_t *genome, lpq_eva
 /* A genome's formats as config formats (n = 0: fp32). */
 void search_genome_formats(const lpq_layer_formats_t *genome, size_t nl, lpq_numfmt_t *w,
                            lpq_numfmt_t *a);
+
+/* ---- what lpq search reports (tools/lpq/search_out.c) ---- */
+
+typedef struct member_t {
+  const lpq_layer_formats_t *genome;
+  lpq_eval_result_t result;
+  lpq_candidate_result_t detail;
+  double top1;     /* on --data/--labels (the test set); -1: not measured */
+  double top1_val; /* on --val-data/--val-labels; -1: not measured */
+} member_t;
+
+/* The feasible non-dominated members of n scored genomes, by increasing L_CO (malloc'd). */
+member_t *search_front_of(const lpq_layer_formats_t *const *genomes,
+                          const lpq_eval_result_t *results, size_t n, size_t nc, size_t *count,
+                          lpq_error_t *err);
+/* The hypervolume of the members' (L_CO, L_CR) at ref. */
+double search_front_hv(const member_t *m, size_t n, const double ref[2]);
+/* A member as JSON: scores, LPA cost, top-1 (test, and validation where measured), config. */
+json_t *search_member_json(const member_t *m, size_t nl, const char *const *names);
+/* Writes best.json (the chosen config) and summary.json (how it was chosen, fp32 top-1s, the
+** rank correlation of L_CO and top-1) into out. */
+int search_write_best(const char *out, const lpq_layer_formats_t *genome, size_t nl,
+                      const char *const *names, const json_t *summary, lpq_error_t *err);
+/* Writes the --out folder: front.json, config_NN.json, front.svg, history.json, state.json. */
+int search_write_out(const char *out, int random, lpq_objective_t objective, json_t *front,
+                     const member_t *m, size_t nm, const double *ax, const double *ay,
+                     size_t na, lpq_search_t *s, const char *const *names, size_t nl,
+                     lpq_error_t *err);
 
 #endif

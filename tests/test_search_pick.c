@@ -1,0 +1,102 @@
+/* tests/test_search_pick.c: choosing a config after the search: the cheapest within a top-1
+** drop of fp32 on a fixture where the answer is known, what happens when none is within, and
+** Spearman's rank correlation against hand-computed values. Also `lpq search --val-data
+** --max-drop` end to end on the bundled ResNet-18: the pick it reports follows the rule. */
+#include "coordinator/search/search.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+Test(search_pick, cheapest_within_the_drop) {
+  /* fp32 at 90.0; cost grows with index except #4, the cheapest of all but 3 points down */
+  const double cost[] = {0.20, 0.15, 0.12, 0.10, 0.05, 0.11};
+  const double top1[] = {89.9, 89.6, 89.2, 88.7, 87.0, 89.4};
+  int within = -1;
+  cr_assert_eq(lpq_pick_within_drop(cost, top1, 6, 90.0, 1.0, &within), 5); /* 0.11, 0.6 down */
+  cr_assert_eq(within, 1);
+  cr_assert_eq(lpq_pick_within_drop(cost, top1, 6, 90.0, 1.5, &within), 3); /* 0.10, 1.3 down */
+  cr_assert_eq(lpq_pick_within_drop(cost, top1, 6, 90.0, 3.0, &within), 4);
+  cr_assert_eq(lpq_pick_within_drop(cost, top1, 6, 90.0, 0.2, &within), 0);
+  /* none within: the highest top-1, and within says so */
+  cr_assert_eq(lpq_pick_within_drop(cost, top1, 6, 95.0, 0.5, &within), 0);
+  cr_assert_eq(within, 0);
+  /* no drop given: the highest top-1 */
+  cr_assert_eq(lpq_pick_within_drop(cost, top1, 6, 90.0, -1, &within), 0);
+  /* unmeasured candidates are skipped, ties keep the first */
+  const double t2[] = {-1, 89.6, 89.6, -1};
+  const double c2[] = {0.01, 0.2, 0.2, 0.01};
+  cr_assert_eq(lpq_pick_within_drop(c2, t2, 4, 90.0, 1.0, NULL), 1);
+  const double none[] = {-1, -1};
+  cr_assert_eq(lpq_pick_within_drop(c2, none, 2, 90.0, 1.0, NULL), -1);
+}
+
+Test(search_pick, spearman_known_values) {
+  const double x[] = {1, 2, 3, 4, 5}, up[] = {10, 20, 30, 40, 50}, down[] = {5, 4, 3, 2, 1};
+  cr_assert_float_eq(lpq_spearman(x, up, 5), 1.0, 1e-12);
+  cr_assert_float_eq(lpq_spearman(x, down, 5), -1.0, 1e-12);
+  /* d = (0, 1, -1, 0, 0)... by hand: ranks y = 1 3 2 4 5, rho = 1 - 6*2/(5*24) = 0.9 */
+  const double y[] = {1.0, 3.0, 2.0, 4.0, 5.0};
+  cr_assert_float_eq(lpq_spearman(x, y, 5), 0.9, 1e-12);
+  /* ties take their mean rank: x ranks 1.5 1.5 3 4, y ranks 1 2 3 4 -> Pearson of ranks */
+  const double xt[] = {7, 7, 8, 9}, yt[] = {1, 2, 3, 4};
+  double rho = lpq_spearman(xt, yt, 4);
+  cr_assert_float_eq(rho, 0.9486832980505138, 1e-12);
+  cr_assert(isnan(lpq_spearman(x, up, 2)), "fewer than 3 pairs");
+  const double flat[] = {3, 3, 3, 3, 3};
+  cr_assert(isnan(lpq_spearman(x, flat, 5)), "a constant side");
+}
+
+/* The whole path on a real model: the reported best is the cheapest front member within the
+** drop on the validation data (checked against the front the run printed). */
+Test(search_pick, lpq_search_reports_the_pick, .timeout = 300) {
+  const char *build = getenv("LPQ_BUILD") ? getenv("LPQ_BUILD") : "build";
+  char cmd[2048];
+  /* the first 128 test images stand in for a validation set here; the rule is what is tested */
+  snprintf(cmd, sizeof cmd,
+           "%s/bin/lpq search --model models/resnet18.onnx --data models/fashion_test_256.npy "
+           "--labels models/fashion_test_256_labels.npy --calib-data models/fashion_calib_256.npy "
+           "--calib 16 --val-data models/fashion_test_256.npy --val-labels "
+           "models/fashion_test_256_labels.npy --max-drop 2 --max-weight-bits 4.5 --pin-ends "
+           "--evaluations 24 --generations 0 --population 8 --weight-sf channel --threads 2 "
+           "--top1 1 --json 2>/dev/null",
+           build);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  json_error_t jerr;
+  json_t *o = json_loadf(p, 0, &jerr);
+  cr_assert_eq(pclose(p), 0, "lpq search failed");
+  cr_assert_not_null(o, "%s", jerr.text);
+  json_t *front = json_object_get(o, "front"), *best = json_object_get(o, "best");
+  cr_assert(json_array_size(front) > 0 && best);
+  double ref = json_real_value(json_object_get(o, "top1_val_fp32"));
+  size_t idx = (size_t)json_integer_value(json_object_get(best, "index"));
+  int within = json_is_true(json_object_get(best, "within_max_drop"));
+  double best_cr = INFINITY, best_top1 = -1;
+  size_t expect = 0;
+  int any = 0;
+  for (size_t i = 0; i < json_array_size(front); i++) {
+    json_t *m = json_array_get(front, i);
+    double cr = json_real_value(json_object_get(m, "l_cr"));
+    double t = json_real_value(json_object_get(m, "top1_val"));
+    cr_assert(json_is_real(json_object_get(m, "top1_val")), "member %zu has no validation top-1", i);
+    if (ref - t <= 2.0 && cr < best_cr) {
+      best_cr = cr;
+      expect = i;
+      any = 1;
+    }
+    if (!any && t > best_top1) {
+      best_top1 = t;
+      expect = i;
+    }
+  }
+  cr_assert_eq(within, any);
+  cr_assert_eq(idx, expect, "best #%zu, expected #%zu", idx, expect);
+  /* the chosen one's test top-1 is reported even beyond --top1 */
+  cr_assert(json_is_real(json_object_get(json_array_get(front, idx), "top1")));
+  cr_assert(json_is_real(json_object_get(o, "spearman_l_co_top1")) ||
+            json_array_size(front) < 3);
+  json_decref(o);
+}

@@ -1,31 +1,93 @@
 #!/bin/bash
-# Issue 6's evidence: on a bundled model, the LPQ search against random search with the same
-# number of evaluations, both constrained to mean weight bits <= 4.5 and activations <= 8 bits,
-# calibrated on 128 Fashion-MNIST training images, top-1 measured on the 10,000 test images.
-# Usage: bench/search_evidence.sh MODEL [EVALS] [OUTDIR]
+# Issue 13's evidence: per bundled model, LPQ searches of at most SEARCH_SECONDS each on this
+# machine (calibrated on 128 training images; mean weight bits <= each of BUDGETS, activations
+# <= 8 bits, first and last layers pinned at 8 bits), the best config chosen on a validation
+# split of the *training* images (tools/val_split.py; never the test images), then scored on
+# the 10,000 test images; beside it, in the same run: fp32, per-channel INT4 (int8
+# activations), posit<4,1>/<5,1> (posit8 activations), LP per tensor at 4 bits, and random
+# search with the same number of evaluations.
+#
+# Usage: bench/search_evidence.sh [MODEL.onnx ...]     (default: the three bundled models)
+# Environment: SEARCH_SECONDS (540; the final scoring of the front comes on top), BUDGETS
+# ("4.0 3.5"), SEARCH_ARGS (extra lpq search flags, e.g. for an ablation), OUT (var/evidence),
+# RANDOM_SEARCH (1: also random search at the first budget), BASELINES (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LPQ=${LPQ:-build/bin/lpq}
-model=$1
-evals=${2:-300}
-out=${3:-var/evidence/$(basename "$model" .onnx)}
 D=/usr/share/datasets/fashion-mnist
-mkdir -p "$out"
-common=(--model "$model" --data $D/t10k-images-idx3-ubyte.gz --labels $D/t10k-labels-idx1-ubyte.gz
-        --norm 0.2860,0.3530 --calib-data models/fashion_calib_256.npy --calib 128
-        --max-weight-bits 4.5 --act-bits 2:8 --pin-ends --evaluations "$evals" --generations 0
-        --population 20 --seed 1 --threads 2 --top1 4 --hv-ref 12,0.3 --json)
-/usr/bin/time -f "%e s" -o "$out/lpq.time" $LPQ search "${common[@]}" --out "$out/lpq" > "$out/lpq.json"
-/usr/bin/time -f "%e s" -o "$out/random.time" $LPQ search "${common[@]}" --random --out "$out/random" > "$out/random.json"
-/usr/bin/python3 - "$out" <<'PY'
-import json, sys
-out = sys.argv[1]
-for m in ("lpq", "random"):
-    o = json.load(open(f"{out}/{m}.json"))
-    best = max((f for f in o["front"] if f["top1"] is not None), key=lambda f: f["top1"], default=None)
-    t = open(f"{out}/{m}.time").read().strip()
-    print(f"{m:7s} evals {o['evaluations']:5d}  front {o['front_size']:3d}  hypervolume {o['hypervolume']:.5f}"
-          f"  fp32 {o['top1_fp32']:.2f}%  best top-1 {best['top1'] if best else float('nan'):.2f}%"
-          f" at {best['mean_weight_bits'] if best else float('nan'):.2f} w bits,"
-          f" {best['mean_activation_bits'] if best else float('nan'):.2f} a bits  ({t})")
+OUT=${OUT:-var/evidence}
+SEARCH_SECONDS=${SEARCH_SECONDS:-540}
+BUDGETS=${BUDGETS:-"4.0 3.5"}
+SEARCH_ARGS=${SEARCH_ARGS:-"--weight-sf channel"}
+models=("$@")
+[ ${#models[@]} -eq 0 ] && models=(models/resnet18.onnx models/mobilenetv2.onnx models/vit.onnx)
+mkdir -p "$OUT"
+[ -f "$OUT/fashion_val_2000.npy" ] || /usr/bin/python3 tools/val_split.py "$OUT" 2000
+TEST=(--data $D/t10k-images-idx3-ubyte.gz --labels $D/t10k-labels-idx1-ubyte.gz --norm 0.2860,0.3530)
+CALIB=(--calib-data models/fashion_calib_256.npy --calib 128)
+VAL=(--val-data "$OUT/fashion_val_2000.npy" --val-labels "$OUT/fashion_val_2000_labels.npy")
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for m in "${models[@]}"; do
+  name=$(basename "$m" .onnx)
+  dir="$OUT/$name"
+  mkdir -p "$dir"
+  if [ "${BASELINES:-1}" = 1 ]; then
+    for c in fp32 int4_ch posit4 posit5 lp4; do
+      [ -f "$dir/base_$c.json" ] || $LPQ eval --model "$m" "${TEST[@]}" "${CALIB[@]}" \
+          --config bench/configs/$c.json --json > "$dir/base_$c.json"
+    done
+  fi
+  for b in $BUDGETS; do
+    tag="lpq_$b"
+    /usr/bin/time -f "%e" -o "$dir/$tag.time" $LPQ search --model "$m" "${TEST[@]}" "${CALIB[@]}" \
+        "${VAL[@]}" --max-weight-bits "$b" --act-bits 2:8 --pin-ends --time "$SEARCH_SECONDS" \
+        --generations 0 --population 24 --seed 1 --threads 2 --top1 0 $SEARCH_ARGS \
+        --out "$dir/$tag" --json > "$dir/$tag.json"
+    if [ "${RANDOM_SEARCH:-1}" = 1 ] && [ "$b" = "${BUDGETS%% *}" ]; then
+      evals=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["evaluations"])' "$dir/$tag.json")
+      /usr/bin/time -f "%e" -o "$dir/random_$b.time" $LPQ search --model "$m" "${TEST[@]}" \
+          "${CALIB[@]}" "${VAL[@]}" --max-weight-bits "$b" --act-bits 2:8 --pin-ends --random \
+          --evaluations "$evals" --seed 1 --threads 2 --top1 0 $SEARCH_ARGS \
+          --json > "$dir/random_$b.json"
+    fi
+  done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 - "$OUT" "$BUDGETS" "${models[@]}" <<'PY'
+import json, os, sys
+out, budgets, models = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+def load(p):
+    return json.load(open(p)) if os.path.exists(p) else None
+print("| model | config | mean w bits | top-1 % (test) | drop | chosen on | evaluations | wall s |")
+print("|---|---|---|---|---|---|---|---|")
+for m in models:
+    name = os.path.basename(m)[:-5]
+    d = f"{out}/{name}"
+    fp = load(f"{d}/base_fp32.json")
+    ref = fp["top1_fp32"] if fp else None
+    for c, label in [("fp32", "fp32"), ("int4_ch", "INT4 per channel (int8 act)"),
+                     ("posit4", "posit<4,1> (posit8 act)"), ("posit5", "posit<5,1> (posit8 act)"),
+                     ("lp4", "LP per tensor, lp<4,1,3,auto> (lp8 act)")]:
+        o = load(f"{d}/base_{c}.json")
+        if o:
+            t = o["top1_fp32"] if c == "fp32" else o["top1_quantized"]
+            print(f"| {name} | {label} | {o['mean_weight_bits']:.2f} | {t:.2f} | {ref - t:.2f} | - | - | - |")
+    for b in budgets:
+        for tag, label in [(f"lpq_{b}", f"LPQ, <= {b} w bits"), (f"random_{b}", f"random search, <= {b} w bits")]:
+            o = load(f"{d}/{tag}.json")
+            if not o:
+                continue
+            wall = open(f"{d}/{tag}.time").read().strip().splitlines()[-1]
+            best = o.get("best")
+            if best is None:
+                print(f"| {name} | {label} | - | no feasible config | - | - | {o['evaluations']} | {wall} |")
+                continue
+            mbr = o["front"][best["index"]]
+            t = mbr["top1"]
+            print(f"| {name} | {label} | {mbr['mean_weight_bits']:.2f} | {t:.2f} | {ref - t:.2f} |"
+                  f" validation ({mbr['top1_val']:.2f}%) | {o['evaluations']} | {wall} |")
+            rho = o.get("spearman_l_co_top1")
+            if rho is not None:
+                print(f"|  |  (Spearman L_CO vs validation top-1 over the front: {rho:.2f}, "
+                      f"front {o['front_size']}) | | | | | | |")
 PY

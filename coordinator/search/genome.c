@@ -160,6 +160,33 @@ void lpq_genome_seeded(const lpq_search_space_t *space, int weight_bits, int act
   }
 }
 
+void lpq__genome_allocated(const lpq_search_space_t *space, const int *bits, int shape,
+                           lpq_layer_formats_t *genome) {
+  static const lp_format_t none = {0, 0, 0, 0};
+  for (size_t l = 0; l < space->layer_count; l++) {
+    const lpq_layer_spec_t *ls = &space->layers[l];
+    if (ls->pinned) {
+      genome[l] = ls->formats;
+      continue;
+    }
+    int ch = space->weight_sf != LPQ_SF_TENSOR;
+    format_range_t r = range_of(space, l, 0, ch);
+    lp_format_t f = seeded_format(r, bits[l], ch ? 0 : ls->weight_sf_seed);
+    int es = 0, rs = f.n - 1; /* shape 1: no regime cap, es 0 */
+    if (shape == 0)
+      lp_weight_shape(f.n, &es, &rs);
+    else if (shape == 2)
+      es = 1, rs = f.n - 1 < 3 ? f.n - 1 : 3;
+    f.es = es < r.es_min ? r.es_min : es > r.es_max ? r.es_max : es;
+    f.rs = rs < 1 ? 1 : rs > f.n - 1 ? f.n - 1 : rs;
+    genome[l].weight = f;
+    genome[l].weight_per_channel = ch;
+    genome[l].act = space->quantize_acts
+                        ? seeded_format(range_of(space, l, 1, 0), space->act_n_max, ls->act_sf_seed)
+                        : none;
+  }
+}
+
 static int format_in_range(const lp_format_t *f, format_range_t r) {
   return f->n >= r.n_min && f->n <= r.n_max && f->es >= r.es_min && f->es <= r.es_max &&
          f->rs >= 1 && f->rs <= f->n - 1 && f->sf >= r.sf_min && f->sf <= r.sf_max;
@@ -264,15 +291,21 @@ static int step_within(lpq_rng_t *rng, int v, int lo, int hi, int max_step) {
   }
 }
 
-/* Changes one field of f (n, es, rs or sf) to another allowed value. */
-static void mutate_format(lpq_rng_t *rng, format_range_t r, lp_format_t *f) {
+/* Changes one field of f (n, es, rs or sf) to another allowed value. A width step goes up with
+** probability p_up when p_up >= 0 (sensitivity's lean), else either way evenly. */
+static void mutate_format(lpq_rng_t *rng, format_range_t r, lp_format_t *f, double p_up) {
   if (!format_mutable(r))
     return;
   for (;;) {
     lp_format_t g = *f;
     switch (lpq_rng_below(rng, 4)) {
     case 0:
-      g.n = step_within(rng, g.n, r.n_min, r.n_max, 1);
+      if (p_up >= 0 && r.n_max > r.n_min) {
+        int up = lpq_rng_uniform(rng) < p_up;
+        g.n += (up && g.n < r.n_max) || g.n == r.n_min ? 1 : -1;
+      } else {
+        g.n = step_within(rng, g.n, r.n_min, r.n_max, 1);
+      }
       if (g.rs > g.n - 1 || g.rs == f->n - 1) /* an uncapped regime stays uncapped */
         g.rs = g.n - 1;
       break;
@@ -327,10 +360,10 @@ static int layer_format_mutable(const lpq_search_space_t *sp, size_t l, int k,
 /* Changes format k of layer l: one field (mutate_format) or, where the search chooses the
 ** weights' scale per layer, its kind (one draw in five). A flip keeps the sf's meaning: an
 ** absolute sf s becomes the offset s - seed on the channels' own sf's, and back. */
-static void mutate_layer(const lpq_search_space_t *sp, lpq_rng_t *rng, size_t l, int k,
-                         lpq_layer_formats_t *g) {
+static void mutate_layer(const lpq_search_space_t *sp, const double *lean, lpq_rng_t *rng,
+                         size_t l, int k, lpq_layer_formats_t *g) {
   if (k) {
-    mutate_format(rng, range_of(sp, l, 1, 0), &g->act);
+    mutate_format(rng, range_of(sp, l, 1, 0), &g->act, -1);
     return;
   }
   int ch = g->weight_per_channel;
@@ -341,12 +374,12 @@ static void mutate_layer(const lpq_search_space_t *sp, lpq_rng_t *rng, size_t l,
     g->weight.sf = sf < r.sf_min ? r.sf_min : sf > r.sf_max ? r.sf_max : sf;
     return;
   }
-  mutate_format(rng, range_of(sp, l, 0, ch), &g->weight);
+  mutate_format(rng, range_of(sp, l, 0, ch), &g->weight, lean ? lean[l] : -1);
 }
 
 /* Mutates each free format of the block with probability rate, and one at least. */
-static void mutate_block(const lpq_search_space_t *sp, lpq_rng_t *rng, search_block_t block,
-                         double rate, lpq_layer_formats_t *g) {
+static void mutate_block(const lpq_search_space_t *sp, const double *lean, lpq_rng_t *rng,
+                         search_block_t block, double rate, lpq_layer_formats_t *g) {
   int kinds = sp->quantize_acts ? 2 : 1, changed = 0;
   size_t candidates = 0;
   for (size_t l = block.start; l < block.start + block.len; l++) {
@@ -357,7 +390,7 @@ static void mutate_block(const lpq_search_space_t *sp, lpq_rng_t *rng, search_bl
         continue;
       candidates++;
       if (lpq_rng_uniform(rng) < rate) {
-        mutate_layer(sp, rng, l, k, &g[l]);
+        mutate_layer(sp, lean, rng, l, k, &g[l]);
         changed = 1;
       }
     }
@@ -370,14 +403,14 @@ static void mutate_block(const lpq_search_space_t *sp, lpq_rng_t *rng, search_bl
       continue;
     for (int k = 0; k < kinds; k++) {
       if (layer_format_mutable(sp, l, k, &g[l]) && pick-- == 0) {
-        mutate_layer(sp, rng, l, k, &g[l]);
+        mutate_layer(sp, lean, rng, l, k, &g[l]);
         return;
       }
     }
   }
 }
 
-void lpq__genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
+void lpq__genome_cross_block(const lpq_search_space_t *space, const double *lean, lpq_rng_t *rng,
                         const lpq_layer_formats_t *a, const lpq_layer_formats_t *b,
                         search_block_t block, double rate, lpq_layer_formats_t *child) {
   memcpy(child, a, space->layer_count * sizeof *child);
@@ -391,13 +424,13 @@ void lpq__genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
     if (lpq_rng_below(rng, 2))
       child[l].act = b[l].act;
   }
-  mutate_block(space, rng, block, rate, child);
+  mutate_block(space, lean, rng, block, rate, child);
 }
 
-void lpq__genome_sibling(const lpq_search_space_t *space, lpq_rng_t *rng,
+void lpq__genome_sibling(const lpq_search_space_t *space, const double *lean, lpq_rng_t *rng,
                     const lpq_layer_formats_t *parent, const lpq_layer_formats_t *child,
                     search_block_t block, double rate, lpq_layer_formats_t *sibling) {
   memcpy(sibling, parent, space->layer_count * sizeof *sibling);
   memcpy(sibling + block.start, child + block.start, block.len * sizeof *sibling);
-  mutate_block(space, rng, block, rate, sibling);
+  mutate_block(space, lean, rng, block, rate, sibling);
 }

@@ -76,6 +76,46 @@ static int check_settings(lpq_search_settings_t *s, size_t layer_count, lpq_erro
   return 0;
 }
 
+/* Sensitivity's lean: with every free layer's sensitivity given (weight_count and some
+** weight_sens), a layer's chance that a width step goes up is 0.3 + 0.4 x the rank of its rise
+** of L_CO per weight at the middle width among the free layers (0.5 for ties): sensitive and
+** small layers (depthwise convs) lean to more bits. Without it, s->lean stays NULL. */
+static int compute_lean(lpq_search_t *s) {
+  const lpq_search_space_t *sp = &s->space;
+  int mid = (sp->n_min + sp->n_max) / 2, any = 0;
+  if (s->set.seed_budget > 0)
+    mid = (int)s->set.seed_budget;
+  mid = mid < sp->n_min ? sp->n_min : mid > sp->n_max ? sp->n_max : mid;
+  size_t free_count = 0;
+  for (size_t l = 0; l < s->L; l++) {
+    const lpq_layer_spec_t *ls = &s->layers[l];
+    if (ls->pinned)
+      continue;
+    if (ls->weight_count == 0)
+      return 0;
+    free_count++;
+    for (int n = sp->n_min; n <= sp->n_max; n++)
+      any |= ls->weight_sens[n] != 0;
+  }
+  if (!any || free_count == 0)
+    return 0;
+  if (!(s->lean = malloc(s->L * sizeof *s->lean)))
+    return LPQ_ENOMEM;
+  for (size_t l = 0; l < s->L; l++) {
+    const lpq_layer_spec_t *a = &s->layers[l];
+    double da = a->weight_sens[mid] / (double)(a->weight_count ? a->weight_count : 1), below = 0;
+    for (size_t k = 0; !a->pinned && k < s->L; k++) {
+      const lpq_layer_spec_t *b = &s->layers[k];
+      if (b->pinned || k == l)
+        continue;
+      double db = b->weight_sens[mid] / (double)b->weight_count;
+      below += db < da ? 1.0 : db == da ? 0.5 : 0.0;
+    }
+    s->lean[l] = free_count > 1 ? 0.3 + 0.4 * below / (double)(free_count - 1) : 0.5;
+  }
+  return 0;
+}
+
 lpq_search_t *lpq__search_alloc(const lpq_search_space_t *space,
                            const lpq_search_settings_t *settings, lpq_error_t *err) {
   lpq_search_space_t sp;
@@ -101,6 +141,11 @@ lpq_search_t *lpq__search_alloc(const lpq_search_space_t *space,
   sp.layers = s->layers;
   s->space = sp;
   s->set = set;
+  if (compute_lean(s) != 0) {
+    lpq_search_free(&s);
+    lpq_errorf(err, LPQ_ENOMEM, "search: out of memory for %zu layers", sp.layer_count);
+    return NULL;
+  }
   lpq_rng_seed(&s->rng, set.seed);
   if (set.hv_reference[0] != 0 || set.hv_reference[1] != 0) {
     s->hv_ref[0] = set.hv_reference[0];
@@ -126,6 +171,7 @@ void lpq_search_free(lpq_search_t **sp) {
     return;
   lpq_search_t *s = *sp;
   free(s->layers);
+  free(s->lean);
   free(s->genes);
   free(s->results);
   free(s->obj);
@@ -166,6 +212,15 @@ uint64_t lpq__search_fingerprint(const lpq_search_t *s) {
   }
   if (sp->weight_sf != LPQ_SF_TENSOR) /* per tensor: the fingerprint of states saved before */
     h = lpq__search_fnv1a_int(h, 0x7366000 + sp->weight_sf);
+  if (t->seed_budget > 0) { /* sensitivity seeding: the budget and the matrix shape the run */
+    int64_t bits;
+    memcpy(&bits, &t->seed_budget, sizeof bits);
+    h = lpq__search_fnv1a_int(h, bits);
+    for (size_t l = 0; l < s->L; l++)
+      h = lpq__search_fnv1a(h, s->layers[l].weight_sens, sizeof s->layers[l].weight_sens);
+  }
+  for (size_t l = 0; s->lean && l < s->L; l++)
+    h = lpq__search_fnv1a_int(h, (int64_t)s->layers[l].weight_count);
   for (size_t l = 0; l < s->L; l++) {
     const lpq_layer_spec_t *ls = &s->layers[l];
     int64_t li[] = {ls->weight_sf_seed, ls->act_sf_seed, ls->weight_n_pin, ls->act_n_pin,

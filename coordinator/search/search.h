@@ -92,6 +92,12 @@ typedef struct lpq_layer_spec_t {
   int act_n_pin;
   int pinned;                  /* 1: the layer always uses `formats`, nothing is searched */
   lpq_layer_formats_t formats; /* used when pinned */
+  /* Optional, from a sensitivity run (`lpq sensitivity`, settings.sensitivity): the rise of L_CO
+  ** with this layer alone at n weight bits, weight_sens[n] for n_min..n_max, and its weight
+  ** count. Given for every layer, they seed the initial population with allocations of bits
+  ** under settings.seed_budget and lean mutation toward more bits on sensitive layers. */
+  double weight_sens[LP_N_MAX + 1];
+  size_t weight_count;
 } lpq_layer_spec_t;
 
 /* The space of genomes; start from lpq_search_space_default. */
@@ -198,6 +204,8 @@ typedef struct lpq_search_settings_t {
   int seed_ladders;      /* 1: the initial population starts with seeded genomes, every layer
                             at one width (lpq_genome_seeded), weights n_max..n_min with wide
                             activations, then both together; the rest is random */
+  double seed_budget;    /* mean weight bits of the sensitivity-allocated seeds (the job's
+                            constraint); 0: none */
   size_t constraint_count; /* constraint values the evaluator fills, <= 4 */
   double hv_reference[2]; /* reference point; 0,0: 1.1 x the worst of generation 0 */
   uint64_t seed;

@@ -15,13 +15,19 @@ search_block_t lpq__genome_pick_block(const lpq_search_space_t *space, lpq_rng_t
                                  size_t block_max);
 /* child = a outside the block; inside it, each format from a or b with equal chance, then each
 ** format mutated with probability rate (at least one of the block's, when any can change). */
-void lpq__genome_cross_block(const lpq_search_space_t *space, lpq_rng_t *rng,
+void lpq__genome_cross_block(const lpq_search_space_t *space, const double *lean, lpq_rng_t *rng,
                         const lpq_layer_formats_t *a, const lpq_layer_formats_t *b,
                         search_block_t block, double rate, lpq_layer_formats_t *child);
 /* sibling = parent with the child's block, then mutated in the block as above. */
-void lpq__genome_sibling(const lpq_search_space_t *space, lpq_rng_t *rng,
+void lpq__genome_sibling(const lpq_search_space_t *space, const double *lean, lpq_rng_t *rng,
                     const lpq_layer_formats_t *parent, const lpq_layer_formats_t *child,
                     search_block_t block, double rate, lpq_layer_formats_t *sibling);
+/* A genome with layer l's weights at bits[l] (clamped to its range) in LP shape `shape` (0:
+** lp_weight_shape's, 1: es 0 and no regime cap, 2: es 1 and rs 3), per channel where the space
+** allows it (offset 0) else at the sf seed; activations at their widest; pinned layers as
+** pinned. */
+void lpq__genome_allocated(const lpq_search_space_t *space, const int *bits, int shape,
+                           lpq_layer_formats_t *genome);
 /* FNV-1a 64 of bytes, continuing from h (start from SEARCH_FNV_OFFSET). */
 #define SEARCH_FNV_OFFSET 0xcbf29ce484222325ull
 uint64_t lpq__search_fnv1a(uint64_t h, const void *data, size_t len);
@@ -32,6 +38,7 @@ uint64_t lpq__search_fnv1a_int(uint64_t h, int64_t v);
 struct lpq_search_t {
   lpq_search_space_t space; /* resolved; space.layers points at `layers` */
   lpq_layer_spec_t *layers;
+  double *lean; /* per layer, the chance that a width step goes up; NULL: no sensitivity */
   lpq_search_settings_t set;
   size_t L;
   lpq_rng_t rng;

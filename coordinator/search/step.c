@@ -70,8 +70,40 @@ static size_t budget(const lpq_search_t *s) {
   return s->evaluations >= s->set.max_evaluations ? 0 : s->set.max_evaluations - s->evaluations;
 }
 
+/* Seeds from sensitivity: bits allocated to minimise the summed rise of L_CO under mean weight
+** bits seed_budget, seed_budget - 0.25, ... - 1 (lpq_alloc_bits), each in three LP shapes. */
+static void push_allocated(lpq_search_t *s, size_t want) {
+  const lpq_search_space_t *sp = &s->space;
+  size_t L = s->L, widths = (size_t)(sp->n_max - sp->n_min + 1);
+  double *cost = malloc(L * widths * sizeof *cost);
+  size_t *weights = malloc(L * sizeof *weights);
+  int *pins = malloc(L * sizeof *pins), *bits = malloc(L * sizeof *bits);
+  for (size_t l = 0; cost && weights && pins && bits && l < L; l++) {
+    const lpq_layer_spec_t *ls = &s->layers[l];
+    for (size_t w = 0; w < widths; w++)
+      cost[l * widths + w] = ls->weight_sens[sp->n_min + (int)w];
+    weights[l] = ls->weight_count;
+    pins[l] = ls->pinned ? ls->formats.weight.n : ls->weight_n_pin;
+  }
+  for (int k = 0; cost && weights && pins && bits && k <= 4; k++) {
+    double b = s->set.seed_budget - 0.25 * k;
+    if (lpq_alloc_bits(L, cost, weights, pins, sp->n_min, sp->n_max, b, bits, NULL) != 0)
+      continue; /* the pins alone exceed it */
+    for (int shape = 0; shape < 3 && s->batch_count < want; shape++) {
+      lpq_layer_formats_t *slot = s->batch_genes + s->batch_count * L;
+      lpq__genome_allocated(sp, bits, shape, slot);
+      uint64_t h = lpq_genome_hash(slot, L);
+      if (!is_known(s, slot, h))
+        batch_push(s, h, SIZE_MAX, 0);
+    }
+  }
+  free(cost), free(weights), free(pins), free(bits);
+}
+
 static void make_initial(lpq_search_t *s) {
   size_t want = s->set.population < budget(s) ? s->set.population : budget(s);
+  if (s->lean && s->set.seed_budget > 0)
+    push_allocated(s, want);
   /* statistics-seeded starting points: every layer at one width with its seed sf, weights from
   ** n_max down with activations at their widest, then both together */
   const lpq_search_space_t *sp = &s->space;
@@ -123,7 +155,7 @@ static void make_offspring(lpq_search_t *s) {
       for (int k = 0; k < 4 && b == a && s->pop_count > 1; k++)
         b = pick_parent(s);
       block = lpq__genome_pick_block(&s->space, &s->rng, s->set.block_max);
-      lpq__genome_cross_block(&s->space, &s->rng, s->genes + a * L, s->genes + b * L, block, rate,
+      lpq__genome_cross_block(&s->space, s->lean, &s->rng, s->genes + a * L, s->genes + b * L, block, rate,
                          child);
       h = lpq_genome_hash(child, L);
       found = !is_known(s, child, h);
@@ -137,7 +169,7 @@ static void make_offspring(lpq_search_t *s) {
       lpq_layer_formats_t *sib = s->batch_genes + s->batch_count * L;
       for (int t = 0; t < SIBLING_TRIES; t++) {
         size_t p = s->pop[lpq_rng_below(&s->rng, s->pop_count)];
-        lpq__genome_sibling(&s->space, &s->rng, s->genes + p * L,
+        lpq__genome_sibling(&s->space, s->lean, &s->rng, s->genes + p * L,
                        s->batch_genes + child_index * L, block, rate, sib);
         uint64_t hs = lpq_genome_hash(sib, L);
         if (!is_known(s, sib, hs)) {

@@ -55,8 +55,7 @@ char *lpq_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 **   {"version":1, "default":{"w":"lp<8,2,2,0>","a":"fp32"},
 **    "layers":[{"name":"conv1","w":"lp<6,1,3,-1>"}, {"index":3,"a":"int8"}]}
 ** Entries name a quantizable layer by "name" or "index" (both: they must agree); "w" and "a" are
-** optional per entry
-** (the default applies). The default's own default is fp32. */
+** optional per entry (the default applies). The default's own default is fp32. */
 typedef struct lpq_config_entry_t {
   char *name;   /* NULL when the entry gives only an index */
   long index;   /* -1 when the entry gives only a name */
@@ -151,11 +150,18 @@ size_t lpq_job_constraint_count(const lpq_job_settings_t *s);
 void lpq_job_constraints(const lpq_job_settings_t *s, double mean_weight_bits, int max_act_bits,
                          double latency_s, double *g);
 
+/* ---- bit allocation by sensitivity (common/alloc.c) ---------------------------------------- */
+/* Widths bits[l] in lo..hi minimising sum_l cost[l * (hi-lo+1) + bits[l] - lo] (a rise of
+** L_CO per layer and width: `lpq sensitivity`) with the mean width weighted by weights[l] (weight
+** counts) <= budget; pins[l] > 0 fixes layer l (pins may be NULL). Exact knapsack DP; NAN cells
+** only when nothing else fits. LPQ_ERANGE when the pins and lo everywhere exceed the budget. */
+int lpq_alloc_bits(size_t n, const double *cost, const size_t *weights, const int *pins, int lo,
+                   int hi, double budget, int *bits, lpq_error_t *err);
+
 /* ---- data loaders (.npy, IDX) -------------------------------------------------------------- */
-/* Every loader checks what the file claims (magic, header, dtype, shape) against the file's
-** real size before allocating, and on failure returns a negative LPQ_E* with a message that
-** names the file and what is wrong (bad magic, header, dtype, shape, "truncated ... at byte X
-** of Y"); *out is then NULL. On success the caller owns *out (lpq_array_free). */
+/* Every loader checks what the file claims (magic, header, dtype, shape) against the file's real
+** size before allocating; on failure a negative LPQ_E* with a message naming the file and what
+** is wrong ("truncated ... at byte X of Y"), *out NULL. On success the caller owns *out. */
 
 /* A NumPy .npy file, format 1.0, 2.0 or 3.0: float32, float64, int64, int32, uint8, int8 or
 ** bool, little-endian, C order (fortran_order True is LPQ_EUNSUP). The data must be exactly the
@@ -181,8 +187,7 @@ int lpq_images_to_f32(const lpq_array_t *in, double mean, double std, lpq_array_
 int lpq_load_inputs(const char *path, double mean, double std, lpq_array_t **out,
                     lpq_error_t *err);
 
-/* Byte order helpers the loaders share: 1 on a little-endian host; reverses the bytes of each
-** of count elements of elem_size bytes in place. */
+/* Loaders' byte order helpers: 1 on a little-endian host; reverse each element's bytes. */
 int lpq_host_is_little_endian(void);
 void lpq_bswap(void *data, size_t count, size_t elem_size);
 
@@ -256,7 +261,6 @@ typedef struct lpq_ready_t {
   char version[32];         /* software version */
 } lpq_ready_t;
 
-
 /* One evaluation. Decoded tasks own settings_json and layers (lpq_task_clear frees them). */
 typedef struct lpq_task_t {
   uint64_t task_id; /* the dispatcher's, unique per coordinator run */
@@ -329,8 +333,7 @@ int lpq_wire_decode_blob(const void *frame, size_t len, lpq_blob_chunk_t *out,
 /* 0 when z85 is a 40-character Z85 key; LPQ_EFORMAT saying what is wrong. */
 int lpq_curve_key_check(const char *z85, lpq_error_t *err);
 /* Reads the key in a key file (`lpqctl keygen`'s NAME.key or NAME.pub: one line of 40 Z85
-** characters; blank lines skipped) into z85. LPQ_EIO or LPQ_EFORMAT naming
-** the file. */
+** characters; blank lines skipped) into z85. LPQ_EIO or LPQ_EFORMAT naming the file. */
 int lpq_curve_key_read(const char *path, char z85[LPQ_CURVE_KEY_LEN + 1], lpq_error_t *err);
 /* The public key of a secret key, both Z85. LPQ_EFORMAT on a bad key, LPQ_EUNSUP when libzmq
 ** has no CURVE. */

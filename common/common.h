@@ -120,7 +120,7 @@ const char *lpq_objective_name(lpq_objective_t o); /* "bits", "latency", "energy
 ** ("pareto"|"scalar"), lambda, population, siblings, generations, max_evaluations,
 ** max_seconds, patience, objective, constraints {mean_weight_bits_max, act_bits_max,
 ** latency_s_max}, calib, temperature, norm [mean, std], bits [lo, hi], act_bits [lo, hi],
-** es [lo, hi], sf_window, weight_only, pin_ends, name. */
+** es [lo, hi], sf_window, weight_only, pin_ends, sensitivity (bool), name. */
 typedef struct lpq_job_settings_t {
   char model[65], data[65], labels[65]; /* "" when absent */
   uint64_t seed;
@@ -133,7 +133,7 @@ typedef struct lpq_job_settings_t {
   size_t calib;
   double temperature, norm_mean, norm_std;
   int n_min, n_max, act_n_min, act_n_max, es_min, es_max, sf_window;
-  int weight_only, pin_ends;
+  int weight_only, pin_ends, sensitivity; /* sensitivity: per-layer, before generation 0 */
 } lpq_job_settings_t;
 
 /* Defaults: pareto, seed 1, lambda 1, population 40, siblings 2, 20 generations, bits

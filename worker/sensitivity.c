@@ -14,15 +14,14 @@
 
 #define SENS_THREADS_MAX 256
 
-/* The default weight format of a width (see worker.h): es 1 from 4 bits on (below there is no
-** room for an exponent), the regime capped at 2 up to 4 bits and at 3 above, as the formats
-** the project uses at 4 and 8 bits (lp<4,1,2,auto_ch>, lp<8,1,3,auto>). */
+/* LP's es and rs at a width: lp_weight_shape (lp/lp.h), one rule for every caller. */
 int lpq_sensitivity_format(lpq_sens_family_t family, int bits, lpq_numfmt_t *out,
                            lpq_error_t *err) {
   if (!out || bits < 2 || bits > 16)
     return lpq_errorf(err, LPQ_EINVAL, "sensitivity: width %d outside 2..16", bits);
   char text[LPQ_NUMFMT_TEXT_MAX];
-  int es = bits >= 4 ? 1 : 0, cap = bits >= 5 ? 3 : 2, rs = bits - 1 < cap ? bits - 1 : cap;
+  int es, rs;
+  lp_weight_shape(bits, &es, &rs);
   switch (family) {
   case LPQ_SENS_LP_CH: snprintf(text, sizeof text, "lp<%d,%d,%d,auto_ch>", bits, es, rs); break;
   case LPQ_SENS_LP: snprintf(text, sizeof text, "lp<%d,%d,%d,auto>", bits, es, rs); break;

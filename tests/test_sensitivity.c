@@ -79,12 +79,13 @@ Test(sensitivity, equals_a_direct_computation_layer_by_layer) {
     cr_assert(isnan(m1->top1[k]), "no labels: top-1 is NAN");
   }
   cr_assert(isnan(m1->base_top1));
+  lpq_sensitivity_free(&m1);
+  cr_assert_null(m1);
   /* bad widths */
   o.bits_lo = 1;
   cr_assert_eq(lpq_sensitivity_compute(g, s, &o, &m1, &err), LPQ_EINVAL);
-  lpq_sensitivity_free(&m);
-  lpq_sensitivity_free(&m1);
   cr_assert_null(m1);
+  lpq_sensitivity_free(&m);
   free(w);
   free(a);
   free(labels);

@@ -55,8 +55,7 @@ char *lpq_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 **   {"version":1, "default":{"w":"lp<8,2,2,0>","a":"fp32"},
 **    "layers":[{"name":"conv1","w":"lp<6,1,3,-1>"}, {"index":3,"a":"int8"}]}
 ** Entries name a quantizable layer by "name" or "index" (both: they must agree); "w" and "a" are
-** optional per entry
-** (the default applies). The default's own default is fp32. */
+** optional per entry (the default applies). The default's own default is fp32. */
 typedef struct lpq_config_entry_t {
   char *name;   /* NULL when the entry gives only an index */
   long index;   /* -1 when the entry gives only a name */
@@ -131,7 +130,7 @@ enum { LPQ_SF_TENSOR = 0, LPQ_SF_CHANNEL = 1, LPQ_SF_SEARCH = 2 };
 ** max_seconds, patience, objective, constraints {mean_weight_bits_max, act_bits_max,
 ** latency_s_max}, calib, temperature, norm [mean, std], bits [lo, hi], act_bits [lo, hi],
 ** es [lo, hi], sf_window, weight_sf ("tensor"|"channel"|"search"), weight_only, pin_ends,
-** bias_correction, name. */
+** bias_correction, sensitivity (bool), name. */
 typedef struct lpq_job_settings_t {
   char model[65], data[65], labels[65]; /* "" when absent */
   uint64_t seed;
@@ -145,12 +144,11 @@ typedef struct lpq_job_settings_t {
   double temperature, norm_mean, norm_std;
   int n_min, n_max, act_n_min, act_n_max, es_min, es_max, sf_window;
   int weight_sf; /* LPQ_SF_TENSOR, LPQ_SF_CHANNEL, or LPQ_SF_SEARCH (a gene per layer) */
-  int weight_only, pin_ends;
+  int weight_only, pin_ends, sensitivity; /* sensitivity: per-layer, before generation 0 */
   int bias_correction; /* correct each quantized layer's bias for its mean output shift */
 } lpq_job_settings_t;
 
-/* Defaults: pareto, seed 1, lambda 1, population 40, siblings 2, 20 generations, bits
-** objective, calib 256, T 0.5, norm (0, 1), n 2..8, es 0..3, sf window 4. */
+/* The defaults: the one source (the search's and the tools' defaults are taken from it). */
 void lpq_job_settings_default(lpq_job_settings_t *s);
 /* Parses JSON text (NULL or "{}" gives the defaults); unknown fields and bad values are errors
 ** naming the field ("settings.population: expected an integer in 2..100000"). */
@@ -162,6 +160,14 @@ char *lpq_job_settings_json(const lpq_job_settings_t *s);
 size_t lpq_job_constraint_count(const lpq_job_settings_t *s);
 void lpq_job_constraints(const lpq_job_settings_t *s, double mean_weight_bits, int max_act_bits,
                          double latency_s, double *g);
+
+/* ---- bit allocation by sensitivity (common/alloc.c) ---------------------------------------- */
+/* Widths bits[l] in lo..hi minimising sum_l cost[l * (hi-lo+1) + bits[l] - lo] (a rise of
+** L_CO per layer and width: `lpq sensitivity`) with the mean width weighted by weights[l] (weight
+** counts) <= budget; pins[l] > 0 fixes layer l (pins may be NULL). Exact knapsack DP; NAN cells
+** only when nothing else fits. LPQ_ERANGE when the pins and lo everywhere exceed the budget. */
+int lpq_alloc_bits(size_t n, const double *cost, const size_t *weights, const int *pins, int lo,
+                   int hi, double budget, int *bits, lpq_error_t *err);
 
 /* ---- data loaders (.npy, IDX) -------------------------------------------------------------- */
 /* Every loader checks what the file claims (magic, header, dtype, shape) against its real size
@@ -237,10 +243,7 @@ typedef enum lpq_msg_type_t {
 const char *lpq_msg_type_name(int type);
 
 /* A growable output buffer; reuse one per socket (lpq_wire_buf_reset) to avoid allocations. */
-typedef struct lpq_wire_buf_t {
-  uint8_t *data;
-  size_t len, cap;
-} lpq_wire_buf_t;
+typedef struct lpq_wire_buf_t { uint8_t *data; size_t len, cap; } lpq_wire_buf_t;
 void lpq_wire_buf_reset(lpq_wire_buf_t *b);
 void lpq_wire_buf_clear(lpq_wire_buf_t *b); /* frees the storage */
 
@@ -256,7 +259,6 @@ typedef struct lpq_ready_t {
   char capabilities[256];   /* comma-separated evaluator names, e.g. "synthetic" */
   char version[32];         /* software version */
 } lpq_ready_t;
-
 
 /* One evaluation. Decoded tasks own settings_json and layers (lpq_task_clear frees them). */
 typedef struct lpq_task_t {
@@ -330,8 +332,7 @@ int lpq_wire_decode_blob(const void *frame, size_t len, lpq_blob_chunk_t *out,
 /* 0 when z85 is a 40-character Z85 key; LPQ_EFORMAT saying what is wrong. */
 int lpq_curve_key_check(const char *z85, lpq_error_t *err);
 /* Reads the key in a key file (`lpqctl keygen`'s NAME.key or NAME.pub: one line of 40 Z85
-** characters; blank lines skipped) into z85. LPQ_EIO or LPQ_EFORMAT naming
-** the file. */
+** characters; blank lines skipped) into z85. LPQ_EIO or LPQ_EFORMAT naming the file. */
 int lpq_curve_key_read(const char *path, char z85[LPQ_CURVE_KEY_LEN + 1], lpq_error_t *err);
 /* The public key of a secret key, both Z85. LPQ_EFORMAT on a bad key, LPQ_EUNSUP when libzmq
 ** has no CURVE. */

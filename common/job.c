@@ -106,7 +106,7 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       "model", "data", "labels", "seed", "mode", "lambda", "population", "siblings",
       "generations", "max_evaluations", "max_seconds", "patience", "objective", "constraints",
       "calib", "temperature", "norm", "bits", "act_bits", "es", "sf_window", "weight_sf",
-      "weight_only", "pin_ends", "bias_correction", "name"};
+      "weight_only", "pin_ends", "bias_correction", "sensitivity", "name"};
   const char *key;
   json_t *v;
   if (!json_is_object(o)) {
@@ -141,7 +141,8 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       (rc = get_range(o, "es", 0, 4, &s->es_min, &s->es_max, err)) ||
       (rc = get_bool(o, "weight_only", &s->weight_only, err)) ||
       (rc = get_bool(o, "pin_ends", &s->pin_ends, err)) ||
-      (rc = get_bool(o, "bias_correction", &s->bias_correction, err)))
+      (rc = get_bool(o, "bias_correction", &s->bias_correction, err)) ||
+      (rc = get_bool(o, "sensitivity", &s->sensitivity, err)))
     goto done;
   double window = s->sf_window;
   if ((rc = get_num(o, "sf_window", 0, 64, &window, err)))
@@ -251,6 +252,8 @@ char *lpq_job_settings_json(const lpq_job_settings_t *s) {
   if (s->weight_sf != LPQ_SF_TENSOR) /* absent: per tensor, as jobs stored before it */
     json_object_set_new(o, "weight_sf",
                         json_string(s->weight_sf == LPQ_SF_CHANNEL ? "channel" : "search"));
+  if (s->sensitivity) /* only when set: the canonical text of older jobs stays as it was */
+    json_object_set_new(o, "sensitivity", json_true());
   if (s->model[0])
     json_object_set_new(o, "model", json_string(s->model));
   if (s->data[0])

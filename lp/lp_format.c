@@ -81,3 +81,9 @@ char *lp_format_str(const lp_format_t *f, char *buf, size_t len) {
   snprintf(buf, len, "lp<%d,%d,%d,%d>", f->n, f->es, f->rs, f->sf);
   return buf;
 }
+
+void lp_weight_shape(int n, int *es, int *rs) {
+  int cap = n >= 5 ? 3 : 2;
+  *es = n >= 6 ? 1 : 0;
+  *rs = n - 1 < cap ? n - 1 : cap;
+}

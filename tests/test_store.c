@@ -112,44 +112,57 @@ Test(store, creates_schema_v1_with_wal_and_foreign_keys) {
   lpq_store_close(&st); /* closing twice is harmless */
 }
 
-/* The runner with a made-up migration 2: v1 databases move to 2, data survives, and a runner
-** that knows only v1 then refuses the file. */
+/* The runner with a made-up migration N+1 after the real ones: databases move to N+1, data
+** survives, and a runner that knows only N then refuses the file. */
 Test(store, migrates_in_order_and_refuses_newer) {
   lpq_store_t *st = open_ok();
   int64_t id;
   cr_assert_eq(lpq_store_job_insert(st, "keep", "{}", &id, NULL), 0);
   lpq_store_close(&st);
 
-  const char *two[] = {lpq__store_migrations[0],
-                       "ALTER TABLE jobs ADD COLUMN owner TEXT; "
-                       "UPDATE jobs SET owner = 'migrated';"};
+  const size_t n = lpq__store_migration_count;
+  const char *more[16];
+  cr_assert_lt(n, 16);
+  for (size_t i = 0; i < n; i++)
+    more[i] = lpq__store_migrations[i];
+  more[n] = "ALTER TABLE jobs ADD COLUMN owner TEXT; UPDATE jobs SET owner = 'migrated';";
   sqlite3 *db;
   cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
   lpq_error_t err = {0};
-  cr_assert_eq(lpq__store_migrate(db, db_path, two, 2, &err), 0, "%s", err.msg);
-  cr_assert_eq(lpq__store_migrate(db, db_path, two, 2, &err), 0, "a second run must be a no-op");
+  cr_assert_eq(lpq__store_migrate(db, db_path, more, n + 1, &err), 0, "%s", err.msg);
+  cr_assert_eq(lpq__store_migrate(db, db_path, more, n + 1, &err), 0,
+               "a second run must be a no-op");
   sqlite3_close(db);
-  cr_assert_eq(pragma("PRAGMA user_version"), 2);
+  cr_assert_eq(pragma("PRAGMA user_version"), (int64_t)n + 1);
   cr_assert_eq(pragma("SELECT count(*) FROM jobs WHERE owner = 'migrated' AND name = 'keep'"), 1);
 
   st = lpq_store_open(db_path, &err);
   cr_assert_null(st);
   cr_assert_eq(err.code, LPQ_EUNSUP);
-  cr_assert(strstr(err.msg, "schema version 2 is newer") != NULL, "%s", err.msg);
+  char want[64];
+  snprintf(want, sizeof want, "schema version %zu is newer", n + 1);
+  cr_assert(strstr(err.msg, want) != NULL, "%s", err.msg);
   cr_assert(strstr(err.msg, db_path) != NULL, "the message names the file: %s", err.msg);
 }
 
 Test(store, a_failed_migration_leaves_the_version) {
-  const char *bad[] = {lpq__store_migrations[0], "CREATE TABLE x (a); SELECT nonsense();"};
+  const size_t n = lpq__store_migration_count;
+  const char *bad[16];
+  cr_assert_lt(n, 16);
+  for (size_t i = 0; i < n; i++)
+    bad[i] = lpq__store_migrations[i];
+  bad[n] = "CREATE TABLE x (a); SELECT nonsense();";
   lpq_store_t *st = open_ok();
   lpq_store_close(&st);
   sqlite3 *db;
   cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
   lpq_error_t err = {0};
-  cr_assert_neq(lpq__store_migrate(db, db_path, bad, 2, &err), 0);
-  cr_assert(strstr(err.msg, "migration to schema version 2") != NULL, "%s", err.msg);
+  cr_assert_neq(lpq__store_migrate(db, db_path, bad, n + 1, &err), 0);
+  char want[64];
+  snprintf(want, sizeof want, "migration to schema version %zu", n + 1);
+  cr_assert(strstr(err.msg, want) != NULL, "%s", err.msg);
   sqlite3_close(db);
-  cr_assert_eq(pragma("PRAGMA user_version"), 1);
+  cr_assert_eq(pragma("PRAGMA user_version"), (int64_t)n);
   cr_assert_eq(pragma("SELECT count(*) FROM sqlite_schema WHERE name = 'x'"), 0);
 }
 

@@ -116,6 +116,53 @@ void lpq_candidate_ctx_free(lpq_candidate_ctx_t **c);
 int lpq_candidate_eval(lpq_candidate_ctx_t *c, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                        lpq_objective_t objective, lpq_candidate_result_t *out, lpq_error_t *err);
 
+/* ---- per-layer sensitivity (worker/sensitivity.c) ---------------------------------------- */
+
+/* The weight format family of a sensitivity run; LP's es and rs at b bits are lp_weight_shape's
+** (es 0 up to 5 bits, else 1; rs min(b-1, 2) up to 4 bits, else 3). */
+typedef enum lpq_sens_family_t {
+  LPQ_SENS_LP_CH = 0, /* lp<b,es,rs,auto_ch>: one sf per output channel [default] */
+  LPQ_SENS_LP,        /* lp<b,es,rs,auto>: one sf per tensor */
+  LPQ_SENS_INT_CH,    /* int<b,ch> (the baseline users compare against) */
+} lpq_sens_family_t;
+
+/* The weight format of family at `bits` bits; LPQ_EINVAL outside 2..16. */
+int lpq_sensitivity_format(lpq_sens_family_t family, int bits, lpq_numfmt_t *out,
+                           lpq_error_t *err);
+const char *lpq_sens_family_name(lpq_sens_family_t family); /* "lp_ch", "lp", "int_ch" */
+
+/* Zero-initialised fields take the defaults in brackets. */
+typedef struct lpq_sensitivity_opts_t {
+  int bits_lo, bits_hi;     /* the widths tried [2, 8] */
+  lpq_sens_family_t family; /* [LPQ_SENS_LP_CH] */
+  unsigned threads;         /* candidates scored at once [1] */
+  const float *data;        /* with labels: top-1 of every cell over count samples of data */
+  const int64_t *labels;    /* NULL: no top-1 (the matrix holds NAN) */
+  size_t count;
+} lpq_sensitivity_opts_t;
+
+/* Layers x widths: cell [l * widths + (b - bits_lo)] is layer l alone at b bits. */
+typedef struct lpq_sensitivity_t {
+  size_t layers, widths;
+  int bits_lo, bits_hi;
+  lpq_sens_family_t family;
+  char **names;           /* layer names, model order */
+  size_t *weight_count;   /* per layer */
+  double base_l_co;       /* L_CO of the all-fp32 candidate */
+  double base_top1;       /* fp32 top-1 over the data in [0,1]; NAN without labels */
+  double *delta_l_co;     /* L_CO rise over base_l_co */
+  double *top1;           /* in [0,1]; NAN without labels */
+  double elapsed_ms;
+} lpq_sensitivity_t;
+
+/* Scores every quantizable layer of g alone at each width (the others and all activations
+** fp32) with scorer s (built on g). *out is new (lpq_sensitivity_free); the first failing cell's
+** error names its layer and width. The same matrix whatever opts->threads. */
+int lpq_sensitivity_compute(const lpq_graph_t *g, lpq_scorer_t *s,
+                            const lpq_sensitivity_opts_t *opts, lpq_sensitivity_t **out,
+                            lpq_error_t *err);
+void lpq_sensitivity_free(lpq_sensitivity_t **s);
+
 /* ---- pool: the lpq-worker side of the worker pool ----------------------------------------- **
 ** lpq_pool_worker_run is the whole daemon minus its command line: a ZeroMQ DEALER connected to
 ** the coordinator's ROUTER (messages: common.h "wire"), owned by the calling thread alone. That

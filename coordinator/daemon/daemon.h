@@ -19,8 +19,9 @@ typedef struct job_t job_t;
 /* One dispatched genome of a job's current generation. */
 typedef struct task_ref_t {
   job_t *job;
-  size_t index;   /* in the generation's batch */
+  size_t index;   /* in the generation's batch (sensitivity: in the job's sensitivity genomes) */
   uint64_t hash;
+  int sensitivity; /* 1: a genome of the job's sensitivity (sensitivity.c), not of the search */
 } task_ref_t;
 
 /* A finished evaluation waiting for its transaction (results are committed in batches, once per
@@ -46,6 +47,12 @@ struct job_t {
   size_t nl;
   int *seeds;              /* 2 * nl: weight sf, activation sf */
   char **layer_names;      /* nl */
+  size_t *weight_counts;   /* nl */
+  /* per-layer sensitivity in flight (sensitivity.c): 1 + nl x widths genomes */
+  lpq_layer_formats_t *sens_genomes;
+  task_ref_t *sens_refs;
+  double *sens_l_co, *sens_top1; /* per genome; NAN until scored */
+  size_t sens_count, sens_told;
   lpq_layer_spec_t *specs;
   lpq_search_t *search;
   /* the generation in flight */
@@ -113,6 +120,8 @@ void jobs_flush(uv_check_t *h);
 void jobs_free_all(daemon_t *d);
 /* Runs a job's search as far as its results allow (asks, dispatches, commits generations). */
 void job_step(job_t *j);
+/* After the preparation (and the sensitivity): builds the job's search and steps it. */
+void job_begin_search(job_t *j);
 /* Ends a job: status stored, watchers told, the job forgotten (kept as `ending` while the store
 ** cannot be written, then ended by the retry). */
 void job_end(job_t *j, lpq_store_job_status_t status, const char *message);
@@ -137,6 +146,13 @@ int store_paused(const daemon_t *d);
 
 /* export.c: job.export */
 void m_export(void *ctx, lpq_api_call_t *call, json_t *params);
+
+/* sensitivity.c: the job's per-layer sensitivity, scored by the pool before the search.
+** sens_start returns 1 when genomes were dispatched (the search waits for them), 0 when there is
+** nothing to do (stored already, or dispatching failed: logged), -1 out of memory. */
+int sens_start(job_t *j);
+void sens_on_result(job_t *j, size_t index, const lpq_result_t *r);
+void m_sensitivity(void *ctx, lpq_api_call_t *call, json_t *params); /* job.sensitivity */
 
 /* methods.c */
 int methods_register(daemon_t *d, lpq_error_t *err);

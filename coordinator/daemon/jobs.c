@@ -55,6 +55,11 @@ static void job_free(job_t *j) {
   for (size_t i = 0; j->layer_names && i < j->nl; i++)
     free(j->layer_names[i]);
   free(j->layer_names);
+  free(j->weight_counts);
+  free(j->sens_genomes);
+  free(j->sens_refs);
+  free(j->sens_l_co);
+  free(j->sens_top1);
   free(j->seeds);
   free(j->specs);
   free(j->refs);
@@ -217,7 +222,7 @@ static int dispatch_genome(job_t *j, size_t index, uint64_t hash, lpq_error_t *e
   t.settings_json = j->settings_json;
   t.layer_count = j->nl;
   t.layers = j->batch + index * j->nl;
-  j->refs[index] = (task_ref_t){j, index, hash};
+  j->refs[index] = (task_ref_t){j, index, hash, 0};
   uint64_t task_id;
   int rc = lpq_dispatch_submit(j->d->pool, &t, &j->refs[index], &task_id, err);
   if (rc == 0)
@@ -228,8 +233,8 @@ static int dispatch_genome(job_t *j, size_t index, uint64_t hash, lpq_error_t *e
 void job_step(job_t *j) {
   daemon_t *d = j->d;
   lpq_error_t err = {0};
-  if (j->ending || j->gen_unsaved)
-    return; /* the retry timer carries on */
+  if (j->ending || j->gen_unsaved || !j->search)
+    return; /* the retry timer carries on; no search yet while the sensitivity is scored */
   while (!d->stopping) {
     if (!j->asked) {
       lpq_search_stop_t why = lpq_search_should_stop(j->search);
@@ -314,6 +319,10 @@ void jobs_on_result(void *ctx, const lpq_dispatch_task_t *task, const lpq_result
   task_ref_t *ref = task->user;
   if (!ref || !ref->job)
     return;
+  if (ref->sensitivity) {
+    sens_on_result(ref->job, ref->index, r); /* not an evaluation of the search */
+    return;
+  }
   if (d->npending == d->cap_pending) {
     size_t cap = d->cap_pending ? 2 * d->cap_pending : 256;
     pending_t *p = realloc(d->pending, cap * sizeof *p);
@@ -419,19 +428,44 @@ static void prep_work(uv_work_t *w) {
   if (rc == 0) {
     j->seeds = calloc(2 * j->nl, sizeof *j->seeds);
     j->layer_names = calloc(j->nl, sizeof *j->layer_names);
+    j->weight_counts = calloc(j->nl, sizeof *j->weight_counts);
     j->specs = calloc(j->nl, sizeof *j->specs);
-    if (!j->seeds || !j->layer_names || !j->specs)
+    if (!j->seeds || !j->layer_names || !j->weight_counts || !j->specs)
       rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
   }
-  for (size_t i = 0; rc == 0 && i < j->nl; i++)
+  for (size_t i = 0; rc == 0 && i < j->nl; i++) {
+    j->weight_counts[i] = lpq_graph_layer(g, i)->weight_count;
     if (!(j->layer_names[i] = strdup(lpq_graph_layer(g, i)->name)))
       rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  }
   if (rc == 0)
     rc = lpq_graph_sf_seeds(g, x->data, j->seeds, j->js.weight_only ? NULL : j->seeds + j->nl,
                             err);
   lpq_graph_free(&g);
   lpq_array_free(&x);
   j->prep_rc = rc;
+}
+
+/* The job's search from its settings and seeds; on failure the job ends (-1). */
+static int build_search(job_t *j) {
+  lpq_search_space_t space;
+  lpq_search_settings_t set;
+  lpq_error_t err;
+  if (lpq_search_from_job(&j->js, j->nl, j->seeds, j->seeds + j->nl, j->specs, &space, &set,
+                          &err) != 0 ||
+      !(j->search = lpq_search_new(&space, &set, &err))) {
+    job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+void job_begin_search(job_t *j) {
+  if (build_search(j) != 0)
+    return;
+  daemon_log(j->d, 2, "job %lld running: %zu layers", (long long)j->id, j->nl);
+  notify_watchers(j);
+  job_step(j);
 }
 
 static void prep_done(uv_work_t *w, int status) {
@@ -454,21 +488,29 @@ static void prep_done(uv_work_t *w, int status) {
     job_end(j, LPQ_STORE_JOB_FAILED, j->prep_err.msg);
     return;
   }
-  lpq_search_space_t space;
-  lpq_search_settings_t set;
-  lpq_error_t err;
-  if (lpq_search_from_job(&j->js, j->nl, j->seeds, j->seeds + j->nl, j->specs, &space, &set,
-                          &err) != 0 ||
-      !(j->search = lpq_search_new(&space, &set, &err))) {
-    job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+  /* without sensitivity the search is built first, so bad settings fail the job before it runs */
+  if (!j->js.sensitivity && build_search(j) != 0)
     return;
-  }
+  lpq_error_t err;
   if (lpq_store_job_set_status(d->store, j->id, LPQ_STORE_JOB_RUNNING, "", &err) != 0) {
     if (!store_error_transient(&err)) {
       job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
       return;
     }
     store_failed(d, &err); /* it runs, paused at its first commit until the store recovers */
+  }
+  int sens = j->js.sensitivity ? sens_start(j) : 0;
+  if (sens < 0) {
+    job_end(j, LPQ_STORE_JOB_FAILED, "out of memory");
+    return;
+  }
+  if (sens > 0) {
+    notify_watchers(j); /* sensitivity.c begins the search when the last result is in */
+    return;
+  }
+  if (j->js.sensitivity) {
+    job_begin_search(j);
+    return;
   }
   daemon_log(d, 2, "job %lld running: %zu layers", (long long)j->id, j->nl);
   notify_watchers(j);

@@ -591,13 +591,13 @@ static void m_db_query(void *ctx, lpq_api_call_t *call, json_t *params) {
 static void m_db_tables(void *ctx, lpq_api_call_t *call, json_t *params) {
   (void)ctx, (void)params;
   static const char *t[] = {"jobs", "blobs", "evaluations", "generations", "individuals",
-                            "workers", "events"};
-  static const char *v[] = {"v_pareto", "v_generation_stats", "v_best_config"};
+                            "workers", "events", "sensitivity"};
+  static const char *v[] = {"v_pareto", "v_generation_stats", "v_best_config", "v_sensitivity"};
   json_t *arr = json_array();
-  for (size_t i = 0; i < 7; i++)
+  for (size_t i = 0; i < sizeof t / sizeof *t; i++)
     json_array_append_new(arr, json_pack("{s:s, s:s, s:[]}", "name", t[i], "type", "table",
                                          "columns"));
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < sizeof v / sizeof *v; i++)
     json_array_append_new(arr, json_pack("{s:s, s:s, s:[]}", "name", v[i], "type", "view",
                                          "columns"));
   lpq_api_reply(call, json_pack("{s:o}", "tables", arr));
@@ -638,7 +638,7 @@ int methods_register(daemon_t *d, lpq_error_t *err) {
     lpq_api_handler_fn fn;
   } m[] = {{"job.submit", m_submit}, {"job.list", m_list},       {"job.get", m_get},
            {"job.watch", m_watch},   {"job.cancel", m_cancel},   {"job.pareto", m_pareto},
-           {"job.export", m_export},
+           {"job.export", m_export},  {"job.sensitivity", m_sensitivity},
            {"worker.list", m_workers}, {"blob.put", m_blob_put}, {"db.query", m_db_query},
            {"db.tables", m_db_tables}, {"server.stats", m_stats}};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {

@@ -26,8 +26,9 @@ static int check_name(lpq_store_t *st, const char *name, lpq_error_t *err) {
             : rc == SQLITE_DONE ? lpq_errorf(err, LPQ_ENOTFOUND,
                                              "store: dump: no table or view \"%s\" (tables: jobs, "
                                              "blobs, evaluations, generations, individuals, "
-                                             "workers, events; views: v_pareto, "
-                                             "v_generation_stats, v_best_config)",
+                                             "workers, events, sensitivity; views: v_pareto, "
+                                             "v_generation_stats, v_best_config, "
+                                             "v_sensitivity)",
                                              name)
                                 : lpq__store_fail(st, rc, name, "dump", err);
   sqlite3_finalize(s);

@@ -36,7 +36,7 @@
 ** Times are Unix seconds (double). A NAN double is stored as NULL and read back as NAN.
 ** A genome is named by lpq_genome_hash; the store keeps it as 16 hex digits. */
 
-#define LPQ_STORE_SCHEMA_VERSION 1 /* PRAGMA user_version this code writes */
+#define LPQ_STORE_SCHEMA_VERSION 2 /* PRAGMA user_version this code writes */
 #define LPQ_STORE_HASH_HEX 65      /* a blob's SHA-256 in lowercase hex, with the NUL */
 #define LPQ_STORE_NAME_MAX 128     /* job names, worker ids and hosts, blob kinds (with NUL) */
 #define LPQ_STORE_TEXT_MAX 512     /* error messages and event messages (with NUL) */
@@ -259,6 +259,30 @@ int lpq_store_event_append(lpq_store_t *st, int64_t job, lpq_store_level_t level
 ** and the server's events. *events malloc'd (free() it), NULL when *count is 0. */
 int lpq_store_event_list(lpq_store_t *st, int64_t job, int64_t after_id, size_t limit,
                          lpq_store_event_t **events, size_t *count, lpq_error_t *err);
+
+/* ---- store: per-layer sensitivity (schema/store_v2.sql) --------------------------------- */
+
+/* A job's sensitivity: cell k = l * (bits_hi - bits_lo + 1) + (b - bits_lo) is layer l alone
+** at b weight bits. NAN: unknown (a failed evaluation; top1 without labels). */
+typedef struct lpq_store_sensitivity_t {
+  size_t layers;
+  int bits_lo, bits_hi;
+  char **names;       /* per layer */
+  size_t *weights;    /* per layer weight counts; put: may be NULL */
+  double *delta_l_co; /* rise of L_CO over the all-fp32 candidate, per cell */
+  double *top1;       /* per cell, in [0,1]; put: may be NULL */
+  char **formats;     /* the weight format text per cell; put: may be NULL, entries too */
+} lpq_store_sensitivity_t;
+
+/* Stores a job's matrix in one transaction, replacing what the job had. LPQ_EINVAL for an
+** unknown job or an empty matrix. */
+int lpq_store_sensitivity_put(lpq_store_t *st, int64_t job, const lpq_store_sensitivity_t *m,
+                              lpq_error_t *err);
+/* Reads it back into *out (every array malloc'd; lpq_store_sensitivity_clear frees them).
+** LPQ_ENOTFOUND when the job has none stored. */
+int lpq_store_sensitivity_get(lpq_store_t *st, int64_t job, lpq_store_sensitivity_t *out,
+                              lpq_error_t *err);
+void lpq_store_sensitivity_clear(lpq_store_sensitivity_t *m);
 
 /* ---- store: any table or view as JSON (lpqctl history, the API's read methods) --------- */
 

@@ -16,6 +16,7 @@ int cmd_accel(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
 
 /* Shared by the subcommands (tools/lpq/inputs.c). */
 /* "MEAN,STD" -> mean, std (std > 0); -1 when malformed. */
@@ -31,5 +32,10 @@ int tool_check_input_fits(const lpq_graph_t *g, const lpq_array_t *x, const char
 int tool_plot_front_svg(const char *path, const char *title, const char *xlabel,
                         const char *ylabel, const double *x, const double *y, size_t n,
                         const size_t *front, size_t nfront, lpq_error_t *err);
+
+/* A heat map (tools/lpq/plot_heat.c): value[l * (hi-lo+1) + b-lo] for layer l (names[l]) at
+** b bits, coloured on a log scale, with a legend; NAN cells grey. */
+int tool_plot_heat_svg(const char *path, const char *title, const char *const *names,
+                       size_t layers, int lo, int hi, const double *value, lpq_error_t *err);
 
 #endif

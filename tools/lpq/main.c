@@ -10,6 +10,7 @@ static const lpq_command_t commands[] = {
     {"run", "full-precision inference over a data set (top-1, logits, timing)", cmd_run},
     {"search", "a whole LPQ search on this machine: the Pareto front of formats", cmd_search},
     {"eval", "one candidate's score: L_CO, top-1, mean bits, cost", cmd_eval},
+    {"sensitivity", "each layer alone at each weight width: rise of L_CO, top-1", cmd_sensitivity},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -17,7 +18,7 @@ static void usage(FILE *out) {
   fprintf(out, "usage: lpq COMMAND [options]   (lpq COMMAND --help for a command's options)\n\n"
                "commands:\n");
   for (size_t i = 0; i < NCOMMANDS; i++)
-    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
 }
 
 int main(int argc, char **argv) {

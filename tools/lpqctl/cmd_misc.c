@@ -260,7 +260,8 @@ static void history_usage(FILE *out) {
           "       lpqctl history TABLE [--columns A,B] [--where COL=VALUE]... [--order-by COL]\n"
           "                            [--desc] [--limit N] [--offset N] [--format csv|json]\n"
           "  rows of one table or view of the coordinator's database (e.g. v_pareto,\n"
-          "  v_generation_stats, v_best_config, evaluations), as CSV [default] or JSON\n"
+          "  v_generation_stats, v_best_config, v_sensitivity, evaluations), as CSV [default]\n"
+          "  or JSON\n"
           "  (an array of objects); --json prints the API's answer as it is.\n");
 }
 

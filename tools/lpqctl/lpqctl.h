@@ -77,6 +77,7 @@ int cmd_status(ctl_t *ctl, int argc, char **argv);
 int cmd_watch(ctl_t *ctl, int argc, char **argv);
 int cmd_cancel(ctl_t *ctl, int argc, char **argv);
 int cmd_pareto(ctl_t *ctl, int argc, char **argv);
+int cmd_sensitivity(ctl_t *ctl, int argc, char **argv);
 int cmd_export(ctl_t *ctl, int argc, char **argv);
 int cmd_workers(ctl_t *ctl, int argc, char **argv);
 int cmd_history(ctl_t *ctl, int argc, char **argv);

@@ -10,6 +10,8 @@ static const ctl_command_t commands[] = {
     {"watch", "follow a job's progress until it ends", cmd_watch},
     {"cancel", "cancel a job", cmd_cancel},
     {"pareto", "a generation's Pareto front as a table, and an SVG plot", cmd_pareto},
+    {"sensitivity", "a job's per-layer sensitivity: rise of L_CO per layer and width",
+     cmd_sensitivity},
     {"export", "the chosen config, the LP-rounded ONNX model, the packed LP weights", cmd_export},
     {"workers", "the workers and what they are doing", cmd_workers},
     {"history", "any table or view of the coordinator's database, as CSV or JSON", cmd_history},
@@ -30,7 +32,7 @@ static void usage(FILE *out) {
           "commands:\n",
           LPQ_API_DEFAULT_SOCKET);
   for (size_t i = 0; i < NCOMMANDS; i++)
-    fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
 }
 
 int main(int argc, char **argv) {

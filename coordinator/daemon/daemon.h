@@ -152,6 +152,9 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params);
 ** nothing to do (stored already, or dispatching failed: logged), -1 out of memory. */
 int sens_start(job_t *j);
 void sens_on_result(job_t *j, size_t index, const lpq_result_t *r);
+/* The stored matrix, when the job has one, into the search's specs (weight_sens, weight_count)
+** and its seed budget (the job's mean weight bits constraint). */
+void sens_fill_specs(job_t *j, lpq_layer_spec_t *specs, lpq_search_settings_t *set);
 void m_sensitivity(void *ctx, lpq_api_call_t *call, json_t *params); /* job.sensitivity */
 
 /* methods.c */

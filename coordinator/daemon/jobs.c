@@ -451,9 +451,11 @@ static int build_search(job_t *j) {
   lpq_search_space_t space;
   lpq_search_settings_t set;
   lpq_error_t err;
-  if (lpq_search_from_job(&j->js, j->nl, j->seeds, j->seeds + j->nl, j->specs, &space, &set,
-                          &err) != 0 ||
-      !(j->search = lpq_search_new(&space, &set, &err))) {
+  int rc = lpq_search_from_job(&j->js, j->nl, j->seeds, j->seeds + j->nl, j->specs, &space,
+                               &set, &err);
+  if (rc == 0 && j->js.sensitivity)
+    sens_fill_specs(j, j->specs, &set);
+  if (rc != 0 || !(j->search = lpq_search_new(&space, &set, &err))) {
     job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
     return -1;
   }

@@ -14,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The weight format of layer l at `bits`: lp_weight_shape's es and rs, the layer's sf seed (the
-** genome carries an explicit sf: per-tensor, as the search's weights). */
+/* The weight format of layer l at `bits`: lp_weight_shape's es and rs; per channel (offset 0)
+** when the job's weights may be, else per tensor at the layer's sf seed, as the search's. */
+static int cell_per_channel(const job_t *j) { return j->js.weight_sf != LPQ_SF_TENSOR; }
+
 static lp_format_t cell_format(const job_t *j, size_t layer, int bits) {
-  lp_format_t f = {.n = bits, .sf = j->seeds[layer]};
+  lp_format_t f = {.n = bits, .sf = cell_per_channel(j) ? 0 : j->seeds[layer]};
   lp_weight_shape(bits, &f.es, &f.rs);
   return f;
 }
@@ -56,8 +58,11 @@ int sens_start(job_t *j) {
   j->sens_told = 0;
   /* genome 0: all fp32 (n = 0 everywhere); genome 1 + l * widths + c: layer l at lo + c */
   for (size_t l = 0; l < j->nl; l++)
-    for (size_t c = 0; c < widths; c++)
-      j->sens_genomes[(1 + l * widths + c) * j->nl + l].weight = cell_format(j, l, lo + (int)c);
+    for (size_t c = 0; c < widths; c++) {
+      lpq_layer_formats_t *cell = &j->sens_genomes[(1 + l * widths + c) * j->nl + l];
+      cell->weight = cell_format(j, l, lo + (int)c);
+      cell->weight_per_channel = cell_per_channel(j);
+    }
   for (size_t i = 0; i < count; i++) {
     j->sens_l_co[i] = j->sens_top1[i] = NAN;
     lpq_task_t t;
@@ -98,9 +103,12 @@ static void sens_finish(job_t *j) {
   for (size_t k = 0; rc == 0 && k < cells; k++) {
     m.delta_l_co[k] = j->sens_l_co[1 + k] - j->sens_l_co[0]; /* NAN when either failed */
     m.top1[k] = j->sens_top1[1 + k];
-    lp_format_t f = cell_format(j, k / widths, lo + (int)(k % widths));
-    if ((m.formats[k] = malloc(LP_TEXT_MAX)))
-      lp_format_str(&f, m.formats[k], LP_TEXT_MAX);
+    lpq_layer_formats_t cell = {cell_format(j, k / widths, lo + (int)(k % widths)),
+                                {0, 0, 0, 0}, cell_per_channel(j)};
+    lpq_numfmt_t wf, af;
+    lpq_layer_formats_numfmt(&cell, &wf, &af);
+    if ((m.formats[k] = malloc(LPQ_NUMFMT_TEXT_MAX)))
+      lpq_numfmt_str(&wf, m.formats[k], LPQ_NUMFMT_TEXT_MAX);
   }
   if (rc == 0)
     rc = lpq_store_sensitivity_put(d->store, j->id, &m, &err);
@@ -130,6 +138,25 @@ void sens_on_result(job_t *j, size_t index, const lpq_result_t *r) {
   }
   if (++j->sens_told == j->sens_count)
     sens_finish(j);
+}
+
+void sens_fill_specs(job_t *j, lpq_layer_spec_t *specs, lpq_search_settings_t *set) {
+  lpq_store_sensitivity_t m;
+  lpq_error_t err;
+  if (lpq_store_sensitivity_get(j->d->store, j->id, &m, &err) != 0)
+    return; /* none: the search runs without it */
+  if (m.layers == j->nl && m.bits_lo >= LP_N_MIN && m.bits_hi <= LP_N_MAX) {
+    const size_t widths = (size_t)(m.bits_hi - m.bits_lo + 1);
+    for (size_t l = 0; l < j->nl; l++) {
+      specs[l].weight_count = j->weight_counts[l];
+      for (size_t c = 0; c < widths; c++) {
+        double v = m.delta_l_co[l * widths + c];
+        specs[l].weight_sens[m.bits_lo + (int)c] = isfinite(v) ? v : 1e9; /* failed: avoid */
+      }
+    }
+    set->seed_budget = j->js.max_weight_bits;
+  }
+  lpq_store_sensitivity_clear(&m);
 }
 
 /* ---- job.sensitivity ---- */

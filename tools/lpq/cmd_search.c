@@ -48,6 +48,8 @@ static void usage(FILE *out) {
       "  --weight-sf S         the weights' scale: tensor (one sf), channel (one sf per output\n"
       "                        channel, the searched sf an offset on them) or search (either,\n"
       "                        per layer) (%s)\n"
+      "  --sensitivity on|off  first each layer alone near the budget: the initial population\n"
+      "                        allocates bits by it, mutation leans to sensitive layers (%s)\n"
       "  --bias-correction on|off  correct each quantized layer's bias for the mean output\n"
       "                        shift its weights' rounding causes on the calibration batch (%s)\n"
       "  --pin-ends            first and last layer at 8 bits\n"
@@ -65,7 +67,7 @@ static void usage(FILE *out) {
       "  --json                one JSON object instead of text\n",
       d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window,
       d.weight_sf == LPQ_SF_CHANNEL ? "channel" : d.weight_sf == LPQ_SF_SEARCH ? "search" : "tensor",
-      d.bias_correction ? "on" : "off", d.population,
+      d.sensitivity ? "on" : "off", d.bias_correction ? "on" : "off", d.population,
       d.siblings, (unsigned long long)d.seed, d.temperature, d.generations);
 }
 
@@ -102,7 +104,7 @@ static int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size
 
 static int parse(int argc, char **argv, args_t *a) {
   enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF, O_BC, O_VDATA,
-         O_VLABELS, O_DROP };
+         O_VLABELS, O_DROP, O_SENS };
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"labels", 1, 0, 'l'}, {"calib", 1, 0, 'n'},
       {"calib-data", 1, 0, O_CALIBDATA}, {"norm", 1, 0, 'N'}, {"mode", 1, 0, 'M'},
@@ -112,7 +114,8 @@ static int parse(int argc, char **argv, args_t *a) {
       {"weight-only", 0, 0, O_WONLY}, {"bits", 1, 0, 'b'}, {"es", 1, 0, 'e'},
       {"sf-window", 1, 0, 'w'}, {"weight-sf", 1, 0, O_WSF},
       {"bias-correction", 1, 0, O_BC}, {"val-data", 1, 0, O_VDATA},
-      {"val-labels", 1, 0, O_VLABELS}, {"max-drop", 1, 0, O_DROP}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
+      {"val-labels", 1, 0, O_VLABELS}, {"max-drop", 1, 0, O_DROP},
+      {"sensitivity", 1, 0, O_SENS}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
       {"siblings", 1, 0, O_SIBL}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
       {"random", 0, 0, 'R'}, {"generations", 1, 0, 'g'}, {"evaluations", 1, 0, 'E'},
       {"time", 1, 0, 't'}, {"patience", 1, 0, 'k'}, {"threads", 1, 0, 'j'},
@@ -167,6 +170,10 @@ static int parse(int argc, char **argv, args_t *a) {
     case O_BC:
       js->bias_correction = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -1;
       bad = js->bias_correction < 0;
+      break;
+    case O_SENS:
+      js->sensitivity = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -1;
+      bad = js->sensitivity < 0;
       break;
     case O_VDATA: a->val_data = optarg; break;
     case O_VLABELS: a->val_labels = optarg; break;
@@ -310,6 +317,17 @@ int cmd_search(int argc, char **argv) {
   if (!names ||
       search_job_init(&a.job, g, sc, calib->data, a.threads, &a.space, &a.set, &err) != 0)
     goto fail;
+  double sens_s = 0;
+  if (js->sensitivity) {
+    /* a smaller batch is enough to rank layers; it keeps the pass a fraction of the search */
+    size_t ns = ncal < 64 ? ncal : 64;
+    if (!a.json)
+      fprintf(stderr, "sensitivity: every layer alone near %.1f bits, %zu samples...\n",
+              js->max_weight_bits, ns);
+    if (search_job_sensitivity(&a.job, a.model, calib->data, ns, a.threads, &a.set, &sens_s,
+                               &err) != 0)
+      goto fail;
+  }
   progress_t pr = {&a, isatty(STDERR_FILENO) && !a.json};
   a.set.on_progress = on_progress;
   a.set.progress_ctx = &pr;
@@ -426,6 +444,8 @@ int cmd_search(int argc, char **argv) {
                               "spearman_l_co_top1", isnan(spearman) ? json_null() : json_real(spearman),
                               "spearman_on", json_string(vx ? "validation" : labels ? "data" : "none"),
                               "max_drop", a.max_drop >= 0 ? json_real(a.max_drop) : json_null());
+  if (js->sensitivity)
+    json_object_set_new(summary, "sensitivity_seconds", json_real(sens_s));
   if (chosen >= 0)
     json_object_set_new(summary, "best",
                         json_pack("{s:i, s:s, s:b}", "index", (int)chosen, "rule",

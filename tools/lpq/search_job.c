@@ -3,6 +3,7 @@
 ** coordinator uses (coordinator/search/job.c). */
 #include "tools/lpq/search_job.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,4 +68,48 @@ void search_job_destroy(search_job_t *j) {
 
 lpq_evaluator_t search_job_evaluator(search_job_t *j) {
   return lpq_thread_evaluator_iface(j->evaluator);
+}
+
+int search_job_sensitivity(search_job_t *j, const char *model, const float *calib, size_t ncal,
+                           int threads, lpq_search_settings_t *set, double *seconds,
+                           lpq_error_t *err) {
+  const lpq_job_settings_t *js = &j->js;
+  /* near the budget only (the allocations live there; mutation reaches the rest) */
+  int lo = js->n_min, hi = js->n_max;
+  if (js->max_weight_bits > 0) {
+    int b = (int)js->max_weight_bits;
+    lo = b - 1 > lo ? b - 1 : lo;
+    hi = b + 2 < hi ? b + 2 : hi;
+    lo = lo > hi ? hi : lo;
+  }
+  lpq_graph_t *g = lpq_graph_load(model, (int)ncal, err);
+  if (!g)
+    return err ? err->code : LPQ_EIO;
+  lpq_score_opts_t so = {.temperature = js->temperature, .lambda = js->lambda,
+                         .bias_correction = js->bias_correction};
+  lpq_scorer_t *sc = lpq_scorer_new(g, calib, NULL, &so, err);
+  lpq_sensitivity_opts_t o = {.bits_lo = lo, .bits_hi = hi, .threads = (unsigned)threads,
+                              .family = js->weight_sf == LPQ_SF_TENSOR ? LPQ_SENS_LP
+                                                                       : LPQ_SENS_LP_CH};
+  lpq_sensitivity_t *m = NULL;
+  int rc = sc ? lpq_sensitivity_compute(g, sc, &o, &m, err) : (err ? err->code : LPQ_ENOMEM);
+  if (rc == 0 && m->layers != j->nl)
+    rc = lpq_errorf(err, LPQ_ESTATE, "sensitivity: %zu layers, the search %zu", m->layers, j->nl);
+  for (size_t l = 0; rc == 0 && l < j->nl; l++) {
+    j->specs[l].weight_count = m->weight_count[l];
+    for (int n = js->n_min; n <= js->n_max; n++) {
+      int c = n < lo ? lo : n > hi ? hi : n;
+      double v = m->delta_l_co[l * m->widths + (size_t)(c - lo)];
+      /* below the widths measured: to be avoided; above: no worse than the widest measured */
+      j->specs[l].weight_sens[n] = !isfinite(v) || n < lo ? 1e3 : v;
+    }
+  }
+  if (rc == 0) {
+    set->seed_budget = js->max_weight_bits;
+    *seconds = m->elapsed_ms / 1e3;
+  }
+  lpq_sensitivity_free(&m);
+  lpq_scorer_free(&sc);
+  lpq_graph_free(&g);
+  return rc;
 }

@@ -23,6 +23,12 @@ int search_job_init(search_job_t *j, const lpq_graph_t *g, lpq_scorer_t *scorer,
                     const float *calib, int threads, lpq_search_space_t *space,
                     lpq_search_settings_t *set, lpq_error_t *err);
 void search_job_destroy(search_job_t *j);
+/* Per-layer sensitivity before the search (job setting sensitivity): each layer alone at the
+** widths near the budget (max_weight_bits - 1 .. + 2, within the job's), scored on the first
+** ncal calibration samples, into the specs (weight_sens, weight_count) and set->seed_budget. */
+int search_job_sensitivity(search_job_t *j, const char *model, const float *calib, size_t ncal,
+                           int threads, lpq_search_settings_t *set, double *seconds,
+                           lpq_error_t *err);
 lpq_evaluator_t search_job_evaluator(search_job_t *j);
 /* Scores one genome: the search's result and the candidate's details. */
 int search_job_score(search_job_t *j, const lpq_layer_formats_t *genome, lpq_eval_result_t *out,

@@ -18,7 +18,7 @@ D=/usr/share/datasets/fashion-mnist
 OUT=${OUT:-var/evidence}
 SEARCH_SECONDS=${SEARCH_SECONDS:-540}
 BUDGETS=${BUDGETS:-"4.0 3.5"}
-SEARCH_ARGS=${SEARCH_ARGS:-"--weight-sf channel"}
+SEARCH_ARGS=${SEARCH_ARGS:-"--weight-sf channel --sensitivity on"}
 models=("$@")
 [ ${#models[@]} -eq 0 ] && models=(models/resnet18.onnx models/mobilenetv2.onnx models/vit.onnx)
 mkdir -p "$OUT"

@@ -327,6 +327,8 @@ int cmd_search(int argc, char **argv) {
     if (search_job_sensitivity(&a.job, a.model, calib->data, ns, a.threads, &a.set, &sens_s,
                                &err) != 0)
       goto fail;
+    if (a.set.max_seconds > 0) /* --time covers the sensitivity pass too */
+      a.set.max_seconds = a.set.max_seconds > sens_s + 1 ? a.set.max_seconds - sens_s : 1;
   }
   progress_t pr = {&a, isatty(STDERR_FILENO) && !a.json};
   a.set.on_progress = on_progress;

@@ -30,7 +30,8 @@ static lpq_numfmt_t parse_ok(const char *text) {
 Test(quality, auto_ch_text_round_trips) {
   const char *names[][2] = {
       {"lp<4,1,2,auto_ch>", "lp<4,1,2,auto_ch>"},     {"LP<4,1,2,AUTO_CH>", "lp<4,1,2,auto_ch>"},
-      {"lp<4,1,2,auto_ch+1>", "lp<4,1,2,auto_ch+1>"}, {"lp<4, 1, 2, auto_ch-3>", "lp<4,1,2,auto_ch-3>"},
+      {"lp<4,1,2,auto_ch+1>", "lp<4,1,2,auto_ch+1>"},
+      {"lp<4, 1, 2, auto_ch-3>", "lp<4,1,2,auto_ch-3>"},
       {"lp<4,1,2,auto_ch+0>", "lp<4,1,2,auto_ch>"},   {"lp<5,0,3,auto+2>", "lp<5,0,3,auto+2>"},
       {"lp<5,0,3,auto-64>", "lp<5,0,3,auto-64>"},     {"lp<6,1,3,auto>", "lp<6,1,3,auto>"},
   };
@@ -137,8 +138,9 @@ Test(quality, per_channel_lp_matches_brute_force_per_channel) {
       cr_assert_eq(lp_quantize_f32(q, x, out, PER, &err), 0);
       lp_format_t lf = lpq_numfmt_lp(&fc[c]);
       for (size_t i = 0; i < PER; i++)
-        cr_assert_eq(out[i], (float)nearest_brute(&lf, x[i]), "%s channel %zu element %zu: x %.9g got %.9g want %.9g sf %d",
-                     fmts[k], c, i, x[i], out[i], nearest_brute(&lf, x[i]), lf.sf);
+        cr_assert_eq(out[i], (float)nearest_brute(&lf, x[i]),
+                     "%s channel %zu element %zu: x %.9g got %.9g want %.9g sf %d", fmts[k], c, i,
+                     x[i], out[i], nearest_brute(&lf, x[i]), lf.sf);
       lp_quantizer_free(&q);
     }
   }
@@ -313,7 +315,8 @@ static void bias_correction_case(int conv, int64_t groups, int64_t k, int64_t si
   bias_shift(L, wq, mean, shift);
   lpq_exec_t *ex = lpq_exec_new(g, &err);
   bc_hooks_t u = {wq, shift};
-  lpq_hooks_t plain = {&u, hook_wq, NULL, NULL, NULL}, corrected = {&u, hook_wq, NULL, NULL, hook_shift};
+  lpq_hooks_t plain = {&u, hook_wq, NULL, NULL, NULL};
+  lpq_hooks_t corrected = {&u, hook_wq, NULL, NULL, hook_shift};
   cr_assert_eq(lpq_exec_run(ex, x, y, NULL, &err), 0, "%s", err.msg);
   cr_assert_eq(lpq_exec_run(ex, x, yq, &plain, &err), 0, "%s", err.msg);
   cr_assert_eq(lpq_exec_run(ex, x, yc, &corrected, &err), 0, "%s", err.msg);

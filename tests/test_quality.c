@@ -30,7 +30,8 @@ static lpq_numfmt_t parse_ok(const char *text) {
 Test(quality, auto_ch_text_round_trips) {
   const char *names[][2] = {
       {"lp<4,1,2,auto_ch>", "lp<4,1,2,auto_ch>"},     {"LP<4,1,2,AUTO_CH>", "lp<4,1,2,auto_ch>"},
-      {"lp<4,1,2,auto_ch+1>", "lp<4,1,2,auto_ch+1>"}, {"lp<4, 1, 2, auto_ch-3>", "lp<4,1,2,auto_ch-3>"},
+      {"lp<4,1,2,auto_ch+1>", "lp<4,1,2,auto_ch+1>"},
+      {"lp<4, 1, 2, auto_ch-3>", "lp<4,1,2,auto_ch-3>"},
       {"lp<4,1,2,auto_ch+0>", "lp<4,1,2,auto_ch>"},   {"lp<5,0,3,auto+2>", "lp<5,0,3,auto+2>"},
       {"lp<5,0,3,auto-64>", "lp<5,0,3,auto-64>"},     {"lp<6,1,3,auto>", "lp<6,1,3,auto>"},
   };
@@ -137,8 +138,9 @@ Test(quality, per_channel_lp_matches_brute_force_per_channel) {
       cr_assert_eq(lp_quantize_f32(q, x, out, PER, &err), 0);
       lp_format_t lf = lpq_numfmt_lp(&fc[c]);
       for (size_t i = 0; i < PER; i++)
-        cr_assert_eq(out[i], (float)nearest_brute(&lf, x[i]), "%s channel %zu element %zu: x %.9g got %.9g want %.9g sf %d",
-                     fmts[k], c, i, x[i], out[i], nearest_brute(&lf, x[i]), lf.sf);
+        cr_assert_eq(out[i], (float)nearest_brute(&lf, x[i]),
+                     "%s channel %zu element %zu: x %.9g got %.9g want %.9g sf %d", fmts[k], c, i,
+                     x[i], out[i], nearest_brute(&lf, x[i]), lf.sf);
       lp_quantizer_free(&q);
     }
   }
@@ -187,17 +189,21 @@ static Onnx__ValueInfoProto *value_info(const char *name, int ndim, const int64_
   return vi;
 }
 
-/* x [B, C, 1, 1] -> Conv 1x1 (W [M, C/groups, 1, 1], bias, groups) -> y [B, M, 1, 1], or
-** x [B, C] -> Gemm (W [M, C], transB, bias) -> y [B, M]. Weights from the seed. */
+/* x [B, C, S, S] -> Conv kxk, pads (k-1)/2 (W [M, C/groups, k, k], bias, groups) ->
+** y [B, M, S, S], or x [B, C] -> Gemm (W [M, C], transB, bias) -> y [B, M]. Weights from the
+** seed. */
 typedef struct one_node_t {
   int conv;
-  int64_t b, c, m, groups;
+  int64_t b, c, m, groups, k, size;
   float *w, *bias;
 } one_node_t;
 
+static size_t plane(const one_node_t *o) { return o->conv ? (size_t)(o->size * o->size) : 1; }
+
 static lpq_graph_t *one_node_graph(one_node_t *o, unsigned seed) {
   const int64_t cg = o->c / o->groups;
-  const size_t nw = (size_t)(o->m * cg);
+  const int64_t kk = o->conv ? o->k : 1, sz = o->conv ? o->size : 1;
+  const size_t nw = (size_t)(o->m * cg * kk * kk);
   o->w = malloc(nw * sizeof *o->w);
   o->bias = malloc((size_t)o->m * sizeof *o->bias);
   for (size_t i = 0; i < nw; i++)
@@ -205,8 +211,8 @@ static lpq_graph_t *one_node_graph(one_node_t *o, unsigned seed) {
   for (int64_t i = 0; i < o->m; i++)
     o->bias[i] = frand(&seed) * 0.1f;
   const int nd = o->conv ? 4 : 2;
-  int64_t xd[4] = {o->b, o->c, 1, 1}, yd[4] = {o->b, o->m, 1, 1};
-  int64_t wd[4] = {o->m, o->conv ? cg : o->c, 1, 1}, bd[1] = {o->m};
+  int64_t xd[4] = {o->b, o->c, sz, sz}, yd[4] = {o->b, o->m, sz, sz};
+  int64_t wd[4] = {o->m, o->conv ? cg : o->c, kk, kk}, bd[1] = {o->m};
   Onnx__TensorShapeProto__Dimension d[2][4], *dp[2][4];
   Onnx__TensorShapeProto sh[2];
   Onnx__TypeProto__Tensor tt[2];
@@ -220,15 +226,19 @@ static lpq_graph_t *one_node_graph(one_node_t *o, unsigned seed) {
   bt.name = "B", bt.n_dims = 1, bt.dims = bd, bt.has_data_type = 1, bt.data_type = 1;
   bt.has_raw_data = 1, bt.raw_data.len = (size_t)o->m * 4, bt.raw_data.data = (uint8_t *)o->bias;
   inits[0] = &wt, inits[1] = &bt;
-  Onnx__AttributeProto a;
-  Onnx__AttributeProto *ap[1] = {&a};
+  Onnx__AttributeProto a, pa;
+  Onnx__AttributeProto *ap[2] = {&a, &pa};
   onnx__attribute_proto__init(&a);
   a.has_type = 1, a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, a.has_i = 1;
   a.name = o->conv ? "group" : "transB", a.i = o->conv ? o->groups : 1;
+  int64_t pads[4] = {(kk - 1) / 2, (kk - 1) / 2, (kk - 1) / 2, (kk - 1) / 2};
+  onnx__attribute_proto__init(&pa);
+  pa.name = "pads", pa.has_type = 1, pa.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+  pa.n_ints = 4, pa.ints = pads;
   Onnx__NodeProto node = ONNX__NODE_PROTO__INIT, *nodes[1] = {&node};
   char *nin[3] = {"x", "W", "B"}, *nout[1] = {"y"};
   node.name = "layer", node.op_type = o->conv ? "Conv" : "Gemm", node.n_input = 3;
-  node.input = nin, node.n_output = 1, node.output = nout, node.n_attribute = 1;
+  node.input = nin, node.n_output = 1, node.output = nout, node.n_attribute = o->conv ? 2 : 1;
   node.attribute = ap;
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
   gp.name = "one", gp.n_node = 1, gp.node = nodes, gp.n_initializer = 2, gp.initializer = inits;
@@ -251,10 +261,12 @@ static lpq_graph_t *one_node_graph(one_node_t *o, unsigned seed) {
 
 /* inputs with a known shift: every channel's mean is 1 + c/4, spread 0.3 */
 static float *shifted_inputs(const one_node_t *o, unsigned seed) {
-  float *x = malloc((size_t)(o->b * o->c) * sizeof *x);
+  const size_t hw = plane(o);
+  float *x = malloc((size_t)(o->b * o->c) * hw * sizeof *x);
   for (int64_t i = 0; i < o->b; i++)
     for (int64_t c = 0; c < o->c; c++)
-      x[i * o->c + c] = 1.0f + 0.25f * (float)c + 0.3f * frand(&seed);
+      for (size_t p = 0; p < hw; p++)
+        x[(size_t)(i * o->c + c) * hw + p] = 1.0f + 0.25f * (float)c + 0.3f * frand(&seed);
   return x;
 }
 
@@ -272,12 +284,12 @@ static const float *hook_shift(void *u, size_t l, size_t channels) {
 }
 
 /* The layer's weights quantized to a coarse format, run with and without the correction. */
-static void bias_correction_case(int conv, int64_t groups) {
-  one_node_t o = {.conv = conv, .b = 64, .c = 8, .m = 6, .groups = groups};
+static void bias_correction_case(int conv, int64_t groups, int64_t k, int64_t size) {
+  one_node_t o = {.conv = conv, .b = 64, .c = 8, .m = 8, .groups = groups, .k = k, .size = size};
   lpq_graph_t *g = one_node_graph(&o, 5);
   const lpq_layer_t *L = lpq_graph_layer(g, 0);
   float *x = shifted_inputs(&o, 9);
-  const size_t ny = (size_t)(o.b * o.m);
+  const size_t hw = plane(&o), ny = (size_t)(o.b * o.m) * hw;
   float *y = malloc(ny * 4), *yq = malloc(ny * 4), *yc = malloc(ny * 4);
   float *wq = malloc(L->weight_count * 4), *shift = malloc((size_t)o.m * 4);
   lpq_numfmt_t f = parse_ok("lp<3,0,1,auto>");
@@ -287,32 +299,37 @@ static void bias_correction_case(int conv, int64_t groups) {
   cr_assert_not_null(q, "%s", err.msg);
   cr_assert_eq(lp_quantize_f32(q, L->weight, wq, L->weight_count, &err), 0);
   lp_quantizer_free(&q);
-  size_t channels = 0;
-  float *mean = lpq__bias_input_means(L, x, (size_t)(o.b * o.c), &channels);
+  size_t entries = 0;
+  const size_t taps = conv ? (size_t)(k * k) : 1;
+  float *mean = lpq__bias_input_means(L, x, (size_t)(o.b * o.c) * hw, &entries);
   cr_assert_not_null(mean);
-  cr_assert_eq(channels, (size_t)o.c);
-  for (int64_t c = 0; c < o.c; c++) { /* the mean is the data's */
-    double s = 0;
-    for (int64_t i = 0; i < o.b; i++)
-      s += x[i * o.c + c];
-    cr_assert_float_eq(mean[c], s / (double)o.b, 1e-5);
-  }
+  cr_assert_eq(entries, (size_t)o.c * taps);
+  if (taps == 1)
+    for (int64_t c = 0; c < o.c; c++) { /* the mean is the data's */
+      double s = 0;
+      for (int64_t i = 0; i < o.b; i++)
+        for (size_t p = 0; p < hw; p++)
+          s += x[(size_t)(i * o.c + c) * hw + p];
+      cr_assert_float_eq(mean[c], s / (double)((size_t)o.b * hw), 1e-5);
+    }
   lpq__bias_shift(L, wq, mean, shift);
   lpq_exec_t *ex = lpq_exec_new(g, &err);
   bc_hooks_t u = {wq, shift};
-  lpq_hooks_t plain = {&u, hook_wq, NULL, NULL, NULL}, corrected = {&u, hook_wq, NULL, NULL, hook_shift};
+  lpq_hooks_t plain = {&u, hook_wq, NULL, NULL, NULL};
+  lpq_hooks_t corrected = {&u, hook_wq, NULL, NULL, hook_shift};
   cr_assert_eq(lpq_exec_run(ex, x, y, NULL, &err), 0, "%s", err.msg);
   cr_assert_eq(lpq_exec_run(ex, x, yq, &plain, &err), 0, "%s", err.msg);
   cr_assert_eq(lpq_exec_run(ex, x, yc, &corrected, &err), 0, "%s", err.msg);
   double mse_q = 0, mse_c = 0, worst_q = 0;
   for (int64_t m = 0; m < o.m; m++) {
     double mq = 0, mc = 0;
-    for (int64_t i = 0; i < o.b; i++) {
-      size_t k = (size_t)(i * o.m + m);
-      mq += yq[k] - y[k], mc += yc[k] - y[k];
-      mse_q += (yq[k] - y[k]) * (yq[k] - y[k]), mse_c += (yc[k] - y[k]) * (yc[k] - y[k]);
-    }
-    mq /= (double)o.b, mc /= (double)o.b;
+    for (int64_t i = 0; i < o.b; i++)
+      for (size_t p = 0; p < hw; p++) {
+        size_t j = (size_t)(i * o.m + m) * hw + p;
+        mq += yq[j] - y[j], mc += yc[j] - y[j];
+        mse_q += (yq[j] - y[j]) * (yq[j] - y[j]), mse_c += (yc[j] - y[j]) * (yc[j] - y[j]);
+      }
+    mq /= (double)((size_t)o.b * hw), mc /= (double)((size_t)o.b * hw);
     worst_q = fmax(worst_q, fabs(mq));
     /* the correction removes the channel's mean error (to float rounding) */
     cr_assert_lt(fabs(mc), 1e-4, "channel %lld: mean error %g after correction (%g before)",
@@ -325,14 +342,23 @@ static void bias_correction_case(int conv, int64_t groups) {
   free(x), free(y), free(yq), free(yc), free(wq), free(shift), free(mean), free(o.w), free(o.bias);
 }
 
-Test(quality, bias_correction_cancels_a_known_shift_gemm) { bias_correction_case(0, 1); }
-Test(quality, bias_correction_cancels_a_known_shift_conv) { bias_correction_case(1, 1); }
-Test(quality, bias_correction_cancels_a_known_shift_grouped_conv) { bias_correction_case(1, 2); }
+Test(quality, bias_correction_cancels_a_known_shift_gemm) { bias_correction_case(0, 1, 1, 1); }
+Test(quality, bias_correction_cancels_a_known_shift_conv) { bias_correction_case(1, 1, 1, 1); }
+Test(quality, bias_correction_cancels_a_known_shift_grouped_conv) {
+  bias_correction_case(1, 2, 1, 1);
+}
+/* 3x3 with zero padding on a 4x4 map (as MobileNetV2's late layers): border taps see less */
+Test(quality, bias_correction_cancels_a_known_shift_padded_conv) {
+  bias_correction_case(1, 1, 3, 4);
+}
+Test(quality, bias_correction_cancels_a_known_shift_padded_depthwise) {
+  bias_correction_case(1, 8, 3, 4);
+}
 
 /* The scorer's option: with the correction on, the quantized model is closer to the FP one on
 ** the same data (its output here is the layer's output); fp32 weights are left alone. */
 Test(quality, scorer_bias_correction_lowers_the_loss) {
-  one_node_t o = {.conv = 0, .b = 64, .c = 8, .m = 6, .groups = 1};
+  one_node_t o = {.conv = 0, .b = 64, .c = 8, .m = 6, .groups = 1, .k = 1, .size = 1};
   lpq_graph_t *g = one_node_graph(&o, 5);
   float *x = shifted_inputs(&o, 9);
   lpq_error_t err;

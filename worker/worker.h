@@ -82,7 +82,8 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
                     lpq_score_t *out, lpq_error_t *err);
 
 /* The resolved formats a candidate uses (auto sf and scales filled in), for configs people read.
-** Per-channel INT keeps its per-tensor form. */
+** Per-channel formats keep their text form (int<k,ch>, lp<...,auto_ch>); each channel's own
+** comes from lpq_numfmt_calibrate_channels. */
 int lpq_scorer_resolve(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                        lpq_numfmt_t *w_out, lpq_numfmt_t *a_out, lpq_error_t *err);
 

@@ -121,16 +121,16 @@ void lpq__qcache_release(qcache_t *c, qentry_t *e);
 
 /* ---- bias correction after weight quantization (bias.c) ---- */
 
-/* The mean of layer L's input x (count floats, L's input shape) per input channel: axis 1 of
-** a conv's input, the last axis of a gemm's or matmul's, averaged over every other axis.
-** Returns a new array of *channels floats (the caller frees it), or NULL when memory runs out
+/* The mean FP input each weight element of layer L multiplies, over the batch and the output
+** positions: [C][kH*kW] for a conv (input channel, tap; zero padding counts as 0), [K] for a
+** gemm or matmul (the last axis of its input). x holds count floats of L's input shape.
+** Returns a new array of *entries floats (the caller frees it), or NULL when memory runs out
 ** or the count does not match the shape. */
-float *lpq__bias_input_means(const lpq_layer_t *L, const float *x, size_t count, size_t *channels);
+float *lpq__bias_input_means(const lpq_layer_t *L, const float *x, size_t count, size_t *entries);
 
 /* The shift that cancels the mean output error of quantized weights wq against L's FP weights:
-** shift[m] = -sum_k E[x_k] (wq - w)[m, k] for every output channel m (axis 0 of the weight;
-** groups respected), where E[x_k] is in_mean of the input channel that weight column k reads.
-** in_mean has the count lpq__bias_input_means gave for L. */
+** shift[m] = -sum_k (wq - w)[m, k] E[x_k] for every output channel m (axis 0 of the weight;
+** groups respected), E[x_k] from lpq__bias_input_means. */
 void lpq__bias_shift(const lpq_layer_t *L, const float *wq, const float *in_mean, float *shift);
 
 #endif

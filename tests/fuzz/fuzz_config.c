@@ -15,7 +15,8 @@ static const char *const fuzz_config_names[FUZZ_CONFIG_LAYERS] = {
 
 static int fuzz_config_same(const lpq_numfmt_t *a, const lpq_numfmt_t *b) {
   return a->family == b->family && a->bits == b->bits && memcmp(a->p, b->p, sizeof a->p) == 0 &&
-         a->auto_scale == b->auto_scale && a->per_channel == b->per_channel;
+         a->auto_scale == b->auto_scale && a->per_channel == b->per_channel &&
+         a->sf_offset == b->sf_offset;
 }
 
 void fuzz_config(const uint8_t *data, size_t size) {

@@ -26,7 +26,8 @@ static void fuzz_formats_lp(const char *text) {
 
 static int fuzz_formats_equal(const lpq_numfmt_t *a, const lpq_numfmt_t *b) {
   return a->family == b->family && a->bits == b->bits && memcmp(a->p, b->p, sizeof a->p) == 0 &&
-         a->auto_scale == b->auto_scale && a->per_channel == b->per_channel;
+         a->auto_scale == b->auto_scale && a->per_channel == b->per_channel &&
+         a->sf_offset == b->sf_offset;
 }
 
 static void fuzz_formats_numfmt(const char *text) {

@@ -151,6 +151,8 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params);
 ** sens_start returns 1 when genomes were dispatched (the search waits for them), 0 when there is
 ** nothing to do (stored already, or dispatching failed: logged), -1 out of memory. */
 int sens_start(job_t *j);
+/* A TASK of job j for genome (j->nl layers; not copied: it must outlive the dispatch). */
+void job_task(const job_t *j, const lpq_layer_formats_t *genome, lpq_task_t *t);
 void sens_on_result(job_t *j, size_t index, const lpq_result_t *r);
 /* The stored matrix, when the job has one, into the search's specs (weight_sens, weight_count)
 ** and its seed budget (the job's mean weight bits constraint). */

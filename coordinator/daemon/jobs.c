@@ -212,16 +212,20 @@ static void tell(job_t *j, size_t index, const lpq_store_eval_t *e) {
   }
 }
 
+void job_task(const job_t *j, const lpq_layer_formats_t *genome, lpq_task_t *t) {
+  memset(t, 0, sizeof *t);
+  t->job_id = j->id;
+  memcpy(t->model_hash, j->js.model, sizeof t->model_hash);
+  memcpy(t->data_hash, j->js.data, sizeof t->data_hash);
+  memcpy(t->labels_hash, j->js.labels, sizeof t->labels_hash);
+  t->settings_json = j->settings_json;
+  t->layer_count = j->nl;
+  t->layers = genome;
+}
+
 static int dispatch_genome(job_t *j, size_t index, uint64_t hash, lpq_error_t *err) {
   lpq_task_t t;
-  memset(&t, 0, sizeof t);
-  t.job_id = j->id;
-  memcpy(t.model_hash, j->js.model, sizeof t.model_hash);
-  memcpy(t.data_hash, j->js.data, sizeof t.data_hash);
-  memcpy(t.labels_hash, j->js.labels, sizeof t.labels_hash);
-  t.settings_json = j->settings_json;
-  t.layer_count = j->nl;
-  t.layers = j->batch + index * j->nl;
+  job_task(j, j->batch + index * j->nl, &t);
   j->refs[index] = (task_ref_t){j, index, hash, 0};
   uint64_t task_id;
   int rc = lpq_dispatch_submit(j->d->pool, &t, &j->refs[index], &task_id, err);

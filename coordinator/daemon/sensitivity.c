@@ -66,14 +66,7 @@ int sens_start(job_t *j) {
   for (size_t i = 0; i < count; i++) {
     j->sens_l_co[i] = j->sens_top1[i] = NAN;
     lpq_task_t t;
-    memset(&t, 0, sizeof t);
-    t.job_id = j->id;
-    memcpy(t.model_hash, j->js.model, sizeof t.model_hash);
-    memcpy(t.data_hash, j->js.data, sizeof t.data_hash);
-    memcpy(t.labels_hash, j->js.labels, sizeof t.labels_hash);
-    t.settings_json = j->settings_json;
-    t.layer_count = j->nl;
-    t.layers = j->sens_genomes + i * j->nl;
+    job_task(j, j->sens_genomes + i * j->nl, &t);
     j->sens_refs[i] = (task_ref_t){j, i, 0, 1};
     uint64_t task_id;
     if (lpq_dispatch_submit(d->pool, &t, &j->sens_refs[i], &task_id, &err) != 0) {

@@ -140,28 +140,11 @@ static lp_format_t seeded_format(format_range_t r, int bits, int seed) {
   return f;
 }
 
-void lpq_genome_seeded(const lpq_search_space_t *space, int weight_bits, int act_bits,
-                       lpq_layer_formats_t *genome) {
-  static const lp_format_t none = {0, 0, 0, 0};
-  for (size_t l = 0; l < space->layer_count; l++) {
-    const lpq_layer_spec_t *ls = &space->layers[l];
-    if (ls->pinned) {
-      genome[l] = ls->formats;
-      continue;
-    }
-    /* seeds take per-channel scales wherever the space allows them (they fit better) */
-    int ch = space->weight_sf != LPQ_SF_TENSOR;
-    genome[l].weight_per_channel = ch;
-    genome[l].weight = seeded_format(range_of(space, l, 0, ch), weight_bits,
-                                     ch ? 0 : ls->weight_sf_seed);
-    genome[l].act = space->quantize_acts
-                        ? seeded_format(range_of(space, l, 1, 0), act_bits, ls->act_sf_seed)
-                        : none;
-  }
-}
-
-void lpq__genome_allocated(const lpq_search_space_t *space, const int *bits, int shape,
-                           lpq_layer_formats_t *genome) {
+/* Every free layer's weights at bits[l] (or `uniform` bits when bits is NULL) in LP shape
+** `shape` (lpq__genome_allocated), activations at act_bits with es 1, rs 3; per-channel scales
+** wherever the space allows them (they fit better), else each layer's sf seed. */
+static void build_genome(const lpq_search_space_t *space, const int *bits, int uniform,
+                         int shape, int act_bits, lpq_layer_formats_t *genome) {
   static const lp_format_t none = {0, 0, 0, 0};
   for (size_t l = 0; l < space->layer_count; l++) {
     const lpq_layer_spec_t *ls = &space->layers[l];
@@ -171,20 +154,30 @@ void lpq__genome_allocated(const lpq_search_space_t *space, const int *bits, int
     }
     int ch = space->weight_sf != LPQ_SF_TENSOR;
     format_range_t r = range_of(space, l, 0, ch);
-    lp_format_t f = seeded_format(r, bits[l], ch ? 0 : ls->weight_sf_seed);
-    int es = 0, rs = f.n - 1; /* shape 1: no regime cap, es 0 */
-    if (shape == 0)
-      lp_weight_shape(f.n, &es, &rs);
-    else if (shape == 2)
-      es = 1, rs = f.n - 1 < 3 ? f.n - 1 : 3;
-    f.es = es < r.es_min ? r.es_min : es > r.es_max ? r.es_max : es;
-    f.rs = rs < 1 ? 1 : rs > f.n - 1 ? f.n - 1 : rs;
+    lp_format_t f = seeded_format(r, bits ? bits[l] : uniform, ch ? 0 : ls->weight_sf_seed);
+    if (shape != 2) { /* seeded_format's own is shape 2 */
+      int es = 0, rs = f.n - 1; /* shape 1: no regime cap, es 0 */
+      if (shape == 0)
+        lp_weight_shape(f.n, &es, &rs);
+      f.es = es < r.es_min ? r.es_min : es > r.es_max ? r.es_max : es;
+      f.rs = rs < 1 ? 1 : rs > f.n - 1 ? f.n - 1 : rs;
+    }
     genome[l].weight = f;
     genome[l].weight_per_channel = ch;
     genome[l].act = space->quantize_acts
-                        ? seeded_format(range_of(space, l, 1, 0), space->act_n_max, ls->act_sf_seed)
+                        ? seeded_format(range_of(space, l, 1, 0), act_bits, ls->act_sf_seed)
                         : none;
   }
+}
+
+void lpq_genome_seeded(const lpq_search_space_t *space, int weight_bits, int act_bits,
+                       lpq_layer_formats_t *genome) {
+  build_genome(space, NULL, weight_bits, 2, act_bits, genome);
+}
+
+void lpq__genome_allocated(const lpq_search_space_t *space, const int *bits, int shape,
+                           lpq_layer_formats_t *genome) {
+  build_genome(space, bits, 0, shape, space->act_n_max, genome);
 }
 
 static int format_in_range(const lp_format_t *f, format_range_t r) {

@@ -174,16 +174,18 @@ int lpq_graph_sf_seeds(const lpq_graph_t *g, const float *calib, int *weight_sf,
 /* ---- a candidate's deliverables ---------------------------------------------------------- */
 
 /* The ONNX model at model_path with the weight initializer of every quantizable layer named
-** names[i] rounded to weight_formats[i] (n = 0: left as is): a model any ONNX runtime runs,
+** names[i] rounded to weight_formats[i] (fp32: left as is; a scale that depends on the data is
+** calibrated on the initializer, per output channel for auto_ch): a model any ONNX runtime runs,
 ** computing with the LP values. *out is malloc'd. A weight that is not an initializer, or a
 ** layer name the model lacks, is an error naming it. (When lpq folds a BatchNormalization into
 ** a Conv, the export rounds the Conv's own weights; the BN scale then applies at run time.) */
 int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *const *names,
-                            const lp_format_t *weight_formats, void **out, size_t *out_len,
+                            const lpq_numfmt_t *weight_formats, void **out, size_t *out_len,
                             lpq_error_t *err);
 /* The packed LP codes of every quantizable layer's weights (.lpw; layout in engine/onnx_export.c:
-** "LPQW", version 1, per layer its name, format, shape and 1- or 2-byte codes). *out malloc'd. */
-int lpq_pack_weights(const lpq_graph_t *g, const lp_format_t *weight_formats, void **out,
+** "LPQW", version 2, per layer its name, format, per-channel sf's, shape and 1- or 2-byte
+** codes). LP or fp32 formats only (LPQ_EUNSUP naming the layer otherwise). *out malloc'd. */
+int lpq_pack_weights(const lpq_graph_t *g, const lpq_numfmt_t *weight_formats, void **out,
                      size_t *out_len, lpq_error_t *err);
 
 #endif

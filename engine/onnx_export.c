@@ -46,34 +46,84 @@ static void node_name(const Onnx__NodeProto *n, size_t index, char *buf, size_t 
     snprintf(buf, len, "%s_%zu", n->op_type ? n->op_type : "node", index);
 }
 
-/* Rounds a float32 initializer in place (raw_data or float_data). */
-static int round_tensor(Onnx__TensorProto *t, const lp_format_t *f, lpq_error_t *err) {
-  if (t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-    return lpq_errorf(err, LPQ_EUNSUP, "initializer '%s' is not float32", t->name);
-  lp_quantizer_t *q = lp_quantizer_new(f, err);
+/* Rounds n values x in place to format f: calibrated on x when f's scale depends on the data. */
+static int round_values(const lpq_numfmt_t *f, float *x, size_t n, lpq_error_t *err) {
+  lpq_numfmt_t r = *f;
+  int rc = r.resolved ? 0 : lpq_numfmt_calibrate(&r, x, n, err);
+  lp_quantizer_t *q = rc == 0 ? lpq_numfmt_quantizer(&r, err) : NULL;
   if (!q)
-    return err ? err->code : LPQ_ENOMEM;
-  int rc = 0;
-  if (t->has_raw_data) {
-    size_t n = t->raw_data.len / 4;
-    float *tmp = malloc((n ? n : 1) * sizeof *tmp);
-    if (!tmp)
-      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
-    else {
-      memcpy(tmp, t->raw_data.data, n * 4); /* little-endian hosts (checked by the loader) */
-      rc = lp_quantize_f32(q, tmp, tmp, n, err);
-      memcpy(t->raw_data.data, tmp, n * 4);
-      free(tmp);
-    }
-  } else {
-    rc = lp_quantize_f32(q, t->float_data, t->float_data, t->n_float_data, err);
-  }
+    return rc ? rc : (err ? err->code : LPQ_ENOMEM);
+  rc = lp_quantize_f32(q, x, x, n, err);
   lp_quantizer_free(&q);
   return rc;
 }
 
+/* Rounds a float32 initializer in place (raw_data or float_data) to f; a per-channel format
+** (auto_ch) takes one scale per output channel, `axis` of the initializer's dims (a Conv's 0, a
+** Gemm's 0 or 1 by transB, a MatMul's last), each calibrated on its own channel. */
+static int round_tensor(Onnx__TensorProto *t, const lpq_numfmt_t *f, int axis,
+                        lpq_error_t *err) {
+  if (t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+    return lpq_errorf(err, LPQ_EUNSUP, "initializer '%s' is not float32", t->name);
+  size_t n = t->has_raw_data ? t->raw_data.len / 4 : t->n_float_data;
+  float *x = malloc((n ? n : 1) * sizeof *x);
+  if (!x)
+    return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  /* little-endian hosts (checked by the loader) */
+  memcpy(x, t->has_raw_data ? (const void *)t->raw_data.data : (const void *)t->float_data, n * 4);
+  int rc = 0;
+  if (!f->per_channel) {
+    rc = round_values(f, x, n, err);
+  } else {
+    size_t outer = 1, channels = 1, inner = 1;
+    for (size_t d = 0; d < t->n_dims; d++) {
+      size_t v = (size_t)t->dims[d];
+      if ((int)d < axis)
+        outer *= v;
+      else if ((int)d == axis)
+        channels = v;
+      else
+        inner *= v;
+    }
+    size_t slice = outer * inner;
+    float *ch = malloc((slice ? slice : 1) * sizeof *ch);
+    if (!ch || outer * channels * inner != n)
+      rc = ch ? lpq_errorf(err, LPQ_EFORMAT, "initializer '%s': dims do not match its data",
+                           t->name)
+              : lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+    for (size_t c = 0; rc == 0 && c < channels; c++) { /* gather, round, scatter */
+      for (size_t o = 0; o < outer; o++)
+        memcpy(ch + o * inner, x + (o * channels + c) * inner, inner * sizeof *ch);
+      lpq_numfmt_t one = *f;
+      one.per_channel = 0; /* this channel's own sf, as the scorer takes it */
+      if ((rc = round_values(&one, ch, outer * inner, err)) != 0)
+        lpq_error_prefix(err, "channel %zu: ", c);
+      for (size_t o = 0; rc == 0 && o < outer; o++)
+        memcpy(x + (o * channels + c) * inner, ch + o * inner, inner * sizeof *ch);
+    }
+    free(ch);
+  }
+  if (rc == 0)
+    memcpy(t->has_raw_data ? (void *)t->raw_data.data : (void *)t->float_data, x, n * 4);
+  free(x);
+  return rc;
+}
+
+/* The output-channel axis of a node's weight initializer. */
+static int weight_axis(const Onnx__NodeProto *node, const Onnx__TensorProto *w) {
+  if (node->op_type && strcmp(node->op_type, "MatMul") == 0)
+    return w->n_dims ? (int)w->n_dims - 1 : 0;
+  if (node->op_type && strcmp(node->op_type, "Gemm") == 0) {
+    for (size_t i = 0; i < node->n_attribute; i++)
+      if (node->attribute[i]->name && strcmp(node->attribute[i]->name, "transB") == 0)
+        return node->attribute[i]->i ? 0 : 1;
+    return 1; /* transB = 0: [K, N] */
+  }
+  return 0; /* Conv: [M, C/g, kH, kW] */
+}
+
 int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *const *names,
-                            const lp_format_t *weight_formats, void **out, size_t *out_len,
+                            const lpq_numfmt_t *weight_formats, void **out, size_t *out_len,
                             lpq_error_t *err) {
   uint8_t *data = NULL;
   size_t len = 0;
@@ -87,7 +137,7 @@ int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *
   Onnx__GraphProto *gp = m->graph;
   size_t done = 0;
   for (size_t l = 0; rc == 0 && l < nlayers; l++) {
-    if (weight_formats[l].n == 0)
+    if (weight_formats[l].family == LPQ_FAM_FP32)
       continue; /* fp32: the weights stay */
     const Onnx__NodeProto *node = NULL;
     for (size_t i = 0; i < gp->n_node && !node; i++) {
@@ -111,7 +161,7 @@ int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *
                       node->input[1]);
       break;
     }
-    rc = round_tensor(w, &weight_formats[l], err);
+    rc = round_tensor(w, &weight_formats[l], weight_axis(node, w), err);
     if (rc != 0)
       lpq_error_prefix(err, "layer '%s': ", names[l]);
     done++;
@@ -129,10 +179,12 @@ int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *
   return rc;
 }
 
-/* .lpw: "LPQW" | u32 version 1 | u32 layers; per layer: u32 name length, name bytes, i32 n, es,
-** rs, sf, u32 ndim, i64 dims[ndim], u64 count, then count codes of 1 byte (n <= 8) or 2 bytes
-** (little-endian), in the layout lpq runs the layer with (axis 0 the output channel; the
-** weights of the loaded graph, BatchNormalization folded). All integers little-endian. */
+/* .lpw: "LPQW" | u32 version 2 | u32 layers; per layer: u32 name length, name bytes, i32 n, es,
+** rs, sf, u32 per_channel (0 or 1; then i32 sf[M], one per output channel, and the layer's sf
+** field is 0), u32 ndim, i64 dims[ndim], u64 count, then count codes of 1 byte (n <= 8) or 2
+** bytes (little-endian), in the layout lpq runs the layer with (axis 0 the output channel; the
+** weights of the loaded graph, BatchNormalization folded). All integers little-endian. Only
+** LP weights (and fp32 ones, with no codes) are packed: other formats' codes are not LP's. */
 typedef struct buf_t {
   uint8_t *p;
   size_t len, cap;
@@ -160,42 +212,72 @@ static void put(buf_t *b, const void *src, size_t n) {
 
 static void put_u32(buf_t *b, uint32_t v) { put(b, &v, 4); }
 
-int lpq_pack_weights(const lpq_graph_t *g, const lp_format_t *weight_formats, void **out,
+int lpq_pack_weights(const lpq_graph_t *g, const lpq_numfmt_t *weight_formats, void **out,
                      size_t *out_len, lpq_error_t *err) {
   buf_t b = {0};
   size_t nl = lpq_graph_num_layers(g);
   put(&b, "LPQW", 4);
-  put_u32(&b, 1);
+  put_u32(&b, 2);
   put_u32(&b, (uint32_t)nl);
   int rc = 0;
   for (size_t l = 0; rc == 0 && l < nl; l++) {
     const lpq_layer_t *L = lpq_graph_layer(g, l);
-    const lp_format_t *f = &weight_formats[l];
+    const lpq_numfmt_t *f = &weight_formats[l];
+    if (f->family != LPQ_FAM_FP32 && f->family != LPQ_FAM_LP) {
+      rc = lpq_errorf(err, LPQ_EUNSUP, "layer '%s': .lpw packs LP codes; its format is %s",
+                      L->name, lpq_family_name(f->family));
+      break;
+    }
+    int is_lp = f->family == LPQ_FAM_LP;
+    size_t channels = (size_t)L->weight_shape[0], per = L->weight_count / channels;
+    lpq_numfmt_t *cf = calloc(channels, sizeof *cf); /* each channel's resolved format */
+    if (!cf) {
+      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+      break;
+    }
+    if (is_lp && (rc = lpq_numfmt_calibrate_channels(f, L->weight, channels, per, cf, err)) != 0) {
+      lpq_error_prefix(err, "layer '%s': ", L->name);
+      free(cf);
+      break;
+    }
+    lp_format_t lf = is_lp ? lpq_numfmt_lp(&cf[0]) : (lp_format_t){0, 0, 0, 0};
+    if (f->per_channel)
+      lf.sf = 0;
     put_u32(&b, (uint32_t)strlen(L->name));
     put(&b, L->name, strlen(L->name));
-    int32_t fv[4] = {f->n, f->es, f->rs, f->sf};
+    int32_t fv[4] = {lf.n, lf.es, lf.rs, lf.sf};
     put(&b, fv, sizeof fv);
+    put_u32(&b, is_lp && f->per_channel);
+    for (size_t c = 0; is_lp && f->per_channel && c < channels; c++) {
+      int32_t sf = cf[c].p[3];
+      put(&b, &sf, 4);
+    }
     put_u32(&b, (uint32_t)L->weight_ndim);
     put(&b, L->weight_shape, (size_t)L->weight_ndim * sizeof(int64_t));
-    uint64_t count = f->n ? L->weight_count : 0; /* fp32 layers carry no codes */
+    uint64_t count = is_lp ? L->weight_count : 0; /* fp32 layers carry no codes */
     put(&b, &count, 8);
-    if (!count)
-      continue;
-    lp_quantizer_t *q = lp_quantizer_new(f, err);
-    size_t width = f->n <= 8 ? 1 : 2;
-    void *codes = q ? malloc(count * width) : NULL;
-    if (!q || !codes) {
-      rc = q ? lpq_errorf(err, LPQ_ENOMEM, "out of memory") : (err ? err->code : LPQ_EINVAL);
-    } else {
-      rc = width == 1 ? lp_quantize_codes_u8(q, L->weight, codes, count, err)
-                      : lp_quantize_codes_u16(q, L->weight, codes, count, err);
-      if (rc == 0)
-        put(&b, codes, count * width);
-      else
+    size_t width = lf.n <= 8 ? 1 : 2;
+    uint8_t *codes = count ? malloc(count * width) : NULL;
+    if (count && !codes)
+      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+    for (size_t c = 0; rc == 0 && count && c < channels; c++) {
+      lp_format_t cl = lpq_numfmt_lp(&cf[f->per_channel ? c : 0]);
+      lp_quantizer_t *q = lp_quantizer_new(&cl, err);
+      if (!q) {
+        rc = err ? err->code : LPQ_EINVAL;
+        break;
+      }
+      rc = width == 1 ? lp_quantize_codes_u8(q, L->weight + c * per, codes + c * per, per, err)
+                      : lp_quantize_codes_u16(q, L->weight + c * per,
+                                              (uint16_t *)(void *)codes + c * per, per, err);
+      lp_quantizer_free(&q);
+      if (rc != 0)
         lpq_error_prefix(err, "layer '%s': ", L->name);
     }
+    if (rc == 0 && count)
+      put(&b, codes, count * width);
     free(codes);
-    lp_quantizer_free(&q);
+    free(cf);
   }
   if (rc == 0 && b.oom)
     rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");

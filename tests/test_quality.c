@@ -10,8 +10,10 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static float frand(unsigned *s) {
   *s = *s * 1103515245u + 12345u;
@@ -196,6 +198,7 @@ typedef struct one_node_t {
   int conv;
   int64_t b, c, m, groups, k, size;
   float *w, *bias;
+  const char *save; /* also write the model to this file */
 } one_node_t;
 
 static size_t plane(const one_node_t *o) { return o->conv ? (size_t)(o->size * o->size) : 1; }
@@ -251,6 +254,10 @@ static lpq_graph_t *one_node_graph(one_node_t *o, unsigned seed) {
   size_t len = onnx__model_proto__get_packed_size(&mp);
   uint8_t *buf = malloc(len);
   onnx__model_proto__pack(&mp, buf);
+  if (o->save) {
+    FILE *f = fopen(o->save, "wb");
+    cr_assert(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0, "cannot write %s", o->save);
+  }
   lpq_error_t err;
   lpq_graph_t *g = lpq_graph_load_buffer(buf, len, "one.onnx", 0, &err);
   free(buf);
@@ -432,3 +439,67 @@ Test(quality, resolved_config_writes_w_sf_and_reads_back) {
     cr_assert(strstr(e.msg, bad[i][1]) != NULL, "'%s' lacks '%s'", e.msg, bad[i][1]);
   }
 }
+
+/* The export rounds each output channel with its own sf, as the scorer does: the exported
+** model's weights equal the per-channel quantization of the originals, element by element; the
+** packed .lpw carries the same sf's (version 2, per-channel flag). */
+static void export_case(int conv) {
+  char path[] = "/tmp/lpq_export_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  close(fd);
+  one_node_t o = {.conv = conv, .b = 2, .c = 8, .m = 6, .groups = 1, .k = 3, .size = 4,
+                  .save = path};
+  lpq_graph_t *g = one_node_graph(&o, 5);
+  const lpq_layer_t *L = lpq_graph_layer(g, 0);
+  lpq_numfmt_t f = parse_ok("lp<4,0,2,auto_ch+1>"), fc[6];
+  size_t per = L->weight_count / 6;
+  cr_assert_eq(lpq_numfmt_calibrate_channels(&f, o.w, 6, per, fc, NULL), 0);
+  const char *names[1] = {L->name};
+  void *bytes = NULL;
+  size_t len = 0;
+  lpq_error_t err = {0};
+  cr_assert_eq(lpq_onnx_export_rounded(path, 1, names, &f, &bytes, &len, &err), 0, "%s", err.msg);
+  lpq_graph_t *e = lpq_graph_load_buffer(bytes, len, "exported", 0, &err);
+  cr_assert_not_null(e, "%s", err.msg);
+  const float *we = lpq_graph_layer(e, 0)->weight;
+  for (size_t c = 0; c < 6; c++) {
+    lp_format_t lf = lpq_numfmt_lp(&fc[c]);
+    lp_quantizer_t *q = lp_quantizer_new(&lf, NULL);
+    float want[128];
+    cr_assert(per <= 128);
+    lp_quantize_f32(q, o.w + c * per, want, per, NULL);
+    lp_quantizer_free(&q);
+    for (size_t i = 0; i < per; i++)
+      cr_assert_eq(we[c * per + i], want[i], "channel %zu element %zu", c, i);
+  }
+  free(bytes);
+  /* .lpw: header, the layer's per-channel flag and sf's */
+  cr_assert_eq(lpq_pack_weights(g, &f, &bytes, &len, &err), 0, "%s", err.msg);
+  const uint8_t *p = bytes;
+  uint32_t version, nl, name_len, flag;
+  memcpy(&version, p + 4, 4);
+  memcpy(&nl, p + 8, 4);
+  memcpy(&name_len, p + 12, 4);
+  const uint8_t *q = p + 16 + name_len + 16;
+  memcpy(&flag, q, 4);
+  cr_assert(memcmp(p, "LPQW", 4) == 0 && version == 2 && nl == 1 && flag == 1);
+  for (size_t c = 0; c < 6; c++) {
+    int32_t sf;
+    memcpy(&sf, q + 4 + 4 * c, 4);
+    cr_assert_eq(sf, fc[c].p[3], "channel %zu sf %d, calibrated %d", c, sf, fc[c].p[3]);
+  }
+  free(bytes);
+  /* a non-LP format has no LP codes to pack, and says so */
+  lpq_numfmt_t i4 = parse_ok("int4_ch");
+  cr_assert_eq(lpq_pack_weights(g, &i4, &bytes, &len, &err), LPQ_EUNSUP);
+  cr_assert(strstr(err.msg, "layer") != NULL, "%s", err.msg);
+  lpq_graph_free(&e);
+  lpq_graph_free(&g);
+  free(o.w);
+  free(o.bias);
+  unlink(path);
+}
+
+Test(quality, export_rounds_per_channel_conv) { export_case(1); }
+Test(quality, export_rounds_per_channel_gemm) { export_case(0); }

@@ -31,14 +31,9 @@ static json_t *genome_formats(daemon_t *d, int64_t job, const char *hex) {
   return found;
 }
 
-static int fmt_of(json_t *v, lp_format_t *lf, lpq_numfmt_t *nf) {
+static int fmt_of(json_t *v, lpq_numfmt_t *nf) {
   const char *s = json_string_value(v);
-  if (!s || lpq_numfmt_parse(s, nf, NULL) != 0)
-    return -1;
-  memset(lf, 0, sizeof *lf);
-  if (nf->family == LPQ_FAM_LP)
-    *lf = lpq_numfmt_lp(nf);
-  return 0;
+  return s && lpq_numfmt_parse(s, nf, NULL) == 0 ? 0 : -1;
 }
 
 /* One deliverable: written into dir, or returned as base64, with its size and hash. */
@@ -122,12 +117,11 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
   char *model_path = NULL;
   lpq_graph_t *graph = NULL;
   size_t nl = json_array_size(genome);
-  lp_format_t *lw = calloc(nl + 1, sizeof *lw), la;
   lpq_numfmt_t *nw = calloc(2 * nl + 1, sizeof *nw);
   const char **names = calloc(nl + 1, sizeof *names);
   json_t *res = json_pack("{s:I, s:s}", "job", (json_int_t)id, "genome", hex);
   int code = 0;
-  if (!lw || !nw || !names) {
+  if (!nw || !names) {
     code = LPQ_API_E_INTERNAL;
     lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
   } else if (lpq_store_blob_path(d->store, js.model, &model_path, &err) != 0 ||
@@ -141,8 +135,8 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
   for (size_t i = 0; !code && i < nl; i++) {
     names[i] = lpq_graph_layer(graph, i)->name;
     json_t *L = json_array_get(genome, i);
-    if (fmt_of(json_object_get(L, "w"), &lw[i], &nw[i]) != 0 ||
-        fmt_of(json_object_get(L, "a"), &la, &nw[nl + i]) != 0) {
+    if (fmt_of(json_object_get(L, "w"), &nw[i]) != 0 ||
+        fmt_of(json_object_get(L, "a"), &nw[nl + i]) != 0) {
       code = LPQ_API_E_INTERNAL;
       lpq_errorf(&err, LPQ_EFORMAT, "genome %s: layer %zu has an unreadable format", hex, i);
     }
@@ -175,7 +169,7 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
     void *bytes = NULL;
     size_t len = 0;
     json_t *f = NULL;
-    if (lpq_onnx_export_rounded(model_path, nl, names, lw, &bytes, &len, &err) != 0 ||
+    if (lpq_onnx_export_rounded(model_path, nl, names, nw, &bytes, &len, &err) != 0 ||
         !(f = file_json(bytes, len, dir, "model_lp.onnx", &err)))
       code = err.code == LPQ_EIO ? LPQ_API_E_IO : LPQ_API_E_UNSUPPORTED_MODEL;
     else
@@ -186,7 +180,7 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
     void *bytes = NULL;
     size_t len = 0;
     json_t *f = NULL;
-    if (lpq_pack_weights(graph, lw, &bytes, &len, &err) != 0 ||
+    if (lpq_pack_weights(graph, nw, &bytes, &len, &err) != 0 ||
         !(f = file_json(bytes, len, dir, "weights.lpw", &err)))
       code = err.code == LPQ_EIO ? LPQ_API_E_IO : LPQ_API_E_INTERNAL;
     else
@@ -202,7 +196,6 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_decref(genome);
   lpq_graph_free(&graph);
   free(model_path);
-  free(lw);
   free(nw);
   free(names);
 }

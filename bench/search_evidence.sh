@@ -10,7 +10,8 @@
 # Usage: bench/search_evidence.sh [MODEL.onnx ...]     (default: the three bundled models)
 # Environment: SEARCH_SECONDS (540; the final scoring of the front comes on top), BUDGETS
 # ("4.0 3.5"), SEARCH_ARGS (extra lpq search flags, e.g. for an ablation), OUT (var/evidence),
-# RANDOM_SEARCH (1: also random search at the first budget), BASELINES (1).
+# RANDOM_SEARCH (1: also random search at the first budget), BASELINES (1), REPORT_ONLY (1: only
+# print the table of what OUT holds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LPQ=${LPQ:-build/bin/lpq}
@@ -28,6 +29,7 @@ CALIB=(--calib-data models/fashion_calib_256.npy --calib 128)
 VAL=(--val-data "$OUT/fashion_val_2000.npy" --val-labels "$OUT/fashion_val_2000_labels.npy")
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in "${models[@]}"; do
+  [ "${REPORT_ONLY:-0}" = 1 ] && break
   name=$(basename "$m" .onnx)
   dir="$OUT/$name"
   mkdir -p "$dir"

@@ -43,13 +43,13 @@ for m in "${models[@]}"; do
     tag="lpq_$b"
     /usr/bin/time -f "%e" -o "$dir/$tag.time" $LPQ search --model "$m" "${TEST[@]}" "${CALIB[@]}" \
         "${VAL[@]}" --max-weight-bits "$b" --act-bits 2:8 --pin-ends --time "$SEARCH_SECONDS" \
-        --generations 0 --population 24 --seed 1 --threads 2 --top1 0 $SEARCH_ARGS \
+        --generations 0 --population 24 --seed 1 --threads 2 --top1 0 --val-members 8 $SEARCH_ARGS \
         --out "$dir/$tag" --json > "$dir/$tag.json"
     if [ "${RANDOM_SEARCH:-1}" = 1 ] && [ "$b" = "${BUDGETS%% *}" ]; then
       evals=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["evaluations"])' "$dir/$tag.json")
       /usr/bin/time -f "%e" -o "$dir/random_$b.time" $LPQ search --model "$m" "${TEST[@]}" \
           "${CALIB[@]}" "${VAL[@]}" --max-weight-bits "$b" --act-bits 2:8 --pin-ends --random \
-          --evaluations "$evals" --seed 1 --threads 2 --top1 0 $SEARCH_ARGS \
+          --evaluations "$evals" --seed 1 --threads 2 --top1 0 --val-members 8 $SEARCH_ARGS \
           --json > "$dir/random_$b.json"
     fi
   done

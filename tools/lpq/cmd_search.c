@@ -28,10 +28,12 @@ static void usage(FILE *out) {
       "  --norm MEAN,STD       normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
       "  --val-data X3 --val-labels Y3  a labelled validation set (e.g. training images kept\n"
       "                        out of calibration): every front member's top-1 on it, the\n"
-      "                        best config chosen on it (never on --data), and Spearman's rank\n"
+      "                        best config chosen on it (never on --data: the lowest L_CO within\n"
+      "                        one standard error of the best validation top-1), and Spearman's rank\n"
       "                        correlation of L_CO and top-1 over the front\n"
       "  --max-drop P          with --val-data: the best config is the cheapest front member\n"
       "                        within P points of fp32's validation top-1\n"
+      "  --val-members K       score only the K lowest-L_CO front members on --val-data (all)\n"
       "search\n"
       "  --mode pareto|scalar  NSGA-II over (L_CO, L_CR), or L_F = L_CO * L_CR^lambda (pareto)\n"
       "  --lambda L            scalar mode exponent (%g)\n"
@@ -74,6 +76,7 @@ static void usage(FILE *out) {
 typedef struct args_t {
   const char *model, *data, *labels, *calib_data, *out, *val_data, *val_labels;
   double max_drop; /* points of validation top-1; < 0: not set */
+  size_t val_members; /* front members scored on the validation set, lowest L_CO first */
   size_t top1;
   double hv_ref[2];
   int threads, json, random, have_hv_ref;
@@ -104,7 +107,7 @@ static int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size
 
 static int parse(int argc, char **argv, args_t *a) {
   enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF, O_BC, O_VDATA,
-         O_VLABELS, O_DROP, O_SENS };
+         O_VLABELS, O_DROP, O_SENS, O_VMEMBERS };
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"labels", 1, 0, 'l'}, {"calib", 1, 0, 'n'},
       {"calib-data", 1, 0, O_CALIBDATA}, {"norm", 1, 0, 'N'}, {"mode", 1, 0, 'M'},
@@ -115,7 +118,7 @@ static int parse(int argc, char **argv, args_t *a) {
       {"sf-window", 1, 0, 'w'}, {"weight-sf", 1, 0, O_WSF},
       {"bias-correction", 1, 0, O_BC}, {"val-data", 1, 0, O_VDATA},
       {"val-labels", 1, 0, O_VLABELS}, {"max-drop", 1, 0, O_DROP},
-      {"sensitivity", 1, 0, O_SENS}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
+      {"sensitivity", 1, 0, O_SENS}, {"val-members", 1, 0, O_VMEMBERS}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
       {"siblings", 1, 0, O_SIBL}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
       {"random", 0, 0, 'R'}, {"generations", 1, 0, 'g'}, {"evaluations", 1, 0, 'E'},
       {"time", 1, 0, 't'}, {"patience", 1, 0, 'k'}, {"threads", 1, 0, 'j'},
@@ -126,6 +129,7 @@ static int parse(int argc, char **argv, args_t *a) {
   a->threads = 2;
   a->top1 = 8;
   a->max_drop = -1;
+  a->val_members = SIZE_MAX;
   int c, idx = 0;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
@@ -176,6 +180,7 @@ static int parse(int argc, char **argv, args_t *a) {
       bad = js->sensitivity < 0;
       break;
     case O_VDATA: a->val_data = optarg; break;
+    case O_VMEMBERS: a->val_members = strtoul(optarg, &end, 10); bad = *end || !a->val_members; break;
     case O_VLABELS: a->val_labels = optarg; break;
     case O_DROP: a->max_drop = strtod(optarg, &end); bad = *end || !(a->max_drop >= 0); break;
     case O_PIN: js->pin_ends = 1; break;
@@ -404,7 +409,7 @@ int cmd_search(int argc, char **argv) {
   if ((labels && genome_top1(sc, NULL, nl, x, labels, nlabels, &top1_fp, &err) != 0) ||
       (vx && genome_top1(sc, NULL, nl, vx, vlabels, nvlabels, &top1_val_fp, &err) != 0))
     goto fail_xy;
-  for (size_t i = 0; vx && i < nm; i++)
+  for (size_t i = 0; vx && i < nm && i < a.val_members; i++)
     if (genome_top1(sc, m[i].genome, nl, vx, vlabels, nvlabels, &m[i].top1_val, &err) != 0)
       goto fail_xy;
   /* The best config, chosen on the validation set only; its test top-1 is then reported. */
@@ -417,8 +422,19 @@ int cmd_search(int argc, char **argv) {
     cost[i] = m[i].result.l_cr;
     cost[nm + i] = 100 * m[i].top1_val; /* points; -100 where not measured */
   }
-  if (vx)
+  if (vx && a.max_drop >= 0) {
     chosen = lpq_pick_within_drop(cost, cost + nm, nm, 100 * top1_val_fp, a.max_drop, &within);
+  } else if (vx) {
+    /* The highest validation top-1 is mostly noise among near-equals: of the members within one
+    ** standard error of it (sqrt(p(1-p)/n)), the lowest L_CO, the estimate with less noise. */
+    double best = -1;
+    for (size_t i = 0; i < nm; i++)
+      best = fmax(best, m[i].top1_val);
+    double se = sqrt(best * (1 - best) / (double)nvlabels);
+    for (size_t i = 0; i < nm && chosen < 0; i++) /* the front is in L_CO order */
+      if (m[i].top1_val >= 0 && m[i].top1_val >= best - se)
+        chosen = (long)i;
+  }
   free(cost);
   if (chosen >= 0 && labels && m[chosen].top1 < 0 &&
       genome_top1(sc, m[chosen].genome, nl, x, labels, nlabels, &m[chosen].top1, &err) != 0)
@@ -453,7 +469,9 @@ int cmd_search(int argc, char **argv) {
                         json_pack("{s:i, s:s, s:b}", "index", (int)chosen, "rule",
                                   a.max_drop >= 0 && within
                                       ? "cheapest within max_drop of fp32 on validation"
-                                      : "highest validation top-1",
+                                  : a.max_drop >= 0 ? "none within max_drop: highest validation top-1"
+                                      : "lowest L_CO within one standard error of the highest "
+                                        "validation top-1",
                                   "within_max_drop", within));
   front = json_array();
   for (size_t i = 0; i < nm; i++)
@@ -499,7 +517,7 @@ int cmd_search(int argc, char **argv) {
       printf("best: #%ld, %s: validation top-1 %.2f%%", chosen,
              a.max_drop >= 0 && within ? "the cheapest within --max-drop" :
              a.max_drop >= 0 ? "none within --max-drop; the highest validation top-1"
-                             : "the highest validation top-1",
+                             : "the lowest L_CO within one standard error of the best validation top-1",
              100 * m[chosen].top1_val);
       if (m[chosen].top1 >= 0)
         printf(", top-1 on --data %.2f%%", 100 * m[chosen].top1);

@@ -24,6 +24,19 @@ static lp_format_t cell_format(const job_t *j, size_t layer, int bits) {
   return f;
 }
 
+/* The widths measured: the job's, narrowed to budget - 1 .. + 2 when it sets a mean weight bits
+** constraint (the allocations live there; mutation reaches the rest), as lpq search does. */
+static void sens_range(const job_t *j, int *lo, int *hi) {
+  *lo = j->js.n_min;
+  *hi = j->js.n_max;
+  if (j->js.max_weight_bits > 0) {
+    int b = (int)j->js.max_weight_bits;
+    *lo = b - 1 > *lo ? b - 1 : *lo;
+    *hi = b + 2 < *hi ? b + 2 : *hi;
+    *lo = *lo > *hi ? *hi : *lo;
+  }
+}
+
 static void sens_release(job_t *j) {
   free(j->sens_genomes);
   free(j->sens_refs);
@@ -44,7 +57,8 @@ int sens_start(job_t *j) {
     lpq_store_sensitivity_clear(&have);
     return 0; /* computed by an earlier run */
   }
-  const int lo = j->js.n_min, hi = j->js.n_max;
+  int lo, hi;
+  sens_range(j, &lo, &hi);
   const size_t widths = (size_t)(hi - lo + 1), count = 1 + j->nl * widths;
   j->sens_genomes = calloc(count * j->nl, sizeof *j->sens_genomes);
   j->sens_refs = calloc(count, sizeof *j->sens_refs);
@@ -84,7 +98,8 @@ int sens_start(job_t *j) {
 /* Every result is back: the matrix into the store, then the search. */
 static void sens_finish(job_t *j) {
   daemon_t *d = j->d;
-  const int lo = j->js.n_min, hi = j->js.n_max;
+  int lo, hi;
+  sens_range(j, &lo, &hi);
   const size_t widths = (size_t)(hi - lo + 1), cells = j->nl * widths;
   lpq_store_sensitivity_t m = {.layers = j->nl, .bits_lo = lo, .bits_hi = hi,
                                .names = j->layer_names, .weights = j->weight_counts};
@@ -142,9 +157,11 @@ void sens_fill_specs(job_t *j, lpq_layer_spec_t *specs, lpq_search_settings_t *s
     const size_t widths = (size_t)(m.bits_hi - m.bits_lo + 1);
     for (size_t l = 0; l < j->nl; l++) {
       specs[l].weight_count = j->weight_counts[l];
-      for (size_t c = 0; c < widths; c++) {
-        double v = m.delta_l_co[l * widths + c];
-        specs[l].weight_sens[m.bits_lo + (int)c] = isfinite(v) ? v : 1e9; /* failed: avoid */
+      for (int n = j->js.n_min; n <= j->js.n_max; n++) {
+        int c = n < m.bits_lo ? m.bits_lo : n > m.bits_hi ? m.bits_hi : n;
+        double v = m.delta_l_co[l * widths + (size_t)(c - m.bits_lo)];
+        /* failed or below the widths measured: to be avoided; above: as the widest measured */
+        specs[l].weight_sens[n] = !isfinite(v) || n < m.bits_lo ? 1e3 : v;
       }
     }
     set->seed_budget = j->js.max_weight_bits;

@@ -75,8 +75,8 @@ int lp_format_parse(const char *text, lp_format_t *out, lpq_error_t *err);
 char *lp_format_str(const lp_format_t *f, char *buf, size_t len);
 
 /* The es and rs lpq gives weights at n bits when only the width is chosen (per-layer
-** sensitivity): es 0 up to 5 bits, else 1; rs min(n-1, 2) up to 4 bits, else 3: lp<2,0,1>,
-** lp<3,0,2>, lp<4,0,2>, lp<5,0,3>, lp<6..8,1,3> (measured best of es 0..1, rs 1..5 on the ViT). */
+** sensitivity): es 0 up to 5 bits, else 1; rs min(n-1, 3): lp<2,0,1>, lp<3,0,2>, lp<4,0,3>,
+** lp<5,0,3>, lp<6..8,1,3> (measured on the bundled models: docs/SENSITIVITY.md). */
 void lp_weight_shape(int n, int *es, int *rs);
 
 /* ---- codes --------------------------------------------------------------------------- */

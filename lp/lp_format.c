@@ -83,7 +83,6 @@ char *lp_format_str(const lp_format_t *f, char *buf, size_t len) {
 }
 
 void lp_weight_shape(int n, int *es, int *rs) {
-  int cap = n >= 5 ? 3 : 2;
   *es = n >= 6 ? 1 : 0;
-  *rs = n - 1 < cap ? n - 1 : cap;
+  *rs = n - 1 < 3 ? n - 1 : 3;
 }

@@ -17,7 +17,7 @@
 
 /* The family rule written out by hand (worker.h), not through lpq_sensitivity_format. */
 static const char *const lp_ch_by_width[] = {NULL, NULL, "lp<2,0,1,auto_ch>", "lp<3,0,2,auto_ch>",
-                                             "lp<4,0,2,auto_ch>", "lp<5,0,3,auto_ch>",
+                                             "lp<4,0,3,auto_ch>", "lp<5,0,3,auto_ch>",
                                              "lp<6,1,3,auto_ch>"};
 
 Test(sensitivity, equals_a_direct_computation_layer_by_layer) {
@@ -97,7 +97,7 @@ Test(sensitivity, equals_a_direct_computation_layer_by_layer) {
 Test(sensitivity, format_rule_and_families) {
   lpq_numfmt_t f;
   char t[LPQ_NUMFMT_TEXT_MAX];
-  const char *want[] = {"lp<2,0,1,auto_ch>", "lp<3,0,2,auto_ch>", "lp<4,0,2,auto_ch>",
+  const char *want[] = {"lp<2,0,1,auto_ch>", "lp<3,0,2,auto_ch>", "lp<4,0,3,auto_ch>",
                         "lp<5,0,3,auto_ch>", "lp<8,1,3,auto_ch>"};
   const int bits[] = {2, 3, 4, 5, 8};
   for (size_t i = 0; i < 5; i++) {
@@ -105,7 +105,7 @@ Test(sensitivity, format_rule_and_families) {
     cr_assert_str_eq(lpq_numfmt_str(&f, t, sizeof t), want[i]);
   }
   cr_assert_eq(lpq_sensitivity_format(LPQ_SENS_LP, 4, &f, NULL), 0);
-  cr_assert_str_eq(lpq_numfmt_str(&f, t, sizeof t), "lp<4,0,2,auto>");
+  cr_assert_str_eq(lpq_numfmt_str(&f, t, sizeof t), "lp<4,0,3,auto>");
   cr_assert_eq(lpq_sensitivity_format(LPQ_SENS_INT_CH, 4, &f, NULL), 0);
   cr_assert(f.per_channel && f.bits == 4);
   cr_assert_eq(lpq_sensitivity_format(LPQ_SENS_LP_CH, 1, &f, NULL), LPQ_EINVAL);

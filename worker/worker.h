@@ -120,7 +120,7 @@ int lpq_candidate_eval(lpq_candidate_ctx_t *c, const lpq_numfmt_t *w, const lpq_
 /* ---- per-layer sensitivity (worker/sensitivity.c) ---------------------------------------- */
 
 /* The weight format family of a sensitivity run; LP's es and rs at b bits are lp_weight_shape's
-** (es 0 up to 5 bits, else 1; rs min(b-1, 2) up to 4 bits, else 3). */
+** (es 0 up to 5 bits, else 1; rs min(b-1, 3)). */
 typedef enum lpq_sens_family_t {
   LPQ_SENS_LP_CH = 0, /* lp<b,es,rs,auto_ch>: one sf per output channel [default] */
   LPQ_SENS_LP,        /* lp<b,es,rs,auto>: one sf per tensor */

@@ -25,7 +25,7 @@ static void usage(FILE *out) {
           "  --bits LO:HI        weight widths tried (default 2:8)\n"
           "  --family F          weight formats: lp_ch (lp<b,es,rs,auto_ch>, default), lp\n"
           "                      (lp<b,es,rs,auto>, one sf per tensor) or int_ch (int<b,ch>);\n"
-          "                      LP: es 0 up to 5 bits else 1, rs min(b-1,2) up to 4 bits else 3\n"
+          "                      LP: es 0 up to 5 bits, else 1; rs min(b-1, 3)\n"
           "  --temperature T     InfoNCE temperature (default 0.5)\n"
           "  --threads T         candidates scored at once (default: the online cores)\n"
           "  --svg OUT.svg       a heat map: layers x bits, colour = rise of L_CO (log scale)\n"

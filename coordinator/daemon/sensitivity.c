@@ -24,19 +24,6 @@ static lp_format_t cell_format(const job_t *j, size_t layer, int bits) {
   return f;
 }
 
-/* The widths measured: the job's, narrowed to budget - 1 .. + 2 when it sets a mean weight bits
-** constraint (the allocations live there; mutation reaches the rest), as lpq search does. */
-static void sens_range(const job_t *j, int *lo, int *hi) {
-  *lo = j->js.n_min;
-  *hi = j->js.n_max;
-  if (j->js.max_weight_bits > 0) {
-    int b = (int)j->js.max_weight_bits;
-    *lo = b - 1 > *lo ? b - 1 : *lo;
-    *hi = b + 2 < *hi ? b + 2 : *hi;
-    *lo = *lo > *hi ? *hi : *lo;
-  }
-}
-
 static void sens_release(job_t *j) {
   free(j->sens_genomes);
   free(j->sens_refs);
@@ -58,7 +45,7 @@ int sens_start(job_t *j) {
     return 0; /* computed by an earlier run */
   }
   int lo, hi;
-  sens_range(j, &lo, &hi);
+  lpq_sensitivity_widths(&j->js, &lo, &hi);
   const size_t widths = (size_t)(hi - lo + 1), count = 1 + j->nl * widths;
   j->sens_genomes = calloc(count * j->nl, sizeof *j->sens_genomes);
   j->sens_refs = calloc(count, sizeof *j->sens_refs);
@@ -99,7 +86,7 @@ int sens_start(job_t *j) {
 static void sens_finish(job_t *j) {
   daemon_t *d = j->d;
   int lo, hi;
-  sens_range(j, &lo, &hi);
+  lpq_sensitivity_widths(&j->js, &lo, &hi);
   const size_t widths = (size_t)(hi - lo + 1), cells = j->nl * widths;
   lpq_store_sensitivity_t m = {.layers = j->nl, .bits_lo = lo, .bits_hi = hi,
                                .names = j->layer_names, .weights = j->weight_counts};
@@ -153,19 +140,9 @@ void sens_fill_specs(job_t *j, lpq_layer_spec_t *specs, lpq_search_settings_t *s
   lpq_error_t err;
   if (lpq_store_sensitivity_get(j->d->store, j->id, &m, &err) != 0)
     return; /* none: the search runs without it */
-  if (m.layers == j->nl && m.bits_lo >= LP_N_MIN && m.bits_hi <= LP_N_MAX) {
-    const size_t widths = (size_t)(m.bits_hi - m.bits_lo + 1);
-    for (size_t l = 0; l < j->nl; l++) {
-      specs[l].weight_count = j->weight_counts[l];
-      for (int n = j->js.n_min; n <= j->js.n_max; n++) {
-        int c = n < m.bits_lo ? m.bits_lo : n > m.bits_hi ? m.bits_hi : n;
-        double v = m.delta_l_co[l * widths + (size_t)(c - m.bits_lo)];
-        /* failed or below the widths measured: to be avoided; above: as the widest measured */
-        specs[l].weight_sens[n] = !isfinite(v) || n < m.bits_lo ? 1e3 : v;
-      }
-    }
-    set->seed_budget = j->js.max_weight_bits;
-  }
+  if (m.layers == j->nl && m.bits_lo >= LP_N_MIN && m.bits_hi <= LP_N_MAX)
+    lpq_search_set_sensitivity(&j->js, j->nl, m.delta_l_co, m.bits_lo, m.bits_hi,
+                               j->weight_counts, specs, set);
   lpq_store_sensitivity_clear(&m);
 }
 

@@ -68,3 +68,30 @@ void lpq_search_result_from_fields(const lpq_job_settings_t *js,
   lpq_job_constraints(js, mean_weight_bits, js->weight_only ? 0 : max_act, latency_s,
                       out->constraint);
 }
+
+void lpq_sensitivity_widths(const lpq_job_settings_t *js, int *lo, int *hi) {
+  *lo = js->n_min;
+  *hi = js->n_max;
+  if (js->max_weight_bits > 0) {
+    int b = (int)js->max_weight_bits;
+    *lo = b - 1 > *lo ? b - 1 : *lo;
+    *hi = b + 2 < *hi ? b + 2 : *hi;
+    *lo = *lo > *hi ? *hi : *lo;
+  }
+}
+
+void lpq_search_set_sensitivity(const lpq_job_settings_t *js, size_t layer_count,
+                                const double *delta_l_co, int lo, int hi,
+                                const size_t *weight_counts, lpq_layer_spec_t *specs,
+                                lpq_search_settings_t *set) {
+  const size_t widths = (size_t)(hi - lo + 1);
+  for (size_t l = 0; l < layer_count; l++) {
+    specs[l].weight_count = weight_counts[l];
+    for (int n = js->n_min; n <= js->n_max; n++) {
+      int c = n < lo ? lo : n > hi ? hi : n;
+      double v = delta_l_co[l * widths + (size_t)(c - lo)];
+      specs[l].weight_sens[n] = !isfinite(v) || n < lo ? 1e3 : v;
+    }
+  }
+  set->seed_budget = js->max_weight_bits;
+}

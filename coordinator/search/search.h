@@ -304,6 +304,17 @@ lpq_search_t *lpq_search_restore(const lpq_search_space_t *space,
 int lpq_search_from_job(const lpq_job_settings_t *js, size_t layer_count, const int *weight_sf,
                         const int *act_sf, lpq_layer_spec_t *specs, lpq_search_space_t *space,
                         lpq_search_settings_t *set, lpq_error_t *err);
+/* The weight widths a sensitivity run measures for a job: its range, narrowed to budget - 1 ..
+** budget + 2 when it constrains mean weight bits (the allocations live there; mutation reaches
+** the rest). */
+void lpq_sensitivity_widths(const lpq_job_settings_t *js, int *lo, int *hi);
+/* A sensitivity matrix (rise of L_CO per layer, cell l * (hi - lo + 1) + b - lo) and weight
+** counts into a job's specs and settings (seed budget = the mean weight bits constraint). Widths
+** below lo or failed cells (not finite) become 1e3, to be avoided; widths above hi take hi's. */
+void lpq_search_set_sensitivity(const lpq_job_settings_t *js, size_t layer_count,
+                                const double *delta_l_co, int lo, int hi,
+                                const size_t *weight_counts, lpq_layer_spec_t *specs,
+                                lpq_search_settings_t *set);
 /* A scored candidate's fields as the search's result: L_CO and L_CR as given, the job's
 ** constraints (mean weight bits, the genome's widest activation, latency). */
 void lpq_search_result_from_fields(const lpq_job_settings_t *js,

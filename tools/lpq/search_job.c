@@ -74,14 +74,8 @@ int search_job_sensitivity(search_job_t *j, const char *model, const float *cali
                            int threads, lpq_search_settings_t *set, double *seconds,
                            lpq_error_t *err) {
   const lpq_job_settings_t *js = &j->js;
-  /* near the budget only (the allocations live there; mutation reaches the rest) */
-  int lo = js->n_min, hi = js->n_max;
-  if (js->max_weight_bits > 0) {
-    int b = (int)js->max_weight_bits;
-    lo = b - 1 > lo ? b - 1 : lo;
-    hi = b + 2 < hi ? b + 2 : hi;
-    lo = lo > hi ? hi : lo;
-  }
+  int lo, hi;
+  lpq_sensitivity_widths(js, &lo, &hi);
   lpq_graph_t *g = lpq_graph_load(model, (int)ncal, err);
   if (!g)
     return err ? err->code : LPQ_EIO;
@@ -95,17 +89,8 @@ int search_job_sensitivity(search_job_t *j, const char *model, const float *cali
   int rc = sc ? lpq_sensitivity_compute(g, sc, &o, &m, err) : (err ? err->code : LPQ_ENOMEM);
   if (rc == 0 && m->layers != j->nl)
     rc = lpq_errorf(err, LPQ_ESTATE, "sensitivity: %zu layers, the search %zu", m->layers, j->nl);
-  for (size_t l = 0; rc == 0 && l < j->nl; l++) {
-    j->specs[l].weight_count = m->weight_count[l];
-    for (int n = js->n_min; n <= js->n_max; n++) {
-      int c = n < lo ? lo : n > hi ? hi : n;
-      double v = m->delta_l_co[l * m->widths + (size_t)(c - lo)];
-      /* below the widths measured: to be avoided; above: no worse than the widest measured */
-      j->specs[l].weight_sens[n] = !isfinite(v) || n < lo ? 1e3 : v;
-    }
-  }
   if (rc == 0) {
-    set->seed_budget = js->max_weight_bits;
+    lpq_search_set_sensitivity(js, j->nl, m->delta_l_co, lo, hi, m->weight_count, j->specs, set);
     *seconds = m->elapsed_ms / 1e3;
   }
   lpq_sensitivity_free(&m);

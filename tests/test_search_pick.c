@@ -100,3 +100,37 @@ Test(search_pick, lpq_search_reports_the_pick, .timeout = 300) {
             json_array_size(front) < 3);
   json_decref(o);
 }
+
+/* --time bounds the whole search, the validation pick included: the reserve for scoring the
+** front on the validation data is sized from fp32's pass over it, and the pick stops taking
+** members when one more round would pass the deadline. The report on --data comes on top. */
+Test(search_pick, time_covers_the_validation_pick, .timeout = 300) {
+  const char *build = getenv("LPQ_BUILD") ? getenv("LPQ_BUILD") : "build";
+  char cmd[2048];
+  const double limit = 20;
+  snprintf(cmd, sizeof cmd,
+           "%s/bin/lpq search --model models/resnet18.onnx --data models/fashion_test_256.npy "
+           "--labels models/fashion_test_256_labels.npy --calib-data models/fashion_calib_256.npy "
+           "--calib 16 --val-data models/fashion_test_256.npy --val-labels "
+           "models/fashion_test_256_labels.npy --max-weight-bits 4.5 --pin-ends --time %g "
+           "--generations 0 --population 8 --threads 2 --top1 0 --json 2>/dev/null",
+           build, limit);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  json_error_t jerr;
+  json_t *o = json_loadf(p, 0, &jerr);
+  cr_assert_eq(pclose(p), 0, "lpq search failed");
+  cr_assert_not_null(o, "%s", jerr.text);
+  double total = json_real_value(json_object_get(o, "search_total_seconds"));
+  double search = json_real_value(json_object_get(o, "seconds"));
+  cr_assert(total > 0 && search > 0 && search < total, "search %g s of %g s", search, total);
+  /* one round of validation scoring may be measured short; a quarter is the slack allowed */
+  cr_assert_leq(total, 1.25 * limit, "the search took %g s of --time %g", total, limit);
+  cr_assert(json_integer_value(json_object_get(o, "val_members_scored")) >= 1);
+  cr_assert(json_is_real(json_object_get(o, "data_top1_seconds")));
+  json_t *front = json_object_get(o, "front");
+  size_t idx = (size_t)json_integer_value(json_object_get(json_object_get(o, "best"), "index"));
+  cr_assert(json_is_real(json_object_get(json_array_get(front, idx), "top1")),
+            "the chosen config's top-1 on --data is reported");
+  json_decref(o);
+}

@@ -105,6 +105,37 @@ static int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size
   return rc;
 }
 
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Top-1 of several genomes (NULL: fp32) over one labelled set, a genome per thread. */
+typedef struct top1_job_t {
+  lpq_scorer_t *sc;
+  size_t nl, n;
+  const lpq_array_t *x;
+  const int64_t *labels;
+  const lpq_layer_formats_t **genome;
+  double **out;
+} top1_job_t;
+
+static int top1_fn(void *ctx, size_t i, lpq_error_t *err) {
+  top1_job_t *j = ctx;
+  return genome_top1(j->sc, j->genome[i], j->nl, j->x, j->labels, j->n, j->out[i], err);
+}
+
+typedef struct detail_job_t {
+  search_job_t *job;
+  member_t *m;
+} detail_job_t;
+
+static int detail_fn(void *ctx, size_t i, lpq_error_t *err) {
+  detail_job_t *j = ctx;
+  return search_job_score(j->job, j->m[i].genome, &j->m[i].result, &j->m[i].detail, err);
+}
+
 static int parse(int argc, char **argv, args_t *a) {
   enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF, O_BC, O_VDATA,
          O_VLABELS, O_DROP, O_SENS, O_VMEMBERS };
@@ -284,8 +315,12 @@ int cmd_search(int argc, char **argv) {
   int status = 1;
   double t0 = 0;
   openblas_set_num_threads(1); /* the evaluator threads use the cores */
+  /* --time bounds the whole search: loading, sensitivity, the search and the validation pick
+  ** (the top-1 on --data, a report, comes on top and is timed apart). */
+  const double t_cmd0 = now_s();
 
   lpq_job_settings_t *js = &a.job.js;
+  const double deadline = js->max_seconds > 0 ? t_cmd0 + js->max_seconds : INFINITY;
   if (lpq_load_inputs(a.data, js->norm_mean, js->norm_std, &x, &err) != 0 ||
       (a.labels && tool_load_labels(a.labels, &labels, &nlabels, &err) != 0) ||
       (a.calib_data && lpq_load_inputs(a.calib_data, js->norm_mean, js->norm_std, &cx, &err) != 0))
@@ -332,15 +367,30 @@ int cmd_search(int argc, char **argv) {
     if (search_job_sensitivity(&a.job, a.model, calib->data, ns, a.threads, &a.set, &sens_s,
                                &err) != 0)
       goto fail;
-    if (a.set.max_seconds > 0) /* --time covers the sensitivity pass too */
-      a.set.max_seconds = a.set.max_seconds > sens_s + 1 ? a.set.max_seconds - sens_s : 1;
+  }
+  /* fp32's validation top-1 now: its time sizes the reserve for scoring the front on it */
+  double top1_fp = -1, top1_val_fp = -1, t_val = 0;
+  if (vx) {
+    double t = now_s();
+    if (genome_top1(sc, NULL, nl, vx, vlabels, nvlabels, &top1_val_fp, &err) != 0)
+      goto fail;
+    t_val = now_s() - t;
+  }
+  if (a.set.max_seconds > 0) {
+    /* members' passes cost ~1.3x fp32's (activation quantizers); the front's re-scoring about
+    ** 2 calibration passes per member, for a front of about two populations */
+    size_t threads = a.threads > 0 ? (size_t)a.threads : 1;
+    size_t kv = vx ? (a.val_members < 2 * a.set.population ? a.val_members : 2 * a.set.population) : 0;
+    double per_sample = vx ? t_val / (double)nvlabels : 0;
+    double reserve = 1.3 * t_val * (double)((kv + threads - 1) / threads) +
+                     per_sample * 2.0 * (double)ncal * 2.0 * (double)a.set.population / (double)threads;
+    double left = deadline - now_s() - reserve;
+    a.set.max_seconds = left > 1 ? left : 1;
   }
   progress_t pr = {&a, isatty(STDERR_FILENO) && !a.json};
   a.set.on_progress = on_progress;
   a.set.progress_ctx = &pr;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  t0 = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  t0 = now_s();
   if (!a.random) {
     if (!(s = lpq_search_new(&a.space, &a.set, &err)) ||
         lpq_search_run(s, search_job_evaluator(&a.job), &err) != 0)
@@ -381,8 +431,7 @@ int cmd_search(int argc, char **argv) {
       res[i] = r.result;
     }
   }
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  double seconds = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - t0;
+  double seconds = now_s() - t0;
   if (pr.tty)
     fputc('\n', stderr);
   if (!(m = search_front_of(gptr, res, n_all, a.set.constraint_count, &nm, &err)))
@@ -399,19 +448,37 @@ int cmd_search(int argc, char **argv) {
   }
   double ref[2] = {a.have_hv_ref ? a.hv_ref[0] : 1.1 * maxco, a.have_hv_ref ? a.hv_ref[1] : 1.1 * maxcr};
   double hv = search_front_hv(m, nm, ref);
-  for (size_t i = 0; i < nm; i++) {
-    if (search_job_score(&a.job, m[i].genome, &m[i].result, &m[i].detail, &err) != 0 ||
-        (labels && i < a.top1 &&
-         genome_top1(sc, m[i].genome, nl, x, labels, nlabels, &m[i].top1, &err) != 0))
-      goto fail_xy;
-  }
-  double top1_fp = -1, top1_val_fp = -1;
-  if ((labels && genome_top1(sc, NULL, nl, x, labels, nlabels, &top1_fp, &err) != 0) ||
-      (vx && genome_top1(sc, NULL, nl, vx, vlabels, nvlabels, &top1_val_fp, &err) != 0))
+  detail_job_t dj = {&a.job, m};
+  if (search_par_for(nm, a.threads, detail_fn, &dj, &err) != 0)
     goto fail_xy;
-  for (size_t i = 0; vx && i < nm && i < a.val_members; i++)
-    if (genome_top1(sc, m[i].genome, nl, vx, vlabels, nvlabels, &m[i].top1_val, &err) != 0)
+  /* the validation pick: members in L_CO order, a round of one per thread while the deadline
+  ** allows one more (the first round always) */
+  const lpq_layer_formats_t **tg = calloc(nm + 2, sizeof *tg);
+  double **tout = calloc(nm + 2, sizeof *tout);
+  size_t val_scored = 0;
+  if (!tg || !tout) {
+    free(tg), free(tout);
+    lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
+    goto fail_xy;
+  }
+  size_t kv = nm < a.val_members ? nm : a.val_members, threads = a.threads > 0 ? (size_t)a.threads : 1;
+  double t_round = 1.3 * t_val;
+  while (vx && val_scored < kv && (val_scored == 0 || now_s() + t_round <= deadline)) {
+    size_t k = kv - val_scored < threads ? kv - val_scored : threads;
+    for (size_t i = 0; i < k; i++) {
+      tg[i] = m[val_scored + i].genome;
+      tout[i] = &m[val_scored + i].top1_val;
+    }
+    top1_job_t tj = {sc, nl, nvlabels, vx, vlabels, tg, tout};
+    double t = now_s();
+    if (search_par_for(k, a.threads, top1_fn, &tj, &err) != 0) {
+      free(tg), free(tout);
       goto fail_xy;
+    }
+    t_round = now_s() - t;
+    val_scored += k;
+  }
+  double search_total_s = now_s() - t_cmd0;
   /* The best config, chosen on the validation set only; its test top-1 is then reported. */
   long chosen = -1;
   int within = 0;
@@ -436,9 +503,21 @@ int cmd_search(int argc, char **argv) {
         chosen = (long)i;
   }
   free(cost);
-  if (chosen >= 0 && labels && m[chosen].top1 < 0 &&
-      genome_top1(sc, m[chosen].genome, nl, x, labels, nlabels, &m[chosen].top1, &err) != 0)
+  /* the report on --data: fp32, the first --top1 members and the chosen one */
+  double t_test = now_s();
+  size_t nt = 0;
+  for (size_t i = 0; labels && i <= nm; i++) {
+    if (i == nm || i < a.top1 || (long)i == chosen) {
+      tg[nt] = i == nm ? NULL : m[i].genome;
+      tout[nt++] = i == nm ? &top1_fp : &m[i].top1;
+    }
+  }
+  top1_job_t tj = {sc, nl, nlabels, x, labels, tg, tout};
+  int trc = search_par_for(nt, a.threads, top1_fn, &tj, &err);
+  free(tg), free(tout);
+  if (trc != 0)
     goto fail_xy;
+  t_test = now_s() - t_test;
   /* Does L_CO rank the front as top-1 does? On validation data when given, else on --data. */
   double spearman = NAN;
   {
@@ -464,6 +543,10 @@ int cmd_search(int argc, char **argv) {
                               "max_drop", a.max_drop >= 0 ? json_real(a.max_drop) : json_null());
   if (js->sensitivity)
     json_object_set_new(summary, "sensitivity_seconds", json_real(sens_s));
+  json_object_set_new(summary, "search_total_seconds", json_real(search_total_s));
+  json_object_set_new(summary, "val_members_scored", json_integer((json_int_t)val_scored));
+  if (labels)
+    json_object_set_new(summary, "data_top1_seconds", json_real(t_test));
   if (chosen >= 0)
     json_object_set_new(summary, "best",
                         json_pack("{s:i, s:s, s:b}", "index", (int)chosen, "rule",

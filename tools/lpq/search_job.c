@@ -4,6 +4,8 @@
 #include "tools/lpq/search_job.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,4 +99,50 @@ int search_job_sensitivity(search_job_t *j, const char *model, const float *cali
   lpq_scorer_free(&sc);
   lpq_graph_free(&g);
   return rc;
+}
+
+/* ---- a parallel loop for the scoring after the search ---- */
+
+typedef struct par_t {
+  int (*fn)(void *ctx, size_t i, lpq_error_t *err);
+  void *ctx;
+  size_t n;
+  atomic_size_t next;
+  atomic_int failed;
+  pthread_mutex_t mu;
+  lpq_error_t *err; /* the first failure's */
+} par_t;
+
+static void *par_main(void *arg) {
+  par_t *p = arg;
+  for (size_t i; !atomic_load(&p->failed) && (i = atomic_fetch_add(&p->next, 1)) < p->n;) {
+    lpq_error_t e = {0};
+    if (p->fn(p->ctx, i, &e) != 0) {
+      pthread_mutex_lock(&p->mu);
+      if (!atomic_exchange(&p->failed, 1) && p->err)
+        *p->err = e;
+      pthread_mutex_unlock(&p->mu);
+    }
+  }
+  return NULL;
+}
+
+int search_par_for(size_t n, int threads, int (*fn)(void *ctx, size_t i, lpq_error_t *err),
+                   void *ctx, lpq_error_t *err) {
+  par_t p = {.fn = fn, .ctx = ctx, .n = n, .err = err};
+  atomic_init(&p.next, 0);
+  atomic_init(&p.failed, 0);
+  pthread_mutex_init(&p.mu, NULL);
+  size_t nt = threads < 1 ? 1 : (size_t)threads;
+  nt = nt > n ? (n ? n : 1) : nt;
+  pthread_t th[64];
+  size_t started = 0;
+  for (; started + 1 < nt && started < 64; started++)
+    if (pthread_create(&th[started], NULL, par_main, &p) != 0)
+      break;
+  par_main(&p); /* the calling thread works too */
+  for (size_t i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
+  pthread_mutex_destroy(&p.mu);
+  return atomic_load(&p.failed) ? (err && err->code ? err->code : LPQ_EIO) : 0;
 }

@@ -33,6 +33,10 @@ lpq_evaluator_t search_job_evaluator(search_job_t *j);
 /* Scores one genome: the search's result and the candidate's details. */
 int search_job_score(search_job_t *j, const lpq_layer_formats_t *genome, lpq_eval_result_t *out,
                      lpq_candidate_result_t *detail, lpq_error_t *err);
+/* fn(ctx, i) for i in 0..n-1 on `threads` threads (the caller's among them); the first failure's
+** error into err (the others stop taking work). */
+int search_par_for(size_t n, int threads, int (*fn)(void *ctx, size_t i, lpq_error_t *err),
+                   void *ctx, lpq_error_t *err);
 /* A genome's formats as config formats (n = 0: fp32). */
 void search_genome_formats(const lpq_layer_formats_t *genome, size_t nl, lpq_numfmt_t *w,
                            lpq_numfmt_t *a);

@@ -145,6 +145,13 @@ void lpq_api_unsubscribe(lpq_api_sub_t **sub);
 ** calls, errors and latency (mean, p50, p99, max in ms). */
 json_t *lpq_api_stats(const lpq_api_server_t *s);
 
+/* Makes text valid UTF-8 in place: each byte that starts no valid sequence becomes '?', and
+** a sequence cut short at the end (a message truncated inside a character) is dropped. Every
+** error message goes through it, so that no reply is lost to json_pack. The bytes replaced. */
+size_t lpq_api_utf8_clean(char *text);
+/* Cuts text to at most max bytes, on a character boundary (text is valid UTF-8). Its length. */
+size_t lpq_api_utf8_cut(char *text, size_t max);
+
 /* Standard base64 with padding (uploads in blob.put and job.submit, files in job.export).
 ** lpq_base64_encode: malloc'd NUL-terminated text, NULL when memory runs out. */
 char *lpq_base64_encode(const void *data, size_t len);

@@ -124,6 +124,9 @@ int lpq_api_call_connected(const lpq_api_call_t *call);
 ** SO_PEERCRED), "token:HASH" on TCP (clients are told apart by their bearer token). Written to
 ** buf (also returned). */
 const char *lpq_api_call_client(const lpq_api_call_t *call, char *buf, size_t len);
+/* 0 and the peer's uid when the call came on the Unix socket (SO_PEERCRED); -1 for TCP (whose
+** clients are local to nothing: they upload rather than name files). */
+int lpq_api_call_peer_uid(const lpq_api_call_t *call, unsigned long *uid);
 
 /* Called once when a subscribed connection closes (client gone, server freed); sub is freed
 ** right after, so forget it here. */

@@ -269,6 +269,14 @@ const char *lpq_api_call_client(const lpq_api_call_t *call, char *buf, size_t le
   return buf;
 }
 
+int lpq_api_call_peer_uid(const lpq_api_call_t *call, unsigned long *uid) {
+  if (call == NULL || call->conn->is_tcp || !call->conn->has_peer_uid)
+    return -1;
+  if (uid)
+    *uid = call->conn->peer_uid;
+  return 0;
+}
+
 int lpq_api_call_connected(const lpq_api_call_t *call) {
   return call && !call->conn->closing;
 }

@@ -109,7 +109,7 @@ static void make_parent(const char *path) {
   for (char *p = buf + 1; *p; p++)
     if (*p == '/') {
       *p = 0;
-      mkdir(buf, 0755);
+      mkdir(buf, 0700);
       *p = '/';
     }
 }
@@ -171,6 +171,9 @@ int main(int argc, char **argv) {
   int prc = parse(argc, argv, &o);
   if (prc)
     return prc == 1 ? 0 : prc;
+  /* Every file lpq writes (database, WAL, blobs, exports, socket folder) is its user's alone,
+  ** whatever umask it was started with. */
+  umask(077);
   daemon_t d = {0};
   d.log_level = o.log_level;
   d.max_blob_bytes = (uint64_t)(o.max_blob_mb * 1048576.0);

@@ -292,3 +292,55 @@ Test(hostile, worker_refetches_a_cached_blob_that_does_not_match) {
   free(again);
   proc_svc_stop(&s);
 }
+
+static json_t *export_to(proc_svc_t *s, int64_t job, const char *dir) {
+  return proc_rpc_call(&s->api, "job.export", json_pack("{sI ss}", "job", (json_int_t)job,
+                                                        "dir", dir));
+}
+
+Test(hostile, export_never_follows_links_nor_overwrites) {
+  proc_svc_t s;
+  start(&s);
+  cr_assert_eq(proc_svc_start_worker(&s, "1", "2"), 0);
+  int64_t id = proc_lpqctl_submit(NULL, s.sock, "--set population=4 --set generations=1");
+  cr_assert_gt(id, 0);
+  char *st = proc_lpqctl_wait(NULL, s.sock, id, 60);
+  cr_assert_str_eq(st, "done");
+  free(st);
+  char victim[160], planted[160], link[200], fresh[160], missing[160];
+  snprintf(victim, sizeof victim, "%s/victim", s.dir);
+  snprintf(planted, sizeof planted, "%s/planted", s.dir);
+  snprintf(link, sizeof link, "%s/config.json", planted);
+  snprintf(fresh, sizeof fresh, "%s/fresh", s.dir);
+  snprintf(missing, sizeof missing, "%s/no/such/folder", s.dir);
+  FILE *f = fopen(victim, "w");
+  fputs("precious\n", f);
+  fclose(f);
+  cr_assert_eq(mkdir(planted, 0700), 0);
+  cr_assert_eq(symlink(victim, link), 0);
+  cr_assert_eq(mkdir(fresh, 0700), 0);
+  json_t *r = export_to(&s, id, planted);
+  cr_assert_eq(code_of(r), -32014, "%s", json_dumps(r, 0));
+  cr_assert(strstr(message_of(r), "not overwriting"), "%s", message_of(r));
+  json_decref(r);
+  cr_assert(proc_file_has(victim, "precious"), "the export wrote through the link");
+  r = export_to(&s, id, "relative/dir");
+  cr_assert_eq(code_of(r), -32602, "%s", json_dumps(r, 0));
+  json_decref(r);
+  r = export_to(&s, id, missing);
+  cr_assert_eq(code_of(r), -32014, "%s", json_dumps(r, 0));
+  json_decref(r);
+  struct stat sb;
+  cr_assert_neq(stat(missing, &sb), 0, "the export created folders");
+  r = export_to(&s, id, fresh);
+  cr_assert_not_null(json_object_get(r, "result"), "%s", json_dumps(r, 0));
+  json_decref(r);
+  char out[220];
+  snprintf(out, sizeof out, "%s/config.json", fresh);
+  cr_assert_eq(stat(out, &sb), 0);
+  cr_assert_eq(sb.st_mode & 077, 0, "mode %03o", sb.st_mode & 0777);
+  r = export_to(&s, id, fresh); /* again: the file is there, it is not replaced */
+  cr_assert_eq(code_of(r), -32014, "%s", json_dumps(r, 0));
+  json_decref(r);
+  proc_svc_stop(&s);
+}

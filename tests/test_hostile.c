@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define TOKEN "hostile-test-token-0123456789"
@@ -342,5 +343,57 @@ Test(hostile, export_never_follows_links_nor_overwrites) {
   r = export_to(&s, id, fresh); /* again: the file is there, it is not replaced */
   cr_assert_eq(code_of(r), -32014, "%s", json_dumps(r, 0));
   json_decref(r);
+  proc_svc_stop(&s);
+}
+
+/* Runs lpq-coordinator on db with its own socket until it exits (at most 10 s): its status, its
+** log in log. */
+static int run_coordinator(const proc_svc_t *s, const char *db, const char *name, char *log,
+                           size_t log_size) {
+  char sock[160];
+  snprintf(sock, sizeof sock, "%s/%s.sock", s->dir, name);
+  snprintf(log, log_size, "%s/%s.log", s->dir, name);
+  char *argv[] = {(char *)proc_bin("lpq-coordinator"), "--db", (char *)db, "--socket", sock,
+                  "--workers", "tcp://127.0.0.1:*", NULL};
+  pid_t pid = proc_spawn(argv, log, NULL);
+  cr_assert_gt(pid, 0);
+  for (int i = 0; i < 200; i++) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    usleep(50000);
+  }
+  proc_stop(&pid, SIGTERM, 5);
+  return -2; /* it kept running */
+}
+
+Test(hostile, one_coordinator_per_database_and_damage_found_at_start) {
+  proc_svc_t s;
+  start(&s);
+  char log[200];
+  int rc = run_coordinator(&s, s.db, "second", log, sizeof log);
+  cr_assert_eq(rc, 1, "a second coordinator on the same database: status %d", rc);
+  char want[64];
+  snprintf(want, sizeof want, "(pid %ld", (long)s.coord);
+  cr_assert(proc_file_has(log, "in use by another lpq-coordinator") && proc_file_has(log, want),
+            "the refusal does not say who holds the database (see %s)", log);
+  json_t *r = submit_paths(&s.api, proc_fixture("score_small.onnx"),
+                           proc_fixture("score_small_x.npy"));
+  json_decref(r);
+  cr_assert_eq(proc_svc_stop_coordinator(&s, 10), 0);
+  /* one damaged page in the middle of the file */
+  int fd = open(s.db, O_RDWR);
+  cr_assert_geq(fd, 0);
+  struct stat sb;
+  fstat(fd, &sb);
+  cr_assert_gt(sb.st_size, 4 * 4096);
+  static unsigned char junk[4096];
+  for (size_t i = 0; i < sizeof junk; i++)
+    junk[i] = (unsigned char)(i * 37 + 11);
+  cr_assert_eq(pwrite(fd, junk, sizeof junk, 2 * 4096), (ssize_t)sizeof junk);
+  close(fd);
+  rc = run_coordinator(&s, s.db, "damaged", log, sizeof log);
+  cr_assert_eq(rc, 1, "a damaged database was served (status %d, see %s)", rc, log);
+  cr_assert(proc_file_has(log, "damaged") || proc_file_has(log, "malformed"), "see %s", log);
   proc_svc_stop(&s);
 }

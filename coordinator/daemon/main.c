@@ -3,11 +3,14 @@
 ** the memory that outlives it. */
 #include "coordinator/daemon/daemon.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -160,6 +163,36 @@ static int read_token(const char *path, char *buf, size_t len) {
   return n >= 16 ? 0 : -1;
 }
 
+/* One coordinator per database: an exclusive flock on PATH.lock (kept open for the process's
+** life; the kernel drops it when the process dies, also by kill -9), holding the owner's pid.
+** Two coordinators on one database would resume the same jobs and do their work twice. */
+static int lock_database(const char *db, int *fd_out) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s.lock", db);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "lpq-coordinator: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    fprintf(stderr, "lpq-coordinator: the database %s is in use by another lpq-coordinator "
+            "(pid %s, lock %s); one coordinator per database\n", db, pid[0] ? pid : "unknown",
+            path);
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+    fprintf(stderr, "lpq-coordinator: warning: cannot write the pid into %s\n", path);
+  *fd_out = fd;
+  return 0;
+}
+
 static void close_walk(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h))
@@ -184,6 +217,9 @@ int main(int argc, char **argv) {
   char token[1024] = "";
   make_parent(o.db);
   make_parent(o.socket);
+  int lock_fd = -1;
+  if (lock_database(o.db, &lock_fd) != 0)
+    return 1;
   if (!(d.store = lpq_store_open(o.db, &err))) {
     fprintf(stderr, "lpq-coordinator: %s\n", err.msg);
     return 1;
@@ -254,5 +290,6 @@ out:
   jobs_free_all(&d);
   uv_loop_close(d.loop);
   lpq_store_close(&d.store);
+  close(lock_fd);
   return status;
 }

@@ -83,3 +83,49 @@ Test(hostile_api, utf8_helpers) {
   cr_assert_eq(lpq_api_utf8_cut(c, 4), 2);
   cr_assert_str_eq(c, "ab");
 }
+
+/* TCP clients that do not authenticate have their own small limit and a deadline; the Unix
+** socket keeps room for the local administrator. */
+Test(hostile_api, unauthenticated_tcp_cannot_lock_out) {
+  lpq_api_options_t o = {.max_connections = 12, .unix_reserve = 4, .max_unauthenticated = 3,
+                         .auth_timeout_ms = 400};
+  cr_assert_eq(harness_start(&h, &o, 1, setup), 0, "%s", h.start_msg);
+  client_t idle[3], extra;
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(client_connect_tcp(&idle[i], h.tcp_port), 0);
+  cr_assert_eq(client_connect_tcp(&extra, h.tcp_port), 0);
+  json_t *r = client_read(&extra, 2000);
+  cr_assert_eq(error_code(r), LPQ_API_E_LIMIT, "a 4th unauthenticated connection was kept");
+  json_decref(r);
+  client_close(&extra);
+  /* the local administrator still gets in */
+  expect_serving(&h);
+  /* a client that sends a byte every 100 ms never finishes its auth: dropped at the deadline */
+  const char *auth = "{\"jsonrpc\":\"2.0\",\"method\":\"auth\",\"params\":{\"token\":\"x\"}}";
+  for (int i = 0; i < 12; i++) {
+    if (client_send_raw(&idle[0], auth + i, 1) != 0)
+      break;
+    usleep(100000);
+  }
+  for (int i = 0; i < 3; i++) {
+    r = client_read(&idle[i], 3000);
+    cr_assert_eq(error_code(r), LPQ_API_E_UNAUTHORIZED, "connection %d was not dropped", i);
+    cr_assert(strstr(error_message(r), "within"), "%s", error_message(r));
+    json_decref(r);
+    cr_assert_null(client_read(&idle[i], 2000), "connection %d still open", i);
+    client_close(&idle[i]);
+  }
+  /* an authenticated TCP client is not held to the deadline */
+  client_t ok;
+  cr_assert_eq(client_connect_tcp(&ok, h.tcp_port), 0);
+  r = client_call(&ok, "{\"jsonrpc\":\"2.0\",\"method\":\"auth\",\"params\":{\"token\":\""
+                  TEST_TOKEN "\"},\"id\":1}");
+  cr_assert_eq(error_code(r), 0);
+  json_decref(r);
+  usleep(900000);
+  r = client_call(&ok, "{\"jsonrpc\":\"2.0\",\"method\":\"test.echo\",\"params\":{\"value\":3},\"id\":2}");
+  cr_assert_eq(json_integer_value(json_object_get(r, "result")), 3);
+  json_decref(r);
+  client_close(&ok);
+  harness_stop(&h);
+}

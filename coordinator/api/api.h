@@ -76,6 +76,9 @@ typedef struct lpq_api_options_t {
   size_t max_batch;           /* calls in one batch [256] */
   size_t max_pending;         /* unanswered calls per connection [1024] */
   size_t max_write_queue;     /* bytes queued to a client that does not read [2 x message] */
+  size_t max_unauthenticated; /* TCP connections not yet past auth, at once [32] */
+  size_t unix_reserve;        /* of max_connections, kept for the Unix socket [16] */
+  unsigned auth_timeout_ms;   /* a TCP connection must authenticate within it [10000] */
 } lpq_api_options_t;
 
 /* A method's handler. It answers through `call` now or later (lpq_api_reply*): every call is

@@ -541,7 +541,7 @@ static void method_auth(void *ctx, lpq_api_call_t *call, json_t *params) {
       lpq__api_conn_close(c, 1);
       return;
     }
-    c->authenticated = 1;
+    lpq__api_conn_authenticated(c);
   }
   lpq_api_reply(call, json_pack("{sb ss}", "authenticated", 1, "transport",
                                 c->is_tcp ? "tcp" : "unix"));

@@ -234,6 +234,16 @@ int main(int argc, char **argv) {
       goto out;
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - o.tcp), o.tcp);
+    /* the token travels in plain text: loopback only, as on the pool, unless --insecure */
+    int loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+    struct stat ts;
+    if (!loopback && !o.insecure)
+      fprintf(stderr, "lpq-coordinator: WARNING: --tcp %s serves the API and its bearer token "
+              "in plain text beyond this host; put it behind TLS or a tunnel, or bind "
+              "127.0.0.1 (--insecure silences this)\n", o.tcp);
+    if (stat(o.token_file, &ts) == 0 && (ts.st_mode & 077))
+      fprintf(stderr, "lpq-coordinator: WARNING: the token file %s can be read by others "
+              "(mode %03o); chmod 600 it\n", o.token_file, (unsigned)(ts.st_mode & 0777));
     ao.tcp_host = host;
     ao.tcp_port = atoi(colon + 1);
     ao.token = token;

@@ -297,9 +297,11 @@ int proc_svc_start_coordinator(proc_svc_t *s) {
     char old[160];
     snprintf(old, sizeof old, "%s.%d", s->log, s->starts++);
     rename(s->log, old);
-    char *argv[16] = {(char *)proc_bin("lpq-coordinator"), "--db", s->db, "--socket", s->sock,
+    char *argv[24] = {(char *)proc_bin("lpq-coordinator"), "--db", s->db, "--socket", s->sock,
                       "--workers", s->endpoint, "--log-level", (char *)s->log_level};
     int k = 9;
+    for (int i = 0; i < 7 && s->extra[i]; i++)
+      argv[k++] = (char *)s->extra[i];
     if (s->heartbeat_ms) {
       argv[k++] = "--heartbeat-ms";
       argv[k++] = (char *)s->heartbeat_ms;

@@ -85,6 +85,7 @@ typedef struct proc_svc_t {
   char log[128];     /* the coordinator's log of its current start (earlier ones: log.N) */
   const char *heartbeat_ms; /* --heartbeat-ms of both programs; NULL: their default */
   const char *log_level;    /* the coordinator's --log-level */
+  const char *extra[8];     /* more coordinator options, NULL-terminated (e.g. --tcp H:P) */
   pid_t coord, workers[8];
   int nworkers, starts;
   proc_rpc_t api;    /* a connection to the API, held between calls */

@@ -22,11 +22,11 @@ static int mkdir_p(const char *dir)
   for (char *s = buf + 1; *s; s++)
     if (*s == '/') {
       *s = '\0';
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+      if (mkdir(buf, 0700) != 0 && errno != EEXIST)
         return -1;
       *s = '/';
     }
-  return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+  return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 int lpq__pw_cache_init(pw_t *p, lpq_error_t *err)
@@ -74,7 +74,7 @@ void lpq__pw_fetch_start(pw_t *p, const char *hash)
   memcpy(f->hash, hash, sizeof f->hash);
   snprintf(f->tmp_path, sizeof f->tmp_path, "%s/.%s.%ld.tmp", p->cache_dir, hash,
            (long)getpid());
-  f->fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  f->fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   f->sha = lpq_sha256_new();
   if (f->fd < 0 || f->sha == NULL) {
     char why[256];
@@ -168,13 +168,50 @@ void lpq__pw_fetch_chunk(pw_t *p, const lpq_blob_chunk_t *c)
   lpq__pw_pending_advance(p);
 }
 
-/* The first blob of t not in the cache, or NULL. */
-static const char *missing_blob(const pw_t *p, const lpq_task_t *t)
+/* 1 when the cached file of hash still hashes to its name (checked once per process and
+** file state: a file that was replaced or touched is checked again). A file that does not match
+** (a flipped bit on the disk, a hand edit) is removed and logged, so that it is fetched again:
+** a wrong model must never give a "done" job with a different front. */
+static int cache_verified(pw_t *p, const char *hash, const char *path)
+{
+  struct stat sb;
+  if (stat(path, &sb) != 0)
+    return 0;
+  int64_t mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+  for (size_t i = 0; i < p->nverified; i++) {
+    struct pw_verified_t *v = &p->verified[i];
+    if (strcmp(v->hash, hash) == 0 && v->ino == (uint64_t)sb.st_ino &&
+        v->size == (uint64_t)sb.st_size && v->mtime_ns == mtime_ns)
+      return 1;
+  }
+  char got[65] = "";
+  lpq_error_t err;
+  if (lpq_sha256_file_hex(path, got, &err) != 0 || strcmp(got, hash) != 0) {
+    lpq__pw_log(p, 1, "cached blob %s does not match its hash (%s%s); removed, fetching it "
+                "again", hash, got[0] && strcmp(got, hash) ? "its bytes hash to " : "",
+                got[0] && strcmp(got, hash) ? got : err.msg);
+    unlink(path);
+    return 0;
+  }
+  size_t slot = p->nverified < sizeof p->verified / sizeof p->verified[0]
+                    ? p->nverified++
+                    : (size_t)(sb.st_ino % (sizeof p->verified / sizeof p->verified[0]));
+  struct pw_verified_t *v = &p->verified[slot];
+  memcpy(v->hash, hash, 65);
+  v->ino = (uint64_t)sb.st_ino;
+  v->size = (uint64_t)sb.st_size;
+  v->mtime_ns = mtime_ns;
+  return 1;
+}
+
+/* The first blob of t not in the cache (or not matching its hash), or NULL. */
+static const char *missing_blob(pw_t *p, const lpq_task_t *t)
 {
   char path[PATH_MAX];
   const char *h[3] = {t->model_hash, t->data_hash, t->labels_hash};
   for (int i = 0; i < 3; i++)
-    if (h[i][0] != '\0' && !lpq__pw_cache_has(p, h[i], path, sizeof path))
+    if (h[i][0] != '\0' && (!lpq__pw_cache_has(p, h[i], path, sizeof path) ||
+                            !cache_verified(p, h[i], path)))
       return h[i];
   return NULL;
 }

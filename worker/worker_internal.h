@@ -55,6 +55,14 @@ typedef struct pw_t {
   size_t running; /* handed to the threads, result not yet forwarded */
 
   pw_task_t *pend_head, *pend_tail; /* waiting for blobs */
+  /* cached blobs whose SHA-256 was checked in this process, with the file's identity then (a
+  ** file that changed is checked again before it is used) */
+  struct pw_verified_t {
+    char hash[65];
+    uint64_t ino, size;
+    int64_t mtime_ns;
+  } verified[16];
+  size_t nverified;
   pw_fetch_t fetch;
   uint64_t last_heard_ms, last_beat_ms;
   double backoff_s;

@@ -76,6 +76,9 @@ typedef struct lpq_api_options_t {
   size_t max_batch;           /* calls in one batch [256] */
   size_t max_pending;         /* unanswered calls per connection [1024] */
   size_t max_write_queue;     /* bytes queued to a client that does not read [2 x message] */
+  size_t max_unauthenticated; /* TCP connections not yet past auth, at once [32] */
+  size_t unix_reserve;        /* of max_connections, kept for the Unix socket [16] */
+  unsigned auth_timeout_ms;   /* a TCP connection must authenticate within it [10000] */
 } lpq_api_options_t;
 
 /* A method's handler. It answers through `call` now or later (lpq_api_reply*): every call is
@@ -124,6 +127,9 @@ int lpq_api_call_connected(const lpq_api_call_t *call);
 ** SO_PEERCRED), "token:HASH" on TCP (clients are told apart by their bearer token). Written to
 ** buf (also returned). */
 const char *lpq_api_call_client(const lpq_api_call_t *call, char *buf, size_t len);
+/* 0 and the peer's uid when the call came on the Unix socket (SO_PEERCRED); -1 for TCP (whose
+** clients are local to nothing: they upload rather than name files). */
+int lpq_api_call_peer_uid(const lpq_api_call_t *call, unsigned long *uid);
 
 /* Called once when a subscribed connection closes (client gone, server freed); sub is freed
 ** right after, so forget it here. */
@@ -144,6 +150,13 @@ void lpq_api_unsubscribe(lpq_api_sub_t **sub);
 ** accepted, rejected), requests, notifications, errors by code, bytes in and out, per method
 ** calls, errors and latency (mean, p50, p99, max in ms). */
 json_t *lpq_api_stats(const lpq_api_server_t *s);
+
+/* Makes text valid UTF-8 in place: each byte that starts no valid sequence becomes '?', and
+** a sequence cut short at the end (a message truncated inside a character) is dropped. Every
+** error message goes through it, so that no reply is lost to json_pack. The bytes replaced. */
+size_t lpq_api_utf8_clean(char *text);
+/* Cuts text to at most max bytes, on a character boundary (text is valid UTF-8). Its length. */
+size_t lpq_api_utf8_cut(char *text, size_t max);
 
 /* Standard base64 with padding (uploads in blob.put and job.submit, files in job.export).
 ** lpq_base64_encode: malloc'd NUL-terminated text, NULL when memory runs out. */

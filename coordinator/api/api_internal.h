@@ -74,6 +74,8 @@ struct api_conn_t {
   int closing;      /* no more reads, writes or notifications */
   int flushing;     /* a shutdown is waiting for queued writes before the close */
   uint64_t flushing_since_ns;
+  uint64_t accepted_ns;
+  int counted_unauth; /* counted in the server's unauth_count */
   int handle_open;  /* until the close callback */
   size_t refs;      /* outstanding calls and batches, plus one while the handle is open */
   size_t pending;   /* unanswered calls */
@@ -97,10 +99,12 @@ struct lpq_api_server_t {
   size_t calls_out;    /* calls and batches not yet released */
   api_conn_t *conns;
   size_t conn_count;
+  size_t unauth_count; /* TCP connections not authenticated yet */
   api_method_t *methods;
   /* counters (server.stats) */
   uint64_t start_ns;
-  uint64_t accepted, rejected, requests, notifications_in, notifications_out, batches;
+  uint64_t accepted, rejected, auth_timeouts, requests, notifications_in, notifications_out;
+  uint64_t batches;
   uint64_t bytes_in, bytes_out, subscriptions;
   int error_code[API_ERROR_CODES];
   uint64_t error_count[API_ERROR_CODES];
@@ -113,6 +117,8 @@ int lpq__api_conn_send(api_conn_t *c, const json_t *msg);
 /* Closes the connection: after flushing queued writes (flush 1) or at once. */
 void lpq__api_conn_close(api_conn_t *c, int flush);
 void lpq__api_conn_unref(api_conn_t *c);
+/* Marks a TCP connection authenticated (it leaves the unauthenticated count). */
+void lpq__api_conn_authenticated(api_conn_t *c);
 /* Frees the server when it is being freed and nothing refers to it any more. */
 void lpq__api_server_maybe_free(lpq_api_server_t *s);
 

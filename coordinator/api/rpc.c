@@ -81,6 +81,69 @@ void lpq__api_methods_free(lpq_api_server_t *s) {
 
 /* ---- answering ---------------------------------------------------------------------------- */
 
+/* Length of the valid UTF-8 sequence at p (of at most n bytes), or 0 when it is not one
+** (overlong forms, surrogates and code points above U+10FFFF are not). */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4 : 0;
+  if (len == 0 || len > n)
+    return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+  if ((len == 2 && c < 0xc2) || (len == 3 && c == 0xe0 && p[1] < 0xa0) ||
+      (len == 3 && c == 0xed && p[1] >= 0xa0) || (len == 4 && c == 0xf0 && p[1] < 0x90) ||
+      (len == 4 && (c > 0xf4 || (c == 0xf4 && p[1] >= 0x90))))
+    return 0;
+  return len;
+}
+
+size_t lpq_api_utf8_clean(char *text) {
+  if (text == NULL)
+    return 0;
+  unsigned char *p = (unsigned char *)text;
+  size_t n = strlen(text), fixed = 0;
+  for (size_t i = 0; i < n;) {
+    size_t len = utf8_seq(p + i, n - i);
+    if (len == 0) {
+      size_t k = 1; /* a sequence cut short at the very end (a truncated message) is dropped */
+      while (i + k < n && (p[i + k] & 0xc0) == 0x80 && k < 4)
+        k++;
+      if (i + k == n && p[i] >= 0xc2 && p[i] <= 0xf4) {
+        p[i] = 0;
+        return fixed + 1;
+      }
+      p[i] = '?';
+      len = 1;
+      fixed++;
+    }
+    i += len;
+  }
+  return fixed;
+}
+
+size_t lpq_api_utf8_cut(char *text, size_t max) {
+  if (text == NULL)
+    return 0;
+  size_t n = strlen(text);
+  if (n <= max)
+    return n;
+  while (max > 0 && ((unsigned char)text[max] & 0xc0) == 0x80)
+    max--; /* never inside a character */
+  text[max] = 0;
+  return max;
+}
+
+/* The reply of last resort: when even a cleaned error cannot be built (memory), the client
+** still gets a line with its id, so that every request has exactly one answer. */
+static json_t *fallback_response(const json_t *id) {
+  json_t *r = json_pack("{ss s{si ss} sO}", "jsonrpc", "2.0", "error", "code",
+                        LPQ_API_E_INTERNAL, "message", "internal error: the reply could not "
+                        "be built", "id", id ? (json_t *)id : json_null());
+  return r;
+}
+
 static void batch_done(api_batch_t *b) {
   if (--b->waiting > 0)
     return;
@@ -127,21 +190,32 @@ void lpq_api_reply(lpq_api_call_t *call, json_t *result) {
   }
   json_t *response = json_pack("{ss so sO}", "jsonrpc", "2.0", "result",
                                result ? result : json_null(), "id", call->id);
-  call_finish(call, response);
+  call_finish(call, response ? response : fallback_response(call->id));
+}
+
+/* An error object {code, message, data}: the message cleaned to valid UTF-8 (a raw byte from a
+** corrupt file or a message cut inside a character made json_pack fail, and the reply was
+** lost). data is stolen. */
+static json_t *error_object(int code, json_t *data, const char *message) {
+  char text[1024];
+  snprintf(text, sizeof text, "%s", message ? message : "");
+  lpq_api_utf8_clean(text);
+  json_t *error = json_pack("{si ss}", "code", code, "message", text);
+  if (error && data)
+    json_object_set(error, "data", data);
+  json_decref(data);
+  return error;
 }
 
 static void reply_error_text(lpq_api_call_t *call, int code, json_t *data, const char *message) {
   lpq__api_count_error(call->server, code);
   if (call->method)
     call->method->errors++;
-  json_t *error = json_pack("{si ss}", "code", code, "message", message);
-  if (error && data)
-    json_object_set(error, "data", data);
-  json_decref(data);
+  json_t *error = error_object(code, data, message);
   json_t *response = error ? json_pack("{ss so sO}", "jsonrpc", "2.0", "error", error, "id",
                                        call->id)
                            : NULL;
-  call_finish(call, response);
+  call_finish(call, response ? response : fallback_response(call->id));
 }
 
 void lpq_api_reply_error(lpq_api_call_t *call, int code, json_t *data, const char *fmt, ...) {
@@ -195,18 +269,23 @@ const char *lpq_api_call_client(const lpq_api_call_t *call, char *buf, size_t le
   return buf;
 }
 
+int lpq_api_call_peer_uid(const lpq_api_call_t *call, unsigned long *uid) {
+  if (call == NULL || call->conn->is_tcp || !call->conn->has_peer_uid)
+    return -1;
+  if (uid)
+    *uid = call->conn->peer_uid;
+  return 0;
+}
+
 int lpq_api_call_connected(const lpq_api_call_t *call) {
   return call && !call->conn->closing;
 }
 
 void lpq__api_send_error(api_conn_t *c, int code, json_t *data, const char *message) {
   lpq__api_count_error(c->server, code);
-  json_t *error = json_pack("{si ss}", "code", code, "message", message);
-  if (error && data)
-    json_object_set(error, "data", data);
-  json_decref(data);
+  json_t *error = error_object(code, data, message);
   json_t *response = error ? json_pack("{ss so sn}", "jsonrpc", "2.0", "error", error, "id")
-                           : NULL;
+                           : fallback_response(NULL);
   if (response)
     lpq__api_conn_send(c, response);
   json_decref(response);
@@ -462,7 +541,7 @@ static void method_auth(void *ctx, lpq_api_call_t *call, json_t *params) {
       lpq__api_conn_close(c, 1);
       return;
     }
-    c->authenticated = 1;
+    lpq__api_conn_authenticated(c);
   }
   lpq_api_reply(call, json_pack("{sb ss}", "authenticated", 1, "transport",
                                 c->is_tcp ? "tcp" : "unix"));

@@ -25,8 +25,18 @@ typedef struct write_req_t {
   char *data;
 } write_req_t;
 
+void lpq__api_conn_authenticated(api_conn_t *c) {
+  c->authenticated = 1;
+  if (c->counted_unauth) {
+    c->counted_unauth = 0;
+    c->server->unauth_count--;
+  }
+}
+
 static void conn_free(api_conn_t *c) {
   lpq_api_server_t *s = c->server;
+  if (c->counted_unauth)
+    s->unauth_count--;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -67,10 +77,21 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void on_reap(uv_timer_t *t) {
   lpq_api_server_t *s = t->data;
   uint64_t now = lpq__api_now_ns();
-  for (api_conn_t *c = s->conns; c; c = c->next)
+  uint64_t auth_ns = (uint64_t)s->opts.auth_timeout_ms * 1000000ull;
+  for (api_conn_t *c = s->conns; c; c = c->next) {
     if (c->flushing && now - c->flushing_since_ns > FLUSH_TIMEOUT_NS &&
         !uv_is_closing(&c->h.handle))
       uv_close(&c->h.handle, on_conn_closed);
+    else if (!c->closing && !c->authenticated && now - c->accepted_ns > auth_ns) {
+      /* a client that never authenticates (or sends its auth a byte at a time) holds a slot */
+      s->auth_timeouts++;
+      char msg[128];
+      snprintf(msg, sizeof msg, "not authenticated within %u ms; closing the connection",
+               s->opts.auth_timeout_ms);
+      lpq__api_send_error(c, LPQ_API_E_UNAUTHORIZED, NULL, msg);
+      lpq__api_conn_close(c, 1);
+    }
+  }
 }
 
 void lpq__api_conn_close(api_conn_t *c, int flush) {
@@ -258,13 +279,28 @@ static void on_connection(uv_stream_t *listener, int status) {
       c->peer_uid = (unsigned long)cred.uid;
     }
   }
-  if (s->conn_count > s->opts.max_connections) {
+  c->accepted_ns = lpq__api_now_ns();
+  if (c->is_tcp) {
+    c->counted_unauth = 1;
+    s->unauth_count++;
+  }
+  /* TCP may not take the slots kept for the local administrator's Unix socket, and clients that
+  ** have not authenticated yet have a smaller limit of their own */
+  size_t limit = s->opts.max_connections, reserve = s->opts.unix_reserve;
+  if (c->is_tcp)
+    limit = limit > reserve ? limit - reserve : 1;
+  int unauth_over = c->is_tcp && s->unauth_count > s->opts.max_unauthenticated;
+  if (s->conn_count > limit || unauth_over) {
     s->rejected++;
-    char msg[128];
-    snprintf(msg, sizeof msg, "too many connections (limit %zu); try again later",
-             s->opts.max_connections);
-    lpq__api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit",
-                                                 (json_int_t)s->opts.max_connections), msg);
+    char msg[160];
+    if (unauth_over)
+      snprintf(msg, sizeof msg, "too many connections waiting to authenticate (limit %zu); try "
+               "again later", s->opts.max_unauthenticated);
+    else
+      snprintf(msg, sizeof msg, "too many connections (limit %zu%s); try again later", limit,
+               c->is_tcp ? " for TCP" : "");
+    lpq__api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit", (json_int_t)(
+                            unauth_over ? s->opts.max_unauthenticated : limit)), msg);
     lpq__api_conn_close(c, 1);
     return;
   }
@@ -406,6 +442,12 @@ lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
     s->opts.max_batch = 256;
   if (!s->opts.max_pending)
     s->opts.max_pending = 1024;
+  if (!s->opts.max_unauthenticated)
+    s->opts.max_unauthenticated = 32;
+  if (!s->opts.unix_reserve)
+    s->opts.unix_reserve = 16;
+  if (!s->opts.auth_timeout_ms)
+    s->opts.auth_timeout_ms = 10000;
   if (!s->opts.max_write_queue)
     s->opts.max_write_queue = 2 * s->opts.max_message_bytes;
   s->unix_path = opts->unix_path ? strdup(opts->unix_path) : NULL;
@@ -423,7 +465,8 @@ lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
       s->reaper.data = s;
       s->has_reaper = 1;
       s->handles_open++;
-      uv_timer_start(&s->reaper, on_reap, 1000, 1000);
+      uint64_t every = s->opts.auth_timeout_ms < 4000 ? s->opts.auth_timeout_ms / 4 + 1 : 1000;
+      uv_timer_start(&s->reaper, on_reap, every, every);
       uv_unref((uv_handle_t *)&s->reaper); /* it never keeps the loop alive by itself */
     }
   }

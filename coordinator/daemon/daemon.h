@@ -15,6 +15,7 @@
 
 typedef struct daemon_t daemon_t;
 typedef struct job_t job_t;
+typedef struct submit_t submit_t; /* a job.submit or blob.put on the work queue (submit.c) */
 
 /* One dispatched genome of a job's current generation. */
 typedef struct task_ref_t {
@@ -107,6 +108,7 @@ struct daemon_t {
   /* API limits (--max-blob-mb, --max-jobs-per-client) */
   uint64_t max_blob_bytes;
   size_t max_jobs_per_client;
+  submit_t *submits;       /* uploads and checks running on the work queue */
 };
 
 /* jobs.c */
@@ -143,6 +145,10 @@ void store_failed(daemon_t *d, const lpq_error_t *err);
 void store_retry_init(daemon_t *d);
 /* 1 while writes are failing. */
 int store_paused(const daemon_t *d);
+
+/* submit.c: job.submit and blob.put (file reads, hashing and model checks on the work queue) */
+void m_submit(void *ctx, lpq_api_call_t *call, json_t *params);
+void m_blob_put(void *ctx, lpq_api_call_t *call, json_t *params);
 
 /* export.c: job.export */
 void m_export(void *ctx, lpq_api_call_t *call, json_t *params);

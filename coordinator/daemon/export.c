@@ -1,14 +1,17 @@
 /* coordinator/daemon/export.c: job.export: a scored genome of a job as what people take away:
 ** the candidate config, the ONNX model with LP-rounded weights, the packed LP weights. */
+#define _GNU_SOURCE /* renameat2 */
 #include "coordinator/daemon/daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* The genome_json of (job, genome) from the job's generations; NULL when never in one. */
 static json_t *genome_formats(daemon_t *d, int64_t job, const char *hex) {
@@ -36,21 +39,59 @@ static int fmt_of(json_t *v, lpq_numfmt_t *nf) {
   return s && lpq_numfmt_parse(s, nf, NULL) == 0 ? 0 : -1;
 }
 
-/* One deliverable: written into dir, or returned as base64, with its size and hash. */
-static json_t *file_json(const void *data, size_t len, const char *dir, const char *name,
-                         lpq_error_t *err) {
+/* Writes a new file `name` in the open folder dirfd: a temporary file (O_EXCL, O_NOFOLLOW, mode
+** 0600) renamed into place only when nothing has that name (RENAME_NOREPLACE), so an export
+** never follows a link planted in the folder nor overwrites a file it did not create. */
+static int write_new_file(int dirfd, const char *dir, const char *name, const void *data,
+                          size_t len, lpq_error_t *err) {
+  char tmp[64];
+  int fd = -1;
+  for (int i = 0; i < 16 && fd < 0; i++) {
+    snprintf(tmp, sizeof tmp, ".%s.%ld.%d.tmp", name, (long)getpid(), i);
+    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (fd < 0)
+    return lpq_errorf(err, LPQ_EIO, "%s: cannot create a file in it: %s", dir, strerror(errno));
+  const char *p = data;
+  size_t left = len;
+  int rc = 0;
+  while (rc == 0 && left > 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      rc = lpq_errorf(err, LPQ_EIO, "%s/%s: %s", dir, tmp, strerror(errno));
+    else
+      p += n, left -= (size_t)n;
+  }
+  if (close(fd) != 0 && rc == 0)
+    rc = lpq_errorf(err, LPQ_EIO, "%s/%s: %s", dir, tmp, strerror(errno));
+  if (rc == 0 && renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) != 0)
+    rc = lpq_errorf(err, LPQ_EIO, "%s/%s: %s", dir, name,
+                    errno == EEXIST ? "exists already; not overwriting it (export into a new "
+                                      "or emptied folder)" : strerror(errno));
+  if (rc != 0)
+    unlinkat(dirfd, tmp, 0);
+  return rc;
+}
+
+/* One deliverable: written into the folder dirfd (dir its name), or returned as base64, with
+** its size and hash. */
+static json_t *file_json(const void *data, size_t len, int dirfd, const char *dir,
+                         const char *name, lpq_error_t *err) {
   char hash[65];
   lpq_sha256_hex(data, len, hash);
   json_t *o = json_pack("{s:I, s:s}", "bytes", (json_int_t)len, "sha256", hash);
   if (dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
-      lpq_errorf(err, LPQ_EIO, "%s: %s", path, strerror(errno));
+    if (write_new_file(dirfd, dir, name, data, len, err) != 0) {
       json_decref(o);
       return NULL;
     }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    lpq_api_utf8_cut(path, sizeof path - 1);
     json_object_set_new(o, "path", json_string(path));
   } else {
     char *b64 = lpq_base64_encode(data, len);
@@ -99,10 +140,29 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
                         "job %lld has no genome %s in its generations", (long long)id, hex);
     return;
   }
+  /* dir: an existing folder, named by absolute path, by a Unix-socket client running as the
+  ** coordinator's user (or root): the files are written with the coordinator's permissions */
   const char *dir = json_string_value(json_object_get(params, "dir"));
-  if (dir && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+  int dirfd = -1;
+  unsigned long uid = 0;
+  const char *refused = NULL;
+  if (dir && (lpq_api_call_peer_uid(call, &uid) != 0 ||
+              (uid != (unsigned long)geteuid() && uid != 0)))
+    refused = "is honoured only for clients of the coordinator's Unix socket running as its "
+              "user; leave it out to get the files as base64";
+  else if (dir && dir[0] != '/')
+    refused = "is not an absolute path";
+  if (refused) {
     json_decref(genome);
-    lpq_api_reply_error(call, LPQ_API_E_IO, NULL, "%s: %s", dir, strerror(errno));
+    lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, json_pack("{s:s}", "field", "dir"),
+                        "dir: '%s' %s", dir, refused);
+    return;
+  }
+  if (dir && (dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+    json_decref(genome);
+    lpq_api_reply_error(call, LPQ_API_E_IO, json_pack("{s:s}", "field", "dir"),
+                        "dir: %s: %s (an existing folder, not a link, is needed)", dir,
+                        strerror(errno));
     return;
   }
   json_t *what = json_object_get(params, "what");
@@ -156,7 +216,7 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
     char *cfg = lpq_config_to_json(nl, names, nw, nw + nl);
     json_t *cj = cfg ? json_loads(cfg, 0, NULL) : NULL;
     if (cj && dir) {
-      json_t *f = file_json(cfg, strlen(cfg), dir, "config.json", &err);
+      json_t *f = file_json(cfg, strlen(cfg), dirfd, dir, "config.json", &err);
       if (!f)
         code = LPQ_API_E_IO;
       json_decref(f);
@@ -170,7 +230,7 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
     size_t len = 0;
     json_t *f = NULL;
     if (lpq_onnx_export_rounded(model_path, nl, names, nw, &bytes, &len, &err) != 0 ||
-        !(f = file_json(bytes, len, dir, "model_lp.onnx", &err)))
+        !(f = file_json(bytes, len, dirfd, dir, "model_lp.onnx", &err)))
       code = err.code == LPQ_EIO ? LPQ_API_E_IO : LPQ_API_E_UNSUPPORTED_MODEL;
     else
       json_object_set_new(res, "onnx", f);
@@ -181,7 +241,7 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
     size_t len = 0;
     json_t *f = NULL;
     if (lpq_pack_weights(graph, nw, &bytes, &len, &err) != 0 ||
-        !(f = file_json(bytes, len, dir, "weights.lpw", &err)))
+        !(f = file_json(bytes, len, dirfd, dir, "weights.lpw", &err)))
       code = err.code == LPQ_EIO ? LPQ_API_E_IO : LPQ_API_E_INTERNAL;
     else
       json_object_set_new(res, "packed", f);
@@ -194,6 +254,8 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
     lpq_api_reply(call, res);
   }
   json_decref(genome);
+  if (dirfd >= 0)
+    close(dirfd);
   lpq_graph_free(&graph);
   free(model_path);
   free(nw);

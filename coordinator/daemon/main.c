@@ -3,11 +3,14 @@
 ** the memory that outlives it. */
 #include "coordinator/daemon/daemon.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,7 +112,7 @@ static void make_parent(const char *path) {
   for (char *p = buf + 1; *p; p++)
     if (*p == '/') {
       *p = 0;
-      mkdir(buf, 0755);
+      mkdir(buf, 0700);
       *p = '/';
     }
 }
@@ -160,6 +163,36 @@ static int read_token(const char *path, char *buf, size_t len) {
   return n >= 16 ? 0 : -1;
 }
 
+/* One coordinator per database: an exclusive flock on PATH.lock (kept open for the process's
+** life; the kernel drops it when the process dies, also by kill -9), holding the owner's pid.
+** Two coordinators on one database would resume the same jobs and do their work twice. */
+static int lock_database(const char *db, int *fd_out) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s.lock", db);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "lpq-coordinator: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    fprintf(stderr, "lpq-coordinator: the database %s is in use by another lpq-coordinator "
+            "(pid %s, lock %s); one coordinator per database\n", db, pid[0] ? pid : "unknown",
+            path);
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+    fprintf(stderr, "lpq-coordinator: warning: cannot write the pid into %s\n", path);
+  *fd_out = fd;
+  return 0;
+}
+
 static void close_walk(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h))
@@ -171,6 +204,9 @@ int main(int argc, char **argv) {
   int prc = parse(argc, argv, &o);
   if (prc)
     return prc == 1 ? 0 : prc;
+  /* Every file lpq writes (database, WAL, blobs, exports, socket folder) is its user's alone,
+  ** whatever umask it was started with. */
+  umask(077);
   daemon_t d = {0};
   d.log_level = o.log_level;
   d.max_blob_bytes = (uint64_t)(o.max_blob_mb * 1048576.0);
@@ -181,6 +217,9 @@ int main(int argc, char **argv) {
   char token[1024] = "";
   make_parent(o.db);
   make_parent(o.socket);
+  int lock_fd = -1;
+  if (lock_database(o.db, &lock_fd) != 0)
+    return 1;
   if (!(d.store = lpq_store_open(o.db, &err))) {
     fprintf(stderr, "lpq-coordinator: %s\n", err.msg);
     return 1;
@@ -195,6 +234,16 @@ int main(int argc, char **argv) {
       goto out;
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - o.tcp), o.tcp);
+    /* the token travels in plain text: loopback only, as on the pool, unless --insecure */
+    int loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+    struct stat ts;
+    if (!loopback && !o.insecure)
+      fprintf(stderr, "lpq-coordinator: WARNING: --tcp %s serves the API and its bearer token "
+              "in plain text beyond this host; put it behind TLS or a tunnel, or bind "
+              "127.0.0.1 (--insecure silences this)\n", o.tcp);
+    if (stat(o.token_file, &ts) == 0 && (ts.st_mode & 077))
+      fprintf(stderr, "lpq-coordinator: WARNING: the token file %s can be read by others "
+              "(mode %03o); chmod 600 it\n", o.token_file, (unsigned)(ts.st_mode & 0777));
     ao.tcp_host = host;
     ao.tcp_port = atoi(colon + 1);
     ao.token = token;
@@ -251,5 +300,6 @@ out:
   jobs_free_all(&d);
   uv_loop_close(d.loop);
   lpq_store_close(&d.store);
+  close(lock_fd);
   return status;
 }

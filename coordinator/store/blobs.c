@@ -3,7 +3,10 @@
 ** directory (DIR/ab/abcdef..., named by the SHA-256 of their content); the blobs table
 ** records hash, size, kind and time. A blob is written to a temporary file while it is hashed,
 ** fsync'ed and renamed into place before its row is committed, so a crash leaves at worst an
-** unreferenced file, never a row whose file is partial.
+** unreferenced file, never a row whose file is partial. Writing a blob's file needs no database
+** (lpq_store_blob_write*), so the daemon does it on libuv's work queue and records the row on
+** its loop (lpq_store_blob_record); a file that no row claims is removed again
+** (lpq_store_blob_forget).
 */
 #include "coordinator/store/store_internal.h"
 
@@ -14,107 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ---- SHA-256 (FIPS 180-4) -------------------------------------------------------------- **
-** A local helper until the pool's common/hash.c (lpq_sha256_hex) is merged; then this section
-** goes and the calls below use that. */
-
-typedef struct sha256_t {
-  uint32_t h[8];
-  uint64_t length; /* bytes hashed */
-  uint8_t block[64];
-  size_t used;
-} sha256_t;
-
-static const uint32_t sha256_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
-
-static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-
-static void sha256_block(sha256_t *c, const uint8_t *p) {
-  uint32_t w[64];
-  for (int i = 0; i < 16; i++)
-    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
-           p[4 * i + 3];
-  for (int i = 16; i < 64; i++) {
-    uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-    uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-  }
-  uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4], f = c->h[5],
-           g = c->h[6], h = c->h[7];
-  for (int i = 0; i < 64; i++) {
-    uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
-                  sha256_k[i] + w[i];
-    uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
-    h = g;
-    g = f;
-    f = e;
-    e = d + t1;
-    d = cc;
-    cc = b;
-    b = a;
-    a = t1 + t2;
-  }
-  c->h[0] += a;
-  c->h[1] += b;
-  c->h[2] += cc;
-  c->h[3] += d;
-  c->h[4] += e;
-  c->h[5] += f;
-  c->h[6] += g;
-  c->h[7] += h;
-}
-
-static void sha256_init(sha256_t *c) {
-  static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  memcpy(c->h, h0, sizeof h0);
-  c->length = 0;
-  c->used = 0;
-}
-
-static void sha256_update(sha256_t *c, const void *data, size_t len) {
-  const uint8_t *p = data;
-  c->length += len;
-  while (len > 0) {
-    if (c->used == 0 && len >= 64) {
-      sha256_block(c, p);
-      p += 64;
-      len -= 64;
-      continue;
-    }
-    size_t take = 64 - c->used < len ? 64 - c->used : len;
-    memcpy(c->block + c->used, p, take);
-    c->used += take;
-    p += take;
-    len -= take;
-    if (c->used == 64) {
-      sha256_block(c, c->block);
-      c->used = 0;
-    }
-  }
-}
-
-static void sha256_hex(sha256_t *c, char out[LPQ_STORE_HASH_HEX]) {
-  uint64_t bits = c->length * 8;
-  uint8_t pad[72] = {0x80};
-  size_t pad_len = (c->used < 56 ? 56 : 120) - c->used;
-  for (int i = 0; i < 8; i++)
-    pad[pad_len + (size_t)i] = (uint8_t)(bits >> (56 - 8 * i));
-  sha256_update(c, pad, pad_len + 8);
-  for (int i = 0; i < 8; i++)
-    snprintf(out + 8 * i, 9, "%08x", c->h[i]);
-}
 
 /* ---- blob files ------------------------------------------------------------------------ */
 
@@ -128,14 +30,22 @@ static int hash_valid(const char *hash) {
 }
 
 /* DIR/ab/abcd... (or DIR/ab when dir_only); malloc'd, NULL when memory runs out. */
-static char *blob_file(const lpq_store_t *st, const char *hash, int dir_only) {
-  size_t len = strlen(st->blob_dir) + 4 + 65;
+static char *dir_file(const char *blob_dir, const char *hash, int dir_only) {
+  size_t len = strlen(blob_dir) + 4 + 65;
   char *p = malloc(len);
   if (p != NULL && dir_only)
-    snprintf(p, len, "%s/%.2s", st->blob_dir, hash);
+    snprintf(p, len, "%s/%.2s", blob_dir, hash);
   else if (p != NULL)
-    snprintf(p, len, "%s/%.2s/%s", st->blob_dir, hash, hash);
+    snprintf(p, len, "%s/%.2s/%s", blob_dir, hash, hash);
   return p;
+}
+
+static char *blob_file(const lpq_store_t *st, const char *hash, int dir_only) {
+  return dir_file(st->blob_dir, hash, dir_only);
+}
+
+char *lpq_store_blob_file(const char *blob_dir, const char *hash) {
+  return blob_dir != NULL && hash_valid(hash) ? dir_file(blob_dir, hash, 0) : NULL;
 }
 
 /* The blob's row: 0 with *found set; info filled when found and not NULL. */
@@ -162,32 +72,37 @@ static int blob_row(lpq_store_t *st, const char *hash, const char *op, int *foun
   return ret;
 }
 
-/* A blob being written: a temporary file in the blob directory and the running hash. */
+static int check_kind(const char *kind, lpq_error_t *err);
+
+/* A blob being written: a temporary file (mode 0600) in the blob directory and the running
+** hash. */
 typedef struct blob_writer_t {
+  const char *blob_dir;
   char *tmp_path;
   int fd;
-  sha256_t sha;
-  size_t size;
+  lpq_sha256_t *sha;
+  uint64_t size;
 } blob_writer_t;
 
-static int writer_open(lpq_store_t *st, blob_writer_t *w, lpq_error_t *err) {
+static int writer_open(const char *blob_dir, blob_writer_t *w, lpq_error_t *err) {
   memset(w, 0, sizeof *w);
+  w->blob_dir = blob_dir;
   w->fd = -1;
-  sha256_init(&w->sha);
-  size_t len = strlen(st->blob_dir) + sizeof "/.tmp-XXXXXX";
+  size_t len = strlen(blob_dir) + sizeof "/.tmp-XXXXXX";
   w->tmp_path = malloc(len);
-  if (w->tmp_path == NULL)
+  w->sha = lpq_sha256_new();
+  if (w->tmp_path == NULL || w->sha == NULL)
     return lpq_errorf(err, LPQ_ENOMEM, "store: blobs: put: out of memory");
-  snprintf(w->tmp_path, len, "%s/.tmp-XXXXXX", st->blob_dir);
+  snprintf(w->tmp_path, len, "%s/.tmp-XXXXXX", blob_dir);
   w->fd = mkstemp(w->tmp_path);
   if (w->fd < 0)
     return lpq_errorf(err, LPQ_EIO, "store: blobs: put: cannot create a file in %s: %s",
-                      st->blob_dir, strerror(errno));
+                      blob_dir, strerror(errno));
   return 0;
 }
 
 static int writer_write(blob_writer_t *w, const void *data, size_t len, lpq_error_t *err) {
-  sha256_update(&w->sha, data, len);
+  lpq_sha256_update(w->sha, data, len);
   w->size += len;
   const char *p = data;
   while (len > 0) {
@@ -209,21 +124,21 @@ static void writer_discard(blob_writer_t *w) {
   if (w->tmp_path != NULL)
     unlink(w->tmp_path);
   free(w->tmp_path);
+  lpq_sha256_free(&w->sha);
   w->tmp_path = NULL;
   w->fd = -1;
 }
 
-/* Makes the written file the blob's and records its row; discards the writer. */
-static int writer_finish(lpq_store_t *st, blob_writer_t *w, const char *kind,
-                         char hash[LPQ_STORE_HASH_HEX], lpq_error_t *err) {
+/* Makes the written file the blob's (fsync'ed, renamed under its hash); discards the writer. */
+static int writer_finish(blob_writer_t *w, char hash[LPQ_STORE_HASH_HEX], lpq_error_t *err) {
   char hex[LPQ_STORE_HASH_HEX];
-  sha256_hex(&w->sha, hex);
-  int ret = 0;
-  if (fsync(w->fd) != 0)
+  int ret = lpq_sha256_final(w->sha, hex) != 0
+                ? lpq_errorf(err, LPQ_ENOMEM, "store: blobs: put: hashing failed") : 0;
+  if (ret == 0 && fsync(w->fd) != 0)
     ret = lpq_errorf(err, LPQ_EIO, "store: blobs: put: fsync %s: %s", w->tmp_path,
                      strerror(errno));
-  char *dir = ret == 0 ? blob_file(st, hex, 1) : NULL;
-  char *path = ret == 0 ? blob_file(st, hex, 0) : NULL;
+  char *dir = ret == 0 ? dir_file(w->blob_dir, hex, 1) : NULL;
+  char *path = ret == 0 ? dir_file(w->blob_dir, hex, 0) : NULL;
   if (ret == 0 && (dir == NULL || path == NULL))
     ret = lpq_errorf(err, LPQ_ENOMEM, "store: blobs: put: out of memory");
   if (ret == 0 && mkdir(dir, 0700) != 0 && errno != EEXIST)
@@ -235,26 +150,99 @@ static int writer_finish(lpq_store_t *st, blob_writer_t *w, const char *kind,
   free(dir);
   free(path);
   writer_discard(w); /* after a rename the unlink finds nothing */
-  if (ret != 0)
+  if (ret == 0)
+    memcpy(hash, hex, LPQ_STORE_HASH_HEX);
+  return ret;
+}
+
+int lpq_store_blob_write(const char *blob_dir, const void *data, size_t size,
+                         char hash[LPQ_STORE_HASH_HEX], lpq_error_t *err) {
+  if (blob_dir == NULL || hash == NULL || (data == NULL && size > 0))
+    return lpq_errorf(err, LPQ_EINVAL, "store: blobs: write: missing directory, data or output");
+  blob_writer_t w;
+  int ret = writer_open(blob_dir, &w, err);
+  if (ret == 0)
+    ret = writer_write(&w, data, size, err);
+  if (ret != 0) {
+    writer_discard(&w);
     return ret;
+  }
+  return writer_finish(&w, hash, err);
+}
+
+int lpq_store_blob_write_fd(const char *blob_dir, int fd, uint64_t max_bytes, const char *name,
+                            char hash[LPQ_STORE_HASH_HEX], uint64_t *size, lpq_error_t *err) {
+  if (blob_dir == NULL || fd < 0 || hash == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "store: blobs: write: missing directory, file or output");
+  name = name ? name : "the file";
+  blob_writer_t w;
+  int ret = writer_open(blob_dir, &w, err);
+  size_t cap = 1 << 16;
+  char *buf = ret == 0 ? malloc(cap) : NULL;
+  if (ret == 0 && buf == NULL)
+    ret = lpq_errorf(err, LPQ_ENOMEM, "store: blobs: put: out of memory");
+  while (ret == 0) {
+    ssize_t n = read(fd, buf, cap);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      ret = lpq_errorf(err, LPQ_EIO, "%s: reading: %s", name, strerror(errno));
+    if (n <= 0)
+      break;
+    if (w.size + (uint64_t)n > max_bytes) /* the file grew past the limit while being read */
+      ret = lpq_errorf(err, LPQ_ERANGE, "%s: more than %llu bytes (the coordinator's blob "
+                       "limit, --max-blob-mb)", name, (unsigned long long)max_bytes);
+    else
+      ret = writer_write(&w, buf, (size_t)n, err);
+  }
+  free(buf);
+  uint64_t total = w.size;
+  if (ret != 0) {
+    writer_discard(&w);
+    return ret;
+  }
+  ret = writer_finish(&w, hash, err);
+  if (ret == 0 && size != NULL)
+    *size = total;
+  return ret;
+}
+
+int lpq_store_blob_record(lpq_store_t *st, const char *kind, const char *hash, uint64_t size,
+                          lpq_error_t *err) {
+  if (st == NULL || !hash_valid(hash))
+    return lpq_errorf(err, LPQ_EINVAL, "store: blobs: record: missing store or hash");
+  int ret = check_kind(kind, err);
   sqlite3_stmt *s;
-  ret = lpq__store_stmt(st, STMT_BLOB_INSERT,
-                   "INSERT INTO blobs (hash, size, kind, created) VALUES (?1, ?2, ?3, ?4) "
-                   "ON CONFLICT (hash) DO NOTHING",
-                   "blobs", "put", &s, err);
+  if (ret == 0)
+    ret = lpq__store_stmt(st, STMT_BLOB_INSERT,
+                          "INSERT INTO blobs (hash, size, kind, created) VALUES (?1, ?2, ?3, ?4) "
+                          "ON CONFLICT (hash) DO NOTHING",
+                          "blobs", "put", &s, err);
   if (ret != 0)
     return ret;
-  sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 2, (sqlite3_int64)w->size);
+  sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
   sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
   sqlite3_bind_double(s, 4, lpq__store_now());
   int rc = sqlite3_step(s);
   if (rc != SQLITE_DONE)
     ret = lpq__store_fail(st, rc, "blobs", "put", err);
   sqlite3_reset(s);
-  if (ret == 0 && hash != NULL)
-    memcpy(hash, hex, LPQ_STORE_HASH_HEX);
   return ret;
+}
+
+int lpq_store_blob_forget(lpq_store_t *st, const char *hash, lpq_error_t *err) {
+  if (st == NULL || !hash_valid(hash))
+    return lpq_errorf(err, LPQ_EINVAL, "store: blobs: forget: missing store or hash");
+  int found = 0;
+  int ret = blob_row(st, hash, "forget", &found, NULL, err);
+  if (ret != 0 || found)
+    return ret;
+  char *path = blob_file(st, hash, 0);
+  if (path != NULL)
+    unlink(path);
+  free(path);
+  return 0;
 }
 
 static int check_kind(const char *kind, lpq_error_t *err) {
@@ -282,29 +270,52 @@ int lpq_store_blob_put(lpq_store_t *st, const char *kind, const void *data, size
   if (ret != 0)
     return ret;
   /* Hash first: a blob already stored costs no write. */
-  sha256_t sha;
   char hex[LPQ_STORE_HASH_HEX];
-  sha256_init(&sha);
-  sha256_update(&sha, data, size);
-  sha256_hex(&sha, hex);
+  if (lpq_sha256_hex(data, size, hex) != 0)
+    return lpq_errorf(err, LPQ_ENOMEM, "store: blobs: put: hashing failed");
   int found = 0;
   lpq_store_blob_t info;
   if ((ret = blob_row(st, hex, "put", &found, &info, err)) != 0)
     return ret;
-  if (found && info.size == size && file_ok(st, hex, size)) {
-    if (hash != NULL)
-      memcpy(hash, hex, LPQ_STORE_HASH_HEX);
-    return 0;
+  if (!(found && info.size == size && file_ok(st, hex, size))) {
+    if ((ret = lpq_store_blob_write(st->blob_dir, data, size, hex, err)) != 0 ||
+        (ret = lpq_store_blob_record(st, kind, hex, size, err)) != 0)
+      return ret;
   }
-  blob_writer_t w;
-  ret = writer_open(st, &w, err);
-  if (ret == 0)
-    ret = writer_write(&w, data, size, err);
+  if (hash != NULL)
+    memcpy(hash, hex, LPQ_STORE_HASH_HEX);
+  return 0;
+}
+
+int lpq_store_blob_open_regular(const char *path, uint64_t max_bytes, int *fd, uint64_t *size,
+                                lpq_error_t *err) {
+  *fd = -1;
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular file is read. */
+  int in = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  struct stat sb;
+  if (in < 0)
+    return lpq_errorf(err, errno == ENOENT ? LPQ_ENOTFOUND : LPQ_EIO, "%s: cannot open: %s",
+                      path, strerror(errno));
+  int ret = 0;
+  if (fstat(in, &sb) != 0)
+    ret = lpq_errorf(err, LPQ_EIO, "%s: %s", path, strerror(errno));
+  else if (!S_ISREG(sb.st_mode))
+    ret = lpq_errorf(err, LPQ_EINVAL, "%s is not a regular file (a device, FIFO, socket or "
+                     "folder); only regular files are read", path);
+  else if ((uint64_t)sb.st_size > max_bytes)
+    ret = lpq_errorf(err, LPQ_ERANGE, "%s: %llu bytes is over the coordinator's blob limit of "
+                     "%llu bytes (--max-blob-mb)", path, (unsigned long long)sb.st_size,
+                     (unsigned long long)max_bytes);
+  else if (fcntl(in, F_SETFL, fcntl(in, F_GETFL) & ~O_NONBLOCK) != 0)
+    ret = lpq_errorf(err, LPQ_EIO, "%s: %s", path, strerror(errno));
   if (ret != 0) {
-    writer_discard(&w);
+    close(in);
     return ret;
   }
-  return writer_finish(st, &w, kind, hash, err);
+  *fd = in;
+  if (size != NULL)
+    *size = (uint64_t)sb.st_size;
+  return 0;
 }
 
 int lpq_store_blob_put_file(lpq_store_t *st, const char *kind, const char *path,
@@ -314,29 +325,18 @@ int lpq_store_blob_put_file(lpq_store_t *st, const char *kind, const char *path,
   int ret = check_kind(kind, err);
   if (ret != 0)
     return ret;
-  int in = open(path, O_RDONLY | O_CLOEXEC);
-  if (in < 0)
-    return lpq_errorf(err, errno == ENOENT ? LPQ_ENOTFOUND : LPQ_EIO,
-                      "store: blobs: put: cannot open %s: %s", path, strerror(errno));
-  blob_writer_t w;
-  ret = writer_open(st, &w, err);
-  char buf[1 << 16];
-  while (ret == 0) {
-    ssize_t n = read(in, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      ret = lpq_errorf(err, LPQ_EIO, "store: blobs: put: reading %s: %s", path, strerror(errno));
-    if (n <= 0)
-      break;
-    ret = writer_write(&w, buf, (size_t)n, err);
-  }
-  close(in);
-  if (ret != 0) {
-    writer_discard(&w);
+  int in = -1;
+  char hex[LPQ_STORE_HASH_HEX];
+  uint64_t size = 0;
+  if ((ret = lpq_store_blob_open_regular(path, UINT64_MAX, &in, NULL, err)) != 0)
     return ret;
-  }
-  return writer_finish(st, &w, kind, hash, err);
+  ret = lpq_store_blob_write_fd(st->blob_dir, in, UINT64_MAX, path, hex, &size, err);
+  close(in);
+  if (ret == 0)
+    ret = lpq_store_blob_record(st, kind, hex, size, err);
+  if (ret == 0 && hash != NULL)
+    memcpy(hash, hex, LPQ_STORE_HASH_HEX);
+  return ret;
 }
 
 int lpq_store_blob_has(lpq_store_t *st, const char *hash, int *found, lpq_store_blob_t *info,

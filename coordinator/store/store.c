@@ -263,6 +263,24 @@ static int configure(sqlite3 *db, const char *path, lpq_error_t *err) {
                   path, "setting synchronous, foreign_keys and the cache", err);
 }
 
+/* PRAGMA quick_check: a damaged page is found at start, not by a client's request later. */
+static int quick_check(sqlite3 *db, const char *path, lpq_error_t *err) {
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(s);
+  const char *first = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+  int ret = 0;
+  if (rc == SQLITE_ROW && first != NULL && strcmp(first, "ok") == 0)
+    ret = 0;
+  else
+    ret = lpq_errorf(err, LPQ_EFORMAT, "store: %s: the database is damaged (quick_check: %s); "
+                     "not serving it: restore a backup, or recover it with sqlite3's .recover",
+                     path, first ? first : sqlite3_errmsg(db));
+  sqlite3_finalize(s);
+  return ret;
+}
+
 lpq_store_t *lpq_store_open(const char *path, lpq_error_t *err) {
   if (path == NULL || path[0] == '\0') {
     lpq_errorf(err, LPQ_EINVAL, "store: open: no database path");
@@ -297,7 +315,7 @@ lpq_store_t *lpq_store_open(const char *path, lpq_error_t *err) {
     lpq_store_close(&st);
     return NULL;
   }
-  if (configure(st->db, path, err) != 0 ||
+  if (configure(st->db, path, err) != 0 || quick_check(st->db, path, err) != 0 ||
       lpq__store_migrate(st->db, path, lpq__store_migrations, lpq__store_migration_count, err) != 0) {
     lpq_store_close(&st);
     return NULL;

@@ -136,9 +136,29 @@ typedef struct lpq_store_blob_t {
 ** gives the same hash. */
 int lpq_store_blob_put(lpq_store_t *st, const char *kind, const void *data, size_t size,
                        char hash[LPQ_STORE_HASH_HEX], lpq_error_t *err);
-/* The same for a file's content, read in pieces (a model need not fit in memory twice). */
+/* The same for a file's content, read in pieces (a model need not fit in memory twice); only a
+** regular file (lpq_store_blob_open_regular). */
 int lpq_store_blob_put_file(lpq_store_t *st, const char *kind, const char *path,
                             char hash[LPQ_STORE_HASH_HEX], lpq_error_t *err);
+/* Opens path for reading only when it is a regular file of at most max_bytes: opened with
+** O_NONBLOCK (a FIFO never blocks the caller) and checked with fstat. LPQ_ENOTFOUND, LPQ_EIO,
+** LPQ_EINVAL (not a regular file), LPQ_ERANGE (too big). *size may be NULL. */
+int lpq_store_blob_open_regular(const char *path, uint64_t max_bytes, int *fd, uint64_t *size,
+                                lpq_error_t *err);
+/* The parts of a put that need no database, for libuv's work queue: the bytes (or the rest of
+** fd, at most max_bytes of it, else LPQ_ERANGE naming `name`) written as a blob file under
+** blob_dir (mode 0600, fsync'ed, renamed under its hash), the hash into hash. The file is a
+** blob only once lpq_store_blob_record has added its row (on the store's thread). */
+int lpq_store_blob_write(const char *blob_dir, const void *data, size_t size,
+                         char hash[LPQ_STORE_HASH_HEX], lpq_error_t *err);
+int lpq_store_blob_write_fd(const char *blob_dir, int fd, uint64_t max_bytes, const char *name,
+                            char hash[LPQ_STORE_HASH_HEX], uint64_t *size, lpq_error_t *err);
+int lpq_store_blob_record(lpq_store_t *st, const char *kind, const char *hash, uint64_t size,
+                          lpq_error_t *err);
+/* Removes a blob file no row claims (an upload that was refused); a recorded blob stays. */
+int lpq_store_blob_forget(lpq_store_t *st, const char *hash, lpq_error_t *err);
+/* blob_dir/ab/HASH (malloc'd), the file of a blob; NULL for a hash that is not 64 hex digits. */
+char *lpq_store_blob_file(const char *blob_dir, const char *hash);
 /* *found = 1 and *info filled (info may be NULL) when the blob is stored, else *found = 0. */
 int lpq_store_blob_has(lpq_store_t *st, const char *hash, int *found, lpq_store_blob_t *info,
                        lpq_error_t *err);

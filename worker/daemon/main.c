@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static volatile sig_atomic_t stop_requested;
 
@@ -42,6 +43,7 @@ static long parse_long(const char *s, long lo, long hi)
 
 int main(int argc, char **argv)
 {
+  umask(077); /* the blob cache holds the users' models and data: the worker's user's alone */
   static const struct option longopts[] = {
       {"connect", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
       {"cache-dir", required_argument, NULL, 'd'}, {"id", required_argument, NULL, 'i'},

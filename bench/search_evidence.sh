@@ -20,7 +20,7 @@ D=/usr/share/datasets/fashion-mnist
 OUT=${OUT:-var/evidence}
 SEARCH_SECONDS=${SEARCH_SECONDS:-600}
 BUDGETS=${BUDGETS:-"4.0 3.5"}
-SEARCH_ARGS=${SEARCH_ARGS:-"--weight-sf channel --sensitivity on"}
+SEARCH_ARGS=${SEARCH_ARGS:-"--weight-sf channel --sensitivity on --bias-correction auto"}
 models=("$@")
 [ ${#models[@]} -eq 0 ] && models=(models/resnet18.onnx models/mobilenetv2.onnx models/vit.onnx)
 mkdir -p "$OUT"

@@ -3,11 +3,9 @@
 ** n-dimensional arrays, candidate configs, job settings and their defaults (the one source),
 ** the genome's layer type, data loaders (.npy, IDX), content hashes, the worker pool's wire
 ** messages and CURVE keys. It includes lp/lp.h only; every folder above uses it, and it is
-** where the worker and the coordinator meet (they never include each other).
-*/
+** where the worker and the coordinator meet (they never include each other). */
 #ifndef LPQ_COMMON_H
 #define LPQ_COMMON_H
-
 #include "lp/lp.h"
 
 #include <stddef.h>
@@ -63,8 +61,8 @@ typedef struct lpq_config_entry_t {
   lpq_numfmt_t w, a;
 } lpq_config_entry_t;
 
-typedef struct lpq_config_t {
-  int version;
+typedef struct lpq_config_t { /* "bias_correction": true: scored with it (lpq search) */
+  int version, bias_correction;
   lpq_numfmt_t default_w, default_a;
   size_t count;
   lpq_config_entry_t *layers;
@@ -125,14 +123,16 @@ const char *lpq_objective_name(lpq_objective_t o); /* "bits", "latency", "energy
 /* How the weights' sf is chosen: one per tensor, one per output channel, or either per layer. */
 enum { LPQ_SF_TENSOR = 0, LPQ_SF_CHANNEL = 1, LPQ_SF_SEARCH = 2 };
 
-/* A job's settings. JSON fields (all optional): model, data, labels (blob hashes), seed, mode
-** ("pareto"|"scalar"), lambda, population, siblings, generations, max_evaluations,
-** max_seconds, patience, objective, constraints {mean_weight_bits_max, act_bits_max,
-** latency_s_max}, calib, temperature, norm [mean, std], bits [lo, hi], act_bits [lo, hi],
-** es [lo, hi], sf_window, weight_sf ("tensor"|"channel"|"search"), weight_only, pin_ends,
-** bias_correction, sensitivity (bool), name. */
+/* A job's settings. JSON fields (all optional): model, data, labels, val_data, val_labels (blob
+** hashes), seed, mode, lambda, population, siblings, generations, max_evaluations, max_seconds,
+** patience, objective, constraints {mean_weight_bits_max, act_bits_max, latency_s_max,
+** top1_drop_max}, calib, temperature, norm [mean, std], bits, act_bits, es [lo, hi], sf_window,
+** weight_sf, weight_only, pin_ends, bias_correction, sensitivity, name; eval ("top1": a task
+** scoring top-1 over all of data, set by the coordinator on validation tasks). */
 typedef struct lpq_job_settings_t {
-  char model[65], data[65], labels[65]; /* "" when absent */
+  char model[65], data[65], labels[65], val_data[65], val_labels[65]; /* "" when absent */
+  double top1_drop_max; /* the pick on val_data: cheapest within this many points; 0: none */
+  int eval_top1;
   uint64_t seed;
   int scalar;
   double lambda;

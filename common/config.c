@@ -90,9 +90,16 @@ lpq_config_t *lpq_config_parse(const char *text, size_t len, const char *source,
     rc = lpq_errorf(err, LPQ_EFORMAT, "%s: expected a JSON object", source);
     goto fail;
   }
-  static const char *const top_keys[] = {"version", "default", "layers", "comment", "model"};
-  if ((rc = check_keys(root, source, top_keys, 5, err)) != 0)
+  static const char *const top_keys[] = {"version", "default", "layers", "comment", "model",
+                                         "bias_correction"};
+  if ((rc = check_keys(root, source, top_keys, 6, err)) != 0)
     goto fail;
+  json_t *bc = json_object_get(root, "bias_correction");
+  if (bc && !json_is_boolean(bc)) {
+    rc = lpq_errorf(err, LPQ_EFORMAT, "%s: \"bias_correction\" must be true or false", source);
+    goto fail;
+  }
+  c->bias_correction = json_is_true(bc);
   json_t *ver = json_object_get(root, "version");
   if (!json_is_integer(ver)) {
     rc = lpq_errorf(err, LPQ_EFORMAT, "%s: \"version\" must be an integer (1)", source);

@@ -106,7 +106,8 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       "model", "data", "labels", "seed", "mode", "lambda", "population", "siblings",
       "generations", "max_evaluations", "max_seconds", "patience", "objective", "constraints",
       "calib", "temperature", "norm", "bits", "act_bits", "es", "sf_window", "weight_sf",
-      "weight_only", "pin_ends", "bias_correction", "sensitivity", "name"};
+      "weight_only", "pin_ends", "bias_correction", "sensitivity", "name", "val_data",
+      "val_labels", "eval"};
   const char *key;
   json_t *v;
   if (!json_is_object(o)) {
@@ -126,6 +127,8 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
   json_t *mode = json_object_get(o, "mode"), *obj = json_object_get(o, "objective");
   if ((rc = get_hash(o, "model", s->model, err)) || (rc = get_hash(o, "data", s->data, err)) ||
       (rc = get_hash(o, "labels", s->labels, err)) ||
+      (rc = get_hash(o, "val_data", s->val_data, err)) ||
+      (rc = get_hash(o, "val_labels", s->val_labels, err)) ||
       (rc = get_num(o, "seed", 0, 9007199254740991.0, &seed, err)) ||
       (rc = get_num(o, "lambda", -16, 16, &s->lambda, err)) ||
       (rc = get_size(o, "population", 4, 100000, &s->population, err)) ||
@@ -161,6 +164,15 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       goto done;
     }
     s->weight_sf = k;
+  }
+  json_t *ev = json_object_get(o, "eval");
+  if (ev) {
+    const char *m = json_string_value(ev);
+    if (!m || (strcmp(m, "top1") != 0 && strcmp(m, "score") != 0)) {
+      rc = lpq_errorf(err, LPQ_EINVAL, "settings.eval: expected \"score\" or \"top1\"");
+      goto done;
+    }
+    s->eval_top1 = strcmp(m, "top1") == 0;
   }
   s->seed = (uint64_t)seed;
   if (json_object_get(o, "calib"))
@@ -209,10 +221,11 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       double *dst = strcmp(key, "mean_weight_bits_max") == 0 ? &s->max_weight_bits
                     : strcmp(key, "act_bits_max") == 0       ? &s->max_act_bits
                     : strcmp(key, "latency_s_max") == 0      ? &s->max_latency_s
+                    : strcmp(key, "top1_drop_max") == 0      ? &s->top1_drop_max
                                                               : NULL;
       if (!dst) {
         rc = lpq_errorf(err, LPQ_EINVAL, "settings.constraints: unknown constraint '%s' (known: "
-                        "mean_weight_bits_max, act_bits_max, latency_s_max)", key);
+                        "mean_weight_bits_max, act_bits_max, latency_s_max, top1_drop_max)", key);
         goto done;
       }
       if (!json_is_number(v) || !(json_number_value(v) > 0)) {
@@ -221,6 +234,12 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       }
       *dst = json_number_value(v);
     }
+  }
+  if (s->top1_drop_max > 100 || (!s->val_data[0] != !s->val_labels[0])) {
+    rc = lpq_errorf(err, LPQ_EINVAL, s->top1_drop_max > 100
+                    ? "settings.constraints.top1_drop_max: expected points of top-1 in 0..100"
+                    : "settings: val_data and val_labels go together");
+    goto done;
   }
   if (s->act_n_min == 0 && s->act_n_max == 0) {
     s->act_n_min = s->n_min;
@@ -260,6 +279,12 @@ char *lpq_job_settings_json(const lpq_job_settings_t *s) {
     json_object_set_new(o, "data", json_string(s->data));
   if (s->labels[0])
     json_object_set_new(o, "labels", json_string(s->labels));
+  if (s->val_data[0]) /* the validation set, when given (older jobs' text stays as it was) */
+    json_object_set_new(o, "val_data", json_string(s->val_data));
+  if (s->val_labels[0])
+    json_object_set_new(o, "val_labels", json_string(s->val_labels));
+  if (s->eval_top1)
+    json_object_set_new(o, "eval", json_string("top1"));
   json_t *c = json_object();
   if (s->max_weight_bits > 0)
     json_object_set_new(c, "mean_weight_bits_max", json_real(s->max_weight_bits));
@@ -267,6 +292,8 @@ char *lpq_job_settings_json(const lpq_job_settings_t *s) {
     json_object_set_new(c, "act_bits_max", json_real(s->max_act_bits));
   if (s->max_latency_s > 0)
     json_object_set_new(c, "latency_s_max", json_real(s->max_latency_s));
+  if (s->top1_drop_max > 0)
+    json_object_set_new(c, "top1_drop_max", json_real(s->top1_drop_max));
   json_object_set_new(o, "constraints", c);
   char *text = json_dumps(o, JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
   json_decref(o);

@@ -134,3 +134,14 @@ Test(search_pick, time_covers_the_validation_pick, .timeout = 300) {
             "the chosen config's top-1 on --data is reported");
   json_decref(o);
 }
+
+/* Without a drop: the lowest-L_CO member within one standard error of the best top-1. */
+Test(search_pick, within_one_standard_error) {
+  /* best 0.90 over 400 samples: se = sqrt(0.9 * 0.1 / 400) = 0.015; members in L_CO order */
+  const double t[] = {0.80, -1, 0.886, 0.90, 0.89};
+  cr_assert_eq(lpq_pick_within_se(t, 5, 400), 2, "0.886 >= 0.885 is within");
+  const double u[] = {0.80, 0.884, 0.90};
+  cr_assert_eq(lpq_pick_within_se(u, 3, 400), 2, "0.884 is not");
+  const double none[] = {-1, -1};
+  cr_assert_eq(lpq_pick_within_se(none, 2, 400), -1);
+}

@@ -160,8 +160,9 @@ Test(store_sensitivity, a_v1_database_migrates_and_keeps_its_jobs) {
   lpq_store_close(&st);
   sqlite3 *db;
   cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-  cr_assert_eq(sqlite3_exec(db, "DROP VIEW v_sensitivity; DROP TABLE sensitivity; "
-                                "PRAGMA user_version = 1;", NULL, NULL, NULL),
+  cr_assert_eq(sqlite3_exec(db, "DROP VIEW v_pick; DROP TABLE picks; DROP VIEW v_sensitivity; "
+                                "DROP TABLE sensitivity; PRAGMA user_version = 1;", NULL, NULL,
+                            NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(db));
   sqlite3_close(db);
   st = open_ok();

@@ -23,6 +23,7 @@ typedef struct task_ref_t {
   size_t index;   /* in the generation's batch (sensitivity: in the job's sensitivity genomes) */
   uint64_t hash;
   int sensitivity; /* 1: a genome of the job's sensitivity (sensitivity.c), not of the search */
+  int pick;        /* 1: a genome of the job's validation pick (pick.c) */
 } task_ref_t;
 
 /* A finished evaluation waiting for its transaction (results are committed in batches, once per
@@ -42,7 +43,8 @@ struct job_t {
   json_t *settings_obj;    /* the stored settings as job.get shows them (parsed at first use) */
   /* set up on the thread pool: model, calibration batch, seeds */
   uv_work_t prep;
-  char *model_path, *data_path; /* the blobs' files, for the preparation */
+  char *model_path, *data_path, *val_path; /* the blobs' files, for the preparation */
+  size_t val_samples;      /* the validation set's samples (the pick's standard error) */
   lpq_error_t prep_err;
   int prep_rc;
   size_t nl;
@@ -54,6 +56,14 @@ struct job_t {
   task_ref_t *sens_refs;
   double *sens_l_co, *sens_top1; /* per genome; NAN until scored */
   size_t sens_count, sens_told;
+  /* the validation pick in flight (pick.c): fp32 + the final front, top-1 on val_data */
+  lpq_layer_formats_t *pick_genomes;
+  task_ref_t *pick_refs;
+  double *pick_top1;       /* per genome, in [0,1]; NAN until scored */
+  size_t *pick_index;      /* the front members' archive indices */
+  char *pick_settings;     /* the tasks' settings: eval "top1" on the validation blobs */
+  size_t pick_count, pick_told;
+  char pick_stop[128];     /* why the search stopped: the job's final message */
   lpq_layer_spec_t *specs;
   lpq_search_t *search;
   /* the generation in flight */
@@ -164,6 +174,18 @@ void sens_on_result(job_t *j, size_t index, const lpq_result_t *r);
 ** and its seed budget (the job's mean weight bits constraint). */
 void sens_fill_specs(job_t *j, lpq_layer_spec_t *specs, lpq_search_settings_t *set);
 void m_sensitivity(void *ctx, lpq_api_call_t *call, json_t *params); /* job.sensitivity */
+
+/* pick.c: with a validation set, the job's end: pick_start dispatches fp32 and the final front
+** as top-1 tasks on it (1; the job ends when they are back, with stop_message) or does nothing
+** (0: no validation set or no front; the caller ends the job). */
+int pick_start(job_t *j, const char *stop_message);
+void pick_on_result(job_t *j, size_t index, const lpq_result_t *r);
+void pick_free(job_t *j);
+/* The chosen genome of a job's stored pick (16 hex digits), or "" when it has none. */
+void pick_chosen(daemon_t *d, int64_t job, char hex[17]);
+/* job.get's "pick": rule, fp32's and the chosen member's validation top-1 (points), Spearman of
+** L_CO and validation top-1 over the front; null without a pick. */
+json_t *pick_json(daemon_t *d, int64_t job);
 
 /* methods.c */
 int methods_register(daemon_t *d, lpq_error_t *err);

@@ -117,7 +117,7 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_t *g = json_object_get(params, "genome");
   if (g) {
     snprintf(hex, sizeof hex, "%s", json_string_value(g));
-  } else {
+  } else if (pick_chosen(d, id, hex), !hex[0]) { /* the validation pick's, else the best L_F */
     lpq_store_dump_filter_t f = {.job = id, .limit = 1};
     char *text = NULL;
     if (lpq_store_dump_json(d->store, "v_best_config", &f, &text, NULL) == 0) {

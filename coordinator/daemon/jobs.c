@@ -60,6 +60,8 @@ static void job_free(job_t *j) {
   free(j->sens_refs);
   free(j->sens_l_co);
   free(j->sens_top1);
+  pick_free(j);
+  free(j->val_path);
   free(j->seeds);
   free(j->specs);
   free(j->refs);
@@ -226,7 +228,7 @@ void job_task(const job_t *j, const lpq_layer_formats_t *genome, lpq_task_t *t) 
 static int dispatch_genome(job_t *j, size_t index, uint64_t hash, lpq_error_t *err) {
   lpq_task_t t;
   job_task(j, j->batch + index * j->nl, &t);
-  j->refs[index] = (task_ref_t){j, index, hash, 0};
+  j->refs[index] = (task_ref_t){.job = j, .index = index, .hash = hash};
   uint64_t task_id;
   int rc = lpq_dispatch_submit(j->d->pool, &t, &j->refs[index], &task_id, err);
   if (rc == 0)
@@ -245,6 +247,8 @@ void job_step(job_t *j) {
       if (why != LPQ_STOP_NONE) {
         char msg[128];
         snprintf(msg, sizeof msg, "stopped: %s", lpq_search_stop_name(why));
+        if (j->pick_count || pick_start(j, msg) > 0)
+          return; /* pick.c ends the job once the validation results are back */
         job_end(j, LPQ_STORE_JOB_DONE, msg);
         return;
       }
@@ -325,6 +329,10 @@ void jobs_on_result(void *ctx, const lpq_dispatch_task_t *task, const lpq_result
     return;
   if (ref->sensitivity) {
     sens_on_result(ref->job, ref->index, r); /* not an evaluation of the search */
+    return;
+  }
+  if (ref->pick) {
+    pick_on_result(ref->job, ref->index, r); /* top-1 on the validation set */
     return;
   }
   if (d->npending == d->cap_pending) {
@@ -445,6 +453,14 @@ static void prep_work(uv_work_t *w) {
   if (rc == 0)
     rc = lpq_graph_sf_seeds(g, x->data, j->seeds, j->js.weight_only ? NULL : j->seeds + j->nl,
                             err);
+  lpq_array_t *v = NULL;
+  if (rc == 0 && j->val_path) { /* checked at submit; only its size is needed here */
+    if ((rc = lpq_load_array(j->val_path, &v, err)) != 0)
+      lpq_error_prefix(err, "val_data: ");
+    else
+      j->val_samples = (size_t)v->shape[0];
+    lpq_array_free(&v);
+  }
   lpq_graph_free(&g);
   lpq_array_free(&x);
   j->prep_rc = rc;
@@ -545,6 +561,8 @@ int job_start(daemon_t *d, int64_t id, lpq_error_t *err) {
     rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
   if (rc == 0 && (rc = lpq_store_blob_path(d->store, j->js.model, &j->model_path, err)) == 0)
     rc = lpq_store_blob_path(d->store, j->js.data, &j->data_path, err);
+  if (rc == 0 && j->js.val_data[0])
+    rc = lpq_store_blob_path(d->store, j->js.val_data, &j->val_path, err);
   if (rc != 0) {
     lpq_store_job_set_status(d->store, id, LPQ_STORE_JOB_FAILED, err->msg, NULL);
     free(j->model_path);

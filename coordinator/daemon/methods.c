@@ -41,7 +41,24 @@ static json_t *time_or_null(double t) {
 
 /* ---- job.list, job.get ---- */
 
+static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
 static json_t *best_query(daemon_t *d, int64_t id) {
+  char chosen[17];
+  pick_chosen(d, id, chosen);
+  if (chosen[0]) { /* the validation pick's genome (pick.c) is the job's best */
+    lpq_store_eval_t e;
+    if (lpq_store_eval_get(d->store, id, strtoull(chosen, NULL, 16), &e, NULL) == 0) {
+      json_t *o = json_pack("{s:s, s:s}", "genome", chosen, "chosen_by", "validation pick");
+      const double v[] = {e.l_co, e.l_co_global, e.l_co_local, e.l_cr, e.mean_weight_bits,
+                          e.mean_act_bits, e.top1, e.latency_s, e.energy_pj, e.edp_js};
+      static const char *k[] = {"l_co", "l_co_global", "l_co_local", "l_cr", "mean_weight_bits",
+                                "mean_act_bits", "top1", "latency_s", "energy_pj", "edp_js"};
+      for (size_t i = 0; i < sizeof k / sizeof *k; i++)
+        json_object_set_new(o, k[i], num_or_null(v[i]));
+      return o;
+    }
+  }
   lpq_store_dump_filter_t f = {.job = id, .limit = 1};
   char *text = NULL;
   if (lpq_store_dump_json(d->store, "v_best_config", &f, &text, NULL) != 0)
@@ -163,6 +180,7 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_object_set_new(o, "evaluations_pending", json_integer(0));
   json_object_set_new(o, "best", best_of(d, id, sj.generation,
                                          live && !lpq_store_job_status_final(sj.status)));
+  json_object_set_new(o, "pick", pick_json(d, id));
   json_decref(p);
   lpq_store_job_clear(&sj);
   lpq_api_reply(call, o);
@@ -380,8 +398,9 @@ static void m_db_query(void *ctx, lpq_api_call_t *call, json_t *params) {
 static void m_db_tables(void *ctx, lpq_api_call_t *call, json_t *params) {
   (void)ctx, (void)params;
   static const char *t[] = {"jobs", "blobs", "evaluations", "generations", "individuals",
-                            "workers", "events", "sensitivity"};
-  static const char *v[] = {"v_pareto", "v_generation_stats", "v_best_config", "v_sensitivity"};
+                            "workers", "events", "sensitivity", "picks"};
+  static const char *v[] = {"v_pareto", "v_generation_stats", "v_best_config", "v_sensitivity",
+                            "v_pick"};
   json_t *arr = json_array();
   for (size_t i = 0; i < sizeof t / sizeof *t; i++)
     json_array_append_new(arr, json_pack("{s:s, s:s, s:[]}", "name", t[i], "type", "table",

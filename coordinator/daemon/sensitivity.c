@@ -68,7 +68,7 @@ int sens_start(job_t *j) {
     j->sens_l_co[i] = j->sens_top1[i] = NAN;
     lpq_task_t t;
     job_task(j, j->sens_genomes + i * j->nl, &t);
-    j->sens_refs[i] = (task_ref_t){j, i, 0, 1};
+    j->sens_refs[i] = (task_ref_t){.job = j, .index = i, .sensitivity = 1};
     uint64_t task_id;
     if (lpq_dispatch_submit(d->pool, &t, &j->sens_refs[i], &task_id, &err) != 0) {
       lpq_dispatch_cancel_job(d->pool, j->id);

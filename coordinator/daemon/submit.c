@@ -15,7 +15,8 @@
 
 enum { UP_NONE, UP_PATH, UP_BASE64, UP_HASH };
 
-/* One blob of a request: model, data, labels (job.submit) or the upload (blob.put). */
+/* One blob of a request: model, data, labels, val_data, val_labels (job.submit) or the upload
+** (blob.put). */
 typedef struct upload_t {
   const char *kind;
   int mode;
@@ -36,7 +37,7 @@ struct submit_t {
   int blob_put;          /* 1: blob.put, 0: job.submit */
   int calib_given;       /* settings.calib was set by the client */
   lpq_job_settings_t js;
-  upload_t up[3];
+  upload_t up[5];
   size_t nup;
   int code;              /* LPQ_API_E_* when refused */
   char field[16];        /* error.data.field, "" for none */
@@ -141,6 +142,40 @@ static int check_labels(submit_t *s, const char *path, size_t samples, size_t cl
   return rc;
 }
 
+/* The validation set (val_data, val_labels) fits the model as data and labels do: 0, or the
+** API error code with *field. */
+static int check_val(submit_t *s, const lpq_graph_t *g, size_t per_sample, const char **field) {
+  char *vp = lpq_store_blob_file(s->blob_dir, s->js.val_data);
+  char *lp = lpq_store_blob_file(s->blob_dir, s->js.val_labels);
+  lpq_array_t *raw = NULL;
+  lpq_tensor_info_t out;
+  int code = 0;
+  if (!vp || !lp) {
+    code = LPQ_API_E_INTERNAL;
+    lpq_errorf(&s->err, LPQ_ENOMEM, "out of memory");
+  } else if (lpq_load_array(vp, &raw, &s->err) != 0) {
+    code = LPQ_API_E_BAD_INPUT;
+    *field = "val_data";
+    lpq_error_prefix(&s->err, "val_data: ");
+  } else {
+    size_t n = raw->ndim >= 1 && raw->shape[0] > 0 ? (size_t)raw->shape[0] : 0;
+    if (!n || raw->count / n != per_sample) {
+      code = LPQ_API_E_BAD_INPUT;
+      *field = "val_data";
+      lpq_errorf(&s->err, LPQ_EFORMAT, "val_data: samples of %zu values do not fit the model's "
+                 "input (%zu values per sample)", n ? raw->count / n : 0, per_sample);
+    } else if (lpq_graph_output(g, 0, &out) != 0 || check_labels(s, lp, n, out.count) != 0) {
+      code = LPQ_API_E_BAD_INPUT;
+      *field = "val_labels";
+      lpq_error_prefix(&s->err, "val_");
+    }
+  }
+  lpq_array_free(&raw);
+  free(vp);
+  free(lp);
+  return code;
+}
+
 /* The model must load (supported operators, quantizable layers), the data fit it, the labels
 ** fit both, and calib the data. */
 static void check_inputs(submit_t *s) {
@@ -191,6 +226,8 @@ static void check_inputs(submit_t *s) {
     } else if (js->calib > n) {
       js->calib = n; /* the default, reduced to the data: stored as what is used */
     }
+    if (!code && js->val_data[0])
+      code = check_val(s, g, in.count, &field);
   }
   if (code)
     fail(s, code, field);
@@ -211,6 +248,10 @@ static void work(uv_work_t *w) {
     memcpy(s->js.data, s->up[1].hash, 65);
     if (s->up[2].mode != UP_NONE)
       memcpy(s->js.labels, s->up[2].hash, 65);
+    if (s->up[3].mode != UP_NONE && s->up[4].mode != UP_NONE) {
+      memcpy(s->js.val_data, s->up[3].hash, 65);
+      memcpy(s->js.val_labels, s->up[4].hash, 65);
+    }
     check_inputs(s);
   }
 }
@@ -453,16 +494,39 @@ void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
     return;
   }
   s->calib_given = json_object_get(settings, "calib") != NULL;
-  json_t *seed = json_object_get(params, "seed"), *labels = json_object_get(params, "labels");
+  json_t *seed = json_object_get(params, "seed");
   if (seed)
     s->js.seed = (uint64_t)json_integer_value(seed);
-  static const char *kinds[] = {"model", "data", "labels"};
-  s->nup = labels && !json_is_null(labels) ? 3 : 2;
-  for (size_t i = 0; i < s->nup; i++)
-    if (upload_spec(d, call, json_object_get(params, kinds[i]), kinds[i], &s->up[i]) != 0) {
+  static const char *kinds[] = {"model", "data", "labels", "val_data", "val_labels"};
+  json_t *vd = json_object_get(params, "val_data"), *vl = json_object_get(params, "val_labels");
+  int has_val = vd && !json_is_null(vd);
+  if (has_val != (vl && !json_is_null(vl)) || (s->js.top1_drop_max > 0 && !has_val)) {
+    lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS,
+                        json_pack("{s:s}", "field", has_val ? "val_labels" : "val_data"),
+                        "val_data and val_labels go together, and settings.constraints."
+                        "top1_drop_max needs them (the pick is made on validation data)");
+    free(s);
+    return;
+  }
+  if (s->js.eval_top1 || s->js.val_data[0]) {
+    lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, json_pack("{s:s}", "field", "settings"),
+                        "settings.eval and settings.val_data are the coordinator's; give the "
+                        "validation set as val_data and val_labels");
+    free(s);
+    return;
+  }
+  s->nup = 5;
+  for (size_t i = 0; i < s->nup; i++) {
+    json_t *spec = json_object_get(params, kinds[i]);
+    if (i >= 2 && (!spec || json_is_null(spec))) {
+      s->up[i] = (upload_t){.kind = kinds[i], .mode = UP_NONE};
+      continue;
+    }
+    if (upload_spec(d, call, spec, kinds[i], &s->up[i]) != 0) {
       free(s);
       return;
     }
+  }
   queue(d, s);
 }
 

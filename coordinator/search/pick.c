@@ -60,3 +60,17 @@ long lpq_pick_within_drop(const double *cost, const double *top1, size_t n, doub
     *within = in;
   return chosen;
 }
+
+long lpq_pick_within_se(const double *top1, size_t n, size_t samples) {
+  double best = -1;
+  for (size_t i = 0; i < n; i++)
+    if (top1[i] >= 0 && top1[i] > best)
+      best = top1[i];
+  if (best < 0 || samples == 0)
+    return -1;
+  double se = sqrt(best * (1 - best) / (double)samples);
+  for (size_t i = 0; i < n; i++)
+    if (top1[i] >= 0 && top1[i] >= best - se)
+      return (long)i;
+  return -1;
+}

@@ -337,7 +337,10 @@ lpq_search_stop_t lpq_search_should_stop(lpq_search_t *s) {
     return LPQ_STOP_GENERATIONS;
   if (t->max_evaluations && s->evaluations >= t->max_evaluations)
     return LPQ_STOP_EVALUATIONS;
-  if (t->max_seconds > 0 && s->elapsed + (lpq__search_now() - s->mark) >= t->max_seconds)
+  /* the time limit is a deadline: no generation starts that the last one's length says would end
+  ** past it (a generation of a slow model is minutes; stopping only once past it overran) */
+  if (t->max_seconds > 0 &&
+      s->elapsed + (lpq__search_now() - s->mark) + s->last_gen >= t->max_seconds)
     return LPQ_STOP_TIME;
   if (t->patience && s->committed > 0 && s->stale >= t->patience)
     return LPQ_STOP_PATIENCE;

@@ -212,7 +212,7 @@ typedef struct lpq_search_settings_t {
   /* stopping (any that is non-zero applies; they do not change the trajectory) */
   size_t max_generations;  /* generations after the initial population */
   size_t max_evaluations;  /* a generation's batch is cut to fit */
-  double max_seconds;
+  double max_seconds;      /* a deadline: no generation starts that would end past it */
   size_t patience;         /* stop after this many generations without improvement */
   lpq_search_progress_fn on_progress;
   void *progress_ctx;
@@ -332,5 +332,10 @@ double lpq_spearman(const double *x, const double *y, size_t n);
 ** the highest top1; *within (may be NULL) says which. -1 when nothing was measured. */
 long lpq_pick_within_drop(const double *cost, const double *top1, size_t n, double top1_ref,
                           double max_drop, int *within);
+/* Without a drop: of n candidates in increasing L_CO order with top1[i] in [0,1] (negative:
+** not measured) over `samples` validation samples, the first (lowest L_CO) within one standard
+** error sqrt(p(1-p)/samples) of the highest (among near-equals the highest is mostly noise; L_CO
+** the estimate with less). -1 when nothing was measured. */
+long lpq_pick_within_se(const double *top1, size_t n, size_t samples);
 
 #endif

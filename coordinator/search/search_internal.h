@@ -76,6 +76,7 @@ struct lpq_search_t {
   int canceled, exhausted;
   double elapsed;   /* seconds up to `mark` */
   double mark;      /* monotonic clock at the last commit, restore or creation */
+  double last_gen;  /* seconds the last committed generation took (0: none since creation) */
 };
 
 /* A fingerprint of everything that shapes the trajectory: the space and those settings. */

@@ -399,6 +399,7 @@ static int record_progress(lpq_search_t *s, size_t first_new, lpq_error_t *err) 
     s->stale++;
   }
   double now = lpq__search_now();
+  s->last_gen = now - s->mark;
   s->elapsed += now - s->mark;
   s->mark = now;
   p.elapsed_seconds = s->elapsed;

@@ -26,9 +26,9 @@ static int check_name(lpq_store_t *st, const char *name, lpq_error_t *err) {
             : rc == SQLITE_DONE ? lpq_errorf(err, LPQ_ENOTFOUND,
                                              "store: dump: no table or view \"%s\" (tables: jobs, "
                                              "blobs, evaluations, generations, individuals, "
-                                             "workers, events, sensitivity; views: v_pareto, "
-                                             "v_generation_stats, v_best_config, "
-                                             "v_sensitivity)",
+                                             "workers, events, sensitivity, picks; views: "
+                                             "v_pareto, v_generation_stats, v_best_config, "
+                                             "v_sensitivity, v_pick)",
                                              name)
                                 : lpq__store_fail(st, rc, name, "dump", err);
   sqlite3_finalize(s);

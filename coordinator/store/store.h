@@ -1,25 +1,10 @@
-/*
-** coordinator/store/store.h: the coordinator's SQLite store (DESIGN section 3; the schema and
-** its views in schema/): jobs, content-addressed blobs, evaluations, generations with their
-** individuals and fronts, workers, events, and JSON dumps for the read methods. It includes
-** coordinator/search/search.h (a generation is committed from the search object) and
-** common/common.h; the daemon and lpqctl's readers use it. store_internal.h is its own.
-*/
-#ifndef LPQ_STORE_H
-#define LPQ_STORE_H
-
-#include "common/common.h"
-#include "coordinator/search/search.h"
-
-#include <stddef.h>
-#include <stdint.h>
-
-/* ==== store ===============================================================================
-** The coordinator's SQLite store (DESIGN section 3; schema/README.md lists the tables and
-** views): jobs, content-addressed blobs, evaluations, generations with their individuals and
-** fronts, workers and events. One lpq_store_t is the one writer connection of a coordinator;
-** use it from one thread (the libuv loop's; it needs no loop of its own). Every call is
-** synchronous and short: in WAL mode with synchronous=NORMAL a commit appends to the WAL without
+/* coordinator/store/store.h: the coordinator's SQLite store (DESIGN section 3; schema/ and its
+** README list the tables and views): jobs, content-addressed blobs, evaluations, generations
+** with their individuals and fronts, workers, events, sensitivity, picks, and JSON dumps for the
+** read methods. It includes coordinator/search/search.h (a generation is committed from the
+** search object) and common/common.h; the daemon and lpqctl's readers use it. One lpq_store_t
+** is the one writer connection of a coordinator; use it from one thread (the libuv loop's; it
+** needs no loop of its own). Every call is synchronous and short: in WAL mode with synchronous=NORMAL a commit appends to the WAL without
 ** fsync (about 1 ms for 100 results), and the checkpoints that do fsync run on the store's own
 ** thread and connection, never in the caller's. Each call that writes is one transaction; on
 ** any failure it is rolled back and the database is left as it was. Readers (the sqlite3 shell,
@@ -35,8 +20,14 @@
 **
 ** Times are Unix seconds (double). A NAN double is stored as NULL and read back as NAN.
 ** A genome is named by lpq_genome_hash; the store keeps it as 16 hex digits. */
+#ifndef LPQ_STORE_H
+#define LPQ_STORE_H
+#include "common/common.h"
+#include "coordinator/search/search.h"
+#include <stddef.h>
+#include <stdint.h>
 
-#define LPQ_STORE_SCHEMA_VERSION 2 /* PRAGMA user_version this code writes */
+#define LPQ_STORE_SCHEMA_VERSION 3 /* PRAGMA user_version this code writes */
 #define LPQ_STORE_HASH_HEX 65      /* a blob's SHA-256 in lowercase hex, with the NUL */
 #define LPQ_STORE_NAME_MAX 128     /* job names, worker ids and hosts, blob kinds (with NUL) */
 #define LPQ_STORE_TEXT_MAX 512     /* error messages and event messages (with NUL) */
@@ -303,6 +294,20 @@ int lpq_store_sensitivity_put(lpq_store_t *st, int64_t job, const lpq_store_sens
 int lpq_store_sensitivity_get(lpq_store_t *st, int64_t job, lpq_store_sensitivity_t *out,
                               lpq_error_t *err);
 void lpq_store_sensitivity_clear(lpq_store_sensitivity_t *m);
+/* ---- store: the accuracy-aware pick (schema/store_v3.sql) -------------------------------- */
+/* member -1: the fp32 reference (no genome); 0..: the final front by increasing L_CO; NAN:
+** unknown. put replaces the job's rows in one transaction (rule: how the pick was made); get
+** reads them by member (*rows malloc'd), LPQ_ENOTFOUND when the job has none. */
+typedef struct lpq_store_pick_t {
+  int64_t member;
+  char genome[17];
+  double l_co, l_cr, mean_weight_bits, top1_val; /* top1_val in [0, 1] */
+  int chosen;
+} lpq_store_pick_t;
+int lpq_store_pick_put(lpq_store_t *st, int64_t job, const lpq_store_pick_t *rows, size_t n,
+                       const char *rule, lpq_error_t *err);
+int lpq_store_pick_get(lpq_store_t *st, int64_t job, lpq_store_pick_t **rows, size_t *n,
+                       char rule[LPQ_STORE_TEXT_MAX], lpq_error_t *err);
 
 /* ---- store: any table or view as JSON (lpqctl history, the API's read methods) --------- */
 

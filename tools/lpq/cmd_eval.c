@@ -23,7 +23,8 @@ static void usage(FILE *out) {
           "  --lambda L          exponent of L_CR in L_F = L_CO * L_CR^L (default 1)\n"
           "  --bias-correction on|off\n"
           "                      correct each quantized layer's bias for the mean output shift\n"
-          "                      its weight quantization causes on the calibration batch (off)\n"
+          "                      its weight quantization causes on the calibration batch (the\n"
+          "                      config's \"bias_correction\", else off)\n"
           "  --resolved-config OUT.json\n"
           "                      write the config with auto sf and scales resolved (per-channel\n"
           "                      LP: \"w\" keeps auto_ch, \"w_sf\" lists each channel's sf)\n"
@@ -34,7 +35,7 @@ typedef struct eval_args_t {
   const char *model, *data, *labels, *config, *calib_data, *resolved_config;
   size_t calib;
   double mean, std, temperature, lambda;
-  int json, bias_correction;
+  int json, bias_correction, bc_given; /* the flag, else the config's "bias_correction" */
 } eval_args_t;
 
 static int parse_args(int argc, char **argv, eval_args_t *a) {
@@ -91,7 +92,8 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
         fprintf(stderr, "lpq eval: --bias-correction %s: expected on or off\n", optarg);
         return 2;
       }
-      a->bias_correction = strcmp(optarg, "on") == 0;
+      a->bias_correction = strcmp(optarg, "on") == 0 ? 1 : 0;
+      a->bc_given = 1;
       break;
     case 'R': a->resolved_config = optarg; break;
     case 'h': usage(stdout); return 1;
@@ -216,6 +218,8 @@ int cmd_eval(int argc, char **argv) {
     lpq_error_prefix(&err, "%s: ", a.config);
     goto fail;
   }
+  if (!a.bc_given)
+    a.bias_correction = cfg->bias_correction;
   lpq_score_opts_t opts = {.temperature = a.temperature, .lambda = a.lambda,
                            .bias_correction = a.bias_correction};
   /* calibration labels: only when the calibration batch is a prefix of the labelled data */

@@ -52,8 +52,10 @@ static void usage(FILE *out) {
       "                        per layer) (%s)\n"
       "  --sensitivity on|off  first each layer alone near the budget: the initial population\n"
       "                        allocates bits by it, mutation leans to sensitive layers (%s)\n"
-      "  --bias-correction on|off  correct each quantized layer's bias for the mean output\n"
-      "                        shift its weights' rounding causes on the calibration batch (%s)\n"
+      "  --bias-correction on|off|auto  correct each quantized layer's bias for the mean output\n"
+      "                        shift its weights' rounding causes on the calibration batch;\n"
+      "                        auto: the chosen config with and without it on --val-data, the\n"
+      "                        better kept (best.json says \"bias_correction\") (%s)\n"
       "  --pin-ends            first and last layer at 8 bits\n"
       "  --population P        (%zu)    --siblings S   diversity-promoting siblings (%zu)\n"
       "  --seed S              (%llu)     --temperature T InfoNCE temperature (%g)\n"
@@ -80,6 +82,7 @@ typedef struct args_t {
   size_t top1;
   double hv_ref[2];
   int threads, json, random, have_hv_ref;
+  int bc_auto; /* --bias-correction auto: the chosen config with and without, on validation */
   lpq_search_space_t space;
   lpq_search_settings_t set;
   search_job_t job; /* job.js: the job's settings, from the flags */
@@ -87,53 +90,6 @@ typedef struct args_t {
 
 static int range_arg(const char *s, int *lo, int *hi) {
   return sscanf(s, "%d:%d", lo, hi) == 2 && *lo <= *hi ? 0 : -1;
-}
-
-/* Top-1 of a genome (fp32 when genome is NULL) over n samples of x with their labels. */
-static int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size_t nl,
-                       const lpq_array_t *x, const int64_t *labels, size_t n, double *top1,
-                       lpq_error_t *err) {
-  lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
-  if (!w)
-    return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
-  if (genome)
-    search_genome_formats(genome, nl, w, w + nl);
-  for (size_t i = 0; !genome && i < 2 * nl; i++)
-    lpq_numfmt_parse("fp32", &w[i], NULL);
-  int rc = lpq_scorer_accuracy(sc, w, w + nl, x->data, labels, n, NULL, top1, err);
-  free(w);
-  return rc;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Top-1 of several genomes (NULL: fp32) over one labelled set, a genome per thread. */
-typedef struct top1_job_t {
-  lpq_scorer_t *sc;
-  size_t nl, n;
-  const lpq_array_t *x;
-  const int64_t *labels;
-  const lpq_layer_formats_t **genome;
-  double **out;
-} top1_job_t;
-
-static int top1_fn(void *ctx, size_t i, lpq_error_t *err) {
-  top1_job_t *j = ctx;
-  return genome_top1(j->sc, j->genome[i], j->nl, j->x, j->labels, j->n, j->out[i], err);
-}
-
-typedef struct detail_job_t {
-  search_job_t *job;
-  member_t *m;
-} detail_job_t;
-
-static int detail_fn(void *ctx, size_t i, lpq_error_t *err) {
-  detail_job_t *j = ctx;
-  return search_job_score(j->job, j->m[i].genome, &j->m[i].result, &j->m[i].detail, err);
 }
 
 static int parse(int argc, char **argv, args_t *a) {
@@ -203,7 +159,8 @@ static int parse(int argc, char **argv, args_t *a) {
       bad = js->weight_sf < 0;
       break;
     case O_BC:
-      js->bias_correction = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -1;
+      a->bc_auto = !strcmp(optarg, "auto");
+      js->bias_correction = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") || a->bc_auto ? 0 : -1;
       bad = js->bias_correction < 0;
       break;
     case O_SENS:
@@ -251,6 +208,10 @@ static int parse(int argc, char **argv, args_t *a) {
   if (js->act_n_min == 0 && js->act_n_max == 0) {
     js->act_n_min = js->n_min;
     js->act_n_max = js->n_max;
+  }
+  if (a->bc_auto && !a->val_data) {
+    fprintf(stderr, "lpq search: --bias-correction auto needs --val-data (it decides there)\n");
+    return 2;
   }
   if (a->random && js->max_evaluations == 0) {
     fprintf(stderr, "lpq search: --random needs --evaluations\n");
@@ -304,7 +265,7 @@ int cmd_search(int argc, char **argv) {
   int64_t *labels = NULL, *vlabels = NULL;
   size_t nlabels = 0, nvlabels = 0, nl = 0, nm = 0, n_all = 0;
   lpq_graph_t *g = NULL;
-  lpq_scorer_t *sc = NULL;
+  lpq_scorer_t *sc = NULL, *sc_bc = NULL;
   lpq_search_t *s = NULL;
   member_t *m = NULL;
   const char **names = NULL;
@@ -382,7 +343,7 @@ int cmd_search(int argc, char **argv) {
     size_t threads = a.threads > 0 ? (size_t)a.threads : 1;
     size_t kv = vx ? (a.val_members < 2 * a.set.population ? a.val_members : 2 * a.set.population) : 0;
     double per_sample = vx ? t_val / (double)nvlabels : 0;
-    double reserve = 1.3 * t_val * (double)((kv + threads - 1) / threads) +
+    double reserve = 1.3 * t_val * (double)((kv + threads - 1) / threads + a.bc_auto) +
                      per_sample * 2.0 * (double)ncal * 2.0 * (double)a.set.population / (double)threads;
     double left = deadline - now_s() - reserve;
     a.set.max_seconds = left > 1 ? left : 1;
@@ -478,7 +439,6 @@ int cmd_search(int argc, char **argv) {
     t_round = now_s() - t;
     val_scored += k;
   }
-  double search_total_s = now_s() - t_cmd0;
   /* The best config, chosen on the validation set only; its test top-1 is then reported. */
   long chosen = -1;
   int within = 0;
@@ -492,21 +452,34 @@ int cmd_search(int argc, char **argv) {
   if (vx && a.max_drop >= 0) {
     chosen = lpq_pick_within_drop(cost, cost + nm, nm, 100 * top1_val_fp, a.max_drop, &within);
   } else if (vx) {
-    /* The highest validation top-1 is mostly noise among near-equals: of the members within one
-    ** standard error of it (sqrt(p(1-p)/n)), the lowest L_CO, the estimate with less noise. */
-    double best = -1;
+    /* the front is in L_CO order; cost + nm holds top-1 in points */
     for (size_t i = 0; i < nm; i++)
-      best = fmax(best, m[i].top1_val);
-    double se = sqrt(best * (1 - best) / (double)nvlabels);
-    for (size_t i = 0; i < nm && chosen < 0; i++) /* the front is in L_CO order */
-      if (m[i].top1_val >= 0 && m[i].top1_val >= best - se)
-        chosen = (long)i;
+      cost[i] = m[i].top1_val;
+    chosen = lpq_pick_within_se(cost, nm, nvlabels);
   }
   free(cost);
-  /* the report on --data: fp32, the first --top1 members and the chosen one */
+  /* --bias-correction auto: the chosen config again with it, on the validation data */
+  double bc_val = -1, cost_off_val = -1;
+  int bc_chosen = 0;
+  if (a.bc_auto && chosen >= 0) {
+    lpq_score_opts_t so_bc = so;
+    so_bc.bias_correction = 1;
+    if (!(sc_bc = lpq_scorer_new(g, calib->data, NULL, &so_bc, &err)) ||
+        genome_top1(sc_bc, m[chosen].genome, nl, vx, vlabels, nvlabels, &bc_val, &err) != 0) {
+      free(tg), free(tout);
+      goto fail_xy;
+    }
+    bc_chosen = bc_val > m[chosen].top1_val;
+    cost_off_val = m[chosen].top1_val;
+  }
+  double search_total_s = now_s() - t_cmd0;
+  /* the report on --data: fp32, the first --top1 members and the chosen one (with bias
+  ** correction when it was chosen: apart, on its scorer) */
   double t_test = now_s();
   size_t nt = 0;
   for (size_t i = 0; labels && i <= nm; i++) {
+    if (bc_chosen && (long)i == chosen)
+      continue;
     if (i == nm || i < a.top1 || (long)i == chosen) {
       tg[nt] = i == nm ? NULL : m[i].genome;
       tout[nt++] = i == nm ? &top1_fp : &m[i].top1;
@@ -515,8 +488,12 @@ int cmd_search(int argc, char **argv) {
   top1_job_t tj = {sc, nl, nlabels, x, labels, tg, tout};
   int trc = search_par_for(nt, a.threads, top1_fn, &tj, &err);
   free(tg), free(tout);
-  if (trc != 0)
+  if (trc != 0 || (bc_chosen && labels &&
+                   genome_top1(sc_bc, m[chosen].genome, nl, x, labels, nlabels, &m[chosen].top1,
+                               &err) != 0))
     goto fail_xy;
+  if (bc_chosen)
+    m[chosen].top1_val = bc_val;
   t_test = now_s() - t_test;
   /* Does L_CO rank the front as top-1 does? On validation data when given, else on --data. */
   double spearman = NAN;
@@ -544,6 +521,11 @@ int cmd_search(int argc, char **argv) {
   if (js->sensitivity)
     json_object_set_new(summary, "sensitivity_seconds", json_real(sens_s));
   json_object_set_new(summary, "search_total_seconds", json_real(search_total_s));
+  if (a.bc_auto && chosen >= 0)
+    json_object_set_new(summary, "bias_correction",
+                        json_pack("{s:s, s:f, s:f, s:b}", "mode", "auto", "top1_val_off",
+                                  100 * (bc_chosen ? cost_off_val : m[chosen].top1_val),
+                                  "top1_val_on", 100 * bc_val, "chosen", bc_chosen));
   json_object_set_new(summary, "val_members_scored", json_integer((json_int_t)val_scored));
   if (labels)
     json_object_set_new(summary, "data_top1_seconds", json_real(t_test));
@@ -632,6 +614,7 @@ done:
   search_job_destroy(&a.job);
   free(names);
   lpq_scorer_free(&sc);
+  lpq_scorer_free(&sc_bc);
   lpq_graph_free(&g);
   lpq_array_free(&x);
   lpq_array_free(&cx);

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void search_genome_formats(const lpq_layer_formats_t *genome, size_t nl, lpq_numfmt_t *w,
                            lpq_numfmt_t *a) {
@@ -146,3 +147,43 @@ int search_par_for(size_t n, int threads, int (*fn)(void *ctx, size_t i, lpq_err
   pthread_mutex_destroy(&p.mu);
   return atomic_load(&p.failed) ? (err && err->code ? err->code : LPQ_EIO) : 0;
 }
+
+/* ---- top-1 and re-scoring after the search (lpq search) ---- */
+
+/* Top-1 of a genome (fp32 when genome is NULL) over n samples of x with their labels. */
+int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size_t nl,
+                       const lpq_array_t *x, const int64_t *labels, size_t n, double *top1,
+                       lpq_error_t *err) {
+  lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
+  if (!w)
+    return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  if (genome)
+    search_genome_formats(genome, nl, w, w + nl);
+  for (size_t i = 0; !genome && i < 2 * nl; i++)
+    lpq_numfmt_parse("fp32", &w[i], NULL);
+  int rc = lpq_scorer_accuracy(sc, w, w + nl, x->data, labels, n, NULL, top1, err);
+  free(w);
+  return rc;
+}
+
+double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Top-1 of several genomes (NULL: fp32) over one labelled set, a genome per thread. */
+
+
+int top1_fn(void *ctx, size_t i, lpq_error_t *err) {
+  top1_job_t *j = ctx;
+  return genome_top1(j->sc, j->genome[i], j->nl, j->x, j->labels, j->n, j->out[i], err);
+}
+
+
+
+int detail_fn(void *ctx, size_t i, lpq_error_t *err) {
+  detail_job_t *j = ctx;
+  return search_job_score(j->job, j->m[i].genome, &j->m[i].result, &j->m[i].detail, err);
+}
+

@@ -37,19 +37,42 @@ int search_job_score(search_job_t *j, const lpq_layer_formats_t *genome, lpq_eva
 ** error into err (the others stop taking work). */
 int search_par_for(size_t n, int threads, int (*fn)(void *ctx, size_t i, lpq_error_t *err),
                    void *ctx, lpq_error_t *err);
+/* Monotonic seconds. */
+double now_s(void);
+/* Top-1 of a genome (NULL: fp32) over n samples of x with their labels. */
+int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size_t nl,
+                const lpq_array_t *x, const int64_t *labels, size_t n, double *top1,
+                lpq_error_t *err);
+/* Top-1 of several genomes over one labelled set, one per search_par_for index. */
+typedef struct top1_job_t {
+  lpq_scorer_t *sc;
+  size_t nl, n;
+  const lpq_array_t *x;
+  const int64_t *labels;
+  const lpq_layer_formats_t **genome;
+  double **out;
+} top1_job_t;
+int top1_fn(void *ctx, size_t i, lpq_error_t *err);
+/* Re-scoring the front's members (their details), one per search_par_for index. */
+typedef struct member_t member_t;
+typedef struct detail_job_t {
+  search_job_t *job;
+  member_t *m;
+} detail_job_t;
+int detail_fn(void *ctx, size_t i, lpq_error_t *err);
 /* A genome's formats as config formats (n = 0: fp32). */
 void search_genome_formats(const lpq_layer_formats_t *genome, size_t nl, lpq_numfmt_t *w,
                            lpq_numfmt_t *a);
 
 /* ---- what lpq search reports (tools/lpq/search_out.c) ---- */
 
-typedef struct member_t {
+struct member_t {
   const lpq_layer_formats_t *genome;
   lpq_eval_result_t result;
   lpq_candidate_result_t detail;
   double top1;     /* on --data/--labels (the test set); -1: not measured */
   double top1_val; /* on --val-data/--val-labels; -1: not measured */
-} member_t;
+};
 
 /* The feasible non-dominated members of n scored genomes, by increasing L_CO (malloc'd). */
 member_t *search_front_of(const lpq_layer_formats_t *const *genomes,

@@ -186,6 +186,14 @@ int search_write_best(const char *out, const lpq_layer_formats_t *genome, size_t
   search_genome_formats(genome, nl, w, w + nl);
   char *cfg = lpq_config_to_json(nl, names, w, w + nl);
   free(w);
+  json_t *bc = json_object_get(json_object_get(summary, "bias_correction"), "chosen");
+  if (cfg && json_is_true(bc)) { /* the config as it was scored: with bias correction */
+    json_t *o = json_loads(cfg, 0, NULL);
+    free(cfg);
+    json_object_set_new(o, "bias_correction", json_true());
+    cfg = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    json_decref(o);
+  }
   int rc = cfg ? write_text(out, "best.json", cfg, err) : lpq_errorf(err, LPQ_ENOMEM, "out of memory");
   free(cfg);
   char *text = rc == 0 ? json_dumps(summary, JSON_INDENT(1) | JSON_REAL_PRECISION(10)) : NULL;

@@ -116,6 +116,11 @@ static void submit_usage(FILE *out) {
           "  --model FILE          the ONNX model\n"
           "  --data FILE           calibration inputs (.npy float32, or IDX)\n"
           "  --labels FILE         class indices for top-1 (.npy or IDX)\n"
+          "  --val-data FILE --val-labels FILE  a labelled validation set (training images\n"
+          "                        kept out of calibration, never the test set): the job ends\n"
+          "                        by scoring its final front on it and picks its best there\n"
+          "  --max-drop P          with --val-data: the best is the cheapest front member within\n"
+          "                        P points of fp32's validation top-1\n"
           "  --name NAME           the job's name [the model's file name]\n"
           "  --seed N              the job's seed [1]\n"
           "  --mode pareto|scalar  NSGA-II over (L_CO, L_CR), or L_CO * L_CR^lambda [pareto]\n"
@@ -227,6 +232,7 @@ static int blob_of(ctl_t *ctl, const char *path, int upload, json_t **out) {
 
 int cmd_submit(ctl_t *ctl, int argc, char **argv) {
   const char *model = NULL, *data = NULL, *labels = NULL, *name = NULL, *settings_file = NULL;
+  const char *val_data = NULL, *val_labels = NULL;
   int upload = 0, detach = 0;
   json_t *settings = json_object(), *seed = NULL;
   int rc = CTL_USAGE;
@@ -238,8 +244,10 @@ int cmd_submit(ctl_t *ctl, int argc, char **argv) {
       {"generations", "generations"}, {"max-evals", "max_evaluations"},
       {"max-seconds", "max_seconds"}, {"patience", "patience"},
       {"wbits-max", "constraints.mean_weight_bits_max"}, {"lambda", "lambda"},
+      {"max-drop", "constraints.top1_drop_max"},
   };
-  enum { UPLOAD = CTL_OPT_OWN, DETACH, MODEL, DATA, LABELS, NAME, SETTINGS, SEED, SET, SHORTCUT };
+  enum { UPLOAD = CTL_OPT_OWN, DETACH, MODEL, DATA, LABELS, VDATA, VLABELS, NAME, SETTINGS, SEED,
+         SET, SHORTCUT };
   static const struct option own[] = {
       CTL_COMMON_OPTIONS,
       {"upload", no_argument, NULL, UPLOAD},
@@ -247,6 +255,8 @@ int cmd_submit(ctl_t *ctl, int argc, char **argv) {
       {"model", required_argument, NULL, MODEL},
       {"data", required_argument, NULL, DATA},
       {"labels", required_argument, NULL, LABELS},
+      {"val-data", required_argument, NULL, VDATA},
+      {"val-labels", required_argument, NULL, VLABELS},
       {"name", required_argument, NULL, NAME},
       {"settings", required_argument, NULL, SETTINGS},
       {"seed", required_argument, NULL, SEED},
@@ -280,6 +290,10 @@ int cmd_submit(ctl_t *ctl, int argc, char **argv) {
       data = v;
     } else if (c == LABELS) {
       labels = v;
+    } else if (c == VDATA) {
+      val_data = v;
+    } else if (c == VLABELS) {
+      val_labels = v;
     } else if (c == NAME) {
       name = v;
     } else if (c == SETTINGS) {
@@ -347,6 +361,16 @@ int cmd_submit(ctl_t *ctl, int argc, char **argv) {
     if ((rc = blob_of(ctl, labels, upload, &blob)) != CTL_OK)
       goto fail;
     json_object_set_new(params, "labels", blob);
+  }
+  if (val_data) {
+    if ((rc = blob_of(ctl, val_data, upload, &blob)) != CTL_OK)
+      goto fail;
+    json_object_set_new(params, "val_data", blob);
+  }
+  if (val_labels) {
+    if ((rc = blob_of(ctl, val_labels, upload, &blob)) != CTL_OK)
+      goto fail;
+    json_object_set_new(params, "val_labels", blob);
   }
   if (name)
     json_object_set_new(params, "name", json_string(name));

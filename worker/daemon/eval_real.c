@@ -23,6 +23,8 @@ typedef struct loaded_t {
   lpq_graph_t *g;
   lpq_scorer_t *scorer;
   lpq_candidate_ctx_t *cand;
+  lpq_array_t *all;     /* settings.eval "top1": every sample of data, and its labels */
+  int64_t *all_labels;
 } loaded_t;
 
 typedef struct real_ctx_t {
@@ -36,6 +38,8 @@ static void loaded_free(loaded_t *l) {
   if (!l)
     return;
   lpq_candidate_ctx_free(&l->cand);
+  lpq_array_free(&l->all);
+  free(l->all_labels);
   lpq_scorer_free(&l->scorer);
   lpq_graph_free(&l->g);
   free(l);
@@ -54,15 +58,18 @@ static int load(loaded_t *l, const lpq_job_settings_t *js, const char *model_pat
     rc = lpq_errorf(err, LPQ_EINVAL, "data blob: %zu samples; the contrastive loss needs 2", n);
   if (rc == 0 && !(l->g = lpq_graph_load(model_path, (int)ncal, err)))
     rc = err->code;
+  size_t nlab = js->eval_top1 ? n : ncal; /* top-1 over every sample needs every label */
+  if (rc == 0 && js->eval_top1 && !labels_path)
+    rc = lpq_errorf(err, LPQ_EINVAL, "a top-1 task without labels");
   if (rc == 0 && labels_path) {
     rc = lpq_load_array(labels_path, &lab, err);
-    if (rc == 0 && (lab->ndim != 1 || (size_t)lab->shape[0] < ncal ||
+    if (rc == 0 && (lab->ndim != 1 || (size_t)lab->shape[0] < nlab ||
                     (lab->dtype != LPQ_DT_I64 && lab->dtype != LPQ_DT_U8)))
       rc = lpq_errorf(err, LPQ_EFORMAT, "labels blob: expected %zu or more int64 or uint8 labels",
-                      ncal);
-    if (rc == 0 && !(labels = malloc(ncal * sizeof *labels)))
+                      nlab);
+    if (rc == 0 && !(labels = malloc(nlab * sizeof *labels)))
       rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < ncal; i++)
+    for (size_t i = 0; rc == 0 && i < nlab; i++)
       labels[i] = lab->dtype == LPQ_DT_I64 ? ((const int64_t *)lab->data)[i]
                                            : ((const uint8_t *)lab->data)[i];
   }
@@ -80,6 +87,12 @@ static int load(loaded_t *l, const lpq_job_settings_t *js, const char *model_pat
     rc = err->code;
   if (rc == 0 && !(l->cand = lpq_candidate_ctx_new(l->g, l->scorer, err)))
     rc = err->code;
+  if (rc == 0 && js->eval_top1) { /* kept for the top-1 over all of data */
+    l->all = x;
+    l->all_labels = labels;
+    x = NULL;
+    labels = NULL;
+  }
   lpq_array_free(&x);
   lpq_array_free(&lab);
   free(labels);
@@ -159,9 +172,9 @@ static int real_eval(void *ctx, const lpq_task_t *task, const char *model_path,
   if (rc != 0)
     return rc;
   char key[512];
-  snprintf(key, sizeof key, "%s|%s|%s|%zu|%.17g|%.17g|%.17g|%.17g|%d", task->model_hash,
+  snprintf(key, sizeof key, "%s|%s|%s|%zu|%.17g|%.17g|%.17g|%.17g|%d|%d", task->model_hash,
            task->data_hash, task->labels_hash, js.calib, js.norm_mean, js.norm_std,
-           js.temperature, js.lambda, js.bias_correction);
+           js.temperature, js.lambda, js.bias_correction, js.eval_top1);
   loaded_t *l = acquire(c, key, &js, model_path, data_path, labels_path, err);
   if (!l)
     return err ? err->code : LPQ_ENOMEM;
@@ -184,6 +197,16 @@ static int real_eval(void *ctx, const lpq_task_t *task, const char *model_path,
       goto done;
     }
     lpq_layer_formats_numfmt(&task->layers[i], &w[i], &w[nl + i]);
+  }
+  if (js.eval_top1) { /* a validation task: the genome's top-1 over every sample of data */
+    double top1 = NAN;
+    size_t n = (size_t)l->all->shape[0];
+    if ((rc = lpq_scorer_accuracy(l->scorer, w, w + nl, l->all->data, l->all_labels, n, NULL,
+                                  &top1, err)) != 0)
+      goto done;
+    out->status = 0;
+    out->top1 = top1; /* the rest stays as lpq_result_init left it */
+    goto done;
   }
   lpq_candidate_result_t cr;
   if ((rc = lpq_candidate_eval(l->cand, w, w + nl, js.objective, &cr, err)) != 0)

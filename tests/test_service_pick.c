@@ -1,0 +1,130 @@
+/* tests/test_service_pick.c: the service's accuracy-aware pick (issue 13, item 5). A job given a
+** validation set and settings.constraints.top1_drop_max ends by scoring its final front on the
+** workers (top-1 over every validation sample); the pick is the cheapest member within the drop
+** of fp32 (checked here against the stored rows, v_pick), and job.get's best is that genome. */
+#include "tests/proc_harness.h"
+#include "engine/engine.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* labels = fp32's argmax per sample, written as .npy int64: fp32's top-1 is then 100%. */
+static void write_argmax_labels(const char *path) {
+  lpq_error_t err;
+  lpq_array_t *x = NULL;
+  cr_assert_eq(lpq_load_npy(proc_fixture("score_small_x.npy"), &x, &err), 0, "%s", err.msg);
+  const size_t n = (size_t)x->shape[0];
+  lpq_graph_t *g = lpq_graph_load(proc_fixture("score_small.onnx"), (int)n, &err);
+  cr_assert_not_null(g, "%s", err.msg);
+  lpq_tensor_info_t out;
+  cr_assert_eq(lpq_graph_output(g, 0, &out), 0);
+  const size_t classes = out.count / n;
+  float *y = malloc(out.count * sizeof *y);
+  lpq_exec_t *ex = lpq_exec_new(g, &err);
+  cr_assert_not_null(ex, "%s", err.msg);
+  cr_assert_eq(lpq_exec_run(ex, x->data, y, NULL, &err), 0, "%s", err.msg);
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f);
+  char header[118];
+  int len = snprintf(header, sizeof header,
+                     "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu,), }", n);
+  memset(header + len, ' ', sizeof header - (size_t)len - 1);
+  header[sizeof header - 1] = '\n';
+  const unsigned char magic[] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 118, 0};
+  fwrite(magic, 1, sizeof magic, f);
+  fwrite(header, 1, sizeof header, f);
+  for (size_t i = 0; i < n; i++) {
+    int64_t best = 0;
+    for (size_t c = 1; c < classes; c++)
+      if (y[i * classes + c] > y[i * classes + (size_t)best])
+        best = (int64_t)c;
+    fwrite(&best, sizeof best, 1, f);
+  }
+  fclose(f);
+  free(y);
+  lpq_exec_free(&ex);
+  lpq_graph_free(&g);
+  lpq_array_free(&x);
+}
+
+Test(service_pick, cheapest_within_the_drop_on_validation, .timeout = 300) {
+  proc_svc_t s;
+  cr_assert_eq(proc_svc_init(&s, "lpq-pick"), 0, "mkdtemp");
+  s.heartbeat_ms = "200";
+  char labels[128], opts[512];
+  snprintf(labels, sizeof labels, "%s/val_labels.npy", s.dir);
+  write_argmax_labels(labels);
+  cr_assert_eq(proc_svc_start_coordinator(&s), 0, "the coordinator did not start (see %s)", s.log);
+  cr_assert_eq(proc_svc_start_worker(&s, NULL, "2"), 0, "the worker did not start");
+  const double drop = 20;
+  snprintf(opts, sizeof opts, "--val-data %s --val-labels %s --max-drop %g --set population=8 "
+           "--set generations=2 --set calib=16 --set bits=[2,6] --seed 5",
+           proc_fixture("score_small_x.npy"), labels, drop);
+  int64_t id = proc_lpqctl_submit(NULL, s.sock, opts);
+  cr_assert_gt(id, 0, "submit failed (see %s)", s.log);
+  char *st = proc_lpqctl_wait(NULL, s.sock, id, 240);
+  cr_assert_str_eq(st, "done", "job %lld (see %s)", (long long)id, s.log);
+  free(st);
+  char args[128];
+  snprintf(args, sizeof args, "status %lld", (long long)id);
+  json_t *job = proc_lpqctl(NULL, s.sock, args);
+  cr_assert_not_null(job);
+  json_t *pick = json_object_get(job, "pick");
+  cr_assert(json_is_object(pick), "job.get has no pick (see %s)", s.log);
+  cr_assert_float_eq(json_number_value(json_object_get(pick, "top1_val_fp32")), 100.0, 1e-9,
+                     "fp32's validation top-1 over labels that are its own argmax");
+  const char *chosen = json_string_value(json_object_get(pick, "genome"));
+  cr_assert_not_null(chosen);
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "best"), "genome")),
+                   chosen, "job.get's best is the pick");
+  /* the rule, from the stored rows */
+  snprintf(args, sizeof args, "history v_pick --where job=%lld", (long long)id);
+  json_t *r = proc_lpqctl(NULL, s.sock, args);
+  cr_assert_not_null(r, "history v_pick (see %s)", s.log);
+  json_t *rows = json_object_get(r, "rows"), *cols = json_object_get(r, "columns");
+  cr_assert_gt(json_array_size(rows), 0);
+  size_t c_genome = 0, c_lcr = 0, c_drop = 0, c_top1 = 0, c_chosen = 0;
+  for (size_t c = 0; c < json_array_size(cols); c++) {
+    const char *name = json_string_value(json_array_get(cols, c));
+    if (!strcmp(name, "genome")) c_genome = c;
+    if (!strcmp(name, "l_cr")) c_lcr = c;
+    if (!strcmp(name, "drop_points")) c_drop = c;
+    if (!strcmp(name, "top1_val")) c_top1 = c;
+    if (!strcmp(name, "chosen")) c_chosen = c;
+  }
+  const char *expect = NULL;
+  double best_cr = INFINITY;
+  size_t chosen_rows = 0;
+  for (size_t i = 0; i < json_array_size(rows); i++) {
+    json_t *row = json_array_get(rows, i);
+    double cr = json_number_value(json_array_get(row, c_lcr));
+    double d = json_number_value(json_array_get(row, c_drop));
+    cr_assert(json_is_number(json_array_get(row, c_top1)), "member %zu not scored", i);
+    chosen_rows += json_integer_value(json_array_get(row, c_chosen)) == 1;
+    if (d <= drop && cr < best_cr) {
+      best_cr = cr;
+      expect = json_string_value(json_array_get(row, c_genome));
+    }
+  }
+  cr_assert_eq(chosen_rows, 1, "one row marked chosen");
+  cr_assert_not_null(expect, "no member within %g points (see %s)", drop, s.log);
+  cr_assert_str_eq(chosen, expect, "the cheapest within the drop");
+  json_decref(r);
+  json_decref(job);
+  proc_svc_stop(&s);
+}
+
+/* A drop without a validation set, and the coordinator's own settings, are refused at submit. */
+Test(service_pick, refused_without_validation_data, .timeout = 60) {
+  proc_svc_t s;
+  cr_assert_eq(proc_svc_init(&s, "lpq-pick"), 0, "mkdtemp");
+  cr_assert_eq(proc_svc_start_coordinator(&s), 0, "the coordinator did not start (see %s)", s.log);
+  cr_assert_eq(proc_lpqctl_submit(NULL, s.sock, "--max-drop 1"), -1, "a drop needs val_data");
+  cr_assert_eq(proc_lpqctl_submit(NULL, s.sock, "--set eval=top1"), -1, "settings.eval");
+  cr_assert_gt(proc_lpqctl_submit(NULL, s.sock, "--set generations=1"), 0, "a plain job");
+  proc_svc_stop(&s);
+}

@@ -307,6 +307,8 @@ void lpq__pack_nibbles(const uint8_t *v, size_t count, uint8_t *out);
 Onnx__FunctionProto *lpq__pb_function(lpq_pb_t *pb, const char *domain, const char *name,
                                       size_t nin, const char *const *in, size_t nout,
                                       const char *const *out, int opset);
+/* Reads and unpacks an ONNX file (LPQ_EIO / LPQ_EFORMAT naming it). */
+int lpq__onnx_read_model(const char *path, Onnx__ModelProto **m, lpq_error_t *err);
 void lpq__pb_metadata(lpq_pb_t *pb, Onnx__ModelProto *m, const char *key, const char *value);
 /* Sets (or adds) the model's import of domain ("" = the default) to version. */
 void lpq__pb_opset(lpq_pb_t *pb, Onnx__ModelProto *m, const char *domain, int64_t version);

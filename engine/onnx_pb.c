@@ -5,7 +5,9 @@
 ** checks the flag once at the end. */
 #include "engine/engine_internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -252,5 +254,35 @@ uint8_t *lpq__store_codes(const lpq_numfmt_t *f, const uint16_t *codes, size_t n
   }
   *len = nib ? (n + 1) / 2 : wide ? 2 * n : n;
   return out;
+}
+
+
+float *lpq_act_sample(const float *x, size_t count, size_t *n) {
+  size_t stride = count > LPQ_ACT_SAMPLE_MAX ? (count + LPQ_ACT_SAMPLE_MAX - 1) / LPQ_ACT_SAMPLE_MAX
+                                             : 1;
+  *n = (count + stride - 1) / stride;
+  float *s = malloc((*n ? *n : 1) * sizeof *s);
+  for (size_t i = 0, k = 0; s && i < count; i += stride)
+    s[k++] = x[i];
+  return s;
+}
+
+
+#define MODEL_MAX_BYTES ((size_t)2 << 30)
+
+int lpq__onnx_read_model(const char *path, Onnx__ModelProto **m, lpq_error_t *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return lpq_errorf(err, LPQ_EIO, "%s: %s", path, strerror(errno));
+  long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+  uint8_t *data = n >= 0 && (size_t)n <= MODEL_MAX_BYTES && fseek(f, 0, SEEK_SET) == 0
+                      ? malloc((size_t)n + 1) : NULL;
+  int ok = data && fread(data, 1, (size_t)n, f) == (size_t)n;
+  fclose(f);
+  *m = ok ? onnx__model_proto__unpack(NULL, (size_t)n, data) : NULL;
+  free(data);
+  if (!ok)
+    return lpq_errorf(err, LPQ_EIO, "%s: cannot read (size %ld)", path, n);
+  return *m && (*m)->graph ? 0 : lpq_errorf(err, LPQ_EFORMAT, "%s: not an ONNX model", path);
 }
 

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MODEL_MAX_BYTES ((size_t)2 << 30)
 
 typedef struct xl_t {
   const lpq_layer_t *L;
@@ -309,16 +308,6 @@ static int export_activation(qx_t *x, xl_t *l) {
 }
 
 
-float *lpq_act_sample(const float *x, size_t count, size_t *n) {
-  size_t stride = count > LPQ_ACT_SAMPLE_MAX ? (count + LPQ_ACT_SAMPLE_MAX - 1) / LPQ_ACT_SAMPLE_MAX
-                                             : 1;
-  *n = (count + stride - 1) / stride;
-  float *s = malloc((*n ? *n : 1) * sizeof *s);
-  for (size_t i = 0, k = 0; s && i < count; i += stride)
-    s[k++] = x[i];
-  return s;
-}
-
 static int sample_input(void *user, size_t layer, float *x, size_t count) {
   qx_t *q = user;
   xl_t *l = &q->xl[layer];
@@ -487,8 +476,9 @@ static void drop_unused(Onnx__GraphProto *gp, const char *name) {
     }
 }
 
-/* Checks the model can move to opset 21 unchanged: ops whose form changed since its opset. */
-static int check_opset(qx_t *x) {
+/* Moves the model to opset 21: checks its opset, and gives Reduce* nodes of opsets below 18
+** their axes as an input (the attribute became one in opset 18; ReduceSum's in 13). */
+static int upgrade_opset(qx_t *x) {
   int opset = 1;
   for (size_t i = 0; i < x->m->n_opset_import; i++) {
     const char *d = x->m->opset_import[i]->domain;
@@ -500,13 +490,22 @@ static int check_opset(qx_t *x) {
                       "takes models of opsets 13..21", opset);
   const Onnx__GraphProto *gp = x->m->graph;
   for (size_t i = 0; opset < 18 && i < gp->n_node; i++) {
-    const Onnx__NodeProto *n = gp->node[i];
-    for (size_t k = 0; !strncmp(n->op_type, "Reduce", 6) && k < n->n_attribute; k++)
-      if (!strcmp(n->attribute[k]->name, "axes") && strcmp(n->op_type, "ReduceSum"))
-        return lpq_errorf(x->err, LPQ_EUNSUP, "node '%s' (%s): its axes attribute became an "
-                          "input in opset 18; export does not convert it", n->name, n->op_type);
+    Onnx__NodeProto *n = gp->node[i];
+    for (size_t k = 0; !strncmp(n->op_type, "Reduce", 6) && k < n->n_attribute; k++) {
+      Onnx__AttributeProto *at = n->attribute[k];
+      if (strcmp(at->name, "axes") != 0 || !strcmp(n->op_type, "ReduceSum"))
+        continue;
+      char name[600];
+      int64_t count = (int64_t)at->n_ints;
+      snprintf(name, sizeof name, "lpq/%s/axes", n->name ? n->name : n->op_type);
+      add_init(x, lpq__pb_tensor(&x->pb, name, LPQ_DT_I64, 1, &count, at->ints, at->n_ints * 8));
+      lpq__pb_push(&x->pb, &n->input, &n->n_input, lpq__pb_str(&x->pb, name));
+      onnx__attribute_proto__free_unpacked(at, NULL);
+      memmove(n->attribute + k, n->attribute + k + 1, (--n->n_attribute - k) * sizeof *n->attribute);
+      break;
+    }
   }
-  return 0;
+  return x->pb.oom ? lpq_errorf(x->err, LPQ_ENOMEM, "out of memory") : 0;
 }
 
 static int rewrite(qx_t *x) {
@@ -569,22 +568,6 @@ static int rewrite(qx_t *x) {
   return x->pb.oom ? lpq_errorf(x->err, LPQ_ENOMEM, "out of memory") : 0;
 }
 
-static int read_model(const char *path, Onnx__ModelProto **m, lpq_error_t *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return lpq_errorf(err, LPQ_EIO, "%s: %s", path, strerror(errno));
-  long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-  uint8_t *data = n >= 0 && (size_t)n <= MODEL_MAX_BYTES && fseek(f, 0, SEEK_SET) == 0
-                      ? malloc((size_t)n + 1) : NULL;
-  int ok = data && fread(data, 1, (size_t)n, f) == (size_t)n;
-  fclose(f);
-  *m = ok ? onnx__model_proto__unpack(NULL, (size_t)n, data) : NULL;
-  free(data);
-  if (!ok)
-    return lpq_errorf(err, LPQ_EIO, "%s: cannot read (size %ld)", path, n);
-  return *m && (*m)->graph ? 0 : lpq_errorf(err, LPQ_EFORMAT, "%s: not an ONNX model", path);
-}
-
 int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
                               const lpq_numfmt_t *w, const lpq_numfmt_t *a, const float *calib,
                               lpq_qexport_t *out, lpq_error_t *err) {
@@ -595,9 +578,9 @@ int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
   x.xl = calloc(x.nl + 1, sizeof *x.xl);
   int rc = x.xl ? resolve_formats(&x, w, a, calib) : lpq_errorf(err, LPQ_ENOMEM, "out of memory");
   if (rc == 0)
-    rc = read_model(model_path, &x.m, err);
+    rc = lpq__onnx_read_model(model_path, &x.m, err);
   if (rc == 0)
-    rc = check_opset(&x);
+    rc = upgrade_opset(&x);
   enc_printf(&x, "{\"version\": 1, \"producer\": \"lpq\", \"tensors\": [");
   for (size_t l = 0; rc == 0 && l < x.nl; l++) {
     xl_t *L = &x.xl[l];

@@ -188,4 +188,35 @@ int lpq_onnx_export_rounded(const char *model_path, size_t nlayers, const char *
 int lpq_pack_weights(const lpq_graph_t *g, const lpq_numfmt_t *weight_formats, void **out,
                      size_t *out_len, lpq_error_t *err);
 
+/* ---- the quantized ONNX export (engine/onnx_quant.c; layout: docs/FORMATS.md) ----------- */
+
+/* The exported model and its encodings JSON, both malloc'd (lpq_qexport_clear frees them). */
+typedef struct lpq_qexport_t {
+  void *onnx;
+  size_t onnx_len;
+  char *encodings; /* per quantized tensor: format text, bits, scale or sf, per channel or not */
+} lpq_qexport_t;
+
+/* The model at model_path as it is scored with weight formats w[i] and input-activation formats
+** a[i] (lpq_graph_num_layers(g) each; g loaded from model_path with the calibration batch):
+** int and FP8 formats as opset-21 QuantizeLinear/DequantizeLinear with narrow weights (int4,
+** int8, float8e4m3fn, ...; per channel along the output-channel axis), LP and the other
+** formats as uint4/uint8/uint16 codes with their value table decoded by the model-local
+** function lpq.LPDequantize, activations quantized by QDQ or lpq.LPQuantize (lpq's rounding).
+** Formats resolve as lpq's scorer resolves them: weights on the layer's weight (per channel on
+** each channel), activations on a strided sample of the FP input over calib
+** (lpq_graph_batch(g) samples; may be NULL when no activation format needs data). Each layer's
+** formats go into metadata_props ("lpq.layer.NAME"), the encodings into "lpq.encodings" too.
+** Errors name the layer (a node lpq runs with other weights than its initializer, e.g. a
+** folded BatchNormalization, is LPQ_EUNSUP). */
+int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
+                              const lpq_numfmt_t *w, const lpq_numfmt_t *a, const float *calib,
+                              lpq_qexport_t *out, lpq_error_t *err);
+void lpq_qexport_clear(lpq_qexport_t *x);
+
+/* The strided sample of a layer's input that activation formats are calibrated on (every
+** ceil(count / LPQ_ACT_SAMPLE_MAX)-th value): malloc'd, *n values; NULL when memory runs out. */
+#define LPQ_ACT_SAMPLE_MAX 65536
+float *lpq_act_sample(const float *x, size_t count, size_t *n);
+
 #endif

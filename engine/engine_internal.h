@@ -276,4 +276,55 @@ void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
 void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);
 
+/* ---- building ONNX messages by hand (onnx_pb.c) and the export's functions (onnx_quant_fn.c) ----
+** Built parts are malloc'd as protobuf-c's unpacker lays them out, so free_unpacked frees a
+** model mixing both. A failed allocation sets pb->oom and yields NULL; check pb->oom at the end. */
+typedef struct lpq_pb_t {
+  int oom;
+} lpq_pb_t;
+
+#define LPQ_ONNX_DOMAIN "lpq"
+/* ONNX TensorProto.DataType numbers the export writes beyond lpq_dtype_t's */
+enum { ONNX_DT_U16 = 4, ONNX_DT_I16 = 5, ONNX_DT_F8E4M3FN = 17, ONNX_DT_F8E5M2 = 19,
+       ONNX_DT_U4 = 21, ONNX_DT_I4 = 22 };
+
+/* Appends item to a protobuf repeated field (array_p: address of the array pointer). */
+void *lpq__pb_push(lpq_pb_t *pb, void *array_p, size_t *count, void *item);
+char *lpq__pb_str(lpq_pb_t *pb, const char *s);
+Onnx__NodeProto *lpq__pb_node(lpq_pb_t *pb, const char *op, const char *domain, const char *name,
+                              size_t nin, const char *const *in, size_t nout,
+                              const char *const *out);
+void lpq__pb_attr_int(lpq_pb_t *pb, Onnx__NodeProto *n, const char *name, int64_t v);
+void lpq__pb_attr_tensor(lpq_pb_t *pb, Onnx__NodeProto *n, const char *name,
+                         Onnx__TensorProto *t);
+/* A tensor with raw_data (little-endian, as ONNX); name may be NULL (Constant values). */
+Onnx__TensorProto *lpq__pb_tensor(lpq_pb_t *pb, const char *name, int dtype, int ndim,
+                                  const int64_t *dims, const void *raw, size_t raw_len);
+Onnx__TensorProto *lpq__pb_scalar(lpq_pb_t *pb, const char *name, int dtype, const void *v,
+                                  size_t size);
+/* ONNX's 4-bit layout: element 2i in the low nibble of byte i, 2i+1 in the high one. */
+void lpq__pack_nibbles(const uint8_t *v, size_t count, uint8_t *out);
+Onnx__FunctionProto *lpq__pb_function(lpq_pb_t *pb, const char *domain, const char *name,
+                                      size_t nin, const char *const *in, size_t nout,
+                                      const char *const *out, int opset);
+/* Reads and unpacks an ONNX file (LPQ_EIO / LPQ_EFORMAT naming it). */
+int lpq__onnx_read_model(const char *path, Onnx__ModelProto **m, lpq_error_t *err);
+void lpq__pb_metadata(lpq_pb_t *pb, Onnx__ModelProto *m, const char *key, const char *value);
+/* Sets (or adds) the model's import of domain ("" = the default) to version. */
+void lpq__pb_opset(lpq_pb_t *pb, Onnx__ModelProto *m, const char *domain, int64_t version);
+/* Formats the export writes as QuantizeLinear/DequantizeLinear (INT, FP8 E4M3/E5M2); an FP8
+** format's ONNX type; a type's name; the value multiplier of a resolved format (INT and
+** minifloat scale, afloat 2^bias, LP 2^-sf, posit 1); n codes of f (lpq's: two's complement of
+** sign and magnitude index) as the raw_data of the ONNX type set in *dtype (*len bytes). */
+int lpq__qdq_family(const lpq_numfmt_t *f);
+int lpq__fp8_type(const lpq_numfmt_t *f);
+const char *lpq__onnx_type_name(int dtype);
+double lpq__fmt_scale(const lpq_numfmt_t *f);
+uint8_t *lpq__store_codes(const lpq_numfmt_t *f, const uint16_t *codes, size_t n, int *dtype,
+                          size_t *len);
+/* lpq.LPDequantize(codes, table, scale) and lpq.LPQuantize(x, thresholds, magnitudes) with a
+** binary search of `steps` steps (thresholds padded to 2^steps - 1 entries). */
+Onnx__FunctionProto *lpq__fn_lpdequantize(lpq_pb_t *pb);
+Onnx__FunctionProto *lpq__fn_lpquantize(lpq_pb_t *pb, int steps);
+
 #endif

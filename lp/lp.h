@@ -172,6 +172,13 @@ void lp_dequantize_u16(const lp_quantizer_t *q, const uint16_t *codes, float *ou
 /* Bits per code and the value (double) of a code under the quantizer's format. */
 int lp_quantizer_bits(const lp_quantizer_t *q);
 double lp_quantizer_value(const lp_quantizer_t *q, uint32_t code);
+/* How q rounds a magnitude, for exporters that redo it with other tools: returns npos, the
+** number of positive magnitude codes. thr[i - 1] (i in 1..npos) is the smallest non-negative
+** float that rounds to magnitude code >= i (+Inf when no finite float does), so |x| takes
+** code count(thr <= |x|) and the value sign(x) * mag[code]; mag[c] (c in 0..npos) is code c's
+** value as float (clamped as lp_quantize_f32 does). thr, mag may be NULL (npos + 1 entries
+** for mag, npos for thr). */
+uint32_t lp_quantizer_magnitudes(const lp_quantizer_t *q, float *thr, float *mag);
 
 /* ---- the format table: LP and the baselines users compare against ------------------------ */
 

@@ -285,6 +285,14 @@ void lp_quantizer_free(lp_quantizer_t **qp) {
 
 int lp_quantizer_bits(const lp_quantizer_t *q) { return q->bits; }
 
+uint32_t lp_quantizer_magnitudes(const lp_quantizer_t *q, float *thr, float *mag) {
+  for (uint32_t i = 1; thr && i <= q->npos; i++)
+    thr[i - 1] = u2f(q->thr[i]);
+  for (uint32_t c = 0; mag && c <= q->npos; c++)
+    mag[c] = q->fvalue[c];
+  return q->npos;
+}
+
 double lp_quantizer_value(const lp_quantizer_t *q, uint32_t code) {
   const uint32_t mask = (1u << q->bits) - 1u;
   code &= mask;

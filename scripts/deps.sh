@@ -18,6 +18,12 @@ done
 # tests/test_multihost.c makes network namespaces with ip (iproute2); kept apart from the list
 # above so that branches extending it merge cleanly
 dpkg-query -W -f='${Status}' iproute2 2>/dev/null | grep -q "install ok installed" || missing="$missing iproute2"
+# ONNX Runtime for node (tests/test_export.c compares exported models with it; bench/engine):
+# npm's registry, --ignore-scripts (the install script would fetch GPU files); never fatal
+if command -v npm >/dev/null 2>&1 && [ ! -d "$(dirname "$0")/../bench/engine/node_modules/onnxruntime-node" ]; then
+    (cd "$(dirname "$0")/../bench/engine" && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) ||
+        echo "deps: npm install of onnxruntime-node failed; the ONNX Runtime checks will be skipped" >&2
+fi
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing Debian packages:$missing"
 SUDO=""

@@ -58,11 +58,12 @@ Test(service, submit_to_finish_and_export, .disabled = 0) {
   int64_t id = submit(&s, SMALL_JOB);
   free(front_when_done(&s, id, 60));
   char args[256];
-  snprintf(args, sizeof args, "export %lld --what config,onnx,packed --remote-dir %s", (long long)id, s.dir);
+  snprintf(args, sizeof args, "export %lld --what config,onnx,packed,quantized --remote-dir %s", (long long)id, s.dir);
   json_t *r = ctl(&s, args);
   json_decref(r);
-  const char *files[] = {"config.json", "model_lp.onnx", "weights.lpw"};
-  for (int i = 0; i < 3; i++) {
+  const char *files[] = {"config.json", "model_lp.onnx", "weights.lpw", "model_q.onnx",
+                         "model_q.encodings.json"};
+  for (int i = 0; i < 5; i++) {
     char p[256];
     struct stat stt;
     snprintf(p, sizeof p, "%s/%s", s.dir, files[i]);

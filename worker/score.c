@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#define INPUT_SAMPLE_MAX 65536 /* FP input values kept per layer for activation calibration */
 #define EXEC_POOL_MAX 64
 
 typedef struct layer_ref_t {
@@ -92,14 +91,8 @@ static int hook_failed(int rc, const lpq_error_t *hook_err, lpq_error_t *err) {
 static int ref_input(void *user, size_t layer, float *x, size_t count) {
   ref_pass_t *rp = user;
   layer_ref_t *r = &rp->s->ref[layer];
-  size_t stride = count > INPUT_SAMPLE_MAX ? (count + INPUT_SAMPLE_MAX - 1) / INPUT_SAMPLE_MAX : 1;
-  size_t n = (count + stride - 1) / stride;
-  r->in_sample = malloc((n ? n : 1) * sizeof *r->in_sample);
-  if (!r->in_sample)
+  if (!(r->in_sample = lpq_act_sample(x, count, &r->in_count)))
     return lpq_errorf(rp->err, LPQ_ENOMEM, "scorer: out of memory");
-  for (size_t i = 0, k = 0; i < count; i += stride)
-    r->in_sample[k++] = x[i];
-  r->in_count = n;
   r->in_total = count;
   if (rp->s->opts.bias_correction) {
     size_t channels;
@@ -580,11 +573,21 @@ int lpq_scorer_resolve(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_
 int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                         const float *data, const int64_t *labels, size_t count, double *top1_fp,
                         double *top1_q, lpq_error_t *err) {
+  if (!labels)
+    return lpq_errorf(err, LPQ_EINVAL, "accuracy: no labels");
+  return lpq_scorer_predict(s, w, a, data, labels, count, top1_fp, top1_q, NULL, err);
+}
+
+int lpq_scorer_predict(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                       const float *data, const int64_t *labels, size_t count, double *top1_fp,
+                       double *top1_q, float *logits, lpq_error_t *err) {
   int rc = check_args(s, w, a, err);
   if (rc != 0)
     return rc;
-  if (!data || !labels || count == 0)
-    return lpq_errorf(err, LPQ_EINVAL, "accuracy: no data or labels");
+  if (!data || count == 0)
+    return lpq_errorf(err, LPQ_EINVAL, "accuracy: no data");
+  if (!labels)
+    top1_fp = top1_q = NULL;
   eval_t ev = {.s = s, .err = err, .want_local = 0};
   double wb, ab;
   const size_t per = s->in_count / s->batch;
@@ -611,7 +614,9 @@ int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt
     if ((top1_fp && (rc = lpq_exec_run(x, in, lf, NULL, err)) != 0) ||
         (rc = hook_failed(lpq_exec_run(x, in, lq, &hooks, err), &ev.hook_err, err)) != 0)
       goto done;
-    for (size_t i = 0; i < n; i++) {
+    if (logits)
+      memcpy(logits + start * s->classes, lq, n * s->classes * sizeof *lq);
+    for (size_t i = 0; labels && i < n; i++) {
       if (labels[start + i] < 0 || (size_t)labels[start + i] >= s->classes) {
         rc = lpq_errorf(err, LPQ_EINVAL, "accuracy: label %zu is %lld, outside 0..%zu",
                         start + i, (long long)labels[start + i], s->classes - 1);

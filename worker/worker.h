@@ -94,6 +94,12 @@ int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt
                         const float *data, const int64_t *labels, size_t count, double *top1_fp,
                         double *top1_q, lpq_error_t *err);
 
+/* The same with labels optional (NULL: no top-1) and the candidate's logits over the data
+** written to logits (count x classes floats) when not NULL: what an exported model must give. */
+int lpq_scorer_predict(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                       const float *data, const int64_t *labels, size_t count, double *top1_fp,
+                       double *top1_q, float *logits, lpq_error_t *err);
+
 /* Mean FP output InfoNCE of the model with itself (L_CO of an all-fp32 candidate). */
 double lpq_scorer_self_contrast(const lpq_scorer_t *s);
 

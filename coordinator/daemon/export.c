@@ -101,6 +101,44 @@ static json_t *file_json(const void *data, size_t len, int dirfd, const char *di
   return o;
 }
 
+/* The quantized model as `lpq export` writes it (lpq_onnx_export_quantized), its activation
+** formats calibrated on the job's first `calib` data samples as the workers score them. */
+static int export_quantized(daemon_t *d, const lpq_job_settings_t *js, const char *model_path,
+                            const lpq_numfmt_t *nw, size_t nl, const char *dir, json_t *res,
+                            lpq_error_t *err) {
+  char *data_path = NULL;
+  lpq_array_t *x = NULL;
+  lpq_graph_t *g = NULL;
+  lpq_qexport_t q = {0};
+  json_t *f1 = NULL, *f2 = NULL;
+  int rc = lpq_store_blob_path(d->store, js->data, &data_path, err);
+  if (rc == 0)
+    rc = lpq_load_inputs(data_path, js->norm_mean, js->norm_std, &x, err);
+  size_t ncal = rc == 0 && (size_t)x->shape[0] < js->calib ? (size_t)x->shape[0] : js->calib;
+  if (rc == 0 && !(g = lpq_graph_load(model_path, (int)ncal, err)))
+    rc = err->code;
+  if (rc == 0 && lpq_graph_num_layers(g) != nl)
+    rc = lpq_errorf(err, LPQ_ESTATE, "the genome has %zu layers, the model %zu", nl,
+                    lpq_graph_num_layers(g));
+  if (rc == 0)
+    rc = lpq_onnx_export_quantized(model_path, g, nw, nw + nl, x->data, &q, err);
+  if (rc == 0 && (!(f1 = file_json(q.onnx, q.onnx_len, dir, "model_q.onnx", err)) ||
+                  !(f2 = file_json(q.encodings, strlen(q.encodings), dir,
+                                   "model_q.encodings.json", err))))
+    rc = err->code ? err->code : LPQ_EIO;
+  if (rc == 0) {
+    json_object_set_new(res, "quantized", f1);
+    json_object_set_new(res, "encodings", f2);
+  } else {
+    json_decref(f1);
+  }
+  lpq_qexport_clear(&q);
+  lpq_graph_free(&g);
+  lpq_array_free(&x);
+  free(data_path);
+  return rc;
+}
+
 void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
   daemon_t *d = ctx;
   int64_t id = (int64_t)json_integer_value(json_object_get(params, "job"));
@@ -166,13 +204,14 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
     return;
   }
   json_t *what = json_object_get(params, "what");
-  int want_config = !what, want_onnx = 0, want_packed = 0;
+  int want_config = !what, want_onnx = 0, want_packed = 0, want_q = 0;
   size_t k;
   json_t *w;
   json_array_foreach(what, k, w) {
     want_config |= !strcmp(json_string_value(w), "config");
     want_onnx |= !strcmp(json_string_value(w), "onnx");
     want_packed |= !strcmp(json_string_value(w), "packed");
+    want_q |= !strcmp(json_string_value(w), "quantized");
   }
   char *model_path = NULL;
   lpq_graph_t *graph = NULL;
@@ -247,6 +286,8 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
       json_object_set_new(res, "packed", f);
     free(bytes);
   }
+  if (!code && want_q && (code = export_quantized(d, &js, model_path, nw, nl, dir, res, &err)))
+    code = err.code == LPQ_EIO ? LPQ_API_E_IO : LPQ_API_E_UNSUPPORTED_MODEL;
   if (code) {
     json_decref(res);
     lpq_api_reply_error(call, code, NULL, "%s", err.msg);

@@ -28,11 +28,12 @@ static void usage(FILE *out) {
           "  --resolved-config OUT.json\n"
           "                      write the config with auto sf and scales resolved (per-channel\n"
           "                      LP: \"w\" keeps auto_ch, \"w_sf\" lists each channel's sf)\n"
+          "  --out Z.npy         the quantized model's logits over all of X (float32)\n"
           "  --json              one JSON object instead of text\n");
 }
 
 typedef struct eval_args_t {
-  const char *model, *data, *labels, *config, *calib_data, *resolved_config;
+  const char *model, *data, *labels, *config, *calib_data, *resolved_config, *out;
   size_t calib;
   double mean, std, temperature, lambda;
   int json, bias_correction, bc_given; /* the flag, else the config's "bias_correction" */
@@ -46,7 +47,7 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
       {"norm", required_argument, 0, 'N'},       {"temperature", required_argument, 0, 'T'},
       {"lambda", required_argument, 0, 'L'},     {"json", no_argument, 0, 'j'},
       {"bias-correction", required_argument, 0, 'B'},
-      {"resolved-config", required_argument, 0, 'R'},
+      {"resolved-config", required_argument, 0, 'R'}, {"out", required_argument, 0, 'O'},
       {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
   *a = (eval_args_t){.calib = 256, .mean = 0, .std = 1, .temperature = 0.5, .lambda = 1};
   int c;
@@ -96,6 +97,7 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
       a->bc_given = 1;
       break;
     case 'R': a->resolved_config = optarg; break;
+    case 'O': a->out = optarg; break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return 2;
     }
@@ -156,6 +158,23 @@ static int write_resolved(lpq_scorer_t *s, const lpq_graph_t *g, const char **na
   free(nsf);
   free(rw);
   free(text);
+  return rc;
+}
+
+/* The candidate's logits over all of x, as Z.npy [N, classes]. */
+static int write_logits(lpq_scorer_t *s, const lpq_graph_t *g, const lpq_numfmt_t *w,
+                        const lpq_numfmt_t *af, const lpq_array_t *x, const char *path,
+                        lpq_error_t *err) {
+  lpq_tensor_info_t out;
+  lpq_graph_output(g, 0, &out);
+  int64_t shape[2] = {x->shape[0], (int64_t)(out.count / (size_t)lpq_graph_batch(g))};
+  lpq_array_t *z = lpq_array_new(LPQ_DT_F32, 2, shape, err);
+  int rc = z ? lpq_scorer_predict(s, w, af, x->data, NULL, (size_t)x->shape[0], NULL, NULL,
+                                  z->data, err)
+             : (err ? err->code : LPQ_ENOMEM);
+  if (rc == 0)
+    rc = lpq_save_npy(path, z, err);
+  lpq_array_free(&z);
   return rc;
 }
 
@@ -231,6 +250,8 @@ int cmd_eval(int argc, char **argv) {
   double top1_fp = -1, top1_q = -1;
   if (labels && lpq_scorer_accuracy(s, w, af, x->data, labels, nlabels, &top1_fp, &top1_q,
                                     &err) != 0)
+    goto fail;
+  if (a.out && write_logits(s, g, w, af, x, a.out, &err) != 0)
     goto fail;
   double self = lpq_scorer_self_contrast(s);
   if (a.resolved_config && write_resolved(s, g, names, w, af, a.resolved_config, &err) != 0)

@@ -17,6 +17,7 @@ int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_sensitivity(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Shared by the subcommands (tools/lpq/inputs.c). */
 /* "MEAN,STD" -> mean, std (std > 0); -1 when malformed. */

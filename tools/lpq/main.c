@@ -10,6 +10,7 @@ static const lpq_command_t commands[] = {
     {"run", "full-precision inference over a data set (top-1, logits, timing)", cmd_run},
     {"search", "a whole LPQ search on this machine: the Pareto front of formats", cmd_search},
     {"eval", "one candidate's score: L_CO, top-1, mean bits, cost", cmd_eval},
+    {"export", "a candidate as a quantized ONNX model (QDQ, LP codes) and its encodings", cmd_export},
     {"sensitivity", "each layer alone at each weight width: rise of L_CO, top-1", cmd_sensitivity},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -24,7 +24,7 @@ static json_t *split_list(const char *text) {
 /* ---- export ---------------------------------------------------------------------------------- */
 
 static void export_usage(FILE *out) {
-  fprintf(out, "usage: lpqctl export JOB [--genome HASH] [--what config,onnx,packed | --all]\n"
+  fprintf(out, "usage: lpqctl export JOB [--genome HASH] [--what config,onnx,packed,quantized | --all]\n"
                "                          [-o DIR | --remote-dir DIR] [--json]\n"
                "  writes the chosen genome's artefacts into DIR [.]: config.json (the candidate\n"
                "  config), model_lp.onnx (weights rounded to their LP formats; runs on any ONNX\n"
@@ -90,7 +90,7 @@ int cmd_export(ctl_t *ctl, int argc, char **argv) {
       json_decref(params);
       return CTL_OK;
     } else if (c == ALL) {
-      json_object_set_new(params, "what", json_pack("[sss]", "config", "onnx", "packed"));
+      json_object_set_new(params, "what", json_pack("[ssss]", "config", "onnx", "packed", "quantized"));
     } else if (c == WHAT) {
       json_object_set_new(params, "what", split_list(optarg));
     } else if (c == GENOME) {
@@ -139,6 +139,10 @@ int cmd_export(ctl_t *ctl, int argc, char **argv) {
   if (json_object_get(r, "onnx") && save_file(dir, "model_lp.onnx", json_object_get(r, "onnx")))
     rc = CTL_FAILED;
   if (json_object_get(r, "packed") && save_file(dir, "weights.lpw", json_object_get(r, "packed")))
+    rc = CTL_FAILED;
+  if (json_object_get(r, "quantized") &&
+      (save_file(dir, "model_q.onnx", json_object_get(r, "quantized")) ||
+       save_file(dir, "model_q.encodings.json", json_object_get(r, "encodings"))))
     rc = CTL_FAILED;
   json_decref(r);
   return rc;

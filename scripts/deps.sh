@@ -22,7 +22,7 @@ dpkg-query -W -f='${Status}' iproute2 2>/dev/null | grep -q "install ok installe
 # npm's registry, --ignore-scripts (the install script would fetch GPU files); never fatal
 if command -v npm >/dev/null 2>&1 && [ ! -d "$(dirname "$0")/../bench/engine/node_modules/onnxruntime-node" ]; then
     (cd "$(dirname "$0")/../bench/engine" && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) ||
-        echo "deps: npm install of onnxruntime-node failed; the ONNX Runtime checks will be skipped" >&2
+        echo "deps: npm install of onnxruntime-node failed; tests/test_export.c will fail without it" >&2
 fi
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing Debian packages:$missing"

@@ -104,8 +104,8 @@ static json_t *file_json(const void *data, size_t len, int dirfd, const char *di
 /* The quantized model as `lpq export` writes it (lpq_onnx_export_quantized), its activation
 ** formats calibrated on the job's first `calib` data samples as the workers score them. */
 static int export_quantized(daemon_t *d, const lpq_job_settings_t *js, const char *model_path,
-                            const lpq_numfmt_t *nw, size_t nl, const char *dir, json_t *res,
-                            lpq_error_t *err) {
+                            const lpq_numfmt_t *nw, size_t nl, int dirfd, const char *dir,
+                            json_t *res, lpq_error_t *err) {
   char *data_path = NULL;
   lpq_array_t *x = NULL;
   lpq_graph_t *g = NULL;
@@ -122,8 +122,8 @@ static int export_quantized(daemon_t *d, const lpq_job_settings_t *js, const cha
                     lpq_graph_num_layers(g));
   if (rc == 0)
     rc = lpq_onnx_export_quantized(model_path, g, nw, nw + nl, x->data, &q, err);
-  if (rc == 0 && (!(f1 = file_json(q.onnx, q.onnx_len, dir, "model_q.onnx", err)) ||
-                  !(f2 = file_json(q.encodings, strlen(q.encodings), dir,
+  if (rc == 0 && (!(f1 = file_json(q.onnx, q.onnx_len, dirfd, dir, "model_q.onnx", err)) ||
+                  !(f2 = file_json(q.encodings, strlen(q.encodings), dirfd, dir,
                                    "model_q.encodings.json", err))))
     rc = err->code ? err->code : LPQ_EIO;
   if (rc == 0) {
@@ -286,7 +286,7 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
       json_object_set_new(res, "packed", f);
     free(bytes);
   }
-  if (!code && want_q && (code = export_quantized(d, &js, model_path, nw, nl, dir, res, &err)))
+  if (!code && want_q && (code = export_quantized(d, &js, model_path, nw, nl, dirfd, dir, res, &err)))
     code = err.code == LPQ_EIO ? LPQ_API_E_IO : LPQ_API_E_UNSUPPORTED_MODEL;
   if (code) {
     json_decref(res);

@@ -98,6 +98,12 @@ int cmd_export(int argc, char **argv) {
     goto fail;
   if (!(cfg = lpq_config_load(config, &err)))
     goto fail;
+  if (cfg->bias_correction) { /* never a model that differs silently from what was scored */
+    lpq_errorf(&err, LPQ_EUNSUP, "%s was scored with bias correction (\"bias_correction\": "
+               "true), which the export does not carry yet; set it to false to export the "
+               "formats alone (lpq eval --bias-correction off scores that model)", config);
+    goto fail;
+  }
   size_t nl = lpq_graph_num_layers(g);
   w = calloc(2 * nl + 1, sizeof *w);
   names = calloc(nl + 1, sizeof *names);

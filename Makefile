@@ -71,7 +71,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 .PHONY: all deps test check check-asan demo bench clean
-all: $(LIBS) $(BINS) $(TESTS) $(BENCHES)
+all: $(LIBS) $(BINS) $(TESTS) $(BENCHES) $(MAN_PAGES)
 # The four programs alone (make install, the Debian package): mk/install.mk.
 programs: $(BINS)
 

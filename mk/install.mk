@@ -14,7 +14,7 @@
 #   $(SYSUSERSDIR)      lpq.conf: the daemons' system user _lpq, for systemd-sysusers
 #   $(SYSCONFDIR)/lpq   coordinator.env, worker.env (never overwritten), workers.d/
 # The units in deploy/systemd name the default PREFIX's paths; install rewrites them for PREFIX.
-# The LP format library (lp/) is not installed for other C code: see docs/INSTALL.md.
+# The LP format library (lp/) is not installed for other C code: README.md ("Installing") says why.
 PREFIX         ?= /usr/local
 BINDIR         ?= $(PREFIX)/bin
 DATADIR        ?= $(PREFIX)/share/lpq

@@ -6,7 +6,8 @@
 #      files only Debian adds), and `make uninstall` takes all of it away again;
 #   3. dpkg -i: the programs and man pages from the installed paths, systemd-analyze verify on
 #      the installed units (disabled, not started), the system user, the conffiles,
-#      `lpq format` and a small `lpq eval` on the installed model;
+#      `lpq format` and a small `lpq eval` on the installed model, the two daemons run as the
+#      system user (no systemd here to start the units: the machines run without it as init);
 #   4. dpkg --purge leaves nothing behind: the same files under /etc /usr /var /lib /opt as
 #      before the install, and no user _lpq.
 # Usage: scripts/deb_test.sh BUILD_DIR PATH/lpq_VERSION_ARCH.deb
@@ -21,7 +22,10 @@ fi
 work=$(mktemp -d)
 chmod 0755 "$work" # lpq eval runs in it as nobody
 installed=0
+pids=""
 cleanup() {
+    for p in $pids; do kill -KILL "$p" 2> /dev/null || true; done
+    for p in $pids; do wait "$p" 2> /dev/null || true; done # deluser refuses a user's running processes
     if [ "$installed" = 1 ]; then dpkg --purge lpq > /dev/null 2>&1 || true; fi
     rm -rf "$work"
 }
@@ -107,6 +111,32 @@ assert r["mean_weight_bits"] == 4.0 and 0 < r["top1_quantized"] <= 100, r
 print("  lpq eval (as nobody, the installed resnet18, 32 calibration samples): L_CO %.4f,"
       " top-1 fp32 %.2f%%, quantized %.2f%%" % (r["l_co"], r["top1_fp32"], r["top1_quantized"]))
 EOF
+
+step "the installed daemons, as the user _lpq"
+# On an ipc:// endpoint in a private folder: no port that other tests on this host may hold.
+run=$work/run
+install -d -o _lpq -g _lpq -m 0700 "$run"
+# exec: run in the background, $! is the daemon itself, which the signals below must reach.
+as_lpq() { exec setpriv --reuid=_lpq --regid=_lpq --init-groups -- "$@"; }
+as_lpq lpq-coordinator --db "$run/lpq.db" --socket "$run/lpq.sock" --workers "ipc://$run/w.ipc" \
+    --log-level 1 2> "$work/coordinator.log" &
+coordinator=$!
+as_lpq lpq-worker --connect "ipc://$run/w.ipc" --id deb-test --synthetic 1 --cache-dir "$run/cache" \
+    --log-level 1 2> "$work/worker.log" &
+worker=$!
+pids="$worker $coordinator"
+for _ in $(seq 1 100); do
+    if lpqctl --socket "$run/lpq.sock" workers 2> /dev/null | grep -q deb-test; then break; fi
+    sleep 0.2
+done
+lpqctl --socket "$run/lpq.sock" workers | grep -q deb-test \
+    || { cat "$work/coordinator.log" "$work/worker.log"; fail "the worker did not reach the coordinator"; }
+kill -TERM "$worker"
+wait "$worker" || { cat "$work/worker.log"; fail "lpq-worker did not stop cleanly on SIGTERM"; }
+kill -TERM "$coordinator"
+wait "$coordinator" || { cat "$work/coordinator.log"; fail "lpq-coordinator did not stop cleanly"; }
+pids=""
+echo "  lpq-coordinator and lpq-worker ran as _lpq, lpqctl saw the worker, both stopped on SIGTERM"
 
 step "dpkg --purge"
 dpkg --purge lpq > "$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg --purge"; }

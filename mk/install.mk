@@ -2,7 +2,7 @@
 # pages (man/NAME.SECTION.md -> $(BUILD)/man/NAME.SECTION with go-md2man) and `make deb`.
 #   make install                            programs, man pages, units, data under /usr/local
 #   make install PREFIX=/usr DESTDIR=/tmp/x  the very file list of the Debian package
-#   make deb                                 build/deb/lpq_VERSION_ARCH.deb (debian/, dpkg-buildpackage)
+#   make deb                                 build/deb/lpq_VERSION_ARCH.deb, lpq-data_VERSION_all.deb (debian/)
 #   make check-deb                           build, lintian, install, check, purge (root; scripts/deb_test.sh)
 # What goes where:
 #   $(BINDIR)           lpq, lpqctl, lpq-coordinator, lpq-worker
@@ -101,4 +101,5 @@ deb: deps
 	@ls $(BUILD)/deb/*.deb
 
 check-deb: deb
-	@scripts/deb_test.sh $(BUILD) $(BUILD)/deb/lpq_$(DEB_VERSION)_$$(dpkg --print-architecture).deb
+	@scripts/deb_test.sh $(BUILD) $(BUILD)/deb/lpq_$(DEB_VERSION)_$$(dpkg --print-architecture).deb \
+	    $(BUILD)/deb/lpq-data_$(DEB_VERSION)_all.deb

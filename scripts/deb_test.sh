@@ -1,8 +1,8 @@
 #!/bin/bash
-# The Debian package, checked on this machine (as root; CI runs it from .ci/run, `make check-deb`):
+# The Debian packages (lpq, lpq-data), checked on this machine (as root; CI runs it from .ci/run, `make check-deb`):
 #   1. lintian passes (no error or warning; info tags are overridden with reasons in
-#      debian/lpq.lintian-overrides);
-#   2. `make install PREFIX=/usr DESTDIR=tmp` puts down the package's very file list (less the
+#      debian/*.lintian-overrides);
+#   2. `make install PREFIX=/usr DESTDIR=tmp` puts down the packages' very file list (less the
 #      files only Debian adds), and `make uninstall` takes all of it away again;
 #   3. dpkg -i: the programs and man pages from the installed paths, systemd-analyze verify on
 #      the installed units (disabled, not started), the system user, the conffiles,
@@ -10,15 +10,21 @@
 #      system user (no systemd here to start the units: the machines run without it as init);
 #   4. dpkg --purge leaves nothing behind: the same files under /etc /usr /var /lib /opt as
 #      before the install, and no user _lpq.
-# Usage: scripts/deb_test.sh BUILD_DIR PATH/lpq_VERSION_ARCH.deb
+# Usage: scripts/deb_test.sh BUILD_DIR lpq_VERSION_ARCH.deb lpq-data_VERSION_all.deb
 set -euo pipefail
-build=$1 deb=$2
+build=$1
+shift
+debs=("$@")
 [ "$(id -u)" = 0 ] || { echo "deb_test: needs root (dpkg -i)" >&2; exit 1; }
-[ -f "$deb" ] || { echo "deb_test: no $deb (make deb)" >&2; exit 1; }
-if dpkg-query -W -f='${Status}' lpq 2> /dev/null | grep -q 'installed'; then
-    echo "deb_test: lpq is installed already; remove it first" >&2
-    exit 1
-fi
+for deb in "${debs[@]}"; do
+    [ -f "$deb" ] || { echo "deb_test: no $deb (make deb)" >&2; exit 1; }
+done
+for p in lpq lpq-data; do
+    if dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'installed'; then
+        echo "deb_test: $p is installed already; remove it first" >&2
+        exit 1
+    fi
+done
 work=$(mktemp -d)
 chmod 0755 "$work" # lpq eval runs in it as nobody
 installed=0
@@ -26,29 +32,29 @@ pids=""
 cleanup() {
     for p in $pids; do kill -KILL "$p" 2> /dev/null || true; done
     for p in $pids; do wait "$p" 2> /dev/null || true; done # deluser refuses a user's running processes
-    if [ "$installed" = 1 ]; then dpkg --purge lpq > /dev/null 2>&1 || true; fi
+    if [ "$installed" = 1 ]; then dpkg --purge lpq lpq-data > /dev/null 2>&1 || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 step() { echo "deb_test: $*"; }
 fail() { echo "deb_test: FAIL: $*" >&2; exit 1; }
 
-step "lintian $(basename "$deb")"
+step "lintian $(for d in "${debs[@]}"; do basename "$d"; done | tr '\n' ' ')"
 # Info and pedantic tags are shown too; errors and warnings fail.
 lintian_rc=0
-lintian --fail-on error,warning -I --pedantic --color never "$deb" > "$work/lintian.log" 2>&1 \
+lintian --fail-on error,warning -I --pedantic --color never "${debs[@]}" > "$work/lintian.log" 2>&1 \
     || lintian_rc=$?
 grep -v 'running with root privileges' "$work/lintian.log" | sed 's/^/  /' || true
 [ "$lintian_rc" = 0 ] || fail "lintian"
 
-step "make install PREFIX=/usr DESTDIR=... holds the package's file list"
+step "make install PREFIX=/usr DESTDIR=... holds the packages' file list"
 # Debian's own additions: its copyright and changelog, lintian's overrides.
-debian_only='^\./usr/share/doc/lpq/(copyright|changelog\.gz)$|^\./usr/share/lintian(/|$)'
-dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|/$||' | grep -Ev "$debian_only" | sort \
-    > "$work/deb.list"
+debian_only='^\./usr/share/doc/lpq/(copyright|changelog\.gz)$|^\./usr/share/doc/lpq-data(/|$)|^\./usr/share/lintian(/|$)'
+for deb in "${debs[@]}"; do dpkg-deb -c "$deb"; done | awk '{ print $6 }' | sed 's|/$||' \
+    | grep -Ev "$debian_only" | sort -u > "$work/deb.list"
 make --no-print-directory -s BUILD="$build" install PREFIX=/usr DESTDIR="$work/root" > /dev/null
 (cd "$work/root" && find . | sort) > "$work/install.list"
-diff -u "$work/deb.list" "$work/install.list" || fail "the package and make install differ (- package, + make install)"
+diff -u "$work/deb.list" "$work/install.list" || fail "the packages and make install differ (- packages, + make install)"
 echo "  $(grep -c . "$work/deb.list") paths, the same in both"
 make --no-print-directory -s BUILD="$build" uninstall PREFIX=/usr DESTDIR="$work/root"
 left=$(find "$work/root" -mindepth 1 | head)
@@ -66,7 +72,7 @@ snapshot > "$work/before.list"
 
 step "dpkg -i"
 installed=1
-dpkg -i "$deb" > "$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i"; }
+dpkg -i "${debs[@]}" > "$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i"; }
 for p in lpq lpqctl lpq-coordinator lpq-worker; do
     [ "$(command -v "$p")" = "/usr/bin/$p" ] || fail "$p is not /usr/bin/$p"
 done
@@ -139,7 +145,7 @@ pids=""
 echo "  lpq-coordinator and lpq-worker ran as _lpq, lpqctl saw the worker, both stopped on SIGTERM"
 
 step "dpkg --purge"
-dpkg --purge lpq > "$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg --purge"; }
+dpkg --purge lpq lpq-data > "$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg --purge"; }
 installed=0
 ! getent passwd _lpq > /dev/null || fail "the user _lpq is still there"
 ! getent group _lpq > /dev/null || fail "the group _lpq is still there"

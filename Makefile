@@ -68,10 +68,12 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 .PHONY: all deps test check check-asan demo bench clean
-all: $(LIBS) $(BINS) $(TESTS) $(BENCHES)
+all: $(LIBS) $(BINS) $(TESTS) $(BENCHES) $(MAN_PAGES)
+# The four programs alone (make install, the Debian package): mk/install.mk.
+programs: $(BINS)
 
 deps:
 	@scripts/deps.sh

@@ -12,6 +12,9 @@ missing=""
 PKGS="$PKGS yamllint libyaml-dev shellcheck"
 # make check-valgrind runs the suites under valgrind memcheck
 PKGS="$PKGS valgrind"
+# make install and make deb: man pages from man/*.md (go-md2man), the package (debhelper,
+# dpkg-dev, fakeroot), its checks (lintian; systemd-analyze from systemd, man from man-db)
+PKGS="$PKGS go-md2man debhelper dpkg-dev fakeroot lintian systemd man-db"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

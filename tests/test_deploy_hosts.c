@@ -114,34 +114,41 @@ Test(deploy_hosts, dockerfile) {
   cr_assert_str_eq(df.stage_from[stage_index(&df, "worker")], "runtime");
   cr_assert_str_eq(df.stage_from[stage_index(&df, "coordinator")], "runtime");
   cr_assert_str_eq(df.stage_name[df.stages - 1], "coordinator", "the default target");
-  int runs_make = 0, runs_deps = 0;
+  int runs_deb = 0, runs_deps = 0, installs_deb = 0;
   for (size_t i = 0; i < df.count; i++) {
     const instruction_t *in = &df.ins[i];
     if (in->stage == 0 && strcmp(in->keyword, "RUN") == 0) {
-      runs_make |= strstr(in->args, "make -j") != NULL;
+      runs_deb |= strstr(in->args, "make deb") != NULL;
       runs_deps |= strstr(in->args, "scripts/deps.sh") != NULL;
     }
+    /* The runtime installs the package (apt brings its Depends), never a copy of build/. */
+    if (in->stage == (size_t)runtime && strcmp(in->keyword, "RUN") == 0)
+      installs_deb |= strstr(in->args, "apt-get install") && strstr(in->args, ".deb");
+    cr_assert(strstr(in->args, "build/bin") == NULL, "%s %s: install the .deb, not build/bin",
+              in->keyword, in->args);
     char from[64];
     if (strcmp(in->keyword, "COPY") == 0 && sscanf(in->args, "--from=%63s", from) == 1) {
       long s = stage_index(&df, from);
       cr_assert(s >= 0 && (size_t)s < in->stage, "COPY --from=%s: not an earlier stage", from);
     }
   }
-  cr_assert(runs_make && runs_deps, "the build stage installs scripts/deps.sh and runs make");
-  /* The binaries it installs are the Makefile's programs. */
+  cr_assert(runs_deb && runs_deps, "the build stage installs scripts/deps.sh and runs make deb");
+  cr_assert(installs_deb, "the runtime stage installs the .deb with apt-get install");
+  /* The programs the images run are the Makefile's, which the package installs on PATH. */
   char *makefile = read_text("Makefile");
-  const char *bins[] = {"lpq", "lpqctl", "lpq-coordinator", "lpq-worker"};
-  for (size_t i = 0; i < 4; i++) {
+  const char *bins[] = {"lpq-coordinator", "lpq-worker", "lpqctl"};
+  for (size_t i = 0; i < 3; i++) {
     char want[64];
-    snprintf(want, sizeof want, "build/bin/%s ", bins[i]);
-    int installed = 0;
-    for (size_t k = 0; k < df.count; k++)
-      installed |= df.ins[k].stage == 0 && strstr(df.ins[k].args, want) != NULL;
-    cr_assert(installed, "the build stage does not install %s", bins[i]);
     snprintf(want, sizeof want, " %s:", bins[i]);
     cr_assert(strstr(makefile, want), "the Makefile builds no program %s", bins[i]);
   }
   free(makefile);
+  /* The package's user _lpq, made with the numeric uid the images run as. */
+  int makes_user = 0;
+  for (size_t i = 0; i < df.count; i++)
+    makes_user |= df.ins[i].stage == (size_t)runtime && strstr(df.ins[i].args, "--uid 10001") &&
+                  strstr(df.ins[i].args, " _lpq");
+  cr_assert(makes_user, "the runtime stage makes the user _lpq with uid 10001 before the .deb");
   /* A numeric non-root user (what runAsNonRoot can verify). */
   const char *user = stage_instruction(&df, "coordinator", "USER");
   cr_assert(user && atol(user) > 0 && user[strspn(user, "0123456789")] == ':',
@@ -297,7 +304,8 @@ static void check_unit(const char *unit, const char *binary, const char *env_exa
   snprintf(path, sizeof path, "deploy/systemd/%s", unit);
   char *text = read_text(path);
   const char *must[][2] = {
-      {"Restart", "on-failure"},       {"DynamicUser", "yes"},       {"ProtectSystem", "strict"},
+      {"Restart", "on-failure"},       {"User", "_lpq"},             {"ProtectSystem", "strict"},
+      {"Group", "_lpq"},
       {"ProtectHome", "yes"},          {"PrivateTmp", "yes"},        {"NoNewPrivileges", "yes"},
       {"CapabilityBoundingSet", ""},   {"SystemCallArchitectures", "native"},
       {"KillSignal", "SIGTERM"},       {"WantedBy", "multi-user.target"}};
@@ -307,6 +315,11 @@ static void check_unit(const char *unit, const char *binary, const char *env_exa
               must[i][0], must[i][1], got ? got : "nothing");
   }
   cr_assert(strstr(text, "\nSystemCallFilter=@system-service\n"), "%s: SystemCallFilter", unit);
+  /* The package's system user (debian/lpq.postinst, lpq.sysusers), not a dynamic one. */
+  cr_assert_null(unit_value(text, "DynamicUser", v), "%s: User=_lpq, not DynamicUser", unit);
+  char *sysusers = read_text("deploy/systemd/lpq.sysusers");
+  cr_assert(strstr(sysusers, "\nu _lpq "), "lpq.sysusers does not declare the user _lpq");
+  free(sysusers);
   cr_assert(unit_value(text, "RestrictAddressFamilies", v) && !strstr(v, "AF_PACKET"), "%s", unit);
   /* The EnvironmentFile is the example shipped beside the unit, and defines every ${VAR}. */
   snprintf(path, sizeof path, "EnvironmentFile=/etc/lpq/%s\n", env_example);

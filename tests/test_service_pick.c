@@ -128,3 +128,35 @@ Test(service_pick, refused_without_validation_data, .timeout = 60) {
   cr_assert_gt(proc_lpqctl_submit(NULL, s.sock, "--set generations=1"), 0, "a plain job");
   proc_svc_stop(&s);
 }
+
+/* db.query pages (offset), orders (order_by, descending) and names a column the table lacks
+** (issue 17: they were ignored, and unknown columns came back as nulls). */
+Test(service_pick, db_query_pages_orders_and_refuses_unknown_columns, .timeout = 120) {
+  proc_svc_t s;
+  cr_assert_eq(proc_svc_init(&s, "lpq-pick"), 0, "mkdtemp");
+  cr_assert_eq(proc_svc_start_coordinator(&s), 0, "the coordinator did not start (see %s)", s.log);
+  for (int i = 0; i < 5; i++) /* five queued jobs (no worker) */
+    cr_assert_gt(proc_lpqctl_submit(NULL, s.sock, "--set generations=1"), 0);
+  proc_rpc_t *c = &s.api;
+  proc_rpc_init(c, s.sock);
+  json_t *r = proc_rpc_result(c, "db.query", json_pack("{s:s, s:[s], s:s, s:b, s:i, s:i}", "table",
+                                                        "jobs", "columns", "id", "order_by", "id",
+                                                        "descending", 1, "limit", 2, "offset", 1));
+  cr_assert_not_null(r, "%s", c->error);
+  json_t *rows = json_object_get(r, "rows");
+  cr_assert_eq(json_array_size(rows), 2);
+  cr_assert_eq(json_integer_value(json_array_get(json_array_get(rows, 0), 0)), 4, "5 4 3 2 1, from the second");
+  cr_assert_eq(json_integer_value(json_array_get(json_array_get(rows, 1), 0)), 3);
+  cr_assert(json_is_true(json_object_get(r, "truncated")));
+  json_decref(r);
+  json_t *e = proc_rpc_call(c, "db.query", json_pack("{s:s, s:[s]}", "table", "jobs", "columns",
+                                                     "no_such"));
+  json_t *err = json_object_get(e, "error");
+  cr_assert_eq(json_integer_value(json_object_get(err, "code")), -32602, "invalid params");
+  cr_assert(strstr(json_string_value(json_object_get(err, "message")), "no_such"));
+  json_decref(e);
+  e = proc_rpc_call(c, "db.query", json_pack("{s:s, s:s}", "table", "jobs", "order_by", "nope"));
+  cr_assert(json_object_get(e, "error"), "ordering by an unknown column is refused");
+  json_decref(e);
+  proc_svc_stop(&s);
+}

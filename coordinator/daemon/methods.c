@@ -353,12 +353,24 @@ static void m_db_query(void *ctx, lpq_api_call_t *call, json_t *params) {
       return;
     }
   }
+  json_t *off = json_object_get(params, "offset"), *ob = json_object_get(params, "order_by");
+  json_t *want = json_object_get(params, "columns");
+  f.offset = off ? (size_t)json_integer_value(off) : 0;
+  f.order_by = ob ? json_string_value(ob) : NULL;
+  f.descending = json_is_true(json_object_get(params, "descending"));
+  const char *names[257] = {0}; /* the schema allows at most 256 */
+  for (size_t k = 0; k < json_array_size(want) && k < 256; k++)
+    names[k] = json_string_value(json_array_get(want, k));
+  f.columns = want ? names : NULL;
   f.limit++; /* one more row tells whether there are more */
   char *text = NULL;
   lpq_error_t err;
   if (lpq_store_dump_json(d->store, table, &f, &text, &err) != 0) {
     if (err.code == LPQ_ENOTFOUND)
       lpq_api_reply_error(call, LPQ_API_E_NOT_FOUND, NULL, "%s", err.msg);
+    else if (err.code == LPQ_EINVAL) /* a column the table lacks: the caller's to fix */
+      lpq_api_reply_error(call, LPQ_API_E_INVALID_PARAMS, json_pack("{s:s}", "field", "columns"),
+                          "%s", err.msg);
     else
       reply_err(call, &err);
     return;

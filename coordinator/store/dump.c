@@ -88,7 +88,18 @@ int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_
   const char *job_col = strcmp(name, "jobs") == 0 ? "id" : find_column(s, job_cols);
   const char *gen_col = find_column(s, gen_cols);
   const char *front_col = find_column(s, front_cols);
+  const char *bad = NULL, *order_col = NULL;
+  for (const char *const *c = f->columns; c && *c && !bad; c++) {
+    const char *one[] = {*c, NULL};
+    bad = find_column(s, one) ? NULL : *c;
+  }
+  if (!bad && f->order_by) {
+    const char *one[] = {f->order_by, NULL};
+    bad = (order_col = find_column(s, one)) ? NULL : f->order_by;
+  }
   sqlite3_finalize(s);
+  if (bad)
+    return lpq_errorf(err, LPQ_EINVAL, "store: dump: %s has no column \"%s\"", name, bad);
   if (f->job > 0 && job_col == NULL)
     return lpq_errorf(err, LPQ_EINVAL, "store: dump: %s has no job column to filter on", name);
   if (f->generation_set && gen_col == NULL)
@@ -102,6 +113,9 @@ int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_
     len += (size_t)snprintf(sql + len, sizeof sql - len, " AND %s = ?2", gen_col);
   if (f->front_only)
     len += (size_t)snprintf(sql + len, sizeof sql - len, " AND %s = 1", front_col);
+  if (order_col) /* a name the statement has: safe to quote into the text */
+    len += (size_t)snprintf(sql + len, sizeof sql - len, " ORDER BY \"%s\" %s", order_col,
+                            f->descending ? "DESC" : "ASC");
   snprintf(sql + len, sizeof sql - len, " LIMIT ?3 OFFSET ?4");
   rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
   if (rc != SQLITE_OK) {

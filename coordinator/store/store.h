@@ -318,6 +318,9 @@ typedef struct lpq_store_dump_filter_t {
   int front_only;     /* 1: rows with in_front = 1 only (individuals) */
   size_t limit;       /* at most this many rows; 0: all */
   size_t offset;      /* skip this many first */
+  const char *order_by;          /* a column to order by (NULL: the table's order) */
+  int descending;                /* with order_by */
+  const char *const *columns;    /* NULL-terminated: each must be a column (LPQ_EINVAL) */
 } lpq_store_dump_filter_t;
 
 /* The rows of the table or view `name` (schema/README.md lists them) as a JSON array of

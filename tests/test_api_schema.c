@@ -96,6 +96,8 @@ Test(api_schema, submit_params) {
       {"{\"model\":{\"path\":\"/m\"},\"data\":{\"path\":\"/d\"},\"settings\":{\"mode\":\"fast\"}}", "settings.mode: expected one of \"pareto\", \"scalar\", got \"fast\""},
       {"{\"model\":{\"path\":\"/m\"},\"data\":{\"path\":\"/d\"},\"settings\":{\"population\":2}}", "settings.population: expected an integer >= 4, got 2"},
       {"{\"model\":{\"path\":\"/m\"},\"data\":{\"path\":\"/d\"},\"settings\":{\"population\":8.0}}", "settings.population: expected an integer, got 8.0"},
+      /* a number field given an integer out of range says "a number" (it said "an integer") */
+      {"{\"model\":{\"path\":\"/m\"},\"data\":{\"path\":\"/d\"},\"settings\":{\"lambda\":100}}", "settings.lambda: expected a number <= 16, got 100"},
       {"{\"model\":{\"path\":\"/m\"},\"data\":{\"path\":\"/d\"},\"settings\":{\"constraints\":{\"mean_weight_bits_max\":\"4\"}}}", "settings.constraints.mean_weight_bits_max: expected a number, got \"4\""},
       {"{\"model\":{\"path\":\"\"},\"data\":{\"path\":\"/d\"}}", "model.path: expected a string of at least 1 characters"},
   };

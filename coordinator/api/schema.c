@@ -187,12 +187,13 @@ static int check_number(vctx_t *c, const json_t *schema, const json_t *v) {
     return 0;
   double x = json_number_value(v);
   const json_t *lo = json_object_get(schema, "minimum"), *hi = json_object_get(schema, "maximum");
+  /* what the field is, not what was sent: a number field given 0 says "a number >= 1" */
+  const char *type = json_string_value(json_object_get(schema, "type"));
+  const char *what = type && !strcmp(type, "integer") ? "an integer" : "a number";
   if (lo && x < json_number_value(lo))
-    return fail(c, v, "%s >= %g", json_is_integer(v) ? "an integer" : "a number",
-                json_number_value(lo));
+    return fail(c, v, "%s >= %g", what, json_number_value(lo));
   if (hi && x > json_number_value(hi))
-    return fail(c, v, "%s <= %g", json_is_integer(v) ? "an integer" : "a number",
-                json_number_value(hi));
+    return fail(c, v, "%s <= %g", what, json_number_value(hi));
   return 0;
 }
 

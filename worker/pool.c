@@ -61,8 +61,10 @@ static void send_empty(pw_t *p, lpq_msg_type_t type)
     lpq__pw_send_out(p);
 }
 
-/* With CURVE, handshake failures are watched (a monitor PAIR), so that a worker the coordinator
-** does not admit says why instead of only "silent". */
+/* The session's socket events are watched (a monitor PAIR), so that a worker that hears nothing
+** says why instead of only "silent": nothing accepted the connection, a peer accepted it but
+** spoke no ZeroMQ (another service on that port), a ZeroMQ peer never answered READY, or the
+** coordinator refused this worker's CURVE key. */
 static void monitor_close(pw_t *p)
 {
   if (p->monitor != NULL) {
@@ -78,11 +80,13 @@ static void monitor_open(pw_t *p)
   int zero = 0;
   if (zmq_socket_monitor(p->dealer, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+                                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0 ||
       (p->monitor = zmq_socket(p->zctx, ZMQ_PAIR)) == NULL ||
       zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
       zmq_connect(p->monitor, ep) != 0) {
-    lpq__pw_log(p, 1, "cannot watch the CURVE handshake: %s", zmq_strerror(errno));
+    lpq__pw_log(p, 1, "cannot watch the connection: %s", zmq_strerror(errno));
     monitor_close(p);
   }
 }
@@ -90,13 +94,19 @@ static void monitor_open(pw_t *p)
 /* Logs why the CURVE handshakes of this session failed, if they did. */
 static void monitor_report(pw_t *p)
 {
-  int auth = 0, other = 0;
+  int auth = 0, other = 0, connected = 0, retried = 0, zmtp = 0;
   uint8_t ev[6];
   while (p->monitor != NULL && zmq_recv(p->monitor, ev, sizeof ev, ZMQ_DONTWAIT) >= 0) {
     uint16_t code;
     memcpy(&code, ev, sizeof code);
     if (code == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
       auth++;
+    else if (code == ZMQ_EVENT_CONNECTED)
+      connected++;
+    else if (code == ZMQ_EVENT_CONNECT_RETRIED)
+      retried++;
+    else if (code == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+      zmtp++;
     else
       other++;
     char addr[256];
@@ -106,9 +116,20 @@ static void monitor_report(pw_t *p)
     lpq__pw_log(p, 0, "the coordinator at %s refused this worker's CURVE key %s (%d handshakes): its "
            "--curve-keys folder must hold this worker's .pub", p->o.connect, p->curve_public,
            auth);
-  else if (other)
+  else if (other && p->o.curve_server_key != NULL)
     lpq__pw_log(p, 0, "the CURVE handshake with %s failed (%d handshakes): is its public key the one "
            "given with --curve-server-key, and does it use CURVE?", p->o.connect, other);
+  else if (!connected && retried)
+    lpq__pw_log(p, 0, "nothing accepts connections at %s (%d attempts): is lpq-coordinator "
+                "running there with --workers at that address?", p->o.connect, retried);
+  else if (connected && !zmtp)
+    lpq__pw_log(p, 0, "a peer at %s accepted the connection but did not speak ZeroMQ (%d "
+                "connections): is that the coordinator's --workers endpoint, not its --tcp API "
+                "or another service?", p->o.connect, connected);
+  else if (zmtp)
+    lpq__pw_log(p, 0, "the ZeroMQ peer at %s never answered this worker's READY: is it "
+                "lpq-coordinator's --workers endpoint (of the same wire version, lpq %d)?",
+                p->o.connect, LPQ_WIRE_VERSION);
 }
 
 /* A fresh DEALER (a new session: the coordinator sees a new peer) and READY on it. Tasks of the
@@ -136,8 +157,7 @@ static int session_open(pw_t *p, lpq_error_t *err)
        zmq_setsockopt(p->dealer, ZMQ_CURVE_PUBLICKEY, p->curve_public, LPQ_CURVE_KEY_LEN) ||
        zmq_setsockopt(p->dealer, ZMQ_CURVE_SECRETKEY, p->o.curve_secret_key, LPQ_CURVE_KEY_LEN)))
     return lpq_errorf(err, LPQ_EUNSUP, "lpq-worker: CURVE: %s", zmq_strerror(errno));
-  if (p->o.curve_server_key != NULL)
-    monitor_open(p);
+  monitor_open(p);
   if (zmq_connect(p->dealer, p->o.connect) != 0)
     return lpq_errorf(err, LPQ_EINVAL, "lpq-worker: cannot connect to %s: %s", p->o.connect,
                       zmq_strerror(errno));

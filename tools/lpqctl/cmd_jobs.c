@@ -351,26 +351,14 @@ int cmd_submit(ctl_t *ctl, int argc, char **argv) {
     upload = 1; /* the coordinator is on another host: paths would be meaningless there */
   json_t *params = json_object();
   json_t *blob = NULL;
-  if ((rc = blob_of(ctl, model, upload, &blob)) != CTL_OK)
-    goto fail;
-  json_object_set_new(params, "model", blob);
-  if ((rc = blob_of(ctl, data, upload, &blob)) != CTL_OK)
-    goto fail;
-  json_object_set_new(params, "data", blob);
-  if (labels) {
-    if ((rc = blob_of(ctl, labels, upload, &blob)) != CTL_OK)
+  const char *files[][2] = {{"model", model}, {"data", data}, {"labels", labels},
+                            {"val_data", val_data}, {"val_labels", val_labels}};
+  for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+    if (!files[k][1])
+      continue; /* model and data are required above */
+    if ((rc = blob_of(ctl, files[k][1], upload, &blob)) != CTL_OK)
       goto fail;
-    json_object_set_new(params, "labels", blob);
-  }
-  if (val_data) {
-    if ((rc = blob_of(ctl, val_data, upload, &blob)) != CTL_OK)
-      goto fail;
-    json_object_set_new(params, "val_data", blob);
-  }
-  if (val_labels) {
-    if ((rc = blob_of(ctl, val_labels, upload, &blob)) != CTL_OK)
-      goto fail;
-    json_object_set_new(params, "val_labels", blob);
+    json_object_set_new(params, files[k][0], blob);
   }
   if (name)
     json_object_set_new(params, "name", json_string(name));

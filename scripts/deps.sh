@@ -15,6 +15,8 @@ PKGS="$PKGS valgrind"
 # make install and make deb: man pages from man/*.md (go-md2man), the package (debhelper,
 # dpkg-dev, fakeroot), its checks (lintian; systemd-analyze from systemd, man from man-db)
 PKGS="$PKGS go-md2man debhelper dpkg-dev fakeroot lintian systemd man-db"
+# tools/read_export.py (docs/FORMATS.md's reader of exported weights; tests/test_export_reader.c)
+PKGS="$PKGS python3-numpy"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

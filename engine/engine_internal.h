@@ -30,6 +30,7 @@ typedef struct gval_t {
   int input_index; /* >= 0 for a graph input */
   int uses;        /* live consumers (nodes), graph outputs count too */
   int is_output;
+  int onnx_type;   /* an initializer's ONNX data type (int4, float8, ...: QuantizeLinear's target) */
   /* memory plan */
   int def_step, last_step;
   size_t offset; /* bytes into the arena */
@@ -188,11 +189,28 @@ int lpq__attr_string(const gnode_t *n, const char *name, const char *def, char *
 /* A tensor attribute converted to an engine array (caller frees); NULL with err when absent. */
 int lpq__attr_tensor(const gnode_t *n, const char *name, lpq_array_t **out, lpq_error_t *err);
 
-/* TensorProto -> array (any dtype lpq_array_t knows), checking every size (tensorproto.c). */
+/* TensorProto -> array (any dtype lpq_array_t knows), checking every size (tensorproto.c).
+** The quantized export's narrow types come out as the engine computes in them: int4, uint4,
+** int16, uint16 as int64, float8e4m3fn and float8e5m2 as their float values. */
 int lpq__tensorproto_to_array(const Onnx__TensorProto *t, lpq_array_t **out, lpq_error_t *err);
+/* The float value of an FP8 byte (ONNX_DT_F8E4M3FN or ONNX_DT_F8E5M2), and the nearest FP8
+** value of x (ties to even; beyond the largest: the largest when saturate, else Inf/NaN). */
+float lpq__fp8_value(int onnx_type, uint8_t b);
+float lpq__fp8_round(int onnx_type, float x, int saturate);
 /* Converts a to an engine dtype in place (ints -> int64, uint8 bool stays bool); LPQ_EUNSUP
 ** for float64 and other types the engine does not compute in. */
 int lpq__array_to_engine_dtype(lpq_array_t *a, lpq_error_t *err);
+
+/* Model-local functions inlined (onnx_inline.c): *out is m's graph with every call of a
+** function of m replaced by copies of its body (the copies in *owned, freed after the build). */
+typedef struct lpq__inlined_t {
+  Onnx__NodeProto **nodes; /* the copies */
+  size_t count;
+  Onnx__NodeProto **array; /* out->node */
+} lpq__inlined_t;
+int lpq__inline_functions(const Onnx__ModelProto *m, Onnx__GraphProto *out,
+                          lpq__inlined_t *owned, lpq_error_t *err);
+void lpq__inlined_free(lpq__inlined_t *o);
 
 /* Operator table lookup (ops_table.c). NULL when lpq does not implement op_type. */
 const op_def_t *lpq__ops_find(const char *op_type);

@@ -74,6 +74,7 @@ static int add_initializers(lpq_graph_t *g, const Onnx__GraphProto *gp, lpq_erro
                       : lpq_errorf(err, LPQ_EFORMAT, "initializer '%s' is defined twice", t->name);
     }
     gval_t *v = gv(g, vi);
+    v->onnx_type = t->has_data_type ? t->data_type : 0;
     v->dtype = a->dtype;
     v->ndim = a->ndim;
     memcpy(v->shape, a->shape, sizeof v->shape);
@@ -447,10 +448,16 @@ lpq_graph_t *lpq_graph_load_buffer(const void *data, size_t len, const char *nam
   int rc = g ? 0 : lpq_errorf(err, LPQ_ENOMEM, "out of memory");
   if (rc == 0 && !(g->name = strdup(name)))
     rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  Onnx__ModelProto mi = *m; /* with the model's local functions inlined, when it has any */
+  Onnx__GraphProto gi;
+  lpq__inlined_t inl = {0};
+  if (rc == 0 && m->n_functions && m->graph && (rc = lpq__inline_functions(m, &gi, &inl, err)) == 0)
+    mi.graph = &gi;
   if (rc == 0)
-    rc = build(g, m, batch, err);
+    rc = build(g, &mi, batch, err);
   for (size_t k = 0; g && k < g->nnodes; k++)
     g->nodes[k].proto = NULL;
+  lpq__inlined_free(&inl);
   onnx__model_proto__free_unpacked(m, NULL);
   if (rc != 0) {
     lpq_error_prefix(err, "%s: ", name);

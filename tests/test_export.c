@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,4 +183,55 @@ Test(export, errors_name_the_layer) {
   cr_expect_neq(run(cmd, &o), 0);
   cr_expect(strstr(o, "--calib-data") != NULL, "%s", o);
   free(o);
+}
+
+/* lpq runs its own exports (the `lpq` domain's functions inlined, opset-21 QDQ with int4/int8
+** and FP8 tensors): LP logits are lpq eval's exactly (the same engine, the same thresholds);
+** int and FP8 activations go through QuantizeLinear, which divides by a float32 scale, where lpq
+** compares with thresholds in double: a value within an ulp of a threshold may take the other
+** step, which later layers carry (docs/FORMATS.md has the figures). */
+Test(export, lpq_runs_its_own_exports) {
+  char data[256];
+  small_data(data, sizeof data);
+  const char *cfgs[][2] = {{"lp4_ch", "1e-6"}, {"int4_ch", "5e-2"}, {"fp8", "5e-2"}};
+  for (size_t i = 0; i < 3; i++) {
+    char cmd[2048], *o;
+    snprintf(cmd, sizeof cmd, "%s/bin/lpq export --model " MODEL " --config bench/configs/%s.json "
+             "--calib-data " CALIB " --calib 64 --out %s/rt_%s.onnx && %s/bin/lpq run --model "
+             "%s/rt_%s.onnx --data %s --out %s/rt_%s.run.npy && %s/bin/lpq eval --model " MODEL
+             " --config bench/configs/%s.json --data %s --calib-data " CALIB " --calib 64 --out "
+             "%s/rt_%s.eval.npy", bin(), cfgs[i][0], dir, cfgs[i][0], bin(), dir, cfgs[i][0],
+             data, dir, cfgs[i][0], bin(), cfgs[i][0], data, dir, cfgs[i][0]);
+    cr_assert_eq(run(cmd, &o), 0, "%s: %s", cfgs[i][0], o);
+    free(o);
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "%s/rt_%s.run.npy", dir, cfgs[i][0]);
+    snprintf(pb, sizeof pb, "%s/rt_%s.eval.npy", dir, cfgs[i][0]);
+    lpq_array_t *a = NULL, *b = NULL;
+    cr_assert_eq(lpq_load_npy(pa, &a, NULL), 0);
+    cr_assert_eq(lpq_load_npy(pb, &b, NULL), 0);
+    cr_assert_eq(a->count, b->count);
+    const float *x = a->data, *y = b->data;
+    const size_t classes = (size_t)b->shape[1], n = (size_t)b->shape[0];
+    double maxabs = 0, diff = 0;
+    size_t mismatch = 0;
+    for (size_t k = 0; k < b->count; k++) {
+      maxabs = fmax(maxabs, fabs(y[k]));
+      diff = fmax(diff, fabs((double)x[k] - y[k]));
+    }
+    for (size_t r = 0; r < n; r++) {
+      size_t ax = 0, ay = 0;
+      for (size_t c = 1; c < classes; c++) {
+        ax = x[r * classes + c] > x[r * classes + ax] ? c : ax;
+        ay = y[r * classes + c] > y[r * classes + ay] ? c : ay;
+      }
+      mismatch += ax != ay;
+    }
+    fprintf(stderr, "lpq run on its %s export: max abs diff / max abs %.3g, top-1 mismatches %zu "
+            "of %zu\n", cfgs[i][0], diff / maxabs, mismatch, n);
+    cr_expect_leq(diff / maxabs, atof(cfgs[i][1]), "%s", cfgs[i][0]);
+    cr_expect_leq(mismatch, i == 0 ? 0 : 1, "%s", cfgs[i][0]);
+    lpq_array_free(&a);
+    lpq_array_free(&b);
+  }
 }

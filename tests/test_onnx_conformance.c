@@ -21,6 +21,8 @@
 #define ATOL 1e-7
 #define MAX_REASONS 512
 
+#define PASSED_FLOOR 515 /* the conformance tests this engine passed when the floor was set */
+
 typedef struct tally_t {
   int ran, passed, skipped, failed;
   char reasons[MAX_REASONS][96];
@@ -269,4 +271,33 @@ Test(onnx_conformance, backend_tests, .timeout = 1200) {
   fflush(stdout);
   cr_assert(t.passed > 0, "no conformance test ran");
   cr_assert_eq(t.failed, 0, "%d conformance tests failed:\n%s", t.failed, t.failures);
+  /* A loader regression that turns passes into skips must show: the floor of passes, and every
+  ** skip's reason among the known ones (tests/fixtures/conformance_skips.txt, "count<TAB>reason"
+  ** as printed above) at no more than its known count. Raise the floor and regenerate the list
+  ** when support grows. */
+  cr_assert_geq(t.passed, PASSED_FLOOR, "%d passed, fewer than the %d this engine passes", t.passed,
+                PASSED_FLOOR);
+  FILE *f = fopen("tests/fixtures/conformance_skips.txt", "r");
+  cr_assert_not_null(f, "tests/fixtures/conformance_skips.txt");
+  static char known[MAX_REASONS][96];
+  static int known_count[MAX_REASONS];
+  int nk = 0;
+  char line[256];
+  while (nk < MAX_REASONS && fgets(line, sizeof line, f)) {
+    char *tab = strchr(line, '\t');
+    if (!tab)
+      continue;
+    line[strcspn(line, "\n")] = 0;
+    known_count[nk] = atoi(line);
+    snprintf(known[nk++], sizeof known[0], "%s", tab + 1);
+  }
+  fclose(f);
+  for (int i = 0; i < t.nreasons; i++) {
+    int k = 0;
+    while (k < nk && strcmp(known[k], t.reasons[i]) != 0)
+      k++;
+    cr_expect(k < nk, "a new reason to skip (%d tests): %s", t.reason_count[i], t.reasons[i]);
+    if (k < nk)
+      cr_expect_leq(t.reason_count[i], known_count[k], "more tests skipped for: %s", t.reasons[i]);
+  }
 }

@@ -22,9 +22,17 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 3) {
-    fprintf(stderr, "usage: score_overhead MODEL.onnx CALIB.npy [reps] [threads]\n");
+  if (argc == 2 || (argc > 1 && argv[1][0] == '-')) {
+    fprintf(stderr, "usage: score_overhead [MODEL.onnx CALIB.npy [reps] [threads]]\n"
+                    "  (default: models/resnet18.onnx models/fashion_calib_256.npy, as make bench "
+                    "runs it)\n");
     return 2;
+  }
+  if (argc < 3) { /* make bench runs every bench without arguments */
+    static char *defaults[] = {NULL, "models/resnet18.onnx", "models/fashion_calib_256.npy", NULL};
+    defaults[0] = argv[0];
+    argv = defaults;
+    argc = 3;
   }
   int reps = argc > 3 ? atoi(argv[3]) : 7, threads = argc > 4 ? atoi(argv[4]) : 1;
   if (reps < 1 || reps > 100 || threads < 1 || threads > 64) {

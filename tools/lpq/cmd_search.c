@@ -338,13 +338,11 @@ int cmd_search(int argc, char **argv) {
     t_val = now_s() - t;
   }
   if (a.set.max_seconds > 0) {
-    /* members' passes cost ~1.3x fp32's (activation quantizers); the front's re-scoring about
-    ** 2 calibration passes per member, for a front of about two populations */
+    /* members' passes cost ~1.3x fp32's (activation quantizers); rounds of one member per
+    ** thread, and one more for --bias-correction auto */
     size_t threads = a.threads > 0 ? (size_t)a.threads : 1;
     size_t kv = vx ? (a.val_members < 2 * a.set.population ? a.val_members : 2 * a.set.population) : 0;
-    double per_sample = vx ? t_val / (double)nvlabels : 0;
-    double reserve = 1.3 * t_val * (double)((kv + threads - 1) / threads + a.bc_auto) +
-                     per_sample * 2.0 * (double)ncal * 2.0 * (double)a.set.population / (double)threads;
+    double reserve = 1.3 * t_val * (double)((kv + threads - 1) / threads + a.bc_auto);
     double left = deadline - now_s() - reserve;
     a.set.max_seconds = left > 1 ? left : 1;
   }
@@ -409,9 +407,6 @@ int cmd_search(int argc, char **argv) {
   }
   double ref[2] = {a.have_hv_ref ? a.hv_ref[0] : 1.1 * maxco, a.have_hv_ref ? a.hv_ref[1] : 1.1 * maxcr};
   double hv = search_front_hv(m, nm, ref);
-  detail_job_t dj = {&a.job, m};
-  if (search_par_for(nm, a.threads, detail_fn, &dj, &err) != 0)
-    goto fail_xy;
   /* the validation pick: members in L_CO order, a round of one per thread while the deadline
   ** allows one more (the first round always) */
   const lpq_layer_formats_t **tg = calloc(nm + 2, sizeof *tg);
@@ -424,7 +419,8 @@ int cmd_search(int argc, char **argv) {
   }
   size_t kv = nm < a.val_members ? nm : a.val_members, threads = a.threads > 0 ? (size_t)a.threads : 1;
   double t_round = 1.3 * t_val;
-  while (vx && val_scored < kv && (val_scored == 0 || now_s() + t_round <= deadline)) {
+  while (vx && val_scored < kv &&
+         (val_scored == 0 || now_s() + t_round * (1 + a.bc_auto) <= deadline)) {
     size_t k = kv - val_scored < threads ? kv - val_scored : threads;
     for (size_t i = 0; i < k; i++) {
       tg[i] = m[val_scored + i].genome;
@@ -473,6 +469,10 @@ int cmd_search(int argc, char **argv) {
     cost_off_val = m[chosen].top1_val;
   }
   double search_total_s = now_s() - t_cmd0;
+  /* the front's details (loss parts, LPA cost) for the report: not needed by the pick */
+  detail_job_t dj = {&a.job, m};
+  if (search_par_for(nm, a.threads, detail_fn, &dj, &err) != 0)
+    goto fail_xy;
   /* the report on --data: fp32, the first --top1 members and the chosen one (with bias
   ** correction when it was chosen: apart, on its scorer) */
   double t_test = now_s();

@@ -105,9 +105,7 @@ static int write_upload(submit_t *s, upload_t *u) {
   }
   if (rc != 0) {
     const char *field = s->blob_put ? "base64" : u->kind;
-    char prefix[24];
-    snprintf(prefix, sizeof prefix, "%s: ", field);
-    lpq_error_prefix(&s->err, prefix);
+    lpq_error_prefix(&s->err, "%s: ", field);
     fail(s, api_code(rc), field);
     return -1;
   }

@@ -73,7 +73,9 @@ static void check_config(const char *config, const char *wfmt) {
   cr_assert_eq(system(cmd), 0);
 }
 
-Test(export_reader, lp_codes_tables_and_channel_scales, .timeout = 120) {
+TestSuite(export_reader, .timeout = 300); /* suite-wide: see tests/test_service_pick.c */
+
+Test(export_reader, lp_codes_tables_and_channel_scales) {
   check_config("bench/configs/lp4_ch.json", "lp<4,1,3,auto_ch>");
 }
 

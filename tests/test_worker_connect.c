@@ -53,14 +53,16 @@ static int free_port(void) {
   return ntohs(a.sin_port);
 }
 
-Test(worker_connect, nothing_listening_is_named, .timeout = 30) {
+TestSuite(worker_connect, .timeout = 60); /* suite-wide: see tests/test_service_pick.c */
+
+Test(worker_connect, nothing_listening_is_named) {
   char ep[64], log[16384];
   snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
   run_worker(ep, 4.0, log, sizeof log);
   cr_assert(strstr(log, "nothing accepts connections at") && strstr(log, ep), "%s", log);
 }
 
-Test(worker_connect, a_peer_that_speaks_no_zeromq_is_named, .timeout = 30) {
+Test(worker_connect, a_peer_that_speaks_no_zeromq_is_named) {
   int s = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t l = sizeof a;

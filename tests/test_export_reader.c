@@ -79,6 +79,6 @@ Test(export_reader, lp_codes_tables_and_channel_scales) {
   check_config("bench/configs/lp4_ch.json", "lp<4,1,3,auto_ch>");
 }
 
-Test(export_reader, int4_dequantize_per_channel, .timeout = 120) {
+Test(export_reader, int4_dequantize_per_channel) {
   check_config("bench/configs/int4_ch.json", "int4_ch");
 }

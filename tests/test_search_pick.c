@@ -145,3 +145,47 @@ Test(search_pick, within_one_standard_error) {
   const double none[] = {-1, -1};
   cr_assert_eq(lpq_pick_within_se(none, 2, 400), -1);
 }
+
+/* Filling the budget: bits go where the sensitivity falls most per weight bit, never past the
+** budget, never to pinned or fp32 layers; no gain, no raise. Known answer by hand. */
+Test(search_pick, fill_budget_by_sensitivity) {
+  lpq_job_settings_t js;
+  lpq_job_settings_default(&js);
+  lpq_layer_spec_t sp[4];
+  memset(sp, 0, sizeof sp);
+  lpq_layer_formats_t g[4], out[4];
+  memset(g, 0, sizeof g);
+  const size_t cnt[4] = {100, 100, 200, 100};
+  for (int l = 0; l < 4; l++) {
+    sp[l].weight_count = cnt[l];
+    g[l].weight.n = 3;
+    lp_weight_shape(3, &g[l].weight.es, &g[l].weight.rs);
+  }
+  g[3].weight.n = 8; /* a pinned end */
+  sp[3].weight_n_pin = 8;
+  /* layer 0: 3->4 saves 0.5 (0.005 per bit-weight), 4->5 saves 0.1; layer 1: 3->4 saves 0.2;
+  ** layer 2: 3->4 saves 0.6 over 200 weights (0.003 per bit-weight) */
+  sp[0].weight_sens[3] = 1.0, sp[0].weight_sens[4] = 0.5, sp[0].weight_sens[5] = 0.4;
+  sp[1].weight_sens[3] = 0.3, sp[1].weight_sens[4] = 0.1, sp[1].weight_sens[5] = 0.1;
+  sp[2].weight_sens[3] = 0.9, sp[2].weight_sens[4] = 0.3, sp[2].weight_sens[5] = 0.3;
+  sp[3].weight_sens[8] = 0, sp[3].weight_sens[9] = -1; /* pinned: never raised */
+  /* mean now (3*400 + 8*100) / 500 = 4.0; budget 4.4 leaves 200 bit-weights: layer 0 (0.005)
+  ** then layer 1 (0.002, 100 fits) -- layer 2 (0.003, 200 weights) no longer fits after 0 */
+  size_t r = lpq_search_fill_budget(&js, sp, 4, g, 4.4, out);
+  cr_assert_eq(r, 2);
+  cr_assert_eq(out[0].weight.n, 4);
+  cr_assert_eq(out[1].weight.n, 4);
+  cr_assert_eq(out[2].weight.n, 3);
+  cr_assert_eq(out[3].weight.n, 8);
+  int es, rs;
+  lp_weight_shape(4, &es, &rs);
+  cr_assert(out[0].weight.es == es && out[0].weight.rs == rs, "the LP shape of 4 bits");
+  /* budget 4.6 (300): layer 0 (0.005), then layer 2 (0.003, 200), then layer 1 no longer fits */
+  r = lpq_search_fill_budget(&js, sp, 4, g, 4.6, out);
+  cr_assert(r == 2 && out[0].weight.n == 4 && out[2].weight.n == 4 && out[1].weight.n == 3);
+  /* no room, or no gain: nothing */
+  cr_assert_eq(lpq_search_fill_budget(&js, sp, 4, g, 4.0, out), 0);
+  for (int l = 0; l < 3; l++)
+    sp[l].weight_sens[4] = sp[l].weight_sens[3];
+  cr_assert_eq(lpq_search_fill_budget(&js, sp, 4, g, 8.0, out), 0, "no gain at 3 -> 4 anywhere");
+}

@@ -95,3 +95,40 @@ void lpq_search_set_sensitivity(const lpq_job_settings_t *js, size_t layer_count
   }
   set->seed_budget = js->max_weight_bits;
 }
+
+size_t lpq_search_fill_budget(const lpq_job_settings_t *js, const lpq_layer_spec_t *specs,
+                              size_t nl, const lpq_layer_formats_t *genome, double budget,
+                              lpq_layer_formats_t *out) {
+  memcpy(out, genome, nl * sizeof *out);
+  double bits = 0, count = 0;
+  for (size_t l = 0; l < nl; l++) {
+    const double c = (double)specs[l].weight_count;
+    bits += c * (out[l].weight.n ? out[l].weight.n : 32);
+    count += c;
+  }
+  const double limit = budget * count;
+  size_t raised = 0;
+  for (;;) { /* the most L_CO rise saved per added weight bit, while it fits */
+    long best = -1;
+    double best_gain = 0;
+    for (size_t l = 0; l < nl; l++) {
+      const lpq_layer_spec_t *s = &specs[l];
+      const int n = out[l].weight.n;
+      if (s->pinned || s->weight_n_pin || n == 0 || n >= js->n_max || n >= LP_N_MAX ||
+          !s->weight_count || bits + (double)s->weight_count > limit)
+        continue;
+      const double gain = (s->weight_sens[n] - s->weight_sens[n + 1]) / (double)s->weight_count;
+      if (gain > best_gain) {
+        best_gain = gain;
+        best = (long)l;
+      }
+    }
+    if (best < 0)
+      return raised;
+    lp_format_t *f = &out[best].weight;
+    f->n++;
+    lp_weight_shape(f->n, &f->es, &f->rs);
+    bits += (double)specs[best].weight_count;
+    raised++;
+  }
+}

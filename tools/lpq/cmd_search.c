@@ -14,67 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void usage(FILE *out) {
-  /* The defaults printed are the ones a job gets (lpq_job_settings_default: one source). */
-  lpq_job_settings_t d;
-  lpq_job_settings_default(&d);
-  fprintf(out,
-      "usage: lpq search --model M.onnx --data X [--labels Y] [settings]\n"
-      "data\n"
-      "  --data X              calibration inputs (.npy float32 or IDX); the first --calib are used\n"
-      "  --calib N             calibration batch for L_CO (default %zu)\n"
-      "  --calib-data X2       calibrate on X2 instead of X (e.g. training images)\n"
-      "  --labels Y            labels of X: top-1 of the front's configs over all of X\n"
-      "  --norm MEAN,STD       normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
-      "  --val-data X3 --val-labels Y3  a labelled validation set (e.g. training images kept\n"
-      "                        out of calibration): every front member's top-1 on it, the\n"
-      "                        best config chosen on it (never on --data: the lowest L_CO within\n"
-      "                        one standard error of the best validation top-1), and Spearman's rank\n"
-      "                        correlation of L_CO and top-1 over the front\n"
-      "  --max-drop P          with --val-data: the best config is the cheapest front member\n"
-      "                        within P points of fp32's validation top-1\n"
-      "  --val-members K       score only the K lowest-L_CO front members on --val-data (all)\n"
-      "search\n"
-      "  --mode pareto|scalar  NSGA-II over (L_CO, L_CR), or L_F = L_CO * L_CR^lambda (pareto)\n"
-      "  --lambda L            scalar mode exponent (%g)\n"
-      "  --objective O         L_CR: bits (mean weight bits / 32), latency, energy or edp on\n"
-      "                        the LPA, relative to every layer at 8 bits (bits)\n"
-      "  --max-weight-bits B   constraint: mean weight bits <= B\n"
-      "  --max-act-bits A      constraint: every activation format <= A bits\n"
-      "  --max-latency-ms L    constraint: LPA latency <= L milliseconds per inference\n"
-      "  --weight-only         quantize weights only (activations stay fp32)\n"
-      "  --bits LO:HI          weight bits range (%d:%d)\n"
-      "  --act-bits LO:HI      activation bits range (the weights' range)\n"
-      "  --es LO:HI            exponent bits range (%d:%d)\n"
-      "  --sf-window W         sf within +-W of each layer's statistics seed (%d)\n"
-      "  --weight-sf S         the weights' scale: tensor (one sf), channel (one sf per output\n"
-      "                        channel, the searched sf an offset on them) or search (either,\n"
-      "                        per layer) (%s)\n"
-      "  --sensitivity on|off  first each layer alone near the budget: the initial population\n"
-      "                        allocates bits by it, mutation leans to sensitive layers (%s)\n"
-      "  --bias-correction on|off|auto  correct each quantized layer's bias for the mean output\n"
-      "                        shift its weights' rounding causes on the calibration batch;\n"
-      "                        auto: the chosen config with and without it on --val-data, the\n"
-      "                        better kept (best.json says \"bias_correction\") (%s)\n"
-      "  --pin-ends            first and last layer at 8 bits\n"
-      "  --population P        (%zu)    --siblings S   diversity-promoting siblings (%zu)\n"
-      "  --seed S              (%llu)     --temperature T InfoNCE temperature (%g)\n"
-      "  --random              random search with the same budget instead (a baseline)\n"
-      "stopping (any that is set)\n"
-      "  --generations G (%zu)  --evaluations E   --time SECONDS   --patience K\n"
-      "output\n"
-      "  --threads T           evaluation threads (2)\n"
-      "  --top1 K              top-1 of at most K front configs, lowest L_CO first (8)\n"
-      "  --hv-ref X,Y          hypervolume reference point (L_CO, L_CR) for comparisons\n"
-      "  --out DIR             front.json, config_NN.json per front member, front.svg,\n"
-      "                        history.json, state.json\n"
-      "  --json                one JSON object instead of text\n",
-      d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window,
-      d.weight_sf == LPQ_SF_CHANNEL ? "channel" : d.weight_sf == LPQ_SF_SEARCH ? "search" : "tensor",
-      d.sensitivity ? "on" : "off", d.bias_correction ? "on" : "off", d.population,
-      d.siblings, (unsigned long long)d.seed, d.temperature, d.generations);
-}
-
 typedef struct args_t {
   const char *model, *data, *labels, *calib_data, *out, *val_data, *val_labels;
   double max_drop; /* points of validation top-1; < 0: not set */
@@ -83,6 +22,7 @@ typedef struct args_t {
   double hv_ref[2];
   int threads, json, random, have_hv_ref;
   int bc_auto; /* --bias-correction auto: the chosen config with and without, on validation */
+  int fill;    /* --fill-budget on: the chosen config's unused weight bits, tried on validation */
   lpq_search_space_t space;
   lpq_search_settings_t set;
   search_job_t job; /* job.js: the job's settings, from the flags */
@@ -94,7 +34,7 @@ static int range_arg(const char *s, int *lo, int *hi) {
 
 static int parse(int argc, char **argv, args_t *a) {
   enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF, O_BC, O_VDATA,
-         O_VLABELS, O_DROP, O_SENS, O_VMEMBERS };
+         O_VLABELS, O_DROP, O_SENS, O_VMEMBERS, O_FILL };
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"labels", 1, 0, 'l'}, {"calib", 1, 0, 'n'},
       {"calib-data", 1, 0, O_CALIBDATA}, {"norm", 1, 0, 'N'}, {"mode", 1, 0, 'M'},
@@ -105,7 +45,7 @@ static int parse(int argc, char **argv, args_t *a) {
       {"sf-window", 1, 0, 'w'}, {"weight-sf", 1, 0, O_WSF},
       {"bias-correction", 1, 0, O_BC}, {"val-data", 1, 0, O_VDATA},
       {"val-labels", 1, 0, O_VLABELS}, {"max-drop", 1, 0, O_DROP},
-      {"sensitivity", 1, 0, O_SENS}, {"val-members", 1, 0, O_VMEMBERS}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
+      {"sensitivity", 1, 0, O_SENS}, {"fill-budget", 1, 0, O_FILL}, {"val-members", 1, 0, O_VMEMBERS}, {"pin-ends", 0, 0, O_PIN}, {"population", 1, 0, 'p'},
       {"siblings", 1, 0, O_SIBL}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
       {"random", 0, 0, 'R'}, {"generations", 1, 0, 'g'}, {"evaluations", 1, 0, 'E'},
       {"time", 1, 0, 't'}, {"patience", 1, 0, 'k'}, {"threads", 1, 0, 'j'},
@@ -163,6 +103,10 @@ static int parse(int argc, char **argv, args_t *a) {
       js->bias_correction = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") || a->bc_auto ? 0 : -1;
       bad = js->bias_correction < 0;
       break;
+    case O_FILL:
+      a->fill = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -1;
+      bad = a->fill < 0;
+      break;
     case O_SENS:
       js->sensitivity = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -1;
       bad = js->sensitivity < 0;
@@ -186,8 +130,8 @@ static int parse(int argc, char **argv, args_t *a) {
     case O_HV: bad = sscanf(optarg, "%lf,%lf", &a->hv_ref[0], &a->hv_ref[1]) != 2; a->have_hv_ref = 1; break;
     case 'O': a->out = optarg; break;
     case 'J': a->json = 1; break;
-    case 'h': usage(stdout); return 1;
-    default: usage(stderr); return 2;
+    case 'h': search_usage(stdout); return 1;
+    default: search_usage(stderr); return 2;
     }
     if (bad) {
       fprintf(stderr, "lpq search: --%s '%s' is not valid (see lpq search --help)\n",
@@ -197,7 +141,7 @@ static int parse(int argc, char **argv, args_t *a) {
   }
   if (optind != argc || !a->model || !a->data) {
     fprintf(stderr, "lpq search: --model and --data are required\n");
-    usage(stderr);
+    search_usage(stderr);
     return 2;
   }
   if (!a->val_data != !a->val_labels || (a->max_drop >= 0 && !a->val_data)) {
@@ -209,8 +153,9 @@ static int parse(int argc, char **argv, args_t *a) {
     js->act_n_min = js->n_min;
     js->act_n_max = js->n_max;
   }
-  if (a->bc_auto && !a->val_data) {
-    fprintf(stderr, "lpq search: --bias-correction auto needs --val-data (it decides there)\n");
+  if ((a->bc_auto || a->fill) && !a->val_data) {
+    fprintf(stderr, "lpq search: --bias-correction auto and --fill-budget on need --val-data "
+                    "(they decide there)\n");
     return 2;
   }
   if (a->random && js->max_evaluations == 0) {
@@ -269,7 +214,7 @@ int cmd_search(int argc, char **argv) {
   lpq_search_t *s = NULL;
   member_t *m = NULL;
   const char **names = NULL;
-  lpq_layer_formats_t *rgen = NULL;
+  lpq_layer_formats_t *rgen = NULL, *filled = NULL;
   const lpq_layer_formats_t **gptr = NULL;
   lpq_eval_result_t *res = NULL;
   json_t *front = NULL, *summary = NULL;
@@ -342,7 +287,7 @@ int cmd_search(int argc, char **argv) {
     ** thread, and one more for --bias-correction auto */
     size_t threads = a.threads > 0 ? (size_t)a.threads : 1;
     size_t kv = vx ? (a.val_members < 2 * a.set.population ? a.val_members : 2 * a.set.population) : 0;
-    double reserve = 1.3 * t_val * (double)((kv + threads - 1) / threads + a.bc_auto);
+    double reserve = 1.3 * t_val * (double)((kv + threads - 1) / threads + a.bc_auto + a.fill);
     double left = deadline - now_s() - reserve;
     a.set.max_seconds = left > 1 ? left : 1;
   }
@@ -420,7 +365,7 @@ int cmd_search(int argc, char **argv) {
   size_t kv = nm < a.val_members ? nm : a.val_members, threads = a.threads > 0 ? (size_t)a.threads : 1;
   double t_round = 1.3 * t_val;
   while (vx && val_scored < kv &&
-         (val_scored == 0 || now_s() + t_round * (1 + a.bc_auto) <= deadline)) {
+         (val_scored == 0 || now_s() + t_round * (1 + a.bc_auto + a.fill) <= deadline)) {
     size_t k = kv - val_scored < threads ? kv - val_scored : threads;
     for (size_t i = 0; i < k; i++) {
       tg[i] = m[val_scored + i].genome;
@@ -454,6 +399,30 @@ int cmd_search(int argc, char **argv) {
     chosen = lpq_pick_within_se(cost, nm, nvlabels);
   }
   free(cost);
+  /* --fill-budget on: where L_CO no longer tells configs apart the chosen one may leave weight
+  ** bits unused; the same config with them spent by sensitivity (search_fill_budget) is scored
+  ** on the validation data and kept when it does better there (then an extra member, last) */
+  const size_t nfront = nm;
+  double fill_val = -1;
+  size_t raised = 0;
+  long fill_from = chosen;
+  if (a.fill && vx && chosen >= 0 && js->max_weight_bits > 0 &&
+      (filled = malloc((nl ? nl : 1) * sizeof *filled)) &&
+      (raised = search_fill_budget(&a.job, m[chosen].genome, js->max_weight_bits, filled)) > 0) {
+    if (genome_top1(sc, filled, nl, vx, vlabels, nvlabels, &fill_val, &err) != 0) {
+      free(tg), free(tout);
+      goto fail_xy;
+    }
+    member_t *mm = fill_val > m[chosen].top1_val ? realloc(m, (nm + 1) * sizeof *m) : NULL;
+    if (mm) {
+      m = mm;
+      m[nm] = m[chosen];
+      m[nm].genome = filled;
+      m[nm].top1_val = fill_val;
+      m[nm].top1 = -1;
+      chosen = (long)nm++;
+    }
+  }
   /* --bias-correction auto: the chosen config again with it, on the validation data */
   double bc_val = -1, cost_off_val = -1;
   int bc_chosen = 0;
@@ -500,7 +469,7 @@ int cmd_search(int argc, char **argv) {
   {
     double *px = malloc(2 * (nm ? nm : 1) * sizeof *px);
     size_t k = 0;
-    for (size_t i = 0; px && i < nm; i++) {
+    for (size_t i = 0; px && i < nfront; i++) {
       double t = vx ? m[i].top1_val : m[i].top1;
       if (t >= 0) {
         px[k] = m[i].result.l_co;
@@ -521,6 +490,11 @@ int cmd_search(int argc, char **argv) {
   if (js->sensitivity)
     json_object_set_new(summary, "sensitivity_seconds", json_real(sens_s));
   json_object_set_new(summary, "search_total_seconds", json_real(search_total_s));
+  if (raised)
+    json_object_set_new(summary, "fill_budget",
+                        json_pack("{s:i, s:i, s:f, s:b}", "from", (int)fill_from, "raised_bits",
+                                  (int)raised, "top1_val", 100 * fill_val,
+                                  "chosen", (size_t)chosen == nfront));
   if (a.bc_auto && chosen >= 0)
     json_object_set_new(summary, "bias_correction",
                         json_pack("{s:s, s:f, s:f, s:b}", "mode", "auto", "top1_val_off",
@@ -610,6 +584,7 @@ done:
   free(gptr);
   free(res);
   free(rgen);
+  free(filled);
   lpq_search_free(&s);
   search_job_destroy(&a.job);
   free(names);

@@ -4,6 +4,7 @@
 #include "tools/lpq/search_job.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -187,3 +188,7 @@ int detail_fn(void *ctx, size_t i, lpq_error_t *err) {
   return search_job_score(j->job, j->m[i].genome, &j->m[i].result, &j->m[i].detail, err);
 }
 
+size_t search_fill_budget(const search_job_t *j, const lpq_layer_formats_t *genome, double budget,
+                          lpq_layer_formats_t *out) {
+  return lpq_search_fill_budget(&j->js, j->specs, j->nl, genome, budget, out);
+}

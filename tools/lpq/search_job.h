@@ -37,6 +37,14 @@ int search_job_score(search_job_t *j, const lpq_layer_formats_t *genome, lpq_eva
 ** error into err (the others stop taking work). */
 int search_par_for(size_t n, int threads, int (*fn)(void *ctx, size_t i, lpq_error_t *err),
                    void *ctx, lpq_error_t *err);
+/* The genome with its weight widths raised, one bit at a time, on the layers whose sensitivity
+** (the specs' weight_sens) falls most per added weight bit, while the mean weight bits stay
+** <= budget (pinned layers and fp32 ones untouched; LP shapes from lp_weight_shape, sf kept).
+** The number of one-bit raises; 0 without sensitivity or room. */
+size_t search_fill_budget(const search_job_t *j, const lpq_layer_formats_t *genome, double budget,
+                          lpq_layer_formats_t *out);
+/* lpq search --help (search_out.c). */
+void search_usage(FILE *out);
 /* Monotonic seconds. */
 double now_s(void);
 /* Top-1 of a genome (NULL: fp32) over n samples of x with their labels. */

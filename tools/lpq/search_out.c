@@ -202,3 +202,69 @@ int search_write_best(const char *out, const lpq_layer_formats_t *genome, size_t
   free(text);
   return rc;
 }
+
+/* ---- lpq search --help ---- */
+
+void search_usage(FILE *out) {
+  /* The defaults printed are the ones a job gets (lpq_job_settings_default: one source). */
+  lpq_job_settings_t d;
+  lpq_job_settings_default(&d);
+  fprintf(out,
+      "usage: lpq search --model M.onnx --data X [--labels Y] [settings]\n"
+      "data\n"
+      "  --data X              calibration inputs (.npy float32 or IDX); the first --calib are used\n"
+      "  --calib N             calibration batch for L_CO (default %zu)\n"
+      "  --calib-data X2       calibrate on X2 instead of X (e.g. training images)\n"
+      "  --labels Y            labels of X: top-1 of the front's configs over all of X\n"
+      "  --norm MEAN,STD       normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
+      "  --val-data X3 --val-labels Y3  a labelled validation set (e.g. training images kept\n"
+      "                        out of calibration): every front member's top-1 on it, the\n"
+      "                        best config chosen on it (never on --data: the lowest L_CO within\n"
+      "                        one standard error of the best validation top-1), and Spearman's rank\n"
+      "                        correlation of L_CO and top-1 over the front\n"
+      "  --max-drop P          with --val-data: the best config is the cheapest front member\n"
+      "                        within P points of fp32's validation top-1\n"
+      "  --val-members K       score only the K lowest-L_CO front members on --val-data (all)\n"
+      "search\n"
+      "  --mode pareto|scalar  NSGA-II over (L_CO, L_CR), or L_F = L_CO * L_CR^lambda (pareto)\n"
+      "  --lambda L            scalar mode exponent (%g)\n"
+      "  --objective O         L_CR: bits (mean weight bits / 32), latency, energy or edp on\n"
+      "                        the LPA, relative to every layer at 8 bits (bits)\n"
+      "  --max-weight-bits B   constraint: mean weight bits <= B\n"
+      "  --max-act-bits A      constraint: every activation format <= A bits\n"
+      "  --max-latency-ms L    constraint: LPA latency <= L milliseconds per inference\n"
+      "  --weight-only         quantize weights only (activations stay fp32)\n"
+      "  --bits LO:HI          weight bits range (%d:%d)\n"
+      "  --act-bits LO:HI      activation bits range (the weights' range)\n"
+      "  --es LO:HI            exponent bits range (%d:%d)\n"
+      "  --sf-window W         sf within +-W of each layer's statistics seed (%d)\n"
+      "  --weight-sf S         the weights' scale: tensor (one sf), channel (one sf per output\n"
+      "                        channel, the searched sf an offset on them) or search (either,\n"
+      "                        per layer) (%s)\n"
+      "  --sensitivity on|off  first each layer alone near the budget: the initial population\n"
+      "                        allocates bits by it, mutation leans to sensitive layers (%s)\n"
+      "  --bias-correction on|off|auto  correct each quantized layer's bias for the mean output\n"
+      "                        shift its weights' rounding causes on the calibration batch;\n"
+      "                        auto: the chosen config with and without it on --val-data, the\n"
+      "                        better kept (best.json says \"bias_correction\") (%s)\n"
+      "  --fill-budget on|off  with --val-data and --max-weight-bits: the chosen config's\n"
+      "                        unused weight bits spent on its most sensitive layers (by the\n"
+      "                        sensitivity), kept when that does better on --val-data (off)\n"
+      "  --pin-ends            first and last layer at 8 bits\n"
+      "  --population P        (%zu)    --siblings S   diversity-promoting siblings (%zu)\n"
+      "  --seed S              (%llu)     --temperature T InfoNCE temperature (%g)\n"
+      "  --random              random search with the same budget instead (a baseline)\n"
+      "stopping (any that is set)\n"
+      "  --generations G (%zu)  --evaluations E   --time SECONDS   --patience K\n"
+      "output\n"
+      "  --threads T           evaluation threads (2)\n"
+      "  --top1 K              top-1 of at most K front configs, lowest L_CO first (8)\n"
+      "  --hv-ref X,Y          hypervolume reference point (L_CO, L_CR) for comparisons\n"
+      "  --out DIR             front.json, config_NN.json per front member, front.svg,\n"
+      "                        history.json, state.json\n"
+      "  --json                one JSON object instead of text\n",
+      d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window,
+      d.weight_sf == LPQ_SF_CHANNEL ? "channel" : d.weight_sf == LPQ_SF_SEARCH ? "search" : "tensor",
+      d.sensitivity ? "on" : "off", d.bias_correction ? "on" : "off", d.population,
+      d.siblings, (unsigned long long)d.seed, d.temperature, d.generations);
+}

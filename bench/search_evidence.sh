@@ -59,8 +59,11 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 - "$OUT" "$BUDGETS" "${models[@]}" <<'PY'
 import json, os, sys
 out, budgets, models = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
-def load(p):
-    return json.load(open(p)) if os.path.exists(p) else None
+def load(p):  # None for a run not made, or still running (its file empty)
+    try:
+        return json.load(open(p)) if os.path.getsize(p) > 0 else None
+    except (OSError, ValueError):
+        return None
 print("| model | config | mean w bits | top-1 % (test) | drop | chosen on | evaluations | search s | wall s |")
 print("|---|---|---|---|---|---|---|---|---|")
 for m in models:
@@ -91,8 +94,12 @@ for m in models:
             t = mbr["top1"]
             print(f"| {name} | {label} | {mbr['mean_weight_bits']:.2f} | {t:.2f} | {ref - t:.2f} |"
                   f" validation ({mbr['top1_val']:.2f}%) | {o['evaluations']} | {st} | {wall} |")
-            rho = o.get("spearman_l_co_top1")
+            rho, bc = o.get("spearman_l_co_top1"), o.get("bias_correction")
+            notes = [f"front {o['front_size']}, {o.get('val_members_scored', '-')} scored on validation"]
             if rho is not None:
-                print(f"|  |  (Spearman L_CO vs validation top-1 over the front: {rho:.2f}, "
-                      f"front {o['front_size']}, {o.get('val_members_scored', '-')} scored) | | | | | | | |")
+                notes.append(f"Spearman L_CO vs validation top-1 {rho:.2f}")
+            if bc:
+                notes.append(f"bias correction {'chosen' if bc['chosen'] else 'not chosen'} "
+                             f"(validation {bc['top1_val_off']:.2f}% off, {bc['top1_val_on']:.2f}% on)")
+            print(f"|  |  ({'; '.join(notes)}) | | | | | | | |")
 PY

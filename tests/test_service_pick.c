@@ -90,7 +90,7 @@ Test(service_pick, cheapest_within_the_drop_on_validation) {
   cr_assert_not_null(r, "history v_pick (see %s)", s.log);
   json_t *rows = json_object_get(r, "rows"), *cols = json_object_get(r, "columns");
   cr_assert_gt(json_array_size(rows), 0);
-  size_t c_genome = 0, c_lcr = 0, c_drop = 0, c_top1 = 0, c_chosen = 0;
+  size_t c_genome = 0, c_lcr = 0, c_drop = 0, c_top1 = 0, c_chosen = 0, c_bits = 0;
   for (size_t c = 0; c < json_array_size(cols); c++) {
     const char *name = json_string_value(json_array_get(cols, c));
     if (!strcmp(name, "genome")) c_genome = c;
@@ -98,6 +98,7 @@ Test(service_pick, cheapest_within_the_drop_on_validation) {
     if (!strcmp(name, "drop_points")) c_drop = c;
     if (!strcmp(name, "top1_val")) c_top1 = c;
     if (!strcmp(name, "chosen")) c_chosen = c;
+    if (!strcmp(name, "mean_weight_bits")) c_bits = c;
   }
   const char *expect = NULL;
   double best_cr = INFINITY;
@@ -107,6 +108,7 @@ Test(service_pick, cheapest_within_the_drop_on_validation) {
     double cr = json_number_value(json_array_get(row, c_lcr));
     double d = json_number_value(json_array_get(row, c_drop));
     cr_assert(json_is_number(json_array_get(row, c_top1)), "member %zu not scored", i);
+    cr_assert(json_is_number(json_array_get(row, c_bits)), "member %zu has no mean bits", i);
     chosen_rows += json_integer_value(json_array_get(row, c_chosen)) == 1;
     if (d <= drop && cr < best_cr) {
       best_cr = cr;

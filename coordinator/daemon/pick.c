@@ -115,6 +115,9 @@ static void pick_finish(job_t *j) {
                                        .mean_weight_bits = NAN};
       snprintf(rows[1 + i].genome, sizeof rows[1 + i].genome, "%016llx",
                (unsigned long long)r.hash);
+      lpq_store_eval_t e; /* its mean weight bits, as the evaluation stored them */
+      if (lpq_store_eval_get(d->store, j->id, r.hash, &e, NULL) == 0)
+        rows[1 + i].mean_weight_bits = e.mean_weight_bits;
     }
     rows[0] = (lpq_store_pick_t){.member = -1, .top1_val = fp, .l_co = NAN, .l_cr = NAN,
                                  .mean_weight_bits = NAN};

@@ -6,6 +6,7 @@
 ** its population and front. */
 #include "coordinator/daemon/daemon.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -196,6 +197,7 @@ void job_end(job_t *j, lpq_store_job_status_t status, const char *message) {
   notify_watchers(j);
   job_unlink(j);
   job_free(j);
+  malloc_trim(0); /* a large job's population goes back to the system, not only to malloc */
 }
 
 /* ---- running ---- */

@@ -49,26 +49,33 @@ Test(search_pick, spearman_known_values) {
   cr_assert(isnan(lpq_spearman(x, flat, 5)), "a constant side");
 }
 
-/* The whole path on a real model: the reported best is the cheapest front member within the
-** drop on the validation data (checked against the front the run printed). */
-Test(search_pick, lpq_search_reports_the_pick, .timeout = 300) {
+/* lpq search on ResNet-18 (calibration 16; the bundled test images as --data and as a stand-in
+** validation set) with more options, its --json document. */
+static json_t *search_json(const char *options) {
   const char *build = getenv("LPQ_BUILD") ? getenv("LPQ_BUILD") : "build";
   char cmd[2048];
-  /* the first 128 test images stand in for a validation set here; the rule is what is tested */
   snprintf(cmd, sizeof cmd,
            "%s/bin/lpq search --model models/resnet18.onnx --data models/fashion_test_256.npy "
            "--labels models/fashion_test_256_labels.npy --calib-data models/fashion_calib_256.npy "
            "--calib 16 --val-data models/fashion_test_256.npy --val-labels "
-           "models/fashion_test_256_labels.npy --max-drop 2 --max-weight-bits 4.5 --pin-ends "
-           "--evaluations 24 --generations 0 --population 8 --weight-sf channel --threads 2 "
-           "--top1 1 --json 2>/dev/null",
-           build);
+           "models/fashion_test_256_labels.npy %s --json 2>/dev/null",
+           build, options);
   FILE *p = popen(cmd, "r");
   cr_assert_not_null(p);
   json_error_t jerr;
   json_t *o = json_loadf(p, 0, &jerr);
-  cr_assert_eq(pclose(p), 0, "lpq search failed");
+  cr_assert_eq(pclose(p), 0, "lpq search failed: %s", cmd);
   cr_assert_not_null(o, "%s", jerr.text);
+  return o;
+}
+
+/* The whole path on a real model: the reported best is the cheapest front member within the
+** drop on the validation data (checked against the front the run printed). */
+Test(search_pick, lpq_search_reports_the_pick, .timeout = 300) {
+  /* the first 128 test images stand in for a validation set here; the rule is what is tested */
+  json_t *o = search_json("--max-drop 2 --max-weight-bits 4.5 --pin-ends --evaluations 24 "
+                          "--generations 0 --population 8 --weight-sf channel --threads 2 "
+                          "--top1 1");
   json_t *front = json_object_get(o, "front"), *best = json_object_get(o, "best");
   cr_assert(json_array_size(front) > 0 && best);
   double ref = json_real_value(json_object_get(o, "top1_val_fp32"));
@@ -105,22 +112,11 @@ Test(search_pick, lpq_search_reports_the_pick, .timeout = 300) {
 ** front on the validation data is sized from fp32's pass over it, and the pick stops taking
 ** members when one more round would pass the deadline. The report on --data comes on top. */
 Test(search_pick, time_covers_the_validation_pick, .timeout = 300) {
-  const char *build = getenv("LPQ_BUILD") ? getenv("LPQ_BUILD") : "build";
-  char cmd[2048];
   const double limit = 20;
-  snprintf(cmd, sizeof cmd,
-           "%s/bin/lpq search --model models/resnet18.onnx --data models/fashion_test_256.npy "
-           "--labels models/fashion_test_256_labels.npy --calib-data models/fashion_calib_256.npy "
-           "--calib 16 --val-data models/fashion_test_256.npy --val-labels "
-           "models/fashion_test_256_labels.npy --max-weight-bits 4.5 --pin-ends --time %g "
-           "--generations 0 --population 8 --threads 2 --top1 0 --json 2>/dev/null",
-           build, limit);
-  FILE *p = popen(cmd, "r");
-  cr_assert_not_null(p);
-  json_error_t jerr;
-  json_t *o = json_loadf(p, 0, &jerr);
-  cr_assert_eq(pclose(p), 0, "lpq search failed");
-  cr_assert_not_null(o, "%s", jerr.text);
+  char opts[256];
+  snprintf(opts, sizeof opts, "--max-weight-bits 4.5 --pin-ends --time %g --generations 0 "
+           "--population 8 --threads 2 --top1 0", limit);
+  json_t *o = search_json(opts);
   double total = json_real_value(json_object_get(o, "search_total_seconds"));
   double search = json_real_value(json_object_get(o, "seconds"));
   cr_assert(total > 0 && search > 0 && search < total, "search %g s of %g s", search, total);

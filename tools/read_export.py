@@ -55,6 +55,15 @@ def fields(buf):
         yield num, wt, v
 
 
+def packed(buf):
+    """The varints of a packed repeated field."""
+    out, j = [], 0
+    while j < len(buf):
+        d, j = varint(buf, j)
+        out.append(d)
+    return out
+
+
 def tensor(buf):
     """TensorProto: name (8), dims (1), data_type (2), raw_data (9), float_data (4), int32_data (5)."""
     t = {"dims": [], "raw": None, "floats": [], "ints": []}
@@ -62,13 +71,7 @@ def tensor(buf):
         if num == 8:
             t["name"] = v.decode()
         elif num == 1:
-            if wt == 2:  # packed
-                j = 0
-                while j < len(v):
-                    d, j = varint(v, j)
-                    t["dims"].append(d)
-            else:
-                t["dims"].append(v)
+            t["dims"] += packed(v) if wt == 2 else [v]
         elif num == 2:
             t["type"] = v
         elif num == 9:
@@ -76,13 +79,7 @@ def tensor(buf):
         elif num == 4:
             t["floats"] += list(struct.unpack(f"<{len(v) // 4}f", v)) if wt == 2 else [struct.unpack("<f", v)[0]]
         elif num == 5:
-            if wt == 2:
-                j = 0
-                while j < len(v):
-                    d, j = varint(v, j)
-                    t["ints"].append(d)
-            else:
-                t["ints"].append(v)
+            t["ints"] += packed(v) if wt == 2 else [v]
     return t
 
 

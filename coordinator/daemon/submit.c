@@ -295,6 +295,19 @@ static void reply_failure(submit_t *s) {
                       s->err.msg);
 }
 
+/* The request's blob rows recorded: 1; or, refused (before or by the recording), its written
+** files forgotten and the failure replied: 0. */
+static int recorded(submit_t *s) {
+  if (s->code == 0)
+    record_written(s);
+  if (s->code) {
+    forget_written(s);
+    reply_failure(s);
+    return 0;
+  }
+  return 1;
+}
+
 static void finish_blob_put(submit_t *s) {
   json_t *want = json_object_get(s->params, "sha256");
   upload_t *u = &s->up[0];
@@ -302,25 +315,15 @@ static void finish_blob_put(submit_t *s) {
     lpq_errorf(&s->err, LPQ_EFORMAT, "the bytes hash to %s, not the sha256 given", u->hash);
     fail(s, LPQ_API_E_BAD_INPUT, "sha256");
   }
-  if (s->code == 0)
-    record_written(s);
-  if (s->code) {
-    forget_written(s);
-    reply_failure(s);
+  if (!recorded(s))
     return;
-  }
   lpq_api_reply(s->call, json_pack("{s:s, s:I}", "hash", u->hash, "bytes", (json_int_t)u->size));
 }
 
 static void finish_submit(submit_t *s) {
   daemon_t *d = s->d;
-  if (s->code == 0)
-    record_written(s);
-  if (s->code) {
-    forget_written(s);
-    reply_failure(s);
+  if (!recorded(s))
     return;
-  }
   json_t *params = s->params;
   char name[LPQ_STORE_NAME_MAX];
   json_t *jn = json_object_get(params, "name");

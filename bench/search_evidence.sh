@@ -20,7 +20,7 @@ D=/usr/share/datasets/fashion-mnist
 OUT=${OUT:-var/evidence}
 SEARCH_SECONDS=${SEARCH_SECONDS:-600}
 BUDGETS=${BUDGETS:-"4.0 3.5"}
-SEARCH_ARGS=${SEARCH_ARGS:-"--weight-sf channel --sensitivity on --bias-correction auto"}
+SEARCH_ARGS=${SEARCH_ARGS:-"--weight-sf channel --sensitivity on --bias-correction auto --fill-budget on"}
 models=("$@")
 [ ${#models[@]} -eq 0 ] && models=(models/resnet18.onnx models/mobilenetv2.onnx models/vit.onnx)
 mkdir -p "$OUT"
@@ -98,6 +98,11 @@ for m in models:
             notes = [f"front {o['front_size']}, {o.get('val_members_scored', '-')} scored on validation"]
             if rho is not None:
                 notes.append(f"Spearman L_CO vs validation top-1 {rho:.2f}")
+            fb = o.get("fill_budget")
+            if fb:
+                notes.append(f"budget fill +{fb['raised_bits']} layer-bits, validation "
+                             f"{fb['top1_val_from']:.2f} -> {fb['top1_val']:.2f}%, "
+                             f"{'kept' if fb['chosen'] else 'not kept'}")
             if bc:
                 notes.append(f"bias correction {'chosen' if bc['chosen'] else 'not chosen'} "
                              f"(validation {bc['top1_val_off']:.2f}% off, {bc['top1_val_on']:.2f}% on)")

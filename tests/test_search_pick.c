@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 Test(search_pick, cheapest_within_the_drop) {
   /* fp32 at 90.0; cost grows with index except #4, the cheapest of all but 3 points down */
@@ -167,7 +168,7 @@ Test(search_pick, fill_budget_by_sensitivity) {
   sp[3].weight_sens[8] = 0, sp[3].weight_sens[9] = -1; /* pinned: never raised */
   /* mean now (3*400 + 8*100) / 500 = 4.0; budget 4.4 leaves 200 bit-weights: layer 0 (0.005)
   ** then layer 1 (0.002, 100 fits) -- layer 2 (0.003, 200 weights) no longer fits after 0 */
-  size_t r = lpq_search_fill_budget(&js, sp, 4, g, 4.4, out);
+  size_t r = lpq_search_fill_budget(&js, sp, 4, g, 4.4, NULL, out);
   cr_assert_eq(r, 2);
   cr_assert_eq(out[0].weight.n, 4);
   cr_assert_eq(out[1].weight.n, 4);
@@ -177,11 +178,76 @@ Test(search_pick, fill_budget_by_sensitivity) {
   lp_weight_shape(4, &es, &rs);
   cr_assert(out[0].weight.es == es && out[0].weight.rs == rs, "the LP shape of 4 bits");
   /* budget 4.6 (300): layer 0 (0.005), then layer 2 (0.003, 200), then layer 1 no longer fits */
-  r = lpq_search_fill_budget(&js, sp, 4, g, 4.6, out);
+  r = lpq_search_fill_budget(&js, sp, 4, g, 4.6, NULL, out);
   cr_assert(r == 2 && out[0].weight.n == 4 && out[2].weight.n == 4 && out[1].weight.n == 3);
   /* no room, or no gain: nothing */
-  cr_assert_eq(lpq_search_fill_budget(&js, sp, 4, g, 4.0, out), 0);
+  cr_assert_eq(lpq_search_fill_budget(&js, sp, 4, g, 4.0, NULL, out), 0);
   for (int l = 0; l < 3; l++)
     sp[l].weight_sens[4] = sp[l].weight_sens[3];
-  cr_assert_eq(lpq_search_fill_budget(&js, sp, 4, g, 8.0, out), 0, "no gain at 3 -> 4 anywhere");
+  cr_assert_eq(lpq_search_fill_budget(&js, sp, 4, g, 8.0, NULL, out), 0, "no gain at 3 -> 4 anywhere");
+}
+
+/* Filling the budget by measured gains (the fall of the output's KL divergence for one more
+** bit on a layer of this genome): the most gain per weight bit first, each layer at most once
+** (a gain holds for one bit), unmeasured (NAN) or non-positive gains never taken, each layer's
+** LP shape kept. Known answer by hand. */
+Test(search_pick, fill_budget_by_measured_gain) {
+  lpq_job_settings_t js;
+  lpq_job_settings_default(&js);
+  lpq_layer_spec_t sp[4];
+  memset(sp, 0, sizeof sp);
+  lpq_layer_formats_t g[4], out[4];
+  memset(g, 0, sizeof g);
+  const size_t cnt[4] = {100, 100, 100, 100};
+  const int rs[4] = {4, 3, 2, 2}; /* layer 0 uncapped (rs = n - 1), layer 1 capped */
+  for (int l = 0; l < 4; l++) {
+    sp[l].weight_count = cnt[l];
+    g[l].weight.n = l < 2 ? 5 : 3;
+    g[l].weight.rs = rs[l];
+  }
+  const double gain[4] = {0.3, 0.2, NAN, -0.1};
+  /* mean (5+5+3+3)/4 = 4; budget 6 leaves 800 bit-weights, but each layer takes one bit and
+  ** layers 2 (unmeasured) and 3 (no gain) none */
+  size_t r = lpq_search_fill_budget(&js, sp, 4, g, 6.0, gain, out);
+  cr_assert_eq(r, 2);
+  cr_assert(out[0].weight.n == 6 && out[0].weight.rs == 5, "uncapped stays uncapped");
+  cr_assert(out[1].weight.n == 6 && out[1].weight.rs == 3, "a capped regime keeps its cap");
+  cr_assert(out[2].weight.n == 3 && out[3].weight.n == 3);
+  /* room for one: the larger gain per bit */
+  r = lpq_search_fill_budget(&js, sp, 4, g, 4.25, gain, out);
+  cr_assert(r == 1 && out[0].weight.n == 6 && out[1].weight.n == 5);
+  sp[0].weight_count = 400; /* 0.3 over 400 weights is less per bit than 0.2 over 100 */
+  r = lpq_search_fill_budget(&js, sp, 4, g, 8.0, gain, out);
+  cr_assert(r == 2);
+  /* room for either alone (400 bit-weights): layer 1 first (0.002 per bit against 0.00075),
+  ** then layer 0 no longer fits */
+  r = lpq_search_fill_budget(&js, sp, 4, g, (5.0 * 400 + 5 * 100 + 3 * 200 + 400) / 700.0, gain,
+                             out);
+  cr_assert(r == 1 && out[1].weight.n == 6 && out[0].weight.n == 5, "the most gain per bit");
+}
+
+/* --fill-budget on end to end: the chosen config's unused bits are spent (never past the
+** budget), and the filled config is the pick exactly when its validation top-1 is not lower. */
+Test(search_pick, lpq_search_fills_the_budget, .timeout = 300) {
+  json_t *o = search_json("--max-weight-bits 4.5 --pin-ends --evaluations 24 --generations 0 "
+                          "--population 8 --weight-sf channel --threads 2 --top1 0 "
+                          "--fill-budget on");
+  json_t *fb = json_object_get(o, "fill_budget"), *front = json_object_get(o, "front");
+  cr_assert_not_null(fb, "the chosen config left bits unused and none were spent");
+  cr_assert_gt(json_integer_value(json_object_get(fb, "raised_bits")), 0);
+  size_t idx = (size_t)json_integer_value(json_object_get(json_object_get(o, "best"), "index"));
+  const double from = json_real_value(json_object_get(fb, "top1_val_from"));
+  const double val = json_real_value(json_object_get(fb, "top1_val"));
+  const int kept = json_is_true(json_object_get(fb, "chosen"));
+  cr_assert_eq(kept, val >= from, "kept %d with validation %g against %g", kept, val, from);
+  json_t *best = json_array_get(front, idx);
+  cr_assert_leq(json_real_value(json_object_get(best, "mean_weight_bits")), 4.5 + 1e-9);
+  if (kept) {
+    cr_assert_eq(idx, json_array_size(front) - 1, "the filled config is the extra member");
+    cr_assert_float_eq(json_real_value(json_object_get(best, "top1_val")), val, 1e-9);
+    json_t *was = json_array_get(front, (size_t)json_integer_value(json_object_get(fb, "from")));
+    cr_assert_gt(json_real_value(json_object_get(best, "mean_weight_bits")),
+                 json_real_value(json_object_get(was, "mean_weight_bits")));
+  }
+  json_decref(o);
 }

@@ -98,7 +98,7 @@ void lpq_search_set_sensitivity(const lpq_job_settings_t *js, size_t layer_count
 
 size_t lpq_search_fill_budget(const lpq_job_settings_t *js, const lpq_layer_spec_t *specs,
                               size_t nl, const lpq_layer_formats_t *genome, double budget,
-                              lpq_layer_formats_t *out) {
+                              const double *gain, lpq_layer_formats_t *out) {
   memcpy(out, genome, nl * sizeof *out);
   double bits = 0, count = 0;
   for (size_t l = 0; l < nl; l++) {
@@ -108,7 +108,7 @@ size_t lpq_search_fill_budget(const lpq_job_settings_t *js, const lpq_layer_spec
   }
   const double limit = budget * count;
   size_t raised = 0;
-  for (;;) { /* the most L_CO rise saved per added weight bit, while it fits */
+  for (;;) { /* the most gain per added weight bit, while it fits */
     long best = -1;
     double best_gain = 0;
     for (size_t l = 0; l < nl; l++) {
@@ -117,17 +117,21 @@ size_t lpq_search_fill_budget(const lpq_job_settings_t *js, const lpq_layer_spec
       if (s->pinned || s->weight_n_pin || n == 0 || n >= js->n_max || n >= LP_N_MAX ||
           !s->weight_count || bits + (double)s->weight_count > limit)
         continue;
-      const double gain = (s->weight_sens[n] - s->weight_sens[n + 1]) / (double)s->weight_count;
-      if (gain > best_gain) {
-        best_gain = gain;
+      /* a measured gain holds for one bit on the genome as given */
+      const double d = gain ? (n == genome[l].weight.n ? gain[l] : 0)
+                            : s->weight_sens[n] - s->weight_sens[n + 1];
+      const double per_bit = d / (double)s->weight_count;
+      if (isfinite(per_bit) && per_bit > best_gain) {
+        best_gain = per_bit;
         best = (long)l;
       }
     }
     if (best < 0)
       return raised;
+    /* one more bit in the same shape: an uncapped regime stays uncapped, es and sf kept */
     lp_format_t *f = &out[best].weight;
+    f->rs = f->rs == f->n - 1 ? f->n : f->rs;
     f->n++;
-    lp_weight_shape(f->n, &f->es, &f->rs);
     bits += (double)specs[best].weight_count;
     raised++;
   }

@@ -332,12 +332,13 @@ double lpq_spearman(const double *x, const double *y, size_t n);
 ** the highest top1; *within (may be NULL) says which. -1 when nothing was measured. */
 long lpq_pick_within_drop(const double *cost, const double *top1, size_t n, double top1_ref,
                           double max_drop, int *within);
-/* The genome with its weight widths raised one bit at a time on the layers whose sensitivity
-** (specs' weight_sens) falls most per added weight bit, while mean weight bits stay <= budget
-** (pinned and fp32 layers untouched; LP shape from lp_weight_shape, sf kept); the raises made. */
+/* The genome with weight widths raised a bit at a time where gain[l] (the fall of a distortion
+** for one more bit on layer l of this genome; NULL: specs' weight_sens[n] - weight_sens[n + 1])
+** per added weight bit is largest, while mean weight bits stay <= budget; pinned and fp32 layers
+** untouched, each layer's LP shape kept (an uncapped regime stays uncapped); the raises made. */
 size_t lpq_search_fill_budget(const lpq_job_settings_t *js, const lpq_layer_spec_t *specs,
                               size_t nl, const lpq_layer_formats_t *genome, double budget,
-                              lpq_layer_formats_t *out);
+                              const double *gain, lpq_layer_formats_t *out);
 /* Without a drop: of n candidates in increasing L_CO order with top1[i] in [0,1] (negative:
 ** not measured) over `samples` validation samples, the first (lowest L_CO) within one standard
 ** error sqrt(p(1-p)/samples) of the highest (among near-equals the highest is mostly noise; L_CO

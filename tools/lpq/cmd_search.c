@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* validation inputs the fill measures its KL divergence over (--fill-budget on) */
+#define FILL_SAMPLES 256
+
 typedef struct args_t {
   const char *model, *data, *labels, *calib_data, *out, *val_data, *val_labels;
   double max_drop; /* points of validation top-1; < 0: not set */
@@ -282,12 +285,20 @@ int cmd_search(int argc, char **argv) {
       goto fail;
     t_val = now_s() - t;
   }
+  /* --fill-budget on: a pass over FILL_SAMPLES validation inputs per layer, a round per thread,
+  ** then the filled config's validation top-1 */
+  const size_t nfill = vx ? ((size_t)vx->shape[0] < FILL_SAMPLES ? (size_t)vx->shape[0] : FILL_SAMPLES) : 0;
+  const double fill_rounds =
+      a.fill && vx ? 1 + (double)nfill / (double)vx->shape[0] *
+                             (double)((nl + (size_t)(a.threads > 1 ? a.threads : 1)) /
+                                      (size_t)(a.threads > 1 ? a.threads : 1))
+                   : 0;
   if (a.set.max_seconds > 0) {
     /* members' passes cost ~1.3x fp32's (activation quantizers); rounds of one member per
     ** thread, and one more for --bias-correction auto */
     size_t threads = a.threads > 0 ? (size_t)a.threads : 1;
     size_t kv = vx ? (a.val_members < 2 * a.set.population ? a.val_members : 2 * a.set.population) : 0;
-    double reserve = 1.3 * t_val * (double)((kv + threads - 1) / threads + a.bc_auto + a.fill);
+    double reserve = 1.3 * t_val * ((double)((kv + threads - 1) / threads + a.bc_auto) + fill_rounds);
     double left = deadline - now_s() - reserve;
     a.set.max_seconds = left > 1 ? left : 1;
   }
@@ -365,7 +376,7 @@ int cmd_search(int argc, char **argv) {
   size_t kv = nm < a.val_members ? nm : a.val_members, threads = a.threads > 0 ? (size_t)a.threads : 1;
   double t_round = 1.3 * t_val;
   while (vx && val_scored < kv &&
-         (val_scored == 0 || now_s() + t_round * (1 + a.bc_auto + a.fill) <= deadline)) {
+         (val_scored == 0 || now_s() + t_round * (1 + a.bc_auto + fill_rounds) <= deadline)) {
     size_t k = kv - val_scored < threads ? kv - val_scored : threads;
     for (size_t i = 0; i < k; i++) {
       tg[i] = m[val_scored + i].genome;
@@ -400,20 +411,31 @@ int cmd_search(int argc, char **argv) {
   }
   free(cost);
   /* --fill-budget on: where L_CO no longer tells configs apart the chosen one may leave weight
-  ** bits unused; the same config with them spent by sensitivity (search_fill_budget) is scored
-  ** on the validation data and kept when it does better there (then an extra member, last) */
+  ** bits unused; they are spent where one more bit lowers the output's KL divergence from fp32
+  ** most per bit (search_fill_gains, on validation inputs), and the filled config is kept unless
+  ** its validation top-1 is lower (a tie keeps the budget spent: nothing says it hurts) */
   const size_t nfront = nm;
-  double fill_val = -1;
+  double fill_val = -1, from_val = -1;
   size_t raised = 0;
   long fill_from = chosen;
-  if (a.fill && vx && chosen >= 0 && js->max_weight_bits > 0 &&
-      (filled = malloc((nl ? nl : 1) * sizeof *filled)) &&
-      (raised = search_fill_budget(&a.job, m[chosen].genome, js->max_weight_bits, filled)) > 0) {
-    if (genome_top1(sc, filled, nl, vx, vlabels, nvlabels, &fill_val, &err) != 0) {
+  if (a.fill && vx && chosen >= 0 && js->max_weight_bits > 0) {
+    double *gain = malloc((nl ? nl : 1) * sizeof *gain);
+    filled = malloc((nl ? nl : 1) * sizeof *filled);
+    int frc = !gain || !filled ? lpq_errorf(&err, LPQ_ENOMEM, "out of memory") : 0;
+    if (frc == 0)
+      frc = search_fill_gains(&a.job, sc, m[chosen].genome, vx->data, nfill, a.threads, gain,
+                              &err);
+    if (frc == 0 &&
+        (raised = search_fill_budget(&a.job, m[chosen].genome, js->max_weight_bits, gain,
+                                     filled)) > 0)
+      frc = genome_top1(sc, filled, nl, vx, vlabels, nvlabels, &fill_val, &err);
+    free(gain);
+    if (frc != 0) {
       free(tg), free(tout);
       goto fail_xy;
     }
-    member_t *mm = fill_val > m[chosen].top1_val ? realloc(m, (nm + 1) * sizeof *m) : NULL;
+    from_val = m[chosen].top1_val;
+    member_t *mm = raised && fill_val >= from_val ? realloc(m, (nm + 1) * sizeof *m) : NULL;
     if (mm) {
       m = mm;
       m[nm] = m[chosen];
@@ -492,8 +514,9 @@ int cmd_search(int argc, char **argv) {
   json_object_set_new(summary, "search_total_seconds", json_real(search_total_s));
   if (raised)
     json_object_set_new(summary, "fill_budget",
-                        json_pack("{s:i, s:i, s:f, s:b}", "from", (int)fill_from, "raised_bits",
-                                  (int)raised, "top1_val", 100 * fill_val,
+                        json_pack("{s:i, s:i, s:f, s:f, s:b}", "from", (int)fill_from,
+                                  "raised_bits", (int)raised, "top1_val_from", 100 * from_val,
+                                  "top1_val", 100 * fill_val,
                                   "chosen", (size_t)chosen == nfront));
   if (a.bc_auto && chosen >= 0)
     json_object_set_new(summary, "bias_correction",

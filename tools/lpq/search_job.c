@@ -188,7 +188,94 @@ int detail_fn(void *ctx, size_t i, lpq_error_t *err) {
   return search_job_score(j->job, j->m[i].genome, &j->m[i].result, &j->m[i].detail, err);
 }
 
+/* The layer specs with every weight count (the sensitivity pass sets them; without it, the
+** graph's), for the fill's bit accounting; NULL when out of memory. */
+static lpq_layer_spec_t *counted_specs(const search_job_t *j) {
+  lpq_layer_spec_t *sp = malloc((j->nl ? j->nl : 1) * sizeof *sp);
+  for (size_t l = 0; sp && l < j->nl; l++) {
+    sp[l] = j->specs[l];
+    sp[l].weight_count = lpq_graph_layer(j->g, l)->weight_count;
+  }
+  return sp;
+}
+
 size_t search_fill_budget(const search_job_t *j, const lpq_layer_formats_t *genome, double budget,
-                          lpq_layer_formats_t *out) {
-  return lpq_search_fill_budget(&j->js, j->specs, j->nl, genome, budget, out);
+                          const double *gain, lpq_layer_formats_t *out) {
+  lpq_layer_spec_t *sp = counted_specs(j);
+  size_t r = sp ? lpq_search_fill_budget(&j->js, sp, j->nl, genome, budget, gain, out) : 0;
+  free(sp);
+  return r;
+}
+
+/* Mean over n rows of KL(softmax(p) || softmax(q)), classes wide; NAN when not finite. */
+static double mean_kl(const float *p, const float *q, size_t n, size_t classes) {
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    const float *a = p + i * classes, *b = q + i * classes;
+    double ma = a[0], mb = b[0], za = 0, zb = 0, kl = 0;
+    for (size_t c = 1; c < classes; c++)
+      ma = a[c] > ma ? a[c] : ma, mb = b[c] > mb ? b[c] : mb;
+    for (size_t c = 0; c < classes; c++)
+      za += exp(a[c] - ma), zb += exp(b[c] - mb);
+    for (size_t c = 0; c < classes; c++) {
+      double la = a[c] - ma - log(za), lb = b[c] - mb - log(zb);
+      kl += exp(la) * (la - lb);
+    }
+    sum += kl;
+  }
+  return isfinite(sum) ? sum / (double)(n ? n : 1) : NAN;
+}
+
+typedef struct fill_job_t {
+  const search_job_t *j;
+  lpq_scorer_t *sc;
+  const lpq_layer_formats_t *genome;
+  const float *x, *ref; /* n inputs; the fp32 outputs over them */
+  size_t n, classes;
+  double *kl;           /* per layer raised alone; [nl]: the genome as it is */
+} fill_job_t;
+
+/* Index i < nl: the genome with layer i one bit wider (NAN where it cannot be); nl: as it is. */
+static int fill_fn(void *ctx, size_t i, lpq_error_t *err) {
+  fill_job_t *f = ctx;
+  const size_t nl = f->j->nl;
+  lpq_layer_formats_t *gi = malloc((nl ? nl : 1) * sizeof *gi);
+  lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
+  float *z = malloc(f->n * f->classes * sizeof *z);
+  double *one = calloc(nl ? nl : 1, sizeof *one);
+  int rc = !gi || !w || !z || !one ? lpq_errorf(err, LPQ_ENOMEM, "out of memory") : 0;
+  f->kl[i] = NAN;
+  if (rc == 0 && i < nl)
+    one[i] = 1;
+  if (rc == 0 && (i == nl || search_fill_budget(f->j, f->genome, INFINITY, one, gi) == 1)) {
+    search_genome_formats(i == nl ? f->genome : gi, nl, w, w + nl);
+    rc = lpq_scorer_predict(f->sc, w, w + nl, f->x, NULL, f->n, NULL, NULL, z, err);
+    if (rc == 0)
+      f->kl[i] = mean_kl(f->ref, z, f->n, f->classes);
+  }
+  free(gi), free(w), free(z), free(one);
+  return rc;
+}
+
+int search_fill_gains(const search_job_t *j, lpq_scorer_t *sc, const lpq_layer_formats_t *genome,
+                      const float *x, size_t n, int threads, double *gain, lpq_error_t *err) {
+  const size_t nl = j->nl;
+  lpq_tensor_info_t out;
+  lpq_graph_output(j->g, 0, &out);
+  const size_t classes = out.count / (size_t)lpq_graph_batch(j->g);
+  lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
+  float *ref = malloc((n ? n : 1) * (classes ? classes : 1) * sizeof *ref);
+  double *kl = malloc((nl + 1) * sizeof *kl);
+  int rc = !w || !ref || !kl ? lpq_errorf(err, LPQ_ENOMEM, "out of memory") : 0;
+  for (size_t i = 0; rc == 0 && i < 2 * nl; i++)
+    lpq_numfmt_parse("fp32", &w[i], NULL);
+  if (rc == 0)
+    rc = lpq_scorer_predict(sc, w, w + nl, x, NULL, n, NULL, NULL, ref, err);
+  fill_job_t f = {j, sc, genome, x, ref, n, classes, kl};
+  if (rc == 0)
+    rc = search_par_for(nl + 1, threads, fill_fn, &f, err);
+  for (size_t l = 0; rc == 0 && l < nl; l++)
+    gain[l] = isfinite(kl[l]) && isfinite(kl[nl]) ? kl[nl] - kl[l] : NAN;
+  free(w), free(ref), free(kl);
+  return rc;
 }

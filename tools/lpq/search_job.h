@@ -37,12 +37,17 @@ int search_job_score(search_job_t *j, const lpq_layer_formats_t *genome, lpq_eva
 ** error into err (the others stop taking work). */
 int search_par_for(size_t n, int threads, int (*fn)(void *ctx, size_t i, lpq_error_t *err),
                    void *ctx, lpq_error_t *err);
-/* The genome with its weight widths raised, one bit at a time, on the layers whose sensitivity
-** (the specs' weight_sens) falls most per added weight bit, while the mean weight bits stay
-** <= budget (pinned layers and fp32 ones untouched; LP shapes from lp_weight_shape, sf kept).
-** The number of one-bit raises; 0 without sensitivity or room. */
+/* The genome with weight widths raised where gain[l] (NULL: the sensitivity pass's fall of
+** L_CO) per added weight bit is largest, while the mean weight bits stay <= budget
+** (lpq_search_fill_budget). The number of one-bit raises; 0 without gain or room. */
 size_t search_fill_budget(const search_job_t *j, const lpq_layer_formats_t *genome, double budget,
-                          lpq_layer_formats_t *out);
+                          const double *gain, lpq_layer_formats_t *out);
+/* The fill's gains: gain[l] is how much the mean KL divergence of the candidate's output
+** distribution from fp32's, over n samples of x, falls when layer l of genome gets one more
+** weight bit (NAN where it cannot). A distortion that is zero at fp32 and falls with precision,
+** unlike L_CO near fp32. Layers scored on `threads` threads. */
+int search_fill_gains(const search_job_t *j, lpq_scorer_t *sc, const lpq_layer_formats_t *genome,
+                      const float *x, size_t n, int threads, double *gain, lpq_error_t *err);
 /* lpq search --help (search_out.c). */
 void search_usage(FILE *out);
 /* Monotonic seconds. */

@@ -2,7 +2,7 @@
 # Issue 13's ablation: each mechanism's own effect on one model, with the same seed and the same
 # number of evaluations (so machine load does not change what is compared): the search as it
 # was (one sf per tensor, no sensitivity, no bias correction), then per-channel sf alone,
-# sensitivity seeding alone, both, and both with bias correction. Mean weight bits <= BUDGET,
+# sensitivity seeding alone, both, both with bias correction, and both with the budget fill. Mean weight bits <= BUDGET,
 # activations <= 8 bits, ends pinned at 8; the best config chosen on the validation split of the
 # training images, its top-1 measured on the 10,000 test images.
 # Usage: bench/search_ablation.sh [MODEL.onnx] ; env EVALS (72), BUDGET (4.0), OUT (var/ablation)
@@ -20,10 +20,12 @@ variants=("before:--weight-sf tensor --sensitivity off --bias-correction off"
           "per-channel sf:--weight-sf channel --sensitivity off --bias-correction off"
           "sensitivity:--weight-sf tensor --sensitivity on --bias-correction off"
           "both:--weight-sf channel --sensitivity on --bias-correction off"
-          "both + bias correction:--weight-sf channel --sensitivity on --bias-correction on")
+          "both + bias correction:--weight-sf channel --sensitivity on --bias-correction on"
+          "both + budget fill:--weight-sf channel --sensitivity on --bias-correction off --fill-budget on")
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in "${!variants[@]}"; do
   args=${variants[$i]#*:}
+  [ -s "$OUT/v$i.json" ] && continue # kept from an earlier run (remove it to redo)
   /usr/bin/time -f "%e" -o "$OUT/v$i.time" $LPQ search --model "$model" --data $D/t10k-images-idx3-ubyte.gz \
       --labels $D/t10k-labels-idx1-ubyte.gz --norm 0.2860,0.3530 \
       --calib-data models/fashion_calib_256.npy --calib 128 \

@@ -94,11 +94,16 @@ for m in models:
             t = mbr["top1"]
             print(f"| {name} | {label} | {mbr['mean_weight_bits']:.2f} | {t:.2f} | {ref - t:.2f} |"
                   f" validation ({mbr['top1_val']:.2f}%) | {o['evaluations']} | {st} | {wall} |")
-            rho, bc = o.get("spearman_l_co_top1"), o.get("bias_correction")
+            rho = o.get("spearman_l_co_top1")
             notes = [f"front {o['front_size']}, {o.get('val_members_scored', '-')} scored on validation"]
             if rho is not None:
                 notes.append(f"Spearman L_CO vs validation top-1 {rho:.2f}")
-            fb = o.get("fill_budget")
+            fb, bc = o.get("fill_budget"), o.get("bias_correction")
+            for step, v in (("budget fill", fb), ("bias correction", bc)):
+                if v and v.get("skipped"):
+                    notes.append(f"{step} skipped: no time left before the deadline")
+            fb = fb if fb and not fb.get("skipped") else None
+            bc = bc if bc and not bc.get("skipped") else None
             if fb:
                 notes.append(f"budget fill +{fb['raised_bits']} layer-bits, validation "
                              f"{fb['top1_val_from']:.2f} -> {fb['top1_val']:.2f}%, "

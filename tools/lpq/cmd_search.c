@@ -418,7 +418,10 @@ int cmd_search(int argc, char **argv) {
   double fill_val = -1, from_val = -1;
   size_t raised = 0;
   long fill_from = chosen;
-  if (a.fill && vx && chosen >= 0 && js->max_weight_bits > 0) {
+  /* each step after the pick only when what is left of the deadline holds it (a round being
+  ** one member's pass over the validation data on each thread) */
+  const int fill_fits = now_s() + t_round * (fill_rounds + a.bc_auto) <= deadline;
+  if (a.fill && vx && chosen >= 0 && js->max_weight_bits > 0 && fill_fits) {
     double *gain = malloc((nl ? nl : 1) * sizeof *gain);
     filled = malloc((nl ? nl : 1) * sizeof *filled);
     int frc = !gain || !filled ? lpq_errorf(&err, LPQ_ENOMEM, "out of memory") : 0;
@@ -448,7 +451,8 @@ int cmd_search(int argc, char **argv) {
   /* --bias-correction auto: the chosen config again with it, on the validation data */
   double bc_val = -1, cost_off_val = -1;
   int bc_chosen = 0;
-  if (a.bc_auto && chosen >= 0) {
+  const int bc_fits = now_s() + t_round <= deadline;
+  if (a.bc_auto && chosen >= 0 && bc_fits) {
     lpq_score_opts_t so_bc = so;
     so_bc.bias_correction = 1;
     if (!(sc_bc = lpq_scorer_new(g, calib->data, NULL, &so_bc, &err)) ||
@@ -518,7 +522,13 @@ int cmd_search(int argc, char **argv) {
                                   "raised_bits", (int)raised, "top1_val_from", 100 * from_val,
                                   "top1_val", 100 * fill_val,
                                   "chosen", (size_t)chosen == nfront));
-  if (a.bc_auto && chosen >= 0)
+  /* a step the deadline left no room for says so */
+  if (a.fill && vx && fill_from >= 0 && js->max_weight_bits > 0 && !fill_fits)
+    json_object_set_new(summary, "fill_budget", json_pack("{s:s}", "skipped", "deadline"));
+  if (a.bc_auto && chosen >= 0 && !bc_fits)
+    json_object_set_new(summary, "bias_correction",
+                        json_pack("{s:s, s:s}", "mode", "auto", "skipped", "deadline"));
+  else if (a.bc_auto && chosen >= 0)
     json_object_set_new(summary, "bias_correction",
                         json_pack("{s:s, s:f, s:f, s:b}", "mode", "auto", "top1_val_off",
                                   100 * (bc_chosen ? cost_off_val : m[chosen].top1_val),

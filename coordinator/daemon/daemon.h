@@ -7,6 +7,7 @@
 
 #include "coordinator/api/api.h"
 #include "coordinator/dispatch/dispatch.h"
+#include "coordinator/http/http.h"
 #include "coordinator/search/search.h"
 #include "coordinator/store/store.h"
 #include "engine/engine.h"
@@ -100,6 +101,7 @@ struct daemon_t {
   uv_loop_t *loop;
   lpq_store_t *store;
   lpq_api_server_t *api;
+  lpq_http_server_t *http; /* the dashboard (--http); NULL without */
   lpq_dispatch_t *pool;
   job_t *jobs;             /* active: preparing or running */
   pending_t *pending;

@@ -1,0 +1,231 @@
+/*
+** coordinator/http/events.c: /events/JOB, a job's progress as Server-Sent Events. Each stream
+** is an in-process API client subscribed with job.watch, so the events are the very
+** job.progress notifications lpqctl watch gets, pushed when a generation is committed; nothing
+** polls the database. libh2o takes one buffer at a time (the next waits for proceed); what
+** piles up behind a slow viewer is bounded: progress events are snapshots, so only the newest
+** is kept.
+*/
+#include "coordinator/http/http_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct stream_ref_t {
+  http_stream_t *st;
+} stream_ref_t;
+
+struct http_stream_t {
+  h2o_generator_t gen;  /* first: libh2o's callbacks get its address */
+  lpq_http_server_t *s;
+  h2o_req_t *req;       /* NULL once libh2o stopped the response (client gone) or it ended */
+  stream_ref_t *ref;    /* in req's pool: tells when the request is disposed before it started */
+  lpq_api_local_t *local;
+  int64_t job;
+  char *inflight;       /* handed to h2o_send until proceed */
+  char *queued;
+  size_t qlen, qcap;
+  int started, ending, busy, dead;
+  http_stream_t *prev, *next;
+};
+
+static void stream_free(http_stream_t *st) {
+  lpq_http_server_t *s = st->s;
+  if (st->prev)
+    st->prev->next = st->next;
+  else
+    s->streams = st->next;
+  if (st->next)
+    st->next->prev = st->prev;
+  s->stats.streams--;
+  if (st->ref)
+    st->ref->st = NULL;
+  lpq_api_local_free(&st->local); /* job.watch's subscription ends (job_unwatch) */
+  free(st->inflight);
+  free(st->queued);
+  free(st);
+}
+
+/* Hands the queued bytes to libh2o when it can take them; ends the response once an ending
+** stream has nothing left. Re-entrant calls from inside h2o_send are deferred to the loop. */
+static void flush(http_stream_t *st) {
+  while (st->req && st->started && !st->busy && !st->inflight) {
+    h2o_req_t *req = st->req;
+    if (st->qlen > 0) {
+      st->inflight = st->queued;
+      h2o_iovec_t buf = h2o_iovec_init(st->inflight, st->qlen);
+      st->queued = NULL;
+      st->qlen = st->qcap = 0;
+      st->s->stats.events_sent++;
+      st->busy = 1;
+      h2o_send(req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
+      st->busy = 0;
+      if (st->dead) {
+        stream_free(st);
+        return;
+      }
+      continue; /* proceed may have come already */
+    }
+    if (!st->ending)
+      return;
+    st->req = NULL; /* after the final send libh2o calls neither proceed nor stop */
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    stream_free(st);
+    return;
+  }
+}
+
+static void on_proceed(h2o_generator_t *gen, h2o_req_t *req) {
+  (void)req;
+  http_stream_t *st = (http_stream_t *)gen;
+  free(st->inflight);
+  st->inflight = NULL;
+  flush(st);
+}
+
+static void on_stop(h2o_generator_t *gen, h2o_req_t *req) {
+  (void)req;
+  http_stream_t *st = (http_stream_t *)gen;
+  st->req = NULL;
+  if (st->busy)
+    st->dead = 1; /* flush frees it when h2o_send returns */
+  else
+    stream_free(st);
+}
+
+static void on_req_disposed(void *arg) {
+  stream_ref_t *r = arg;
+  if (r->st) {
+    r->st->req = NULL;
+    r->st->ref = NULL;
+  }
+}
+
+/* Queues one "progress" event; behind a slow viewer only the newest is kept. */
+static int queue_event(http_stream_t *st, const json_t *progress) {
+  char *data = json_dumps(progress, JSON_COMPACT);
+  if (data == NULL)
+    return -1;
+  size_t n = strlen(data) + sizeof "event: progress\ndata: \n\n";
+  if (st->qlen > 0 && st->qlen + n > st->s->opts.max_stream_queue) {
+    st->qlen = 0;
+    st->s->stats.events_dropped++;
+  }
+  if (st->qcap - st->qlen < n) {
+    size_t cap = st->qlen + n + 256;
+    char *q = realloc(st->queued, cap);
+    if (q == NULL) {
+      free(data);
+      return -1;
+    }
+    st->queued = q;
+    st->qcap = cap;
+  }
+  st->qlen += (size_t)snprintf(st->queued + st->qlen, st->qcap - st->qlen,
+                               "event: progress\ndata: %s\n\n", data);
+  free(data);
+  return 0;
+}
+
+static int progress_final(const json_t *p) {
+  const char *status = json_string_value(json_object_get(p, "status"));
+  return json_is_true(json_object_get(p, "final")) ||
+         (status && (strcmp(status, "done") == 0 || strcmp(status, "failed") == 0 ||
+                     strcmp(status, "canceled") == 0));
+}
+
+static void add_header(h2o_req_t *req, const char *name, const char *value) {
+  h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, value,
+                        strlen(value));
+}
+
+static void on_message(void *ctx, const json_t *msg) {
+  http_stream_t *st = ctx;
+  if (st->req == NULL || st->ending)
+    return;
+  const json_t *error = json_object_get(msg, "error");
+  if (error && !st->started) {
+    char text[300];
+    snprintf(text, sizeof text, "%s", json_string_value(json_object_get(error, "message")));
+    json_int_t code = json_integer_value(json_object_get(error, "code"));
+    h2o_req_t *req = st->req;
+    st->req = NULL;
+    lpq__http_error(st->s, req, code == LPQ_API_E_JOB_NOT_FOUND ? 404 : 400, text);
+    st->dead = 1; /* freed by lpq__http_events when the call returns */
+    return;
+  }
+  const json_t *progress = json_object_get(msg, "method") ? json_object_get(msg, "params")
+                                                          : json_object_get(msg, "result");
+  if (!json_is_object(progress))
+    return;
+  if (!st->started) {
+    h2o_req_t *req = st->req;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    add_header(req, "content-type", "text/event-stream");
+    add_header(req, "cache-control", "no-cache");
+    add_header(req, "x-content-type-options", "nosniff");
+    h2o_start_response(req, &st->gen);
+    st->started = 1;
+    if (st->ref) { /* libh2o now tells through stop */
+      st->ref->st = NULL;
+      st->ref = NULL;
+    }
+  }
+  if (queue_event(st, progress) != 0)
+    st->ending = 1;
+  if (progress_final(progress))
+    st->ending = 1;
+  flush(st);
+}
+
+void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, int64_t job) {
+  http_stream_t *st = calloc(1, sizeof *st);
+  stream_ref_t *ref = st ? h2o_mem_alloc_shared(&req->pool, sizeof *ref, on_req_disposed) : NULL;
+  if (ref == NULL) {
+    free(st);
+    lpq__http_error(s, req, 500, "out of memory");
+    return;
+  }
+  ref->st = st;
+  st->s = s;
+  st->req = req;
+  st->ref = ref;
+  st->job = job;
+  st->gen.proceed = on_proceed;
+  st->gen.stop = on_stop;
+  st->next = s->streams;
+  if (s->streams)
+    s->streams->prev = st;
+  s->streams = st;
+  s->stats.streams++;
+  st->local = lpq_api_local_new(s->api, on_message, st);
+  json_t *params = json_pack("{sI}", "job", (json_int_t)job);
+  st->busy = 1; /* job.watch answers at once: its first event is sent after the call */
+  int rc = st->local && params ? lpq_api_local_call(st->local, "job.watch", params, ++s->next_id)
+                               : (json_decref(params), LPQ_ENOMEM);
+  st->busy = 0;
+  if (rc != 0 || st->dead) {
+    if (rc != 0 && st->req)
+      lpq__http_error(s, req, 503, "the API is not available");
+    stream_free(st);
+    return;
+  }
+  flush(st);
+}
+
+void lpq__http_streams_end(lpq_http_server_t *s) {
+  http_stream_t *st = s->streams;
+  while (st) {
+    http_stream_t *next = st->next;
+    lpq_api_local_free(&st->local);
+    if (!st->started) {
+      stream_free(st);
+    } else {
+      st->ending = 1;
+      flush(st); /* may free st; one still writing stays until the process ends */
+    }
+    st = next;
+  }
+}

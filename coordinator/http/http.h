@@ -39,6 +39,8 @@ typedef struct lpq_http_options_t {
                               ** a loopback address (127.0.0.0/8, ::1, localhost) */
   size_t max_connections;     /* open at once [1024]; one more gets 503 and is closed */
   size_t max_request_bytes;   /* a request's body [1 MiB]; larger: 413 */
+  size_t max_header_bytes;    /* a request's target and headers [32 KiB]; more: 431 (libh2o
+                              ** itself stops at about 400 KiB or 100 headers: 400) */
   size_t max_stream_queue;    /* bytes waiting for a slow event-stream viewer [256 KiB]; more:
                               ** only the newest event is kept (progress events are snapshots) */
 } lpq_http_options_t;

@@ -41,6 +41,7 @@ static const char *reason(int status) {
   case 405: return "Method Not Allowed";
   case 409: return "Conflict";
   case 413: return "Payload Too Large";
+  case 431: return "Request Header Fields Too Large";
   case 503: return "Service Unavailable";
   default: return status < 500 ? "Bad Request" : "Internal Server Error";
   }
@@ -251,6 +252,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
             h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
   int post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+  size_t header_bytes = req->path.len;
+  for (size_t i = 0; i < req->headers.size; i++)
+    header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+  if (header_bytes > s->opts.max_header_bytes) {
+    lpq__http_error(s, req, 431, "the request's headers are too large");
+    return 0;
+  }
   if (!get && !post) {
     lpq__http_error(s, req, 405, "the dashboard answers GET, HEAD and POST only");
     return 0;
@@ -387,6 +395,7 @@ lpq_http_server_t *lpq_http_new(uv_loop_t *loop, lpq_api_server_t *api,
   s->opts = *opts;
   s->opts.max_connections = opts->max_connections ? opts->max_connections : 1024;
   s->opts.max_request_bytes = opts->max_request_bytes ? opts->max_request_bytes : (size_t)1 << 20;
+  s->opts.max_header_bytes = opts->max_header_bytes ? opts->max_header_bytes : (size_t)32 << 10;
   s->opts.max_stream_queue = opts->max_stream_queue ? opts->max_stream_queue : (size_t)256 << 10;
   s->host = strdup(strcmp(opts->host, "localhost") == 0 ? "127.0.0.1" : opts->host);
   size_t hl = s->host ? strlen(s->host) : 0;

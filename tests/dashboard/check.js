@@ -2,7 +2,8 @@
 // (puppeteer-core, installed by make deps) and reports what the rendered DOM shows, as one JSON
 // line on stdout, for tests/test_dashboard.c to check. Screenshots go to OUT_DIR.
 //   node tests/dashboard/check.js BASE_URL JOB OUT_DIR
-// 1. the jobs page lists JOB;  2. JOB's page while it runs: progress events arrive (SSE);
+// 1. the jobs page lists JOB;  2. JOB's page: once it is loaded this prints "page-ready" and
+// the caller starts a worker, so the job's progress reaches the open page as SSE events;
 // 3. after the job ends, the page loaded afresh: the front of the last generation.
 'use strict';
 const puppeteer = require('puppeteer-core');
@@ -41,6 +42,7 @@ const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
     result.status_at_load = await text(page, '#fact-status');
     result.evaluations_at_load = +(await text(page, '#fact-evaluations'));
     result.sse_at_load = await count(page, '#sse-events');
+    process.stdout.write('page-ready\n');
     // a job.progress notification after the first snapshot: progress moved
     const t0 = Date.now();
     await page.waitForFunction((n) => +document.querySelector('#sse-events').dataset.count > n,
@@ -48,6 +50,10 @@ const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
     result.sse_wait_ms = Date.now() - t0;
     result.sse_events = await count(page, '#sse-events');
     result.evaluations_after_event = +(await text(page, '#fact-evaluations'));
+    await page.waitForFunction((n) => +document.querySelector('#sse-events').dataset.count > n + 3 ||
+      /done/.test(document.querySelector('#fact-status').textContent), {timeout: 60000},
+    result.sse_events);
+    await new Promise((r) => setTimeout(r, 300));
     await page.screenshot({path: outDir + '/job-running.png', fullPage: true});
     // let it finish, then load the page afresh: the last generation's front
     await page.waitForFunction(() => /done|failed|canceled/.test(

@@ -111,7 +111,8 @@ function renderFacts(p, info) {
   fact(dl, 'status', p.status, 'fact-status');
   fact(dl, 'generation', p.generation + ' / ' + (p.generations || '?'));
   fact(dl, 'evaluations', String(p.evaluations), 'fact-evaluations');
-  fact(dl, 'evaluations/s', state.rate === null ? '–' : state.rate.toFixed(2), 'fact-rate');
+  const rate = state.rate !== null ? state.rate : p.elapsed_s > 0 ? p.evaluations / p.elapsed_s : null;
+  fact(dl, 'evaluations/s', rate === null ? '–' : rate.toFixed(1), 'fact-rate');
   fact(dl, 'elapsed', duration(p.elapsed_s));
   fact(dl, 'ETA', finalStatus(p.status) ? '–' : duration(p.eta_s));
   fact(dl, 'best L_CO', fmt(p.best_l_co));
@@ -154,15 +155,17 @@ async function drawFront() {
   gens.forEach((k) => {
     data.push(pts.map((p) => (p.k === k ? p.y : null)));
     const last = k === g;
-    series.push({label: 'gen ' + k, stroke: palette(g ? k / g : 1),
+    const t = g > gens[0] ? (k - gens[0]) / (g - gens[0]) : 1;
+    series.push({label: 'gen ' + k, stroke: palette(t),
       paths: () => null, points: {show: true, size: last ? 9 : 5, width: 1,
-        fill: last ? palette(1) : palette(g ? k / g : 1)}});
+        fill: palette(t)}});
   });
   const current = fronts[fronts.length - 1];
   $('#front-count').textContent = String(current.length);
   $('#front-count').dataset.count = String(current.length);
   $('#front-count').dataset.generation = String(g);
-  $('#front-label').textContent = `generation ${g} of ${state.gens - 1}, coloured by generation`;
+  $('#front-label').textContent = `generation ${g} of ${Math.max(g, state.gens - 1)}, ` +
+    'coloured by generation (the 11 before it smaller)';
   if (state.frontChart) state.frontChart.destroy();
   const tip = $('#tip');
   state.frontPts = pts;
@@ -202,7 +205,8 @@ async function drawGenerationCharts() {
   const line = (label, stroke, values, target, old) => {
     if (old) old.destroy();
     return new uPlot({width: chartWidth(target), height: 200, scales: {x: {time: false}},
-      axes: [{label: 'generation'}, {label}], legend: {show: false},
+      axes: [{label: 'generation', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]}, {label}],
+      legend: {show: false},
       series: [{}, {label, stroke, width: 2, points: {show: true, size: 5}}]},
     [gens, values], $(target));
   };
@@ -282,11 +286,12 @@ async function showWorkers() {
   const body = $('#workers tbody');
   body.textContent = '';
   for (const w of r.workers) {
-    const task = w.task ? `job ${w.task.job}, genome ${w.task.genome} (${fmt(w.task.running_s, 2)} s)`
-      : '';
     body.append(el('tr', {}, el('td', {text: w.id}), el('td', {text: w.host || ''}),
-      el('td', {text: w.state}), el('td', {text: task}), el('td', {text: w.evaluations ?? ''}),
-      el('td', {text: fmt(w.mean_eval_ms, 1)})));
+      el('td', {text: String(w.threads ?? '')}),
+      el('td', {class: w.state === 'busy' ? 'status-running' : '', text: w.state}),
+      el('td', {text: String(w.done ?? w.evaluations ?? '')}),
+      el('td', {text: String(w.failed ?? '')}),
+      el('td', {text: w.idle_s === undefined ? '' : fmt(w.idle_s, 1) + ' s'})));
   }
 }
 
@@ -304,23 +309,44 @@ function setGenerations(n, follow) {
   return false;
 }
 
-async function onProgress(p, info) {
+/* evaluations/s over the last few seconds of the job's own clock (elapsed_s) */
+const recent = [];
+function updateRate(p) {
+  recent.push({e: p.evaluations, t: p.elapsed_s});
+  while (recent.length > 2 && recent[recent.length - 1].t - recent[1].t > 5) recent.shift();
+  const a = recent[0], b = recent[recent.length - 1];
+  state.rate = b.t - a.t > 0.2 ? (b.e - a.e) / (b.t - a.t)
+    : p.elapsed_s > 0 ? p.evaluations / p.elapsed_s : null;
+}
+
+/* Events are shown as they come; the charts follow the newest one, one refresh at a time. */
+let refreshing = null, refreshAgain = false;
+function onProgress(p, info) {
   state.events++;
   $('#sse-events').textContent = String(state.events);
   $('#sse-events').dataset.count = String(state.events);
-  const now = performance.now();
-  if (state.lastEvent && p.evaluations > state.lastEvent.evaluations)
-    state.rate = (p.evaluations - state.lastEvent.evaluations) / ((now - state.lastEvent.t) / 1e3);
-  else if (state.rate === null && p.elapsed_s > 0)
-    state.rate = p.evaluations / p.elapsed_s;
-  state.lastEvent = {evaluations: p.evaluations, t: now};
+  updateRate(p);
   renderFacts(p, info);
-  const gens = await api('job.pareto', {job: state.job, front_only: true}).then(
-    (r) => (r.generations !== undefined ? r.generations : r.generation + 1), () => 0);
+  state.latest = p;
+  if (refreshing) { refreshAgain = true; return refreshing; }
+  refreshing = (async () => {
+    do {
+      refreshAgain = false;
+      await refreshCharts();
+    } while (refreshAgain);
+    refreshing = null;
+  })();
+  return refreshing;
+}
+
+async function refreshCharts() {
+  const p = state.latest; /* committed generations: 0..p.generation once there is a front */
+  const gens = p.front_size > 0 || p.hypervolume !== null ? p.generation + 1 : 0;
   if (gens !== state.gens) {
     state.fronts.delete(gens - 1);
     if (setGenerations(gens, true) && gens > 0) await drawFront();
     await drawGenerationCharts();
+    if (!state.chosen && gens > 0) await showConfig(null).catch(() => {});
   }
   await showWorkers();
 }

@@ -334,6 +334,7 @@ out:
   uv_walk(d.loop, close_walk, NULL);
   uv_run(d.loop, UV_RUN_DEFAULT); /* closes handles; lets queued preparations finish */
   jobs_free_all(&d);
+  export_names_free(&d);
   uv_loop_close(d.loop);
   lpq_store_close(&d.store);
   close(lock_fd);

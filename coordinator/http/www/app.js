@@ -197,22 +197,58 @@ async function drawFront() {
   });
 }
 
-async function drawGenerationCharts() {
-  const r = await api('db.query', {table: 'v_generation_stats', where: {job: state.job},
-    columns: ['generation', 'hypervolume', 'evals_per_s', 'front_size'], limit: 100000});
-  const col = (name) => r.rows.map((row) => row[r.columns.indexOf(name)]);
-  const gens = col('generation');
+/* Hypervolume and evaluations/s per generation: read once from v_generation_stats (one job's
+ * rows, through its index), then extended from the progress events; a gap (events coalesced
+ * behind a slow connection) reads them again. */
+const genData = {g: [], hv: [], rate: [], lastEvent: null, fetched: 0};
+
+function plotGenerations() {
   const line = (label, stroke, values, target, old) => {
-    if (old) old.destroy();
+    if (old) { old.setData([genData.g, values]); return old; }
     return new uPlot({width: chartWidth(target), height: 200, scales: {x: {time: false}},
       axes: [{label: 'generation', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]}, {label}],
       legend: {show: false},
       series: [{}, {label, stroke, width: 2, points: {show: true, size: 5}}]},
-    [gens, values], $(target));
+    [genData.g, values], $(target));
   };
-  state.hvChart = line('hypervolume', '#3b82f6', col('hypervolume'), '#hv-chart', state.hvChart);
-  state.rateChart = line('evaluations/s', '#ea580c', col('evals_per_s'), '#rate-chart',
-    state.rateChart);
+  state.hvChart = line('hypervolume', '#3b82f6', genData.hv, '#hv-chart', state.hvChart);
+  state.rateChart = line('evaluations/s', '#ea580c', genData.rate, '#rate-chart', state.rateChart);
+}
+
+async function drawGenerationCharts() {
+  genData.fetched = performance.now();
+  const r = await api('db.query', {table: 'v_generation_stats', where: {job: state.job},
+    columns: ['generation', 'hypervolume', 'evals_per_s'], limit: 1000000});
+  const col = (name) => r.rows.map((row) => row[r.columns.indexOf(name)]);
+  genData.g = col('generation');
+  genData.hv = col('hypervolume');
+  genData.rate = col('evals_per_s');
+  plotGenerations();
+}
+
+/* Every event: its generation's point, when it follows the last one known. */
+function recordGeneration(p) {
+  const last = genData.g.length ? genData.g[genData.g.length - 1] : -1;
+  const prev = genData.lastEvent;
+  genData.lastEvent = p;
+  if (p.generation <= last || !(p.front_size > 0 || p.hypervolume !== null)) return;
+  if (p.generation === last + 1 && prev && prev.generation === last) {
+    const dt = p.elapsed_s - prev.elapsed_s;
+    genData.g.push(p.generation);
+    genData.hv.push(p.hypervolume);
+    genData.rate.push(dt > 0 ? (p.evaluations - prev.evaluations) / dt : null);
+  } else {
+    genData.gap = true;
+  }
+}
+
+async function extendGenerations() {
+  if (genData.gap && (performance.now() - genData.fetched > 5000 || !genData.g.length)) {
+    genData.gap = false;
+    await drawGenerationCharts();
+  } else {
+    plotGenerations();
+  }
 }
 
 /* The per-layer formats of a config as a heat map: layers x (bits, es, rs, sf) of the
@@ -250,8 +286,20 @@ function renderHeat(table, header, rows) {
   table.append(body);
 }
 
+/* The genome to show first: job.get's best (the pick's, or the lowest L_F / L_CO), else the
+ * lowest L_CO of the newest front drawn. Named explicitly: job.export without a genome would
+ * look the best up itself, through a view over all of the job's evaluations. */
+async function defaultGenome() {
+  const info = await api('job.get', {job: state.job});
+  if (info.best && info.best.genome) return info.best.genome;
+  const front = state.fronts.get(state.gens - 1) || [];
+  return front.length ? front.reduce((a, b) => (b.l_co < a.l_co ? b : a)).genome : null;
+}
+
 async function showConfig(genome) {
-  const r = await api('job.export', genome ? {job: state.job, genome} : {job: state.job});
+  if (!genome) genome = await defaultGenome();
+  if (!genome) return;
+  const r = await api('job.export', {job: state.job, genome});
   state.chosen = r.genome;
   const cfg = r.config || {};
   const def = cfg.default || {};
@@ -327,12 +375,16 @@ function onProgress(p, info) {
   $('#sse-events').dataset.count = String(state.events);
   updateRate(p);
   renderFacts(p, info);
+  recordGeneration(p);
   state.latest = p;
   if (refreshing) { refreshAgain = true; return refreshing; }
-  refreshing = (async () => {
+  refreshing = (async () => { /* at most one refresh a second: a fast job sends many events */
     do {
       refreshAgain = false;
+      const t0 = performance.now();
       await refreshCharts();
+      const wait = 1000 - (performance.now() - t0);
+      if (refreshAgain && wait > 0) await new Promise((r) => setTimeout(r, wait));
     } while (refreshAgain);
     refreshing = null;
   })();
@@ -345,7 +397,7 @@ async function refreshCharts() {
   if (gens !== state.gens) {
     state.fronts.delete(gens - 1);
     if (setGenerations(gens, true) && gens > 0) await drawFront();
-    await drawGenerationCharts();
+    await extendGenerations();
     if (!state.chosen && gens > 0) await showConfig(null).catch(() => {});
   }
   await showWorkers();

@@ -261,8 +261,12 @@ static void m_pareto(void *ctx, lpq_api_call_t *call, json_t *params) {
                         (long long)gen, (long long)last);
     return;
   }
+  /* not genome_json: the layer formats are most of a row's text, and the answer has none */
+  static const char *const columns[] = {"genome", "rank", "crowding", "violation", "l_co",
+                                        "l_cr", "l_f", NULL};
   lpq_store_dump_filter_t f = {.job = id, .generation_set = 1, .generation = gen,
-                               .front_only = json_is_true(json_object_get(params, "front_only"))};
+                               .front_only = json_is_true(json_object_get(params, "front_only")),
+                               .columns = columns};
   char *text = NULL;
   if (lpq_store_dump_json(d->store, "individuals", &f, &text, &err) != 0) {
     reply_err(call, &err);

@@ -102,9 +102,31 @@ static void on_req_disposed(void *arg) {
   }
 }
 
+/* progress as compact JSON text, borrowed: a notification hands every stream of its job the
+** same object (held here, so its address is not reused meanwhile), written once */
+static const char *progress_text(lpq_http_server_t *s, const json_t *progress) {
+  if (progress != s->last_progress || s->last_text == NULL) {
+    char *text = json_dumps(progress, JSON_COMPACT);
+    if (text == NULL)
+      return NULL;
+    free(s->last_text);
+    json_decref(s->last_progress);
+    s->last_text = text;
+    s->last_progress = json_incref((json_t *)progress);
+  }
+  return s->last_text;
+}
+
+void lpq__http_events_cache_free(lpq_http_server_t *s) {
+  free(s->last_text);
+  json_decref(s->last_progress);
+  s->last_text = NULL;
+  s->last_progress = NULL;
+}
+
 /* Queues one "progress" event; behind a slow viewer only the newest is kept. */
 static int queue_event(http_stream_t *st, const json_t *progress) {
-  char *data = json_dumps(progress, JSON_COMPACT);
+  const char *data = progress_text(st->s, progress);
   if (data == NULL)
     return -1;
   size_t n = strlen(data) + sizeof "event: progress\ndata: \n\n";
@@ -115,16 +137,13 @@ static int queue_event(http_stream_t *st, const json_t *progress) {
   if (st->qcap - st->qlen < n) {
     size_t cap = st->qlen + n + 256;
     char *q = realloc(st->queued, cap);
-    if (q == NULL) {
-      free(data);
+    if (q == NULL)
       return -1;
-    }
     st->queued = q;
     st->qcap = cap;
   }
   st->qlen += (size_t)snprintf(st->queued + st->qlen, st->qcap - st->qlen,
                                "event: progress\ndata: %s\n\n", data);
-  free(data);
   return 0;
 }
 

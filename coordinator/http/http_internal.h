@@ -41,6 +41,10 @@ struct lpq_http_server_t {
   http_stream_t *streams;
   lpq_http_stats_t stats;
   json_int_t next_id;
+  /* the last progress object sent and its text: one notification reaches every stream of a
+  ** job with the same object, written once (events.c) */
+  json_t *last_progress;
+  char *last_text;
 };
 
 /* server.c */
@@ -70,5 +74,7 @@ void lpq__http_pendings_free(lpq_http_server_t *s);
 void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, int64_t job);
 /* Ends every stream (lpq_http_free). */
 void lpq__http_streams_end(lpq_http_server_t *s);
+/* Drops the last event's text (lpq_http_free). */
+void lpq__http_events_cache_free(lpq_http_server_t *s);
 
 #endif

@@ -358,6 +358,7 @@ static void on_accept(uv_stream_t *listener, int status) {
 static lpq_http_server_t *kept_at_exit;
 
 static void server_release(lpq_http_server_t *s) {
+  lpq__http_events_cache_free(s);
   free(s->host);
   free(s->token);
   free(s);

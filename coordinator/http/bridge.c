@@ -34,6 +34,7 @@ struct http_pending_t {
   lpq_api_local_t *local;
   int export_file;      /* index in export_files; -1: an /api call */
   int64_t job;
+  char *cache_key;      /* the answer is kept under it (NULL: not cacheable) */
   http_pending_t *prev, *next;
 };
 
@@ -87,7 +88,51 @@ static void pending_free(http_pending_t *p) {
   if (p->ref)
     p->ref->p = NULL;
   lpq_api_local_free(&p->local);
+  free(p->cache_key);
   free(p);
+}
+
+/* ---- the cache of answers that cannot change ---- */
+
+/* The key of a cacheable call (malloc'd), or NULL: job.pareto of a named generation. */
+static char *cache_key(const char *method, const json_t *params) {
+  if (strcmp(method, "job.pareto") != 0 || !json_is_integer(json_object_get(params, "generation")))
+    return NULL;
+  char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+  char *key = text ? malloc(strlen(method) + strlen(text) + 2) : NULL;
+  if (key)
+    sprintf(key, "%s %s", method, text);
+  free(text);
+  return key;
+}
+
+static const http_cached_t *cache_find(lpq_http_server_t *s, const char *key) {
+  for (size_t i = 0; key && i < HTTP_CACHE_SLOTS; i++)
+    if (s->cache[i].key && strcmp(s->cache[i].key, key) == 0)
+      return &s->cache[i];
+  return NULL;
+}
+
+static void cache_put(lpq_http_server_t *s, char *key, const char *body, size_t len) {
+  http_cached_t *c = &s->cache[s->cache_next];
+  char *copy = malloc(len + 1);
+  if (copy == NULL) {
+    free(key);
+    return;
+  }
+  memcpy(copy, body, len + 1);
+  free(c->key);
+  free(c->body);
+  *c = (http_cached_t){key, copy, len};
+  s->cache_next = (s->cache_next + 1) % HTTP_CACHE_SLOTS;
+}
+
+void lpq__http_cache_free(lpq_http_server_t *s) {
+  for (size_t i = 0; i < HTTP_CACHE_SLOTS; i++) {
+    free(s->cache[i].key);
+    free(s->cache[i].body);
+    s->cache[i] = (http_cached_t){0};
+  }
 }
 
 void lpq__http_pendings_free(lpq_http_server_t *s) {
@@ -115,14 +160,22 @@ static int status_of(json_int_t code) {
   }
 }
 
+/* Sends v as JSON; a 200 answer with a cache key (taken) is kept for the next viewer. */
 static void send_json(lpq_http_server_t *s, h2o_req_t *req, int status, const json_t *v,
-                      const char *const *headers, size_t indent) {
+                      const char *const *headers, size_t indent, char **key) {
   char *text = json_dumps(v, JSON_ENCODE_ANY | (indent ? JSON_INDENT(indent) : JSON_COMPACT));
   if (text == NULL) {
-    lpq__http_error(s, req, 500, "out of memory");
+    if (req)
+      lpq__http_error(s, req, 500, "out of memory");
     return;
   }
-  lpq__http_respond(s, req, status, "application/json", text, strlen(text), headers);
+  size_t len = strlen(text);
+  if (req)
+    lpq__http_respond(s, req, status, "application/json", text, len, headers);
+  if (status == 200 && key && *key) {
+    cache_put(s, *key, text, len);
+    *key = NULL;
+  }
   free(text);
 }
 
@@ -135,7 +188,7 @@ static void send_export(http_pending_t *p, const json_t *result) {
            (long long)p->job, export_files[p->export_file].file);
   const char *const headers[] = {"content-disposition", disposition, NULL};
   if (json_is_object(v) && json_object_get(v, "base64") == NULL) { /* the config itself */
-    send_json(s, p->req, 200, v, headers, 2);
+    send_json(s, p->req, 200, v, headers, 2, NULL);
     return;
   }
   const char *b64 = json_string_value(json_object_get(v, "base64"));
@@ -155,26 +208,25 @@ static void on_message(void *ctx, const json_t *msg) {
   http_pending_t *p = ctx;
   if (json_object_get(msg, "method")) /* a notification: not for a plain call */
     return;
-  if (p->req) {
-    const json_t *error = json_object_get(msg, "error");
-    if (error)
-      send_json(p->s, p->req, status_of(json_integer_value(json_object_get(error, "code"))),
-                error, NULL, 0);
-    else if (p->export_file >= 0)
-      send_export(p, json_object_get(msg, "result"));
-    else
-      send_json(p->s, p->req, 200, json_object_get(msg, "result"), NULL, 0);
-  }
+  const json_t *error = json_object_get(msg, "error");
+  if (p->req && error)
+    send_json(p->s, p->req, status_of(json_integer_value(json_object_get(error, "code"))), error,
+              NULL, 0, NULL);
+  else if (p->req && p->export_file >= 0)
+    send_export(p, json_object_get(msg, "result"));
+  else if (!error && (p->req || p->cache_key)) /* kept even when its viewer has gone */
+    send_json(p->s, p->req, 200, json_object_get(msg, "result"), NULL, 0, &p->cache_key);
   pending_free(p); /* the API keeps its connection until the call is released */
 }
 
 /* Calls method with params (stolen) for req; the answer is sent by on_message. */
 static void call(lpq_http_server_t *s, h2o_req_t *req, const char *method, json_t *params,
-                 int export_file, int64_t job) {
+                 int export_file, int64_t job, char *key) {
   http_pending_t *p = calloc(1, sizeof *p);
   pending_ref_t *ref = p ? h2o_mem_alloc_shared(&req->pool, sizeof *ref, on_req_disposed) : NULL;
   if (ref == NULL) {
     free(p);
+    free(key);
     json_decref(params);
     lpq__http_error(s, req, 500, "out of memory");
     return;
@@ -185,6 +237,7 @@ static void call(lpq_http_server_t *s, h2o_req_t *req, const char *method, json_
   p->ref = ref;
   p->export_file = export_file;
   p->job = job;
+  p->cache_key = key;
   p->next = s->pendings;
   if (s->pendings)
     s->pendings->prev = p;
@@ -255,7 +308,16 @@ void lpq__http_api(lpq_http_server_t *s, h2o_req_t *req, const char *method, siz
                     : "job.export through the dashboard returns bytes; \"dir\" is refused");
     return;
   }
-  call(s, req, name, params, -1, 0);
+  char *key = cache_key(name, params);
+  const http_cached_t *hit = cache_find(s, key);
+  if (hit) {
+    s->cache_hits++;
+    lpq__http_respond(s, req, 200, "application/json", hit->body, hit->len, NULL);
+    free(key);
+    json_decref(params);
+    return;
+  }
+  call(s, req, name, params, -1, 0, key);
 }
 
 void lpq__http_export(lpq_http_server_t *s, h2o_req_t *req, int64_t job, const char *file,
@@ -278,5 +340,5 @@ void lpq__http_export(lpq_http_server_t *s, h2o_req_t *req, int64_t job, const c
     lpq__http_error(s, req, 500, "out of memory");
     return;
   }
-  call(s, req, "job.export", params, (int)k, job);
+  call(s, req, "job.export", params, (int)k, job, NULL);
 }

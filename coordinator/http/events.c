@@ -24,8 +24,9 @@ struct http_stream_t {
   lpq_api_local_t *local;
   int64_t job;
   char *inflight;       /* handed to h2o_send until proceed */
-  char *queued;
+  char *queued;         /* the newest event not sent yet */
   size_t qlen, qcap;
+  uint64_t sent_ms;     /* when the last event was handed to libh2o (uv_now) */
   int started, ending, busy, dead;
   http_stream_t *prev, *next;
 };
@@ -47,12 +48,17 @@ static void stream_free(http_stream_t *st) {
   free(st);
 }
 
-/* Hands the queued bytes to libh2o when it can take them; ends the response once an ending
-** stream has nothing left. Re-entrant calls from inside h2o_send are deferred to the loop. */
+/* Hands the queued event to libh2o when it can take it, at most one per HTTP_EVENT_MS (the
+** server's timer sends what waits); ends the response once an ending stream has nothing left.
+** Re-entrant calls from inside h2o_send are deferred to the loop. */
 static void flush(http_stream_t *st) {
   while (st->req && st->started && !st->busy && !st->inflight) {
     h2o_req_t *req = st->req;
+    uint64_t now = uv_now(st->s->loop);
+    if (st->qlen > 0 && !st->ending && st->sent_ms && now - st->sent_ms < HTTP_EVENT_MS)
+      return;
     if (st->qlen > 0) {
+      st->sent_ms = now;
       st->inflight = st->queued;
       h2o_iovec_t buf = h2o_iovec_init(st->inflight, st->qlen);
       st->queued = NULL;
@@ -124,13 +130,14 @@ void lpq__http_events_cache_free(lpq_http_server_t *s) {
   s->last_progress = NULL;
 }
 
-/* Queues one "progress" event; behind a slow viewer only the newest is kept. */
+/* Queues one "progress" event. Progress events are snapshots: one still waiting (a fast job, a
+** slow viewer) is replaced by the newer. */
 static int queue_event(http_stream_t *st, const json_t *progress) {
   const char *data = progress_text(st->s, progress);
   if (data == NULL)
     return -1;
   size_t n = strlen(data) + sizeof "event: progress\ndata: \n\n";
-  if (st->qlen > 0 && st->qlen + n > st->s->opts.max_stream_queue) {
+  if (st->qlen > 0) {
     st->qlen = 0;
     st->s->stats.events_dropped++;
   }
@@ -232,6 +239,16 @@ void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, int64_t job) {
     return;
   }
   flush(st);
+}
+
+void lpq__http_streams_flush(lpq_http_server_t *s) {
+  http_stream_t *st = s->streams;
+  while (st) {
+    http_stream_t *next = st->next; /* flush may free st */
+    if (st->qlen > 0)
+      flush(st);
+    st = next;
+  }
 }
 
 void lpq__http_streams_end(lpq_http_server_t *s) {

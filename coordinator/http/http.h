@@ -41,15 +41,15 @@ typedef struct lpq_http_options_t {
   size_t max_request_bytes;   /* a request's body [1 MiB]; larger: 413 */
   size_t max_header_bytes;    /* a request's target and headers [32 KiB]; more: 431 (libh2o
                               ** itself stops at about 400 KiB or 100 headers: 400) */
-  size_t max_stream_queue;    /* bytes waiting for a slow event-stream viewer [256 KiB]; more:
-                              ** only the newest event is kept (progress events are snapshots) */
 } lpq_http_options_t;
 
 /* Counters for server.stats-like reports and the tests. */
 typedef struct lpq_http_stats_t {
   size_t connections;         /* open now */
   size_t streams;             /* event streams open now */
-  uint64_t accepted, rejected, requests, events_sent, events_dropped;
+  uint64_t accepted, rejected, requests, events_sent;
+  uint64_t events_dropped;    /* replaced by a newer one before they were sent: an event stream
+                              ** sends at most 4 a second, its newest (progress is a snapshot) */
   uint64_t status_4xx, status_5xx;
 } lpq_http_stats_t;
 

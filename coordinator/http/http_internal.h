@@ -22,6 +22,15 @@ extern const lpq__http_asset_t lpq__http_assets[];
 extern const size_t lpq__http_asset_count;
 
 typedef struct http_pending_t http_pending_t; /* an /api or /export call waiting for its answer */
+
+/* Answers that cannot change, kept for the next viewer: job.pareto of a named generation
+** (a committed generation is never rewritten but by the same replay). */
+#define HTTP_CACHE_SLOTS 64
+typedef struct http_cached_t {
+  char *key;   /* "METHOD PARAMS" (params compact, keys sorted) */
+  char *body;  /* the JSON answer */
+  size_t len;
+} http_cached_t;
 typedef struct http_stream_t http_stream_t;   /* an event stream */
 
 struct lpq_http_server_t {
@@ -30,6 +39,7 @@ struct lpq_http_server_t {
   lpq_http_options_t opts;
   char *host, *token;          /* owned copies */
   uv_tcp_t listener;
+  uv_timer_t events_timer;     /* sends the events that waited for HTTP_EVENT_MS */
   int port;
   h2o_globalconf_t config;
   h2o_context_t ctx;
@@ -45,6 +55,9 @@ struct lpq_http_server_t {
   ** job with the same object, written once (events.c) */
   json_t *last_progress;
   char *last_text;
+  http_cached_t cache[HTTP_CACHE_SLOTS];
+  size_t cache_next;           /* the slot replaced next (round robin) */
+  uint64_t cache_hits;
 };
 
 /* server.c */
@@ -68,10 +81,16 @@ void lpq__http_export(lpq_http_server_t *s, h2o_req_t *req, int64_t job, const c
                       size_t len);
 /* Drops every call still waiting (lpq_http_free). */
 void lpq__http_pendings_free(lpq_http_server_t *s);
+/* Empties the cache of answers (lpq_http_free). */
+void lpq__http_cache_free(lpq_http_server_t *s);
 
 /* events.c */
 /* /events/JOB: subscribes with job.watch and streams its progress. */
 void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, int64_t job);
+/* A stream sends at most one event per HTTP_EVENT_MS; the newest waiting is sent by the
+** server's timer (events.c). */
+#define HTTP_EVENT_MS 250
+void lpq__http_streams_flush(lpq_http_server_t *s);
 /* Ends every stream (lpq_http_free). */
 void lpq__http_streams_end(lpq_http_server_t *s);
 /* Drops the last event's text (lpq_http_free). */

@@ -354,11 +354,16 @@ static void on_accept(uv_stream_t *listener, int status) {
 
 /* ---- the server ----------------------------------------------------------------------------- */
 
+static void on_events_timer(uv_timer_t *t) {
+  lpq__http_streams_flush(t->data);
+}
+
 /* A server freed while viewers were still connected (lpq_http_free). */
 static lpq_http_server_t *kept_at_exit;
 
 static void server_release(lpq_http_server_t *s) {
   lpq__http_events_cache_free(s);
+  lpq__http_cache_free(s);
   free(s->host);
   free(s->token);
   free(s);
@@ -397,7 +402,6 @@ lpq_http_server_t *lpq_http_new(uv_loop_t *loop, lpq_api_server_t *api,
   s->opts.max_connections = opts->max_connections ? opts->max_connections : 1024;
   s->opts.max_request_bytes = opts->max_request_bytes ? opts->max_request_bytes : (size_t)1 << 20;
   s->opts.max_header_bytes = opts->max_header_bytes ? opts->max_header_bytes : (size_t)32 << 10;
-  s->opts.max_stream_queue = opts->max_stream_queue ? opts->max_stream_queue : (size_t)256 << 10;
   s->host = strdup(strcmp(opts->host, "localhost") == 0 ? "127.0.0.1" : opts->host);
   size_t hl = s->host ? strlen(s->host) : 0;
   if (hl > 2 && s->host[0] == '[' && s->host[hl - 1] == ']') { /* [v6 address] */
@@ -445,6 +449,10 @@ lpq_http_server_t *lpq_http_new(uv_loop_t *loop, lpq_api_server_t *api,
   s->accept_ctx.ctx = &s->ctx;
   s->accept_ctx.hosts = s->config.hosts;
   s->h2o_ready = 1;
+  uv_timer_init(loop, &s->events_timer);
+  s->events_timer.data = s;
+  uv_timer_start(&s->events_timer, on_events_timer, HTTP_EVENT_MS, HTTP_EVENT_MS);
+  uv_unref((uv_handle_t *)&s->events_timer); /* never keeps the loop alive by itself */
   return s;
 }
 
@@ -473,9 +481,12 @@ void lpq_http_free(lpq_http_server_t **sp) {
   if (s->h2o_ready && s->conn_count > 0) {
     kept_at_exit = s;
     uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_close((uv_handle_t *)&s->events_timer, NULL);
     return;
   }
   uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+  if (s->h2o_ready)
+    uv_close((uv_handle_t *)&s->events_timer, NULL);
   if (s->h2o_ready) {
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);

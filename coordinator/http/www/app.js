@@ -286,11 +286,12 @@ function renderHeat(table, header, rows) {
   table.append(body);
 }
 
-/* The genome to show first: job.get's best (the pick's, or the lowest L_F / L_CO), else the
- * lowest L_CO of the newest front drawn. Named explicitly: job.export without a genome would
- * look the best up itself, through a view over all of the job's evaluations. */
+/* The genome to show first: the best of the job.get the page loaded with (the pick's, or the
+ * lowest L_F / L_CO), else the lowest L_CO of the newest front drawn. Named explicitly, and
+ * job.get is not asked again: both would look the best up through v_best_config, a view over
+ * all of the job's generations. */
 async function defaultGenome() {
-  const info = await api('job.get', {job: state.job});
+  const info = state.info || {};
   if (info.best && info.best.genome) return info.best.genome;
   const front = state.fronts.get(state.gens - 1) || [];
   return front.length ? front.reduce((a, b) => (b.l_co < a.l_co ? b : a)).genome : null;
@@ -408,6 +409,7 @@ async function jobPage(id) {
   $('#job-page').hidden = false;
   $('#crumb').textContent = '/ job ' + id;
   const info = await api('job.get', {job: id});
+  state.info = info;
   document.title = `lpq: job ${id} ${info.name}`;
   $('#job-title').textContent = `Job ${id}: ${info.name}`;
   renderFacts(info, info);

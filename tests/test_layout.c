@@ -61,8 +61,8 @@ static void walk(const char *dir, void (*fn)(const char *path, void *ctx), void 
     return;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.')
-      continue;
+    if (e->d_name[0] == '.' || strcmp(e->d_name, "node_modules") == 0)
+      continue; /* npm's packages (make deps) are not lpq's code */
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     struct stat st;

@@ -282,6 +282,14 @@ Test(dashboard, bad_http_input_gets_4xx_and_the_daemon_keeps_serving) {
   cr_assert_eq(http_get(port, "/api/job.list", NULL, buf, sizeof buf), 200);
   cr_assert_not_null(strstr(buf, "\"jobs\""), "%s", buf);
   cr_assert_eq(kill(s.coord, 0), 0, "the coordinator died (see %s)", s.log);
+  /* server.stats counts them */
+  json_t *stats = proc_rpc_result(&s.api, "server.stats", NULL);
+  cr_assert_not_null(stats, "%s", s.api.error);
+  json_t *hs = json_object_get(stats, "http");
+  cr_assert_geq(json_integer_value(json_object_get(hs, "status_4xx")), 30, "%s",
+                json_dumps(hs, 0));
+  cr_assert_eq(json_integer_value(json_object_get(hs, "status_5xx")), 0);
+  json_decref(stats);
   proc_svc_stop(&s);
 }
 

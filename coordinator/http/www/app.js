@@ -337,7 +337,8 @@ async function showWorkers() {
   for (const w of r.workers) {
     body.append(el('tr', {}, el('td', {text: w.id}), el('td', {text: w.host || ''}),
       el('td', {text: String(w.threads ?? '')}),
-      el('td', {class: w.state === 'busy' ? 'status-running' : '', text: w.state}),
+      el('td', {class: w.state === 'busy' ? 'status-running' : '',
+        text: w.state + (w.running ? ` (${w.running} task${w.running > 1 ? 's' : ''})` : '')}),
       el('td', {text: String(w.done ?? w.evaluations ?? '')}),
       el('td', {text: String(w.failed ?? '')}),
       el('td', {text: w.idle_s === undefined ? '' : fmt(w.idle_s, 1) + ' s'})));

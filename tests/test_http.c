@@ -257,6 +257,25 @@ Test(http, an_event_stream_follows_job_watch_to_its_final_event) {
   json_decref(stop());
 }
 
+Test(http, one_stream_follows_several_jobs) {
+  start(0);
+  /* job 1 streams, job 2 does not exist: the stream carries job 1's events and ends with its
+  ** final one */
+  cr_assert_eq(get("/events?jobs=1,2", buf, sizeof buf), 200, "%s", buf);
+  cr_assert_not_null(strstr(buf, "\"final\":true"), "%s", buf);
+  cr_assert_geq(count(buf, "event: progress\n"), 2, "%s", buf);
+  cr_assert_eq(get("/events?jobs=2,3", buf, sizeof buf), 404, "no job at all: %s", buf);
+  const char *bad[] = {"/events", "/events?jobs=", "/events?jobs=1,1", "/events?jobs=x",
+                       "/events?jobs=0", "/events?jobs=1,,2"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    cr_assert_eq(get(bad[i], buf, sizeof buf), 400, "%s: %s", bad[i], buf);
+  char path[512] = "/events?jobs=1";
+  for (int i = 2; i <= 65; i++)
+    snprintf(path + strlen(path), sizeof path - strlen(path), ",%d", i);
+  cr_assert_eq(get(path, buf, sizeof buf), 400, "65 jobs: %s", buf);
+  json_decref(stop());
+}
+
 Test(http, an_answer_after_its_viewer_left_is_dropped) {
   start(0);
   cr_assert_eq(get("/export/1/config.json", buf, sizeof buf), 200, "%s", buf);

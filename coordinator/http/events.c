@@ -1,10 +1,12 @@
 /*
-** coordinator/http/events.c: /events/JOB, a job's progress as Server-Sent Events. Each stream
-** is an in-process API client subscribed with job.watch, so the events are the very
-** job.progress notifications lpqctl watch gets, pushed when a generation is committed; nothing
-** polls the database. libh2o takes one buffer at a time (the next waits for proceed); what
-** piles up behind a slow viewer is bounded: progress events are snapshots, so only the newest
-** is kept.
+** coordinator/http/events.c: /events/JOB and /events?jobs=A,B,...: jobs' progress as
+** Server-Sent Events. Each stream is an in-process API client subscribed with job.watch (once
+** per job: the jobs page follows all its unfinished jobs on one connection, as a browser gives
+** a host only 6), so the events are the very job.progress notifications lpqctl watch gets,
+** pushed when a generation is committed; nothing polls the database. libh2o takes one buffer
+** at a time (the next waits for proceed); what piles up behind a slow viewer is bounded:
+** progress events are snapshots, so only each job's newest is kept. The stream ends when every
+** job's final event is sent.
 */
 #include "coordinator/http/http_internal.h"
 
@@ -22,10 +24,12 @@ struct http_stream_t {
   h2o_req_t *req;       /* NULL once libh2o stopped the response (client gone) or it ended */
   stream_ref_t *ref;    /* in req's pool: tells when the request is disposed before it started */
   lpq_api_local_t *local;
-  int64_t job;
+  int64_t jobs[HTTP_STREAM_JOBS];
+  char *slot[HTTP_STREAM_JOBS]; /* each job's newest event not sent yet (NULL: none) */
+  int done[HTTP_STREAM_JOBS];   /* its final event is queued, or it has none (an error) */
+  size_t njobs, remaining, failed;
+  size_t pending;               /* slots holding an event */
   char *inflight;       /* handed to h2o_send until proceed */
-  char *queued;         /* the newest event not sent yet */
-  size_t qlen, qcap;
   uint64_t sent_ms;     /* when the last event was handed to libh2o (uv_now) */
   int started, ending, busy, dead;
   http_stream_t *prev, *next;
@@ -42,28 +46,52 @@ static void stream_free(http_stream_t *st) {
   s->stats.streams--;
   if (st->ref)
     st->ref->st = NULL;
-  lpq_api_local_free(&st->local); /* job.watch's subscription ends (job_unwatch) */
+  lpq_api_local_free(&st->local); /* job.watch's subscriptions end (job_unwatch) */
   free(st->inflight);
-  free(st->queued);
+  for (size_t i = 0; i < st->njobs; i++)
+    free(st->slot[i]);
   free(st);
 }
 
-/* Hands the queued event to libh2o when it can take it, at most one per HTTP_EVENT_MS (the
+/* The waiting events in one buffer (malloc'd; *len its size); the slots are emptied. */
+static char *take_events(http_stream_t *st, size_t *len) {
+  size_t n = 0;
+  for (size_t i = 0; i < st->njobs; i++)
+    n += st->slot[i] ? strlen(st->slot[i]) : 0;
+  char *buf = malloc(n + 1);
+  if (buf == NULL)
+    return NULL;
+  *len = 0;
+  for (size_t i = 0; i < st->njobs; i++)
+    if (st->slot[i]) {
+      size_t k = strlen(st->slot[i]);
+      memcpy(buf + *len, st->slot[i], k);
+      *len += k;
+      free(st->slot[i]);
+      st->slot[i] = NULL;
+      st->s->stats.events_sent++;
+    }
+  st->pending = 0;
+  return buf;
+}
+
+/* Hands the waiting events to libh2o when it can take them, at most once per HTTP_EVENT_MS (the
 ** server's timer sends what waits); ends the response once an ending stream has nothing left.
 ** Re-entrant calls from inside h2o_send are deferred to the loop. */
 static void flush(http_stream_t *st) {
   while (st->req && st->started && !st->busy && !st->inflight) {
     h2o_req_t *req = st->req;
     uint64_t now = uv_now(st->s->loop);
-    if (st->qlen > 0 && !st->ending && st->sent_ms && now - st->sent_ms < HTTP_EVENT_MS)
+    if (st->pending > 0 && !st->ending && st->sent_ms && now - st->sent_ms < HTTP_EVENT_MS)
       return;
-    if (st->qlen > 0) {
+    if (st->pending > 0) {
+      size_t len = 0;
+      if (!(st->inflight = take_events(st, &len))) {
+        st->ending = 1; /* out of memory: end the stream; the viewer reconnects */
+        continue;
+      }
       st->sent_ms = now;
-      st->inflight = st->queued;
-      h2o_iovec_t buf = h2o_iovec_init(st->inflight, st->qlen);
-      st->queued = NULL;
-      st->qlen = st->qcap = 0;
-      st->s->stats.events_sent++;
+      h2o_iovec_t buf = h2o_iovec_init(st->inflight, len);
       st->busy = 1;
       h2o_send(req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
       st->busy = 0;
@@ -130,27 +158,22 @@ void lpq__http_events_cache_free(lpq_http_server_t *s) {
   s->last_progress = NULL;
 }
 
-/* Queues one "progress" event. Progress events are snapshots: one still waiting (a fast job, a
-** slow viewer) is replaced by the newer. */
-static int queue_event(http_stream_t *st, const json_t *progress) {
+/* Queues one "progress" event of the job at index i. Progress events are snapshots: one still
+** waiting (a fast job, a slow viewer) is replaced by the newer. */
+static int queue_event(http_stream_t *st, size_t i, const json_t *progress) {
   const char *data = progress_text(st->s, progress);
-  if (data == NULL)
+  size_t n = data ? strlen(data) + sizeof "event: progress\ndata: \n\n" : 0;
+  char *text = data ? malloc(n) : NULL;
+  if (text == NULL)
     return -1;
-  size_t n = strlen(data) + sizeof "event: progress\ndata: \n\n";
-  if (st->qlen > 0) {
-    st->qlen = 0;
+  snprintf(text, n, "event: progress\ndata: %s\n\n", data);
+  if (st->slot[i]) {
+    free(st->slot[i]);
     st->s->stats.events_dropped++;
+  } else {
+    st->pending++;
   }
-  if (st->qcap - st->qlen < n) {
-    size_t cap = st->qlen + n + 256;
-    char *q = realloc(st->queued, cap);
-    if (q == NULL)
-      return -1;
-    st->queued = q;
-    st->qcap = cap;
-  }
-  st->qlen += (size_t)snprintf(st->queued + st->qlen, st->qcap - st->qlen,
-                               "event: progress\ndata: %s\n\n", data);
+  st->slot[i] = text;
   return 0;
 }
 
@@ -166,48 +189,77 @@ static void add_header(h2o_req_t *req, const char *name, const char *value) {
                         strlen(value));
 }
 
+/* A job of the stream has nothing more to say; the stream ends after the last one's. */
+static void job_done(http_stream_t *st, size_t i) {
+  if (i < st->njobs && !st->done[i]) {
+    st->done[i] = 1;
+    st->remaining--;
+  }
+  if (st->remaining == 0)
+    st->ending = 1;
+}
+
+static size_t job_index(const http_stream_t *st, const json_t *progress) {
+  json_int_t job = json_integer_value(json_object_get(progress, "job"));
+  size_t i = 0;
+  while (i < st->njobs && st->jobs[i] != job)
+    i++;
+  return i;
+}
+
+static void start_response(http_stream_t *st) {
+  h2o_req_t *req = st->req;
+  req->res.status = 200;
+  req->res.reason = "OK";
+  add_header(req, "content-type", "text/event-stream");
+  add_header(req, "cache-control", "no-cache");
+  add_header(req, "x-content-type-options", "nosniff");
+  h2o_start_response(req, &st->gen);
+  st->started = 1;
+  if (st->ref) { /* libh2o now tells through stop */
+    st->ref->st = NULL;
+    st->ref = NULL;
+  }
+}
+
 static void on_message(void *ctx, const json_t *msg) {
   http_stream_t *st = ctx;
   if (st->req == NULL || st->ending)
     return;
   const json_t *error = json_object_get(msg, "error");
-  if (error && !st->started) {
-    char text[300];
-    snprintf(text, sizeof text, "%s", json_string_value(json_object_get(error, "message")));
-    json_int_t code = json_integer_value(json_object_get(error, "code"));
-    h2o_req_t *req = st->req;
-    st->req = NULL;
-    lpq__http_error(st->s, req, code == LPQ_API_E_JOB_NOT_FOUND ? 404 : 400, text);
-    st->dead = 1; /* freed by lpq__http_events when the call returns */
+  if (error) { /* a job.watch refused (no such job): that job has no events */
+    st->failed++;
+    st->remaining--;
+    if (!st->started && st->failed == st->njobs) {
+      char text[300];
+      snprintf(text, sizeof text, "%s", json_string_value(json_object_get(error, "message")));
+      json_int_t code = json_integer_value(json_object_get(error, "code"));
+      h2o_req_t *req = st->req;
+      st->req = NULL;
+      lpq__http_error(st->s, req, code == LPQ_API_E_JOB_NOT_FOUND ? 404 : 400, text);
+      st->dead = 1; /* freed by lpq__http_events when the calls return */
+    } else if (st->remaining == 0) {
+      st->ending = 1;
+      flush(st);
+    }
     return;
   }
   const json_t *progress = json_object_get(msg, "method") ? json_object_get(msg, "params")
                                                           : json_object_get(msg, "result");
-  if (!json_is_object(progress))
+  size_t i = json_is_object(progress) ? job_index(st, progress) : st->njobs;
+  if (i == st->njobs || st->done[i])
     return;
-  if (!st->started) {
-    h2o_req_t *req = st->req;
-    req->res.status = 200;
-    req->res.reason = "OK";
-    add_header(req, "content-type", "text/event-stream");
-    add_header(req, "cache-control", "no-cache");
-    add_header(req, "x-content-type-options", "nosniff");
-    h2o_start_response(req, &st->gen);
-    st->started = 1;
-    if (st->ref) { /* libh2o now tells through stop */
-      st->ref->st = NULL;
-      st->ref = NULL;
-    }
-  }
-  if (queue_event(st, progress) != 0)
+  if (!st->started)
+    start_response(st);
+  if (queue_event(st, i, progress) != 0)
     st->ending = 1;
-  if (progress_final(progress))
-    st->ending = 1;
+  else if (progress_final(progress))
+    job_done(st, i);
   flush(st);
 }
 
-void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, int64_t job) {
-  http_stream_t *st = calloc(1, sizeof *st);
+void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, const int64_t *jobs, size_t njobs) {
+  http_stream_t *st = njobs && njobs <= HTTP_STREAM_JOBS ? calloc(1, sizeof *st) : NULL;
   stream_ref_t *ref = st ? h2o_mem_alloc_shared(&req->pool, sizeof *ref, on_req_disposed) : NULL;
   if (ref == NULL) {
     free(st);
@@ -218,7 +270,8 @@ void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, int64_t job) {
   st->s = s;
   st->req = req;
   st->ref = ref;
-  st->job = job;
+  memcpy(st->jobs, jobs, njobs * sizeof *jobs);
+  st->njobs = st->remaining = njobs;
   st->gen.proceed = on_proceed;
   st->gen.stop = on_stop;
   st->next = s->streams;
@@ -227,10 +280,12 @@ void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, int64_t job) {
   s->streams = st;
   s->stats.streams++;
   st->local = lpq_api_local_new(s->api, on_message, st);
-  json_t *params = json_pack("{sI}", "job", (json_int_t)job);
-  st->busy = 1; /* job.watch answers at once: its first event is sent after the call */
-  int rc = st->local && params ? lpq_api_local_call(st->local, "job.watch", params, ++s->next_id)
-                               : (json_decref(params), LPQ_ENOMEM);
+  st->busy = 1; /* job.watch answers at once: the first events are sent after the calls */
+  int rc = st->local ? 0 : LPQ_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < njobs && !st->dead; i++) {
+    json_t *params = json_pack("{sI}", "job", (json_int_t)jobs[i]);
+    rc = params ? lpq_api_local_call(st->local, "job.watch", params, ++s->next_id) : LPQ_ENOMEM;
+  }
   st->busy = 0;
   if (rc != 0 || st->dead) {
     if (rc != 0 && st->req)
@@ -245,7 +300,7 @@ void lpq__http_streams_flush(lpq_http_server_t *s) {
   http_stream_t *st = s->streams;
   while (st) {
     http_stream_t *next = st->next; /* flush may free st */
-    if (st->qlen > 0)
+    if (st->pending > 0)
       flush(st);
     st = next;
   }

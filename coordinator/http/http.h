@@ -16,6 +16,7 @@
 **                            or its JSON-RPC error object with a 4xx status; only the methods
 **                            lpq_http_method_allowed accepts (a write method: 403)
 **   /events/N                text/event-stream: "progress" events of job N (job.watch)
+**   /events?jobs=A,B,...     the same for up to 64 jobs on one connection
 **   /export/N/WHAT[?genome=H] a job's export as a download (WHAT: config.json, model_lp.onnx,
 **                            weights.lpw, model_q.onnx, model_q.encodings.json)
 **   /login                   GET a form, POST token=...: sets the cookie (non-loopback only)

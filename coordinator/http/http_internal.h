@@ -85,8 +85,11 @@ void lpq__http_pendings_free(lpq_http_server_t *s);
 void lpq__http_cache_free(lpq_http_server_t *s);
 
 /* events.c */
-/* /events/JOB: subscribes with job.watch and streams its progress. */
-void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, int64_t job);
+/* The jobs one event stream may follow (/events?jobs=A,B,...). */
+#define HTTP_STREAM_JOBS 64
+/* /events/JOB, /events?jobs=...: subscribes to each with job.watch and streams their progress;
+** njobs in 1..HTTP_STREAM_JOBS, no repeats. */
+void lpq__http_events(lpq_http_server_t *s, h2o_req_t *req, const int64_t *jobs, size_t njobs);
 /* A stream sends at most one event per HTTP_EVENT_MS; the newest waiting is sent by the
 ** server's timer (events.c). */
 #define HTTP_EVENT_MS 250

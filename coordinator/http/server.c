@@ -239,6 +239,31 @@ static int parse_id(const char *p, size_t len, int64_t *id) {
   return v > 0 ? 0 : -1;
 }
 
+/* /events?jobs=A,B,...: distinct positive ids, at most HTTP_STREAM_JOBS. */
+static void events_of_jobs(lpq_http_server_t *s, h2o_req_t *req) {
+  char *list = lpq__http_query_param(req, "jobs");
+  int64_t jobs[HTTP_STREAM_JOBS];
+  size_t n = 0;
+  int ok = list != NULL && list[0] != '\0';
+  for (char *p = list; ok && p && *p;) {
+    char *comma = strchr(p, ',');
+    size_t k = comma ? (size_t)(comma - p) : strlen(p);
+    int64_t id;
+    ok = n < HTTP_STREAM_JOBS && parse_id(p, k, &id) == 0;
+    for (size_t i = 0; ok && i < n; i++)
+      ok = jobs[i] != id;
+    if (ok)
+      jobs[n++] = id;
+    p = comma ? comma + 1 : NULL;
+  }
+  free(list);
+  if (!ok) {
+    lpq__http_error(s, req, 400, "jobs: 1 to 64 distinct job ids, comma-separated");
+    return;
+  }
+  lpq__http_events(s, req, jobs, n);
+}
+
 static int starts(const char *path, size_t len, const char *prefix) {
   size_t n = strlen(prefix);
   return len >= n && memcmp(path, prefix, n) == 0;
@@ -287,7 +312,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     return 0;
   }
   if (starts(path, len, "/events/") && parse_id(path + 8, len - 8, &job) == 0) {
-    lpq__http_events(s, req, job);
+    lpq__http_events(s, req, &job, 1);
+    return 0;
+  }
+  if (len == 7 && memcmp(path, "/events", 7) == 0) {
+    events_of_jobs(s, req);
     return 0;
   }
   if (starts(path, len, "/export/")) {

@@ -78,16 +78,19 @@ async function jobsPage() {
   $('#jobs-total').textContent = (r.total !== undefined ? r.total : jobs.length) + ' jobs';
   $('#filter').addEventListener('input', applyFilter);
   $('#status-filter').addEventListener('change', applyFilter);
-  /* live: one event stream per unfinished job (job.watch), none for finished ones */
-  for (const j of jobs) {
-    if (finalStatus(j.status)) continue;
-    const es = new EventSource('/events/' + j.job);
+  /* live: one event stream for the newest 64 unfinished jobs (job.watch each); a browser gives
+   * a host 6 connections, so not one stream per job */
+  const live = jobs.filter((j) => !finalStatus(j.status)).slice(0, 64).map((j) => j.job);
+  if (live.length) {
+    const es = new EventSource('/events?jobs=' + live.join(','));
+    const open = new Set(live);
     es.addEventListener('progress', (ev) => {
       const p = JSON.parse(ev.data);
       jobRow(p);
-      if (finalStatus(p.status)) es.close();
+      if (finalStatus(p.status)) open.delete(p.job);
+      if (!open.size) es.close();
     });
-    jobStreams.set(j.job, es);
+    jobStreams.set('all', es);
   }
   document.body.dataset.ready = '1';
 }

@@ -75,7 +75,8 @@ async function jobsPage() {
   const jobs = r.jobs.slice().sort((a, b) => b.job - a.job); /* newest first */
   const body = $('#jobs-table tbody');
   for (const j of jobs) body.append(jobRow(j));
-  $('#jobs-total').textContent = (r.total !== undefined ? r.total : jobs.length) + ' jobs';
+  const total = r.total !== undefined ? r.total : jobs.length;
+  $('#jobs-total').textContent = total + (total === 1 ? ' job' : ' jobs');
   $('#filter').addEventListener('input', applyFilter);
   $('#status-filter').addEventListener('change', applyFilter);
   /* live: one event stream for the newest 64 unfinished jobs (job.watch each); a browser gives

@@ -193,6 +193,8 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
   cr_assert_eq(http_get(port, path, NULL, buf, sizeof buf), 200, "%.300s", buf);
   free(text);
   json_decref(r);
+  /* a clean exit (under ASan: no leak, no error), the dashboard's viewers gone */
+  cr_assert_eq(proc_svc_stop_coordinator(&s, 10), 0, "the coordinator's exit (see %s)", s.log);
   proc_svc_stop(&s);
 }
 
@@ -290,6 +292,7 @@ Test(dashboard, bad_http_input_gets_4xx_and_the_daemon_keeps_serving) {
                 json_dumps(hs, 0));
   cr_assert_eq(json_integer_value(json_object_get(hs, "status_5xx")), 0);
   json_decref(stats);
+  cr_assert_eq(proc_svc_stop_coordinator(&s, 10), 0, "the coordinator's exit (see %s)", s.log);
   proc_svc_stop(&s);
 }
 

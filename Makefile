@@ -8,7 +8,8 @@
 BUILD    ?= build
 CC       ?= cc
 # libcrypto: the blob hashes (common/hash.c, SHA-256), from libssl-dev.
-PKGS      = libzmq libuv jansson libprotobuf-c openblas zlib sqlite3 libcrypto
+# libh2o: the dashboard's HTTP/1.1 (coordinator/http/, lpq-coordinator --http), the libuv build.
+PKGS      = libzmq libuv jansson libprotobuf-c openblas zlib sqlite3 libcrypto libh2o
 SAN_FLAGS ?=
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -I. -I$(BUILD)/gen $(SAN_FLAGS) \
@@ -19,9 +20,9 @@ TEST_LDLIBS = $(shell pkg-config --libs criterion 2>/dev/null)
 
 # Component folders, bottom first (DESIGN section 4; docs/ARCHITECTURE.md).
 LIBDIRS  := lp common engine accel_sim worker coordinator/search coordinator/store \
-            coordinator/api coordinator/dispatch
+            coordinator/api coordinator/dispatch coordinator/http
 # Link order: top first, so each archive finds what it needs in the ones after it.
-LINKORDER := coordinator/dispatch coordinator/api coordinator/store coordinator/search worker \
+LINKORDER := coordinator/http coordinator/dispatch coordinator/api coordinator/store coordinator/search worker \
              accel_sim engine common lp
 libname   = $(subst /,_,$(1))
 LIBS     := $(foreach d,$(LINKORDER),$(BUILD)/lib/lib$(call libname,$(d)).a)

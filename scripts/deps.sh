@@ -20,6 +20,11 @@ PKGS="$PKGS python3-numpy"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# the dashboard (lpq-coordinator --http, coordinator/http/): libh2o's libuv build serves it;
+# tests/test_dashboard.c renders it in Debian's chromium
+for p in libh2o-dev chromium; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
 # tests/test_multihost.c makes network namespaces with ip (iproute2); kept apart from the list
 # above so that branches extending it merge cleanly
 dpkg-query -W -f='${Status}' iproute2 2>/dev/null | grep -q "install ok installed" || missing="$missing iproute2"
@@ -29,6 +34,17 @@ if command -v npm >/dev/null 2>&1 && [ ! -d "$(dirname "$0")/../bench/engine/nod
     (cd "$(dirname "$0")/../bench/engine" && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) ||
         echo "deps: npm install of onnxruntime-node failed; tests/test_export.c will fail without it" >&2
 fi
+# uPlot, the dashboard's charts, compiled into lpq-coordinator by mk/dashboard.mk (a build
+# dependency: the build stops without it), and puppeteer-core, which drives chromium for
+# tests/test_dashboard.c and bench/dashboard_load.c; npm's registry, versions pinned by the
+# package-lock.json files
+top="$(dirname "$0")/.."
+for d in coordinator/http/www tests/dashboard; do
+    if command -v npm >/dev/null 2>&1 && [ ! -d "$top/$d/node_modules" ]; then
+        (cd "$top/$d" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) ||
+            echo "deps: npm ci in $d failed (the dashboard needs it: see docs/DASHBOARD.md)" >&2
+    fi
+done
 [ -z "$missing" ] && exit 0
 echo "deps: installing missing Debian packages:$missing"
 SUDO=""

@@ -146,6 +146,24 @@ int lpq_api_notify(lpq_api_sub_t *sub, const char *method, json_t *params);
 /* Ends a subscription without on_closed; sets *sub to NULL. */
 void lpq_api_unsubscribe(lpq_api_sub_t **sub);
 
+/* An in-process client (the dashboard's HTTP bridge, coordinator/http/): a connection without a
+** socket whose requests go through the same validation, counters and methods as a socket
+** client's, and whose answers and notifications (job.watch) are handed to on_message as JSON
+** objects (borrowed for the call). It counts as authenticated, is not counted against
+** max_connections, has no peer uid (so no method treats it as the local administrator) and
+** names itself "local" in lpq_api_call_client. */
+typedef struct lpq_api_local_t lpq_api_local_t;
+typedef void (*lpq_api_local_fn)(void *ctx, const json_t *message);
+/* NULL when memory runs out or the server is being freed. */
+lpq_api_local_t *lpq_api_local_new(lpq_api_server_t *s, lpq_api_local_fn on_message, void *ctx);
+/* Sends one request {method, params (stolen; NULL: none), id} as a client would; the answer
+** comes to on_message now or later (once). 0, LPQ_EIO when the connection is closed (the server
+** is being freed), LPQ_ENOMEM. */
+int lpq_api_local_call(lpq_api_local_t *l, const char *method, json_t *params, json_int_t id);
+/* Closes the connection: its subscriptions get on_closed, answers still due are dropped (never
+** handed to on_message again); sets *l to NULL. */
+void lpq_api_local_free(lpq_api_local_t **l);
+
 /* The counters that server.stats returns (a new reference): uptime, connections (open,
 ** accepted, rejected), requests, notifications, errors by code, bytes in and out, per method
 ** calls, errors and latency (mean, p50, p99, max in ms). */

@@ -82,6 +82,9 @@ struct api_conn_t {
   char *buf;        /* received bytes not yet framed */
   size_t len, cap, scanned;
   lpq_api_sub_t *subs;
+  int is_local;     /* an in-process client (local.c): no handle, messages to on_message */
+  lpq_api_local_fn on_message;
+  void *local_ctx;
   api_conn_t *prev, *next;
 };
 
@@ -123,6 +126,8 @@ void lpq__api_conn_authenticated(api_conn_t *c);
 void lpq__api_server_maybe_free(lpq_api_server_t *s);
 
 /* api_rpc.c */
+/* Handles one request object (not stolen) of a single call. */
+void lpq__api_handle_request(api_conn_t *c, json_t *req);
 /* Handles one framed message (a line without its '\n'). */
 void lpq__api_handle_line(api_conn_t *c, const char *line, size_t len);
 /* Sends a JSON-RPC error with a null id (framing errors) and counts it. */

@@ -255,7 +255,9 @@ const char *lpq_api_call_client(const lpq_api_call_t *call, char *buf, size_t le
   if (call == NULL || len == 0)
     return "";
   const api_conn_t *c = call->conn;
-  if (c->is_tcp) {
+  if (c->is_local) {
+    snprintf(buf, len, "local");
+  } else if (c->is_tcp) {
     /* per token: its FNV-1a hash names it without revealing it */
     uint32_t h = 2166136261u;
     for (const char *t = call->server->token ? call->server->token : ""; *t; t++)
@@ -406,6 +408,10 @@ static void handle_request(api_conn_t *c, api_batch_t *batch, json_t *req) {
     }
   }
   m->handler(m->ctx, call, call->params);
+}
+
+void lpq__api_handle_request(api_conn_t *c, json_t *req) {
+  handle_request(c, NULL, req);
 }
 
 void lpq__api_handle_line(api_conn_t *c, const char *line, size_t len) {

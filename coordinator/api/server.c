@@ -43,7 +43,8 @@ static void conn_free(api_conn_t *c) {
     s->conns = c->next;
   if (c->next)
     c->next->prev = c->prev;
-  s->conn_count--;
+  if (!c->is_local)
+    s->conn_count--;
   free(c->buf);
   free(c);
   lpq__api_server_maybe_free(s);
@@ -95,6 +96,14 @@ static void on_reap(uv_timer_t *t) {
 }
 
 void lpq__api_conn_close(api_conn_t *c, int flush) {
+  if (c->is_local) { /* no handle: closed at once, as a socket's close callback would */
+    if (!c->closing) {
+      c->closing = 1;
+      lpq__api_conn_drop_subs(c);
+      lpq__api_conn_unref(c);
+    }
+    return;
+  }
   if (c->closing) {
     /* A close at once overrides a flush that is still waiting (the server is freed). */
     if (!flush && c->flushing && !uv_is_closing(&c->h.handle))
@@ -129,6 +138,10 @@ static void on_written(uv_write_t *req, int status) {
 int lpq__api_conn_send(api_conn_t *c, const json_t *msg) {
   if (c->closing)
     return LPQ_EIO;
+  if (c->is_local) {
+    c->on_message(c->local_ctx, msg);
+    return 0;
+  }
   char *text = json_dumps(msg, JSON_COMPACT);
   if (text == NULL)
     return LPQ_ENOMEM;

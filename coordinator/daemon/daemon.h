@@ -7,6 +7,7 @@
 
 #include "coordinator/api/api.h"
 #include "coordinator/dispatch/dispatch.h"
+#include "coordinator/http/http.h"
 #include "coordinator/search/search.h"
 #include "coordinator/store/store.h"
 #include "engine/engine.h"
@@ -96,10 +97,20 @@ typedef struct best_cache_t {
 } best_cache_t;
 #define DAEMON_BEST_CACHE 64
 
+/* A model's layer names for job.export's config (export.c), so that showing a config (the
+** dashboard does it on every page load) does not load the model each time. */
+typedef struct names_cache_t {
+  int64_t job;
+  size_t nl;
+  char **names;
+} names_cache_t;
+#define DAEMON_NAMES_CACHE 16
+
 struct daemon_t {
   uv_loop_t *loop;
   lpq_store_t *store;
   lpq_api_server_t *api;
+  lpq_http_server_t *http; /* the dashboard (--http); NULL without */
   lpq_dispatch_t *pool;
   job_t *jobs;             /* active: preparing or running */
   pending_t *pending;
@@ -112,6 +123,7 @@ struct daemon_t {
   int retrying; /* inside a timer retry: jobs_flush may write */
   size_t store_failures; /* writes that failed, in all */
   best_cache_t best_cache[DAEMON_BEST_CACHE]; /* slot: job id modulo the size */
+  names_cache_t names_cache[DAEMON_NAMES_CACHE]; /* slot: job id modulo the size */
   uv_signal_t sigterm, sigint;
   int stopping;
   int log_level;
@@ -162,6 +174,7 @@ void m_blob_put(void *ctx, lpq_api_call_t *call, json_t *params);
 
 /* export.c: job.export */
 void m_export(void *ctx, lpq_api_call_t *call, json_t *params);
+void export_names_free(daemon_t *d);
 
 /* sensitivity.c: the job's per-layer sensitivity, scored by the pool before the search.
 ** sens_start returns 1 when genomes were dispatched (the search waits for them), 0 when there is

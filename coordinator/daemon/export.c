@@ -15,23 +15,56 @@
 
 /* The genome_json of (job, genome) from the job's generations; NULL when never in one. */
 static json_t *genome_formats(daemon_t *d, int64_t job, const char *hex) {
-  lpq_store_dump_filter_t f = {.job = job};
   char *text = NULL;
-  if (lpq_store_dump_json(d->store, "individuals", &f, &text, NULL) != 0)
+  if (lpq_store_individual_json(d->store, job, strtoull(hex, NULL, 16), &text, NULL) != 0)
     return NULL;
-  json_t *rows = json_loads(text, 0, NULL), *found = NULL;
+  json_t *found = json_loads(text, 0, NULL);
   free(text);
-  size_t i;
-  json_t *r;
-  json_array_foreach(rows, i, r) {
-    const char *g = json_string_value(json_object_get(r, "genome"));
-    if (g && strcmp(g, hex) == 0) {
-      found = json_loads(json_string_value(json_object_get(r, "genome_json")), 0, NULL);
-      break;
-    }
-  }
-  json_decref(rows);
   return found;
+}
+
+/* The layer names of job id's model (nl of them) into names, without loading the model: a live
+** job's, or the cache's. 0, or -1 when neither has them. */
+static int cached_names(daemon_t *d, int64_t id, size_t nl, const char **names) {
+  job_t *j = job_find(d, id);
+  char **src = NULL;
+  names_cache_t *c = &d->names_cache[(uint64_t)id % DAEMON_NAMES_CACHE];
+  if (j && j->layer_names && j->nl == nl)
+    src = j->layer_names;
+  else if (c->job == id && c->nl == nl && c->names)
+    src = c->names;
+  for (size_t i = 0; src && i < nl; i++)
+    names[i] = src[i];
+  return src ? 0 : -1;
+}
+
+static void names_slot_free(names_cache_t *c) {
+  for (size_t i = 0; c->names && i < c->nl; i++)
+    free(c->names[i]);
+  free(c->names);
+  *c = (names_cache_t){0};
+}
+
+/* Keeps a loaded model's layer names for the next config of job id. */
+static void cache_names(daemon_t *d, int64_t id, const lpq_graph_t *g) {
+  names_cache_t *c = &d->names_cache[(uint64_t)id % DAEMON_NAMES_CACHE];
+  names_slot_free(c);
+  size_t nl = lpq_graph_num_layers(g);
+  char **names = calloc(nl + 1, sizeof *names);
+  for (size_t i = 0; names && i < nl; i++)
+    if (!(names[i] = strdup(lpq_graph_layer(g, i)->name))) {
+      for (size_t k = 0; k < i; k++)
+        free(names[k]);
+      free(names);
+      return;
+    }
+  if (names)
+    *c = (names_cache_t){.job = id, .nl = nl, .names = names};
+}
+
+void export_names_free(daemon_t *d) {
+  for (size_t i = 0; i < DAEMON_NAMES_CACHE; i++)
+    names_slot_free(&d->names_cache[i]);
 }
 
 static int fmt_of(json_t *v, lpq_numfmt_t *nf) {
@@ -220,9 +253,13 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
   const char **names = calloc(nl + 1, sizeof *names);
   json_t *res = json_pack("{s:I, s:s}", "job", (json_int_t)id, "genome", hex);
   int code = 0;
+  /* a config alone needs only the layer names: a live job's or the cache's, when known */
+  int names_only = !want_onnx && !want_packed && !want_q;
   if (!nw || !names) {
     code = LPQ_API_E_INTERNAL;
     lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
+  } else if (names_only && cached_names(d, id, nl, names) == 0) {
+    /* names filled */
   } else if (lpq_store_blob_path(d->store, js.model, &model_path, &err) != 0 ||
              !(graph = lpq_graph_load(model_path, 1, &err))) {
     code = LPQ_API_E_IO;
@@ -231,8 +268,11 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
     lpq_errorf(&err, LPQ_ESTATE, "the genome has %zu layers, the model %zu", nl,
                lpq_graph_num_layers(graph));
   }
+  if (!code && graph)
+    cache_names(d, id, graph);
   for (size_t i = 0; !code && i < nl; i++) {
-    names[i] = lpq_graph_layer(graph, i)->name;
+    if (graph)
+      names[i] = lpq_graph_layer(graph, i)->name;
     json_t *L = json_array_get(genome, i);
     if (fmt_of(json_object_get(L, "w"), &nw[i]) != 0 ||
         fmt_of(json_object_get(L, "a"), &nw[nl + i]) != 0) {

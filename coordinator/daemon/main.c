@@ -21,6 +21,8 @@ static void usage(FILE *out) {
           "  --socket PATH         the API's Unix socket, mode 0600 (default var/lpq.sock)\n"
           "  --tcp HOST:PORT       also serve the API on TCP (needs --token-file)\n"
           "  --token-file FILE     the bearer token TCP clients must send (16+ characters)\n"
+          "  --http HOST:PORT      serve the dashboard (read-only HTTP; a host other than\n"
+          "                        loopback needs --token-file: the token signs viewers in)\n"
           "  --workers ENDPOINT    where workers connect (default tcp://127.0.0.1:5555;\n"
           "                        tcp://0.0.0.0:5555 accepts other hosts)\n"
           "  --curve-secret FILE   CURVE on the pool: the coordinator's secret key (lpqctl keygen)\n"
@@ -38,7 +40,7 @@ static void usage(FILE *out) {
 }
 
 typedef struct opts_t {
-  const char *db, *socket, *tcp, *token_file, *workers;
+  const char *db, *socket, *tcp, *token_file, *workers, *http;
   double heartbeat_s, task_timeout_s;
   int liveness, log_level;
   const char *curve_secret, *curve_keys;
@@ -54,8 +56,8 @@ static int parse(int argc, char **argv, opts_t *o) {
       {"liveness", 1, 0, 'L'},     {"task-timeout", 1, 0, 'T'}, {"log-level", 1, 0, 'v'},
       {"curve-secret", 1, 0, 'C'}, {"curve-keys", 1, 0, 'K'},  {"insecure", 0, 0, 'I'},
       {"max-blob-mb", 1, 0, 'B'}, {"max-jobs-per-client", 1, 0, 'J'},
-      {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
-  *o = (opts_t){"var/lpq.db", LPQ_API_DEFAULT_SOCKET, NULL, NULL, "tcp://127.0.0.1:5555",
+      {"http", 1, 0, 'P'},         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+  *o = (opts_t){"var/lpq.db", LPQ_API_DEFAULT_SOCKET, NULL, NULL, "tcp://127.0.0.1:5555", NULL,
                 1.0, 600.0, 3, 2, NULL, NULL, 0, 1024, 16};
   int c, idx = 0;
   while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
@@ -67,6 +69,7 @@ static int parse(int argc, char **argv, opts_t *o) {
     case 't': o->tcp = optarg; break;
     case 'k': o->token_file = optarg; break;
     case 'w': o->workers = optarg; break;
+    case 'P': o->http = optarg; break;
     case 'H': o->heartbeat_s = strtod(optarg, &end) / 1e3; bad = *end || o->heartbeat_s < 0.01; break;
     case 'L': o->liveness = (int)strtol(optarg, &end, 10); bad = *end || o->liveness < 1; break;
     case 'T': o->task_timeout_s = strtod(optarg, &end); bad = *end || o->task_timeout_s <= 0; break;
@@ -97,6 +100,20 @@ static int parse(int argc, char **argv, opts_t *o) {
   if (o->tcp && !o->token_file) {
     fprintf(stderr, "lpq-coordinator: --tcp needs --token-file\n");
     return 2;
+  }
+  if (o->http) {
+    const char *colon = strrchr(o->http, ':');
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - o->http) : 0, o->http);
+    if (!colon || colon == o->http || !colon[1]) {
+      fprintf(stderr, "lpq-coordinator: --http wants HOST:PORT\n");
+      return 2;
+    }
+    if (!lpq_http_host_is_loopback(host) && !o->token_file) {
+      fprintf(stderr, "lpq-coordinator: --http %s is not loopback: it needs --token-file\n",
+              o->http);
+      return 2;
+    }
   }
   if ((o->curve_secret == NULL) != (o->curve_keys == NULL)) {
     fprintf(stderr, "lpq-coordinator: CURVE needs both --curve-secret and --curve-keys\n");
@@ -215,6 +232,10 @@ int main(int argc, char **argv) {
   lpq_error_t err = {0};
   int status = 1;
   char token[1024] = "";
+  if (o.token_file && (o.tcp || o.http) && read_token(o.token_file, token, sizeof token) != 0) {
+    fprintf(stderr, "lpq-coordinator: --token-file: cannot read a token of 16 or more characters\n");
+    return 1;
+  }
   make_parent(o.db);
   make_parent(o.socket);
   int lock_fd = -1;
@@ -228,9 +249,8 @@ int main(int argc, char **argv) {
   char host[256] = "";
   if (o.tcp) {
     const char *colon = strrchr(o.tcp, ':');
-    if (!colon || colon == o.tcp || read_token(o.token_file, token, sizeof token) != 0) {
-      fprintf(stderr, "lpq-coordinator: %s\n", !colon ? "--tcp wants HOST:PORT"
-                                                      : "--token-file: cannot read a token of 16 or more characters");
+    if (!colon || colon == o.tcp) {
+      fprintf(stderr, "lpq-coordinator: --tcp wants HOST:PORT\n");
       goto out;
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - o.tcp), o.tcp);
@@ -251,6 +271,21 @@ int main(int argc, char **argv) {
   if (!(d.api = lpq_api_new(d.loop, &ao, &err)) || methods_register(&d, &err) != 0) {
     fprintf(stderr, "lpq-coordinator: %s\n", err.msg);
     goto out;
+  }
+  if (o.http) {
+    const char *colon = strrchr(o.http, ':');
+    char hhost[256];
+    snprintf(hhost, sizeof hhost, "%.*s", (int)(colon - o.http), o.http);
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    lpq_http_options_t ho = {.host = hhost, .port = (int)port, .token = token[0] ? token : NULL};
+    if (*end || port < 0 || port > 65535 || !(d.http = lpq_http_new(d.loop, d.api, &ho, &err))) {
+      fprintf(stderr, "lpq-coordinator: --http %s: %s\n", o.http,
+                      *end || port < 0 || port > 65535 ? "not a port" : err.msg);
+      goto out;
+    }
+    daemon_log(&d, 1, "dashboard: http://%s%s%s:%d/", strchr(hhost, ':') ? "[" : "", hhost,
+               strchr(hhost, ':') ? "]" : "", lpq_http_port(d.http));
   }
   lpq_dispatch_opts_t po = {.heartbeat_s = o.heartbeat_s, .liveness = o.liveness,
                             .task_timeout_s = o.task_timeout_s, .max_failures = 3,
@@ -293,11 +328,13 @@ int main(int argc, char **argv) {
   jobs_flush(&d.flush);
   status = 0;
 out:
+  lpq_http_free(&d.http); /* before the API: its viewers are the API's in-process clients */
   lpq_dispatch_free(&d.pool);
   lpq_api_free(&d.api);
   uv_walk(d.loop, close_walk, NULL);
   uv_run(d.loop, UV_RUN_DEFAULT); /* closes handles; lets queued preparations finish */
   jobs_free_all(&d);
+  export_names_free(&d);
   uv_loop_close(d.loop);
   lpq_store_close(&d.store);
   close(lock_fd);

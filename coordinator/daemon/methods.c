@@ -261,8 +261,12 @@ static void m_pareto(void *ctx, lpq_api_call_t *call, json_t *params) {
                         (long long)gen, (long long)last);
     return;
   }
+  /* not genome_json: the layer formats are most of a row's text, and the answer has none */
+  static const char *const columns[] = {"genome", "rank", "crowding", "violation", "l_co",
+                                        "l_cr", "l_f", NULL};
   lpq_store_dump_filter_t f = {.job = id, .generation_set = 1, .generation = gen,
-                               .front_only = json_is_true(json_object_get(params, "front_only"))};
+                               .front_only = json_is_true(json_object_get(params, "front_only")),
+                               .columns = columns};
   char *text = NULL;
   if (lpq_store_dump_json(d->store, "individuals", &f, &text, &err) != 0) {
     reply_err(call, &err);
@@ -321,10 +325,11 @@ static void m_workers(void *ctx, lpq_api_call_t *call, json_t *params) {
   }
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++)
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:f}", "id",
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:I, s:f}", "id",
                                          w[i].worker_id, "host", w[i].host, "pid", (int)w[i].pid,
                                          "threads", (int)w[i].threads, "state",
-                                         w[i].running ? "busy" : "idle", "done",
+                                         w[i].running ? "busy" : "idle", "running",
+                                         (json_int_t)w[i].running, "done",
                                          (json_int_t)w[i].done, "failed", (json_int_t)w[i].failed,
                                          "idle_s", w[i].idle_s));
   free(w);
@@ -449,6 +454,17 @@ static void m_stats(void *ctx, lpq_api_call_t *call, json_t *params) {
                                            store_paused(d), "store_error",
                                            store_paused(d) ? json_string(d->store_error)
                                                            : json_null()));
+  if (d->http) { /* the dashboard (--http) */
+    lpq_http_stats_t hs;
+    lpq_http_stats(d->http, &hs);
+    json_object_set_new(o, "http", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                        "connections", (json_int_t)hs.connections, "streams",
+                        (json_int_t)hs.streams, "accepted", (json_int_t)hs.accepted, "rejected",
+                        (json_int_t)hs.rejected, "requests", (json_int_t)hs.requests,
+                        "events_sent", (json_int_t)hs.events_sent, "events_replaced",
+                        (json_int_t)hs.events_dropped, "status_4xx", (json_int_t)hs.status_4xx,
+                        "status_5xx", (json_int_t)hs.status_5xx));
+  }
   lpq_api_reply(call, o);
 }
 

@@ -1,7 +1,8 @@
 /*
 ** coordinator/store/search.c: the bridge from the search library to the store: a genome as
 ** JSON text, and a committed generation of an lpq_search_t as a generation row with its
-** population (objectives, NSGA-II rank and crowding, front flags).
+** population (objectives, NSGA-II rank and crowding, front flags); and a stored individual's
+** genome JSON back (job.export).
 */
 #include "coordinator/store/store_internal.h"
 
@@ -142,5 +143,39 @@ int lpq_store_search_generation(lpq_store_t *st, int64_t job, const lpq_search_t
   free(violation);
   free(crowding);
   free(rank);
+  return ret;
+}
+
+int lpq_store_individual_json(lpq_store_t *st, int64_t job, uint64_t genome_hash, char **json,
+                              lpq_error_t *err) {
+  if (st == NULL || json == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "store: individuals: get: missing store or output");
+  *json = NULL;
+  sqlite3_stmt *s;
+  /* the last generation by the key (job, generation, genome); else the job's other rows */
+  int ret = lpq__store_stmt(st, STMT_IND_JSON,
+                            "SELECT genome_json FROM individuals WHERE job = ?1 AND genome = ?2 "
+                            "AND generation = (SELECT max(number) FROM generations WHERE job = ?1) "
+                            "UNION ALL SELECT genome_json FROM individuals WHERE job = ?1 AND "
+                            "genome = ?2 LIMIT 1",
+                            "individuals", "get", &s, err);
+  if (ret != 0)
+    return ret;
+  char hex[17];
+  lpq__store_hash_hex(genome_hash, hex);
+  sqlite3_bind_int64(s, 1, job);
+  sqlite3_bind_text(s, 2, hex, 16, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    const char *text = (const char *)sqlite3_column_text(s, 0);
+    *json = text ? strdup(text) : NULL;
+    ret = *json ? 0 : lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  } else if (rc == SQLITE_DONE) {
+    ret = lpq_errorf(err, LPQ_ENOTFOUND, "store: job %lld has no genome %s in its generations",
+                     (long long)job, hex);
+  } else {
+    ret = lpq__store_fail(st, rc, "individuals", "get", err);
+  }
+  sqlite3_reset(s);
   return ret;
 }

@@ -329,13 +329,14 @@ typedef struct lpq_store_dump_filter_t {
 ** LPQ_EINVAL for a filter on a column the table lacks. */
 int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_filter_t *filter,
                         char **json, lpq_error_t *err);
-
 /* ---- store: from the search ------------------------------------------------------------ */
 
 /* A genome as the JSON text the store keeps: [{"w":"lp<4,1,3,2>","a":"lp<8,2,7,0>"}, ...], one
 ** object per layer in model order, "fp32" for a format with n = 0. *json malloc'd (free() it). */
 int lpq_store_genome_json(const lpq_layer_formats_t *genome, size_t layer_count, char **json,
                           lpq_error_t *err);
+int lpq_store_individual_json(lpq_store_t *st, int64_t job, uint64_t genome_hash, char **json,
+                              lpq_error_t *err); /* its genome_json by key (or LPQ_ENOTFOUND) */
 /* Commits the search's latest generation (call it after lpq_search_commit): the generation row
 ** from its progress, and its population with L_CO, L_CR, L_F, violation, NSGA-II rank and
 ** crowding over (L_CO, L_CR), and in_front on the feasible non-dominated members as

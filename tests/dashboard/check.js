@@ -1,0 +1,87 @@
+// tests/dashboard/check.js: loads lpq-coordinator's dashboard in Debian's headless chromium
+// (puppeteer-core, installed by make deps) and reports what the rendered DOM shows, as one JSON
+// line on stdout, for tests/test_dashboard.c to check. Screenshots go to OUT_DIR.
+//   node tests/dashboard/check.js BASE_URL JOB OUT_DIR
+// 1. the jobs page lists JOB;  2. JOB's page: once it is loaded this prints "page-ready" and
+// the caller starts a worker, so the job's progress reaches the open page as SSE events;
+// 3. after the job ends, the page loaded afresh: the front of the last generation.
+'use strict';
+const puppeteer = require('puppeteer-core');
+const fs = require('fs');
+
+const [base, job, outDir] = process.argv.slice(2);
+const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
+const result = {};
+
+async function ready(page, url) {
+  await page.goto(url, {waitUntil: 'load'});
+  await page.waitForFunction(() => document.body.dataset.ready === '1' || document.body.dataset.error,
+    {timeout: 30000});
+  const error = await page.evaluate(() => document.body.dataset.error || null);
+  if (error) throw new Error(url + ': ' + error);
+}
+
+const count = (page, sel) => page.$eval(sel, (e) => +e.dataset.count);
+const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
+
+(async () => {
+  fs.mkdirSync(outDir, {recursive: true});
+  const browser = await puppeteer.launch({executablePath: chromium, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run']});
+  try {
+    const page = await browser.newPage();
+    await page.setViewport({width: 1280, height: 900});
+    page.on('console', (m) => { if (m.type() === 'error') process.stderr.write('page: ' + m.text() + '\n'); });
+
+    await ready(page, base + '/');
+    result.jobs_row = await page.$(`#jobs-table tbody tr[data-job="${job}"]`) !== null;
+    result.jobs_rows = await page.$$eval('#jobs-table tbody tr', (rows) => rows.length);
+    await page.screenshot({path: outDir + '/jobs.png', fullPage: true});
+
+    await ready(page, base + '/job/' + job);
+    result.status_at_load = await text(page, '#fact-status');
+    result.evaluations_at_load = +(await text(page, '#fact-evaluations'));
+    result.sse_at_load = await count(page, '#sse-events');
+    process.stdout.write('page-ready\n');
+    // a job.progress notification after the first snapshot: progress moved
+    const t0 = Date.now();
+    await page.waitForFunction((n) => +document.querySelector('#sse-events').dataset.count > n,
+      {timeout: 60000}, result.sse_at_load).catch(() => {});
+    result.sse_wait_ms = Date.now() - t0;
+    result.sse_events = await count(page, '#sse-events');
+    result.evaluations_after_event = +(await text(page, '#fact-evaluations'));
+    await page.waitForFunction((n) => +document.querySelector('#sse-events').dataset.count > n + 3 ||
+      /done/.test(document.querySelector('#fact-status').textContent), {timeout: 60000},
+    result.sse_events);
+    await new Promise((r) => setTimeout(r, 300));
+    await page.screenshot({path: outDir + '/job-running.png', fullPage: true});
+    // let it finish, then load the page afresh: the last generation's front
+    await page.waitForFunction(() => /done|failed|canceled/.test(
+      document.querySelector('#fact-status').textContent), {timeout: 120000});
+    result.status_live = await text(page, '#fact-status');
+    result.sse_events_final = await count(page, '#sse-events');
+
+    await ready(page, base + '/job/' + job);
+    result.status = await text(page, '#fact-status');
+    result.front_count = await count(page, '#front-count');
+    result.front_generation = +(await page.$eval('#front-count', (e) => e.dataset.generation));
+    result.slider_max = +(await page.$eval('#gen-slider', (e) => e.max));
+    result.front_canvas = await page.$('#front-chart canvas') !== null;
+    result.hv_canvas = await page.$('#hv-chart canvas') !== null;
+    result.heat_rows = await page.$$eval('#heat tbody tr', (rows) => rows.length);
+    result.export_links = await page.$$eval('#exports a', (a) => a.map((x) => x.textContent));
+    result.workers_rows = await page.$$eval('#workers tbody tr', (rows) => rows.length);
+    await page.screenshot({path: outDir + '/job.png', fullPage: true});
+    // the slider: generation 0's front is drawn too
+    await page.$eval('#gen-slider', (e) => { e.value = '0'; e.dispatchEvent(new Event('input')); });
+    await page.waitForFunction(() => document.querySelector('#front-count').dataset.generation === '0',
+      {timeout: 10000});
+    result.front_count_gen0 = await count(page, '#front-count');
+  } finally {
+    await browser.close();
+  }
+  process.stdout.write(JSON.stringify(result) + '\n');
+})().catch((e) => {
+  process.stdout.write(JSON.stringify(Object.assign(result, {error: String(e && e.stack || e)})) + '\n');
+  process.exit(1);
+});

@@ -31,7 +31,7 @@ for i in "${!variants[@]}"; do
       --calib-data models/fashion_calib_256.npy --calib 128 \
       --val-data "$OUT/../fashion_val_2000.npy" --val-labels "$OUT/../fashion_val_2000_labels.npy" \
       --max-weight-bits "$BUDGET" --act-bits 2:8 --pin-ends --evaluations "$EVALS" --generations 0 \
-      --population 24 --seed 1 --threads 2 --top1 0 $args --json > "$OUT/v$i.json"
+      --population 24 --seed 1 --threads 2 --top1 0 --val-members 8 $args --json > "$OUT/v$i.json"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 - "$OUT" "$model" "${variants[@]}" <<'PY'

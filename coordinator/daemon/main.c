@@ -30,6 +30,9 @@ static void usage(FILE *out) {
           "  --max-blob-mb N       largest upload (blob.put, job.submit base64 or path) [1024]\n"
           "  --max-jobs-per-client N  unfinished jobs one client may have (Unix socket: per\n"
           "                        uid; TCP: per token) [16]\n"
+          "  --blob-grace-s S      uploads no job names are removed after S seconds [3600]\n"
+          "  --max-job-mb N        memory one job may hold (its search and calibration batch,\n"
+          "                        estimated at submit) [an eighth of this machine's memory]\n"
           "  --heartbeat-ms MS     pool heartbeat interval (default 1000)\n"
           "  --liveness N          missed heartbeats before a worker is expired (default 3)\n"
           "  --task-timeout S      a task running longer is dispatched again (default 600)\n"
@@ -45,6 +48,8 @@ typedef struct opts_t {
   int insecure;
   double max_blob_mb;
   long max_jobs_per_client;
+  double max_job_mb; /* 0: an eighth of the machine's memory */
+  double blob_grace_s;
 } opts_t;
 
 static int parse(int argc, char **argv, opts_t *o) {
@@ -54,9 +59,10 @@ static int parse(int argc, char **argv, opts_t *o) {
       {"liveness", 1, 0, 'L'},     {"task-timeout", 1, 0, 'T'}, {"log-level", 1, 0, 'v'},
       {"curve-secret", 1, 0, 'C'}, {"curve-keys", 1, 0, 'K'},  {"insecure", 0, 0, 'I'},
       {"max-blob-mb", 1, 0, 'B'}, {"max-jobs-per-client", 1, 0, 'J'},
+      {"max-job-mb", 1, 0, 'M'},  {"blob-grace-s", 1, 0, 'G'},
       {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
   *o = (opts_t){"var/lpq.db", LPQ_API_DEFAULT_SOCKET, NULL, NULL, "tcp://127.0.0.1:5555",
-                1.0, 600.0, 3, 2, NULL, NULL, 0, 1024, 16};
+                1.0, 600.0, 3, 2, NULL, NULL, 0, 1024, 16, 0, 3600};
   int c, idx = 0;
   while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
     char *end = NULL;
@@ -81,6 +87,14 @@ static int parse(int argc, char **argv, opts_t *o) {
     case 'J':
       o->max_jobs_per_client = strtol(optarg, &end, 10);
       bad = *end || o->max_jobs_per_client < 1;
+      break;
+    case 'M':
+      o->max_job_mb = strtod(optarg, &end);
+      bad = *end || !(o->max_job_mb >= 1 && o->max_job_mb <= 1 << 24);
+      break;
+    case 'G':
+      o->blob_grace_s = strtod(optarg, &end);
+      bad = *end || !(o->blob_grace_s >= 0 && o->blob_grace_s <= 1e9);
       break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return 2;
@@ -211,6 +225,10 @@ int main(int argc, char **argv) {
   d.log_level = o.log_level;
   d.max_blob_bytes = (uint64_t)(o.max_blob_mb * 1048576.0);
   d.max_jobs_per_client = (size_t)o.max_jobs_per_client;
+  d.blob_grace_s = o.blob_grace_s;
+  d.max_job_bytes = o.max_job_mb > 0 ? (uint64_t)(o.max_job_mb * 1048576.0)
+                                     : (uint64_t)sysconf(_SC_PHYS_PAGES) *
+                                           (uint64_t)sysconf(_SC_PAGESIZE) / 8;
   d.loop = uv_default_loop();
   lpq_error_t err = {0};
   int status = 1;
@@ -274,6 +292,9 @@ int main(int argc, char **argv) {
     goto out;
   }
   store_retry_init(&d);
+  deadline_init(&d);
+  jobs_feed_init(&d);
+  blob_gc_init(&d);
   uv_check_init(d.loop, &d.flush);
   d.flush.data = &d;
   uv_check_start(&d.flush, jobs_flush);

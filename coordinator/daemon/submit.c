@@ -8,6 +8,7 @@
 ** removed again. */
 #include "coordinator/daemon/daemon.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct submit_t {
   json_t *params;
   const char *blob_dir;
   uint64_t max_bytes;
+  uint64_t max_job_bytes; /* --max-job-mb */
   char client[48];
   int blob_put;          /* 1: blob.put, 0: job.submit */
   int calib_given;       /* settings.calib was set by the client */
@@ -40,7 +42,7 @@ struct submit_t {
   upload_t up[5];
   size_t nup;
   int code;              /* LPQ_API_E_* when refused */
-  char field[16];        /* error.data.field, "" for none */
+  char field[24];        /* error.data.field, "" for none */
   lpq_error_t err;
   submit_t *next;        /* the daemon's requests in flight */
 };
@@ -174,8 +176,41 @@ static int check_val(submit_t *s, const lpq_graph_t *g, size_t per_sample, const
   return code;
 }
 
+/* What one job holds, estimated from its settings and model, must fit --max-job-mb: the
+** generation in flight (each genome in the search's batch and as a queued task, measured at about
+** 1.4 KB with 3 layers), the archive of every genome scored (as far as generations or
+** max_evaluations bound it) and the calibration batch's activations. 0, or the API error code
+** with *field naming the larger part. */
+static int check_memory(submit_t *s, const lpq_graph_t *g, size_t samples, size_t per_sample,
+                        const char **field) {
+  const lpq_job_settings_t *js = &s->js;
+  double nl = (double)lpq_graph_num_layers(g), pop = (double)js->population;
+  double batch = fmax(pop, pop * (1.0 + (double)js->siblings));
+  double evals = js->generations ? pop + (double)js->generations * batch : batch;
+  if (js->max_evaluations) {
+    evals = fmin(evals, (double)js->max_evaluations);
+    batch = fmin(batch, evals);
+  }
+  double search = batch * (1536.0 + 64.0 * nl) +
+                  evals * (nl * (double)sizeof(lpq_layer_formats_t) +
+                           (double)sizeof(lpq_eval_result_t) + 96.0);
+  double calib = (double)(js->calib < samples ? js->calib : samples);
+  double inputs = calib * (double)lpq_graph_exec_bytes(g) + (double)samples * per_sample * 4.0;
+  if (search + inputs <= (double)s->max_job_bytes)
+    return 0;
+  int blame_calib = inputs > search;
+  *field = blame_calib ? "settings.calib" : "settings.population";
+  lpq_errorf(&s->err, LPQ_ERANGE,
+             "%s: this job would hold about %.0f MB (search: %.0f MB for %zu genomes a "
+             "generation of %.0f layers, %.0f scored in all; calibration: %.0f MB for %.0f "
+             "samples), more than the %.0f MB one job may hold (--max-job-mb)", *field,
+             (search + inputs) / 1048576.0, search / 1048576.0, (size_t)batch, nl, evals,
+             inputs / 1048576.0, calib, (double)s->max_job_bytes / 1048576.0);
+  return LPQ_API_E_LIMIT;
+}
+
 /* The model must load (supported operators, quantizable layers), the data fit it, the labels
-** fit both, and calib the data. */
+** fit both, calib the data, and the job the memory one job may hold. */
 static void check_inputs(submit_t *s) {
   lpq_error_t *err = &s->err;
   lpq_job_settings_t *js = &s->js;
@@ -226,6 +261,8 @@ static void check_inputs(submit_t *s) {
     }
     if (!code && js->val_data[0])
       code = check_val(s, g, in.count, &field);
+    if (!code)
+      code = check_memory(s, g, n, per, &field);
   }
   if (code)
     fail(s, code, field);
@@ -276,6 +313,14 @@ static void forget_written(submit_t *s) {
     if (!busy)
       lpq_store_blob_forget(s->d->store, u->hash, NULL);
   }
+}
+
+int submits_claim(daemon_t *d, const char *hash) {
+  for (submit_t *o = d->submits; o; o = o->next)
+    for (size_t k = 0; k < o->nup; k++)
+      if (strcmp(o->up[k].hash, hash) == 0)
+        return 1;
+  return 0;
 }
 
 static int record_written(submit_t *s) {
@@ -472,6 +517,7 @@ static submit_t *submit_new(daemon_t *d, lpq_api_call_t *call, json_t *params) {
   s->params = params;
   s->blob_dir = lpq_store_blob_dir(d->store);
   s->max_bytes = d->max_blob_bytes;
+  s->max_job_bytes = d->max_job_bytes;
   lpq_api_call_client(call, s->client, sizeof s->client);
   return s;
 }

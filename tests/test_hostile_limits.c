@@ -1,0 +1,163 @@
+/* tests/test_hostile_limits.c: the real lpq-coordinator (and lpq-worker) against requests that
+** are legitimate but ask too much (issue 17): a job's max_seconds holds also for its first
+** generation; settings are bounded by what the machine can hold, the limit named; the job's
+** search is built off the loop; uploads no job references are collected; plain-text tokens
+** beyond loopback and token files others can read are refused; a database damaged at run time
+** gives its own error. */
+#include "tests/proc_harness.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+TestSuite(hostile_limits, .timeout = 180);
+
+static void start(proc_svc_t *s) {
+  cr_assert_eq(proc_svc_init(s, "lpq-hostile"), 0);
+  cr_assert_eq(proc_svc_start_coordinator(s), 0, "the coordinator did not start (see %s)",
+               s->log);
+}
+
+/* A first generation of 40 genomes at 250 ms each on one worker takes 10 s; max_seconds=2 must
+** end the job in about 2 s, with what was scored by then. */
+Test(hostile_limits, max_seconds_cuts_the_first_generation) {
+  proc_svc_t s;
+  start(&s);
+  cr_assert_eq(proc_svc_start_worker(&s, "250", "1"), 0);
+  double t0 = proc_now_s();
+  int64_t id = proc_lpqctl_submit(NULL, s.sock, "--set population=40 --set generations=5 "
+                                  "--set max_seconds=2");
+  cr_assert_gt(id, 0);
+  char *st = proc_lpqctl_wait(NULL, s.sock, id, 60);
+  double took = proc_now_s() - t0;
+  cr_assert_str_eq(st, "done", "job %lld: %s", (long long)id, st);
+  free(st);
+  cr_assert_lt(took, 2.0 + 1.5, "max_seconds=2 ran %.1f s", took);
+  json_t *r = proc_rpc_result(&s.api, "job.get", json_pack("{sI}", "job", (json_int_t)id));
+  cr_assert_not_null(r, "%s", s.api.error);
+  json_int_t evals = json_integer_value(json_object_get(r, "evaluations"));
+  cr_assert(evals > 0 && evals < 40, "%s", json_dumps(r, 0));
+  cr_assert_str_eq(json_string_value(json_object_get(r, "stop_reason")), "wall time");
+  cr_assert_gt(json_integer_value(json_object_get(r, "front_size")), 0, "%s", json_dumps(r, 0));
+  json_decref(r);
+  proc_svc_stop(&s);
+}
+
+/* server.stats on its own connection while a job of population 100000 is built and dispatched:
+** the slowest answer, in seconds, over `seconds`. */
+static double slowest_stats(proc_svc_t *s, double seconds) {
+  proc_rpc_t c;
+  proc_rpc_init(&c, s->sock);
+  double worst = 0, end = proc_now_s() + seconds;
+  while (proc_now_s() < end) {
+    double t = proc_now_s();
+    json_t *r = proc_rpc_result(&c, "server.stats", NULL);
+    cr_assert_not_null(r, "%s", c.error);
+    json_decref(r);
+    worst = fmax(worst, proc_now_s() - t);
+    usleep(5000);
+  }
+  proc_rpc_close(&c);
+  return worst;
+}
+
+/* A population the machine cannot hold is refused at submit, the limit named; one it can is
+** built and dispatched without holding the loop (it took 3.5-5 s on the loop). */
+Test(hostile_limits, settings_bounded_and_search_built_off_the_loop) {
+  proc_svc_t s;
+  cr_assert_eq(proc_svc_init(&s, "lpq-hostile"), 0);
+  s.extra[0] = "--max-job-mb";
+  s.extra[1] = "256";
+  cr_assert_eq(proc_svc_start_coordinator(&s), 0, "see %s", s.log);
+  json_t *r = proc_rpc_call(&s.api, "job.submit",
+                            json_pack("{s{ss} s{ss} s{si}}", "model", "path",
+                                      proc_fixture("score_small.onnx"), "data", "path",
+                                      proc_fixture("score_small_x.npy"), "settings",
+                                      "population", 100000));
+  cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "error"), "code")), -32002,
+               "%s", json_dumps(r, 0));
+  const char *msg = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+  cr_assert(strstr(msg, "settings.population") && strstr(msg, "--max-job-mb") &&
+            strstr(msg, "256 MB"), "%s", msg);
+  json_decref(r);
+  /* the first generation only: it fits, and is built and dispatched while the API answers */
+  r = proc_rpc_result(&s.api, "job.submit",
+                      json_pack("{s{ss} s{ss} s{si si}}", "model", "path",
+                                proc_fixture("score_small.onnx"), "data", "path",
+                                proc_fixture("score_small_x.npy"), "settings", "population",
+                                100000, "max_evaluations", 100000));
+  cr_assert_not_null(r, "%s", s.api.error);
+  json_decref(r);
+  double worst = slowest_stats(&s, 3.0);
+  cr_assert_lt(worst, 0.25, "server.stats waited %.3f s while the job was built", worst);
+  proc_svc_stop(&s);
+}
+
+static int blob_exists(const proc_svc_t *s, const char *hash) {
+  char path[256];
+  snprintf(path, sizeof path, "%s.blobs/%.2s/%s", s->db, hash, hash);
+  return access(path, F_OK) == 0;
+}
+
+static char *put_blob(proc_svc_t *s, const char *path) {
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "%s", path);
+  static unsigned char bytes[1 << 20];
+  size_t n = fread(bytes, 1, sizeof bytes, f);
+  fclose(f);
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char *b64 = malloc(4 * (n / 3 + 1) + 1), *o = b64;
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)bytes[i] << 16 | (i + 1 < n ? (unsigned)bytes[i + 1] << 8 : 0) |
+                 (i + 2 < n ? bytes[i + 2] : 0);
+    *o++ = tab[v >> 18 & 63];
+    *o++ = tab[v >> 12 & 63];
+    *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+    *o++ = i + 2 < n ? tab[v & 63] : '=';
+  }
+  *o = 0;
+  json_t *r = proc_rpc_result(&s->api, "blob.put", json_pack("{ss}", "base64", b64));
+  free(b64);
+  cr_assert_not_null(r, "%s", s->api.error);
+  char *hash = strdup(json_string_value(json_object_get(r, "hash")));
+  json_decref(r);
+  return hash;
+}
+
+/* Uploads no job names are removed after the grace period; those a job names stay. */
+Test(hostile_limits, unreferenced_uploads_are_collected) {
+  proc_svc_t s;
+  cr_assert_eq(proc_svc_init(&s, "lpq-hostile"), 0);
+  s.extra[0] = "--blob-grace-s";
+  s.extra[1] = "1";
+  cr_assert_eq(proc_svc_start_coordinator(&s), 0, "see %s", s.log);
+  char *model = put_blob(&s, proc_fixture("score_small.onnx"));
+  char *data = put_blob(&s, proc_fixture("score_small_x.npy"));
+  char *unused = put_blob(&s, proc_fixture("score_small_config.json"));
+  cr_assert(blob_exists(&s, unused));
+  json_t *r = proc_rpc_result(&s.api, "job.submit",
+                              json_pack("{s{ss} s{ss} s{si}}", "model", "hash", model, "data",
+                                        "hash", data, "settings", "generations", 1));
+  cr_assert_not_null(r, "%s", s.api.error);
+  json_decref(r);
+  int gone = 0;
+  for (int i = 0; i < 100 && !gone; i++) {
+    usleep(100000);
+    gone = !blob_exists(&s, unused);
+  }
+  cr_assert(gone, "an upload no job names was kept past the grace period");
+  cr_assert(blob_exists(&s, model) && blob_exists(&s, data), "a job's blobs were removed");
+  r = proc_rpc_call(&s.api, "job.submit", json_pack("{s{ss} s{ss}}", "model", "hash", model,
+                                                    "data", "hash", unused));
+  cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "error"), "code")),
+               -32011, "%s", json_dumps(r, 0));
+  json_decref(r);
+  free(model);
+  free(data);
+  free(unused);
+  proc_svc_stop(&s);
+}

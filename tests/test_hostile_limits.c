@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,5 +160,35 @@ Test(hostile_limits, unreferenced_uploads_are_collected) {
   free(model);
   free(data);
   free(unused);
+  proc_svc_stop(&s);
+}
+
+/* The bearer token travels in plain text: --tcp beyond loopback is refused without --insecure
+** (the worker pool's rule), and so is a token file other users can read. */
+Test(hostile_limits, plain_text_token_beyond_loopback_refused) {
+  proc_svc_t s;
+  cr_assert_eq(proc_svc_init(&s, "lpq-hostile"), 0);
+  char tok[160], any[64], local[64];
+  snprintf(tok, sizeof tok, "%s/token", s.dir);
+  FILE *f = fopen(tok, "w");
+  fputs("hostile-test-token-0123456789\n", f);
+  fclose(f);
+  chmod(tok, 0600);
+  int port = 24000 + getpid() % 20000;
+  snprintf(any, sizeof any, "0.0.0.0:%d", port);
+  snprintf(local, sizeof local, "127.0.0.1:%d", port);
+  const char *extra[] = {"--tcp", any, "--token-file", tok, NULL};
+  memcpy(s.extra, extra, sizeof extra);
+  cr_assert_eq(proc_svc_start_coordinator(&s), -1, "--tcp %s served without --insecure", any);
+  cr_assert(proc_file_has(s.log, "plain text") && proc_file_has(s.log, "--insecure"),
+            "the refusal does not say why (see %s)", s.log);
+  chmod(tok, 0644);
+  s.extra[1] = local;
+  cr_assert_eq(proc_svc_start_coordinator(&s), -1, "a token file of mode 0644 was accepted");
+  cr_assert(proc_file_has(s.log, "can be read by every user"), "see %s", s.log);
+  chmod(tok, 0600);
+  s.extra[1] = any;
+  s.extra[4] = "--insecure";
+  cr_assert_eq(proc_svc_start_coordinator(&s), 0, "--insecure did not allow it (see %s)", s.log);
   proc_svc_stop(&s);
 }

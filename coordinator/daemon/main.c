@@ -165,6 +165,26 @@ static void on_pool_log(void *ctx, int level, const char *line) {
   daemon_log(d, level, "%s", line);
 }
 
+/* The token file must be its owner's alone: no access for others, nor for a group this
+** process is not in (a Kubernetes Secret is 0440 with the pod's fsGroup, which is its own).
+** 0, or -1 after saying why. */
+static int token_private(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return 0; /* read_token says it cannot be read */
+  int own_group = st.st_gid == getegid();
+  gid_t groups[256];
+  int n = getgroups(256, groups);
+  for (int i = 0; i < n && !own_group; i++)
+    own_group = groups[i] == st.st_gid;
+  if ((st.st_mode & 007) == 0 && ((st.st_mode & 070) == 0 || own_group))
+    return 0;
+  fprintf(stderr, "lpq-coordinator: the token file %s can be read by %s (mode %03o, group "
+          "%lu); chmod 600 it\n", path, st.st_mode & 007 ? "every user" : "another group",
+          (unsigned)(st.st_mode & 0777), (unsigned long)st.st_gid);
+  return -1;
+}
+
 static int read_token(const char *path, char *buf, size_t len) {
   FILE *f = fopen(path, "r");
   if (!f)
@@ -253,15 +273,16 @@ int main(int argc, char **argv) {
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - o.tcp), o.tcp);
     /* the token travels in plain text: loopback only, as on the pool, unless --insecure */
-    int loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
-    struct stat ts;
-    if (!loopback && !o.insecure)
-      fprintf(stderr, "lpq-coordinator: WARNING: --tcp %s serves the API and its bearer token "
-              "in plain text beyond this host; put it behind TLS or a tunnel, or bind "
-              "127.0.0.1 (--insecure silences this)\n", o.tcp);
-    if (stat(o.token_file, &ts) == 0 && (ts.st_mode & 077))
-      fprintf(stderr, "lpq-coordinator: WARNING: the token file %s can be read by others "
-              "(mode %03o); chmod 600 it\n", o.token_file, (unsigned)(ts.st_mode & 0777));
+    int loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+                   strcmp(host, "[::1]") == 0 || strcmp(host, "localhost") == 0;
+    if (!loopback && !o.insecure) {
+      fprintf(stderr, "lpq-coordinator: --tcp %s would serve the API and its bearer token in "
+              "plain text beyond this host: bind 127.0.0.1 (and reach it through a tunnel or "
+              "a TLS proxy), or accept it with --insecure (as for --workers)\n", o.tcp);
+      goto out;
+    }
+    if (token_private(o.token_file) != 0)
+      goto out;
     ao.tcp_host = host;
     ao.tcp_port = atoi(colon + 1);
     ao.token = token;

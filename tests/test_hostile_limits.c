@@ -8,6 +8,8 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -190,5 +192,77 @@ Test(hostile_limits, plain_text_token_beyond_loopback_refused) {
   s.extra[1] = any;
   s.extra[4] = "--insecure";
   cr_assert_eq(proc_svc_start_coordinator(&s), 0, "--insecure did not allow it (see %s)", s.log);
+  proc_svc_stop(&s);
+}
+
+/* A 60 MB blob.put line (45 MiB of bytes) is parsed off the loop: server.stats on another
+** connection keeps answering while it is sent, parsed and stored (it waited 2.3 s before). */
+Test(hostile_limits, large_request_line_parsed_off_the_loop) {
+  proc_svc_t s;
+  start(&s);
+  size_t raw = (size_t)45 << 20, b64 = raw / 3 * 4;
+  const char *head = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"blob.put\",\"params\":{\"base64\":\"";
+  const char *tail = "\"}}\n";
+  size_t n = strlen(head) + b64 + strlen(tail);
+  char *line = malloc(n + 1);
+  cr_assert_not_null(line);
+  strcpy(line, head);
+  memset(line + strlen(head), 'Q', b64);
+  strcpy(line + strlen(head) + b64, tail);
+  pid_t child = fork();
+  cr_assert_geq(child, 0);
+  if (child == 0) {
+    int fd = proc_unix_connect(s.sock);
+    char buf[512];
+    ssize_t got = fd >= 0 ? proc_roundtrip(fd, line, n, buf, sizeof buf) : -1;
+    _exit(got > 0 && strstr(buf, "\"hash\"") ? 0 : 1);
+  }
+  free(line);
+  proc_rpc_t c;
+  proc_rpc_init(&c, s.sock);
+  double worst = 0, end = proc_now_s() + 60;
+  int status = -1;
+  while (proc_now_s() < end && waitpid(child, &status, WNOHANG) == 0) {
+    double t = proc_now_s();
+    json_t *r = proc_rpc_result(&c, "server.stats", NULL);
+    cr_assert_not_null(r, "%s", c.error);
+    json_decref(r);
+    worst = fmax(worst, proc_now_s() - t);
+    usleep(5000);
+  }
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the upload failed");
+  cr_assert_lt(worst, 0.5, "server.stats waited %.3f s while the line was parsed", worst);
+  json_t *r = proc_rpc_result(&c, "server.stats", NULL);
+  cr_assert_geq(json_integer_value(json_object_get(json_object_get(r, "connections"),
+                                                   "parsed_off_loop")), 1, "%s",
+                json_dumps(r, 0));
+  json_decref(r);
+  proc_rpc_close(&c);
+  proc_svc_stop(&s);
+}
+
+/* A request sent a byte every 250 ms is dropped after the request timeout (10 s), on the
+** Unix socket too, where every client is authenticated. */
+Test(hostile_limits, slow_sender_dropped_after_auth) {
+  proc_svc_t s;
+  start(&s);
+  int fd = proc_unix_connect(s.sock);
+  cr_assert_geq(fd, 0);
+  const char *req = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.stats\",\"params\":{}}\n";
+  double t0 = proc_now_s();
+  int answered = 0;
+  for (size_t i = 0; i < strlen(req) && !answered; i++) {
+    if (write(fd, req + i, 1) != 1)
+      break;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    answered = poll(&p, 1, 250) > 0;
+  }
+  char buf[4096];
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  ssize_t got = poll(&p, 1, 3000) > 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  buf[got > 0 ? got : 0] = 0;
+  cr_assert(strstr(buf, "not complete"), "the slow request was not dropped: '%s'", buf);
+  cr_assert_lt(proc_now_s() - t0, 14.0);
+  close(fd);
   proc_svc_stop(&s);
 }

@@ -79,6 +79,11 @@ typedef struct lpq_api_options_t {
   size_t max_unauthenticated; /* TCP connections not yet past auth, at once [32] */
   size_t unix_reserve;        /* of max_connections, kept for the Unix socket [16] */
   unsigned auth_timeout_ms;   /* a TCP connection must authenticate within it [10000] */
+  /* a request must arrive at min_request_rate bytes/s on average once it has taken more than
+  ** request_timeout_ms; a slower one (e.g. a byte every 250 ms) gets an error and the close */
+  unsigned request_timeout_ms; /* [10000] */
+  size_t min_request_rate;    /* [32768] */
+  size_t parse_offload_bytes; /* lines this long are parsed on libuv's work queue [262144] */
 } lpq_api_options_t;
 
 /* A method's handler. It answers through `call` now or later (lpq_api_reply*): every call is

@@ -459,7 +459,7 @@ static int upload_spec(daemon_t *d, lpq_api_call_t *call, json_t *spec, const ch
   if (b64) {
     u->mode = UP_BASE64;
     u->text = json_string_value(b64);
-    return blob_too_big(d, base64_bytes(u->text, strlen(u->text)), kind, call);
+    return blob_too_big(d, base64_bytes(u->text, json_string_length(b64)), kind, call);
   }
   int found = 0;
   lpq_error_t err;
@@ -579,8 +579,9 @@ void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
 
 void m_blob_put(void *ctx, lpq_api_call_t *call, json_t *params) {
   daemon_t *d = ctx;
-  const char *b64 = json_string_value(json_object_get(params, "base64"));
-  if (blob_too_big(d, base64_bytes(b64, strlen(b64)), "base64", call) != 0)
+  json_t *text = json_object_get(params, "base64");
+  const char *b64 = json_string_value(text);
+  if (blob_too_big(d, base64_bytes(b64, json_string_length(text)), "base64", call) != 0)
     return;
   submit_t *s = submit_new(d, call, params);
   if (s == NULL)

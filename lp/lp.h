@@ -31,6 +31,7 @@ enum {
   LPQ_ESTATE = -9,   /* the object is in the wrong state for the call */
   LPQ_ETIMEDOUT = -10,
   LPQ_ECANCELED = -11,
+  LPQ_ECORRUPT = -12, /* stored data is damaged (a database page), not a client's bad input */
 };
 
 /* A message for a person, naming what was wrong. Callers may pass NULL to ignore it. */

@@ -49,6 +49,7 @@ const char *lpq_strerror(int code) {
   case LPQ_ESTATE: return "wrong state";
   case LPQ_ETIMEDOUT: return "timed out";
   case LPQ_ECANCELED: return "canceled";
+  case LPQ_ECORRUPT: return "stored data damaged";
   default: return "unknown error";
   }
 }

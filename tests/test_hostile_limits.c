@@ -7,7 +7,9 @@
 #include "tests/proc_harness.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -264,5 +266,47 @@ Test(hostile_limits, slow_sender_dropped_after_auth) {
   cr_assert(strstr(buf, "not complete"), "the slow request was not dropped: '%s'", buf);
   cr_assert_lt(proc_now_s() - t0, 14.0);
   close(fd);
+  proc_svc_stop(&s);
+}
+
+/* A page of the database damaged while the coordinator runs (after its check at start): the
+** request that meets it says the database is damaged (-32020), not "bad input" (-32015). */
+Test(hostile_limits, database_damaged_at_run_time_is_named) {
+  proc_svc_t s;
+  start(&s);
+  cr_assert_eq(proc_svc_start_worker(&s, "1", "1"), 0);
+  int64_t id = proc_lpqctl_submit(NULL, s.sock, "--set population=8 --set generations=1");
+  cr_assert_gt(id, 0);
+  char *st = proc_lpqctl_wait(NULL, s.sock, id, 60);
+  cr_assert_str_eq(st, "done");
+  free(st);
+  cr_assert_eq(proc_svc_stop_coordinator(&s, 10), 0); /* checkpointed into the main file */
+  cr_assert_eq(proc_svc_start_coordinator(&s), 0, "see %s", s.log);
+  sqlite3 *db;
+  cr_assert_eq(sqlite3_open(s.db, &db), SQLITE_OK);
+  sqlite3_stmt *q;
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_master WHERE name = "
+                                  "'evaluations'", -1, &q, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  long root = (long)sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  int fd = open(s.db, O_RDWR);
+  cr_assert_geq(fd, 0);
+  static char junk[4096];
+  memset(junk, 0x5a, sizeof junk);
+  cr_assert_eq(pwrite(fd, junk, sizeof junk, (off_t)(root - 1) * 4096), (ssize_t)sizeof junk);
+  close(fd);
+  /* another connection's write changes the WAL, so the coordinator reads the page again; a
+  ** read transaction held open keeps a checkpoint from resetting the WAL meanwhile */
+  cr_assert_eq(sqlite3_exec(db, "UPDATE jobs SET name = 'touched'; BEGIN; "
+                            "SELECT count(*) FROM jobs", NULL, NULL, NULL), SQLITE_OK);
+  json_t *r = proc_rpc_call(&s.api, "db.query", json_pack("{ss}", "table", "evaluations"));
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  sqlite3_close(db);
+  json_t *e = json_object_get(r, "error");
+  cr_assert_eq(json_integer_value(json_object_get(e, "code")), -32020, "%s", json_dumps(r, 0));
+  cr_assert(strstr(json_string_value(json_object_get(e, "message")), "damaged"), "%s",
+            json_dumps(r, 0));
+  json_decref(r);
   proc_svc_stop(&s);
 }

@@ -54,6 +54,7 @@ enum {
   LPQ_API_E_CANCELED = -32017,
   LPQ_API_E_TIMEOUT = -32018,
   LPQ_API_E_UNAVAILABLE = -32019,    /* the server is shutting down */
+  LPQ_API_E_STORE_DAMAGED = -32020,  /* the coordinator's database has a damaged page */
 };
 
 /* Where lpq-coordinator listens and lpqctl connects unless told otherwise (relative to the
@@ -123,7 +124,8 @@ void lpq_api_reply_error(lpq_api_call_t *call, int code, json_t *data, const cha
     __attribute__((format(printf, 4, 5)));
 /* Answers with err's message, its code mapped: LPQ_EINVAL -> INVALID_PARAMS, LPQ_EFORMAT ->
 ** BAD_INPUT, LPQ_EUNSUP -> UNSUPPORTED_MODEL, LPQ_ENOTFOUND -> NOT_FOUND, LPQ_EIO -> IO,
-** LPQ_ERANGE -> LIMIT, LPQ_ESTATE -> JOB_STATE, LPQ_ECANCELED, LPQ_ETIMEDOUT; else INTERNAL. */
+** LPQ_ERANGE -> LIMIT, LPQ_ESTATE -> JOB_STATE, LPQ_ECANCELED, LPQ_ETIMEDOUT, LPQ_ECORRUPT ->
+** STORE_DAMAGED; else INTERNAL. */
 void lpq_api_reply_lpq_error(lpq_api_call_t *call, const lpq_error_t *err);
 /* The method name, and whether the client is still connected (a long handler may give up). */
 const char *lpq_api_call_method(const lpq_api_call_t *call);

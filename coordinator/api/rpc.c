@@ -239,6 +239,7 @@ void lpq_api_reply_lpq_error(lpq_api_call_t *call, const lpq_error_t *err) {
       {LPQ_EUNSUP, LPQ_API_E_UNSUPPORTED_MODEL}, {LPQ_ENOTFOUND, LPQ_API_E_NOT_FOUND},
       {LPQ_EIO, LPQ_API_E_IO}, {LPQ_ERANGE, LPQ_API_E_LIMIT}, {LPQ_ESTATE, LPQ_API_E_JOB_STATE},
       {LPQ_ECANCELED, LPQ_API_E_CANCELED}, {LPQ_ETIMEDOUT, LPQ_API_E_TIMEOUT},
+      {LPQ_ECORRUPT, LPQ_API_E_STORE_DAMAGED},
   };
   int code = LPQ_API_E_INTERNAL;
   for (size_t i = 0; err && i < sizeof map / sizeof map[0]; i++)

@@ -225,6 +225,9 @@ void pick_chosen(daemon_t *d, int64_t job, char hex[17]);
 json_t *pick_json(daemon_t *d, int64_t job);
 
 /* methods.c */
+/* A store error of a request about job: "no job N" (-32010) when it does not exist, else the
+** error's own code (a damaged database page: -32020). */
+void reply_job_error(lpq_api_call_t *call, int64_t job, const lpq_error_t *err);
 int methods_register(daemon_t *d, lpq_error_t *err);
 /* Drops a watcher when its connection closes. */
 void job_unwatch(job_t *j, lpq_api_sub_t *sub);

@@ -47,6 +47,9 @@ int lpq_errorf(lpq_error_t *err, int code, const char *fmt, ...)
 int lpq_error_prefix(lpq_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A short name for a code: "invalid argument", ... Never NULL. */
 const char *lpq_strerror(int code);
+/* How a value that is not finite reads in an error text: "NaN", "infinite (+inf)" or
+** "infinite (-inf)" (an infinity is never called NaN); "finite" otherwise. */
+const char *lpq_nonfinite_name(double x);
 
 /* ---- the format ------------------------------------------------------------------------ */
 

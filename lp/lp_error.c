@@ -1,6 +1,7 @@
 /* lp/lp_error.c: the project-wide error values and messages. */
 #include "lp/lp.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +34,14 @@ int lpq_error_prefix(lpq_error_t *err, const char *fmt, ...) {
   memcpy(err->msg, prefix, plen);
   err->msg[plen + olen] = '\0';
   return err->code;
+}
+
+const char *lpq_nonfinite_name(double x) {
+  if (isnan(x))
+    return "NaN";
+  if (isinf(x))
+    return x > 0 ? "infinite (+inf)" : "infinite (-inf)";
+  return "finite";
 }
 
 const char *lpq_strerror(int code) {

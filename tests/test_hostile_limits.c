@@ -6,6 +6,8 @@
 ** gives its own error. */
 #include "tests/proc_harness.h"
 
+#include "common/common.h"
+
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <math.h>
@@ -307,6 +309,31 @@ Test(hostile_limits, database_damaged_at_run_time_is_named) {
   cr_assert_eq(json_integer_value(json_object_get(e, "code")), -32020, "%s", json_dumps(r, 0));
   cr_assert(strstr(json_string_value(json_object_get(e, "message")), "damaged"), "%s",
             json_dumps(r, 0));
+  json_decref(r);
+  proc_svc_stop(&s);
+}
+
+/* Data with an infinity is refused at submit saying "infinite" (it failed the job later as
+** "layer 2 input: calibrate: element 0 is NaN"). */
+Test(hostile_limits, infinite_data_named_at_submit) {
+  proc_svc_t s;
+  start(&s);
+  lpq_array_t *x = NULL;
+  cr_assert_eq(lpq_load_array(proc_fixture("score_small_x.npy"), &x, NULL), 0);
+  size_t per = x->count / (size_t)x->shape[0];
+  ((float *)x->data)[per + 5] = INFINITY; /* sample 1, value 5 */
+  char path[160];
+  snprintf(path, sizeof path, "%s/inf.npy", s.dir);
+  cr_assert_eq(lpq_save_npy(path, x, NULL), 0);
+  lpq_array_free(&x);
+  json_t *r = proc_rpc_call(&s.api, "job.submit",
+                            json_pack("{s{ss} s{ss}}", "model", "path",
+                                      proc_fixture("score_small.onnx"), "data", "path", path));
+  json_t *e = json_object_get(r, "error");
+  cr_assert_eq(json_integer_value(json_object_get(e, "code")), -32015, "%s", json_dumps(r, 0));
+  const char *msg = json_string_value(json_object_get(e, "message"));
+  cr_assert(strstr(msg, "value 5 of sample 1 is infinite (+inf)") && !strstr(msg, "NaN"), "%s",
+            msg);
   json_decref(r);
   proc_svc_stop(&s);
 }

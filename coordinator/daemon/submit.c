@@ -142,6 +142,21 @@ static int check_labels(submit_t *s, const char *path, size_t samples, size_t cl
   return rc;
 }
 
+/* Floating-point data must be finite: an infinity became a NaN layers later ("layer 2 input:
+** calibrate: element 0 is NaN") and failed the job. 0, or LPQ_EFORMAT naming the value. */
+static int check_finite(submit_t *s, const lpq_array_t *a, const char *field) {
+  size_t per = a->ndim >= 1 && a->shape[0] > 0 ? a->count / (size_t)a->shape[0] : 1;
+  for (size_t i = 0; i < a->count; i++) {
+    double v = a->dtype == LPQ_DT_F32 ? ((const float *)a->data)[i]
+               : a->dtype == LPQ_DT_F64 ? ((const double *)a->data)[i] : 0.0;
+    if (!isfinite(v))
+      return lpq_errorf(&s->err, LPQ_EFORMAT, "%s: value %zu of sample %zu is %s; the data "
+                        "must be finite", field, i % (per ? per : 1), i / (per ? per : 1),
+                        lpq_nonfinite_name(v));
+  }
+  return 0;
+}
+
 /* The validation set (val_data, val_labels) fits the model as data and labels do: 0, or the
 ** API error code with *field. */
 static int check_val(submit_t *s, const lpq_graph_t *g, size_t per_sample, const char **field) {
@@ -164,6 +179,9 @@ static int check_val(submit_t *s, const lpq_graph_t *g, size_t per_sample, const
       *field = "val_data";
       lpq_errorf(&s->err, LPQ_EFORMAT, "val_data: samples of %zu values do not fit the model's "
                  "input (%zu values per sample)", n ? raw->count / n : 0, per_sample);
+    } else if (check_finite(s, raw, "val_data") != 0) {
+      code = LPQ_API_E_BAD_INPUT;
+      *field = "val_data";
     } else if (lpq_graph_output(g, 0, &out) != 0 || check_labels(s, lp, n, out.count) != 0) {
       code = LPQ_API_E_BAD_INPUT;
       *field = "val_labels";
@@ -247,6 +265,9 @@ static void check_inputs(submit_t *s) {
       field = "data";
       lpq_errorf(err, LPQ_EFORMAT, "data: samples of %zu values do not fit the model's input "
                  "'%s' (%zu values per sample)", per, in.name, in.count);
+    } else if (check_finite(s, raw, "data") != 0) {
+      code = LPQ_API_E_BAD_INPUT;
+      field = "data";
     } else if (s->calib_given && js->calib > n) {
       code = LPQ_API_E_INVALID_PARAMS;
       field = "settings.calib";

@@ -21,8 +21,15 @@ double deadline_left_s(const job_t *j) {
 static void cut(job_t *j) {
   daemon_t *d = j->d;
   j->time_up = 1;
+  if (j->sens_count && !j->ending) { /* the sensitivity in flight: no search can run in time */
+    char msg[128];
+    snprintf(msg, sizeof msg, "max_seconds (%g s) passed while the sensitivity was scored",
+             j->js.max_seconds);
+    job_end(j, LPQ_STORE_JOB_FAILED, msg);
+    return;
+  }
   if (!j->search || !j->asked || j->ending || j->gen_unsaved)
-    return; /* preparing, scoring the sensitivity, or waiting for the store: job_step stops it */
+    return; /* preparing, or waiting for the store: job_step stops it */
   lpq_dispatch_cancel_job(d->pool, j->id);
   j->next_dispatch = j->batch_count; /* nothing more is dispatched */
   lpq_store_eval_t e = {.job = j->id, .status = LPQ_ETIMEDOUT};

@@ -68,6 +68,7 @@ struct job_t {
   lpq_search_space_t space; /* the search's, set up before it is built on the work queue */
   lpq_search_settings_t set;
   lpq_search_t *search;
+  lpq_search_t *built;      /* made on the work queue; the loop moves it to search */
   /* the generation in flight */
   int asked;
   const lpq_layer_formats_t *batch;

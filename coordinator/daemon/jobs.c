@@ -75,6 +75,7 @@ static void job_free(job_t *j) {
     lpq_api_unsubscribe(&j->subs[i]);
   free(j->subs);
   lpq_search_free(&j->search);
+  lpq_search_free(&j->built);
   free(j);
 }
 

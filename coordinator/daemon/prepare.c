@@ -19,15 +19,16 @@ static int search_settings(job_t *j, lpq_error_t *err) {
 }
 
 /* The search and its first batch, on the work queue: a large population takes a while, and the
-** loop serves the API and the pool meanwhile. */
+** loop serves the API and the pool meanwhile. It goes to j->built; the loop makes it j->search
+** when the work is back (job.get reads j->search meanwhile). */
 static int search_make(job_t *j, lpq_error_t *err) {
   if (j->js.max_seconds > 0) /* the preparation (and sensitivity) counted already */
     j->set.max_seconds = fmax(deadline_left_s(j), 1e-3);
   const lpq_layer_formats_t *genomes;
   size_t count;
-  if (!(j->search = lpq_search_new(&j->space, &j->set, err)))
+  if (!(j->built = lpq_search_new(&j->space, &j->set, err)))
     return err->code ? err->code : LPQ_ENOMEM;
-  return lpq_search_ask(j->search, &genomes, &count, err);
+  return lpq_search_ask(j->built, &genomes, &count, err);
 }
 
 /* Off the loop: the model and calibration batch, the layer names and the sf seeds. */
@@ -95,6 +96,10 @@ static void build_work(uv_work_t *w) {
 ** gone), else 0. */
 static int gone_while_queued(job_t *j, int status) {
   j->preparing = 0;
+  if (j->built && !j->search) {
+    j->search = j->built; /* on the loop now: freed with the job */
+    j->built = NULL;
+  }
   if (!j->cancel && !j->d->stopping && status != UV_ECANCELED)
     return 0;
   if (j->cancel)

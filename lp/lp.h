@@ -31,6 +31,7 @@ enum {
   LPQ_ESTATE = -9,   /* the object is in the wrong state for the call */
   LPQ_ETIMEDOUT = -10,
   LPQ_ECANCELED = -11,
+  LPQ_ECORRUPT = -12, /* stored data is damaged (a database page), not a client's bad input */
 };
 
 /* A message for a person, naming what was wrong. Callers may pass NULL to ignore it. */
@@ -46,6 +47,9 @@ int lpq_errorf(lpq_error_t *err, int code, const char *fmt, ...)
 int lpq_error_prefix(lpq_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A short name for a code: "invalid argument", ... Never NULL. */
 const char *lpq_strerror(int code);
+/* How a value that is not finite reads in an error text: "NaN", "infinite (+inf)" or
+** "infinite (-inf)" (an infinity is never called NaN); "finite" otherwise. */
+const char *lpq_nonfinite_name(double x);
 
 /* ---- the format ------------------------------------------------------------------------ */
 

@@ -1,6 +1,7 @@
 /* lp/lp_error.c: the project-wide error values and messages. */
 #include "lp/lp.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,14 @@ int lpq_error_prefix(lpq_error_t *err, const char *fmt, ...) {
   return err->code;
 }
 
+const char *lpq_nonfinite_name(double x) {
+  if (isnan(x))
+    return "NaN";
+  if (isinf(x))
+    return x > 0 ? "infinite (+inf)" : "infinite (-inf)";
+  return "finite";
+}
+
 const char *lpq_strerror(int code) {
   switch (code) {
   case LPQ_OK: return "success";
@@ -49,6 +58,7 @@ const char *lpq_strerror(int code) {
   case LPQ_ESTATE: return "wrong state";
   case LPQ_ETIMEDOUT: return "timed out";
   case LPQ_ECANCELED: return "canceled";
+  case LPQ_ECORRUPT: return "stored data damaged";
   default: return "unknown error";
   }
 }

@@ -65,6 +65,11 @@ case $(arg --db "$a") in "$t/node1/"*) ;; *) fail "database not on the node-loca
 [ "$(arg --curve-secret "$a")" = "$LPQ_SHARED/keys/coordinator.key" ] || fail "--curve-secret"
 [ "$(arg --curve-keys "$a")" = "$LPQ_SHARED/keys/workers.d" ] || fail "--curve-keys"
 [ "$(arg --token-file "$a")" = "$LPQ_SHARED/keys/api-token" ] || fail "--token-file"
+case $(arg --tcp "$a") in
+    127.*) ;;
+    *) grep -qx -- --insecure "$a" || fail "--tcp beyond loopback without --insecure (refused)" ;;
+esac
+[ "$(stat -c %a "$LPQ_SHARED/keys/api-token")" = 600 ] || fail "API token readable by others"
 
 # 2. A worker array task connects to it with the published key and its own.
 mkdir -p "$t/node2"

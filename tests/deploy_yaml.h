@@ -139,6 +139,18 @@ static inline const char *yarg(yaml_document_t *d, yaml_node_t *argv, const char
   return NULL;
 }
 
+/* Whether a command line's --tcp HOST:PORT may start: the coordinator refuses a HOST beyond
+** loopback without --insecure (the bearer token is plain text). */
+static inline int ytcp_allowed(yaml_document_t *d, yaml_node_t *argv) {
+  const char *tcp = yarg(d, argv, "--tcp");
+  if (tcp == NULL || strncmp(tcp, "127.", 4) == 0 || strncmp(tcp, "localhost:", 10) == 0)
+    return 1;
+  for (size_t i = 0; i < ylen(argv); i++)
+    if (ystr(yitem(d, argv, i)) && strcmp(ystr(yitem(d, argv, i)), "--insecure") == 0)
+      return 1;
+  return 0;
+}
+
 /* Whether path lies under folder dir (dir itself counts). */
 static int path_under(const char *path, const char *dir) {
   size_t n = strlen(dir);

@@ -291,6 +291,8 @@ Test(deploy, k8s_coordinator) {
   const char *workers = yarg(d, args, "--workers"), *tcp = yarg(d, args, "--tcp");
   cr_assert(workers && strncmp(workers, "tcp://0.0.0.0:", 14) == 0,
             "--workers %s does not accept other hosts", workers);
+  cr_assert(ytcp_allowed(d, args), "--tcp %s without --insecure: the coordinator refuses it",
+            tcp);
   long ports[2] = {endpoint_port(workers), endpoint_port(tcp)};
   for (size_t i = 0; i < 2; i++) {
     int found = 0;

@@ -234,6 +234,8 @@ Test(deploy_hosts, compose) {
   snprintf(want, sizeof want, "tcp://coordinator:%ld", port);
   cr_assert(port > 0 && yarg(d, wcmd, "--connect") && strcmp(yarg(d, wcmd, "--connect"), want) == 0,
             "worker --connect %s, coordinator binds port %ld", yarg(d, wcmd, "--connect"), port);
+  cr_assert(ytcp_allowed(d, ccmd), "coordinator --tcp %s without --insecure: it refuses to "
+            "start", yarg(d, ccmd, "--tcp"));
   /* The database (the image's --db) on a named volume. */
   char db[256], target[256];
   cr_assert_not_null(exec_arg(stage_instruction(&df, "coordinator", "ENTRYPOINT"), "--db", db));

@@ -129,3 +129,40 @@ Test(hostile_api, unauthenticated_tcp_cannot_lock_out) {
   client_close(&ok);
   harness_stop(&h);
 }
+
+/* A request that arrives too slowly (a byte every 100 ms) is dropped, also after authentication
+** (here the Unix socket, authenticated from the start); a connection that idles between
+** requests is not. */
+Test(hostile_api, slow_request_is_dropped_after_auth_too) {
+  lpq_api_options_t o = {.request_timeout_ms = 400, .min_request_rate = 1024};
+  cr_assert_eq(harness_start(&h, &o, 0, setup), 0, "%s", h.start_msg);
+  client_t slow, idle;
+  cr_assert_eq(client_connect(&slow, h.path), 0);
+  cr_assert_eq(client_connect(&idle, h.path), 0);
+  const char *req = "{\"jsonrpc\":\"2.0\",\"method\":\"test.echo\",\"params\":{\"value\":3},\"id\":1}";
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (size_t i = 0; i < strlen(req); i++) {
+    if (client_send_raw(&slow, req + i, 1) != 0)
+      break;
+    usleep(100000);
+    struct pollfd p = {.fd = slow.fd, .events = POLLIN};
+    if (poll(&p, 1, 0) > 0)
+      break; /* the server spoke: the error */
+  }
+  json_t *r = client_read(&slow, 3000);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double took = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  cr_assert_eq(error_code(r), LPQ_API_E_LIMIT, "the slow request was kept (%.1f s)", took);
+  cr_assert(strstr(error_message(r), "not complete"), "%s", error_message(r));
+  cr_assert_lt(took, 3.0);
+  json_decref(r);
+  cr_assert_null(client_read(&slow, 2000), "the slow connection is still open");
+  client_close(&slow);
+  /* idle between requests is fine */
+  r = client_call(&idle, req);
+  cr_assert_eq(json_integer_value(json_object_get(r, "result")), 3);
+  json_decref(r);
+  client_close(&idle);
+  harness_stop(&h);
+}

@@ -48,6 +48,7 @@ static void lim_start(lim_t *l, const char *blob_mb) {
   FILE *f = fopen(tok, "w");
   fputs(TOKEN "\n", f);
   fclose(f);
+  chmod(tok, 0600); /* a token others can read is refused */
   srand((unsigned)getpid() ^ (unsigned)time(NULL));
   l->tcp_port = 21000 + rand() % 20000;
   snprintf(tcp, sizeof tcp, "127.0.0.1:%d", l->tcp_port);

@@ -79,3 +79,24 @@ Test(loss, scale_invariant_and_bad_input) {
   cr_assert_eq(lpq_infonce(q, p, b, d, 0.5, &l1, &err), LPQ_ENAN);
   cr_assert(strstr(err.msg, "row 2") != NULL, "%s", err.msg);
 }
+
+/* An infinity is called infinite, never NaN (issue 17). */
+Test(loss, infinities_are_named_infinite) {
+  size_t b = 8, d = 5;
+  float q[40], p[40];
+  matrices(b, d, q, p);
+  lpq_error_t err;
+  double l;
+  q[13] = INFINITY;
+  cr_assert_eq(lpq_infonce(q, p, b, d, 0.5, &l, &err), LPQ_ENAN);
+  cr_assert(strstr(err.msg, "row 2, value 3 is infinite (+inf)") && !strstr(err.msg, "NaN"),
+            "%s", err.msg);
+  q[13] = -INFINITY;
+  lpq_infonce(q, p, b, d, 0.5, &l, &err);
+  cr_assert(strstr(err.msg, "infinite (-inf)"), "%s", err.msg);
+  q[13] = NAN;
+  lpq_infonce(q, p, b, d, 0.5, &l, &err);
+  cr_assert(strstr(err.msg, "is NaN"), "%s", err.msg);
+  cr_assert_str_eq(lpq_nonfinite_name(-INFINITY), "infinite (-inf)");
+  cr_assert_str_eq(lpq_nonfinite_name(NAN), "NaN");
+}

@@ -143,7 +143,7 @@ Test(store_errors, corrupt_database) {
   lpq_error_t err = {0};
   st = lpq_store_open(db_path, &err);
   if (st == NULL) {
-    cr_assert_eq(err.code, LPQ_EFORMAT, "%d %s", err.code, err.msg);
+    cr_assert(err.code == LPQ_ECORRUPT || err.code == LPQ_EFORMAT, "%d %s", err.code, err.msg);
   } else {
     lpq_store_job_t *jobs;
     size_t n;
@@ -155,10 +155,51 @@ Test(store_errors, corrupt_database) {
       for (int i = 0; i < 100 && rc == 0; i++)
         rc = lpq_store_eval_get(st, job, ev[i].genome_hash, &got, &err);
     }
-    cr_assert_eq(rc, LPQ_EFORMAT, "%d %s", rc, err.msg);
+    cr_assert(rc == LPQ_ECORRUPT || rc == LPQ_EFORMAT, "%d %s", rc, err.msg);
     lpq_store_close(&st);
   }
-  cr_assert(strstr(err.msg, "malformed") || strstr(err.msg, "not a database"), "%s", err.msg);
+  cr_assert(strstr(err.msg, "damaged") || strstr(err.msg, "malformed") ||
+            strstr(err.msg, "not a database"), "%s", err.msg);
+}
+
+/* A page damaged while the store is open (after its quick_check at open) is LPQ_ECORRUPT with
+** a message saying so and what to do, not LPQ_EFORMAT (a client's malformed input). */
+Test(store_errors, page_damaged_at_run_time) {
+  lpq_store_t *st = open_ok();
+  int64_t job;
+  cr_assert_eq(lpq_store_job_insert(st, "j", "{}", &job, NULL), 0);
+  lpq_store_eval_t ev[100];
+  for (int i = 0; i < 100; i++)
+    ev[i] = eval_row(job, (uint64_t)i * 104729 + 1);
+  cr_assert_eq(lpq_store_eval_commit(st, ev, 100, NULL, NULL), 0);
+  lpq_store_close(&st); /* checkpointed: the pages are in the main file */
+  st = open_ok();       /* quick_check passes */
+  sqlite3 *db;
+  cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+  sqlite3_stmt *q;
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_master WHERE name = "
+                                  "'evaluations'", -1, &q, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  long root = (long)sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  FILE *f = fopen(db_path, "r+b");
+  cr_assert_not_null(f);
+  char junk[4096];
+  memset(junk, 0x5a, sizeof junk);
+  fseek(f, (root - 1) * 4096, SEEK_SET);
+  cr_assert_eq(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+  fclose(f);
+  /* another connection's write changes the WAL: the store's page cache is dropped */
+  cr_assert_eq(sqlite3_exec(db, "UPDATE jobs SET name = 'k'", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  lpq_error_t err = {0};
+  lpq_store_eval_t got;
+  int rc = 0;
+  for (int i = 0; i < 100 && rc == 0; i++)
+    rc = lpq_store_eval_get(st, job, ev[i].genome_hash, &got, &err);
+  cr_assert_eq(rc, LPQ_ECORRUPT, "%d %s", rc, err.msg);
+  cr_assert(strstr(err.msg, "damaged") && strstr(err.msg, "recover"), "%s", err.msg);
+  lpq_store_close(&st);
 }
 
 Test(store_errors, another_programs_database) {

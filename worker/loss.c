@@ -11,8 +11,15 @@ int lpq_normalize_rows(float *x, size_t rows, size_t dim, lpq_error_t *err) {
     double ss = 0.0;
     for (size_t i = 0; i < dim; i++)
       ss += (double)row[i] * (double)row[i];
-    if (!isfinite(ss))
-      return lpq_errorf(err, LPQ_ENAN, "contrastive loss: row %zu holds NaN or Inf", r);
+    if (!isfinite(ss)) {
+      /* say which value and what it is (it said "NaN or Inf"); floats' squares cannot
+      ** overflow a double, so one of them is not finite */
+      size_t i = 0;
+      while (i + 1 < dim && isfinite(row[i]))
+        i++;
+      return lpq_errorf(err, LPQ_ENAN, "contrastive loss: row %zu, value %zu is %s", r, i,
+                        lpq_nonfinite_name(row[i]));
+    }
     if (ss == 0.0)
       continue;
     float inv = (float)(1.0 / sqrt(ss));

@@ -184,8 +184,8 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
     goto fail;
   for (size_t i = 0; i < out.count; i++)
     if (!isfinite(s->out_fp[i])) {
-      lpq_errorf(err, LPQ_ENAN, "scorer: the FP model's output holds NaN or Inf (sample %zu)",
-                 i / s->classes);
+      lpq_errorf(err, LPQ_ENAN, "scorer: the FP model's output %zu of sample %zu is %s",
+                 i % s->classes, i / s->classes, lpq_nonfinite_name(s->out_fp[i]));
       goto fail;
     }
   memcpy(s->out_norm, s->out_fp, out.count * sizeof *s->out_fp);
@@ -526,8 +526,8 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
     goto done;
   for (size_t i = 0; i < s->out_count; i++)
     if (!isfinite(logits[i])) {
-      rc = lpq_errorf(err, LPQ_ENAN, "scorer: the quantized model's output holds NaN or Inf "
-                      "(sample %zu)", i / s->classes);
+      rc = lpq_errorf(err, LPQ_ENAN, "scorer: the quantized model's output %zu of sample %zu "
+                      "is %s", i % s->classes, i / s->classes, lpq_nonfinite_name(logits[i]));
       goto done;
     }
   memcpy(ev.buf, logits, s->out_count * sizeof *logits);

@@ -54,6 +54,7 @@ enum {
   LPQ_API_E_CANCELED = -32017,
   LPQ_API_E_TIMEOUT = -32018,
   LPQ_API_E_UNAVAILABLE = -32019,    /* the server is shutting down */
+  LPQ_API_E_STORE_DAMAGED = -32020,  /* the coordinator's database has a damaged page */
 };
 
 /* Where lpq-coordinator listens and lpqctl connects unless told otherwise (relative to the
@@ -79,6 +80,11 @@ typedef struct lpq_api_options_t {
   size_t max_unauthenticated; /* TCP connections not yet past auth, at once [32] */
   size_t unix_reserve;        /* of max_connections, kept for the Unix socket [16] */
   unsigned auth_timeout_ms;   /* a TCP connection must authenticate within it [10000] */
+  /* a request must arrive at min_request_rate bytes/s on average once it has taken more than
+  ** request_timeout_ms; a slower one (e.g. a byte every 250 ms) gets an error and the close */
+  unsigned request_timeout_ms; /* [10000] */
+  size_t min_request_rate;    /* [32768] */
+  size_t parse_offload_bytes; /* lines this long are parsed on libuv's work queue [262144] */
 } lpq_api_options_t;
 
 /* A method's handler. It answers through `call` now or later (lpq_api_reply*): every call is
@@ -118,7 +124,8 @@ void lpq_api_reply_error(lpq_api_call_t *call, int code, json_t *data, const cha
     __attribute__((format(printf, 4, 5)));
 /* Answers with err's message, its code mapped: LPQ_EINVAL -> INVALID_PARAMS, LPQ_EFORMAT ->
 ** BAD_INPUT, LPQ_EUNSUP -> UNSUPPORTED_MODEL, LPQ_ENOTFOUND -> NOT_FOUND, LPQ_EIO -> IO,
-** LPQ_ERANGE -> LIMIT, LPQ_ESTATE -> JOB_STATE, LPQ_ECANCELED, LPQ_ETIMEDOUT; else INTERNAL. */
+** LPQ_ERANGE -> LIMIT, LPQ_ESTATE -> JOB_STATE, LPQ_ECANCELED, LPQ_ETIMEDOUT, LPQ_ECORRUPT ->
+** STORE_DAMAGED; else INTERNAL. */
 void lpq_api_reply_lpq_error(lpq_api_call_t *call, const lpq_error_t *err);
 /* The method name, and whether the client is still connected (a long handler may give up). */
 const char *lpq_api_call_method(const lpq_api_call_t *call);

@@ -34,6 +34,13 @@ typedef struct api_method_t {
 
 typedef struct api_conn_t api_conn_t;
 
+/* A framed line parsed: the message, or why not (nested too deep; a parse error at column). */
+typedef struct api_parsed_t {
+  json_t *msg;
+  int too_deep, column;
+  char error[160];
+} api_parsed_t;
+
 struct lpq_api_sub_t {
   api_conn_t *conn;
   lpq_api_closed_fn on_closed;
@@ -81,6 +88,12 @@ struct api_conn_t {
   size_t pending;   /* unanswered calls */
   char *buf;        /* received bytes not yet framed */
   size_t len, cap, scanned;
+  uint64_t line_started_ns; /* when the first byte of the partial line came (0: none) */
+  /* a large line parsed on the work queue: reading and framing wait for it */
+  int parsing;
+  uv_work_t parse_work;
+  size_t parse_off, parse_len, parse_next;
+  api_parsed_t parsed;
   lpq_api_sub_t *subs;
   int is_local;     /* an in-process client (local.c): no handle, messages to on_message */
   lpq_api_local_fn on_message;
@@ -107,6 +120,7 @@ struct lpq_api_server_t {
   /* counters (server.stats) */
   uint64_t start_ns;
   uint64_t accepted, rejected, auth_timeouts, requests, notifications_in, notifications_out;
+  uint64_t slow_requests, parsed_off_loop;
   uint64_t batches;
   uint64_t bytes_in, bytes_out, subscriptions;
   int error_code[API_ERROR_CODES];
@@ -128,7 +142,11 @@ void lpq__api_server_maybe_free(lpq_api_server_t *s);
 /* api_rpc.c */
 /* Handles one request object (not stolen) of a single call. */
 void lpq__api_handle_request(api_conn_t *c, json_t *req);
-/* Handles one framed message (a line without its '\n'). */
+/* Parses a line; touches nothing but p, so it may run on libuv's work queue. */
+void lpq__api_parse(const char *line, size_t len, size_t max_depth, api_parsed_t *p);
+/* Answers or dispatches a parsed line (takes p->msg). */
+void lpq__api_handle_parsed(api_conn_t *c, api_parsed_t *p);
+/* Handles one framed message (a line without its '\n'): parse and handle, on the loop. */
 void lpq__api_handle_line(api_conn_t *c, const char *line, size_t len);
 /* Sends a JSON-RPC error with a null id (framing errors) and counts it. */
 void lpq__api_send_error(api_conn_t *c, int code, json_t *data, const char *message);

@@ -239,6 +239,7 @@ void lpq_api_reply_lpq_error(lpq_api_call_t *call, const lpq_error_t *err) {
       {LPQ_EUNSUP, LPQ_API_E_UNSUPPORTED_MODEL}, {LPQ_ENOTFOUND, LPQ_API_E_NOT_FOUND},
       {LPQ_EIO, LPQ_API_E_IO}, {LPQ_ERANGE, LPQ_API_E_LIMIT}, {LPQ_ESTATE, LPQ_API_E_JOB_STATE},
       {LPQ_ECANCELED, LPQ_API_E_CANCELED}, {LPQ_ETIMEDOUT, LPQ_API_E_TIMEOUT},
+      {LPQ_ECORRUPT, LPQ_API_E_STORE_DAMAGED},
   };
   int code = LPQ_API_E_INTERNAL;
   for (size_t i = 0; err && i < sizeof map / sizeof map[0]; i++)
@@ -414,21 +415,40 @@ void lpq__api_handle_request(api_conn_t *c, json_t *req) {
   handle_request(c, NULL, req);
 }
 
+void lpq__api_parse(const char *line, size_t len, size_t max_depth, api_parsed_t *p) {
+  memset(p, 0, sizeof *p);
+  if (too_deep(line, len, max_depth)) {
+    p->too_deep = 1;
+    return;
+  }
+  json_error_t jerr;
+  if ((p->msg = json_loadb(line, len, JSON_DECODE_ANY, &jerr)) == NULL) {
+    p->column = jerr.column;
+    snprintf(p->error, sizeof p->error, "%s", jerr.text);
+  }
+}
+
 void lpq__api_handle_line(api_conn_t *c, const char *line, size_t len) {
+  api_parsed_t p;
+  lpq__api_parse(line, len, c->server->opts.max_depth, &p);
+  lpq__api_handle_parsed(c, &p);
+}
+
+void lpq__api_handle_parsed(api_conn_t *c, api_parsed_t *p) {
   lpq_api_server_t *s = c->server;
-  if (too_deep(line, len, s->opts.max_depth)) {
+  if (p->too_deep) {
     char msg[128];
     snprintf(msg, sizeof msg, "JSON nested deeper than %zu levels", s->opts.max_depth);
     lpq__api_send_error(c, LPQ_API_E_LIMIT, json_pack("{sI}", "limit", (json_int_t)s->opts.max_depth),
                    msg);
     return;
   }
-  json_error_t jerr;
-  json_t *msg = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
+  json_t *msg = p->msg;
+  p->msg = NULL;
   if (msg == NULL) {
     char text[256];
-    snprintf(text, sizeof text, "parse error at column %d: %s", jerr.column, jerr.text);
-    lpq__api_send_error(c, LPQ_API_E_PARSE, json_pack("{si}", "column", jerr.column), text);
+    snprintf(text, sizeof text, "parse error at column %d: %s", p->column, p->error);
+    lpq__api_send_error(c, LPQ_API_E_PARSE, json_pack("{si}", "column", p->column), text);
     return;
   }
   if (!json_is_array(msg)) {

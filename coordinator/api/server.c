@@ -79,11 +79,24 @@ static void on_reap(uv_timer_t *t) {
   lpq_api_server_t *s = t->data;
   uint64_t now = lpq__api_now_ns();
   uint64_t auth_ns = (uint64_t)s->opts.auth_timeout_ms * 1000000ull;
+  uint64_t request_ns = (uint64_t)s->opts.request_timeout_ms * 1000000ull;
   for (api_conn_t *c = s->conns; c; c = c->next) {
     if (c->flushing && now - c->flushing_since_ns > FLUSH_TIMEOUT_NS &&
         !uv_is_closing(&c->h.handle))
       uv_close(&c->h.handle, on_conn_closed);
-    else if (!c->closing && !c->authenticated && now - c->accepted_ns > auth_ns) {
+    else if (!c->closing && !c->parsing && c->line_started_ns && c->len > 0 &&
+             now - c->line_started_ns > request_ns + (uint64_t)((double)c->len * 1e9 /
+                                                                (double)s->opts.min_request_rate)) {
+      /* a client that sends its request a byte at a time holds a slot and a buffer */
+      s->slow_requests++;
+      char msg[200];
+      snprintf(msg, sizeof msg, "request not complete after %.1f s (%zu bytes; after %u ms at "
+               "least %zu bytes/s are expected); closing the connection",
+               (double)(now - c->line_started_ns) / 1e9, c->len, s->opts.request_timeout_ms,
+               s->opts.min_request_rate);
+      lpq__api_send_error(c, LPQ_API_E_LIMIT, NULL, msg);
+      lpq__api_conn_close(c, 1);
+    } else if (!c->closing && !c->authenticated && now - c->accepted_ns > auth_ns) {
       /* a client that never authenticates (or sends its auth a byte at a time) holds a slot */
       s->auth_timeouts++;
       char msg[128];
@@ -170,6 +183,8 @@ int lpq__api_conn_send(api_conn_t *c, const json_t *msg) {
   return 0;
 }
 
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   api_conn_t *c = h->data;
@@ -188,10 +203,59 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
 }
 
+static void frame_lines(api_conn_t *c);
+
+static void parse_work(uv_work_t *w) {
+  api_conn_t *c = w->data;
+  lpq__api_parse(c->buf + c->parse_off, c->parse_len, c->server->opts.max_depth, &c->parsed);
+}
+
+static void parse_done(uv_work_t *w, int status) {
+  (void)status;
+  api_conn_t *c = w->data;
+  c->parsing = 0;
+  c->server->calls_out--;
+  c->server->parsed_off_loop++;
+  if (!c->closing)
+    lpq__api_handle_parsed(c, &c->parsed);
+  json_decref(c->parsed.msg);
+  c->parsed.msg = NULL;
+  if (!c->closing) {
+    /* the parsed line leaves the buffer; what came after it is framed now */
+    memmove(c->buf, c->buf + c->parse_next, c->len - c->parse_next);
+    c->len -= c->parse_next;
+    c->scanned = 0;
+    c->line_started_ns = c->len ? lpq__api_now_ns() : 0;
+    if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
+      lpq__api_conn_close(c, 0);
+    else
+      frame_lines(c);
+  }
+  lpq__api_conn_unref(c); /* c (and at the end the server) may be freed here */
+}
+
+/* A line of parse_offload_bytes or more is parsed on the work queue (a 60 MB blob.put took
+** seconds of the loop): reading stops and the connection's later lines wait, in order, until
+** it is back. The line stays in c->buf, which nothing touches meanwhile. */
+static void parse_off_loop(api_conn_t *c, size_t off, size_t len, size_t next) {
+  c->parsing = 1;
+  c->parse_off = off;
+  c->parse_len = len;
+  c->parse_next = next;
+  uv_read_stop(&c->h.stream);
+  c->refs++;
+  c->server->calls_out++;
+  c->parse_work.data = c;
+  if (uv_queue_work(c->server->loop, &c->parse_work, parse_work, parse_done) != 0) {
+    parse_work(&c->parse_work);
+    parse_done(&c->parse_work, 0);
+  }
+}
+
 /* Frames the received bytes into lines and hands each to the RPC layer. */
 static void frame_lines(api_conn_t *c) {
   size_t start = 0, max = c->server->opts.max_message_bytes;
-  while (!c->closing) {
+  while (!c->closing && !c->parsing) {
     char *nl = memchr(c->buf + c->scanned, '\n', c->len - c->scanned);
     if (nl == NULL) {
       c->scanned = c->len;
@@ -209,16 +273,25 @@ static void frame_lines(api_conn_t *c) {
       lpq__api_conn_close(c, 1);
       return;
     }
+    if (line_len >= c->server->opts.parse_offload_bytes) {
+      parse_off_loop(c, start, line_len, end + 1);
+      return; /* parse_done frames the rest */
+    }
     if (line_len > 0)
       lpq__api_handle_line(c, c->buf + start, line_len);
     start = end + 1;
     c->scanned = start;
   }
-  if (c->closing)
+  if (c->closing || c->parsing)
     return;
   memmove(c->buf, c->buf + start, c->len - start);
   c->len -= start;
   c->scanned -= start;
+  /* a partial line is timed from its first byte (slow senders are dropped by the reaper) */
+  if (c->len == 0)
+    c->line_started_ns = 0;
+  else if (start > 0 || c->line_started_ns == 0)
+    c->line_started_ns = lpq__api_now_ns();
   if (c->len > max + 1) {
     char msg[160];
     snprintf(msg, sizeof msg, "message exceeds the limit of %zu bytes (no newline within it); "
@@ -461,6 +534,12 @@ lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
     s->opts.unix_reserve = 16;
   if (!s->opts.auth_timeout_ms)
     s->opts.auth_timeout_ms = 10000;
+  if (!s->opts.request_timeout_ms)
+    s->opts.request_timeout_ms = 10000;
+  if (!s->opts.min_request_rate)
+    s->opts.min_request_rate = 32768;
+  if (!s->opts.parse_offload_bytes)
+    s->opts.parse_offload_bytes = 262144;
   if (!s->opts.max_write_queue)
     s->opts.max_write_queue = 2 * s->opts.max_message_bytes;
   s->unix_path = opts->unix_path ? strdup(opts->unix_path) : NULL;
@@ -478,7 +557,9 @@ lpq_api_server_t *lpq_api_new(uv_loop_t *loop, const lpq_api_options_t *opts,
       s->reaper.data = s;
       s->has_reaper = 1;
       s->handles_open++;
-      uint64_t every = s->opts.auth_timeout_ms < 4000 ? s->opts.auth_timeout_ms / 4 + 1 : 1000;
+      unsigned shortest = s->opts.auth_timeout_ms < s->opts.request_timeout_ms
+                              ? s->opts.auth_timeout_ms : s->opts.request_timeout_ms;
+      uint64_t every = shortest < 4000 ? shortest / 4 + 1 : 1000;
       uv_timer_start(&s->reaper, on_reap, every, every);
       uv_unref((uv_handle_t *)&s->reaper); /* it never keeps the loop alive by itself */
     }

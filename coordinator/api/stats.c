@@ -88,11 +88,13 @@ json_t *lpq_api_stats(const lpq_api_server_t *s) {
                   percentile_ms(l, 0.50), "p99_ms", percentile_ms(l, 0.99), "max_ms",
                   (double)l->max_ns / 1e6));
   }
-  return json_pack("{sf s{sI sI sI sI sI sI} sI sI sI sI so sI sI so}", "uptime_s",
+  return json_pack("{sf s{sI sI sI sI sI sI sI sI} sI sI sI sI so sI sI so}", "uptime_s",
                    (double)(lpq__api_now_ns() - s->start_ns) / 1e9, "connections", "open",
                    (json_int_t)open, "accepted", (json_int_t)s->accepted, "rejected",
                    (json_int_t)s->rejected, "unauthenticated", (json_int_t)s->unauth_count,
-                   "auth_timeouts", (json_int_t)s->auth_timeouts, "subscriptions", (json_int_t)s->subscriptions,
+                   "auth_timeouts", (json_int_t)s->auth_timeouts, "slow_requests",
+                   (json_int_t)s->slow_requests, "parsed_off_loop",
+                   (json_int_t)s->parsed_off_loop, "subscriptions", (json_int_t)s->subscriptions,
                    "requests", (json_int_t)s->requests, "notifications_in",
                    (json_int_t)s->notifications_in, "notifications_out",
                    (json_int_t)s->notifications_out, "batches", (json_int_t)s->batches,

@@ -66,15 +66,24 @@ struct job_t {
   size_t pick_count, pick_told;
   char pick_stop[128];     /* why the search stopped: the job's final message */
   lpq_layer_spec_t *specs;
+  lpq_search_space_t space; /* the search's, set up before it is built on the work queue */
+  lpq_search_settings_t set;
   lpq_search_t *search;
+  lpq_search_t *built;      /* made on the work queue; the loop moves it to search */
   /* the generation in flight */
   int asked;
   const lpq_layer_formats_t *batch;
   size_t batch_count, told, failed_now, dispatched;
   task_ref_t *refs;        /* batch_count */
+  size_t next_dispatch;    /* the next genome to look up or dispatch (a slice at a time) */
+  size_t replayed;         /* genomes of the batch found in the database */
+  unsigned char *told_flag; /* batch_count: 1 once the genome's result was told */
   char first_error[LPQ_STORE_TEXT_MAX];
   int cancel, finished, preparing;
   double started;
+  /* max_seconds: the loop time (uv_now, ms) past which no genome is waited for (0: none) */
+  uint64_t deadline_ms;    /* on uv_hrtime's clock, in ms */
+  int time_up;             /* the deadline passed: the generation in flight was cut */
   char client[48];         /* who submitted it (lpq_api_call_client; "" after a restart) */
   /* job.watch subscribers */
   lpq_api_sub_t **subs;
@@ -131,6 +140,11 @@ struct daemon_t {
   uint64_t max_blob_bytes;
   size_t max_jobs_per_client;
   submit_t *submits;       /* uploads and checks running on the work queue */
+  uv_timer_t deadline;     /* fires at the nearest job deadline (deadline.c) */
+  uv_idle_t feed;          /* runs while a generation is dispatched, a slice at a time */
+  uint64_t max_job_bytes;  /* --max-job-mb: what one job's search and calibration may hold */
+  double blob_grace_s;     /* --blob-grace-s: how long an upload no job names is kept */
+  uv_timer_t blob_gc;
 };
 
 /* jobs.c */
@@ -142,6 +156,11 @@ int job_cancel(daemon_t *d, int64_t id, lpq_error_t *err);
 void jobs_on_result(void *ctx, const lpq_dispatch_task_t *task, const lpq_result_t *result);
 void jobs_flush(uv_check_t *h);
 void jobs_free_all(daemon_t *d);
+void jobs_feed_init(daemon_t *d);
+/* Unlinks and frees a job that never ran (or whose daemon stops): nothing stored. */
+void job_forget(job_t *j);
+/* prepare.c: the job's preparation on the work queue, then its search (or its sensitivity). */
+void job_prepare(job_t *j);
 /* Runs a job's search as far as its results allow (asks, dispatches, commits generations). */
 void job_step(job_t *j);
 /* After the preparation (and the sensitivity): builds the job's search and steps it. */
@@ -150,6 +169,9 @@ void job_begin_search(job_t *j);
 ** cannot be written, then ended by the retry). */
 void job_end(job_t *j, lpq_store_job_status_t status, const char *message);
 void notify_watchers(job_t *j);
+/* Tells the search the result of genome index of the generation in flight (once; a repeat or a
+** result for a generation no longer in flight is ignored). */
+void job_tell(job_t *j, size_t index, const lpq_store_eval_t *e);
 double daemon_now_s(void);
 /* The progress object of job.watch / job.get for a job (live or stored). */
 json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err);
@@ -168,9 +190,25 @@ void store_retry_init(daemon_t *d);
 /* 1 while writes are failing. */
 int store_paused(const daemon_t *d);
 
+/* deadline.c: a job's max_seconds holds in the service as in `lpq search --time`: a timer at
+** the nearest deadline cuts the generation in flight (its results so far are kept, the genomes
+** not back yet count as failed "not evaluated within max_seconds") and the job stops. */
+void deadline_init(daemon_t *d);
+/* Arms the timer for the nearest deadline of the running jobs (after a job starts). Deadlines
+** are on uv_hrtime's clock (ms), which the work queue's threads may read too. */
+void deadline_arm(daemon_t *d);
+/* The seconds of a job's max_seconds left now (max_seconds when it has none left to count). */
+double deadline_left_s(const job_t *j);
+
 /* submit.c: job.submit and blob.put (file reads, hashing and model checks on the work queue) */
 void m_submit(void *ctx, lpq_api_call_t *call, json_t *params);
 void m_blob_put(void *ctx, lpq_api_call_t *call, json_t *params);
+/* 1 when a request in flight (on the work queue) names or writes the blob hash. */
+int submits_claim(daemon_t *d, const char *hash);
+
+/* blob_gc.c: blobs no job names (uploads never used by a submit) are removed once older than
+** --blob-grace-s; a timer looks every grace / 4 (at most every 5 minutes), and at start. */
+void blob_gc_init(daemon_t *d);
 
 /* export.c: job.export */
 void m_export(void *ctx, lpq_api_call_t *call, json_t *params);
@@ -201,6 +239,9 @@ void pick_chosen(daemon_t *d, int64_t job, char hex[17]);
 json_t *pick_json(daemon_t *d, int64_t job);
 
 /* methods.c */
+/* A store error of a request about job: "no job N" (-32010) when it does not exist, else the
+** error's own code (a damaged database page: -32020). */
+void reply_job_error(lpq_api_call_t *call, int64_t job, const lpq_error_t *err);
 int methods_register(daemon_t *d, lpq_error_t *err);
 /* Drops a watcher when its connection closes. */
 void job_unwatch(job_t *j, lpq_api_sub_t *sub);

@@ -178,7 +178,7 @@ void m_export(void *ctx, lpq_api_call_t *call, json_t *params) {
   lpq_store_job_t sj;
   lpq_error_t err = {0};
   if (lpq_store_job_get(d->store, id, &sj, &err) != 0) {
-    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    reply_job_error(call, id, &err);
     return;
   }
   lpq_job_settings_t js;

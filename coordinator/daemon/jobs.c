@@ -66,6 +66,7 @@ static void job_free(job_t *j) {
   free(j->seeds);
   free(j->specs);
   free(j->refs);
+  free(j->told_flag);
   free(j->settings_json);
   json_decref(j->settings_obj);
   free(j->model_path);
@@ -74,6 +75,7 @@ static void job_free(job_t *j) {
     lpq_api_unsubscribe(&j->subs[i]);
   free(j->subs);
   lpq_search_free(&j->search);
+  lpq_search_free(&j->built);
   free(j);
 }
 
@@ -83,76 +85,6 @@ void job_unwatch(job_t *j, lpq_api_sub_t *sub) {
       j->subs[i] = j->subs[--j->nsubs];
       return;
     }
-}
-
-/* ---- progress ---- */
-
-static double fraction(const lpq_job_settings_t *js, double generation, double evals,
-                       double elapsed) {
-  double f = 0;
-  if (js->generations)
-    f = fmax(f, generation / (double)js->generations);
-  if (js->max_evaluations)
-    f = fmax(f, evals / (double)js->max_evaluations);
-  if (js->max_seconds > 0)
-    f = fmax(f, elapsed / js->max_seconds);
-  return fmin(f, 1.0);
-}
-
-static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
-
-json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err) {
-  lpq_store_job_t sj;
-  if (lpq_store_job_get(d->store, id, &sj, err) != 0)
-    return NULL;
-  job_t *j = job_find(d, id);
-  lpq_job_settings_t js;
-  if (j)
-    js = j->js; /* parsed when it started */
-  else
-    lpq_job_settings_parse(sj.settings, &js, NULL);
-  double elapsed = isfinite(sj.started) ? ((isfinite(sj.finished) ? sj.finished : daemon_now_s()) -
-                                           sj.started)
-                                        : 0;
-  /* generation: the last committed one, 0 the initial population */
-  size_t gen = sj.generation >= 0 ? (size_t)sj.generation : 0;
-  size_t evals = sj.evaluations_stored, failed = 0;
-  if (j && j->search) {
-    size_t applied = lpq_search_generation(j->search);
-    gen = applied ? applied - 1 : 0;
-    evals = lpq_search_evaluations(j->search) + (j->asked ? j->told : 0);
-    const lpq_search_progress_t *h;
-    size_t nh = lpq_search_history(j->search, &h);
-    failed = nh ? h[nh - 1].failed : 0;
-  }
-  double f = lpq_store_job_status_final(sj.status) && sj.status == LPQ_STORE_JOB_DONE
-                 ? 1.0
-                 : fraction(&js, (double)gen, (double)evals, elapsed);
-  double eta = (f > 0 && f < 1 && !lpq_store_job_status_final(sj.status))
-                   ? elapsed * (1 - f) / f
-                   : (f >= 1 ? 0 : NAN);
-  /* a live job waiting for the store shows "paused" and the store's error, whatever the
-  ** database still says (it could not be told) */
-  int paused = j && j->paused && !lpq_store_job_status_final(sj.status);
-  lpq_store_job_status_t status = paused ? LPQ_STORE_JOB_PAUSED : sj.status;
-  json_t *o = json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:f}", "job", (json_int_t)id,
-                        "status", lpq_store_job_status_name(status), "final",
-                        lpq_store_job_status_final(sj.status), "generation", (json_int_t)gen,
-                        "generations", (json_int_t)js.generations, "evaluations",
-                        (json_int_t)evals, "evaluations_failed", (json_int_t)failed, "progress",
-                        f, "elapsed_s", elapsed);
-  json_object_set_new(o, "eta_s", num_or_null(eta));
-  json_object_set_new(o, "best_l_co", num_or_null(sj.best_l_co));
-  json_object_set_new(o, "front_size", json_integer((json_int_t)sj.front_size));
-  json_object_set_new(o, "hypervolume", num_or_null(sj.hypervolume));
-  json_object_set_new(o, "workers", json_integer(j ? (json_int_t)(j->dispatched - j->told) : 0));
-  json_object_set_new(o, "error", paused ? json_string(d->store_error)
-                                  : (sj.status == LPQ_STORE_JOB_FAILED ||
-                                     sj.status == LPQ_STORE_JOB_PAUSED) && sj.message[0]
-                                      ? json_string(sj.message)
-                                      : json_null());
-  lpq_store_job_clear(&sj);
-  return o;
 }
 
 void notify_watchers(job_t *j) {
@@ -202,7 +134,10 @@ void job_end(job_t *j, lpq_store_job_status_t status, const char *message) {
 
 /* ---- running ---- */
 
-static void tell(job_t *j, size_t index, const lpq_store_eval_t *e) {
+void job_tell(job_t *j, size_t index, const lpq_store_eval_t *e) {
+  if (!j->asked || index >= j->batch_count || j->told_flag[index])
+    return; /* a result after the deadline cut its generation, or a repeat */
+  j->told_flag[index] = 1;
   lpq_eval_result_t r;
   const lpq_layer_formats_t *genome = j->batch + index * j->nl;
   lpq_search_result_from_fields(&j->js, genome, j->nl, e->status, e->l_co, e->l_cr,
@@ -238,6 +173,51 @@ static int dispatch_genome(job_t *j, size_t index, uint64_t hash, lpq_error_t *e
   return rc;
 }
 
+/* Looks up (a replay) or dispatches the batch's genomes from next_dispatch on, for at most
+** DISPATCH_SLICE_NS, so that a generation of 100000 genomes is spread over many loop iterations
+** and nothing else waits for it. 0, or -1 when the job ended. */
+#define DISPATCH_SLICE_NS 2000000
+static int dispatch_some(job_t *j) {
+  uint64_t until = uv_hrtime() + DISPATCH_SLICE_NS;
+  lpq_error_t err = {0};
+  while (j->next_dispatch < j->batch_count) {
+    size_t i = j->next_dispatch++;
+    uint64_t h = lpq_genome_hash(j->batch + i * j->nl, j->nl);
+    lpq_store_eval_t e;
+    int rc = j->replay ? lpq_store_eval_get(j->d->store, j->id, h, &e, &err) : LPQ_ENOTFOUND;
+    if (rc == 0) {
+      job_tell(j, i, &e); /* replayed from the database */
+      j->replayed++;
+    } else if (rc != LPQ_ENOTFOUND || dispatch_genome(j, i, h, &err) != 0) {
+      job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
+      return -1;
+    }
+    if ((i & 63) == 63 && uv_hrtime() > until)
+      break;
+  }
+  return 0;
+}
+
+/* An idle handle while a generation is being dispatched: the next slice of each such job. */
+static void on_feed(uv_idle_t *h) {
+  daemon_t *d = h->data;
+  int more = 0;
+  for (job_t *j = d->jobs, *next; j; j = next) {
+    next = j->next; /* job_step may end j */
+    if (j->asked && j->next_dispatch < j->batch_count && !j->ending)
+      job_step(j);
+  }
+  for (job_t *j = d->jobs; j && !more; j = j->next)
+    more = j->asked && j->next_dispatch < j->batch_count && !j->ending;
+  if (!more)
+    uv_idle_stop(h);
+}
+
+void jobs_feed_init(daemon_t *d) {
+  uv_idle_init(d->loop, &d->feed);
+  d->feed.data = d;
+}
+
 void job_step(job_t *j) {
   daemon_t *d = j->d;
   lpq_error_t err = {0};
@@ -245,7 +225,14 @@ void job_step(job_t *j) {
     return; /* the retry timer carries on; no search yet while the sensitivity is scored */
   while (!d->stopping) {
     if (!j->asked) {
-      lpq_search_stop_t why = lpq_search_should_stop(j->search);
+      lpq_search_stop_t why = j->time_up ? LPQ_STOP_TIME : lpq_search_should_stop(j->search);
+      if (why == LPQ_STOP_TIME && lpq_search_generation(j->search) == 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "max_seconds (%g s) passed before a generation was scored",
+                 j->js.max_seconds);
+        job_end(j, LPQ_STORE_JOB_FAILED, msg);
+        return;
+      }
       if (why != LPQ_STOP_NONE) {
         char msg[128];
         snprintf(msg, sizeof msg, "stopped: %s", lpq_search_stop_name(why));
@@ -264,36 +251,29 @@ void job_step(job_t *j) {
         return;
       }
       free(j->refs);
+      free(j->told_flag);
       j->refs = calloc(count, sizeof *j->refs);
-      if (!j->refs) {
+      j->told_flag = calloc(count, 1);
+      if (!j->refs || !j->told_flag) {
         job_end(j, LPQ_STORE_JOB_FAILED, "out of memory");
         return;
       }
       j->asked = 1;
       j->batch_count = count;
       j->told = j->failed_now = j->dispatched = 0;
+      j->next_dispatch = j->replayed = 0;
       j->first_error[0] = 0;
-      size_t replayed = 0;
-      for (size_t i = 0; i < count; i++) {
-        uint64_t h = lpq_genome_hash(j->batch + i * j->nl, j->nl);
-        lpq_store_eval_t e;
-        int rc = j->replay ? lpq_store_eval_get(d->store, j->id, h, &e, &err) : LPQ_ENOTFOUND;
-        if (rc == 0) {
-          tell(j, i, &e); /* replayed from the database */
-          replayed++;
-        } else if (rc == LPQ_ENOTFOUND) {
-          if (dispatch_genome(j, i, h, &err) != 0) {
-            job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
-            return;
-          }
-        } else {
-          job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
-          return;
-        }
+    }
+    if (j->next_dispatch < j->batch_count) {
+      if (dispatch_some(j) != 0)
+        return; /* the job ended */
+      if (j->next_dispatch < j->batch_count) {
+        uv_idle_start(&d->feed, on_feed); /* the rest after the loop's other events */
+        return;
       }
       /* an earlier run stored results of the batches it asked for, in order: once a batch
       ** finds none, no later batch can, and the lookups stop */
-      if (replayed == 0)
+      if (j->replayed == 0)
         j->replay = 0;
     }
     if (j->told < j->batch_count)
@@ -399,7 +379,7 @@ void jobs_flush(uv_check_t *h) {
   d->pending = NULL;
   d->npending = d->cap_pending = 0;
   for (size_t i = 0; i < n; i++)
-    tell(batch[i].job, batch[i].index, &batch[i].eval);
+    job_tell(batch[i].job, batch[i].index, &batch[i].eval);
   /* step each job with a complete generation (a job may end inside job_step: check it is
   ** still active before touching it) */
   for (size_t i = 0; i < n; i++) {
@@ -413,132 +393,9 @@ void jobs_flush(uv_check_t *h) {
   free(batch);
 }
 
-/* ---- preparation on the thread pool ---- */
-
-/* Off the loop: the model and calibration batch, the layer names and the sf seeds. */
-static void prep_work(uv_work_t *w) {
-  job_t *j = w->data;
-  lpq_error_t *err = &j->prep_err;
-  lpq_array_t *x = NULL;
-  lpq_graph_t *g = NULL;
-  int rc = lpq_load_inputs(j->data_path, j->js.norm_mean, j->js.norm_std, &x, err);
-  if (rc != 0)
-    lpq_error_prefix(err, "data: ");
-  size_t n = x ? (size_t)x->shape[0] : 0, ncal = n < j->js.calib ? n : j->js.calib;
-  if (rc == 0 && ncal < 2)
-    rc = lpq_errorf(err, LPQ_EINVAL, "data: %zu samples; the contrastive loss needs 2", n);
-  if (rc == 0 && !(g = lpq_graph_load(j->model_path, (int)ncal, err)))
-    rc = err->code;
-  if (rc == 0) {
-    lpq_tensor_info_t in;
-    lpq_graph_input(g, 0, &in);
-    if (lpq_graph_num_inputs(g) != 1 || x->count / n * ncal != in.count)
-      rc = lpq_errorf(err, LPQ_EFORMAT, "data: samples of %zu values do not fit the model's "
-                      "input (%zu values per sample)", x->count / n, in.count / ncal);
-  }
-  if (rc == 0 && (j->nl = lpq_graph_num_layers(g)) == 0)
-    rc = lpq_errorf(err, LPQ_EUNSUP, "the model has no quantizable layer (Conv, Gemm, MatMul "
-                    "with a constant weight)");
-  if (rc == 0) {
-    j->seeds = calloc(2 * j->nl, sizeof *j->seeds);
-    j->layer_names = calloc(j->nl, sizeof *j->layer_names);
-    j->weight_counts = calloc(j->nl, sizeof *j->weight_counts);
-    j->specs = calloc(j->nl, sizeof *j->specs);
-    if (!j->seeds || !j->layer_names || !j->weight_counts || !j->specs)
-      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
-  }
-  for (size_t i = 0; rc == 0 && i < j->nl; i++) {
-    j->weight_counts[i] = lpq_graph_layer(g, i)->weight_count;
-    if (!(j->layer_names[i] = strdup(lpq_graph_layer(g, i)->name)))
-      rc = lpq_errorf(err, LPQ_ENOMEM, "out of memory");
-  }
-  if (rc == 0)
-    rc = lpq_graph_sf_seeds(g, x->data, j->seeds, j->js.weight_only ? NULL : j->seeds + j->nl,
-                            err);
-  lpq_array_t *v = NULL;
-  if (rc == 0 && j->val_path) { /* checked at submit; only its size is needed here */
-    if ((rc = lpq_load_array(j->val_path, &v, err)) != 0)
-      lpq_error_prefix(err, "val_data: ");
-    else
-      j->val_samples = (size_t)v->shape[0];
-    lpq_array_free(&v);
-  }
-  lpq_graph_free(&g);
-  lpq_array_free(&x);
-  j->prep_rc = rc;
-}
-
-/* The job's search from its settings and seeds; on failure the job ends (-1). */
-static int build_search(job_t *j) {
-  lpq_search_space_t space;
-  lpq_search_settings_t set;
-  lpq_error_t err;
-  int rc = lpq_search_from_job(&j->js, j->nl, j->seeds, j->seeds + j->nl, j->specs, &space,
-                               &set, &err);
-  if (rc == 0 && j->js.sensitivity)
-    sens_fill_specs(j, j->specs, &set);
-  if (rc != 0 || !(j->search = lpq_search_new(&space, &set, &err))) {
-    job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
-    return -1;
-  }
-  return 0;
-}
-
-void job_begin_search(job_t *j) {
-  if (build_search(j) != 0)
-    return;
-  daemon_log(j->d, 2, "job %lld running: %zu layers", (long long)j->id, j->nl);
-  notify_watchers(j);
-  job_step(j);
-}
-
-static void prep_done(uv_work_t *w, int status) {
-  job_t *j = w->data;
-  daemon_t *d = j->d;
-  j->preparing = 0;
-  free(j->model_path);
-  free(j->data_path);
-  j->model_path = j->data_path = NULL;
-  if (j->cancel || d->stopping || status == UV_ECANCELED) {
-    if (j->cancel)
-      job_end(j, LPQ_STORE_JOB_CANCELED, "canceled");
-    else {
-      job_unlink(j);
-      job_free(j);
-    }
-    return;
-  }
-  if (j->prep_rc != 0) {
-    job_end(j, LPQ_STORE_JOB_FAILED, j->prep_err.msg);
-    return;
-  }
-  /* without sensitivity the search is built first, so bad settings fail the job before it runs */
-  if (!j->js.sensitivity && build_search(j) != 0)
-    return;
-  lpq_error_t err;
-  if (lpq_store_job_set_status(d->store, j->id, LPQ_STORE_JOB_RUNNING, "", &err) != 0) {
-    if (!store_error_transient(&err)) {
-      job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
-      return;
-    }
-    store_failed(d, &err); /* it runs, paused at its first commit until the store recovers */
-  }
-  int sens = j->js.sensitivity ? sens_start(j) : 0;
-  if (sens < 0) {
-    job_end(j, LPQ_STORE_JOB_FAILED, "out of memory");
-    return;
-  }
-  if (sens > 0) {
-    notify_watchers(j); /* sensitivity.c begins the search when the last result is in */
-    return;
-  }
-  if (j->js.sensitivity) {
-    job_begin_search(j);
-    return;
-  }
-  daemon_log(d, 2, "job %lld running: %zu layers", (long long)j->id, j->nl);
-  notify_watchers(j);
-  job_step(j);
+void job_forget(job_t *j) {
+  job_unlink(j);
+  job_free(j);
 }
 
 int job_start(daemon_t *d, int64_t id, lpq_error_t *err) {
@@ -574,9 +431,11 @@ int job_start(daemon_t *d, int64_t id, lpq_error_t *err) {
   }
   j->next = d->jobs;
   d->jobs = j;
-  j->preparing = 1;
-  j->prep.data = j;
-  uv_queue_work(d->loop, &j->prep, prep_work, prep_done);
+  if (j->js.max_seconds > 0) {
+    j->deadline_ms = uv_hrtime() / 1000000 + (uint64_t)(j->js.max_seconds * 1000.0);
+    deadline_arm(d);
+  }
+  job_prepare(j);
   return 0;
 }
 

@@ -19,7 +19,8 @@ static void usage(FILE *out) {
           "usage: lpq-coordinator [options]\n"
           "  --db PATH             the SQLite database (default var/lpq.db; blobs in PATH.blobs)\n"
           "  --socket PATH         the API's Unix socket, mode 0600 (default var/lpq.sock)\n"
-          "  --tcp HOST:PORT       also serve the API on TCP (needs --token-file)\n"
+          "  --tcp HOST:PORT       also serve the API on TCP (needs --token-file; beyond\n"
+          "                        loopback only with --insecure: the token is plain text)\n"
           "  --token-file FILE     the bearer token TCP clients must send (16+ characters)\n"
           "  --http HOST:PORT      serve the dashboard (read-only HTTP; a host other than\n"
           "                        loopback needs --token-file: the token signs viewers in)\n"
@@ -27,11 +28,14 @@ static void usage(FILE *out) {
           "                        tcp://0.0.0.0:5555 accepts other hosts)\n"
           "  --curve-secret FILE   CURVE on the pool: the coordinator's secret key (lpqctl keygen)\n"
           "  --curve-keys DIR      with it: admit only workers whose public key is a DIR/*.pub\n"
-          "  --insecure            allow plain text on --workers endpoints other hosts reach\n"
-          "                        (without CURVE only loopback and ipc:// are allowed)\n"
+          "  --insecure            allow plain text beyond loopback: on --workers endpoints\n"
+          "                        without CURVE (else only loopback and ipc://), and --tcp\n"
           "  --max-blob-mb N       largest upload (blob.put, job.submit base64 or path) [1024]\n"
           "  --max-jobs-per-client N  unfinished jobs one client may have (Unix socket: per\n"
           "                        uid; TCP: per token) [16]\n"
+          "  --blob-grace-s S      uploads no job names are removed after S seconds [3600]\n"
+          "  --max-job-mb N        memory one job may hold (its search and calibration batch,\n"
+          "                        estimated at submit) [an eighth of this machine's memory]\n"
           "  --heartbeat-ms MS     pool heartbeat interval (default 1000)\n"
           "  --liveness N          missed heartbeats before a worker is expired (default 3)\n"
           "  --task-timeout S      a task running longer is dispatched again (default 600)\n"
@@ -47,6 +51,8 @@ typedef struct opts_t {
   int insecure;
   double max_blob_mb;
   long max_jobs_per_client;
+  double max_job_mb; /* 0: an eighth of the machine's memory */
+  double blob_grace_s;
 } opts_t;
 
 static int parse(int argc, char **argv, opts_t *o) {
@@ -56,9 +62,10 @@ static int parse(int argc, char **argv, opts_t *o) {
       {"liveness", 1, 0, 'L'},     {"task-timeout", 1, 0, 'T'}, {"log-level", 1, 0, 'v'},
       {"curve-secret", 1, 0, 'C'}, {"curve-keys", 1, 0, 'K'},  {"insecure", 0, 0, 'I'},
       {"max-blob-mb", 1, 0, 'B'}, {"max-jobs-per-client", 1, 0, 'J'},
+      {"max-job-mb", 1, 0, 'M'},  {"blob-grace-s", 1, 0, 'G'},
       {"http", 1, 0, 'P'},         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
   *o = (opts_t){"var/lpq.db", LPQ_API_DEFAULT_SOCKET, NULL, NULL, "tcp://127.0.0.1:5555", NULL,
-                1.0, 600.0, 3, 2, NULL, NULL, 0, 1024, 16};
+                1.0, 600.0, 3, 2, NULL, NULL, 0, 1024, 16, 0, 3600};
   int c, idx = 0;
   while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
     char *end = NULL;
@@ -84,6 +91,14 @@ static int parse(int argc, char **argv, opts_t *o) {
     case 'J':
       o->max_jobs_per_client = strtol(optarg, &end, 10);
       bad = *end || o->max_jobs_per_client < 1;
+      break;
+    case 'M':
+      o->max_job_mb = strtod(optarg, &end);
+      bad = *end || !(o->max_job_mb >= 1 && o->max_job_mb <= 1 << 24);
+      break;
+    case 'G':
+      o->blob_grace_s = strtod(optarg, &end);
+      bad = *end || !(o->blob_grace_s >= 0 && o->blob_grace_s <= 1e9);
       break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return 2;
@@ -168,6 +183,26 @@ static void on_pool_log(void *ctx, int level, const char *line) {
   daemon_log(d, level, "%s", line);
 }
 
+/* The token file must be its owner's alone: no access for others, nor for a group this
+** process is not in (a Kubernetes Secret is 0440 with the pod's fsGroup, which is its own).
+** 0, or -1 after saying why. */
+static int token_private(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return 0; /* read_token says it cannot be read */
+  int own_group = st.st_gid == getegid();
+  gid_t groups[256];
+  int n = getgroups(256, groups);
+  for (int i = 0; i < n && !own_group; i++)
+    own_group = groups[i] == st.st_gid;
+  if ((st.st_mode & 007) == 0 && ((st.st_mode & 070) == 0 || own_group))
+    return 0;
+  fprintf(stderr, "lpq-coordinator: the token file %s can be read by %s (mode %03o, group "
+          "%lu); chmod 600 it\n", path, st.st_mode & 007 ? "every user" : "another group",
+          (unsigned)(st.st_mode & 0777), (unsigned long)st.st_gid);
+  return -1;
+}
+
 static int read_token(const char *path, char *buf, size_t len) {
   FILE *f = fopen(path, "r");
   if (!f)
@@ -228,6 +263,10 @@ int main(int argc, char **argv) {
   d.log_level = o.log_level;
   d.max_blob_bytes = (uint64_t)(o.max_blob_mb * 1048576.0);
   d.max_jobs_per_client = (size_t)o.max_jobs_per_client;
+  d.blob_grace_s = o.blob_grace_s;
+  d.max_job_bytes = o.max_job_mb > 0 ? (uint64_t)(o.max_job_mb * 1048576.0)
+                                     : (uint64_t)sysconf(_SC_PHYS_PAGES) *
+                                           (uint64_t)sysconf(_SC_PAGESIZE) / 8;
   d.loop = uv_default_loop();
   lpq_error_t err = {0};
   int status = 1;
@@ -255,15 +294,16 @@ int main(int argc, char **argv) {
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - o.tcp), o.tcp);
     /* the token travels in plain text: loopback only, as on the pool, unless --insecure */
-    int loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
-    struct stat ts;
-    if (!loopback && !o.insecure)
-      fprintf(stderr, "lpq-coordinator: WARNING: --tcp %s serves the API and its bearer token "
-              "in plain text beyond this host; put it behind TLS or a tunnel, or bind "
-              "127.0.0.1 (--insecure silences this)\n", o.tcp);
-    if (stat(o.token_file, &ts) == 0 && (ts.st_mode & 077))
-      fprintf(stderr, "lpq-coordinator: WARNING: the token file %s can be read by others "
-              "(mode %03o); chmod 600 it\n", o.token_file, (unsigned)(ts.st_mode & 0777));
+    int loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+                   strcmp(host, "[::1]") == 0 || strcmp(host, "localhost") == 0;
+    if (!loopback && !o.insecure) {
+      fprintf(stderr, "lpq-coordinator: --tcp %s would serve the API and its bearer token in "
+              "plain text beyond this host: bind 127.0.0.1 (and reach it through a tunnel or "
+              "a TLS proxy), or accept it with --insecure (as for --workers)\n", o.tcp);
+      goto out;
+    }
+    if (token_private(o.token_file) != 0)
+      goto out;
     ao.tcp_host = host;
     ao.tcp_port = atoi(colon + 1);
     ao.token = token;
@@ -309,6 +349,9 @@ int main(int argc, char **argv) {
     goto out;
   }
   store_retry_init(&d);
+  deadline_init(&d);
+  jobs_feed_init(&d);
+  blob_gc_init(&d);
   uv_check_init(d.loop, &d.flush);
   d.flush.data = &d;
   uv_check_start(&d.flush, jobs_flush);

@@ -12,17 +12,14 @@ static int64_t job_param(json_t *params) {
 }
 
 static void reply_err(lpq_api_call_t *call, const lpq_error_t *err) {
-  int code = LPQ_API_E_INTERNAL;
-  switch (err->code) {
-  case LPQ_ENOTFOUND: code = LPQ_API_E_NOT_FOUND; break;
-  case LPQ_EIO: code = LPQ_API_E_IO; break;
-  case LPQ_EFORMAT: code = LPQ_API_E_BAD_INPUT; break;
-  case LPQ_EUNSUP: code = LPQ_API_E_UNSUPPORTED_MODEL; break;
-  case LPQ_EINVAL: code = LPQ_API_E_INVALID_PARAMS; break;
-  case LPQ_ESTATE: code = LPQ_API_E_JOB_STATE; break;
-  default: break;
-  }
-  lpq_api_reply_error(call, code, NULL, "%s", err->msg);
+  lpq_api_reply_lpq_error(call, err); /* a damaged database page: -32020, not "bad input" */
+}
+
+void reply_job_error(lpq_api_call_t *call, int64_t job, const lpq_error_t *err) {
+  if (err->code == LPQ_ENOTFOUND)
+    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)job);
+  else
+    lpq_api_reply_lpq_error(call, err);
 }
 
 static void iso_time(double t, char *buf, size_t len) {
@@ -157,7 +154,7 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   lpq_store_job_t sj;
   lpq_error_t err;
   if (lpq_store_job_get(d->store, id, &sj, &err) != 0) {
-    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    reply_job_error(call, id, &err);
     return;
   }
   json_t *p = job_progress_json(d, id, &err);
@@ -222,7 +219,7 @@ static void m_cancel(void *ctx, lpq_api_call_t *call, json_t *params) {
   lpq_store_job_t sj;
   lpq_error_t err;
   if (lpq_store_job_get(d->store, id, &sj, &err) != 0) {
-    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    reply_job_error(call, id, &err);
     return;
   }
   int was_final = lpq_store_job_status_final(sj.status);
@@ -246,7 +243,7 @@ static void m_pareto(void *ctx, lpq_api_call_t *call, json_t *params) {
   lpq_store_job_t sj;
   lpq_error_t err;
   if (lpq_store_job_get(d->store, id, &sj, &err) != 0) {
-    lpq_api_reply_error(call, LPQ_API_E_JOB_NOT_FOUND, NULL, "no job %lld", (long long)id);
+    reply_job_error(call, id, &err);
     return;
   }
   lpq_job_settings_t js;

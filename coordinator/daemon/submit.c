@@ -8,6 +8,7 @@
 ** removed again. */
 #include "coordinator/daemon/daemon.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct submit_t {
   json_t *params;
   const char *blob_dir;
   uint64_t max_bytes;
+  uint64_t max_job_bytes; /* --max-job-mb */
   char client[48];
   int blob_put;          /* 1: blob.put, 0: job.submit */
   int calib_given;       /* settings.calib was set by the client */
@@ -40,7 +42,7 @@ struct submit_t {
   upload_t up[5];
   size_t nup;
   int code;              /* LPQ_API_E_* when refused */
-  char field[16];        /* error.data.field, "" for none */
+  char field[24];        /* error.data.field, "" for none */
   lpq_error_t err;
   submit_t *next;        /* the daemon's requests in flight */
 };
@@ -140,6 +142,21 @@ static int check_labels(submit_t *s, const char *path, size_t samples, size_t cl
   return rc;
 }
 
+/* Floating-point data must be finite: an infinity became a NaN layers later ("layer 2 input:
+** calibrate: element 0 is NaN") and failed the job. 0, or LPQ_EFORMAT naming the value. */
+static int check_finite(submit_t *s, const lpq_array_t *a, const char *field) {
+  size_t per = a->ndim >= 1 && a->shape[0] > 0 ? a->count / (size_t)a->shape[0] : 1;
+  for (size_t i = 0; i < a->count; i++) {
+    double v = a->dtype == LPQ_DT_F32 ? ((const float *)a->data)[i]
+               : a->dtype == LPQ_DT_F64 ? ((const double *)a->data)[i] : 0.0;
+    if (!isfinite(v))
+      return lpq_errorf(&s->err, LPQ_EFORMAT, "%s: value %zu of sample %zu is %s; the data "
+                        "must be finite", field, i % (per ? per : 1), i / (per ? per : 1),
+                        lpq_nonfinite_name(v));
+  }
+  return 0;
+}
+
 /* The validation set (val_data, val_labels) fits the model as data and labels do: 0, or the
 ** API error code with *field. */
 static int check_val(submit_t *s, const lpq_graph_t *g, size_t per_sample, const char **field) {
@@ -162,6 +179,9 @@ static int check_val(submit_t *s, const lpq_graph_t *g, size_t per_sample, const
       *field = "val_data";
       lpq_errorf(&s->err, LPQ_EFORMAT, "val_data: samples of %zu values do not fit the model's "
                  "input (%zu values per sample)", n ? raw->count / n : 0, per_sample);
+    } else if (check_finite(s, raw, "val_data") != 0) {
+      code = LPQ_API_E_BAD_INPUT;
+      *field = "val_data";
     } else if (lpq_graph_output(g, 0, &out) != 0 || check_labels(s, lp, n, out.count) != 0) {
       code = LPQ_API_E_BAD_INPUT;
       *field = "val_labels";
@@ -174,8 +194,41 @@ static int check_val(submit_t *s, const lpq_graph_t *g, size_t per_sample, const
   return code;
 }
 
+/* What one job holds, estimated from its settings and model, must fit --max-job-mb: the
+** generation in flight (each genome in the search's batch and as a queued task, measured at about
+** 1.4 KB with 3 layers), the archive of every genome scored (as far as generations or
+** max_evaluations bound it) and the calibration batch's activations. 0, or the API error code
+** with *field naming the larger part. */
+static int check_memory(submit_t *s, const lpq_graph_t *g, size_t samples, size_t per_sample,
+                        const char **field) {
+  const lpq_job_settings_t *js = &s->js;
+  double nl = (double)lpq_graph_num_layers(g), pop = (double)js->population;
+  double batch = fmax(pop, pop * (1.0 + (double)js->siblings));
+  double evals = js->generations ? pop + (double)js->generations * batch : batch;
+  if (js->max_evaluations) {
+    evals = fmin(evals, (double)js->max_evaluations);
+    batch = fmin(batch, evals);
+  }
+  double search = batch * (1536.0 + 64.0 * nl) +
+                  evals * (nl * (double)sizeof(lpq_layer_formats_t) +
+                           (double)sizeof(lpq_eval_result_t) + 96.0);
+  double calib = (double)(js->calib < samples ? js->calib : samples);
+  double inputs = calib * (double)lpq_graph_exec_bytes(g) + (double)samples * per_sample * 4.0;
+  if (search + inputs <= (double)s->max_job_bytes)
+    return 0;
+  int blame_calib = inputs > search;
+  *field = blame_calib ? "settings.calib" : "settings.population";
+  lpq_errorf(&s->err, LPQ_ERANGE,
+             "%s: this job would hold about %.0f MB (search: %.0f MB for %zu genomes a "
+             "generation of %.0f layers, %.0f scored in all; calibration: %.0f MB for %.0f "
+             "samples), more than the %.0f MB one job may hold (--max-job-mb)", *field,
+             (search + inputs) / 1048576.0, search / 1048576.0, (size_t)batch, nl, evals,
+             inputs / 1048576.0, calib, (double)s->max_job_bytes / 1048576.0);
+  return LPQ_API_E_LIMIT;
+}
+
 /* The model must load (supported operators, quantizable layers), the data fit it, the labels
-** fit both, and calib the data. */
+** fit both, calib the data, and the job the memory one job may hold. */
 static void check_inputs(submit_t *s) {
   lpq_error_t *err = &s->err;
   lpq_job_settings_t *js = &s->js;
@@ -212,6 +265,9 @@ static void check_inputs(submit_t *s) {
       field = "data";
       lpq_errorf(err, LPQ_EFORMAT, "data: samples of %zu values do not fit the model's input "
                  "'%s' (%zu values per sample)", per, in.name, in.count);
+    } else if (check_finite(s, raw, "data") != 0) {
+      code = LPQ_API_E_BAD_INPUT;
+      field = "data";
     } else if (s->calib_given && js->calib > n) {
       code = LPQ_API_E_INVALID_PARAMS;
       field = "settings.calib";
@@ -226,6 +282,8 @@ static void check_inputs(submit_t *s) {
     }
     if (!code && js->val_data[0])
       code = check_val(s, g, in.count, &field);
+    if (!code)
+      code = check_memory(s, g, n, per, &field);
   }
   if (code)
     fail(s, code, field);
@@ -276,6 +334,14 @@ static void forget_written(submit_t *s) {
     if (!busy)
       lpq_store_blob_forget(s->d->store, u->hash, NULL);
   }
+}
+
+int submits_claim(daemon_t *d, const char *hash) {
+  for (submit_t *o = d->submits; o; o = o->next)
+    for (size_t k = 0; k < o->nup; k++)
+      if (strcmp(o->up[k].hash, hash) == 0)
+        return 1;
+  return 0;
 }
 
 static int record_written(submit_t *s) {
@@ -414,7 +480,7 @@ static int upload_spec(daemon_t *d, lpq_api_call_t *call, json_t *spec, const ch
   if (b64) {
     u->mode = UP_BASE64;
     u->text = json_string_value(b64);
-    return blob_too_big(d, base64_bytes(u->text, strlen(u->text)), kind, call);
+    return blob_too_big(d, base64_bytes(u->text, json_string_length(b64)), kind, call);
   }
   int found = 0;
   lpq_error_t err;
@@ -472,6 +538,7 @@ static submit_t *submit_new(daemon_t *d, lpq_api_call_t *call, json_t *params) {
   s->params = params;
   s->blob_dir = lpq_store_blob_dir(d->store);
   s->max_bytes = d->max_blob_bytes;
+  s->max_job_bytes = d->max_job_bytes;
   lpq_api_call_client(call, s->client, sizeof s->client);
   return s;
 }
@@ -533,8 +600,9 @@ void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
 
 void m_blob_put(void *ctx, lpq_api_call_t *call, json_t *params) {
   daemon_t *d = ctx;
-  const char *b64 = json_string_value(json_object_get(params, "base64"));
-  if (blob_too_big(d, base64_bytes(b64, strlen(b64)), "base64", call) != 0)
+  json_t *text = json_object_get(params, "base64");
+  const char *b64 = json_string_value(text);
+  if (blob_too_big(d, base64_bytes(b64, json_string_length(text)), "base64", call) != 0)
     return;
   submit_t *s = submit_new(d, call, params);
   if (s == NULL)

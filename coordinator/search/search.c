@@ -188,6 +188,7 @@ void lpq_search_free(lpq_search_t **sp) {
   free(s->batch_is_child);
   free(s->batch_hash);
   free(s->batch_group);
+  free(s->batch_table);
   free(s->history);
   free(s);
   *sp = NULL;

@@ -63,6 +63,8 @@ struct lpq_search_t {
   unsigned char *batch_told, *batch_is_child;
   uint64_t *batch_hash;
   size_t *batch_group; /* the child a sibling belongs to; SIZE_MAX in the initial population */
+  size_t *batch_table, batch_table_cap; /* open addressing on hash: batch index + 1 (a scan
+                                           of the batch was quadratic: seconds at 100000) */
 
   lpq_search_progress_t *history;
   size_t history_count, history_cap;

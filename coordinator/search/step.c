@@ -38,7 +38,16 @@ static int batch_reserve(lpq_search_t *s, size_t n, lpq_error_t *err) {
   size_t *grp = realloc(s->batch_group, cap * sizeof *grp);
   if (grp)
     s->batch_group = grp;
-  if (!g || !r || !told || !child || !h || !grp)
+  size_t table_cap = 16;
+  while (table_cap < 2 * cap)
+    table_cap *= 2;
+  size_t *table = calloc(table_cap, sizeof *table);
+  if (table) {
+    free(s->batch_table);
+    s->batch_table = table;
+    s->batch_table_cap = table_cap;
+  }
+  if (!g || !r || !told || !child || !h || !grp || !table)
     return lpq_errorf(err, LPQ_ENOMEM, "search: out of memory for a batch of %zu", cap);
   s->batch_cap = cap;
   return 0;
@@ -48,9 +57,12 @@ static int batch_reserve(lpq_search_t *s, size_t n, lpq_error_t *err) {
 static int is_known(const lpq_search_t *s, const lpq_layer_formats_t *g, uint64_t h) {
   if (lpq__search_archive_find(s, g, h) != SIZE_MAX)
     return 1;
-  for (size_t i = 0; i < s->batch_count; i++)
+  for (size_t slot = (size_t)h & (s->batch_table_cap - 1); s->batch_table[slot];
+       slot = (slot + 1) & (s->batch_table_cap - 1)) {
+    size_t i = s->batch_table[slot] - 1;
     if (s->batch_hash[i] == h && memcmp(s->batch_genes + i * s->L, g, s->L * sizeof *g) == 0)
       return 1;
+  }
   return 0;
 }
 
@@ -62,6 +74,10 @@ static void batch_push(lpq_search_t *s, uint64_t h, size_t group, int is_child) 
   s->batch_is_child[i] = (unsigned char)is_child;
   s->batch_told[i] = 0;
   memset(&s->batch_results[i], 0, sizeof s->batch_results[i]);
+  size_t slot = (size_t)h & (s->batch_table_cap - 1);
+  while (s->batch_table[slot])
+    slot = (slot + 1) & (s->batch_table_cap - 1);
+  s->batch_table[slot] = i + 1;
 }
 
 static size_t budget(const lpq_search_t *s) {
@@ -194,6 +210,7 @@ int lpq_search_ask(lpq_search_t *s, const lpq_layer_formats_t **genomes, size_t 
     if (rc)
       return rc;
     s->batch_count = 0;
+    memset(s->batch_table, 0, s->batch_table_cap * sizeof *s->batch_table);
     if (s->committed == 0)
       make_initial(s);
     else if (s->pop_count > 0)

@@ -6,7 +6,8 @@
 ** unreferenced file, never a row whose file is partial. Writing a blob's file needs no database
 ** (lpq_store_blob_write*), so the daemon does it on libuv's work queue and records the row on
 ** its loop (lpq_store_blob_record); a file that no row claims is removed again
-** (lpq_store_blob_forget).
+** (lpq_store_blob_forget), and blobs no job names are collected after a grace period
+** (lpq_store_blob_collect).
 */
 #include "coordinator/store/store_internal.h"
 
@@ -417,5 +418,68 @@ int lpq_store_blob_read(lpq_store_t *st, const char *hash, void **data, size_t *
   if (fd >= 0)
     close(fd);
   free(path);
+  return ret;
+}
+
+/* Blobs no job's settings name (model, data, labels, val_data, val_labels), recorded before
+** `before`: uploads (blob.put) that no submit used within the grace period. */
+#define COLLECT_SQL                                                                          \
+  "SELECT hash FROM blobs WHERE created < ?1 AND hash NOT IN (SELECT j.value FROM jobs, "    \
+  "json_each(jobs.settings) AS j WHERE j.key IN ('model', 'data', 'labels', 'val_data', "    \
+  "'val_labels'))"
+
+int lpq_store_blob_collect(lpq_store_t *st, double older_than_s, int (*keep)(void *, const char *),
+                           void *ctx, size_t *removed, lpq_error_t *err) {
+  if (st == NULL || removed == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "store: blobs: collect: missing argument");
+  *removed = 0;
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(st->db, COLLECT_SQL, -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return lpq__store_fail(st, rc, "blobs", "collect", err);
+  sqlite3_bind_double(s, 1, lpq__store_now() - older_than_s);
+  char (*hashes)[LPQ_STORE_HASH_HEX] = NULL;
+  size_t n = 0, cap = 0;
+  int ret = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *h = (const char *)sqlite3_column_text(s, 0);
+    if (!hash_valid(h) || (keep && keep(ctx, h)))
+      continue;
+    if (n == cap) {
+      size_t c = cap ? 2 * cap : 16;
+      char (*more)[LPQ_STORE_HASH_HEX] = realloc(hashes, c * sizeof *hashes);
+      if (!more) {
+        ret = lpq_errorf(err, LPQ_ENOMEM, "store: blobs: collect: out of memory");
+        break;
+      }
+      hashes = more;
+      cap = c;
+    }
+    memcpy(hashes[n++], h, LPQ_STORE_HASH_HEX);
+  }
+  if (ret == 0 && rc != SQLITE_DONE)
+    ret = lpq__store_fail(st, rc, "blobs", "collect", err);
+  sqlite3_finalize(s);
+  s = NULL;
+  if (ret == 0 && n > 0 &&
+      (rc = sqlite3_prepare_v2(st->db, "DELETE FROM blobs WHERE hash = ?1", -1, &s, NULL)) !=
+          SQLITE_OK)
+    ret = lpq__store_fail(st, rc, "blobs", "collect", err);
+  for (size_t i = 0; ret == 0 && i < n; i++) {
+    sqlite3_bind_text(s, 1, hashes[i], -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+      ret = lpq__store_fail(st, rc, "blobs", "collect", err);
+      break;
+    }
+    char *path = blob_file(st, hashes[i], 0); /* the row first: a file without one is harmless */
+    if (path != NULL)
+      unlink(path);
+    free(path);
+    (*removed)++;
+  }
+  sqlite3_finalize(s);
+  free(hashes);
   return ret;
 }

@@ -27,8 +27,9 @@ int lpq__store_code(int rc) {
   case SQLITE_BUSY:
   case SQLITE_LOCKED:
     return LPQ_ETIMEDOUT;
+  case SQLITE_CORRUPT: /* a damaged page: the store's own data, not a client's input */
+    return LPQ_ECORRUPT;
   case SQLITE_NOTADB:
-  case SQLITE_CORRUPT:
   case SQLITE_ERROR: /* SQL that does not fit the schema: the file is not what we expect */
   case SQLITE_SCHEMA:
     return LPQ_EFORMAT;
@@ -44,6 +45,10 @@ int lpq__store_code(int rc) {
 
 int lpq__store_fail(lpq_store_t *st, int rc, const char *table, const char *op, lpq_error_t *err) {
   const char *msg = st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+  if (lpq__store_code(rc) == LPQ_ECORRUPT) /* found at run time: what it is and what to do */
+    return lpq_errorf(err, LPQ_ECORRUPT, "store: %s: %s: the database is damaged (%s); stop the "
+                      "coordinator and recover it (sqlite3 DB .recover) or restore a backup",
+                      table, op, msg);
   return lpq_errorf(err, lpq__store_code(rc) != 0 ? lpq__store_code(rc) : LPQ_EIO, "store: %s: %s: %s",
                     table, op, msg);
 }
@@ -274,7 +279,7 @@ static int quick_check(sqlite3 *db, const char *path, lpq_error_t *err) {
   if (rc == SQLITE_ROW && first != NULL && strcmp(first, "ok") == 0)
     ret = 0;
   else
-    ret = lpq_errorf(err, LPQ_EFORMAT, "store: %s: the database is damaged (quick_check: %s); "
+    ret = lpq_errorf(err, LPQ_ECORRUPT, "store: %s: the database is damaged (quick_check: %s); "
                      "not serving it: restore a backup, or recover it with sqlite3's .recover",
                      path, first ? first : sqlite3_errmsg(db));
   sqlite3_finalize(s);

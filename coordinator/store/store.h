@@ -114,7 +114,6 @@ void lpq_store_job_list_free(lpq_store_job_t **jobs, size_t count);
 ** A blob's bytes are a file under the blob directory (DIR/ab/abcd..., written to a temporary
 ** file, fsync'ed and renamed, so a crash never leaves a partial blob under its hash); the
 ** blobs table holds its hash, size, kind and time. */
-
 typedef struct lpq_store_blob_t {
   char hash[LPQ_STORE_HASH_HEX];
   size_t size;
@@ -148,16 +147,17 @@ int lpq_store_blob_record(lpq_store_t *st, const char *kind, const char *hash, u
                           lpq_error_t *err);
 /* Removes a blob file no row claims (an upload that was refused); a recorded blob stays. */
 int lpq_store_blob_forget(lpq_store_t *st, const char *hash, lpq_error_t *err);
+/* Removes blobs no job names, older than older_than_s, unless keep(ctx, hash); *removed. */
+int lpq_store_blob_collect(lpq_store_t *st, double older_than_s, int (*keep)(void *, const char *),
+                           void *ctx, size_t *removed, lpq_error_t *err);
 /* blob_dir/ab/HASH (malloc'd), the file of a blob; NULL for a hash that is not 64 hex digits. */
 char *lpq_store_blob_file(const char *blob_dir, const char *hash);
 /* *found = 1 and *info filled (info may be NULL) when the blob is stored, else *found = 0. */
 int lpq_store_blob_has(lpq_store_t *st, const char *hash, int *found, lpq_store_blob_t *info,
                        lpq_error_t *err);
-/* The path of a stored blob's file (malloc'd, the caller frees it). LPQ_ENOTFOUND when the
-** hash is not stored; LPQ_EIO when its file has gone. */
+/* A stored blob's file (malloc'd); LPQ_ENOTFOUND when not stored, LPQ_EIO when it has gone. */
 int lpq_store_blob_path(lpq_store_t *st, const char *hash, char **path, lpq_error_t *err);
-/* A stored blob's bytes: *data is malloc'd (the caller frees it), *size its length. LPQ_EIO
-** when the file is missing or its size differs from the recorded one. */
+/* A stored blob's bytes (*data malloc'd, *size); LPQ_EIO when its file is missing or resized. */
 int lpq_store_blob_read(lpq_store_t *st, const char *hash, void **data, size_t *size,
                         lpq_error_t *err);
 

@@ -5,6 +5,7 @@
 #include "tests/lp_reference.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -177,19 +178,24 @@ Test(lp_quant, nearest_against_brute_force_scalar_kernel) {
 
 Test(lp_quant, nearest_against_brute_force_avx2_kernel) {
 #if defined(__x86_64__)
-  if (!__builtin_cpu_supports("avx2"))
+  if (!__builtin_cpu_supports("avx2")) {
+    fprintf(stderr, "lp_quant: AVX2 kernel test skipped: this CPU has no AVX2\n");
     cr_skip_test("this CPU has no AVX2: the AVX2 kernel cannot run here");
+  }
   force_kernel("avx2");
   check_all_small_formats();
 #else
+  fprintf(stderr, "lp_quant: AVX2 kernel test skipped: not x86-64\n");
   cr_skip_test("not x86-64: lp/ has no AVX2 kernel here");
 #endif
 }
 
 Test(lp_quant, nearest_against_brute_force_avx512_kernel) {
 #if defined(__x86_64__)
-  if (!__builtin_cpu_supports("avx512f"))
+  if (!__builtin_cpu_supports("avx512f")) {
+    fprintf(stderr, "lp_quant: AVX-512 kernel test skipped: this CPU has no AVX-512F\n");
     cr_skip_test("this CPU has no AVX-512F: the AVX-512 kernels cannot run here");
+  }
   force_kernel("avx512");
   check_all_small_formats();
   /* n = 10 formats with one threshold per bucket run the AVX-512 table kernel */
@@ -199,6 +205,7 @@ Test(lp_quant, nearest_against_brute_force_avx512_kernel) {
   cr_assert_str_eq(lp_quantizer_kernel(q), "avx512", "%s runs %s", fmt(&f), lp_quantizer_kernel(q));
   lp_quantizer_free(&q);
 #else
+  fprintf(stderr, "lp_quant: AVX-512 kernel test skipped: not x86-64\n");
   cr_skip_test("not x86-64: lp/ has no AVX-512 kernel here");
 #endif
 }

@@ -154,7 +154,7 @@ static int build_tables(lp_quantizer_t *q, lpq_error_t *err) {
   for (int s = 31; s >= 0 && shift < 0; s--)
     if (max_per_bucket(q->thr, np, s) <= 1)
       shift = s;
-  int32_t first, count;
+  int32_t first = 0, count = 0;
   if (shift >= 0) {
     first = (int32_t)(q->thr[1] >> shift);
     count = (int32_t)(q->thr[np] >> shift) - first + 1;

@@ -32,8 +32,12 @@ static void check_scores(harness_t *h, size_t n, lpq_layer_formats_t (*layers)[5
   }
 }
 
+static int want_left;
+static int cond_all_left(harness_t *h) { return h->left >= want_left; }
+
 /* Every wait below has its own deadline (no Criterion .timeout: its watchdog leaks an entry
 ** under LeakSanitizer when suites run in parallel). */
+
 Test(pool, one_two_three_workers_every_task_gets_a_result_and_sigterm_is_clean) {
   static lpq_layer_formats_t layers[300][5];
   for (int nw = 1; nw <= 3; nw++) {
@@ -73,7 +77,8 @@ Test(pool, one_two_three_workers_every_task_gets_a_result_and_sigterm_is_clean) 
       kill(h->pids[i], SIGTERM);
     for (int i = 0; i < nw; i++)
       cr_assert_eq(h_wait_exit(h, i, 10), 0, "worker %d did not exit cleanly", i);
-    h_run_for(h, 0.1);
+    want_left = nw; /* the BYEs may still be in flight: wait for them */
+    h_run_until(h, cond_all_left, 60);
     cr_assert_eq(h->left, nw, "%d BYEs of %d", h->left, nw);
     h_stop(h);
     free(h);
@@ -290,6 +295,8 @@ static int cond_one_running(harness_t *h) {
   return st.tasks_running == 1;
 }
 
+static int cond_result_and_bye(harness_t *h) { return h->results >= 1 && h->left >= 1; }
+
 Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
@@ -303,9 +310,8 @@ Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   cr_assert(h_run_until(h, cond_one_running, 60));
   kill(h->pids[0], SIGTERM); /* mid-evaluation */
   cr_assert_eq(h_wait_exit(h, 0, 10), 0);
-  /* the result and BYE may still be in flight on a loaded machine: wait up to 2 s for them */
-  for (int i = 0; i < 20 && (h->results < 1 || h->left < 1); i++)
-    h_run_for(h, 0.1);
+  /* the result and BYE may still be in flight on a loaded machine: wait for both events */
+  h_run_until(h, cond_result_and_bye, 60);
   /* the running task was finished and delivered; the worker left; the rest wait */
   cr_assert_eq(h->results, 1);
   cr_assert_eq(h->res[1].status, 0, "%s", h->res[1].error);

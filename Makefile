@@ -97,8 +97,9 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(BUILD)
 
+# Every benchmark, then the table of their verdicts (MET/MISSED per target).
 bench: all
-	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+	@scripts/bench_all.sh $(BENCHES)
 
 clean:
 	rm -rf build build-asan

@@ -8,6 +8,7 @@
 **
 ** usage: api_latency [--clients N] [--seconds S] [--method ping|stats] [--busy-ms B]
 */
+#include "bench/bench_verdict.h"
 #include "coordinator/api/api.h"
 
 #include <pthread.h>
@@ -259,7 +260,7 @@ static int by_value(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static void run_clients(const char *label, const char *path, size_t count, double seconds,
+static double run_clients(const char *label, const char *path, size_t count, double seconds,
                         const char *method) {
   bench_t b = {.count = count, .method = method};
   uv_loop_init(&b.loop);
@@ -284,22 +285,25 @@ static void run_clients(const char *label, const char *path, size_t count, doubl
 #define PCT(q) (n ? b.lat_us[(size_t)((q) * (double)(n - 1))] / 1000.0 : 0.0)
   printf("%-34s %5zu clients %9zu calls %9.0f calls/s  p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n",
          label, count, n, (double)n / span, PCT(0.50), PCT(0.99), n ? b.lat_us[n - 1] / 1000.0 : 0);
+  double p99 = PCT(0.99);
 #undef PCT
   free(b.lat_us);
   free(b.clients);
+  return p99;
 }
 
-static void serve_and_measure(const char *label, int api, const char *path, size_t clients,
+static double serve_and_measure(const char *label, int api, const char *path, size_t clients,
                               double seconds, const char *method, int busy_ms) {
   server_t s = {.path = path, .clients = clients, .busy_ms = busy_ms};
   s.api = api ? (void *)1 : NULL;
   pthread_create(&s.thread, NULL, server_thread, &s);
   while (!s.ready)
     usleep(1000);
-  run_clients(label, path, clients, seconds, method);
+  double p99 = run_clients(label, path, clients, seconds, method);
   uv_async_send(&s.stop);
   pthread_join(s.thread, NULL);
   unlink(path);
+  return p99;
 }
 
 int main(int argc, char **argv) {
@@ -343,8 +347,12 @@ int main(int argc, char **argv) {
     printf("  the server loop is blocked %d ms every 100 ms (a stand-in for a running job)\n",
            busy_ms);
   snprintf(label, sizeof label, "lpq API (%s)", method);
-  serve_and_measure(label, 1, path, clients, seconds, method, busy_ms);
+  double p99 = serve_and_measure(label, 1, path, clients, seconds, method, busy_ms);
   serve_and_measure("peer: bare libuv line echo", 0, path, clients, seconds, method, busy_ms);
   rmdir(dir);
+  char target[96];
+  snprintf(target, sizeof target, "API p99 latency, %zu clients, loop busy %d ms in 100", clients,
+           busy_ms);
+  bench_verdict("api_latency", target, p99, "<", 50, "ms");
   return 0;
 }

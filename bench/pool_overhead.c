@@ -10,6 +10,7 @@
 ** usage: pool_overhead [--workers 100] [--slots 2] [--tasks 200000] [--layers 21]
 **                      [--endpoint tcp://127.0.0.1:*]
 */
+#include "bench/bench_verdict.h"
 #include "coordinator/dispatch/dispatch.h"
 #include "worker/worker.h"
 
@@ -201,6 +202,8 @@ int main(int argc, char **argv)
          (double)b->received / secs, secs, b->roundtrip_ms / (double)b->received, b->failed,
          (unsigned long long)st.retried);
   printf("  dispatch only: the daemon's SQLite commit per result is not included\n");
+  bench_verdict("pool_overhead", "tasks/s dispatched and received (dispatch only)",
+                (double)b->received / secs, ">=", 20000, "/s");
   lpq_dispatch_free(&b->d);
   uv_run(&b->loop, UV_RUN_DEFAULT);
   uv_loop_close(&b->loop);

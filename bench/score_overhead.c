@@ -1,6 +1,7 @@
 /* bench/score_overhead.c: the cost of scoring a candidate against a plain FP forward pass of
 ** the same calibration batch (issue 4: at most 1.3x, weights cached).
 ** Usage: build/bench/score_overhead MODEL.onnx CALIB.npy [reps] [threads] */
+#include "bench/bench_verdict.h"
 #include "engine/engine.h"
 #include "worker/worker.h"
 
@@ -95,7 +96,8 @@ int main(int argc, char **argv) {
     qsort(t_sc[k], (size_t)reps, sizeof(double), cmp);
     printf("%-24s %10.1f ms  %.2fx FP\n", names[k], t_sc[k][reps / 2], t_sc[k][reps / 2] / t_fp[reps / 2]);
   }
-  printf("target: scoring <= 1.3x FP\n");
+  bench_verdict("score_overhead", "an LP candidate's score (local + global) / FP pass",
+                t_sc[1][reps / 2] / t_fp[reps / 2], "<=", 1.3, "x");
   lpq_scorer_free(&s);
   lpq_scorer_free(&s2);
   lpq_exec_free(&ex);

@@ -6,6 +6,7 @@
 ** method's feasible front (mean and spread over seeds), then the search's own overhead per
 ** evaluation and the size and time of a state save.
 ** Usage: search_vs_random [evaluations (2000)] [seeds (5)] */
+#include "bench/bench_verdict.h"
 #include "coordinator/search/search.h"
 
 #include <math.h>
@@ -178,6 +179,7 @@ int main(int argc, char **argv) {
   };
   printf("%d layers, %d values per tensor, %zu evaluations, %d seeds; hypervolume of the "
          "feasible front, reference (%g, %g)\n", LAYERS, ELEMS, budget, seeds, REF[0], REF[1]);
+  double hv_mean[4] = {0};
   for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
     double sum = 0, sum2 = 0, lo = INFINITY, hi = -INFINITY, t0 = now();
     for (int k = 0; k < seeds; k++) {
@@ -188,10 +190,13 @@ int main(int argc, char **argv) {
       hi = fmax(hi, hv);
     }
     double mean = sum / seeds, sd = sqrt(fmax(0.0, sum2 / seeds - mean * mean));
+    hv_mean[v] = mean;
     printf("  %-26s hypervolume %.4f +- %.4f (min %.4f, max %.4f), %.1f s\n", variants[v].name,
            mean, sd, lo, hi, now() - t0);
   }
   lpq_thread_evaluator_free(&ev);
+  bench_verdict("search_vs_random", "mean hypervolume, LPQ NSGA-II / random search",
+                hv_mean[0] / hv_mean[3], ">", 1.0, "x");
 
   /* Overhead: 100 genomes per generation with 2 siblings each, a free objective. */
   lpq_search_space_t sp;

@@ -12,6 +12,8 @@
 */
 #include "bench/service_harness.h"
 
+#include "bench/bench_verdict.h"
+
 #include <math.h>
 #include <pthread.h>
 
@@ -163,8 +165,11 @@ int main(int argc, char **argv) {
          interval_ms, nlat, seconds, p50, p99, lat[nlat - 1], server_mean, server_p99);
   printf("  job: %.0f evaluations/s alone (%.0f, %.0f), %.0f with the clients: %+.1f%%\n", alone,
          alone1, alone2, loaded, -fall);
-  printf("  bars: p99 < 50 ms %s; fall < 10%% %s\n", p99 < 50 ? "held" : "MISSED",
-         fall < 10 ? "held" : "MISSED");
+  char target[96];
+  snprintf(target, sizeof target, "job.get p99 latency, %d clients polling", clients);
+  bench_verdict("service_load", target, p99, "<", 50, "ms");
+  bench_verdict("service_load", "the job's evaluations/s fall with the clients", fall, "<", 10,
+                "%");
   b_print_load("after");
   free(lat);
   free(none);

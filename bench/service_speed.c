@@ -7,16 +7,20 @@
 **     evaluations count results told to the search, which is after their commit). The bar:
 **     >= 20,000 with 100 workers. (100 lpq-worker processes are too heavy for 2 cores.)
 **  2. Two real lpq-worker processes (--threads 1 each) against one on a ResNet-18 job: the
-**     evaluations per second after the first results (blobs fetched, FP reference cached),
-**     alternated 1, 2, 1, 2; and the workers' CPU seconds per evaluation, from which the
-**     speed-up with a free core per worker follows (a machine shared with other work gives
-**     the workers less than two cores). The bar: >= 1.8x.
+**     evaluations per second by wall clock after the first results (blobs fetched, FP
+**     reference cached), alternated 1, 2, 1, 2, 1, 2; the medians' ratio. The bar: >= 1.8x.
+**     Only a machine with two otherwise idle cores can show it: the cores the workers got
+**     are printed, and when two workers got less than 1.8 cores the verdict says the machine
+**     could not show the bar (no projection from CPU time: it cannot see the coordinator
+**     serialising work).
 **
 ** usage: service_speed [--sim-workers 100] [--slots 2] [--jobs 8] [--population 100]
 **                      [--seconds 6] [--real-seconds 20] [--part 1|2|both]
 **        (run from the repository's top folder: it reads models/)
 */
 #include "bench/service_harness.h"
+
+#include "bench/bench_verdict.h"
 
 #include <pthread.h>
 #include <zmq.h>
@@ -185,8 +189,7 @@ static double overhead(const char *argv0, int nsim, unsigned slots, int njobs, i
          "joined), %d ResNet-18 jobs of population %d\n", nsim, slots, workers, njobs,
          population);
   printf("    %.0f evaluations/s dispatched and committed to SQLite (%lld in %.1f s; %lld rows "
-         "stored in all)   bar >= 20000: %s\n", rate, e1 - e0, tb - ta, stored,
-         rate >= 20000 ? "held" : "MISSED");
+         "stored in all)\n", rate, e1 - e0, tb - ta, stored);
   printf("    lpq-coordinator CPU: %.2f cores in all (%.2f its loop thread); the loop thread "
          "spends %.1f us per evaluation, so one free core sustains %.0f evaluations/s\n",
          (cpu1 - cpu0) / (tb - ta), (main1 - main0) / (tb - ta), main_us, 1e6 / main_us);
@@ -201,6 +204,11 @@ static double overhead(const char *argv0, int nsim, unsigned slots, int njobs, i
 typedef struct real_t {
   double rate, cpu_per_eval, cores;
 } real_t;
+
+static double median3(const double v[3]) {
+  double a = v[0], b = v[1], c = v[2];
+  return a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+}
 
 static real_t real_rate(const char *argv0, int n, double seconds) {
   proc_svc_t s;
@@ -269,30 +277,34 @@ int main(int argc, char **argv) {
     b_die("an option is out of range");
   printf("service_speed: issue 7's bars on the real lpq-coordinator\n");
   b_print_load("before");
-  int rc = 0;
-  if (strcmp(part, "2") != 0)
-    rc |= overhead(argv[0], nsim, slots, njobs, population, seconds) < 20000;
+  if (strcmp(part, "2") != 0) {
+    double rate = overhead(argv[0], nsim, slots, njobs, population, seconds);
+    char target[96];
+    snprintf(target, sizeof target, "evaluations/s committed, %d simulated workers", nsim);
+    bench_verdict("service_speed", target, rate, ">=", 20000, "/s");
+  }
   if (strcmp(part, "1") != 0) {
     printf("  real workers on ResNet-18 (population 16, calibration batch 32):\n");
     /* alternated, so that a change in the machine's other load hits both alike */
-    real_t one[2], two[2];
-    for (int k = 0; k < 2; k++) {
-      one[k] = real_rate(argv[0], 1, real_seconds);
-      two[k] = real_rate(argv[0], 2, real_seconds);
+    enum { RUNS = 3 };
+    double one[RUNS], two[RUNS], two_cores[RUNS];
+    for (int k = 0; k < RUNS; k++) {
+      one[k] = real_rate(argv[0], 1, real_seconds).rate;
+      real_t r = real_rate(argv[0], 2, real_seconds);
+      two[k] = r.rate;
+      two_cores[k] = r.cores;
     }
-    double r1 = 0.5 * (one[0].rate + one[1].rate), r2 = 0.5 * (two[0].rate + two[1].rate);
-    double c1 = 0.5 * (one[0].cpu_per_eval + one[1].cpu_per_eval);
-    double c2 = 0.5 * (two[0].cpu_per_eval + two[1].cpu_per_eval);
-    /* with a free core each, n workers give n / (CPU per evaluation) evaluations per second */
-    double projected = (2.0 / c2) / (1.0 / c1);
-    printf("    two workers against one: %.2fx measured on this machine; %.2fx with a free core "
-           "per worker (CPU per evaluation %.1f ms with one worker, %.1f ms with two)   bar >= "
-           "1.8x: %s\n", r2 / r1, projected, 1e3 * c1, 1e3 * c2,
-           r2 / r1 >= 1.8 ? "held" : projected >= 1.8 ? "held with free cores" : "MISSED");
-    double two_over_one = r2 / r1 >= 1.8 ? r2 / r1 : projected;
-    rc |= two_over_one < 1.8;
+    double r1 = median3(one), r2 = median3(two), cores = median3(two_cores);
+    printf("    two workers against one, by wall clock: %.2fx (medians of %d alternated runs: "
+           "%.2f and %.2f evaluations/s); the two workers got %.2f cores\n", r2 / r1, RUNS, r2,
+           r1, cores);
+    if (cores < 1.8)
+      printf("    this machine could not give two workers two free cores (%.2f): it cannot "
+             "show the 1.8x bar either way; run it on a machine with two idle cores\n", cores);
+    bench_verdict("service_speed", "two lpq-workers / one, evaluations/s by wall clock", r2 / r1,
+                  ">=", 1.8, "x");
   }
   b_print_load("after");
-  (void)rc; /* a missed bar is printed; the exit status is for a benchmark that broke */
+  /* a missed bar is a verdict; the exit status is for a benchmark that broke */
   return 0;
 }

@@ -173,6 +173,9 @@ int lp_quantize_codes_u16(const lp_quantizer_t *q, const float *in, uint16_t *ou
 void lp_dequantize_u8(const lp_quantizer_t *q, const uint8_t *codes, float *out, size_t count);
 void lp_dequantize_u16(const lp_quantizer_t *q, const uint16_t *codes, float *out, size_t count);
 
+/* The kernel lp_quantize_f32 runs for q on this CPU: "generic" (formats with n > 10 and the
+** like), "scalar", "avx2" or "avx512" (LPQ_SIMD=scalar|avx2 in the environment lowers it). */
+const char *lp_quantizer_kernel(const lp_quantizer_t *q);
 /* Bits per code and the value (double) of a code under the quantizer's format. */
 int lp_quantizer_bits(const lp_quantizer_t *q);
 double lp_quantizer_value(const lp_quantizer_t *q, uint32_t code);

@@ -79,11 +79,7 @@ static uint32_t max_per_bucket(const uint32_t *thr, uint32_t npos, int shift) {
   uint32_t prev_bucket = UINT32_MAX, prev_thr = UINT32_MAX;
   for (uint32_t i = 1; i <= npos; i++) {
     uint32_t b = thr[i] >> shift;
-    if (b != prev_bucket) {
-      run = 1;
-    } else if (thr[i] != prev_thr) {
-      run++;
-    }
+    run = b != prev_bucket ? 1 : run + (thr[i] != prev_thr);
     prev_bucket = b;
     prev_thr = thr[i];
     if (run > best)
@@ -155,13 +151,10 @@ static int build_tables(lp_quantizer_t *q, lpq_error_t *err) {
 
   /* Coarsest buckets that still hold at most one distinct threshold. */
   int shift = -1;
-  for (int s = 31; s >= 0; s--) {
-    if (max_per_bucket(q->thr, np, s) <= 1) {
+  for (int s = 31; s >= 0 && shift < 0; s--)
+    if (max_per_bucket(q->thr, np, s) <= 1)
       shift = s;
-      break;
-    }
-  }
-  int32_t first, count;
+  int32_t first = 0, count = 0;
   if (shift >= 0) {
     first = (int32_t)(q->thr[1] >> shift);
     count = (int32_t)(q->thr[np] >> shift) - first + 1;
@@ -250,14 +243,13 @@ lp_quantizer_t *lp_quantizer_new_values(const double *values, size_t count, int 
     lpq_errorf(err, LPQ_EINVAL, "quantizer: %zu values do not fit %d-bit codes", count, bits);
     return NULL;
   }
-  for (size_t i = 0; i < count; i++) {
+  for (size_t i = 0; i < count; i++)
     if (!(values[i] > (i ? values[i - 1] : 0.0)) || isinf(values[i])) {
       lpq_errorf(err, LPQ_EINVAL,
                  "quantizer: values[%zu] = %g is not finite, positive and increasing", i,
                  values[i]);
       return NULL;
     }
-  }
   lp_quantizer_t *q = quantizer_alloc(bits, (uint32_t)count, err);
   if (!q)
     return NULL;
@@ -531,31 +523,49 @@ __attribute__((target("avx512f"))) static size_t quantize_f32_avx512(const lp_qu
 }
 #endif
 
-/* The widest kernel this CPU runs; LPQ_SIMD=scalar|avx2|avx512 overrides (for tests). */
-static size_t quantize_f32_dispatch(const lp_quantizer_t *q, const float *in, float *out,
-                                    size_t count) {
+/* The kernels of lp_quantize_f32 (generic: more than one threshold per bucket, scalar). The
+** widest this CPU runs for q is chosen; LPQ_SIMD=scalar|avx2 lowers it (for tests). */
+enum { K_GENERIC, K_SCALAR, K_AVX2, K_AVX2_PACKED, K_AVX512, K_AVX512_SEARCH };
+static int select_kernel(const lp_quantizer_t *q) {
+  int level = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
   static int cached = -1; /* every thread computes the same value */
-  int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
   if (level < 0) {
     const char *env = getenv("LPQ_SIMD");
-    int best = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
     if (env && strcmp(env, "scalar") == 0)
-      best = 0;
-    else if (env && strcmp(env, "avx2") == 0 && best >= 1)
-      best = 1;
-    level = best;
+      level = 0;
+    else if (env && strcmp(env, "avx2") == 0 && level >= 1)
+      level = 1;
     __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
   }
-  if (level == 2 && q->npos <= 127)
-    return quantize_f32_avx512_search(q, in, out, count);
-  if (level == 2 && !q->packed)
-    return quantize_f32_avx512(q, in, out, count);
-  if (level >= 1)
-    return q->packed ? quantize_f32_avx2_packed(q, in, out, count)
-                     : quantize_f32_avx2(q, in, out, count);
 #endif
-  return quantize_f32_fast(q, in, out, count);
+  if (!q->fast)
+    return K_GENERIC;
+  if (level == 2)
+    return q->npos <= 127 ? K_AVX512_SEARCH : q->packed ? K_AVX2_PACKED : K_AVX512;
+  if (level == 1)
+    return q->packed ? K_AVX2_PACKED : K_AVX2;
+  return K_SCALAR;
+}
+
+const char *lp_quantizer_kernel(const lp_quantizer_t *q) {
+  static const char *const names[] = {"generic", "scalar", "avx2", "avx2", "avx512", "avx512"};
+  return q ? names[select_kernel(q)] : "none";
+}
+
+static size_t quantize_f32_dispatch(const lp_quantizer_t *q, const float *in, float *out,
+                                    size_t count) {
+  switch (select_kernel(q)) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  case K_AVX512_SEARCH: return quantize_f32_avx512_search(q, in, out, count);
+  case K_AVX512: return quantize_f32_avx512(q, in, out, count);
+  case K_AVX2_PACKED: return quantize_f32_avx2_packed(q, in, out, count);
+  case K_AVX2: return quantize_f32_avx2(q, in, out, count);
+#endif
+  default: return quantize_f32_fast(q, in, out, count);
+  }
 }
 
 static size_t find_nan(const float *in, size_t count) {

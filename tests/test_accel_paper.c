@@ -1,6 +1,15 @@
 /* tests/test_accel_paper.c: the built-in architecture against the DAC 2024 LPA paper's
 ** figures (normalised to AdaptivFloat = 1), with each accelerator's stated mix of 2/4/8-bit
-** layers: every ratio within +-30% and the paper's ordering of the accelerators. */
+** layers: every ratio within +-15% (what README and docs/accel_sim.md claim) and the paper's
+** ordering of the accelerators.
+**
+** What is fitted and what is predicted (docs/accel_sim.md): every mix was chosen against these
+** figures (per network, the LPA's two free shares, ANT's and BitFusion's one each) and the
+** LPA's energy per product carries a factor 2 fitted to its energy ratios. So the LPA's four
+** ratios are fits; for ANT and BitFusion one share fits two ratios per network, so the second
+** is a (weak) prediction; AdaptivFloat is the reference. Nothing here is an independent
+** prediction of the paper's figures; the performance per area, which no parameter was fitted
+** to, misses the paper's 2x against ANT (docs/MEASUREMENTS.md). */
 #include "accel_sim/accel_sim.h"
 
 #include <criterion/criterion.h>
@@ -53,13 +62,13 @@ Test(accel_paper, reference_is_adaptivfloat) {
   accel_arch_free(&arch);
 }
 
-Test(accel_paper, every_ratio_within_30_percent) {
+Test(accel_paper, every_ratio_within_15_percent) {
   compute_all();
   for (size_t i = 0; i < NPAPER; i++) {
     const double want[2] = {paper[i].latency, paper[i].energy};
     for (int q = 0; q < 2; q++) {
       double dev = ours[i][q] / want[q] - 1;
-      cr_expect(fabs(dev) <= 0.30, "%s %s %s: lpq %.3f vs paper %.2f (%+.0f%%)",
+      cr_expect(fabs(dev) <= 0.15, "%s %s %s: lpq %.3f vs paper %.2f (%+.0f%%)",
                 paper[i].network, paper[i].accel, q ? "energy" : "latency", ours[i][q], want[q],
                 100 * dev);
     }

@@ -4,6 +4,7 @@
 #include "tests/test_api_harness.h"
 
 #include <sys/stat.h>
+#include <time.h>
 
 static harness_t h;
 
@@ -279,6 +280,12 @@ Test(api, huge_message_closes_connection_server_lives) {
   expect_serving(&h);
 }
 
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 Test(api, client_that_never_reads_its_error_is_dropped) {
   harness_stop(&h);
   lpq_api_options_t o = {.max_message_bytes = 65536, .max_write_queue = (size_t)64 << 20};
@@ -298,12 +305,17 @@ Test(api, client_that_never_reads_its_error_is_dropped) {
   cr_assert_eq(client_send_raw(&c, line, big), 0);
   cr_assert_eq(client_send_raw(&c, line, 20000), 0);
   free(line);
-  sleep(7);
-  /* the reaper has closed the connection: writing to it fails now */
+  /* The reaper closes the connection after its flush timeout (5 s): wait for that event,
+  ** writing to it until a write fails, with a bound far above the timeout so that a loaded
+  ** machine cannot break the test. */
   int failed = 0;
-  for (int i = 0; i < 100 && !failed; i++)
+  double t0 = now_s();
+  while (!failed && now_s() - t0 < 120) {
     failed = client_send_raw(&c, "x", 1) != 0;
-  cr_assert(failed, "the connection is still open after the flush timeout");
+    if (!failed)
+      usleep(100000);
+  }
+  cr_assert(failed, "the connection is still open %.0f s after the flush timeout", now_s() - t0);
   client_close(&c);
   expect_serving(&h);
 }

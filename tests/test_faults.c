@@ -45,6 +45,9 @@ Test(faults, a_full_disk_pauses_the_job_which_resumes_to_the_same_front) {
     int e = errno;
     proc_svc_stop(&s);
     free(ref);
+    /* said on stderr too: make test's output shows it, not only --verbose */
+    fprintf(stderr, "faults: full-disk test skipped: cannot mount a tmpfs here (%s): it needs "
+            "root (CAP_SYS_ADMIN)\n", strerror(e));
     cr_skip_test("cannot mount a tmpfs here (%s): the full-disk test needs root (CAP_SYS_ADMIN)",
                  strerror(e));
   }

@@ -10,7 +10,7 @@ typedef struct poller_t {
   proc_svc_t s;           /* a copy with a connection of its own */
   int64_t job;
   volatile int *stop;
-  size_t calls, slow; /* slow: answered after more than 250 ms */
+  size_t calls, slow; /* slow: answered after more than 100 ms */
   double max_ms;
   pthread_t th;
 } poller_t;
@@ -23,7 +23,7 @@ static void *poll_main(void *arg) {
     double ms = (proc_now_s() - t0) * 1e3;
     json_decref(r);
     p->calls++;
-    p->slow += ms > 250;
+    p->slow += ms > 100;
     p->max_ms = fmax(p->max_ms, ms);
     usleep(20000);
   }
@@ -74,10 +74,27 @@ Test(faults, concurrent_clients_polling_job_get_while_a_job_runs) {
                    "job.get's best differs from v_best_config");
   json_decref(v);
   json_decref(g);
-  fprintf(stderr, "%d clients: %zu job.get calls, %zu over 250 ms, max %.1f ms\n", nclients,
+  fprintf(stderr, "%d clients: %zu job.get calls, %zu over 100 ms, max %.1f ms\n", nclients,
           calls, slow, max_ms);
   cr_assert_gt(calls, (size_t)nclients);
-  /* a loose bound (shared CI machines); bench/service_load holds the 50 ms bar */
-  cr_assert_leq(slow * 100, calls, "%zu of %zu calls took over 250 ms", slow, calls);
+  /* How fast the clients see answers is the machine's scheduling (50 client threads on a
+  ** loaded 2-core CI machine), not the daemon's; bench/service_load holds the 50 ms bar there.
+  ** What the daemon controls is how long the loop spends on a job.get, which it measures
+  ** itself (server.stats): the cached best keeps that under a millisecond (without the cache,
+  ** 2.7 ms at p99 even on this small job). */
+  json_t *stats = f_ok(&s, "server.stats", NULL);
+  json_t *jg = json_object_get(json_object_get(stats, "methods"), "job.get");
+  double server_p99 = json_number_value(json_object_get(jg, "p99_ms"));
+  long long served = (long long)json_integer_value(json_object_get(jg, "calls"));
+  json_decref(stats);
+  fprintf(stderr, "job.get in the server: p99 %.3f ms over %lld calls\n", server_p99, served);
+  cr_assert_geq(served, (long long)calls, "server.stats counted %lld job.get calls", served);
+  const double p99_max_ms = getenv("LPQ_ASAN") ? 3.0 : 1.0; /* measured 0.14 (ASan ~0.4) */
+  cr_assert_lt(server_p99, p99_max_ms, "job.get holds the loop %.2f ms at p99", server_p99);
+  /* A loop that cannot keep up with the calls (as before job.get's best was cached: each
+  ** call ran the v_best_config view, and 2,500 calls/s saturated it) queues them without
+  ** bound: the clients' median then grows past any scheduling hiccup. */
+  cr_assert_lt(slow * 2, calls, "%zu of %zu calls took over 100 ms: the loop does not keep up",
+               slow, calls);
   proc_svc_stop(&s);
 }

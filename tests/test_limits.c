@@ -70,13 +70,17 @@ static void lim_start(lim_t *l, const char *blob_mb) {
   }
   for (int i = 0; copy[i]; i++)
     free(copy[i]);
-  for (int i = 0; i < 100; i++) {
+  /* the event: its socket appears (at most 60 s: suites run two tests at once, daemons
+  ** start slowly on a loaded machine); a coordinator that exits first fails at once */
+  for (int i = 0; i < 1200; i++) {
     struct stat st;
     if (stat(l->sock, &st) == 0)
       return;
+    cr_assert_eq(waitpid(l->coord, NULL, WNOHANG), 0, "the coordinator exited at start (%s)",
+                 log);
     usleep(50000);
   }
-  cr_assert_fail("the coordinator did not start");
+  cr_assert_fail("the coordinator did not start within 60 s (%s)", log);
 }
 
 static void lim_stop(lim_t *l) {

@@ -1,8 +1,11 @@
-/* tests/test_lp_quant.c: the tensor quantizer against brute force over all codes, and the
+/* tests/test_lp_quant.c: the tensor quantizer against brute force over all codes (values from
+** tests/lp_reference.c, DESIGN's formula, not lp_decode), each kernel forced in turn, and the
 ** log-domain product. */
 #include "lp/lp.h"
+#include "tests/lp_reference.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -37,6 +40,11 @@ static float as_float_value(double v) {
   if (v < -FLT_MAX)
     return -FLT_MAX;
   return (float)v;
+}
+
+/* The reference value of code c of f (c may be a negative code). */
+static double ref_value(const lp_format_t *f, uint32_t c) {
+  return lp_reference_decode(f->n, f->es, f->rs, f->sf, c);
 }
 
 /* xorshift for reproducible test inputs */
@@ -82,10 +90,29 @@ static size_t probe_inputs(const lp_format_t *f, float *xs, size_t cap, size_t n
   return k;
 }
 
+/* The kernel a test forced (NULL: whatever the CPU runs). The kernel is chosen per format:
+** formats with more than one threshold per bucket (none with n <= 8) run the generic search,
+** and at the AVX-512 level a format with 128-255 positive codes (n = 9) runs the AVX2 packed
+** kernel; every other format must run the forced one, not fall back silently. */
+static const char *forced_kernel;
+
+static void check_kernel(const lp_format_t *f, const lp_quantizer_t *q) {
+  if (forced_kernel == NULL)
+    return;
+  const char *got = lp_quantizer_kernel(q);
+  if (f->n > 8 && strcmp(got, "generic") == 0)
+    return;
+  if (f->n == 9 && strcmp(forced_kernel, "avx512") == 0 && strcmp(got, "avx2") == 0)
+    return;
+  cr_assert_str_eq(got, forced_kernel, "%s: LPQ_SIMD forced %s, the quantizer runs %s", fmt(f),
+                   forced_kernel, got);
+}
+
 static void check_quantizer(const lp_format_t *f, size_t nrandom) {
   lpq_error_t err;
   lp_quantizer_t *q = lp_quantizer_new(f, &err);
   cr_assert_not_null(q, "%s: %s", fmt(f), err.msg);
+  check_kernel(f, q);
   size_t cap = 6 * (lp_maxpos(f) + 1) + nrandom + 16;
   float *xs = malloc(cap * sizeof *xs), *out = malloc(cap * sizeof *out);
   uint8_t *c8 = malloc(cap);
@@ -96,7 +123,7 @@ static void check_quantizer(const lp_format_t *f, size_t nrandom) {
   double *values = malloc((lp_maxpos(f) + 1) * sizeof *values);
   cr_assert_not_null(values);
   for (uint32_t c = 0; c <= lp_maxpos(f); c++)
-    values[c] = lp_decode(f, c);
+    values[c] = ref_value(f, c);
   cr_assert_eq(lp_quantize_f32(q, xs, out, n, &err), 0, "%s", err.msg);
   cr_assert_eq(lp_quantize_codes_u16(q, xs, c16, n, &err), 0, "%s", err.msg);
   if (f->n <= 8)
@@ -106,7 +133,7 @@ static void check_quantizer(const lp_format_t *f, size_t nrandom) {
   lp_dequantize_u16(q, c16, back, n);
   for (size_t i = 0; i < n; i++) {
     uint32_t want = brute_code(f, values, (double)xs[i]);
-    float want_v = as_float_value(lp_decode(f, want));
+    float want_v = as_float_value(ref_value(f, want));
     cr_assert_eq(c16[i], want, "%s: x = %.9g gave code %u, brute force %u", fmt(f), xs[i],
                  c16[i], want);
     if (f->n <= 8)
@@ -137,17 +164,50 @@ static void check_all_small_formats(void) {
         }
 }
 
-/* Each Criterion test runs in its own process, so LPQ_SIMD picks the kernel for that test. */
-Test(lp_quant, nearest_against_brute_force_all_small_formats) { check_all_small_formats(); }
+/* Each Criterion test runs in its own process, so LPQ_SIMD picks the kernel for that test
+** (the choice is cached at the first quantization). */
+static void force_kernel(const char *name) {
+  forced_kernel = name;
+  setenv("LPQ_SIMD", name, 1);
+}
 
 Test(lp_quant, nearest_against_brute_force_scalar_kernel) {
-  setenv("LPQ_SIMD", "scalar", 1);
+  force_kernel("scalar");
   check_all_small_formats();
 }
 
 Test(lp_quant, nearest_against_brute_force_avx2_kernel) {
-  setenv("LPQ_SIMD", "avx2", 1);
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx2")) {
+    fprintf(stderr, "lp_quant: AVX2 kernel test skipped: this CPU has no AVX2\n");
+    cr_skip_test("this CPU has no AVX2: the AVX2 kernel cannot run here");
+  }
+  force_kernel("avx2");
   check_all_small_formats();
+#else
+  fprintf(stderr, "lp_quant: AVX2 kernel test skipped: not x86-64\n");
+  cr_skip_test("not x86-64: lp/ has no AVX2 kernel here");
+#endif
+}
+
+Test(lp_quant, nearest_against_brute_force_avx512_kernel) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx512f")) {
+    fprintf(stderr, "lp_quant: AVX-512 kernel test skipped: this CPU has no AVX-512F\n");
+    cr_skip_test("this CPU has no AVX-512F: the AVX-512 kernels cannot run here");
+  }
+  force_kernel("avx512");
+  check_all_small_formats();
+  /* n = 10 formats with one threshold per bucket run the AVX-512 table kernel */
+  const lp_format_t f = {10, 1, 3, 0};
+  lp_quantizer_t *q = lp_quantizer_new(&f, NULL);
+  cr_assert_not_null(q);
+  cr_assert_str_eq(lp_quantizer_kernel(q), "avx512", "%s runs %s", fmt(&f), lp_quantizer_kernel(q));
+  lp_quantizer_free(&q);
+#else
+  fprintf(stderr, "lp_quant: AVX-512 kernel test skipped: not x86-64\n");
+  cr_skip_test("not x86-64: lp/ has no AVX-512 kernel here");
+#endif
 }
 
 Test(lp_quant, spot_checks_n12_n16_and_extreme_ranges) {

@@ -172,8 +172,8 @@ Test(manpages, groff_renders_every_page_without_a_warning) {
   int rc = 0;
   free(command_output("command -v man > /dev/null", &rc));
   if (rc != 0) {
-    cr_log_info("man is not installed: the built pages were not rendered");
-    return;
+    fprintf(stderr, "manpages: groff rendering skipped: man is not installed\n");
+    cr_skip_test("man is not installed: the built pages were not rendered");
   }
   for (size_t i = 0; i < NPAGES; i++) {
     char cmd[1024], built[256];

@@ -32,8 +32,12 @@ static void check_scores(harness_t *h, size_t n, lpq_layer_formats_t (*layers)[5
   }
 }
 
+static int want_left;
+static int cond_all_left(harness_t *h) { return h->left >= want_left; }
+
 /* Every wait below has its own deadline (no Criterion .timeout: its watchdog leaks an entry
 ** under LeakSanitizer when suites run in parallel). */
+
 Test(pool, one_two_three_workers_every_task_gets_a_result_and_sigterm_is_clean) {
   static lpq_layer_formats_t layers[300][5];
   for (int nw = 1; nw <= 3; nw++) {
@@ -42,11 +46,11 @@ Test(pool, one_two_three_workers_every_task_gets_a_result_and_sigterm_is_clean) 
     const char *ids[3] = {"w0", "w1", "w2"};
     for (int i = 0; i < nw; i++)
       h_spawn(h, ids[i], 2, 1, NULL);
-    cr_assert(h_run_until(h, h_cond_joined_all, 10), "%d of %d workers joined", h->joined, nw);
+    cr_assert(h_run_until(h, h_cond_joined_all, 60), "%d of %d workers joined", h->joined, nw);
     size_t n = 300;
     submit_many(h, n, 3, layers);
     want_results = n;
-    cr_assert(h_run_until(h, cond_all_results, 30), "%zu of %zu results", h->results, n);
+    cr_assert(h_run_until(h, cond_all_results, 60), "%zu of %zu results", h->results, n);
     check_scores(h, n, layers);
     /* every worker took part */
     for (int i = 0; i < nw; i++) {
@@ -73,7 +77,8 @@ Test(pool, one_two_three_workers_every_task_gets_a_result_and_sigterm_is_clean) 
       kill(h->pids[i], SIGTERM);
     for (int i = 0; i < nw; i++)
       cr_assert_eq(h_wait_exit(h, i, 10), 0, "worker %d did not exit cleanly", i);
-    h_run_for(h, 0.1);
+    want_left = nw; /* the BYEs may still be in flight: wait for them */
+    h_run_until(h, cond_all_left, 60);
     cr_assert_eq(h->left, nw, "%d BYEs of %d", h->left, nw);
     h_stop(h);
     free(h);
@@ -93,18 +98,18 @@ Test(pool, sigkilled_worker_task_is_dispatched_again) {
   const char *fast[] = {"--heartbeat-ms", "200", NULL};
   h_spawn(h, "a", 1, 1500, fast);
   h_spawn(h, "b", 1, 1500, fast);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[2][5];
   for (int i = 0; i < 2; i++) {
     lpq_task_t t = h_task(7, (unsigned)i, layers[i], 5);
     h_submit(h, &t);
   }
-  cr_assert(h_run_until(h, cond_two_running, 5));
+  cr_assert(h_run_until(h, cond_two_running, 60));
   kill(h->pids[0], SIGKILL); /* mid-evaluation: 1.5 s each */
   waitpid(h->pids[0], NULL, 0);
   h->pids[0] = 0;
   want_results = 2;
-  cr_assert(h_run_until(h, cond_all_results, 15), "%zu of 2 results", h->results);
+  cr_assert(h_run_until(h, cond_all_results, 60), "%zu of 2 results", h->results);
   cr_assert_eq(h->ok, 2);
   cr_assert_eq(h->expired, 1);
   /* the killed worker's task ran twice, the second time on b */
@@ -136,21 +141,25 @@ Test(pool, sigstopped_worker_expires_after_3s_and_its_task_runs_elsewhere) {
   h_start(h, NULL); /* the defaults: 3 x 1 s */
   h_spawn(h, "steady", 1, 200, NULL);
   h_spawn(h, "stopped", 1, 200, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[12][5];
   for (int i = 0; i < 12; i++) {
     lpq_task_t t = h_task(1 + i % 2, (unsigned)i, layers[i], 5);
     h_submit(h, &t);
   }
   stopped_pid = h->pids[1];
-  cr_assert(h_run_until(h, cond_stopped_worker_busy, 5));
+  cr_assert(h_run_until(h, cond_stopped_worker_busy, 60));
   kill(stopped_pid, SIGSTOP);
   double t0 = h_now();
-  cr_assert(h_run_until(h, cond_expired, 8), "the stopped worker was not expired");
+  cr_assert(h_run_until(h, cond_expired, 60), "the stopped worker was not expired");
+  /* Not too early: the last heartbeat may have come up to one interval before the stop, so
+  ** liveness 3 x 1 s expires it no sooner than 2 s after. How late depends on the machine's
+  ** load, so no upper window: the wait above is the bound. */
   double silent = h->expired_at - t0;
-  cr_assert(silent >= 2.5 && silent <= 4.8, "expired after %.2f s", silent);
+  cr_assert(silent >= 2.0, "expired %.2f s after it stopped: before 3 missed heartbeats",
+            silent);
   want_results = 12;
-  cr_assert(h_run_until(h, cond_all_results, 15), "%zu of 12 results", h->results);
+  cr_assert(h_run_until(h, cond_all_results, 60), "%zu of 12 results", h->results);
   cr_assert_eq(h->ok, 12);
   size_t rerun = 0;
   for (int id = 1; id <= 12; id++)
@@ -158,7 +167,7 @@ Test(pool, sigstopped_worker_expires_after_3s_and_its_task_runs_elsewhere) {
   cr_assert_eq(rerun, 1, "%zu tasks ran twice", rerun);
   /* SIGCONT: it learns it is unknown (DISCONNECT), reconnects and joins again */
   kill(stopped_pid, SIGCONT);
-  cr_assert(h_run_until(h, cond_rejoined, 8), "the resumed worker did not rejoin");
+  cr_assert(h_run_until(h, cond_rejoined, 60), "the resumed worker did not rejoin");
   for (int i = 0; i < 2; i++)
     kill(h->pids[i], SIGTERM);
   for (int i = 0; i < 2; i++)
@@ -197,7 +206,7 @@ Test(pool, blobs_are_fetched_by_hash_verified_and_cached) {
   put_blob(h, data_hash, data, sizeof data);
   put_blob(h, liar_hash, data, sizeof data); /* served bytes do not match the name */
   h_spawn(h, "fetcher", 1, 0, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
 
   lpq_layer_formats_t layers[4][5];
   const char *models[4] = {model_hash, liar_hash, missing_hash, model_hash};
@@ -208,7 +217,7 @@ Test(pool, blobs_are_fetched_by_hash_verified_and_cached) {
     h_submit(h, &t);
   }
   want_results = 3;
-  cr_assert(h_run_until(h, cond_results_1, 20), "%zu of 3 results", h->results);
+  cr_assert(h_run_until(h, cond_results_1, 60), "%zu of 3 results", h->results);
   cr_assert_eq(h->res[1].status, 0, "%s", h->res[1].error);
   cr_assert_neq(h->res[2].status, 0);
   cr_assert(strstr(h->res[2].error, "hash to") != NULL, "%s", h->res[2].error);
@@ -241,7 +250,7 @@ Test(pool, blobs_are_fetched_by_hash_verified_and_cached) {
   snprintf(t.data_hash, sizeof t.data_hash, "%s", data_hash);
   h_submit(h, &t);
   want_results = 4;
-  cr_assert(h_run_until(h, cond_results_1, 10));
+  cr_assert(h_run_until(h, cond_results_1, 60));
   cr_assert_eq(h->res[4].status, 0, "%s", h->res[4].error);
   lpq_dispatch_stats(h->d, &st);
   cr_assert_eq(st.blob_bytes, bytes);
@@ -256,7 +265,7 @@ Test(pool, worker_rejoins_a_restarted_coordinator_on_the_same_endpoint) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "loyal", 1, 0, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   char endpoint[256];
   snprintf(endpoint, sizeof endpoint, "%s", lpq_dispatch_endpoint(h->d));
   /* the coordinator goes away (as if killed) and comes back on the same endpoint */
@@ -266,12 +275,12 @@ Test(pool, worker_rejoins_a_restarted_coordinator_on_the_same_endpoint) {
   lpq_error_t err;
   h->d = lpq_dispatch_new(&h->loop, endpoint, NULL, &cb, &err);
   cr_assert_not_null(h->d, "%s", err.msg);
-  cr_assert(h_run_until(h, cond_joined_2, 10), "the worker did not join the new coordinator");
+  cr_assert(h_run_until(h, cond_joined_2, 60), "the worker did not join the new coordinator");
   lpq_layer_formats_t layers[5];
   lpq_task_t t = h_task(1, 1, layers, 5);
   h_submit(h, &t);
   want_results = 1;
-  cr_assert(h_run_until(h, cond_all_results, 5));
+  cr_assert(h_run_until(h, cond_all_results, 60));
   cr_assert_eq(h->res[1].status, 0);
   cr_assert_str_eq(h->res[1].worker_id, "loyal");
   kill(h->pids[0], SIGTERM);
@@ -286,22 +295,23 @@ static int cond_one_running(harness_t *h) {
   return st.tasks_running == 1;
 }
 
+static int cond_result_and_bye(harness_t *h) { return h->results >= 1 && h->left >= 1; }
+
 Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "leaving", 1, 800, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[3][5];
   for (int i = 0; i < 3; i++) {
     lpq_task_t t = h_task(1, (unsigned)i, layers[i], 5);
     h_submit(h, &t);
   }
-  cr_assert(h_run_until(h, cond_one_running, 5));
+  cr_assert(h_run_until(h, cond_one_running, 60));
   kill(h->pids[0], SIGTERM); /* mid-evaluation */
   cr_assert_eq(h_wait_exit(h, 0, 10), 0);
-  /* the result and BYE may still be in flight on a loaded machine: wait up to 2 s for them */
-  for (int i = 0; i < 20 && (h->results < 1 || h->left < 1); i++)
-    h_run_for(h, 0.1);
+  /* the result and BYE may still be in flight on a loaded machine: wait for both events */
+  h_run_until(h, cond_result_and_bye, 60);
   /* the running task was finished and delivered; the worker left; the rest wait */
   cr_assert_eq(h->results, 1);
   cr_assert_eq(h->res[1].status, 0, "%s", h->res[1].error);
@@ -314,11 +324,27 @@ Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   /* a new worker takes them */
   h_spawn(h, "next", 1, 0, NULL);
   want_results = 3;
-  cr_assert(h_run_until(h, cond_all_results, 10));
+  cr_assert(h_run_until(h, cond_all_results, 60));
   cr_assert_eq(h->ok, 3);
   cr_assert_str_eq(h->res[3].worker_id, "next");
   h_stop(h);
   free(h);
+}
+
+/* The waits of the "reconnecting in N s" lines of a worker's log, at most cap. */
+static int reconnect_waits(const char *log, int *waits, int cap) {
+  FILE *f = fopen(log, "r");
+  if (f == NULL)
+    return 0;
+  char line[512];
+  int n = 0;
+  while (fgets(line, sizeof line, f) && n < cap) {
+    const char *p = strstr(line, "reconnecting in ");
+    if (p != NULL)
+      waits[n++] = atoi(p + strlen("reconnecting in "));
+  }
+  fclose(f);
+  return n;
 }
 
 Test(pool, silent_coordinator_reconnect_backs_off_1s_then_2s) {
@@ -334,19 +360,18 @@ Test(pool, silent_coordinator_reconnect_backs_off_1s_then_2s) {
   h->worker_stderr = log;
   const char *fast[] = {"--heartbeat-ms", "100", NULL};
   h_spawn(h, "patient", 1, 0, fast);
-  h_run_for(h, 4.2); /* 0.3 s silence, 1 s wait, 0.3 s silence, 2 s wait, ... */
-  kill(h->pids[0], SIGTERM);
-  cr_assert_eq(h_wait_exit(h, 0, 5), 0, "no clean exit while backing off");
-  FILE *f = fopen(log, "r");
-  cr_assert_not_null(f);
-  char line[512];
+  /* 0.3 s silence, 1 s wait, 0.3 s silence, 2 s wait, ...: wait for two reconnects logged
+  ** (the event), not for a fixed time */
   int waits[8], n = 0;
-  while (fgets(line, sizeof line, f) && n < 8) {
-    const char *p = strstr(line, "reconnecting in ");
-    if (p != NULL)
-      waits[n++] = atoi(p + strlen("reconnecting in "));
+  double t0 = h_now();
+  while (n < 2 && h_now() - t0 < 60) {
+    uv_run(&h->loop, UV_RUN_NOWAIT);
+    usleep(50000);
+    n = reconnect_waits(log, waits, 8);
   }
-  fclose(f);
+  kill(h->pids[0], SIGTERM);
+  cr_assert_eq(h_wait_exit(h, 0, 60), 0, "no clean exit while backing off");
+  n = reconnect_waits(log, waits, 8);
   cr_assert_geq(n, 2, "%d reconnects logged", n);
   cr_assert_eq(waits[0], 1);
   cr_assert_eq(waits[1], 2);

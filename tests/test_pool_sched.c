@@ -8,11 +8,18 @@
 static size_t want;
 static int cond_results(harness_t *h) { return h->results >= want; }
 
+/* The rogue's frames counted: 4 bad frames, 2 dropped results, 5 logged drops. */
+static int cond_rogue_counted(harness_t *h) {
+  lpq_dispatch_stats_t st;
+  lpq_dispatch_stats(h->d, &st);
+  return st.bad_frames >= 4 && st.dropped_results >= 2 && h->dropped_logs >= 5;
+}
+
 Test(pool_sched, jobs_share_the_pool_round_robin_fifo_inside_a_job) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "solo", 1, 0, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   /* job 1 submits 30 tasks before jobs 2 and 3 submit theirs */
   static lpq_layer_formats_t layers[90][3];
   for (int i = 0; i < 90; i++) {
@@ -20,7 +27,7 @@ Test(pool_sched, jobs_share_the_pool_round_robin_fifo_inside_a_job) {
     h_submit(h, &t);
   }
   want = 90;
-  cr_assert(h_run_until(h, cond_results, 20));
+  cr_assert(h_run_until(h, cond_results, 60));
   /* One slot: results come in dispatch order. Of the first 30 each job has its third. */
   int per_job[4] = {0};
   for (int k = 0; k < 30; k++)
@@ -43,7 +50,7 @@ Test(pool_sched, cancel_job_forgets_its_tasks) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "solo", 1, 20, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[40][3];
   for (int i = 0; i < 40; i++) {
     lpq_task_t t = h_task(1 + i % 2, (unsigned)i, layers[i], 3);
@@ -58,7 +65,7 @@ Test(pool_sched, cancel_job_forgets_its_tasks) {
     job1_before += h->info[h->order[k]].job_id == 1;
   cr_assert_eq(job1_before + forgotten, 20, "%zu done + %zu forgotten", job1_before, forgotten);
   want = done_before + (20 - (done_before - job1_before));
-  cr_assert(h_run_until(h, cond_results, 10));
+  cr_assert(h_run_until(h, cond_results, 60));
   h_run_for(h, 0.2);
   size_t job1 = 0;
   for (size_t k = 0; k < h->results; k++)
@@ -79,7 +86,7 @@ Test(pool_sched, failing_task_is_reported_after_three_distinct_workers) {
   h_spawn(h, "x", 1, 0, NULL);
   h_spawn(h, "y", 1, 0, NULL);
   h_spawn(h, "z", 1, 0, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[10][3];
   for (int i = 0; i < 10; i++) {
     lpq_task_t t = h_task(1, (unsigned)i, layers[i], 3);
@@ -88,7 +95,7 @@ Test(pool_sched, failing_task_is_reported_after_three_distinct_workers) {
     h_submit(h, &t);
   }
   want = 10;
-  cr_assert(h_run_until(h, cond_results, 10));
+  cr_assert(h_run_until(h, cond_results, 60));
   cr_assert_eq(h->ok, 9);
   cr_assert_eq(h->failed, 1);
   const lpq_result_t *r = &h->res[5];
@@ -118,19 +125,19 @@ Test(pool_sched, task_timeout_dispatches_again_then_fails) {
   ** (the first result would win), even on a loaded machine under ASan */
   h_spawn(h, "slow1", 1, 3000, NULL);
   h_spawn(h, "slow2", 1, 3000, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[3];
   lpq_task_t t = h_task(1, 1, layers, 3);
   h_submit(h, &t);
   want = 1;
-  cr_assert(h_run_until(h, cond_results, 10));
+  cr_assert(h_run_until(h, cond_results, 60));
   cr_assert_neq(h->res[1].status, 0);
   cr_assert(strstr(h->res[1].error, "no result within") != NULL, "%s", h->res[1].error);
   cr_assert_eq(h->info[1].attempts, 2);
   lpq_dispatch_stats_t st;
   lpq_dispatch_stats(h->d, &st);
   cr_assert_eq(st.timeouts, 2);
-  cr_assert(h_run_until(h, cond_two_dropped, 8)); /* the late results are dropped */
+  cr_assert(h_run_until(h, cond_two_dropped, 60)); /* the late results are dropped */
   cr_assert_eq(h->results, 1);
   h_stop(h);
   free(h);
@@ -183,7 +190,7 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);
   h_spawn(h, "honest", 2, 5, NULL);
-  cr_assert(h_run_until(h, h_cond_joined_all, 10));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   rogue.ctx = zmq_ctx_new();
   rogue.sock = zmq_socket(rogue.ctx, ZMQ_DEALER);
   int zero = 0;
@@ -200,7 +207,7 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
   lpq_wire_encode_result(&b, &r, &err);
   rogue_send(b.data, b.len, 0);
   rogue.last_type = 0;
-  cr_assert(h_run_until(h, cond_rogue_type, 5));
+  cr_assert(h_run_until(h, cond_rogue_type, 60));
   cr_assert_eq(rogue.last_type, LPQ_MSG_DISCONNECT);
 
   /* registered with one slot: it gets a task, answers with nonsense, then leaves */
@@ -208,13 +215,13 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
                        .capabilities = "synthetic", .version = "x"};
   lpq_wire_encode_ready(&b, &ready, &err);
   rogue_send(b.data, b.len, 0);
-  cr_assert(h_run_until(h, h_cond_joined_all, 5));
+  cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[60][3];
   for (int i = 0; i < 60; i++) {
     lpq_task_t t = h_task(1 + i % 2, (unsigned)i, layers[i], 3);
     h_submit(h, &t);
   }
-  cr_assert(h_run_until(h, cond_rogue_task, 5), "the rogue got no task");
+  cr_assert(h_run_until(h, cond_rogue_task, 60), "the rogue got no task");
   lpq_result_init(&r, rogue.task_id + 100000); /* a task it does not hold */
   lpq_wire_encode_result(&b, &r, &err);
   rogue_send(b.data, b.len, 0);
@@ -223,7 +230,7 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
   rogue_send("\x01", 1, 1);
   rogue_send("x", 1, 0);
   lpq_wire_encode_empty(&b, LPQ_MSG_BYE, &err);
-  h_run_for(h, 0.2);
+  h_run_until(h, cond_rogue_counted, 60); /* the frames are in flight: wait for their counts */
   lpq_dispatch_stats_t st;
   lpq_dispatch_stats(h->d, &st);
   cr_assert_geq(st.bad_frames, 4, "%llu bad frames", (unsigned long long)st.bad_frames);
@@ -239,7 +246,7 @@ Test(pool_sched, garbage_and_unknown_results_are_dropped_others_unaffected) {
   lpq_wire_buf_clear(&back);
   rogue_send(b.data, b.len, 0);
   want = 60;
-  cr_assert(h_run_until(h, cond_results, 15), "%zu of 60 results", h->results);
+  cr_assert(h_run_until(h, cond_results, 60), "%zu of 60 results", h->results);
   cr_assert_eq(h->ok, 60);
   for (int id = 1; id <= 60; id++) {
     cr_assert_eq(h->got[id], 1);

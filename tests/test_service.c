@@ -1,5 +1,6 @@
 /* tests/test_service.c: lpq as its users meet it: the real lpq-coordinator and lpq-worker
 ** processes on loopback, driven through lpqctl and raw JSON-RPC on the Unix socket. */
+#include "tests/faults_harness.h"
 #include "tests/proc_harness.h"
 
 #include <criterion/criterion.h>
@@ -86,41 +87,122 @@ Test(service, one_and_two_workers_give_the_same_front) {
   free(fronts[1]);
 }
 
-#define LONG_JOB "--set population=8 --set generations=8 --set calib=16 --seed 9"
+/* ---- kill -9 at a stated state, then what must have happened ----------------------------
+** The reference is the same synthetic job run undisturbed (tests/faults_harness.h); the
+** state is read from the coordinator (job.get, worker.list, server.stats) and from the
+** database with a connection of the test's own. */
 
-/* The reference: the same synthetic job, undisturbed. */
-static char *reference_front(void) {
-  proc_svc_t s;
-  start_service(&s, 1, "5");
-  char *f = front_when_done(&s, submit(&s, LONG_JOB), 60);
-  proc_svc_stop(&s);
-  return f;
+/* Generations of job `job` committed to the database. */
+static long long generations_committed(const proc_svc_t *s, int64_t job) {
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM generations WHERE job = %lld", (long long)job);
+  return f_sql_int(s->db, sql);
 }
 
-Test(service, a_worker_killed_mid_job_loses_nothing) {
-  char *ref = reference_front();
+static long long evaluations_stored(const proc_svc_t *s, int64_t job) {
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM evaluations WHERE job = %lld", (long long)job);
+  return f_sql_int(s->db, sql);
+}
+
+/* worker.list's state of the worker with process id pid ("busy", "idle"; "" when absent). */
+static void worker_state(proc_svc_t *s, pid_t pid, char *out, size_t size) {
+  json_t *r = f_ok(s, "worker.list", NULL);
+  json_t *arr = json_is_array(r) ? r : json_object_get(r, "workers");
+  snprintf(out, size, "%s", "");
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    json_t *w = json_array_get(arr, i);
+    if (json_integer_value(json_object_get(w, "pid")) == (json_int_t)pid)
+      snprintf(out, size, "%s", json_string_value(json_object_get(w, "state")));
+  }
+  json_decref(r);
+}
+
+Test(service, a_worker_killed_with_a_task_in_flight_loses_nothing) {
+  char *ref = f_reference_front(F_LONG_JOB, F_LONG_SEED);
   proc_svc_t s;
-  start_service(&s, 2, "40");
-  int64_t id = submit(&s, LONG_JOB);
-  usleep(600000);
-  proc_stop(&s.workers[0], SIGKILL, 10); /* in the middle of an evaluation */
-  char *f = front_when_done(&s, id, 60);
+  f_init(&s);
+  f_start_coordinator(&s);
+  f_start_worker(&s, "40");
+  f_start_worker(&s, "40");
+  int64_t id = f_submit(&s, F_LONG_JOB, F_LONG_SEED);
+  /* The state: generation 2 of 8 committed and a task in flight on the victim. The victim is
+  ** stopped first, so that what worker.list says stays true until the kill (a stopped worker
+  ** sends nothing; it is "busy" twice 100 ms apart only if it holds a task). */
+  pid_t victim = s.workers[0];
+  int held = 0;
+  double t0 = proc_now_s();
+  while (!held) {
+    cr_assert_lt(proc_now_s() - t0, 60, "no generation 2 with the victim busy (see %s)", s.log);
+    if (generations_committed(&s, id) < 2) {
+      usleep(20000);
+      continue;
+    }
+    kill(victim, SIGSTOP);
+    char a[16], b[16];
+    worker_state(&s, victim, a, sizeof a);
+    usleep(100000);
+    worker_state(&s, victim, b, sizeof b);
+    held = strcmp(a, "busy") == 0 && strcmp(b, "busy") == 0;
+    if (!held)
+      kill(victim, SIGCONT), usleep(300000); /* its heartbeats catch up: not expired by us */
+  }
+  long long gens = generations_committed(&s, id);
+  cr_assert_lt(gens, 8, "the job ended before the kill");
+  long long retried0 = f_pool_stat(&s, "retried");
+  proc_stop(&s.workers[0], SIGKILL, 10);
+  char *st = f_wait_job(&s, id, 60);
+  cr_assert_str_eq(st, "done", "(see %s)", s.log);
+  free(st);
+  /* the victim was expired and the task it held went to the other worker */
+  cr_assert_geq(f_pool_stat(&s, "workers_expired"), 1, "the killed worker was not expired");
+  cr_assert_gt(f_pool_stat(&s, "retried"), retried0, "the victim's task was not re-dispatched");
+  cr_assert_eq(f_pool_stat(&s, "failed"), 0);
+  char *f = f_front(&s, id);
   cr_assert_str_eq(f, ref);
+  cr_log_info("killed at generation %lld of 8 with a task in flight; re-dispatched, same front",
+              gens);
   free(f);
   free(ref);
   proc_svc_stop(&s);
 }
 
-Test(service, the_coordinator_killed_and_restarted_gives_the_same_front) {
-  char *ref = reference_front();
+Test(service, the_coordinator_killed_and_restarted_replays_to_the_same_front) {
+  char *ref = f_reference_front(F_LONG_JOB, F_LONG_SEED);
   proc_svc_t s;
-  start_service(&s, 2, "30");
-  int64_t id = submit(&s, LONG_JOB);
-  usleep(700000);
+  f_init(&s);
+  f_start_coordinator(&s);
+  f_start_worker(&s, "30");
+  f_start_worker(&s, "30");
+  int64_t id = f_submit(&s, F_LONG_JOB, F_LONG_SEED);
+  /* The state: generation 3 of 8 committed, tasks in flight. */
+  double t0 = proc_now_s();
+  while (generations_committed(&s, id) < 3 || f_pool_stat(&s, "tasks_running") < 1) {
+    cr_assert_lt(proc_now_s() - t0, 60, "no generation 3 with tasks in flight (see %s)", s.log);
+    usleep(20000);
+  }
   proc_stop(&s.coord, SIGKILL, 10); /* kill -9 mid-job */
-  start_coordinator(&s); /* the same database: the job resumes */
-  char *f = front_when_done(&s, id, 90);
+  proc_rpc_close(&s.api);
+  /* what the dead coordinator left: the stored evaluations the restart must replay */
+  long long gens = generations_committed(&s, id), stored = evaluations_stored(&s, id);
+  cr_assert(gens >= 3 && gens < 8, "%lld generations committed at the kill", gens);
+  cr_assert_gt(stored, 0);
+  f_start_coordinator(&s); /* the same database: the job resumes */
+  cr_assert(proc_file_has(s.log, "resumes"), "no \"job %lld resumes\" in %s", (long long)id,
+            s.log);
+  char *st = f_wait_job(&s, id, 90);
+  cr_assert_str_eq(st, "done", "(see %s)", s.log);
+  free(st);
+  /* Replayed: every evaluation stored before the kill came back from the database, none was
+  ** dispatched again; the restarted coordinator dispatched only the rest. */
+  long long total = evaluations_stored(&s, id), dispatched = f_pool_stat(&s, "submitted");
+  cr_assert_eq(dispatched + stored, total,
+               "%lld stored before the kill, %lld dispatched after it, %lld in all", stored,
+               dispatched, total);
+  char *f = f_front(&s, id);
   cr_assert_str_eq(f, ref);
+  cr_log_info("killed at generation %lld of 8: %lld evaluations replayed, %lld dispatched, "
+              "same front", gens, stored, dispatched);
   free(f);
   free(ref);
   proc_svc_stop(&s);

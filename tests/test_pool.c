@@ -93,9 +93,12 @@ static int cond_two_running(harness_t *h) {
 
 Test(pool, sigkilled_worker_task_is_dispatched_again) {
   harness_t *h = calloc(1, sizeof *h);
-  lpq_dispatch_opts_t o = {.heartbeat_s = 0.2};
+  /* heartbeats every 0.2 s, but 25 of them missed (5 s) before either side gives up: a loaded
+  ** machine that starves a process for a moment must not expire the surviving worker; the
+  ** killed one is expired 5 s after its death, which the waits below allow */
+  lpq_dispatch_opts_t o = {.heartbeat_s = 0.2, .liveness = 25};
   h_start(h, &o);
-  const char *fast[] = {"--heartbeat-ms", "200", NULL};
+  const char *fast[] = {"--heartbeat-ms", "200", "--liveness", "25", NULL};
   h_spawn(h, "a", 1, 1500, fast);
   h_spawn(h, "b", 1, 1500, fast);
   cr_assert(h_run_until(h, h_cond_joined_all, 60));
@@ -299,8 +302,12 @@ static int cond_result_and_bye(harness_t *h) { return h->results >= 1 && h->left
 
 Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   harness_t *h = calloc(1, sizeof *h);
-  h_start(h, NULL);
-  h_spawn(h, "leaving", 1, 800, NULL);
+  /* 10 missed heartbeats before either side gives up: nothing here is about expiry, and a
+  ** loaded machine must not turn a starved moment into a reconnect that loses the result */
+  lpq_dispatch_opts_t o = {.liveness = 10};
+  h_start(h, &o);
+  const char *patient[] = {"--liveness", "10", NULL};
+  h_spawn(h, "leaving", 1, 800, patient);
   cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[3][5];
   for (int i = 0; i < 3; i++) {

@@ -302,12 +302,8 @@ static int cond_result_and_bye(harness_t *h) { return h->results >= 1 && h->left
 
 Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   harness_t *h = calloc(1, sizeof *h);
-  /* 10 missed heartbeats before either side gives up: nothing here is about expiry, and a
-  ** loaded machine must not turn a starved moment into a reconnect that loses the result */
-  lpq_dispatch_opts_t o = {.liveness = 10};
-  h_start(h, &o);
-  const char *patient[] = {"--liveness", "10", NULL};
-  h_spawn(h, "leaving", 1, 800, patient);
+  h_start(h, NULL);
+  h_spawn(h, "leaving", 1, 800, NULL);
   cr_assert(h_run_until(h, h_cond_joined_all, 60));
   lpq_layer_formats_t layers[3][5];
   for (int i = 0; i < 3; i++) {
@@ -320,7 +316,12 @@ Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   /* the result and BYE may still be in flight on a loaded machine: wait for both events */
   h_run_until(h, cond_result_and_bye, 60);
   /* the running task was finished and delivered; the worker left; the rest wait */
-  cr_assert_eq(h->results, 1);
+  lpq_dispatch_stats_t st0;
+  lpq_dispatch_stats(h->d, &st0);
+  cr_assert_eq(h->results, 1, "%zu results, %d BYEs, %d joined; pool: %llu workers, %llu "
+               "running, %llu queued, %llu expired", h->results, h->left, h->joined,
+               (unsigned long long)st0.workers, (unsigned long long)st0.tasks_running,
+               (unsigned long long)st0.tasks_queued, (unsigned long long)st0.workers_expired);
   cr_assert_eq(h->res[1].status, 0, "%s", h->res[1].error);
   cr_assert_str_eq(h->res[1].worker_id, "leaving");
   cr_assert_eq(h->left, 1);

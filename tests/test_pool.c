@@ -93,9 +93,12 @@ static int cond_two_running(harness_t *h) {
 
 Test(pool, sigkilled_worker_task_is_dispatched_again) {
   harness_t *h = calloc(1, sizeof *h);
-  lpq_dispatch_opts_t o = {.heartbeat_s = 0.2};
+  /* heartbeats every 0.2 s, but 25 of them missed (5 s) before either side gives up: a loaded
+  ** machine that starves a process for a moment must not expire the surviving worker; the
+  ** killed one is expired 5 s after its death, which the waits below allow */
+  lpq_dispatch_opts_t o = {.heartbeat_s = 0.2, .liveness = 25};
   h_start(h, &o);
-  const char *fast[] = {"--heartbeat-ms", "200", NULL};
+  const char *fast[] = {"--heartbeat-ms", "200", "--liveness", "25", NULL};
   h_spawn(h, "a", 1, 1500, fast);
   h_spawn(h, "b", 1, 1500, fast);
   cr_assert(h_run_until(h, h_cond_joined_all, 60));
@@ -313,7 +316,12 @@ Test(pool, sigterm_finishes_the_running_task_then_says_bye) {
   /* the result and BYE may still be in flight on a loaded machine: wait for both events */
   h_run_until(h, cond_result_and_bye, 60);
   /* the running task was finished and delivered; the worker left; the rest wait */
-  cr_assert_eq(h->results, 1);
+  lpq_dispatch_stats_t st0;
+  lpq_dispatch_stats(h->d, &st0);
+  cr_assert_eq(h->results, 1, "%zu results, %d BYEs, %d joined; pool: %llu workers, %llu "
+               "running, %llu queued, %llu expired", h->results, h->left, h->joined,
+               (unsigned long long)st0.workers, (unsigned long long)st0.tasks_running,
+               (unsigned long long)st0.tasks_queued, (unsigned long long)st0.workers_expired);
   cr_assert_eq(h->res[1].status, 0, "%s", h->res[1].error);
   cr_assert_str_eq(h->res[1].worker_id, "leaving");
   cr_assert_eq(h->left, 1);

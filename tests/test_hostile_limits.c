@@ -227,7 +227,7 @@ Test(hostile_limits, plain_text_token_beyond_loopback_refused) {
 Test(hostile_limits, large_request_line_parsed_off_the_loop) {
   proc_svc_t s;
   start(&s);
-  size_t raw = (size_t)45 << 20, b64 = raw / 3 * 4;
+  size_t raw = (size_t)(asan() ? 8 : 45) << 20, b64 = raw / 3 * 4; /* ASan: minutes at 45 */
   const char *head = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"blob.put\",\"params\":{\"base64\":\"";
   const char *tail = "\"}}\n";
   size_t n = strlen(head) + b64 + strlen(tail);
@@ -277,8 +277,8 @@ Test(hostile_limits, large_request_line_parsed_off_the_loop) {
   ** priority) to tell the loop's stalls from the scheduler's */
   double took = proc_now_s() - t_start;
   if (asan() || took > 10.0)
-    cr_log_warn("upload took %.1f s: the slowest server.stats (%.3f s) is not judged", took,
-                worst);
+    fprintf(stderr, "upload took %.1f s: the slowest server.stats (%.3f s) is not judged\n",
+            took, worst);
   else
     cr_assert_lt(worst, 0.5 + 2 * idle, "server.stats waited %.3f s while the line was parsed "
                  "(%.3f s when idle)", worst, idle);

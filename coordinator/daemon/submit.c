@@ -42,6 +42,7 @@ struct submit_t {
   upload_t up[5];
   size_t nup;
   int code;              /* LPQ_API_E_* when refused */
+  uint64_t need_bytes;   /* refused by --max-job-mb: the estimate (error.data.bytes) */
   char field[24];        /* error.data.field, "" for none */
   lpq_error_t err;
   submit_t *next;        /* the daemon's requests in flight */
@@ -216,6 +217,7 @@ static int check_memory(submit_t *s, const lpq_graph_t *g, size_t samples, size_
   double inputs = calib * (double)lpq_graph_exec_bytes(g) + (double)samples * per_sample * 4.0;
   if (search + inputs <= (double)s->max_job_bytes)
     return 0;
+  s->need_bytes = (uint64_t)(search + inputs);
   int blame_calib = inputs > search;
   *field = blame_calib ? "settings.calib" : "settings.population";
   lpq_errorf(&s->err, LPQ_ERANGE,
@@ -356,9 +358,12 @@ static int record_written(submit_t *s) {
 }
 
 static void reply_failure(submit_t *s) {
-  lpq_api_reply_error(s->call, s->code,
-                      s->field[0] ? json_pack("{s:s}", "field", s->field) : NULL, "%s",
-                      s->err.msg);
+  json_t *data = s->field[0] ? json_pack("{s:s}", "field", s->field) : NULL;
+  if (data && s->need_bytes) { /* --max-job-mb: the estimate and the limit, as numbers */
+    json_object_set_new(data, "bytes", json_integer((json_int_t)s->need_bytes));
+    json_object_set_new(data, "limit", json_integer((json_int_t)s->max_job_bytes));
+  }
+  lpq_api_reply_error(s->call, s->code, data, "%s", s->err.msg);
 }
 
 /* The request's blob rows recorded: 1; or, refused (before or by the recording), its written

@@ -134,6 +134,46 @@ Test(export, weight_families_match_lpq) {
                 file_size(p4), file_size(MODEL));
 }
 
+/* ViT at 4-bit weights: <= 0.3x the fp32 file (issue 15) although its position embedding,
+** LayerNorms and biases stay fp32: the value tables are stored once per base format, and every
+** layer's activations, whose sf differ, read the one lp<8,1,3,0> table pair. */
+Test(export, vit_4bit_is_small_and_shares_tables) {
+  char cmd[1024], path[256], *o;
+  snprintf(cmd, sizeof cmd, "%s/bin/lpq export --model models/vit.onnx --config "
+           "bench/configs/lp4_ch.json --calib-data " CALIB " --calib 16 --out %s/vit.onnx", bin(),
+           dir);
+  cr_assert_eq(run(cmd, &o), 0, "%s", o);
+  free(o);
+  snprintf(path, sizeof path, "%s/vit.onnx", dir);
+  long q = file_size(path), fp = file_size("models/vit.onnx");
+  fprintf(stderr, "export vit lp4_ch: %ld bytes, fp32 %ld (%.3fx)\n", q, fp, (double)q / fp);
+  cr_expect_leq(q, 0.3 * (double)fp, "ViT 4-bit export %ld bytes, fp32 %ld", q, fp);
+  snprintf(path, sizeof path, "%s/vit.encodings.json", dir);
+  json_t *enc = json_load_file(path, 0, NULL), *t;
+  cr_assert_not_null(enc);
+  const char *thr = NULL, *table = NULL;
+  size_t i, acts = 0, sfs = 0;
+  int sf0 = 0;
+  json_array_foreach(json_object_get(enc, "tensors"), i, t) {
+    const char *role = json_string_value(json_object_get(t, "role"));
+    const char *name = json_string_value(json_object_get(t, strcmp(role, "weight") ? "thresholds"
+                                                                                   : "table"));
+    cr_assert_not_null(name, "entry %zu names no table", i);
+    const char **first = strcmp(role, "weight") ? &thr : &table;
+    if (!*first)
+      *first = name;
+    cr_expect_str_eq(name, *first, "entry %zu: another table", i);
+    if (strcmp(role, "weight")) {
+      int sf = (int)json_integer_value(json_object_get(t, "sf"));
+      sfs += acts++ && sf != sf0;
+      sf0 = acts == 1 ? sf : sf0;
+    }
+  }
+  cr_expect_gt(acts, 10);
+  cr_expect_gt(sfs, 0, "every activation has one sf: the sharing is not exercised");
+  json_decref(enc);
+}
+
 /* Activations too. Where the only quantized activation is the model's input, the rounding is
 ** lpq's exactly; deeper, an fp32 sum that ORT and lpq order differently can land on the other
 ** side of a rounding threshold and move that activation one step, which later layers carry:

@@ -222,6 +222,48 @@ static int export_activation(qx_t *x, xl_t *l) {
 }
 
 
+/* Writes the layer's bias correction into the model as lpq adds it: a Conv's bias becomes
+** bias + shift (one float addition per channel, as the engine's), a Gemm or MatMul gets
+** Add(shift) on its output, before anything that follows (the engine adds it to the output). */
+static int export_bias(qx_t *x, xl_t *l) {
+  const lpq_layer_t *L = l->L;
+  const size_t M = (size_t)L->weight_shape[0];
+  Onnx__NodeProto *n = l->node;
+  char name[640], raw[640];
+  int64_t dim = (int64_t)M;
+  if (strcmp(n->op_type, "Conv") == 0) {
+    int has = n->n_input > 2 && n->input[2][0];
+    if (has != (L->bias != NULL) || (L->bias && L->bias_count != M))
+      return lpq_errorf(x->err, LPQ_EUNSUP, "layer '%s': lpq runs another bias than its node "
+                        "reads; export cannot correct it", L->name);
+    float *b = malloc(M * sizeof *b);
+    if (!b)
+      return lpq_errorf(x->err, LPQ_ENOMEM, "out of memory");
+    for (size_t c = 0; c < M; c++)
+      b[c] = (L->bias ? L->bias[c] : 0.0f) + l->shift[c];
+    snprintf(name, sizeof name, "lpq/%s/corrected_bias", L->name);
+    lpq__qx_add_init(x, lpq__pb_tensor(&x->pb, name, LPQ_DT_F32, 1, &dim, b, M * sizeof *b));
+    free(b);
+    if (has) {
+      l->old_bias = n->input[2];
+      n->input[2] = lpq__pb_str(&x->pb, name);
+    } else {
+      lpq__pb_push(&x->pb, &n->input, &n->n_input, lpq__pb_str(&x->pb, name));
+    }
+  } else {
+    snprintf(name, sizeof name, "lpq/%s/bias_shift", L->name);
+    snprintf(raw, sizeof raw, "lpq/%s/uncorrected", L->name);
+    lpq__qx_add_init(x, lpq__pb_tensor(&x->pb, name, LPQ_DT_F32, 1, &dim, l->shift,
+                                       M * sizeof *l->shift));
+    const char *in[] = {raw, name}, *out[] = {n->output[0]};
+    lpq__pb_push(&x->pb, &l->post, &l->npost, lpq__pb_node(&x->pb, "Add", NULL, name, 2, in, 1,
+                                                           out));
+    free(n->output[0]);
+    n->output[0] = lpq__pb_str(&x->pb, raw);
+  }
+  return x->pb.oom ? lpq_errorf(x->err, LPQ_ENOMEM, "out of memory") : 0;
+}
+
 static int sample_input(void *user, size_t layer, float *x, size_t count) {
   qx_t *q = user;
   xl_t *l = &q->xl[layer];
@@ -413,6 +455,10 @@ static int rewrite(qx_t *x) {
         for (size_t k = 0; k < x->xl[l].npre; k++)
           lpq__pb_push(&x->pb, &nodes, &nn, x->xl[l].pre[k]);
     lpq__pb_push(&x->pb, &nodes, &nn, gp->node[i]);
+    for (size_t l = 0; l < x->nl; l++)
+      if (x->xl[l].node == gp->node[i])
+        for (size_t k = 0; k < x->xl[l].npost; k++)
+          lpq__pb_push(&x->pb, &nodes, &nn, x->xl[l].post[k]);
   }
   if (x->pb.oom) {
     free(nodes);
@@ -420,8 +466,9 @@ static int rewrite(qx_t *x) {
   }
   for (size_t l = 0; l < x->nl; l++) { /* the nodes moved into the graph's list */
     free(x->xl[l].pre);
-    x->xl[l].pre = NULL;
-    x->xl[l].npre = 0;
+    free(x->xl[l].post);
+    x->xl[l].pre = x->xl[l].post = NULL;
+    x->xl[l].npre = x->xl[l].npost = 0;
   }
   free(gp->node);
   gp->node = nodes;
@@ -429,6 +476,11 @@ static int rewrite(qx_t *x) {
   lpq__qx_pad_tables(x);
   for (size_t l = 0; l < x->nl; l++) {
     xl_t *L = &x->xl[l];
+    if (L->old_bias) {
+      drop_unused(gp, L->old_bias);
+      free(L->old_bias);
+      L->old_bias = NULL;
+    }
     if (L->w.family != LPQ_FAM_FP32 && L->winit) {
       char *name = strdup(L->winit->name);
       if (name)
@@ -462,7 +514,8 @@ static int rewrite(qx_t *x) {
 
 int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
                               const lpq_numfmt_t *w, const lpq_numfmt_t *a, const float *calib,
-                              lpq_qexport_t *out, lpq_error_t *err) {
+                              const float *const *bias_shift, lpq_qexport_t *out,
+                              lpq_error_t *err) {
   if (!model_path || !g || !out || (lpq_graph_num_layers(g) && (!w || !a)))
     return lpq_errorf(err, LPQ_EINVAL, "export: NULL argument");
   memset(out, 0, sizeof *out);
@@ -482,7 +535,12 @@ int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
       rc = export_weight(&x, L);
     if (rc == 0 && L->a.family != LPQ_FAM_FP32)
       rc = export_activation(&x, L);
+    if (rc == 0 && bias_shift && bias_shift[l] && L->w.family != LPQ_FAM_FP32 &&
+        (L->shift = bias_shift[l]) != NULL)
+      rc = export_bias(&x, L);
   }
+  if (rc == 0 && bias_shift)
+    lpq__pb_metadata(&x.pb, x.m, "lpq.bias_correction", "on");
   lpq__qx_enc_printf(&x, "\n  ]}\n");
   if (rc == 0)
     rc = rewrite(&x);
@@ -498,7 +556,11 @@ int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
   for (size_t l = 0; x.xl && l < x.nl; l++) {
     for (size_t k = 0; k < x.xl[l].npre; k++)
       onnx__node_proto__free_unpacked(x.xl[l].pre[k], NULL);
+    for (size_t k = 0; k < x.xl[l].npost; k++)
+      onnx__node_proto__free_unpacked(x.xl[l].post[k], NULL);
     free(x.xl[l].pre);
+    free(x.xl[l].post);
+    free(x.xl[l].old_bias);
     free(x.xl[l].wch);
     free(x.xl[l].sample);
   }

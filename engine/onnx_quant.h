@@ -19,8 +19,10 @@ typedef struct xl_t {
   Onnx__TensorProto *winit;
   int axis;             /* the output-channel axis of the ONNX weight */
   int transposed;       /* the ONNX weight is [K, N], lpq's [N, K] */
-  Onnx__NodeProto **pre; /* nodes inserted before the layer's node */
-  size_t npre;
+  Onnx__NodeProto **pre, **post; /* nodes inserted before and after the layer's node */
+  size_t npre, npost;
+  const float *shift;   /* bias correction: M floats added to the output, or NULL */
+  char *old_bias;       /* the conv bias the corrected one replaced (dropped if unread) */
   float *sample;        /* FP input sample for activation calibration */
   size_t nsample;
 } xl_t;

@@ -275,3 +275,67 @@ Test(export, lpq_runs_its_own_exports) {
     lpq_array_free(&b);
   }
 }
+
+/* Max |a - b| / max |b| of two logit files. */
+static double rel_diff(const char *pa, const char *pb) {
+  lpq_array_t *a = NULL, *b = NULL;
+  cr_assert_eq(lpq_load_npy(pa, &a, NULL), 0, "%s", pa);
+  cr_assert_eq(lpq_load_npy(pb, &b, NULL), 0, "%s", pb);
+  cr_assert_eq(a->count, b->count);
+  const float *x = a->data, *y = b->data;
+  double maxabs = 0, diff = 0;
+  for (size_t k = 0; k < b->count; k++) {
+    maxabs = fmax(maxabs, fabs(y[k]));
+    diff = fmax(diff, fabs((double)x[k] - y[k]));
+  }
+  lpq_array_free(&a);
+  lpq_array_free(&b);
+  return diff / maxabs;
+}
+
+/* A config scored with bias correction exports with the correction in the model (a Conv's
+** bias, an Add after a Gemm or MatMul): lpq run on it gives lpq eval's logits with bias
+** correction on, bit for bit, and not those with it off. ResNet-18 with a searched config
+** (bench/configs/searched_resnet18_bc.json: convs and a Gemm), ViT's MatMuls at 4 bits. */
+Test(export, bias_correction_is_written) {
+  char data[256];
+  small_data(data, sizeof data);
+  const char *cases[][2] = {
+      {"resnet18", "bench/configs/searched_resnet18_bc.json"},
+      {"vit", "vit_bc.json"}};
+  char vit_cfg[256];
+  snprintf(vit_cfg, sizeof vit_cfg, "%s/vit_bc.json", dir);
+  FILE *f = fopen(vit_cfg, "w");
+  cr_assert_not_null(f);
+  fputs("{\"version\":1,\"bias_correction\":true,\"default\":{\"w\":\"lp<4,1,3,auto_ch>\","
+        "\"a\":\"fp32\"}}", f);
+  fclose(f);
+  for (size_t i = 0; i < 2; i++) {
+    const char *m = cases[i][0], *cfg = i ? vit_cfg : cases[i][1];
+    char cmd[4096], *o, p_run[256], p_on[256], p_off[256];
+    snprintf(p_run, sizeof p_run, "%s/bc_%s.run.npy", dir, m);
+    snprintf(p_on, sizeof p_on, "%s/bc_%s.on.npy", dir, m);
+    snprintf(p_off, sizeof p_off, "%s/bc_%s.off.npy", dir, m);
+    snprintf(cmd, sizeof cmd, "%s/bin/lpq export --model models/%s.onnx --config %s --calib-data "
+             CALIB " --calib 64 --out %s/bc_%s.onnx && %s/bin/lpq run --model %s/bc_%s.onnx "
+             "--data %s --out %s && %s/bin/lpq eval --model models/%s.onnx --config %s --data %s "
+             "--calib-data " CALIB " --calib 64 --out %s && %s/bin/lpq eval --model models/%s.onnx "
+             "--config %s --bias-correction off --data %s --calib-data " CALIB " --calib 64 --out %s",
+             bin(), m, cfg, dir, m, bin(), dir, m, data, p_run, bin(), m, cfg, data, p_on, bin(), m,
+             cfg, data, p_off);
+    cr_assert_eq(run(cmd, &o), 0, "%s: %s", m, o);
+    free(o);
+    double on = rel_diff(p_run, p_on), off = rel_diff(p_run, p_off);
+    fprintf(stderr, "export %s with bias correction: lpq run vs lpq eval (on) %.3g, (off) %.3g\n",
+            m, on, off);
+    cr_expect_leq(on, 1e-6, "%s: the export is not the bias-corrected model", m);
+    cr_expect_gt(off, 1e-4, "%s: the correction changes nothing: the test shows nothing", m);
+  }
+  /* without data, no correction: an error, never a silently uncorrected model */
+  char cmd[1024], *o;
+  snprintf(cmd, sizeof cmd, "%s/bin/lpq export --model " MODEL " --config "
+           "bench/configs/searched_resnet18_bc.json --out %s/x.onnx", bin(), dir);
+  cr_expect_neq(run(cmd, &o), 0);
+  cr_expect(strstr(o, "--calib-data") != NULL, "%s", o);
+  free(o);
+}

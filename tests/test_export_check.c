@@ -272,7 +272,8 @@ static void teardown(void) {
 
 TestSuite(export_check, .init = setup, .fini = teardown, .timeout = 300);
 
-/* Every format family, on the three bundled models: both checks pass. */
+/* Every format family, on the three bundled models, bias correction written in: both checks
+** pass. */
 Test(export_check, exports_are_valid_onnx) {
   static const char *cases[][2] = {
       {"resnet18", "{\"version\":1,\"default\":{\"w\":\"lp<4,1,3,auto_ch>\",\"a\":\"lp<8,1,3,auto>\"}}"},
@@ -283,7 +284,9 @@ Test(export_check, exports_are_valid_onnx) {
       {"resnet18", "{\"version\":1,\"default\":{\"w\":\"minifloat<3,2>\",\"a\":\"lp<5,0,3,auto>\"}}"},
       {"mobilenetv2", "{\"version\":1,\"default\":{\"w\":\"int<5,ch>\",\"a\":\"lp<6,1,3,auto>\"}}"},
       {"vit", "{\"version\":1,\"default\":{\"w\":\"lp<4,1,3,auto_ch>\",\"a\":\"lp<8,1,3,auto>\"}}"},
-      {"vit", "{\"version\":1,\"default\":{\"w\":\"afloat<5,2>\",\"a\":\"fp8_e4m3\"}}"}};
+      {"vit", "{\"version\":1,\"default\":{\"w\":\"afloat<5,2>\",\"a\":\"fp8_e4m3\"}}"},
+      {"resnet18", "{\"version\":1,\"bias_correction\":true,\"default\":{\"w\":\"int4_ch\",\"a\":\"int8\"}}"},
+      {"vit", "{\"version\":1,\"bias_correction\":true,\"default\":{\"w\":\"lp<4,1,3,auto_ch>\",\"a\":\"lp<8,1,3,auto>\"}}"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char cfg[256], q[256], cmd[2048];
     snprintf(cfg, sizeof cfg, "%s/c%zu.json", dir, i);

@@ -207,11 +207,14 @@ typedef struct lpq_qexport_t {
 ** each channel), activations on a strided sample of the FP input over calib
 ** (lpq_graph_batch(g) samples; may be NULL when no activation format needs data). Each layer's
 ** formats go into metadata_props ("lpq.layer.NAME"), the encodings into "lpq.encodings" too.
-** Errors name the layer (a node lpq runs with other weights than its initializer, e.g. a
-** folded BatchNormalization, is LPQ_EUNSUP). */
+** bias_shift (NULL: none) holds per layer NULL or its bias correction, M floats added to the
+** output as lpq's scorer adds them (lpq_bias_shifts): written into a Conv's bias, after a
+** Gemm/MatMul as an Add. Errors name the layer (a node lpq runs with other weights than its
+** initializer, e.g. a folded BatchNormalization, is LPQ_EUNSUP). */
 int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
                               const lpq_numfmt_t *w, const lpq_numfmt_t *a, const float *calib,
-                              lpq_qexport_t *out, lpq_error_t *err);
+                              const float *const *bias_shift, lpq_qexport_t *out,
+                              lpq_error_t *err);
 void lpq_qexport_clear(lpq_qexport_t *x);
 
 /* The strided sample of a layer's input that activation formats are calibrated on (every

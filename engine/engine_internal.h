@@ -340,8 +340,8 @@ const char *lpq__onnx_type_name(int dtype);
 double lpq__fmt_scale(const lpq_numfmt_t *f);
 uint8_t *lpq__store_codes(const lpq_numfmt_t *f, const uint16_t *codes, size_t n, int *dtype,
                           size_t *len);
-/* lpq.LPDequantize(codes, table, scale) and lpq.LPQuantize(x, thresholds, magnitudes) with a
-** binary search of `steps` steps (thresholds padded to 2^steps - 1 entries). */
+/* lpq.LPDequantize(codes, table, scale) and lpq.LPQuantize(x, thresholds, magnitudes, scale)
+** with a binary search of `steps` steps (thresholds padded to 2^steps - 1 entries). */
 Onnx__FunctionProto *lpq__fn_lpdequantize(lpq_pb_t *pb);
 Onnx__FunctionProto *lpq__fn_lpquantize(lpq_pb_t *pb, int steps);
 

@@ -9,92 +9,17 @@
 **                           codes uint4/uint8/uint16 + value table -> lpq.LPDequantize;
 **                           activations lpq.LPQuantize (lpq's thresholds: same rounding)
 ** The model moves to opset 21 / IR 10 (4-bit and FP8 types). */
-#include "engine/engine_internal.h"
+#include "engine/onnx_quant.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 
-typedef struct xl_t {
-  const lpq_layer_t *L;
-  lpq_numfmt_t w, a;    /* resolved (a per-channel weight format keeps its text form) */
-  lpq_numfmt_t *wch;    /* per channel: each channel's resolved format */
-  Onnx__NodeProto *node;
-  Onnx__TensorProto *winit;
-  int axis;             /* the output-channel axis of the ONNX weight */
-  int transposed;       /* the ONNX weight is [K, N], lpq's [N, K] */
-  Onnx__NodeProto **pre; /* nodes inserted before the layer's node */
-  size_t npre;
-  float *sample;        /* FP input sample for activation calibration */
-  size_t nsample;
-  Onnx__TensorProto *thr_t, *mag_t; /* LPQuantize's tables, padded at the end */
-} xl_t;
-
-typedef struct qx_t {
-  lpq_pb_t pb;
-  Onnx__ModelProto *m;
-  const lpq_graph_t *g;
-  xl_t *xl;
-  size_t nl;
-  int use_deq, q_steps, ntensors; /* functions needed (q_steps: LPQuantize's binary search depth) */
-  char *enc;            /* the encodings JSON being written */
-  size_t enc_len, enc_cap;
-  lpq_error_t *err;
-} qx_t;
-
-static void enc_printf(qx_t *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void enc_printf(qx_t *x, const char *fmt, ...) {
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = x->enc_cap - x->enc_len;
-    int n = vsnprintf(x->enc ? x->enc + x->enc_len : NULL, x->enc ? room : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-      x->pb.oom = 1;
-      return;
-    }
-    if (x->enc && (size_t)n < room) {
-      x->enc_len += (size_t)n;
-      return;
-    }
-    size_t cap = (x->enc_cap ? 2 * x->enc_cap : 4096) + (size_t)n;
-    char *p = realloc(x->enc, cap);
-    if (!p) {
-      x->pb.oom = 1;
-      return;
-    }
-    x->enc = p;
-    x->enc_cap = cap;
-  }
-}
-
-/* A JSON string (names may hold any character). */
-static void enc_str(qx_t *x, const char *s) {
-  enc_printf(x, "\"");
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      enc_printf(x, "\\%c", c);
-    else if (c < 0x20)
-      enc_printf(x, "\\u%04x", c);
-    else
-      enc_printf(x, "%c", c);
-  }
-  enc_printf(x, "\"");
-}
-
 static void add_pre(qx_t *x, xl_t *l, Onnx__NodeProto *n) {
   lpq__pb_push(&x->pb, &l->pre, &l->npre, n);
-}
-
-static void add_init(qx_t *x, Onnx__TensorProto *t) {
-  Onnx__GraphProto *gp = x->m->graph;
-  lpq__pb_push(&x->pb, &gp->initializer, &gp->n_initializer, t);
 }
 
 /* The layer's codes in lpq's layout (axis 0 the output channel). */
@@ -111,36 +36,6 @@ static int weight_codes(const xl_t *l, uint16_t *codes, lpq_error_t *err) {
     lp_quantizer_free(&q);
   }
   return rc;
-}
-
-static void enc_format(qx_t *x, const xl_t *l, const lpq_numfmt_t *f, const char *tensor,
-                       const char *role) {
-  char text[LPQ_NUMFMT_TEXT_MAX];
-  lpq_numfmt_str(f, text, sizeof text);
-  enc_printf(x, "%s\n    {\"tensor\": ", x->ntensors++ ? "," : "");
-  enc_str(x, tensor);
-  enc_printf(x, ", \"layer\": ");
-  enc_str(x, l->L->name);
-  enc_printf(x, ", \"role\": \"%s\", \"format\": \"%s\", \"family\": \"%s\", \"bits\": %d, "
-             "\"per_channel\": %s", role, text, lpq_family_name(f->family), f->bits,
-             f->per_channel ? "true" : "false");
-  if (f->per_channel) {
-    size_t ch = (size_t)l->L->weight_shape[0];
-    enc_printf(x, ", \"axis\": %d, \"scale\": [", l->axis);
-    for (size_t c = 0; c < ch; c++)
-      enc_printf(x, "%s%.9g", c ? ", " : "", lpq__fmt_scale(&l->wch[c]));
-    enc_printf(x, "]");
-    if (f->family == LPQ_FAM_LP) {
-      enc_printf(x, ", \"sf\": [");
-      for (size_t c = 0; c < ch; c++)
-        enc_printf(x, "%s%d", c ? ", " : "", l->wch[c].p[3]);
-      enc_printf(x, "]");
-    }
-  } else {
-    enc_printf(x, ", \"scale\": %.17g", lpq__fmt_scale(f));
-    if (f->family == LPQ_FAM_LP)
-      enc_printf(x, ", \"sf\": %d", f->p[3]);
-  }
 }
 
 /* Replaces the layer's weight input by its narrow form and a decoding node. */
@@ -164,11 +59,10 @@ static int export_weight(qx_t *x, xl_t *l) {
     memcpy(oc, codes, n * sizeof *oc);
   }
   free(codes);
-  char base[600], qname[640], sname[640], tname[640], out[640];
+  char base[600], qname[640], sname[640], out[640];
   snprintf(base, sizeof base, "lpq/%s", w->name);
   snprintf(qname, sizeof qname, "%s/codes", base);
   snprintf(sname, sizeof sname, "%s/scale", base);
-  snprintf(tname, sizeof tname, "%s/table", base);
   snprintf(out, sizeof out, "%s/dequantized", base);
   int dtype;
   size_t len;
@@ -176,31 +70,14 @@ static int export_weight(qx_t *x, xl_t *l) {
   free(oc);
   if (!raw)
     return lpq_errorf(x->err, LPQ_ENOMEM, "out of memory");
-  add_init(x, lpq__pb_tensor(&x->pb, qname, dtype, (int)w->n_dims, w->dims, raw, len));
+  lpq__qx_add_init(x, lpq__pb_tensor(&x->pb, qname, dtype, (int)w->n_dims, w->dims, raw, len));
   free(raw);
   const int qdq = lpq__qdq_family(&l->w);
-  size_t nscale = l->w.per_channel ? ch : 1;
-  float *scale = malloc(nscale * sizeof *scale);
-  if (!scale)
-    return lpq_errorf(x->err, LPQ_ENOMEM, "out of memory");
-  for (size_t c = 0; c < nscale; c++) /* LP tables carry a per-tensor sf: scale 1 then */
-    scale[c] = (float)(!qdq && !l->w.per_channel ? 1.0
-                                                 : lpq__fmt_scale(l->w.per_channel ? &l->wch[c] : &l->w));
-  int64_t sdims[LPQ_MAX_DIMS] = {(int64_t)ch};
-  int sndim = l->w.per_channel ? 1 : 0;
-  if (l->w.per_channel && !qdq) /* broadcast along the channel axis */
-    for (int d = l->axis + 1; d < (int)w->n_dims; d++)
-      sdims[sndim++] = 1;
-  add_init(x, lpq__pb_tensor(&x->pb, sname, LPQ_DT_F32, sndim, sdims, scale, nscale * 4));
-  free(scale);
-  Onnx__NodeProto *dn;
-  if (qdq) {
-    const char *in[] = {qname, sname}, *o[] = {out};
-    dn = lpq__pb_node(&x->pb, "DequantizeLinear", NULL, out, 2, in, 1, o);
-    if (l->w.per_channel)
-      lpq__pb_attr_int(&x->pb, dn, "axis", l->axis);
-  } else {
-    /* the table of every code: per channel the sf = 0 table, times 2^-sf per channel */
+  float table_scale = 1.0f;
+  const char *tname = NULL;
+  if (!qdq) {
+    /* the table of every code at the base scale (per channel the sf = 0 one), shared by the
+    ** layers of that base format; the layer multiplies by its power of two (per channel 2^-sf) */
     lpq_numfmt_t tf = l->w.per_channel ? l->wch[0] : l->w;
     if (l->w.per_channel)
       tf.p[3] = 0;
@@ -216,22 +93,46 @@ static int export_weight(qx_t *x, xl_t *l) {
       all[c] = (uint16_t)c;
     lp_dequantize_u16(q, all, table, ncodes);
     lp_quantizer_free(&q);
-    int64_t td = (int64_t)ncodes;
-    add_init(x, lpq__pb_tensor(&x->pb, tname, LPQ_DT_F32, 1, &td, table, ncodes * 4));
+    table_scale = lpq__qx_unscale(&tf, table, ncodes);
+    tname = lpq__qx_table(x, "table", table, ncodes);
     free(table), free(all);
+    if (!tname)
+      return lpq_errorf(x->err, LPQ_ENOMEM, "out of memory");
+  }
+  size_t nscale = l->w.per_channel ? ch : 1;
+  float *scale = malloc(nscale * sizeof *scale);
+  if (!scale)
+    return lpq_errorf(x->err, LPQ_ENOMEM, "out of memory");
+  for (size_t c = 0; c < nscale; c++) /* a per-tensor table's own power of two, or 1 */
+    scale[c] = (float)(!qdq && !l->w.per_channel ? table_scale
+                                                 : lpq__fmt_scale(l->w.per_channel ? &l->wch[c] : &l->w));
+  int64_t sdims[LPQ_MAX_DIMS] = {(int64_t)ch};
+  int sndim = l->w.per_channel ? 1 : 0;
+  if (l->w.per_channel && !qdq) /* broadcast along the channel axis */
+    for (int d = l->axis + 1; d < (int)w->n_dims; d++)
+      sdims[sndim++] = 1;
+  lpq__qx_add_init(x, lpq__pb_tensor(&x->pb, sname, LPQ_DT_F32, sndim, sdims, scale, nscale * 4));
+  free(scale);
+  Onnx__NodeProto *dn;
+  if (qdq) {
+    const char *in[] = {qname, sname}, *o[] = {out};
+    dn = lpq__pb_node(&x->pb, "DequantizeLinear", NULL, out, 2, in, 1, o);
+    if (l->w.per_channel)
+      lpq__pb_attr_int(&x->pb, dn, "axis", l->axis);
+  } else {
     const char *in[] = {qname, tname, sname}, *o[] = {out};
     dn = lpq__pb_node(&x->pb, "LPDequantize", LPQ_ONNX_DOMAIN, out, 3, in, 1, o);
     x->use_deq = 1;
   }
   add_pre(x, l, dn);
-  enc_format(x, l, &l->w, w->name, "weight");
-  enc_printf(x, ", \"storage\": \"%s\", \"codes\": ", lpq__onnx_type_name(dtype));
-  enc_str(x, qname);
+  lpq__qx_enc_format(x, l, &l->w, w->name, "weight");
+  lpq__qx_enc_printf(x, ", \"storage\": \"%s\", \"codes\": ", lpq__onnx_type_name(dtype));
+  lpq__qx_enc_str(x, qname);
   if (!qdq) {
-    enc_printf(x, ", \"table\": ");
-    enc_str(x, tname);
+    lpq__qx_enc_printf(x, ", \"table\": ");
+    lpq__qx_enc_str(x, tname);
   }
-  enc_printf(x, "}");
+  lpq__qx_enc_printf(x, "}");
   free(l->node->input[1]);
   l->node->input[1] = lpq__pb_str(&x->pb, out);
   return 0;
@@ -248,9 +149,9 @@ static int export_activation(qx_t *x, xl_t *l) {
   if (!q)
     return lpq_error_prefix(x->err, "layer '%s' activations: ", l->L->name);
   uint32_t npos = lp_quantizer_magnitudes(q, NULL, NULL);
-  float *thr = malloc(((size_t)npos + 1) * sizeof *thr), *mag = malloc(((size_t)npos + 1) * 4);
-  if (!thr || !mag) {
-    free(thr), free(mag), lp_quantizer_free(&q);
+  float *thr = malloc((2 * (size_t)npos + 1) * sizeof *thr), *mag = thr + npos;
+  if (!thr) {
+    lp_quantizer_free(&q);
     return lpq_errorf(x->err, LPQ_ENOMEM, "out of memory");
   }
   lp_quantizer_magnitudes(q, thr, mag);
@@ -259,25 +160,25 @@ static int export_activation(qx_t *x, xl_t *l) {
     float scale = (float)f->scale;
     snprintf(n1, sizeof n1, "%s/scale", base);
     snprintf(n2, sizeof n2, "%s/zero_point", base);
-    add_init(x, lpq__pb_scalar(&x->pb, n1, LPQ_DT_F32, &scale, 4));
+    lpq__qx_add_init(x, lpq__pb_scalar(&x->pb, n1, LPQ_DT_F32, &scale, 4));
     const char *qin = xin;
     if (f->family == LPQ_FAM_INT) { /* symmetric: +-max, never QuantizeLinear's -2^(k-1) */
       int16_t zero = 0;
-      add_init(x, lpq__pb_scalar(&x->pb, n2, f->bits <= 8 ? LPQ_DT_I8 : ONNX_DT_I16, &zero,
+      lpq__qx_add_init(x, lpq__pb_scalar(&x->pb, n2, f->bits <= 8 ? LPQ_DT_I8 : ONNX_DT_I16, &zero,
                                  f->bits <= 8 ? 1 : 2));
       char lo[640], hi[640];
       float vlo = -mag[npos], vhi = mag[npos];
       snprintf(lo, sizeof lo, "%s/min", base);
       snprintf(hi, sizeof hi, "%s/max", base);
       snprintf(n3, sizeof n3, "%s/clipped", base);
-      add_init(x, lpq__pb_scalar(&x->pb, lo, LPQ_DT_F32, &vlo, 4));
-      add_init(x, lpq__pb_scalar(&x->pb, hi, LPQ_DT_F32, &vhi, 4));
+      lpq__qx_add_init(x, lpq__pb_scalar(&x->pb, lo, LPQ_DT_F32, &vlo, 4));
+      lpq__qx_add_init(x, lpq__pb_scalar(&x->pb, hi, LPQ_DT_F32, &vhi, 4));
       const char *cin[] = {xin, lo, hi}, *co[] = {n3};
       add_pre(x, l, lpq__pb_node(&x->pb, "Clip", NULL, n3, 3, cin, 1, co));
       qin = n3;
     } else {
       uint8_t zero = 0;
-      add_init(x, lpq__pb_scalar(&x->pb, n2, lpq__fp8_type(f), &zero, 1));
+      lpq__qx_add_init(x, lpq__pb_scalar(&x->pb, n2, lpq__fp8_type(f), &zero, 1));
     }
     char qn[640];
     snprintf(qn, sizeof qn, "%s/q", base);
@@ -290,23 +191,78 @@ static int export_activation(qx_t *x, xl_t *l) {
       steps++;
     if (steps > x->q_steps)
       x->q_steps = steps;
-    snprintf(n1, sizeof n1, "%s/thresholds", base);
-    snprintf(n2, sizeof n2, "%s/magnitudes", base);
-    /* sizes are fixed once every layer's steps are known: see pad_tables */
-    int64_t d1 = npos, d2 = (int64_t)npos + 1;
-    add_init(x, l->thr_t = lpq__pb_tensor(&x->pb, n1, LPQ_DT_F32, 1, &d1, thr, npos * 4));
-    add_init(x, l->mag_t = lpq__pb_tensor(&x->pb, n2, LPQ_DT_F32, 1, &d2, mag, (npos + 1) * 4));
-    const char *in[] = {xin, n1, n2}, *o[] = {out};
-    add_pre(x, l, lpq__pb_node(&x->pb, "LPQuantize", LPQ_ONNX_DOMAIN, out, 3, in, 1, o));
+    /* both tables at the base scale, shared by every layer of the base format: the layer
+    ** divides |x| by its power of two before the search and multiplies the magnitude after */
+    float scale = lpq__qx_unscale(f, thr, 2 * (size_t)npos + 1);
+    const char *tn = lpq__qx_table(x, "thresholds", thr, npos);
+    const char *mn = tn ? lpq__qx_table(x, "magnitudes", mag, (size_t)npos + 1) : NULL;
+    snprintf(n3, sizeof n3, "%s/scale", base);
+    lpq__qx_add_init(x, lpq__pb_scalar(&x->pb, n3, LPQ_DT_F32, &scale, 4));
+    if (!mn) {
+      free(thr);
+      return lpq_errorf(x->err, LPQ_ENOMEM, "out of memory");
+    }
+    snprintf(n1, sizeof n1, "%s", tn);
+    snprintf(n2, sizeof n2, "%s", mn);
+    const char *in[] = {xin, n1, n2, n3}, *o[] = {out};
+    add_pre(x, l, lpq__pb_node(&x->pb, "LPQuantize", LPQ_ONNX_DOMAIN, out, 4, in, 1, o));
   }
-  free(thr), free(mag);
-  enc_format(x, l, f, xin, "activation");
-  enc_printf(x, "}");
+  free(thr);
+  lpq__qx_enc_format(x, l, f, xin, "activation");
+  if (!lpq__qdq_family(f)) {
+    lpq__qx_enc_printf(x, ", \"thresholds\": ");
+    lpq__qx_enc_str(x, n1);
+    lpq__qx_enc_printf(x, ", \"magnitudes\": ");
+    lpq__qx_enc_str(x, n2);
+  }
+  lpq__qx_enc_printf(x, "}");
   free(l->node->input[0]);
   l->node->input[0] = lpq__pb_str(&x->pb, out);
   return 0;
 }
 
+
+/* Writes the layer's bias correction into the model as lpq adds it: a Conv's bias becomes
+** bias + shift (one float addition per channel, as the engine's), a Gemm or MatMul gets
+** Add(shift) on its output, before anything that follows (the engine adds it to the output). */
+static int export_bias(qx_t *x, xl_t *l) {
+  const lpq_layer_t *L = l->L;
+  const size_t M = (size_t)L->weight_shape[0];
+  Onnx__NodeProto *n = l->node;
+  char name[640], raw[640];
+  int64_t dim = (int64_t)M;
+  if (strcmp(n->op_type, "Conv") == 0) {
+    int has = n->n_input > 2 && n->input[2][0];
+    if (has != (L->bias != NULL) || (L->bias && L->bias_count != M))
+      return lpq_errorf(x->err, LPQ_EUNSUP, "layer '%s': lpq runs another bias than its node "
+                        "reads; export cannot correct it", L->name);
+    float *b = malloc(M * sizeof *b);
+    if (!b)
+      return lpq_errorf(x->err, LPQ_ENOMEM, "out of memory");
+    for (size_t c = 0; c < M; c++)
+      b[c] = (L->bias ? L->bias[c] : 0.0f) + l->shift[c];
+    snprintf(name, sizeof name, "lpq/%s/corrected_bias", L->name);
+    lpq__qx_add_init(x, lpq__pb_tensor(&x->pb, name, LPQ_DT_F32, 1, &dim, b, M * sizeof *b));
+    free(b);
+    if (has) {
+      l->old_bias = n->input[2];
+      n->input[2] = lpq__pb_str(&x->pb, name);
+    } else {
+      lpq__pb_push(&x->pb, &n->input, &n->n_input, lpq__pb_str(&x->pb, name));
+    }
+  } else {
+    snprintf(name, sizeof name, "lpq/%s/bias_shift", L->name);
+    snprintf(raw, sizeof raw, "lpq/%s/uncorrected", L->name);
+    lpq__qx_add_init(x, lpq__pb_tensor(&x->pb, name, LPQ_DT_F32, 1, &dim, l->shift,
+                                       M * sizeof *l->shift));
+    const char *in[] = {raw, name}, *out[] = {n->output[0]};
+    lpq__pb_push(&x->pb, &l->post, &l->npost, lpq__pb_node(&x->pb, "Add", NULL, name, 2, in, 1,
+                                                           out));
+    free(n->output[0]);
+    n->output[0] = lpq__pb_str(&x->pb, raw);
+  }
+  return x->pb.oom ? lpq_errorf(x->err, LPQ_ENOMEM, "out of memory") : 0;
+}
 
 static int sample_input(void *user, size_t layer, float *x, size_t count) {
   qx_t *q = user;
@@ -433,25 +389,6 @@ static int bind_layer(qx_t *x, xl_t *l) {
   return 0;
 }
 
-/* LPQuantize's tables padded to its search depth: thresholds +Inf, magnitudes the largest. */
-static void pad_table(qx_t *x, Onnx__TensorProto *t, size_t want, int thresholds) {
-  size_t have = t->raw_data.len / 4;
-  if (have >= want)
-    return;
-  float *p = realloc(t->raw_data.data, want * 4), pad = INFINITY;
-  if (!p) {
-    x->pb.oom = 1;
-    return;
-  }
-  if (!thresholds)
-    memcpy(&pad, p + have - 1, 4);
-  for (size_t i = have; i < want; i++)
-    p[i] = pad;
-  t->raw_data.data = (uint8_t *)p;
-  t->raw_data.len = want * 4;
-  t->dims[0] = (int64_t)want;
-}
-
 /* Drops a float weight nothing reads any more (from the initializers and graph inputs). */
 static void drop_unused(Onnx__GraphProto *gp, const char *name) {
   for (size_t i = 0; i < gp->n_node; i++)
@@ -498,7 +435,7 @@ static int upgrade_opset(qx_t *x) {
       char name[600];
       int64_t count = (int64_t)at->n_ints;
       snprintf(name, sizeof name, "lpq/%s/axes", n->name ? n->name : n->op_type);
-      add_init(x, lpq__pb_tensor(&x->pb, name, LPQ_DT_I64, 1, &count, at->ints, at->n_ints * 8));
+      lpq__qx_add_init(x, lpq__pb_tensor(&x->pb, name, LPQ_DT_I64, 1, &count, at->ints, at->n_ints * 8));
       lpq__pb_push(&x->pb, &n->input, &n->n_input, lpq__pb_str(&x->pb, name));
       onnx__attribute_proto__free_unpacked(at, NULL);
       memmove(n->attribute + k, n->attribute + k + 1, (--n->n_attribute - k) * sizeof *n->attribute);
@@ -518,6 +455,10 @@ static int rewrite(qx_t *x) {
         for (size_t k = 0; k < x->xl[l].npre; k++)
           lpq__pb_push(&x->pb, &nodes, &nn, x->xl[l].pre[k]);
     lpq__pb_push(&x->pb, &nodes, &nn, gp->node[i]);
+    for (size_t l = 0; l < x->nl; l++)
+      if (x->xl[l].node == gp->node[i])
+        for (size_t k = 0; k < x->xl[l].npost; k++)
+          lpq__pb_push(&x->pb, &nodes, &nn, x->xl[l].post[k]);
   }
   if (x->pb.oom) {
     free(nodes);
@@ -525,17 +466,20 @@ static int rewrite(qx_t *x) {
   }
   for (size_t l = 0; l < x->nl; l++) { /* the nodes moved into the graph's list */
     free(x->xl[l].pre);
-    x->xl[l].pre = NULL;
-    x->xl[l].npre = 0;
+    free(x->xl[l].post);
+    x->xl[l].pre = x->xl[l].post = NULL;
+    x->xl[l].npre = x->xl[l].npost = 0;
   }
   free(gp->node);
   gp->node = nodes;
   gp->n_node = nn;
+  lpq__qx_pad_tables(x);
   for (size_t l = 0; l < x->nl; l++) {
     xl_t *L = &x->xl[l];
-    if (L->thr_t) {
-      pad_table(x, L->thr_t, ((size_t)1 << x->q_steps) - 1, 1);
-      pad_table(x, L->mag_t, (size_t)1 << x->q_steps, 0);
+    if (L->old_bias) {
+      drop_unused(gp, L->old_bias);
+      free(L->old_bias);
+      L->old_bias = NULL;
     }
     if (L->w.family != LPQ_FAM_FP32 && L->winit) {
       char *name = strdup(L->winit->name);
@@ -564,13 +508,14 @@ static int rewrite(qx_t *x) {
              lpq_numfmt_str(&x->xl[l].a, at, sizeof at));
     lpq__pb_metadata(&x->pb, x->m, key, val);
   }
-  lpq__pb_metadata(&x->pb, x->m, "lpq.encodings", x->enc ? x->enc : "");
+  lpq__pb_metadata(&x->pb, x->m, "lpq.encodings", x->meta.p ? x->meta.p : "");
   return x->pb.oom ? lpq_errorf(x->err, LPQ_ENOMEM, "out of memory") : 0;
 }
 
 int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
                               const lpq_numfmt_t *w, const lpq_numfmt_t *a, const float *calib,
-                              lpq_qexport_t *out, lpq_error_t *err) {
+                              const float *const *bias_shift, lpq_qexport_t *out,
+                              lpq_error_t *err) {
   if (!model_path || !g || !out || (lpq_graph_num_layers(g) && (!w || !a)))
     return lpq_errorf(err, LPQ_EINVAL, "export: NULL argument");
   memset(out, 0, sizeof *out);
@@ -581,7 +526,7 @@ int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
     rc = lpq__onnx_read_model(model_path, &x.m, err);
   if (rc == 0)
     rc = upgrade_opset(&x);
-  enc_printf(&x, "{\"version\": 1, \"producer\": \"lpq\", \"tensors\": [");
+  lpq__qx_enc_printf(&x, "{\"version\": 1, \"producer\": \"lpq\", \"tensors\": [");
   for (size_t l = 0; rc == 0 && l < x.nl; l++) {
     xl_t *L = &x.xl[l];
     if (L->w.family == LPQ_FAM_FP32 && L->a.family == LPQ_FAM_FP32)
@@ -590,8 +535,13 @@ int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
       rc = export_weight(&x, L);
     if (rc == 0 && L->a.family != LPQ_FAM_FP32)
       rc = export_activation(&x, L);
+    if (rc == 0 && bias_shift && bias_shift[l] && L->w.family != LPQ_FAM_FP32 &&
+        (L->shift = bias_shift[l]) != NULL)
+      rc = export_bias(&x, L);
   }
-  enc_printf(&x, "\n  ]}\n");
+  if (rc == 0 && bias_shift)
+    lpq__pb_metadata(&x.pb, x.m, "lpq.bias_correction", "on");
+  lpq__qx_enc_printf(&x, "\n  ]}\n");
   if (rc == 0)
     rc = rewrite(&x);
   if (rc == 0) {
@@ -606,17 +556,23 @@ int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
   for (size_t l = 0; x.xl && l < x.nl; l++) {
     for (size_t k = 0; k < x.xl[l].npre; k++)
       onnx__node_proto__free_unpacked(x.xl[l].pre[k], NULL);
+    for (size_t k = 0; k < x.xl[l].npost; k++)
+      onnx__node_proto__free_unpacked(x.xl[l].post[k], NULL);
     free(x.xl[l].pre);
+    free(x.xl[l].post);
+    free(x.xl[l].old_bias);
     free(x.xl[l].wch);
     free(x.xl[l].sample);
   }
   free(x.xl);
+  free(x.tables);
+  free(x.meta.p);
   if (x.m)
     onnx__model_proto__free_unpacked(x.m, NULL);
   if (rc == 0) {
-    out->encodings = x.enc;
+    out->encodings = x.enc.p;
   } else {
-    free(x.enc);
+    free(x.enc.p);
     lpq_qexport_clear(out);
   }
   return rc;

@@ -2,9 +2,12 @@
 ** bodies of standard ONNX ops only (opset 21), so any runtime that inlines model-local
 ** functions runs them (docs/FORMATS.md):
 **   LPDequantize(codes, table, scale) = Gather(table, codes) * scale
-**   LPQuantize(x, thresholds, magnitudes) = Sign(x) * magnitudes[count(thresholds <= |x|)]
+**   LPQuantize(x, thresholds, magnitudes, scale)
+**     = Sign(x) * magnitudes[count(thresholds <= |x| / scale)] * scale
 ** LPQuantize counts by a binary search of `steps` unrolled steps over thresholds padded with
-** +Inf to 2^steps - 1 entries: lpq's own rounding (lp_quantizer_magnitudes), ties included. */
+** +Inf to 2^steps - 1 entries: lpq's own rounding (lp_quantizer_magnitudes), ties included.
+** The tables are the base format's (LP sf = 0) and scale the layer's power of two, so the
+** division and the product are exact and the layers of one base format share the tables. */
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
@@ -57,10 +60,11 @@ Onnx__FunctionProto *lpq__fn_lpdequantize(lpq_pb_t *pb) {
 }
 
 Onnx__FunctionProto *lpq__fn_lpquantize(lpq_pb_t *pb, int steps) {
-  const char *in[] = {"x", "thresholds", "magnitudes"}, *out[] = {"y"};
-  Onnx__FunctionProto *f = lpq__pb_function(pb, LPQ_ONNX_DOMAIN, "LPQuantize", 3, in, 1, out,
+  const char *in[] = {"x", "thresholds", "magnitudes", "scale"}, *out[] = {"y"};
+  Onnx__FunctionProto *f = lpq__pb_function(pb, LPQ_ONNX_DOMAIN, "LPQuantize", 4, in, 1, out,
                                             21);
-  op1(pb, f, "Abs", "x", "a");
+  op1(pb, f, "Abs", "x", "abs");
+  op2(pb, f, "Div", "abs", "scale", "a");
   op2(pb, f, "Less", "a", "a", "none"); /* all false, NaN too: the search starts at code 0 */
   const char *cin[] = {"none"}, *cout[] = {"lo0"};
   Onnx__NodeProto *cast = lpq__pb_node(pb, "Cast", NULL, "lo0", 1, cin, 1, cout);
@@ -86,7 +90,8 @@ Onnx__FunctionProto *lpq__fn_lpquantize(lpq_pb_t *pb, int steps) {
     snprintf(lo, sizeof lo, "%s", next);
   }
   op2(pb, f, "Gather", "magnitudes", lo, "m");
+  op2(pb, f, "Mul", "m", "scale", "ms");
   op1(pb, f, "Sign", "x", "s");
-  op2(pb, f, "Mul", "s", "m", "y");
+  op2(pb, f, "Mul", "s", "ms", "y");
   return f;
 }

@@ -8,8 +8,9 @@ For every quantized weight it prints the tensor, its storage and format (from th
 metadata and the encodings JSON it carries) and, with --out, writes DIR/<n>.npy: the decoded
 float32 weight in the ONNX weight's own shape, and DIR/index.json naming them. Encoding rules
 (docs/FORMATS.md): LP/posit/AdaptivFloat/minifloat weights are codes (uint4, two a byte, the
-first in the low nibble; uint8; uint16 little-endian) with a value table, value = table[code] *
-scale; int and FP8 weights are DequantizeLinear inputs, value = q * scale (per channel along
+first in the low nibble; uint8; uint16 little-endian) with a value table at the format's base
+scale (the encodings name it; layers of one base format share it), value = table[code] * scale
+(the layer's power of two; per channel 2^-sf along the channel axis); int and FP8 weights are DequantizeLinear inputs, value = q * scale (per channel along
 `axis`).
 """
 import json
@@ -156,10 +157,10 @@ def decode(path):
         if e.get("role") != "weight":
             continue
         name = e["tensor"]
-        codes = values(inits[f"lpq/{name}/codes"])
+        codes = values(inits[e["codes"]])
         scale = values(inits[f"lpq/{name}/scale"]).astype(np.float32)
-        if f"lpq/{name}/table" in inits:  # LP and the other table formats
-            table = values(inits[f"lpq/{name}/table"]).astype(np.float32).reshape(-1)
+        if "table" in e:  # LP and the other table formats: a table shared by name
+            table = values(inits[e["table"]]).astype(np.float32).reshape(-1)
             w = table[codes.astype(np.int64)] * scale  # scale is shaped to broadcast
         else:  # int and FP8: DequantizeLinear(q, scale), zero point 0, per channel along axis
             w = codes.astype(np.float32) * broadcast_scale(scale, codes.shape, e.get("axis", 0))

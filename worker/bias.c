@@ -8,6 +8,7 @@
 #include "worker/worker_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Conv: mean input of every (input channel, tap) over the batch and the output positions. */
 static float *conv_tap_means(const lpq_layer_t *L, const float *x, size_t count,
@@ -95,4 +96,88 @@ void lpq__bias_shift(const lpq_layer_t *L, const float *wq, const float *in_mean
       s += ((double)q[k] - (double)w[k]) * (double)mean[k];
     shift[m] = (float)-s;
   }
+}
+
+typedef struct means_t {
+  const lpq_graph_t *g;
+  const lpq_numfmt_t *w;
+  float **mean;
+  lpq_error_t *err;
+} means_t;
+
+static int means_input(void *user, size_t layer, float *x, size_t count) {
+  means_t *m = user;
+  if (m->w[layer].family == LPQ_FAM_FP32 || m->mean[layer])
+    return 0;
+  size_t entries;
+  const lpq_layer_t *L = lpq_graph_layer(m->g, layer);
+  if (!(m->mean[layer] = lpq__bias_input_means(L, x, count, &entries)))
+    return lpq_errorf(m->err, LPQ_ENOMEM, "layer '%s': no input means for bias correction (out "
+                      "of memory, or %zu inputs do not fit its shape)", L->name, count);
+  return 0;
+}
+
+/* The layer's weights quantized to f as the scorer quantizes them (per channel: each
+** channel's own format; per tensor: resolved on the weight). */
+static int quantize_weights(const lpq_layer_t *L, const lpq_numfmt_t *f, float *wq,
+                            lpq_error_t *err) {
+  const size_t ch = (size_t)L->weight_shape[0], per = L->weight_count / ch;
+  const size_t parts = f->per_channel ? ch : 1, len = f->per_channel ? per : L->weight_count;
+  lpq_numfmt_t *fc = malloc(parts * sizeof *fc);
+  int rc = !fc ? lpq_errorf(err, LPQ_ENOMEM, "out of memory")
+           : f->per_channel ? lpq_numfmt_calibrate_channels(f, L->weight, ch, per, fc, err) : 0;
+  if (rc == 0 && !f->per_channel) {
+    fc[0] = *f;
+    if (!fc[0].resolved)
+      rc = lpq_numfmt_calibrate(&fc[0], L->weight, L->weight_count, err);
+  }
+  for (size_t c = 0; rc == 0 && c < parts; c++) {
+    lp_quantizer_t *q = lpq_numfmt_quantizer(&fc[c], err);
+    rc = q ? lp_quantize_f32(q, L->weight + c * len, wq + c * len, len, err)
+           : (err && err->code ? err->code : LPQ_ENOMEM);
+    lp_quantizer_free(&q);
+  }
+  free(fc);
+  return rc;
+}
+
+int lpq_bias_shifts(const lpq_graph_t *g, const lpq_numfmt_t *w, const float *calib,
+                    float **shift, lpq_error_t *err) {
+  if (!g || !w || !calib || !shift)
+    return lpq_errorf(err, LPQ_EINVAL, "lpq_bias_shifts: NULL argument");
+  const size_t nl = lpq_graph_num_layers(g);
+  memset(shift, 0, nl * sizeof *shift);
+  means_t m = {g, w, calloc(nl + 1, sizeof(float *)), err};
+  lpq_exec_t *ex = m.mean ? lpq_exec_new(g, err) : NULL;
+  lpq_tensor_info_t out;
+  lpq_graph_output(g, 0, &out);
+  float *y = ex ? malloc(out.count * sizeof *y) : NULL;
+  lpq_hooks_t hooks = {.user = &m, .input = means_input};
+  int rc = y ? lpq_exec_run(ex, calib, y, &hooks, err)
+             : (err && err->code ? err->code : lpq_errorf(err, LPQ_ENOMEM, "out of memory"));
+  free(y);
+  lpq_exec_free(&ex);
+  for (size_t i = 0; rc == 0 && i < nl; i++) {
+    if (w[i].family == LPQ_FAM_FP32)
+      continue;
+    const lpq_layer_t *L = lpq_graph_layer(g, i);
+    float *wq = malloc(L->weight_count * sizeof *wq);
+    shift[i] = malloc((size_t)L->weight_shape[0] * sizeof *shift[i]);
+    rc = wq && shift[i] ? quantize_weights(L, &w[i], wq, err)
+                        : lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+    if (rc == 0)
+      lpq__bias_shift(L, wq, m.mean[i], shift[i]);
+    else
+      lpq_error_prefix(err, "layer '%s' weights: ", L->name);
+    free(wq);
+  }
+  for (size_t i = 0; m.mean && i < nl; i++) {
+    free(m.mean[i]);
+    if (rc != 0) {
+      free(shift[i]);
+      shift[i] = NULL;
+    }
+  }
+  free(m.mean);
+  return rc;
 }

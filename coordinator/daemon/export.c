@@ -154,7 +154,7 @@ static int export_quantized(daemon_t *d, const lpq_job_settings_t *js, const cha
     rc = lpq_errorf(err, LPQ_ESTATE, "the genome has %zu layers, the model %zu", nl,
                     lpq_graph_num_layers(g));
   if (rc == 0)
-    rc = lpq_onnx_export_quantized(model_path, g, nw, nw + nl, x->data, &q, err);
+    rc = lpq_onnx_export_quantized(model_path, g, nw, nw + nl, x->data, NULL, &q, err);
   if (rc == 0 && (!(f1 = file_json(q.onnx, q.onnx_len, dirfd, dir, "model_q.onnx", err)) ||
                   !(f2 = file_json(q.encodings, strlen(q.encodings), dirfd, dir,
                                    "model_q.encodings.json", err))))

@@ -2,6 +2,7 @@
 ** for int and FP8, LP codes with the model-local lpq.LPDequantize / LPQuantize functions
 ** (engine/onnx_quant.c, docs/FORMATS.md), and its encodings JSON beside it. */
 #include "tools/lpq/lpq.h"
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -20,7 +21,11 @@ static void usage(FILE *out) {
           "                      depends on the data (the first --calib samples, as lpq eval)\n"
           "  --calib N           calibration batch size (default 256, at most the data)\n"
           "  --norm MEAN,STD     normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
-          "  --encodings E.json  where to write the encodings JSON\n");
+          "  --encodings E.json  where to write the encodings JSON\n"
+          "  --bias-correction on|off\n"
+          "                      write the scorer's bias correction (computed on the\n"
+          "                      calibration data) into the biases (default: the config's\n"
+          "                      \"bias_correction\", else off)\n");
 }
 
 static int write_file(const char *path, const void *data, size_t len, lpq_error_t *err) {
@@ -38,12 +43,13 @@ int cmd_export(int argc, char **argv) {
       {"model", required_argument, 0, 'm'},  {"config", required_argument, 0, 'c'},
       {"out", required_argument, 0, 'o'},    {"calib-data", required_argument, 0, 'D'},
       {"calib", required_argument, 0, 'n'},  {"norm", required_argument, 0, 'N'},
-      {"encodings", required_argument, 0, 'E'}, {"help", no_argument, 0, 'h'},
+      {"encodings", required_argument, 0, 'E'}, {"bias-correction", required_argument, 0, 'B'},
+      {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   const char *model = NULL, *config = NULL, *outp = NULL, *calib_data = NULL, *enc = NULL;
   size_t calib = 256;
   double mean = 0, std = 1;
-  int c;
+  int c, bias_correction = -1; /* -1: the config's */
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     char *end;
@@ -66,6 +72,13 @@ int cmd_export(int argc, char **argv) {
         return 2;
       }
       break;
+    case 'B':
+      if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+        fprintf(stderr, "lpq export: --bias-correction %s: expected on or off\n", optarg);
+        return 2;
+      }
+      bias_correction = strcmp(optarg, "on") == 0;
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -84,6 +97,7 @@ int cmd_export(int argc, char **argv) {
   lpq_qexport_t q = {0};
   lpq_numfmt_t *w = NULL;
   const char **names = NULL;
+  float **shift = NULL;
   char *enc_path = NULL;
   int status = 1;
   size_t ncal = 1;
@@ -98,12 +112,8 @@ int cmd_export(int argc, char **argv) {
     goto fail;
   if (!(cfg = lpq_config_load(config, &err)))
     goto fail;
-  if (cfg->bias_correction) { /* never a model that differs silently from what was scored */
-    lpq_errorf(&err, LPQ_EUNSUP, "%s was scored with bias correction (\"bias_correction\": "
-               "true), which the export does not carry yet; set it to false to export the "
-               "formats alone (lpq eval --bias-correction off scores that model)", config);
-    goto fail;
-  }
+  if (bias_correction < 0)
+    bias_correction = cfg->bias_correction;
   size_t nl = lpq_graph_num_layers(g);
   w = calloc(2 * nl + 1, sizeof *w);
   names = calloc(nl + 1, sizeof *names);
@@ -117,7 +127,21 @@ int cmd_export(int argc, char **argv) {
     lpq_error_prefix(&err, "%s: ", config);
     goto fail;
   }
-  if (lpq_onnx_export_quantized(model, g, w, w + nl, cx ? cx->data : NULL, &q, &err) != 0) {
+  if (bias_correction) { /* the scorer's correction, on the same calibration batch */
+    if (!cx) {
+      lpq_errorf(&err, LPQ_EINVAL, "bias correction is computed on data: give calibration "
+                 "inputs (--calib-data), as lpq eval scored the config");
+      goto fail;
+    }
+    if (!(shift = calloc(nl + 1, sizeof *shift))) {
+      lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
+      goto fail;
+    }
+    if (lpq_bias_shifts(g, w, cx->data, shift, &err) != 0)
+      goto fail;
+  }
+  if (lpq_onnx_export_quantized(model, g, w, w + nl, cx ? cx->data : NULL,
+                                (const float *const *)shift, &q, &err) != 0) {
     lpq_error_prefix(&err, "%s: ", model);
     goto fail;
   }
@@ -133,7 +157,8 @@ int cmd_export(int argc, char **argv) {
   if (write_file(outp, q.onnx, q.onnx_len, &err) != 0 ||
       write_file(enc, q.encodings, strlen(q.encodings), &err) != 0)
     goto fail;
-  printf("wrote %s (%zu bytes) and %s\n", outp, q.onnx_len, enc);
+  printf("wrote %s (%zu bytes%s) and %s\n", outp, q.onnx_len,
+         shift ? ", bias correction in the biases" : "", enc);
   status = 0;
   goto done;
 fail:
@@ -141,6 +166,9 @@ fail:
 done:
   lpq_qexport_clear(&q);
   lpq_config_free(&cfg);
+  for (size_t i = 0; shift && i < lpq_graph_num_layers(g); i++)
+    free(shift[i]);
+  free(shift);
   lpq_graph_free(&g);
   lpq_array_free(&cx);
   free(w);

@@ -203,17 +203,25 @@ static int check_types(const Onnx__GraphProto *g, const Onnx__NodeProto *n) {
   return bad;
 }
 
-/* Problems found in model file `path` (each logged). */
-static int check_model(const char *path) {
+/* The whole of file path (malloc'ed) and its length. */
+static uint8_t *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   cr_assert_not_null(f, "%s", path);
   fseek(f, 0, SEEK_END);
-  long len = ftell(f);
+  long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc((size_t)len);
-  cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+  uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+  cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
   fclose(f);
-  Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, (size_t)len, buf);
+  *len = (size_t)n;
+  return buf;
+}
+
+/* Problems found in model file `path` (each logged). */
+static int check_model(const char *path) {
+  size_t len;
+  uint8_t *buf = slurp(path, &len);
+  Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
   free(buf);
   cr_assert_not_null(m, "%s: not a protobuf ModelProto", path);
   const Onnx__GraphProto *g = m->graph;
@@ -320,16 +328,11 @@ Test(export_check, finds_broken_models) {
            "--out %s >/dev/null", bin(), q);
   cr_assert_eq(system(cmd), 0);
   cr_assert_eq(check_model(q), 0);
-  FILE *f = fopen(q, "rb");
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc((size_t)len);
-  cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-  fclose(f);
+  size_t len;
+  uint8_t *buf = slurp(q, &len);
   quiet = 1;
   for (int broken = 0; broken < 3; broken++) {
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, (size_t)len, buf);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
     cr_assert_not_null(m);
     if (broken == 0) { /* the last initializer gone: its reader reads nothing */
       onnx__tensor_proto__free_unpacked(m->graph->initializer[--m->graph->n_initializer], NULL);
@@ -347,7 +350,7 @@ Test(export_check, finds_broken_models) {
     onnx__model_proto__pack(m, out);
     onnx__model_proto__free_unpacked(m, NULL);
     snprintf(q, sizeof q, "%s/broken%d.onnx", dir, broken);
-    f = fopen(q, "wb");
+    FILE *f = fopen(q, "wb");
     fwrite(out, 1, n, f);
     fclose(f);
     free(out);

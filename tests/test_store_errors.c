@@ -59,6 +59,16 @@ static lpq_store_eval_t eval_row(int64_t job, uint64_t hash) {
   return e;
 }
 
+/* A job with 100 committed evaluations (ev: their rows); the job's id. */
+static int64_t job_with_rows(lpq_store_t *st, lpq_store_eval_t ev[100]) {
+  int64_t job;
+  cr_assert_eq(lpq_store_job_insert(st, "j", "{}", &job, NULL), 0);
+  for (int i = 0; i < 100; i++)
+    ev[i] = eval_row(job, (uint64_t)i * 104729 + 1);
+  cr_assert_eq(lpq_store_eval_commit(st, ev, 100, NULL, NULL), 0);
+  return job;
+}
+
 /* Opening a write-protected file must fail with a message, not half-work. Root ignores file
 ** modes, so then a child process drops to an unprivileged user first. */
 Test(store_errors, read_only_database_file) {
@@ -120,12 +130,8 @@ Test(store_errors, not_a_database) {
 
 Test(store_errors, corrupt_database) {
   lpq_store_t *st = open_ok();
-  int64_t job;
-  cr_assert_eq(lpq_store_job_insert(st, "j", "{}", &job, NULL), 0);
   lpq_store_eval_t ev[100];
-  for (int i = 0; i < 100; i++)
-    ev[i] = eval_row(job, (uint64_t)i * 104729 + 1);
-  cr_assert_eq(lpq_store_eval_commit(st, ev, 100, NULL, NULL), 0);
+  const int64_t job = job_with_rows(st, ev);
   lpq_store_close(&st);
   /* Scribble over every page but the first (the header and schema stay readable). */
   FILE *f = fopen(db_path, "r+b");
@@ -166,12 +172,8 @@ Test(store_errors, corrupt_database) {
 ** a message saying so and what to do, not LPQ_EFORMAT (a client's malformed input). */
 Test(store_errors, page_damaged_at_run_time) {
   lpq_store_t *st = open_ok();
-  int64_t job;
-  cr_assert_eq(lpq_store_job_insert(st, "j", "{}", &job, NULL), 0);
   lpq_store_eval_t ev[100];
-  for (int i = 0; i < 100; i++)
-    ev[i] = eval_row(job, (uint64_t)i * 104729 + 1);
-  cr_assert_eq(lpq_store_eval_commit(st, ev, 100, NULL, NULL), 0);
+  const int64_t job = job_with_rows(st, ev);
   lpq_store_close(&st); /* checkpointed: the pages are in the main file */
   st = open_ok();       /* quick_check passes */
   sqlite3 *db;

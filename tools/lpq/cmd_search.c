@@ -288,11 +288,10 @@ int cmd_search(int argc, char **argv) {
   /* --fill-budget on: a pass over FILL_SAMPLES validation inputs per layer, a round per thread,
   ** then the filled config's validation top-1 */
   const size_t nfill = vx ? ((size_t)vx->shape[0] < FILL_SAMPLES ? (size_t)vx->shape[0] : FILL_SAMPLES) : 0;
+  const size_t fill_threads = a.threads > 1 ? (size_t)a.threads : 1;
+  const size_t fill_passes = (nl + fill_threads) / fill_threads; /* ceil((nl + 1) / threads) */
   const double fill_rounds =
-      a.fill && vx ? 1 + (double)nfill / (double)vx->shape[0] *
-                             (double)((nl + (size_t)(a.threads > 1 ? a.threads : 1)) /
-                                      (size_t)(a.threads > 1 ? a.threads : 1))
-                   : 0;
+      a.fill && vx ? 1 + (double)nfill / (double)vx->shape[0] * (double)fill_passes : 0;
   if (a.set.max_seconds > 0) {
     /* members' passes cost ~1.3x fp32's (activation quantizers); rounds of one member per
     ** thread, and one more for --bias-correction auto */

@@ -228,6 +228,7 @@ static double mean_kl(const float *p, const float *q, size_t n, size_t classes) 
 
 typedef struct fill_job_t {
   const search_job_t *j;
+  const lpq_layer_spec_t *specs; /* counted_specs(j), made once */
   lpq_scorer_t *sc;
   const lpq_layer_formats_t *genome;
   const float *x, *ref; /* n inputs; the fp32 outputs over them */
@@ -247,7 +248,8 @@ static int fill_fn(void *ctx, size_t i, lpq_error_t *err) {
   f->kl[i] = NAN;
   if (rc == 0 && i < nl)
     one[i] = 1;
-  if (rc == 0 && (i == nl || search_fill_budget(f->j, f->genome, INFINITY, one, gi) == 1)) {
+  if (rc == 0 && (i == nl || lpq_search_fill_budget(&f->j->js, f->specs, nl, f->genome, INFINITY,
+                                                    one, gi) == 1)) {
     search_genome_formats(i == nl ? f->genome : gi, nl, w, w + nl);
     rc = lpq_scorer_predict(f->sc, w, w + nl, f->x, NULL, f->n, NULL, NULL, z, err);
     if (rc == 0)
@@ -266,16 +268,17 @@ int search_fill_gains(const search_job_t *j, lpq_scorer_t *sc, const lpq_layer_f
   lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
   float *ref = malloc((n ? n : 1) * (classes ? classes : 1) * sizeof *ref);
   double *kl = malloc((nl + 1) * sizeof *kl);
-  int rc = !w || !ref || !kl ? lpq_errorf(err, LPQ_ENOMEM, "out of memory") : 0;
+  lpq_layer_spec_t *sp = counted_specs(j);
+  int rc = !w || !ref || !kl || !sp ? lpq_errorf(err, LPQ_ENOMEM, "out of memory") : 0;
   for (size_t i = 0; rc == 0 && i < 2 * nl; i++)
     lpq_numfmt_parse("fp32", &w[i], NULL);
   if (rc == 0)
     rc = lpq_scorer_predict(sc, w, w + nl, x, NULL, n, NULL, NULL, ref, err);
-  fill_job_t f = {j, sc, genome, x, ref, n, classes, kl};
+  fill_job_t f = {j, sp, sc, genome, x, ref, n, classes, kl};
   if (rc == 0)
     rc = search_par_for(nl + 1, threads, fill_fn, &f, err);
   for (size_t l = 0; rc == 0 && l < nl; l++)
     gain[l] = isfinite(kl[l]) && isfinite(kl[nl]) ? kl[nl] - kl[l] : NAN;
-  free(w), free(ref), free(kl);
+  free(w), free(ref), free(kl), free(sp);
   return rc;
 }

@@ -101,6 +101,16 @@ int proc_file_has(const char *path, const char *text) {
   return found;
 }
 
+int proc_wait_file_has(const char *path, const char *text, double timeout_s) {
+  const double t0 = proc_now_s();
+  while (!proc_file_has(path, text)) {
+    if (proc_now_s() - t0 > timeout_s)
+      return 0;
+    usleep(10000);
+  }
+  return 1;
+}
+
 /* 1 when the log holds the ready line after its first `from` bytes (endpoint copied out). */
 static int ready_line(const char *log, long from, char *endpoint, size_t endpoint_size) {
   FILE *f = fopen(log, "r");

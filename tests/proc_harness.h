@@ -41,6 +41,9 @@ int proc_stop(pid_t *pid, int sig, double timeout_s);
 
 /* 1 when a line of the file at path contains text (0 when it cannot be read). */
 int proc_file_has(const char *path, const char *text);
+/* Polls proc_file_has for up to timeout_s: a line the program writes after a state the caller
+** waited for (the coordinator logs "job N resumes" just after its "ready" line). */
+int proc_wait_file_has(const char *path, const char *text, double timeout_s);
 
 /* Waits up to timeout_s for lpq-coordinator's "ready" line in log, after its first `from`
 ** bytes; endpoint (when not NULL) gets the workers' endpoint it names. 0, or -1 when the process

@@ -226,15 +226,15 @@ Test(export, errors_name_the_layer) {
 }
 
 /* lpq runs its own exports (the `lpq` domain's functions inlined, opset-21 QDQ with int4/int8
-** and FP8 tensors): LP logits are lpq eval's exactly (the same engine, the same thresholds);
-** int and FP8 activations go through QuantizeLinear, which divides by a float32 scale, where lpq
-** compares with thresholds in double: a value within an ulp of a threshold may take the other
-** step, which later layers carry (docs/FORMATS.md has the figures). */
+** and FP8 tensors): the logits are lpq eval's exactly, every family (the same engine; LP with
+** lpq's thresholds, int and FP8 through QuantizeLinear, which lpq's quantizer rounds as). */
 Test(export, lpq_runs_its_own_exports) {
   char data[256];
   small_data(data, sizeof data);
-  const char *cfgs[][2] = {{"lp4_ch", "1e-6"}, {"int4_ch", "5e-2"}, {"fp8", "5e-2"}};
-  for (size_t i = 0; i < 3; i++) {
+  /* bit for bit: the same engine, and lpq rounds int and FP8 as QuantizeLinear does (with the
+  ** float scale, the float quotient's nearest, ties to even: lp_quantizer_new_scaled) */
+  const char *cfgs[][2] = {{"lp4_ch", "0"}, {"int4_ch", "0"}, {"fp8", "0"}, {"int8_ch", "0"}};
+  for (size_t i = 0; i < 4; i++) {
     char cmd[2048], *o;
     snprintf(cmd, sizeof cmd, "%s/bin/lpq export --model " MODEL " --config bench/configs/%s.json "
              "--calib-data " CALIB " --calib 64 --out %s/rt_%s.onnx && %s/bin/lpq run --model "
@@ -270,7 +270,7 @@ Test(export, lpq_runs_its_own_exports) {
     fprintf(stderr, "lpq run on its %s export: max abs diff / max abs %.3g, top-1 mismatches %zu "
             "of %zu\n", cfgs[i][0], diff / maxabs, mismatch, n);
     cr_expect_leq(diff / maxabs, atof(cfgs[i][1]), "%s", cfgs[i][0]);
-    cr_expect_leq(mismatch, i == 0 ? 0 : 1, "%s", cfgs[i][0]);
+    cr_expect_eq(mismatch, 0, "%s", cfgs[i][0]);
     lpq_array_free(&a);
     lpq_array_free(&b);
   }

@@ -3,9 +3,9 @@
 ** x is the unit value nearest to the float quotient fl(|x| / scale), ties to the even code (int:
 ** round half to even; FP8: the float-to-FP8 cast's nearest-even), and code i's value is
 ** fl(unit[i] * scale), DequantizeLinear's float product. The thresholds on |x| are found on the
-** float line itself: no midpoint computed in double can say where fl(|x| / scale) crosses one,
-** and away from powers of two the two rules disagree on about one value in 10^5 (a value whose
-** quotient lies within half an ulp of a midpoint), which then moves a whole step. */
+** float line itself: no midpoint computed in double can say where fl(|x| / scale) crosses one
+** (with a scale that is not a power of two the two rules disagree on values whose quotient lies
+** within about an ulp of a midpoint, which then move a whole step). */
 #include "lp/lp_internal.h"
 
 #include <float.h>

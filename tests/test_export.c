@@ -276,6 +276,55 @@ Test(export, lpq_runs_its_own_exports) {
   }
 }
 
+/* Export and reload for every format family, weights and activations: lpq run on the export
+** gives lpq eval's logits bit for bit (LP, posit, AdaptivFloat and non-FP8 minifloat through
+** the lpq functions, int and FP8 through QDQ; per tensor and per channel). */
+Test(export, every_family_round_trips_through_lpq) {
+  char data[256];
+  small_data(data, sizeof data);
+  const char *fams[][3] = {
+      {"rt_posit8", "posit<8,1>", "posit<8,1>"},
+      {"rt_posit5", "posit<5,1>", "posit<6,1>"},
+      {"rt_afloat", "afloat<6,3>", "afloat<8,3>"},
+      {"rt_mini", "minifloat<3,2>", "minifloat<4,3>"},
+      {"rt_lp10", "lp<10,2,4,auto>", "lp<10,2,4,auto>"},
+      {"rt_lp5", "lp<5,0,3,auto>", "lp<6,1,3,auto>"},
+      {"rt_int12", "int<12,ch>", "int<12>"},
+      {"rt_int8", "int8", "int8"},
+      {"rt_e5m2", "fp8_e5m2", "fp8_e5m2"}};
+  for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+    char path[256], cmd[2048], *o;
+    snprintf(path, sizeof path, "%s/%s.json", dir, fams[i][0]);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"version\":1,\"default\":{\"w\":\"%s\",\"a\":\"%s\"}}", fams[i][1],
+            fams[i][2]);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/bin/lpq export --model " MODEL " --config %s --calib-data " CALIB
+             " --calib 64 --out %s/%s.onnx && %s/bin/lpq run --model %s/%s.onnx --data %s --out "
+             "%s/%s.run.npy && %s/bin/lpq eval --model " MODEL " --config %s --data %s "
+             "--calib-data " CALIB " --calib 64 --out %s/%s.eval.npy", bin(), path, dir,
+             fams[i][0], bin(), dir, fams[i][0], data, dir, fams[i][0], bin(), path, data, dir,
+             fams[i][0]);
+    cr_assert_eq(run(cmd, &o), 0, "%s: %s", fams[i][0], o);
+    free(o);
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "%s/%s.run.npy", dir, fams[i][0]);
+    snprintf(pb, sizeof pb, "%s/%s.eval.npy", dir, fams[i][0]);
+    lpq_array_t *a = NULL, *b = NULL;
+    cr_assert_eq(lpq_load_npy(pa, &a, NULL), 0, "%s", pa);
+    cr_assert_eq(lpq_load_npy(pb, &b, NULL), 0, "%s", pb);
+    cr_assert_eq(a->count, b->count);
+    size_t differ = 0;
+    for (size_t k = 0; k < a->count; k++)
+      differ += ((const float *)a->data)[k] != ((const float *)b->data)[k];
+    cr_expect_eq(differ, 0, "%s (w %s, a %s): %zu of %zu logits differ", fams[i][0], fams[i][1],
+                 fams[i][2], differ, a->count);
+    lpq_array_free(&a);
+    lpq_array_free(&b);
+  }
+}
+
 /* Max |a - b| / max |b| of two logit files. */
 static double rel_diff(const char *pa, const char *pb) {
   lpq_array_t *a = NULL, *b = NULL;

@@ -217,6 +217,26 @@ int lpq_onnx_export_quantized(const char *model_path, const lpq_graph_t *g,
                               lpq_error_t *err);
 void lpq_qexport_clear(lpq_qexport_t *x);
 
+/* ---- bias correction after weight quantization (bias.c) ---- */
+
+/* The mean FP input each weight element of layer L multiplies, over the batch and the output
+** positions: [C][kH*kW] for a conv (input channel, tap; zero padding counts as 0), [K] for a
+** gemm or matmul (the last axis of its input). x holds count floats of L's input shape.
+** Returns a new array of *entries floats (the caller frees it), or NULL when memory runs out
+** or the count does not match the shape. */
+float *lpq_bias_input_means(const lpq_layer_t *L, const float *x, size_t count, size_t *entries);
+/* The shift that cancels the mean output error of quantized weights wq against L's FP weights:
+** shift[m] = -sum_k (wq - w)[m, k] E[x_k] for every output channel m (axis 0 of the weight;
+** groups respected), E[x_k] from lpq_bias_input_means. */
+void lpq_bias_shift(const lpq_layer_t *L, const float *wq, const float *in_mean, float *shift);
+/* The output shifts lpq's scorer adds with bias correction on, for an export to write them into
+** the model (lpq export, job.export): for each layer whose weight format w[i] is not fp32,
+** shift[i] gets its M output channels' -(Wq - W) E[x] (malloc'd; the caller frees each), E[x]
+** over the FP inputs of calib (lpq_graph_batch(g) samples, as the scorer's calibration batch),
+** Wq the weights quantized as the scorer quantizes them; shift[i] = NULL for fp32 layers. */
+int lpq_bias_shifts(const lpq_graph_t *g, const lpq_numfmt_t *w, const float *calib,
+                    float **shift, lpq_error_t *err);
+
 /* The strided sample of a layer's input that activation formats are calibrated on (every
 ** ceil(count / LPQ_ACT_SAMPLE_MAX)-th value): malloc'd, *n values; NULL when memory runs out. */
 #define LPQ_ACT_SAMPLE_MAX 65536

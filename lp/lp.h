@@ -156,6 +156,13 @@ lp_quantizer_t *lp_quantizer_new(const lp_format_t *f, lpq_error_t *err);
 ** index) in two's complement over `bits` bits. */
 lp_quantizer_t *lp_quantizer_new_values(const double *values, size_t count, int bits,
                                         lpq_error_t *err);
+/* The code set {0, +-fl(unit[i] * scale)} rounded as ONNX's QuantizeLinear rounds with that
+** float scale: code >= i when the float quotient fl(|x| / scale) is above the midpoint of
+** unit[i-1] and unit[i], or on it with i even (lp_quant_qdq.c). The int and FP8 formats'
+** quantizer (lpq_numfmt_quantizer), so that an exported QDQ model computes lpq's values bit
+** for bit. unit: as values above, each exact times a float (a few significant bits). */
+lp_quantizer_t *lp_quantizer_new_scaled(const double *unit, size_t count, int bits, float scale,
+                                        lpq_error_t *err);
 void lp_quantizer_free(lp_quantizer_t **q);
 
 /* Fake quantization: out[i] = the representable value nearest to in[i], as float. in and out

@@ -4,6 +4,7 @@
 #include "lp/lp_internal.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,11 +131,20 @@ static void str_int(const lpq_numfmt_t *f, char *buf, size_t len) {
   snprintf(buf, len, "int<%d%s>", f->p[0], f->per_channel ? ",ch" : "");
 }
 
+/* A calibrated scale as a float (at least FLT_MIN): what an exported model's QuantizeLinear and
+** DequantizeLinear carry. With it, value k * scale computed in double is exact (24 + 16 bits)
+** and rounds to the float that DequantizeLinear's float product gives, so lpq's values are the
+** export's bit for bit (with the double scale, about half of them differed by an ulp). */
+static double float_scale(double s) {
+  float f = (float)s;
+  return f >= FLT_MIN ? (double)f : (double)FLT_MIN;
+}
+
 /* symmetric: max |x| maps to the largest code */
 static int calibrate_int(lpq_numfmt_t *f, const float *x, size_t count, double absmax,
                          lpq_error_t *err) {
   (void)x, (void)count, (void)err;
-  f->scale = absmax > 0 ? absmax / (double)((1 << (f->p[0] - 1)) - 1) : 1.0;
+  f->scale = absmax > 0 ? float_scale(absmax / (double)((1 << (f->p[0] - 1)) - 1)) : 1.0;
   f->resolved = 1;
   return 0;
 }
@@ -268,7 +278,7 @@ static int calibrate_minifloat(lpq_numfmt_t *f, const float *x, size_t count, do
   if (v == NULL)
     return lpq_errorf(err, LPQ_ENOMEM, "format: out of memory");
   size_t n = values_minifloat(&unit, v);
-  f->scale = absmax > 0 && n > 0 ? absmax / v[n - 1] : 1.0;
+  f->scale = absmax > 0 && n > 0 ? float_scale(absmax / v[n - 1]) : 1.0;
   free(v);
   f->resolved = 1;
   return 0;
@@ -299,19 +309,35 @@ static size_t values_minifloat(const lpq_numfmt_t *f, double *out) {
   return k;
 }
 
+/* int and minifloat (FP8 among them) round as QuantizeLinear does with their float scale: what
+** an export writes for them (lp_quantizer_new_scaled); values k and the minifloat's at scale 1 */
+static lp_quantizer_t *quantizer_scaled(const lpq_numfmt_t *f, lpq_error_t *err) {
+  lpq_numfmt_t unit = *f;
+  unit.scale = 1.0;
+  double *v = malloc(MAX_VALUES * sizeof *v);
+  if (v == NULL) {
+    lpq_errorf(err, LPQ_ENOMEM, "format: out of memory");
+    return NULL;
+  }
+  size_t n = f->family == LPQ_FAM_INT ? values_int(&unit, v) : values_minifloat(&unit, v);
+  lp_quantizer_t *q = lp_quantizer_new_scaled(v, n, f->bits, (float)f->scale, err);
+  free(v);
+  return q;
+}
+
 static const family_row_t families[LPQ_FAM_COUNT] = {
     {LPQ_FAM_FP32, "fp32", 0, 0, check_fp32, NULL, 0, str_fp32, NULL, NULL, LPQ_ARITH_FLOAT,
      repr_fp32},
     {LPQ_FAM_LP, "lp", 4, 4, check_lp, values_lp, 0, str_lp, calibrate_lp, quantizer_lp,
      LPQ_ARITH_LP, repr_lp},
-    {LPQ_FAM_INT, "int", 1, 2, check_int, values_int, 1, str_int, calibrate_int, NULL,
+    {LPQ_FAM_INT, "int", 1, 2, check_int, values_int, 1, str_int, calibrate_int, quantizer_scaled,
      LPQ_ARITH_INT, repr_int},
     {LPQ_FAM_POSIT, "posit", 2, 2, check_posit, values_posit, 0, str_posit, NULL, NULL,
      LPQ_ARITH_POSIT, repr_posit},
     {LPQ_FAM_AFLOAT, "afloat", 2, 2, check_afloat, values_afloat, 1, str_afloat,
      calibrate_afloat, NULL, LPQ_ARITH_AFLOAT, repr_afloat},
     {LPQ_FAM_MINIFLOAT, "minifloat", 2, 2, check_minifloat, values_minifloat, 1, str_minifloat,
-     calibrate_minifloat, NULL, LPQ_ARITH_FLOAT, repr_minifloat},
+     calibrate_minifloat, quantizer_scaled, LPQ_ARITH_FLOAT, repr_minifloat},
 };
 
 /* The accelerator families' names, as architecture files write them. */

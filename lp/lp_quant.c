@@ -5,7 +5,7 @@
 ** bits(|x|). The quantizer splits float-bit space into buckets of 2^shift patterns; when no
 ** bucket holds two distinct thresholds (every n <= 8 format), one table lookup and one
 ** compare give the code and its value. Otherwise a binary search inside the bucket does. */
-#include "lp/lp.h"
+#include "lp/lp_internal.h"
 
 #include <float.h>
 #include <immintrin.h>
@@ -18,35 +18,6 @@
 /* A bucket without a threshold: only the all-ones NaN pattern reaches it, and NaNs are masked,
 ** so signed and unsigned compares agree (the SIMD paths compare signed). */
 #define NO_THRESHOLD 0x7fffffffu
-
-typedef struct {
-  uint32_t thr;        /* bits >= thr take the high side */
-  uint32_t lo_val;     /* float bits of the low side's value */
-  uint32_t hi_val;     /* float bits of the high side's value */
-  uint16_t lo_code;    /* magnitude codes of both sides */
-  uint16_t hi_code;
-} bucket_t;
-
-struct lp_quantizer_t {
-  int bits;          /* code width */
-  uint32_t npos;     /* positive codes 1..npos */
-  double *value;     /* value[c], c in 0..npos */
-  float *fvalue;     /* value[c] as float, clamped to FLT_MAX */
-  uint32_t *fbits;   /* bits of fvalue */
-  uint32_t *thr;     /* thr[i], i in 1..npos; thr[0] = 0 unused */
-  int shift;         /* bucket = (bits >> shift) - first */
-  int32_t first;
-  int32_t nbuckets;
-  int fast;          /* at most one distinct threshold per bucket */
-  bucket_t *bucket;  /* fast path */
-  /* Packed fast path (<= 255 positive codes, distinct thresholds): one 32-bit entry per
-  ** bucket, (threshold offset in the bucket << 8) | low code, the high code being low + 1.
-  ** An offset of 2^pshift means no threshold in the bucket. */
-  uint32_t *packed;
-  int pshift;
-  int32_t pfirst, pcount;
-  uint32_t *base;    /* general path: code at the start of each bucket, nbuckets + 1 entries */
-};
 
 static uint32_t f2u(float f) {
   uint32_t u;
@@ -133,11 +104,12 @@ static int build_packed(lp_quantizer_t *q) {
   return 0;
 }
 
-static int build_tables(lp_quantizer_t *q, lpq_error_t *err) {
+int lpq__quantizer_build(lp_quantizer_t *q, lpq_error_t *err) {
   const uint32_t np = q->npos;
+  const int preset = q->thr != NULL; /* thresholds of another rule (lp_quant_qdq.c) */
   q->fvalue = malloc((np + 1) * sizeof *q->fvalue);
   q->fbits = malloc((np + 1) * sizeof *q->fbits);
-  q->thr = malloc((np + 1) * sizeof *q->thr);
+  q->thr = preset ? q->thr : malloc((np + 1) * sizeof *q->thr);
   if (!q->fvalue || !q->fbits || !q->thr)
     return lpq_errorf(err, LPQ_ENOMEM, "quantizer: out of memory");
   for (uint32_t c = 0; c <= np; c++) {
@@ -146,7 +118,7 @@ static int build_tables(lp_quantizer_t *q, lpq_error_t *err) {
     q->fbits[c] = f2u(q->fvalue[c]);
   }
   q->thr[0] = 0;
-  for (uint32_t i = 1; i <= np; i++)
+  for (uint32_t i = 1; i <= np && !preset; i++)
     q->thr[i] = threshold_bits(lp_midpoint(q->value[i - 1], q->value[i]), (i & 1u) == 0);
 
   /* Coarsest buckets that still hold at most one distinct threshold. */
@@ -209,7 +181,7 @@ static int build_tables(lp_quantizer_t *q, lpq_error_t *err) {
   return 0;
 }
 
-static lp_quantizer_t *quantizer_alloc(int bits, uint32_t npos, lpq_error_t *err) {
+lp_quantizer_t *lpq__quantizer_alloc(int bits, uint32_t npos, lpq_error_t *err) {
   lp_quantizer_t *q = calloc(1, sizeof *q);
   if (q)
     q->value = malloc((npos + 1) * sizeof *q->value);
@@ -226,12 +198,12 @@ static lp_quantizer_t *quantizer_alloc(int bits, uint32_t npos, lpq_error_t *err
 lp_quantizer_t *lp_quantizer_new(const lp_format_t *f, lpq_error_t *err) {
   if (lp_format_validate(f, err) != 0)
     return NULL;
-  lp_quantizer_t *q = quantizer_alloc(f->n, lp_maxpos(f), err);
+  lp_quantizer_t *q = lpq__quantizer_alloc(f->n, lp_maxpos(f), err);
   if (!q)
     return NULL;
   for (uint32_t c = 0; c <= q->npos; c++)
     q->value[c] = lp_decode(f, c);
-  if (build_tables(q, err) != 0)
+  if (lpq__quantizer_build(q, err) != 0)
     lp_quantizer_free(&q);
   return q;
 }
@@ -250,12 +222,12 @@ lp_quantizer_t *lp_quantizer_new_values(const double *values, size_t count, int 
                  values[i]);
       return NULL;
     }
-  lp_quantizer_t *q = quantizer_alloc(bits, (uint32_t)count, err);
+  lp_quantizer_t *q = lpq__quantizer_alloc(bits, (uint32_t)count, err);
   if (!q)
     return NULL;
   q->value[0] = 0.0;
   memcpy(q->value + 1, values, count * sizeof *values);
-  if (build_tables(q, err) != 0)
+  if (lpq__quantizer_build(q, err) != 0)
     lp_quantizer_free(&q);
   return q;
 }

@@ -226,15 +226,15 @@ Test(export, errors_name_the_layer) {
 }
 
 /* lpq runs its own exports (the `lpq` domain's functions inlined, opset-21 QDQ with int4/int8
-** and FP8 tensors): LP logits are lpq eval's exactly (the same engine, the same thresholds);
-** int and FP8 activations go through QuantizeLinear, which divides by a float32 scale, where lpq
-** compares with thresholds in double: a value within an ulp of a threshold may take the other
-** step, which later layers carry (docs/FORMATS.md has the figures). */
+** and FP8 tensors): the logits are lpq eval's exactly, every family (the same engine; LP with
+** lpq's thresholds, int and FP8 through QuantizeLinear, which lpq's quantizer rounds as). */
 Test(export, lpq_runs_its_own_exports) {
   char data[256];
   small_data(data, sizeof data);
-  const char *cfgs[][2] = {{"lp4_ch", "1e-6"}, {"int4_ch", "5e-2"}, {"fp8", "5e-2"}};
-  for (size_t i = 0; i < 3; i++) {
+  /* bit for bit: the same engine, and lpq rounds int and FP8 as QuantizeLinear does (with the
+  ** float scale, the float quotient's nearest, ties to even: lp_quantizer_new_scaled) */
+  const char *cfgs[][2] = {{"lp4_ch", "0"}, {"int4_ch", "0"}, {"fp8", "0"}, {"int8_ch", "0"}};
+  for (size_t i = 0; i < 4; i++) {
     char cmd[2048], *o;
     snprintf(cmd, sizeof cmd, "%s/bin/lpq export --model " MODEL " --config bench/configs/%s.json "
              "--calib-data " CALIB " --calib 64 --out %s/rt_%s.onnx && %s/bin/lpq run --model "
@@ -270,7 +270,56 @@ Test(export, lpq_runs_its_own_exports) {
     fprintf(stderr, "lpq run on its %s export: max abs diff / max abs %.3g, top-1 mismatches %zu "
             "of %zu\n", cfgs[i][0], diff / maxabs, mismatch, n);
     cr_expect_leq(diff / maxabs, atof(cfgs[i][1]), "%s", cfgs[i][0]);
-    cr_expect_leq(mismatch, i == 0 ? 0 : 1, "%s", cfgs[i][0]);
+    cr_expect_eq(mismatch, 0, "%s", cfgs[i][0]);
+    lpq_array_free(&a);
+    lpq_array_free(&b);
+  }
+}
+
+/* Export and reload for every format family, weights and activations: lpq run on the export
+** gives lpq eval's logits bit for bit (LP, posit, AdaptivFloat and non-FP8 minifloat through
+** the lpq functions, int and FP8 through QDQ; per tensor and per channel). */
+Test(export, every_family_round_trips_through_lpq) {
+  char data[256];
+  small_data(data, sizeof data);
+  const char *fams[][3] = {
+      {"rt_posit8", "posit<8,1>", "posit<8,1>"},
+      {"rt_posit5", "posit<5,1>", "posit<6,1>"},
+      {"rt_afloat", "afloat<6,3>", "afloat<8,3>"},
+      {"rt_mini", "minifloat<3,2>", "minifloat<4,3>"},
+      {"rt_lp10", "lp<10,2,4,auto>", "lp<10,2,4,auto>"},
+      {"rt_lp5", "lp<5,0,3,auto>", "lp<6,1,3,auto>"},
+      {"rt_int12", "int<12,ch>", "int<12>"},
+      {"rt_int8", "int8", "int8"},
+      {"rt_e5m2", "fp8_e5m2", "fp8_e5m2"}};
+  for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+    char path[256], cmd[2048], *o;
+    snprintf(path, sizeof path, "%s/%s.json", dir, fams[i][0]);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"version\":1,\"default\":{\"w\":\"%s\",\"a\":\"%s\"}}", fams[i][1],
+            fams[i][2]);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/bin/lpq export --model " MODEL " --config %s --calib-data " CALIB
+             " --calib 64 --out %s/%s.onnx && %s/bin/lpq run --model %s/%s.onnx --data %s --out "
+             "%s/%s.run.npy && %s/bin/lpq eval --model " MODEL " --config %s --data %s "
+             "--calib-data " CALIB " --calib 64 --out %s/%s.eval.npy", bin(), path, dir,
+             fams[i][0], bin(), dir, fams[i][0], data, dir, fams[i][0], bin(), path, data, dir,
+             fams[i][0]);
+    cr_assert_eq(run(cmd, &o), 0, "%s: %s", fams[i][0], o);
+    free(o);
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "%s/%s.run.npy", dir, fams[i][0]);
+    snprintf(pb, sizeof pb, "%s/%s.eval.npy", dir, fams[i][0]);
+    lpq_array_t *a = NULL, *b = NULL;
+    cr_assert_eq(lpq_load_npy(pa, &a, NULL), 0, "%s", pa);
+    cr_assert_eq(lpq_load_npy(pb, &b, NULL), 0, "%s", pb);
+    cr_assert_eq(a->count, b->count);
+    size_t differ = 0;
+    for (size_t k = 0; k < a->count; k++)
+      differ += ((const float *)a->data)[k] != ((const float *)b->data)[k];
+    cr_expect_eq(differ, 0, "%s (w %s, a %s): %zu of %zu logits differ", fams[i][0], fams[i][1],
+                 fams[i][2], differ, a->count);
     lpq_array_free(&a);
     lpq_array_free(&b);
   }

@@ -163,8 +163,9 @@ Test(quality, int_ch_takes_the_same_per_channel_path) {
   float w[2 * 3] = {1, -2, 0.5f, 0.1f, 0.3f, -0.2f};
   lpq_numfmt_t f = parse_ok("int4_ch"), fc[2];
   cr_assert_eq(lpq_numfmt_calibrate_channels(&f, w, 2, 3, fc, NULL), 0);
-  cr_assert_float_eq(fc[0].scale, 2.0 / 7.0, 1e-12);
-  cr_assert_float_eq(fc[1].scale, 0.3 / 7.0, 1e-7);
+  /* max |w| / 7 as a float: the scale an export's DequantizeLinear carries */
+  cr_assert_eq(fc[0].scale, (double)(float)(2.0 / 7.0));
+  cr_assert_eq(fc[1].scale, (double)(float)((double)0.3f / 7.0));
 }
 
 /* ---- one-node models built here ---- */

@@ -48,13 +48,7 @@ typedef struct lpq_score_opts_t {
                           per-channel mean [0] */
 } lpq_score_opts_t;
 
-/* The output shifts the scorer adds with bias_correction on, for the export to write them into
-** the model (lpq export): for each layer whose weight format w[i] is not fp32, shift[i] gets
-** its M output channels' -(Wq - W) E[x] (malloc'd; the caller frees each), E[x] over the FP
-** inputs of calib (lpq_graph_batch(g) samples, as the scorer's calibration batch), Wq the
-** weights quantized as the scorer quantizes them; shift[i] = NULL for fp32 layers. */
-int lpq_bias_shifts(const lpq_graph_t *g, const lpq_numfmt_t *w, const float *calib,
-                    float **shift, lpq_error_t *err);
+/* lpq_bias_shifts (the shifts the scorer adds, for exports) is the engine's: engine/bias.c. */
 
 /* One candidate's score. */
 typedef struct lpq_score_t {

@@ -127,18 +127,10 @@ qentry_t *lpq__qcache_get(qcache_t *c, const char *key);
 qentry_t *lpq__qcache_put(qcache_t *c, qentry_t *e);
 void lpq__qcache_release(qcache_t *c, qentry_t *e);
 
-/* ---- bias correction after weight quantization (bias.c) ---- */
-
-/* The mean FP input each weight element of layer L multiplies, over the batch and the output
-** positions: [C][kH*kW] for a conv (input channel, tap; zero padding counts as 0), [K] for a
-** gemm or matmul (the last axis of its input). x holds count floats of L's input shape.
-** Returns a new array of *entries floats (the caller frees it), or NULL when memory runs out
-** or the count does not match the shape. */
+/* ---- bias correction after weight quantization: the engine's lpq_bias_input_means and
+** lpq_bias_shift (engine/bias.c, documented in engine/engine.h) under the names the scorer
+** uses (worker/bias.c) ---- */
 float *lpq__bias_input_means(const lpq_layer_t *L, const float *x, size_t count, size_t *entries);
-
-/* The shift that cancels the mean output error of quantized weights wq against L's FP weights:
-** shift[m] = -sum_k (wq - w)[m, k] E[x_k] for every output channel m (axis 0 of the weight;
-** groups respected), E[x_k] from lpq__bias_input_means. */
 void lpq__bias_shift(const lpq_layer_t *L, const float *wq, const float *in_mean, float *shift);
 
 #endif

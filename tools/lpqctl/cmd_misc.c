@@ -28,8 +28,11 @@ static void export_usage(FILE *out) {
                "                          [-o DIR | --remote-dir DIR] [--json]\n"
                "  writes the chosen genome's artefacts into DIR [.]: config.json (the candidate\n"
                "  config), model_lp.onnx (weights rounded to their LP formats; runs on any ONNX\n"
-               "  runtime), weights.lpw (the packed LP codes). Default: the job's best genome and\n"
-               "  only the config. --remote-dir has the coordinator write them on its own host.\n");
+               "  runtime), weights.lpw (the packed LP codes), model_q.onnx and\n"
+               "  model_q.encodings.json (the quantized model as lpq export writes it, the job's\n"
+               "  bias correction included when it was scored with it). Default: the job's best\n"
+               "  genome and only the config. --remote-dir has the coordinator write them on its\n"
+               "  own host.\n");
 }
 
 static int write_bytes(const char *dir, const char *name, const unsigned char *data, size_t len) {

@@ -188,8 +188,8 @@ Test(service, the_coordinator_killed_and_restarted_replays_to_the_same_front) {
   cr_assert(gens >= 3 && gens < 8, "%lld generations committed at the kill", gens);
   cr_assert_gt(stored, 0);
   f_start_coordinator(&s); /* the same database: the job resumes */
-  cr_assert(proc_wait_file_has(s.log, "resumes", 10), "no \"job %lld resumes\" in %s", (long long)id,
-            s.log);
+  cr_assert(proc_wait_file_has(s.log, "resumes", 10), "no \"job %lld resumes\" in %s",
+            (long long)id, s.log);
   char *st = f_wait_job(&s, id, 90);
   cr_assert_str_eq(st, "done", "(see %s)", s.log);
   free(st);

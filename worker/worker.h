@@ -27,6 +27,9 @@ int lpq_infonce(const float *q, const float *p, size_t batch, size_t dim, double
 /* Normalises each row of x ([rows, dim]) to unit L2 length in place; NaN/Inf: LPQ_ENAN with
 ** the row in the message. */
 int lpq_normalize_rows(float *x, size_t rows, size_t dim, lpq_error_t *err);
+/* The same from src into dst (bit for bit what copying then normalising in place gives). */
+int lpq_normalize_rows_to(float *dst, const float *src, size_t rows, size_t dim,
+                          lpq_error_t *err);
 
 /* InfoNCE of already-normalised rows (the cached FP side is normalised once). scratch holds
 ** batch*batch floats. */
@@ -42,6 +45,11 @@ typedef struct lpq_score_opts_t {
   int no_local;       /* 1: L_CO is the global term alone */
   int no_cache;       /* 1: quantize weights on every evaluation (tests: cached == uncached) */
   size_t cache_bytes; /* quantized-weight cache bound per scorer [256 MiB] */
+  size_t prefix_bytes; /* bound of the prefix cache of local terms: a layer's local term is
+                          kept under the formats of it and every layer before it, so a
+                          candidate sharing its first k layers' formats with one already
+                          scored reuses their local terms, bit for bit [4 MiB, 32 bytes per
+                          entry; off with no_cache] */
   int bias_correction; /* 1: each layer with quantized weights gets its bias corrected by the
                           mean output shift the quantization causes on the calibration batch
                           (NNCF FastBiasCorrection, AIMET): -(Wq - W) E[x], E[x] the FP input's

@@ -24,6 +24,30 @@ static lpq_exec_t *exec_get(lpq_scorer_t *s, lpq_error_t *err) {
   return x ? x : lpq_exec_new(s->g, err);
 }
 
+/* An evaluation's work space (normalised layer output, B x B similarities, logits), kept for
+** the next one: a fresh 10+ MB allocation per candidate costs its page faults every time. */
+static size_t work_floats(const lpq_scorer_t *s) {
+  return s->batch * (s->max_dim > s->classes ? s->max_dim : s->classes) + s->batch * s->batch +
+         s->out_count;
+}
+
+static float *work_get(lpq_scorer_t *s) {
+  pthread_mutex_lock(&s->pool_mu);
+  float *w = s->nwork ? s->work[--s->nwork] : NULL;
+  pthread_mutex_unlock(&s->pool_mu);
+  return w ? w : malloc(work_floats(s) * sizeof *w);
+}
+
+static void work_put(lpq_scorer_t *s, float *w) {
+  pthread_mutex_lock(&s->pool_mu);
+  if (w && s->nwork < LPQ__EXEC_POOL_MAX) {
+    s->work[s->nwork++] = w;
+    w = NULL;
+  }
+  pthread_mutex_unlock(&s->pool_mu);
+  free(w);
+}
+
 static void exec_put(lpq_scorer_t *s, lpq_exec_t *x) {
   pthread_mutex_lock(&s->pool_mu);
   if (s->npool < LPQ__EXEC_POOL_MAX) {
@@ -131,7 +155,7 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
   if (s->opts.prefix_bytes == 0)
     s->opts.prefix_bytes = (size_t)4 << 20;
   if (lpq__qcache_init(&s->cache, s->opts.cache_bytes) != 0 ||
-      (!s->opts.no_cache && lpq__prefix_init(&s->prefix, s->opts.prefix_bytes) != 0) ||
+      (!s->opts.no_cache && !s->opts.no_prefix && lpq__prefix_init(&s->prefix, s->opts.prefix_bytes) != 0) ||
       !(s->ref = calloc(s->nlayers ? s->nlayers : 1, sizeof *s->ref)) ||
       !(s->out_fp = malloc(out.count * sizeof *s->out_fp)) ||
       !(s->calib = malloc(in.count * sizeof *s->calib)) ||
@@ -222,6 +246,8 @@ void lpq_scorer_free(lpq_scorer_t **sp) {
   free(s->labels);
   for (size_t i = 0; i < s->npool; i++)
     lpq_exec_free(&s->pool[i]);
+  for (size_t i = 0; i < s->nwork; i++)
+    free(s->work[i]);
   lpq__qcache_destroy(&s->cache);
   lpq__prefix_destroy(&s->prefix);
   pthread_mutex_destroy(&s->pool_mu);
@@ -300,8 +326,6 @@ static void eval_release(eval_t *ev) {
   free(ev->local);
   free(ev->prefix);
   free(ev->held);
-  free(ev->buf);
-  free(ev->scratch);
 }
 
 /* Prepares the per-layer quantized weights and activation quantizers of a candidate. */
@@ -368,10 +392,11 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
   memset(out, 0, sizeof *out);
   if ((rc = eval_prepare(&ev, w, a, &out->mean_w_bits, &out->mean_a_bits)) != 0)
     goto done;
-  ev.buf = malloc((s->batch * (s->max_dim > s->classes ? s->max_dim : s->classes)) * sizeof *ev.buf);
-  ev.scratch = malloc(s->batch * s->batch * sizeof *ev.scratch);
-  logits = malloc(s->out_count * sizeof *logits);
-  if (!ev.buf || !ev.scratch || !logits) {
+  if ((ev.buf = work_get(s)) != NULL) {
+    ev.scratch = ev.buf + s->batch * (s->max_dim > s->classes ? s->max_dim : s->classes);
+    logits = ev.scratch + s->batch * s->batch;
+  }
+  if (!ev.buf) {
     rc = lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
     goto done;
   }
@@ -414,7 +439,7 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
   out->eval_ms = now_ms() - t0;
 done:
   eval_release(&ev);
-  free(logits);
+  work_put(s, ev.buf);
   if (x)
     exec_put(s, x);
   return rc;

@@ -175,6 +175,8 @@ struct lpq_scorer_t {
   pthread_mutex_t pool_mu;
   lpq_exec_t *pool[LPQ__EXEC_POOL_MAX];
   size_t npool;
+  float *work[LPQ__EXEC_POOL_MAX]; /* evaluations' work space, kept (score.c) */
+  size_t nwork;
 };
 
 /* score_cache.c: formats resolved (calibrated), quantizers and quantized weights, all cached,

@@ -464,6 +464,92 @@ int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt
   return lpq_scorer_predict(s, w, a, data, labels, count, top1_fp, top1_q, NULL, err);
 }
 
+/* lpq_scorer_predict's shared state: batches handed out in order, hits summed; the first
+** failing batch's error wins (the same one whatever the number of threads). */
+typedef struct predict_t {
+  lpq_scorer_t *s;
+  const eval_t *ev;
+  const float *data;
+  const int64_t *labels;
+  size_t count;
+  float *logits;
+  int want_fp;
+  pthread_mutex_t mu;
+  size_t next, hit_fp, hit_q, fail_at;
+  int rc;
+  lpq_error_t err;
+} predict_t;
+
+/* One batch into in/lf/lq; the hits of its samples into *hf, *hq. */
+static int predict_batch(predict_t *p, lpq_exec_t *x, eval_t *ev, size_t start, float *in,
+                         float *lf, float *lq, size_t *hf, size_t *hq, lpq_error_t *err) {
+  lpq_scorer_t *s = p->s;
+  const size_t per = s->in_count / s->batch;
+  size_t n = p->count - start < s->batch ? p->count - start : s->batch;
+  memcpy(in, p->data + start * per, n * per * sizeof *in);
+  memset(in + n * per, 0, (s->batch - n) * per * sizeof *in); /* pad the last batch */
+  lpq_hooks_t hooks = {ev, eval_weight, eval_input, NULL, eval_bias};
+  int rc;
+  /* the FP pass only when its top-1 is wanted */
+  if ((p->want_fp && (rc = lpq_exec_run(x, in, lf, NULL, err)) != 0) ||
+      (rc = hook_failed(lpq_exec_run(x, in, lq, &hooks, err), &ev->hook_err, err)) != 0)
+    return rc;
+  if (p->logits)
+    memcpy(p->logits + start * s->classes, lq, n * s->classes * sizeof *lq);
+  for (size_t i = 0; p->labels && i < n; i++) {
+    int64_t y = p->labels[start + i];
+    if (y < 0 || (size_t)y >= s->classes)
+      return lpq_errorf(err, LPQ_EINVAL, "accuracy: label %zu is %lld, outside 0..%zu",
+                        start + i, (long long)y, s->classes - 1);
+    if (p->want_fp)
+      *hf += (int64_t)argmax_row(lf + i * s->classes, s->classes) == y;
+    *hq += (int64_t)argmax_row(lq + i * s->classes, s->classes) == y;
+  }
+  return 0;
+}
+
+static void *predict_main(void *arg) {
+  predict_t *p = arg;
+  lpq_scorer_t *s = p->s;
+  eval_t ev = *p->ev; /* its own hook error; the weights and quantizers are shared, read only */
+  memset(&ev.hook_err, 0, sizeof ev.hook_err);
+  lpq_error_t err = {0};
+  float *in = malloc(s->in_count * sizeof *in), *lq = malloc(s->out_count * sizeof *lq);
+  float *lf = malloc(s->out_count * sizeof *lf);
+  lpq_exec_t *x = NULL;
+  size_t hf = 0, hq = 0, start = 0;
+  int rc = 0;
+  if (!in || !lq || !lf)
+    rc = lpq_errorf(&err, LPQ_ENOMEM, "accuracy: out of memory");
+  else if (!(x = exec_get(s, &err)))
+    rc = err.code ? err.code : LPQ_ENOMEM;
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    if (rc != 0 && start < p->fail_at) {
+      p->fail_at = start;
+      p->rc = rc;
+      p->err = err;
+    }
+    int stop = rc != 0 || p->next >= p->count || p->next >= p->fail_at;
+    start = p->next;
+    p->next += s->batch;
+    pthread_mutex_unlock(&p->mu);
+    if (stop)
+      break;
+    rc = predict_batch(p, x, &ev, start, in, lf, lq, &hf, &hq, &err);
+  }
+  pthread_mutex_lock(&p->mu);
+  p->hit_fp += hf;
+  p->hit_q += hq;
+  pthread_mutex_unlock(&p->mu);
+  free(in);
+  free(lq);
+  free(lf);
+  if (x)
+    exec_put(s, x);
+  return NULL;
+}
+
 int lpq_scorer_predict(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                        const float *data, const int64_t *labels, size_t count, double *top1_fp,
                        double *top1_q, float *logits, lpq_error_t *err) {
@@ -476,53 +562,36 @@ int lpq_scorer_predict(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_
     top1_fp = top1_q = NULL;
   eval_t ev = {.s = s, .err = err, .want_local = 0};
   double wb, ab;
-  const size_t per = s->in_count / s->batch;
-  float *in = malloc(s->in_count * sizeof *in), *lq = malloc(s->out_count * sizeof *lq);
-  float *lf = malloc(s->out_count * sizeof *lf);
-  lpq_exec_t *x = NULL;
-  size_t hit_fp = 0, hit_q = 0;
-  if (!in || !lq || !lf) {
-    rc = lpq_errorf(err, LPQ_ENOMEM, "accuracy: out of memory");
-    goto done;
+  if ((rc = eval_prepare(&ev, w, a, &wb, &ab)) != 0) {
+    eval_release(&ev);
+    return rc;
   }
-  if ((rc = eval_prepare(&ev, w, a, &wb, &ab)) != 0)
-    goto done;
-  if (!(x = exec_get(s, err))) {
-    rc = err ? err->code : LPQ_ENOMEM;
-    goto done;
-  }
-  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, NULL, eval_bias};
-  for (size_t start = 0; start < count; start += s->batch) {
-    size_t n = count - start < s->batch ? count - start : s->batch;
-    memcpy(in, data + start * per, n * per * sizeof *in);
-    memset(in + n * per, 0, (s->batch - n) * per * sizeof *in); /* pad the last batch */
-    /* the FP pass only when its top-1 is wanted */
-    if ((top1_fp && (rc = lpq_exec_run(x, in, lf, NULL, err)) != 0) ||
-        (rc = hook_failed(lpq_exec_run(x, in, lq, &hooks, err), &ev.hook_err, err)) != 0)
-      goto done;
-    if (logits)
-      memcpy(logits + start * s->classes, lq, n * s->classes * sizeof *lq);
-    for (size_t i = 0; labels && i < n; i++) {
-      if (labels[start + i] < 0 || (size_t)labels[start + i] >= s->classes) {
-        rc = lpq_errorf(err, LPQ_EINVAL, "accuracy: label %zu is %lld, outside 0..%zu",
-                        start + i, (long long)labels[start + i], s->classes - 1);
-        goto done;
-      }
-      if (top1_fp)
-        hit_fp += (int64_t)argmax_row(lf + i * s->classes, s->classes) == labels[start + i];
-      hit_q += (int64_t)argmax_row(lq + i * s->classes, s->classes) == labels[start + i];
-    }
+  predict_t p = {.s = s, .ev = &ev, .data = data, .labels = labels, .count = count,
+                 .logits = logits, .want_fp = top1_fp != NULL, .fail_at = SIZE_MAX};
+  pthread_mutex_init(&p.mu, NULL);
+  size_t batches = (count + s->batch - 1) / s->batch;
+  size_t nt = s->opts.threads > 1 ? (size_t)s->opts.threads : 1;
+  if (nt > batches)
+    nt = batches;
+  if (nt > LPQ__EXEC_POOL_MAX)
+    nt = LPQ__EXEC_POOL_MAX;
+  pthread_t th[LPQ__EXEC_POOL_MAX];
+  size_t started = 0;
+  while (started + 1 < nt && pthread_create(&th[started], NULL, predict_main, &p) == 0)
+    started++;
+  predict_main(&p); /* the calling thread works too */
+  for (size_t i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
+  pthread_mutex_destroy(&p.mu);
+  eval_release(&ev);
+  if (p.rc != 0) {
+    if (err)
+      *err = p.err;
+    return p.rc;
   }
   if (top1_fp)
-    *top1_fp = (double)hit_fp / (double)count;
+    *top1_fp = (double)p.hit_fp / (double)count;
   if (top1_q)
-    *top1_q = (double)hit_q / (double)count;
-done:
-  eval_release(&ev);
-  free(in);
-  free(lq);
-  free(lf);
-  if (x)
-    exec_put(s, x);
-  return rc;
+    *top1_q = (double)p.hit_q / (double)count;
+  return 0;
 }

@@ -58,6 +58,9 @@ typedef struct lpq_score_opts_t {
                           scored reuses their local terms, bit for bit [4 MiB, 32 bytes per
                           entry; off with no_cache] */
   int no_prefix;       /* 1: no prefix cache (every local term computed) */
+  int threads;         /* lpq_scorer_accuracy and _predict: batches on this many threads at
+                          once, each its own execution context; the results do not depend on
+                          it [1] */
   int bias_correction; /* 1: each layer with quantized weights gets its bias corrected by the
                           mean output shift the quantization causes on the calibration batch
                           (NNCF FastBiasCorrection, AIMET): -(Wq - W) E[x], E[x] the FP input's

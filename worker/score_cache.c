@@ -211,7 +211,7 @@ int lpq__prefix_init(lpq__prefix_cache_t *c, size_t bytes) {
   memset(c, 0, sizeof *c);
   c->nsets = bytes / (PREFIX_WAYS * sizeof *c->slots);
   if (c->nsets == 0)
-    c->nsets = 1;
+    return 0; /* smaller than one set: no cache (the bound holds) */
   if (!(c->slots = calloc(c->nsets * PREFIX_WAYS, sizeof *c->slots)))
     return LPQ_ENOMEM;
   pthread_mutex_init(&c->mu, NULL);
@@ -289,4 +289,18 @@ void lpq__prefix_put(lpq__prefix_cache_t *c, const uint64_t h[2], double local) 
   victim->local = local;
   victim->last_use = ++c->clock;
   pthread_mutex_unlock(&c->mu);
+}
+
+void lpq_scorer_stats(lpq_scorer_t *s, lpq_scorer_stats_t *st) {
+  memset(st, 0, sizeof *st);
+  if (s->prefix.slots) {
+    pthread_mutex_lock(&s->prefix.mu);
+    st->prefix_hits = s->prefix.hits;
+    st->prefix_misses = s->prefix.misses;
+    st->prefix_bytes = s->prefix.nsets * PREFIX_WAYS * sizeof *s->prefix.slots;
+    pthread_mutex_unlock(&s->prefix.mu);
+  }
+  pthread_mutex_lock(&s->cache.mu);
+  st->cache_bytes = s->cache.bytes;
+  pthread_mutex_unlock(&s->cache.mu);
 }

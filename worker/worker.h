@@ -102,6 +102,14 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
                              const lpq_score_opts_t *opts, lpq_error_t *err);
 void lpq_scorer_free(lpq_scorer_t **s);
 
+/* What a scorer's caches hold and did (for tests and benchmarks). */
+typedef struct lpq_scorer_stats_t {
+  uint64_t prefix_hits, prefix_misses; /* local terms reused / computed */
+  size_t prefix_bytes;                 /* the prefix cache's table (<= opts.prefix_bytes) */
+  size_t cache_bytes;                  /* the weight cache's entries (bounded while unpinned) */
+} lpq_scorer_stats_t;
+void lpq_scorer_stats(lpq_scorer_t *s, lpq_scorer_stats_t *st);
+
 /* Scores a candidate: w[i] and a[i] are layer i's weight and input-activation formats
 ** (lpq_graph_num_layers entries; "auto" and scaled formats are calibrated here, on the
 ** layer's FP weight or FP input sample). */

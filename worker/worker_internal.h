@@ -190,7 +190,7 @@ qentry_t *lpq__score_quantizer(lpq_scorer_t *s, const lpq_numfmt_t *f, lpq_error
 qentry_t *lpq__score_weights(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *f,
                              lpq_error_t *err);
 void lpq__score_weights_release(lpq_scorer_t *s, qentry_t *e);
-/* The table for bytes (at least one set); 0 or LPQ_ENOMEM. */
+/* The largest table within bytes (none under one set of 128 bytes); 0 or LPQ_ENOMEM. */
 int lpq__prefix_init(lpq__prefix_cache_t *c, size_t bytes);
 void lpq__prefix_destroy(lpq__prefix_cache_t *c);
 /* Extends the running hash (h[2], start: lpq__prefix_start) with one layer's resolved formats. */

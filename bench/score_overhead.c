@@ -23,6 +23,7 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+  lpq_blas_for_scoring(argv); /* as lpq does */
   if (argc == 2 || (argc > 1 && argv[1][0] == '-')) {
     fprintf(stderr, "usage: score_overhead [MODEL.onnx CALIB.npy [reps] [threads]]\n"
                     "  (default: models/resnet18.onnx models/fashion_calib_256.npy, as make bench "
@@ -58,30 +59,51 @@ int main(int argc, char **argv) {
   float *logits = malloc(out.count * sizeof *logits);
   size_t nl = lpq_graph_num_layers(g);
   lpq_numfmt_t *fp = calloc(nl, sizeof *fp), *w = calloc(nl, sizeof *w), *a = calloc(nl, sizeof *a);
+  lpq_numfmt_t *cw = calloc(nl, sizeof *cw);
   for (size_t i = 0; i < nl; i++) {
     lpq_numfmt_parse("fp32", &fp[i], NULL);
     lpq_numfmt_parse(i % 2 ? "lp<4,1,2,auto>" : "lp<6,1,3,auto>", &w[i], NULL);
     lpq_numfmt_parse("lp<8,2,3,auto>", &a[i], NULL);
+    /* the child's second half: other weight formats (the search's block regeneration) */
+    lpq_numfmt_parse(i < nl / 2 ? (i % 2 ? "lp<4,1,2,auto>" : "lp<6,1,3,auto>")
+                                : (i % 2 ? "lp<5,1,2,auto>" : "lp<3,0,2,auto>"), &cw[i], NULL);
   }
-  const char *names[3] = {"fp32 candidate", "LP candidate", "LP, global term only"};
-  double t_fp[100], t_sc[3][100];
-  lpq_score_opts_t o1 = {0}, o2 = {.no_local = 1};
-  lpq_scorer_t *s = lpq_scorer_new(g, x->data, NULL, &o1, &err);
-  lpq_scorer_t *s2 = lpq_scorer_new(g, x->data, NULL, &o2, &err);
-  if (!s || !s2 || !ex) {
+  /* 0: fp32 and 1: LP candidates that share nothing with one scored before (no prefix cache:
+  ** every local term computed; the weights cached, as in a search); 2: an LP child sharing its
+  ** first half's formats with its scored parent (the prefix cache on); 3: the global term only */
+  enum { K = 4 };
+  const char *names[K] = {"fp32 candidate", "LP candidate", "LP child, half shared",
+                          "LP, global term only"};
+  double t_fp[100], t_sc[K][100];
+  lpq_score_opts_t o_cold = {.no_prefix = 1}, o_warm = {0}, o_glob = {.no_local = 1};
+  lpq_scorer_t *s = lpq_scorer_new(g, x->data, NULL, &o_cold, &err);
+  lpq_scorer_t *sp = s ? lpq_scorer_new(g, x->data, NULL, &o_warm, &err) : NULL;
+  lpq_scorer_t *s2 = sp ? lpq_scorer_new(g, x->data, NULL, &o_glob, &err) : NULL;
+  if (!s || !sp || !s2 || !ex) {
     fprintf(stderr, "score_overhead: %s\n", err.msg);
     return 1;
   }
   lpq_score_t sc;
-  lpq_scorer_eval(s, w, a, &sc, &err); /* warm the weight cache */
+  lpq_scorer_eval(s, w, a, &sc, &err); /* warm the weight caches */
+  lpq_scorer_eval(s, cw, a, &sc, &err);
+  lpq_scorer_eval(sp, cw, a, &sc, &err);
   lpq_scorer_eval(s2, w, a, &sc, &err);
   for (int r = 0; r < reps; r++) {
     double t0 = now_ms();
     lpq_exec_run(ex, x->data, logits, NULL, &err);
     t_fp[r] = now_ms() - t0;
-    for (int k = 0; k < 3; k++) {
+    /* a parent no child has seen: the first layer's activations at a new sf offset */
+    char text[64];
+    snprintf(text, sizeof text, "lp<8,2,3,auto%+d>", r + 1);
+    lpq_numfmt_parse(text, &a[0], NULL);
+    if (lpq_scorer_eval(sp, w, a, &sc, &err) != 0) {
+      fprintf(stderr, "score_overhead: %s\n", err.msg);
+      return 1;
+    }
+    for (int k = 0; k < K; k++) {
+      lpq_scorer_t *use = k == 3 ? s2 : k == 2 ? sp : s;
       t0 = now_ms();
-      if (lpq_scorer_eval(k == 2 ? s2 : s, k == 0 ? fp : w, k == 0 ? fp : a, &sc, &err) != 0) {
+      if (lpq_scorer_eval(use, k == 0 ? fp : k == 2 ? cw : w, k == 0 ? fp : a, &sc, &err) != 0) {
         fprintf(stderr, "score_overhead: %s\n", err.msg);
         return 1;
       }
@@ -92,12 +114,13 @@ int main(int argc, char **argv) {
   printf("score_overhead: %s, batch %lld, %zu layers, %d threads, median of %d\n", argv[1],
          (long long)x->shape[0], nl, threads, reps);
   printf("%-24s %10.1f ms\n", "FP forward pass", t_fp[reps / 2]);
-  for (int k = 0; k < 3; k++) {
+  for (int k = 0; k < K; k++) {
     qsort(t_sc[k], (size_t)reps, sizeof(double), cmp);
     printf("%-24s %10.1f ms  %.2fx FP\n", names[k], t_sc[k][reps / 2], t_sc[k][reps / 2] / t_fp[reps / 2]);
   }
   bench_verdict("score_overhead", "an LP candidate's score (local + global) / FP pass",
                 t_sc[1][reps / 2] / t_fp[reps / 2], "<=", 1.3, "x");
+  lpq_scorer_free(&sp);
   lpq_scorer_free(&s);
   lpq_scorer_free(&s2);
   lpq_exec_free(&ex);
@@ -107,5 +130,6 @@ int main(int argc, char **argv) {
   free(fp);
   free(w);
   free(a);
+  free(cw);
   return 0;
 }

@@ -146,3 +146,54 @@ Test(cli, accel_on_a_model_and_format) {
   cr_assert(strstr(o, "es = 5 is out of range 0..4"), "%s", o);
   free(o);
 }
+
+/* Reads a whole file (free it); *n its length. */
+static char *slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "%s", path);
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)len + 1);
+  cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+  fclose(f);
+  *n = (size_t)len;
+  return b;
+}
+
+Test(cli, eval_threads_give_the_same_results) {
+  char dir[] = "/tmp/lpq_cli_threads_XXXXXX", cmd[1024], path[2][64];
+  cr_assert_not_null(mkdtemp(dir));
+  json_t *j[2];
+  const int threads[2] = {1, 3};
+  for (int k = 0; k < 2; k++) {
+    char *o;
+    snprintf(path[k], sizeof path[k], "%s/z%d.npy", dir, threads[k]);
+    /* 256 samples in batches of 24: 11 batches, the last one short */
+    snprintf(cmd, sizeof cmd, "eval --model models/resnet18.onnx --data "
+             "models/fashion_test_256.npy --labels models/fashion_test_256_labels.npy "
+             "--calib 24 --config bench/configs/lp4_ch.json --json --threads %d --out %s",
+             threads[k], path[k]);
+    cr_assert_eq(lpq(cmd, &o), 0, "%s", o);
+    j[k] = json_loads(o, 0, NULL);
+    cr_assert_not_null(j[k], "%s", o);
+    json_object_del(j[k], "eval_ms");
+    free(o);
+  }
+  cr_assert(json_equal(j[0], j[1]), "lpq eval --threads 3 differs from --threads 1");
+  cr_assert(json_number_value(json_object_get(j[0], "top1_quantized")) > 50.0);
+  size_t n0, n1;
+  char *z0 = slurp(path[0], &n0), *z1 = slurp(path[1], &n1);
+  cr_assert(n0 == n1 && n0 > 256 * 10 * 4 && memcmp(z0, z1, n0) == 0, "the logits differ");
+  free(z0);
+  free(z1);
+  json_decref(j[0]);
+  json_decref(j[1]);
+  unlink(path[0]);
+  unlink(path[1]);
+  rmdir(dir);
+  char *o;
+  cr_assert_eq(lpq("eval " SMALL "--config " FIX "score_small_config.json --threads 0", &o), 2);
+  cr_assert(strstr(o, "--threads 0"), "%s", o);
+  free(o);
+}

@@ -4,10 +4,13 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
-int lpq_normalize_rows(float *x, size_t rows, size_t dim, lpq_error_t *err) {
+int lpq_normalize_rows_to(float *dst, const float *src, size_t rows, size_t dim,
+                          lpq_error_t *err) {
   for (size_t r = 0; r < rows; r++) {
-    float *row = x + r * dim;
+    const float *row = src + r * dim;
+    float *out = dst + r * dim;
     double ss = 0.0;
     for (size_t i = 0; i < dim; i++)
       ss += (double)row[i] * (double)row[i];
@@ -20,13 +23,20 @@ int lpq_normalize_rows(float *x, size_t rows, size_t dim, lpq_error_t *err) {
       return lpq_errorf(err, LPQ_ENAN, "contrastive loss: row %zu, value %zu is %s", r, i,
                         lpq_nonfinite_name(row[i]));
     }
-    if (ss == 0.0)
+    if (ss == 0.0) {
+      if (out != row)
+        memcpy(out, row, dim * sizeof *out);
       continue;
+    }
     float inv = (float)(1.0 / sqrt(ss));
     for (size_t i = 0; i < dim; i++)
-      row[i] *= inv;
+      out[i] = row[i] * inv;
   }
   return 0;
+}
+
+int lpq_normalize_rows(float *x, size_t rows, size_t dim, lpq_error_t *err) {
+  return lpq_normalize_rows_to(x, x, rows, dim, err);
 }
 
 double lpq_infonce_normalized(const float *qn, const float *pn, size_t batch, size_t dim,

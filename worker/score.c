@@ -11,36 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#define EXEC_POOL_MAX 64
-
-typedef struct layer_ref_t {
-  float *out_norm;   /* FP output, rows normalised: [batch, dim] */
-  size_t dim;
-  float *in_sample;  /* strided sample of the FP input */
-  size_t in_count;   /* samples held */
-  size_t in_total;   /* input elements per pass */
-  float *in_mean;    /* bias correction: the FP input's mean per input channel */
-  double self_loss;  /* InfoNCE of the FP output with itself */
-} layer_ref_t;
-
-struct lpq_scorer_t {
-  const lpq_graph_t *g;
-  lpq_score_opts_t opts;
-  size_t batch, nlayers;
-  size_t in_count, out_count, classes;
-  layer_ref_t *ref;
-  float *out_norm;        /* FP network output, normalised rows */
-  float *out_fp;          /* FP network output as is */
-  float *calib;           /* the calibration batch (a copy) */
-  int64_t *labels;        /* NULL without labels */
-  double self_global, self_local, top1_fp;
-  size_t max_dim;
-  qcache_t cache;
-  pthread_mutex_t pool_mu;
-  lpq_exec_t *pool[EXEC_POOL_MAX];
-  size_t npool;
-};
-
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -54,9 +24,33 @@ static lpq_exec_t *exec_get(lpq_scorer_t *s, lpq_error_t *err) {
   return x ? x : lpq_exec_new(s->g, err);
 }
 
+/* An evaluation's work space (normalised layer output, B x B similarities, logits), kept for
+** the next one: a fresh 10+ MB allocation per candidate costs its page faults every time. */
+static size_t work_floats(const lpq_scorer_t *s) {
+  return s->batch * (s->max_dim > s->classes ? s->max_dim : s->classes) + s->batch * s->batch +
+         s->out_count;
+}
+
+static float *work_get(lpq_scorer_t *s) {
+  pthread_mutex_lock(&s->pool_mu);
+  float *w = s->nwork ? s->work[--s->nwork] : NULL;
+  pthread_mutex_unlock(&s->pool_mu);
+  return w ? w : malloc(work_floats(s) * sizeof *w);
+}
+
+static void work_put(lpq_scorer_t *s, float *w) {
+  pthread_mutex_lock(&s->pool_mu);
+  if (w && s->nwork < LPQ__EXEC_POOL_MAX) {
+    s->work[s->nwork++] = w;
+    w = NULL;
+  }
+  pthread_mutex_unlock(&s->pool_mu);
+  free(w);
+}
+
 static void exec_put(lpq_scorer_t *s, lpq_exec_t *x) {
   pthread_mutex_lock(&s->pool_mu);
-  if (s->npool < EXEC_POOL_MAX) {
+  if (s->npool < LPQ__EXEC_POOL_MAX) {
     s->pool[s->npool++] = x;
     x = NULL;
   }
@@ -90,7 +84,7 @@ static int hook_failed(int rc, const lpq_error_t *hook_err, lpq_error_t *err) {
 
 static int ref_input(void *user, size_t layer, float *x, size_t count) {
   ref_pass_t *rp = user;
-  layer_ref_t *r = &rp->s->ref[layer];
+  lpq__layer_ref_t *r = &rp->s->ref[layer];
   if (!(r->in_sample = lpq_act_sample(x, count, &r->in_count)))
     return lpq_errorf(rp->err, LPQ_ENOMEM, "scorer: out of memory");
   r->in_total = count;
@@ -108,7 +102,7 @@ static int ref_input(void *user, size_t layer, float *x, size_t count) {
 static int ref_output(void *user, size_t layer, const float *y, size_t count) {
   ref_pass_t *rp = user;
   lpq_scorer_t *s = rp->s;
-  layer_ref_t *r = &s->ref[layer];
+  lpq__layer_ref_t *r = &s->ref[layer];
   if (count % s->batch != 0)
     return lpq_errorf(rp->err, LPQ_EFORMAT, "scorer: layer %zu output (%zu values) does not split "
                       "into %zu samples", layer, count, s->batch);
@@ -158,7 +152,10 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
   s->in_count = in.count;
   s->out_count = out.count;
   s->classes = s->batch ? out.count / s->batch : 0;
+  if (s->opts.prefix_bytes == 0)
+    s->opts.prefix_bytes = (size_t)4 << 20;
   if (lpq__qcache_init(&s->cache, s->opts.cache_bytes) != 0 ||
+      (!s->opts.no_cache && !s->opts.no_prefix && lpq__prefix_init(&s->prefix, s->opts.prefix_bytes) != 0) ||
       !(s->ref = calloc(s->nlayers ? s->nlayers : 1, sizeof *s->ref)) ||
       !(s->out_fp = malloc(out.count * sizeof *s->out_fp)) ||
       !(s->calib = malloc(in.count * sizeof *s->calib)) ||
@@ -200,7 +197,7 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
                                           s->opts.temperature, scratch);
   double sum = 0;
   for (size_t l = 0; l < s->nlayers; l++) {
-    layer_ref_t *r = &s->ref[l];
+    lpq__layer_ref_t *r = &s->ref[l];
     if (!r->out_norm) {
       free(scratch);
       lpq_errorf(err, LPQ_ESTATE, "scorer: layer %zu did not run in the FP pass", l);
@@ -249,7 +246,10 @@ void lpq_scorer_free(lpq_scorer_t **sp) {
   free(s->labels);
   for (size_t i = 0; i < s->npool; i++)
     lpq_exec_free(&s->pool[i]);
+  for (size_t i = 0; i < s->nwork; i++)
+    free(s->work[i]);
   lpq__qcache_destroy(&s->cache);
+  lpq__prefix_destroy(&s->prefix);
   pthread_mutex_destroy(&s->pool_mu);
   free(s);
   *sp = NULL;
@@ -257,135 +257,6 @@ void lpq_scorer_free(lpq_scorer_t **sp) {
 
 double lpq_scorer_self_contrast(const lpq_scorer_t *s) {
   return s->self_global + (s->opts.no_local ? 0.0 : s->self_local);
-}
-
-/* ---- formats: resolution (calibration), quantizers and quantized weights, all cached ---- */
-
-static int fmt_key(const lpq_numfmt_t *f, char *buf, size_t len) {
-  char t[LPQ_NUMFMT_TEXT_MAX];
-  lpq_numfmt_str(f, t, sizeof t);
-  return snprintf(buf, len, "%s|%.17g", t, f->resolved ? f->scale : 0.0);
-}
-
-/* The resolved form of layer's weight ('w') or activation ('a') format. */
-static int resolve(lpq_scorer_t *s, size_t layer, char side, const lpq_numfmt_t *f,
-                   lpq_numfmt_t *out, lpq_error_t *err) {
-  if (f->resolved || f->family == LPQ_FAM_FP32 || (side == 'w' && f->per_channel)) {
-    *out = *f;
-    return 0;
-  }
-  if (side == 'a' && f->per_channel)
-    return lpq_errorf(err, LPQ_EINVAL, "layer %zu: per-channel formats apply to weights only",
-                      layer);
-  char key[128], fk[96];
-  fmt_key(f, fk, sizeof fk);
-  snprintf(key, sizeof key, "R|%c|%zu|%s", side, layer, fk);
-  qentry_t *e = lpq__qcache_get(&s->cache, key);
-  if (!e) {
-    lpq_numfmt_t r = *f;
-    const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
-    int rc = side == 'w' ? lpq_numfmt_calibrate(&r, L->weight, L->weight_count, err)
-                         : lpq_numfmt_calibrate(&r, s->ref[layer].in_sample,
-                                                s->ref[layer].in_count, err);
-    if (rc != 0)
-      return lpq_error_prefix(err, "layer %zu (%s): ", layer, L->name);
-    qentry_t *n = lpq__qentry_new(key);
-    if (!n)
-      return lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
-    n->fmt = r;
-    n->bytes = sizeof *n;
-    e = lpq__qcache_put(&s->cache, n);
-  }
-  *out = e->fmt;
-  lpq__qcache_release(&s->cache, e);
-  return 0;
-}
-
-/* A pinned quantizer for a resolved format. */
-static qentry_t *quantizer_entry(lpq_scorer_t *s, const lpq_numfmt_t *f, lpq_error_t *err) {
-  char key[128], fk[96];
-  fmt_key(f, fk, sizeof fk);
-  snprintf(key, sizeof key, "Q|%s", fk);
-  qentry_t *e = lpq__qcache_get(&s->cache, key);
-  if (e)
-    return e;
-  qentry_t *n = lpq__qentry_new(key);
-  if (!n || !(n->q = lpq_numfmt_quantizer(f, err))) {
-    free(n);
-    if (!n)
-      lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
-    return NULL;
-  }
-  n->bytes = 4096; /* tables are small next to weights */
-  return lpq__qcache_put(&s->cache, n);
-}
-
-/* Quantizes count values of src with resolved format f into dst. */
-static int quantize_with(lpq_scorer_t *s, const lpq_numfmt_t *f, const float *src, float *dst,
-                         size_t count, lpq_error_t *err) {
-  qentry_t *q = quantizer_entry(s, f, err);
-  if (!q)
-    return err ? err->code : LPQ_ENOMEM;
-  int rc = lp_quantize_f32(q->q, src, dst, count, err);
-  lpq__qcache_release(&s->cache, q);
-  return rc;
-}
-
-/* Layer's weights quantized to f (resolved, or per-channel): a pinned entry, or NULL. With
-** bias correction the entry's data holds the output shift after the weights (M floats). */
-static qentry_t *weight_entry(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *f,
-                              lpq_error_t *err) {
-  char key[128], fk[96];
-  fmt_key(f, fk, sizeof fk);
-  snprintf(key, sizeof key, "W|%zu|%s", layer, fk);
-  qentry_t *e = s->opts.no_cache ? NULL : lpq__qcache_get(&s->cache, key);
-  if (e)
-    return e;
-  const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
-  const size_t channels = (size_t)L->weight_shape[0], per = L->weight_count / channels;
-  const size_t floats = L->weight_count + (s->opts.bias_correction ? channels : 0);
-  qentry_t *n = lpq__qentry_new(key);
-  if (!n || !(n->data = malloc(floats * sizeof *n->data))) {
-    free(n);
-    lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory for layer %zu weights", layer);
-    return NULL;
-  }
-  n->bytes = floats * sizeof *n->data;
-  int rc = 0;
-  if (f->per_channel) {
-    lpq_numfmt_t *fc = malloc(channels * sizeof *fc);
-    rc = fc ? lpq_numfmt_calibrate_channels(f, L->weight, channels, per, fc, err)
-            : lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
-    for (size_t c = 0; c < channels && rc == 0; c++)
-      rc = quantize_with(s, &fc[c], L->weight + c * per, n->data + c * per, per, err);
-    free(fc);
-  } else {
-    rc = quantize_with(s, f, L->weight, n->data, L->weight_count, err);
-  }
-  if (rc == 0 && s->opts.bias_correction)
-    lpq__bias_shift(L, n->data, s->ref[layer].in_mean, n->data + L->weight_count);
-  if (rc != 0) {
-    lpq_error_prefix(err, "layer %zu (%s) weights: ", layer, L->name);
-    free(n->data);
-    free(n);
-    return NULL;
-  }
-  if (s->opts.no_cache) {
-    n->refs = 1;
-    return n;
-  }
-  return lpq__qcache_put(&s->cache, n);
-}
-
-static void weight_release(lpq_scorer_t *s, qentry_t *e) {
-  if (!e)
-    return;
-  if (s->opts.no_cache) {
-    free(e->data);
-    free(e);
-  } else {
-    lpq__qcache_release(&s->cache, e);
-  }
 }
 
 /* ---- one evaluation ---- */
@@ -396,6 +267,8 @@ typedef struct eval_t {
   qentry_t **wq;       /* per layer: quantized weights or NULL (fp32) */
   qentry_t **aq;       /* per layer: activation quantizer or NULL (fp32) */
   double *local;       /* per layer InfoNCE */
+  uint64_t *prefix;    /* per layer: the hash of layers 0..l's formats (two words) */
+  unsigned char *held; /* per layer: local[l] came from the prefix cache */
   float *buf, *scratch;
   int want_local;
   lpq_error_t hook_err;
@@ -427,12 +300,12 @@ static int eval_input(void *user, size_t layer, float *x, size_t count) {
 
 static int eval_output(void *user, size_t layer, const float *y, size_t count) {
   eval_t *ev = user;
-  if (!ev->want_local)
+  if (!ev->want_local || ev->held[layer])
     return 0;
   lpq_scorer_t *s = ev->s;
-  const layer_ref_t *r = &s->ref[layer];
-  memcpy(ev->buf, y, count * sizeof *y);
-  int rc = lpq_normalize_rows(ev->buf, s->batch, r->dim, &ev->hook_err);
+  const lpq__layer_ref_t *r = &s->ref[layer];
+  (void)count;
+  int rc = lpq_normalize_rows_to(ev->buf, y, s->batch, r->dim, &ev->hook_err);
   if (rc != 0)
     return lpq_error_prefix(&ev->hook_err, "layer %zu output: ", layer);
   ev->local[layer] = lpq_infonce_normalized(ev->buf, r->out_norm, s->batch, r->dim,
@@ -444,15 +317,15 @@ static void eval_release(eval_t *ev) {
   lpq_scorer_t *s = ev->s;
   for (size_t l = 0; l < s->nlayers; l++) {
     if (ev->wq)
-      weight_release(s, ev->wq[l]);
+      lpq__score_weights_release(s, ev->wq[l]);
     if (ev->aq && ev->aq[l])
       lpq__qcache_release(&s->cache, ev->aq[l]);
   }
   free(ev->wq);
   free(ev->aq);
   free(ev->local);
-  free(ev->buf);
-  free(ev->scratch);
+  free(ev->prefix);
+  free(ev->held);
 }
 
 /* Prepares the per-layer quantized weights and activation quantizers of a candidate. */
@@ -463,20 +336,29 @@ static int eval_prepare(eval_t *ev, const lpq_numfmt_t *w, const lpq_numfmt_t *a
   ev->wq = calloc(nl, sizeof *ev->wq);
   ev->aq = calloc(nl, sizeof *ev->aq);
   ev->local = calloc(nl, sizeof *ev->local);
-  if (!ev->wq || !ev->aq || !ev->local)
+  ev->prefix = calloc(2 * nl, sizeof *ev->prefix);
+  ev->held = calloc(nl, 1);
+  if (!ev->wq || !ev->aq || !ev->local || !ev->prefix || !ev->held)
     return lpq_errorf(ev->err, LPQ_ENOMEM, "scorer: out of memory");
   double wsum = 0, wcount = 0, asum = 0, acount = 0;
+  uint64_t h[2];
+  lpq__prefix_start(h);
   for (size_t l = 0; l < s->nlayers; l++) {
     const lpq_layer_t *L = lpq_graph_layer(s->g, l);
     lpq_numfmt_t rw, ra;
-    int rc = resolve(s, l, 'w', &w[l], &rw, ev->err);
+    int rc = lpq__score_resolve(s, l, 'w', &w[l], &rw, ev->err);
     if (rc == 0)
-      rc = resolve(s, l, 'a', &a[l], &ra, ev->err);
+      rc = lpq__score_resolve(s, l, 'a', &a[l], &ra, ev->err);
     if (rc != 0)
       return rc;
-    if (rw.family != LPQ_FAM_FP32 && !(ev->wq[l] = weight_entry(s, l, &rw, ev->err)))
+    lpq__prefix_extend(h, &rw, &ra);
+    ev->prefix[2 * l] = h[0];
+    ev->prefix[2 * l + 1] = h[1];
+    if (ev->want_local && s->prefix.slots && lpq__prefix_get(&s->prefix, h, &ev->local[l]))
+      ev->held[l] = 1;
+    if (rw.family != LPQ_FAM_FP32 && !(ev->wq[l] = lpq__score_weights(s, l, &rw, ev->err)))
       return ev->err ? ev->err->code : LPQ_ENOMEM;
-    if (ra.family != LPQ_FAM_FP32 && !(ev->aq[l] = quantizer_entry(s, &ra, ev->err)))
+    if (ra.family != LPQ_FAM_FP32 && !(ev->aq[l] = lpq__score_quantizer(s, &ra, ev->err)))
       return lpq_error_prefix(ev->err, "layer %zu (%s) activations: ", l, L->name);
     wsum += (double)rw.bits * (double)L->weight_count;
     wcount += (double)L->weight_count;
@@ -510,10 +392,11 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
   memset(out, 0, sizeof *out);
   if ((rc = eval_prepare(&ev, w, a, &out->mean_w_bits, &out->mean_a_bits)) != 0)
     goto done;
-  ev.buf = malloc((s->batch * (s->max_dim > s->classes ? s->max_dim : s->classes)) * sizeof *ev.buf);
-  ev.scratch = malloc(s->batch * s->batch * sizeof *ev.scratch);
-  logits = malloc(s->out_count * sizeof *logits);
-  if (!ev.buf || !ev.scratch || !logits) {
+  if ((ev.buf = work_get(s)) != NULL) {
+    ev.scratch = ev.buf + s->batch * (s->max_dim > s->classes ? s->max_dim : s->classes);
+    logits = ev.scratch + s->batch * s->batch;
+  }
+  if (!ev.buf) {
     rc = lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
     goto done;
   }
@@ -536,8 +419,11 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
   out->l_global = lpq_infonce_normalized(ev.buf, s->out_norm, s->batch, s->classes,
                                          s->opts.temperature, ev.scratch);
   double sum = 0;
-  for (size_t l = 0; l < s->nlayers; l++)
+  for (size_t l = 0; l < s->nlayers; l++) {
     sum += ev.local[l];
+    if (ev.want_local && s->prefix.slots && !ev.held[l])
+      lpq__prefix_put(&s->prefix, ev.prefix + 2 * l, ev.local[l]);
+  }
   out->l_local = (ev.want_local && s->nlayers) ? sum / (double)s->nlayers : 0.0;
   out->l_co = out->l_global + out->l_local;
   out->l_cr = out->mean_w_bits / 32.0;
@@ -553,7 +439,7 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
   out->eval_ms = now_ms() - t0;
 done:
   eval_release(&ev);
-  free(logits);
+  work_put(s, ev.buf);
   if (x)
     exec_put(s, x);
   return rc;
@@ -563,9 +449,9 @@ int lpq_scorer_resolve(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_
                        lpq_numfmt_t *w_out, lpq_numfmt_t *a_out, lpq_error_t *err) {
   int rc = check_args(s, w, a, err);
   for (size_t l = 0; rc == 0 && l < s->nlayers; l++) {
-    rc = resolve(s, l, 'w', &w[l], &w_out[l], err);
+    rc = lpq__score_resolve(s, l, 'w', &w[l], &w_out[l], err);
     if (rc == 0)
-      rc = resolve(s, l, 'a', &a[l], &a_out[l], err);
+      rc = lpq__score_resolve(s, l, 'a', &a[l], &a_out[l], err);
   }
   return rc;
 }
@@ -576,6 +462,92 @@ int lpq_scorer_accuracy(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt
   if (!labels)
     return lpq_errorf(err, LPQ_EINVAL, "accuracy: no labels");
   return lpq_scorer_predict(s, w, a, data, labels, count, top1_fp, top1_q, NULL, err);
+}
+
+/* lpq_scorer_predict's shared state: batches handed out in order, hits summed; the first
+** failing batch's error wins (the same one whatever the number of threads). */
+typedef struct predict_t {
+  lpq_scorer_t *s;
+  const eval_t *ev;
+  const float *data;
+  const int64_t *labels;
+  size_t count;
+  float *logits;
+  int want_fp;
+  pthread_mutex_t mu;
+  size_t next, hit_fp, hit_q, fail_at;
+  int rc;
+  lpq_error_t err;
+} predict_t;
+
+/* One batch into in/lf/lq; the hits of its samples into *hf, *hq. */
+static int predict_batch(predict_t *p, lpq_exec_t *x, eval_t *ev, size_t start, float *in,
+                         float *lf, float *lq, size_t *hf, size_t *hq, lpq_error_t *err) {
+  lpq_scorer_t *s = p->s;
+  const size_t per = s->in_count / s->batch;
+  size_t n = p->count - start < s->batch ? p->count - start : s->batch;
+  memcpy(in, p->data + start * per, n * per * sizeof *in);
+  memset(in + n * per, 0, (s->batch - n) * per * sizeof *in); /* pad the last batch */
+  lpq_hooks_t hooks = {ev, eval_weight, eval_input, NULL, eval_bias};
+  int rc;
+  /* the FP pass only when its top-1 is wanted */
+  if ((p->want_fp && (rc = lpq_exec_run(x, in, lf, NULL, err)) != 0) ||
+      (rc = hook_failed(lpq_exec_run(x, in, lq, &hooks, err), &ev->hook_err, err)) != 0)
+    return rc;
+  if (p->logits)
+    memcpy(p->logits + start * s->classes, lq, n * s->classes * sizeof *lq);
+  for (size_t i = 0; p->labels && i < n; i++) {
+    int64_t y = p->labels[start + i];
+    if (y < 0 || (size_t)y >= s->classes)
+      return lpq_errorf(err, LPQ_EINVAL, "accuracy: label %zu is %lld, outside 0..%zu",
+                        start + i, (long long)y, s->classes - 1);
+    if (p->want_fp)
+      *hf += (int64_t)argmax_row(lf + i * s->classes, s->classes) == y;
+    *hq += (int64_t)argmax_row(lq + i * s->classes, s->classes) == y;
+  }
+  return 0;
+}
+
+static void *predict_main(void *arg) {
+  predict_t *p = arg;
+  lpq_scorer_t *s = p->s;
+  eval_t ev = *p->ev; /* its own hook error; the weights and quantizers are shared, read only */
+  memset(&ev.hook_err, 0, sizeof ev.hook_err);
+  lpq_error_t err = {0};
+  float *in = malloc(s->in_count * sizeof *in), *lq = malloc(s->out_count * sizeof *lq);
+  float *lf = malloc(s->out_count * sizeof *lf);
+  lpq_exec_t *x = NULL;
+  size_t hf = 0, hq = 0, start = 0;
+  int rc = 0;
+  if (!in || !lq || !lf)
+    rc = lpq_errorf(&err, LPQ_ENOMEM, "accuracy: out of memory");
+  else if (!(x = exec_get(s, &err)))
+    rc = err.code ? err.code : LPQ_ENOMEM;
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    if (rc != 0 && start < p->fail_at) {
+      p->fail_at = start;
+      p->rc = rc;
+      p->err = err;
+    }
+    int stop = rc != 0 || p->next >= p->count || p->next >= p->fail_at;
+    start = p->next;
+    p->next += s->batch;
+    pthread_mutex_unlock(&p->mu);
+    if (stop)
+      break;
+    rc = predict_batch(p, x, &ev, start, in, lf, lq, &hf, &hq, &err);
+  }
+  pthread_mutex_lock(&p->mu);
+  p->hit_fp += hf;
+  p->hit_q += hq;
+  pthread_mutex_unlock(&p->mu);
+  free(in);
+  free(lq);
+  free(lf);
+  if (x)
+    exec_put(s, x);
+  return NULL;
 }
 
 int lpq_scorer_predict(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
@@ -590,53 +562,36 @@ int lpq_scorer_predict(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_
     top1_fp = top1_q = NULL;
   eval_t ev = {.s = s, .err = err, .want_local = 0};
   double wb, ab;
-  const size_t per = s->in_count / s->batch;
-  float *in = malloc(s->in_count * sizeof *in), *lq = malloc(s->out_count * sizeof *lq);
-  float *lf = malloc(s->out_count * sizeof *lf);
-  lpq_exec_t *x = NULL;
-  size_t hit_fp = 0, hit_q = 0;
-  if (!in || !lq || !lf) {
-    rc = lpq_errorf(err, LPQ_ENOMEM, "accuracy: out of memory");
-    goto done;
+  if ((rc = eval_prepare(&ev, w, a, &wb, &ab)) != 0) {
+    eval_release(&ev);
+    return rc;
   }
-  if ((rc = eval_prepare(&ev, w, a, &wb, &ab)) != 0)
-    goto done;
-  if (!(x = exec_get(s, err))) {
-    rc = err ? err->code : LPQ_ENOMEM;
-    goto done;
-  }
-  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, NULL, eval_bias};
-  for (size_t start = 0; start < count; start += s->batch) {
-    size_t n = count - start < s->batch ? count - start : s->batch;
-    memcpy(in, data + start * per, n * per * sizeof *in);
-    memset(in + n * per, 0, (s->batch - n) * per * sizeof *in); /* pad the last batch */
-    /* the FP pass only when its top-1 is wanted */
-    if ((top1_fp && (rc = lpq_exec_run(x, in, lf, NULL, err)) != 0) ||
-        (rc = hook_failed(lpq_exec_run(x, in, lq, &hooks, err), &ev.hook_err, err)) != 0)
-      goto done;
-    if (logits)
-      memcpy(logits + start * s->classes, lq, n * s->classes * sizeof *lq);
-    for (size_t i = 0; labels && i < n; i++) {
-      if (labels[start + i] < 0 || (size_t)labels[start + i] >= s->classes) {
-        rc = lpq_errorf(err, LPQ_EINVAL, "accuracy: label %zu is %lld, outside 0..%zu",
-                        start + i, (long long)labels[start + i], s->classes - 1);
-        goto done;
-      }
-      if (top1_fp)
-        hit_fp += (int64_t)argmax_row(lf + i * s->classes, s->classes) == labels[start + i];
-      hit_q += (int64_t)argmax_row(lq + i * s->classes, s->classes) == labels[start + i];
-    }
+  predict_t p = {.s = s, .ev = &ev, .data = data, .labels = labels, .count = count,
+                 .logits = logits, .want_fp = top1_fp != NULL, .fail_at = SIZE_MAX};
+  pthread_mutex_init(&p.mu, NULL);
+  size_t batches = (count + s->batch - 1) / s->batch;
+  size_t nt = s->opts.threads > 1 ? (size_t)s->opts.threads : 1;
+  if (nt > batches)
+    nt = batches;
+  if (nt > LPQ__EXEC_POOL_MAX)
+    nt = LPQ__EXEC_POOL_MAX;
+  pthread_t th[LPQ__EXEC_POOL_MAX];
+  size_t started = 0;
+  while (started + 1 < nt && pthread_create(&th[started], NULL, predict_main, &p) == 0)
+    started++;
+  predict_main(&p); /* the calling thread works too */
+  for (size_t i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
+  pthread_mutex_destroy(&p.mu);
+  eval_release(&ev);
+  if (p.rc != 0) {
+    if (err)
+      *err = p.err;
+    return p.rc;
   }
   if (top1_fp)
-    *top1_fp = (double)hit_fp / (double)count;
+    *top1_fp = (double)p.hit_fp / (double)count;
   if (top1_q)
-    *top1_q = (double)hit_q / (double)count;
-done:
-  eval_release(&ev);
-  free(in);
-  free(lq);
-  free(lf);
-  if (x)
-    exec_put(s, x);
-  return rc;
+    *top1_q = (double)p.hit_q / (double)count;
+  return 0;
 }

@@ -127,6 +127,79 @@ qentry_t *lpq__qcache_get(qcache_t *c, const char *key);
 qentry_t *lpq__qcache_put(qcache_t *c, qentry_t *e);
 void lpq__qcache_release(qcache_t *c, qentry_t *e);
 
+/* ---- the scorer's state (score.c, score_cache.c) ---- */
+
+#define LPQ__EXEC_POOL_MAX 64
+
+typedef struct lpq__layer_ref_t {
+  float *out_norm;   /* FP output, rows normalised: [batch, dim] */
+  size_t dim;
+  float *in_sample;  /* strided sample of the FP input */
+  size_t in_count;   /* samples held */
+  size_t in_total;   /* input elements per pass */
+  float *in_mean;    /* bias correction: the FP input's mean per input channel */
+  double self_loss;  /* InfoNCE of the FP output with itself */
+} lpq__layer_ref_t;
+
+/* The prefix cache of local terms: layer l's local term depends only on the formats of layers
+** 0..l (layers are numbered in execution order; what runs between them has no format), so it
+** is kept under a 128-bit hash of those formats, in a table of fixed size (the bound) with
+** 4-way sets, the least recently used way replaced. */
+typedef struct lpq__prefix_slot_t {
+  uint64_t h1, h2; /* 0, 0: empty */
+  double local;
+  uint64_t last_use;
+} lpq__prefix_slot_t;
+
+typedef struct lpq__prefix_cache_t {
+  pthread_mutex_t mu;
+  lpq__prefix_slot_t *slots; /* nsets * 4 */
+  size_t nsets;
+  uint64_t clock, hits, misses;
+} lpq__prefix_cache_t;
+
+struct lpq_scorer_t {
+  const lpq_graph_t *g;
+  lpq_score_opts_t opts;
+  size_t batch, nlayers;
+  size_t in_count, out_count, classes;
+  lpq__layer_ref_t *ref;
+  float *out_norm;        /* FP network output, normalised rows */
+  float *out_fp;          /* FP network output as is */
+  float *calib;           /* the calibration batch (a copy) */
+  int64_t *labels;        /* NULL without labels */
+  double self_global, self_local, top1_fp;
+  size_t max_dim;
+  qcache_t cache;
+  lpq__prefix_cache_t prefix;
+  pthread_mutex_t pool_mu;
+  lpq_exec_t *pool[LPQ__EXEC_POOL_MAX];
+  size_t npool;
+  float *work[LPQ__EXEC_POOL_MAX]; /* evaluations' work space, kept (score.c) */
+  size_t nwork;
+};
+
+/* score_cache.c: formats resolved (calibrated), quantizers and quantized weights, all cached,
+** and the prefix cache of local terms. */
+int lpq__score_resolve(lpq_scorer_t *s, size_t layer, char side, const lpq_numfmt_t *f,
+                       lpq_numfmt_t *out, lpq_error_t *err);
+/* A pinned quantizer for a resolved format (release it), or NULL. */
+qentry_t *lpq__score_quantizer(lpq_scorer_t *s, const lpq_numfmt_t *f, lpq_error_t *err);
+/* Layer's weights quantized to f (resolved, or per-channel): a pinned entry, or NULL. With
+** bias correction the entry's data holds the output shift after the weights (M floats). */
+qentry_t *lpq__score_weights(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *f,
+                             lpq_error_t *err);
+void lpq__score_weights_release(lpq_scorer_t *s, qentry_t *e);
+/* The largest table within bytes (none under one set of 128 bytes); 0 or LPQ_ENOMEM. */
+int lpq__prefix_init(lpq__prefix_cache_t *c, size_t bytes);
+void lpq__prefix_destroy(lpq__prefix_cache_t *c);
+/* Extends the running hash (h[2], start: lpq__prefix_start) with one layer's resolved formats. */
+void lpq__prefix_start(uint64_t h[2]);
+void lpq__prefix_extend(uint64_t h[2], const lpq_numfmt_t *w, const lpq_numfmt_t *a);
+/* 1 and *local when the key is held. */
+int lpq__prefix_get(lpq__prefix_cache_t *c, const uint64_t h[2], double *local);
+void lpq__prefix_put(lpq__prefix_cache_t *c, const uint64_t h[2], double local);
+
 /* ---- bias correction after weight quantization: the engine's lpq_bias_input_means and
 ** lpq_bias_shift (engine/bias.c, documented in engine/engine.h) under the names the scorer
 ** uses (worker/bias.c) ---- */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -29,12 +30,15 @@ static void usage(FILE *out) {
           "                      write the config with auto sf and scales resolved (per-channel\n"
           "                      LP: \"w\" keeps auto_ch, \"w_sf\" lists each channel's sf)\n"
           "  --out Z.npy         the quantized model's logits over all of X (float32)\n"
+          "  --threads T         batches of X scored at once (default: the online cores; the\n"
+          "                      results do not depend on it)\n"
           "  --json              one JSON object instead of text\n");
 }
 
 typedef struct eval_args_t {
   const char *model, *data, *labels, *config, *calib_data, *resolved_config, *out;
   size_t calib;
+  int threads;
   double mean, std, temperature, lambda;
   int json, bias_correction, bc_given; /* the flag, else the config's "bias_correction" */
 } eval_args_t;
@@ -48,8 +52,11 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
       {"lambda", required_argument, 0, 'L'},     {"json", no_argument, 0, 'j'},
       {"bias-correction", required_argument, 0, 'B'},
       {"resolved-config", required_argument, 0, 'R'}, {"out", required_argument, 0, 'O'},
+      {"threads", required_argument, 0, 't'},
       {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
-  *a = (eval_args_t){.calib = 256, .mean = 0, .std = 1, .temperature = 0.5, .lambda = 1};
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  *a = (eval_args_t){.calib = 256, .mean = 0, .std = 1, .temperature = 0.5, .lambda = 1,
+                     .threads = cores > 0 ? (int)(cores < 64 ? cores : 64) : 1};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -98,6 +105,13 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
       break;
     case 'R': a->resolved_config = optarg; break;
     case 'O': a->out = optarg; break;
+    case 't':
+      a->threads = (int)strtol(optarg, &end, 10);
+      if (*end || a->threads < 1 || a->threads > 64) {
+        fprintf(stderr, "lpq eval: --threads %s: expected an integer in 1..64\n", optarg);
+        return 2;
+      }
+      break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return 2;
     }
@@ -161,18 +175,20 @@ static int write_resolved(lpq_scorer_t *s, const lpq_graph_t *g, const char **na
   return rc;
 }
 
-/* The candidate's logits over all of x, as Z.npy [N, classes]. */
-static int write_logits(lpq_scorer_t *s, const lpq_graph_t *g, const lpq_numfmt_t *w,
-                        const lpq_numfmt_t *af, const lpq_array_t *x, const char *path,
-                        lpq_error_t *err) {
+/* One pass over all of x: the top-1s with labels, the candidate's logits as Z.npy [N, classes]
+** with path. */
+static int predict_all(lpq_scorer_t *s, const lpq_graph_t *g, const lpq_numfmt_t *w,
+                       const lpq_numfmt_t *af, const lpq_array_t *x, const int64_t *labels,
+                       double *top1_fp, double *top1_q, const char *path, lpq_error_t *err) {
   lpq_tensor_info_t out;
   lpq_graph_output(g, 0, &out);
   int64_t shape[2] = {x->shape[0], (int64_t)(out.count / (size_t)lpq_graph_batch(g))};
-  lpq_array_t *z = lpq_array_new(LPQ_DT_F32, 2, shape, err);
-  int rc = z ? lpq_scorer_predict(s, w, af, x->data, NULL, (size_t)x->shape[0], NULL, NULL,
-                                  z->data, err)
-             : (err ? err->code : LPQ_ENOMEM);
-  if (rc == 0)
+  lpq_array_t *z = path ? lpq_array_new(LPQ_DT_F32, 2, shape, err) : NULL;
+  if (path && !z)
+    return err ? err->code : LPQ_ENOMEM;
+  int rc = lpq_scorer_predict(s, w, af, x->data, labels, (size_t)x->shape[0], top1_fp, top1_q,
+                              z ? z->data : NULL, err);
+  if (rc == 0 && z)
     rc = lpq_save_npy(path, z, err);
   lpq_array_free(&z);
   return rc;
@@ -183,7 +199,8 @@ int cmd_eval(int argc, char **argv) {
   int prc = parse_args(argc, argv, &a);
   if (prc != 0)
     return prc == 1 ? 0 : prc;
-  /* one BLAS thread: an evaluation gives the same numbers as in a search or on a worker */
+  /* one BLAS thread: an evaluation gives the same numbers as in a search or on a worker (the
+  ** data set's batches run on --threads threads, one execution context each) */
   openblas_set_num_threads(1);
   lpq_error_t err = {0};
   lpq_array_t *x = NULL, *cx = NULL;
@@ -240,7 +257,7 @@ int cmd_eval(int argc, char **argv) {
   if (!a.bc_given)
     a.bias_correction = cfg->bias_correction;
   lpq_score_opts_t opts = {.temperature = a.temperature, .lambda = a.lambda,
-                           .bias_correction = a.bias_correction};
+                           .bias_correction = a.bias_correction, .threads = a.threads};
   /* calibration labels: only when the calibration batch is a prefix of the labelled data */
   if (!(s = lpq_scorer_new(g, calib->data, cx ? NULL : labels, &opts, &err)))
     goto fail;
@@ -248,10 +265,8 @@ int cmd_eval(int argc, char **argv) {
   if (lpq_scorer_eval(s, w, af, &sc, &err) != 0)
     goto fail;
   double top1_fp = -1, top1_q = -1;
-  if (labels && lpq_scorer_accuracy(s, w, af, x->data, labels, nlabels, &top1_fp, &top1_q,
-                                    &err) != 0)
-    goto fail;
-  if (a.out && write_logits(s, g, w, af, x, a.out, &err) != 0)
+  if ((labels || a.out) && predict_all(s, g, w, af, x, labels, &top1_fp, &top1_q, a.out,
+                                       &err) != 0)
     goto fail;
   double self = lpq_scorer_self_contrast(s);
   if (a.resolved_config && write_resolved(s, g, names, w, af, a.resolved_config, &err) != 0)

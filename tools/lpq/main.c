@@ -1,5 +1,6 @@
 /* tools/lpq/main.c: `lpq`, the offline tool: one subcommand per capability (DESIGN section 6). */
 #include "tools/lpq/lpq.h"
+#include "worker/worker.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,8 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
+  /* every command that computes: OpenBLAS's fastest kernels for this CPU (a re-execution) */
+  lpq_blas_for_scoring(argv);
   for (size_t i = 0; i < NCOMMANDS; i++)
     if (strcmp(argv[1], commands[i].name) == 0)
       return commands[i].run(argc - 1, argv + 1);

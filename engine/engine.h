@@ -157,6 +157,10 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
 ** OPENBLAS_CORETYPE set by the user is respected. (lpq's convolutions do not use OpenBLAS on
 ** AVX-512 CPUs; Gemm and MatMul do.) */
 void lpq_blas_select_kernels(char **argv);
+/* The instruction set lpq's own kernels use: "avx512", "avx2" or "generic" (the best the CPU
+** has, chosen once per process; LPQ_ISA=avx2 or LPQ_ISA=generic in the environment forces a
+** lower one, e.g. to check the AVX2 code on an AVX-512 machine). */
+const char *lpq_engine_isa(void);
 
 /* A serialized ONNX TensorProto (e.g. a test's input_0.pb) as an array; the tensor's name is
 ** copied into name (may be NULL). Every size is checked against the buffer. */

@@ -97,8 +97,7 @@ threads_t *lpq__threads_new(int nthreads);
 void lpq__threads_free(threads_t **p);
 int lpq__threads_count(const threads_t *p);
 void lpq__threads_run(threads_t *p, size_t ntasks, void (*fn)(void *arg, size_t task, int tid), void *arg);
-/* Thread tid's scratch area in a kernel. */
-static inline float *thread_scratch(const kctx_t *k, int tid) {
+static inline float *thread_scratch(const kctx_t *k, int tid) { /* thread tid's scratch */
   return k->scratch + (size_t)tid * k->scratch_stride;
 }
 
@@ -144,9 +143,7 @@ typedef struct matmul_params_t {
   int b_nk;                  /* the weight was laid out [N, K] at load (a quantizable layer) */
 } matmul_params_t;
 
-typedef struct bn_params_t {
-  float eps;
-} bn_params_t;
+typedef struct bn_params_t { float eps; } bn_params_t;
 
 typedef struct clip_params_t {
   float lo, hi;
@@ -225,7 +222,7 @@ void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w
 
 /* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of lpq__kern_sgemm_implicit for
 ** one image: x is the image's first channel of the group, pos0 the output position of
-** column 0. Only with the AVX-512 kernel. */
+** column 0. Only with lpq's GEMM kernel (lpq__sgemm_packs_a()). */
 typedef struct conv_implicit_t {
   const conv_params_t *p;
   const float *x;
@@ -257,8 +254,11 @@ int lpq__read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_
 /* Applies the fused activation of n to y[0..count). */
 void lpq__apply_act(const gnode_t *n, float *y, size_t count);
 
-/* Hot inner loops, compiled for AVX-512, AVX2 and plain x86-64 and chosen at load time by the
-** CPU (ops_kernels.c). Pointers must not overlap. */
+/* Instruction set of lpq's kernels (ops_kernels.c): the CPU's best, or lower by LPQ_ISA. */
+enum { LPQ_ISA_GENERIC = 0, LPQ_ISA_AVX2 = 1, LPQ_ISA_AVX512 = 2 };
+int lpq__isa(void);
+/* Hot inner loops, compiled for AVX-512, AVX2 and plain x86-64; lpq__isa() picks the copy
+** (ops_kernels.c). Pointers must not overlap. */
 void lpq__kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /* y += w*x */
 void lpq__kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
 void lpq__kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
@@ -268,7 +268,7 @@ void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float 
 /* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
 void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
               float hi, size_t n);
-/* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512
+/* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512/AVX2
 ** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by
 ** lpq__sgemm_pack_a (lpq__sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).
 ** pack: lpq__sgemm_pack_floats() floats of scratch for the B panels. */

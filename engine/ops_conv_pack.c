@@ -46,9 +46,10 @@ static inline void copy_upto32(float *d, const float *s, int64_t n) {
 }
 #endif
 
-/* Only called by the AVX-512 GEMM kernel (lpq__sgemm_packs_a()), so it may use AVX-512 itself. */
-PACK_TARGET void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
-                                    float *Bp) {
+/* The packer, inlined into an AVX-512 copy (wide: masked vector copies) and a plain one. */
+static inline __attribute__((always_inline)) void conv_pack(const void *ctx, size_t k0,
+                                                            size_t kc, size_t n0, size_t nc,
+                                                            float *Bp, const int wide) {
   const conv_implicit_t *ib = ctx;
   const conv_params_t *p = ib->p;
   const int64_t kh = p->k[0], kw = p->k[1], H = p->H, W = p->W, OW = p->OW;
@@ -80,9 +81,12 @@ PACK_TARGET void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t 
         }
         const float *row = xc + iy * W;
         if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
-          copy_upto32(d, row + ix0, len);
+          if (wide)
+            copy_upto32(d, row + ix0, len);
+          else
+            memcpy(d, row + ix0, (size_t)len * sizeof *d);
 #ifdef HAVE_STRIDE2_COPY
-        } else if (sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
+        } else if (wide && sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
           int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
           int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
           hi = hi < len ? hi : len;
@@ -106,3 +110,28 @@ PACK_TARGET void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t 
   }
 }
 
+
+#ifdef HAVE_STRIDE2_COPY
+PACK_TARGET static void conv_pack_avx512(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                         size_t nc, float *Bp) {
+  conv_pack(ctx, k0, kc, n0, nc, Bp, 1);
+}
+
+__attribute__((target("avx2,fma"))) static void conv_pack_avx2(const void *ctx, size_t k0,
+                                                               size_t kc, size_t n0, size_t nc,
+                                                               float *Bp) {
+  conv_pack(ctx, k0, kc, n0, nc, Bp, 0);
+}
+#endif
+
+/* Only called by lpq's GEMM kernel (lpq__sgemm_packs_a()): AVX-512 or AVX2 by lpq__isa(). */
+void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
+#ifdef HAVE_STRIDE2_COPY
+  if (lpq__isa() == LPQ_ISA_AVX512)
+    conv_pack_avx512(ctx, k0, kc, n0, nc, Bp);
+  else
+    conv_pack_avx2(ctx, k0, kc, n0, nc, Bp);
+#else
+  conv_pack(ctx, k0, kc, n0, nc, Bp, 0);
+#endif
+}

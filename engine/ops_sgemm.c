@@ -1,9 +1,11 @@
 /* engine/ops_sgemm.c: single-precision GEMM for the convolution and matmul kernels.
 **
-** OpenBLAS is the reference and the fallback. On CPUs with AVX-512 lpq uses its own blocked
-** kernel (packed panels, an 8x32 register tile): Debian's OpenBLAS 0.3.21 may run its AVX2
-** kernels there (it does not know recent AMD cores, and OPENBLAS_CORETYPE may pin Haswell),
-** which halves the convolution throughput. */
+** OpenBLAS is the reference and the fallback. With AVX-512 or AVX2+FMA (lpq__isa()) lpq uses its
+** own blocked kernel: A packed once (at load for constant weights) in panels of 8 rows, B packed
+** per block in panels of 32 columns, an 8x32 register tile (AVX-512: 16 accumulators; AVX2: four
+** 4x16 sub-tiles of 8). Debian's OpenBLAS 0.3.21 may run its AVX2 or even SSE3 kernels on CPUs
+** it does not know, which halves the convolution throughput or worse. Both instruction sets
+** share the packed layouts, so weights packed under one run under the other. */
 #include "engine/engine_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
@@ -16,7 +18,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
-#define HAVE_AVX512_KERNEL 1
+#define HAVE_AVX512_KERNEL 1 /* the x86 kernels: AVX-512 and AVX2 */
 #endif
 
 size_t lpq__sgemm_pack_floats(size_t N) {
@@ -32,6 +34,7 @@ size_t lpq__sgemm_pack_floats(size_t N) {
 #define MR 8
 #define NR 32
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
+#define AVX2 __attribute__((target("avx2,fma")))
 
 /* Ap[panel][k][r]: MR rows per panel, zero-padded. */
 static void pack_a(const float *A, size_t lda, size_t mc, size_t kc, float *Ap) {
@@ -57,6 +60,22 @@ __attribute__((target("avx512f"))) static void pack_b(const float *B, size_t ldb
     for (size_t k = 0; k < kc; k++, Bp += NR) {
       memcpy(Bp, B + k * ldb + q, w * sizeof *Bp);
       memset(Bp + w, 0, (NR - w) * sizeof *Bp);
+    }
+  }
+}
+
+AVX2 static void pack_b_avx2(const float *B, size_t ldb, size_t kc, size_t nc, float *Bp) {
+  for (size_t q = 0; q < nc; q += NR) {
+    const size_t w = nc - q < NR ? nc - q : NR;
+    for (size_t k = 0; k < kc; k++, Bp += NR) {
+      const float *src = B + k * ldb + q;
+      if (w == NR) {
+        for (int h = 0; h < NR; h += 8)
+          _mm256_storeu_ps(Bp + h, _mm256_loadu_ps(src + h));
+      } else {
+        memcpy(Bp, src, w * sizeof *Bp);
+        memset(Bp + w, 0, (NR - w) * sizeof *Bp);
+      }
     }
   }
 }
@@ -100,8 +119,49 @@ AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float
         C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
 }
 
-/* Ap holds all of A packed by lpq__sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
-** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
+/* AVX2: rows [r0, r0 + 4) and columns [c0, c0 + 16) of the 8x32 tile, 8 accumulators. */
+#define ROW2(i)                                                                                \
+  a = _mm256_broadcast_ss(ap + (i));                                                           \
+  d##i##0 = _mm256_fmadd_ps(a, b0, d##i##0);                                                   \
+  d##i##1 = _mm256_fmadd_ps(a, b1, d##i##1)
+#define STORE2(i)                                                                              \
+  if (acc) {                                                                                   \
+    d##i##0 = _mm256_add_ps(d##i##0, _mm256_loadu_ps(C + (i) * ldc));                          \
+    d##i##1 = _mm256_add_ps(d##i##1, _mm256_loadu_ps(C + (i) * ldc + 8));                      \
+  }                                                                                            \
+  _mm256_storeu_ps(C + (i) * ldc, d##i##0);                                                    \
+  _mm256_storeu_ps(C + (i) * ldc + 8, d##i##1)
+
+AVX2 static void micro_4x16_avx2(size_t kc, const float *ap, const float *bp, float *C,
+                                 size_t ldc, int acc) {
+  __m256 d00 = _mm256_setzero_ps(), d01 = d00, d10 = d00, d11 = d00, d20 = d00, d21 = d00;
+  __m256 d30 = d00, d31 = d00, a, b0, b1;
+  for (size_t k = 0; k < kc; k++, ap += MR, bp += NR) {
+    b0 = _mm256_loadu_ps(bp);
+    b1 = _mm256_loadu_ps(bp + 8);
+    ROW2(0); ROW2(1); ROW2(2); ROW2(3);
+  }
+  STORE2(0); STORE2(1); STORE2(2); STORE2(3);
+}
+
+/* The 8x32 tile as four 4x16 sub-tiles; a partial tile goes through a local copy. */
+AVX2 static void micro_8x32_avx2(size_t kc, const float *ap, const float *bp, float *C,
+                                 size_t ldc, size_t mr, size_t nr, int acc) {
+  if (mr == MR && nr == NR) {
+    for (int r = 0; r < MR; r += 4)
+      for (int c = 0; c < NR; c += 16)
+        micro_4x16_avx2(kc, ap + r, bp + c, C + r * ldc + c, ldc, acc);
+    return;
+  }
+  float tile[MR * NR];
+  for (size_t r = 0; r < mr; r += 4)
+    for (size_t c = 0; c < nr; c += 16)
+      micro_4x16_avx2(kc, ap + r, bp + c, tile + r * NR + c, NR, 0);
+  for (size_t i = 0; i < mr; i++)
+    for (size_t j = 0; j < nr; j++)
+      C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+}
+
 /* Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of B into Bp, panels of NR columns
 ** (k-major inside a panel), zero beyond the last column. */
 typedef void (*pack_b_fn)(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
@@ -113,13 +173,18 @@ typedef struct dense_b_t {
 
 static void pack_dense_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
   const dense_b_t *d = ctx;
-  pack_b(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
+  if (lpq__isa() == LPQ_ISA_AVX512)
+    pack_b(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
+  else
+    pack_b_avx2(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
 }
 
 /* Ap holds all of A packed by lpq__sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
 ** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
-AVX512 static void sgemm_avx512(size_t M, size_t N, size_t K, const float *Ap, pack_b_fn pack,
-                                const void *ctx, float *C, size_t ldc, float *Bp) {
+static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_fn pack,
+                          const void *ctx, float *C, size_t ldc, float *Bp) {
+  void (*micro)(size_t, const float *, const float *, float *, size_t, size_t, size_t, int) =
+      lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
   for (size_t n0 = 0; n0 < N; n0 += SGEMM_NC) {
     const size_t nc = N - n0 < SGEMM_NC ? N - n0 : SGEMM_NC;
     for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
@@ -130,22 +195,18 @@ AVX512 static void sgemm_avx512(size_t M, size_t N, size_t K, const float *Ap, p
         const float *Ab = Ap + m0 * K + mcr * k0;
         for (size_t q = 0; q < nc; q += NR)
           for (size_t p = 0; p < mc; p += MR)
-            micro_8x32(kc, Ab + p * kc, Bp + q * kc, C + (m0 + p) * ldc + n0 + q, ldc,
+            micro(kc, Ab + p * kc, Bp + q * kc, C + (m0 + p) * ldc + n0 + q, ldc,
                        mc - p < MR ? mc - p : MR, nc - q < NR ? nc - q : NR, k0 > 0);
       }
     }
   }
 }
 
-static int have_avx512(void) {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-}
 #endif
 
 int lpq__sgemm_packs_a(void) {
 #ifdef HAVE_AVX512_KERNEL
-  return have_avx512();
+  return lpq__isa() >= LPQ_ISA_AVX2;
 #else
   return 0;
 #endif
@@ -180,7 +241,7 @@ void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
                          const void *ctx, float *C, size_t ldc, float *Bp) {
 #ifdef HAVE_AVX512_KERNEL
   if (M && N && K)
-    sgemm_avx512(M, N, K, Ap, pack, ctx, C, ldc, Bp);
+    sgemm_blocked(M, N, K, Ap, pack, ctx, C, ldc, Bp);
 #else
   (void)M, (void)N, (void)K, (void)Ap, (void)pack, (void)ctx, (void)C, (void)ldc, (void)Bp;
 #endif
@@ -196,9 +257,9 @@ void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, c
     return;
   }
 #ifdef HAVE_AVX512_KERNEL
-  if (Ap && pack && have_avx512()) {
+  if (Ap && pack && lpq__sgemm_packs_a()) {
     const dense_b_t d = {B, ldb};
-    sgemm_avx512(M, N, K, Ap, pack_dense_b, &d, C, ldc, pack);
+    sgemm_blocked(M, N, K, Ap, pack_dense_b, &d, C, ldc, pack);
     return;
   }
 #else

@@ -172,7 +172,13 @@ static void check(const conv_case_t *c, unsigned seed) {
   free(buf), free(x), free(w), free(b), free(skip), free(want), free(got);
 }
 
-Test(graph_conv, dense_strided_padded_dilated_grouped) {
+/* The AVX2 kernels on any x86 CPU with AVX2 (Criterion runs each test in its own process, and
+** the engine reads LPQ_ISA once per process). */
+static void force_avx2(void) {
+  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
+}
+
+static void dense_cases(void) {
   static const int64_t sizes[][2] = {{7, 7}, {12, 9}, {33, 30}};
   static const int64_t chans[][3] = {{3, 16, 1}, {8, 12, 2}, {16, 40, 1}}; /* c, m, groups */
   unsigned seed = 7;
@@ -194,7 +200,7 @@ Test(graph_conv, dense_strided_padded_dilated_grouped) {
   cr_assert_gt(cases, 100);
 }
 
-Test(graph_conv, depthwise) {
+static void depthwise_cases(void) {
   unsigned seed = 11;
   for (int64_t size = 5; size <= 14; size += 3)
     for (int64_t k = 3; k <= 5; k += 2)
@@ -211,7 +217,7 @@ Test(graph_conv, depthwise) {
     check(&wide[i], seed++);
 }
 
-Test(graph_conv, large_maps_use_the_implicit_gemm) {
+static void large_map_cases(void) {
   /* maps big enough for single-image column chunks (and several chunks per image) */
   conv_case_t cases[] = {
       {2, 16, 40, 40, 24, 3, 1, 1, 1, 1, 1, 1},
@@ -221,4 +227,47 @@ Test(graph_conv, large_maps_use_the_implicit_gemm) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     check(&cases[i], 100 + (unsigned)i);
+}
+
+/* Channel counts off the 8-row and 32-column blocks, batch 1 and 3, through every path. */
+static void odd_channel_cases(void) {
+  conv_case_t cases[] = {
+      {1, 5, 31, 29, 13, 3, 1, 1, 1, 1, 1, 1},  {3, 7, 17, 19, 9, 3, 2, 1, 1, 1, 1, 0},
+      {1, 6, 23, 41, 33, 3, 1, 2, 2, 3, 0, 1},  {3, 9, 11, 13, 17, 1, 1, 0, 1, 1, 1, 1},
+      {1, 10, 35, 33, 15, 1, 2, 0, 1, 5, 1, 0}, {3, 3, 40, 37, 7, 5, 1, 2, 1, 1, 0, 1},
+      {1, 12, 9, 9, 65, 3, 1, 1, 1, 1, 1, 1},   {3, 66, 6, 7, 10, 3, 2, 1, 2, 2, 1, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check(&cases[i], 200 + (unsigned)i);
+}
+
+Test(graph_conv, dense_strided_padded_dilated_grouped) { dense_cases(); }
+Test(graph_conv, depthwise) { depthwise_cases(); }
+Test(graph_conv, large_maps_use_the_implicit_gemm) { large_map_cases(); }
+Test(graph_conv, odd_channels_and_batches) { odd_channel_cases(); }
+
+Test(graph_conv, avx2_dense_strided_padded_dilated_grouped) {
+  force_avx2();
+  dense_cases();
+}
+
+Test(graph_conv, avx2_depthwise) {
+  force_avx2();
+  depthwise_cases();
+}
+
+Test(graph_conv, avx2_large_maps) {
+  force_avx2();
+  large_map_cases();
+}
+
+Test(graph_conv, avx2_odd_channels_and_batches) {
+  force_avx2();
+  odd_channel_cases();
+}
+
+Test(graph_conv, isa_names_the_kernels_in_use) {
+  force_avx2();
+  const char *isa = lpq_engine_isa();
+  cr_assert(strcmp(isa, "avx2") == 0 || strcmp(isa, "generic") == 0, "LPQ_ISA=avx2 gave %s", isa);
 }

@@ -21,7 +21,7 @@ static void usage(FILE *out) {
           "                padded with zeros\n"
           "  --norm M,S    for uint8 data: (x/255 - M) / S (default 0,1)\n"
           "  --out Z.npy   the logits, float32 [N, ...]\n"
-          "  --threads T   OpenBLAS threads (default 1)\n"
+          "  --threads T   the engine's threads (default 1)\n"
           "  --repeat R    run the whole data set R times; timing is the median per batch\n"
           "  --json        one JSON object instead of text\n");
 }
@@ -81,7 +81,7 @@ int cmd_run(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(1); /* the engine's own threads run the graph */
   lpq_error_t err;
   int status = 1;
   lpq_array_t *x = NULL, *y = NULL, *lab = NULL, *logits = NULL;

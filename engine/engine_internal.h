@@ -230,6 +230,14 @@ typedef struct conv_implicit_t {
 } conv_implicit_t;
 void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
 
+/* Winograd F(2x2, 3x3) (ops_conv_wino.c): whether it runs conv p (dense 3x3 stride 1, lpq's
+** GEMM kernel; LPQ_WINOGRAD=0 turns it off), its weights packed (lpq__wino_packed_floats; tmp:
+** M*C floats), its scratch per thread, and a run with the clamp [lo, hi]. */
+int lpq__wino_applies(const conv_params_t *p);
+size_t lpq__wino_packed_floats(const conv_params_t *p);
+void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out, float *tmp);
+size_t lpq__wino_scratch(const conv_params_t *p);
+int lpq__wino_run(const kctx_t *k, float lo, float hi);
 /* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
 /* Graph rewrites after folding (graph_opt.c): BN into conv, activations into conv/gemm. */
@@ -290,6 +298,14 @@ void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
                          void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
                                       size_t nc, float *Bp),
                          const void *ctx, float *C, size_t ldc, float *Bp);
+/* The same with B packed in full (panels of SGEMM_NR columns over all K rows, k-major, panel
+** q/SGEMM_NR at Bp + q * K; zero past column N). Only when lpq__sgemm_packs_a() and K > 0. */
+void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                            float *C, size_t ldc);
+/* Winograd F(2x2, 3x3) transforms of len tiles (ops_kernels_body.h). */
+void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O, float *dst,
+                       size_t vstride);
+void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, float *r0, float *r1);
 /* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
 void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);

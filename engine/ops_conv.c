@@ -145,7 +145,9 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     n->scratch_floats = lpq__depthwise_scratch(p);
   } else {
     size_t a, c, t, pk;
-    const double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
+    double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
+    if (lpq__wino_applies(p) && (double)lpq__wino_scratch(p) > need)
+      need = (double)lpq__wino_scratch(p);
     if (need * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
       return lpq__node_err(err, LPQ_ERANGE, n, "convolution scratch too large");
     n->scratch_floats = (size_t)need;
@@ -358,6 +360,8 @@ static int conv_run(const kctx_t *k) {
     lpq__threads_run(k->pool, (size_t)(p->N * p->C), depthwise_task, &j);
     return 0;
   }
+  if (lpq__wino_applies(p))
+    return lpq__wino_run(k, j.lo, j.hi);
   const int64_t OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
   j.pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->p[0] &&
                 !p->p[1] && !p->p[2] && !p->p[3];
@@ -390,6 +394,18 @@ int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
   if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1))
     return 0; /* run-time weights, no AVX-512 kernel, or depthwise: nothing to pack */
+  if (lpq__wino_applies(p)) { /* the 16 transformed matrices instead */
+    const size_t MC = (size_t)(p->M * p->C);
+    float *tmp = malloc(MC * sizeof *tmp);
+    n->wpack = malloc((lpq__wino_packed_floats(p) + 16) * sizeof *n->wpack);
+    if (!tmp || !n->wpack) {
+      free(tmp);
+      return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+    }
+    lpq__wino_pack_weights(p, w, n->wpack, tmp);
+    free(tmp);
+    return 0;
+  }
   const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
   n->wpack = malloc((per_group * (size_t)G + 16) * sizeof *n->wpack);
   if (!n->wpack)

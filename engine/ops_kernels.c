@@ -127,15 +127,21 @@ __attribute__((target("avx512f"))) static size_t deinterleave_avx512(float *even
 
 void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n) {
-  size_t i = 0;
 #ifdef LPQ_X86_VARIANTS
-  if (lpq__isa() == LPQ_ISA_AVX512)
-    i = deinterleave_avx512(even, odd, x, n);
-#endif
-  for (; i + 1 < n; i += 2) {
-    even[i / 2] = x[i];
-    odd[i / 2] = x[i + 1];
+  if (lpq__isa() == LPQ_ISA_AVX512) {
+    const size_t i = deinterleave_avx512(even, odd, x, n);
+    deinterleave__avx512(even + i / 2, odd + i / 2, x + i, n - i);
+    return;
   }
-  if (n % 2)
-    even[n / 2] = x[n - 1];
+#endif
+  DISPATCH(deinterleave_, even, odd, x, n);
+}
+
+void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O, float *dst,
+                       size_t vstride) {
+  DISPATCH(wino_in_, len, E, O, dst, vstride);
+}
+
+void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, float *r0, float *r1) {
+  DISPATCH(wino_out_, len, s, ystride, r0, r1);
 }

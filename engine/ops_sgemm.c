@@ -202,7 +202,35 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
   }
 }
 
+
+/* B already packed over all of K: panel q (NR columns) at Bp + q/NR * K * NR, k-major. */
+static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                           float *C, size_t ldc) {
+  void (*micro)(size_t, const float *, const float *, float *, size_t, size_t, size_t, int) =
+      lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
+    const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
+    for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
+      const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
+      const float *Ab = Ap + m0 * K + mcr * k0;
+      for (size_t q = 0; q < N; q += NR)
+        for (size_t p = 0; p < mc; p += MR)
+          micro(kc, Ab + p * kc, Bp + q * K + k0 * NR, C + (m0 + p) * ldc + q, ldc,
+                mc - p < MR ? mc - p : MR, N - q < NR ? N - q : NR, k0 > 0);
+    }
+  }
+}
 #endif
+
+void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                            float *C, size_t ldc) {
+#ifdef HAVE_AVX512_KERNEL
+  if (M && N && K)
+    sgemm_packed_b(M, N, K, Ap, Bp, C, ldc);
+#else
+  (void)M, (void)N, (void)K, (void)Ap, (void)Bp, (void)C, (void)ldc;
+#endif
+}
 
 int lpq__sgemm_packs_a(void) {
 #ifdef HAVE_AVX512_KERNEL

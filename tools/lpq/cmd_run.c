@@ -177,6 +177,7 @@ int cmd_run(int argc, char **argv) {
     if (o) {
       json_object_set_new(o, "min_batch_ms", json_real(times[0]));
       json_object_set_new(o, "blas_core", json_string(openblas_get_corename()));
+      json_object_set_new(o, "isa", json_string(lpq_engine_isa()));
     }
     if (o && lab)
       json_object_set_new(o, "top1", json_real(top1));
@@ -190,8 +191,9 @@ int cmd_run(int argc, char **argv) {
   } else {
     printf("model %s: %zu samples in %zu batches of %d, %zu quantizable layers\n", model, N, nb,
            batch, lpq_graph_num_layers(g));
-    printf("time per batch: median %.3f ms, mean %.3f ms (%d threads, %d repeats, OpenBLAS %s)\n",
-           median, total / (double)nt, threads, repeat, openblas_get_corename());
+    printf("time per batch: median %.3f ms, mean %.3f ms (%d threads, %d repeats, kernels %s, "
+           "OpenBLAS %s)\n", median, total / (double)nt, threads, repeat, lpq_engine_isa(),
+           openblas_get_corename());
     if (lab)
       printf("top-1: %.2f%% (%zu of %zu)\n", top1, correct, N);
     if (outp)

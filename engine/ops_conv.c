@@ -315,27 +315,22 @@ static void gemm_task(void *arg, size_t task, int tid) {
                                            &ldb);
   float *y = k->out[0];
   float *yg = y + img * p->M * OHW + gi * Mg * OHW;
-  if (j->imgs == 1) {
+  if (j->imgs == 1) { /* bias, residual and activation as the kernel stores the tile */
+    const size_t at = (size_t)(img * p->M * OHW + gi * Mg * OHW + pos);
+    const sgemm_epi_t epi = {b ? b + gi * Mg : NULL, j->residual ? j->residual + at : NULL,
+                             (size_t)OHW, j->lo, j->hi};
     if (implicit) {
       const conv_implicit_t ib = {p, xg + img * p->C * HW, pos};
       lpq__kern_sgemm_implicit((size_t)Mg, (size_t)cols, (size_t)Kd, j->Ap, lpq__conv_pack_b, &ib,
-                          yg + pos, (size_t)OHW, scratch + j->pack_off);
+                               yg + pos, (size_t)OHW, scratch + j->pack_off, &epi);
     } else {
       lpq__kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
-                 yg + pos, (size_t)OHW, scratch + j->pack_off);
-    }
-    for (int64_t m = 0; m < Mg; m++) {
-      const size_t at = (size_t)(img * p->M * OHW + (gi * Mg + m) * OHW + pos);
-      if (j->residual)
-        lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
-                            (size_t)cols);
-      else
-        lpq__kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)cols);
+                      yg + pos, (size_t)OHW, scratch + j->pack_off, &epi);
     }
   } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
     float *tmp = scratch + j->tmp_off;
     lpq__kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb, tmp,
-               (size_t)cols, scratch + j->pack_off);
+               (size_t)cols, scratch + j->pack_off, NULL);
     for (int64_t i = 0; i < cols / OHW; i++)
       for (int64_t m = 0; m < Mg; m++) {
         const size_t at = (size_t)((img + i) * p->M * OHW + (gi * Mg + m) * OHW);

@@ -21,6 +21,30 @@
 #define HAVE_AVX512_KERNEL 1 /* the x86 kernels: AVX-512 and AVX2 */
 #endif
 
+/* The epilogue on a stored tile (still in L1): C = clamp(C + bias[i] + res[i * ldr + j]).
+** Inlined into each micro-kernel, so it is vectorised for that kernel's instruction set. */
+static inline __attribute__((always_inline)) void epi_apply(float *C, size_t ldc, size_t mr,
+                                                            size_t nr, const sgemm_epi_t *e) {
+  for (size_t i = 0; i < mr; i++) {
+    float *c = C + i * ldc;
+    const float b = e->bias ? e->bias[i] : 0.0f, lo = e->lo, hi = e->hi;
+    if (e->res) {
+      const float *r = e->res + i * e->ldr;
+      for (size_t j = 0; j < nr; j++) {
+        float v = c[j] + b + r[j];
+        v = v < lo ? lo : v;
+        c[j] = v > hi ? hi : v;
+      }
+    } else {
+      for (size_t j = 0; j < nr; j++) {
+        float v = c[j] + b;
+        v = v < lo ? lo : v;
+        c[j] = v > hi ? hi : v;
+      }
+    }
+  }
+}
+
 size_t lpq__sgemm_pack_floats(size_t N) {
   (void)N;
 #ifdef HAVE_AVX512_KERNEL
@@ -99,9 +123,9 @@ AVX2 static void pack_b_avx2(const float *B, size_t ldb, size_t kc, size_t nc, f
     _mm512_storeu_ps(tile + (i) * NR + 16, c##i##1);                                           \
   }
 
-/* C[0..mr)[0..nr) (+)= Ap panel x Bp panel over kc. */
+/* C[0..mr)[0..nr) (+)= Ap panel x Bp panel over kc, then the epilogue e (NULL: none). */
 AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float *C, size_t ldc,
-                              size_t mr, size_t nr, int acc) {
+                              size_t mr, size_t nr, int acc, const sgemm_epi_t *e) {
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00;
   __m512 c61 = c00, c70 = c00, c71 = c00, a, b0, b1;
@@ -117,6 +141,8 @@ AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float
     for (size_t i = 0; i < mr; i++)
       for (size_t j = 0; j < nr; j++)
         C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+  if (e)
+    epi_apply(C, ldc, mr, nr, e);
 }
 
 /* AVX2: rows [r0, r0 + 4) and columns [c0, c0 + 16) of the 8x32 tile, 8 accumulators. */
@@ -146,11 +172,13 @@ AVX2 static void micro_4x16_avx2(size_t kc, const float *ap, const float *bp, fl
 
 /* The 8x32 tile as four 4x16 sub-tiles; a partial tile goes through a local copy. */
 AVX2 static void micro_8x32_avx2(size_t kc, const float *ap, const float *bp, float *C,
-                                 size_t ldc, size_t mr, size_t nr, int acc) {
+                                 size_t ldc, size_t mr, size_t nr, int acc, const sgemm_epi_t *e) {
   if (mr == MR && nr == NR) {
     for (int r = 0; r < MR; r += 4)
       for (int c = 0; c < NR; c += 16)
         micro_4x16_avx2(kc, ap + r, bp + c, C + r * ldc + c, ldc, acc);
+    if (e)
+      epi_apply(C, ldc, mr, nr, e);
     return;
   }
   float tile[MR * NR];
@@ -160,6 +188,22 @@ AVX2 static void micro_8x32_avx2(size_t kc, const float *ap, const float *bp, fl
   for (size_t i = 0; i < mr; i++)
     for (size_t j = 0; j < nr; j++)
       C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+  if (e)
+    epi_apply(C, ldc, mr, nr, e);
+}
+
+typedef void (*micro_fn)(size_t, const float *, const float *, float *, size_t, size_t, size_t,
+                         int, const sgemm_epi_t *);
+
+/* The epilogue of the tile at row m, column n of C, on the last K block only (else NULL). */
+static inline const sgemm_epi_t *tile_epi(const sgemm_epi_t *e, size_t m, size_t n, int last,
+                                          sgemm_epi_t *t) {
+  if (!e || !last)
+    return NULL;
+  *t = *e;
+  t->bias = e->bias ? e->bias + m : NULL;
+  t->res = e->res ? e->res + m * e->ldr + n : NULL;
+  return t;
 }
 
 /* Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of B into Bp, panels of NR columns
@@ -182,9 +226,10 @@ static void pack_dense_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_
 /* Ap holds all of A packed by lpq__sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
 ** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
 static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_fn pack,
-                          const void *ctx, float *C, size_t ldc, float *Bp) {
-  void (*micro)(size_t, const float *, const float *, float *, size_t, size_t, size_t, int) =
-      lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+                          const void *ctx, float *C, size_t ldc, float *Bp,
+                          const sgemm_epi_t *epi) {
+  const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  sgemm_epi_t te;
   for (size_t n0 = 0; n0 < N; n0 += SGEMM_NC) {
     const size_t nc = N - n0 < SGEMM_NC ? N - n0 : SGEMM_NC;
     for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
@@ -196,7 +241,8 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
         for (size_t q = 0; q < nc; q += NR)
           for (size_t p = 0; p < mc; p += MR)
             micro(kc, Ab + p * kc, Bp + q * kc, C + (m0 + p) * ldc + n0 + q, ldc,
-                       mc - p < MR ? mc - p : MR, nc - q < NR ? nc - q : NR, k0 > 0);
+                  mc - p < MR ? mc - p : MR, nc - q < NR ? nc - q : NR, k0 > 0,
+                  tile_epi(epi, m0 + p, n0 + q, k0 + kc == K, &te));
       }
     }
   }
@@ -206,8 +252,7 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
 /* B already packed over all of K: panel q (NR columns) at Bp + q/NR * K * NR, k-major. */
 static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
                            float *C, size_t ldc) {
-  void (*micro)(size_t, const float *, const float *, float *, size_t, size_t, size_t, int) =
-      lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
   for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
     const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
     for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
@@ -216,7 +261,7 @@ static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const 
       for (size_t q = 0; q < N; q += NR)
         for (size_t p = 0; p < mc; p += MR)
           micro(kc, Ab + p * kc, Bp + q * K + k0 * NR, C + (m0 + p) * ldc + q, ldc,
-                mc - p < MR ? mc - p : MR, N - q < NR ? N - q : NR, k0 > 0);
+                mc - p < MR ? mc - p : MR, N - q < NR ? N - q : NR, k0 > 0, NULL);
     }
   }
 }
@@ -266,28 +311,33 @@ void lpq__sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap
 void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
                          void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
                                       size_t nc, float *Bp),
-                         const void *ctx, float *C, size_t ldc, float *Bp) {
+                         const void *ctx, float *C, size_t ldc, float *Bp,
+                         const sgemm_epi_t *epi) {
 #ifdef HAVE_AVX512_KERNEL
   if (M && N && K)
-    sgemm_blocked(M, N, K, Ap, pack, ctx, C, ldc, Bp);
+    sgemm_blocked(M, N, K, Ap, pack, ctx, C, ldc, Bp, epi);
 #else
   (void)M, (void)N, (void)K, (void)Ap, (void)pack, (void)ctx, (void)C, (void)ldc, (void)Bp;
+  (void)epi;
 #endif
 }
 
 void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
-                const float *B, size_t ldb, float *C, size_t ldc, float *pack) {
+                const float *B, size_t ldb, float *C, size_t ldc, float *pack,
+                const sgemm_epi_t *epi) {
   if (M == 0 || N == 0)
     return;
   if (K == 0) {
     for (size_t i = 0; i < M; i++)
       memset(C + i * ldc, 0, N * sizeof *C);
+    if (epi)
+      epi_apply(C, ldc, M, N, epi);
     return;
   }
 #ifdef HAVE_AVX512_KERNEL
   if (Ap && pack && lpq__sgemm_packs_a()) {
     const dense_b_t d = {B, ldb};
-    sgemm_blocked(M, N, K, Ap, pack_dense_b, &d, C, ldc, pack);
+    sgemm_blocked(M, N, K, Ap, pack_dense_b, &d, C, ldc, pack, epi);
     return;
   }
 #else
@@ -295,4 +345,6 @@ void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, c
 #endif
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
               (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
+  if (epi)
+    epi_apply(C, ldc, M, N, epi);
 }

@@ -116,6 +116,17 @@ AVX2 static void pack_b_avx2(const float *B, size_t ldb, size_t kc, size_t nc, f
       c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(cr));                                   \
       c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(cr + 16));                              \
     }                                                                                          \
+    if (e) { /* the epilogue in registers */                                                   \
+      const __m512 bi = _mm512_set1_ps(e->bias ? e->bias[i] : 0.0f);                           \
+      c##i##0 = _mm512_add_ps(c##i##0, bi);                                                    \
+      c##i##1 = _mm512_add_ps(c##i##1, bi);                                                    \
+      if (e->res) {                                                                            \
+        c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(e->res + (i) * e->ldr));              \
+        c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(e->res + (i) * e->ldr + 16));         \
+      }                                                                                        \
+      c##i##0 = _mm512_min_ps(_mm512_max_ps(c##i##0, lo), hi);                                 \
+      c##i##1 = _mm512_min_ps(_mm512_max_ps(c##i##1, lo), hi);                                 \
+    }                                                                                          \
     _mm512_storeu_ps(cr, c##i##0);                                                             \
     _mm512_storeu_ps(cr + 16, c##i##1);                                                        \
   } else {                                                                                     \
@@ -135,12 +146,14 @@ AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float
     ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5); ROW(6); ROW(7);
   }
   const int full = mr == MR && nr == NR;
+  const __m512 lo = _mm512_set1_ps(e ? e->lo : 0.0f), hi = _mm512_set1_ps(e ? e->hi : 0.0f);
   float tile[MR * NR];
   STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7)
-  if (!full)
-    for (size_t i = 0; i < mr; i++)
-      for (size_t j = 0; j < nr; j++)
-        C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+  if (full)
+    return;
+  for (size_t i = 0; i < mr; i++)
+    for (size_t j = 0; j < nr; j++)
+      C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
   if (e)
     epi_apply(C, ldc, mr, nr, e);
 }

@@ -245,6 +245,7 @@ typedef struct conv_job_t {
   float lo, hi;
   int pointwise;
   int64_t gi, imgs, cols_max, chunks_per_image;
+  int64_t mstep, mblocks; /* output channels split in blocks of mstep (SGEMM_MC multiples) */
   const float *Ap; /* packed weights of group gi, or NULL (OpenBLAS) */
   const float *residual; /* fused residual Add: same shape as the output, or NULL */
   size_t col_off, tmp_off, pack_off;
@@ -294,6 +295,9 @@ static void gemm_task(void *arg, size_t task, int tid) {
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, gi = j->gi;
   const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
   const int64_t total = p->N * OHW;
+  const int64_t m0 = (int64_t)task % j->mblocks * j->mstep;
+  const int64_t mc = Mg - m0 < j->mstep ? Mg - m0 : j->mstep;
+  task /= (size_t)j->mblocks;
   int64_t c0, cols;
   if (j->imgs > 1) {
     c0 = (int64_t)task * j->cols_max;
@@ -305,7 +309,8 @@ static void gemm_task(void *arg, size_t task, int tid) {
     cols = OHW - at < j->cols_max ? OHW - at : j->cols_max;
   }
   float *scratch = thread_scratch(k, tid);
-  const float *wg = k->weight + gi * Mg * Kd, *b = k->bias;
+  const float *wg = k->weight + (gi * Mg + m0) * Kd, *b = k->bias;
+  const float *Ap = j->Ap ? j->Ap + m0 * Kd : NULL; /* whole SGEMM_MC blocks: still packed A */
   const float *xg = (const float *)k->in[0] + gi * Cg * HW;
   int64_t ldb;
   const int64_t img = c0 / OHW, pos = c0 % OHW;
@@ -314,27 +319,27 @@ static void gemm_task(void *arg, size_t task, int tid) {
                             : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off,
                                            &ldb);
   float *y = k->out[0];
-  float *yg = y + img * p->M * OHW + gi * Mg * OHW;
+  float *yg = y + img * p->M * OHW + (gi * Mg + m0) * OHW;
   if (j->imgs == 1) { /* bias, residual and activation as the kernel stores the tile */
-    const size_t at = (size_t)(img * p->M * OHW + gi * Mg * OHW + pos);
-    const sgemm_epi_t epi = {b ? b + gi * Mg : NULL, j->residual ? j->residual + at : NULL,
+    const size_t at = (size_t)(img * p->M * OHW + (gi * Mg + m0) * OHW + pos);
+    const sgemm_epi_t epi = {b ? b + gi * Mg + m0 : NULL, j->residual ? j->residual + at : NULL,
                              (size_t)OHW, j->lo, j->hi};
     if (implicit) {
       const conv_implicit_t ib = {p, xg + img * p->C * HW, pos};
-      lpq__kern_sgemm_implicit((size_t)Mg, (size_t)cols, (size_t)Kd, j->Ap, lpq__conv_pack_b, &ib,
+      lpq__kern_sgemm_implicit((size_t)mc, (size_t)cols, (size_t)Kd, Ap, lpq__conv_pack_b, &ib,
                                yg + pos, (size_t)OHW, scratch + j->pack_off, &epi);
     } else {
-      lpq__kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
+      lpq__kern_sgemm((size_t)mc, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb,
                       yg + pos, (size_t)OHW, scratch + j->pack_off, &epi);
     }
   } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
     float *tmp = scratch + j->tmp_off;
-    lpq__kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb, tmp,
-               (size_t)cols, scratch + j->pack_off, NULL);
+    lpq__kern_sgemm((size_t)mc, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb, tmp,
+                    (size_t)cols, scratch + j->pack_off, NULL);
     for (int64_t i = 0; i < cols / OHW; i++)
-      for (int64_t m = 0; m < Mg; m++) {
+      for (int64_t m = m0; m < m0 + mc; m++) {
         const size_t at = (size_t)((img + i) * p->M * OHW + (gi * Mg + m) * OHW);
-        memcpy(y + at, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *y);
+        memcpy(y + at, tmp + (m - m0) * cols + i * OHW, (size_t)OHW * sizeof *y);
         if (j->residual)
           lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
                               (size_t)OHW);
@@ -364,8 +369,17 @@ static int conv_run(const kctx_t *k) {
   conv_gemm_scratch(p, &a_off, &j.col_off, &j.tmp_off, &j.pack_off);
   conv_walk(p, &j.imgs, &j.cols_max);
   j.chunks_per_image = (OHW + j.cols_max - 1) / j.cols_max;
-  const size_t ntasks = j.imgs > 1 ? (size_t)((p->N * OHW + j.cols_max - 1) / j.cols_max)
+  const size_t chunks = j.imgs > 1 ? (size_t)((p->N * OHW + j.cols_max - 1) / j.cols_max)
                                    : (size_t)(p->N * j.chunks_per_image);
+  /* too few column chunks to keep every thread busy: split the output channels too (each
+  ** block packs its own B, so only when needed) */
+  const int64_t threads = lpq__threads_count(k->pool), mblk = (Mg + SGEMM_MC - 1) / SGEMM_MC;
+  int64_t want = threads > 1 && (int64_t)chunks < 4 * threads
+                     ? (4 * threads + (int64_t)chunks - 1) / (int64_t)chunks : 1;
+  want = want < mblk ? want : mblk;
+  j.mstep = (mblk + want - 1) / want * SGEMM_MC;
+  j.mblocks = (Mg + j.mstep - 1) / j.mstep;
+  const size_t ntasks = chunks * (size_t)j.mblocks;
   /* the weights packed at load, unless a hook swapped them: then pack them now */
   const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
   const int prepacked = k->n->wpack && k->weight == base;

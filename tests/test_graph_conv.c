@@ -74,6 +74,13 @@ static Onnx__ValueInfoProto *value_info(const char *name, int ndim, const int64_
   return vi;
 }
 
+/* The weight hook: the layer's weights replaced (as a quantized evaluation does), so the
+** kernels pack them per run instead of using what was packed at load. */
+static const float *swap_weight(void *user, size_t layer, const float *w, size_t count) {
+  (void)layer, (void)w, (void)count;
+  return user;
+}
+
 /* Runs one case through the engine and compares with the reference. */
 static void check(const conv_case_t *c, unsigned seed) {
   const int64_t cg = c->c / c->groups, oh = out_dim(c, c->h), ow = out_dim(c, c->w);
@@ -90,6 +97,10 @@ static void check(const conv_case_t *c, unsigned seed) {
   for (size_t i = 0; i < ny; i++)
     skip[i] = frand(&seed);
   reference(c, x, w, b, c->residual ? skip : NULL, want);
+  float *w2 = malloc(nw * 4), *want2 = malloc(ny * 4);
+  for (size_t i = 0; i < nw; i++)
+    w2[i] = 0.5f * w[i] + 0.01f * frand(&seed);
+  reference(c, x, w2, b, c->residual ? skip : NULL, want2);
 
   /* model: x, skip (graph inputs); W, B (initializers); Conv [-> Add] [-> Relu] -> y */
   int64_t xd[4] = {c->n, c->c, c->h, c->w}, yd[4] = {c->n, c->m, oh, ow};
@@ -166,10 +177,18 @@ static void check(const conv_case_t *c, unsigned seed) {
                     (long long)c->m, (long long)c->k, (long long)c->stride, (long long)c->pad,
                     (long long)c->dil, (long long)c->groups, c->relu, c->residual, threads, i,
                     got[i], want[i]);
+    const lpq_hooks_t hooks = {.user = w2, .weight = swap_weight};
+    cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
+    for (size_t i = 0; i < ny; i++)
+      cr_assert_leq(fabsf(got[i] - want2[i]), 1e-4f * (1.0f + fabsf(want2[i])),
+                    "hooked weights, n%lld c%lld %lldx%lld m%lld k%lld s%lld g%lld threads %d: "
+                    "y[%zu] = %g, want %g", (long long)c->n, (long long)c->c, (long long)c->h,
+                    (long long)c->w, (long long)c->m, (long long)c->k, (long long)c->stride,
+                    (long long)c->groups, threads, i, got[i], want2[i]);
     lpq_exec_free(&ex);
     lpq_graph_free(&g);
   }
-  free(buf), free(x), free(w), free(b), free(skip), free(want), free(got);
+  free(buf), free(x), free(w), free(b), free(skip), free(want), free(got), free(w2), free(want2);
 }
 
 /* The AVX2 kernels on any x86 CPU with AVX2 (Criterion runs each test in its own process, and

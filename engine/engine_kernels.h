@@ -26,6 +26,7 @@ void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, 
 ** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by
 ** lpq__sgemm_pack_a (lpq__sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).
 ** pack: lpq__sgemm_pack_floats() floats of scratch for the B panels. */
+#define SGEMM_MR 8 /* rows of a packed A panel */
 #define SGEMM_MC 128
 #define SGEMM_KC 256
 #define SGEMM_NC 384

@@ -57,22 +57,47 @@ size_t lpq__wino_scratch(const conv_params_t *p) {
   return total + lpq__wino_packed_floats(p) + (size_t)(p->M * p->C) + 32;
 }
 
-/* U_xi = (G g G^T)[i][j] for every (m, c), xi = 4i + j, each [M, C] packed into out. */
+/* U_xi = (G g G^T)[i][j] for every (m, c), xi = 4i + j, each [M, C] written straight into
+** lpq's packed-A layout (one pass over the weights: this runs per forward pass when a hook
+** replaced them). tmp is unused (kept for the caller's scratch layout). */
 void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out, float *tmp) {
-  const size_t MC = (size_t)(p->M * p->C), per = lpq__sgemm_packed_a_floats((size_t)p->M,
-                                                                            (size_t)p->C);
-  static const float G[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-  for (int i = 0; i < 4; i++)
-    for (int j = 0; j < 4; j++) {
-      for (size_t e = 0; e < MC; e++) {
-        const float *g = w + e * 9;
-        float u = 0.0f;
-        for (int a = 0; a < 3; a++)
-          u += G[i][a] * (G[j][0] * g[a * 3] + G[j][1] * g[a * 3 + 1] + G[j][2] * g[a * 3 + 2]);
-        tmp[e] = u;
+  (void)tmp;
+  const size_t M = (size_t)p->M, C = (size_t)p->C, per = lpq__sgemm_packed_a_floats(M, C);
+  for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
+    const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC;
+    const size_t mcr = (mc + SGEMM_MR - 1) / SGEMM_MR * SGEMM_MR;
+    for (size_t k0 = 0; k0 < C; k0 += SGEMM_KC) {
+      const size_t kc = C - k0 < SGEMM_KC ? C - k0 : SGEMM_KC;
+      for (size_t pr = 0; pr < mc; pr += SGEMM_MR) { /* one panel: MR rows, k-major */
+        float *o = out + m0 * C + mcr * k0 + pr * kc;
+        for (size_t k = k0; k < k0 + kc; k++, o += SGEMM_MR) {
+          float u[16][SGEMM_MR];
+          for (size_t r = 0; r < SGEMM_MR; r++) {
+            const size_t m = m0 + pr + r;
+            if (m >= m0 + mc) { /* padding rows of the last panel */
+              for (int xi = 0; xi < 16; xi++)
+                u[xi][r] = 0.0f;
+              continue;
+            }
+            const float *g = w + (m * C + k) * 9;
+            float t[4][3];
+            for (int b = 0; b < 3; b++) { /* t = G g */
+              t[0][b] = g[b], t[3][b] = g[6 + b];
+              t[1][b] = 0.5f * (g[b] + g[3 + b] + g[6 + b]);
+              t[2][b] = 0.5f * (g[b] - g[3 + b] + g[6 + b]);
+            }
+            for (int i = 0; i < 4; i++) { /* u = t G^T */
+              u[4 * i][r] = t[i][0], u[4 * i + 3][r] = t[i][2];
+              u[4 * i + 1][r] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+              u[4 * i + 2][r] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+            }
+          }
+          for (int xi = 0; xi < 16; xi++)
+            memcpy(o + (size_t)xi * per, u[xi], sizeof u[xi]);
+        }
       }
-      lpq__sgemm_pack_a((size_t)p->M, (size_t)p->C, tmp, (size_t)p->C, out + (4 * i + j) * per);
     }
+  }
 }
 
 typedef struct wino_job_t {

@@ -55,7 +55,7 @@ size_t lpq__sgemm_pack_floats(size_t N) {
 }
 
 #ifdef HAVE_AVX512_KERNEL
-#define MR 8
+#define MR SGEMM_MR
 #define NR 32
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
 #define AVX2 __attribute__((target("avx2,fma")))

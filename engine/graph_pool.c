@@ -31,7 +31,9 @@ struct threads_t {
   void (*fn)(void *arg, size_t task, int tid); /* the job, set under mu */
   void *arg;
   size_t ntasks;
-  atomic_size_t next, finished;
+  _Alignas(64) atomic_size_t next;     /* taken by every thread: a cache line of its own */
+  _Alignas(64) atomic_size_t finished; /* and the count of finished tasks another */
+  _Alignas(64) char pad_;
   atomic_ulong gen;  /* job number, incremented under mu */
   atomic_int active; /* workers inside the current job */
   int sleepers;      /* workers waiting on wake (under mu) */

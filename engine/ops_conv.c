@@ -251,14 +251,19 @@ typedef struct conv_job_t {
   size_t col_off, tmp_off, pack_off;
 } conv_job_t;
 
+/* Planes [task * cols_max, ...) of a depthwise conv (cols_max: planes per task). */
 static void depthwise_task(void *arg, size_t task, int tid) {
   const conv_job_t *j = arg;
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
-  const int64_t nc = (int64_t)task, c = nc % p->C, HW = p->H * p->W, OHW = p->OH * p->OW;
-  lpq__depthwise_plane(p, (const float *)k->in[0] + nc * HW, k->weight + c * p->k[0] * p->k[1],
-                  k->bias ? k->bias[c] : 0.0f, j->lo, j->hi, (float *)k->out[0] + nc * OHW,
-                  thread_scratch(k, tid));
+  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, first = (int64_t)task * j->cols_max;
+  const int64_t last = first + j->cols_max < p->N * p->C ? first + j->cols_max : p->N * p->C;
+  for (int64_t nc = first; nc < last; nc++) {
+    const int64_t c = nc % p->C;
+    lpq__depthwise_plane(p, (const float *)k->in[0] + nc * HW, k->weight + c * p->k[0] * p->k[1],
+                         k->bias ? k->bias[c] : 0.0f, j->lo, j->hi, (float *)k->out[0] + nc * OHW,
+                         thread_scratch(k, tid));
+  }
 }
 
 /* B for output columns [c0, c0 + cols) of image-major column space (image = column / OHW):
@@ -356,8 +361,11 @@ static int conv_run(const kctx_t *k) {
   j.lo = k->n->act ? k->n->act_lo : -INFINITY;
   j.hi = k->n->act ? k->n->act_hi : INFINITY;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
-  if (Cg == 1 && Mg == 1) {
-    lpq__threads_run(k->pool, (size_t)(p->N * p->C), depthwise_task, &j);
+  if (Cg == 1 && Mg == 1) { /* about 16 tasks per thread: planes can be tiny (7x7) */
+    const int64_t planes = p->N * p->C, want = 16 * (int64_t)lpq__threads_count(k->pool);
+    j.cols_max = planes > want ? (planes + want - 1) / want : 1;
+    lpq__threads_run(k->pool, (size_t)((planes + j.cols_max - 1) / j.cols_max), depthwise_task,
+                     &j);
     return 0;
   }
   if (lpq__wino_applies(p))

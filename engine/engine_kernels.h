@@ -60,8 +60,17 @@ void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const
                             float *C, size_t ldc);
 /* Winograd F(2x2, 3x3) transforms of len tiles (ops_kernels_body.h). */
 void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O, float *dst,
-                       size_t vstride);
-void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, float *r0, float *r1);
+                       size_t vstride, size_t col0, size_t pstride);
+/* Where lpq__kern_wino_out puts a run of tiles: output rows y[0..rows) from the run's first
+** column, w valid columns, bias, residual rows res[] (res NULL: none) and the clamp. */
+typedef struct wino_out_t {
+  float *y[2];
+  const float *const *res;
+  float bias, lo, hi;
+  size_t w;
+  int rows;
+} wino_out_t;
+void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_out_t *o);
 /* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
 void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);

@@ -110,66 +110,73 @@ typedef struct wino_job_t {
   size_t v_off, y_off, row_off, out_off;
 } wino_job_t;
 
-/* Input rows 2ty - pad .. +3 of channel plane x for tiles tx in [a, b), de-interleaved: E[r][u]
-** = column 2(a + u) - pl, O[r][u] = the next one; zero outside the plane. */
-static void load_rows(const conv_params_t *p, const float *x, int64_t ty, int64_t a, int64_t b,
-                      float *buf, size_t ld, float *E[4], float *O[4]) {
+/* Input row iy of channel plane x for tiles tx in [a, b), de-interleaved: E[u] = column
+** 2(a + u) - pl, O[u] = the next one; zero outside the plane. line: 2 (b - a) + 2 floats. */
+static void load_row(const conv_params_t *p, const float *x, int64_t iy, int64_t a, int64_t b,
+                     float *line, float *E, float *O, size_t ld) {
   const int64_t n = 2 * (b - a) + 2, x0 = 2 * a - p->p[1];
-  float *line = buf + 8 * ld; /* n floats, past the 8 de-interleaved rows */
-  for (int r = 0; r < 4; r++) {
-    E[r] = buf + (size_t)(2 * r) * ld, O[r] = buf + (size_t)(2 * r + 1) * ld;
-    const int64_t iy = 2 * ty - p->p[0] + r;
-    if (iy < 0 || iy >= p->H) {
-      memset(E[r], 0, ld * sizeof *buf);
-      memset(O[r], 0, ld * sizeof *buf);
-      continue;
-    }
-    const float *row = x + iy * p->W;
-    if (n < 32) { /* short rows: straight into E and O, no calls */
-      for (int64_t i = 0; i < n; i++) {
-        const int64_t ix = x0 + i;
-        (i % 2 ? O[r] : E[r])[i / 2] = ix >= 0 && ix < p->W ? row[ix] : 0.0f;
-      }
-      continue;
-    }
-    const int64_t lo = x0 < 0 ? -x0 : 0, hi = p->W - x0 < n ? p->W - x0 : n;
-    for (int64_t i = 0; i < lo && i < n; i++)
-      line[i] = 0.0f;
-    if (hi > lo)
-      memcpy(line + lo, row + x0 + lo, (size_t)(hi - lo) * sizeof *line);
-    for (int64_t i = hi > lo ? hi : lo; i < n; i++)
-      line[i] = 0.0f;
-    lpq__kern_deinterleave(E[r], O[r], line, (size_t)n);
+  if (iy < 0 || iy >= p->H) {
+    memset(E, 0, ld * sizeof *E);
+    memset(O, 0, ld * sizeof *O);
+    return;
   }
+  const float *row = x + iy * p->W;
+  if (n < 32) { /* short rows: straight into E and O, no calls */
+    for (int64_t i = 0; i < n; i++) {
+      const int64_t ix = x0 + i;
+      (i % 2 ? O : E)[i / 2] = ix >= 0 && ix < p->W ? row[ix] : 0.0f;
+    }
+    return;
+  }
+  const int64_t lo = x0 < 0 ? -x0 : 0, hi = p->W - x0 < n ? p->W - x0 : n;
+  for (int64_t i = 0; i < lo && i < n; i++)
+    line[i] = 0.0f;
+  if (hi > lo)
+    memcpy(line + lo, row + x0 + lo, (size_t)(hi - lo) * sizeof *line);
+  for (int64_t i = hi > lo ? hi : lo; i < n; i++)
+    line[i] = 0.0f;
+  lpq__kern_deinterleave(E, O, line, (size_t)n);
 }
 
-/* V for tiles [t0, t0 + nt) of the block: V_xi[c][t] in B panels (block column t - tblock). */
+/* V for tiles [t0, t0 + nt) of the block starting at tile tblock: V_xi[c][t] in B panels. Runs
+** of tiles in one tile row; channel by channel, so the next tile row of the same image reuses
+** the two input rows it shares with this one. */
 static void input_transform(const wino_job_t *j, const float *x, int64_t tblock, int64_t t0,
                             int64_t nt, float *V, float *buf) {
   const conv_params_t *p = j->p;
   const int64_t C = p->C, HW = p->H * p->W, per_img = j->th * j->tw;
   const size_t ld = (size_t)j->tw + 2, vstride = (size_t)(C * j->tb);
-  for (int64_t done = 0; done < nt;) {
-    const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
-    int64_t b = j->tw - a < nt - done ? j->tw : a + (nt - done);
-    /* stay inside one B panel: columns (t - tblock) .. in the same NR group */
-    const int64_t col = t - tblock, room = NR - col % NR;
-    if (b - a > room)
-      b = a + room;
-    const int64_t len = b - a;
-    for (int64_t c = 0; c < C; c++) {
-      float *E[4], *O[4];
-      load_rows(p, x + (img * C + c) * HW, ty, a, b, buf, ld, E, O);
+  float *line = buf + 8 * ld;
+  for (int64_t c = 0; c < C; c++) {
+    float *E[4], *O[4];
+    for (int r = 0; r < 4; r++)
+      E[r] = buf + (size_t)(2 * r) * ld, O[r] = buf + (size_t)(2 * r + 1) * ld;
+    int64_t pimg = -1, pty = -1, pa = -1, pb = -1;
+    for (int64_t done = 0; done < nt;) {
+      const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
+      const int64_t b = j->tw - a < nt - done ? j->tw : a + (nt - done), len = b - a;
+      const float *xc = x + (img * C + c) * HW;
+      int first = 0;
+      if (img == pimg && ty == pty + 1 && a == pa && b == pb) { /* rows 2, 3 become 0, 1 */
+        float *e0 = E[0], *e1 = E[1], *o0 = O[0], *o1 = O[1];
+        E[0] = E[2], E[1] = E[3], O[0] = O[2], O[1] = O[3];
+        E[2] = e0, E[3] = e1, O[2] = o0, O[3] = o1;
+        first = 2;
+      }
+      for (int r = first; r < 4; r++)
+        load_row(p, xc, 2 * ty - p->p[0] + r, a, b, line, E[r], O[r], ld);
+      const int64_t col = t - tblock;
       lpq__kern_wino_in((size_t)len, (const float *const *)E, (const float *const *)O,
-                        V + (size_t)(col / NR * C * NR + c * NR + col % NR), vstride);
+                        V + (size_t)(c * NR), vstride, (size_t)col, (size_t)(C * NR));
+      pimg = img, pty = ty, pa = a, pb = b;
+      done += len;
     }
-    done += len;
   }
 }
 
 /* y for tiles [t0, t0 + nt) from Y_xi[m][t - t0] (row length ldy), bias, residual, clamp. */
 static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, int64_t t0,
-                             int64_t nt, float *obuf) {
+                             int64_t nt) {
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW, per_img = j->th * j->tw;
@@ -179,19 +186,14 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
     const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
     const int64_t len = j->tw - a < nt - done ? j->tw - a : nt - done;
     const int64_t ox0 = 2 * a, w = 2 * len < OW - ox0 ? 2 * len : OW - ox0;
+    const int rows = 2 * ty + 1 < OH ? 2 : 1;
     for (int64_t m = 0; m < M; m++) {
-      const float *s = Y + (size_t)m * ldy + (size_t)done;
-      float *r0 = obuf, *r1 = obuf + 2 * len + 2;
-      lpq__kern_wino_out((size_t)len, s, ystride, r0, r1);
-      const float bias = k->bias ? k->bias[m] : 0.0f;
-      for (int i = 0; i < 2 && 2 * ty + i < OH; i++) {
-        const size_t at = (size_t)((img * M + m) * OHW + (2 * ty + i) * OW + ox0);
-        memcpy(y + at, i ? r1 : r0, (size_t)w * sizeof *y);
-        if (j->residual)
-          lpq__kern_bias_add_clamp(y + at, j->residual + at, bias, j->lo, j->hi, (size_t)w);
-        else
-          lpq__kern_bias_clamp(y + at, bias, j->lo, j->hi, (size_t)w);
-      }
+      const size_t at = (size_t)((img * M + m) * OHW + 2 * ty * OW + ox0);
+      const float *res[2] = {j->residual ? j->residual + at : NULL,
+                             j->residual ? j->residual + at + OW : NULL};
+      const wino_out_t o = {{y + at, y + at + OW}, j->residual ? res : NULL,
+                            k->bias ? k->bias[m] : 0.0f, j->lo, j->hi, (size_t)w, rows};
+      lpq__kern_wino_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
     }
     done += len;
   }
@@ -215,7 +217,7 @@ static void wino_task(void *arg, size_t task, int tid) {
   for (int xi = 0; xi < 16; xi++)
     lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
                            V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
-  output_transform(j, Y, (size_t)j->tb, t0, nt, scratch + j->out_off);
+  output_transform(j, Y, (size_t)j->tb, t0, nt);
 }
 
 int lpq__wino_run(const kctx_t *k, float lo, float hi) {

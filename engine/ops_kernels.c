@@ -12,6 +12,8 @@
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
 #if defined(__GNUC__) && !defined(__clang__) /* clang vectorises at -O2 and has no such pragma */
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+/* short variable copies stay loops: a memcpy call (or rep movs) costs more than they do */
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -138,10 +140,10 @@ void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const flo
 }
 
 void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O, float *dst,
-                       size_t vstride) {
-  DISPATCH(wino_in_, len, E, O, dst, vstride);
+                       size_t vstride, size_t col0, size_t pstride) {
+  DISPATCH(wino_in_, len, E, O, dst, vstride, col0, pstride);
 }
 
-void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, float *r0, float *r1) {
-  DISPATCH(wino_out_, len, s, ystride, r0, r1);
+void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_out_t *o) {
+  DISPATCH(wino_out_, len, s, ystride, o);
 }

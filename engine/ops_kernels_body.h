@@ -55,11 +55,11 @@ static void KNAME(dw9_)(float *restrict y, const float *const *taps, const float
 /* Winograd F(2x2, 3x3) input transform of n <= 16 tiles of one channel (inlined with n = 16,
 ** so the copies are fixed-size moves, and with the tail's n): every loop runs over the 16 tiles
 ** innermost and vectorises. E[r], O[r] are input row r's even and odd columns (u0 + 17 floats
-** readable, garbage past the row is computed and dropped); V_xi of tile u goes to
-** dst[xi * vstride + u]. */
+** readable, garbage past the row is computed and dropped); V_xi of tile u (block column
+** col = col0 + u) goes to dst[xi * vstride + col / 32 * pstride + col % 32]: B panels. */
 static inline __attribute__((always_inline)) void KNAME(wino_in16_)(
     size_t n, const float *const *E, const float *const *O, size_t u0, float *dst,
-    size_t vstride) {
+    size_t vstride, size_t col0, size_t pstride) {
   float d[4][4][16], e[4][4][16], v[16][16];
   for (int r = 0; r < 4; r++) { /* 17 floats of each row readable (the caller's slack) */
     memcpy(d[r][0], E[r] + u0, sizeof d[r][0]);
@@ -81,31 +81,38 @@ static inline __attribute__((always_inline)) void KNAME(wino_in16_)(
       v[8 + q][u] = e[2][q][u] - e[1][q][u];
       v[12 + q][u] = e[1][q][u] - e[3][q][u];
     }
+  /* tile u is column col0 + u0 + u of the block: panel (col / 32) at col / 32 * pstride */
+  const size_t col = col0 + u0, first = 32 - col % 32 < n ? 32 - col % 32 : n;
+  float *out = dst + col / 32 * pstride + col % 32;
   for (int xi = 0; xi < 16; xi++) {
-    if (n == 16)
-      memcpy(dst + (size_t)xi * vstride + u0, v[xi], sizeof v[xi]);
-    else
-      for (size_t u = 0; u < n; u++)
-        dst[(size_t)xi * vstride + u0 + u] = v[xi][u];
+    float *dx = out + (size_t)xi * vstride;
+    if (first == 16) {
+      memcpy(dx, v[xi], sizeof v[xi]);
+      continue;
+    }
+    for (size_t u = 0; u < first; u++)
+      dx[u] = v[xi][u];
+    for (size_t u = first; u < n; u++) /* the rest at the start of the next panel */
+      dx[pstride - col % 32 + (u - first)] = v[xi][u];
   }
 }
 
 static void KNAME(wino_in_)(size_t len, const float *const *E, const float *const *O, float *dst,
-                            size_t vstride) {
+                            size_t vstride, size_t col0, size_t pstride) {
   size_t u0 = 0;
   for (; u0 + 16 <= len; u0 += 16)
-    KNAME(wino_in16_)(16, E, O, u0, dst, vstride);
+    KNAME(wino_in16_)(16, E, O, u0, dst, vstride, col0, pstride);
   if (u0 < len)
-    KNAME(wino_in16_)(len - u0, E, O, u0, dst, vstride);
+    KNAME(wino_in16_)(len - u0, E, O, u0, dst, vstride, col0, pstride);
 }
 
-/* The output transform of n <= 16 tiles of one output channel: s[xi * ystride + u] is Y_xi of
-** tile u (u0 + 16 floats readable); the 2x2 outputs go to r0 (row 0) and r1 (row 1),
-** interleaved, 2 n floats each. */
+/* The output transform of n <= 16 tiles (from tile u0) of one output channel: s[xi * ystride + u]
+** is Y_xi of tile u (u0 + 16 floats readable); the 2x2 outputs, with bias, residual and clamp,
+** go to o->y[0] and o->y[1] (the tiles' two output rows), columns [2 u0, o->w). */
 static inline __attribute__((always_inline)) void KNAME(wino_out16_)(
-    size_t n, const float *s, size_t ystride, size_t u0, float *r0, float *r1) {
-  float v[16][16], q[2][4][16], o[4][16], w[2][32];
-  for (int xi = 0; xi < 16; xi++) /* 16 floats readable (the caller's slack) */
+    size_t n, const float *s, size_t ystride, size_t u0, const wino_out_t *o) {
+  float v[16][16], q[2][4][16], r[4][16], w[2][32];
+  for (int xi = 0; xi < 16; xi++)
     memcpy(v[xi], s + (size_t)xi * ystride + u0, sizeof v[xi]);
   for (int c = 0; c < 4; c++)
     for (int u = 0; u < 16; u++) {
@@ -114,28 +121,50 @@ static inline __attribute__((always_inline)) void KNAME(wino_out16_)(
     }
   for (int i = 0; i < 2; i++)
     for (int u = 0; u < 16; u++) {
-      o[2 * i][u] = q[i][0][u] + q[i][1][u] + q[i][2][u];
-      o[2 * i + 1][u] = q[i][1][u] - q[i][2][u] - q[i][3][u];
+      r[2 * i][u] = q[i][0][u] + q[i][1][u] + q[i][2][u];
+      r[2 * i + 1][u] = q[i][1][u] - q[i][2][u] - q[i][3][u];
     }
   for (int u = 0; u < 16; u++) {
-    w[0][2 * u] = o[0][u], w[0][2 * u + 1] = o[1][u];
-    w[1][2 * u] = o[2][u], w[1][2 * u + 1] = o[3][u];
+    w[0][2 * u] = r[0][u], w[0][2 * u + 1] = r[1][u];
+    w[1][2 * u] = r[2][u], w[1][2 * u + 1] = r[3][u];
   }
-  if (n == 16) {
-    memcpy(r0 + 2 * u0, w[0], sizeof w[0]);
-    memcpy(r1 + 2 * u0, w[1], sizeof w[1]);
-  } else {
-    for (size_t u = 0; u < 2 * n; u++)
-      r0[2 * u0 + u] = w[0][u], r1[2 * u0 + u] = w[1][u];
+  const size_t x0 = 2 * u0, cnt = o->w - x0 < 2 * n ? o->w - x0 : 2 * n;
+  const float bias = o->bias, lo = o->lo, hi = o->hi; /* locals: the stores cannot alias them */
+  for (int i = 0; i < o->rows; i++) {
+    float *restrict yr = o->y[i] + x0;
+    const float *restrict rr = o->res ? o->res[i] + x0 : NULL;
+    if (cnt == 32) {
+      float t[32] = {0};
+      if (rr)
+        memcpy(t, rr, sizeof t);
+      for (int c = 0; c < 32; c++) {
+        float x = w[i][c] + bias + t[c];
+        x = x < lo ? lo : x;
+        t[c] = x > hi ? hi : x;
+      }
+      memcpy(yr, t, sizeof t);
+    } else if (rr) {
+      for (size_t c = 0; c < cnt; c++) {
+        float x = w[i][c] + bias + rr[c];
+        x = x < lo ? lo : x;
+        yr[c] = x > hi ? hi : x;
+      }
+    } else {
+      for (size_t c = 0; c < cnt; c++) {
+        float x = w[i][c] + bias;
+        x = x < lo ? lo : x;
+        yr[c] = x > hi ? hi : x;
+      }
+    }
   }
 }
 
-static void KNAME(wino_out_)(size_t len, const float *s, size_t ystride, float *r0, float *r1) {
+static void KNAME(wino_out_)(size_t len, const float *s, size_t ystride, const wino_out_t *o) {
   size_t u0 = 0;
   for (; u0 + 16 <= len; u0 += 16)
-    KNAME(wino_out16_)(16, s, ystride, u0, r0, r1);
+    KNAME(wino_out16_)(16, s, ystride, u0, o);
   if (u0 < len)
-    KNAME(wino_out16_)(len - u0, s, ystride, u0, r0, r1);
+    KNAME(wino_out16_)(len - u0, s, ystride, u0, o);
 }
 
 static void KNAME(deinterleave_)(float *restrict even, float *restrict odd,

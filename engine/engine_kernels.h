@@ -64,13 +64,20 @@ void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O,
 /* Where lpq__kern_wino_out puts a run of tiles: output rows y[0..rows) from the run's first
 ** column, w valid columns, bias, residual rows res[] (res NULL: none) and the clamp. */
 typedef struct wino_out_t {
-  float *y[2];
+  float *y[4];
   const float *const *res;
   float bias, lo, hi;
   size_t w;
   int rows;
 } wino_out_t;
 void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_out_t *o);
+/* p_q[u] = x[4u + q] for u < n. */
+void lpq__kern_deinterleave4(float *restrict p0, float *restrict p1, float *restrict p2,
+                             float *restrict p3, const float *restrict x, size_t n);
+/* The same for F(4x4, 3x3): P[4r + q] is input row r's column phase q (r < 6). */
+void lpq__kern_wino4_in(size_t len, const float *const *P, float *dst, size_t vstride,
+                        size_t col0, size_t pstride);
+void lpq__kern_wino4_out(size_t len, const float *s, size_t ystride, const wino_out_t *o);
 /* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
 void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);

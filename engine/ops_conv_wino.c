@@ -1,5 +1,6 @@
-/* engine/ops_conv_wino.c: Winograd F(2x2, 3x3) for dense 3x3 stride-1 undilated convolutions
-** (ResNet's bulk): each 2x2 output tile costs 16 multiplies per input channel instead of 36.
+/* engine/ops_conv_wino.c: Winograd F(2x2, 3x3) and F(4x4, 3x3) for dense 3x3 stride-1
+** undilated convolutions (ResNet's bulk): a 2x2 output tile costs 16 multiplies per input
+** channel instead of 36, a 4x4 one 36 instead of 144.
 ** Weights: U = G g G^T, 16 matrices [M, C] packed for lpq's GEMM kernel (at load, or per run
 ** when a hook replaced the weights). A run walks blocks of tiles, one task each: the input
 ** tiles' V = B^T d B straight into the kernel's B panels, 16 GEMMs Y = U V, and the output
@@ -27,26 +28,42 @@ int lpq__wino_applies(const conv_params_t *p) {
          p->M >= 8 && p->OH >= 2 && p->OW >= 2;
 }
 
-/* Tiles per task: V and Y of a block (16 (C + M) floats per tile) within about 1 MB of L2. */
+/* Output tile: 4x4 (F(4x4, 3x3), 36 transformed points, 4 multiplies per output instead of 9)
+** on maps of at least 28x28, where the tiles cover the map well; 2x2 (16 points) on smaller
+** ones. LPQ_WINOGRAD=2: always 2x2. */
+static int wino_tile(const conv_params_t *p) {
+  static int only2 = -1;
+  if (only2 < 0) {
+    const char *e = getenv("LPQ_WINOGRAD");
+    only2 = e && strcmp(e, "2") == 0;
+  }
+  return !only2 && p->OH >= 28 && p->OW >= 28 ? 4 : 2;
+}
+
+/* Tiles per task: V and Y of a block (nxi (C + M) floats per tile) within about 1 MB of L2. */
 static int64_t wino_block(const conv_params_t *p) {
-  int64_t tb = (1 << 18) / (16 * (p->C + p->M)) / NR * NR;
+  const int64_t ts = wino_tile(p), nxi = (ts + 2) * (ts + 2);
+  int64_t tb = (1 << 18) / (nxi * (p->C + p->M)) / NR * NR;
   return tb < NR ? NR : tb > 8 * NR ? 8 * NR : tb;
 }
 
 size_t lpq__wino_packed_floats(const conv_params_t *p) {
-  return 16 * lpq__sgemm_packed_a_floats((size_t)p->M, (size_t)p->C);
+  const size_t ts = (size_t)wino_tile(p);
+  return (ts + 2) * (ts + 2) * lpq__sgemm_packed_a_floats((size_t)p->M, (size_t)p->C);
 }
 
-/* Per-thread scratch: V, Y, the de-interleaved input rows and two output rows. */
+/* Per-thread scratch: V, Y, the input rows split by column phase, a line. */
 static void wino_layout(const conv_params_t *p, size_t *v_off, size_t *y_off, size_t *row_off,
                         size_t *out_off, size_t *total) {
-  const size_t tb = (size_t)wino_block(p), tw = (size_t)(p->OW + 1) / 2;
+  const size_t ts = (size_t)wino_tile(p), nxi = (ts + 2) * (ts + 2);
+  const size_t tb = (size_t)wino_block(p), tw = ((size_t)p->OW + ts - 1) / ts;
   size_t at = 0;
-  *v_off = at, at += 16 * (size_t)p->C * tb + 16;
-  *y_off = at, at += 16 * (size_t)p->M * tb + 16;
-  /* 8 rows of tw + 2, then a line of 2 tw + 2, 17 floats of slack (lpq__kern_wino_in) */
-  *row_off = at, at += 10 * (tw + 2) + 32;
-  *out_off = at, at += 4 * (tw + 1) + 16;
+  *v_off = at, at += nxi * (size_t)p->C * tb + 16;
+  *y_off = at, at += nxi * (size_t)p->M * tb + 16;
+  /* (ts + 2) rows x ts phases of tw + 2, a line of ts tw + 2, 17 floats of slack (the
+  ** transform kernels read 16 past a row's start) */
+  *row_off = at, at += (ts + 2) * ts * (tw + 2) + ts * tw + 4 + 32;
+  *out_off = at;
   *total = at;
 }
 
@@ -62,6 +79,7 @@ size_t lpq__wino_scratch(const conv_params_t *p) {
 ** replaced them). tmp is unused (kept for the caller's scratch layout). */
 void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out, float *tmp) {
   (void)tmp;
+  const int ts = wino_tile(p), na = ts + 2, nxi = na * na;
   const size_t M = (size_t)p->M, C = (size_t)p->C, per = lpq__sgemm_packed_a_floats(M, C);
   for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
     const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC;
@@ -71,28 +89,42 @@ void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out, 
       for (size_t pr = 0; pr < mc; pr += SGEMM_MR) { /* one panel: MR rows, k-major */
         float *o = out + m0 * C + mcr * k0 + pr * kc;
         for (size_t k = k0; k < k0 + kc; k++, o += SGEMM_MR) {
-          float u[16][SGEMM_MR];
+          float u[36][SGEMM_MR];
           for (size_t r = 0; r < SGEMM_MR; r++) {
             const size_t m = m0 + pr + r;
+            float t[6][3], uu[6][6];
             if (m >= m0 + mc) { /* padding rows of the last panel */
-              for (int xi = 0; xi < 16; xi++)
+              for (int xi = 0; xi < nxi; xi++)
                 u[xi][r] = 0.0f;
               continue;
             }
             const float *g = w + (m * C + k) * 9;
-            float t[4][3];
-            for (int b = 0; b < 3; b++) { /* t = G g */
-              t[0][b] = g[b], t[3][b] = g[6 + b];
-              t[1][b] = 0.5f * (g[b] + g[3 + b] + g[6 + b]);
-              t[2][b] = 0.5f * (g[b] - g[3 + b] + g[6 + b]);
+            for (int b = 0; b < 3; b++) { /* t = G g, by columns b */
+              const float g0 = g[b], g1 = g[3 + b], g2 = g[6 + b];
+              if (ts == 2) {
+                t[0][b] = g0, t[1][b] = 0.5f * (g0 + g1 + g2);
+                t[2][b] = 0.5f * (g0 - g1 + g2), t[3][b] = g2;
+              } else {
+                t[0][b] = 0.25f * g0, t[1][b] = -(g0 + g1 + g2) / 6.0f;
+                t[2][b] = -(g0 - g1 + g2) / 6.0f, t[3][b] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
+                t[4][b] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f, t[5][b] = g2;
+              }
             }
-            for (int i = 0; i < 4; i++) { /* u = t G^T */
-              u[4 * i][r] = t[i][0], u[4 * i + 3][r] = t[i][2];
-              u[4 * i + 1][r] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-              u[4 * i + 2][r] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+            for (int i = 0; i < na; i++) { /* u = t G^T */
+              const float t0 = t[i][0], t1 = t[i][1], t2 = t[i][2];
+              if (ts == 2) {
+                uu[i][0] = t0, uu[i][1] = 0.5f * (t0 + t1 + t2);
+                uu[i][2] = 0.5f * (t0 - t1 + t2), uu[i][3] = t2;
+              } else {
+                uu[i][0] = 0.25f * t0, uu[i][1] = -(t0 + t1 + t2) / 6.0f;
+                uu[i][2] = -(t0 - t1 + t2) / 6.0f, uu[i][3] = t0 / 24.0f + t1 / 12.0f + t2 / 6.0f;
+                uu[i][4] = t0 / 24.0f - t1 / 12.0f + t2 / 6.0f, uu[i][5] = t2;
+              }
             }
+            for (int xi = 0; xi < nxi; xi++)
+              u[xi][r] = uu[xi / na][xi % na];
           }
-          for (int xi = 0; xi < 16; xi++)
+          for (int xi = 0; xi < nxi; xi++)
             memcpy(o + (size_t)xi * per, u[xi], sizeof u[xi]);
         }
       }
@@ -106,9 +138,30 @@ typedef struct wino_job_t {
   const float *U;
   const float *residual;
   float lo, hi;
-  int64_t tb, th, tw, tiles;
+  int64_t ts, nxi, tb, th, tw, tiles; /* output tile side, transformed points */
   size_t v_off, y_off, row_off, out_off;
 } wino_job_t;
+
+/* F(4x4): input row iy of plane x for tiles [a, b) split by column phase: P[q][u] = column
+** 4(a + u) + q - pl (u <= b - a), zero outside the plane. */
+static void load_row4(const conv_params_t *p, const float *x, int64_t iy, int64_t a, int64_t b,
+                      float *line, float *const *P) {
+  const int64_t len = b - a, n = 4 * (len + 1), x0 = 4 * a - p->p[1];
+  if (iy < 0 || iy >= p->H) {
+    for (int q = 0; q < 4; q++)
+      memset(P[q], 0, (size_t)(len + 1) * sizeof *line);
+    return;
+  }
+  const float *row = x + iy * p->W;
+  const int64_t lo = x0 < 0 ? -x0 : 0, hi = p->W - x0 < n ? p->W - x0 : n;
+  for (int64_t i = 0; i < lo && i < n; i++)
+    line[i] = 0.0f;
+  if (hi > lo)
+    memcpy(line + lo, row + x0 + lo, (size_t)(hi - lo) * sizeof *line);
+  for (int64_t i = hi > lo ? hi : lo; i < n; i++)
+    line[i] = 0.0f;
+  lpq__kern_deinterleave4(P[0], P[1], P[2], P[3], line, (size_t)(len + 1));
+}
 
 /* Input row iy of channel plane x for tiles tx in [a, b), de-interleaved: E[u] = column
 ** 2(a + u) - pl, O[u] = the next one; zero outside the plane. line: 2 (b - a) + 2 floats. */
@@ -144,30 +197,53 @@ static void load_row(const conv_params_t *p, const float *x, int64_t iy, int64_t
 static void input_transform(const wino_job_t *j, const float *x, int64_t tblock, int64_t t0,
                             int64_t nt, float *V, float *buf) {
   const conv_params_t *p = j->p;
-  const int64_t C = p->C, HW = p->H * p->W, per_img = j->th * j->tw;
+  const int64_t C = p->C, HW = p->H * p->W, per_img = j->th * j->tw, ts = j->ts, nr = ts + 2;
   const size_t ld = (size_t)j->tw + 2, vstride = (size_t)(C * j->tb);
-  float *line = buf + 8 * ld;
+  float *line = buf + (size_t)(nr * ts) * ld;
   for (int64_t c = 0; c < C; c++) {
-    float *E[4], *O[4];
-    for (int r = 0; r < 4; r++)
-      E[r] = buf + (size_t)(2 * r) * ld, O[r] = buf + (size_t)(2 * r + 1) * ld;
+    float *R[6][4]; /* row r's phases */
+    for (int r = 0; r < nr; r++)
+      for (int q = 0; q < ts; q++)
+        R[r][q] = buf + (size_t)(r * ts + q) * ld;
     int64_t pimg = -1, pty = -1, pa = -1, pb = -1;
     for (int64_t done = 0; done < nt;) {
       const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
       const int64_t b = j->tw - a < nt - done ? j->tw : a + (nt - done), len = b - a;
       const float *xc = x + (img * C + c) * HW;
       int first = 0;
-      if (img == pimg && ty == pty + 1 && a == pa && b == pb) { /* rows 2, 3 become 0, 1 */
-        float *e0 = E[0], *e1 = E[1], *o0 = O[0], *o1 = O[1];
-        E[0] = E[2], E[1] = E[3], O[0] = O[2], O[1] = O[3];
-        E[2] = e0, E[3] = e1, O[2] = o0, O[3] = o1;
+      if (img == pimg && ty == pty + 1 && a == pa && b == pb) { /* rows ts, ts + 1 -> 0, 1 */
+        for (int q = 0; q < ts; q++) {
+          float *old[6];
+          for (int r = 0; r < nr; r++)
+            old[r] = R[r][q];
+          R[0][q] = old[ts], R[1][q] = old[ts + 1];
+          for (int r = 0, at = 2; r < nr; r++)
+            if (r != ts && r != ts + 1)
+              R[at++][q] = old[r];
+        }
         first = 2;
       }
-      for (int r = first; r < 4; r++)
-        load_row(p, xc, 2 * ty - p->p[0] + r, a, b, line, E[r], O[r], ld);
+      for (int r = first; r < nr; r++) {
+        const int64_t iy = ts * ty - p->p[0] + r;
+        if (ts == 2)
+          load_row(p, xc, iy, a, b, line, R[r][0], R[r][1], ld);
+        else
+          load_row4(p, xc, iy, a, b, line, R[r]);
+      }
       const int64_t col = t - tblock;
-      lpq__kern_wino_in((size_t)len, (const float *const *)E, (const float *const *)O,
-                        V + (size_t)(c * NR), vstride, (size_t)col, (size_t)(C * NR));
+      if (ts == 2) {
+        const float *E[4] = {R[0][0], R[1][0], R[2][0], R[3][0]};
+        const float *O[4] = {R[0][1], R[1][1], R[2][1], R[3][1]};
+        lpq__kern_wino_in((size_t)len, E, O, V + (size_t)(c * NR), vstride, (size_t)col,
+                          (size_t)(C * NR));
+      } else {
+        const float *P[24];
+        for (int r = 0; r < 6; r++)
+          for (int q = 0; q < 4; q++)
+            P[r * 4 + q] = R[r][q];
+        lpq__kern_wino4_in((size_t)len, P, V + (size_t)(c * NR), vstride, (size_t)col,
+                           (size_t)(C * NR));
+      }
       pimg = img, pty = ty, pa = a, pb = b;
       done += len;
     }
@@ -185,15 +261,21 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
   for (int64_t done = 0; done < nt;) {
     const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
     const int64_t len = j->tw - a < nt - done ? j->tw - a : nt - done;
-    const int64_t ox0 = 2 * a, w = 2 * len < OW - ox0 ? 2 * len : OW - ox0;
-    const int rows = 2 * ty + 1 < OH ? 2 : 1;
+    const int64_t ts = j->ts, ox0 = ts * a, w = ts * len < OW - ox0 ? ts * len : OW - ox0;
+    const int rows = (int)(OH - ts * ty < ts ? OH - ts * ty : ts);
     for (int64_t m = 0; m < M; m++) {
-      const size_t at = (size_t)((img * M + m) * OHW + 2 * ty * OW + ox0);
-      const float *res[2] = {j->residual ? j->residual + at : NULL,
-                             j->residual ? j->residual + at + OW : NULL};
-      const wino_out_t o = {{y + at, y + at + OW}, j->residual ? res : NULL,
-                            k->bias ? k->bias[m] : 0.0f, j->lo, j->hi, (size_t)w, rows};
-      lpq__kern_wino_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
+      const size_t at = (size_t)((img * M + m) * OHW + ts * ty * OW + ox0);
+      wino_out_t o = {{NULL}, NULL, k->bias ? k->bias[m] : 0.0f, j->lo, j->hi, (size_t)w, rows};
+      const float *res[4];
+      for (int i = 0; i < rows; i++) {
+        o.y[i] = y + at + (size_t)(i * OW);
+        res[i] = j->residual ? j->residual + at + (size_t)(i * OW) : NULL;
+      }
+      o.res = j->residual ? res : NULL;
+      if (ts == 2)
+        lpq__kern_wino_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
+      else
+        lpq__kern_wino4_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
     }
     done += len;
   }
@@ -208,13 +290,13 @@ static void wino_task(void *arg, size_t task, int tid) {
   const int64_t ncols = (nt + NR - 1) / NR * NR;
   const size_t vstride = (size_t)(p->C * j->tb), ystride = (size_t)(p->M * j->tb);
   if (nt < ncols) /* the last panel's unused columns: zero, so they stay finite */
-    for (int xi = 0; xi < 16; xi++)
+    for (int xi = 0; xi < j->nxi; xi++)
       for (int64_t c = 0; c < p->C; c++)
         memset(V + xi * vstride + (size_t)((ncols - NR) * p->C + c * NR + nt % NR), 0,
                (size_t)(NR - nt % NR) * sizeof *V);
   input_transform(j, j->k->in[0], t0, t0, nt, V, scratch + j->row_off);
   const size_t per = lpq__sgemm_packed_a_floats((size_t)p->M, (size_t)p->C);
-  for (int xi = 0; xi < 16; xi++)
+  for (int xi = 0; xi < j->nxi; xi++)
     lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
                            V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
   output_transform(j, Y, (size_t)j->tb, t0, nt);
@@ -225,7 +307,8 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
   const conv_params_t *p = n->params;
   wino_job_t j = {.k = k, .p = p, .lo = lo, .hi = hi};
   j.residual = n->residual ? (const float *)k->in[3] : NULL;
-  j.tb = wino_block(p), j.th = (p->OH + 1) / 2, j.tw = (p->OW + 1) / 2;
+  j.ts = wino_tile(p), j.nxi = (j.ts + 2) * (j.ts + 2), j.tb = wino_block(p);
+  j.th = (p->OH + j.ts - 1) / j.ts, j.tw = (p->OW + j.ts - 1) / j.ts;
   j.tiles = p->N * j.th * j.tw;
   size_t total;
   wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &j.out_off, &total);

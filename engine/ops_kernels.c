@@ -147,3 +147,17 @@ void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O,
 void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_out_t *o) {
   DISPATCH(wino_out_, len, s, ystride, o);
 }
+
+void lpq__kern_deinterleave4(float *restrict p0, float *restrict p1, float *restrict p2,
+                             float *restrict p3, const float *restrict x, size_t n) {
+  DISPATCH(deinterleave4_, p0, p1, p2, p3, x, n);
+}
+
+void lpq__kern_wino4_in(size_t len, const float *const *P, float *dst, size_t vstride,
+                        size_t col0, size_t pstride) {
+  DISPATCH(wino4_in_, len, P, dst, vstride, col0, pstride);
+}
+
+void lpq__kern_wino4_out(size_t len, const float *s, size_t ystride, const wino_out_t *o) {
+  DISPATCH(wino4_out_, len, s, ystride, o);
+}

@@ -167,6 +167,142 @@ static void KNAME(wino_out_)(size_t len, const float *s, size_t ystride, const w
     KNAME(wino_out16_)(len - u0, s, ystride, u0, o);
 }
 
+/* F(4x4, 3x3): V = B^T d B of n <= 16 tiles of one channel. P[4 r + q] is input row r's
+** column phase q (column 4u + q of tile u's window; u0 + 17 floats readable); V_xi of tile u
+** goes to dst as in wino_in16. B^T rows: (4 0 -5 0 1 0) (0 -4 -4 1 1 0) (0 4 -4 -1 1 0)
+** (0 -2 -1 2 1 0) (0 2 -1 -2 1 0) (0 4 0 -5 0 1). */
+#define BT6(o, d)                                                                              \
+  for (int u = 0; u < 16; u++) {                                                               \
+    o[0][u] = 4.0f * d[0][u] - 5.0f * d[2][u] + d[4][u];                                       \
+    o[1][u] = -4.0f * (d[1][u] + d[2][u]) + d[3][u] + d[4][u];                                 \
+    o[2][u] = 4.0f * (d[1][u] - d[2][u]) - d[3][u] + d[4][u];                                  \
+    o[3][u] = 2.0f * (d[3][u] - d[1][u]) - d[2][u] + d[4][u];                                  \
+    o[4][u] = 2.0f * (d[1][u] - d[3][u]) - d[2][u] + d[4][u];                                  \
+    o[5][u] = 4.0f * d[1][u] - 5.0f * d[3][u] + d[5][u];                                       \
+  }
+static inline __attribute__((always_inline)) void KNAME(wino4_in16_)(
+    size_t n, const float *const *P, size_t u0, float *dst, size_t vstride, size_t col0,
+    size_t pstride) {
+  float d[6][6][16], e[6][6][16], v[36][16];
+  for (int r = 0; r < 6; r++) {
+    for (int q = 0; q < 4; q++)
+      memcpy(d[r][q], P[4 * r + q] + u0, sizeof d[r][q]);
+    memcpy(d[r][4], P[4 * r] + u0 + 1, sizeof d[r][4]);
+    memcpy(d[r][5], P[4 * r + 1] + u0 + 1, sizeof d[r][5]);
+  }
+  for (int r = 0; r < 6; r++) { /* e[r] = d[r] B: along the row */
+    float(*o)[16] = e[r];
+    float(*x)[16] = d[r];
+    BT6(o, x)
+  }
+  for (int q = 0; q < 6; q++) { /* V = B^T e: down the columns */
+    float col[6][16], out[6][16];
+    for (int r = 0; r < 6; r++)
+      memcpy(col[r], e[r][q], sizeof col[r]);
+    BT6(out, col)
+    for (int r = 0; r < 6; r++)
+      memcpy(v[6 * r + q], out[r], sizeof v[0]);
+  }
+  const size_t col = col0 + u0, first = 32 - col % 32 < n ? 32 - col % 32 : n;
+  float *base = dst + col / 32 * pstride + col % 32;
+  for (int xi = 0; xi < 36; xi++) {
+    float *dx = base + (size_t)xi * vstride;
+    if (first == 16) {
+      memcpy(dx, v[xi], sizeof v[xi]);
+      continue;
+    }
+    for (size_t u = 0; u < first; u++)
+      dx[u] = v[xi][u];
+    for (size_t u = first; u < n; u++)
+      dx[pstride - col % 32 + (u - first)] = v[xi][u];
+  }
+}
+#undef BT6
+
+static void KNAME(wino4_in_)(size_t len, const float *const *P, float *dst, size_t vstride,
+                             size_t col0, size_t pstride) {
+  size_t u0 = 0;
+  for (; u0 + 16 <= len; u0 += 16)
+    KNAME(wino4_in16_)(16, P, u0, dst, vstride, col0, pstride);
+  if (u0 < len)
+    KNAME(wino4_in16_)(len - u0, P, u0, dst, vstride, col0, pstride);
+}
+
+/* F(4x4, 3x3) output transform A^T Y A of n <= 16 tiles of one output channel, 4 rows of 4
+** columns per tile, with bias, residual and clamp (as wino_out16). A^T rows: (1 1 1 1 1 0)
+** (0 1 -1 2 -2 0) (0 1 1 4 4 0) (0 1 -1 8 -8 1). */
+#define AT6(o, y)                                                                              \
+  for (int u = 0; u < 16; u++) {                                                               \
+    const float s12 = y[1][u] + y[2][u], d12 = y[1][u] - y[2][u];                              \
+    const float s34 = y[3][u] + y[4][u], d34 = y[3][u] - y[4][u];                              \
+    o[0][u] = y[0][u] + s12 + s34;                                                             \
+    o[1][u] = d12 + 2.0f * d34;                                                                \
+    o[2][u] = s12 + 4.0f * s34;                                                                \
+    o[3][u] = d12 + 8.0f * d34 + y[5][u];                                                      \
+  }
+static inline __attribute__((always_inline)) void KNAME(wino4_out16_)(
+    size_t n, const float *s, size_t ystride, size_t u0, const wino_out_t *o) {
+  float v[6][6][16], q[4][6][16], w[4][64];
+  for (int xi = 0; xi < 36; xi++)
+    memcpy(v[xi / 6][xi % 6], s + (size_t)xi * ystride + u0, sizeof v[0][0]);
+  for (int c = 0; c < 6; c++) { /* q = A^T v: down the columns */
+    float col[6][16], out[4][16];
+    for (int r = 0; r < 6; r++)
+      memcpy(col[r], v[r][c], sizeof col[r]);
+    AT6(out, col)
+    for (int i = 0; i < 4; i++)
+      memcpy(q[i][c], out[i], sizeof out[i]);
+  }
+  for (int i = 0; i < 4; i++) { /* r = q A: along the rows, interleaved into w[i] */
+    float out[4][16];
+    float(*y)[16] = q[i];
+    AT6(out, y)
+    for (int u = 0; u < 16; u++)
+      for (int jj = 0; jj < 4; jj++)
+        w[i][4 * u + jj] = out[jj][u];
+  }
+  const size_t x0 = 4 * u0, cnt = o->w - x0 < 4 * n ? o->w - x0 : 4 * n;
+  const float bias = o->bias, lo = o->lo, hi = o->hi;
+  for (int i = 0; i < o->rows; i++) {
+    float *restrict yr = o->y[i] + x0;
+    const float *restrict rr = o->res ? o->res[i] + x0 : NULL;
+    float t[64];
+    if (rr && cnt == 64)
+      memcpy(t, rr, sizeof t);
+    else
+      for (size_t c = 0; c < 64; c++)
+        t[c] = rr && c < cnt ? rr[c] : 0.0f;
+    for (int c = 0; c < 64; c++) { /* all 64 lanes, vectorised; only cnt are stored */
+      float x = w[i][c] + bias + t[c];
+      x = x < lo ? lo : x;
+      t[c] = x > hi ? hi : x;
+    }
+    if (cnt == 64)
+      memcpy(yr, t, sizeof t);
+    else
+      for (size_t c = 0; c < cnt; c++)
+        yr[c] = t[c];
+  }
+}
+#undef AT6
+
+static void KNAME(wino4_out_)(size_t len, const float *s, size_t ystride, const wino_out_t *o) {
+  size_t u0 = 0;
+  for (; u0 + 16 <= len; u0 += 16)
+    KNAME(wino4_out16_)(16, s, ystride, u0, o);
+  if (u0 < len)
+    KNAME(wino4_out16_)(len - u0, s, ystride, u0, o);
+}
+
+/* p_q[u] = x[4u + q] for u < n (q < 4). */
+static void KNAME(deinterleave4_)(float *restrict p0, float *restrict p1, float *restrict p2,
+                                  float *restrict p3, const float *restrict x, size_t n) {
+  for (size_t u = 0; u < n; u++) {
+    p0[u] = x[4 * u], p1[u] = x[4 * u + 1];
+    p2[u] = x[4 * u + 2], p3[u] = x[4 * u + 3];
+  }
+}
+
 static void KNAME(deinterleave_)(float *restrict even, float *restrict odd,
                                  const float *restrict x, size_t n) {
   for (size_t i = 0; i < n / 2; i++) {

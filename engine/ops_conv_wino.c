@@ -40,10 +40,11 @@ static int wino_tile(const conv_params_t *p) {
   return !only2 && p->OH >= 28 && p->OW >= 28 ? 4 : 2;
 }
 
-/* Tiles per task: V and Y of a block (nxi (C + M) floats per tile) within about 1 MB of L2. */
+/* Most tiles per task: V and Y of a block (nxi (C + M) floats per tile) within about 4 MB (L2
+** and the next level; fewer, larger blocks stream the transformed weights fewer times). */
 static int64_t wino_block(const conv_params_t *p) {
   const int64_t ts = wino_tile(p), nxi = (ts + 2) * (ts + 2);
-  int64_t tb = (1 << 18) / (nxi * (p->C + p->M)) / NR * NR;
+  int64_t tb = (1 << 20) / (nxi * (p->C + p->M)) / NR * NR;
   return tb < NR ? NR : tb > 8 * NR ? 8 * NR : tb;
 }
 
@@ -139,6 +140,7 @@ typedef struct wino_job_t {
   const float *residual;
   float lo, hi;
   int64_t ts, nxi, tb, th, tw, tiles; /* output tile side, transformed points */
+  int64_t tpt; /* tiles per task (<= tb, the row length of V and Y) */
   size_t v_off, y_off, row_off, out_off;
 } wino_job_t;
 
@@ -286,7 +288,7 @@ static void wino_task(void *arg, size_t task, int tid) {
   const conv_params_t *p = j->p;
   float *scratch = thread_scratch(j->k, tid);
   float *V = scratch + j->v_off, *Y = scratch + j->y_off;
-  const int64_t t0 = (int64_t)task * j->tb, nt = j->tiles - t0 < j->tb ? j->tiles - t0 : j->tb;
+  const int64_t t0 = (int64_t)task * j->tpt, nt = j->tiles - t0 < j->tpt ? j->tiles - t0 : j->tpt;
   const int64_t ncols = (nt + NR - 1) / NR * NR;
   const size_t vstride = (size_t)(p->C * j->tb), ystride = (size_t)(p->M * j->tb);
   if (nt < ncols) /* the last panel's unused columns: zero, so they stay finite */
@@ -320,6 +322,11 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
     lpq__wino_pack_weights(p, k->weight, U, U + lpq__wino_packed_floats(p) + 16);
     j.U = U;
   }
-  lpq__threads_run(k->pool, (size_t)((j.tiles + j.tb - 1) / j.tb), wino_task, &j);
+  /* as many tasks as blocks of tb, rounded up to a multiple of the threads, evenly filled */
+  const int64_t thr = lpq__threads_count(k->pool);
+  int64_t ntasks = (j.tiles + j.tb - 1) / j.tb;
+  ntasks = (ntasks + thr - 1) / thr * thr;
+  j.tpt = (j.tiles + ntasks - 1) / ntasks;
+  lpq__threads_run(k->pool, (size_t)((j.tiles + j.tpt - 1) / j.tpt), wino_task, &j);
   return 0;
 }

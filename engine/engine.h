@@ -150,9 +150,11 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
 
 /* OpenBLAS 0.3.21 (Debian 12) does not recognise recent AMD CPUs and falls back to its AVX2
 ** (Haswell) kernels, about 1.5x slower than its AVX-512 (SkylakeX) ones where the CPU has
-** AVX-512. The kernel set is chosen when the library loads, from OPENBLAS_CORETYPE, so this
-** re-executes the program (argv as given to main) with OPENBLAS_CORETYPE=SkylakeX when that
-** is unset, the CPU has AVX-512 (F, BW, DQ, VL) and OpenBLAS picked Haswell or Zen. Returns
+** AVX-512, and on CPUs it does not know at all (recent Xeons under a hypervisor) to its SSE3
+** ones (Prescott). The kernel set is chosen when the library loads, from OPENBLAS_CORETYPE, so
+** this re-executes the program (argv as given to main) with OPENBLAS_CORETYPE=SkylakeX when
+** that is unset, the CPU has AVX-512 (F, BW, DQ, VL) and OpenBLAS picked Haswell, Zen or an
+** SSE kernel set (Haswell for such a set on an AVX2+FMA CPU without AVX-512). Returns
 ** only when nothing needed to change or the exec failed. Call it first thing in main(). An
 ** OPENBLAS_CORETYPE set by the user is respected. (lpq's convolutions do not use OpenBLAS on
 ** AVX-512 CPUs; Gemm and MatMul do.) */

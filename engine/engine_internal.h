@@ -229,6 +229,13 @@ typedef struct conv_implicit_t {
   int64_t pos0;
 } conv_implicit_t;
 void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
+/* The same for a pointwise conv over several images (columns from c0 on, image-major). */
+typedef struct conv_pointwise_t {
+  const float *x; /* image 0's first channel of the group */
+  int64_t c0, OHW, HW, img_stride;
+} conv_pointwise_t;
+void lpq__conv_pack_pointwise(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
+                              float *Bp);
 
 /* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);

@@ -320,9 +320,11 @@ static void gemm_task(void *arg, size_t task, int tid) {
   int64_t ldb;
   const int64_t img = c0 / OHW, pos = c0 % OHW;
   const int implicit = j->imgs == 1 && !j->pointwise && j->Ap && Kd > 0;
-  const float *B = implicit ? NULL
-                            : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off,
-                                           &ldb);
+  /* pointwise over several images: B packed straight from the input too */
+  const int multi_pw = j->imgs > 1 && j->pointwise && j->Ap && Kd > 0;
+  const float *B = implicit || multi_pw
+                       ? NULL
+                       : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off, &ldb);
   float *y = k->out[0];
   float *yg = y + img * p->M * OHW + (gi * Mg + m0) * OHW;
   if (j->imgs == 1) { /* bias, residual and activation as the kernel stores the tile */
@@ -339,12 +341,23 @@ static void gemm_task(void *arg, size_t task, int tid) {
     }
   } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
     float *tmp = scratch + j->tmp_off;
-    lpq__kern_sgemm((size_t)mc, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb, tmp,
-                    (size_t)cols, scratch + j->pack_off, NULL);
+    /* without a residual (laid out as y, not as tmp) the kernel applies bias and clamp */
+    const sgemm_epi_t epi = {b ? b + gi * Mg + m0 : NULL, NULL, 0, j->lo, j->hi};
+    const sgemm_epi_t *e = j->residual ? NULL : &epi;
+    if (multi_pw) {
+      const conv_pointwise_t pw = {xg, c0, OHW, HW, p->C * HW};
+      lpq__kern_sgemm_implicit((size_t)mc, (size_t)cols, (size_t)Kd, Ap, lpq__conv_pack_pointwise,
+                               &pw, tmp, (size_t)cols, scratch + j->pack_off, e);
+    } else {
+      lpq__kern_sgemm((size_t)mc, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb,
+                      tmp, (size_t)cols, scratch + j->pack_off, e);
+    }
     for (int64_t i = 0; i < cols / OHW; i++)
       for (int64_t m = m0; m < m0 + mc; m++) {
         const size_t at = (size_t)((img + i) * p->M * OHW + (gi * Mg + m) * OHW);
         memcpy(y + at, tmp + (m - m0) * cols + i * OHW, (size_t)OHW * sizeof *y);
+        if (e)
+          continue;
         if (j->residual)
           lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
                               (size_t)OHW);

@@ -135,3 +135,55 @@ void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t n
   conv_pack(ctx, k0, kc, n0, nc, Bp, 0);
 #endif
 }
+
+/* Pointwise (1x1, stride 1, no pads) over several images side by side: column g of B is output
+** position g % OHW of image g / OHW, row k its input channel k. */
+static inline __attribute__((always_inline)) void pointwise_pack(const void *ctx, size_t k0,
+                                                                 size_t kc, size_t n0, size_t nc,
+                                                                 float *Bp, const int wide) {
+  const conv_pointwise_t *pw = ctx;
+  for (size_t q = 0; q < nc; q += SGEMM_NR) {
+    const int64_t w = (int64_t)(nc - q < SGEMM_NR ? nc - q : SGEMM_NR);
+    const float *src[SGEMM_NR];
+    int64_t seg_t[SGEMM_NR + 1], seg_len[SGEMM_NR + 1];
+    int nseg = 0;
+    for (int64_t t = 0; t < w;) {
+      const int64_t g = pw->c0 + (int64_t)(n0 + q) + t, img = g / pw->OHW, pos = g % pw->OHW;
+      const int64_t len = pw->OHW - pos < w - t ? pw->OHW - pos : w - t;
+      src[nseg] = pw->x + img * pw->img_stride + (int64_t)k0 * pw->HW + pos;
+      seg_t[nseg] = t, seg_len[nseg] = len;
+      nseg++;
+      t += len;
+    }
+    float *dst = Bp + q * kc;
+    for (size_t kk = 0; kk < kc; kk++, dst += SGEMM_NR) {
+      for (int i = 0; i < nseg; i++) {
+        const float *sr = src[i] + (int64_t)kk * pw->HW;
+        if (wide)
+          copy_upto32(dst + seg_t[i], sr, seg_len[i]);
+        else
+          memcpy(dst + seg_t[i], sr, (size_t)seg_len[i] * sizeof *dst);
+      }
+      for (int64_t t = w; t < SGEMM_NR; t++)
+        dst[t] = 0.0f;
+    }
+  }
+}
+
+#ifdef HAVE_STRIDE2_COPY
+PACK_TARGET static void pointwise_pack_avx512(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                              size_t nc, float *Bp) {
+  pointwise_pack(ctx, k0, kc, n0, nc, Bp, 1);
+}
+#endif
+
+void lpq__conv_pack_pointwise(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
+                              float *Bp) {
+#ifdef HAVE_STRIDE2_COPY
+  if (lpq__isa() == LPQ_ISA_AVX512) {
+    pointwise_pack_avx512(ctx, k0, kc, n0, nc, Bp);
+    return;
+  }
+#endif
+  pointwise_pack(ctx, k0, kc, n0, nc, Bp, 0);
+}

@@ -82,12 +82,12 @@ void lpq__kern_wino4_out(size_t len, const float *s, size_t ystride, const wino_
 void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
                        size_t n);
 
-/* Winograd F(2x2, 3x3) (ops_conv_wino.c): whether it runs conv p (dense 3x3 stride 1, lpq's
-** GEMM kernel; LPQ_WINOGRAD=0 turns it off), its weights packed (lpq__wino_packed_floats; tmp:
-** M*C floats), its scratch per thread, and a run with the clamp [lo, hi]. */
+/* Winograd F(2x2, 3x3) / F(4x4, 3x3) (ops_conv_wino.c): whether it runs conv p (dense 3x3
+** stride 1, lpq's GEMM kernel; LPQ_WINOGRAD=0 turns it off, =2 keeps 2x2 tiles), its packed
+** weights (lpq__wino_packed_floats), its scratch per thread, and a run with the clamp [lo, hi]. */
 int lpq__wino_applies(const conv_params_t *p);
 size_t lpq__wino_packed_floats(const conv_params_t *p);
-void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out, float *tmp);
+void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out);
 size_t lpq__wino_scratch(const conv_params_t *p);
 int lpq__wino_run(const kctx_t *k, float lo, float hi);
 

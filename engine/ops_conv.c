@@ -1,8 +1,10 @@
 /* engine/ops_conv.c: Conv (1-D and 2-D, groups, pads and auto_pad, strides, dilations).
-** Depthwise kernels are in ops_depthwise.c, the implicit-GEMM packer in ops_conv_pack.c.
-** Dense groups run as im2col + sgemm (a 1x1 stride-1 unpadded conv is a plain sgemm on the
-** input); depthwise convolution has a direct kernel. Bias and a fused Relu/Clip are applied
-** while the output is still in cache. */
+** Depthwise kernels are in ops_depthwise.c, the implicit-GEMM packers in ops_conv_pack.c,
+** Winograd (dense 3x3 stride 1) in ops_conv_wino.c. Other dense groups run as an implicit GEMM
+** (B panels packed straight from the input) or im2col + sgemm (a 1x1 stride-1 unpadded conv is
+** a plain sgemm on the input); bias, a residual Add and a fused Relu/Clip are applied by the
+** GEMM kernel as it stores each tile. Tasks: column chunks, and blocks of output channels when
+** the chunks are too few for the threads. */
 #include "engine/engine_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
@@ -424,16 +426,10 @@ int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
   if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1))
     return 0; /* run-time weights, no AVX-512 kernel, or depthwise: nothing to pack */
-  if (lpq__wino_applies(p)) { /* the 16 transformed matrices instead */
-    const size_t MC = (size_t)(p->M * p->C);
-    float *tmp = malloc(MC * sizeof *tmp);
-    n->wpack = malloc((lpq__wino_packed_floats(p) + 16) * sizeof *n->wpack);
-    if (!tmp || !n->wpack) {
-      free(tmp);
+  if (lpq__wino_applies(p)) { /* the Winograd-transformed matrices instead */
+    if (!(n->wpack = malloc((lpq__wino_packed_floats(p) + 16) * sizeof *n->wpack)))
       return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
-    }
-    lpq__wino_pack_weights(p, w, n->wpack, tmp);
-    free(tmp);
+    lpq__wino_pack_weights(p, w, n->wpack);
     return 0;
   }
   const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);

@@ -1,9 +1,9 @@
 /* engine/ops_conv_wino.c: Winograd F(2x2, 3x3) and F(4x4, 3x3) for dense 3x3 stride-1
 ** undilated convolutions (ResNet's bulk): a 2x2 output tile costs 16 multiplies per input
 ** channel instead of 36, a 4x4 one 36 instead of 144.
-** Weights: U = G g G^T, 16 matrices [M, C] packed for lpq's GEMM kernel (at load, or per run
-** when a hook replaced the weights). A run walks blocks of tiles, one task each: the input
-** tiles' V = B^T d B straight into the kernel's B panels, 16 GEMMs Y = U V, and the output
+** Weights: U = G g G^T, 16 (36) matrices [M, C] packed for lpq's GEMM kernel (at load, or per
+** run when a hook replaced the weights). A run walks blocks of tiles, one task each: the input
+** tiles' V = B^T d B straight into the kernel's B panels, 16 (36) GEMMs Y = U V, and the output
 ** transform A^T Y A with bias, residual and activation on the way to the output. */
 #include "engine/engine_internal.h"
 
@@ -55,7 +55,7 @@ size_t lpq__wino_packed_floats(const conv_params_t *p) {
 
 /* Per-thread scratch: V, Y, the input rows split by column phase, a line. */
 static void wino_layout(const conv_params_t *p, size_t *v_off, size_t *y_off, size_t *row_off,
-                        size_t *out_off, size_t *total) {
+                        size_t *total) {
   const size_t ts = (size_t)wino_tile(p), nxi = (ts + 2) * (ts + 2);
   const size_t tb = (size_t)wino_block(p), tw = ((size_t)p->OW + ts - 1) / ts;
   size_t at = 0;
@@ -64,22 +64,19 @@ static void wino_layout(const conv_params_t *p, size_t *v_off, size_t *y_off, si
   /* (ts + 2) rows x ts phases of tw + 2, a line of ts tw + 2, 17 floats of slack (the
   ** transform kernels read 16 past a row's start) */
   *row_off = at, at += (ts + 2) * ts * (tw + 2) + ts * tw + 4 + 32;
-  *out_off = at;
   *total = at;
 }
 
 size_t lpq__wino_scratch(const conv_params_t *p) {
-  size_t v, y, r, o, total;
-  wino_layout(p, &v, &y, &r, &o, &total);
-  /* the hooked weights' transform and pack (thread 0's area) */
-  return total + lpq__wino_packed_floats(p) + (size_t)(p->M * p->C) + 32;
+  size_t v, y, r, total;
+  wino_layout(p, &v, &y, &r, &total);
+  return total + lpq__wino_packed_floats(p) + 32; /* and the hooked weights' pack (thread 0) */
 }
 
 /* U_xi = (G g G^T)[i][j] for every (m, c), xi = 4i + j, each [M, C] written straight into
 ** lpq's packed-A layout (one pass over the weights: this runs per forward pass when a hook
-** replaced them). tmp is unused (kept for the caller's scratch layout). */
-void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out, float *tmp) {
-  (void)tmp;
+** replaced them). */
+void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out) {
   const int ts = wino_tile(p), na = ts + 2, nxi = na * na;
   const size_t M = (size_t)p->M, C = (size_t)p->C, per = lpq__sgemm_packed_a_floats(M, C);
   for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
@@ -141,7 +138,7 @@ typedef struct wino_job_t {
   float lo, hi;
   int64_t ts, nxi, tb, th, tw, tiles; /* output tile side, transformed points */
   int64_t tpt; /* tiles per task (<= tb, the row length of V and Y) */
-  size_t v_off, y_off, row_off, out_off;
+  size_t v_off, y_off, row_off;
 } wino_job_t;
 
 /* F(4x4): input row iy of plane x for tiles [a, b) split by column phase: P[q][u] = column
@@ -313,13 +310,13 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
   j.th = (p->OH + j.ts - 1) / j.ts, j.tw = (p->OW + j.ts - 1) / j.ts;
   j.tiles = p->N * j.th * j.tw;
   size_t total;
-  wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &j.out_off, &total);
+  wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &total);
   const float *base = n->wdata ? n->wdata : (const float *)k->in[1];
   if (n->wpack && k->weight == base) {
     j.U = n->wpack;
   } else { /* thread 0's area past its own layout: read by every thread */
     float *U = k->scratch + total + 16;
-    lpq__wino_pack_weights(p, k->weight, U, U + lpq__wino_packed_floats(p) + 16);
+    lpq__wino_pack_weights(p, k->weight, U);
     j.U = U;
   }
   /* as many tasks as blocks of tb, rounded up to a multiple of the threads, evenly filled */

@@ -31,9 +31,13 @@
 ** before them, packs conv weights for the GEMM kernel, and plans the activation memory so
 ** buffers are reused once their tensor is dead. Errors name the file, node, op and attribute.
 **
-** Convolutions run as an implicit GEMM (the im2col panels are packed straight from the
-** input) on lpq's AVX-512 kernel where the CPU has one, else im2col + OpenBLAS sgemm; 3x3
-** depthwise convs have a direct kernel; Gemm and MatMul use OpenBLAS. Setting LPQ_PROFILE=1
+** Dense 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) (maps of 28x28 and more) or
+** F(2x2, 3x3), other convolutions as an implicit GEMM (the im2col panels are packed straight
+** from the input), both on lpq's AVX-512 or AVX2 GEMM kernel (lpq_engine_isa), else im2col +
+** OpenBLAS sgemm; depthwise convs have a direct kernel; Gemm and MatMul use OpenBLAS. Bias,
+** a residual Add and Relu/Clip are applied as the kernels store their output. Weights are
+** packed at load; when a hook replaces them they are packed again on that run (lpq run
+** --swap-weights measures the cost). Setting LPQ_PROFILE=1
 ** (per op type) or LPQ_PROFILE=nodes (per node) in the environment makes lpq_exec_free print
 ** the CPU time each took to stderr.
 */

@@ -124,8 +124,8 @@ AVX2 static void pack_b_avx2(const float *B, size_t ldb, size_t kc, size_t nc, f
         c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(e->res + (i) * e->ldr));              \
         c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(e->res + (i) * e->ldr + 16));         \
       }                                                                                        \
-      c##i##0 = _mm512_min_ps(_mm512_max_ps(c##i##0, lo), hi);                                 \
-      c##i##1 = _mm512_min_ps(_mm512_max_ps(c##i##1, lo), hi);                                 \
+      c##i##0 = _mm512_min_ps(hi, _mm512_max_ps(lo, c##i##0)); /* NaN stays NaN */           \
+      c##i##1 = _mm512_min_ps(hi, _mm512_max_ps(lo, c##i##1));                                 \
     }                                                                                          \
     _mm512_storeu_ps(cr, c##i##0);                                                             \
     _mm512_storeu_ps(cr + 16, c##i##1);                                                        \

@@ -15,6 +15,10 @@ typedef struct conv_case_t {
   int relu, residual; /* Conv -> [Add(skip)] -> [Relu] */
 } conv_case_t;
 
+/* Set by nan_cases: x[0] is NaN, and every output it reaches must be NaN (not clamped away);
+** Winograd may spread it to the rest of its output tile, so there a NaN is no error either. */
+static int nan_input;
+
 static float frand(unsigned *s) {
   *s = *s * 1103515245u + 12345u;
   return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
@@ -90,6 +94,8 @@ static void check(const conv_case_t *c, unsigned seed) {
   float *skip = malloc(ny * 4), *want = malloc(ny * 4), *got = malloc(ny * 4);
   for (size_t i = 0; i < nx; i++)
     x[i] = frand(&seed);
+  if (nan_input)
+    x[0] = NAN;
   for (size_t i = 0; i < nw; i++)
     w[i] = frand(&seed) * 0.3f;
   for (int64_t i = 0; i < c->m; i++)
@@ -170,7 +176,9 @@ static void check(const conv_case_t *c, unsigned seed) {
     void *outputs[1] = {got};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, NULL, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < ny; i++)
-      cr_assert_leq(fabsf(got[i] - want[i]), 1e-4f * (1.0f + fabsf(want[i])),
+      cr_assert(isnan(want[i]) ? isnan(got[i])
+                               : fabsf(got[i] - want[i]) <= 1e-4f * (1.0f + fabsf(want[i])) ||
+                                     (nan_input && isnan(got[i])),
                     "n%lld c%lld %lldx%lld m%lld k%lld s%lld p%lld d%lld g%lld relu%d res%d "
                     "threads %d: y[%zu] = %g, want %g",
                     (long long)c->n, (long long)c->c, (long long)c->h, (long long)c->w,
@@ -180,7 +188,9 @@ static void check(const conv_case_t *c, unsigned seed) {
     const lpq_hooks_t hooks = {.user = w2, .weight = swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < ny; i++)
-      cr_assert_leq(fabsf(got[i] - want2[i]), 1e-4f * (1.0f + fabsf(want2[i])),
+      cr_assert(isnan(want2[i]) ? isnan(got[i])
+                                : fabsf(got[i] - want2[i]) <= 1e-4f * (1.0f + fabsf(want2[i])) ||
+                                      (nan_input && isnan(got[i])),
                     "hooked weights, n%lld c%lld %lldx%lld m%lld k%lld s%lld g%lld threads %d: "
                     "y[%zu] = %g, want %g", (long long)c->n, (long long)c->c, (long long)c->h,
                     (long long)c->w, (long long)c->m, (long long)c->k, (long long)c->stride,
@@ -263,6 +273,25 @@ static void odd_channel_cases(void) {
     check(&cases[i], 200 + (unsigned)i);
 }
 
+/* A NaN input stays NaN through every kernel and the fused Relu (a clamp by max/min must not
+** turn it into 0). */
+static void nan_cases(void) {
+  conv_case_t cases[] = {
+      {2, 16, 40, 40, 24, 3, 1, 1, 1, 1, 1, 0}, {2, 16, 9, 9, 24, 3, 1, 1, 1, 1, 1, 0},
+      {1, 8, 30, 30, 40, 3, 2, 1, 1, 1, 1, 0},  {3, 24, 7, 7, 40, 1, 1, 0, 1, 1, 1, 0},
+      {1, 20, 40, 40, 40, 1, 1, 0, 1, 1, 1, 0}, {2, 6, 12, 12, 6, 3, 1, 1, 1, 6, 1, 0},
+  };
+  nan_input = 1;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check(&cases[i], 300 + (unsigned)i);
+  nan_input = 0;
+}
+
+Test(graph_conv, nan_propagates) { nan_cases(); }
+Test(graph_conv, avx2_nan_propagates) {
+  force_avx2();
+  nan_cases();
+}
 Test(graph_conv, dense_strided_padded_dilated_grouped) { dense_cases(); }
 Test(graph_conv, depthwise) { depthwise_cases(); }
 Test(graph_conv, large_maps_use_the_implicit_gemm) { large_map_cases(); }

@@ -268,6 +268,8 @@ static void odd_channel_cases(void) {
       /* more than 128 output channels: two threads split them in blocks (few column chunks) */
       {2, 16, 9, 9, 200, 3, 1, 1, 2, 1, 1, 1},  {3, 24, 7, 7, 300, 1, 1, 0, 1, 1, 1, 1},
       {1, 8, 30, 30, 140, 3, 2, 1, 1, 1, 1, 0}, {1, 20, 40, 40, 257, 1, 1, 0, 1, 1, 0, 1},
+      /* Winograd's 4x4 tiles: maps of 28 and more, 64 channels or more in and out */
+      {1, 64, 30, 29, 70, 3, 1, 1, 1, 1, 1, 1},  {2, 65, 30, 33, 64, 3, 1, 0, 1, 1, 0, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     check(&cases[i], 200 + (unsigned)i);
@@ -280,6 +282,7 @@ static void nan_cases(void) {
       {2, 16, 40, 40, 24, 3, 1, 1, 1, 1, 1, 0}, {2, 16, 9, 9, 24, 3, 1, 1, 1, 1, 1, 0},
       {1, 8, 30, 30, 40, 3, 2, 1, 1, 1, 1, 0},  {3, 24, 7, 7, 40, 1, 1, 0, 1, 1, 1, 0},
       {1, 20, 40, 40, 40, 1, 1, 0, 1, 1, 1, 0}, {2, 6, 12, 12, 6, 3, 1, 1, 1, 6, 1, 0},
+      {1, 64, 30, 30, 64, 3, 1, 1, 1, 1, 1, 0},
   };
   nan_input = 1;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -31,9 +31,13 @@
 ** before them, packs conv weights for the GEMM kernel, and plans the activation memory so
 ** buffers are reused once their tensor is dead. Errors name the file, node, op and attribute.
 **
-** Convolutions run as an implicit GEMM (the im2col panels are packed straight from the
-** input) on lpq's AVX-512 kernel where the CPU has one, else im2col + OpenBLAS sgemm; 3x3
-** depthwise convs have a direct kernel; Gemm and MatMul use OpenBLAS. Setting LPQ_PROFILE=1
+** Dense 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) (maps of 28x28 and more) or
+** F(2x2, 3x3), other convolutions as an implicit GEMM (the im2col panels are packed straight
+** from the input), both on lpq's AVX-512 or AVX2 GEMM kernel (lpq_engine_isa), else im2col +
+** OpenBLAS sgemm; depthwise convs have a direct kernel; Gemm and MatMul use OpenBLAS. Bias,
+** a residual Add and Relu/Clip are applied as the kernels store their output. Weights are
+** packed at load; when a hook replaces them they are packed again on that run (lpq run
+** --swap-weights measures the cost). Setting LPQ_PROFILE=1
 ** (per op type) or LPQ_PROFILE=nodes (per node) in the environment makes lpq_exec_free print
 ** the CPU time each took to stderr.
 */
@@ -150,13 +154,19 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
 
 /* OpenBLAS 0.3.21 (Debian 12) does not recognise recent AMD CPUs and falls back to its AVX2
 ** (Haswell) kernels, about 1.5x slower than its AVX-512 (SkylakeX) ones where the CPU has
-** AVX-512. The kernel set is chosen when the library loads, from OPENBLAS_CORETYPE, so this
-** re-executes the program (argv as given to main) with OPENBLAS_CORETYPE=SkylakeX when that
-** is unset, the CPU has AVX-512 (F, BW, DQ, VL) and OpenBLAS picked Haswell or Zen. Returns
+** AVX-512, and on CPUs it does not know at all (recent Xeons under a hypervisor) to its SSE3
+** ones (Prescott). The kernel set is chosen when the library loads, from OPENBLAS_CORETYPE, so
+** this re-executes the program (argv as given to main) with OPENBLAS_CORETYPE=SkylakeX when
+** that is unset, the CPU has AVX-512 (F, BW, DQ, VL) and OpenBLAS picked Haswell, Zen or an
+** SSE kernel set (Haswell for such a set on an AVX2+FMA CPU without AVX-512). Returns
 ** only when nothing needed to change or the exec failed. Call it first thing in main(). An
 ** OPENBLAS_CORETYPE set by the user is respected. (lpq's convolutions do not use OpenBLAS on
 ** AVX-512 CPUs; Gemm and MatMul do.) */
 void lpq_blas_select_kernels(char **argv);
+/* The instruction set lpq's own kernels use: "avx512", "avx2" or "generic" (the best the CPU
+** has, chosen once per process; LPQ_ISA=avx2 or LPQ_ISA=generic in the environment forces a
+** lower one, e.g. to check the AVX2 code on an AVX-512 machine). */
+const char *lpq_engine_isa(void);
 
 /* A serialized ONNX TensorProto (e.g. a test's input_0.pb) as an array; the tensor's name is
 ** copied into name (may be NULL). Every size is checked against the buffer. */

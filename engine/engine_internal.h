@@ -97,8 +97,7 @@ threads_t *lpq__threads_new(int nthreads);
 void lpq__threads_free(threads_t **p);
 int lpq__threads_count(const threads_t *p);
 void lpq__threads_run(threads_t *p, size_t ntasks, void (*fn)(void *arg, size_t task, int tid), void *arg);
-/* Thread tid's scratch area in a kernel. */
-static inline float *thread_scratch(const kctx_t *k, int tid) {
+static inline float *thread_scratch(const kctx_t *k, int tid) { /* thread tid's scratch */
   return k->scratch + (size_t)tid * k->scratch_stride;
 }
 
@@ -144,9 +143,7 @@ typedef struct matmul_params_t {
   int b_nk;                  /* the weight was laid out [N, K] at load (a quantizable layer) */
 } matmul_params_t;
 
-typedef struct bn_params_t {
-  float eps;
-} bn_params_t;
+typedef struct bn_params_t { float eps; } bn_params_t;
 
 typedef struct clip_params_t {
   float lo, hi;
@@ -225,13 +222,20 @@ void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w
 
 /* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of lpq__kern_sgemm_implicit for
 ** one image: x is the image's first channel of the group, pos0 the output position of
-** column 0. Only with the AVX-512 kernel. */
+** column 0. Only with lpq's GEMM kernel (lpq__sgemm_packs_a()). */
 typedef struct conv_implicit_t {
   const conv_params_t *p;
   const float *x;
   int64_t pos0;
 } conv_implicit_t;
 void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
+/* The same for a pointwise conv over several images (columns from c0 on, image-major). */
+typedef struct conv_pointwise_t {
+  const float *x; /* image 0's first channel of the group */
+  int64_t c0, OHW, HW, img_stride;
+} conv_pointwise_t;
+void lpq__conv_pack_pointwise(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
+                              float *Bp);
 
 /* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
@@ -257,42 +261,8 @@ int lpq__read_window(const gnode_t *n, int spatial, const int64_t *wk, int with_
 /* Applies the fused activation of n to y[0..count). */
 void lpq__apply_act(const gnode_t *n, float *y, size_t count);
 
-/* Hot inner loops, compiled for AVX-512, AVX2 and plain x86-64 and chosen at load time by the
-** CPU (ops_kernels.c). Pointers must not overlap. */
-void lpq__kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /* y += w*x */
-void lpq__kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
-void lpq__kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
-void lpq__kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
-void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
-                         float hi, size_t n);                                 /* clamp(y+b+r) */
-/* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
-void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
-              float hi, size_t n);
-/* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512
-** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by
-** lpq__sgemm_pack_a (lpq__sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).
-** pack: lpq__sgemm_pack_floats() floats of scratch for the B panels. */
-#define SGEMM_MC 128
-#define SGEMM_KC 256
-#define SGEMM_NC 384
-int lpq__sgemm_packs_a(void);
-size_t lpq__sgemm_pack_floats(size_t N);
-size_t lpq__sgemm_packed_a_floats(size_t M, size_t K);
-void lpq__sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap);
-void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
-                const float *B, size_t ldb, float *C, size_t ldc, float *pack);
-/* The same with B never stored: pack(ctx, k0, kc, n0, nc, Bp) writes rows [k0, k0 + kc) and
-** columns [n0, n0 + nc) of B into Bp as SGEMM_NR-column panels, k-major inside a panel,
-** zero past column nc (the convolution packs straight from its input). Only when
-** lpq__sgemm_packs_a() and K > 0. */
-#define SGEMM_NR 32
-void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
-                         void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
-                                      size_t nc, float *Bp),
-                         const void *ctx, float *C, size_t ldc, float *Bp);
-/* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
-void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
-                       size_t n);
+#include "engine/engine_kernels.h" /* the kernels: instruction set, inner loops, GEMM */
+
 
 /* ---- building ONNX messages by hand (onnx_pb.c) and the export's functions (onnx_quant_fn.c) ----
 ** Built parts are malloc'd as protobuf-c's unpacker lays them out, so free_unpacked frees a

@@ -1,8 +1,10 @@
 /* engine/ops_conv.c: Conv (1-D and 2-D, groups, pads and auto_pad, strides, dilations).
-** Depthwise kernels are in ops_depthwise.c, the implicit-GEMM packer in ops_conv_pack.c.
-** Dense groups run as im2col + sgemm (a 1x1 stride-1 unpadded conv is a plain sgemm on the
-** input); depthwise convolution has a direct kernel. Bias and a fused Relu/Clip are applied
-** while the output is still in cache. */
+** Depthwise kernels are in ops_depthwise.c, the implicit-GEMM packers in ops_conv_pack.c,
+** Winograd (dense 3x3 stride 1) in ops_conv_wino.c. Other dense groups run as an implicit GEMM
+** (B panels packed straight from the input) or im2col + sgemm (a 1x1 stride-1 unpadded conv is
+** a plain sgemm on the input); bias, a residual Add and a fused Relu/Clip are applied by the
+** GEMM kernel as it stores each tile. Tasks: column chunks, and blocks of output channels when
+** the chunks are too few for the threads. */
 #include "engine/engine_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
@@ -145,7 +147,9 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     n->scratch_floats = lpq__depthwise_scratch(p);
   } else {
     size_t a, c, t, pk;
-    const double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
+    double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
+    if (lpq__wino_applies(p) && (double)lpq__wino_scratch(p) > need)
+      need = (double)lpq__wino_scratch(p);
     if (need * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
       return lpq__node_err(err, LPQ_ERANGE, n, "convolution scratch too large");
     n->scratch_floats = (size_t)need;
@@ -243,19 +247,25 @@ typedef struct conv_job_t {
   float lo, hi;
   int pointwise;
   int64_t gi, imgs, cols_max, chunks_per_image;
+  int64_t mstep, mblocks; /* output channels split in blocks of mstep (SGEMM_MC multiples) */
   const float *Ap; /* packed weights of group gi, or NULL (OpenBLAS) */
   const float *residual; /* fused residual Add: same shape as the output, or NULL */
   size_t col_off, tmp_off, pack_off;
 } conv_job_t;
 
+/* Planes [task * cols_max, ...) of a depthwise conv (cols_max: planes per task). */
 static void depthwise_task(void *arg, size_t task, int tid) {
   const conv_job_t *j = arg;
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
-  const int64_t nc = (int64_t)task, c = nc % p->C, HW = p->H * p->W, OHW = p->OH * p->OW;
-  lpq__depthwise_plane(p, (const float *)k->in[0] + nc * HW, k->weight + c * p->k[0] * p->k[1],
-                  k->bias ? k->bias[c] : 0.0f, j->lo, j->hi, (float *)k->out[0] + nc * OHW,
-                  thread_scratch(k, tid));
+  const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, first = (int64_t)task * j->cols_max;
+  const int64_t last = first + j->cols_max < p->N * p->C ? first + j->cols_max : p->N * p->C;
+  for (int64_t nc = first; nc < last; nc++) {
+    const int64_t c = nc % p->C;
+    lpq__depthwise_plane(p, (const float *)k->in[0] + nc * HW, k->weight + c * p->k[0] * p->k[1],
+                         k->bias ? k->bias[c] : 0.0f, j->lo, j->hi, (float *)k->out[0] + nc * OHW,
+                         thread_scratch(k, tid));
+  }
 }
 
 /* B for output columns [c0, c0 + cols) of image-major column space (image = column / OHW):
@@ -292,6 +302,9 @@ static void gemm_task(void *arg, size_t task, int tid) {
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, gi = j->gi;
   const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
   const int64_t total = p->N * OHW;
+  const int64_t m0 = (int64_t)task % j->mblocks * j->mstep;
+  const int64_t mc = Mg - m0 < j->mstep ? Mg - m0 : j->mstep;
+  task /= (size_t)j->mblocks;
   int64_t c0, cols;
   if (j->imgs > 1) {
     c0 = (int64_t)task * j->cols_max;
@@ -303,41 +316,50 @@ static void gemm_task(void *arg, size_t task, int tid) {
     cols = OHW - at < j->cols_max ? OHW - at : j->cols_max;
   }
   float *scratch = thread_scratch(k, tid);
-  const float *wg = k->weight + gi * Mg * Kd, *b = k->bias;
+  const float *wg = k->weight + (gi * Mg + m0) * Kd, *b = k->bias;
+  const float *Ap = j->Ap ? j->Ap + m0 * Kd : NULL; /* whole SGEMM_MC blocks: still packed A */
   const float *xg = (const float *)k->in[0] + gi * Cg * HW;
   int64_t ldb;
   const int64_t img = c0 / OHW, pos = c0 % OHW;
   const int implicit = j->imgs == 1 && !j->pointwise && j->Ap && Kd > 0;
-  const float *B = implicit ? NULL
-                            : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off,
-                                           &ldb);
+  /* pointwise over several images: B packed straight from the input too */
+  const int multi_pw = j->imgs > 1 && j->pointwise && j->Ap && Kd > 0;
+  const float *B = implicit || multi_pw
+                       ? NULL
+                       : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off, &ldb);
   float *y = k->out[0];
-  float *yg = y + img * p->M * OHW + gi * Mg * OHW;
-  if (j->imgs == 1) {
+  float *yg = y + img * p->M * OHW + (gi * Mg + m0) * OHW;
+  if (j->imgs == 1) { /* bias, residual and activation as the kernel stores the tile */
+    const size_t at = (size_t)(img * p->M * OHW + (gi * Mg + m0) * OHW + pos);
+    const sgemm_epi_t epi = {b ? b + gi * Mg + m0 : NULL, j->residual ? j->residual + at : NULL,
+                             (size_t)OHW, j->lo, j->hi};
     if (implicit) {
       const conv_implicit_t ib = {p, xg + img * p->C * HW, pos};
-      lpq__kern_sgemm_implicit((size_t)Mg, (size_t)cols, (size_t)Kd, j->Ap, lpq__conv_pack_b, &ib,
-                          yg + pos, (size_t)OHW, scratch + j->pack_off);
+      lpq__kern_sgemm_implicit((size_t)mc, (size_t)cols, (size_t)Kd, Ap, lpq__conv_pack_b, &ib,
+                               yg + pos, (size_t)OHW, scratch + j->pack_off, &epi);
     } else {
-      lpq__kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb,
-                 yg + pos, (size_t)OHW, scratch + j->pack_off);
-    }
-    for (int64_t m = 0; m < Mg; m++) {
-      const size_t at = (size_t)(img * p->M * OHW + (gi * Mg + m) * OHW + pos);
-      if (j->residual)
-        lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
-                            (size_t)cols);
-      else
-        lpq__kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)cols);
+      lpq__kern_sgemm((size_t)mc, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb,
+                      yg + pos, (size_t)OHW, scratch + j->pack_off, &epi);
     }
   } else { /* whole images side by side: GEMM into tmp, scatter with bias and activation */
     float *tmp = scratch + j->tmp_off;
-    lpq__kern_sgemm((size_t)Mg, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, j->Ap, B, (size_t)ldb, tmp,
-               (size_t)cols, scratch + j->pack_off);
+    /* without a residual (laid out as y, not as tmp) the kernel applies bias and clamp */
+    const sgemm_epi_t epi = {b ? b + gi * Mg + m0 : NULL, NULL, 0, j->lo, j->hi};
+    const sgemm_epi_t *e = j->residual ? NULL : &epi;
+    if (multi_pw) {
+      const conv_pointwise_t pw = {xg, c0, OHW, HW, p->C * HW};
+      lpq__kern_sgemm_implicit((size_t)mc, (size_t)cols, (size_t)Kd, Ap, lpq__conv_pack_pointwise,
+                               &pw, tmp, (size_t)cols, scratch + j->pack_off, e);
+    } else {
+      lpq__kern_sgemm((size_t)mc, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb,
+                      tmp, (size_t)cols, scratch + j->pack_off, e);
+    }
     for (int64_t i = 0; i < cols / OHW; i++)
-      for (int64_t m = 0; m < Mg; m++) {
+      for (int64_t m = m0; m < m0 + mc; m++) {
         const size_t at = (size_t)((img + i) * p->M * OHW + (gi * Mg + m) * OHW);
-        memcpy(y + at, tmp + m * cols + i * OHW, (size_t)OHW * sizeof *y);
+        memcpy(y + at, tmp + (m - m0) * cols + i * OHW, (size_t)OHW * sizeof *y);
+        if (e)
+          continue;
         if (j->residual)
           lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
                               (size_t)OHW);
@@ -354,10 +376,15 @@ static int conv_run(const kctx_t *k) {
   j.lo = k->n->act ? k->n->act_lo : -INFINITY;
   j.hi = k->n->act ? k->n->act_hi : INFINITY;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
-  if (Cg == 1 && Mg == 1) {
-    lpq__threads_run(k->pool, (size_t)(p->N * p->C), depthwise_task, &j);
+  if (Cg == 1 && Mg == 1) { /* about 16 tasks per thread: planes can be tiny (7x7) */
+    const int64_t planes = p->N * p->C, want = 16 * (int64_t)lpq__threads_count(k->pool);
+    j.cols_max = planes > want ? (planes + want - 1) / want : 1;
+    lpq__threads_run(k->pool, (size_t)((planes + j.cols_max - 1) / j.cols_max), depthwise_task,
+                     &j);
     return 0;
   }
+  if (lpq__wino_applies(p))
+    return lpq__wino_run(k, j.lo, j.hi);
   const int64_t OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
   j.pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->p[0] &&
                 !p->p[1] && !p->p[2] && !p->p[3];
@@ -365,8 +392,17 @@ static int conv_run(const kctx_t *k) {
   conv_gemm_scratch(p, &a_off, &j.col_off, &j.tmp_off, &j.pack_off);
   conv_walk(p, &j.imgs, &j.cols_max);
   j.chunks_per_image = (OHW + j.cols_max - 1) / j.cols_max;
-  const size_t ntasks = j.imgs > 1 ? (size_t)((p->N * OHW + j.cols_max - 1) / j.cols_max)
+  const size_t chunks = j.imgs > 1 ? (size_t)((p->N * OHW + j.cols_max - 1) / j.cols_max)
                                    : (size_t)(p->N * j.chunks_per_image);
+  /* too few column chunks to keep every thread busy: split the output channels too (each
+  ** block packs its own B, so only when needed) */
+  const int64_t threads = lpq__threads_count(k->pool), mblk = (Mg + SGEMM_MC - 1) / SGEMM_MC;
+  int64_t want = threads > 1 && (int64_t)chunks < 4 * threads
+                     ? (4 * threads + (int64_t)chunks - 1) / (int64_t)chunks : 1;
+  want = want < mblk ? want : mblk;
+  j.mstep = (mblk + want - 1) / want * SGEMM_MC;
+  j.mblocks = (Mg + j.mstep - 1) / j.mstep;
+  const size_t ntasks = chunks * (size_t)j.mblocks;
   /* the weights packed at load, unless a hook swapped them: then pack them now */
   const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
   const int prepacked = k->n->wpack && k->weight == base;
@@ -390,6 +426,12 @@ int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
   if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1))
     return 0; /* run-time weights, no AVX-512 kernel, or depthwise: nothing to pack */
+  if (lpq__wino_applies(p)) { /* the Winograd-transformed matrices instead */
+    if (!(n->wpack = malloc((lpq__wino_packed_floats(p) + 16) * sizeof *n->wpack)))
+      return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+    lpq__wino_pack_weights(p, w, n->wpack);
+    return 0;
+  }
   const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
   n->wpack = malloc((per_group * (size_t)G + 16) * sizeof *n->wpack);
   if (!n->wpack)

@@ -46,9 +46,10 @@ static inline void copy_upto32(float *d, const float *s, int64_t n) {
 }
 #endif
 
-/* Only called by the AVX-512 GEMM kernel (lpq__sgemm_packs_a()), so it may use AVX-512 itself. */
-PACK_TARGET void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
-                                    float *Bp) {
+/* The packer, inlined into an AVX-512 copy (wide: masked vector copies) and a plain one. */
+static inline __attribute__((always_inline)) void conv_pack(const void *ctx, size_t k0,
+                                                            size_t kc, size_t n0, size_t nc,
+                                                            float *Bp, const int wide) {
   const conv_implicit_t *ib = ctx;
   const conv_params_t *p = ib->p;
   const int64_t kh = p->k[0], kw = p->k[1], H = p->H, W = p->W, OW = p->OW;
@@ -80,9 +81,12 @@ PACK_TARGET void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t 
         }
         const float *row = xc + iy * W;
         if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
-          copy_upto32(d, row + ix0, len);
+          if (wide)
+            copy_upto32(d, row + ix0, len);
+          else
+            memcpy(d, row + ix0, (size_t)len * sizeof *d);
 #ifdef HAVE_STRIDE2_COPY
-        } else if (sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
+        } else if (wide && sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
           int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
           int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
           hi = hi < len ? hi : len;
@@ -106,3 +110,80 @@ PACK_TARGET void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t 
   }
 }
 
+
+#ifdef HAVE_STRIDE2_COPY
+PACK_TARGET static void conv_pack_avx512(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                         size_t nc, float *Bp) {
+  conv_pack(ctx, k0, kc, n0, nc, Bp, 1);
+}
+
+__attribute__((target("avx2,fma"))) static void conv_pack_avx2(const void *ctx, size_t k0,
+                                                               size_t kc, size_t n0, size_t nc,
+                                                               float *Bp) {
+  conv_pack(ctx, k0, kc, n0, nc, Bp, 0);
+}
+#endif
+
+/* Only called by lpq's GEMM kernel (lpq__sgemm_packs_a()): AVX-512 or AVX2 by lpq__isa(). */
+void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
+#ifdef HAVE_STRIDE2_COPY
+  if (lpq__isa() == LPQ_ISA_AVX512)
+    conv_pack_avx512(ctx, k0, kc, n0, nc, Bp);
+  else
+    conv_pack_avx2(ctx, k0, kc, n0, nc, Bp);
+#else
+  conv_pack(ctx, k0, kc, n0, nc, Bp, 0);
+#endif
+}
+
+/* Pointwise (1x1, stride 1, no pads) over several images side by side: column g of B is output
+** position g % OHW of image g / OHW, row k its input channel k. */
+static inline __attribute__((always_inline)) void pointwise_pack(const void *ctx, size_t k0,
+                                                                 size_t kc, size_t n0, size_t nc,
+                                                                 float *Bp, const int wide) {
+  const conv_pointwise_t *pw = ctx;
+  for (size_t q = 0; q < nc; q += SGEMM_NR) {
+    const int64_t w = (int64_t)(nc - q < SGEMM_NR ? nc - q : SGEMM_NR);
+    const float *src[SGEMM_NR];
+    int64_t seg_t[SGEMM_NR + 1], seg_len[SGEMM_NR + 1];
+    int nseg = 0;
+    for (int64_t t = 0; t < w;) {
+      const int64_t g = pw->c0 + (int64_t)(n0 + q) + t, img = g / pw->OHW, pos = g % pw->OHW;
+      const int64_t len = pw->OHW - pos < w - t ? pw->OHW - pos : w - t;
+      src[nseg] = pw->x + img * pw->img_stride + (int64_t)k0 * pw->HW + pos;
+      seg_t[nseg] = t, seg_len[nseg] = len;
+      nseg++;
+      t += len;
+    }
+    float *dst = Bp + q * kc;
+    for (size_t kk = 0; kk < kc; kk++, dst += SGEMM_NR) {
+      for (int i = 0; i < nseg; i++) {
+        const float *sr = src[i] + (int64_t)kk * pw->HW;
+        if (wide)
+          copy_upto32(dst + seg_t[i], sr, seg_len[i]);
+        else
+          memcpy(dst + seg_t[i], sr, (size_t)seg_len[i] * sizeof *dst);
+      }
+      for (int64_t t = w; t < SGEMM_NR; t++)
+        dst[t] = 0.0f;
+    }
+  }
+}
+
+#ifdef HAVE_STRIDE2_COPY
+PACK_TARGET static void pointwise_pack_avx512(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                              size_t nc, float *Bp) {
+  pointwise_pack(ctx, k0, kc, n0, nc, Bp, 1);
+}
+#endif
+
+void lpq__conv_pack_pointwise(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
+                              float *Bp) {
+#ifdef HAVE_STRIDE2_COPY
+  if (lpq__isa() == LPQ_ISA_AVX512) {
+    pointwise_pack_avx512(ctx, k0, kc, n0, nc, Bp);
+    return;
+  }
+#endif
+  pointwise_pack(ctx, k0, kc, n0, nc, Bp, 0);
+}

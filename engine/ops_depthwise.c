@@ -14,8 +14,14 @@
 ** nine taps, bias and activation. scratch: see dw3_scratch. */
 static size_t dw3_scratch(const conv_params_t *p) {
   const size_t hp = (size_t)(p->H + p->p[0] + p->p[2]), wp = (size_t)(p->W + p->p[1] + p->p[3]);
-  return hp * (wp + 2) + wp + 16; /* plane, then one padded line for stride 2 */
+  /* plane, one padded line for stride 2, and stride 1's flat output (DW_FLAT_OW) */
+  return hp * (wp + 2) + wp + 16 + hp * wp + 16;
 }
+
+/* Stride 1 with output rows shorter than this: one kernel call over the whole plane, row
+** length the padded input's (the columns past OW are computed and dropped), so the vector
+** loop runs long instead of a scalar tail per row. */
+#define DW_FLAT_OW 64
 
 static int dw3_applies(const conv_params_t *p) {
   return p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1 && p->s[0] == p->s[1] &&
@@ -27,24 +33,41 @@ static void depthwise3(const conv_params_t *p, const float *x, const float *w, f
   const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, s = p->s[0];
   const int64_t wp = W + p->p[1] + p->p[3];
   const int64_t we = (wp + 1) / 2, ld = s == 1 ? wp : we + wp / 2; /* padded row length */
-  /* zero only what the input does not cover: pad rows, and each row before its copy */
-  memset(pad, 0, (size_t)(p->p[0] * ld) * sizeof *pad);
-  memset(pad + (p->p[0] + H) * ld, 0, (size_t)(p->p[2] * ld) * sizeof *pad);
-  const int64_t pl = p->p[1];
+  const int64_t hp = H + p->p[0] + p->p[2], pl = p->p[1];
+  const int small = hp * ld <= 4096; /* zero the whole plane at once: fewer calls */
+  if (small) {
+    memset(pad, 0, (size_t)(hp * ld) * sizeof *pad);
+  } else { /* zero only what the input does not cover: pad rows, and each row before its copy */
+    memset(pad, 0, (size_t)(p->p[0] * ld) * sizeof *pad);
+    memset(pad + (p->p[0] + H) * ld, 0, (size_t)(p->p[2] * ld) * sizeof *pad);
+  }
   for (int64_t iy = 0; iy < H; iy++) {
     float *row = pad + (iy + p->p[0]) * ld;
     const float *xr = x + iy * W;
     if (s == 1) {
-      memset(row, 0, (size_t)pl * sizeof *row);
+      if (!small)
+        memset(row, 0, (size_t)pl * sizeof *row);
       memcpy(row + pl, xr, (size_t)W * sizeof *row);
-      memset(row + pl + W, 0, (size_t)p->p[3] * sizeof *row);
+      if (!small)
+        memset(row + pl + W, 0, (size_t)p->p[3] * sizeof *row);
     } else { /* padded column c = ix + pl goes to even[c/2] or odd[c/2] */
-      memset(row, 0, (size_t)ld * sizeof *row);
+      if (!small)
+        memset(row, 0, (size_t)ld * sizeof *row);
       if (pl % 2 == 0)
         lpq__kern_deinterleave(row + pl / 2, row + we + pl / 2, xr, (size_t)W);
       else /* x's even columns land on odd padded columns and vice versa */
         lpq__kern_deinterleave(row + we + (pl - 1) / 2, row + (pl + 1) / 2, xr, (size_t)W);
     }
+  }
+  if (s == 1 && OW < DW_FLAT_OW) { /* flat: output (oy, ox) at oy * ld + ox of flat */
+    float *flat = pad + hp * ld + 16;
+    const float *taps[9];
+    for (int t = 0; t < 9; t++)
+      taps[t] = pad + (t / 3) * ld + t % 3;
+    lpq__kern_dw9(flat, taps, w, bias, lo, hi, (size_t)((OH - 1) * ld + OW));
+    for (int64_t oy = 0; oy < OH; oy++)
+      memcpy(y + oy * OW, flat + oy * ld, (size_t)OW * sizeof *y);
+    return;
   }
   for (int64_t oy = 0; oy < OH; oy++) {
     const float *r[3];

@@ -1,9 +1,11 @@
 /* engine/ops_sgemm.c: single-precision GEMM for the convolution and matmul kernels.
 **
-** OpenBLAS is the reference and the fallback. On CPUs with AVX-512 lpq uses its own blocked
-** kernel (packed panels, an 8x32 register tile): Debian's OpenBLAS 0.3.21 may run its AVX2
-** kernels there (it does not know recent AMD cores, and OPENBLAS_CORETYPE may pin Haswell),
-** which halves the convolution throughput. */
+** OpenBLAS is the reference and the fallback. With AVX-512 or AVX2+FMA (lpq__isa()) lpq uses its
+** own blocked kernel: A packed once (at load for constant weights) in panels of 8 rows, B packed
+** per block in panels of 32 columns, an 8x32 register tile (AVX-512: 16 accumulators; AVX2: four
+** 4x16 sub-tiles of 8). Debian's OpenBLAS 0.3.21 may run its AVX2 or even SSE3 kernels on CPUs
+** it does not know, which halves the convolution throughput or worse. Both instruction sets
+** share the packed layouts, so weights packed under one run under the other. */
 #include "engine/engine_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
@@ -16,8 +18,32 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
-#define HAVE_AVX512_KERNEL 1
+#define HAVE_AVX512_KERNEL 1 /* the x86 kernels: AVX-512 and AVX2 */
 #endif
+
+/* The epilogue on a stored tile (still in L1): C = clamp(C + bias[i] + res[i * ldr + j]).
+** Inlined into each micro-kernel, so it is vectorised for that kernel's instruction set. */
+static inline __attribute__((always_inline)) void epi_apply(float *C, size_t ldc, size_t mr,
+                                                            size_t nr, const sgemm_epi_t *e) {
+  for (size_t i = 0; i < mr; i++) {
+    float *c = C + i * ldc;
+    const float b = e->bias ? e->bias[i] : 0.0f, lo = e->lo, hi = e->hi;
+    if (e->res) {
+      const float *r = e->res + i * e->ldr;
+      for (size_t j = 0; j < nr; j++) {
+        float v = c[j] + b + r[j];
+        v = v < lo ? lo : v;
+        c[j] = v > hi ? hi : v;
+      }
+    } else {
+      for (size_t j = 0; j < nr; j++) {
+        float v = c[j] + b;
+        v = v < lo ? lo : v;
+        c[j] = v > hi ? hi : v;
+      }
+    }
+  }
+}
 
 size_t lpq__sgemm_pack_floats(size_t N) {
   (void)N;
@@ -29,9 +55,10 @@ size_t lpq__sgemm_pack_floats(size_t N) {
 }
 
 #ifdef HAVE_AVX512_KERNEL
-#define MR 8
+#define MR SGEMM_MR
 #define NR 32
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
+#define AVX2 __attribute__((target("avx2,fma")))
 
 /* Ap[panel][k][r]: MR rows per panel, zero-padded. */
 static void pack_a(const float *A, size_t lda, size_t mc, size_t kc, float *Ap) {
@@ -61,6 +88,22 @@ __attribute__((target("avx512f"))) static void pack_b(const float *B, size_t ldb
   }
 }
 
+AVX2 static void pack_b_avx2(const float *B, size_t ldb, size_t kc, size_t nc, float *Bp) {
+  for (size_t q = 0; q < nc; q += NR) {
+    const size_t w = nc - q < NR ? nc - q : NR;
+    for (size_t k = 0; k < kc; k++, Bp += NR) {
+      const float *src = B + k * ldb + q;
+      if (w == NR) {
+        for (int h = 0; h < NR; h += 8)
+          _mm256_storeu_ps(Bp + h, _mm256_loadu_ps(src + h));
+      } else {
+        memcpy(Bp, src, w * sizeof *Bp);
+        memset(Bp + w, 0, (NR - w) * sizeof *Bp);
+      }
+    }
+  }
+}
+
 #define ROW(i)                                                                                 \
   a = _mm512_set1_ps(ap[i]);                                                                   \
   c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0);                                                   \
@@ -73,6 +116,17 @@ __attribute__((target("avx512f"))) static void pack_b(const float *B, size_t ldb
       c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(cr));                                   \
       c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(cr + 16));                              \
     }                                                                                          \
+    if (e) { /* the epilogue in registers */                                                   \
+      const __m512 bi = _mm512_set1_ps(e->bias ? e->bias[i] : 0.0f);                           \
+      c##i##0 = _mm512_add_ps(c##i##0, bi);                                                    \
+      c##i##1 = _mm512_add_ps(c##i##1, bi);                                                    \
+      if (e->res) {                                                                            \
+        c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(e->res + (i) * e->ldr));              \
+        c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(e->res + (i) * e->ldr + 16));         \
+      }                                                                                        \
+      c##i##0 = _mm512_min_ps(hi, _mm512_max_ps(lo, c##i##0)); /* NaN stays NaN */           \
+      c##i##1 = _mm512_min_ps(hi, _mm512_max_ps(lo, c##i##1));                                 \
+    }                                                                                          \
     _mm512_storeu_ps(cr, c##i##0);                                                             \
     _mm512_storeu_ps(cr + 16, c##i##1);                                                        \
   } else {                                                                                     \
@@ -80,9 +134,9 @@ __attribute__((target("avx512f"))) static void pack_b(const float *B, size_t ldb
     _mm512_storeu_ps(tile + (i) * NR + 16, c##i##1);                                           \
   }
 
-/* C[0..mr)[0..nr) (+)= Ap panel x Bp panel over kc. */
+/* C[0..mr)[0..nr) (+)= Ap panel x Bp panel over kc, then the epilogue e (NULL: none). */
 AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float *C, size_t ldc,
-                              size_t mr, size_t nr, int acc) {
+                              size_t mr, size_t nr, int acc, const sgemm_epi_t *e) {
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00;
   __m512 c61 = c00, c70 = c00, c71 = c00, a, b0, b1;
@@ -92,16 +146,79 @@ AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float
     ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5); ROW(6); ROW(7);
   }
   const int full = mr == MR && nr == NR;
+  const __m512 lo = _mm512_set1_ps(e ? e->lo : 0.0f), hi = _mm512_set1_ps(e ? e->hi : 0.0f);
   float tile[MR * NR];
   STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7)
-  if (!full)
-    for (size_t i = 0; i < mr; i++)
-      for (size_t j = 0; j < nr; j++)
-        C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+  if (full)
+    return;
+  for (size_t i = 0; i < mr; i++)
+    for (size_t j = 0; j < nr; j++)
+      C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+  if (e)
+    epi_apply(C, ldc, mr, nr, e);
 }
 
-/* Ap holds all of A packed by lpq__sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
-** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
+/* AVX2: rows [r0, r0 + 4) and columns [c0, c0 + 16) of the 8x32 tile, 8 accumulators. */
+#define ROW2(i)                                                                                \
+  a = _mm256_broadcast_ss(ap + (i));                                                           \
+  d##i##0 = _mm256_fmadd_ps(a, b0, d##i##0);                                                   \
+  d##i##1 = _mm256_fmadd_ps(a, b1, d##i##1)
+#define STORE2(i)                                                                              \
+  if (acc) {                                                                                   \
+    d##i##0 = _mm256_add_ps(d##i##0, _mm256_loadu_ps(C + (i) * ldc));                          \
+    d##i##1 = _mm256_add_ps(d##i##1, _mm256_loadu_ps(C + (i) * ldc + 8));                      \
+  }                                                                                            \
+  _mm256_storeu_ps(C + (i) * ldc, d##i##0);                                                    \
+  _mm256_storeu_ps(C + (i) * ldc + 8, d##i##1)
+
+AVX2 static void micro_4x16_avx2(size_t kc, const float *ap, const float *bp, float *C,
+                                 size_t ldc, int acc) {
+  __m256 d00 = _mm256_setzero_ps(), d01 = d00, d10 = d00, d11 = d00, d20 = d00, d21 = d00;
+  __m256 d30 = d00, d31 = d00, a, b0, b1;
+  for (size_t k = 0; k < kc; k++, ap += MR, bp += NR) {
+    b0 = _mm256_loadu_ps(bp);
+    b1 = _mm256_loadu_ps(bp + 8);
+    ROW2(0); ROW2(1); ROW2(2); ROW2(3);
+  }
+  STORE2(0); STORE2(1); STORE2(2); STORE2(3);
+}
+
+/* The 8x32 tile as four 4x16 sub-tiles; a partial tile goes through a local copy. */
+AVX2 static void micro_8x32_avx2(size_t kc, const float *ap, const float *bp, float *C,
+                                 size_t ldc, size_t mr, size_t nr, int acc, const sgemm_epi_t *e) {
+  if (mr == MR && nr == NR) {
+    for (int r = 0; r < MR; r += 4)
+      for (int c = 0; c < NR; c += 16)
+        micro_4x16_avx2(kc, ap + r, bp + c, C + r * ldc + c, ldc, acc);
+    if (e)
+      epi_apply(C, ldc, mr, nr, e);
+    return;
+  }
+  float tile[MR * NR];
+  for (size_t r = 0; r < mr; r += 4)
+    for (size_t c = 0; c < nr; c += 16)
+      micro_4x16_avx2(kc, ap + r, bp + c, tile + r * NR + c, NR, 0);
+  for (size_t i = 0; i < mr; i++)
+    for (size_t j = 0; j < nr; j++)
+      C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+  if (e)
+    epi_apply(C, ldc, mr, nr, e);
+}
+
+typedef void (*micro_fn)(size_t, const float *, const float *, float *, size_t, size_t, size_t,
+                         int, const sgemm_epi_t *);
+
+/* The epilogue of the tile at row m, column n of C, on the last K block only (else NULL). */
+static inline const sgemm_epi_t *tile_epi(const sgemm_epi_t *e, size_t m, size_t n, int last,
+                                          sgemm_epi_t *t) {
+  if (!e || !last)
+    return NULL;
+  *t = *e;
+  t->bias = e->bias ? e->bias + m : NULL;
+  t->res = e->res ? e->res + m * e->ldr + n : NULL;
+  return t;
+}
+
 /* Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of B into Bp, panels of NR columns
 ** (k-major inside a panel), zero beyond the last column. */
 typedef void (*pack_b_fn)(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
@@ -113,13 +230,19 @@ typedef struct dense_b_t {
 
 static void pack_dense_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
   const dense_b_t *d = ctx;
-  pack_b(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
+  if (lpq__isa() == LPQ_ISA_AVX512)
+    pack_b(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
+  else
+    pack_b_avx2(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
 }
 
 /* Ap holds all of A packed by lpq__sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
 ** block's row count rounded up to MR; inside, panels of MR rows, k-major. */
-AVX512 static void sgemm_avx512(size_t M, size_t N, size_t K, const float *Ap, pack_b_fn pack,
-                                const void *ctx, float *C, size_t ldc, float *Bp) {
+static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_fn pack,
+                          const void *ctx, float *C, size_t ldc, float *Bp,
+                          const sgemm_epi_t *epi) {
+  const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  sgemm_epi_t te;
   for (size_t n0 = 0; n0 < N; n0 += SGEMM_NC) {
     const size_t nc = N - n0 < SGEMM_NC ? N - n0 : SGEMM_NC;
     for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
@@ -130,22 +253,46 @@ AVX512 static void sgemm_avx512(size_t M, size_t N, size_t K, const float *Ap, p
         const float *Ab = Ap + m0 * K + mcr * k0;
         for (size_t q = 0; q < nc; q += NR)
           for (size_t p = 0; p < mc; p += MR)
-            micro_8x32(kc, Ab + p * kc, Bp + q * kc, C + (m0 + p) * ldc + n0 + q, ldc,
-                       mc - p < MR ? mc - p : MR, nc - q < NR ? nc - q : NR, k0 > 0);
+            micro(kc, Ab + p * kc, Bp + q * kc, C + (m0 + p) * ldc + n0 + q, ldc,
+                  mc - p < MR ? mc - p : MR, nc - q < NR ? nc - q : NR, k0 > 0,
+                  tile_epi(epi, m0 + p, n0 + q, k0 + kc == K, &te));
       }
     }
   }
 }
 
-static int have_avx512(void) {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+
+/* B already packed over all of K: panel q (NR columns) at Bp + q/NR * K * NR, k-major. */
+static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                           float *C, size_t ldc) {
+  const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
+    const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
+    for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
+      const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
+      const float *Ab = Ap + m0 * K + mcr * k0;
+      for (size_t q = 0; q < N; q += NR)
+        for (size_t p = 0; p < mc; p += MR)
+          micro(kc, Ab + p * kc, Bp + q * K + k0 * NR, C + (m0 + p) * ldc + q, ldc,
+                mc - p < MR ? mc - p : MR, N - q < NR ? N - q : NR, k0 > 0, NULL);
+    }
+  }
 }
 #endif
 
+void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                            float *C, size_t ldc) {
+#ifdef HAVE_AVX512_KERNEL
+  if (M && N && K)
+    sgemm_packed_b(M, N, K, Ap, Bp, C, ldc);
+#else
+  (void)M, (void)N, (void)K, (void)Ap, (void)Bp, (void)C, (void)ldc;
+#endif
+}
+
 int lpq__sgemm_packs_a(void) {
 #ifdef HAVE_AVX512_KERNEL
-  return have_avx512();
+  return lpq__isa() >= LPQ_ISA_AVX2;
 #else
   return 0;
 #endif
@@ -177,28 +324,33 @@ void lpq__sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap
 void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
                          void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
                                       size_t nc, float *Bp),
-                         const void *ctx, float *C, size_t ldc, float *Bp) {
+                         const void *ctx, float *C, size_t ldc, float *Bp,
+                         const sgemm_epi_t *epi) {
 #ifdef HAVE_AVX512_KERNEL
   if (M && N && K)
-    sgemm_avx512(M, N, K, Ap, pack, ctx, C, ldc, Bp);
+    sgemm_blocked(M, N, K, Ap, pack, ctx, C, ldc, Bp, epi);
 #else
   (void)M, (void)N, (void)K, (void)Ap, (void)pack, (void)ctx, (void)C, (void)ldc, (void)Bp;
+  (void)epi;
 #endif
 }
 
 void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
-                const float *B, size_t ldb, float *C, size_t ldc, float *pack) {
+                const float *B, size_t ldb, float *C, size_t ldc, float *pack,
+                const sgemm_epi_t *epi) {
   if (M == 0 || N == 0)
     return;
   if (K == 0) {
     for (size_t i = 0; i < M; i++)
       memset(C + i * ldc, 0, N * sizeof *C);
+    if (epi)
+      epi_apply(C, ldc, M, N, epi);
     return;
   }
 #ifdef HAVE_AVX512_KERNEL
-  if (Ap && pack && have_avx512()) {
+  if (Ap && pack && lpq__sgemm_packs_a()) {
     const dense_b_t d = {B, ldb};
-    sgemm_avx512(M, N, K, Ap, pack_dense_b, &d, C, ldc, pack);
+    sgemm_blocked(M, N, K, Ap, pack_dense_b, &d, C, ldc, pack, epi);
     return;
   }
 #else
@@ -206,4 +358,6 @@ void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, c
 #endif
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
               (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
+  if (epi)
+    epi_apply(C, ldc, M, N, epi);
 }

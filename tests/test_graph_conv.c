@@ -15,6 +15,10 @@ typedef struct conv_case_t {
   int relu, residual; /* Conv -> [Add(skip)] -> [Relu] */
 } conv_case_t;
 
+/* Set by nan_cases: x[0] is NaN, and every output it reaches must be NaN (not clamped away);
+** Winograd may spread it to the rest of its output tile, so there a NaN is no error either. */
+static int nan_input;
+
 static float frand(unsigned *s) {
   *s = *s * 1103515245u + 12345u;
   return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
@@ -74,6 +78,13 @@ static Onnx__ValueInfoProto *value_info(const char *name, int ndim, const int64_
   return vi;
 }
 
+/* The weight hook: the layer's weights replaced (as a quantized evaluation does), so the
+** kernels pack them per run instead of using what was packed at load. */
+static const float *swap_weight(void *user, size_t layer, const float *w, size_t count) {
+  (void)layer, (void)w, (void)count;
+  return user;
+}
+
 /* Runs one case through the engine and compares with the reference. */
 static void check(const conv_case_t *c, unsigned seed) {
   const int64_t cg = c->c / c->groups, oh = out_dim(c, c->h), ow = out_dim(c, c->w);
@@ -83,6 +94,8 @@ static void check(const conv_case_t *c, unsigned seed) {
   float *skip = malloc(ny * 4), *want = malloc(ny * 4), *got = malloc(ny * 4);
   for (size_t i = 0; i < nx; i++)
     x[i] = frand(&seed);
+  if (nan_input)
+    x[0] = NAN;
   for (size_t i = 0; i < nw; i++)
     w[i] = frand(&seed) * 0.3f;
   for (int64_t i = 0; i < c->m; i++)
@@ -90,6 +103,10 @@ static void check(const conv_case_t *c, unsigned seed) {
   for (size_t i = 0; i < ny; i++)
     skip[i] = frand(&seed);
   reference(c, x, w, b, c->residual ? skip : NULL, want);
+  float *w2 = malloc(nw * 4), *want2 = malloc(ny * 4);
+  for (size_t i = 0; i < nw; i++)
+    w2[i] = 0.5f * w[i] + 0.01f * frand(&seed);
+  reference(c, x, w2, b, c->residual ? skip : NULL, want2);
 
   /* model: x, skip (graph inputs); W, B (initializers); Conv [-> Add] [-> Relu] -> y */
   int64_t xd[4] = {c->n, c->c, c->h, c->w}, yd[4] = {c->n, c->m, oh, ow};
@@ -159,20 +176,38 @@ static void check(const conv_case_t *c, unsigned seed) {
     void *outputs[1] = {got};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, NULL, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < ny; i++)
-      cr_assert_leq(fabsf(got[i] - want[i]), 1e-4f * (1.0f + fabsf(want[i])),
+      cr_assert(isnan(want[i]) ? isnan(got[i])
+                               : fabsf(got[i] - want[i]) <= 1e-4f * (1.0f + fabsf(want[i])) ||
+                                     (nan_input && isnan(got[i])),
                     "n%lld c%lld %lldx%lld m%lld k%lld s%lld p%lld d%lld g%lld relu%d res%d "
                     "threads %d: y[%zu] = %g, want %g",
                     (long long)c->n, (long long)c->c, (long long)c->h, (long long)c->w,
                     (long long)c->m, (long long)c->k, (long long)c->stride, (long long)c->pad,
                     (long long)c->dil, (long long)c->groups, c->relu, c->residual, threads, i,
                     got[i], want[i]);
+    const lpq_hooks_t hooks = {.user = w2, .weight = swap_weight};
+    cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
+    for (size_t i = 0; i < ny; i++)
+      cr_assert(isnan(want2[i]) ? isnan(got[i])
+                                : fabsf(got[i] - want2[i]) <= 1e-4f * (1.0f + fabsf(want2[i])) ||
+                                      (nan_input && isnan(got[i])),
+                    "hooked weights, n%lld c%lld %lldx%lld m%lld k%lld s%lld g%lld threads %d: "
+                    "y[%zu] = %g, want %g", (long long)c->n, (long long)c->c, (long long)c->h,
+                    (long long)c->w, (long long)c->m, (long long)c->k, (long long)c->stride,
+                    (long long)c->groups, threads, i, got[i], want2[i]);
     lpq_exec_free(&ex);
     lpq_graph_free(&g);
   }
-  free(buf), free(x), free(w), free(b), free(skip), free(want), free(got);
+  free(buf), free(x), free(w), free(b), free(skip), free(want), free(got), free(w2), free(want2);
 }
 
-Test(graph_conv, dense_strided_padded_dilated_grouped) {
+/* The AVX2 kernels on any x86 CPU with AVX2 (Criterion runs each test in its own process, and
+** the engine reads LPQ_ISA once per process). */
+static void force_avx2(void) {
+  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
+}
+
+static void dense_cases(void) {
   static const int64_t sizes[][2] = {{7, 7}, {12, 9}, {33, 30}};
   static const int64_t chans[][3] = {{3, 16, 1}, {8, 12, 2}, {16, 40, 1}}; /* c, m, groups */
   unsigned seed = 7;
@@ -194,7 +229,7 @@ Test(graph_conv, dense_strided_padded_dilated_grouped) {
   cr_assert_gt(cases, 100);
 }
 
-Test(graph_conv, depthwise) {
+static void depthwise_cases(void) {
   unsigned seed = 11;
   for (int64_t size = 5; size <= 14; size += 3)
     for (int64_t k = 3; k <= 5; k += 2)
@@ -211,7 +246,7 @@ Test(graph_conv, depthwise) {
     check(&wide[i], seed++);
 }
 
-Test(graph_conv, large_maps_use_the_implicit_gemm) {
+static void large_map_cases(void) {
   /* maps big enough for single-image column chunks (and several chunks per image) */
   conv_case_t cases[] = {
       {2, 16, 40, 40, 24, 3, 1, 1, 1, 1, 1, 1},
@@ -221,4 +256,72 @@ Test(graph_conv, large_maps_use_the_implicit_gemm) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     check(&cases[i], 100 + (unsigned)i);
+}
+
+/* Channel counts off the 8-row and 32-column blocks, batch 1 and 3, through every path. */
+static void odd_channel_cases(void) {
+  conv_case_t cases[] = {
+      {1, 5, 31, 29, 13, 3, 1, 1, 1, 1, 1, 1},  {3, 7, 17, 19, 9, 3, 2, 1, 1, 1, 1, 0},
+      {1, 6, 23, 41, 33, 3, 1, 2, 2, 3, 0, 1},  {3, 9, 11, 13, 17, 1, 1, 0, 1, 1, 1, 1},
+      {1, 10, 35, 33, 15, 1, 2, 0, 1, 5, 1, 0}, {3, 3, 40, 37, 7, 5, 1, 2, 1, 1, 0, 1},
+      {1, 12, 9, 9, 65, 3, 1, 1, 1, 1, 1, 1},   {3, 66, 6, 7, 10, 3, 2, 1, 2, 2, 1, 0},
+      /* more than 128 output channels: two threads split them in blocks (few column chunks) */
+      {2, 16, 9, 9, 200, 3, 1, 1, 2, 1, 1, 1},  {3, 24, 7, 7, 300, 1, 1, 0, 1, 1, 1, 1},
+      {1, 8, 30, 30, 140, 3, 2, 1, 1, 1, 1, 0}, {1, 20, 40, 40, 257, 1, 1, 0, 1, 1, 0, 1},
+      /* Winograd's 4x4 tiles: maps of 28 and more, 64 channels or more in and out */
+      {1, 64, 30, 29, 70, 3, 1, 1, 1, 1, 1, 1},  {2, 65, 30, 33, 64, 3, 1, 0, 1, 1, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check(&cases[i], 200 + (unsigned)i);
+}
+
+/* A NaN input stays NaN through every kernel and the fused Relu (a clamp by max/min must not
+** turn it into 0). */
+static void nan_cases(void) {
+  conv_case_t cases[] = {
+      {2, 16, 40, 40, 24, 3, 1, 1, 1, 1, 1, 0}, {2, 16, 9, 9, 24, 3, 1, 1, 1, 1, 1, 0},
+      {1, 8, 30, 30, 40, 3, 2, 1, 1, 1, 1, 0},  {3, 24, 7, 7, 40, 1, 1, 0, 1, 1, 1, 0},
+      {1, 20, 40, 40, 40, 1, 1, 0, 1, 1, 1, 0}, {2, 6, 12, 12, 6, 3, 1, 1, 1, 6, 1, 0},
+      {1, 64, 30, 30, 64, 3, 1, 1, 1, 1, 1, 0},
+  };
+  nan_input = 1;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check(&cases[i], 300 + (unsigned)i);
+  nan_input = 0;
+}
+
+Test(graph_conv, nan_propagates) { nan_cases(); }
+Test(graph_conv, avx2_nan_propagates) {
+  force_avx2();
+  nan_cases();
+}
+Test(graph_conv, dense_strided_padded_dilated_grouped) { dense_cases(); }
+Test(graph_conv, depthwise) { depthwise_cases(); }
+Test(graph_conv, large_maps_use_the_implicit_gemm) { large_map_cases(); }
+Test(graph_conv, odd_channels_and_batches) { odd_channel_cases(); }
+
+Test(graph_conv, avx2_dense_strided_padded_dilated_grouped) {
+  force_avx2();
+  dense_cases();
+}
+
+Test(graph_conv, avx2_depthwise) {
+  force_avx2();
+  depthwise_cases();
+}
+
+Test(graph_conv, avx2_large_maps) {
+  force_avx2();
+  large_map_cases();
+}
+
+Test(graph_conv, avx2_odd_channels_and_batches) {
+  force_avx2();
+  odd_channel_cases();
+}
+
+Test(graph_conv, isa_names_the_kernels_in_use) {
+  force_avx2();
+  const char *isa = lpq_engine_isa();
+  cr_assert(strcmp(isa, "avx2") == 0 || strcmp(isa, "generic") == 0, "LPQ_ISA=avx2 gave %s", isa);
 }

@@ -3,7 +3,8 @@
 # input, same thread counts; each measurement in its own process under /usr/bin/time -v for the
 # peak resident memory. Usage (from anywhere): bench/engine/run.sh
 # Settings by environment: RUNS (timed runs, default 20), WARMUP (3), THREADS ("1 2"),
-# MODELS ("resnet18 mobilenet_v2"), LPQ (build/bin/lpq).
+# MODELS ("resnet18 mobilenet_v2"), LPQ (build/bin/lpq), LPQ_ISA (avx2: lpq's AVX2 kernels on
+# an AVX-512 machine). Prints the medians, their ratios, the thread scaling and peak memory.
 # Needs /usr/bin/python3 with torch/torchvision/onnx, node + npm, /usr/bin/time; prints a table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,19 +29,17 @@ fi
 lpq_ok=0
 if [ -x "$LPQ" ] && "$LPQ" run --help >/dev/null 2>&1; then lpq_ok=1; fi
 
-# measure NAME CMD...: runs CMD under /usr/bin/time -v; sets MS and MIN (median_batch_ms and
-# min_batch_ms from the JSON object CMD prints last), MB (peak resident set size) and CPU (user +
-# system seconds of the whole process), or "n/a" when CMD fails.
+# measure NAME CMD...: runs CMD under /usr/bin/time -v; sets MS (median_batch_ms from the JSON
+# object CMD prints last) and MB (peak resident set size), or "n/a" when CMD fails.
 measure() {
     local name=$1; shift
     local log="$OUT/$name"
     if /usr/bin/time -v -o "$log.time" "$@" >"$log.json" 2>"$log.err"; then
-        read -r MS MIN < <($PY -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print("%.2f %s" % (o["median_batch_ms"], "%.2f" % o["min_batch_ms"] if "min_batch_ms" in o else "n/a"))' "$log.json")
+        MS=$($PY -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print("%.2f" % o["median_batch_ms"])' "$log.json")
         MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log.time")
-        CPU=$(awk -F': ' '/(User|System) time/ {s += $2} END {printf "%.2f", s}' "$log.time")
     else
         echo "bench: $name failed (see $log.err): $(tail -1 "$log.err")" >&2
-        MS=n/a; MIN=n/a; MB=n/a; CPU=n/a
+        MS=n/a; MB=n/a
     fi
 }
 
@@ -52,38 +51,47 @@ check() {
     $PY -c 'import numpy as np,sys; a=np.load(sys.argv[1]); b=np.load(sys.argv[2]); print("%.1e" % (np.abs(a-b).max() / np.abs(b).max()) if a.shape == b.shape else "shape")' "$1" "$2"
 }
 
-echo "lpq engine benchmark: batch 8, 224x224, $RUNS timed runs after $WARMUP warm-up, median ms per batch"
+echo "lpq engine benchmark: batch 8, 224x224, $RUNS timed runs (lpq: all $RUNS; ORT, torch: after $WARMUP warm-up), median ms per batch"
 echo "ONNX Runtime: onnxruntime-node $(node -p 'require("./bench/engine/node_modules/onnxruntime-node/package.json").version'); PyTorch: $($PY -c 'import torch; print(torch.__version__)'); $(nproc) cores"
 [ $lpq_ok = 1 ] || echo "lpq: unavailable ($LPQ has no 'run' subcommand yet)"
 printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' model thr "lpq ms" "ORT ms" "torch ms" lpq/ORT torch/ORT "lpq MB" "ORT MB" "torch MB" "lpq err"
-mins=""
+scal=""
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for m in $MODELS; do
+    declare -A med=()
     for t in $THREADS; do
         rm -f "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy"
         if [ $lpq_ok = 1 ]; then
             measure "${m}_t${t}_lpq" "$LPQ" run --model "$OUT/$m.onnx" --data "$OUT/input.npy" \
                 --batch 8 --threads "$t" --repeat "$RUNS" --out "$OUT/${m}_t${t}_lpq_out.npy" --json
-            lpq_ms=$MS; lpq_min=$MIN; lpq_mb=$MB; lpq_cpu=$CPU
+            lpq_ms=$MS; lpq_mb=$MB
+            [ "$MS" = n/a ] || isa=$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get("isa", "?"))' "$OUT/${m}_t${t}_lpq.json")
         else
-            lpq_ms=n/a; lpq_min=n/a; lpq_mb=n/a; lpq_cpu=n/a
+            lpq_ms=n/a; lpq_mb=n/a
         fi
         measure "${m}_t${t}_ort" node bench/engine/ort.js "$OUT/$m.onnx" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP" "$OUT/${m}_ort_out.npy"
-        ort_ms=$MS; ort_min=$MIN; ort_mb=$MB; ort_cpu=$CPU
+        ort_ms=$MS; ort_mb=$MB
         measure "${m}_t${t}_torch" $PY bench/engine/torch_bench.py "$m" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP"
-        torch_ms=$MS; torch_min=$MIN; torch_mb=$MB; torch_cpu=$CPU
+        torch_ms=$MS; torch_mb=$MB
+        med[lpq$t]=$lpq_ms; med[ort$t]=$ort_ms; med[torch$t]=$torch_ms
         printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' "$m" "$t" "$lpq_ms" "$ort_ms" "$torch_ms" \
             "$(ratio "$lpq_ms" "$ort_ms")" "$(ratio "$torch_ms" "$ort_ms")" "$lpq_mb" "$ort_mb" "$torch_mb" \
             "$(check "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy")"
-        mins="$mins$(printf '%-13s %3s %9s %9s %9s %8s %8s %8s %9s' "$m" "$t" "$lpq_min" "$ort_min" "$torch_min" "$(ratio "$lpq_min" "$ort_min")" "$lpq_cpu" "$ort_cpu" "$torch_cpu")
+    done
+    # thread scaling: the median at the first thread count over the median at each other one
+    set -- $THREADS
+    t1=$1; shift
+    for t in "$@"; do
+        scal="$scal$(printf '%-13s %8s %9s %9s %9s' "$m" "$t1->$t" "$(ratio "${med[lpq$t1]}" "${med[lpq$t]}")" \
+            "$(ratio "${med[ort$t1]}" "${med[ort$t]}")" "$(ratio "${med[torch$t1]}" "${med[torch$t]}")")
 "
     done
+    unset med
 done
 echo "peak MB: maximum resident set size of the whole process (node and python interpreters included)"
-# On a shared machine the fastest run is the least disturbed one, and CPU seconds do not count
-# the time spent waiting for a core: both shown beside the medians.
+echo "lpq kernels: ${isa:-n/a} (LPQ_ISA=${LPQ_ISA:-unset}); lpq err: max |lpq - ORT| / max |ORT| over the logits"
 echo
-echo "fastest run (ms per batch) and CPU seconds of each whole process (start-up and model load included):"
-printf '%-13s %3s %9s %9s %9s %8s %8s %8s %9s\n' model thr "lpq min" "ORT min" "torch min" lpq/ORT "lpq cpu" "ORT cpu" "torch cpu"
-printf '%s' "$mins"
+echo "thread scaling: median ms per batch at the first thread count / median at the other (2.00 = twice as fast):"
+printf '%-13s %8s %9s %9s %9s\n' model threads lpq ORT torch
+printf '%s' "$scal"
 echo "load average before/after: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)"

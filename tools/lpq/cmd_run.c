@@ -13,7 +13,7 @@
 static void usage(FILE *out) {
   fprintf(out,
           "usage: lpq run --model M.onnx --data X [--labels Y] [--batch B] [--norm MEAN,STD]\n"
-          "               [--out Z.npy] [--threads T] [--repeat R] [--json]\n"
+          "               [--out Z.npy] [--threads T] [--repeat R] [--swap-weights] [--json]\n"
           "  --model M     an ONNX model (one float input, one float output)\n"
           "  --data X      inputs: .npy float32 (already normalised) or uint8 (scaled to [0,1])\n"
           "  --labels Y    .npy int64 or uint8 labels: prints top-1 accuracy\n"
@@ -21,8 +21,10 @@ static void usage(FILE *out) {
           "                padded with zeros\n"
           "  --norm M,S    for uint8 data: (x/255 - M) / S (default 0,1)\n"
           "  --out Z.npy   the logits, float32 [N, ...]\n"
-          "  --threads T   OpenBLAS threads (default 1)\n"
+          "  --threads T   the engine's threads (default 1)\n"
           "  --repeat R    run the whole data set R times; timing is the median per batch\n"
+          "  --swap-weights  every layer's weights come from a hook (a copy), as in a quantized\n"
+          "                evaluation: the kernels pack them on every run (the repack cost)\n"
           "  --json        one JSON object instead of text\n");
 }
 
@@ -33,6 +35,12 @@ static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* --swap-weights: layer i's weights replaced by copies[i] (same values, another address). */
+static const float *swapped_weight(void *user, size_t layer, const float *w, size_t count) {
+  (void)w, (void)count;
+  return ((float *const *)user)[layer];
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -46,15 +54,16 @@ int cmd_run(int argc, char **argv) {
       {"labels", required_argument, 0, 'l'}, {"batch", required_argument, 0, 'b'},
       {"norm", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
       {"threads", required_argument, 0, 't'}, {"repeat", required_argument, 0, 'r'},
-      {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+      {"json", no_argument, 0, 'j'}, {"swap-weights", no_argument, 0, 'w'},
+      {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *model = NULL, *data = NULL, *labels = NULL, *outp = NULL;
-  int batch = 8, threads = 1, repeat = 1, json = 0, c;
+  int batch = 8, threads = 1, repeat = 1, json = 0, swap = 0, c;
   double mean = 0.0, std = 1.0;
   /* main() hands us argv + 1: argv - 1 is the whole command line to re-execute with the
   ** faster OpenBLAS kernels where the CPU has them */
   lpq_blas_select_kernels(argv - 1);
   optind = 1;
-  while ((c = getopt_long(argc, argv, "m:d:l:b:n:o:t:r:jh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "m:d:l:b:n:o:t:r:jwh", opts, NULL)) != -1) {
     switch (c) {
     case 'm': model = optarg; break;
     case 'd': data = optarg; break;
@@ -70,6 +79,7 @@ int cmd_run(int argc, char **argv) {
     case 't': threads = atoi(optarg); break;
     case 'r': repeat = atoi(optarg); break;
     case 'j': json = 1; break;
+    case 'w': swap = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -81,12 +91,13 @@ int cmd_run(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(1); /* the engine's own threads run the graph */
   lpq_error_t err;
   int status = 1;
   lpq_array_t *x = NULL, *y = NULL, *lab = NULL, *logits = NULL;
   lpq_exec_t *ex = NULL;
-  float *in_buf = NULL, *out_buf = NULL;
+  float *in_buf = NULL, *out_buf = NULL, **copies = NULL;
+  size_t ncopies = 0;
   double *times = NULL;
   lpq_graph_t *g = lpq_graph_load(model, batch, &err);
   if (!g)
@@ -132,6 +143,23 @@ int cmd_run(int argc, char **argv) {
     lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
     goto fail;
   }
+  lpq_hooks_t hooks = {.weight = swapped_weight};
+  if (swap) {
+    ncopies = lpq_graph_num_layers(g);
+    if (!(copies = calloc(ncopies + 1, sizeof *copies))) {
+      lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
+      goto fail;
+    }
+    for (size_t i = 0; i < ncopies; i++) {
+      const lpq_layer_t *L = lpq_graph_layer(g, i);
+      if (!(copies[i] = malloc(L->weight_count * sizeof **copies + 1))) {
+        lpq_errorf(&err, LPQ_ENOMEM, "out of memory");
+        goto fail;
+      }
+      memcpy(copies[i], L->weight, L->weight_count * sizeof **copies);
+    }
+    hooks.user = copies;
+  }
   for (int r = 0; r < repeat; r++)
     for (size_t b = 0; b < nb; b++) {
       const size_t first = b * (size_t)batch;
@@ -143,7 +171,7 @@ int cmd_run(int argc, char **argv) {
         src = in_buf;
       }
       double t0 = now_ms();
-      if (lpq_exec_run(ex, src, out_buf, NULL, &err) != 0)
+      if (lpq_exec_run(ex, src, out_buf, swap ? &hooks : NULL, &err) != 0)
         goto fail;
       times[(size_t)r * nb + b] = now_ms() - t0;
       memcpy((float *)logits->data + first * per_out, out_buf, rows * per_out * sizeof *out_buf);
@@ -177,6 +205,7 @@ int cmd_run(int argc, char **argv) {
     if (o) {
       json_object_set_new(o, "min_batch_ms", json_real(times[0]));
       json_object_set_new(o, "blas_core", json_string(openblas_get_corename()));
+      json_object_set_new(o, "isa", json_string(lpq_engine_isa()));
     }
     if (o && lab)
       json_object_set_new(o, "top1", json_real(top1));
@@ -190,8 +219,9 @@ int cmd_run(int argc, char **argv) {
   } else {
     printf("model %s: %zu samples in %zu batches of %d, %zu quantizable layers\n", model, N, nb,
            batch, lpq_graph_num_layers(g));
-    printf("time per batch: median %.3f ms, mean %.3f ms (%d threads, %d repeats, OpenBLAS %s)\n",
-           median, total / (double)nt, threads, repeat, openblas_get_corename());
+    printf("time per batch: median %.3f ms, mean %.3f ms (%d threads, %d repeats, kernels %s, "
+           "OpenBLAS %s)\n", median, total / (double)nt, threads, repeat, lpq_engine_isa(),
+           openblas_get_corename());
     if (lab)
       printf("top-1: %.2f%% (%zu of %zu)\n", top1, correct, N);
     if (outp)
@@ -203,6 +233,9 @@ fail:
   fprintf(stderr, "lpq run: %s\n", err.msg);
 done:
   free(in_buf), free(out_buf), free(times);
+  for (size_t i = 0; copies && i < ncopies; i++)
+    free(copies[i]);
+  free(copies);
   lpq_array_free(&x), lpq_array_free(&lab), lpq_array_free(&logits), lpq_array_free(&y);
   lpq_exec_free(&ex);
   lpq_graph_free(&g);

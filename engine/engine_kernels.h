@@ -1,0 +1,94 @@
+/*
+** engine/engine_kernels.h: lpq's compute kernels (the instruction set choice, the vectorised inner
+** loops, the GEMM, Winograd), private to engine/: included by engine_internal.h, whose types
+** (conv_params_t, kctx_t) it uses. Non-static names start with lpq__.
+*/
+#ifndef LPQ_ENGINE_KERNELS_H
+#define LPQ_ENGINE_KERNELS_H
+
+#include <stddef.h>
+
+/* Instruction set of lpq's kernels (ops_kernels.c): the CPU's best, or lower by LPQ_ISA. */
+enum { LPQ_ISA_GENERIC = 0, LPQ_ISA_AVX2 = 1, LPQ_ISA_AVX512 = 2 };
+int lpq__isa(void);
+/* Hot inner loops, compiled for AVX-512, AVX2 and plain x86-64; lpq__isa() picks the copy
+** (ops_kernels.c). Pointers must not overlap. */
+void lpq__kern_axpy(float *restrict y, const float *restrict x, float w, size_t n); /* y += w*x */
+void lpq__kern_max(float *restrict y, const float *restrict x, size_t n);          /* y = max(y, x) */
+void lpq__kern_add(float *restrict y, const float *restrict x, size_t n);          /* y += x */
+void lpq__kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
+void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
+                         float hi, size_t n);                                 /* clamp(y+b+r) */
+/* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
+void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
+              float hi, size_t n);
+/* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512/AVX2
+** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by
+** lpq__sgemm_pack_a (lpq__sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).
+** pack: lpq__sgemm_pack_floats() floats of scratch for the B panels. */
+#define SGEMM_MR 8 /* rows of a packed A panel */
+#define SGEMM_MC 128
+#define SGEMM_KC 256
+#define SGEMM_NC 384
+/* Applied as C is stored (epi may be NULL): C[i][j] = clamp(C + bias[i] + res[i*ldr + j], lo, hi);
+** bias, res NULL when absent. */
+typedef struct sgemm_epi_t {
+  const float *bias, *res;
+  size_t ldr;
+  float lo, hi;
+} sgemm_epi_t;
+int lpq__sgemm_packs_a(void);
+size_t lpq__sgemm_pack_floats(size_t N);
+size_t lpq__sgemm_packed_a_floats(size_t M, size_t K);
+void lpq__sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda, float *Ap);
+void lpq__kern_sgemm(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Ap,
+                const float *B, size_t ldb, float *C, size_t ldc, float *pack,
+                const sgemm_epi_t *epi);
+/* The same with B never stored: pack(ctx, k0, kc, n0, nc, Bp) writes rows [k0, k0 + kc) and
+** columns [n0, n0 + nc) of B into Bp as SGEMM_NR-column panels, k-major inside a panel,
+** zero past column nc (the convolution packs straight from its input). Only when
+** lpq__sgemm_packs_a() and K > 0. */
+#define SGEMM_NR 32
+void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
+                         void (*pack)(const void *ctx, size_t k0, size_t kc, size_t n0,
+                                      size_t nc, float *Bp),
+                         const void *ctx, float *C, size_t ldc, float *Bp,
+                         const sgemm_epi_t *epi);
+/* The same with B packed in full (panels of SGEMM_NR columns over all K rows, k-major, panel
+** q/SGEMM_NR at Bp + q * K; zero past column N). Only when lpq__sgemm_packs_a() and K > 0. */
+void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                            float *C, size_t ldc);
+/* Winograd F(2x2, 3x3) transforms of len tiles (ops_kernels_body.h). */
+void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O, float *dst,
+                       size_t vstride, size_t col0, size_t pstride);
+/* Where lpq__kern_wino_out puts a run of tiles: output rows y[0..rows) from the run's first
+** column, w valid columns, bias, residual rows res[] (res NULL: none) and the clamp. */
+typedef struct wino_out_t {
+  float *y[4];
+  const float *const *res;
+  float bias, lo, hi;
+  size_t w;
+  int rows;
+} wino_out_t;
+void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_out_t *o);
+/* p_q[u] = x[4u + q] for u < n. */
+void lpq__kern_deinterleave4(float *restrict p0, float *restrict p1, float *restrict p2,
+                             float *restrict p3, const float *restrict x, size_t n);
+/* The same for F(4x4, 3x3): P[4r + q] is input row r's column phase q (r < 6). */
+void lpq__kern_wino4_in(size_t len, const float *const *P, float *dst, size_t vstride,
+                        size_t col0, size_t pstride);
+void lpq__kern_wino4_out(size_t len, const float *s, size_t ystride, const wino_out_t *o);
+/* Splits x[0..n) into even[i] = x[2i] and odd[i] = x[2i+1]. */
+void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const float *restrict x,
+                       size_t n);
+
+/* Winograd F(2x2, 3x3) / F(4x4, 3x3) (ops_conv_wino.c): whether it runs conv p (dense 3x3
+** stride 1, lpq's GEMM kernel; LPQ_WINOGRAD=0 turns it off, =2 keeps 2x2 tiles), its packed
+** weights (lpq__wino_packed_floats), its scratch per thread, and a run with the clamp [lo, hi]. */
+int lpq__wino_applies(const conv_params_t *p);
+size_t lpq__wino_packed_floats(const conv_params_t *p);
+void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out);
+size_t lpq__wino_scratch(const conv_params_t *p);
+int lpq__wino_run(const kctx_t *k, float lo, float hi);
+
+#endif

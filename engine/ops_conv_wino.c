@@ -1,0 +1,330 @@
+/* engine/ops_conv_wino.c: Winograd F(2x2, 3x3) and F(4x4, 3x3) for dense 3x3 stride-1
+** undilated convolutions (ResNet's bulk): a 2x2 output tile costs 16 multiplies per input
+** channel instead of 36, a 4x4 one 36 instead of 144.
+** Weights: U = G g G^T, 16 (36) matrices [M, C] packed for lpq's GEMM kernel (at load, or per
+** run when a hook replaced the weights). A run walks blocks of tiles, one task each: the input
+** tiles' V = B^T d B straight into the kernel's B panels, 16 (36) GEMMs Y = U V, and the output
+** transform A^T Y A with bias, residual and activation on the way to the output. */
+#include "engine/engine_internal.h"
+
+/* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
+#if defined(__GNUC__) && !defined(__clang__) /* clang vectorises at -O2 and has no such pragma */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NR SGEMM_NR
+
+int lpq__wino_applies(const conv_params_t *p) {
+  static int enabled = -1; /* LPQ_WINOGRAD=0: the implicit GEMM for these too */
+  if (enabled < 0) {
+    const char *e = getenv("LPQ_WINOGRAD");
+    enabled = !(e && strcmp(e, "0") == 0);
+  }
+  return enabled && lpq__sgemm_packs_a() && p->k[0] == 3 && p->k[1] == 3 && p->s[0] == 1 &&
+         p->s[1] == 1 && p->d[0] == 1 && p->d[1] == 1 && p->groups == 1 && p->C >= 8 &&
+         p->M >= 8 && p->OH >= 2 && p->OW >= 2;
+}
+
+/* Output tile: 4x4 (F(4x4, 3x3), 36 transformed points, 4 multiplies per output instead of 9)
+** on maps of at least 28x28 (the tiles cover them well) with 64 channels or more in and out
+** (with fewer the transforms cost more than the multiplies saved: the bundled 28x28 resnet18's
+** 16-channel layers ran 20% slower); 2x2 (16 points) otherwise. LPQ_WINOGRAD=2: always 2x2. */
+static int wino_tile(const conv_params_t *p) {
+  static int only2 = -1;
+  if (only2 < 0) {
+    const char *e = getenv("LPQ_WINOGRAD");
+    only2 = e && strcmp(e, "2") == 0;
+  }
+  return !only2 && p->OH >= 28 && p->OW >= 28 && p->C >= 64 && p->M >= 64 ? 4 : 2;
+}
+
+/* Most tiles per task: V and Y of a block (nxi (C + M) floats per tile) within about 4 MB (L2
+** and the next level; fewer, larger blocks stream the transformed weights fewer times). */
+static int64_t wino_block(const conv_params_t *p) {
+  const int64_t ts = wino_tile(p), nxi = (ts + 2) * (ts + 2);
+  int64_t tb = (1 << 20) / (nxi * (p->C + p->M)) / NR * NR;
+  return tb < NR ? NR : tb > 8 * NR ? 8 * NR : tb;
+}
+
+size_t lpq__wino_packed_floats(const conv_params_t *p) {
+  const size_t ts = (size_t)wino_tile(p);
+  return (ts + 2) * (ts + 2) * lpq__sgemm_packed_a_floats((size_t)p->M, (size_t)p->C);
+}
+
+/* Per-thread scratch: V, Y, the input rows split by column phase, a line. */
+static void wino_layout(const conv_params_t *p, size_t *v_off, size_t *y_off, size_t *row_off,
+                        size_t *total) {
+  const size_t ts = (size_t)wino_tile(p), nxi = (ts + 2) * (ts + 2);
+  const size_t tb = (size_t)wino_block(p), tw = ((size_t)p->OW + ts - 1) / ts;
+  size_t at = 0;
+  *v_off = at, at += nxi * (size_t)p->C * tb + 16;
+  *y_off = at, at += nxi * (size_t)p->M * tb + 16;
+  /* (ts + 2) rows x ts phases of tw + 2, a line of ts tw + 2, 17 floats of slack (the
+  ** transform kernels read 16 past a row's start) */
+  *row_off = at, at += (ts + 2) * ts * (tw + 2) + ts * tw + 4 + 32;
+  *total = at;
+}
+
+size_t lpq__wino_scratch(const conv_params_t *p) {
+  size_t v, y, r, total;
+  wino_layout(p, &v, &y, &r, &total);
+  return total + lpq__wino_packed_floats(p) + 32; /* and the hooked weights' pack (thread 0) */
+}
+
+/* U_xi = (G g G^T)[i][j] for every (m, c), xi = 4i + j, each [M, C] written straight into
+** lpq's packed-A layout (one pass over the weights: this runs per forward pass when a hook
+** replaced them). */
+void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out) {
+  const int ts = wino_tile(p), na = ts + 2, nxi = na * na;
+  const size_t M = (size_t)p->M, C = (size_t)p->C, per = lpq__sgemm_packed_a_floats(M, C);
+  for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
+    const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC;
+    const size_t mcr = (mc + SGEMM_MR - 1) / SGEMM_MR * SGEMM_MR;
+    for (size_t k0 = 0; k0 < C; k0 += SGEMM_KC) {
+      const size_t kc = C - k0 < SGEMM_KC ? C - k0 : SGEMM_KC;
+      for (size_t pr = 0; pr < mc; pr += SGEMM_MR) { /* one panel: MR rows, k-major */
+        float *o = out + m0 * C + mcr * k0 + pr * kc;
+        for (size_t k = k0; k < k0 + kc; k++, o += SGEMM_MR) {
+          float u[36][SGEMM_MR];
+          for (size_t r = 0; r < SGEMM_MR; r++) {
+            const size_t m = m0 + pr + r;
+            float t[6][3], uu[6][6];
+            if (m >= m0 + mc) { /* padding rows of the last panel */
+              for (int xi = 0; xi < nxi; xi++)
+                u[xi][r] = 0.0f;
+              continue;
+            }
+            const float *g = w + (m * C + k) * 9;
+            for (int b = 0; b < 3; b++) { /* t = G g, by columns b */
+              const float g0 = g[b], g1 = g[3 + b], g2 = g[6 + b];
+              if (ts == 2) {
+                t[0][b] = g0, t[1][b] = 0.5f * (g0 + g1 + g2);
+                t[2][b] = 0.5f * (g0 - g1 + g2), t[3][b] = g2;
+              } else {
+                t[0][b] = 0.25f * g0, t[1][b] = -(g0 + g1 + g2) / 6.0f;
+                t[2][b] = -(g0 - g1 + g2) / 6.0f, t[3][b] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
+                t[4][b] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f, t[5][b] = g2;
+              }
+            }
+            for (int i = 0; i < na; i++) { /* u = t G^T */
+              const float t0 = t[i][0], t1 = t[i][1], t2 = t[i][2];
+              if (ts == 2) {
+                uu[i][0] = t0, uu[i][1] = 0.5f * (t0 + t1 + t2);
+                uu[i][2] = 0.5f * (t0 - t1 + t2), uu[i][3] = t2;
+              } else {
+                uu[i][0] = 0.25f * t0, uu[i][1] = -(t0 + t1 + t2) / 6.0f;
+                uu[i][2] = -(t0 - t1 + t2) / 6.0f, uu[i][3] = t0 / 24.0f + t1 / 12.0f + t2 / 6.0f;
+                uu[i][4] = t0 / 24.0f - t1 / 12.0f + t2 / 6.0f, uu[i][5] = t2;
+              }
+            }
+            for (int xi = 0; xi < nxi; xi++)
+              u[xi][r] = uu[xi / na][xi % na];
+          }
+          for (int xi = 0; xi < nxi; xi++)
+            memcpy(o + (size_t)xi * per, u[xi], sizeof u[xi]);
+        }
+      }
+    }
+  }
+}
+
+typedef struct wino_job_t {
+  const kctx_t *k;
+  const conv_params_t *p;
+  const float *U;
+  const float *residual;
+  float lo, hi;
+  int64_t ts, nxi, tb, th, tw, tiles; /* output tile side, transformed points */
+  int64_t tpt; /* tiles per task (<= tb, the row length of V and Y) */
+  size_t v_off, y_off, row_off;
+} wino_job_t;
+
+/* F(4x4): input row iy of plane x for tiles [a, b) split by column phase: P[q][u] = column
+** 4(a + u) + q - pl (u <= b - a), zero outside the plane. */
+static void load_row4(const conv_params_t *p, const float *x, int64_t iy, int64_t a, int64_t b,
+                      float *line, float *const *P) {
+  const int64_t len = b - a, n = 4 * (len + 1), x0 = 4 * a - p->p[1];
+  if (iy < 0 || iy >= p->H) {
+    for (int q = 0; q < 4; q++)
+      memset(P[q], 0, (size_t)(len + 1) * sizeof *line);
+    return;
+  }
+  const float *row = x + iy * p->W;
+  const int64_t lo = x0 < 0 ? -x0 : 0, hi = p->W - x0 < n ? p->W - x0 : n;
+  for (int64_t i = 0; i < lo && i < n; i++)
+    line[i] = 0.0f;
+  if (hi > lo)
+    memcpy(line + lo, row + x0 + lo, (size_t)(hi - lo) * sizeof *line);
+  for (int64_t i = hi > lo ? hi : lo; i < n; i++)
+    line[i] = 0.0f;
+  lpq__kern_deinterleave4(P[0], P[1], P[2], P[3], line, (size_t)(len + 1));
+}
+
+/* Input row iy of channel plane x for tiles tx in [a, b), de-interleaved: E[u] = column
+** 2(a + u) - pl, O[u] = the next one; zero outside the plane. line: 2 (b - a) + 2 floats. */
+static void load_row(const conv_params_t *p, const float *x, int64_t iy, int64_t a, int64_t b,
+                     float *line, float *E, float *O, size_t ld) {
+  const int64_t n = 2 * (b - a) + 2, x0 = 2 * a - p->p[1];
+  if (iy < 0 || iy >= p->H) {
+    memset(E, 0, ld * sizeof *E);
+    memset(O, 0, ld * sizeof *O);
+    return;
+  }
+  const float *row = x + iy * p->W;
+  if (n < 32) { /* short rows: straight into E and O, no calls */
+    for (int64_t i = 0; i < n; i++) {
+      const int64_t ix = x0 + i;
+      (i % 2 ? O : E)[i / 2] = ix >= 0 && ix < p->W ? row[ix] : 0.0f;
+    }
+    return;
+  }
+  const int64_t lo = x0 < 0 ? -x0 : 0, hi = p->W - x0 < n ? p->W - x0 : n;
+  for (int64_t i = 0; i < lo && i < n; i++)
+    line[i] = 0.0f;
+  if (hi > lo)
+    memcpy(line + lo, row + x0 + lo, (size_t)(hi - lo) * sizeof *line);
+  for (int64_t i = hi > lo ? hi : lo; i < n; i++)
+    line[i] = 0.0f;
+  lpq__kern_deinterleave(E, O, line, (size_t)n);
+}
+
+/* V for tiles [t0, t0 + nt) of the block starting at tile tblock: V_xi[c][t] in B panels. Runs
+** of tiles in one tile row; channel by channel, so the next tile row of the same image reuses
+** the two input rows it shares with this one. */
+static void input_transform(const wino_job_t *j, const float *x, int64_t tblock, int64_t t0,
+                            int64_t nt, float *V, float *buf) {
+  const conv_params_t *p = j->p;
+  const int64_t C = p->C, HW = p->H * p->W, per_img = j->th * j->tw, ts = j->ts, nr = ts + 2;
+  const size_t ld = (size_t)j->tw + 2, vstride = (size_t)(C * j->tb);
+  float *line = buf + (size_t)(nr * ts) * ld;
+  for (int64_t c = 0; c < C; c++) {
+    float *R[6][4]; /* row r's phases */
+    for (int r = 0; r < nr; r++)
+      for (int q = 0; q < ts; q++)
+        R[r][q] = buf + (size_t)(r * ts + q) * ld;
+    int64_t pimg = -1, pty = -1, pa = -1, pb = -1;
+    for (int64_t done = 0; done < nt;) {
+      const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
+      const int64_t b = j->tw - a < nt - done ? j->tw : a + (nt - done), len = b - a;
+      const float *xc = x + (img * C + c) * HW;
+      int first = 0;
+      if (img == pimg && ty == pty + 1 && a == pa && b == pb) { /* rows ts, ts + 1 -> 0, 1 */
+        for (int q = 0; q < ts; q++) {
+          float *old[6];
+          for (int r = 0; r < nr; r++)
+            old[r] = R[r][q];
+          R[0][q] = old[ts], R[1][q] = old[ts + 1];
+          for (int r = 0, at = 2; r < nr; r++)
+            if (r != ts && r != ts + 1)
+              R[at++][q] = old[r];
+        }
+        first = 2;
+      }
+      for (int r = first; r < nr; r++) {
+        const int64_t iy = ts * ty - p->p[0] + r;
+        if (ts == 2)
+          load_row(p, xc, iy, a, b, line, R[r][0], R[r][1], ld);
+        else
+          load_row4(p, xc, iy, a, b, line, R[r]);
+      }
+      const int64_t col = t - tblock;
+      if (ts == 2) {
+        const float *E[4] = {R[0][0], R[1][0], R[2][0], R[3][0]};
+        const float *O[4] = {R[0][1], R[1][1], R[2][1], R[3][1]};
+        lpq__kern_wino_in((size_t)len, E, O, V + (size_t)(c * NR), vstride, (size_t)col,
+                          (size_t)(C * NR));
+      } else {
+        const float *P[24];
+        for (int r = 0; r < 6; r++)
+          for (int q = 0; q < 4; q++)
+            P[r * 4 + q] = R[r][q];
+        lpq__kern_wino4_in((size_t)len, P, V + (size_t)(c * NR), vstride, (size_t)col,
+                           (size_t)(C * NR));
+      }
+      pimg = img, pty = ty, pa = a, pb = b;
+      done += len;
+    }
+  }
+}
+
+/* y for tiles [t0, t0 + nt) from Y_xi[m][t - t0] (row length ldy), bias, residual, clamp. */
+static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, int64_t t0,
+                             int64_t nt) {
+  const conv_params_t *p = j->p;
+  const kctx_t *k = j->k;
+  const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW, per_img = j->th * j->tw;
+  const size_t ystride = (size_t)M * ldy;
+  float *y = k->out[0];
+  for (int64_t done = 0; done < nt;) {
+    const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
+    const int64_t len = j->tw - a < nt - done ? j->tw - a : nt - done;
+    const int64_t ts = j->ts, ox0 = ts * a, w = ts * len < OW - ox0 ? ts * len : OW - ox0;
+    const int rows = (int)(OH - ts * ty < ts ? OH - ts * ty : ts);
+    for (int64_t m = 0; m < M; m++) {
+      const size_t at = (size_t)((img * M + m) * OHW + ts * ty * OW + ox0);
+      wino_out_t o = {{NULL}, NULL, k->bias ? k->bias[m] : 0.0f, j->lo, j->hi, (size_t)w, rows};
+      const float *res[4];
+      for (int i = 0; i < rows; i++) {
+        o.y[i] = y + at + (size_t)(i * OW);
+        res[i] = j->residual ? j->residual + at + (size_t)(i * OW) : NULL;
+      }
+      o.res = j->residual ? res : NULL;
+      if (ts == 2)
+        lpq__kern_wino_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
+      else
+        lpq__kern_wino4_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
+    }
+    done += len;
+  }
+}
+
+static void wino_task(void *arg, size_t task, int tid) {
+  const wino_job_t *j = arg;
+  const conv_params_t *p = j->p;
+  float *scratch = thread_scratch(j->k, tid);
+  float *V = scratch + j->v_off, *Y = scratch + j->y_off;
+  const int64_t t0 = (int64_t)task * j->tpt, nt = j->tiles - t0 < j->tpt ? j->tiles - t0 : j->tpt;
+  const int64_t ncols = (nt + NR - 1) / NR * NR;
+  const size_t vstride = (size_t)(p->C * j->tb), ystride = (size_t)(p->M * j->tb);
+  if (nt < ncols) /* the last panel's unused columns: zero, so they stay finite */
+    for (int xi = 0; xi < j->nxi; xi++)
+      for (int64_t c = 0; c < p->C; c++)
+        memset(V + xi * vstride + (size_t)((ncols - NR) * p->C + c * NR + nt % NR), 0,
+               (size_t)(NR - nt % NR) * sizeof *V);
+  input_transform(j, j->k->in[0], t0, t0, nt, V, scratch + j->row_off);
+  const size_t per = lpq__sgemm_packed_a_floats((size_t)p->M, (size_t)p->C);
+  for (int xi = 0; xi < j->nxi; xi++)
+    lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
+                           V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
+  output_transform(j, Y, (size_t)j->tb, t0, nt);
+}
+
+int lpq__wino_run(const kctx_t *k, float lo, float hi) {
+  const gnode_t *n = k->n;
+  const conv_params_t *p = n->params;
+  wino_job_t j = {.k = k, .p = p, .lo = lo, .hi = hi};
+  j.residual = n->residual ? (const float *)k->in[3] : NULL;
+  j.ts = wino_tile(p), j.nxi = (j.ts + 2) * (j.ts + 2), j.tb = wino_block(p);
+  j.th = (p->OH + j.ts - 1) / j.ts, j.tw = (p->OW + j.ts - 1) / j.ts;
+  j.tiles = p->N * j.th * j.tw;
+  size_t total;
+  wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &total);
+  const float *base = n->wdata ? n->wdata : (const float *)k->in[1];
+  if (n->wpack && k->weight == base) {
+    j.U = n->wpack;
+  } else { /* thread 0's area past its own layout: read by every thread */
+    float *U = k->scratch + total + 16;
+    lpq__wino_pack_weights(p, k->weight, U);
+    j.U = U;
+  }
+  /* as many tasks as blocks of tb, rounded up to a multiple of the threads, evenly filled */
+  const int64_t thr = lpq__threads_count(k->pool);
+  int64_t ntasks = (j.tiles + j.tb - 1) / j.tb;
+  ntasks = (ntasks + thr - 1) / thr * thr;
+  j.tpt = (j.tiles + ntasks - 1) / ntasks;
+  lpq__threads_run(k->pool, (size_t)((j.tiles + j.tpt - 1) / j.tpt), wino_task, &j);
+  return 0;
+}

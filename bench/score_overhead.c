@@ -23,7 +23,7 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  lpq_blas_for_scoring(argv); /* as lpq does */
+  lpq_blas_select_kernels(argv); /* as lpq does */
   if (argc == 2 || (argc > 1 && argv[1][0] == '-')) {
     fprintf(stderr, "usage: score_overhead [MODEL.onnx CALIB.npy [reps] [threads]]\n"
                     "  (default: models/resnet18.onnx models/fashion_calib_256.npy, as make bench "

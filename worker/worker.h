@@ -36,13 +36,6 @@ int lpq_normalize_rows_to(float *dst, const float *src, size_t rows, size_t dim,
 double lpq_infonce_normalized(const float *qn, const float *pn, size_t batch, size_t dim,
                               double temperature, float *scratch);
 
-/* lpq_blas_select_kernels (engine.h), and also where OpenBLAS fell back to its generic Prescott
-** kernels on an AVX-512 CPU it does not recognise (Sapphire/Emerald Rapids with 0.3.21): the
-** local terms' GEMMs run 4.5x faster on its SkylakeX ones. Re-executes argv with
-** OPENBLAS_CORETYPE=SkylakeX; returns when nothing needed to change (an OPENBLAS_CORETYPE set
-** by the user is respected). Call it first thing in main() of a program that scores. */
-void lpq_blas_for_scoring(char **argv);
-
 /* ---- scoring a candidate ----------------------------------------------------------------- */
 
 /* How a candidate is scored. Zero-initialised fields take the defaults in brackets. */

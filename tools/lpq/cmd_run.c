@@ -59,9 +59,7 @@ int cmd_run(int argc, char **argv) {
   const char *model = NULL, *data = NULL, *labels = NULL, *outp = NULL;
   int batch = 8, threads = 1, repeat = 1, json = 0, swap = 0, c;
   double mean = 0.0, std = 1.0;
-  /* main() hands us argv + 1: argv - 1 is the whole command line to re-execute with the
-  ** faster OpenBLAS kernels where the CPU has them */
-  lpq_blas_select_kernels(argv - 1);
+  /* main() already chose OpenBLAS's fastest kernels for this CPU (lpq_blas_select_kernels) */
   optind = 1;
   while ((c = getopt_long(argc, argv, "m:d:l:b:n:o:t:r:jwh", opts, NULL)) != -1) {
     switch (c) {

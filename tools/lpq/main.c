@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   /* every command that computes: OpenBLAS's fastest kernels for this CPU (a re-execution) */
-  lpq_blas_for_scoring(argv);
+  lpq_blas_select_kernels(argv);
   for (size_t i = 0; i < NCOMMANDS; i++)
     if (strcmp(argv[1], commands[i].name) == 0)
       return commands[i].run(argc - 1, argv + 1);

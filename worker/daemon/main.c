@@ -44,7 +44,7 @@ static long parse_long(const char *s, long lo, long hi)
 int main(int argc, char **argv)
 {
   umask(077); /* the blob cache holds the users' models and data: the worker's user's alone */
-  lpq_blas_for_scoring(argv); /* the local terms' GEMMs on OpenBLAS's fastest kernels */
+  lpq_blas_select_kernels(argv); /* the local terms' GEMMs on OpenBLAS's fastest kernels */
   static const struct option longopts[] = {
       {"connect", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
       {"cache-dir", required_argument, NULL, 'd'}, {"id", required_argument, NULL, 'i'},

@@ -132,36 +132,75 @@ static int matmul_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, LPQ_DT_F32, nd, shape, err);
 }
 
+/* A MatMul's work split over the context's threads: row blocks of the one [batch*M, K] x [K, N]
+** product when the weight is [N, K] (a quantizable layer), else whole matrices of the batch. Each
+** task is one cblas_sgemm on OpenBLAS's calling thread (lpq keeps OpenBLAS on one thread: the
+** engine's threads use the cores). */
+typedef struct matmul_job_t {
+  const matmul_params_t *p;
+  const float *a, *b;
+  float *y;
+  size_t rows_per_task; /* b_nk: rows of the flattened product per task */
+  size_t mats_per_task; /* batched: matrices per task */
+} matmul_job_t;
+
+#define MATMUL_MIN_ROWS 32 /* below this a task's call costs more than it saves */
+
+static void matmul_rows_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const matmul_job_t *j = arg;
+  const size_t rows = j->p->batch * (size_t)j->p->M, r0 = task * j->rows_per_task;
+  const size_t n = rows - r0 < j->rows_per_task ? rows - r0 : j->rows_per_task;
+  const int N = (int)j->p->N, K = (int)j->p->K;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, N, K, 1.0f, j->a + r0 * (size_t)K,
+              K, j->b, K, 0.0f, j->y + r0 * (size_t)N, N);
+}
+
+static void matmul_batch_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const matmul_job_t *j = arg;
+  const matmul_params_t *p = j->p;
+  const int M = (int)p->M, N = (int)p->N, K = (int)p->K;
+  const size_t b0 = task * j->mats_per_task;
+  const size_t b1 = b0 + j->mats_per_task < p->batch ? b0 + j->mats_per_task : p->batch;
+  for (size_t bi = b0; bi < b1; bi++) {
+    /* the batch index's broadcast offsets into A and B (output dims, right to left) */
+    int64_t ao = 0, bo = 0;
+    size_t rest = bi;
+    for (int d = p->nd - 1; d >= 0; d--) {
+      const int64_t i = (int64_t)(rest % (size_t)p->out_shape[d]);
+      rest /= (size_t)p->out_shape[d];
+      ao += i * p->a_batch_stride[d], bo += i * p->b_batch_stride[d];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, j->a + ao * M * K, K,
+                j->b + bo * K * N, N, 0.0f, j->y + bi * (size_t)M * N, N);
+  }
+}
+
 static int matmul_run(const kctx_t *k) {
   const matmul_params_t *p = k->n->params;
-  const float *a = k->in[0], *b = k->weight;
   float *y = k->out[0];
-  const int M = (int)p->M, N = (int)p->N, K = (int)p->K;
-  if (p->batch == 0 || M == 0 || N == 0)
+  if (p->batch == 0 || p->M == 0 || p->N == 0)
     return 0;
-  if (K == 0) {
-    memset(y, 0, p->batch * (size_t)M * (size_t)N * sizeof *y);
-    return 0;
-  }
-  if (p->b_nk) { /* constant weight [N, K]: every row of every batch in one call */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(p->batch * (size_t)M), N, K, 1.0f,
-                a, K, b, K, 0.0f, y, N);
-    add_out_shift(y, p->batch * (size_t)M, (size_t)N, k->out_shift);
+  if (p->K == 0) {
+    memset(y, 0, p->batch * (size_t)p->M * (size_t)p->N * sizeof *y);
     return 0;
   }
-  int64_t idx[LPQ_MAX_DIMS] = {0};
-  for (size_t bi = 0; bi < p->batch; bi++) {
-    int64_t ao = 0, bo = 0;
-    for (int j = 0; j < p->nd; j++)
-      ao += idx[j] * p->a_batch_stride[j], bo += idx[j] * p->b_batch_stride[j];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a + ao * M * K, K,
-                b + bo * K * N, N, 0.0f, y + bi * (size_t)M * N, N);
-    for (int j = p->nd - 1; j >= 0; j--) {
-      if (++idx[j] < p->out_shape[j])
-        break;
-      idx[j] = 0;
-    }
+  const size_t threads = (size_t)lpq__threads_count(k->pool);
+  matmul_job_t j = {.p = p, .a = k->in[0], .b = k->weight, .y = y};
+  if (p->b_nk) { /* constant weight [N, K]: the rows of every batch as one product */
+    const size_t rows = p->batch * (size_t)p->M;
+    size_t per = (rows + threads - 1) / threads;
+    if (per < MATMUL_MIN_ROWS)
+      per = MATMUL_MIN_ROWS;
+    j.rows_per_task = per;
+    lpq__threads_run(k->pool, (rows + per - 1) / per, matmul_rows_task, &j);
+    add_out_shift(y, rows, (size_t)p->N, k->out_shift);
+    return 0;
   }
+  j.mats_per_task = (p->batch + threads - 1) / threads;
+  lpq__threads_run(k->pool, (p->batch + j.mats_per_task - 1) / j.mats_per_task, matmul_batch_task,
+                   &j);
   return 0;
 }
 

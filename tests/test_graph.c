@@ -349,6 +349,43 @@ Test(graph, one_graph_many_threads) {
   lpq_array_free(&x);
 }
 
+/* The bundled ViT's MatMuls (its linear layers as row blocks, attention's batched products as
+** whole matrices) split over an execution context's threads: 2 and 3 threads give 1 thread's
+** logits (each task is the same OpenBLAS call on fewer rows or matrices). */
+Test(graph, vit_matmuls_over_the_context_threads) {
+  lpq_graph_t *g = load("models/vit.onnx", 5);
+  lpq_tensor_info_t ii, oi;
+  lpq_graph_input(g, 0, &ii);
+  lpq_graph_output(g, 0, &oi);
+  float *x = malloc(ii.count * sizeof *x), *want = NULL;
+  unsigned seed = 11;
+  for (size_t i = 0; i < ii.count; i++) {
+    seed = seed * 1103515245u + 12345u;
+    x[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+  }
+  for (int threads = 1; threads <= 3; threads++) {
+    lpq_error_t err;
+    lpq_exec_t *ex = lpq_exec_new(g, &err);
+    cr_assert_not_null(ex, "%s", err.msg);
+    cr_assert_eq(lpq_exec_set_threads(ex, threads, &err), 0, "%s", err.msg);
+    float *y = calloc(oi.count, sizeof *y);
+    cr_assert_eq(lpq_exec_run(ex, x, y, NULL, &err), 0, "%s", err.msg);
+    if (threads == 1) {
+      want = y;
+    } else {
+      const double scale = max_abs(want, oi.count);
+      cr_assert_gt(scale, 0);
+      for (size_t i = 0; i < oi.count; i++)
+        cr_assert_leq(fabs(y[i] - want[i]), 1e-6 * scale, "%d threads: y[%zu] = %.9g, one "
+                      "thread %.9g", threads, i, y[i], want[i]);
+      free(y);
+    }
+    lpq_exec_free(&ex);
+  }
+  free(want), free(x);
+  lpq_graph_free(&g);
+}
+
 Test(graph, memory_plan_reuses_buffers) {
   lpq_graph_t *g = load(models[1], 512); /* large enough that activations dwarf the scratch */
   /* every layer output alone, summed, exceeds what the plan allocates for all tensors */

@@ -284,6 +284,12 @@ int cmd_search(int argc, char **argv) {
     if (genome_top1(sc, NULL, nl, vx, vlabels, nvlabels, &top1_val_fp, &err) != 0)
       goto fail;
     t_val = now_s() - t;
+    /* members' passes cost at least ~1.3x fp32's (activation quantizers), and more where a
+    ** quantized pass repacks the weights it is handed: a batch of one, timed */
+    double t_member = 0;
+    if (member_pass_seconds(sc, nl, vx, vlabels, ncal, &t_member, &err) != 0)
+      goto fail;
+    t_val = fmax(1.3 * t_val, t_member);
   }
   /* --fill-budget on: a pass over FILL_SAMPLES validation inputs per layer, a round per thread,
   ** then the filled config's validation top-1 */
@@ -293,11 +299,11 @@ int cmd_search(int argc, char **argv) {
   const double fill_rounds =
       a.fill && vx ? 1 + (double)nfill / (double)vx->shape[0] * (double)fill_passes : 0;
   if (a.set.max_seconds > 0) {
-    /* members' passes cost ~1.3x fp32's (activation quantizers); rounds of one member per
-    ** thread, and one more for --bias-correction auto */
+    /* a member's pass costs t_val (above); rounds of one member per thread, and one more
+    ** for --bias-correction auto */
     size_t threads = a.threads > 0 ? (size_t)a.threads : 1;
     size_t kv = vx ? (a.val_members < 2 * a.set.population ? a.val_members : 2 * a.set.population) : 0;
-    double reserve = 1.3 * t_val * ((double)((kv + threads - 1) / threads + a.bc_auto) + fill_rounds);
+    double reserve = t_val * ((double)((kv + threads - 1) / threads + a.bc_auto) + fill_rounds);
     double left = deadline - now_s() - reserve;
     a.set.max_seconds = left > 1 ? left : 1;
   }
@@ -373,7 +379,7 @@ int cmd_search(int argc, char **argv) {
     goto fail_xy;
   }
   size_t kv = nm < a.val_members ? nm : a.val_members, threads = a.threads > 0 ? (size_t)a.threads : 1;
-  double t_round = 1.3 * t_val;
+  double t_round = t_val;
   while (vx && val_scored < kv &&
          (val_scored == 0 || now_s() + t_round * (1 + a.bc_auto + fill_rounds) <= deadline)) {
     size_t k = kv - val_scored < threads ? kv - val_scored : threads;

@@ -167,6 +167,23 @@ int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size_t nl,
   return rc;
 }
 
+int member_pass_seconds(lpq_scorer_t *sc, size_t nl, const lpq_array_t *x, const int64_t *labels,
+                        size_t batch, double *seconds, lpq_error_t *err) {
+  const size_t n = (size_t)x->shape[0], slice = batch < n ? batch : n;
+  lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
+  if (!w)
+    return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < 2 * nl; i++)
+    rc = lpq_numfmt_parse("int8", &w[i], err);
+  double top1 = 0, t = now_s();
+  if (rc == 0)
+    rc = lpq_scorer_accuracy(sc, w, w + nl, x->data, labels, slice, NULL, &top1, err);
+  *seconds = (now_s() - t) * (double)((n + slice - 1) / (slice ? slice : 1));
+  free(w);
+  return rc;
+}
+
 double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -56,6 +56,13 @@ double now_s(void);
 int genome_top1(lpq_scorer_t *sc, const lpq_layer_formats_t *genome, size_t nl,
                 const lpq_array_t *x, const int64_t *labels, size_t n, double *top1,
                 lpq_error_t *err);
+/* Seconds a quantized config's pass over all of x is expected to take: one batch (batch
+** samples) timed with int8 weights and activations on every layer, times the batches of x.
+** fp32's pass is no guide: it runs on the weights packed at load, and a quantized pass packs
+** the weights a hook hands it on every batch (Winograd's transform included), several times
+** fp32's cost where the kernels are slow (the sanitizer build). */
+int member_pass_seconds(lpq_scorer_t *sc, size_t nl, const lpq_array_t *x, const int64_t *labels,
+                        size_t batch, double *seconds, lpq_error_t *err);
 /* Top-1 of several genomes over one labelled set, one per search_par_for index. */
 typedef struct top1_job_t {
   lpq_scorer_t *sc;

@@ -3,6 +3,7 @@
 ** bias correction written into the biases when the job was scored with it (the engine's
 ** lpq_bias_shifts, which the coordinator may call), without it otherwise. The real coordinator
 ** and worker processes on loopback. */
+#include "tests/loader_files.h"
 #include "tests/proc_harness.h"
 
 #include <criterion/criterion.h>
@@ -17,21 +18,6 @@
 TestSuite(service_export, .timeout = 300);
 
 #define JOB "--set population=8 --set generations=3 --set calib=16 --seed 5"
-
-/* The whole file at path (malloc'd, *len bytes); asserted readable. */
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "%s missing", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  buf[n] = 0;
-  *len = (size_t)n;
-  return buf;
-}
 
 /* lpq export of config on the job's model and its calibration batch (the first 16 samples),
 ** bias correction as given ("" for the config's), into out; its exit status. */
@@ -64,7 +50,7 @@ static int lpq_export(const char *config, const char *bc, const char *out, const
 
 static int same_file(const char *a, const char *b) {
   size_t la, lb;
-  char *x = slurp(a, &la), *y = slurp(b, &lb);
+  unsigned char *x = loader_read_file(a, &la), *y = loader_read_file(b, &lb);
   int same = la == lb && memcmp(x, y, la) == 0;
   free(x);
   free(y);
@@ -113,11 +99,13 @@ Test(service_export, quantized_model_equals_lpq_export_with_and_without_bias_cor
     snprintf(p[3], sizeof p[3], "%s/%s/cli_flip.onnx", s.dir, sub[i]);
     snprintf(p[4], sizeof p[4], "%s/%s/model_q.encodings.json", s.dir, sub[i]);
     snprintf(p[5], sizeof p[5], "%s/%s/cli.encodings.json", s.dir, sub[i]);
-    size_t n;
-    char *cfg = slurp(p[0], &n);
+    json_error_t jerr;
+    json_t *cfg = json_load_file(p[0], 0, &jerr);
+    cr_assert_not_null(cfg, "%s: %s", p[0], jerr.text);
     /* the config says how it was scored, so that lpq export does the same by default */
-    cr_assert_eq(strstr(cfg, "\"bias_correction\": true") != NULL, i == 0, "%s", cfg);
-    free(cfg);
+    cr_assert_eq(json_is_true(json_object_get(cfg, "bias_correction")), i == 0,
+                 "%s: bias_correction", p[0]);
+    json_decref(cfg);
     cr_assert_eq(lpq_export(p[0], "", p[2], log), 0, "lpq export failed (see %s)", log);
     cr_assert(same_file(p[1], p[2]), "%s: job.export's model differs from lpq export's", sub[i]);
     cr_assert(same_file(p[4], p[5]), "%s: the encodings differ", sub[i]);

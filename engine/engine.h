@@ -147,6 +147,19 @@ typedef struct lpq_hooks_t {
 ** Returns 0 or a negative LPQ_E* with err set. */
 int lpq_exec_run(lpq_exec_t *x, const float *input, float *output, const lpq_hooks_t *hooks,
                  lpq_error_t *err);
+/* Cuts. The state of a run just before quantizable layer `layer`'s node: the run-time tensors
+** computed before it that it or a later node reads (lpq_graph_cut_bytes bytes; 0 for an
+** invalid layer, or where only the graph's input is live). A hook of that layer (input or
+** weight) may save it during a run (any context of the graph); a later run of the same graph
+** on the same input, in any context, may then resume there instead of computing every node
+** before the layer again: its outputs are bit for bit those of a whole run whose nodes before
+** the layer computed the same tensors. Hooks are called only for the nodes that run. */
+size_t lpq_graph_cut_bytes(const lpq_graph_t *g, size_t layer);
+int lpq_exec_cut_save(const lpq_exec_t *x, size_t layer, void *state, size_t bytes,
+                      lpq_error_t *err);
+int lpq_exec_run_from(lpq_exec_t *x, size_t layer, const void *state, size_t bytes,
+                      const float *input, float *output, const lpq_hooks_t *hooks,
+                      lpq_error_t *err);
 /* Any graph: inputs[i] points at input i's data (its dtype and count), outputs[i] receives
 ** output i. */
 int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *outputs,

@@ -194,8 +194,9 @@ static int run_hooked(lpq_exec_t *x, const gnode_t *n, void **in, void **out,
   return rc;
 }
 
-int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *outputs,
-                       const lpq_hooks_t *hooks, lpq_error_t *err) {
+/* Runs nodes first.. of the graph (first > 0: a cut's state restored, see lpq_exec_run_from). */
+static int run_nodes(lpq_exec_t *x, size_t first, const void *const *inputs,
+                     void *const *outputs, const lpq_hooks_t *hooks, lpq_error_t *err) {
   if (!x || (!inputs && x->g->ninputs) || !outputs)
     return lpq_errorf(err, LPQ_EINVAL, "lpq_exec_run: NULL argument");
   const lpq_graph_t *g = x->g;
@@ -205,7 +206,7 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
     x->ptr[g->inputs[i]] = (void *)inputs[i]; /* read only: kernels never write their inputs */
   }
   void *in[64], *out[64];
-  for (size_t k = 0; k < g->nnodes; k++) {
+  for (size_t k = first; k < g->nnodes; k++) {
     const gnode_t *n = &g->nodes[k];
     if (n->dead)
       continue;
@@ -230,8 +231,13 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
   return 0;
 }
 
-int lpq_exec_run(lpq_exec_t *x, const float *input, float *output, const lpq_hooks_t *hooks,
-                 lpq_error_t *err) {
+int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *outputs,
+                       const lpq_hooks_t *hooks, lpq_error_t *err) {
+  return run_nodes(x, 0, inputs, outputs, hooks, err);
+}
+
+/* One float input, one float output: lpq_exec_run's and lpq_exec_run_from's graphs. */
+static int check_single(const lpq_exec_t *x, lpq_error_t *err) {
   if (!x)
     return lpq_errorf(err, LPQ_EINVAL, "lpq_exec_run: NULL context");
   const lpq_graph_t *g = x->g;
@@ -240,7 +246,85 @@ int lpq_exec_run(lpq_exec_t *x, const float *input, float *output, const lpq_hoo
     return lpq_errorf(err, LPQ_EINVAL, "%s: lpq_exec_run needs one float input and one float "
                       "output (the graph has %zu inputs, %zu outputs)", g->name, g->ninputs,
                       g->noutputs);
+  return 0;
+}
+
+int lpq_exec_run(lpq_exec_t *x, const float *input, float *output, const lpq_hooks_t *hooks,
+                 lpq_error_t *err) {
+  int rc = check_single(x, err);
   const void *ins[1] = {input};
   void *outs[1] = {output};
-  return lpq_exec_run_multi(x, ins, outs, hooks, err);
+  return rc != 0 ? rc : run_nodes(x, 0, ins, outs, hooks, err);
+}
+
+/* ---- cuts: the state of a run just before a quantizable layer's node ---- */
+
+static int layer_node(const lpq_graph_t *g, size_t layer) {
+  for (size_t k = 0; layer < g->nlayers && k < g->nnodes; k++)
+    if (!g->nodes[k].dead && g->nodes[k].layer == (int)layer)
+      return (int)k;
+  return -1;
+}
+
+/* A run-time tensor computed before node k that node k or a later one (or the output) reads. */
+static int live_at(const gval_t *v, int k) {
+  return v->planned && v->def_step >= 0 && v->def_step < k && v->last_step >= k;
+}
+
+static size_t val_bytes(const gval_t *v) { return v->count * lpq_dtype_size(v->dtype); }
+
+size_t lpq_graph_cut_bytes(const lpq_graph_t *g, size_t layer) {
+  int k = g ? layer_node(g, layer) : -1;
+  size_t bytes = 0;
+  for (size_t i = 0; k >= 0 && i < g->nvals; i++)
+    if (live_at(&g->vals[i], k))
+      bytes += val_bytes(&g->vals[i]);
+  return bytes;
+}
+
+/* Copies the live tensors at layer's cut between the arena and state (save: to state). */
+static int cut_copy(const lpq_exec_t *x, size_t layer, void *state, size_t bytes, int save,
+                    lpq_error_t *err) {
+  const lpq_graph_t *g = x->g;
+  int k = layer_node(g, layer);
+  if (k < 0)
+    return lpq_errorf(err, LPQ_EINVAL, "%s: no quantizable layer %zu (%zu layers)", g->name,
+                      layer, g->nlayers);
+  if (bytes != lpq_graph_cut_bytes(g, layer) || (bytes && !state))
+    return lpq_errorf(err, LPQ_EINVAL, "%s: the state before layer %zu holds %zu bytes, not %zu",
+                      g->name, layer, lpq_graph_cut_bytes(g, layer), bytes);
+  char *p = state;
+  for (size_t i = 0; i < g->nvals; i++) {
+    const gval_t *v = &g->vals[i];
+    if (!live_at(v, k))
+      continue;
+    if (save)
+      memcpy(p, x->ptr[i], val_bytes(v));
+    else
+      memcpy(x->ptr[i], p, val_bytes(v));
+    p += val_bytes(v);
+  }
+  return k;
+}
+
+int lpq_exec_cut_save(const lpq_exec_t *x, size_t layer, void *state, size_t bytes,
+                      lpq_error_t *err) {
+  if (!x)
+    return lpq_errorf(err, LPQ_EINVAL, "lpq_exec_cut_save: NULL context");
+  int k = cut_copy(x, layer, state, bytes, 1, err);
+  return k < 0 ? k : 0;
+}
+
+int lpq_exec_run_from(lpq_exec_t *x, size_t layer, const void *state, size_t bytes,
+                      const float *input, float *output, const lpq_hooks_t *hooks,
+                      lpq_error_t *err) {
+  int rc = check_single(x, err);
+  if (rc != 0)
+    return rc;
+  int k = cut_copy(x, layer, (void *)state, bytes, 0, err);
+  if (k < 0)
+    return k;
+  const void *ins[1] = {input};
+  void *outs[1] = {output};
+  return run_nodes(x, (size_t)k, ins, outs, hooks, err);
 }

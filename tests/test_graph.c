@@ -416,3 +416,75 @@ Test(graph, load_buffer_equals_load_file) {
     cr_assert_str_eq(lpq_graph_layer(a, i)->name, lpq_graph_layer(b, i)->name);
   lpq_graph_free(&a), lpq_graph_free(&b);
 }
+
+/* ---- cuts: a run resumed just before a layer from the state a hook saved ---- */
+
+typedef struct cut_state_t {
+  lpq_exec_t *x;
+  size_t layer, bytes, calls;
+  void *state;
+} cut_state_t;
+
+/* Rounds each layer's input to 1/64 (a hooked run differs from a plain one) and saves the
+** state when the cut's layer comes. */
+static int cut_input(void *user, size_t layer, float *x, size_t count) {
+  cut_state_t *c = user;
+  c->calls++;
+  if (c->x && layer == c->layer) {
+    lpq_error_t err;
+    cr_assert_eq(lpq_exec_cut_save(c->x, layer, c->state, c->bytes, &err), 0, "%s", err.msg);
+  }
+  for (size_t i = 0; i < count; i++)
+    x[i] = roundf(x[i] * 64.0f) / 64.0f;
+  return 0;
+}
+
+static void resume_everywhere(const char *path, const float *input) {
+  lpq_error_t err;
+  lpq_graph_t *g = load(path, 2);
+  lpq_tensor_info_t oi;
+  lpq_graph_output(g, 0, &oi);
+  const size_t nl = lpq_graph_num_layers(g);
+  cut_state_t c = {0};
+  lpq_hooks_t h = {&c, NULL, cut_input, NULL, NULL};
+  float *whole = run(g, input, &h, NULL), *y = calloc(oi.count, sizeof *y);
+  lpq_exec_t *saver = lpq_exec_new(g, &err), *resumer = lpq_exec_new(g, &err);
+  cr_assert(saver && resumer);
+  for (size_t l = 0; l < nl; l++) {
+    c = (cut_state_t){.x = saver, .layer = l, .bytes = lpq_graph_cut_bytes(g, l)};
+    c.state = malloc(c.bytes + 1);
+    cr_assert_eq(lpq_exec_run(saver, input, y, &h, &err), 0, "%s", err.msg);
+    c.x = NULL, c.calls = 0;
+    memset(y, 0, oi.count * sizeof *y);
+    cr_assert_eq(lpq_exec_run_from(resumer, l, c.state, c.bytes, input, y, &h, &err), 0,
+                 "%s layer %zu: %s", path, l, err.msg);
+    cr_assert_eq(memcmp(y, whole, oi.count * sizeof *y), 0, "%s: resumed at layer %zu, the "
+                 "output differs from the whole run's", path, l);
+    cr_assert_eq(c.calls, nl - l, "%s: resumed at layer %zu, %zu input hooks ran", path, l,
+                 c.calls);
+    free(c.state);
+  }
+  /* a state of the wrong size, a layer that does not exist */
+  cr_assert_eq(lpq_exec_run_from(resumer, nl - 1, y, lpq_graph_cut_bytes(g, nl - 1) + 4, input,
+                                 y, &h, &err), LPQ_EINVAL);
+  cr_assert(strstr(err.msg, "bytes"), "%s", err.msg);
+  cr_assert_eq(lpq_exec_run_from(resumer, nl, y, 0, input, y, &h, &err), LPQ_EINVAL);
+  cr_assert(strstr(err.msg, "no quantizable layer"), "%s", err.msg);
+  cr_assert_eq(lpq_graph_cut_bytes(g, nl), 0);
+  lpq_exec_free(&saver);
+  lpq_exec_free(&resumer);
+  free(whole), free(y);
+  lpq_graph_free(&g);
+}
+
+Test(graph, a_run_resumed_at_any_cut_equals_the_whole_run) {
+  lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
+  resume_everywhere(models[1], x->data);
+  lpq_array_free(&x);
+  lpq_error_t err;
+  cr_assert_eq(lpq_load_npy("models/fashion_calib_256.npy", &x, &err), 0, "%s", err.msg);
+  resume_everywhere("models/resnet18.onnx", x->data); /* residual adds live across cuts */
+  resume_everywhere("models/mobilenetv2.onnx", x->data);
+  resume_everywhere("models/vit.onnx", x->data);
+  lpq_array_free(&x);
+}

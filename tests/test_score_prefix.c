@@ -62,11 +62,12 @@ static int same_score(const lpq_score_t *a, const lpq_score_t *b) {
 /* A population: random genomes, then children that keep a parent's first layers and
 ** regenerate a block after them (the search's operator: weights, activations or both). Every score of `cached`
 ** must equal `uncached`'s; returns the cached scorer's stats. */
-static lpq_scorer_stats_t population(const char *model, int batch, size_t prefix_bytes,
-                                     size_t count) {
+static lpq_scorer_stats_t population_cut(const char *model, int batch, size_t prefix_bytes,
+                                         size_t cut_bytes, size_t count) {
   setup_t s = load(model, batch);
   lpq_error_t err;
-  lpq_score_opts_t co = {.prefix_bytes = prefix_bytes}, uo = {.no_cache = 1};
+  lpq_score_opts_t co = {.prefix_bytes = prefix_bytes, .cut_bytes = cut_bytes},
+                   uo = {.no_cache = 1};
   lpq_scorer_t *cached = lpq_scorer_new(s.g, s.x->data, NULL, &co, &err);
   cr_assert_not_null(cached, "%s", err.msg);
   lpq_scorer_t *uncached = lpq_scorer_new(s.g, s.x->data, NULL, &uo, &err);
@@ -103,6 +104,9 @@ static lpq_scorer_stats_t population(const char *model, int batch, size_t prefix
     lpq_scorer_stats(cached, &now);
     cr_assert_leq(now.prefix_bytes, prefix_bytes, "%s: the prefix cache holds %zu bytes, over "
                   "its bound of %zu", model, now.prefix_bytes, prefix_bytes);
+    if (cut_bytes)
+      cr_assert_leq(now.cut_bytes, cut_bytes, "%s: the cut cache holds %zu bytes, over its "
+                    "bound of %zu", model, now.cut_bytes, cut_bytes);
   }
   lpq_scorer_stats_t stats;
   lpq_scorer_stats(cached, &stats);
@@ -114,17 +118,47 @@ static lpq_scorer_stats_t population(const char *model, int batch, size_t prefix
   return stats;
 }
 
+static lpq_scorer_stats_t population(const char *model, int batch, size_t prefix_bytes,
+                                     size_t count) {
+  return population_cut(model, batch, prefix_bytes, 0, count);
+}
+
+/* Children resumed at cuts (the layers before not run) score as the whole pass does. */
+static void resumed(const char *model, const lpq_scorer_stats_t *st) {
+  cr_assert_gt(st->ncuts, 0, "%s: no cut chosen", model);
+  cr_assert_gt(st->cut_saves, 0, "%s: no state saved at a cut", model);
+  cr_assert_gt(st->cut_resumes, 0, "%s: no pass resumed at a cut", model);
+  cr_assert_geq(st->cut_layers_skipped, st->cut_resumes, "%s", model);
+}
+
 Test(score_prefix, children_score_bit_for_bit_as_uncached_resnet18) {
   lpq_scorer_stats_t st = population("models/resnet18.onnx", 16, (size_t)1 << 20, 24);
   cr_assert_gt(st.prefix_hits, 0, "no local term was reused");
   cr_assert_gt(st.prefix_bytes, 0);
+  resumed("resnet18", &st);
 }
 
 Test(score_prefix, children_score_bit_for_bit_as_uncached_mobilenetv2_vit) {
   lpq_scorer_stats_t st = population("models/mobilenetv2.onnx", 8, (size_t)1 << 20, 12);
   cr_assert_gt(st.prefix_hits, 0, "mobilenetv2: no local term was reused");
+  resumed("mobilenetv2", &st);
   st = population("models/vit.onnx", 8, (size_t)1 << 20, 12);
   cr_assert_gt(st.prefix_hits, 0, "vit: no local term was reused");
+  resumed("vit", &st);
+}
+
+Test(score_prefix, the_cut_cache_keeps_its_bound_and_scores_stay_exact) {
+  /* room for about two saved states of ResNet-18 at batch 8: entries replaced all the time */
+  lpq_graph_t *g = lpq_graph_load("models/resnet18.onnx", 8, NULL);
+  cr_assert_not_null(g);
+  size_t largest = 0;
+  for (size_t l = 0; l < lpq_graph_num_layers(g); l++)
+    if (lpq_graph_cut_bytes(g, l) > largest)
+      largest = lpq_graph_cut_bytes(g, l);
+  lpq_graph_free(&g);
+  lpq_scorer_stats_t st = population_cut("models/resnet18.onnx", 8, 1 << 20, 4 * largest, 20);
+  cr_assert_leq(st.cut_bytes, 4 * largest);
+  cr_assert_gt(st.cut_saves, 0);
 }
 
 Test(score_prefix, a_tiny_bound_is_kept_and_scores_stay_exact) {

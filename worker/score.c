@@ -154,7 +154,7 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
   s->classes = s->batch ? out.count / s->batch : 0;
   if (s->opts.prefix_bytes == 0)
     s->opts.prefix_bytes = (size_t)4 << 20;
-  if (lpq__qcache_init(&s->cache, s->opts.cache_bytes) != 0 ||
+  if (lpq__qcache_init(&s->cache, s->opts.cache_bytes) != 0 || lpq__cuts_init(s) != 0 ||
       (!s->opts.no_cache && !s->opts.no_prefix && lpq__prefix_init(&s->prefix, s->opts.prefix_bytes) != 0) ||
       !(s->ref = calloc(s->nlayers ? s->nlayers : 1, sizeof *s->ref)) ||
       !(s->out_fp = malloc(out.count * sizeof *s->out_fp)) ||
@@ -250,6 +250,7 @@ void lpq_scorer_free(lpq_scorer_t **sp) {
     free(s->work[i]);
   lpq__qcache_destroy(&s->cache);
   lpq__prefix_destroy(&s->prefix);
+  lpq__cuts_destroy(s);
   pthread_mutex_destroy(&s->pool_mu);
   free(s);
   *sp = NULL;
@@ -268,7 +269,11 @@ typedef struct eval_t {
   qentry_t **aq;       /* per layer: activation quantizer or NULL (fp32) */
   double *local;       /* per layer InfoNCE */
   uint64_t *prefix;    /* per layer: the hash of layers 0..l's formats (two words) */
-  unsigned char *held; /* per layer: local[l] came from the prefix cache */
+  unsigned char *held; /* per layer: local[l] came from the prefix cache or a cut */
+  lpq_numfmt_t *rw, *ra; /* per layer: the resolved formats */
+  qentry_t *cut;       /* the cut this pass resumes at (pinned), or NULL */
+  size_t resume;       /* its layer (0: the whole pass) */
+  const lpq_exec_t *x; /* the context running the pass (cuts are saved from it) */
   float *buf, *scratch;
   int want_local;
   lpq_error_t hook_err;
@@ -290,6 +295,8 @@ static const float *eval_bias(void *user, size_t layer, size_t channels) {
 
 static int eval_input(void *user, size_t layer, float *x, size_t count) {
   eval_t *ev = user;
+  if (ev->s->ncuts)
+    lpq__cuts_offer(ev->s, ev->x, layer, ev->resume, ev->prefix, ev->local);
   if (!ev->aq[layer])
     return 0;
   int rc = lp_quantize_f32(ev->aq[layer]->q, x, x, count, &ev->hook_err);
@@ -321,14 +328,18 @@ static void eval_release(eval_t *ev) {
     if (ev->aq && ev->aq[l])
       lpq__qcache_release(&s->cache, ev->aq[l]);
   }
+  lpq__cuts_release(s, ev->cut);
   free(ev->wq);
   free(ev->aq);
   free(ev->local);
   free(ev->prefix);
   free(ev->held);
+  free(ev->rw);
+  free(ev->ra);
 }
 
-/* Prepares the per-layer quantized weights and activation quantizers of a candidate. */
+/* Prepares the per-layer quantized weights and activation quantizers of a candidate, from
+** the latest cut held for its formats on (the layers before it do not run). */
 static int eval_prepare(eval_t *ev, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                         double *wbits, double *abits) {
   lpq_scorer_t *s = ev->s;
@@ -338,32 +349,49 @@ static int eval_prepare(eval_t *ev, const lpq_numfmt_t *w, const lpq_numfmt_t *a
   ev->local = calloc(nl, sizeof *ev->local);
   ev->prefix = calloc(2 * nl, sizeof *ev->prefix);
   ev->held = calloc(nl, 1);
-  if (!ev->wq || !ev->aq || !ev->local || !ev->prefix || !ev->held)
+  ev->rw = calloc(nl, sizeof *ev->rw);
+  ev->ra = calloc(nl, sizeof *ev->ra);
+  if (!ev->wq || !ev->aq || !ev->local || !ev->prefix || !ev->held || !ev->rw || !ev->ra)
     return lpq_errorf(ev->err, LPQ_ENOMEM, "scorer: out of memory");
   double wsum = 0, wcount = 0, asum = 0, acount = 0;
   uint64_t h[2];
   lpq__prefix_start(h);
   for (size_t l = 0; l < s->nlayers; l++) {
     const lpq_layer_t *L = lpq_graph_layer(s->g, l);
-    lpq_numfmt_t rw, ra;
-    int rc = lpq__score_resolve(s, l, 'w', &w[l], &rw, ev->err);
+    lpq_numfmt_t *rw = &ev->rw[l], *ra = &ev->ra[l];
+    int rc = lpq__score_resolve(s, l, 'w', &w[l], rw, ev->err);
     if (rc == 0)
-      rc = lpq__score_resolve(s, l, 'a', &a[l], &ra, ev->err);
+      rc = lpq__score_resolve(s, l, 'a', &a[l], ra, ev->err);
     if (rc != 0)
       return rc;
-    lpq__prefix_extend(h, &rw, &ra);
+    lpq__prefix_extend(h, rw, ra);
     ev->prefix[2 * l] = h[0];
     ev->prefix[2 * l + 1] = h[1];
-    if (ev->want_local && s->prefix.slots && lpq__prefix_get(&s->prefix, h, &ev->local[l]))
-      ev->held[l] = 1;
-    if (rw.family != LPQ_FAM_FP32 && !(ev->wq[l] = lpq__score_weights(s, l, &rw, ev->err)))
-      return ev->err ? ev->err->code : LPQ_ENOMEM;
-    if (ra.family != LPQ_FAM_FP32 && !(ev->aq[l] = lpq__score_quantizer(s, &ra, ev->err)))
-      return lpq_error_prefix(ev->err, "layer %zu (%s) activations: ", l, L->name);
-    wsum += (double)rw.bits * (double)L->weight_count;
+    wsum += (double)rw->bits * (double)L->weight_count;
     wcount += (double)L->weight_count;
-    asum += (double)ra.bits * (double)s->ref[l].in_total;
+    asum += (double)ra->bits * (double)s->ref[l].in_total;
     acount += (double)s->ref[l].in_total;
+  }
+  if (s->ncuts && (ev->cut = lpq__cuts_find(s, ev->prefix, &ev->resume)) != NULL) {
+    const double *local;
+    lpq__cuts_state(ev->cut, ev->resume, &local);
+    memcpy(ev->local, local, ev->resume * sizeof *local);
+    memset(ev->held, 1, ev->resume);
+    pthread_mutex_lock(&s->cuts.mu);
+    s->cut_resumes++;
+    s->cut_layers_skipped += ev->resume;
+    pthread_mutex_unlock(&s->cuts.mu);
+  }
+  for (size_t l = ev->resume; l < s->nlayers; l++) {
+    const lpq_layer_t *L = lpq_graph_layer(s->g, l);
+    const lpq_numfmt_t *rw = &ev->rw[l], *ra = &ev->ra[l];
+    if (ev->want_local && s->prefix.slots &&
+        lpq__prefix_get(&s->prefix, ev->prefix + 2 * l, &ev->local[l]))
+      ev->held[l] = 1;
+    if (rw->family != LPQ_FAM_FP32 && !(ev->wq[l] = lpq__score_weights(s, l, rw, ev->err)))
+      return ev->err ? ev->err->code : LPQ_ENOMEM;
+    if (ra->family != LPQ_FAM_FP32 && !(ev->aq[l] = lpq__score_quantizer(s, ra, ev->err)))
+      return lpq_error_prefix(ev->err, "layer %zu (%s) activations: ", l, L->name);
   }
   *wbits = wcount > 0 ? wsum / wcount : 32.0;
   *abits = acount > 0 ? asum / acount : 32.0;
@@ -405,7 +433,16 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
     goto done;
   }
   lpq_hooks_t hooks = {&ev, eval_weight, eval_input, eval_output, eval_bias};
-  if ((rc = hook_failed(lpq_exec_run(x, s->calib, logits, &hooks, err), &ev.hook_err, err)) != 0)
+  ev.x = x;
+  if (ev.cut) {
+    const double *local;
+    const void *state = lpq__cuts_state(ev.cut, ev.resume, &local);
+    rc = lpq_exec_run_from(x, ev.resume, state, lpq_graph_cut_bytes(s->g, ev.resume), s->calib, logits,
+                           &hooks, err);
+  } else {
+    rc = lpq_exec_run(x, s->calib, logits, &hooks, err);
+  }
+  if ((rc = hook_failed(rc, &ev.hook_err, err)) != 0)
     goto done;
   for (size_t i = 0; i < s->out_count; i++)
     if (!isfinite(logits[i])) {

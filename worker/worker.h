@@ -38,6 +38,8 @@ double lpq_infonce_normalized(const float *qn, const float *pn, size_t batch, si
 
 /* ---- scoring a candidate ----------------------------------------------------------------- */
 
+#define LPQ_SCORE_CUT_MB_DEFAULT 512
+
 /* How a candidate is scored. Zero-initialised fields take the defaults in brackets. */
 typedef struct lpq_score_opts_t {
   double temperature; /* InfoNCE temperature T [0.5] */
@@ -51,6 +53,12 @@ typedef struct lpq_score_opts_t {
                           scored reuses their local terms, bit for bit [4 MiB, 32 bytes per
                           entry; off with no_cache] */
   int no_prefix;       /* 1: no prefix cache (every local term computed) */
+  size_t cut_bytes;    /* bound of the cut cache: the engine's state at a few cuts of the
+                          forward pass (where its multiply-adds reach 1/5, 2/5, ...), kept
+                          under the formats of every layer before the cut, so a candidate
+                          sharing those layers' formats with one already scored resumes there,
+                          bit for bit [LPQ_SCORE_CUT_MB_DEFAULT MiB; off with no_cache] */
+  int no_cuts;         /* 1: no cut cache (every pass from the input) */
   int threads;         /* lpq_scorer_accuracy and _predict: batches on this many threads at
                           once, each its own execution context; the results do not depend on
                           it [1] */
@@ -94,6 +102,10 @@ typedef struct lpq_scorer_stats_t {
   uint64_t prefix_hits, prefix_misses; /* local terms reused / computed */
   size_t prefix_bytes;                 /* the prefix cache's table (<= opts.prefix_bytes) */
   size_t cache_bytes;                  /* the weight cache's entries (bounded while unpinned) */
+  uint64_t cut_resumes, cut_saves;     /* passes resumed at a cut / states saved */
+  uint64_t cut_layers_skipped;         /* layers not run thanks to the resumes */
+  size_t cut_bytes;                    /* the cut cache's entries */
+  size_t ncuts;                        /* cuts chosen for this model */
 } lpq_scorer_stats_t;
 void lpq_scorer_stats(lpq_scorer_t *s, lpq_scorer_stats_t *st);
 

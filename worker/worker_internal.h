@@ -158,6 +158,8 @@ typedef struct lpq__prefix_cache_t {
   uint64_t clock, hits, misses;
 } lpq__prefix_cache_t;
 
+#define LPQ__CUTS_MAX 4 /* cuts per model (score_cuts.c) */
+
 struct lpq_scorer_t {
   const lpq_graph_t *g;
   lpq_score_opts_t opts;
@@ -172,6 +174,9 @@ struct lpq_scorer_t {
   size_t max_dim;
   qcache_t cache;
   lpq__prefix_cache_t prefix;
+  qcache_t cuts; /* the cut cache: saved states, keyed by cut and prefix (score_cuts.c) */
+  size_t cut_layer[LPQ__CUTS_MAX], cut_state[LPQ__CUTS_MAX], ncuts; /* layers, state bytes */
+  uint64_t cut_saves, cut_resumes, cut_layers_skipped; /* under cuts.mu */
   pthread_mutex_t pool_mu;
   lpq_exec_t *pool[LPQ__EXEC_POOL_MAX];
   size_t npool;
@@ -190,6 +195,18 @@ qentry_t *lpq__score_quantizer(lpq_scorer_t *s, const lpq_numfmt_t *f, lpq_error
 qentry_t *lpq__score_weights(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *f,
                              lpq_error_t *err);
 void lpq__score_weights_release(lpq_scorer_t *s, qentry_t *e);
+/* score_cuts.c: the cut cache. init chooses the cuts (none with no_cache or no_cuts); find
+** returns the latest cut held for a candidate's prefix hashes (2 words per layer: the formats of
+** layers 0..l), pinned (release it), and its layer; state gives the saved engine state and the
+** local terms of the layers before it; offer saves x's state at `layer` (called from that
+** layer's input hook) when it is a cut after `resumed` and not yet held. */
+int lpq__cuts_init(lpq_scorer_t *s);
+void lpq__cuts_destroy(lpq_scorer_t *s);
+qentry_t *lpq__cuts_find(lpq_scorer_t *s, const uint64_t *prefix, size_t *layer);
+const void *lpq__cuts_state(const qentry_t *e, size_t layer, const double **local);
+void lpq__cuts_release(lpq_scorer_t *s, qentry_t *e);
+void lpq__cuts_offer(lpq_scorer_t *s, const lpq_exec_t *x, size_t layer, size_t resumed,
+                     const uint64_t *prefix, const double *local);
 /* The largest table within bytes (none under one set of 128 bytes); 0 or LPQ_ENOMEM. */
 int lpq__prefix_init(lpq__prefix_cache_t *c, size_t bytes);
 void lpq__prefix_destroy(lpq__prefix_cache_t *c);

@@ -101,6 +101,8 @@ member_t *search_front_of(const lpq_layer_formats_t *const *genomes,
 /* The hypervolume of the members' (L_CO, L_CR) at ref. */
 double search_front_hv(const member_t *m, size_t n, const double ref[2]);
 /* A member as JSON: scores, LPA cost, top-1 (test, and validation where measured), config. */
+/* What the scorer's caches did over the whole run (prefix cache of local terms, cut cache). */
+json_t *search_scorer_json(lpq_scorer_t *sc);
 json_t *search_member_json(const member_t *m, size_t nl, const char *const *names);
 /* Writes best.json (the chosen config) and summary.json (how it was chosen, fp32 top-1s, the
 ** rank correlation of L_CO and top-1) into out. */

@@ -259,6 +259,9 @@ void search_usage(FILE *out) {
       "  --generations G (%zu)  --evaluations E   --time SECONDS   --patience K\n"
       "output\n"
       "  --threads T           evaluation threads (2)\n"
+      "  --cut-cache-mb M      memory for the states at the forward pass's cuts, from which\n"
+      "                        candidates sharing their first layers' formats resume; 0: off\n"
+      "                        (%d)\n"
       "  --top1 K              top-1 of at most K front configs, lowest L_CO first (8)\n"
       "  --hv-ref X,Y          hypervolume reference point (L_CO, L_CR) for comparisons\n"
       "  --out DIR             front.json, config_NN.json per front member, front.svg,\n"
@@ -267,5 +270,16 @@ void search_usage(FILE *out) {
       d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window,
       d.weight_sf == LPQ_SF_CHANNEL ? "channel" : d.weight_sf == LPQ_SF_SEARCH ? "search" : "tensor",
       d.sensitivity ? "on" : "off", d.bias_correction ? "on" : "off", d.population,
-      d.siblings, (unsigned long long)d.seed, d.temperature, d.generations);
+      d.siblings, (unsigned long long)d.seed, d.temperature, d.generations,
+      LPQ_SCORE_CUT_MB_DEFAULT);
+}
+
+json_t *search_scorer_json(lpq_scorer_t *sc) {
+  lpq_scorer_stats_t st;
+  lpq_scorer_stats(sc, &st);
+  return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "prefix_hits", (json_int_t)st.prefix_hits,
+                   "prefix_misses", (json_int_t)st.prefix_misses, "cuts", (json_int_t)st.ncuts,
+                   "cut_saves", (json_int_t)st.cut_saves, "cut_resumes",
+                   (json_int_t)st.cut_resumes, "cut_layers_skipped",
+                   (json_int_t)st.cut_layers_skipped, "cut_bytes", (json_int_t)st.cut_bytes);
 }

@@ -32,6 +32,7 @@ typedef struct real_ctx_t {
   pthread_cond_t cond;
   loaded_t *slot[MODELS_KEPT];
   uint64_t clock;
+  long cut_mb; /* --cut-cache-mb: each loaded model's cut cache (0: off, -1: the default) */
 } real_ctx_t;
 
 static void loaded_free(loaded_t *l) {
@@ -47,7 +48,7 @@ static void loaded_free(loaded_t *l) {
 
 /* Loads graph, calibration batch and scorer for a key (outside the lock). */
 static int load(loaded_t *l, const lpq_job_settings_t *js, const char *model_path,
-                const char *data_path, const char *labels_path, lpq_error_t *err) {
+                const char *data_path, const char *labels_path, long cut_mb, lpq_error_t *err) {
   lpq_array_t *x = NULL, *lab = NULL;
   int64_t *labels = NULL;
   int rc = lpq_load_inputs(data_path, js->norm_mean, js->norm_std, &x, err);
@@ -82,7 +83,8 @@ static int load(loaded_t *l, const lpq_job_settings_t *js, const char *model_pat
                       in.count / ncal);
   }
   lpq_score_opts_t so = {.temperature = js->temperature, .lambda = js->lambda,
-                         .bias_correction = js->bias_correction};
+                         .bias_correction = js->bias_correction, .no_cuts = cut_mb == 0,
+                         .cut_bytes = cut_mb > 0 ? (size_t)cut_mb << 20 : 0};
   if (rc == 0 && !(l->scorer = lpq_scorer_new(l->g, x->data, labels, &so, err)))
     rc = err->code;
   if (rc == 0 && !(l->cand = lpq_candidate_ctx_new(l->g, l->scorer, err)))
@@ -136,7 +138,7 @@ static loaded_t *acquire(real_ctx_t *c, const char *key, const lpq_job_settings_
     l->users = 1;
     c->slot[victim] = l;
     pthread_mutex_unlock(&c->mu);
-    int rc = load(l, js, model_path, data_path, labels_path, &l->err);
+    int rc = load(l, js, model_path, data_path, labels_path, c->cut_mb, &l->err);
     pthread_mutex_lock(&c->mu);
     l->failed = rc != 0;
     l->ready = 1;
@@ -239,10 +241,14 @@ static void real_free(void *ctx) {
 }
 
 int lpq_eval_real_create(const char *arg, lpq_worker_evaluator_t *out, lpq_error_t *err) {
-  (void)arg;
+  char *end = NULL;
+  long cut_mb = arg ? strtol(arg, &end, 10) : -1;
+  if (arg && (end == arg || *end != '\0' || cut_mb < 0 || cut_mb > 1 << 20))
+    return lpq_errorf(err, LPQ_EINVAL, "--cut-cache-mb '%s': expected MiB 0..1048576", arg);
   real_ctx_t *c = calloc(1, sizeof *c);
   if (!c)
     return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
+  c->cut_mb = cut_mb;
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cond, NULL);
   /* one BLAS thread per evaluation: the worker's threads run evaluations side by side, and the

@@ -24,13 +24,16 @@ static void usage(FILE *f)
           "usage: lpq-worker --connect tcp://HOST:PORT [--threads N] [--cache-dir DIR]\n"
           "                  [--id NAME] [--synthetic MS] [--heartbeat-ms MS] [--liveness N]\n"
           "                  [--log-level 0..3] [--curve-server-key FILE --curve-secret FILE]\n"
+          "                  [--cut-cache-mb MB]\n"
           "Evaluates candidates for an lpq coordinator. Blobs (models, data) are fetched by hash\n"
           "into --cache-dir (default ./var/worker-cache) and kept. --synthetic MS scores from\n"
-          "the genome alone after sleeping MS milliseconds (tests, benchmarks). SIGTERM or\n"
+          "the genome alone after sleeping MS milliseconds (tests, benchmarks). --cut-cache-mb:\n"
+          "memory per loaded model for the states at the forward pass's cuts, from which\n"
+          "candidates sharing their first layers' formats resume (0: off; default %d). SIGTERM or\n"
           "SIGINT: hand back tasks not started, finish the running ones, say BYE, exit 0.\n"
           "CURVE (a coordinator on another host): --curve-server-key is the coordinator's .pub\n"
           "(pinned), --curve-secret this worker's .key (`lpqctl keygen NAME`; the coordinator\n"
-          "must hold NAME.pub in its --curve-keys folder).\n");
+          "must hold NAME.pub in its --curve-keys folder).\n", LPQ_SCORE_CUT_MB_DEFAULT);
 }
 
 /* A whole-string number in [lo, hi], or -1. */
@@ -52,10 +55,11 @@ int main(int argc, char **argv)
       {"liveness", required_argument, NULL, 'l'},  {"log-level", required_argument, NULL, 'v'},
       {"curve-server-key", required_argument, NULL, 'S'},
       {"curve-secret", required_argument, NULL, 'K'},
+      {"cut-cache-mb", required_argument, NULL, 'C'},
       {"help", no_argument, NULL, 'H'},            {NULL, 0, NULL, 0},
   };
   lpq_pool_worker_opts_t o = {0};
-  const char *synthetic = NULL, *server_key_file = NULL, *secret_file = NULL;
+  const char *synthetic = NULL, *server_key_file = NULL, *secret_file = NULL, *cut_mb = NULL;
   static char server_key[LPQ_CURVE_KEY_LEN + 1], secret_key[LPQ_CURVE_KEY_LEN + 1];
   long v;
   int c;
@@ -67,6 +71,7 @@ int main(int argc, char **argv)
     case 's': synthetic = optarg; break;
     case 'S': server_key_file = optarg; break;
     case 'K': secret_file = optarg; break;
+    case 'C': cut_mb = optarg; break;
     case 't':
     case 'h':
     case 'l':
@@ -109,7 +114,7 @@ int main(int argc, char **argv)
     o.curve_server_key = server_key;
     o.curve_secret_key = secret_key;
   }
-  if (worker_evaluator_create(synthetic ? "synthetic" : "real", synthetic, &o.evaluator,
+  if (worker_evaluator_create(synthetic ? "synthetic" : "real", synthetic ? synthetic : cut_mb, &o.evaluator,
                               &err) != 0) {
     fprintf(stderr, "lpq-worker: %s\n", err.msg);
     return 2;

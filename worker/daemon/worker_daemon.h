@@ -9,7 +9,8 @@
 #include <stdlib.h>
 
 /* The evaluator registered under name ("synthetic", "real"), built with its option argument
-** (synthetic: milliseconds; real: NULL). LPQ_EUNSUP when that evaluator is not built in. */
+** (synthetic: milliseconds; real: the cut cache's MiB, or NULL for the default). LPQ_EUNSUP
+** when that evaluator is not built in. */
 int worker_evaluator_create(const char *name, const char *arg, lpq_worker_evaluator_t *out,
                             lpq_error_t *err);
 

@@ -69,8 +69,10 @@ int main(int argc, char **argv) {
                                 : (i % 2 ? "lp<5,1,2,auto>" : "lp<3,0,2,auto>"), &cw[i], NULL);
   }
   /* 0: fp32 and 1: LP candidates that share nothing with one scored before (no prefix cache:
-  ** every local term computed; the weights cached, as in a search); 2: an LP child sharing its
-  ** first half's formats with its scored parent (the prefix cache on); 3: the global term only */
+  ** every local term computed; the weights cached and the state saved at the cuts, as in a
+  ** search); 2: an LP child sharing its first half's formats with its scored parent (the prefix
+  ** and cut caches on: it resumes at the latest cut in its first half); 3: the global term
+  ** only */
   enum { K = 4 };
   const char *names[K] = {"fp32 candidate", "LP candidate", "LP child, half shared",
                           "LP, global term only"};

@@ -198,11 +198,22 @@ Test(score_prefix, predict_on_threads_equals_one_thread) {
     lpq_scorer_t *sc = lpq_scorer_new(s.g, s.x->data, NULL, &o, &err);
     cr_assert_not_null(sc, "%s", err.msg);
     z[k] = malloc(n * 10 * sizeof *z[k]);
+    if (k == 1) { /* the candidate scored first: its states are at the cuts, for the
+                  ** calibration batch only; predicting on other data must not resume there */
+      lpq_score_t sc1, sc2;
+      cr_assert_eq(lpq_scorer_eval(sc, w, a, &sc1, &err), 0, "%s", err.msg);
+      cr_assert_eq(lpq_scorer_eval(sc, w, a, &sc2, &err), 0, "%s", err.msg);
+      cr_assert_eq(sc1.l_co, sc2.l_co);
+      lpq_scorer_stats_t st;
+      lpq_scorer_stats(sc, &st);
+      cr_assert_gt(st.cut_resumes, 0, "the second score did not resume at a cut");
+    }
     cr_assert_eq(lpq_scorer_predict(sc, w, a, (const float *)x->data, labels, n, &fp[k], &q[k],
                                     z[k], &err), 0, "%s", err.msg);
     lpq_scorer_free(&sc);
   }
-  cr_assert_eq(memcmp(z[0], z[1], n * 10 * sizeof *z[0]), 0, "logits differ with 3 threads");
+  cr_assert_eq(memcmp(z[0], z[1], n * 10 * sizeof *z[0]), 0, "logits differ with 3 threads "
+               "(and cut states of the calibration batch held)");
   cr_assert_eq(fp[0], fp[1]);
   cr_assert_eq(q[0], q[1]);
   cr_assert_gt(q[0], 0.5, "top-1 %.3f: the candidate should classify", q[0]);

@@ -274,6 +274,8 @@ typedef struct eval_t {
   qentry_t *cut;       /* the cut this pass resumes at (pinned), or NULL */
   size_t resume;       /* its layer (0: the whole pass) */
   const lpq_exec_t *x; /* the context running the pass (cuts are saved from it) */
+  int on_calib;        /* the pass runs on the calibration batch: cuts found and saved (never
+                          for lpq_scorer_predict's data: its tensors are another input's) */
   float *buf, *scratch;
   int want_local;
   lpq_error_t hook_err;
@@ -295,7 +297,7 @@ static const float *eval_bias(void *user, size_t layer, size_t channels) {
 
 static int eval_input(void *user, size_t layer, float *x, size_t count) {
   eval_t *ev = user;
-  if (ev->s->ncuts)
+  if (ev->on_calib && ev->s->ncuts)
     lpq__cuts_offer(ev->s, ev->x, layer, ev->resume, ev->prefix, ev->local);
   if (!ev->aq[layer])
     return 0;
@@ -372,7 +374,7 @@ static int eval_prepare(eval_t *ev, const lpq_numfmt_t *w, const lpq_numfmt_t *a
     asum += (double)ra->bits * (double)s->ref[l].in_total;
     acount += (double)s->ref[l].in_total;
   }
-  if (s->ncuts && (ev->cut = lpq__cuts_find(s, ev->prefix, &ev->resume)) != NULL) {
+  if (ev->on_calib && s->ncuts && (ev->cut = lpq__cuts_find(s, ev->prefix, &ev->resume)) != NULL) {
     const double *local;
     lpq__cuts_state(ev->cut, ev->resume, &local);
     memcpy(ev->local, local, ev->resume * sizeof *local);
@@ -414,7 +416,7 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
   if (rc != 0 || !out)
     return rc ? rc : lpq_errorf(err, LPQ_EINVAL, "scorer: NULL result");
   double t0 = now_ms();
-  eval_t ev = {.s = s, .err = err, .want_local = !s->opts.no_local};
+  eval_t ev = {.s = s, .err = err, .want_local = !s->opts.no_local, .on_calib = 1};
   float *logits = NULL;
   lpq_exec_t *x = NULL;
   memset(out, 0, sizeof *out);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 Test(search_pick, cheapest_within_the_drop) {
   /* fp32 at 90.0; cost grows with index except #4, the cheapest of all but 3 points down */
@@ -107,6 +108,65 @@ Test(search_pick, lpq_search_reports_the_pick, .timeout = 300) {
   cr_assert(json_is_real(json_object_get(o, "spearman_l_co_top1")) ||
             json_array_size(front) < 3);
   json_decref(o);
+}
+
+/* With --labels and no validation set: Spearman of L_CO and top-1 on --data over the --top1
+** members scored, in the --json document, in the text and in --out's summary.json (no best.json:
+** nothing is chosen without validation data). */
+Test(search_pick, labels_alone_report_spearman_everywhere, .timeout = 300) {
+  const char *build = getenv("LPQ_BUILD") ? getenv("LPQ_BUILD") : "build";
+  char dir[] = "/tmp/lpq-spearman-XXXXXX", cmd[2048];
+  cr_assert_not_null(mkdtemp(dir));
+  const char *common = "search --model models/resnet18.onnx --data models/fashion_test_256.npy "
+                       "--labels models/fashion_test_256_labels.npy --calib-data "
+                       "models/fashion_calib_256.npy --calib 16 --max-weight-bits 4.5 --pin-ends "
+                       "--evaluations 16 --generations 0 --population 8 --threads 2 --top1 5";
+  snprintf(cmd, sizeof cmd, "%s/bin/lpq %s --out %s/out --json 2>/dev/null", build, common, dir);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  json_error_t jerr;
+  json_t *o = json_loadf(p, 0, &jerr);
+  cr_assert_eq(pclose(p), 0, "%s", cmd);
+  cr_assert_not_null(o, "%s", jerr.text);
+  cr_assert_str_eq(json_string_value(json_object_get(o, "spearman_on")), "data");
+  json_t *front = json_object_get(o, "front");
+  double x[8], y[8];
+  size_t k = 0;
+  for (size_t i = 0; i < json_array_size(front) && k < 8; i++) {
+    json_t *m = json_array_get(front, i), *t = json_object_get(m, "top1");
+    if (json_is_number(t)) {
+      x[k] = json_number_value(json_object_get(m, "l_co"));
+      y[k++] = json_number_value(t);
+    }
+  }
+  const double rho = lpq_spearman(x, y, k);
+  json_t *jr = json_object_get(o, "spearman_l_co_top1");
+  if (isnan(rho))
+    cr_assert(json_is_null(jr), "%zu members scored", k);
+  else
+    cr_assert_float_eq(json_number_value(jr), rho, 1e-9, "over %zu members", k);
+  char path[256];
+  snprintf(path, sizeof path, "%s/out/summary.json", dir);
+  json_t *sum = json_load_file(path, 0, &jerr);
+  cr_assert_not_null(sum, "%s: %s", path, jerr.text);
+  cr_assert(json_equal(json_object_get(sum, "spearman_l_co_top1"), jr), "summary.json's Spearman");
+  snprintf(path, sizeof path, "%s/out/best.json", dir);
+  cr_assert_neq(access(path, F_OK), 0, "best.json without a validation set");
+  json_decref(sum);
+  /* the text says it too, when there is a figure */
+  snprintf(cmd, sizeof cmd, "%s/bin/lpq %s 2>/dev/null", build, common);
+  p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  char line[512];
+  int said = 0;
+  while (fgets(line, sizeof line, p))
+    said |= strstr(line, "Spearman rank correlation of L_CO and top-1 over the front (--data)") !=
+            NULL;
+  cr_assert_eq(pclose(p), 0, "%s", cmd);
+  cr_assert_eq(said, !isnan(rho), "the text's Spearman line");
+  json_decref(o);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert_eq(system(cmd), 0);
 }
 
 /* --time bounds the whole search, the validation pick included: the reserve for scoring the

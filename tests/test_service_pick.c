@@ -54,6 +54,34 @@ static void write_argmax_labels(const char *path) {
   lpq_array_free(&x);
 }
 
+/* Spearman's rank correlation, written out here (ties at their mean rank); NAN when undefined. */
+static double spearman(const double *x, const double *y, size_t n) {
+  double rx[64], ry[64];
+  if (n < 3 || n > 64)
+    return NAN;
+  for (int side = 0; side < 2; side++) {
+    const double *v = side ? y : x;
+    double *r = side ? ry : rx;
+    for (size_t i = 0; i < n; i++) {
+      double below = 0, equal = 0;
+      for (size_t k = 0; k < n; k++) {
+        below += v[k] < v[i];
+        equal += v[k] == v[i];
+      }
+      r[i] = below + (equal + 1) / 2;
+    }
+  }
+  double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+  for (size_t i = 0; i < n; i++)
+    mx += rx[i] / n, my += ry[i] / n;
+  for (size_t i = 0; i < n; i++) {
+    sxy += (rx[i] - mx) * (ry[i] - my);
+    sxx += (rx[i] - mx) * (rx[i] - mx);
+    syy += (ry[i] - my) * (ry[i] - my);
+  }
+  return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
+}
+
 Test(service_pick, cheapest_within_the_drop_on_validation) {
   proc_svc_t s;
   cr_assert_eq(proc_svc_init(&s, "lpq-pick"), 0, "mkdtemp");
@@ -90,7 +118,7 @@ Test(service_pick, cheapest_within_the_drop_on_validation) {
   cr_assert_not_null(r, "history v_pick (see %s)", s.log);
   json_t *rows = json_object_get(r, "rows"), *cols = json_object_get(r, "columns");
   cr_assert_gt(json_array_size(rows), 0);
-  size_t c_genome = 0, c_lcr = 0, c_drop = 0, c_top1 = 0, c_chosen = 0, c_bits = 0;
+  size_t c_genome = 0, c_lcr = 0, c_drop = 0, c_top1 = 0, c_chosen = 0, c_bits = 0, c_lco = 0;
   for (size_t c = 0; c < json_array_size(cols); c++) {
     const char *name = json_string_value(json_array_get(cols, c));
     if (!strcmp(name, "genome")) c_genome = c;
@@ -99,7 +127,10 @@ Test(service_pick, cheapest_within_the_drop_on_validation) {
     if (!strcmp(name, "top1_val")) c_top1 = c;
     if (!strcmp(name, "chosen")) c_chosen = c;
     if (!strcmp(name, "mean_weight_bits")) c_bits = c;
+    if (!strcmp(name, "l_co")) c_lco = c;
   }
+  double lco[64], t1[64];
+  size_t scored = 0;
   const char *expect = NULL;
   double best_cr = INFINITY;
   size_t chosen_rows = 0;
@@ -110,6 +141,10 @@ Test(service_pick, cheapest_within_the_drop_on_validation) {
     cr_assert(json_is_number(json_array_get(row, c_top1)), "member %zu not scored", i);
     cr_assert(json_is_number(json_array_get(row, c_bits)), "member %zu has no mean bits", i);
     chosen_rows += json_integer_value(json_array_get(row, c_chosen)) == 1;
+    if (scored < 64) {
+      lco[scored] = json_number_value(json_array_get(row, c_lco));
+      t1[scored++] = json_number_value(json_array_get(row, c_top1));
+    }
     if (d <= drop && cr < best_cr) {
       best_cr = cr;
       expect = json_string_value(json_array_get(row, c_genome));
@@ -118,6 +153,30 @@ Test(service_pick, cheapest_within_the_drop_on_validation) {
   cr_assert_eq(chosen_rows, 1, "one row marked chosen");
   cr_assert_not_null(expect, "no member within %g points (see %s)", drop, s.log);
   cr_assert_str_eq(chosen, expect, "the cheapest within the drop");
+  /* Spearman of L_CO and validation top-1 over the scored members, as the stored rows give it */
+  const double rho = spearman(lco, t1, scored);
+  json_t *jr = json_object_get(pick, "spearman_l_co_top1");
+  if (isnan(rho))
+    cr_assert(json_is_null(jr), "Spearman undefined over %zu members, job.get has a number",
+              scored);
+  else
+    cr_assert_float_eq(json_number_value(jr), rho, 1e-9, "job.get's Spearman over %zu members",
+                       scored);
+  /* lpqctl status shows the pick and its Spearman as text too */
+  char cmd[4096], line[512];
+  snprintf(cmd, sizeof cmd, "%s --socket %s status %lld", proc_bin("lpqctl"), s.sock,
+           (long long)id);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  int saw_rule = 0, saw_rho = 0, saw_genome = 0;
+  while (fgets(line, sizeof line, p)) {
+    saw_rule |= strncmp(line, "pick.rule ", 10) == 0;
+    saw_rho |= strncmp(line, "pick.spearman_l_co_top1 ", 24) == 0;
+    saw_genome |= strncmp(line, "pick.genome ", 12) == 0 && strstr(line, chosen) != NULL;
+  }
+  cr_assert_eq(pclose(p), 0, "%s", cmd);
+  cr_assert(saw_rule && saw_rho && saw_genome, "lpqctl status: pick.rule %d, "
+            "pick.spearman_l_co_top1 %d, pick.genome %d", saw_rule, saw_rho, saw_genome);
   json_decref(r);
   json_decref(job);
   proc_svc_stop(&s);

@@ -557,8 +557,9 @@ int cmd_search(int argc, char **argv) {
   front = json_array();
   for (size_t i = 0; i < nm; i++)
     json_array_append_new(front, search_member_json(&m[i], nl, names));
-  if (a.out && chosen >= 0 &&
-      search_write_best(a.out, m[chosen].genome, nl, names, summary, &err) != 0)
+  if (a.out && (chosen >= 0 || labels) && /* summary.json keeps the Spearman either way */
+      search_write_best(a.out, chosen >= 0 ? m[chosen].genome : NULL, nl, names, summary,
+                        &err) != 0)
     goto fail_xy;
   if (a.out && search_write_out(a.out, a.random, a.job.js.objective, front, m, nm, ax, ay, n_all, s, names,
                                   nl, &err) != 0)
@@ -610,7 +611,8 @@ int cmd_search(int argc, char **argv) {
              vx ? "validation" : "--data", spearman);
     if (a.out)
       printf("wrote %s/front.json, config_NN.json, front.svg%s%s\n", a.out,
-             s ? ", history.json, state.json" : "", chosen >= 0 ? ", best.json, summary.json" : "");
+             s ? ", history.json, state.json" : "",
+             chosen >= 0 ? ", best.json, summary.json" : labels ? ", summary.json" : "");
   }
   status = 0;
 fail_xy:

@@ -104,8 +104,9 @@ double search_front_hv(const member_t *m, size_t n, const double ref[2]);
 /* What the scorer's caches did over the whole run (prefix cache of local terms, cut cache). */
 json_t *search_scorer_json(lpq_scorer_t *sc);
 json_t *search_member_json(const member_t *m, size_t nl, const char *const *names);
-/* Writes best.json (the chosen config) and summary.json (how it was chosen, fp32 top-1s, the
-** rank correlation of L_CO and top-1) into out. */
+/* Writes best.json (the chosen config; not when genome is NULL: nothing was chosen) and
+** summary.json (how it was chosen, fp32 top-1s, the rank correlation of L_CO and top-1) into
+** out. */
 int search_write_best(const char *out, const lpq_layer_formats_t *genome, size_t nl,
                       const char *const *names, const json_t *summary, lpq_error_t *err);
 /* Writes the --out folder: front.json, config_NN.json, front.svg, history.json, state.json. */

@@ -176,10 +176,9 @@ int search_write_out(const char *out, int random, lpq_objective_t objective, jso
 }
 
 
-int search_write_best(const char *out, const lpq_layer_formats_t *genome, size_t nl,
-                      const char *const *names, const json_t *summary, lpq_error_t *err) {
-  if (mkdir(out, 0755) != 0 && errno != EEXIST)
-    return lpq_errorf(err, LPQ_EIO, "%s: %s", out, strerror(errno));
+/* best.json: the chosen config as it was scored (with its bias correction when chosen). */
+static int write_best_config(const char *out, const lpq_layer_formats_t *genome, size_t nl,
+                             const char *const *names, const json_t *summary, lpq_error_t *err) {
   lpq_numfmt_t *w = calloc(2 * (nl ? nl : 1), sizeof *w);
   if (!w)
     return lpq_errorf(err, LPQ_ENOMEM, "out of memory");
@@ -187,7 +186,7 @@ int search_write_best(const char *out, const lpq_layer_formats_t *genome, size_t
   char *cfg = lpq_config_to_json(nl, names, w, w + nl);
   free(w);
   json_t *bc = json_object_get(json_object_get(summary, "bias_correction"), "chosen");
-  if (cfg && json_is_true(bc)) { /* the config as it was scored: with bias correction */
+  if (cfg && json_is_true(bc)) {
     json_t *o = json_loads(cfg, 0, NULL);
     free(cfg);
     json_object_set_new(o, "bias_correction", json_true());
@@ -196,6 +195,14 @@ int search_write_best(const char *out, const lpq_layer_formats_t *genome, size_t
   }
   int rc = cfg ? write_text(out, "best.json", cfg, err) : lpq_errorf(err, LPQ_ENOMEM, "out of memory");
   free(cfg);
+  return rc;
+}
+
+int search_write_best(const char *out, const lpq_layer_formats_t *genome, size_t nl,
+                      const char *const *names, const json_t *summary, lpq_error_t *err) {
+  if (mkdir(out, 0755) != 0 && errno != EEXIST)
+    return lpq_errorf(err, LPQ_EIO, "%s: %s", out, strerror(errno));
+  int rc = genome ? write_best_config(out, genome, nl, names, summary, err) : 0;
   char *text = rc == 0 ? json_dumps(summary, JSON_INDENT(1) | JSON_REAL_PRECISION(10)) : NULL;
   if (rc == 0)
     rc = text ? write_text(out, "summary.json", text, err) : LPQ_ENOMEM;
@@ -265,7 +272,8 @@ void search_usage(FILE *out) {
       "  --top1 K              top-1 of at most K front configs, lowest L_CO first (8)\n"
       "  --hv-ref X,Y          hypervolume reference point (L_CO, L_CR) for comparisons\n"
       "  --out DIR             front.json, config_NN.json per front member, front.svg,\n"
-      "                        history.json, state.json\n"
+      "                        history.json, state.json; with labels summary.json (Spearman,\n"
+      "                        the pick), with --val-data best.json (the chosen config)\n"
       "  --json                one JSON object instead of text\n",
       d.calib, d.lambda, d.n_min, d.n_max, d.es_min, d.es_max, d.sf_window,
       d.weight_sf == LPQ_SF_CHANNEL ? "channel" : d.weight_sf == LPQ_SF_SEARCH ? "search" : "tensor",

@@ -501,7 +501,8 @@ static void print_field(const char *name, const json_t *v) {
 
 int cmd_status(ctl_t *ctl, int argc, char **argv) {
   int rc;
-  long job = one_job(ctl, argc, argv, "one job: status, settings, progress, best so far, ETA", &rc);
+  long job = one_job(ctl, argc, argv, "one job: status, settings, progress, best so far, ETA, the "
+                     "validation pick", &rc);
   if (job == 0)
     return rc;
   json_t *r;
@@ -536,6 +537,18 @@ int cmd_status(ctl_t *ctl, int argc, char **argv) {
     }
   } else {
     printf("%-20s none yet\n", "best");
+  }
+  /* the validation pick (with val_data): its rule, the chosen member, fp32's and its top-1,
+  ** Spearman's rank correlation of L_CO and validation top-1 over the members scored */
+  const json_t *pick = json_object_get(r, "pick");
+  if (json_is_object(pick)) {
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)pick, key, v) {
+      char name[64];
+      snprintf(name, sizeof name, "pick.%s", key);
+      print_field(name, v);
+    }
   }
   print_field("settings", json_object_get(r, "settings"));
   json_decref(r);

@@ -87,14 +87,14 @@ static int http_raw(int port, const char *req, size_t len, char *buf, size_t cap
 
 static int http_get(int port, const char *path, const char *extra_headers, char *buf, size_t cap) {
   char req[4096];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n",
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n",
                    path, extra_headers ? extra_headers : "");
   return http_raw(port, req, (size_t)n, buf, cap);
 }
 
 static int http_post(int port, const char *path, const char *body) {
   char req[8192];
-  int n = snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+  int n = snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                    path, strlen(body), body);
   return http_raw(port, req, (size_t)n, NULL, 0);
@@ -245,9 +245,9 @@ Test(dashboard, bad_http_input_gets_4xx_and_the_daemon_keeps_serving) {
   cr_assert_eq(http_post(port, "/", "x"), 405);
   cr_assert_eq(http_post(port, "/api/job.list", "[not json"), 400);
   /* other HTTP methods */
-  const char del[] = "DELETE /job/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const char del[] = "DELETE /job/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   cr_assert_eq(http_raw(port, del, sizeof del - 1, NULL, 0), 405);
-  const char put[] = "PUT /api/job.list HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+  const char put[] = "PUT /api/job.list HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}";
   cr_assert_eq(http_raw(port, put, sizeof put - 1, NULL, 0), 405);
   /* garbage and a request line that is not HTTP */
   const char garbage[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n";
@@ -260,12 +260,12 @@ Test(dashboard, bad_http_input_gets_4xx_and_the_daemon_keeps_serving) {
   size_t big = 200 * 1024;
   char *huge = malloc(big + 256);
   cr_assert_not_null(huge);
-  int n = snprintf(huge, 256, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  int n = snprintf(huge, 256, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
   memset(huge + n, 'a', big);
   memcpy(huge + n + big, "\r\n\r\n", 4);
   st = http_raw(port, huge, (size_t)n + big + 4, NULL, 0);
   cr_assert(st >= 400 && st < 500, "a 200 KB header: %d", st);
-  size_t len = (size_t)snprintf(huge, 64, "GET / HTTP/1.1\r\nHost: x\r\n");
+  size_t len = (size_t)snprintf(huge, 64, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
   for (int i = 0; i < 2000 && len + 64 < big; i++)
     len += (size_t)snprintf(huge + len, 64, "X-H%d: v\r\n", i);
   len += (size_t)snprintf(huge + len, 8, "\r\n");
@@ -273,7 +273,7 @@ Test(dashboard, bad_http_input_gets_4xx_and_the_daemon_keeps_serving) {
   cr_assert(st >= 400 && st < 500, "2000 headers: %d", st);
   free(huge);
   /* a body over the limit (1 MiB), announced */
-  const char body[] = "POST /api/job.list HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{}";
+  const char body[] = "POST /api/job.list HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000\r\n\r\n{}";
   st = http_raw(port, body, sizeof body - 1, NULL, 0);
   cr_assert(st == 413 || st == 400, "a 5 MB body: %d", st);
   /* still serving, the pages and the API */
@@ -326,12 +326,12 @@ Test(dashboard, off_loopback_the_token_is_required) {
   /* the login form sets the cookie the pages and the event stream then send */
   static char buf[1 << 14];
   char req[512];
-  int n = snprintf(req, sizeof req, "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+  int n = snprintf(req, sizeof req, "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n"
                    "token=%s", strlen("token=" TOKEN), TOKEN);
   cr_assert_eq(http_raw(port, req, (size_t)n, buf, sizeof buf), 303, "%s", buf);
   cr_assert_not_null(strstr(buf, "lpq_token=" TOKEN), "%s", buf);
-  n = snprintf(req, sizeof req, "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+  n = snprintf(req, sizeof req, "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                "Content-Length: 11\r\n\r\ntoken=wrong");
   cr_assert_eq(http_raw(port, req, (size_t)n, NULL, 0), 401);
   cr_assert_eq(http_get(port, "/", "Cookie: a=b; lpq_token=" TOKEN "\r\n", NULL, 0), 200);

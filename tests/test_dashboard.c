@@ -116,6 +116,23 @@ static void v_pareto(const char *db, int64_t job, long *rows, long *generation) 
   sqlite3_close(h);
 }
 
+/* the layers of job's sensitivity table in the database */
+static long sensitivity_layers(const char *db, int64_t job) {
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(h, 5000);
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(DISTINCT layer) FROM sensitivity WHERE job = ?",
+                                  -1, &st, NULL), SQLITE_OK);
+  sqlite3_bind_int64(st, 1, job);
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+  long n = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  cr_assert_gt(n, 0, "job %lld has no sensitivity rows", (long long)job);
+  return n;
+}
+
 static long file_size(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 ? (long)st.st_size : -1;
@@ -130,7 +147,7 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
   int port = dashboard_port(&s);
   /* no worker yet: the job waits, the page opens, then a worker starts and progress arrives */
   int64_t id = proc_lpqctl_submit(NULL, s.sock, "--set population=8 --set generations=40 "
-                                  "--set calib=16 --seed 5");
+                                  "--set calib=16 --set sensitivity=true --seed 5");
   cr_assert_gt(id, 0, "submit (see %s)", s.log);
   char out[256], cmd[1024];
   snprintf(out, sizeof out, "%s/dashboard", build_dir());
@@ -156,11 +173,16 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
             text ? text : "no result", s.dir);
   cr_assert(json_is_true(json_object_get(r, "jobs_row")), "the jobs table lists no job %lld: %s",
             (long long)id, text);
+  cr_assert(json_is_true(json_object_get(r, "filter_text_hides")) &&
+            json_is_true(json_object_get(r, "filter_name_shows")) &&
+            json_is_true(json_object_get(r, "filter_state_hides")), "the filters: %s", text);
   /* progress moved while the page was open: job.watch's notifications came as SSE events */
   json_int_t at_load = json_integer_value(json_object_get(r, "sse_at_load"));
   cr_assert_gt(json_integer_value(json_object_get(r, "sse_events")), at_load, "no event: %s", text);
   cr_assert_gt(json_integer_value(json_object_get(r, "evaluations_after_event")),
                json_integer_value(json_object_get(r, "evaluations_at_load")), "%s", text);
+  cr_assert_gt(json_number_value(json_object_get(r, "rate_after_event")), 0, "evaluations/s: %s",
+               text);
   cr_assert_str_eq(json_string_value(json_object_get(r, "status")), "done", "%s", text);
   /* the front drawn for the last generation has v_pareto's rows */
   long rows = -1, gen = -1;
@@ -176,6 +198,18 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
             json_is_true(json_object_get(r, "hv_canvas")), "charts missing: %s", text);
   cr_assert_gt(json_integer_value(json_object_get(r, "heat_rows")), 0, "%s", text);
   cr_assert_eq(json_array_size(json_object_get(r, "export_links")), 5, "%s", text);
+  cr_assert_gt(json_integer_value(json_object_get(r, "workers_rows")), 0, "workers: %s", text);
+  /* hover: the genome, its top-1 and the LPA's cost */
+  const char *tip = json_string_value(json_object_get(r, "tip"));
+  char of_gen[48];
+  snprintf(of_gen, sizeof of_gen, "(generation %ld)", gen); /* the point under the cursor */
+  cr_assert(tip && strstr(tip, "genome ") && strstr(tip, of_gen) && strstr(tip, "top-1 ") &&
+            strstr(tip, "LPA latency"), "hover: %s", text);
+  cr_assert_geq(json_integer_value(json_object_get(r, "play_generation")), 2, "play: %s", text);
+  /* the sensitivity table: a row per layer the job measured */
+  cr_assert(json_is_true(json_object_get(r, "sens_shown")), "no sensitivity table: %s", text);
+  cr_assert_eq(json_integer_value(json_object_get(r, "sens_rows")), sensitivity_layers(s.db, id),
+               "%s", text);
   const char *shots[] = {"jobs.png", "job-running.png", "job.png"};
   for (int i = 0; i < 3; i++) {
     char path[512];

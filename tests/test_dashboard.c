@@ -199,6 +199,7 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
   cr_assert_gt(json_integer_value(json_object_get(r, "heat_rows")), 0, "%s", text);
   cr_assert_eq(json_array_size(json_object_get(r, "export_links")), 5, "%s", text);
   cr_assert_gt(json_integer_value(json_object_get(r, "workers_rows")), 0, "workers: %s", text);
+  cr_assert(json_is_true(json_object_get(r, "worker_runs_job")), "what the worker runs: %s", text);
   /* hover: the genome, its top-1 and the LPA's cost */
   const char *tip = json_string_value(json_object_get(r, "tip"));
   char of_gen[48];

@@ -325,14 +325,17 @@ static void m_workers(void *ctx, lpq_api_call_t *call, json_t *params) {
     return;
   }
   json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:I, s:f}", "id",
+  for (size_t i = 0; i < n; i++) {
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:I, s:f}", "id",
                                          w[i].worker_id, "host", w[i].host, "pid", (int)w[i].pid,
                                          "threads", (int)w[i].threads, "state",
                                          w[i].running ? "busy" : "idle", "running",
                                          (json_int_t)w[i].running, "done",
                                          (json_int_t)w[i].done, "failed", (json_int_t)w[i].failed,
-                                         "idle_s", w[i].idle_s));
+                                         "idle_s", w[i].idle_s);
+    json_object_set_new(o, "job", w[i].job > 0 ? json_integer((json_int_t)w[i].job) : json_null());
+    json_array_append_new(arr, o);
+  }
   free(w);
   lpq_api_reply(call, json_pack("{s:o}", "workers", arr));
 }

@@ -57,6 +57,10 @@ const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
     result.evaluations_at_load = +(await text(page, '#fact-evaluations'));
     result.sse_at_load = await count(page, '#sse-events');
     process.stdout.write('page-ready\n');
+    // the workers table names what a worker runs, a genome of this job, at some point while it runs
+    const workerSeen = page.waitForFunction((j) => [...document.querySelectorAll(
+      '#workers tbody td.task a')].some((a) => a.textContent === 'job ' + j), {timeout: 60000}, job)
+      .then(() => true, () => false);
     // a job.progress notification after the first snapshot: progress moved
     const t0 = Date.now();
     await page.waitForFunction((n) => +document.querySelector('#sse-events').dataset.count > n,
@@ -72,6 +76,7 @@ const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
     await page.waitForFunction((n) => +document.querySelector('#sse-events').dataset.count > n + 3 ||
       /done/.test(document.querySelector('#fact-status').textContent), {timeout: 60000},
     result.sse_events);
+    result.worker_runs_job = await workerSeen;
     await new Promise((r) => setTimeout(r, 300));
     await page.screenshot({path: outDir + '/job-running.png', fullPage: true});
     // let it finish, then load the page afresh: the last generation's front

@@ -351,11 +351,13 @@ async function showWorkers() {
   const body = $('#workers tbody');
   body.textContent = '';
   for (const w of r.workers) {
+    const tasks = w.running ? `${w.running} task${w.running > 1 ? 's' : ''}` : '';
+    const task = w.job ? el('td', {class: 'task'}, el('a', {href: '/job/' + w.job,
+      text: 'job ' + w.job}), ' (' + tasks + ')') : el('td', {text: tasks});
     body.append(el('tr', {}, el('td', {text: w.id}), el('td', {text: w.host || ''}),
       el('td', {text: String(w.threads ?? '')}),
-      el('td', {class: w.state === 'busy' ? 'status-running' : '',
-        text: w.state + (w.running ? ` (${w.running} task${w.running > 1 ? 's' : ''})` : '')}),
-      el('td', {text: String(w.done ?? w.evaluations ?? '')}),
+      el('td', {class: w.state === 'busy' ? 'status-running' : '', text: w.state}), task,
+      el('td', {text: String(w.done ?? '')}),
       el('td', {text: String(w.failed ?? '')}),
       el('td', {text: w.idle_s === undefined ? '' : fmt(w.idle_s, 1) + ' s'})));
   }

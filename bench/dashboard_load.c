@@ -198,7 +198,9 @@ static int cmp_double(const void *a, const void *b) {
 static double run(const proc_svc_t *s, int port, int nviewers, double seconds, uint64_t seed,
                   double **lat, size_t *nlat, double **latr, size_t *nlatr, long *events,
                   long *errors) {
-  json_t *set = json_pack("{s:i, s:i, s:i}", "population", 40, "generations", 100000, "calib",
+  /* long enough for any window (~2,000 evaluations/s here), and within the memory a job may
+  ** hold (job.submit refuses 100,000 generations: ~10 GB of search state estimated) */
+  json_t *set = json_pack("{s:i, s:i, s:i}", "population", 40, "generations", 5000, "calib",
                           16);
   int64_t job = b_submit(s, MODEL, DATA, set, seed);
   char status[32];

@@ -87,14 +87,14 @@ static int http_raw(int port, const char *req, size_t len, char *buf, size_t cap
 
 static int http_get(int port, const char *path, const char *extra_headers, char *buf, size_t cap) {
   char req[4096];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n",
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n",
                    path, extra_headers ? extra_headers : "");
   return http_raw(port, req, (size_t)n, buf, cap);
 }
 
 static int http_post(int port, const char *path, const char *body) {
   char req[8192];
-  int n = snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+  int n = snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                    path, strlen(body), body);
   return http_raw(port, req, (size_t)n, NULL, 0);
@@ -116,6 +116,23 @@ static void v_pareto(const char *db, int64_t job, long *rows, long *generation) 
   sqlite3_close(h);
 }
 
+/* the layers of job's sensitivity table in the database */
+static long sensitivity_layers(const char *db, int64_t job) {
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(h, 5000);
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(DISTINCT layer) FROM sensitivity WHERE job = ?",
+                                  -1, &st, NULL), SQLITE_OK);
+  sqlite3_bind_int64(st, 1, job);
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+  long n = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  cr_assert_gt(n, 0, "job %lld has no sensitivity rows", (long long)job);
+  return n;
+}
+
 static long file_size(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 ? (long)st.st_size : -1;
@@ -130,7 +147,7 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
   int port = dashboard_port(&s);
   /* no worker yet: the job waits, the page opens, then a worker starts and progress arrives */
   int64_t id = proc_lpqctl_submit(NULL, s.sock, "--set population=8 --set generations=40 "
-                                  "--set calib=16 --seed 5");
+                                  "--set calib=16 --set sensitivity=true --seed 5");
   cr_assert_gt(id, 0, "submit (see %s)", s.log);
   char out[256], cmd[1024];
   snprintf(out, sizeof out, "%s/dashboard", build_dir());
@@ -156,11 +173,16 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
             text ? text : "no result", s.dir);
   cr_assert(json_is_true(json_object_get(r, "jobs_row")), "the jobs table lists no job %lld: %s",
             (long long)id, text);
+  cr_assert(json_is_true(json_object_get(r, "filter_text_hides")) &&
+            json_is_true(json_object_get(r, "filter_name_shows")) &&
+            json_is_true(json_object_get(r, "filter_state_hides")), "the filters: %s", text);
   /* progress moved while the page was open: job.watch's notifications came as SSE events */
   json_int_t at_load = json_integer_value(json_object_get(r, "sse_at_load"));
   cr_assert_gt(json_integer_value(json_object_get(r, "sse_events")), at_load, "no event: %s", text);
   cr_assert_gt(json_integer_value(json_object_get(r, "evaluations_after_event")),
                json_integer_value(json_object_get(r, "evaluations_at_load")), "%s", text);
+  cr_assert_gt(json_number_value(json_object_get(r, "rate_after_event")), 0, "evaluations/s: %s",
+               text);
   cr_assert_str_eq(json_string_value(json_object_get(r, "status")), "done", "%s", text);
   /* the front drawn for the last generation has v_pareto's rows */
   long rows = -1, gen = -1;
@@ -176,6 +198,19 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
             json_is_true(json_object_get(r, "hv_canvas")), "charts missing: %s", text);
   cr_assert_gt(json_integer_value(json_object_get(r, "heat_rows")), 0, "%s", text);
   cr_assert_eq(json_array_size(json_object_get(r, "export_links")), 5, "%s", text);
+  cr_assert_gt(json_integer_value(json_object_get(r, "workers_rows")), 0, "workers: %s", text);
+  cr_assert(json_is_true(json_object_get(r, "worker_runs_job")), "what the worker runs: %s", text);
+  /* hover: the genome, its top-1 and the LPA's cost */
+  const char *tip = json_string_value(json_object_get(r, "tip"));
+  char of_gen[48];
+  snprintf(of_gen, sizeof of_gen, "(generation %ld)", gen); /* the point under the cursor */
+  cr_assert(tip && strstr(tip, "genome ") && strstr(tip, of_gen) && strstr(tip, "top-1 ") &&
+            strstr(tip, "LPA latency"), "hover: %s", text);
+  cr_assert_geq(json_integer_value(json_object_get(r, "play_generation")), 2, "play: %s", text);
+  /* the sensitivity table: a row per layer the job measured */
+  cr_assert(json_is_true(json_object_get(r, "sens_shown")), "no sensitivity table: %s", text);
+  cr_assert_eq(json_integer_value(json_object_get(r, "sens_rows")), sensitivity_layers(s.db, id),
+               "%s", text);
   const char *shots[] = {"jobs.png", "job-running.png", "job.png"};
   for (int i = 0; i < 3; i++) {
     char path[512];
@@ -245,9 +280,9 @@ Test(dashboard, bad_http_input_gets_4xx_and_the_daemon_keeps_serving) {
   cr_assert_eq(http_post(port, "/", "x"), 405);
   cr_assert_eq(http_post(port, "/api/job.list", "[not json"), 400);
   /* other HTTP methods */
-  const char del[] = "DELETE /job/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const char del[] = "DELETE /job/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   cr_assert_eq(http_raw(port, del, sizeof del - 1, NULL, 0), 405);
-  const char put[] = "PUT /api/job.list HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+  const char put[] = "PUT /api/job.list HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}";
   cr_assert_eq(http_raw(port, put, sizeof put - 1, NULL, 0), 405);
   /* garbage and a request line that is not HTTP */
   const char garbage[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n";
@@ -260,12 +295,12 @@ Test(dashboard, bad_http_input_gets_4xx_and_the_daemon_keeps_serving) {
   size_t big = 200 * 1024;
   char *huge = malloc(big + 256);
   cr_assert_not_null(huge);
-  int n = snprintf(huge, 256, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  int n = snprintf(huge, 256, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
   memset(huge + n, 'a', big);
   memcpy(huge + n + big, "\r\n\r\n", 4);
   st = http_raw(port, huge, (size_t)n + big + 4, NULL, 0);
   cr_assert(st >= 400 && st < 500, "a 200 KB header: %d", st);
-  size_t len = (size_t)snprintf(huge, 64, "GET / HTTP/1.1\r\nHost: x\r\n");
+  size_t len = (size_t)snprintf(huge, 64, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
   for (int i = 0; i < 2000 && len + 64 < big; i++)
     len += (size_t)snprintf(huge + len, 64, "X-H%d: v\r\n", i);
   len += (size_t)snprintf(huge + len, 8, "\r\n");
@@ -273,7 +308,7 @@ Test(dashboard, bad_http_input_gets_4xx_and_the_daemon_keeps_serving) {
   cr_assert(st >= 400 && st < 500, "2000 headers: %d", st);
   free(huge);
   /* a body over the limit (1 MiB), announced */
-  const char body[] = "POST /api/job.list HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{}";
+  const char body[] = "POST /api/job.list HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000\r\n\r\n{}";
   st = http_raw(port, body, sizeof body - 1, NULL, 0);
   cr_assert(st == 413 || st == 400, "a 5 MB body: %d", st);
   /* still serving, the pages and the API */
@@ -326,12 +361,12 @@ Test(dashboard, off_loopback_the_token_is_required) {
   /* the login form sets the cookie the pages and the event stream then send */
   static char buf[1 << 14];
   char req[512];
-  int n = snprintf(req, sizeof req, "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+  int n = snprintf(req, sizeof req, "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n"
                    "token=%s", strlen("token=" TOKEN), TOKEN);
   cr_assert_eq(http_raw(port, req, (size_t)n, buf, sizeof buf), 303, "%s", buf);
   cr_assert_not_null(strstr(buf, "lpq_token=" TOKEN), "%s", buf);
-  n = snprintf(req, sizeof req, "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+  n = snprintf(req, sizeof req, "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                "Content-Length: 11\r\n\r\ntoken=wrong");
   cr_assert_eq(http_raw(port, req, (size_t)n, NULL, 0), 401);
   cr_assert_eq(http_get(port, "/", "Cookie: a=b; lpq_token=" TOKEN "\r\n", NULL, 0), 200);

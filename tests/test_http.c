@@ -179,11 +179,12 @@ static int tcp(void) {
   return fd;
 }
 
-/* GET path with Connection: close; the whole answer (until the server closes) in buf. */
-static int get(const char *path, char *buf, size_t cap) {
+/* GET path for host with Connection: close; the whole answer (until the server closes) in buf. */
+static int get_host(const char *path, const char *host, char *buf, size_t cap) {
   int fd = tcp();
   char req[512];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                   path, host);
   cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
   size_t got = 0;
   ssize_t k;
@@ -194,6 +195,10 @@ static int get(const char *path, char *buf, size_t cap) {
   int status = 0;
   sscanf(buf, "HTTP/1.%*d %d", &status);
   return status;
+}
+
+static int get(const char *path, char *buf, size_t cap) {
+  return get_host(path, "localhost", buf, cap);
 }
 
 static size_t count(const char *text, const char *needle) {
@@ -228,6 +233,25 @@ Test(http, the_bridge_validates_and_serves_read_only_methods) {
   json_decref(st);
 }
 
+/* On loopback a request must name a loopback host (a DNS-rebinding page names its own). */
+Test(http, on_loopback_only_loopback_host_names_are_served) {
+  start(0);
+  static char buf[1 << 12];
+  static const char *const ok[] = {"localhost", "LocalHost:8080", "127.0.0.1", "127.0.0.1:1",
+                                   "127.1.2.3:65535", "[::1]", "[::1]:8080"};
+  static const char *const bad[] = {"evil.example", "evil.example:8080", "127.evil.example",
+                                    "localhost.evil.example", "127.0.0.1.evil.example",
+                                    "localhost:80x", "[::2]:80", "10.0.0.1", ""};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+    cr_assert_eq(get_host("/api/job.list", ok[i], buf, sizeof buf), 200, "Host: %s: %s", ok[i],
+                 buf);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    cr_assert_eq(get_host("/api/job.list", bad[i], buf, sizeof buf), 403, "Host: %s: %s",
+                 bad[i], buf);
+  cr_assert_eq(get_host("/", "evil.example", buf, sizeof buf), 403, "%s", buf);
+  json_decref(stop());
+}
+
 Test(http, an_event_stream_follows_job_watch_to_its_final_event) {
   start(0);
   struct timeval t0, t1;
@@ -247,7 +271,7 @@ Test(http, an_event_stream_follows_job_watch_to_its_final_event) {
   cr_assert_eq(get("/events/2", buf, sizeof buf), 404, "%s", buf);
   /* a viewer that leaves mid-stream: its subscription ends (the fake's timer is closed) */
   int fd = tcp();
-  const char req[] = "GET /events/1 HTTP/1.1\r\nHost: t\r\n\r\n";
+  const char req[] = "GET /events/1 HTTP/1.1\r\nHost: localhost\r\n\r\n";
   cr_assert_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
   cr_assert_gt(recv(fd, buf, sizeof buf, 0), 0);
   close(fd);
@@ -283,7 +307,7 @@ Test(http, an_answer_after_its_viewer_left_is_dropped) {
   cr_assert_not_null(strstr(buf, "lp<4,1,2,0>"), "%s", buf);
   for (int i = 0; i < 5; i++) { /* asked, then gone before the 300 ms answer */
     int fd = tcp();
-    const char req[] = "GET /export/1/config.json HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char req[] = "GET /export/1/config.json HTTP/1.1\r\nHost: localhost\r\n\r\n";
     cr_assert_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
     close(fd);
   }

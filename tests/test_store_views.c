@@ -5,6 +5,7 @@
 #include "coordinator/store/store_internal.h"
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,4 +238,66 @@ Test(store_views, dump_any_table_or_view_as_json) {
                LPQ_EINVAL);
   cr_assert(strstr(err.msg, "in_front") != NULL, "%s", err.msg);
   cr_assert_null(json);
+}
+
+/* lpq_store_best_json over (after, upto], against v_best_config: over all generations it is the
+** view's row; folded one generation at a time (a later generation's row replaces the kept one
+** only when its objective is lower: ties go to the earlier generation) it is too, at every
+** generation. Objectives on a coarse grid, so that ties and repeats happen. */
+Test(store_views, best_of_a_generation_range_is_the_views_row) {
+  const char *settings[] = {
+      "{\"mode\": \"pareto\", \"constraints\": {\"mean_weight_bits_max\": 5}}",
+      "{\"mode\": \"scalar\", \"lambda\": 1}", "{}"};
+  uint64_t rng = 12345;
+  for (size_t k = 0; k < 3; k++) {
+    int64_t job;
+    cr_assert_eq(lpq_store_job_insert(st, "r", settings[k], &job, NULL), 0);
+    json_t *kept = NULL;
+    int found = 0;
+    for (size_t g = 0; g < 25; g++) {
+      member_t m[8];
+      for (size_t i = 0; i < 8; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        m[i] = (member_t){1 + (g * 3 + i * 7) % 20, 0.1 * (double)(1 + (rng >> 33) % 9),
+                          0.1 * (double)(1 + (rng >> 40) % 9), (double)(2 + (rng >> 50) % 6),
+                          (rng >> 60) % 4 == 0 ? 0.5 : 0, 1};
+      }
+      commit_generation(job, g, m, 8, (double)g, 8 * (g + 1));
+      char *text = NULL;
+      lpq_error_t err = {0};
+      cr_assert_eq(lpq_store_best_json(st, job, (int64_t)g - 1, (int64_t)g, &text, &err), 0,
+                   "%s", err.msg);
+      json_t *row = text ? json_loads(text, 0, NULL) : NULL;
+      free(text);
+      const char *key = k == 1 ? "l_f" : "l_co";
+      if (row && (!kept || json_number_value(json_object_get(row, key)) <
+                               json_number_value(json_object_get(kept, key)))) {
+        json_decref(kept);
+        kept = row;
+      } else {
+        json_decref(row);
+      }
+      cr_assert_eq(lpq_store_best_json(st, job, -1, (int64_t)g, &text, &err), 0, "%s", err.msg);
+      json_t *all = text ? json_loads(text, 0, NULL) : NULL;
+      free(text);
+      sqlite3_stmt *s = query("SELECT genome, generation FROM v_best_config WHERE job = ?1");
+      sqlite3_bind_int64(s, 1, job);
+      if (sqlite3_step(s) == SQLITE_ROW) {
+        found++;
+        const char *genome = (const char *)sqlite3_column_text(s, 0);
+        json_int_t gen = sqlite3_column_int64(s, 1);
+        cr_assert(kept && all, "job %zu generation %zu: the view has %s", k, g, genome);
+        cr_assert_str_eq(json_string_value(json_object_get(kept, "genome")), genome);
+        cr_assert_eq(json_integer_value(json_object_get(kept, "generation")), gen);
+        cr_assert_str_eq(json_string_value(json_object_get(all, "genome")), genome);
+        cr_assert_eq(json_integer_value(json_object_get(all, "generation")), gen);
+      } else {
+        cr_assert(kept == NULL && all == NULL, "job %zu generation %zu: none in the view", k, g);
+      }
+      json_decref(all);
+      sqlite3_finalize(s);
+    }
+    cr_assert_gt(found, 20, "job %zu: a best at most generations", k);
+    json_decref(kept);
+  }
 }

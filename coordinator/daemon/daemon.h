@@ -98,11 +98,12 @@ struct job_t {
   job_t *next;
 };
 
-/* job.get's "best" of a job at its last committed generation (methods.c). */
+/* job.get's "best" of a job at its last committed generation (methods.c): v_best_config's row
+** over generations 0..generation, extended by each newer generation's rows alone. */
 typedef struct best_cache_t {
   int64_t job, generation;
-  double computed; /* when (daemon_now_s) */
-  json_t *best;
+  json_t *row;  /* lpq_store_best_json's row (NULL: no feasible genome yet) */
+  json_t *best; /* the answer */
 } best_cache_t;
 #define DAEMON_BEST_CACHE 64
 

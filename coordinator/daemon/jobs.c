@@ -483,7 +483,9 @@ void jobs_free_all(daemon_t *d) {
   free(d->pending);
   d->pending = NULL;
   d->npending = d->cap_pending = 0;
-  for (size_t i = 0; i < DAEMON_BEST_CACHE; i++)
+  for (size_t i = 0; i < DAEMON_BEST_CACHE; i++) {
+    json_decref(d->best_cache[i].row);
     json_decref(d->best_cache[i].best);
+  }
   memset(d->best_cache, 0, sizeof d->best_cache);
 }

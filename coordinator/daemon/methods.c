@@ -40,64 +40,69 @@ static json_t *time_or_null(double t) {
 
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
-static json_t *best_query(daemon_t *d, int64_t id) {
+/* The validation pick's genome (pick.c) as job.get's best, or NULL when the job has none. */
+static json_t *best_picked(daemon_t *d, int64_t id) {
   char chosen[17];
   pick_chosen(d, id, chosen);
-  if (chosen[0]) { /* the validation pick's genome (pick.c) is the job's best */
-    lpq_store_eval_t e;
-    if (lpq_store_eval_get(d->store, id, strtoull(chosen, NULL, 16), &e, NULL) == 0) {
-      json_t *o = json_pack("{s:s, s:s}", "genome", chosen, "chosen_by", "validation pick");
-      const double v[] = {e.l_co, e.l_co_global, e.l_co_local, e.l_cr, e.mean_weight_bits,
-                          e.mean_act_bits, e.top1, e.latency_s, e.energy_pj, e.edp_js};
-      static const char *k[] = {"l_co", "l_co_global", "l_co_local", "l_cr", "mean_weight_bits",
-                                "mean_act_bits", "top1", "latency_s", "energy_pj", "edp_js"};
-      for (size_t i = 0; i < sizeof k / sizeof *k; i++)
-        json_object_set_new(o, k[i], num_or_null(v[i]));
-      return o;
-    }
-  }
-  lpq_store_dump_filter_t f = {.job = id, .limit = 1};
-  char *text = NULL;
-  if (lpq_store_dump_json(d->store, "v_best_config", &f, &text, NULL) != 0)
-    return json_null();
-  json_t *arr = json_loads(text, 0, NULL);
-  free(text);
-  json_t *row = json_array_get(arr, 0);
-  if (!row) {
-    json_decref(arr);
-    return json_null();
-  }
-  json_t *o = json_object();
-  static const char *keys[] = {"l_co", "l_co_global", "l_co_local", "l_cr", "l_f",
-                               "mean_weight_bits", "mean_act_bits", "top1", "latency_s",
-                               "energy_pj", "edp_js", "generation"};
-  json_t *g = json_object_get(row, "genome");
-  json_object_set_new(o, "genome", json_string(json_is_string(g) ? json_string_value(g) : "0000000000000000"));
-  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-    json_t *v = json_object_get(row, keys[i]);
-    if (v)
-      json_object_set(o, keys[i], v);
-  }
-  json_decref(arr);
+  lpq_store_eval_t e;
+  if (!chosen[0] || lpq_store_eval_get(d->store, id, strtoull(chosen, NULL, 16), &e, NULL) != 0)
+    return NULL;
+  json_t *o = json_pack("{s:s, s:s}", "genome", chosen, "chosen_by", "validation pick");
+  const double v[] = {e.l_co, e.l_co_global, e.l_co_local, e.l_cr, e.mean_weight_bits,
+                      e.mean_act_bits, e.top1, e.latency_s, e.energy_pj, e.edp_js};
+  static const char *k[] = {"l_co", "l_co_global", "l_co_local", "l_cr", "mean_weight_bits",
+                            "mean_act_bits", "top1", "latency_s", "energy_pj", "edp_js"};
+  for (size_t i = 0; i < sizeof k / sizeof *k; i++)
+    json_object_set_new(o, k[i], num_or_null(v[i]));
   return o;
 }
 
-/* The best genome as job.get shows it, cached per job. The view scans every generation's
-** individuals (milliseconds late in a long job: 200 clients polling job.get held the loop) and
-** only a generation's commit changes its answer; so the answer is reused for the same committed
-** generation, and while the job runs also for BEST_MAX_AGE_S after it was computed (a running
-** job commits generations many times a second; a best that lags by a second is fine for a
-** progress display, and a job that has ended gets its exact answer). */
-#define BEST_MAX_AGE_S 1.0
-static json_t *best_of(daemon_t *d, int64_t id, int64_t generation, int running) {
+/* The objective a v_best_config row is ranked by (the job's mode). */
+static double best_key(const json_t *row) {
+  const char *mode = json_string_value(json_object_get(row, "mode"));
+  return json_number_value(json_object_get(row, mode && !strcmp(mode, "scalar") ? "l_f" : "l_co"));
+}
+
+/* The best genome as job.get shows it: v_best_config's answer, cached per job. The view reads
+** every generation of the job (a quarter of a second at 100,000 individuals, on the loop, for
+** each page of the dashboard and each lpqctl status); only a committed generation changes it.
+** So the cached row is extended by the rows of the generations committed since (read through
+** the individuals' primary key) and replaced when one of them ranks before it: later
+** generations lose ties, as in the view. A generation number that went back (a replay) reads
+** the job again. */
+static json_t *best_of(daemon_t *d, int64_t id, int64_t generation) {
   best_cache_t *c = &d->best_cache[(size_t)id % DAEMON_BEST_CACHE];
-  double now = daemon_now_s();
-  if (c->best && c->job == id &&
-      (c->generation == generation || (running && now - c->computed < BEST_MAX_AGE_S)))
+  if (c->best && c->job == id && c->generation == generation)
     return json_incref(c->best);
-  json_t *b = best_query(d, id);
-  json_decref(c->best);
-  *c = (best_cache_t){id, generation, now, json_incref(b)};
+  json_t *b = best_picked(d, id);
+  if (c->job != id || c->generation > generation) { /* another job, or a replay: from scratch */
+    json_decref(c->row);
+    *c = (best_cache_t){id, -1, NULL, c->best};
+  }
+  char *text = NULL;
+  if (!b && lpq_store_best_json(d->store, id, c->generation, generation, &text, NULL) == 0) {
+    json_t *row = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (row && (!c->row || best_key(row) < best_key(c->row))) {
+      json_decref(c->row);
+      c->row = row;
+    } else {
+      json_decref(row);
+    }
+    c->generation = generation;
+  }
+  if (!b && c->row) {
+    static const char *keys[] = {"genome", "l_co", "l_cr", "l_f", "mean_weight_bits",
+                                 "mean_act_bits", "top1", "latency_s", "energy_pj", "edp_js",
+                                 "generation"};
+    b = json_object();
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+      json_object_set(b, keys[i], json_object_get(c->row, keys[i]));
+  }
+  if (!b)
+    b = json_null();
+  json_decref(c->best); /* a pick, or a failed read: asked again next time */
+  c->best = c->generation == generation ? json_incref(b) : NULL;
   return b;
 }
 
@@ -175,8 +180,7 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_object_set_new(o, "started_at", time_or_null(sj.started));
   json_object_set_new(o, "finished_at", time_or_null(sj.finished));
   json_object_set_new(o, "evaluations_pending", json_integer(0));
-  json_object_set_new(o, "best", best_of(d, id, sj.generation,
-                                         live && !lpq_store_job_status_final(sj.status)));
+  json_object_set_new(o, "best", best_of(d, id, sj.generation));
   json_object_set_new(o, "pick", pick_json(d, id));
   json_decref(p);
   lpq_store_job_clear(&sj);
@@ -321,14 +325,17 @@ static void m_workers(void *ctx, lpq_api_call_t *call, json_t *params) {
     return;
   }
   json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:I, s:f}", "id",
+  for (size_t i = 0; i < n; i++) {
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:I, s:f}", "id",
                                          w[i].worker_id, "host", w[i].host, "pid", (int)w[i].pid,
                                          "threads", (int)w[i].threads, "state",
                                          w[i].running ? "busy" : "idle", "running",
                                          (json_int_t)w[i].running, "done",
                                          (json_int_t)w[i].done, "failed", (json_int_t)w[i].failed,
-                                         "idle_s", w[i].idle_s));
+                                         "idle_s", w[i].idle_s);
+    json_object_set_new(o, "job", w[i].job > 0 ? json_integer((json_int_t)w[i].job) : json_null());
+    json_array_append_new(arr, o);
+  }
   free(w);
   lpq_api_reply(call, json_pack("{s:o}", "workers", arr));
 }

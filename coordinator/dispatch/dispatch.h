@@ -66,6 +66,7 @@ typedef struct lpq_worker_info_t {
   char capabilities[256];
   char version[32];
   size_t running;          /* tasks it holds now */
+  int64_t job;             /* the job of the first of them (0: none): what it runs */
   uint64_t done, failed;   /* results it returned */
   double idle_s;           /* since its last message */
   int draining;            /* it handed a task back: takes no more */

@@ -225,6 +225,10 @@ void lpq__worker_info(const lpq_dispatch_t *d, const d_worker_t *w, lpq_worker_i
   memcpy(out->capabilities, w->ready.capabilities, sizeof out->capabilities);
   memcpy(out->version, w->ready.version, sizeof out->version);
   out->running = w->n_assigned;
+  for (size_t i = 0; i < w->n_assigned && out->job == 0; i++) {
+    const d_task_t *t = lpq__dmap_get(&d->tasks, w->assigned[i]);
+    out->job = t && t->worker == w ? t->job_id : 0;
+  }
   out->done = w->done;
   out->failed = w->failed;
   out->idle_s = (double)(uv_now(d->loop) - w->last_seen_ms) / 1000;

@@ -7,6 +7,8 @@
 
 #include <h2o/socket/uv-binding.h>
 
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +173,37 @@ static int secret_equal(const char *a, size_t alen, const char *b) {
   return diff == 0 && blen > 0;
 }
 
+/* On loopback (no token), a request must name a loopback host: a page of another site whose
+** name an attacker points at 127.0.0.1 (DNS rebinding) sends its own name and gets 403, so it
+** cannot read the dashboard from a browser on this host. */
+static int host_is_loopback(const h2o_req_t *req) {
+  const char *a = req->input.authority.base;
+  size_t n = req->input.authority.len;
+  char host[64];
+  if (a == NULL || n == 0 || n >= sizeof host)
+    return 0;
+  size_t end = n;
+  if (a[0] == '[') { /* [v6]:port */
+    const char *close = memchr(a, ']', n);
+    end = close ? (size_t)(close - a) + 1 : n;
+  } else {
+    const char *colon = memchr(a, ':', n);
+    end = colon ? (size_t)(colon - a) : n;
+  }
+  for (size_t i = end + 1; end < n && i < n; i++)
+    if (a[end] != ':' || a[i] < '0' || a[i] > '9')
+      return 0;
+  memcpy(host, a, end);
+  host[end] = '\0';
+  for (size_t i = 0; i < end; i++)
+    host[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] - 'A' + 'a' : host[i]);
+  if (strncmp(host, "127.", 4) == 0) { /* an address, not a name starting with "127." */
+    struct in_addr v4;
+    return inet_pton(AF_INET, host, &v4) == 1;
+  }
+  return strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0;
+}
+
 /* Loopback needs nothing; otherwise "Authorization: Bearer TOKEN" or the cookie. */
 static int authorized(lpq_http_server_t *s, h2o_req_t *req) {
   if (s->token == NULL)
@@ -286,6 +319,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   }
   if (!get && !post) {
     lpq__http_error(s, req, 405, "the dashboard answers GET, HEAD and POST only");
+    return 0;
+  }
+  if (s->token == NULL && !host_is_loopback(req)) {
+    lpq__http_error(s, req, 403, "on loopback the dashboard answers requests for 127.0.0.1, "
+                    "localhost or [::1] only (Host)");
     return 0;
   }
   if (len == 6 && memcmp(path, "/login", 6) == 0) {

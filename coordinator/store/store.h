@@ -10,14 +10,11 @@
 ** any failure it is rolled back and the database is left as it was. Readers (the sqlite3 shell,
 ** lpqctl history on the same host) may open the file at any time: they see whole
 ** transactions only and never block the writer.
-**
-** Errors: 0 or a negative LPQ_E* with err naming the table and the operation
-** ("store: evaluations: commit: database or disk is full"). SQLITE_FULL, SQLITE_IOERR,
-** read-only and unopenable files are LPQ_EIO; a file that is not a database or is corrupt is
-** LPQ_EFORMAT; a database written by a newer lpq is LPQ_EUNSUP; a missing row LPQ_ENOTFOUND;
-** a rejected value (unknown job, bad hash, bad JSON) LPQ_EINVAL; SQLITE_BUSY past the busy
-** timeout LPQ_ETIMEDOUT.
-**
+** Errors: 0 or a negative LPQ_E* with err naming the table and the operation ("store:
+** evaluations: commit: database or disk is full"). SQLITE_FULL, SQLITE_IOERR, read-only and
+** unopenable files are LPQ_EIO; a file that is not a database or is corrupt LPQ_EFORMAT; a
+** database of a newer lpq LPQ_EUNSUP; a missing row LPQ_ENOTFOUND; a rejected value (unknown
+** job, bad hash, bad JSON) LPQ_EINVAL; SQLITE_BUSY past the busy timeout LPQ_ETIMEDOUT.
 ** Times are Unix seconds (double). A NAN double is stored as NULL and read back as NAN.
 ** A genome is named by lpq_genome_hash; the store keeps it as 16 hex digits. */
 #ifndef LPQ_STORE_H
@@ -323,14 +320,17 @@ typedef struct lpq_store_dump_filter_t {
   const char *const *columns;    /* NULL-terminated: each must be a column (LPQ_EINVAL) */
 } lpq_store_dump_filter_t;
 
-/* The rows of the table or view `name` (schema/README.md lists them) as a JSON array of
-** objects, one key per column; non-finite numbers (Inf crowding) become null. *json is
-** malloc'd (free() it). filter may be NULL (every row). LPQ_ENOTFOUND for an unknown name;
-** LPQ_EINVAL for a filter on a column the table lacks. */
+/* The rows of the table or view `name` (schema/README.md) as a JSON array of objects, one key
+** per column; non-finite numbers (Inf crowding) become null. *json malloc'd (free() it). filter
+** may be NULL (all rows). LPQ_ENOTFOUND: unknown name; LPQ_EINVAL: a filter's column lacks. */
 int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_filter_t *filter,
                         char **json, lpq_error_t *err);
-/* ---- store: from the search ------------------------------------------------------------ */
+/* v_best_config's row of job among its generations in (after, upto] (no genome_json) as a JSON
+** object in *json (malloc'd; NULL: none): job.get's best, updated one generation at a time. */
+int lpq_store_best_json(lpq_store_t *st, int64_t job, int64_t after, int64_t upto, char **json,
+                        lpq_error_t *err);
 
+/* ---- store: from the search ------------------------------------------------------------ */
 /* A genome as the JSON text the store keeps: [{"w":"lp<4,1,3,2>","a":"lp<8,2,7,0>"}, ...], one
 ** object per layer in model order, "fp32" for a format with n = 0. *json malloc'd (free() it). */
 int lpq_store_genome_json(const lpq_layer_formats_t *genome, size_t layer_count, char **json,

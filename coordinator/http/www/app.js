@@ -180,9 +180,22 @@ async function drawFront() {
     cursor: {focus: {prox: 12}, points: {size: 10}},
     series,
     hooks: {setCursor: [(u) => {
-      const i = u.cursor.idx;
-      if (i === null || i === undefined || !pts[i]) { tip.hidden = true; return; }
-      const p = pts[i], ind = p.ind;
+      /* the point under the cursor: of those within 4 px the latest generation's (drawn on
+       * top), else the nearest within 12 px. Not uPlot's index, which names an x value that
+       * points of several generations share. */
+      const {left, top} = u.cursor;
+      let p = null, pd = 0;
+      for (const q of (left === null || left < 0) ? [] : pts) {
+        const dx = u.valToPos(q.x, 'x') - left, dy = u.valToPos(q.y, 'y') - top;
+        const d = dx * dx + dy * dy;
+        if (d > 144) continue;
+        const near = d <= 16, pNear = p !== null && pd <= 16;
+        if (!p || (near && !pNear) || (near && (q.k > p.k || (q.k === p.k && d < pd))) ||
+            (!near && !pNear && d < pd)) { p = q; pd = d; }
+      }
+      state.hover = p;
+      if (!p) { tip.hidden = true; return; }
+      const ind = p.ind;
       tip.textContent = `genome ${ind.genome} (generation ${p.k})\nL_CO ${fmt(ind.l_co)}  ` +
         `L_CR ${fmt(ind.l_cr)}\nmean bits w ${fmt(ind.mean_weight_bits, 2)} a ` +
         `${fmt(ind.mean_act_bits, 2)}\ntop-1 ${fmt(ind.top1, 4)}  LPA latency ` +
@@ -196,8 +209,7 @@ async function drawFront() {
   state.frontChart = new uPlot(opts, data, $('#front-chart'));
   state.frontChart.over.addEventListener('mouseleave', () => { tip.hidden = true; });
   state.frontChart.over.addEventListener('click', () => {
-    const i = state.frontChart.cursor.idx;
-    if (i !== null && i !== undefined && pts[i]) showConfig(pts[i].ind.genome);
+    if (state.hover) showConfig(state.hover.ind.genome);
   });
 }
 
@@ -339,11 +351,13 @@ async function showWorkers() {
   const body = $('#workers tbody');
   body.textContent = '';
   for (const w of r.workers) {
+    const tasks = w.running ? `${w.running} task${w.running > 1 ? 's' : ''}` : '';
+    const task = w.job ? el('td', {class: 'task'}, el('a', {href: '/job/' + w.job,
+      text: 'job ' + w.job}), ' (' + tasks + ')') : el('td', {text: tasks});
     body.append(el('tr', {}, el('td', {text: w.id}), el('td', {text: w.host || ''}),
       el('td', {text: String(w.threads ?? '')}),
-      el('td', {class: w.state === 'busy' ? 'status-running' : '',
-        text: w.state + (w.running ? ` (${w.running} task${w.running > 1 ? 's' : ''})` : '')}),
-      el('td', {text: String(w.done ?? w.evaluations ?? '')}),
+      el('td', {class: w.state === 'busy' ? 'status-running' : '', text: w.state}), task,
+      el('td', {text: String(w.done ?? '')}),
       el('td', {text: String(w.failed ?? '')}),
       el('td', {text: w.idle_s === undefined ? '' : fmt(w.idle_s, 1) + ' s'})));
   }

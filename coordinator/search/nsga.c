@@ -1,6 +1,6 @@
-/* coordinator/search/nsga.c: the NSGA-II core (Deb et al. 2002) on plain objective vectors: constrained
-** domination, fast non-dominated sorting, crowding distance, (mu + lambda) survival, binary
-** tournament, and the exact 2-D hypervolume. Generic so that it is tested on real problems. */
+/* coordinator/search/nsga.c: the NSGA-II core (Deb et al. 2002) on plain objective vectors:
+** constrained domination, fast non-dominated sorting, crowding distance, (mu + lambda) survival,
+** binary tournament, and the exact 2-D hypervolume. Generic: tested on real problems. */
 #define _GNU_SOURCE /* qsort_r */
 #include "coordinator/search/search_internal.h"
 

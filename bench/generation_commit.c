@@ -1,8 +1,11 @@
-/* bench/generation_commit.c: how long lpq-coordinator's loop is held when a generation of a
-** large population is complete (issue 17): the search asked for its next batch
-** (lpq_search_ask), the generation applied (lpq_search_commit: archive, NSGA-II survival, ranks)
-** and stored with its population (lpq_store_search_generation: ranks again, genome JSON, one
-** row per member). jobs.c runs the three on the loop, once per generation. Synthetic results,
+/* bench/generation_commit.c: what a complete generation of a large population costs the
+** coordinator (issue 17): the search's next batch (lpq_search_ask), the generation applied
+** (lpq_search_commit: archive, NSGA-II survival, ranks) and its rows made for the store
+** (lpq_store_generation_rows: ranks again, genome JSON) run on libuv's work queue
+** (coordinator/daemon/advance.c); the rows are then written on the loop, WRITE_ROWS a
+** transaction (lpq_store_generation_write), one transaction at a time between the loop's other
+** events: the 99th percentile of one is the target. The steps' total is about what the loop
+** held at once before they moved (the rows were then one transaction). Synthetic results,
 ** ResNet-18's 21 layers, the job defaults otherwise (pareto, 2 siblings: a batch is 3 x the
 ** population); the generation after the first, the median of REPEATS runs.
 ** Usage: generation_commit [POPULATION ...]   (default 1000 10000 100000; TMPDIR: the disk) */
@@ -18,6 +21,7 @@
 
 #define LAYERS 21
 #define REPEATS 3
+#define WRITE_ROWS 64 /* as advance.c */
 
 static double now_s(void) {
   struct timespec ts;
@@ -35,8 +39,9 @@ static void die(const char *what, const lpq_error_t *err) {
   exit(1);
 }
 
-/* One run: generation 0, then generation 1 timed; seconds of ask, commit and store. */
-static void run(const char *dir, size_t population, int repeat, double t[3]) {
+/* One run: generation 0, then generation 1 timed; seconds of ask, commit, rows, all writes and
+** the 99th percentile of one write. */
+static void run(const char *dir, size_t population, int repeat, double t[5]) {
   lpq_job_settings_t js;
   lpq_job_settings_default(&js);
   js.population = population;
@@ -80,12 +85,29 @@ static void run(const char *dir, size_t population, int repeat, double t[3]) {
     if (lpq_search_commit(s, &err) != 0)
       die("commit", &err);
     double t3 = now_s();
-    if (lpq_store_search_generation(st, job, s, &err) != 0)
-      die("store", &err);
+    lpq_store_generation_rows_t *rows = NULL;
+    if (lpq_store_generation_rows(job, s, &rows, &err) != 0)
+      die("rows", &err);
     double t4 = now_s();
+    size_t writes = 0, cap = population / WRITE_ROWS + 2;
+    double *lat = malloc(cap * sizeof *lat);
+    if (lat == NULL)
+      exit(1);
+    for (int done = 0; !done && writes < cap;) {
+      double tw = now_s();
+      if (lpq_store_generation_write(st, rows, WRITE_ROWS, &done, &err) != 0)
+        die("write", &err);
+      lat[writes++] = now_s() - tw;
+    }
+    lpq_store_generation_rows_free(&rows);
+    qsort(lat, writes, sizeof *lat, compare_double);
+    double p99 = lat[writes * 99 / 100];
+    free(lat);
     t[0] = t1 - t0;
     t[1] = t3 - t2;
     t[2] = t4 - t3;
+    t[3] = now_s() - t4;
+    t[4] = p99;
   }
   lpq_search_free(&s);
   lpq_store_close(&st);
@@ -100,7 +122,7 @@ int main(int argc, char **argv) {
     perror("generation_commit: mkdtemp");
     return 1;
   }
-  double largest_total = 0;
+  double largest_hold = 0;
   size_t largest = 0;
   for (size_t k = 0; k < count; k++) {
     size_t population = argc > 1 ? (size_t)strtoull(argv[k + 1], NULL, 10) : defaults[k];
@@ -108,34 +130,34 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: generation_commit [POPULATION ...] (each >= 4)\n");
       return 2;
     }
-    double ask[REPEATS], commit[REPEATS], store[REPEATS], total[REPEATS];
+    double m[5][REPEATS], steps[REPEATS];
     for (int r = 0; r < REPEATS; r++) {
-      double t[3];
+      double t[5];
       run(dir, population, r, t);
-      ask[r] = t[0];
-      commit[r] = t[1];
-      store[r] = t[2];
-      total[r] = t[0] + t[1] + t[2];
+      for (int k = 0; k < 5; k++)
+        m[k][r] = t[k];
+      steps[r] = t[0] + t[1] + t[2] + t[3];
     }
-    qsort(ask, REPEATS, sizeof *ask, compare_double);
-    qsort(commit, REPEATS, sizeof *commit, compare_double);
-    qsort(store, REPEATS, sizeof *store, compare_double);
-    qsort(total, REPEATS, sizeof *total, compare_double);
-    printf("population %6zu (batch %6zu, %d layers): ask %8.1f ms  commit %8.1f ms  store "
-           "%8.1f ms  the loop held %8.1f ms (medians of %d)\n", population, 3 * population,
-           LAYERS, 1e3 * ask[REPEATS / 2], 1e3 * commit[REPEATS / 2], 1e3 * store[REPEATS / 2],
-           1e3 * total[REPEATS / 2], REPEATS);
+    for (int k = 0; k < 5; k++)
+      qsort(m[k], REPEATS, sizeof m[k][0], compare_double);
+    qsort(steps, REPEATS, sizeof *steps, compare_double);
+    printf("population %6zu (batch %6zu, %d layers), work queue: ask %7.1f ms commit %7.1f ms "
+           "rows %7.1f ms; loop: writes %7.1f ms in all, each p99 %5.2f ms; all steps on the "
+           "loop (before): %8.1f ms (medians of %d)\n", population, 3 * population, LAYERS,
+           1e3 * m[0][REPEATS / 2], 1e3 * m[1][REPEATS / 2], 1e3 * m[2][REPEATS / 2],
+           1e3 * m[3][REPEATS / 2], 1e3 * m[4][REPEATS / 2], 1e3 * steps[REPEATS / 2], REPEATS);
     fflush(stdout);
     if (population >= largest) {
       largest = population;
-      largest_total = total[REPEATS / 2];
+      largest_hold = m[4][REPEATS / 2];
     }
   }
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "generation_commit: could not remove %s\n", dir);
   char target[128];
-  snprintf(target, sizeof target, "the loop held per generation, population %zu", largest);
-  bench_verdict("generation_commit", target, 1e3 * largest_total, "<=", 50, "ms");
+  snprintf(target, sizeof target, "the loop held at once by a generation (p99), population %zu",
+           largest);
+  bench_verdict("generation_commit", target, 1e3 * largest_hold, "<=", 10, "ms");
   return 0;
 }

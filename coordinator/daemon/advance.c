@@ -44,6 +44,7 @@ static void advance_done(uv_work_t *w, int status) {
     job_end(j, LPQ_STORE_JOB_FAILED, j->advance_err.msg);
     return;
   }
+  j->asked = 0; /* applied: no result of it is told any more, and job.get counts it once */
   j->gen_unsaved = 1;
   job_write_rows(j);
 }
@@ -74,7 +75,6 @@ void job_write_rows(job_t *j) {
   }
   lpq_store_generation_rows_free(&j->rows);
   j->gen_unsaved = 0;
-  j->asked = 0;
   notify_watchers(j);
   job_step(j);
 }

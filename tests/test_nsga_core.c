@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 Test(nsga_core, constrained_domination) {
   double a[2] = {1, 2}, b[2] = {2, 3}, c[2] = {0, 5};
@@ -162,4 +163,73 @@ Test(nsga_core, sbx_and_mutation_stay_in_bounds) {
       cr_assert(c1[v] >= lo[v] && c1[v] <= hi[v] && c2[v] >= lo[v] && c2[v] <= hi[v],
                 "variable %d out of bounds: %g %g", v, c1[v], c2[v]);
   }
+}
+
+/* Two objectives are ranked by one sort, not by comparing every pair: the ranks and crowding
+** distances must be the pairwise sort's, bit for bit, also with many ties, duplicates, negative
+** violations (feasible), infinities and infeasible groups. */
+Test(nsga_core, two_objective_sort_equals_pairwise) {
+  lpq_rng_t rng;
+  lpq_rng_seed(&rng, 11);
+  enum { N = 400 };
+  static double obj[2 * N], viol[N], crowd_a[N], crowd_b[N];
+  static size_t rank_a[N], rank_b[N];
+  for (int trial = 0; trial < 60; trial++) {
+    size_t n = 1 + (size_t)lpq_rng_range(&rng, 0, N - 1);
+    int spread = trial % 3 == 0 ? 4 : trial % 3 == 1 ? 40 : 100000;
+    for (size_t i = 0; i < n; i++) {
+      obj[2 * i] = (double)lpq_rng_range(&rng, 0, spread) / 7.0;
+      obj[2 * i + 1] = (double)lpq_rng_range(&rng, 0, spread) / 3.0;
+      if (lpq_rng_uniform(&rng) < 0.05)
+        obj[2 * i + lpq_rng_range(&rng, 0, 1)] = INFINITY;
+      double u = lpq_rng_uniform(&rng);
+      viol[i] = u < 0.15 ? (double)lpq_rng_range(&rng, 1, 4) / 2.0 : u < 0.2 ? -0.5
+                : u < 0.22 ? INFINITY : 0.0;
+    }
+    double *v = trial % 5 == 4 ? NULL : viol;
+    cr_assert_eq(lpq_nsga_rank(obj, v, n, 2, rank_a, crowd_a, NULL), 0);
+    cr_assert_eq(lpq__nsga_rank_pairwise(obj, v, n, 2, rank_b, crowd_b, NULL), 0);
+    for (size_t i = 0; i < n; i++) {
+      cr_assert_eq(rank_a[i], rank_b[i], "trial %d, solution %zu of %zu", trial, i, n);
+      cr_assert(crowd_a[i] == crowd_b[i] || (isnan(crowd_a[i]) && isnan(crowd_b[i])),
+                "trial %d, solution %zu: crowding %g, pairwise %g", trial, i, crowd_a[i],
+                crowd_b[i]);
+    }
+    /* ranks only, and with NaN objectives (the pairwise sort's meaning is kept) */
+    cr_assert_eq(lpq_nsga_rank(obj, v, n, 2, rank_a, NULL, NULL), 0);
+    for (size_t i = 0; i < n; i++)
+      cr_assert_eq(rank_a[i], rank_b[i]);
+    obj[0] = NAN;
+    cr_assert_eq(lpq_nsga_rank(obj, v, n, 2, rank_a, crowd_a, NULL), 0);
+    cr_assert_eq(lpq__nsga_rank_pairwise(obj, v, n, 2, rank_b, crowd_b, NULL), 0);
+    for (size_t i = 0; i < n; i++)
+      cr_assert_eq(rank_a[i], rank_b[i]);
+  }
+}
+
+/* A population of 100000 selects from a pool of 300000: the pairwise sort needed about
+** 4.5 x 10^10 comparisons and edges (minutes, more memory than the machine). */
+Test(nsga_core, two_objective_sort_scales) {
+  enum { N = 300000 };
+  double *obj = malloc(2 * N * sizeof *obj), *viol = malloc(N * sizeof *viol);
+  size_t *chosen = malloc(N / 3 * sizeof *chosen);
+  cr_assert(obj && viol && chosen);
+  lpq_rng_t rng;
+  lpq_rng_seed(&rng, 5);
+  for (size_t i = 0; i < N; i++) {
+    obj[2 * i] = lpq_rng_uniform(&rng);
+    obj[2 * i + 1] = (double)lpq_rng_range(&rng, 2, 8) / 32.0; /* a few distinct sizes */
+    viol[i] = lpq_rng_uniform(&rng) < 0.1 ? lpq_rng_uniform(&rng) : 0.0;
+  }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  cr_assert_eq(lpq_nsga_survivors(obj, viol, N, 2, N / 3, chosen, NULL), 0);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double took = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  cr_assert_lt(took, 20.0, "survivors of %d took %.1f s", N, took); /* ~0.2 s; ASan, idle */
+  for (size_t i = 1; i < N / 3; i++)
+    cr_assert_gt(chosen[i], chosen[i - 1]);
+  free(obj);
+  free(viol);
+  free(chosen);
 }

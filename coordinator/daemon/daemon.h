@@ -91,7 +91,14 @@ struct job_t {
   int replay;              /* results of an earlier run may be stored: look genomes up first */
   /* the store could not be written (e.g. a full disk): the job waits, nothing is lost */
   int paused;              /* shown as status "paused" with the store's error */
-  int gen_unsaved;         /* the generation is applied but not yet committed to the store */
+  int gen_unsaved;         /* the generation is applied but not yet all written to the store */
+  /* the complete generation applied, its rows made and the next batch asked on the work queue
+  ** (advance.c); then its rows are written a slice at a time */
+  uv_work_t advance;
+  int advancing;
+  int advance_rc;
+  lpq_error_t advance_err;
+  lpq_store_generation_rows_t *rows; /* written from rows->next on; NULL when none wait */
   int ending;              /* ended, but its final status is not stored yet */
   lpq_store_job_status_t end_status;
   char end_message[LPQ_STORE_TEXT_MAX];
@@ -158,6 +165,13 @@ void jobs_on_result(void *ctx, const lpq_dispatch_task_t *task, const lpq_result
 void jobs_flush(uv_check_t *h);
 void jobs_free_all(daemon_t *d);
 void jobs_feed_init(daemon_t *d);
+/* Starts the feed idle handle: dispatching a generation, writing its rows, a slice a turn. */
+void jobs_feed_start(daemon_t *d);
+/* advance.c: a complete generation applied, its rows made and the next batch asked on the work
+** queue; then the rows written a slice per loop iteration, and the job stepped on. */
+void job_advance(job_t *j);
+/* Writes more of j's rows (after advance, from the feed, from the store's retry). */
+void job_write_rows(job_t *j);
 /* Unlinks and frees a job that never ran (or whose daemon stops): nothing stored. */
 void job_forget(job_t *j);
 /* prepare.c: the job's preparation on the work queue, then its search (or its sensitivity). */

@@ -28,8 +28,8 @@ static void cut(job_t *j) {
     job_end(j, LPQ_STORE_JOB_FAILED, msg);
     return;
   }
-  if (!j->search || !j->asked || j->ending || j->gen_unsaved)
-    return; /* preparing, or waiting for the store: job_step stops it */
+  if (!j->search || !j->asked || j->ending || j->gen_unsaved || j->advancing)
+    return; /* preparing, the generation complete, or its rows being stored: job_step stops it */
   lpq_dispatch_cancel_job(d->pool, j->id);
   j->next_dispatch = j->batch_count; /* nothing more is dispatched */
   lpq_store_eval_t e = {.job = j->id, .status = LPQ_ETIMEDOUT};

@@ -76,6 +76,7 @@ static void job_free(job_t *j) {
   free(j->subs);
   lpq_search_free(&j->search);
   lpq_search_free(&j->built);
+  lpq_store_generation_rows_free(&j->rows);
   free(j);
 }
 
@@ -198,20 +199,30 @@ static int dispatch_some(job_t *j) {
   return 0;
 }
 
-/* An idle handle while a generation is being dispatched: the next slice of each such job. */
+/* 1 when j has rows to write now (not while the store is failing: its retry timer writes). */
+static int rows_waiting(const job_t *j) {
+  return j->rows && !j->advancing && !j->ending && !store_paused(j->d);
+}
+
+/* An idle handle while a generation is being dispatched, or its rows written: the next slice
+** of each such job. */
 static void on_feed(uv_idle_t *h) {
   daemon_t *d = h->data;
   int more = 0;
   for (job_t *j = d->jobs, *next; j; j = next) {
-    next = j->next; /* job_step may end j */
-    if (j->asked && j->next_dispatch < j->batch_count && !j->ending)
+    next = j->next; /* job_step and job_write_rows may end j */
+    if (rows_waiting(j))
+      job_write_rows(j);
+    else if (j->asked && j->next_dispatch < j->batch_count && !j->ending)
       job_step(j);
   }
   for (job_t *j = d->jobs; j && !more; j = j->next)
-    more = j->asked && j->next_dispatch < j->batch_count && !j->ending;
+    more = rows_waiting(j) || (j->asked && j->next_dispatch < j->batch_count && !j->ending);
   if (!more)
     uv_idle_stop(h);
 }
+
+void jobs_feed_start(daemon_t *d) { uv_idle_start(&d->feed, on_feed); }
 
 void jobs_feed_init(daemon_t *d) {
   uv_idle_init(d->loop, &d->feed);
@@ -221,8 +232,9 @@ void jobs_feed_init(daemon_t *d) {
 void job_step(job_t *j) {
   daemon_t *d = j->d;
   lpq_error_t err = {0};
-  if (j->ending || j->gen_unsaved || !j->search)
-    return; /* the retry timer carries on; no search yet while the sensitivity is scored */
+  if (j->ending || j->gen_unsaved || j->advancing || !j->search)
+    return; /* advance.c or the retry timer carries on; no search yet while the sensitivity is
+            ** scored */
   while (!d->stopping) {
     if (!j->asked) {
       lpq_search_stop_t why = j->time_up ? LPQ_STOP_TIME : lpq_search_should_stop(j->search);
@@ -286,21 +298,8 @@ void job_step(job_t *j) {
       job_end(j, LPQ_STORE_JOB_FAILED, msg);
       return;
     }
-    if (lpq_search_commit(j->search, &err) != 0) {
-      job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
-      return;
-    }
-    if (lpq_store_search_generation(d->store, j->id, j->search, &err) != 0) {
-      if (store_error_transient(&err)) {
-        j->gen_unsaved = 1; /* applied in memory; the retry stores it, then steps on */
-        store_failed(d, &err);
-        return;
-      }
-      job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
-      return;
-    }
-    j->asked = 0;
-    notify_watchers(j);
+    job_advance(j); /* off the loop; advance.c stores the generation and steps on */
+    return;
   }
 }
 
@@ -444,8 +443,8 @@ int job_cancel(daemon_t *d, int64_t id, lpq_error_t *err) {
   if (rc != 0)
     return rc;
   job_t *j = job_find(d, id);
-  if (j && j->preparing) {
-    j->cancel = 1; /* prep_done ends it */
+  if (j && (j->preparing || j->advancing)) {
+    j->cancel = 1; /* prep_done or advance_done ends it */
     return 0;
   }
   if (j)

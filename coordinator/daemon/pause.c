@@ -62,22 +62,8 @@ static void on_retry(uv_timer_t *t) {
       job_end(j, j->end_status, j->end_message);
       continue;
     }
-    if (!j->gen_unsaved)
-      continue;
-    lpq_error_t err;
-    if (lpq_store_search_generation(d->store, j->id, j->search, &err) != 0) {
-      if (store_error_transient(&err)) {
-        store_failed(d, &err);
-      } else {
-        j->gen_unsaved = 0;
-        job_end(j, LPQ_STORE_JOB_FAILED, err.msg);
-      }
-      continue;
-    }
-    j->gen_unsaved = 0;
-    j->asked = 0;
-    notify_watchers(j);
-    job_step(j);
+    if (j->rows && !j->advancing)
+      job_write_rows(j); /* the generation's rows not written yet; then the job steps on */
   }
   d->retrying = 0;
   if (d->store_failures == failures && d->npending == 0)

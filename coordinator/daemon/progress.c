@@ -34,7 +34,7 @@ json_t *job_progress_json(daemon_t *d, int64_t id, lpq_error_t *err) {
   /* generation: the last committed one, 0 the initial population */
   size_t gen = sj.generation >= 0 ? (size_t)sj.generation : 0;
   size_t evals = sj.evaluations_stored, failed = 0;
-  if (j && j->search) {
+  if (j && j->search && !j->advancing) { /* else on the work queue: the stored progress */
     size_t applied = lpq_search_generation(j->search);
     gen = applied ? applied - 1 : 0;
     evals = lpq_search_evaluations(j->search) + (j->asked ? j->told : 0);

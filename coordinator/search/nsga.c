@@ -1,8 +1,8 @@
-/* coordinator/search/nsga.c: the NSGA-II core (Deb et al. 2002) on plain objective vectors: constrained
-** domination, fast non-dominated sorting, crowding distance, (mu + lambda) survival, binary
-** tournament, and the exact 2-D hypervolume. Generic so that it is tested on real problems. */
+/* coordinator/search/nsga.c: the NSGA-II core (Deb et al. 2002) on plain objective vectors:
+** constrained domination, fast non-dominated sorting, crowding distance, (mu + lambda) survival,
+** binary tournament, and the exact 2-D hypervolume. Generic: tested on real problems. */
 #define _GNU_SOURCE /* qsort_r */
-#include "coordinator/search/search.h"
+#include "coordinator/search/search_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -72,8 +72,134 @@ static void crowding_of_front(const double *obj, size_t obj_count, size_t *front
   }
 }
 
+/* ---- two objectives: O(n log n) ---------------------------------------------------------
+** The pairwise sort below compares every pair: 2 x 10^10 comparisons, and as many domination
+** edges to hold, for a pool of 200000 genomes (a population of 100000). With two objectives
+** the fronts come from one sort (Jensen 2003; Zhang et al. 2015's ENS-BS): in (f0, f1) order a
+** solution can be dominated only by one before it, and the fronts' last members have
+** non-decreasing f1, so its front is found by a binary search. Infeasible solutions (violation
+** > 0) follow the feasible fronts, one front per distinct violation, as constrained domination
+** ranks them. Ranks and crowding distances equal the pairwise sort's (tests/test_nsga_core.c). */
+
+typedef struct by_two_t {
+  const double *obj, *violation;
+} by_two_t;
+
+static int cmp_two(const void *pa, const void *pb, void *pctx) {
+  const by_two_t *c = pctx;
+  size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+  for (int k = 0; k < 2; k++)
+    if (c->obj[2 * a + k] != c->obj[2 * b + k])
+      return c->obj[2 * a + k] < c->obj[2 * b + k] ? -1 : 1;
+  return (a > b) - (a < b);
+}
+
+static int cmp_violation(const void *pa, const void *pb, void *pctx) {
+  const by_two_t *c = pctx;
+  size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+  if (c->violation[a] != c->violation[b])
+    return c->violation[a] < c->violation[b] ? -1 : 1;
+  return (a > b) - (a < b);
+}
+
+/* 1 when the sorted method applies: two objectives and no NaN where one would be compared (a
+** NaN breaks the order a sort needs; the pairwise sort keeps its meaning for such input). */
+static int two_sortable(const double *obj, const double *violation, size_t count,
+                        size_t obj_count) {
+  if (obj_count != 2)
+    return 0;
+  for (size_t i = 0; i < count; i++) {
+    double v = violation ? violation[i] : 0.0;
+    if (isnan(v) || (v <= 0 && (isnan(obj[2 * i]) || isnan(obj[2 * i + 1]))))
+      return 0;
+  }
+  return 1;
+}
+
+/* ranks[] of the count solutions; returns the number of fronts. order[] (count) and last[]
+** (count) are scratch. */
+static size_t rank_two(const double *obj, const double *violation, size_t count, size_t *ranks,
+                       size_t *order, size_t *last) {
+  by_two_t c = {obj, violation};
+  size_t feasible = 0, infeasible = count;
+  for (size_t i = 0; i < count; i++) /* feasible ones from the start, the others from the end */
+    if (violation && violation[i] > 0)
+      order[--infeasible] = i;
+    else
+      order[feasible++] = i;
+  qsort_r(order, feasible, sizeof *order, cmp_two, &c);
+  size_t fronts = 0;
+  for (size_t i = 0; i < feasible; i++) {
+    size_t p = order[i], lo = 0, hi = fronts;
+    const double *po = obj + 2 * p;
+    while (lo < hi) { /* the first front whose last member does not dominate p */
+      size_t mid = lo + (hi - lo) / 2;
+      const double *q = obj + 2 * last[mid]; /* q[0] <= po[0] by the order */
+      if (q[1] < po[1] || (q[1] == po[1] && q[0] < po[0]))
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    ranks[p] = lo;
+    last[lo] = p;
+    if (lo == fronts)
+      fronts++;
+  }
+  size_t *bad = order + feasible, nbad = count - feasible;
+  qsort_r(bad, nbad, sizeof *bad, cmp_violation, &c);
+  for (size_t i = 0; i < nbad; i++) {
+    if (i == 0 || violation[bad[i]] != violation[bad[i - 1]])
+      fronts++;
+    ranks[bad[i]] = fronts - 1;
+  }
+  return fronts;
+}
+
+/* The ranks of rank_two and each front's crowding distances. */
+static int rank_two_crowding(const double *obj, const double *violation, size_t count,
+                             size_t *ranks, double *crowding) {
+  size_t *order = malloc(count * sizeof *order), *scratch = malloc((count + 1) * sizeof *scratch);
+  int rc = LPQ_ENOMEM;
+  if (order && scratch) {
+    size_t fronts = rank_two(obj, violation, count, ranks, order, scratch);
+    if (crowding) { /* the solutions by front (a counting sort), then each front's crowding */
+      memset(scratch, 0, (fronts + 1) * sizeof *scratch);
+      for (size_t i = 0; i < count; i++)
+        scratch[ranks[i] + 1]++;
+      for (size_t f = 0; f < fronts; f++)
+        scratch[f + 1] += scratch[f];
+      for (size_t i = 0; i < count; i++)
+        order[scratch[ranks[i]]++] = i;
+      for (size_t f = 0, at = 0; f < fronts; f++) { /* scratch[f]: the end of front f now */
+        crowding_of_front(obj, 2, order + at, scratch[f] - at, crowding);
+        at = scratch[f];
+      }
+    }
+    rc = 0;
+  }
+  free(order);
+  free(scratch);
+  return rc;
+}
+
 int lpq_nsga_rank(const double *obj, const double *violation, size_t count, size_t obj_count,
                   size_t *rank, double *crowding, lpq_error_t *err) {
+  if ((obj == NULL && count > 0) || obj_count == 0)
+    return lpq_errorf(err, LPQ_EINVAL, "nsga rank: no objectives");
+  if (count == 0 || !two_sortable(obj, violation, count, obj_count))
+    return lpq__nsga_rank_pairwise(obj, violation, count, obj_count, rank, crowding, err);
+  size_t *ranks = rank ? rank : malloc(count * sizeof *ranks);
+  int rc = ranks ? rank_two_crowding(obj, violation, count, ranks, crowding) : LPQ_ENOMEM;
+  if (ranks != rank)
+    free(ranks);
+  if (rc)
+    lpq_errorf(err, rc, "nsga rank: out of memory for %zu solutions", count);
+  return rc;
+}
+
+/* The pairwise fast non-dominated sort of Deb et al. (any number of objectives). */
+int lpq__nsga_rank_pairwise(const double *obj, const double *violation, size_t count,
+                            size_t obj_count, size_t *rank, double *crowding, lpq_error_t *err) {
   if ((obj == NULL && count > 0) || obj_count == 0)
     return lpq_errorf(err, LPQ_EINVAL, "nsga rank: no objectives");
   if (count == 0)

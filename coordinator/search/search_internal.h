@@ -28,6 +28,11 @@ void lpq__genome_sibling(const lpq_search_space_t *space, const double *lean, lp
 ** pinned. */
 void lpq__genome_allocated(const lpq_search_space_t *space, const int *bits, int shape,
                            lpq_layer_formats_t *genome);
+/* lpq_nsga_rank by comparing every pair (Deb et al.'s fast non-dominated sort, any number of
+** objectives): O(n^2) time and domination edges. lpq_nsga_rank uses it for more than two
+** objectives or NaN objectives; tests hold the two-objective sort to it. */
+int lpq__nsga_rank_pairwise(const double *obj, const double *violation, size_t count,
+                            size_t obj_count, size_t *rank, double *crowding, lpq_error_t *err);
 /* FNV-1a 64 of bytes, continuing from h (start from SEARCH_FNV_OFFSET). */
 #define SEARCH_FNV_OFFSET 0xcbf29ce484222325ull
 uint64_t lpq__search_fnv1a(uint64_t h, const void *data, size_t len);

@@ -325,3 +325,29 @@ int lpq_store_generation_commit(lpq_store_t *st, const lpq_store_generation_t *g
     ret = job_progress(st, gen, now, err);
   return lpq__store_end(st, ret, "generations", "commit", err);
 }
+
+int lpq_store_generation_write(lpq_store_t *st, lpq_store_generation_rows_t *rows,
+                               size_t max_rows, int *done, lpq_error_t *err) {
+  if (st == NULL || rows == NULL || done == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "store: generations: commit: missing store or rows");
+  *done = 0;
+  int ret = lpq__store_begin(st, "generations", "commit", err);
+  if (ret != 0)
+    return ret;
+  double now = lpq__store_now();
+  /* the row first (the individuals reference it): replacing it removes, by the cascade, the
+  ** rows an interrupted write left, or the generation an earlier run stored */
+  if (rows->next == 0)
+    ret = generation_row(st, &rows->gen, now, err);
+  size_t i = rows->next, end = rows->count - i > max_rows ? i + max_rows : rows->count;
+  for (; ret == 0 && i < end; i++)
+    ret = individual_row(st, &rows->gen, &rows->ind[i], i, err);
+  if (ret == 0 && end == rows->count)
+    ret = job_progress(st, &rows->gen, now, err);
+  ret = lpq__store_end(st, ret, "generations", "commit", err);
+  if (ret == 0) {
+    rows->next = end;
+    *done = end == rows->count;
+  }
+  return ret;
+}

@@ -69,10 +69,36 @@ static void mark_front(lpq_store_individual_t *ind, const size_t *members, size_
     }
 }
 
-int lpq_store_search_generation(lpq_store_t *st, int64_t job, const lpq_search_t *search,
-                                lpq_error_t *err) {
-  if (st == NULL || search == NULL)
-    return lpq_errorf(err, LPQ_EINVAL, "store: generations: commit: missing store or search");
+void lpq_store_generation_rows_free(lpq_store_generation_rows_t **rows) {
+  if (rows == NULL || *rows == NULL)
+    return;
+  for (size_t i = 0; (*rows)->json != NULL && i < (*rows)->count; i++)
+    free((*rows)->json[i]);
+  free((*rows)->json);
+  free((*rows)->ind);
+  free(*rows);
+  *rows = NULL;
+}
+
+/* The front's members first, each part in population order. */
+static void front_first(lpq_store_individual_t *ind, char **json, size_t count,
+                        lpq_store_individual_t *tmp_ind, char **tmp_json) {
+  size_t k = 0;
+  for (int pass = 1; pass >= 0; pass--)
+    for (size_t i = 0; i < count; i++)
+      if ((ind[i].in_front != 0) == pass) {
+        tmp_ind[k] = ind[i];
+        tmp_json[k++] = json[i];
+      }
+  memcpy(ind, tmp_ind, count * sizeof *ind);
+  memcpy(json, tmp_json, count * sizeof *json);
+}
+
+int lpq_store_generation_rows(int64_t job, const lpq_search_t *search,
+                              lpq_store_generation_rows_t **out, lpq_error_t *err) {
+  if (search == NULL || out == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "store: generations: commit: missing search or output");
+  *out = NULL;
   const lpq_search_progress_t *history;
   size_t generations = lpq_search_history(search, &history);
   if (generations == 0)
@@ -83,16 +109,19 @@ int lpq_store_search_generation(lpq_store_t *st, int64_t job, const lpq_search_t
   size_t count = lpq_search_population(search, &members);
   size_t layers = lpq_search_layer_count(search);
 
+  lpq_store_generation_rows_t *rows = calloc(1, sizeof *rows);
   lpq_store_individual_t *ind = calloc(count + 1, sizeof *ind);
+  lpq_store_individual_t *tmp_ind = malloc((count + 1) * sizeof *tmp_ind);
   double *obj = malloc((2 * count + 1) * sizeof *obj);
   double *violation = malloc((count + 1) * sizeof *violation);
   double *crowding = malloc((count + 1) * sizeof *crowding);
   size_t *rank = malloc((count + 1) * sizeof *rank);
   char **json = calloc(count + 1, sizeof *json);
+  char **tmp_json = malloc((count + 1) * sizeof *tmp_json);
   front_entry_t *entries = malloc((count + 1) * sizeof *entries);
   int ret = 0;
-  if (ind == NULL || obj == NULL || violation == NULL || crowding == NULL || rank == NULL ||
-      json == NULL || entries == NULL)
+  if (rows == NULL || ind == NULL || tmp_ind == NULL || obj == NULL || violation == NULL ||
+      crowding == NULL || rank == NULL || json == NULL || tmp_json == NULL || entries == NULL)
     ret = lpq_errorf(err, LPQ_ENOMEM, "store: generations: commit: %zu individuals", count);
   for (size_t i = 0; ret == 0 && i < count; i++) {
     lpq_search_record_t r;
@@ -119,30 +148,49 @@ int lpq_store_search_generation(lpq_store_t *st, int64_t job, const lpq_search_t
     ind[i].rank = rank[i];
     ind[i].crowding = crowding[i];
   }
-  if (ret == 0)
-    mark_front(ind, members, count, entries);
   if (ret == 0) {
-    lpq_store_generation_t g = {.job = job,
-                                .number = p->generation,
-                                .evaluations = p->evaluations,
-                                .new_evaluations = p->new_evaluations,
-                                .failed = p->failed,
-                                .best_l_co = p->best_l_co,
-                                .best_l_f = p->best_l_f,
-                                .hypervolume = p->hypervolume,
-                                .front_size = p->front_size,
-                                .elapsed_s = p->elapsed_seconds};
-    ret = lpq_store_generation_commit(st, &g, ind, count, err);
+    mark_front(ind, members, count, entries);
+    front_first(ind, json, count, tmp_ind, tmp_json);
+    rows->gen = (lpq_store_generation_t){.job = job,
+                                         .number = p->generation,
+                                         .evaluations = p->evaluations,
+                                         .new_evaluations = p->new_evaluations,
+                                         .failed = p->failed,
+                                         .best_l_co = p->best_l_co,
+                                         .best_l_f = p->best_l_f,
+                                         .hypervolume = p->hypervolume,
+                                         .front_size = p->front_size,
+                                         .elapsed_s = p->elapsed_seconds};
+    rows->ind = ind;
+    rows->json = json;
+    rows->count = count;
+    *out = rows;
+  } else {
+    for (size_t i = 0; json != NULL && i < count; i++)
+      free(json[i]);
+    free(json);
+    free(ind);
+    free(rows);
   }
-  for (size_t i = 0; json != NULL && i < count; i++)
-    free(json[i]);
-  free(json);
+  free(tmp_ind);
+  free(tmp_json);
   free(entries);
-  free(ind);
   free(obj);
   free(violation);
   free(crowding);
   free(rank);
+  return ret;
+}
+
+int lpq_store_search_generation(lpq_store_t *st, int64_t job, const lpq_search_t *search,
+                                lpq_error_t *err) {
+  if (st == NULL || search == NULL)
+    return lpq_errorf(err, LPQ_EINVAL, "store: generations: commit: missing store or search");
+  lpq_store_generation_rows_t *rows = NULL;
+  int done = 0, ret = lpq_store_generation_rows(job, search, &rows, err);
+  if (ret == 0)
+    ret = lpq_store_generation_write(st, rows, SIZE_MAX, &done, err);
+  lpq_store_generation_rows_free(&rows);
   return ret;
 }
 

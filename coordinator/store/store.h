@@ -1,22 +1,20 @@
-/* coordinator/store/store.h: the coordinator's SQLite store (DESIGN section 3; schema/ and its
-** README list the tables and views): jobs, content-addressed blobs, evaluations, generations
-** with their individuals and fronts, workers, events, sensitivity, picks, and JSON dumps for the
-** read methods. It includes coordinator/search/search.h (a generation is committed from the
-** search object) and common/common.h; the daemon and lpqctl's readers use it. One lpq_store_t
-** is the one writer connection of a coordinator; use it from one thread (the libuv loop's; it
-** needs no loop of its own). Every call is synchronous and short: in WAL mode with synchronous=NORMAL a commit appends to the WAL without
-** fsync (about 1 ms for 100 results), and the checkpoints that do fsync run on the store's own
-** thread and connection, never in the caller's. Each call that writes is one transaction; on
-** any failure it is rolled back and the database is left as it was. Readers (the sqlite3 shell,
-** lpqctl history on the same host) may open the file at any time: they see whole
-** transactions only and never block the writer.
-** Errors: 0 or a negative LPQ_E* with err naming the table and the operation ("store:
-** evaluations: commit: database or disk is full"). SQLITE_FULL, SQLITE_IOERR, read-only and
-** unopenable files are LPQ_EIO; a file that is not a database or is corrupt LPQ_EFORMAT; a
-** database of a newer lpq LPQ_EUNSUP; a missing row LPQ_ENOTFOUND; a rejected value (unknown
-** job, bad hash, bad JSON) LPQ_EINVAL; SQLITE_BUSY past the busy timeout LPQ_ETIMEDOUT.
-** Times are Unix seconds (double). A NAN double is stored as NULL and read back as NAN.
-** A genome is named by lpq_genome_hash; the store keeps it as 16 hex digits. */
+/* coordinator/store/store.h: the coordinator's SQLite store (DESIGN section 3; schema/README.md
+** lists the tables and views): jobs, content-addressed blobs, evaluations, generations with
+** their individuals and fronts, workers, events, sensitivity, picks, and JSON dumps for the read
+** methods. One lpq_store_t is a coordinator's one writer connection; use it from one thread
+** (the libuv loop's). Every call is synchronous: in WAL mode with synchronous=NORMAL a commit
+** appends to the WAL without fsync (about 1 ms for 100 results); the checkpoints that fsync run
+** on the store's own thread and connection. Each call that writes is one transaction, rolled
+** back on any failure. Readers (the sqlite3 shell, lpqctl history) may open the file at any
+** time: they see whole transactions only and never block the writer.
+**
+** Errors: 0 or a negative LPQ_E* with err naming the table and the operation
+** ("store: evaluations: commit: database or disk is full"). SQLITE_FULL, SQLITE_IOERR,
+** read-only and unopenable files are LPQ_EIO; not a database or corrupt: LPQ_EFORMAT; written
+** by a newer lpq: LPQ_EUNSUP; a missing row LPQ_ENOTFOUND; a rejected value (unknown job, bad
+** hash, bad JSON) LPQ_EINVAL; SQLITE_BUSY past the busy timeout LPQ_ETIMEDOUT.
+** Times are Unix seconds (double); a NAN double is stored as NULL and read back as NAN. A
+** genome is named by lpq_genome_hash; the store keeps it as 16 hex digits. */
 #ifndef LPQ_STORE_H
 #define LPQ_STORE_H
 #include "common/common.h"
@@ -37,8 +35,7 @@ typedef struct lpq_store_t lpq_store_t;
 ** starts the checkpoint thread. NULL with err set when the file cannot be opened or written, is
 ** not a database or is corrupt, belongs to another program, or has a newer schema. */
 lpq_store_t *lpq_store_open(const char *path, lpq_error_t *err);
-/* Finalizes the statements and closes the connection (a clean close checkpoints the WAL). */
-void lpq_store_close(lpq_store_t **st);
+void lpq_store_close(lpq_store_t **st); /* statements finalized; a clean close checkpoints */
 /* The database's path and its blob directory (owned by st). */
 const char *lpq_store_path(const lpq_store_t *st);
 const char *lpq_store_blob_dir(const lpq_store_t *st);
@@ -77,8 +74,7 @@ typedef struct lpq_store_job_t {
   size_t front_size;
 } lpq_store_job_t;
 
-/* Stores a new queued job; *id receives its id (the SQLite rowid). settings must be valid JSON
-** (LPQ_EINVAL otherwise); name at most LPQ_STORE_NAME_MAX - 1 bytes. */
+/* Stores a new queued job, *id its rowid. settings valid JSON (else LPQ_EINVAL); name < 128. */
 int lpq_store_job_insert(lpq_store_t *st, const char *name, const char *settings, int64_t *id,
                          lpq_error_t *err);
 /* Sets a job's status and message (NULL keeps the message). Entering running sets started
@@ -90,9 +86,8 @@ int lpq_store_job_set_status(lpq_store_t *st, int64_t id, lpq_store_job_status_t
 ** coordinator sees it in lpq_store_job_t.cancel_requested). LPQ_ENOTFOUND; LPQ_ESTATE when the
 ** job has already ended. */
 int lpq_store_job_request_cancel(lpq_store_t *st, int64_t id, lpq_error_t *err);
-/* Reads one job into *out (which must later be lpq_store_job_clear'ed). LPQ_ENOTFOUND. */
+/* Reads one job into *out (lpq_store_job_clear frees out->settings, zeroes it). LPQ_ENOTFOUND. */
 int lpq_store_job_get(lpq_store_t *st, int64_t id, lpq_store_job_t *out, lpq_error_t *err);
-/* Frees out->settings and zeroes *out. */
 void lpq_store_job_clear(lpq_store_job_t *job);
 
 /* Which jobs lpq_store_job_list returns. */
@@ -101,8 +96,7 @@ typedef enum lpq_store_job_filter_t {
   LPQ_STORE_JOBS_UNFINISHED, /* queued, running and paused: the jobs a restart resumes */
 } lpq_store_job_filter_t;
 
-/* The jobs in increasing id order: *jobs is a malloc'd array of *count jobs (NULL when 0),
-** freed with lpq_store_job_list_free. */
+/* The jobs by id: *jobs malloc'd, *count of them (NULL when 0); lpq_store_job_list_free. */
 int lpq_store_job_list(lpq_store_t *st, lpq_store_job_filter_t filter, lpq_store_job_t **jobs,
                        size_t *count, lpq_error_t *err);
 void lpq_store_job_list_free(lpq_store_job_t **jobs, size_t count);
@@ -213,10 +207,9 @@ typedef struct lpq_store_individual_t {
   int in_front;            /* 1: a member of the generation's feasible Pareto front */
 } lpq_store_individual_t;
 
-/* Commits a generation in one transaction: its row, its population and the job's progress
-** (generation, evaluations, best L_CO and L_F, hypervolume, front size). Committing a
-** generation that is already stored replaces it (a resumed job replays its generations).
-** LPQ_EINVAL for an unknown job or a malformed genome_json (naming the individual). */
+/* Commits a generation in one transaction: its row, its population and the job's progress.
+** A generation already stored is replaced (a resumed job replays its generations). LPQ_EINVAL
+** for an unknown job or a malformed genome_json (naming the individual). */
 int lpq_store_generation_commit(lpq_store_t *st, const lpq_store_generation_t *gen,
                                 const lpq_store_individual_t *individuals, size_t count,
                                 lpq_error_t *err);
@@ -236,7 +229,7 @@ typedef struct lpq_store_worker_t {
 ** last_seen = now. host may be NULL (unknown). */
 int lpq_store_worker_upsert(lpq_store_t *st, const char *id, const char *host, int64_t pid,
                             const char *state, lpq_error_t *err);
-/* A heartbeat: last_seen = now, and the state when not NULL. LPQ_ENOTFOUND for an unknown id. */
+/* A heartbeat: last_seen = now, and the state unless NULL. LPQ_ENOTFOUND for an unknown id. */
 int lpq_store_worker_seen(lpq_store_t *st, const char *id, const char *state, lpq_error_t *err);
 /* Every worker by id: *workers malloc'd (free() it), NULL when *count is 0. */
 int lpq_store_worker_list(lpq_store_t *st, lpq_store_worker_t **workers, size_t *count,
@@ -329,7 +322,6 @@ int lpq_store_dump_json(lpq_store_t *st, const char *name, const lpq_store_dump_
 ** object in *json (malloc'd; NULL: none): job.get's best, updated one generation at a time. */
 int lpq_store_best_json(lpq_store_t *st, int64_t job, int64_t after, int64_t upto, char **json,
                         lpq_error_t *err);
-
 /* ---- store: from the search ------------------------------------------------------------ */
 /* A genome as the JSON text the store keeps: [{"w":"lp<4,1,3,2>","a":"lp<8,2,7,0>"}, ...], one
 ** object per layer in model order, "fp32" for a format with n = 0. *json malloc'd (free() it). */
@@ -337,13 +329,21 @@ int lpq_store_genome_json(const lpq_layer_formats_t *genome, size_t layer_count,
                           lpq_error_t *err);
 int lpq_store_individual_json(lpq_store_t *st, int64_t job, uint64_t genome_hash, char **json,
                               lpq_error_t *err); /* its genome_json by key (or LPQ_ENOTFOUND) */
-/* Commits the search's latest generation (call it after lpq_search_commit): the generation row
-** from its progress, and its population with L_CO, L_CR, L_F, violation, NSGA-II rank and
-** crowding over (L_CO, L_CR), and in_front on the feasible non-dominated members as
-** lpq_search_front counts them (of equal objective vectors, the earliest scored); with the
-** job's progress, in one transaction (lpq_store_generation_commit). A failed genome has NULL
-** objectives and an infinite violation. */
+/* Commits the search's latest generation (after lpq_search_commit) in one transaction: its row,
+** its population with L_CO, L_CR, L_F, violation, NSGA-II rank and crowding over (L_CO, L_CR),
+** in_front on the feasible non-dominated members as lpq_search_front counts them (of equal
+** objective vectors, the earliest scored), the job's progress. A failed genome: NULL objectives,
+** an infinite violation. */
 int lpq_store_search_generation(lpq_store_t *st, int64_t job, const lpq_search_t *search,
                                 lpq_error_t *err);
+/* The same in steps (100000 genomes take seconds): rows made off the store (any thread), written
+** max_rows a transaction (the first replaces the generation row and what an interrupted write
+** left; the last sets the job's progress, then *done = 1); a failure keeps the rows. */
+typedef struct lpq_store_generation_rows_t lpq_store_generation_rows_t;
+int lpq_store_generation_rows(int64_t job, const lpq_search_t *search,
+                              lpq_store_generation_rows_t **rows, lpq_error_t *err);
+int lpq_store_generation_write(lpq_store_t *st, lpq_store_generation_rows_t *rows,
+                               size_t max_rows, int *done, lpq_error_t *err);
+void lpq_store_generation_rows_free(lpq_store_generation_rows_t **rows);
 
 #endif

@@ -69,6 +69,16 @@ struct lpq_store_t {
   store_checkpointer_t checkpointer;
 };
 
+/* A generation's rows made by lpq_store_generation_rows, written by lpq_store_generation_write
+** from `next` on. The front's members come first, so that v_pareto, which shows the last
+** generation row's front, is whole after the first writes of a large population. */
+struct lpq_store_generation_rows_t {
+  lpq_store_generation_t gen;
+  lpq_store_individual_t *ind; /* count; genome_json points into json[] */
+  char **json;
+  size_t count, next;
+};
+
 /* Starts the checkpoint thread and hooks the writer's WAL to it; stop joins it and closes its
 ** connection (before the writer closes, so the writer's close checkpoints the rest). */
 int lpq__store_checkpointer_start(lpq_store_t *st, lpq_error_t *err);

@@ -102,6 +102,7 @@ struct job_t {
 typedef struct best_cache_t {
   int64_t job, generation;
   double computed; /* when (daemon_now_s) */
+  int running;     /* the job ran when it was computed: not reused once it has ended */
   json_t *best;
 } best_cache_t;
 #define DAEMON_BEST_CACHE 64

@@ -87,17 +87,19 @@ static json_t *best_query(daemon_t *d, int64_t id) {
 ** only a generation's commit changes its answer; so the answer is reused for the same committed
 ** generation, and while the job runs also for BEST_MAX_AGE_S after it was computed (a running
 ** job commits generations many times a second; a best that lags by a second is fine for a
-** progress display, and a job that has ended gets its exact answer). */
+** progress display, and a job that has ended gets its exact answer). An answer computed while
+** the job ran is not reused once it has ended: the validation pick, after the last generation's
+** commit, makes its choice the best without a new generation. */
 #define BEST_MAX_AGE_S 1.0
 static json_t *best_of(daemon_t *d, int64_t id, int64_t generation, int running) {
   best_cache_t *c = &d->best_cache[(size_t)id % DAEMON_BEST_CACHE];
   double now = daemon_now_s();
-  if (c->best && c->job == id &&
+  if (c->best && c->job == id && c->running == running &&
       (c->generation == generation || (running && now - c->computed < BEST_MAX_AGE_S)))
     return json_incref(c->best);
   json_t *b = best_query(d, id);
   json_decref(c->best);
-  *c = (best_cache_t){id, generation, now, json_incref(b)};
+  *c = (best_cache_t){id, generation, now, running, json_incref(b)};
   return b;
 }
 

@@ -11,7 +11,8 @@
 #   export's loading rather than another implementation),
 # and prints a table: file size, ORT's max |logit difference| / max |logit| over the first 256
 # images and the fraction of them within 1e-4, top-1 (%) of lpq eval, ORT and lpq run over all
-# the test images and how many argmaxes differ; then MET/MISSED per target of the issue.
+# the test images and how many argmaxes differ; then a verdict line per target of the issue
+# (MET/MISSED, bench/bench_verdict.h's format).
 #
 # Usage: bench/export_ort.sh [MODEL ...]          (resnet18 mobilenetv2 vit by default)
 # Environment: LPQ (build/bin/lpq), OUT (var/export_ort: models, logits, figures; kept, and a
@@ -82,6 +83,12 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 - "$OUT" "$FIRST" "${models[@]}" <<'PY'
 import json, os, sys
 import numpy as np
+def verdict(bench, target, figure, rel, bound, unit):  # bench/bench_verdict.h's line
+    ok = figure is not None and {"<=": figure <= bound, "<": figure < bound,
+                                 ">=": figure >= bound, ">": figure > bound}[rel]
+    num = lambda x: "n/a" if x is None else f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+    print(f"VERDICT {bench} | {target} | {'MET' if ok else 'MISSED'} | {num(figure)} {unit} | "
+          f"{rel} {num(bound)} {unit}")
 out, first, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 targets = []
 print("| model | config | bytes (x fp32) | ORT rel. diff (first %d) | within 1e-4 | lpq run rel. diff | "
@@ -94,7 +101,7 @@ for m in models:
         p = f"{out}/{m}_{c}"
         size = os.path.getsize(f"{p}.onnx")
         if c in ("lp4_ch", "int4_ch"):
-            targets.append((f"{m} {c}: export <= 0.3x fp32 ({size / fp:.3f}x)", size <= 0.3 * fp))
+            targets.append((f"{m} {c}: export's size / fp32's", size / fp, "<=", 0.3, "x"))
         if c == "lp4_ch":
             print(f"| {m} | {c} | {size:,} ({size / fp:.3f}x) | - | - | - | - | - | - | - |")
             continue
@@ -108,15 +115,16 @@ for m in models:
               f"{100 * ort['within_1e-4']:.1f}% | {run_rel:.2e} | {ev['top1_quantized']:.2f} | "
               f"{ort['top1_ort']:.2f} | {run['top1']:.2f} ({len(lr)}) | {ort['top1_mismatch']} / {run_mis} |")
         n = ort["samples"]
-        targets.append((f"{m} {c}: ORT logits within 1e-4 of lpq eval on the first {first} "
-                        f"({ort['rel']:.2e}; {100 * ort['within_1e-4']:.1f}% of samples within)",
-                        ort["rel"] <= 1e-4))
-        targets.append((f"{m} {c}: ORT's top-1 = lpq eval's on all {n} ({ort['top1_mismatch']} differ)",
-                        ort["top1_mismatch"] == 0))
-        targets.append((f"{m} {c}: lpq run on the export = lpq eval: logits within 1e-4 "
-                        f"({run_rel:.2e}), top-1 on the first {len(lr)} ({run_mis} differ)",
-                        run_rel <= 1e-4 and run_mis == 0))
+        targets.append((f"{m} {c}: ORT's logits against lpq eval's on the first {first} "
+                        f"({100 * ort['within_1e-4']:.1f}% of samples within 1e-4)",
+                        ort["rel"], "<=", 1e-4, "of the logits' scale"))
+        targets.append((f"{m} {c}: ORT's argmax differs from lpq eval's on all {n}",
+                        ort["top1_mismatch"], "<=", 0, "images"))
+        targets.append((f"{m} {c}: lpq run on the export against lpq eval, logits on the "
+                        f"first {min(first, len(lr))}", run_rel, "<=", 1e-4, "of the logits' scale"))
+        targets.append((f"{m} {c}: lpq run's argmax differs from lpq eval's on the first "
+                        f"{len(lr)}", run_mis, "<=", 0, "images"))
 print()
-for text, ok in targets:
-    print(f"{'MET   ' if ok else 'MISSED'} {text}")
+for t in targets:
+    verdict("export_ort", *t)
 PY

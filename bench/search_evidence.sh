@@ -13,6 +13,9 @@
 # ("4.0 3.5"), SEARCH_ARGS (extra lpq search flags, e.g. for an ablation), OUT (var/evidence),
 # RANDOM_SEARCH (1: also random search at the first budget), BASELINES (1), REPORT_ONLY (1: only
 # print the table of what OUT holds). Runs already in OUT are kept (remove a json to redo it).
+# After the table, one verdict line per target (bench/bench_verdict.h's format): per model and
+# budget, the chosen config's test top-1 within 1 point of fp32 at >= 4 bits (1.5 below),
+# above per-channel INT4's at >= 4 bits, and the search within SEARCH_SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LPQ=${LPQ:-build/bin/lpq}
@@ -56,9 +59,16 @@ for m in "${models[@]}"; do
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-/usr/bin/python3 - "$OUT" "$BUDGETS" "${models[@]}" <<'PY'
+/usr/bin/python3 - "$OUT" "$BUDGETS" "$SEARCH_SECONDS" "${models[@]}" <<'PY'
 import json, os, sys
-out, budgets, models = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+out, budgets, seconds, models = sys.argv[1], sys.argv[2].split(), float(sys.argv[3]), sys.argv[4:]
+def verdict(bench, target, figure, rel, bound, unit):  # bench/bench_verdict.h's line
+    ok = figure is not None and {"<=": figure <= bound, "<": figure < bound,
+                                 ">=": figure >= bound, ">": figure > bound}[rel]
+    num = lambda x: "n/a" if x is None else f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+    print(f"VERDICT {bench} | {target} | {'MET' if ok else 'MISSED'} | {num(figure)} {unit} | "
+          f"{rel} {num(bound)} {unit}")
+verdicts = []
 def load(p):  # None for a run not made, or still running (its file empty)
     try:
         return json.load(open(p)) if os.path.getsize(p) > 0 else None
@@ -71,6 +81,7 @@ for m in models:
     d = f"{out}/{name}"
     fp = load(f"{d}/base_fp32.json")
     ref = fp["top1_fp32"] if fp else None
+    i4 = load(f"{d}/base_int4_ch.json")
     for c, label in [("fp32", "fp32"), ("int4_ch", "INT4 per channel (int8 act)"),
                      ("posit4", "posit<4,1> (posit8 act)"), ("posit5", "posit<5,1> (posit8 act)"),
                      ("lp4", "LP per tensor, lp<4,1,3,auto> (lp8 act)")]:
@@ -89,11 +100,24 @@ for m in models:
             st = f"{st:.0f}" if st is not None else "-"
             if best is None:
                 print(f"| {name} | {label} | - | no feasible config | - | - | {o['evaluations']} | {st} | {wall} |")
+                if tag.startswith("lpq_"):
+                    verdicts.append((f"{name}, <= {b} w bits: a feasible config chosen", None,
+                                     ">=", 1, "configs"))
                 continue
             mbr = o["front"][best["index"]]
             t = mbr["top1"]
             print(f"| {name} | {label} | {mbr['mean_weight_bits']:.2f} | {t:.2f} | {ref - t:.2f} |"
                   f" validation ({mbr['top1_val']:.2f}%) | {o['evaluations']} | {st} | {wall} |")
+            if tag.startswith("lpq_"):
+                at4 = float(b) >= 4.0
+                verdicts.append((f"{name}, <= {b} w bits: the chosen config's test top-1 below fp32's",
+                                 ref - t if ref is not None else None, "<=", 1.0 if at4 else 1.5,
+                                 "points"))
+                if at4:
+                    verdicts.append((f"{name}, <= {b} w bits: test top-1 above per-channel INT4's",
+                                     t - i4["top1_quantized"] if i4 else None, ">", 0, "points"))
+                verdicts.append((f"{name}, <= {b} w bits: search time (lpq search --time)",
+                                 o.get("search_total_seconds"), "<=", seconds, "s"))
             rho = o.get("spearman_l_co_top1")
             notes = [f"front {o['front_size']}, {o.get('val_members_scored', '-')} scored on validation"]
             if rho is not None:
@@ -112,4 +136,7 @@ for m in models:
                 notes.append(f"bias correction {'chosen' if bc['chosen'] else 'not chosen'} "
                              f"(validation {bc['top1_val_off']:.2f}% off, {bc['top1_val_on']:.2f}% on)")
             print(f"|  |  ({'; '.join(notes)}) | | | | | | | |")
+print()
+for v in verdicts:
+    verdict("search_evidence", *v)
 PY

@@ -4,10 +4,12 @@
 # the front's hash (the same seed must give the same front). Each run times the same search
 # with the cut cache off (--cut-cache-mb 0) and on (the default) back to back, so the ratio
 # of the two medians is measured in one session; LPQ_BEFORE=path/to/an/older/lpq adds that
-# build as a third variant (the cut cache option passed to it only if it knows it).
+# build as a third variant. Verdicts (bench/bench_verdict.h's line): one front in every run and
+# variant; with LPQ_BEFORE (or BEFORE, the evaluations/min of the code before, measured the same
+# way), the issue's 3x.
 #
 # Usage: bench/search_speed.sh            Environment: LPQ (build/bin/lpq), RUNS (3), EVALS (96),
-# MODEL (models/resnet18.onnx), OUT (var/search_speed), LPQ_BEFORE (none).
+# MODEL (models/resnet18.onnx), OUT (var/search_speed), LPQ_BEFORE (none), BEFORE (unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LPQ=${LPQ:-build/bin/lpq}
@@ -34,27 +36,40 @@ for r in $(seq 1 "$RUNS"); do
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-/usr/bin/python3 - "$OUT" "$RUNS" $variants <<'PY'
+/usr/bin/python3 - "$OUT" "$RUNS" "${BEFORE:-}" $variants <<'PY'
 import hashlib, json, statistics, sys
-out, runs, variants = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-median = {}
+out, runs, variants = sys.argv[1], int(sys.argv[2]), sys.argv[4:]
+before = float(sys.argv[3]) if sys.argv[3] else None
+def verdict(bench, target, figure, rel, bound, unit):  # bench/bench_verdict.h's line
+    ok = figure is not None and {"<=": figure <= bound, "<": figure < bound,
+                                 ">=": figure >= bound, ">": figure > bound}[rel]
+    num = lambda x: "n/a" if x is None else f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+    print(f"VERDICT {bench} | {target} | {'MET' if ok else 'MISSED'} | {num(figure)} {unit} | "
+          f"{rel} {num(bound)} {unit}")
+median, fronts = {}, set()
 for v in variants:
-    rates, fronts = [], set()
+    rates, mine = [], set()
     for r in range(1, runs + 1):
         d = json.load(open(f"{out}/{v}{r}.json"))
         rates.append(60.0 * d["evaluations"] / d["seconds"])
         front = json.load(open(f"{out}/{v}{r}/front.json"))
         genomes = json.dumps([m["config"]["layers"] for m in front], sort_keys=True)
-        fronts.add(hashlib.sha256(genomes.encode()).hexdigest()[:12])
+        mine.add(hashlib.sha256(genomes.encode()).hexdigest()[:12])
         sc = d.get("scorer", {})
         print(f"{v} run {r}: {d['evaluations']} evaluations in {d['seconds']:.1f} s: "
               f"{rates[-1]:.1f}/min, hypervolume {d['hypervolume']:.10f}"
               + (f", {sc['cut_resumes']} resumed at a cut ({sc['cut_layers_skipped']} layers "
                  f"skipped)" if sc.get("cuts") else ""))
     median[v] = statistics.median(rates)
+    fronts |= mine
     print(f"{v}: median {median[v]:.1f} evaluations/min over {runs} runs; "
-          f"front {' '.join(sorted(fronts))}")
+          f"front {' '.join(sorted(mine))}")
 print(f"cut cache on / off: {median['cuts'] / median['nocuts']:.2f}x")
+verdict("search_speed", f"the same front in all {runs} runs of {len(variants)} variants (seed 1)",
+        len(fronts), "<=", 1, "distinct fronts")
 if "before" in median:
-    print(f"this build (cut cache on) / LPQ_BEFORE: {median['cuts'] / median['before']:.2f}x")
+    before = median["before"]
+if before:
+    verdict("search_speed", f"evaluations/min against the code before ({before:.1f}/min)",
+            median["cuts"] / before, ">=", 3.0, "x")
 PY

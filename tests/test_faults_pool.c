@@ -210,14 +210,18 @@ Test(faults, a_worker_sending_garbage_disturbs_nothing) {
   ** RESULT from an unknown peer, which is dropped as a result (and the peer asked to
   ** reconnect). Dropped results: that one, the results for tasks never given and every
   ** repeat. */
-  cr_assert_eq(f_pool_stat(&s, "bad_frames"), (long long)garbage - 1, "%zu garbage frames sent",
-               garbage);
-  cr_assert_eq(f_pool_stat(&s, "dropped_results"), (long long)(unknown + answered) + 1,
-               "%zu unknown-task results and %zu repeats sent", unknown, answered);
+  long long bad = f_pool_stat(&s, "bad_frames"), dropped = f_pool_stat(&s, "dropped_results");
+  cr_assert_eq(bad, (long long)garbage - 1,
+               "%zu garbage frames sent, the pool counted %lld bad frames (want %zu: all but "
+               "the torn RESULT sent before READY)", garbage, bad, garbage - 1);
+  cr_assert_eq(dropped, (long long)(unknown + answered) + 1,
+               "%zu unknown-task results and %zu repeats sent, the pool dropped %lld results "
+               "(want %zu: those and the torn RESULT before READY)", unknown, answered, dropped,
+               unknown + answered + 1);
   cr_assert(proc_file_has(s.log, "dropped"), "the log names the dropped frames");
   fprintf(stderr, "garbage worker: %zu garbage frames, %zu results for unknown tasks, %zu "
           "repeats sent; the pool counted %lld bad frames and %lld dropped results\n", garbage,
-          unknown, answered, f_pool_stat(&s, "bad_frames"), f_pool_stat(&s, "dropped_results"));
+          unknown, answered, bad, dropped);
   char *front = f_front(&s, id);
   int64_t again = f_submit(&s, F_LONG_JOB, F_LONG_SEED);
   st = f_wait_job(&s, again, 60);

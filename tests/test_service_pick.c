@@ -97,6 +97,13 @@ Test(service_pick, cheapest_within_the_drop_on_validation) {
            proc_fixture("score_small_x.npy"), labels, drop);
   int64_t id = proc_lpqctl_submit(NULL, s.sock, opts);
   cr_assert_gt(id, 0, "submit failed (see %s)", s.log);
+  /* job.get while the validation pick runs (after the last generation's commit), then after the
+  ** end: the answer computed during the pick must not be what job.get shows once the job is
+  ** done (its best was cached per generation, and the pick changes the best without one) */
+  cr_assert(proc_wait_file_has(s.log, "validation pick: fp32", 240), "no pick (see %s)", s.log);
+  json_t *g = proc_rpc_result(&s.api, "job.get", json_pack("{s:I}", "job", (json_int_t)id));
+  cr_assert_not_null(g, "job.get: %s", s.api.error);
+  json_decref(g);
   char *st = proc_lpqctl_wait(NULL, s.sock, id, 240);
   cr_assert_str_eq(st, "done", "job %lld (see %s)", (long long)id, s.log);
   free(st);

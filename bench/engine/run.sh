@@ -5,9 +5,12 @@
 # Settings by environment: RUNS (timed runs, default 20), WARMUP (3), THREADS ("1 2"),
 # MODELS ("resnet18 mobilenet_v2"), LPQ (build/bin/lpq), LPQ_ISA (avx2: lpq's AVX2 kernels on
 # an AVX-512 machine). Prints the medians, their ratios, the thread scaling and peak memory.
-# Needs /usr/bin/python3 with torch/torchvision/onnx, node + npm, /usr/bin/time; prints a table.
+# Needs /usr/bin/python3 with torch/torchvision/onnx, node + npm, /usr/bin/time; prints a table,
+# then one verdict line per target (bench/verdict.sh): lpq no slower than ONNX Runtime, 2
+# threads >= 1.8x one, peak memory below ONNX Runtime's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/verdict.sh
 OUT=build/bench/engine
 RUNS=${RUNS:-20}
 WARMUP=${WARMUP:-3}
@@ -56,6 +59,7 @@ echo "ONNX Runtime: onnxruntime-node $(node -p 'require("./bench/engine/node_mod
 [ $lpq_ok = 1 ] || echo "lpq: unavailable ($LPQ has no 'run' subcommand yet)"
 printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' model thr "lpq ms" "ORT ms" "torch ms" lpq/ORT torch/ORT "lpq MB" "ORT MB" "torch MB" "lpq err"
 scal=""
+verdicts=""
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for m in $MODELS; do
     declare -A med=()
@@ -77,6 +81,10 @@ for m in $MODELS; do
         printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' "$m" "$t" "$lpq_ms" "$ort_ms" "$torch_ms" \
             "$(ratio "$lpq_ms" "$ort_ms")" "$(ratio "$torch_ms" "$ort_ms")" "$lpq_mb" "$ort_mb" "$torch_mb" \
             "$(check "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy")"
+        verdicts="$verdicts$(bench_verdict engine "$m, $t thread(s): lpq's median time per batch / ONNX Runtime's" \
+            "$(ratio "$lpq_ms" "$ort_ms")" "<=" 1.0 x)
+$(bench_verdict engine "$m, $t thread(s): lpq's peak memory, below ONNX Runtime's" "$lpq_mb" "<" "$ort_mb" MB)
+"
     done
     # thread scaling: the median at the first thread count over the median at each other one
     set -- $THREADS
@@ -84,6 +92,9 @@ for m in $MODELS; do
     for t in "$@"; do
         scal="$scal$(printf '%-13s %8s %9s %9s %9s' "$m" "$t1->$t" "$(ratio "${med[lpq$t1]}" "${med[lpq$t]}")" \
             "$(ratio "${med[ort$t1]}" "${med[ort$t]}")" "$(ratio "${med[torch$t1]}" "${med[torch$t]}")")
+"
+        verdicts="$verdicts$(bench_verdict engine "$m: lpq's speed-up from $t1 to $t threads" \
+            "$(ratio "${med[lpq$t1]}" "${med[lpq$t]}")" ">=" 1.8 x)
 "
     done
     unset med
@@ -95,3 +106,5 @@ echo "thread scaling: median ms per batch at the first thread count / median at 
 printf '%-13s %8s %9s %9s %9s\n' model threads lpq ORT torch
 printf '%s' "$scal"
 echo "load average before/after: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+printf '%s' "$verdicts"

@@ -111,6 +111,7 @@ typedef struct best_cache_t {
   int64_t job, generation;
   json_t *row;  /* lpq_store_best_json's row (NULL: no feasible genome yet) */
   json_t *best; /* the answer */
+  int running;  /* the job ran when it was given: not reused once it has ended */
 } best_cache_t;
 #define DAEMON_BEST_CACHE 64
 

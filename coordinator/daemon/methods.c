@@ -69,16 +69,19 @@ static double best_key(const json_t *row) {
 ** So the cached row is extended by the rows of the generations committed since (read through
 ** the individuals' primary key) and replaced when one of them ranks before it: later
 ** generations lose ties, as in the view. A generation number that went back (a replay) reads
-** the job again. */
-static json_t *best_of(daemon_t *d, int64_t id, int64_t generation) {
+** the job again. An answer given while the job ran is not reused once it has ended: the
+** validation pick, after the last generation's commit, makes its choice the best without a new
+** generation. */
+static json_t *best_of(daemon_t *d, int64_t id, int64_t generation, int running) {
   best_cache_t *c = &d->best_cache[(size_t)id % DAEMON_BEST_CACHE];
-  if (c->best && c->job == id && c->generation == generation)
+  if (c->best && c->job == id && c->generation == generation && c->running == running)
     return json_incref(c->best);
   json_t *b = best_picked(d, id);
   if (c->job != id || c->generation > generation) { /* another job, or a replay: from scratch */
     json_decref(c->row);
-    *c = (best_cache_t){id, -1, NULL, c->best};
+    *c = (best_cache_t){id, -1, NULL, c->best, running};
   }
+  c->running = running;
   char *text = NULL;
   if (!b && lpq_store_best_json(d->store, id, c->generation, generation, &text, NULL) == 0) {
     json_t *row = text ? json_loads(text, 0, NULL) : NULL;
@@ -180,7 +183,8 @@ static void m_get(void *ctx, lpq_api_call_t *call, json_t *params) {
   json_object_set_new(o, "started_at", time_or_null(sj.started));
   json_object_set_new(o, "finished_at", time_or_null(sj.finished));
   json_object_set_new(o, "evaluations_pending", json_integer(0));
-  json_object_set_new(o, "best", best_of(d, id, sj.generation));
+  json_object_set_new(o, "best", best_of(d, id, sj.generation,
+                                         live && !lpq_store_job_status_final(sj.status)));
   json_object_set_new(o, "pick", pick_json(d, id));
   json_decref(p);
   lpq_store_job_clear(&sj);

@@ -436,8 +436,8 @@ static void server_release(lpq_http_server_t *s) {
   free(s);
 }
 
-/* The listener closes first and frees the server last: libuv runs close callbacks newest
-** first, so libh2o's timers (inside s->ctx), closed after it, are done by then. */
+/* The listener closes last and its callback frees the server: libh2o's timers (inside s->ctx)
+** and the events timer have finished closing by then (lpq_http_free). */
 static void on_listener_closed(uv_handle_t *h) {
   server_release(h->data);
 }
@@ -551,11 +551,14 @@ void lpq_http_free(lpq_http_server_t **sp) {
     uv_close((uv_handle_t *)&s->events_timer, NULL);
     return;
   }
-  uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-  if (s->h2o_ready)
-    uv_close((uv_handle_t *)&s->events_timer, NULL);
+  /* libh2o's context dispose runs the loop once (uv_run): the events timer's close and its own
+  ** timers' finish there. The listener closes after it, so that its callback, which frees the
+  ** server, cannot run before h2o_config_dispose has read s->config (valgrind saw that read of
+  ** freed memory when the listener closed first; ASan cannot see reads inside libh2o). */
   if (s->h2o_ready) {
+    uv_close((uv_handle_t *)&s->events_timer, NULL);
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);
   }
+  uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }

@@ -374,7 +374,8 @@ static int eval_prepare(eval_t *ev, const lpq_numfmt_t *w, const lpq_numfmt_t *a
     asum += (double)ra->bits * (double)s->ref[l].in_total;
     acount += (double)s->ref[l].in_total;
   }
-  if (ev->on_calib && s->ncuts && (ev->cut = lpq__cuts_find(s, ev->prefix, &ev->resume)) != NULL) {
+  if (ev->on_calib && s->ncuts &&
+      (ev->cut = lpq__cuts_find(s, ev->prefix, &ev->resume)) != NULL) {
     const double *local;
     lpq__cuts_state(ev->cut, ev->resume, &local);
     memcpy(ev->local, local, ev->resume * sizeof *local);
@@ -439,8 +440,8 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
   if (ev.cut) {
     const double *local;
     const void *state = lpq__cuts_state(ev.cut, ev.resume, &local);
-    rc = lpq_exec_run_from(x, ev.resume, state, lpq_graph_cut_bytes(s->g, ev.resume), s->calib, logits,
-                           &hooks, err);
+    rc = lpq_exec_run_from(x, ev.resume, state, lpq_graph_cut_bytes(s->g, ev.resume), s->calib,
+                           logits, &hooks, err);
   } else {
     rc = lpq_exec_run(x, s->calib, logits, &hooks, err);
   }

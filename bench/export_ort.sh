@@ -83,12 +83,8 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 - "$OUT" "$FIRST" "${models[@]}" <<'PY'
 import json, os, sys
 import numpy as np
-def verdict(bench, target, figure, rel, bound, unit):  # bench/bench_verdict.h's line
-    ok = figure is not None and {"<=": figure <= bound, "<": figure < bound,
-                                 ">=": figure >= bound, ">": figure > bound}[rel]
-    num = lambda x: "n/a" if x is None else f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}"
-    print(f"VERDICT {bench} | {target} | {'MET' if ok else 'MISSED'} | {num(figure)} {unit} | "
-          f"{rel} {num(bound)} {unit}")
+sys.path.insert(0, "bench")
+from verdict import verdict  # bench/bench_verdict.h's line
 out, first, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 targets = []
 print("| model | config | bytes (x fp32) | ORT rel. diff (first %d) | within 1e-4 | lpq run rel. diff | "

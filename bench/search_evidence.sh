@@ -62,12 +62,8 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 - "$OUT" "$BUDGETS" "$SEARCH_SECONDS" "${models[@]}" <<'PY'
 import json, os, sys
 out, budgets, seconds, models = sys.argv[1], sys.argv[2].split(), float(sys.argv[3]), sys.argv[4:]
-def verdict(bench, target, figure, rel, bound, unit):  # bench/bench_verdict.h's line
-    ok = figure is not None and {"<=": figure <= bound, "<": figure < bound,
-                                 ">=": figure >= bound, ">": figure > bound}[rel]
-    num = lambda x: "n/a" if x is None else f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}"
-    print(f"VERDICT {bench} | {target} | {'MET' if ok else 'MISSED'} | {num(figure)} {unit} | "
-          f"{rel} {num(bound)} {unit}")
+sys.path.insert(0, "bench")
+from verdict import verdict  # bench/bench_verdict.h's line
 verdicts = []
 def load(p):  # None for a run not made, or still running (its file empty)
     try:

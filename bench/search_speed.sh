@@ -40,12 +40,8 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 import hashlib, json, statistics, sys
 out, runs, variants = sys.argv[1], int(sys.argv[2]), sys.argv[4:]
 before = float(sys.argv[3]) if sys.argv[3] else None
-def verdict(bench, target, figure, rel, bound, unit):  # bench/bench_verdict.h's line
-    ok = figure is not None and {"<=": figure <= bound, "<": figure < bound,
-                                 ">=": figure >= bound, ">": figure > bound}[rel]
-    num = lambda x: "n/a" if x is None else f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}"
-    print(f"VERDICT {bench} | {target} | {'MET' if ok else 'MISSED'} | {num(figure)} {unit} | "
-          f"{rel} {num(bound)} {unit}")
+sys.path.insert(0, "bench")
+from verdict import verdict  # bench/bench_verdict.h's line
 median, fronts = {}, set()
 for v in variants:
     rates, mine = [], set()

@@ -100,35 +100,33 @@ static int http_post(int port, const char *path, const char *body) {
   return http_raw(port, req, (size_t)n, NULL, 0);
 }
 
-/* rows and the generation of job's last front in the database (v_pareto) */
-static void v_pareto(const char *db, int64_t job, long *rows, long *generation) {
+/* The first row of a query about job (one '?') in the database: its first n columns. */
+static void db_row(const char *db, const char *sql, int64_t job, long *cols, int n) {
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
   sqlite3_busy_timeout(h, 5000);
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(*), max(generation) FROM v_pareto WHERE job = ?",
-                                  -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
   sqlite3_bind_int64(st, 1, job);
   cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-  *rows = sqlite3_column_int(st, 0);
-  *generation = sqlite3_column_int(st, 1);
+  for (int i = 0; i < n; i++)
+    cols[i] = sqlite3_column_int(st, i);
   sqlite3_finalize(st);
   sqlite3_close(h);
 }
 
+/* rows and the generation of job's last front in the database (v_pareto) */
+static void v_pareto(const char *db, int64_t job, long *rows, long *generation) {
+  long c[2];
+  db_row(db, "SELECT count(*), max(generation) FROM v_pareto WHERE job = ?", job, c, 2);
+  *rows = c[0];
+  *generation = c[1];
+}
+
 /* the layers of job's sensitivity table in the database */
 static long sensitivity_layers(const char *db, int64_t job) {
-  sqlite3 *h;
-  cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  sqlite3_busy_timeout(h, 5000);
-  sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(DISTINCT layer) FROM sensitivity WHERE job = ?",
-                                  -1, &st, NULL), SQLITE_OK);
-  sqlite3_bind_int64(st, 1, job);
-  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-  long n = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(h);
+  long n;
+  db_row(db, "SELECT count(DISTINCT layer) FROM sensitivity WHERE job = ?", job, &n, 1);
   cr_assert_gt(n, 0, "job %lld has no sensitivity rows", (long long)job);
   return n;
 }

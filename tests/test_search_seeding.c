@@ -50,15 +50,20 @@ static int score(void *ctx, size_t thread, const lpq_layer_formats_t *g, size_t 
   return 0;
 }
 
+/* The tests' space: LAYERS weight-only layers of 2..8 bits (specs_init first). */
+static void space(lpq_search_space_t *sp) {
+  lpq_search_space_default(sp);
+  sp->layer_count = LAYERS;
+  sp->layers = specs;
+  sp->n_min = 2;
+  sp->n_max = 8;
+  sp->quantize_acts = 0;
+}
+
 static lpq_search_t *run(int with_sensitivity, size_t evaluations, size_t threads, uint64_t seed) {
   specs_init(with_sensitivity);
   lpq_search_space_t sp;
-  lpq_search_space_default(&sp);
-  sp.layer_count = LAYERS;
-  sp.layers = specs;
-  sp.n_min = 2;
-  sp.n_max = 8;
-  sp.quantize_acts = 0;
+  space(&sp);
   lpq_search_settings_t set;
   lpq_search_settings_default(&set);
   set.max_generations = 0;
@@ -148,12 +153,7 @@ Test(search_seeding, lean_ranks_layers_by_rise_per_weight) {
 Test(search_seeding, mutation_steps_up_with_the_lean) {
   specs_init(1);
   lpq_search_space_t sp0, sp;
-  lpq_search_space_default(&sp0);
-  sp0.layer_count = LAYERS;
-  sp0.layers = specs;
-  sp0.n_min = 2;
-  sp0.n_max = 8;
-  sp0.quantize_acts = 0;
+  space(&sp0);
   cr_assert_eq(lpq_search_space_resolve(&sp0, &sp, NULL), 0);
   lpq_layer_formats_t parent[LAYERS], child[LAYERS];
   lpq_genome_seeded(&sp, 5, 8, parent);

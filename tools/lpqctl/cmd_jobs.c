@@ -499,6 +499,20 @@ static void print_field(const char *name, const json_t *v) {
   }
 }
 
+/* Each member of object o as "prefix.key"; 0 when o is not an object. */
+static int print_fields(const char *prefix, const json_t *o) {
+  if (!json_is_object(o))
+    return 0;
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)o, key, v) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", prefix, key);
+    print_field(name, v);
+  }
+  return 1;
+}
+
 int cmd_status(ctl_t *ctl, int argc, char **argv) {
   int rc;
   long job = one_job(ctl, argc, argv, "one job: status, settings, progress, best so far, ETA, the "
@@ -526,30 +540,11 @@ int cmd_status(ctl_t *ctl, int argc, char **argv) {
     printf("%-20s %.1f%%\n", "progress", 100 * json_number_value(progress));
   printf("%-20s %s\n", "elapsed", ctl_duration(json_object_get(r, "elapsed_s"), b, sizeof b));
   printf("%-20s %s\n", "eta", ctl_duration(json_object_get(r, "eta_s"), b, sizeof b));
-  const json_t *best = json_object_get(r, "best");
-  if (json_is_object(best)) {
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)best, key, v) {
-      char name[64];
-      snprintf(name, sizeof name, "best.%s", key);
-      print_field(name, v);
-    }
-  } else {
+  if (!print_fields("best", json_object_get(r, "best")))
     printf("%-20s none yet\n", "best");
-  }
   /* the validation pick (with val_data): its rule, the chosen member, fp32's and its top-1,
   ** Spearman's rank correlation of L_CO and validation top-1 over the members scored */
-  const json_t *pick = json_object_get(r, "pick");
-  if (json_is_object(pick)) {
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)pick, key, v) {
-      char name[64];
-      snprintf(name, sizeof name, "pick.%s", key);
-      print_field(name, v);
-    }
-  }
+  print_fields("pick", json_object_get(r, "pick"));
   print_field("settings", json_object_get(r, "settings"));
   json_decref(r);
   return CTL_OK;

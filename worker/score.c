@@ -377,7 +377,8 @@ static int eval_prepare(eval_t *ev, const lpq_numfmt_t *w, const lpq_numfmt_t *a
   if (ev->on_calib && s->ncuts &&
       (ev->cut = lpq__cuts_find(s, ev->prefix, &ev->resume)) != NULL) {
     const double *local;
-    lpq__cuts_state(ev->cut, ev->resume, &local);
+    size_t bytes;
+    lpq__cuts_state(s, ev->cut, ev->resume, &local, &bytes);
     memcpy(ev->local, local, ev->resume * sizeof *local);
     memset(ev->held, 1, ev->resume);
     pthread_mutex_lock(&s->cuts.mu);
@@ -439,9 +440,9 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
   ev.x = x;
   if (ev.cut) {
     const double *local;
-    const void *state = lpq__cuts_state(ev.cut, ev.resume, &local);
-    rc = lpq_exec_run_from(x, ev.resume, state, lpq_graph_cut_bytes(s->g, ev.resume), s->calib,
-                           logits, &hooks, err);
+    size_t bytes;
+    const void *state = lpq__cuts_state(s, ev.cut, ev.resume, &local, &bytes);
+    rc = lpq_exec_run_from(x, ev.resume, state, bytes, s->calib, logits, &hooks, err);
   } else {
     rc = lpq_exec_run(x, s->calib, logits, &hooks, err);
   }

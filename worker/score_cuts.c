@@ -63,7 +63,12 @@ qentry_t *lpq__cuts_find(lpq_scorer_t *s, const uint64_t *prefix, size_t *layer)
   return NULL;
 }
 
-const void *lpq__cuts_state(const qentry_t *e, size_t layer, const double **local) {
+const void *lpq__cuts_state(const lpq_scorer_t *s, const qentry_t *e, size_t layer,
+                            const double **local, size_t *bytes) {
+  size_t i = 0;
+  while (i < s->ncuts && s->cut_layer[i] != layer)
+    i++;
+  *bytes = i < s->ncuts ? s->cut_state[i] : 0; /* find gives only the cuts' layers */
   *local = (const double *)(const void *)e->data;
   return (const char *)e->data + layer * sizeof(double);
 }

@@ -197,13 +197,14 @@ qentry_t *lpq__score_weights(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *
 void lpq__score_weights_release(lpq_scorer_t *s, qentry_t *e);
 /* score_cuts.c: the cut cache. init chooses the cuts (none with no_cache or no_cuts); find
 ** returns the latest cut held for a candidate's prefix hashes (2 words per layer: the formats of
-** layers 0..l), pinned (release it), and its layer; state gives the saved engine state and the
-** local terms of the layers before it; offer saves x's state at `layer` (called from that
+** layers 0..l), pinned (release it), and its layer; state gives the saved engine state (and its
+** size) and the local terms of the layers before it; offer saves x's state at `layer` (called from that
 ** layer's input hook) when it is a cut after `resumed` and not yet held. */
 int lpq__cuts_init(lpq_scorer_t *s);
 void lpq__cuts_destroy(lpq_scorer_t *s);
 qentry_t *lpq__cuts_find(lpq_scorer_t *s, const uint64_t *prefix, size_t *layer);
-const void *lpq__cuts_state(const qentry_t *e, size_t layer, const double **local);
+const void *lpq__cuts_state(const lpq_scorer_t *s, const qentry_t *e, size_t layer,
+                            const double **local, size_t *bytes);
 void lpq__cuts_release(lpq_scorer_t *s, qentry_t *e);
 void lpq__cuts_offer(lpq_scorer_t *s, const lpq_exec_t *x, size_t layer, size_t resumed,
                      const uint64_t *prefix, const double *local);

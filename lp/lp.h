@@ -271,6 +271,17 @@ int lpq_numfmt_calibrate(lpq_numfmt_t *f, const float *x, size_t count, lpq_erro
 int lpq_numfmt_calibrate_channels(const lpq_numfmt_t *f, const float *x, size_t channels,
                                   size_t per, lpq_numfmt_t *out, lpq_error_t *err);
 
+/* The same, with each channel's LP "auto" centre given (the centre of its log-magnitudes that
+** the sf search starts from, from lpq_numfmt_lp_centres on the same x): a caller that
+** calibrates one tensor for many LP formats computes the centres once. centre NULL, or a
+** format that is not LP auto_ch: exactly lpq_numfmt_calibrate_channels. */
+int lpq_numfmt_calibrate_channels_at(const lpq_numfmt_t *f, const float *x, size_t channels,
+                                     size_t per, const int *centre, lpq_numfmt_t *out,
+                                     lpq_error_t *err);
+/* centre[c] for slice c of x (channels slices of per values). A NaN in x: LPQ_ENAN. */
+int lpq_numfmt_lp_centres(const float *x, size_t channels, size_t per, int *centre,
+                          lpq_error_t *err);
+
 /* A quantizer for a resolved format (fp32 is refused: nothing to quantize). */
 lp_quantizer_t *lpq_numfmt_quantizer(const lpq_numfmt_t *f, lpq_error_t *err);
 

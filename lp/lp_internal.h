@@ -36,6 +36,9 @@ struct lp_quantizer_t {
   int pshift;
   int32_t pfirst, pcount;
   uint32_t *base;    /* general path: code at the start of each bucket, nbuckets + 1 entries */
+  /* The AVX-512 binary search's tables (fast formats of at most 127 positive codes; else NULL):
+  ** search[64 s + m] for step s < 7, then the 128 values' float bits at search + 448. */
+  uint32_t *search;
 };
 
 /* A quantizer of npos positive codes, value[] to fill (thr NULL), or NULL after an error. */

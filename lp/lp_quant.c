@@ -104,6 +104,23 @@ static int build_packed(lp_quantizer_t *q) {
   return 0;
 }
 
+/* The binary search's tables (see quantize_f32_avx512_search), once per quantizer. */
+static int build_search(lp_quantizer_t *q) {
+  uint32_t thr[128];
+  if (!(q->search = malloc((7 * 64 + 128) * sizeof *q->search)))
+    return -1;
+  for (uint32_t j = 0; j < 128; j++) {
+    thr[j] = j < q->npos ? q->thr[j + 1] : NO_THRESHOLD;
+    q->search[7 * 64 + j] = j <= q->npos ? q->fbits[j] : 0;
+  }
+  for (uint32_t s = 0; s < 7; s++) {
+    uint32_t bit = 64u >> s, n = 64u / bit;
+    for (uint32_t m = 0; m < 64; m++)
+      q->search[64 * s + m] = m < n ? thr[m * 2 * bit + bit - 1] : NO_THRESHOLD;
+  }
+  return 0;
+}
+
 int lpq__quantizer_build(lp_quantizer_t *q, lpq_error_t *err) {
   const uint32_t np = q->npos;
   const int preset = q->thr != NULL; /* thresholds of another rule (lp_quant_qdq.c) */
@@ -144,6 +161,8 @@ int lpq__quantizer_build(lp_quantizer_t *q, lpq_error_t *err) {
   q->shift = shift;
   q->first = first;
   q->nbuckets = count;
+  if (q->fast && np <= 127 && build_search(q) != 0)
+    return lpq_errorf(err, LPQ_ENOMEM, "quantizer: out of memory");
   if (q->fast) {
     q->bucket = calloc((size_t)count, sizeof *q->bucket);
     if (!q->bucket)
@@ -243,6 +262,7 @@ void lp_quantizer_free(lp_quantizer_t **qp) {
   free(q->bucket);
   free(q->packed);
   free(q->base);
+  free(q->search);
   free(q);
   *qp = NULL;
 }
@@ -397,17 +417,7 @@ __attribute__((target("avx512f"))) static size_t quantize_f32_avx512_search(
   /* thr[j]: where code j+1 starts; the search's step with bit b probes thr[pos + b - 1] where
   ** pos is a multiple of 2b, so each step needs only the 64/b entries thr[m*2b + b - 1]:
   ** 1, 2, 4, 8, 16 (one register), 32 (two), 64 (four) */
-  uint32_t thr[128], val[128];
-  for (uint32_t j = 0; j < 128; j++) {
-    thr[j] = j < q->npos ? q->thr[j + 1] : NO_THRESHOLD;
-    val[j] = j <= q->npos ? q->fbits[j] : 0;
-  }
-  uint32_t step[7][64];
-  for (int s = 0; s < 7; s++) {
-    uint32_t bit = 64u >> s, n = 64u / bit;
-    for (uint32_t m = 0; m < 64; m++)
-      step[s][m] = m < n ? thr[m * 2 * bit + bit - 1] : NO_THRESHOLD;
-  }
+  const uint32_t(*step)[64] = (const uint32_t(*)[64])q->search, *val = q->search + 7 * 64;
   __m512i S2 = _mm512_loadu_si512((const void *)step[2]), S3 = _mm512_loadu_si512((const void *)step[3]);
   __m512i S4 = _mm512_loadu_si512((const void *)step[4]);
   __m512i S5a = _mm512_loadu_si512((const void *)step[5]),
@@ -516,7 +526,7 @@ static int select_kernel(const lp_quantizer_t *q) {
   if (!q->fast)
     return K_GENERIC;
   if (level == 2)
-    return q->npos <= 127 ? K_AVX512_SEARCH : q->packed ? K_AVX2_PACKED : K_AVX512;
+    return q->search ? K_AVX512_SEARCH : q->packed ? K_AVX2_PACKED : K_AVX512;
   if (level == 1)
     return q->packed ? K_AVX2_PACKED : K_AVX2;
   return K_SCALAR;

@@ -29,6 +29,7 @@ int lpq__qcache_init(qcache_t *c, size_t cap_bytes) {
 
 static void entry_free(qentry_t *e) {
   free(e->data);
+  free(e->idata);
   lp_quantizer_free(&e->q);
   free(e);
 }

@@ -106,6 +106,31 @@ static int quantize_with(lpq_scorer_t *s, const lpq_numfmt_t *f, const float *sr
   return rc;
 }
 
+/* The LP "auto" centres of a layer's weight channels (they depend on the weights alone):
+** computed once, then every LP auto_ch format of the layer starts its sf search from them. */
+static qentry_t *layer_centres(lpq_scorer_t *s, size_t layer, lpq_error_t *err) {
+  char key[32];
+  snprintf(key, sizeof key, "K|%zu", layer);
+  qentry_t *e = lpq__qcache_get(&s->cache, key);
+  if (e)
+    return e;
+  const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
+  const size_t channels = (size_t)L->weight_shape[0], per = L->weight_count / channels;
+  qentry_t *n = lpq__qentry_new(key);
+  if (!n || !(n->idata = malloc(channels * sizeof *n->idata))) {
+    free(n);
+    lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
+    return NULL;
+  }
+  if (lpq_numfmt_lp_centres(L->weight, channels, per, n->idata, err) != 0) {
+    free(n->idata);
+    free(n);
+    return NULL;
+  }
+  n->bytes = sizeof *n + channels * sizeof *n->idata;
+  return lpq__qcache_put(&s->cache, n);
+}
+
 /* Each channel's format of a per-channel weight format (fc: channels entries). LP auto_ch with
 ** an sf offset: each channel's sf calibrated once without it (cached), the offset added. */
 static int channel_formats(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *f,
@@ -126,7 +151,11 @@ static int channel_formats(lpq_scorer_t *s, size_t layer, const lpq_numfmt_t *f,
       free(n);
       return lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
     }
-    int rc = lpq_numfmt_calibrate_channels(&base, L->weight, channels, per, fc, err);
+    qentry_t *k = layer_centres(s, layer, err);
+    int rc = k ? lpq_numfmt_calibrate_channels_at(&base, L->weight, channels, per, k->idata,
+                                                  fc, err)
+               : (err ? err->code : LPQ_ENOMEM);
+    lpq__qcache_release(&s->cache, k);
     if (rc != 0) {
       free(n->data);
       free(n);

@@ -102,6 +102,7 @@ typedef struct qentry_t {
   char key[128];
   uint64_t hash;
   float *data;          /* quantized weights (owned) */
+  int *idata;           /* integers: a layer's LP centres (owned) */
   lp_quantizer_t *q;    /* a quantizer (owned) */
   lpq_numfmt_t fmt;     /* a resolved format */
   size_t bytes;         /* what the entry holds, for the bound */

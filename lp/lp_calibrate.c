@@ -111,11 +111,12 @@ static int sample_centre(const float *x, size_t count) {
 static int calibrate_sf_at(lpq_numfmt_t *f, const float *x, size_t count, int centre,
                            lpq_error_t *err) {
   const size_t stride = sample_stride(count);
-  size_t n = 0;
-  float *sample = malloc(2 * CALIB_SAMPLE * sizeof *sample);
+  const size_t most = count < CALIB_SAMPLE ? count : CALIB_SAMPLE; /* a channel: a few KB, */
+  size_t n = 0;                                    /* not 128 KB mapped and unmapped per call */
+  float *sample = malloc(2 * (most ? most : 1) * sizeof *sample);
   if (!sample)
     return lpq_errorf(err, LPQ_ENOMEM, "calibration: out of memory");
-  float *tmp = sample + CALIB_SAMPLE;
+  float *tmp = sample + most;
   for (size_t i = 0; i < count && n < CALIB_SAMPLE; i += stride)
     sample[n++] = x[i];
   int best_sf = centre;

@@ -78,13 +78,21 @@ static lp_quantizer_t *shared_quantizer(const lp_format_t *f, int *owned, lpq_er
   return q;
 }
 
-/* Sum of squared quantization errors of a sample under a quantizer. */
-static double sample_sse(const lp_quantizer_t *q, const float *x, size_t n, float *tmp) {
-  lp_quantize_f32(q, x, tmp, n, NULL);
+/* Sum of squared quantization errors of a sample under a quantizer, in order; it stops once the
+** running sum reaches `stop` (then the result is >= stop). The terms are not negative, so a
+** rounded running sum never falls: a sum that reached `stop` cannot end below it, and the
+** search's choice (strictly below the best so far) is the one the whole sum would give. */
+#define SSE_CHUNK 512
+static double sample_sse(const lp_quantizer_t *q, const float *x, size_t n, float *tmp,
+                         double stop) {
   double s = 0.0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)tmp[i] - (double)x[i];
-    s += d * d;
+  for (size_t i0 = 0; i0 < n && s < stop; i0 += SSE_CHUNK) {
+    const size_t m = n - i0 < SSE_CHUNK ? n - i0 : SSE_CHUNK;
+    lp_quantize_f32(q, x + i0, tmp + i0, m, NULL);
+    for (size_t i = i0; i < i0 + m; i++) {
+      double d = (double)tmp[i] - (double)x[i];
+      s += d * d;
+    }
   }
   return s;
 }
@@ -135,7 +143,7 @@ static int calibrate_sf_at(lpq_numfmt_t *f, const float *x, size_t count, int ce
         free(sample);
         return err ? err->code : LPQ_ENOMEM;
       }
-      double e = sample_sse(q, sample, n, tmp);
+      double e = sample_sse(q, sample, n, tmp, best);
       if (owned)
         lp_quantizer_free(&q);
       if (e < best) { /* strictly better: ties keep the sf nearest the centre */

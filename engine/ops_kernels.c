@@ -148,6 +148,16 @@ void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_o
   DISPATCH(wino_out_, len, s, ystride, o);
 }
 
+void lpq__kern_wino_in_segs(size_t nt, const wino_iseg_t *seg, const int *first, size_t nruns,
+                            float *dst, size_t vstride, size_t pstride) {
+  DISPATCH(wino_in_segs_, nt, seg, first, nruns, dst, vstride, pstride);
+}
+
+void lpq__kern_wino_out_segs(const float *s, size_t ystride, const wino_oseg_t *seg,
+                             size_t nseg, size_t off, float bias, float lo, float hi) {
+  DISPATCH(wino_out_segs_, s, ystride, seg, nseg, off, bias, lo, hi);
+}
+
 void lpq__kern_deinterleave4(float *restrict p0, float *restrict p1, float *restrict p2,
                              float *restrict p3, const float *restrict x, size_t n) {
   DISPATCH(deinterleave4_, p0, p1, p2, p3, x, n);

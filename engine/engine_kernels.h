@@ -72,14 +72,16 @@ typedef struct wino_out_t {
 } wino_out_t;
 void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_out_t *o);
 /* A run of up to 16 tiles over several tile rows (maps whose tile rows are shorter than 16
-** tiles), one segment per tile row it touches, by increasing first lane l0 (the first at 0).
-** Input: row[r] points at the window of the segment's first tile in input row r (lane l0 + i
-** reads row[r][2i .. 2i + 3]; 36 floats readable). Output: the segment's output rows y[i]
-** (i < rows) and residual rows res[i] (NULL: none) from its first tile's first column, w of
-** them valid. */
+** tiles), one segment per tile row it touches, lanes [l0, l0 + len), by increasing l0 (the
+** first at 0). Input: lane l0 + i's window in input row r is row[r][x0 + 2i .. x0 + 2i + 3].
+** With lpq__kern_wino_masked() the rows are the plane's (NULL: a row outside it) and only
+** columns [0, W) are read, the rest is zero; else they are zero-padded lines, 36 floats
+** readable from x0. Output: the segment's output rows y[i] (i < rows) and residual rows res[i]
+** (NULL: none) from its first tile's first column, w of them valid. */
 typedef struct wino_iseg_t {
   const float *row[4];
-  size_t l0;
+  int64_t x0;
+  size_t l0, len;
 } wino_iseg_t;
 typedef struct wino_oseg_t {
   float *y[2];
@@ -87,10 +89,11 @@ typedef struct wino_oseg_t {
   size_t l0, w;
   int rows;
 } wino_oseg_t;
+int lpq__kern_wino_masked(void);
 /* The nt tiles of a block: run k (lanes from block column 16 k) has segments first[k] to
 ** first[k + 1] (nruns runs). */
 void lpq__kern_wino_in_segs(size_t nt, const wino_iseg_t *seg, const int *first, size_t nruns,
-                            float *dst, size_t vstride, size_t pstride);
+                            int64_t W, float *dst, size_t vstride, size_t pstride);
 /* s as lpq__kern_wino_out (16 lanes); off is added to every y and res pointer. */
 void lpq__kern_wino_out_segs(const float *s, size_t ystride, const wino_oseg_t *seg,
                              size_t nseg, size_t off, float bias, float lo, float hi);

@@ -345,18 +345,20 @@ static const float *load_line(const conv_params_t *p, const float *xc, int64_t i
   return L;
 }
 
-/* input_transform for tile rows shorter than WINO_RUN: channel by channel, the lines of the
+/* input_transform for tile rows shorter than WINO_RUN: channel by channel, the rows of the
 ** block's segments (nt tiles; a tile row shares two input rows with the one before), then one
-** kernel call for its runs. */
+** kernel call for its runs. The kernel reads the plane's rows with masks where it can, else
+** zero-padded copies (lines). */
 static void input_transform_segs(const wino_job_t *j, const float *x, const tile_seg_t *sg,
                                  const int *first, int nruns, int64_t nt, float *V,
                                  float *lines) {
   const conv_params_t *p = j->p;
   const int64_t C = p->C, HW = p->H * p->W, n = 2 * j->tw + 2;
   const size_t lw = (size_t)n + WINO_SLACK, vstride = (size_t)(C * j->tb);
-  const size_t nlines = (size_t)wino_lines(p);
-  for (size_t i = 0; i < nlines; i++) /* the slack a run's last lanes read: finite */
-    memset(lines + i * lw + n, 0, WINO_SLACK * sizeof *lines);
+  const int masked = lpq__kern_wino_masked();
+  if (!masked)
+    for (int64_t i = 0; i < wino_lines(p); i++) /* the slack a run's last lanes read: finite */
+      memset(lines + (size_t)i * lw + n, 0, WINO_SLACK * sizeof *lines);
   wino_iseg_t is[WINO_MAX_SEGS];
   for (int64_t c = 0; c < C; c++) {
     const float *r0 = NULL, *r1 = NULL, *r2 = NULL, *r3 = NULL; /* scalars: no store-forwarding */
@@ -366,7 +368,12 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
       const tile_seg_t *g = &sg[s];
       const float *xc = x + (g->img * C + c) * HW;
       const int64_t iy = 2 * g->ty - p->p[0];
-      if (g->img != pimg || g->ty != pty) { /* else the rest of the last run's tile row */
+      if (masked) {
+        r0 = iy >= 0 && iy < p->H ? xc + iy * p->W : NULL;
+        r1 = iy + 1 >= 0 && iy + 1 < p->H ? xc + (iy + 1) * p->W : NULL;
+        r2 = iy + 2 >= 0 && iy + 2 < p->H ? xc + (iy + 2) * p->W : NULL;
+        r3 = iy + 3 >= 0 && iy + 3 < p->H ? xc + (iy + 3) * p->W : NULL;
+      } else if (g->img != pimg || g->ty != pty) { /* else the rest of the last run's tile row */
         if (g->img == pimg && g->ty == pty + 1) { /* rows 2, 3 -> 0, 1 */
           r0 = r2, r1 = r3;
         } else {
@@ -376,13 +383,13 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
         r2 = load_line(p, xc, iy + 2, n, L), L += lw;
         r3 = load_line(p, xc, iy + 3, n, L), L += lw;
       }
-      const int64_t a2 = 2 * g->a;
-      is[s].row[0] = r0 + a2, is[s].row[1] = r1 + a2, is[s].row[2] = r2 + a2;
-      is[s].row[3] = r3 + a2, is[s].l0 = (size_t)g->l0;
+      is[s].row[0] = r0, is[s].row[1] = r1, is[s].row[2] = r2, is[s].row[3] = r3;
+      is[s].x0 = 2 * g->a - (masked ? p->p[1] : 0);
+      is[s].l0 = (size_t)g->l0, is[s].len = (size_t)g->len;
       pimg = g->img, pty = g->ty;
     }
-    lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, V + (size_t)(c * NR), vstride,
-                           (size_t)(C * NR));
+    lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, p->W, V + (size_t)(c * NR),
+                           vstride, (size_t)(C * NR));
   }
 }
 

@@ -91,9 +91,9 @@ typedef struct wino_oseg_t {
 } wino_oseg_t;
 int lpq__kern_wino_masked(void);
 /* The nt tiles of a block: run k (lanes from block column 16 k) has segments first[k] to
-** first[k + 1] (nruns runs). */
+** first[k + 1] (nruns runs); off is added to every row pointer (not NULL) read. */
 void lpq__kern_wino_in_segs(size_t nt, const wino_iseg_t *seg, const int *first, size_t nruns,
-                            int64_t W, float *dst, size_t vstride, size_t pstride);
+                            int64_t W, size_t off, float *dst, size_t vstride, size_t pstride);
 /* s as lpq__kern_wino_out (16 lanes); off is added to every y and res pointer. */
 void lpq__kern_wino_out_segs(const float *s, size_t ystride, const wino_oseg_t *seg,
                              size_t nseg, size_t off, float bias, float lo, float hi);

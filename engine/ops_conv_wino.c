@@ -4,7 +4,9 @@
 ** Weights: U = G g G^T, 16 (36) matrices [M, C] packed for lpq's GEMM kernel (at load, or per
 ** run when a hook replaced the weights). A run walks blocks of tiles, one task each: the input
 ** tiles' V = B^T d B straight into the kernel's B panels, 16 (36) GEMMs Y = U V, and the output
-** transform A^T Y A with bias, residual and activation on the way to the output. */
+** transform A^T Y A with bias, residual and activation on the way to the output. The F(2x2)
+** transforms take 16 tiles a call: on maps whose tile rows are shorter (28x28 and below) a
+** call covers 16 consecutive tiles of the block over several tile rows and images. */
 #include "engine/engine_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
@@ -361,7 +363,12 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
       memset(lines + (size_t)i * lw + n, 0, WINO_SLACK * sizeof *lines);
   wino_iseg_t is[WINO_MAX_SEGS];
   for (int64_t c = 0; c < C; c++) {
-    const float *r0 = NULL, *r1 = NULL, *r2 = NULL, *r3 = NULL; /* scalars: no store-forwarding */
+    if (masked && c > 0) { /* the same segments, the plane c HW floats further */
+      lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, p->W, (size_t)(c * HW),
+                             V + (size_t)(c * NR), vstride, (size_t)(C * NR));
+      continue;
+    }
+    const float *r0 = NULL, *r1 = NULL, *r2 = NULL, *r3 = NULL;
     int64_t pimg = -1, pty = -1;
     float *L = lines;
     for (int s = 0; s < first[nruns]; s++) {
@@ -388,7 +395,7 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
       is[s].l0 = (size_t)g->l0, is[s].len = (size_t)g->len;
       pimg = g->img, pty = g->ty;
     }
-    lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, p->W, V + (size_t)(c * NR),
+    lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, p->W, 0, V + (size_t)(c * NR),
                            vstride, (size_t)(C * NR));
   }
 }

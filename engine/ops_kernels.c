@@ -91,30 +91,31 @@ static inline const float *wino_at(const float *p, int64_t off) {
   return (const float *)((uintptr_t)p + (uintptr_t)(off * (int64_t)sizeof(float)));
 }
 
-/* Lanes lm of d[0..3] (window columns 0..3) from row: raw element e of the first 32 is column
-** sh + e (lane e / 2), masks ma (columns 0, 1) and mb (2, 3, two further). */
-static inline __attribute__((always_inline)) void wino_row512(const float *row, int64_t sh,
-                                                              uint32_t ma, uint32_t mb,
-                                                              __mmask16 lm, __m512 *d) {
-  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const float *b = wino_at(row, sh), *b2 = wino_at(row, sh + 2);
-  const __m512 a0 = _mm512_maskz_loadu_ps((__mmask16)ma, b);
-  const __m512 a1 = _mm512_maskz_loadu_ps((__mmask16)(ma >> 16), wino_at(b, 16));
-  const __m512 c0 = _mm512_maskz_loadu_ps((__mmask16)mb, b2);
-  const __m512 c1 = _mm512_maskz_loadu_ps((__mmask16)(mb >> 16), wino_at(b2, 16));
-  d[0] = _mm512_mask_mov_ps(d[0], lm, _mm512_permutex2var_ps(a0, ie, a1));
-  d[1] = _mm512_mask_mov_ps(d[1], lm, _mm512_permutex2var_ps(a0, io, a1));
-  d[2] = _mm512_mask_mov_ps(d[2], lm, _mm512_permutex2var_ps(c0, ie, c1));
-  d[3] = _mm512_mask_mov_ps(d[3], lm, _mm512_permutex2var_ps(c0, io, c1));
-}
+/* Lanes lm of D0..D3 (window columns 0..3) from row: raw element e of the first 32 is column
+** sh + e (lane e / 2), masks ma (columns 0, 1) and mb (2, 3, two further). A macro: the 16
+** accumulators stay in registers. */
+#define WINO_ROW512(row, D0, D1, D2, D3)                                                       \
+  do {                                                                                         \
+    const float *b_ = wino_at(row, sh), *b2_ = wino_at(row, sh + 2);                           \
+    const __m512 a0_ = _mm512_maskz_loadu_ps((__mmask16)ma, b_);                               \
+    const __m512 a1_ = _mm512_maskz_loadu_ps((__mmask16)(ma >> 16), wino_at(b_, 16));          \
+    const __m512 c0_ = _mm512_maskz_loadu_ps((__mmask16)mb, b2_);                              \
+    const __m512 c1_ = _mm512_maskz_loadu_ps((__mmask16)(mb >> 16), wino_at(b2_, 16));         \
+    D0 = _mm512_mask_mov_ps(D0, lm, _mm512_permutex2var_ps(a0_, ie, a1_));                     \
+    D1 = _mm512_mask_mov_ps(D1, lm, _mm512_permutex2var_ps(a0_, io, a1_));                     \
+    D2 = _mm512_mask_mov_ps(D2, lm, _mm512_permutex2var_ps(c0_, ie, c1_));                     \
+    D3 = _mm512_mask_mov_ps(D3, lm, _mm512_permutex2var_ps(c0_, io, c1_));                     \
+  } while (0)
 
 static void wino_in_segs512(size_t nt, const wino_iseg_t *seg, const int *first, size_t nruns,
-                            int64_t W, float *dst, size_t vstride, size_t pstride) {
+                            int64_t W, size_t off, float *dst, size_t vstride, size_t pstride) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   for (size_t k = 0; k < nruns; k++) {
-    __m512 d0[4], d1[4], d2[4], d3[4]; /* input rows 0..3, window columns 0..3 */
-    for (int q = 0; q < 4; q++)
-      d0[q] = d1[q] = d2[q] = d3[q] = _mm512_setzero_ps();
+    /* dRQ: input row R, window column Q */
+    __m512 d00 = _mm512_setzero_ps(), d01 = d00, d02 = d00, d03 = d00, d10 = d00, d11 = d00;
+    __m512 d12 = d00, d13 = d00, d20 = d00, d21 = d00, d22 = d00, d23 = d00, d30 = d00;
+    __m512 d31 = d00, d32 = d00, d33 = d00;
     for (int s = first[k]; s < first[k + 1]; s++) {
       const wino_iseg_t *g = &seg[s];
       const int64_t e0 = 2 * (int64_t)g->l0, e1 = e0 + 2 * (int64_t)g->len, sh = g->x0 - e0;
@@ -122,37 +123,38 @@ static void wino_in_segs512(size_t nt, const wino_iseg_t *seg, const int *first,
       const uint32_t mb = wino_bits(e0 > -sh - 2 ? e0 : -sh - 2, e1 < W - sh - 2 ? e1 : W - sh - 2);
       const __mmask16 lm = (__mmask16)(((1u << g->len) - 1) << g->l0);
       if (g->row[0])
-        wino_row512(g->row[0], sh, ma, mb, lm, d0);
+        WINO_ROW512(g->row[0] + off, d00, d01, d02, d03);
       if (g->row[1])
-        wino_row512(g->row[1], sh, ma, mb, lm, d1);
+        WINO_ROW512(g->row[1] + off, d10, d11, d12, d13);
       if (g->row[2])
-        wino_row512(g->row[2], sh, ma, mb, lm, d2);
+        WINO_ROW512(g->row[2] + off, d20, d21, d22, d23);
       if (g->row[3])
-        wino_row512(g->row[3], sh, ma, mb, lm, d3);
-    }
-    __m512 e[4][4], v[16];
-#define WINO_E(r, d)                                                                           \
-  e[r][0] = _mm512_sub_ps(d[0], d[2]), e[r][1] = _mm512_add_ps(d[1], d[2]);                    \
-  e[r][2] = _mm512_sub_ps(d[2], d[1]), e[r][3] = _mm512_sub_ps(d[1], d[3]);
-    WINO_E(0, d0)
-    WINO_E(1, d1)
-    WINO_E(2, d2)
-    WINO_E(3, d3)
-#undef WINO_E
-    for (int q = 0; q < 4; q++) {
-      v[q] = _mm512_sub_ps(e[0][q], e[2][q]);
-      v[4 + q] = _mm512_add_ps(e[1][q], e[2][q]);
-      v[8 + q] = _mm512_sub_ps(e[2][q], e[1][q]);
-      v[12 + q] = _mm512_sub_ps(e[1][q], e[3][q]);
+        WINO_ROW512(g->row[3] + off, d30, d31, d32, d33);
     }
     /* run k is block columns [16 k, 16 k + n): within one 32-column panel */
     const size_t col = 16 * k, n = nt - col < 16 ? nt - col : 16;
     const __mmask16 sm = (__mmask16)((1u << n) - 1);
     float *out = dst + col / 32 * pstride + col % 32;
-    for (int xi = 0; xi < 16; xi++)
-      _mm512_mask_storeu_ps(out + (size_t)xi * vstride, sm, v[xi]);
+    /* window column q: eR = (d B)[R][q], then V_xi (xi = 4i + q) stored at once */
+#define WINO_V(q, e0, e1, e2, e3)                                                              \
+  do {                                                                                         \
+    _mm512_mask_storeu_ps(out + (size_t)(q) * vstride, sm, _mm512_sub_ps(e0, e2));             \
+    _mm512_mask_storeu_ps(out + (size_t)(4 + (q)) * vstride, sm, _mm512_add_ps(e1, e2));       \
+    _mm512_mask_storeu_ps(out + (size_t)(8 + (q)) * vstride, sm, _mm512_sub_ps(e2, e1));       \
+    _mm512_mask_storeu_ps(out + (size_t)(12 + (q)) * vstride, sm, _mm512_sub_ps(e1, e3));      \
+  } while (0)
+    WINO_V(0, _mm512_sub_ps(d00, d02), _mm512_sub_ps(d10, d12), _mm512_sub_ps(d20, d22),
+           _mm512_sub_ps(d30, d32));
+    WINO_V(1, _mm512_add_ps(d01, d02), _mm512_add_ps(d11, d12), _mm512_add_ps(d21, d22),
+           _mm512_add_ps(d31, d32));
+    WINO_V(2, _mm512_sub_ps(d02, d01), _mm512_sub_ps(d12, d11), _mm512_sub_ps(d22, d21),
+           _mm512_sub_ps(d32, d31));
+    WINO_V(3, _mm512_sub_ps(d01, d03), _mm512_sub_ps(d11, d13), _mm512_sub_ps(d21, d23),
+           _mm512_sub_ps(d31, d33));
+#undef WINO_V
   }
 }
+#undef WINO_ROW512
 
 static void wino_out_segs512(const float *s, size_t ystride, const wino_oseg_t *seg, size_t nseg,
                              size_t off, float bias, float lo, float hi) {
@@ -263,14 +265,14 @@ int lpq__kern_wino_masked(void) {
 }
 
 void lpq__kern_wino_in_segs(size_t nt, const wino_iseg_t *seg, const int *first, size_t nruns,
-                            int64_t W, float *dst, size_t vstride, size_t pstride) {
+                            int64_t W, size_t off, float *dst, size_t vstride, size_t pstride) {
 #ifdef LPQ_X86_VARIANTS
   if (lpq__isa() == LPQ_ISA_AVX512) {
-    wino_in_segs512(nt, seg, first, nruns, W, dst, vstride, pstride);
+    wino_in_segs512(nt, seg, first, nruns, W, off, dst, vstride, pstride);
     return;
   }
 #endif
-  DISPATCH(wino_in_segs_, nt, seg, first, nruns, W, dst, vstride, pstride);
+  DISPATCH(wino_in_segs_, nt, seg, first, nruns, W, off, dst, vstride, pstride);
 }
 
 void lpq__kern_wino_out_segs(const float *s, size_t ystride, const wino_oseg_t *seg,

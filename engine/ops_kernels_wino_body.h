@@ -68,10 +68,11 @@ static void KNAME(wino_in_)(size_t len, const float *const *E, const float *cons
 /* Lanes [l0, 16) of d from segment g's padded lines (lane l0 + i's window: row[r][x0 + 2i ..
 ** x0 + 2i + 3]). */
 static inline __attribute__((always_inline)) void KNAME(wino_gather_)(const wino_iseg_t *g,
+                                                                      size_t off,
                                                                       float d[4][4][32]) {
   const size_t l0 = g->l0;
   for (int r = 0; r < 4; r++) {
-    const float *restrict x = g->row[r] + g->x0;
+    const float *restrict x = g->row[r] + off + g->x0;
     float *restrict d0 = d[r][0] + l0, *restrict d1 = d[r][1] + l0;
     float *restrict d2 = d[r][2] + l0, *restrict d3 = d[r][3] + l0;
     for (int i = 0; i < 16; i++) {
@@ -87,16 +88,16 @@ static inline __attribute__((always_inline)) void KNAME(wino_gather_)(const wino
 ** gathered before run k is transformed, so run k's overlapping stores are in the cache by
 ** then (a load spanning stores still in flight waits for them). */
 static void KNAME(wino_in_segs_)(size_t nt, const wino_iseg_t *seg, const int *first,
-                                 size_t nruns, int64_t W, float *dst, size_t vstride,
-                                 size_t pstride) {
+                                 size_t nruns, int64_t W, size_t off, float *dst,
+                                 size_t vstride, size_t pstride) {
   float d[2][4][4][32];
   (void)W; /* lines: every column readable */
   for (int s = first[0]; s < first[1]; s++)
-    KNAME(wino_gather_)(&seg[s], d[0]);
+    KNAME(wino_gather_)(&seg[s], off, d[0]);
   for (size_t k = 0; k < nruns; k++) {
     if (k + 1 < nruns)
       for (int s = first[k + 1]; s < first[k + 2]; s++)
-        KNAME(wino_gather_)(&seg[s], d[(k + 1) % 2]);
+        KNAME(wino_gather_)(&seg[s], off, d[(k + 1) % 2]);
     const size_t n = nt - 16 * k < 16 ? nt - 16 * k : 16;
     KNAME(wino_in_core_)(n, d[k % 2], dst, vstride, 16 * k, pstride);
   }

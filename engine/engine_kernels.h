@@ -71,6 +71,32 @@ typedef struct wino_out_t {
   int rows;
 } wino_out_t;
 void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_out_t *o);
+/* A run of up to 16 tiles over several tile rows (maps whose tile rows are shorter than 16
+** tiles), one segment per tile row it touches, lanes [l0, l0 + len), by increasing l0 (the
+** first at 0). Input: lane l0 + i's window in input row r is row[r][x0 + 2i .. x0 + 2i + 3].
+** With lpq__kern_wino_masked() the rows are the plane's (NULL: a row outside it) and only
+** columns [0, W) are read, the rest is zero; else they are zero-padded lines, 36 floats
+** readable from x0. Output: the segment's output rows y[i] (i < rows) and residual rows res[i]
+** (NULL: none) from its first tile's first column, w of them valid. */
+typedef struct wino_iseg_t {
+  const float *row[4];
+  int64_t x0;
+  size_t l0, len;
+} wino_iseg_t;
+typedef struct wino_oseg_t {
+  float *y[2];
+  const float *res[2];
+  size_t l0, w;
+  int rows;
+} wino_oseg_t;
+int lpq__kern_wino_masked(void);
+/* The nt tiles of a block: run k (lanes from block column 16 k) has segments first[k] to
+** first[k + 1] (nruns runs); off is added to every row pointer (not NULL) read. */
+void lpq__kern_wino_in_segs(size_t nt, const wino_iseg_t *seg, const int *first, size_t nruns,
+                            int64_t W, size_t off, float *dst, size_t vstride, size_t pstride);
+/* s as lpq__kern_wino_out (16 lanes); off is added to every y and res pointer. */
+void lpq__kern_wino_out_segs(const float *s, size_t ystride, const wino_oseg_t *seg,
+                             size_t nseg, size_t off, float bias, float lo, float hi);
 /* p_q[u] = x[4u + q] for u < n. */
 void lpq__kern_deinterleave4(float *restrict p0, float *restrict p1, float *restrict p2,
                              float *restrict p3, const float *restrict x, size_t n);
@@ -90,5 +116,8 @@ size_t lpq__wino_packed_floats(const conv_params_t *p);
 void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out);
 size_t lpq__wino_scratch(const conv_params_t *p);
 int lpq__wino_run(const kctx_t *k, float lo, float hi);
+/* Tests: nonzero runs every F(2x2) layer tile row by tile row (the path for rows of 16 tiles
+** or more), to compare the multi-row path with it; set before a run, not during one. */
+extern int lpq__wino_row_path;
 
 #endif

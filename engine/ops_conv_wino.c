@@ -4,18 +4,30 @@
 ** Weights: U = G g G^T, 16 (36) matrices [M, C] packed for lpq's GEMM kernel (at load, or per
 ** run when a hook replaced the weights). A run walks blocks of tiles, one task each: the input
 ** tiles' V = B^T d B straight into the kernel's B panels, 16 (36) GEMMs Y = U V, and the output
-** transform A^T Y A with bias, residual and activation on the way to the output. */
+** transform A^T Y A with bias, residual and activation on the way to the output. The F(2x2)
+** transforms take 16 tiles a call: on maps whose tile rows are shorter (28x28 and below) a
+** call covers 16 consecutive tiles of the block over several tile rows and images. */
 #include "engine/engine_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
 #if defined(__GNUC__) && !defined(__clang__) /* clang vectorises at -O2 and has no such pragma */
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+/* short variable zero fills stay loops: a memset call costs more than they do */
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
 #include <stdlib.h>
 #include <string.h>
 
 #define NR SGEMM_NR
+/* Maps whose tile rows are shorter than 16 F(2x2) tiles: a transform covers a run of 16 tiles
+** of the block over several tile rows (and images), one segment per tile row it touches; a
+** block (<= 8 NR tiles) has at most one segment per tile and one more per run. */
+#define WINO_RUN 16
+#define WINO_MAX_SEGS (8 * NR + 8 * NR / WINO_RUN)
+#define WINO_SLACK 34 /* floats past a line's 2 tw + 2 (a run's last lane reads 36 from 2a) */
+
+int lpq__wino_row_path;
 
 int lpq__wino_applies(const conv_params_t *p) {
   static int enabled = -1; /* LPQ_WINOGRAD=0: the implicit GEMM for these too */
@@ -54,9 +66,16 @@ size_t lpq__wino_packed_floats(const conv_params_t *p) {
   return (ts + 2) * (ts + 2) * lpq__sgemm_packed_a_floats((size_t)p->M, (size_t)p->C);
 }
 
+/* The input lines a channel of a block needs on the multi-row path: at most 2 per tile row it
+** touches and 2 more per image. */
+static int64_t wino_lines(const conv_params_t *p) {
+  const int64_t tb = wino_block(p), tw = (p->OW + 1) / 2, th = (p->OH + 1) / 2;
+  return 2 * ((tb - 1) / tw + 2) + 2 * ((tb - 1) / (tw * th) + 2);
+}
+
 /* Per-thread scratch: V, Y, the input rows split by column phase, a line. */
 static void wino_layout(const conv_params_t *p, size_t *v_off, size_t *y_off, size_t *row_off,
-                        size_t *total) {
+                        size_t *line_off, size_t *total) {
   const size_t ts = (size_t)wino_tile(p), nxi = (ts + 2) * (ts + 2);
   const size_t tb = (size_t)wino_block(p), tw = ((size_t)p->OW + ts - 1) / ts;
   size_t at = 0;
@@ -65,12 +84,15 @@ static void wino_layout(const conv_params_t *p, size_t *v_off, size_t *y_off, si
   /* (ts + 2) rows x ts phases of tw + 2, a line of ts tw + 2, 17 floats of slack (the
   ** transform kernels read 16 past a row's start) */
   *row_off = at, at += (ts + 2) * ts * (tw + 2) + ts * tw + 4 + 32;
+  *line_off = at; /* the multi-row path's lines */
+  if (ts == 2 && tw < WINO_RUN)
+    at += (size_t)wino_lines(p) * (2 * tw + 2 + WINO_SLACK);
   *total = at;
 }
 
 size_t lpq__wino_scratch(const conv_params_t *p) {
-  size_t v, y, r, total;
-  wino_layout(p, &v, &y, &r, &total);
+  size_t v, y, r, l, total;
+  wino_layout(p, &v, &y, &r, &l, &total);
   return total + lpq__wino_packed_floats(p) + 32; /* and the hooked weights' pack (thread 0) */
 }
 
@@ -139,8 +161,15 @@ typedef struct wino_job_t {
   float lo, hi;
   int64_t ts, nxi, tb, th, tw, tiles; /* output tile side, transformed points */
   int64_t tpt; /* tiles per task (<= tb, the row length of V and Y) */
-  size_t v_off, y_off, row_off;
+  int segs;    /* F(2x2) tile rows shorter than WINO_RUN: runs over several tile rows */
+  size_t v_off, y_off, row_off, line_off;
 } wino_job_t;
+
+/* Part of a run of WINO_RUN tiles in one tile row: tiles [a, a + len) of tile row ty of image
+** img, lanes [l0, l0 + len) of the run. */
+typedef struct tile_seg_t {
+  int64_t img, ty, a, len, l0;
+} tile_seg_t;
 
 /* F(4x4): input row iy of plane x for tiles [a, b) split by column phase: P[q][u] = column
 ** 4(a + u) + q - pl (u <= b - a), zero outside the plane. */
@@ -281,6 +310,126 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
   }
 }
 
+/* The segments of the block's tiles [t0, t0 + nt) in runs of WINO_RUN lanes; run k's are
+** first[k] to first[k + 1]. Returns the number of runs. */
+static int block_segs(const wino_job_t *j, int64_t t0, int64_t nt, tile_seg_t *sg, int *first) {
+  const int64_t per_img = j->th * j->tw;
+  int ns = 0, nr = 0;
+  for (int64_t done = 0; done < nt;) {
+    const int64_t t = t0 + done, a = t % j->tw, l0 = done % WINO_RUN;
+    const int64_t left = nt - done < WINO_RUN - l0 ? nt - done : WINO_RUN - l0;
+    if (l0 == 0)
+      first[nr++] = ns;
+    sg[ns] = (tile_seg_t){t / per_img, t % per_img / j->tw, a, j->tw - a < left ? j->tw - a : left,
+                          l0};
+    done += sg[ns++].len;
+  }
+  first[nr] = ns;
+  return nr;
+}
+
+/* Columns [-pl, 2 tw + 2 - pl) of input row iy of plane xc into L (zero outside the plane), or
+** a zero line for a row outside it. */
+static const float *load_line(const conv_params_t *p, const float *xc, int64_t iy, int64_t n,
+                              float *L) {
+  static const float zeros[2 * WINO_RUN + 2 + WINO_SLACK];
+  if (iy < 0 || iy >= p->H)
+    return zeros;
+  const float *row = xc + iy * p->W;
+  const int64_t x0 = -p->p[1], lo = x0 < 0 ? (-x0 < n ? -x0 : n) : 0;
+  const int64_t hi = p->W - x0 < n ? p->W - x0 : n;
+  for (int64_t i = 0; i < lo; i++)
+    L[i] = 0.0f;
+  if (hi > lo)
+    memcpy(L + lo, row + x0 + lo, (size_t)(hi - lo) * sizeof *L);
+  for (int64_t i = hi > lo ? hi : lo; i < n; i++)
+    L[i] = 0.0f;
+  return L;
+}
+
+/* input_transform for tile rows shorter than WINO_RUN: channel by channel, the rows of the
+** block's segments (nt tiles; a tile row shares two input rows with the one before), then one
+** kernel call for its runs. The kernel reads the plane's rows with masks where it can, else
+** zero-padded copies (lines). */
+static void input_transform_segs(const wino_job_t *j, const float *x, const tile_seg_t *sg,
+                                 const int *first, int nruns, int64_t nt, float *V,
+                                 float *lines) {
+  const conv_params_t *p = j->p;
+  const int64_t C = p->C, HW = p->H * p->W, n = 2 * j->tw + 2;
+  const size_t lw = (size_t)n + WINO_SLACK, vstride = (size_t)(C * j->tb);
+  const int masked = lpq__kern_wino_masked();
+  if (!masked)
+    for (int64_t i = 0; i < wino_lines(p); i++) /* the slack a run's last lanes read: finite */
+      memset(lines + (size_t)i * lw + n, 0, WINO_SLACK * sizeof *lines);
+  wino_iseg_t is[WINO_MAX_SEGS];
+  for (int64_t c = 0; c < C; c++) {
+    if (masked && c > 0) { /* the same segments, the plane c HW floats further */
+      lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, p->W, (size_t)(c * HW),
+                             V + (size_t)(c * NR), vstride, (size_t)(C * NR));
+      continue;
+    }
+    const float *r0 = NULL, *r1 = NULL, *r2 = NULL, *r3 = NULL;
+    int64_t pimg = -1, pty = -1;
+    float *L = lines;
+    for (int s = 0; s < first[nruns]; s++) {
+      const tile_seg_t *g = &sg[s];
+      const float *xc = x + (g->img * C + c) * HW;
+      const int64_t iy = 2 * g->ty - p->p[0];
+      if (masked) {
+        r0 = iy >= 0 && iy < p->H ? xc + iy * p->W : NULL;
+        r1 = iy + 1 >= 0 && iy + 1 < p->H ? xc + (iy + 1) * p->W : NULL;
+        r2 = iy + 2 >= 0 && iy + 2 < p->H ? xc + (iy + 2) * p->W : NULL;
+        r3 = iy + 3 >= 0 && iy + 3 < p->H ? xc + (iy + 3) * p->W : NULL;
+      } else if (g->img != pimg || g->ty != pty) { /* else the rest of the last run's tile row */
+        if (g->img == pimg && g->ty == pty + 1) { /* rows 2, 3 -> 0, 1 */
+          r0 = r2, r1 = r3;
+        } else {
+          r0 = load_line(p, xc, iy, n, L), L += lw;
+          r1 = load_line(p, xc, iy + 1, n, L), L += lw;
+        }
+        r2 = load_line(p, xc, iy + 2, n, L), L += lw;
+        r3 = load_line(p, xc, iy + 3, n, L), L += lw;
+      }
+      is[s].row[0] = r0, is[s].row[1] = r1, is[s].row[2] = r2, is[s].row[3] = r3;
+      is[s].x0 = 2 * g->a - (masked ? p->p[1] : 0);
+      is[s].l0 = (size_t)g->l0, is[s].len = (size_t)g->len;
+      pimg = g->img, pty = g->ty;
+    }
+    lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, p->W, 0, V + (size_t)(c * NR),
+                           vstride, (size_t)(C * NR));
+  }
+}
+
+/* output_transform for tile rows shorter than WINO_RUN: a call per run and output channel. */
+static void output_transform_segs(const wino_job_t *j, const float *Y, size_t ldy,
+                                  const tile_seg_t *sg, const int *first, int nruns) {
+  const conv_params_t *p = j->p;
+  const kctx_t *k = j->k;
+  const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW;
+  const size_t ystride = (size_t)M * ldy;
+  float *y = k->out[0];
+  wino_oseg_t os[WINO_MAX_SEGS];
+  for (int s = 0; s < first[nruns]; s++) {
+    const tile_seg_t *g = &sg[s];
+    const int64_t at = g->img * M * OHW + 2 * g->ty * OW + 2 * g->a;
+    os[s].rows = OH - 2 * g->ty < 2 ? 1 : 2;
+    os[s].w = (size_t)(2 * g->len < OW - 2 * g->a ? 2 * g->len : OW - 2 * g->a);
+    os[s].l0 = (size_t)g->l0;
+    for (int i = 0; i < 2; i++) {
+      const int64_t r = at + (i < os[s].rows ? i : 0) * OW;
+      os[s].y[i] = y + r;
+      os[s].res[i] = j->residual ? j->residual + r : NULL;
+    }
+  }
+  for (int64_t m = 0; m < M; m++) {
+    const float bias = k->bias ? k->bias[m] : 0.0f;
+    for (int r = 0; r < nruns; r++)
+      lpq__kern_wino_out_segs(Y + (size_t)m * ldy + (size_t)(r * WINO_RUN), ystride,
+                              os + first[r], (size_t)(first[r + 1] - first[r]),
+                              (size_t)(m * OHW), bias, j->lo, j->hi);
+  }
+}
+
 static void wino_task(void *arg, size_t task, int tid) {
   const wino_job_t *j = arg;
   const conv_params_t *p = j->p;
@@ -294,12 +443,22 @@ static void wino_task(void *arg, size_t task, int tid) {
       for (int64_t c = 0; c < p->C; c++)
         memset(V + xi * vstride + (size_t)((ncols - NR) * p->C + c * NR + nt % NR), 0,
                (size_t)(NR - nt % NR) * sizeof *V);
-  input_transform(j, j->k->in[0], t0, t0, nt, V, scratch + j->row_off);
+  tile_seg_t sg[WINO_MAX_SEGS];
+  int first[8 * NR / WINO_RUN + 1], nruns = 0;
+  if (j->segs) {
+    nruns = block_segs(j, t0, nt, sg, first);
+    input_transform_segs(j, j->k->in[0], sg, first, nruns, nt, V, scratch + j->line_off);
+  } else {
+    input_transform(j, j->k->in[0], t0, t0, nt, V, scratch + j->row_off);
+  }
   const size_t per = lpq__sgemm_packed_a_floats((size_t)p->M, (size_t)p->C);
   for (int xi = 0; xi < j->nxi; xi++)
     lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
                            V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
-  output_transform(j, Y, (size_t)j->tb, t0, nt);
+  if (j->segs)
+    output_transform_segs(j, Y, (size_t)j->tb, sg, first, nruns);
+  else
+    output_transform(j, Y, (size_t)j->tb, t0, nt);
 }
 
 int lpq__wino_run(const kctx_t *k, float lo, float hi) {
@@ -311,7 +470,8 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
   j.th = (p->OH + j.ts - 1) / j.ts, j.tw = (p->OW + j.ts - 1) / j.ts;
   j.tiles = p->N * j.th * j.tw;
   size_t total;
-  wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &total);
+  wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &j.line_off, &total);
+  j.segs = j.ts == 2 && j.tw < WINO_RUN && !lpq__wino_row_path;
   const float *base = n->wdata ? n->wdata : (const float *)k->in[1];
   if (n->wpack && k->weight == base) {
     j.U = n->wpack;

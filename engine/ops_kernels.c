@@ -18,6 +18,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define LPQ_X86_VARIANTS 1
+#include <immintrin.h>
+#include <stdint.h>
 #endif
 
 static int isa_detect(void) {
@@ -73,6 +75,117 @@ const char *lpq_engine_isa(void) {
 #define KSUF _avx512
 #include "engine/ops_kernels_body.h"
 #undef KSUF
+
+/* The multi-row Winograd F(2x2) transforms with AVX-512 masks: the input lanes gathered
+** straight from the plane's rows in registers (masked loads: no padded copies, no partial
+** stores read back), the outputs stored with masks. The same arithmetic per lane as the
+** loops (ops_kernels_wino_body.h). */
+/* Bits [lo, hi) of 32 (lo, hi clamped to [0, 32]). */
+static inline uint32_t wino_bits(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo > 32 ? 32 : lo, hi = hi < 0 ? 0 : hi > 32 ? 32 : hi;
+  return lo >= hi ? 0 : (uint32_t)(((1ull << hi) - 1) & ~((1ull << lo) - 1));
+}
+
+/* p + off floats, computed as an address (the masked-off lanes may lie outside the object). */
+static inline const float *wino_at(const float *p, int64_t off) {
+  return (const float *)((uintptr_t)p + (uintptr_t)(off * (int64_t)sizeof(float)));
+}
+
+/* Lanes lm of D0..D3 (window columns 0..3) from row: raw element e of the first 32 is column
+** sh + e (lane e / 2), masks ma (columns 0, 1) and mb (2, 3, two further). A macro: the 16
+** accumulators stay in registers. */
+#define WINO_ROW512(row, D0, D1, D2, D3)                                                       \
+  do {                                                                                         \
+    const float *b_ = wino_at(row, sh), *b2_ = wino_at(row, sh + 2);                           \
+    const __m512 a0_ = _mm512_maskz_loadu_ps((__mmask16)ma, b_);                               \
+    const __m512 a1_ = _mm512_maskz_loadu_ps((__mmask16)(ma >> 16), wino_at(b_, 16));          \
+    const __m512 c0_ = _mm512_maskz_loadu_ps((__mmask16)mb, b2_);                              \
+    const __m512 c1_ = _mm512_maskz_loadu_ps((__mmask16)(mb >> 16), wino_at(b2_, 16));         \
+    D0 = _mm512_mask_mov_ps(D0, lm, _mm512_permutex2var_ps(a0_, ie, a1_));                     \
+    D1 = _mm512_mask_mov_ps(D1, lm, _mm512_permutex2var_ps(a0_, io, a1_));                     \
+    D2 = _mm512_mask_mov_ps(D2, lm, _mm512_permutex2var_ps(c0_, ie, c1_));                     \
+    D3 = _mm512_mask_mov_ps(D3, lm, _mm512_permutex2var_ps(c0_, io, c1_));                     \
+  } while (0)
+
+static void wino_in_segs512(size_t nt, const wino_iseg_t *seg, const int *first, size_t nruns,
+                            int64_t W, size_t off, float *dst, size_t vstride, size_t pstride) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (size_t k = 0; k < nruns; k++) {
+    /* dRQ: input row R, window column Q */
+    __m512 d00 = _mm512_setzero_ps(), d01 = d00, d02 = d00, d03 = d00, d10 = d00, d11 = d00;
+    __m512 d12 = d00, d13 = d00, d20 = d00, d21 = d00, d22 = d00, d23 = d00, d30 = d00;
+    __m512 d31 = d00, d32 = d00, d33 = d00;
+    for (int s = first[k]; s < first[k + 1]; s++) {
+      const wino_iseg_t *g = &seg[s];
+      const int64_t e0 = 2 * (int64_t)g->l0, e1 = e0 + 2 * (int64_t)g->len, sh = g->x0 - e0;
+      const uint32_t ma = wino_bits(e0 > -sh ? e0 : -sh, e1 < W - sh ? e1 : W - sh);
+      const uint32_t mb = wino_bits(e0 > -sh - 2 ? e0 : -sh - 2, e1 < W - sh - 2 ? e1 : W - sh - 2);
+      const __mmask16 lm = (__mmask16)(((1u << g->len) - 1) << g->l0);
+      if (g->row[0])
+        WINO_ROW512(g->row[0] + off, d00, d01, d02, d03);
+      if (g->row[1])
+        WINO_ROW512(g->row[1] + off, d10, d11, d12, d13);
+      if (g->row[2])
+        WINO_ROW512(g->row[2] + off, d20, d21, d22, d23);
+      if (g->row[3])
+        WINO_ROW512(g->row[3] + off, d30, d31, d32, d33);
+    }
+    /* run k is block columns [16 k, 16 k + n): within one 32-column panel */
+    const size_t col = 16 * k, n = nt - col < 16 ? nt - col : 16;
+    const __mmask16 sm = (__mmask16)((1u << n) - 1);
+    float *out = dst + col / 32 * pstride + col % 32;
+    /* window column q: eR = (d B)[R][q], then V_xi (xi = 4i + q) stored at once */
+#define WINO_V(q, e0, e1, e2, e3)                                                              \
+  do {                                                                                         \
+    _mm512_mask_storeu_ps(out + (size_t)(q) * vstride, sm, _mm512_sub_ps(e0, e2));             \
+    _mm512_mask_storeu_ps(out + (size_t)(4 + (q)) * vstride, sm, _mm512_add_ps(e1, e2));       \
+    _mm512_mask_storeu_ps(out + (size_t)(8 + (q)) * vstride, sm, _mm512_sub_ps(e2, e1));       \
+    _mm512_mask_storeu_ps(out + (size_t)(12 + (q)) * vstride, sm, _mm512_sub_ps(e1, e3));      \
+  } while (0)
+    WINO_V(0, _mm512_sub_ps(d00, d02), _mm512_sub_ps(d10, d12), _mm512_sub_ps(d20, d22),
+           _mm512_sub_ps(d30, d32));
+    WINO_V(1, _mm512_add_ps(d01, d02), _mm512_add_ps(d11, d12), _mm512_add_ps(d21, d22),
+           _mm512_add_ps(d31, d32));
+    WINO_V(2, _mm512_sub_ps(d02, d01), _mm512_sub_ps(d12, d11), _mm512_sub_ps(d22, d21),
+           _mm512_sub_ps(d32, d31));
+    WINO_V(3, _mm512_sub_ps(d01, d03), _mm512_sub_ps(d11, d13), _mm512_sub_ps(d21, d23),
+           _mm512_sub_ps(d31, d33));
+#undef WINO_V
+  }
+}
+#undef WINO_ROW512
+
+static void wino_out_segs512(const float *s, size_t ystride, const wino_oseg_t *seg, size_t nseg,
+                             size_t off, float bias, float lo, float hi) {
+  float w[2][32];
+  wino_out_core__avx512(s, ystride, 0, w);
+  const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  __m512 x[2][2];
+  for (int i = 0; i < 2; i++)
+    for (int h = 0; h < 2; h++)
+      x[i][h] = _mm512_add_ps(_mm512_loadu_ps(w[i] + 16 * h), vb);
+  for (size_t k = 0; k < nseg; k++) {
+    const wino_oseg_t *g = &seg[k];
+    const int64_t e0 = 2 * (int64_t)g->l0;
+    const uint32_t m = wino_bits(e0, e0 + (int64_t)g->w);
+    for (int i = 0; i < g->rows; i++) {
+      float *yb = (float *)wino_at(g->y[i] + off, -e0);
+      const float *rb = g->res[i] ? wino_at(g->res[i] + off, -e0) : NULL;
+      for (int h = 0; h < 2; h++) {
+        const __mmask16 mh = (__mmask16)(m >> (16 * h));
+        if (!mh)
+          continue;
+        __m512 v = x[i][h];
+        if (rb) /* (w + bias) + res, as the loops */
+          v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mh, wino_at(rb, 16 * h)));
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vlo, _CMP_LT_OQ), vlo);
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vhi, _CMP_GT_OQ), vhi);
+        _mm512_mask_storeu_ps((float *)wino_at(yb, 16 * h), mh, v);
+      }
+    }
+  }
+}
 #pragma GCC pop_options
 #define DISPATCH(name, ...)                                                                    \
   switch (lpq__isa()) {                                                                        \
@@ -111,7 +224,6 @@ void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, 
 }
 
 #ifdef LPQ_X86_VARIANTS
-#include <immintrin.h>
 /* 16 pairs per step: two loads, a two-source permute for each half, two stores. */
 __attribute__((target("avx512f"))) static size_t deinterleave_avx512(float *even, float *odd,
                                                                      const float *x, size_t n) {
@@ -146,6 +258,32 @@ void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O,
 
 void lpq__kern_wino_out(size_t len, const float *s, size_t ystride, const wino_out_t *o) {
   DISPATCH(wino_out_, len, s, ystride, o);
+}
+
+int lpq__kern_wino_masked(void) {
+  return lpq__isa() == LPQ_ISA_AVX512;
+}
+
+void lpq__kern_wino_in_segs(size_t nt, const wino_iseg_t *seg, const int *first, size_t nruns,
+                            int64_t W, size_t off, float *dst, size_t vstride, size_t pstride) {
+#ifdef LPQ_X86_VARIANTS
+  if (lpq__isa() == LPQ_ISA_AVX512) {
+    wino_in_segs512(nt, seg, first, nruns, W, off, dst, vstride, pstride);
+    return;
+  }
+#endif
+  DISPATCH(wino_in_segs_, nt, seg, first, nruns, W, off, dst, vstride, pstride);
+}
+
+void lpq__kern_wino_out_segs(const float *s, size_t ystride, const wino_oseg_t *seg,
+                             size_t nseg, size_t off, float bias, float lo, float hi) {
+#ifdef LPQ_X86_VARIANTS
+  if (lpq__isa() == LPQ_ISA_AVX512) {
+    wino_out_segs512(s, ystride, seg, nseg, off, bias, lo, hi);
+    return;
+  }
+#endif
+  DISPATCH(wino_out_segs_, s, ystride, seg, nseg, off, bias, lo, hi);
 }
 
 void lpq__kern_deinterleave4(float *restrict p0, float *restrict p1, float *restrict p2,

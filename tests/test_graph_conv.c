@@ -1,8 +1,11 @@
 /* tests/test_graph_conv.c: the convolution kernels (implicit GEMM, im2col over several images,
 ** 1x1 straight from the input, the 3x3 depthwise kernel, the generic depthwise kernel, fused
 ** Relu and residual Add) against a plain reference loop, over shapes, strides, pads,
-** dilations and groups. Each case is a one-node ONNX model built here and packed. */
+** dilations and groups. Each case is a one-node ONNX model built here and packed. Winograd
+** F(2x2) on small maps (tile rows shorter than 16 tiles, transformed 16 tiles at a time over
+** several rows) must also equal the row-by-row path bit for bit (lpq__wino_row_path). */
 #include "engine/engine.h"
+#include "engine/engine_internal.h"
 #include "onnx/onnx.pb-c.h"
 
 #include <criterion/criterion.h>
@@ -18,6 +21,8 @@ typedef struct conv_case_t {
 /* Set by nan_cases: x[0] is NaN, and every output it reaches must be NaN (not clamped away);
 ** Winograd may spread it to the rest of its output tile, so there a NaN is no error either. */
 static int nan_input;
+/* Set by small_map_cases: every run again with lpq__wino_row_path set, compared with memcmp. */
+static int rows_too;
 
 static float frand(unsigned *s) {
   *s = *s * 1103515245u + 12345u;
@@ -83,6 +88,28 @@ static Onnx__ValueInfoProto *value_info(const char *name, int ndim, const int64_
 static const float *swap_weight(void *user, size_t layer, const float *w, size_t count) {
   (void)layer, (void)w, (void)count;
   return user;
+}
+
+/* Runs ex again with every F(2x2) layer tile row by tile row: the same bits as got. */
+static void check_row_path(lpq_exec_t *ex, const void *const *inputs, const float *got, size_t ny,
+                           const lpq_hooks_t *hooks, const conv_case_t *c, int threads) {
+  float *rows = malloc(ny * 4);
+  void *outputs[1] = {rows};
+  lpq_error_t err;
+  lpq__wino_row_path = 1;
+  const int rc = lpq_exec_run_multi(ex, inputs, outputs, hooks, &err);
+  lpq__wino_row_path = 0;
+  cr_assert_eq(rc, 0, "%s", err.msg);
+  size_t i = 0;
+  while (i < ny && memcmp(&got[i], &rows[i], 4) == 0)
+    i++;
+  cr_assert_eq(i, ny,
+               "row path differs: n%lld c%lld %lldx%lld m%lld p%lld relu%d res%d threads %d "
+               "hooked %d: y[%zu] = %a, row path %a", (long long)c->n, (long long)c->c,
+               (long long)c->h, (long long)c->w, (long long)c->m, (long long)c->pad, c->relu,
+               c->residual, threads, hooks != NULL, i, got[i < ny ? i : 0],
+               rows[i < ny ? i : 0]);
+  free(rows);
 }
 
 /* Runs one case through the engine and compares with the reference. */
@@ -185,6 +212,8 @@ static void check(const conv_case_t *c, unsigned seed) {
                     (long long)c->m, (long long)c->k, (long long)c->stride, (long long)c->pad,
                     (long long)c->dil, (long long)c->groups, c->relu, c->residual, threads, i,
                     got[i], want[i]);
+    if (rows_too)
+      check_row_path(ex, inputs, got, ny, NULL, c, threads);
     const lpq_hooks_t hooks = {.user = w2, .weight = swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < ny; i++)
@@ -195,6 +224,8 @@ static void check(const conv_case_t *c, unsigned seed) {
                     "y[%zu] = %g, want %g", (long long)c->n, (long long)c->c, (long long)c->h,
                     (long long)c->w, (long long)c->m, (long long)c->k, (long long)c->stride,
                     (long long)c->groups, threads, i, got[i], want2[i]);
+    if (rows_too)
+      check_row_path(ex, inputs, got, ny, &hooks, c, threads);
     lpq_exec_free(&ex);
     lpq_graph_free(&g);
   }
@@ -275,6 +306,39 @@ static void odd_channel_cases(void) {
     check(&cases[i], 200 + (unsigned)i);
 }
 
+/* Winograd F(2x2) on maps whose tile rows are shorter than 16 tiles: runs of 16 tiles over
+** several tile rows and images, odd sizes (a partial last tile), pads 0, 1 and 2, residual and
+** clamp, batches 1 and 3, channels off 8 and 16, blocks starting mid-row (two threads split
+** the tiles) and several blocks per thread (batch 20). */
+static void small_map_cases(void) {
+  static const int64_t sizes[][2] = {{2, 2}, {3, 3}, {5, 7}, {7, 7}, {9, 9}};
+  static const int64_t chans[][2] = {{9, 10}, {13, 21}};
+  unsigned seed = 400;
+  int cases = 0;
+  rows_too = 1;
+  for (size_t si = 0; si < 5; si++)
+    for (int64_t pad = 0; pad <= 1; pad++)
+      for (int64_t n = 1; n <= 3; n += 2) {
+        const size_t ci = (si + (size_t)pad + (size_t)n / 3) % 2;
+        conv_case_t c = {n, chans[ci][0], sizes[si][0], sizes[si][1], chans[ci][1], 3, 1, pad,
+                         1, 1, (int)((si + (size_t)n) % 2), (int)((si + (size_t)pad) % 2)};
+        if (out_dim(&c, c.h) < 2 || out_dim(&c, c.w) < 2)
+          continue;
+        check(&c, seed++);
+        cases++;
+      }
+  conv_case_t more[] = {
+      {20, 9, 7, 7, 10, 3, 1, 1, 1, 1, 1, 1}, {3, 40, 9, 9, 24, 3, 1, 1, 1, 1, 0, 1},
+      {2, 8, 4, 4, 8, 3, 1, 1, 1, 1, 1, 0},   {3, 12, 3, 11, 17, 3, 1, 1, 1, 1, 0, 0},
+      {1, 9, 5, 5, 9, 3, 1, 2, 1, 1, 1, 1},   {1, 16, 29, 30, 16, 3, 1, 1, 1, 1, 1, 1},
+      {3, 17, 6, 31, 8, 3, 1, 0, 1, 1, 1, 1},
+  };
+  for (size_t i = 0; i < sizeof more / sizeof more[0]; i++, cases++)
+    check(&more[i], seed++);
+  rows_too = 0;
+  cr_assert_gt(cases, 20);
+}
+
 /* A NaN input stays NaN through every kernel and the fused Relu (a clamp by max/min must not
 ** turn it into 0). */
 static void nan_cases(void) {
@@ -282,7 +346,7 @@ static void nan_cases(void) {
       {2, 16, 40, 40, 24, 3, 1, 1, 1, 1, 1, 0}, {2, 16, 9, 9, 24, 3, 1, 1, 1, 1, 1, 0},
       {1, 8, 30, 30, 40, 3, 2, 1, 1, 1, 1, 0},  {3, 24, 7, 7, 40, 1, 1, 0, 1, 1, 1, 0},
       {1, 20, 40, 40, 40, 1, 1, 0, 1, 1, 1, 0}, {2, 6, 12, 12, 6, 3, 1, 1, 1, 6, 1, 0},
-      {1, 64, 30, 30, 64, 3, 1, 1, 1, 1, 1, 0},
+      {1, 64, 30, 30, 64, 3, 1, 1, 1, 1, 1, 0}, {3, 16, 7, 7, 24, 3, 1, 1, 1, 1, 1, 0},
   };
   nan_input = 1;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -299,6 +363,11 @@ Test(graph_conv, dense_strided_padded_dilated_grouped) { dense_cases(); }
 Test(graph_conv, depthwise) { depthwise_cases(); }
 Test(graph_conv, large_maps_use_the_implicit_gemm) { large_map_cases(); }
 Test(graph_conv, odd_channels_and_batches) { odd_channel_cases(); }
+Test(graph_conv, winograd_small_maps) { small_map_cases(); }
+Test(graph_conv, avx2_winograd_small_maps) {
+  force_avx2();
+  small_map_cases();
+}
 
 Test(graph_conv, avx2_dense_strided_padded_dilated_grouped) {
   force_avx2();

@@ -107,9 +107,12 @@ Test(cli, search_writes_front_configs_and_plot) {
     cr_assert_eq(stat(p, &st), 0, "%s missing", p);
     cr_assert_gt(st.st_size, 20);
   }
-  /* a config on the front scores the same through lpq eval */
+  /* a config on the front scores the same through lpq eval with the search's local terms */
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "scorer"), "local_terms")),
+                   "projected");
   char cfg[512];
-  snprintf(cfg, sizeof cfg, "eval " SMALL "--calib 16 --json --config %s/config_00.json", dir);
+  snprintf(cfg, sizeof cfg, "eval " SMALL "--calib 16 --json --local-terms projected --config "
+           "%s/config_00.json", dir);
   char *e;
   cr_assert_eq(lpq(cfg, &e), 0, "%s", e);
   json_t *je = json_loads(e, 0, NULL);

@@ -25,7 +25,7 @@ typedef struct args_t {
   double hv_ref[2];
   int threads, json, random, have_hv_ref;
   long cut_mb; /* --cut-cache-mb: the scorer's cut cache in MiB (0: off; -1: the default) */
-  lpq_local_mode_t local; size_t local_dim; /* --local-terms, --local-dim (0: the default) */
+  lpq_local_mode_t local; size_t local_dim; /* --local-terms [projected], --local-dim [0: 256] */
   int bc_auto; /* --bias-correction auto: the chosen config with and without, on validation */
   int fill;    /* --fill-budget on: the chosen config's unused weight bits, tried on validation */
   lpq_search_space_t space;
@@ -60,7 +60,7 @@ static int parse(int argc, char **argv, args_t *a) {
   lpq_job_settings_t *js = &a->job.js;
   lpq_job_settings_default(js);
   a->threads = 2;
-  a->cut_mb = -1;
+  a->cut_mb = -1, a->local = LPQ_LOCAL_PROJECTED; /* see docs/MEASUREMENTS.md, issue 14 */
   a->top1 = 8;
   a->max_drop = -1;
   a->val_members = SIZE_MAX;

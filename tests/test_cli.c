@@ -107,9 +107,12 @@ Test(cli, search_writes_front_configs_and_plot) {
     cr_assert_eq(stat(p, &st), 0, "%s missing", p);
     cr_assert_gt(st.st_size, 20);
   }
-  /* a config on the front scores the same through lpq eval */
+  /* a config on the front scores the same through lpq eval with the search's local terms */
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "scorer"), "local_terms")),
+                   "projected");
   char cfg[512];
-  snprintf(cfg, sizeof cfg, "eval " SMALL "--calib 16 --json --config %s/config_00.json", dir);
+  snprintf(cfg, sizeof cfg, "eval " SMALL "--calib 16 --json --local-terms projected --config "
+           "%s/config_00.json", dir);
   char *e;
   cr_assert_eq(lpq(cfg, &e), 0, "%s", e);
   json_t *je = json_loads(e, 0, NULL);
@@ -200,5 +203,35 @@ Test(cli, eval_threads_give_the_same_results) {
   char *o;
   cr_assert_eq(lpq("eval " SMALL "--config " FIX "score_small_config.json --threads 0", &o), 2);
   cr_assert(strstr(o, "--threads 0"), "%s", o);
+  free(o);
+}
+
+/* --local-terms: lpq eval says which it used; projected changes the local part only; a bad
+** name is refused by eval and search */
+Test(cli, local_terms_flag) {
+  double local[2], global[2];
+  const char *modes[2] = {"exact", "projected"};
+  for (int k = 0; k < 2; k++) {
+    char cmd[512], *o;
+    snprintf(cmd, sizeof cmd, "eval " SMALL "--config " FIX "score_small_config.json --calib 16 "
+             "--json --local-terms %s --local-dim 64", modes[k]);
+    cr_assert_eq(lpq(cmd, &o), 0, "%s", o);
+    json_t *j = json_loads(o, 0, NULL);
+    cr_assert_not_null(j, "%s", o);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "local_terms")), modes[k]);
+    local[k] = json_number_value(json_object_get(j, "l_co_local"));
+    global[k] = json_number_value(json_object_get(j, "l_co_global"));
+    json_decref(j);
+    free(o);
+  }
+  cr_assert_eq(global[0], global[1]);
+  cr_assert_neq(local[0], local[1]);
+  char *o;
+  cr_assert_eq(lpq("eval " SMALL "--config " FIX "score_small_config.json --local-terms fast", &o),
+               2);
+  cr_assert(strstr(o, "--local-terms fast"), "%s", o);
+  free(o);
+  cr_assert_eq(lpq("search " SMALL "--local-terms fast", &o), 2);
+  cr_assert(strstr(o, "local-terms"), "%s", o);
   free(o);
 }

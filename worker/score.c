@@ -106,12 +106,12 @@ static int ref_output(void *user, size_t layer, const float *y, size_t count) {
   if (count % s->batch != 0)
     return lpq_errorf(rp->err, LPQ_EFORMAT, "scorer: layer %zu output (%zu values) does not split "
                       "into %zu samples", layer, count, s->batch);
-  r->dim = count / s->batch;
-  r->out_norm = malloc(count * sizeof *r->out_norm);
-  if (!r->out_norm)
+  int rc = lpq__local_setup(s, layer, count / s->batch, rp->err);
+  if (rc != 0)
+    return rc;
+  if (!(r->out_norm = malloc(s->batch * r->rdim * sizeof *r->out_norm)))
     return lpq_errorf(rp->err, LPQ_ENOMEM, "scorer: out of memory for layer %zu outputs", layer);
-  memcpy(r->out_norm, y, count * sizeof *y);
-  return lpq_normalize_rows(r->out_norm, s->batch, r->dim, rp->err);
+  return lpq__local_rows(s, layer, y, r->out_norm, rp->err); /* the FP side, once */
 }
 
 static const float *ref_weight(void *user, size_t layer, const float *w, size_t count) {
@@ -130,6 +130,10 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
       lpq_graph_input(g, 0, &in) != 0 || lpq_graph_output(g, 0, &out) != 0 ||
       in.dtype != LPQ_DT_F32 || out.dtype != LPQ_DT_F32) {
     lpq_errorf(err, LPQ_EUNSUP, "scorer: the model must have one float input and one float output");
+    return NULL;
+  }
+  if (opts && !lpq_local_mode_name(opts->local)) {
+    lpq_errorf(err, LPQ_EINVAL, "scorer: local terms mode %d is unknown", (int)opts->local);
     return NULL;
   }
   lpq_scorer_t *s = calloc(1, sizeof *s);
@@ -203,7 +207,7 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
       lpq_errorf(err, LPQ_ESTATE, "scorer: layer %zu did not run in the FP pass", l);
       goto fail;
     }
-    r->self_loss = lpq_infonce_normalized(r->out_norm, r->out_norm, s->batch, r->dim,
+    r->self_loss = lpq_infonce_normalized(r->out_norm, r->out_norm, s->batch, r->rdim,
                                           s->opts.temperature, scratch);
     sum += r->self_loss;
     if (r->dim > s->max_dim)
@@ -238,6 +242,7 @@ void lpq_scorer_free(lpq_scorer_t **sp) {
     free(s->ref[l].out_norm);
     free(s->ref[l].in_sample);
     free(s->ref[l].in_mean);
+    free(s->ref[l].sign);
   }
   free(s->ref);
   free(s->out_fp);
@@ -314,10 +319,10 @@ static int eval_output(void *user, size_t layer, const float *y, size_t count) {
   lpq_scorer_t *s = ev->s;
   const lpq__layer_ref_t *r = &s->ref[layer];
   (void)count;
-  int rc = lpq_normalize_rows_to(ev->buf, y, s->batch, r->dim, &ev->hook_err);
+  int rc = lpq__local_rows(s, layer, y, ev->buf, &ev->hook_err);
   if (rc != 0)
     return lpq_error_prefix(&ev->hook_err, "layer %zu output: ", layer);
-  ev->local[layer] = lpq_infonce_normalized(ev->buf, r->out_norm, s->batch, r->dim,
+  ev->local[layer] = lpq_infonce_normalized(ev->buf, r->out_norm, s->batch, r->rdim,
                                             s->opts.temperature, ev->scratch);
   return 0;
 }

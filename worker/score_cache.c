@@ -5,6 +5,8 @@
 ** computing it again gives (tests/test_score.c checks it against opts.no_cache). */
 #include "worker/worker_internal.h"
 
+#include <stdatomic.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +335,10 @@ void lpq_scorer_stats(lpq_scorer_t *s, lpq_scorer_stats_t *st) {
   st->cache_bytes = s->cache.bytes;
   pthread_mutex_unlock(&s->cache.mu);
   st->ncuts = s->ncuts;
+  st->local_rows = atomic_load(&s->local_rows);
+  st->local = s->opts.local;
+  for (size_t l = 0; l < s->nlayers; l++)
+    st->local_dims += s->ref[l].rdim;
   if (s->ncuts) {
     pthread_mutex_lock(&s->cuts.mu);
     st->cut_resumes = s->cut_resumes;

@@ -40,6 +40,27 @@ double lpq_infonce_normalized(const float *qn, const float *pn, size_t batch, si
 
 #define LPQ_SCORE_CUT_MB_DEFAULT 512
 
+/* How the local terms are computed. Each reduces a layer's output rows (the FP side once, at
+** the scorer's creation; the candidate's on every evaluation) before the rows are normalised
+** and InfoNCE is taken over their B x B similarities, with the same formula, temperature and
+** weights; only the features differ. */
+typedef enum lpq_local_mode_t {
+  LPQ_LOCAL_EXACT = 0, /* the whole output row (DESIGN section 2) [default] */
+  LPQ_LOCAL_PROJECTED, /* a fixed random projection to local_dim values: a signed fold, value d
+                          of the row times a seeded +-1 added to component d mod local_dim
+                          (an unbiased estimate of every inner product; one pass over the row) */
+  LPQ_LOCAL_POOLED,    /* average pooling: a conv output's H x W map to at most s x s cells per
+                          channel (s = floor(sqrt(local_dim))), a [T, E] output's T tokens to at
+                          most local_dim groups per feature; other outputs kept whole */
+} lpq_local_mode_t;
+
+#define LPQ_LOCAL_DIM_DEFAULT 256 /* projected: values per row; pooled: cells per channel 16 */
+
+/* "exact", "projected", "pooled"; NULL outside. */
+const char *lpq_local_mode_name(lpq_local_mode_t m);
+/* The mode named by text into *m: 0, or LPQ_EINVAL naming the choices. */
+int lpq_local_mode_parse(const char *text, lpq_local_mode_t *m, lpq_error_t *err);
+
 /* How a candidate is scored. Zero-initialised fields take the defaults in brackets. */
 typedef struct lpq_score_opts_t {
   double temperature; /* InfoNCE temperature T [0.5] */
@@ -66,6 +87,9 @@ typedef struct lpq_score_opts_t {
                           mean output shift the quantization causes on the calibration batch
                           (NNCF FastBiasCorrection, AIMET): -(Wq - W) E[x], E[x] the FP input's
                           per-channel mean [0] */
+  lpq_local_mode_t local; /* how the local terms are computed [LPQ_LOCAL_EXACT] */
+  size_t local_dim;       /* projected: values per row [LPQ_LOCAL_DIM_DEFAULT]; pooled: cells
+                             per channel [16]; rows already that short are kept whole */
 } lpq_score_opts_t;
 
 /* lpq_bias_shifts (the shifts the scorer adds, for exports) is the engine's: engine/bias.c. */
@@ -106,6 +130,11 @@ typedef struct lpq_scorer_stats_t {
   uint64_t cut_layers_skipped;         /* layers not run thanks to the resumes */
   size_t cut_bytes;                    /* the cut cache's entries */
   size_t ncuts;                        /* cuts chosen for this model */
+  uint64_t local_rows;                 /* layer outputs reduced and normalised for the local
+                                          terms: the FP pass's once per layer at creation, then
+                                          each candidate layer whose term is computed */
+  size_t local_dims;                   /* the local terms' row lengths summed over layers */
+  lpq_local_mode_t local;              /* the scorer's opts.local */
 } lpq_scorer_stats_t;
 void lpq_scorer_stats(lpq_scorer_t *s, lpq_scorer_stats_t *st);
 

@@ -140,6 +140,12 @@ typedef struct lpq__layer_ref_t {
   size_t in_total;   /* input elements per pass */
   float *in_mean;    /* bias correction: the FP input's mean per input channel */
   double self_loss;  /* InfoNCE of the FP output with itself */
+  /* the local term's features (score_local.c): rdim values per sample (dim when exact) */
+  size_t rdim;
+  float *sign;       /* projected: dim seeded +-1 (NULL: the row is kept whole) */
+  size_t channels, h, w, ph, pw; /* pooled: [channels, h, w] into [channels, ph, pw], or
+                                    [h, channels] (tokens, features) into [ph, channels] when
+                                    w == 0; channels 0: the row is kept whole */
 } lpq__layer_ref_t;
 
 /* The prefix cache of local terms: layer l's local term depends only on the formats of layers
@@ -173,6 +179,7 @@ struct lpq_scorer_t {
   int64_t *labels;        /* NULL without labels */
   double self_global, self_local, top1_fp;
   size_t max_dim;
+  _Atomic uint64_t local_rows; /* lpq_scorer_stats' local_rows */
   qcache_t cache;
   lpq__prefix_cache_t prefix;
   qcache_t cuts; /* the cut cache: saved states, keyed by cut and prefix (score_cuts.c) */
@@ -218,6 +225,14 @@ void lpq__prefix_extend(uint64_t h[2], const lpq_numfmt_t *w, const lpq_numfmt_t
 /* 1 and *local when the key is held. */
 int lpq__prefix_get(lpq__prefix_cache_t *c, const uint64_t h[2], double *local);
 void lpq__prefix_put(lpq__prefix_cache_t *c, const uint64_t h[2], double local);
+
+/* score_local.c: the local terms' features. setup fixes layer's reduction from its output
+** size (dim values per sample) and the scorer's options (r->dim, rdim, sign or pooling); rows
+** reduces the batch's rows y ([batch, dim]) into dst ([batch, rdim]) and normalises them
+** (exact: lpq_normalize_rows_to, bit for bit). */
+int lpq__local_setup(lpq_scorer_t *s, size_t layer, size_t dim, lpq_error_t *err);
+int lpq__local_rows(lpq_scorer_t *s, size_t layer, const float *y, float *dst,
+                    lpq_error_t *err);
 
 /* ---- bias correction after weight quantization: the engine's lpq_bias_input_means and
 ** lpq_bias_shift (engine/bias.c, documented in engine/engine.h) under the names the scorer

@@ -22,6 +22,10 @@ static void usage(FILE *out) {
           "  --norm MEAN,STD     normalise IDX/uint8 images: (x/255 - MEAN) / STD\n"
           "  --temperature T     InfoNCE temperature (default 0.5)\n"
           "  --lambda L          exponent of L_CR in L_F = L_CO * L_CR^L (default 1)\n"
+          "  --local-terms M     L_CO's local terms: exact (default), projected (a fixed random\n"
+          "                      projection of each layer's output rows: lpq search's default,\n"
+          "                      to reproduce its L_CO) or pooled: see lpq search --help\n"
+          "  --local-dim K       projected: values per row (256); pooled: cells per channel (16)\n"
           "  --bias-correction on|off\n"
           "                      correct each quantized layer's bias for the mean output shift\n"
           "                      its weight quantization causes on the calibration batch (the\n"
@@ -41,6 +45,8 @@ typedef struct eval_args_t {
   int threads;
   double mean, std, temperature, lambda;
   int json, bias_correction, bc_given; /* the flag, else the config's "bias_correction" */
+  lpq_local_mode_t local;
+  size_t local_dim;
 } eval_args_t;
 
 static int parse_args(int argc, char **argv, eval_args_t *a) {
@@ -53,6 +59,7 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
       {"bias-correction", required_argument, 0, 'B'},
       {"resolved-config", required_argument, 0, 'R'}, {"out", required_argument, 0, 'O'},
       {"threads", required_argument, 0, 't'},
+      {"local-terms", required_argument, 0, 'E'}, {"local-dim", required_argument, 0, 'K'},
       {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   *a = (eval_args_t){.calib = 256, .mean = 0, .std = 1, .temperature = 0.5, .lambda = 1,
@@ -102,6 +109,20 @@ static int parse_args(int argc, char **argv, eval_args_t *a) {
       }
       a->bias_correction = strcmp(optarg, "on") == 0 ? 1 : 0;
       a->bc_given = 1;
+      break;
+    case 'E':
+      if (lpq_local_mode_parse(optarg, &a->local, NULL) != 0) {
+        fprintf(stderr, "lpq eval: --local-terms %s: expected exact, projected or pooled\n",
+                optarg);
+        return 2;
+      }
+      break;
+    case 'K':
+      a->local_dim = strtoul(optarg, &end, 10);
+      if (*end || a->local_dim < 1 || a->local_dim > 1 << 20) {
+        fprintf(stderr, "lpq eval: --local-dim %s: expected an integer in 1..1048576\n", optarg);
+        return 2;
+      }
       break;
     case 'R': a->resolved_config = optarg; break;
     case 'O': a->out = optarg; break;
@@ -257,7 +278,8 @@ int cmd_eval(int argc, char **argv) {
   if (!a.bc_given)
     a.bias_correction = cfg->bias_correction;
   lpq_score_opts_t opts = {.temperature = a.temperature, .lambda = a.lambda,
-                           .bias_correction = a.bias_correction, .threads = a.threads};
+                           .bias_correction = a.bias_correction, .threads = a.threads,
+                           .local = a.local, .local_dim = a.local_dim};
   /* calibration labels: only when the calibration batch is a prefix of the labelled data */
   if (!(s = lpq_scorer_new(g, calib->data, cx ? NULL : labels, &opts, &err)))
     goto fail;
@@ -280,6 +302,7 @@ int cmd_eval(int argc, char **argv) {
                           "mean_weight_bits", sc.mean_w_bits, "mean_activation_bits",
                           sc.mean_a_bits, "eval_ms", sc.eval_ms);
     json_object_set_new(o, "bias_correction", json_boolean(a.bias_correction));
+    json_object_set_new(o, "local_terms", json_string(lpq_local_mode_name(a.local)));
     if (labels) {
       json_object_set_new(o, "top1_fp32", json_real(100.0 * top1_fp));
       json_object_set_new(o, "top1_quantized", json_real(100.0 * top1_q));
@@ -291,7 +314,8 @@ int cmd_eval(int argc, char **argv) {
   } else {
     printf("model        %s (%zu quantizable layers)\n", a.model, nl);
     printf("config       %s\n", a.config);
-    printf("calibration  %zu samples, T = %g\n", ncal, a.temperature);
+    printf("calibration  %zu samples, T = %g, local terms %s\n", ncal, a.temperature,
+           lpq_local_mode_name(a.local));
     printf("L_CO         %.6f (global %.6f, local mean %.6f; fp32 self-contrast %.6f)\n", sc.l_co,
            sc.l_global, sc.l_local, self);
     printf("mean bits    weights %.3f, activations %.3f\n", sc.mean_w_bits, sc.mean_a_bits);

@@ -25,6 +25,7 @@ typedef struct args_t {
   double hv_ref[2];
   int threads, json, random, have_hv_ref;
   long cut_mb; /* --cut-cache-mb: the scorer's cut cache in MiB (0: off; -1: the default) */
+  lpq_local_mode_t local; size_t local_dim; /* --local-terms [projected], --local-dim [0: 256] */
   int bc_auto; /* --bias-correction auto: the chosen config with and without, on validation */
   int fill;    /* --fill-budget on: the chosen config's unused weight bits, tried on validation */
   lpq_search_space_t space;
@@ -38,7 +39,7 @@ static int range_arg(const char *s, int *lo, int *hi) {
 
 static int parse(int argc, char **argv, args_t *a) {
   enum { O_CALIBDATA = 256, O_MAXW, O_MAXA, O_MAXLAT, O_WONLY, O_PIN, O_SIBL, O_HV, O_ABITS, O_WSF, O_BC, O_VDATA,
-         O_VLABELS, O_DROP, O_SENS, O_VMEMBERS, O_FILL, O_CUTMB };
+         O_VLABELS, O_DROP, O_SENS, O_VMEMBERS, O_FILL, O_CUTMB, O_LOCAL, O_LDIM };
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"labels", 1, 0, 'l'}, {"calib", 1, 0, 'n'},
       {"calib-data", 1, 0, O_CALIBDATA}, {"norm", 1, 0, 'N'}, {"mode", 1, 0, 'M'},
@@ -53,12 +54,13 @@ static int parse(int argc, char **argv, args_t *a) {
       {"siblings", 1, 0, O_SIBL}, {"seed", 1, 0, 's'}, {"temperature", 1, 0, 'T'},
       {"random", 0, 0, 'R'}, {"generations", 1, 0, 'g'}, {"evaluations", 1, 0, 'E'},
       {"time", 1, 0, 't'}, {"patience", 1, 0, 'k'}, {"threads", 1, 0, 'j'},
-      {"cut-cache-mb", 1, 0, O_CUTMB}, {"top1", 1, 0, '1'}, {"hv-ref", 1, 0, O_HV}, {"out", 1, 0, 'O'}, {"json", 0, 0, 'J'},
+      {"cut-cache-mb", 1, 0, O_CUTMB}, {"local-terms", 1, 0, O_LOCAL}, {"local-dim", 1, 0, O_LDIM},
+      {"top1", 1, 0, '1'}, {"hv-ref", 1, 0, O_HV}, {"out", 1, 0, 'O'}, {"json", 0, 0, 'J'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   lpq_job_settings_t *js = &a->job.js;
   lpq_job_settings_default(js);
   a->threads = 2;
-  a->cut_mb = -1;
+  a->cut_mb = -1, a->local = LPQ_LOCAL_PROJECTED; /* see docs/MEASUREMENTS.md, issue 14 */
   a->top1 = 8;
   a->max_drop = -1;
   a->val_members = SIZE_MAX;
@@ -132,6 +134,8 @@ static int parse(int argc, char **argv, args_t *a) {
     case 'k': js->patience = strtoul(optarg, &end, 10); bad = *end != 0; break;
     case 'j': a->threads = (int)strtol(optarg, &end, 10); bad = *end || a->threads < 1 || a->threads > 256; break;
     case O_CUTMB: a->cut_mb = strtol(optarg, &end, 10); bad = *end || a->cut_mb < 0 || a->cut_mb > 1 << 20; break;
+    case O_LOCAL: bad = lpq_local_mode_parse(optarg, &a->local, NULL) != 0; break;
+    case O_LDIM: a->local_dim = strtoul(optarg, &end, 10); bad = *end || a->local_dim < 1 || a->local_dim > 1 << 20; break;
     case '1': a->top1 = strtoul(optarg, &end, 10); bad = *end != 0; break;
     case O_HV: bad = sscanf(optarg, "%lf,%lf", &a->hv_ref[0], &a->hv_ref[1]) != 2; a->have_hv_ref = 1; break;
     case 'O': a->out = optarg; break;
@@ -260,7 +264,8 @@ int cmd_search(int argc, char **argv) {
     goto fail;
   lpq_score_opts_t so = {.temperature = js->temperature, .lambda = js->lambda,
                          .bias_correction = js->bias_correction, .no_cuts = a.cut_mb == 0,
-                         .cut_bytes = a.cut_mb > 0 ? (size_t)a.cut_mb << 20 : 0};
+                         .cut_bytes = a.cut_mb > 0 ? (size_t)a.cut_mb << 20 : 0,
+                         .local = a.local, .local_dim = a.local_dim};
   if (!(sc = lpq_scorer_new(g, calib->data, NULL, &so, &err)))
     goto fail;
   nl = lpq_graph_num_layers(g);

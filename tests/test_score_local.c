@@ -1,0 +1,272 @@
+/* tests/test_score_local.c: the local terms' modes (lpq_local_mode_t): names round-trip, exact
+** is DESIGN's loss bit for bit (recomputed here from the layers' outputs with lpq_infonce), the
+** estimates reduce the rows, equal the self-contrast on an fp32 candidate and keep the order of
+** coarser formats, and the FP side is reduced once. */
+#include "engine/engine.h"
+#include "worker/worker.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIX "tests/fixtures/"
+
+TestSuite(score_local, .timeout = 600);
+
+typedef struct setup_t {
+  lpq_graph_t *g;
+  lpq_array_t *x;
+  size_t nl;
+} setup_t;
+
+static setup_t load(const char *model, const char *data, int batch) {
+  setup_t s = {0};
+  lpq_error_t err;
+  cr_assert_eq(lpq_load_npy(data, &s.x, &err), 0, "%s", err.msg);
+  if (batch > 0 && batch < s.x->shape[0])
+    s.x->shape[0] = batch; /* the first samples only */
+  s.g = lpq_graph_load(model, (int)s.x->shape[0], &err);
+  cr_assert_not_null(s.g, "%s", err.msg);
+  s.nl = lpq_graph_num_layers(s.g);
+  return s;
+}
+
+static void unload(setup_t *s) {
+  lpq_graph_free(&s->g);
+  lpq_array_free(&s->x);
+}
+
+static void uniform(size_t n, const char *wf, const char *af, lpq_numfmt_t *w, lpq_numfmt_t *a) {
+  for (size_t i = 0; i < n; i++) {
+    cr_assert_eq(lpq_numfmt_parse(wf, &w[i], NULL), 0, "%s", wf);
+    cr_assert_eq(lpq_numfmt_parse(af, &a[i], NULL), 0, "%s", af);
+  }
+}
+
+static lpq_scorer_t *scorer(const setup_t *s, lpq_local_mode_t m, size_t dim) {
+  lpq_error_t err;
+  lpq_score_opts_t o = {.local = m, .local_dim = dim, .no_prefix = 1, .no_cuts = 1};
+  lpq_scorer_t *sc = lpq_scorer_new(s->g, s->x->data, NULL, &o, &err);
+  cr_assert_not_null(sc, "%s", err.msg);
+  return sc;
+}
+
+Test(score_local, mode_names_round_trip_and_bad_ones_are_refused) {
+  for (int m = LPQ_LOCAL_EXACT; m <= LPQ_LOCAL_POOLED; m++) {
+    const char *name = lpq_local_mode_name((lpq_local_mode_t)m);
+    cr_assert_not_null(name);
+    lpq_local_mode_t back = (lpq_local_mode_t)-1;
+    cr_assert_eq(lpq_local_mode_parse(name, &back, NULL), 0, "%s", name);
+    cr_assert_eq((int)back, m, "%s", name);
+  }
+  lpq_error_t err;
+  lpq_local_mode_t m;
+  cr_assert_eq(lpq_local_mode_parse("approx", &m, &err), LPQ_EINVAL);
+  cr_assert(strstr(err.msg, "projected") != NULL, "%s", err.msg);
+  cr_assert_null(lpq_local_mode_name((lpq_local_mode_t)3));
+  setup_t s = load(FIX "score_small.onnx", FIX "score_small_x.npy", 0);
+  lpq_score_opts_t o = {.local = (lpq_local_mode_t)3};
+  cr_assert_null(lpq_scorer_new(s.g, s.x->data, NULL, &o, &err));
+  cr_assert_eq(err.code, LPQ_EINVAL);
+  unload(&s);
+}
+
+/* ---- exact: DESIGN's loss, recomputed from the outputs the hooks see ---- */
+
+typedef struct capture_t {
+  const setup_t *s;
+  float **out;               /* per layer: [batch, dim] */
+  size_t *count;
+  lp_quantizer_t **aq;       /* per layer: the activations' quantizer, or NULL */
+} capture_t;
+
+static int cap_input(void *u, size_t l, float *x, size_t n) {
+  capture_t *c = u;
+  return c->aq && c->aq[l] ? lp_quantize_f32(c->aq[l], x, x, n, NULL) : 0;
+}
+
+static int cap_output(void *u, size_t l, const float *y, size_t n) {
+  capture_t *c = u;
+  c->out[l] = malloc(n * sizeof *y);
+  memcpy(c->out[l], y, n * sizeof *y);
+  c->count[l] = n;
+  return 0;
+}
+
+static void capture(const setup_t *s, lp_quantizer_t **aq, float **out, size_t *count,
+                    float *logits) {
+  lpq_error_t err;
+  capture_t c = {s, out, count, aq};
+  lpq_hooks_t h = {&c, NULL, cap_input, cap_output, NULL};
+  lpq_exec_t *x = lpq_exec_new(s->g, &err);
+  cr_assert_eq(lpq_exec_run(x, s->x->data, logits, &h, &err), 0, "%s", err.msg);
+  lpq_exec_free(&x);
+}
+
+/* fp32 weights, LP activations (resolved by the scorer): L_CO from lpq_infonce on the captured
+** outputs equals the exact scorer's, bit for bit */
+static void exact_is_design(const char *model, const char *data, int batch) {
+  setup_t s = load(model, data, batch);
+  lpq_error_t err;
+  size_t nl = s.nl, B = (size_t)s.x->shape[0];
+  lpq_numfmt_t *w = calloc(nl, sizeof *w), *a = calloc(nl, sizeof *a);
+  lpq_numfmt_t *rw = calloc(nl, sizeof *rw), *ra = calloc(nl, sizeof *ra);
+  uniform(nl, "fp32", "lp<6,1,3,auto>", w, a);
+  lpq_scorer_t *sc = scorer(&s, LPQ_LOCAL_EXACT, 7); /* local_dim means nothing to exact */
+  lpq_score_t r;
+  cr_assert_eq(lpq_scorer_eval(sc, w, a, &r, &err), 0, "%s", err.msg);
+  cr_assert_eq(lpq_scorer_resolve(sc, w, a, rw, ra, &err), 0, "%s", err.msg);
+  lp_quantizer_t **aq = calloc(nl, sizeof *aq);
+  for (size_t l = 0; l < nl; l++)
+    cr_assert_not_null(aq[l] = lpq_numfmt_quantizer(&ra[l], &err), "%s", err.msg);
+  lpq_tensor_info_t oi;
+  lpq_graph_output(s.g, 0, &oi);
+  float *lf = malloc(oi.count * sizeof *lf), *lq = malloc(oi.count * sizeof *lq);
+  float **fo = calloc(nl, sizeof *fo), **qo = calloc(nl, sizeof *qo);
+  size_t *fc = calloc(nl, sizeof *fc), *qc = calloc(nl, sizeof *qc);
+  capture(&s, NULL, fo, fc, lf);
+  capture(&s, aq, qo, qc, lq);
+  double sum = 0, global, local;
+  for (size_t l = 0; l < nl; l++) {
+    cr_assert_eq(fc[l], qc[l]);
+    cr_assert_eq(lpq_infonce(qo[l], fo[l], B, fc[l] / B, 0.5, &local, &err), 0, "%s", err.msg);
+    sum += local;
+  }
+  cr_assert_eq(lpq_infonce(lq, lf, B, oi.count / B, 0.5, &global, &err), 0, "%s", err.msg);
+  cr_assert_eq(r.l_global, global, "%.17g vs %.17g", r.l_global, global);
+  cr_assert_eq(r.l_local, sum / (double)nl, "%.17g vs %.17g", r.l_local, sum / (double)nl);
+  cr_assert_eq(r.l_co, global + sum / (double)nl);
+  lpq_scorer_stats_t st;
+  lpq_scorer_stats(sc, &st);
+  size_t dims = 0;
+  for (size_t l = 0; l < nl; l++)
+    dims += fc[l] / B;
+  cr_assert_eq(st.local_dims, dims, "exact keeps whole rows: %zu vs %zu", st.local_dims, dims);
+  for (size_t l = 0; l < nl; l++) {
+    free(fo[l]);
+    free(qo[l]);
+    lp_quantizer_free(&aq[l]);
+  }
+  free(fo), free(qo), free(fc), free(qc), free(aq), free(lf), free(lq);
+  free(w), free(a), free(rw), free(ra);
+  lpq_scorer_free(&sc);
+  unload(&s);
+}
+
+Test(score_local, exact_is_designs_loss_bit_for_bit_small) {
+  exact_is_design(FIX "score_small.onnx", FIX "score_small_x.npy", 0);
+}
+Test(score_local, exact_is_designs_loss_bit_for_bit_resnet18) {
+  exact_is_design("models/resnet18.onnx", "models/fashion_calib_256.npy", 16);
+}
+
+/* ---- the estimates ---- */
+
+static void estimate_properties(lpq_local_mode_t m, size_t dim) {
+  setup_t s = load(FIX "score_small.onnx", FIX "score_small_x.npy", 0);
+  lpq_error_t err;
+  lpq_scorer_t *ex = scorer(&s, LPQ_LOCAL_EXACT, 0), *es = scorer(&s, m, dim);
+  lpq_scorer_stats_t se, st;
+  lpq_scorer_stats(ex, &se);
+  lpq_scorer_stats(es, &st);
+  cr_assert_lt(st.local_dims, se.local_dims, "%s reduces no row", lpq_local_mode_name(m));
+  cr_assert_eq(st.local, m);
+  /* Q == P: the fp32 candidate's reduced rows are the FP side's, L_CO the self-contrast */
+  lpq_numfmt_t w[3], a[3];
+  uniform(s.nl, "fp32", "fp32", w, a);
+  lpq_score_t r, q;
+  cr_assert_eq(lpq_scorer_eval(es, w, a, &r, &err), 0, "%s", err.msg);
+  cr_assert(isfinite(r.l_co));
+  cr_assert_eq(r.l_co - lpq_scorer_self_contrast(es), 0.0, "%.17g vs %.17g", r.l_co,
+               lpq_scorer_self_contrast(es));
+  /* a quantized candidate: finite and off the self-contrast (not necessarily above it: InfoNCE
+  ** may fall below), its global term the exact scorer's, its local terms not */
+  uniform(s.nl, "lp<4,1,2,auto>", "lp<4,1,2,auto>", w, a);
+  cr_assert_eq(lpq_scorer_eval(es, w, a, &q, &err), 0, "%s", err.msg);
+  cr_assert(isfinite(q.l_co) && isfinite(q.l_local));
+  cr_assert_neq(q.l_co, r.l_co);
+  lpq_score_t qe;
+  cr_assert_eq(lpq_scorer_eval(ex, w, a, &qe, &err), 0, "%s", err.msg);
+  cr_assert_eq(q.l_global, qe.l_global);
+  cr_assert_neq(q.l_local, qe.l_local);
+  lpq_scorer_free(&ex);
+  lpq_scorer_free(&es);
+  unload(&s);
+}
+
+Test(score_local, projected_is_finite_and_the_self_contrast_at_fp32) {
+  estimate_properties(LPQ_LOCAL_PROJECTED, 64);
+}
+Test(score_local, pooled_is_finite_and_the_self_contrast_at_fp32) {
+  estimate_properties(LPQ_LOCAL_POOLED, 4);
+}
+
+/* a projection no shorter than every row keeps them whole: the exact scores, bit for bit */
+Test(score_local, a_projection_as_long_as_the_rows_is_exact) {
+  setup_t s = load(FIX "score_small.onnx", FIX "score_small_x.npy", 0);
+  lpq_error_t err;
+  lpq_scorer_t *ex = scorer(&s, LPQ_LOCAL_EXACT, 0), *pr = scorer(&s, LPQ_LOCAL_PROJECTED, 1152);
+  lpq_numfmt_t w[3], a[3];
+  uniform(s.nl, "lp<5,1,2,auto>", "lp<6,1,3,auto>", w, a);
+  lpq_score_t r1, r2;
+  cr_assert_eq(lpq_scorer_eval(ex, w, a, &r1, &err), 0, "%s", err.msg);
+  cr_assert_eq(lpq_scorer_eval(pr, w, a, &r2, &err), 0, "%s", err.msg);
+  cr_assert_eq(r1.l_co, r2.l_co, "%.17g vs %.17g", r1.l_co, r2.l_co);
+  lpq_scorer_free(&ex);
+  lpq_scorer_free(&pr);
+  unload(&s);
+}
+
+/* the FP side's rows are reduced once per layer, at creation; each evaluation reduces only the
+** candidate's (one per layer without the prefix cache and cuts) */
+Test(score_local, the_fp_side_is_reduced_once) {
+  setup_t s = load("models/resnet18.onnx", "models/fashion_calib_256.npy", 16);
+  lpq_error_t err;
+  lpq_scorer_t *sc = scorer(&s, LPQ_LOCAL_PROJECTED, 0);
+  lpq_scorer_stats_t st;
+  lpq_scorer_stats(sc, &st);
+  cr_assert_eq(st.local_rows, s.nl);
+  lpq_numfmt_t *w = calloc(s.nl, sizeof *w), *a = calloc(s.nl, sizeof *a);
+  const char *fmts[] = {"lp<8,1,3,auto>", "lp<5,1,2,auto>", "lp<4,1,2,auto>"};
+  for (int k = 0; k < 3; k++) {
+    uniform(s.nl, fmts[k], "lp<8,2,2,auto>", w, a);
+    lpq_score_t r;
+    cr_assert_eq(lpq_scorer_eval(sc, w, a, &r, &err), 0, "%s", err.msg);
+  }
+  lpq_scorer_stats(sc, &st);
+  cr_assert_eq(st.local_rows, 4 * s.nl, "%llu reductions for %zu layers and 3 candidates",
+               (unsigned long long)st.local_rows, s.nl);
+  free(w);
+  free(a);
+  lpq_scorer_free(&sc);
+  unload(&s);
+}
+
+/* as the exact loss (test_score.c): fewer bits, higher L_CO, on the three bundled models */
+static void coarser_is_worse(const char *model, lpq_local_mode_t m) {
+  setup_t s = load(model, "models/fashion_calib_256.npy", getenv("LPQ_VALGRIND") ? 24 : 64);
+  lpq_error_t err;
+  lpq_scorer_t *sc = scorer(&s, m, 0);
+  const char *fmts[] = {"lp<8,1,3,auto>", "lp<6,1,3,auto>", "lp<4,1,2,auto>", "lp<3,0,2,auto>"};
+  double prev = -INFINITY;
+  lpq_numfmt_t *w = calloc(s.nl, sizeof *w), *a = calloc(s.nl, sizeof *a);
+  for (size_t k = 0; k < 4; k++) {
+    uniform(s.nl, fmts[k], "lp<8,2,2,auto>", w, a);
+    lpq_score_t r;
+    cr_assert_eq(lpq_scorer_eval(sc, w, a, &r, &err), 0, "%s", err.msg);
+    cr_assert(r.l_co > prev, "%s %s: %s gives L_CO %.6f, not above %.6f", model,
+              lpq_local_mode_name(m), fmts[k], r.l_co, prev);
+    prev = r.l_co;
+  }
+  free(w);
+  free(a);
+  lpq_scorer_free(&sc);
+  unload(&s);
+}
+
+Test(score_local, projected_orders_coarser_formats_on_the_bundled_models) {
+  coarser_is_worse("models/resnet18.onnx", LPQ_LOCAL_PROJECTED);
+  coarser_is_worse("models/mobilenetv2.onnx", LPQ_LOCAL_PROJECTED);
+  coarser_is_worse("models/vit.onnx", LPQ_LOCAL_PROJECTED);
+}

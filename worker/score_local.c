@@ -1,0 +1,158 @@
+/* worker/score_local.c: the features a local term's InfoNCE is taken over (worker.h,
+** lpq_local_mode_t): a layer's whole output row (exact), a fixed signed fold of it (projected)
+** or its average pooling (pooled). The FP side goes through the same reduction once, when the
+** scorer is created; a candidate's on every evaluation. */
+#include "worker/worker_internal.h"
+#include "worker/worker.h"
+
+/* the fold's and the pooling's loops need the vectoriser at -O2 (as loss.c) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const mode_names[] = {"exact", "projected", "pooled"};
+
+const char *lpq_local_mode_name(lpq_local_mode_t m) {
+  return (unsigned)m < sizeof mode_names / sizeof *mode_names ? mode_names[m] : NULL;
+}
+
+int lpq_local_mode_parse(const char *text, lpq_local_mode_t *m, lpq_error_t *err) {
+  for (size_t i = 0; text && i < sizeof mode_names / sizeof *mode_names; i++)
+    if (strcmp(text, mode_names[i]) == 0) {
+      *m = (lpq_local_mode_t)i;
+      return 0;
+    }
+  return lpq_errorf(err, LPQ_EINVAL, "local terms '%s': expected exact, projected or pooled",
+                    text ? text : "(null)");
+}
+
+/* splitmix64: the fold's signs, the same on every machine and run */
+static uint64_t mix(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static int setup_projected(lpq__layer_ref_t *r, size_t layer, size_t k) {
+  if (r->dim <= k)
+    return 0; /* one value per component: the fold would only permute signs */
+  if (!(r->sign = malloc(r->dim * sizeof *r->sign)))
+    return LPQ_ENOMEM;
+  uint64_t st = 0x6c70712d6c6f63ull ^ ((uint64_t)layer << 32); /* "lpq-loc", the layer */
+  for (size_t d = 0; d < r->dim; d += 64) {
+    uint64_t bits = mix(&st);
+    for (size_t b = 0; b < 64 && d + b < r->dim; b++)
+      r->sign[d + b] = (bits >> b) & 1 ? 1.0f : -1.0f;
+  }
+  r->rdim = k;
+  return 0;
+}
+
+static size_t isqrt(size_t n) {
+  size_t s = 1;
+  while ((s + 1) * (s + 1) <= n)
+    s++;
+  return s;
+}
+
+static void setup_pooled(lpq__layer_ref_t *r, const lpq_layer_t *L, size_t cells) {
+  const int64_t *sh = L->out_shape;
+  if (L->out_ndim == 4 && (size_t)(sh[1] * sh[2] * sh[3]) == r->dim) {
+    size_t side = isqrt(cells);
+    r->channels = (size_t)sh[1], r->h = (size_t)sh[2], r->w = (size_t)sh[3];
+    r->ph = r->h < side ? r->h : side;
+    r->pw = r->w < side ? r->w : side;
+  } else if (L->out_ndim == 3 && (size_t)(sh[1] * sh[2]) == r->dim) {
+    r->h = (size_t)sh[1], r->channels = (size_t)sh[2], r->w = 0;
+    r->ph = r->h < cells ? r->h : cells;
+    r->pw = 1;
+  }
+  if (r->channels && r->ph * r->pw * r->channels < r->dim)
+    r->rdim = r->channels * r->ph * r->pw;
+  else
+    r->channels = 0; /* nothing to pool */
+}
+
+int lpq__local_setup(lpq_scorer_t *s, size_t layer, size_t dim, lpq_error_t *err) {
+  lpq__layer_ref_t *r = &s->ref[layer];
+  r->dim = r->rdim = dim;
+  size_t k = s->opts.local_dim;
+  if (s->opts.local == LPQ_LOCAL_PROJECTED &&
+      setup_projected(r, layer, k ? k : LPQ_LOCAL_DIM_DEFAULT) != 0)
+    return lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory for layer %zu's projection", layer);
+  if (s->opts.local == LPQ_LOCAL_POOLED)
+    setup_pooled(r, lpq_graph_layer(s->g, layer), k ? k : 16);
+  return 0;
+}
+
+/* PyTorch's adaptive pooling windows: cell o of p over n covers [o n / p, ceil((o + 1) n / p)) */
+static size_t win_lo(size_t o, size_t n, size_t p) { return o * n / p; }
+static size_t win_hi(size_t o, size_t n, size_t p) { return ((o + 1) * n + p - 1) / p; }
+
+static void pool_row(const lpq__layer_ref_t *r, const float *y, float *out) {
+  if (r->w) { /* [C, H, W] -> [C, ph, pw] */
+    for (size_t c = 0; c < r->channels; c++) {
+      const float *m = y + c * r->h * r->w;
+      for (size_t oy = 0; oy < r->ph; oy++)
+        for (size_t ox = 0; ox < r->pw; ox++) {
+          size_t y0 = win_lo(oy, r->h, r->ph), y1 = win_hi(oy, r->h, r->ph);
+          size_t x0 = win_lo(ox, r->w, r->pw), x1 = win_hi(ox, r->w, r->pw);
+          float acc = 0;
+          for (size_t i = y0; i < y1; i++)
+            for (size_t j = x0; j < x1; j++)
+              acc += m[i * r->w + j];
+          *out++ = acc / (float)((y1 - y0) * (x1 - x0));
+        }
+    }
+    return;
+  }
+  /* [T, E] -> [ph, E]: tokens grouped, each feature averaged over its group */
+  for (size_t o = 0; o < r->ph; o++) {
+    size_t t0 = win_lo(o, r->h, r->ph), t1 = win_hi(o, r->h, r->ph);
+    float *dst = out + o * r->channels;
+    memset(dst, 0, r->channels * sizeof *dst);
+    for (size_t t = t0; t < t1; t++)
+      for (size_t e = 0; e < r->channels; e++)
+        dst[e] += y[t * r->channels + e];
+    float inv = 1.0f / (float)(t1 - t0);
+    for (size_t e = 0; e < r->channels; e++)
+      dst[e] *= inv;
+  }
+}
+
+/* out[j] = sum over d = j (mod k) of sign[d] y[d] */
+static void fold_row(const float *restrict y, const float *restrict sign, size_t dim, size_t k,
+                     float *restrict out) {
+  size_t first = dim < k ? dim : k;
+  for (size_t j = 0; j < first; j++)
+    out[j] = sign[j] * y[j];
+  for (size_t j = first; j < k; j++)
+    out[j] = 0;
+  for (size_t d = k; d < dim; d += k) {
+    size_t n = dim - d < k ? dim - d : k;
+    const float *ys = y + d, *ss = sign + d;
+    for (size_t j = 0; j < n; j++)
+      out[j] += ss[j] * ys[j];
+  }
+}
+
+int lpq__local_rows(lpq_scorer_t *s, size_t layer, const float *y, float *dst,
+                    lpq_error_t *err) {
+  const lpq__layer_ref_t *r = &s->ref[layer];
+  atomic_fetch_add_explicit(&s->local_rows, 1, memory_order_relaxed);
+  if (r->rdim == r->dim)
+    return lpq_normalize_rows_to(dst, y, s->batch, r->dim, err);
+  for (size_t i = 0; i < s->batch; i++) {
+    if (r->sign)
+      fold_row(y + i * r->dim, r->sign, r->dim, r->rdim, dst + i * r->rdim);
+    else
+      pool_row(r, y + i * r->dim, dst + i * r->rdim);
+  }
+  /* a NaN or Inf of y reaches the reduced row (sums and averages keep them) */
+  return lpq_normalize_rows(dst, s->batch, r->rdim, err);
+}

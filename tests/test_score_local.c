@@ -10,32 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/model_setup.h"
+
 #define FIX "tests/fixtures/"
 
 TestSuite(score_local, .timeout = 600);
-
-typedef struct setup_t {
-  lpq_graph_t *g;
-  lpq_array_t *x;
-  size_t nl;
-} setup_t;
-
-static setup_t load(const char *model, const char *data, int batch) {
-  setup_t s = {0};
-  lpq_error_t err;
-  cr_assert_eq(lpq_load_npy(data, &s.x, &err), 0, "%s", err.msg);
-  if (batch > 0 && batch < s.x->shape[0])
-    s.x->shape[0] = batch; /* the first samples only */
-  s.g = lpq_graph_load(model, (int)s.x->shape[0], &err);
-  cr_assert_not_null(s.g, "%s", err.msg);
-  s.nl = lpq_graph_num_layers(s.g);
-  return s;
-}
-
-static void unload(setup_t *s) {
-  lpq_graph_free(&s->g);
-  lpq_array_free(&s->x);
-}
 
 static void uniform(size_t n, const char *wf, const char *af, lpq_numfmt_t *w, lpq_numfmt_t *a) {
   for (size_t i = 0; i < n; i++) {

@@ -11,29 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/model_setup.h"
+
 TestSuite(score_prefix, .timeout = 600);
-
-typedef struct setup_t {
-  lpq_graph_t *g;
-  lpq_array_t *x;
-  size_t nl;
-} setup_t;
-
-static setup_t load(const char *model, int batch) {
-  setup_t s = {0};
-  lpq_error_t err;
-  cr_assert_eq(lpq_load_npy("models/fashion_calib_256.npy", &s.x, &err), 0, "%s", err.msg);
-  s.x->shape[0] = batch; /* the first samples only */
-  s.g = lpq_graph_load(model, batch, &err);
-  cr_assert_not_null(s.g, "%s", err.msg);
-  s.nl = lpq_graph_num_layers(s.g);
-  return s;
-}
-
-static void unload(setup_t *s) {
-  lpq_graph_free(&s->g);
-  lpq_array_free(&s->x);
-}
 
 static uint32_t next(uint64_t *st) {
   *st = *st * 6364136223846793005ull + 1442695040888963407ull;
@@ -64,7 +44,7 @@ static int same_score(const lpq_score_t *a, const lpq_score_t *b) {
 ** must equal `uncached`'s; returns the cached scorer's stats. */
 static lpq_scorer_stats_t population_cut(const char *model, int batch, size_t prefix_bytes,
                                          size_t cut_bytes, size_t count) {
-  setup_t s = load(model, batch);
+  setup_t s = load(model, "models/fashion_calib_256.npy", batch);
   lpq_error_t err;
   lpq_score_opts_t co = {.prefix_bytes = prefix_bytes, .cut_bytes = cut_bytes},
                    uo = {.no_cache = 1};
@@ -173,7 +153,7 @@ Test(score_prefix, a_tiny_bound_is_kept_and_scores_stay_exact) {
 }
 
 Test(score_prefix, predict_on_threads_equals_one_thread) {
-  setup_t s = load("models/resnet18.onnx", 16);
+  setup_t s = load("models/resnet18.onnx", "models/fashion_calib_256.npy", 16);
   lpq_array_t *x = NULL;
   lpq_error_t err;
   cr_assert_eq(lpq_load_npy("models/fashion_test_256.npy", &x, &err), 0, "%s", err.msg);

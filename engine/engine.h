@@ -140,6 +140,10 @@ typedef struct lpq_hooks_t {
   ** output before what was fused into it, as an extra bias (bias correction), or NULL for
   ** none. Valid until the layer ran. */
   const float *(*bias)(void *user, size_t layer, size_t channels);
+  /* Instead of input, when set: the layer's input x (read only); the hook writes what the
+  ** layer is to take into dst (a private buffer of count floats) and returns 1, or returns 0
+  ** and the layer takes x as it is, with no copy made. Negative aborts the run. */
+  int (*input_to)(void *user, size_t layer, const float *x, float *dst, size_t count);
 } lpq_hooks_t;
 
 /* One forward pass of a single-input, single-output float graph: input holds the input's

@@ -165,7 +165,14 @@ int lpq_exec_set_threads(lpq_exec_t *x, int threads, lpq_error_t *err) {
 static int run_hooked(lpq_exec_t *x, const gnode_t *n, void **in, void **out,
                       const lpq_hooks_t *h, lpq_error_t *err) {
   const lpq_layer_t *L = &x->g->layers[n->layer];
-  if (h->input) {
+  if (h->input_to) { /* out of place: no copy, and none at all for a layer it leaves alone */
+    const gval_t *v = gv(x->g, n->in[0]);
+    const int r = h->input_to(h->user, L->index, in[0], x->hookbuf, v->count);
+    if (r < 0)
+      return lpq__node_err(err, LPQ_ECANCELED, n, "the input hook of layer %zu failed", L->index);
+    if (r > 0)
+      in[0] = x->hookbuf;
+  } else if (h->input) {
     const gval_t *v = gv(x->g, n->in[0]);
     memcpy(x->hookbuf, in[0], v->count * sizeof(float));
     in[0] = x->hookbuf;

@@ -59,7 +59,7 @@ int lpq_graph_sf_seeds(const lpq_graph_t *g, const float *calib, int *weight_sf,
     rc = x ? lpq_errorf(err, LPQ_ENOMEM, "seeds: out of memory") : (err ? err->code : LPQ_ENOMEM);
     goto done;
   }
-  lpq_hooks_t h = {&p, NULL, take_input, NULL, NULL};
+  lpq_hooks_t h = {&p, NULL, take_input, NULL, NULL, NULL};
   rc = lpq_exec_run(x, calib, y, &h, err);
   if (rc != 0 && p.hook_err.code != 0 && err)
     *err = p.hook_err;

@@ -361,7 +361,7 @@ Test(accel_pe, bundled_resnet18_layers_match_float_fake_quantized_within_bound) 
     accel_layer_t l = net->layers[layers[li]];
     cr_assert_eq(l.kind, ACCEL_CONV, "layer %zu", layers[li]);
     capture_t cap = {layers[li], NULL, 0};
-    lpq_hooks_t h = {&cap, NULL, capture_input, NULL, NULL};
+    lpq_hooks_t h = {&cap, NULL, capture_input, NULL, NULL, NULL};
     lpq_exec_t *ex = lpq_exec_new(g, &err);
     float logits[10];
     cr_assert_eq(lpq_exec_run(ex, img->data, logits, &h, &err), 0, "%s", err.msg);

@@ -164,7 +164,7 @@ Test(graph, identity_hooks_change_nothing_and_see_every_layer) {
   lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
   lpq_graph_t *g = load(models[1], 2);
   hook_state_t s = {.zero_input_of = SIZE_MAX, .zero_weight_of = SIZE_MAX};
-  lpq_hooks_t h = {&s, hook_weight, hook_input, hook_output, NULL};
+  lpq_hooks_t h = {&s, hook_weight, hook_input, hook_output, NULL, NULL};
   float *plain = run(g, x->data, NULL, NULL), *hooked = run(g, x->data, &h, NULL);
   lpq_tensor_info_t oi;
   lpq_graph_output(g, 0, &oi);
@@ -197,7 +197,7 @@ Test(graph, input_hook_edits_a_private_copy) {
   ** block's first conv shares its input with the Add: zeroing it must change only the conv. */
   for (size_t target = 0; target < lpq_graph_num_layers(g); target++) {
     hook_state_t s = {.zero_input_of = target, .zero_weight_of = SIZE_MAX};
-    lpq_hooks_t h = {&s, NULL, hook_input, NULL, NULL};
+    lpq_hooks_t h = {&s, NULL, hook_input, NULL, NULL, NULL};
     float *y = run(g, x->data, &h, NULL);
     cr_assert_eq(memcmp(before, x->data, x->count * sizeof *before), 0,
                  "layer %zu's input hook wrote into the caller's input", target);
@@ -208,10 +208,64 @@ Test(graph, input_hook_edits_a_private_copy) {
   }
   /* zeroing the stem's input changes the output */
   hook_state_t s = {.zero_input_of = 0, .zero_weight_of = SIZE_MAX};
-  lpq_hooks_t h = {&s, NULL, hook_input, NULL, NULL};
+  lpq_hooks_t h = {&s, NULL, hook_input, NULL, NULL, NULL};
   float *y = run(g, x->data, &h, NULL);
   cr_assert_neq(memcmp(plain, y, oi.count * sizeof *y), 0);
   free(y), free(plain), free(before);
+  lpq_graph_free(&g);
+  lpq_array_free(&x);
+}
+
+/* The out-of-place input hook: halve layer `zero_input_of`'s input into dst (1), leave every
+** other layer's as it is (0, no copy). It must equal the in-place hook doing the same. */
+static int halve_in_place(void *u, size_t layer, float *x, size_t count) {
+  hook_state_t *s = u;
+  s->calls_in++;
+  for (size_t i = 0; layer == s->zero_input_of && i < count; i++)
+    x[i] *= 0.5f;
+  return 0;
+}
+
+static int halve_to(void *u, size_t layer, const float *x, float *dst, size_t count) {
+  hook_state_t *s = u;
+  s->calls_in++;
+  if (layer != s->zero_input_of)
+    return 0;
+  for (size_t i = 0; i < count; i++)
+    dst[i] = x[i] * 0.5f;
+  return 1;
+}
+
+static int failing_to(void *u, size_t layer, const float *x, float *dst, size_t count) {
+  (void)u, (void)layer, (void)x, (void)dst, (void)count;
+  return -1;
+}
+
+Test(graph, input_to_hook_equals_the_in_place_one_without_copies) {
+  lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
+  lpq_graph_t *g = load(models[1], 2);
+  lpq_tensor_info_t oi;
+  lpq_graph_output(g, 0, &oi);
+  float *plain = run(g, x->data, NULL, NULL);
+  const size_t n = lpq_graph_num_layers(g);
+  for (size_t target = 0; target <= n; target++) { /* n: no layer changed */
+    hook_state_t a = {.zero_input_of = target, .zero_weight_of = SIZE_MAX}, b = a;
+    lpq_hooks_t in_place = {&a, NULL, halve_in_place, NULL, NULL, NULL};
+    lpq_hooks_t to = {&b, NULL, hook_input, NULL, NULL, halve_to}; /* input_to wins */
+    float *ya = run(g, x->data, &in_place, NULL), *yb = run(g, x->data, &to, NULL);
+    cr_assert_eq(memcmp(ya, yb, oi.count * sizeof *ya), 0, "layer %zu halved", target);
+    cr_assert_eq(b.calls_in, n, "input_to called %zu times, not once per layer", b.calls_in);
+    if (target == n)
+      cr_assert_eq(memcmp(plain, yb, oi.count * sizeof *yb), 0);
+    else if (target == 0)
+      cr_assert_neq(memcmp(plain, yb, oi.count * sizeof *yb), 0);
+    free(ya), free(yb);
+  }
+  lpq_hooks_t bad = {NULL, NULL, NULL, NULL, NULL, failing_to};
+  int rc = 0;
+  float *y = run(g, x->data, &bad, &rc);
+  cr_assert_eq(rc, LPQ_ECANCELED);
+  free(y), free(plain);
   lpq_graph_free(&g);
   lpq_array_free(&x);
 }
@@ -225,7 +279,7 @@ Test(graph, weight_hook_swaps_weights_for_one_run) {
   memcpy(w_before, L->weight, L->weight_count * sizeof *w_before);
   float *plain = run(g, x->data, NULL, NULL);
   hook_state_t s = {.zero_input_of = SIZE_MAX, .zero_weight_of = last};
-  lpq_hooks_t h = {&s, hook_weight, NULL, NULL, NULL};
+  lpq_hooks_t h = {&s, hook_weight, NULL, NULL, NULL, NULL};
   float *y = run(g, x->data, &h, NULL);
   /* with a zero weight the head outputs its bias: the same row for both samples */
   lpq_tensor_info_t oi;
@@ -260,7 +314,7 @@ Test(graph, a_copied_weight_gives_the_same_output) {
   lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
   lpq_graph_t *g = load(models[1], 2);
   copy_state_t s = {{0}};
-  lpq_hooks_t h = {&s, copy_weight, NULL, NULL, NULL};
+  lpq_hooks_t h = {&s, copy_weight, NULL, NULL, NULL, NULL};
   float *plain = run(g, x->data, NULL, NULL), *hooked = run(g, x->data, &h, NULL);
   lpq_tensor_info_t oi;
   lpq_graph_output(g, 0, &oi);
@@ -281,7 +335,7 @@ static const float *failing_weight(void *u, size_t layer, const float *w, size_t
 Test(graph, a_failing_hook_aborts_the_run) {
   lpq_array_t *x = load_pb(FIX "engine_mix_input.pb");
   lpq_graph_t *g = load(models[1], 2);
-  lpq_hooks_t h = {NULL, failing_weight, NULL, NULL, NULL};
+  lpq_hooks_t h = {NULL, failing_weight, NULL, NULL, NULL, NULL};
   int rc = 0;
   float *y = run(g, x->data, &h, &rc);
   cr_assert_neq(rc, 0);
@@ -446,7 +500,7 @@ static void resume_everywhere(const char *path, const float *input) {
   lpq_graph_output(g, 0, &oi);
   const size_t nl = lpq_graph_num_layers(g);
   cut_state_t c = {0};
-  lpq_hooks_t h = {&c, NULL, cut_input, NULL, NULL};
+  lpq_hooks_t h = {&c, NULL, cut_input, NULL, NULL, NULL};
   float *whole = run(g, input, &h, NULL), *y = calloc(oi.count, sizeof *y);
   lpq_exec_t *saver = lpq_exec_new(g, &err), *resumer = lpq_exec_new(g, &err);
   cr_assert(saver && resumer);

@@ -323,8 +323,8 @@ static void bias_correction_case(int conv, int64_t groups, int64_t k, int64_t si
   lpq__bias_shift(L, wq, mean, shift);
   lpq_exec_t *ex = lpq_exec_new(g, &err);
   bc_hooks_t u = {wq, shift};
-  lpq_hooks_t plain = {&u, hook_wq, NULL, NULL, NULL};
-  lpq_hooks_t corrected = {&u, hook_wq, NULL, NULL, hook_shift};
+  lpq_hooks_t plain = {&u, hook_wq, NULL, NULL, NULL, NULL};
+  lpq_hooks_t corrected = {&u, hook_wq, NULL, NULL, hook_shift, NULL};
   cr_assert_eq(lpq_exec_run(ex, x, y, NULL, &err), 0, "%s", err.msg);
   cr_assert_eq(lpq_exec_run(ex, x, yq, &plain, &err), 0, "%s", err.msg);
   cr_assert_eq(lpq_exec_run(ex, x, yc, &corrected, &err), 0, "%s", err.msg);

@@ -72,7 +72,7 @@ Test(score, fp32_candidate_is_the_fp_model_exactly) {
   lpq_graph_output(s.g, 0, &out);
   float *y0 = malloc(out.count * sizeof *y0), *y1 = malloc(out.count * sizeof *y1);
   lpq_exec_t *x = lpq_exec_new(s.g, &err);
-  lpq_hooks_t h = {NULL, same_weight, same_input, NULL, NULL};
+  lpq_hooks_t h = {NULL, same_weight, same_input, NULL, NULL, NULL};
   cr_assert_eq(lpq_exec_run(x, s.x->data, y0, NULL, &err), 0);
   cr_assert_eq(lpq_exec_run(x, s.x->data, y1, &h, &err), 0);
   cr_assert(memcmp(y0, y1, out.count * sizeof *y0) == 0, "hooked pass differs from plain");

@@ -77,7 +77,7 @@ static void capture(const setup_t *s, lp_quantizer_t **aq, float **out, size_t *
                     float *logits) {
   lpq_error_t err;
   capture_t c = {s, out, count, aq};
-  lpq_hooks_t h = {&c, NULL, cap_input, cap_output, NULL};
+  lpq_hooks_t h = {&c, NULL, cap_input, cap_output, NULL, NULL};
   lpq_exec_t *x = lpq_exec_new(s->g, &err);
   cr_assert_eq(lpq_exec_run(x, s->x->data, logits, &h, &err), 0, "%s", err.msg);
   lpq_exec_free(&x);

@@ -178,7 +178,7 @@ lpq_scorer_t *lpq_scorer_new(const lpq_graph_t *g, const float *calib, const int
     goto fail;
   ref_pass_t rp = {s, NULL, {0}};
   rp.err = &rp.hook_err;
-  lpq_hooks_t hooks = {&rp, ref_weight, ref_input, ref_output, NULL};
+  lpq_hooks_t hooks = {&rp, ref_weight, ref_input, ref_output, NULL, NULL};
   int rc = hook_failed(lpq_exec_run(x, calib, s->out_fp, &hooks, err), &rp.hook_err, err);
   exec_put(s, x);
   if (rc != 0)
@@ -300,16 +300,19 @@ static const float *eval_bias(void *user, size_t layer, size_t channels) {
   return ev->wq[layer]->data + lpq_graph_layer(ev->s->g, layer)->weight_count;
 }
 
-static int eval_input(void *user, size_t layer, float *x, size_t count) {
+/* The layer's input quantized into dst (1), or taken as it is for an fp32 layer (0). */
+static int eval_input(void *user, size_t layer, const float *x, float *dst, size_t count) {
   eval_t *ev = user;
   if (ev->on_calib && ev->s->ncuts)
     lpq__cuts_offer(ev->s, ev->x, layer, ev->resume, ev->prefix, ev->local);
   if (!ev->aq[layer])
     return 0;
-  int rc = lp_quantize_f32(ev->aq[layer]->q, x, x, count, &ev->hook_err);
-  if (rc != 0)
+  int rc = lp_quantize_f32(ev->aq[layer]->q, x, dst, count, &ev->hook_err);
+  if (rc != 0) {
     lpq_error_prefix(&ev->hook_err, "layer %zu input: ", layer);
-  return rc;
+    return -1;
+  }
+  return 1;
 }
 
 static int eval_output(void *user, size_t layer, const float *y, size_t count) {
@@ -441,7 +444,7 @@ int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *
     rc = err ? err->code : LPQ_ENOMEM;
     goto done;
   }
-  lpq_hooks_t hooks = {&ev, eval_weight, eval_input, eval_output, eval_bias};
+  lpq_hooks_t hooks = {&ev, eval_weight, NULL, eval_output, eval_bias, eval_input};
   ev.x = x;
   if (ev.cut) {
     const double *local;
@@ -534,7 +537,7 @@ static int predict_batch(predict_t *p, lpq_exec_t *x, eval_t *ev, size_t start, 
   size_t n = p->count - start < s->batch ? p->count - start : s->batch;
   memcpy(in, p->data + start * per, n * per * sizeof *in);
   memset(in + n * per, 0, (s->batch - n) * per * sizeof *in); /* pad the last batch */
-  lpq_hooks_t hooks = {ev, eval_weight, eval_input, NULL, eval_bias};
+  lpq_hooks_t hooks = {ev, eval_weight, NULL, NULL, eval_bias, eval_input};
   int rc;
   /* the FP pass only when its top-1 is wanted */
   if ((p->want_fp && (rc = lpq_exec_run(x, in, lf, NULL, err)) != 0) ||

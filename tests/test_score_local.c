@@ -16,13 +16,6 @@
 
 TestSuite(score_local, .timeout = 600);
 
-static void uniform(size_t n, const char *wf, const char *af, lpq_numfmt_t *w, lpq_numfmt_t *a) {
-  for (size_t i = 0; i < n; i++) {
-    cr_assert_eq(lpq_numfmt_parse(wf, &w[i], NULL), 0, "%s", wf);
-    cr_assert_eq(lpq_numfmt_parse(af, &a[i], NULL), 0, "%s", af);
-  }
-}
-
 static lpq_scorer_t *scorer(const setup_t *s, lpq_local_mode_t m, size_t dim) {
   lpq_error_t err;
   lpq_score_opts_t o = {.local = m, .local_dim = dim, .no_prefix = 1, .no_cuts = 1};
@@ -222,30 +215,9 @@ Test(score_local, the_fp_side_is_reduced_once) {
   unload(&s);
 }
 
-/* as the exact loss (test_score.c): fewer bits, higher L_CO, on the three bundled models */
-static void coarser_is_worse(const char *model, lpq_local_mode_t m) {
-  setup_t s = load(model, "models/fashion_calib_256.npy", getenv("LPQ_VALGRIND") ? 24 : 64);
-  lpq_error_t err;
-  lpq_scorer_t *sc = scorer(&s, m, 0);
-  const char *fmts[] = {"lp<8,1,3,auto>", "lp<6,1,3,auto>", "lp<4,1,2,auto>", "lp<3,0,2,auto>"};
-  double prev = -INFINITY;
-  lpq_numfmt_t *w = calloc(s.nl, sizeof *w), *a = calloc(s.nl, sizeof *a);
-  for (size_t k = 0; k < 4; k++) {
-    uniform(s.nl, fmts[k], "lp<8,2,2,auto>", w, a);
-    lpq_score_t r;
-    cr_assert_eq(lpq_scorer_eval(sc, w, a, &r, &err), 0, "%s", err.msg);
-    cr_assert(r.l_co > prev, "%s %s: %s gives L_CO %.6f, not above %.6f", model,
-              lpq_local_mode_name(m), fmts[k], r.l_co, prev);
-    prev = r.l_co;
-  }
-  free(w);
-  free(a);
-  lpq_scorer_free(&sc);
-  unload(&s);
-}
-
 Test(score_local, projected_orders_coarser_formats_on_the_bundled_models) {
-  coarser_is_worse("models/resnet18.onnx", LPQ_LOCAL_PROJECTED);
-  coarser_is_worse("models/mobilenetv2.onnx", LPQ_LOCAL_PROJECTED);
-  coarser_is_worse("models/vit.onnx", LPQ_LOCAL_PROJECTED);
+  const lpq_score_opts_t o = {.local = LPQ_LOCAL_PROJECTED, .no_prefix = 1, .no_cuts = 1};
+  coarser_is_worse("models/resnet18.onnx", &o);
+  coarser_is_worse("models/mobilenetv2.onnx", &o);
+  coarser_is_worse("models/vit.onnx", &o);
 }

@@ -41,33 +41,38 @@ static uint32_t format_key(const lp_format_t *f) {
                (uint32_t)(f->sf - LP_SF_MIN) << 13);
 }
 
+/* The slot holding key, or the empty one where it would go (shared.mu held; the table is at
+** most half full, so a probe always ends). */
+static uint32_t find_slot(uint32_t key) {
+  uint32_t slot = key * 2654435761u % SHARED_SLOTS;
+  while (shared.key[slot] != 0 && shared.key[slot] != key)
+    slot = (slot + 1) % SHARED_SLOTS;
+  return slot;
+}
+
 /* f's quantizer from the shared table (built on a miss; *owned = 1 when the table was full, and
 ** then the caller frees it). Two threads may build the same one: the first stored wins. */
 static lp_quantizer_t *shared_quantizer(const lp_format_t *f, int *owned, lpq_error_t *err) {
   const uint32_t key = format_key(f);
-  uint32_t slot = key * 2654435761u % SHARED_SLOTS;
   *owned = 0;
   pthread_mutex_lock(&shared.mu);
-  for (; shared.key[slot] != 0; slot = (slot + 1) % SHARED_SLOTS)
-    if (shared.key[slot] == key) {
-      lp_quantizer_t *q = shared.q[slot];
-      pthread_mutex_unlock(&shared.mu);
-      return q;
-    }
+  const uint32_t at = find_slot(key);
+  lp_quantizer_t *held = shared.key[at] == key ? shared.q[at] : NULL;
   pthread_mutex_unlock(&shared.mu);
+  if (held)
+    return held;
   lp_quantizer_t *q = lp_quantizer_new(f, err);
   if (!q)
     return NULL;
   const size_t bytes = quantizer_bytes(q);
   pthread_mutex_lock(&shared.mu);
-  for (slot = key * 2654435761u % SHARED_SLOTS; shared.key[slot] != 0;
-       slot = (slot + 1) % SHARED_SLOTS)
-    if (shared.key[slot] == key) { /* another thread stored it meanwhile */
-      lp_quantizer_t *theirs = shared.q[slot];
-      pthread_mutex_unlock(&shared.mu);
-      lp_quantizer_free(&q);
-      return theirs;
-    }
+  const uint32_t slot = find_slot(key);
+  if (shared.key[slot] == key) { /* another thread stored it meanwhile */
+    lp_quantizer_t *theirs = shared.q[slot];
+    pthread_mutex_unlock(&shared.mu);
+    lp_quantizer_free(&q);
+    return theirs;
+  }
   if (shared.count < SHARED_SLOTS / 2 && shared.bytes + bytes <= SHARED_BYTES) {
     shared.key[slot] = key, shared.q[slot] = q;
     shared.count++, shared.bytes += bytes;

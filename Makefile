@@ -15,7 +15,7 @@ CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -pthread -MMD -MP -I. -I$(BUILD)/gen $(SAN_FLAGS) \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 override LDFLAGS += -pthread $(SAN_FLAGS)
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmvec -lm
 TEST_LDLIBS = $(shell pkg-config --libs criterion 2>/dev/null)
 
 # Component folders, bottom first (DESIGN section 4; docs/ARCHITECTURE.md).

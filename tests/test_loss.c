@@ -100,3 +100,36 @@ Test(loss, infinities_are_named_infinite) {
   cr_assert_str_eq(lpq_nonfinite_name(-INFINITY), "infinite (-inf)");
   cr_assert_str_eq(lpq_nonfinite_name(NAN), "NaN");
 }
+
+/* The rows' log-sum-exp (4 lanes and libmvec's exp where AVX2 runs) against the plain double
+** formula over the same similarities (lpq_infonce_normalized leaves S in its scratch): batches
+** that are not a multiple of the lanes (the padded tail), 1, and the default 256; temperatures
+** that make the terms large and small. */
+Test(loss, vector_rows_match_the_scalar_formula) {
+  const size_t batches[] = {1, 3, 5, 8, 13, 31, 256}, d = 19;
+  const double temps[] = {0.05, 0.5, 4.0};
+  for (size_t k = 0; k < sizeof batches / sizeof *batches; k++)
+    for (size_t t = 0; t < sizeof temps / sizeof *temps; t++) {
+      size_t b = batches[k];
+      float *q = malloc(b * d * sizeof *q), *p = malloc(b * d * sizeof *p);
+      float *s = malloc(b * b * sizeof *s);
+      matrices(b, d, q, p);
+      cr_assert_eq(lpq_normalize_rows(q, b, d, NULL), 0);
+      cr_assert_eq(lpq_normalize_rows(p, b, d, NULL), 0);
+      double got = lpq_infonce_normalized(q, p, b, d, temps[t], s), want = 0;
+      for (size_t i = 0; i < b; i++) {
+        double mx = -INFINITY, sum = 0;
+        for (size_t j = 0; j < b; j++)
+          mx = fmax(mx, (double)s[i * b + j] / temps[t]);
+        for (size_t j = 0; j < b; j++)
+          sum += exp((double)s[i * b + j] / temps[t] - mx);
+        want += mx + log(sum) - (double)s[i * b + i] / temps[t];
+      }
+      want /= (double)b;
+      cr_assert(fabs(got - want) <= 1e-12 * fmax(1.0, fabs(want)),
+                "batch %zu, T %g: %.17g vs %.17g", b, temps[t], got, want);
+      free(q);
+      free(p);
+      free(s);
+    }
+}

@@ -4,6 +4,7 @@
 ** coarser formats, and the FP side is reduced once. */
 #include "engine/engine.h"
 #include "worker/worker.h"
+#include "worker/worker_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -220,4 +221,38 @@ Test(score_local, projected_orders_coarser_formats_on_the_bundled_models) {
   coarser_is_worse("models/resnet18.onnx", &o);
   coarser_is_worse("models/mobilenetv2.onnx", &o);
   coarser_is_worse("models/vit.onnx", &o);
+}
+
+/* The fold's AVX2 and AVX-512 kernels give the plain C loop's bits: rows shorter than the
+** projection, one chunk and a partial last one, lengths off the vector width, other k. */
+Test(score_local, the_fold_is_the_same_on_every_instruction_set) {
+  const size_t dims[] = {1, 7, 255, 256, 257, 1000, 4099}, ks[] = {256, 17, 64};
+  const size_t rows = 3;
+  for (size_t a = 0; a < sizeof dims / sizeof *dims; a++)
+    for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
+      size_t dim = dims[a], k = ks[b];
+      float *y = malloc(rows * dim * sizeof *y), *sign = malloc(dim * sizeof *sign);
+      float *ref = malloc(rows * k * sizeof *ref), *got = malloc(rows * k * sizeof *got);
+      for (size_t d = 0; d < dim; d++)
+        sign[d] = (d * 2654435761u) >> 7 & 1 ? 1.0f : -1.0f;
+      for (size_t i = 0; i < rows * dim; i++)
+        y[i] = (float)sin(0.37 * (double)i) * (float)(1 + i % 13); /* sums that round */
+      cr_assert_eq(lpq__fold_rows(y, sign, rows, dim, k, ref, 0), 0);
+      for (size_t j = 0; j < k && j < dim; j++) /* the first row, by the definition */ {
+        double want = 0;
+        for (size_t d = j; d < dim; d += k)
+          want += (double)sign[d] * y[d];
+        cr_assert(fabs(ref[j] - want) <= 1e-4 * (1 + fabs(want)), "dim %zu k %zu j %zu", dim,
+                  k, j);
+      }
+      for (int level = 1; level <= 2; level++) {
+        memset(got, 0xff, rows * k * sizeof *got);
+        int ran = lpq__fold_rows(y, sign, rows, dim, k, got, level);
+        cr_assert_leq(ran, level);
+        cr_assert(memcmp(got, ref, rows * k * sizeof *got) == 0,
+                  "level %d (ran %d), dim %zu, k %zu: not the plain loop's bits", level, ran,
+                  dim, k);
+      }
+      free(y), free(sign), free(ref), free(got);
+    }
 }

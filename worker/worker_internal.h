@@ -127,6 +127,11 @@ qentry_t *lpq__qcache_get(qcache_t *c, const char *key);
 /* Inserts e (pinned) and returns it, or the equal entry already there (e is then freed). */
 qentry_t *lpq__qcache_put(qcache_t *c, qentry_t *e);
 void lpq__qcache_release(qcache_t *c, qentry_t *e);
+/* Evicts least-recently-used unpinned entries until one of entry_bytes fits the bound, and
+** returns the data buffer of one evicted entry that held only data, of entry_bytes to a quarter
+** more (*reused_bytes: its size, which the new entry then counts), or NULL: entries of a few
+** fixed sizes (the cuts' states) then refill mapped pages instead of faulting fresh ones in. */
+void *lpq__qcache_make_room(qcache_t *c, size_t entry_bytes, size_t *reused_bytes);
 
 /* ---- the scorer's state (score.c, score_cache.c) ---- */
 
@@ -184,7 +189,7 @@ struct lpq_scorer_t {
   lpq__prefix_cache_t prefix;
   qcache_t cuts; /* the cut cache: saved states, keyed by cut and prefix (score_cuts.c) */
   size_t cut_layer[LPQ__CUTS_MAX], cut_state[LPQ__CUTS_MAX], ncuts; /* layers, state bytes */
-  uint64_t cut_saves, cut_resumes, cut_layers_skipped; /* under cuts.mu */
+  uint64_t cut_saves, cut_resumes, cut_layers_skipped, cut_reuses; /* under cuts.mu */
   pthread_mutex_t pool_mu;
   lpq_exec_t *pool[LPQ__EXEC_POOL_MAX];
   size_t npool;
@@ -231,6 +236,11 @@ void lpq__prefix_put(lpq__prefix_cache_t *c, const uint64_t h[2], double local);
 ** reduces the batch's rows y ([batch, dim]) into dst ([batch, rdim]) and normalises them
 ** (exact: lpq_normalize_rows_to, bit for bit). */
 int lpq__local_setup(lpq_scorer_t *s, size_t layer, size_t dim, lpq_error_t *err);
+/* The projected rows: out[i][j] = sum over d = j (mod k) of sign[d] y[i][d] (rows x k), with the
+** kernel of level (0 plain C, 1 AVX2, 2 AVX-512, -1 the widest this CPU runs); returns the level
+** that ran. Every level gives the same bits. */
+int lpq__fold_rows(const float *y, const float *sign, size_t rows, size_t dim, size_t k,
+                   float *out, int level);
 int lpq__local_rows(lpq_scorer_t *s, size_t layer, const float *y, float *dst,
                     lpq_error_t *err);
 

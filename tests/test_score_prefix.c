@@ -139,6 +139,10 @@ Test(score_prefix, the_cut_cache_keeps_its_bound_and_scores_stay_exact) {
   lpq_scorer_stats_t st = population_cut("models/resnet18.onnx", 8, 1 << 20, 4 * largest, 20);
   cr_assert_leq(st.cut_bytes, 4 * largest);
   cr_assert_gt(st.cut_saves, 0);
+  /* a save that evicts a state of its size writes into that state's buffer */
+  cr_assert_gt(st.cut_reuses, 0, "no save reused an evicted state's buffer (%llu saves)",
+               (unsigned long long)st.cut_saves);
+  cr_assert_leq(st.cut_reuses, st.cut_saves);
 }
 
 Test(score_prefix, a_tiny_bound_is_kept_and_scores_stay_exact) {

@@ -67,25 +67,49 @@ qentry_t *lpq__qcache_get(qcache_t *c, const char *key) {
   return e;
 }
 
-/* Drops unpinned least-recently-used entries until the cache fits its bound. Lock held. */
+/* Unlinks the least recently used unpinned entry and returns it, or NULL. Lock held. */
+static qentry_t *pop_lru_locked(qcache_t *c) {
+  qentry_t **victim = NULL;
+  uint64_t oldest = UINT64_MAX;
+  for (size_t b = 0; b < c->nbuckets; b++)
+    for (qentry_t **pe = &c->buckets[b]; *pe; pe = &(*pe)->next)
+      if ((*pe)->refs == 0 && (*pe)->last_use < oldest) {
+        oldest = (*pe)->last_use;
+        victim = pe;
+      }
+  if (!victim)
+    return NULL;
+  qentry_t *e = *victim;
+  *victim = e->next;
+  c->bytes -= e->bytes;
+  c->count--;
+  return e;
+}
+
+/* Drops unpinned least-recently-used entries until the cache fits its bound; when everything
+** is in use it stays over the bound until entries are released. Lock held. */
 static void evict_locked(qcache_t *c) {
-  while (c->bytes > c->cap) {
-    qentry_t **victim = NULL;
-    uint64_t oldest = UINT64_MAX;
-    for (size_t b = 0; b < c->nbuckets; b++)
-      for (qentry_t **pe = &c->buckets[b]; *pe; pe = &(*pe)->next)
-        if ((*pe)->refs == 0 && (*pe)->last_use < oldest) {
-          oldest = (*pe)->last_use;
-          victim = pe;
-        }
-    if (!victim)
-      return; /* everything is in use: stay over the bound until released */
-    qentry_t *e = *victim;
-    *victim = e->next;
-    c->bytes -= e->bytes;
-    c->count--;
+  qentry_t *e;
+  while (c->bytes > c->cap && (e = pop_lru_locked(c)))
+    entry_free(e);
+}
+
+void *lpq__qcache_make_room(qcache_t *c, size_t entry_bytes, size_t *reused_bytes) {
+  void *reuse = NULL;
+  *reused_bytes = 0;
+  pthread_mutex_lock(&c->mu);
+  qentry_t *e;
+  while (c->bytes + entry_bytes > c->cap && (e = pop_lru_locked(c))) {
+    if (!reuse && e->data && !e->idata && !e->q && e->bytes >= entry_bytes &&
+        e->bytes - entry_bytes <= entry_bytes / 4) {
+      reuse = e->data; /* its pages are mapped already: no faults filling it again */
+      *reused_bytes = e->bytes;
+      e->data = NULL;
+    }
     entry_free(e);
   }
+  pthread_mutex_unlock(&c->mu);
+  return reuse;
 }
 
 qentry_t *lpq__qcache_put(qcache_t *c, qentry_t *e) {

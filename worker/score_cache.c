@@ -343,6 +343,7 @@ void lpq_scorer_stats(lpq_scorer_t *s, lpq_scorer_stats_t *st) {
     pthread_mutex_lock(&s->cuts.mu);
     st->cut_resumes = s->cut_resumes;
     st->cut_saves = s->cut_saves;
+    st->cut_reuses = s->cut_reuses;
     st->cut_layers_skipped = s->cut_layers_skipped;
     st->cut_bytes = s->cuts.bytes;
     pthread_mutex_unlock(&s->cuts.mu);

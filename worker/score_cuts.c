@@ -94,7 +94,10 @@ void lpq__cuts_offer(lpq_scorer_t *s, const lpq_exec_t *x, size_t layer, size_t 
   }
   const size_t head = layer * sizeof(double), bytes = head + s->cut_state[i];
   qentry_t *n = lpq__qentry_new(key);
-  if (!n || !(n->data = malloc(bytes))) {
+  size_t reused = 0;
+  if (n)
+    n->data = lpq__qcache_make_room(&s->cuts, sizeof *n + bytes, &reused);
+  if (!n || (!n->data && !(n->data = malloc(bytes)))) {
     free(n); /* the cache is an optimisation: no memory, no entry */
     return;
   }
@@ -104,9 +107,10 @@ void lpq__cuts_offer(lpq_scorer_t *s, const lpq_exec_t *x, size_t layer, size_t 
     free(n);
     return;
   }
-  n->bytes = sizeof *n + bytes;
+  n->bytes = reused ? reused : sizeof *n + bytes;
   lpq__qcache_release(&s->cuts, lpq__qcache_put(&s->cuts, n));
   pthread_mutex_lock(&s->cuts.mu);
   s->cut_saves++;
+  s->cut_reuses += reused != 0;
   pthread_mutex_unlock(&s->cuts.mu);
 }

@@ -127,6 +127,7 @@ typedef struct lpq_scorer_stats_t {
   size_t prefix_bytes;                 /* the prefix cache's table (<= opts.prefix_bytes) */
   size_t cache_bytes;                  /* the weight cache's entries (bounded while unpinned) */
   uint64_t cut_resumes, cut_saves;     /* passes resumed at a cut / states saved */
+  uint64_t cut_reuses;                 /* saves written into an evicted state's buffer */
   uint64_t cut_layers_skipped;         /* layers not run thanks to the resumes */
   size_t cut_bytes;                    /* the cut cache's entries */
   size_t ncuts;                        /* cuts chosen for this model */

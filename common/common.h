@@ -127,8 +127,9 @@ enum { LPQ_SF_TENSOR = 0, LPQ_SF_CHANNEL = 1, LPQ_SF_SEARCH = 2 };
 ** hashes), seed, mode, lambda, population, siblings, generations, max_evaluations, max_seconds,
 ** patience, objective, constraints {mean_weight_bits_max, act_bits_max, latency_s_max,
 ** top1_drop_max}, calib, temperature, norm [mean, std], bits, act_bits, es [lo, hi], sf_window,
-** weight_sf, weight_only, pin_ends, bias_correction, sensitivity, name; eval ("top1": a task
-** scoring top-1 over all of data, set by the coordinator on validation tasks). */
+** weight_sf, weight_only, pin_ends, bias_correction, sensitivity, local_terms, local_dim, name;
+** eval ("top1": a task scoring top-1 over all of data, set by the coordinator on validation
+** tasks). Absent fields keep the defaults (local_terms: exact, as jobs stored before it). */
 typedef struct lpq_job_settings_t {
   char model[65], data[65], labels[65], val_data[65], val_labels[65]; /* "" when absent */
   double top1_drop_max; /* the pick on val_data: cheapest within this many points; 0: none */
@@ -146,7 +147,10 @@ typedef struct lpq_job_settings_t {
   int weight_sf; /* LPQ_SF_TENSOR, LPQ_SF_CHANNEL, or LPQ_SF_SEARCH (a gene per layer) */
   int weight_only, pin_ends, sensitivity; /* sensitivity: per-layer, before generation 0 */
   int bias_correction; /* correct each quantized layer's bias for its mean output shift */
+  int local_terms;      /* L_CO's local terms: 0 exact, 1 projected, 2 pooled (worker.h) */
+  size_t local_dim;     /* projected: values per row; pooled: cells per channel (0: default) */
 } lpq_job_settings_t;
+const char *lpq_local_terms_name(int m); /* "exact", "projected", "pooled"; NULL otherwise */
 
 /* The defaults: the one source (the search's and the tools' defaults are taken from it). */
 void lpq_job_settings_default(lpq_job_settings_t *s);
@@ -207,15 +211,12 @@ int lpq_load_inputs(const char *path, double mean, double std, lpq_array_t **out
 ** reports a malformed frame as LPQ_EFORMAT naming the message type and field. */
 
 #define LPQ_HASH_HEX_LEN 64
-/* The SHA-256 of len bytes as 64 lowercase hex digits and a terminator. 0, or LPQ_EINVAL. */
-int lpq_sha256_hex(const void *data, size_t len, char out[65]);
-/* The SHA-256 of a file's bytes. LPQ_EIO with a message naming the file. */
-int lpq_sha256_file_hex(const char *path, char out[65], lpq_error_t *err);
+int lpq_sha256_hex(const void *data, size_t len, char out[65]); /* 64 hex digits; LPQ_EINVAL */
+int lpq_sha256_file_hex(const char *path, char out[65], lpq_error_t *err); /* LPQ_EIO: names it */
 /* 1 when s is exactly 64 lowercase hex digits (safe to use as a file name), else 0. */
 int lpq_hash_valid(const char *s);
 
-/* Incremental SHA-256, for a blob that arrives in chunks. */
-typedef struct lpq_sha256_t lpq_sha256_t;
+typedef struct lpq_sha256_t lpq_sha256_t; /* incremental SHA-256: a blob that comes in chunks */
 lpq_sha256_t *lpq_sha256_new(void); /* NULL when memory runs out */
 int lpq_sha256_update(lpq_sha256_t *h, const void *data, size_t len);
 int lpq_sha256_final(lpq_sha256_t *h, char out[65]); /* the context may be reused afterwards */

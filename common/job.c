@@ -14,6 +14,12 @@ const char *lpq_objective_name(lpq_objective_t o) {
   return (unsigned)o < 4 ? objective_names[o] : "?";
 }
 
+static const char *const local_terms_names[] = {"exact", "projected", "pooled"};
+
+const char *lpq_local_terms_name(int m) {
+  return m >= 0 && m < 3 ? local_terms_names[m] : NULL;
+}
+
 void lpq_job_settings_default(lpq_job_settings_t *s) {
   memset(s, 0, sizeof *s);
   s->seed = 1;
@@ -107,7 +113,7 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       "generations", "max_evaluations", "max_seconds", "patience", "objective", "constraints",
       "calib", "temperature", "norm", "bits", "act_bits", "es", "sf_window", "weight_sf",
       "weight_only", "pin_ends", "bias_correction", "sensitivity", "name", "val_data",
-      "val_labels", "eval"};
+      "val_labels", "eval", "local_terms", "local_dim"};
   const char *key;
   json_t *v;
   if (!json_is_object(o)) {
@@ -145,8 +151,22 @@ int lpq_job_settings_parse(const char *json, lpq_job_settings_t *s, lpq_error_t 
       (rc = get_bool(o, "weight_only", &s->weight_only, err)) ||
       (rc = get_bool(o, "pin_ends", &s->pin_ends, err)) ||
       (rc = get_bool(o, "bias_correction", &s->bias_correction, err)) ||
-      (rc = get_bool(o, "sensitivity", &s->sensitivity, err)))
+      (rc = get_bool(o, "sensitivity", &s->sensitivity, err)) ||
+      (rc = get_size(o, "local_dim", 1, (size_t)1 << 20, &s->local_dim, err)))
     goto done;
+  json_t *lt = json_object_get(o, "local_terms");
+  if (lt) {
+    const char *m = json_string_value(lt);
+    int k = 0;
+    while (k < 3 && !(m && strcmp(m, local_terms_names[k]) == 0))
+      k++;
+    if (k == 3) {
+      rc = lpq_errorf(err, LPQ_EINVAL,
+                      "settings.local_terms: expected \"exact\", \"projected\" or \"pooled\"");
+      goto done;
+    }
+    s->local_terms = k;
+  }
   double window = s->sf_window;
   if ((rc = get_num(o, "sf_window", 0, 64, &window, err)))
     goto done;
@@ -273,6 +293,10 @@ char *lpq_job_settings_json(const lpq_job_settings_t *s) {
                         json_string(s->weight_sf == LPQ_SF_CHANNEL ? "channel" : "search"));
   if (s->sensitivity) /* only when set: the canonical text of older jobs stays as it was */
     json_object_set_new(o, "sensitivity", json_true());
+  if (s->local_terms) /* absent: exact, as jobs stored before it */
+    json_object_set_new(o, "local_terms", json_string(lpq_local_terms_name(s->local_terms)));
+  if (s->local_dim)
+    json_object_set_new(o, "local_dim", json_integer((json_int_t)s->local_dim));
   if (s->model[0])
     json_object_set_new(o, "model", json_string(s->model));
   if (s->data[0])

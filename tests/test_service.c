@@ -59,6 +59,14 @@ Test(service, submit_to_finish_and_export, .disabled = 0) {
   int64_t id = submit(&s, SMALL_JOB);
   free(front_when_done(&s, id, 60));
   char args[256];
+  /* a new job without local_terms is scored with lpq search's default, written into its
+  ** settings (a stored job without the field stays exact: tests/test_job_settings.c) */
+  snprintf(args, sizeof args, "status %lld", (long long)id);
+  json_t *st = ctl(&s, args);
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(st, "settings"),
+                                                     "local_terms")), "projected",
+                   "see %s", s.log);
+  json_decref(st);
   snprintf(args, sizeof args, "export %lld --what config,onnx,packed,quantized --remote-dir %s", (long long)id, s.dir);
   json_t *r = ctl(&s, args);
   json_decref(r);

@@ -40,7 +40,9 @@ Test(service_sensitivity, computed_by_the_workers_stored_and_shown) {
   cr_assert_eq(lpq_load_npy(proc_fixture("score_small_x.npy"), &x, &err), 0, "%s", err.msg);
   lpq_graph_t *g = lpq_graph_load(proc_fixture("score_small.onnx"), 16, &err);
   cr_assert_not_null(g, "%s", err.msg);
-  lpq_scorer_t *sc = lpq_scorer_new(g, x->data, NULL, NULL, &err);
+  /* a new job's local terms: projected, as lpq search's (settings.local_terms) */
+  lpq_score_opts_t so = {.local = LPQ_LOCAL_PROJECTED};
+  lpq_scorer_t *sc = lpq_scorer_new(g, x->data, NULL, &so, &err);
   cr_assert_not_null(sc, "%s", err.msg);
   size_t nl = lpq_graph_num_layers(g);
   cr_assert_eq(json_array_size(layers), nl);

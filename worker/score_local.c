@@ -14,15 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const mode_names[] = {"exact", "projected", "pooled"};
-
-const char *lpq_local_mode_name(lpq_local_mode_t m) {
-  return (unsigned)m < sizeof mode_names / sizeof *mode_names ? mode_names[m] : NULL;
-}
+/* the names are the job settings' (common/job.c: local_terms), in lpq_local_mode_t's order */
+const char *lpq_local_mode_name(lpq_local_mode_t m) { return lpq_local_terms_name((int)m); }
 
 int lpq_local_mode_parse(const char *text, lpq_local_mode_t *m, lpq_error_t *err) {
-  for (size_t i = 0; text && i < sizeof mode_names / sizeof *mode_names; i++)
-    if (strcmp(text, mode_names[i]) == 0) {
+  for (int i = 0; text && lpq_local_terms_name(i); i++)
+    if (strcmp(text, lpq_local_terms_name(i)) == 0) {
       *m = (lpq_local_mode_t)i;
       return 0;
     }

@@ -567,6 +567,10 @@ void m_submit(void *ctx, lpq_api_call_t *call, json_t *params) {
     return;
   }
   s->calib_given = json_object_get(settings, "calib") != NULL;
+  /* A new job's local terms default to lpq search's (projected, docs/MEASUREMENTS.md issue 14),
+  ** written into its settings; a stored job without the field keeps exact, as it was scored. */
+  if (!json_object_get(settings, "local_terms"))
+    s->js.local_terms = 1;
   json_t *seed = json_object_get(params, "seed");
   if (seed)
     s->js.seed = (uint64_t)json_integer_value(seed);

@@ -84,7 +84,8 @@ static int load(loaded_t *l, const lpq_job_settings_t *js, const char *model_pat
   }
   lpq_score_opts_t so = {.temperature = js->temperature, .lambda = js->lambda,
                          .bias_correction = js->bias_correction, .no_cuts = cut_mb == 0,
-                         .cut_bytes = cut_mb > 0 ? (size_t)cut_mb << 20 : 0};
+                         .cut_bytes = cut_mb > 0 ? (size_t)cut_mb << 20 : 0,
+                         .local = (lpq_local_mode_t)js->local_terms, .local_dim = js->local_dim};
   if (rc == 0 && !(l->scorer = lpq_scorer_new(l->g, x->data, labels, &so, err)))
     rc = err->code;
   if (rc == 0 && !(l->cand = lpq_candidate_ctx_new(l->g, l->scorer, err)))
@@ -174,9 +175,10 @@ static int real_eval(void *ctx, const lpq_task_t *task, const char *model_path,
   if (rc != 0)
     return rc;
   char key[512];
-  snprintf(key, sizeof key, "%s|%s|%s|%zu|%.17g|%.17g|%.17g|%.17g|%d|%d", task->model_hash,
-           task->data_hash, task->labels_hash, js.calib, js.norm_mean, js.norm_std,
-           js.temperature, js.lambda, js.bias_correction, js.eval_top1);
+  snprintf(key, sizeof key, "%s|%s|%s|%zu|%.17g|%.17g|%.17g|%.17g|%d|%d|%d|%zu",
+           task->model_hash, task->data_hash, task->labels_hash, js.calib, js.norm_mean,
+           js.norm_std, js.temperature, js.lambda, js.bias_correction, js.eval_top1,
+           js.local_terms, js.local_dim);
   loaded_t *l = acquire(c, key, &js, model_path, data_path, labels_path, err);
   if (!l)
     return err ? err->code : LPQ_ENOMEM;

@@ -109,6 +109,10 @@ typedef struct lpq_layer_t {
   uint64_t macs;         /* multiply-accumulates for the whole batch */
   int fused_act;         /* 1 when a Relu/Clip was fused: output and hook see it applied */
   int fused_residual;    /* conv: a following residual Add was fused (output = conv + skip) */
+  /* the graph's ids of the tensor the layer reads (input 0) and of the one it writes (output
+  ** 0); tensors are written once, so a layer whose in_value is another's out_value reads
+  ** exactly what that one wrote (the hooks are called with it) */
+  int in_value, out_value;
 } lpq_layer_t;
 
 size_t lpq_graph_num_layers(const lpq_graph_t *g);

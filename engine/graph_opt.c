@@ -181,6 +181,8 @@ static int add_layer(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   copy_shape(gv(g, n->out[0]), &L->out_ndim, L->out_shape);
   L->fused_act = n->act != ACT_NONE;
   L->fused_residual = n->residual;
+  L->in_value = n->in[0];
+  L->out_value = n->out[0];
   if (is_op(n, "Conv")) {
     const conv_params_t *cp = n->params;
     L->kind = LPQ_LAYER_CONV;

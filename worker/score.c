@@ -283,6 +283,8 @@ typedef struct eval_t {
                           for lpq_scorer_predict's data: its tensors are another input's) */
   float *buf, *scratch;
   int want_local;
+  size_t pending;      /* layer + 1 whose output is the next layer's input, reduced as that is
+                          quantized (lpq__local_term); 0: none */
   lpq_error_t hook_err;
 } eval_t;
 
@@ -303,31 +305,35 @@ static const float *eval_bias(void *user, size_t layer, size_t channels) {
 /* The layer's input quantized into dst (1), or taken as it is for an fp32 layer (0). */
 static int eval_input(void *user, size_t layer, const float *x, float *dst, size_t count) {
   eval_t *ev = user;
-  if (ev->on_calib && ev->s->ncuts)
-    lpq__cuts_offer(ev->s, ev->x, layer, ev->resume, ev->prefix, ev->local);
-  if (!ev->aq[layer])
-    return 0;
-  int rc = lp_quantize_f32(ev->aq[layer]->q, x, dst, count, &ev->hook_err);
-  if (rc != 0) {
-    lpq_error_prefix(&ev->hook_err, "layer %zu input: ", layer);
-    return -1;
+  int done = 0;
+  if (ev->pending) { /* x is layer pending - 1's output: one pass for its rows and for dst */
+    size_t l = ev->pending - 1;
+    ev->pending = 0;
+    if (lpq__local_term(ev->s, l, x, ev->aq[layer]->q, dst, ev->buf, ev->scratch, &ev->local[l],
+                        &ev->hook_err) != 0)
+      return -1;
+    done = 1;
   }
+  if (ev->on_calib && ev->s->ncuts) /* after: the state saved holds every earlier local term */
+    lpq__cuts_offer(ev->s, ev->x, layer, ev->resume, ev->prefix, ev->local);
+  if (!ev->aq[layer] || done)
+    return done;
+  if (lp_quantize_f32(ev->aq[layer]->q, x, dst, count, &ev->hook_err) != 0)
+    return lpq_error_prefix(&ev->hook_err, "layer %zu input: ", layer), -1;
   return 1;
 }
 
 static int eval_output(void *user, size_t layer, const float *y, size_t count) {
   eval_t *ev = user;
+  (void)count;
   if (!ev->want_local || ev->held[layer])
     return 0;
-  lpq_scorer_t *s = ev->s;
-  const lpq__layer_ref_t *r = &s->ref[layer];
-  (void)count;
-  int rc = lpq__local_rows(s, layer, y, ev->buf, &ev->hook_err);
-  if (rc != 0)
-    return lpq_error_prefix(&ev->hook_err, "layer %zu output: ", layer);
-  ev->local[layer] = lpq_infonce_normalized(ev->buf, r->out_norm, s->batch, r->rdim,
-                                            s->opts.temperature, ev->scratch);
-  return 0;
+  if (ev->s->ref[layer].feeds_next && ev->aq[layer + 1]) {
+    ev->pending = layer + 1;
+    return 0;
+  }
+  return lpq__local_term(ev->s, layer, y, NULL, NULL, ev->buf, ev->scratch, &ev->local[layer],
+                         &ev->hook_err);
 }
 
 static void eval_release(eval_t *ev) {
@@ -410,19 +416,9 @@ static int eval_prepare(eval_t *ev, const lpq_numfmt_t *w, const lpq_numfmt_t *a
   return 0;
 }
 
-static int check_args(const lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
-                      lpq_error_t *err) {
-  if (!s || (s->nlayers && (!w || !a)))
-    return lpq_errorf(err, LPQ_EINVAL, "scorer: NULL argument");
-  for (size_t l = 0; l < s->nlayers; l++)
-    if ((unsigned)w[l].family >= LPQ_FAM_COUNT || (unsigned)a[l].family >= LPQ_FAM_COUNT)
-      return lpq_errorf(err, LPQ_EINVAL, "scorer: layer %zu has an invalid format", l);
-  return 0;
-}
-
 int lpq_scorer_eval(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                     lpq_score_t *out, lpq_error_t *err) {
-  int rc = check_args(s, w, a, err);
+  int rc = lpq__score_check_args(s, w, a, err);
   if (rc != 0 || !out)
     return rc ? rc : lpq_errorf(err, LPQ_EINVAL, "scorer: NULL result");
   double t0 = now_ms();
@@ -496,7 +492,7 @@ done:
 
 int lpq_scorer_resolve(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                        lpq_numfmt_t *w_out, lpq_numfmt_t *a_out, lpq_error_t *err) {
-  int rc = check_args(s, w, a, err);
+  int rc = lpq__score_check_args(s, w, a, err);
   for (size_t l = 0; rc == 0 && l < s->nlayers; l++) {
     rc = lpq__score_resolve(s, l, 'w', &w[l], &w_out[l], err);
     if (rc == 0)
@@ -602,7 +598,7 @@ static void *predict_main(void *arg) {
 int lpq_scorer_predict(lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                        const float *data, const int64_t *labels, size_t count, double *top1_fp,
                        double *top1_q, float *logits, lpq_error_t *err) {
-  int rc = check_args(s, w, a, err);
+  int rc = lpq__score_check_args(s, w, a, err);
   if (rc != 0)
     return rc;
   if (!data || count == 0)

@@ -349,3 +349,13 @@ void lpq_scorer_stats(lpq_scorer_t *s, lpq_scorer_stats_t *st) {
     pthread_mutex_unlock(&s->cuts.mu);
   }
 }
+
+int lpq__score_check_args(const lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                          lpq_error_t *err) {
+  if (!s || (s->nlayers && (!w || !a)))
+    return lpq_errorf(err, LPQ_EINVAL, "scorer: NULL argument");
+  for (size_t l = 0; l < s->nlayers; l++)
+    if ((unsigned)w[l].family >= LPQ_FAM_COUNT || (unsigned)a[l].family >= LPQ_FAM_COUNT)
+      return lpq_errorf(err, LPQ_EINVAL, "scorer: layer %zu has an invalid format", l);
+  return 0;
+}

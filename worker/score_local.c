@@ -84,6 +84,11 @@ int lpq__local_setup(lpq_scorer_t *s, size_t layer, size_t dim, lpq_error_t *err
     return lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory for layer %zu's projection", layer);
   if (s->opts.local == LPQ_LOCAL_POOLED)
     setup_pooled(r, lpq_graph_layer(s->g, layer), k ? k : 16);
+  const lpq_layer_t *L = lpq_graph_layer(s->g, layer);
+  const lpq_layer_t *N = layer + 1 < lpq_graph_num_layers(s->g) ? lpq_graph_layer(s->g, layer + 1)
+                                                                 : NULL;
+  /* the exact rows are normalised, not reduced: nothing to share with the quantizer's pass */
+  r->feeds_next = N && L->out_value >= 0 && N->in_value == L->out_value && r->rdim < r->dim;
   return 0;
 }
 
@@ -218,4 +223,38 @@ int lpq__local_rows(lpq_scorer_t *s, size_t layer, const float *y, float *dst,
       pool_row(r, y + i * r->dim, dst + i * r->rdim);
   /* a NaN or Inf of y reaches the reduced row (sums and averages keep them) */
   return lpq_normalize_rows(dst, s->batch, r->rdim, err);
+}
+
+int lpq__local_term(lpq_scorer_t *s, size_t layer, const float *y, const lp_quantizer_t *q,
+                    float *qdst, float *buf, float *scratch, double *term, lpq_error_t *err) {
+  const lpq__layer_ref_t *r = &s->ref[layer];
+  int rc = 0;
+  if (q && r->rdim < r->dim) {
+    /* a sample's row (at most a few hundred KB) is quantized, then reduced from the cache */
+    fold_fn *f = r->sign ? fold_kernel(-1) : NULL;
+    atomic_fetch_add_explicit(&s->local_rows, 1, memory_order_relaxed);
+    for (size_t i = 0; i < s->batch && rc == 0; i++) {
+      const float *yi = y + i * r->dim;
+      rc = lp_quantize_f32(q, yi, qdst + i * r->dim, r->dim, NULL);
+      if (f)
+        f(yi, r->sign, r->dim, r->rdim, buf + i * r->rdim);
+      else
+        pool_row(r, yi, buf + i * r->rdim);
+    }
+    if (rc == 0)
+      rc = lpq_normalize_rows(buf, s->batch, r->rdim, err);
+    else if ((rc = lpq__local_rows(s, layer, y, buf, err)) == 0) { /* a NaN: the output's */
+      lp_quantize_f32(q, y, qdst, s->batch * r->dim, err); /* else the quantizer's message */
+      return lpq_error_prefix(err, "layer %zu input: ", layer + 1);
+    }
+  } else {
+    rc = lpq__local_rows(s, layer, y, buf, err);
+    if (rc == 0 && q && (rc = lp_quantize_f32(q, y, qdst, s->batch * r->dim, err)) != 0)
+      return lpq_error_prefix(err, "layer %zu input: ", layer + 1);
+  }
+  if (rc != 0)
+    return lpq_error_prefix(err, "layer %zu output: ", layer);
+  *term = lpq_infonce_normalized(buf, r->out_norm, s->batch, r->rdim, s->opts.temperature,
+                                 scratch);
+  return 0;
 }

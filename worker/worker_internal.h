@@ -148,6 +148,8 @@ typedef struct lpq__layer_ref_t {
   /* the local term's features (score_local.c): rdim values per sample (dim when exact) */
   size_t rdim;
   float *sign;       /* projected: dim seeded +-1 (NULL: the row is kept whole) */
+  int feeds_next;    /* the next layer reads this layer's output as its input (the same tensor):
+                        its rows are reduced while that input is quantized, one pass over it */
   size_t channels, h, w, ph, pw; /* pooled: [channels, h, w] into [channels, ph, pw], or
                                     [h, channels] (tokens, features) into [ph, channels] when
                                     w == 0; channels 0: the row is kept whole */
@@ -235,6 +237,9 @@ void lpq__prefix_put(lpq__prefix_cache_t *c, const uint64_t h[2], double local);
 ** size (dim values per sample) and the scorer's options (r->dim, rdim, sign or pooling); rows
 ** reduces the batch's rows y ([batch, dim]) into dst ([batch, rdim]) and normalises them
 ** (exact: lpq_normalize_rows_to, bit for bit). */
+/* The formats' arguments of a scorer call: LPQ_EINVAL naming the layer with an invalid one. */
+int lpq__score_check_args(const lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
+                          lpq_error_t *err);
 int lpq__local_setup(lpq_scorer_t *s, size_t layer, size_t dim, lpq_error_t *err);
 /* The projected rows: out[i][j] = sum over d = j (mod k) of sign[d] y[i][d] (rows x k), with the
 ** kernel of level (0 plain C, 1 AVX2, 2 AVX-512, -1 the widest this CPU runs); returns the level
@@ -243,6 +248,12 @@ int lpq__fold_rows(const float *y, const float *sign, size_t rows, size_t dim, s
                    float *out, int level);
 int lpq__local_rows(lpq_scorer_t *s, size_t layer, const float *y, float *dst,
                     lpq_error_t *err);
+/* Layer's local term from its output y (batch rows): the rows reduced into buf, then InfoNCE
+** against the FP side (scratch: batch x batch). With q, the same pass also quantizes y into
+** qdst, sample by sample (y is then the next layer's input, feeds_next): each row is read
+** from memory once, for both. */
+int lpq__local_term(lpq_scorer_t *s, size_t layer, const float *y, const lp_quantizer_t *q,
+                    float *qdst, float *buf, float *scratch, double *term, lpq_error_t *err);
 
 /* ---- bias correction after weight quantization: the engine's lpq_bias_input_means and
 ** lpq_bias_shift (engine/bias.c, documented in engine/engine.h) under the names the scorer

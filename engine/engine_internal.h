@@ -40,6 +40,7 @@ typedef struct gval_t {
 typedef struct gnode_t gnode_t;
 typedef struct kctx_t kctx_t;
 typedef struct threads_t threads_t;
+typedef struct dwfuse_t dwfuse_t;
 
 /* One operator: its attribute names (NULL-terminated; any other attribute is refused),
 ** prepare (checks inputs, parses attributes into n->params, sets the outputs' dtype and shape)
@@ -72,6 +73,8 @@ struct gnode_t {
   int64_t wshape[4];
   int wndim;
   size_t wcount, bcount;
+  dwfuse_t *fuse; /* owned: on runs without hooks this node and the depthwise conv (and 1x1
+                     conv) after it run as one, band by band (ops_dwfuse.c); or NULL */
 };
 
 /* What a kernel sees. in[i]/out[i] are NULL for omitted optional tensors. */
@@ -236,6 +239,18 @@ typedef struct conv_pointwise_t {
 } conv_pointwise_t;
 void lpq__conv_pack_pointwise(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
                               float *Bp);
+
+/* Fused depthwise chains (ops_dwfuse.c): a 1x1 conv -> 3x3 depthwise conv -> 1x1 conv (either
+** 1x1 may be absent, not both) computed a band of rows at a time, the intermediate tensors kept
+** in the thread's cache, never written. lpq__dwfuse_plan marks each chain's first node (after
+** the weights are packed, before the memory plan; LPQ_DWFUSE=0: none); lpq__dwfuse_run runs
+** chain n from the tensors' data (ptr: every value's) and returns how many of the nodes after n
+** it covered (the next live ones), or < 0 with err. Hooked runs keep to the nodes one by one. */
+int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err);
+int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, float *scratch,
+                    threads_t *pool, size_t scratch_stride, lpq_error_t *err);
+/* The last node of chain n (the memory plan keeps n's inputs alive to it), -1 when none. */
+int lpq__dwfuse_end(const gnode_t *n);
 
 /* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);

@@ -22,6 +22,9 @@ void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float 
 /* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
 void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
               float hi, size_t n);
+/* The same for stride 2: y[i] = clamp(bias + sum of w[j] * taps[j][2i]) (ops_kernels_dw.c). */
+void lpq__kern_dw9s2(float *restrict y, const float *const *taps, const float *w, float bias,
+                     float lo, float hi, size_t n);
 /* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512/AVX2
 ** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by
 ** lpq__sgemm_pack_a (lpq__sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).

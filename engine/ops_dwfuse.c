@@ -23,10 +23,10 @@ struct dwfuse_t {
 };
 
 /* E and D of one band together stay under this many floats (L2 with the GEMM's panels). */
-#define BAND_FLOATS (96 * 1024)
+int64_t lpq__dwfuse_band_floats = 96 * 1024;
 /* Smaller maps run node by node: their 1x1 convs take several images per GEMM (the weights
 ** read once for all), which a chain walking one image at a time cannot. */
-#define FUSE_MIN_HW (56 * 56)
+int64_t lpq__dwfuse_min_hw = 56 * 56;
 #define MARGIN 16 /* floats before each channel's rows in E: a tap may read one before the row */
 
 static size_t up16(size_t v) { return (v + 15) / 16 * 16; }
@@ -56,7 +56,7 @@ static int depthwise3(const lpq_graph_t *g, const gnode_t *n) {
     return 0;
   const conv_params_t *p = n->params;
   return p->spatial == 2 && p->groups == p->C && p->M == p->C && p->k[0] == 3 && p->k[1] == 3 &&
-         p->H * p->W >= FUSE_MIN_HW &&
+         p->H * p->W >= lpq__dwfuse_min_hw &&
          p->d[0] == 1 && p->d[1] == 1 && p->s[0] == p->s[1] && (p->s[0] == 1 || p->s[0] == 2) &&
          p->p[0] == 1 && p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1 && const_params(g, n);
 }
@@ -82,7 +82,7 @@ static int live_step(const lpq_graph_t *g, int k, int dir) {
 /* Bands and scratch of chain f (depthwise p, expanded channels C). */
 static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_post) {
   const int64_t s = p->s[0], per_row = p->C * (s * p->W + (has_post ? p->OW : 0));
-  int64_t R = BAND_FLOATS / (per_row > 0 ? per_row : 1);
+  int64_t R = lpq__dwfuse_band_floats / (per_row > 0 ? per_row : 1);
   R = R < 1 ? 1 : R > p->OH ? p->OH : R;
   int64_t nE = (R - 1) * s + 3;
   nE = nE > p->H ? p->H : nE;

@@ -222,6 +222,16 @@ int lpq__graph_plan(lpq_graph_t *g, lpq_error_t *err);
 size_t lpq__depthwise_scratch(const conv_params_t *p);
 void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
                      float lo, float hi, float *y, float *scratch);
+/* 3x3 depthwise output rows [oy0, oy1) of one channel (stride 1 or 2, pads 1) into out (row
+** oy0 first, OW apart), read from E, the plane's rows from lo_row on (W apart; only columns
+** [0, W) of the rows the windows cover are read); zero: a row of W zeros (ops_depthwise.c). */
+void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const float *zero,
+                   const float *w, float b, float lo, float hi, int64_t oy0, int64_t oy1,
+                   float *out);
+/* The 3x3 depthwise conv on small maps, DWB channels at a time (ops_dwblock.c): 0 when it
+** does not apply (then the planes one by one), else 1 after the whole run. Its scratch. */
+int lpq__dwblock_run(const kctx_t *k, float lo, float hi);
+size_t lpq__dwblock_scratch(const conv_params_t *p);
 
 /* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of lpq__kern_sgemm_implicit for
 ** one image: x is the image's first channel of the group, pos0 the output position of

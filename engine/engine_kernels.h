@@ -25,6 +25,13 @@ void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, 
 /* The same for stride 2: y[i] = clamp(bias + sum of w[j] * taps[j][2i]) (ops_kernels_dw.c). */
 void lpq__kern_dw9s2(float *restrict y, const float *const *taps, const float *w, float bias,
                      float lo, float hi, size_t n);
+/* One output row of a 3x3 depthwise conv over DWB channels interleaved (DWB floats a pixel):
+** input rows r0..r2 (column 0 is the output's column -1's window start), weights w[9][DWB],
+** biases b[DWB], stride s, ow pixels out (ops_kernels_dw.c). */
+#define DWB 16
+void lpq__kern_dwblk_row(float *restrict y, const float *restrict r0, const float *restrict r1,
+                         const float *restrict r2, const float *restrict w,
+                         const float *restrict b, float lo, float hi, size_t ow, size_t s);
 /* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512/AVX2
 ** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by
 ** lpq__sgemm_pack_a (lpq__sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).

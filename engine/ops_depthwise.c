@@ -127,8 +127,63 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
   }
 }
 
+/* Output (oy, ox) of channel plane rows r[3] by the definition (a row r[ky] is zeros when
+** outside the plane), as the row kernels compute it: the columns they cannot. */
+static float dw_point(const float *const r[3], const float *w, float b, float lo, float hi,
+                      int64_t ox, int64_t s, int64_t W) {
+  float v = b;
+  for (int ky = 0; ky < 3; ky++)
+    for (int kx = 0; kx < 3; kx++) {
+      const int64_t ix = ox * s - 1 + kx;
+      if (ix >= 0 && ix < W)
+        v += w[ky * 3 + kx] * r[ky][ix];
+    }
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const float *zero,
+                   const float *w, float b, float lo, float hi, int64_t oy0, int64_t oy1,
+                   float *out) {
+  const int64_t H = p->H, W = p->W, OW = p->OW, s = p->s[0];
+#define ROW(iy) ((iy) < 0 || (iy) >= H ? zero : E + ((iy) - lo_row) * W)
+  /* the last column's window reaches past the row: its value comes from dw_point */
+  const int64_t last = (OW - 1) * s + 1 >= W ? OW - 1 : OW;
+  int64_t a = oy0, bnd = oy0; /* stride 1: rows [a, bnd) in one pass over the flat rows */
+  if (s == 1 && W > 2) {
+    a = oy0 > 1 ? oy0 : 1;
+    bnd = oy1 < H - 1 ? oy1 : H - 1;
+    if (a < bnd) { /* columns 1 .. W-2 of every row, and the pairs (W-1, 0) between rows */
+      const float *taps[9];
+      for (int t = 0; t < 9; t++)
+        taps[t] = ROW(a - 1 + t / 3) + t % 3;
+      lpq__kern_dw9(out + (a - oy0) * OW + 1, taps, w, b, lo, hi, (size_t)((bnd - a) * W - 2));
+    } else {
+      a = bnd = oy0;
+    }
+  }
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    const float *r[3] = {ROW(oy * s - 1), ROW(oy * s), ROW(oy * s + 1)};
+    float *o = out + (oy - oy0) * OW;
+    if ((oy < a || oy >= bnd) && last > 1) { /* columns 1 .. last-1 */
+      const float *taps[9];
+      for (int t = 0; t < 9; t++)
+        taps[t] = r[t / 3] + s - 1 + t % 3;
+      if (s == 1)
+        lpq__kern_dw9(o + 1, taps, w, b, lo, hi, (size_t)(last - 1));
+      else
+        lpq__kern_dw9s2(o + 1, taps, w, b, lo, hi, (size_t)(last - 1));
+    }
+    o[0] = dw_point(r, w, b, lo, hi, 0, s, W);
+    for (int64_t ox = last > 1 ? last : 1; ox < OW; ox++)
+      o[ox] = dw_point(r, w, b, lo, hi, ox, s, W);
+  }
+#undef ROW
+}
+
 size_t lpq__depthwise_scratch(const conv_params_t *p) {
-  return dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
+  const size_t own = dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
+  return own > lpq__dwblock_scratch(p) ? own : lpq__dwblock_scratch(p);
 }
 
 void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,

@@ -146,61 +146,6 @@ typedef struct fjob_t {
   size_t stride;
 } fjob_t;
 
-/* Output (oy, ox) of channel plane rows r[3] by the definition (a row r[ky] is zeros when
-** outside the plane), as the row kernels compute it: the columns they cannot. */
-static float dw_point(const float *const r[3], const float *w, float b, float lo, float hi,
-                      int64_t ox, int64_t s, int64_t W) {
-  float v = b;
-  for (int ky = 0; ky < 3; ky++)
-    for (int kx = 0; kx < 3; kx++) {
-      const int64_t ix = ox * s - 1 + kx;
-      if (ix >= 0 && ix < W)
-        v += w[ky * 3 + kx] * r[ky][ix];
-    }
-  v = v < lo ? lo : v;
-  return v > hi ? hi : v;
-}
-
-/* Depthwise output rows [oy0, oy1) of one channel into out (row oy0 first, OW apart): E holds
-** the plane's rows from lo_row on, zero is a row of zeros (with margins). */
-static void dw_band(const conv_params_t *p, const float *E, int64_t lo_row, const float *zero,
-                    const float *w, float b, float lo, float hi, int64_t oy0, int64_t oy1,
-                    float *out) {
-  const int64_t H = p->H, W = p->W, OW = p->OW, s = p->s[0];
-#define ROW(iy) ((iy) < 0 || (iy) >= H ? zero : E + ((iy) - lo_row) * W)
-  int64_t a = oy0, bnd = oy0; /* stride 1: rows [a, bnd) in one pass over the flat band */
-  if (s == 1) {
-    a = oy0 > 1 ? oy0 : 1;
-    bnd = oy1 < H - 1 ? oy1 : H - 1;
-    if (a < bnd) {
-      const float *taps[9];
-      for (int t = 0; t < 9; t++)
-        taps[t] = ROW(a - 1 + t / 3) + t % 3 - 1;
-      lpq__kern_dw9(out + (a - oy0) * OW, taps, w, b, lo, hi, (size_t)((bnd - a) * W));
-    } else {
-      a = bnd = oy0;
-    }
-  }
-  for (int64_t oy = oy0; oy < oy1; oy++) {
-    const float *r[3] = {ROW(oy * s - 1), ROW(oy * s), ROW(oy * s + 1)};
-    float *o = out + (oy - oy0) * OW;
-    if (oy < a || oy >= bnd) {
-      const float *taps[9];
-      for (int t = 0; t < 9; t++)
-        taps[t] = r[t / 3] + t % 3 - 1;
-      if (s == 1)
-        lpq__kern_dw9(o, taps, w, b, lo, hi, (size_t)OW);
-      else
-        lpq__kern_dw9s2(o, taps, w, b, lo, hi, (size_t)OW);
-    }
-    /* the first column reads column -1, the last may read column W: their values */
-    o[0] = dw_point(r, w, b, lo, hi, 0, s, W);
-    if ((OW - 1) * s + 1 >= W)
-      o[OW - 1] = dw_point(r, w, b, lo, hi, OW - 1, s, W);
-  }
-#undef ROW
-}
-
 static void fuse_task(void *arg, size_t task, int tid) {
   const fjob_t *j = arg;
   const dwfuse_t *f = j->f;
@@ -240,7 +185,7 @@ static void fuse_task(void *arg, size_t task, int tid) {
     cur_lo = lo_row, cur_hi = hi_row;
     for (int64_t c = 0; c < C; c++) {
       float *out = j->pp ? D + c * (int64_t)f->ds : j->y + (img * C + c) * OHW + oy0 * OW;
-      dw_band(d, E + c * (int64_t)f->es, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f,
+      lpq__dw3_rows(d, E + c * (int64_t)f->es, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f,
               j->dlo, j->dhi, oy0, oy1, out);
     }
     if (j->pp) {

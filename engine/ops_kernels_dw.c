@@ -45,3 +45,9 @@ void lpq__kern_dw9s2(float *restrict y, const float *const *taps, const float *w
                      float lo, float hi, size_t n) {
   DISPATCH(dw9s2_, y, taps, w, bias, lo, hi, n);
 }
+
+void lpq__kern_dwblk_row(float *restrict y, const float *restrict r0, const float *restrict r1,
+                         const float *restrict r2, const float *restrict w,
+                         const float *restrict b, float lo, float hi, size_t ow, size_t s) {
+  DISPATCH(dwblk_row_, y, r0, r1, r2, w, b, lo, hi, ow, s);
+}

@@ -22,6 +22,28 @@ static void KNAME(dw9s2_)(float *restrict y, const float *const *taps, const flo
   }
 }
 
+/* One output row of a 3x3 depthwise conv over DWB channels interleaved (pixel-major, DWB
+** floats a pixel): y[ox][c] = clamp(b[c] + sum w[ky][kx][c] * r_ky[(ox*s + kx)][c]). */
+static void KNAME(dwblk_row_)(float *restrict y, const float *restrict r0,
+                              const float *restrict r1, const float *restrict r2,
+                              const float *restrict w, const float *restrict b, float lo,
+                              float hi, size_t ow, size_t s) {
+  for (size_t ox = 0; ox < ow; ox++) {
+    const float *a0 = r0 + ox * s * DWB, *a1 = r1 + ox * s * DWB, *a2 = r2 + ox * s * DWB;
+    float acc[DWB];
+    for (int c = 0; c < DWB; c++)
+      acc[c] = b[c] + w[0 * DWB + c] * a0[c] + w[1 * DWB + c] * a0[DWB + c] +
+               w[2 * DWB + c] * a0[2 * DWB + c] + w[3 * DWB + c] * a1[c] +
+               w[4 * DWB + c] * a1[DWB + c] + w[5 * DWB + c] * a1[2 * DWB + c] +
+               w[6 * DWB + c] * a2[c] + w[7 * DWB + c] * a2[DWB + c] +
+               w[8 * DWB + c] * a2[2 * DWB + c];
+    for (int c = 0; c < DWB; c++) {
+      const float v = acc[c] < lo ? lo : acc[c];
+      y[ox * DWB + c] = v > hi ? hi : v;
+    }
+  }
+}
+
 #undef KNAME
 #undef KCAT
 #undef KCAT_

@@ -129,15 +129,14 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
 
 /* Output (oy, ox) of channel plane rows r[3] by the definition (a row r[ky] is zeros when
 ** outside the plane), as the row kernels compute it: the columns they cannot. */
-static float dw_point(const float *const r[3], const float *w, float b, float lo, float hi,
-                      int64_t ox, int64_t s, int64_t W) {
+static inline float dw_point(const float *const r[3], const float *w, float b, float lo,
+                             float hi, int64_t ox, int64_t s, int64_t W) {
+  const int64_t ix0 = ox * s - 1;
+  const int k0 = ix0 < 0 ? (int)-ix0 : 0, k1 = ix0 + 3 > W ? (int)(W - ix0) : 3;
   float v = b;
   for (int ky = 0; ky < 3; ky++)
-    for (int kx = 0; kx < 3; kx++) {
-      const int64_t ix = ox * s - 1 + kx;
-      if (ix >= 0 && ix < W)
-        v += w[ky * 3 + kx] * r[ky][ix];
-    }
+    for (int kx = k0; kx < k1; kx++)
+      v += w[ky * 3 + kx] * r[ky][ix0 + kx];
   v = v < lo ? lo : v;
   return v > hi ? hi : v;
 }
@@ -147,6 +146,8 @@ void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const
                    float *out) {
   const int64_t H = p->H, W = p->W, OW = p->OW, s = p->s[0];
 #define ROW(iy) ((iy) < 0 || (iy) >= H ? zero : E + ((iy) - lo_row) * W)
+  if (lpq__kern_dw3_rows(out, E, lo_row, zero, w, b, lo, hi, H, W, OW, (int)s, oy0, oy1))
+    return; /* AVX-512: whole rows, the edges masked */
   /* the last column's window reaches past the row: its value comes from dw_point */
   const int64_t last = (OW - 1) * s + 1 >= W ? OW - 1 : OW;
   int64_t a = oy0, bnd = oy0; /* stride 1: rows [a, bnd) in one pass over the flat rows */
@@ -157,7 +158,7 @@ void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const
       const float *taps[9];
       for (int t = 0; t < 9; t++)
         taps[t] = ROW(a - 1 + t / 3) + t % 3;
-      lpq__kern_dw9(out + (a - oy0) * OW + 1, taps, w, b, lo, hi, (size_t)((bnd - a) * W - 2));
+      lpq__kern_dw9m(out + (a - oy0) * OW + 1, taps, w, b, lo, hi, (size_t)((bnd - a) * W - 2));
     } else {
       a = bnd = oy0;
     }
@@ -170,7 +171,7 @@ void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const
       for (int t = 0; t < 9; t++)
         taps[t] = r[t / 3] + s - 1 + t % 3;
       if (s == 1)
-        lpq__kern_dw9(o + 1, taps, w, b, lo, hi, (size_t)(last - 1));
+        lpq__kern_dw9m(o + 1, taps, w, b, lo, hi, (size_t)(last - 1));
       else
         lpq__kern_dw9s2(o + 1, taps, w, b, lo, hi, (size_t)(last - 1));
     }
@@ -188,6 +189,15 @@ size_t lpq__depthwise_scratch(const conv_params_t *p) {
 
 void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
                      float lo, float hi, float *y, float *scratch) {
+  const int pads1 = p->p[0] == 1 && p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1;
+  /* AVX-512, stride 2 or rows of 16 and more: straight from the plane, the edges masked (short
+  ** stride-1 rows go faster through the padded plane's one flat pass) */
+  if (dw3_applies(p) && pads1 && lpq__isa() == LPQ_ISA_AVX512 && (p->s[0] == 2 || p->OW >= 16)) {
+    memset(scratch, 0, (size_t)p->W * sizeof *scratch);
+    if (lpq__kern_dw3_rows(y, x, 0, scratch, w, bias, lo, hi, p->H, p->W, p->OW, (int)p->s[0], 0,
+                           p->OH))
+      return;
+  }
   if (dw3_applies(p)) {
     depthwise3(p, x, w, bias, lo, hi, y, scratch);
   } else {

@@ -80,8 +80,9 @@ static int live_step(const lpq_graph_t *g, int k, int dir) {
 }
 
 /* Bands and scratch of chain f (depthwise p, expanded channels C). */
-static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_post) {
-  const int64_t s = p->s[0], per_row = p->C * (s * p->W + (has_post ? p->OW : 0));
+static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int has_post) {
+  const int64_t s = p->s[0];
+  const int64_t per_row = p->C * ((has_pre ? s * p->W : 0) + (has_post ? p->OW : 0));
   int64_t R = lpq__dwfuse_band_floats / (per_row > 0 ? per_row : 1);
   R = R < 1 ? 1 : R > p->OH ? p->OH : R;
   int64_t nE = (R - 1) * s + 3;
@@ -90,7 +91,7 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_post) {
   f->es = up16((size_t)(nE * p->W) + MARGIN + 1);
   f->ds = has_post ? up16((size_t)(R * p->OW)) : 0;
   f->e_off = 0;
-  f->d_off = f->e_off + (size_t)p->C * f->es;
+  f->d_off = f->e_off + (has_pre ? (size_t)p->C * f->es : 0);
   f->z_off = f->d_off + (size_t)p->C * f->ds;
   f->pack_off = f->z_off + up16((size_t)p->W + 2 * MARGIN);
   f->total = f->pack_off + lpq__sgemm_pack_floats(0) + 16;
@@ -118,7 +119,7 @@ int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err) {
       return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
     f->node[0] = pre, f->node[1] = (int)k, f->node[2] = post;
     f->count = (pre >= 0) + (post >= 0);
-    size_chain(f, n->params, post >= 0);
+    size_chain(f, n->params, pre >= 0, post >= 0);
     gnode_t *head = &g->nodes[pre >= 0 ? pre : (int)k];
     head->fuse = f;
     if (head->scratch_floats < f->total)
@@ -165,7 +166,7 @@ static void fuse_task(void *arg, size_t task, int tid) {
     const int64_t lo_row = oy0 * s - 1 > 0 ? oy0 * s - 1 : 0;
     const int64_t hi_row = (oy1 - 1) * s + 2 < H ? (oy1 - 1) * s + 2 : H;
     int64_t keep = 0; /* rows of the band before still needed: moved to the front */
-    if (cur_hi > lo_row && cur_lo <= lo_row) {
+    if (j->pe && cur_hi > lo_row && cur_lo <= lo_row) {
       keep = cur_hi - lo_row;
       if (lo_row > cur_lo)
         for (int64_t c = 0; c < C; c++)
@@ -177,15 +178,12 @@ static void fuse_task(void *arg, size_t task, int tid) {
       const sgemm_epi_t epi = {j->be, NULL, 0, j->elo, j->ehi};
       lpq__kern_sgemm((size_t)C, (size_t)(nr * W), (size_t)Cin, j->we, (size_t)Cin, j->ape,
                       xi + r0 * W, (size_t)HW, E + keep * W, f->es, pack, &epi);
-    } else if (nr > 0) {
-      for (int64_t c = 0; c < C; c++)
-        memcpy(E + c * (int64_t)f->es + keep * W, xi + c * HW + r0 * W,
-               (size_t)(nr * W) * sizeof *E);
     }
     cur_lo = lo_row, cur_hi = hi_row;
-    for (int64_t c = 0; c < C; c++) {
+    for (int64_t c = 0; c < C; c++) { /* without an expansion: straight from the input */
       float *out = j->pp ? D + c * (int64_t)f->ds : j->y + (img * C + c) * OHW + oy0 * OW;
-      lpq__dw3_rows(d, E + c * (int64_t)f->es, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f,
+      const float *Ec = j->pe ? E + c * (int64_t)f->es : xi + c * HW + lo_row * W;
+      lpq__dw3_rows(d, Ec, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f,
               j->dlo, j->dhi, oy0, oy1, out);
     }
     if (j->pp) {

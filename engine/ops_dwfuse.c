@@ -1,6 +1,7 @@
 /* engine/ops_dwfuse.c: MobileNet-style chains fused on runs without hooks: a 1x1 conv (the
-** expansion, with its Relu/Clip), a 3x3 depthwise conv (stride 1 or 2, pads 1) and a 1x1 conv
-** (the projection, with its residual Add), either 1x1 conv absent but not both. Each thread
+** expansion, with its Relu/Clip; or any dense conv, as the stem before the first block), a 3x3
+** depthwise conv (stride 1 or 2, pads 1) and a 1x1 conv (the projection, with its residual
+** Add), the first or the last absent but not both. Each thread
 ** takes an image (or a slice of its rows) and walks it in bands of output rows: the
 ** expansion's rows the band needs go into a buffer E (rows computed for the band before kept,
 ** not recomputed), the depthwise output of the band into D, the projection from D into the
@@ -49,6 +50,17 @@ static int pointwise(const lpq_graph_t *g, const gnode_t *n) {
   return p->spatial == 2 && p->groups == 1 && p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 &&
          p->s[1] == 1 && !p->p[0] && !p->p[1] && !p->p[2] && !p->p[3] && const_params(g, n) &&
          (!lpq__sgemm_packs_a() || n->wpack);
+}
+
+/* A dense conv before the depthwise one: 1x1, or (lpq's GEMM kernel, packing B straight from
+** the input) any window Winograd does not take. */
+static int dense_pre(const lpq_graph_t *g, const gnode_t *n) {
+  if (pointwise(g, n))
+    return 1;
+  if (!is_conv(n) || n->residual || !lpq__sgemm_packs_a() || !n->wpack)
+    return 0;
+  const conv_params_t *p = n->params;
+  return p->spatial == 2 && p->groups == 1 && !lpq__wino_applies(p) && const_params(g, n);
 }
 
 static int depthwise3(const lpq_graph_t *g, const gnode_t *n) {
@@ -107,7 +119,7 @@ int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err) {
     if (!depthwise3(g, n))
       continue;
     int pre = live_step(g, (int)k, -1), post = live_step(g, (int)k, 1);
-    if (pre < 0 || pre <= last_end || !pointwise(g, &g->nodes[pre]) ||
+    if (pre < 0 || pre <= last_end || !dense_pre(g, &g->nodes[pre]) ||
         g->nodes[pre].out[0] != n->in[0] || !feeds_only(g, n->in[0], n))
       pre = -1;
     if (post < 0 || !pointwise(g, &g->nodes[post]) || !feeds_only(g, n->out[0], &g->nodes[post]))
@@ -143,6 +155,8 @@ typedef struct fjob_t {
   const float *ape, *app;                   /* packed weights of the 1x1 convs, or NULL */
   float elo, ehi, dlo, dhi, plo, phi;
   int64_t nsplit, rows_per; /* tasks per image, output rows per task */
+  int pe_window;            /* the expansion is not 1x1: implicit GEMM, pe_k rows of B */
+  int64_t pe_k;
   float *scratch;
   size_t stride;
 } fjob_t;
@@ -155,11 +169,12 @@ static void fuse_task(void *arg, size_t task, int tid) {
   const int64_t ra = part * j->rows_per, rb = ra + j->rows_per < d->OH ? ra + j->rows_per : d->OH;
   const int64_t C = d->C, H = d->H, W = d->W, HW = H * W, OW = d->OW, OHW = d->OH * OW;
   const int64_t s = d->s[0], Cin = j->pe ? j->pe->C : C;
+  const int64_t xHW = j->pe ? j->pe->H * j->pe->W : HW; /* the chain input's plane */
   float *sc = j->scratch + (size_t)tid * j->stride;
   float *E = sc + f->e_off + MARGIN, *D = sc + f->d_off, *pack = sc + f->pack_off;
   float *zero = sc + f->z_off + MARGIN;
   memset(zero - MARGIN, 0, ((size_t)W + 2 * MARGIN) * sizeof *zero);
-  const float *xi = j->x + img * Cin * HW;
+  const float *xi = j->x + img * Cin * xHW;
   int64_t cur_lo = 0, cur_hi = 0; /* the plane rows E holds */
   for (int64_t oy0 = ra; oy0 < rb; oy0 += f->R) {
     const int64_t oy1 = oy0 + f->R < rb ? oy0 + f->R : rb;
@@ -174,7 +189,12 @@ static void fuse_task(void *arg, size_t task, int tid) {
                   (size_t)(keep * W) * sizeof *E);
     }
     const int64_t r0 = lo_row + keep, nr = hi_row - r0;
-    if (nr > 0 && j->pe) {
+    if (nr > 0 && j->pe && j->pe_window) { /* B packed from the input's windows */
+      const sgemm_epi_t epi = {j->be, NULL, 0, j->elo, j->ehi};
+      const conv_implicit_t ib = {j->pe, xi, r0 * W};
+      lpq__kern_sgemm_implicit((size_t)C, (size_t)(nr * W), (size_t)j->pe_k, j->ape,
+                               lpq__conv_pack_b, &ib, E + keep * W, f->es, pack, &epi);
+    } else if (nr > 0 && j->pe) {
       const sgemm_epi_t epi = {j->be, NULL, 0, j->elo, j->ehi};
       lpq__kern_sgemm((size_t)C, (size_t)(nr * W), (size_t)Cin, j->we, (size_t)Cin, j->ape,
                       xi + r0 * W, (size_t)HW, E + keep * W, f->es, pack, &epi);
@@ -225,6 +245,8 @@ int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, fl
   if (pe) {
     j.pe = pe->params, j.we = node_weight(pe, ptr), j.be = node_bias(pe, ptr);
     j.ape = lpq__sgemm_packs_a() ? pe->wpack : NULL;
+    j.pe_k = j.pe->C * j.pe->k[0] * j.pe->k[1];
+    j.pe_window = !pointwise(g, pe);
     node_act(pe, &j.elo, &j.ehi);
   }
   if (po) {

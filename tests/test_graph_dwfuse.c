@@ -15,8 +15,34 @@
 
 typedef struct chain_t {
   int pre, post, residual;
-  int64_t n, cin, ce, cout, h, w, s;
+  int64_t n, cin, ce, cout, h, w, s; /* h, w: the depthwise conv's input */
+  int64_t pk, ps; /* the conv before it: kernel (0: 1x1) and stride, pads pk / 2 */
 } chain_t;
+
+/* The chain input's size along an axis where the depthwise input is `in`. */
+static int64_t xdim(const chain_t *c, int64_t in) {
+  return c->pk > 1 ? (in - 1) * c->ps + 1 + (in % 2 ? c->ps - 1 : 0) : in;
+}
+
+/* y = relu(conv(x, w) + b): cin x xh x xw -> m x h x w, kernel k, stride s, pads k / 2. */
+static void ref_conv(const chain_t *c, const double *x, const float *w, const float *b, double *y) {
+  const int64_t k = c->pk, xh = xdim(c, c->h), xw = xdim(c, c->w), pad = k / 2;
+  for (int64_t i = 0; i < c->n; i++)
+    for (int64_t o = 0; o < c->ce; o++)
+      for (int64_t oy = 0; oy < c->h; oy++)
+        for (int64_t ox = 0; ox < c->w; ox++) {
+          double acc = b[o];
+          for (int64_t ci = 0; ci < c->cin; ci++)
+            for (int64_t ky = 0; ky < k; ky++)
+              for (int64_t kx = 0; kx < k; kx++) {
+                const int64_t iy = oy * c->ps - pad + ky, ix = ox * c->ps - pad + kx;
+                if (iy >= 0 && iy < xh && ix >= 0 && ix < xw)
+                  acc += (double)w[((o * c->cin + ci) * k + ky) * k + kx] *
+                         x[((i * c->cin + ci) * xh + iy) * xw + ix];
+              }
+          y[((i * c->ce + o) * c->h + oy) * c->w + ox] = acc < 0 ? 0 : acc;
+        }
+}
 
 static float frand(unsigned *s) {
   *s = *s * 1103515245u + 12345u;
@@ -104,14 +130,14 @@ typedef struct weights_t {
 /* The chain as an ONNX model (caller frees *buf). */
 static size_t build(const chain_t *c, const weights_t *wt, uint8_t **buf) {
   const int64_t oh = odim(c, c->h), ow = odim(c, c->w);
-  int64_t xd[4] = {c->n, c->cin, c->h, c->w};
+  int64_t xd[4] = {c->n, c->cin, xdim(c, c->h), xdim(c, c->w)}, pk = c->pk > 1 ? c->pk : 1;
   int64_t yd[4] = {c->n, c->post ? c->cout : c->ce, oh, ow};
-  int64_t wed[4] = {c->ce, c->cin, 1, 1}, wdd[4] = {c->ce, 1, 3, 3};
+  int64_t wed[4] = {c->ce, c->cin, pk, pk}, wdd[4] = {c->ce, 1, 3, 3};
   int64_t wpd[4] = {c->cout, c->ce, 1, 1}, bed[1] = {c->ce}, bpd[1] = {c->cout};
   Onnx__TensorProto t[6], *inits[6];
   size_t ni = 0;
   if (c->pre) {
-    inits[ni] = init(&t[ni], "We", 4, wed, wt->we, (size_t)(c->ce * c->cin)), ni++;
+    inits[ni] = init(&t[ni], "We", 4, wed, wt->we, (size_t)(c->ce * c->cin * pk * pk)), ni++;
     inits[ni] = init(&t[ni], "Be", 1, bed, wt->be, (size_t)c->ce), ni++;
   }
   inits[ni] = init(&t[ni], "Wd", 4, wdd, wt->wd, (size_t)(c->ce * 9)), ni++;
@@ -133,6 +159,14 @@ static size_t build(const chain_t *c, const weights_t *wt, uint8_t **buf) {
       a[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, a[i].has_i = 1, a[i].i = c->ce;
     }
   }
+  Onnx__AttributeProto pa[2], *pap[2]; /* the conv before: strides, pads */
+  int64_t pav[2][4] = {{c->ps, c->ps}, {pk / 2, pk / 2, pk / 2, pk / 2}};
+  for (int i = 0; i < 2; i++) {
+    onnx__attribute_proto__init(&pa[i]);
+    pa[i].name = (char *)an[i], pa[i].has_type = 1, pap[i] = &pa[i];
+    pa[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    pa[i].n_ints = i ? 4 : 2, pa[i].ints = pav[i];
+  }
   Onnx__NodeProto nd[7], *nodes[7];
   size_t nn = 0;
   char *pe_in[3] = {"x", "We", "Be"}, *pe_out[1] = {"e0"}, *re_in[1] = {"e0"}, *re_out[1] = {"e"};
@@ -141,7 +175,7 @@ static size_t build(const chain_t *c, const weights_t *wt, uint8_t **buf) {
   char *pp_in[3] = {"d", "Wp", "Bp"}, *pp_out[1] = {c->residual ? "p" : "y"};
   char *add_in[2] = {"p", "x"}, *add_out[1] = {"y"};
   if (c->pre) {
-    node(&nd[nn], "Conv", 3, pe_in, pe_out, 0, NULL), nn++;
+    node(&nd[nn], "Conv", 3, pe_in, pe_out, pk > 1 ? 2 : 0, pk > 1 ? pap : NULL), nn++;
     node(&nd[nn], "Relu", 1, re_in, re_out, 0, NULL), nn++;
   }
   node(&nd[nn], "Conv", 3, dw_in, dw_out, 3, ap), nn++;
@@ -192,17 +226,21 @@ static int fused_chains(const lpq_graph_t *g) {
 /* One chain with band buffers of `band` floats: fused run == reference == hooked run. */
 static void check(const chain_t *c, int64_t band, unsigned seed) {
   const int64_t oh = odim(c, c->h), ow = odim(c, c->w), hw = c->h * c->w, ohw = oh * ow;
-  const size_t nx = (size_t)(c->n * c->cin * hw), ne = (size_t)(c->n * c->ce * hw);
+  const int64_t pk = c->pk > 1 ? c->pk : 1;
+  const size_t nx = (size_t)(c->n * c->cin * xdim(c, c->h) * xdim(c, c->w));
+  const size_t ne = (size_t)(c->n * c->ce * hw);
   const size_t nd = (size_t)(c->n * c->ce * ohw), ny = (size_t)(c->n * (c->post ? c->cout : c->ce) * ohw);
   float *x = randoms(nx, 1.0f, &seed);
-  weights_t wt = {randoms((size_t)(c->ce * c->cin), 0.5f, &seed), randoms((size_t)c->ce, 0.2f, &seed),
+  weights_t wt = {randoms((size_t)(c->ce * c->cin * pk * pk), 0.5f, &seed), randoms((size_t)c->ce, 0.2f, &seed),
                   randoms((size_t)(c->ce * 9), 0.4f, &seed), randoms((size_t)c->ce, 0.2f, &seed),
                   randoms((size_t)(c->cout * c->ce), 0.3f, &seed), randoms((size_t)c->cout, 0.2f, &seed)};
   double *xd = malloc(nx * sizeof *xd), *e = malloc(ne * sizeof *e), *d = malloc(nd * sizeof *d);
   double *want = malloc(ny * sizeof *want);
   for (size_t i = 0; i < nx; i++)
     xd[i] = x[i];
-  if (c->pre)
+  if (c->pre && pk > 1)
+    ref_conv(c, xd, wt.we, wt.be, e);
+  else if (c->pre)
     ref_pointwise(xd, c->n, c->cin, c->ce, hw, wt.we, wt.be, 1, NULL, e);
   ref_depthwise(c, c->pre ? e : xd, wt.wd, wt.bd, c->post ? d : want);
   if (c->post)
@@ -217,6 +255,10 @@ static void check(const chain_t *c, int64_t band, unsigned seed) {
   lpq__dwfuse_band_floats = saved, lpq__dwfuse_min_hw = saved_hw;
   cr_assert_not_null(g, "%s", err.msg);
   cr_assert_eq(fused_chains(g), 1, "the chain is not fused");
+  size_t first = 0; /* with a conv before, the chain starts there: the graph's first node */
+  while (g->nodes[first].dead)
+    first++;
+  cr_assert(!c->pre || g->nodes[first].fuse != NULL, "the conv before is not in the chain");
   for (int threads = 1; threads <= 2; threads++) {
     lpq_exec_t *ex = lpq_exec_new(g, &err);
     cr_assert_not_null(ex, "%s", err.msg);
@@ -244,13 +286,16 @@ static void check(const chain_t *c, int64_t band, unsigned seed) {
 
 static void cases(void) {
   static const chain_t chains[] = {
-      /* pre, post, residual, n, cin, ce, cout, h, w, s */
-      {1, 1, 1, 3, 5, 19, 5, 13, 11, 1},   {1, 1, 0, 1, 3, 17, 7, 14, 9, 2},
-      {1, 1, 0, 3, 4, 33, 6, 15, 16, 2},   {1, 1, 1, 1, 16, 40, 16, 23, 37, 1},
-      {0, 1, 0, 3, 21, 21, 6, 9, 20, 1},   {0, 1, 0, 1, 18, 18, 9, 17, 12, 2},
-      {1, 0, 0, 1, 7, 21, 1, 11, 13, 2},   {1, 0, 0, 3, 6, 10, 1, 12, 7, 1},
-      {1, 1, 0, 1, 3, 9, 4, 1, 5, 1},      {1, 1, 0, 3, 3, 9, 4, 5, 1, 2},
-      {1, 1, 1, 1, 8, 24, 8, 2, 2, 1},     {1, 1, 0, 1, 5, 96, 24, 34, 35, 2},
+      /* pre, post, residual, n, cin, ce, cout, h, w, s, pre kernel, pre stride */
+      {1, 1, 1, 3, 5, 19, 5, 13, 11, 1, 0, 1},   {1, 1, 0, 1, 3, 17, 7, 14, 9, 2, 0, 1},
+      {1, 1, 0, 3, 4, 33, 6, 15, 16, 2, 0, 1},   {1, 1, 1, 1, 16, 40, 16, 23, 37, 1, 0, 1},
+      {0, 1, 0, 3, 21, 21, 6, 9, 20, 1, 0, 1},   {0, 1, 0, 1, 18, 18, 9, 17, 12, 2, 0, 1},
+      {1, 0, 0, 1, 7, 21, 1, 11, 13, 2, 0, 1},   {1, 0, 0, 3, 6, 10, 1, 12, 7, 1, 0, 1},
+      {1, 1, 0, 1, 3, 9, 4, 1, 5, 1, 0, 1},      {1, 1, 0, 3, 3, 9, 4, 5, 1, 2, 0, 1},
+      {1, 1, 1, 1, 8, 24, 8, 2, 2, 1, 0, 1},     {1, 1, 0, 1, 5, 96, 24, 34, 35, 2, 0, 1},
+      /* a stem before: 3x3 stride 2 (odd and even inputs), 5x5 stride 1 */
+      {1, 1, 0, 3, 3, 16, 8, 19, 14, 1, 3, 2}, {1, 1, 0, 1, 3, 21, 5, 12, 11, 2, 3, 2},
+      {1, 0, 0, 1, 4, 10, 1, 9, 13, 1, 5, 1},
   };
   static const int64_t bands[] = {96 * 1024, 1, 700};
   unsigned seed = 11;
@@ -271,7 +316,7 @@ Test(graph_dwfuse, avx2_fused_equals_reference_and_hooked) {
 
 Test(graph_dwfuse, off_when_disabled) {
   cr_assert_eq(setenv("LPQ_DWFUSE", "0", 1), 0);
-  const chain_t c = {1, 1, 0, 1, 3, 8, 4, 6, 6, 1};
+  const chain_t c = {1, 1, 0, 1, 3, 8, 4, 6, 6, 1, 0, 1};
   unsigned seed = 3;
   weights_t wt = {randoms(24, 0.5f, &seed), randoms(8, 0.2f, &seed), randoms(72, 0.4f, &seed),
                   randoms(8, 0.2f, &seed), randoms(32, 0.3f, &seed), randoms(4, 0.2f, &seed)};

@@ -103,11 +103,86 @@ static inline const float *at(const float *p, int64_t off) {
   return (const float *)((uintptr_t)p + (uintptr_t)(off * (int64_t)sizeof(float)));
 }
 
+/* One vector of output (16 lanes from column 16 v) of rows r[0..2]: bias, then taps 0 to 8
+** in order, each one multiply-add (the loops' arithmetic), then the clamp. m0/m1: the raw
+** loads' masks per kx (stride 2: two loads, even elements). */
+static inline AVX512 __m512 dw3_vec(const float *const *r, int64_t v, int s, const __m512 *wv,
+                                    __m512 vb, const __mmask16 *m0, const __mmask16 *m1,
+                                    __m512i even) {
+  __m512 a = vb;
+  if (s == 1) {
+    const int64_t c = 16 * v - 1;
+#pragma GCC unroll 3
+    for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+      for (int kx = 0; kx < 3; kx++)
+        a = _mm512_fmadd_ps(wv[ky * 3 + kx], _mm512_maskz_loadu_ps(m0[kx], at(r[ky], c + kx)), a);
+  } else {
+    const int64_t c = 32 * v - 1;
+#pragma GCC unroll 3
+    for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+      for (int kx = 0; kx < 3; kx++) {
+        const __m512 lo = _mm512_maskz_loadu_ps(m0[kx], at(r[ky], c + kx));
+        const __m512 hi = _mm512_maskz_loadu_ps(m1[kx], at(r[ky], c + kx + 16));
+        a = _mm512_fmadd_ps(wv[ky * 3 + kx], _mm512_permutex2var_ps(lo, even, hi), a);
+      }
+  }
+  return a;
+}
+
 /* Output rows [oy0, oy1) of one channel (see lpq__kern_dw3_rows): the masks of each vector
-** of a row computed once, two vectors at a time with their own accumulators (each lane adds
-** bias, then taps 0 to 8 in order: the arithmetic of the loops). */
+** of a row computed once; the (row, vector) units two at a time, each its own accumulator. */
 #define DW3_MAXV 16 /* vectors per output row: OW up to 256 */
 static AVX512 void dw3_rows512(float *out, const float *E, int64_t lo_row, const float *zero,
+                               const float *w, float bias, float lo, float hi, int64_t H,
+                               int64_t W, int64_t OW, int s, int64_t oy0, int64_t oy1) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512 wv[9];
+#pragma GCC unroll 9
+  for (int t = 0; t < 9; t++)
+    wv[t] = _mm512_set1_ps(w[t]);
+  const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  const int64_t nv = (OW + 15) / 16, units = (oy1 - oy0) * nv;
+  __mmask16 m0[DW3_MAXV][3], m1[DW3_MAXV][3], ms[DW3_MAXV];
+  for (int64_t v = 0; v < nv; v++) {
+    const int64_t ox = 16 * v, lanes = OW - ox < 16 ? OW - ox : 16;
+    ms[v] = (__mmask16)bits16(0, lanes);
+    for (int kx = 0; kx < 3; kx++) {
+      const int64_t c0 = ox * s - 1 + kx; /* column of lane 0 (raw element 0) */
+      const int64_t end = s == 1 ? (lanes < W - c0 ? lanes : W - c0)
+                                 : (2 * lanes - 1 < W - c0 ? 2 * lanes - 1 : W - c0);
+      m0[v][kx] = (__mmask16)bits16(-c0, end);
+      m1[v][kx] = (__mmask16)bits16(-c0 - 16, end - 16);
+    }
+  }
+#define DW3_ROWS(oy, r)                                                                        \
+  for (int ky_ = 0; ky_ < 3; ky_++) {                                                          \
+    const int64_t iy_ = (oy) * s - 1 + ky_;                                                    \
+    r[ky_] = iy_ < 0 || iy_ >= H ? zero : E + (iy_ - lo_row) * W;                              \
+  }
+  for (int64_t u = 0; u < units; u += 2) {
+    const int64_t oa = oy0 + u / nv, va = u % nv;
+    const float *ra[3];
+    DW3_ROWS(oa, ra);
+    __m512 a = dw3_vec(ra, va, s, wv, vb, m0[va], m1[va], even);
+    if (u + 1 < units) {
+      const int64_t ob = oy0 + (u + 1) / nv, vb2 = (u + 1) % nv;
+      const float *rb[3];
+      DW3_ROWS(ob, rb);
+      __m512 b = dw3_vec(rb, vb2, s, wv, vb, m0[vb2], m1[vb2], even);
+      b = _mm512_min_ps(vhi, _mm512_max_ps(vlo, b));
+      _mm512_mask_storeu_ps(out + (ob - oy0) * OW + 16 * vb2, ms[vb2], b);
+    }
+    a = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a));
+    _mm512_mask_storeu_ps(out + (oa - oy0) * OW + 16 * va, ms[va], a);
+  }
+#undef DW3_ROWS
+}
+
+/* The same for rows of two vectors or more: two vectors of a row at a time, the taps written
+** out (an odd count's last pair has an empty vector, all lanes masked). */
+static AVX512 void dw3_pairs512(float *out, const float *E, int64_t lo_row, const float *zero,
                                const float *w, float bias, float lo, float hi, int64_t H,
                                int64_t W, int64_t OW, int s, int64_t oy0, int64_t oy1) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -185,7 +260,10 @@ int lpq__kern_dw3_rows(float *out, const float *E, int64_t lo_row, const float *
                        int64_t OW, int s, int64_t oy0, int64_t oy1) {
 #ifdef LPQ_X86_VARIANTS
   if (lpq__isa() == LPQ_ISA_AVX512 && OW <= 16 * DW3_MAXV) {
-    dw3_rows512(out, E, lo_row, zero, w, bias, lo, hi, H, W, OW, s, oy0, oy1);
+    if (OW > 16) /* whole rows of vectors */
+      dw3_pairs512(out, E, lo_row, zero, w, bias, lo, hi, H, W, OW, s, oy0, oy1);
+    else /* one vector a row: two rows at a time */
+      dw3_rows512(out, E, lo_row, zero, w, bias, lo, hi, H, W, OW, s, oy0, oy1);
     return 1;
   }
 #endif

@@ -192,7 +192,7 @@ void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w
   const int pads1 = p->p[0] == 1 && p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1;
   /* AVX-512, stride 2 or rows of 16 and more: straight from the plane, the edges masked (short
   ** stride-1 rows go faster through the padded plane's one flat pass) */
-  if (dw3_applies(p) && pads1 && lpq__isa() == LPQ_ISA_AVX512 && (p->s[0] == 2 || p->OW >= 16)) {
+  if (dw3_applies(p) && pads1 && lpq__isa() == LPQ_ISA_AVX512) {
     memset(scratch, 0, (size_t)p->W * sizeof *scratch);
     if (lpq__kern_dw3_rows(y, x, 0, scratch, w, bias, lo, hi, p->H, p->W, p->OW, (int)p->s[0], 0,
                            p->OH))

@@ -19,6 +19,7 @@ struct dwfuse_t {
   int node[3];   /* the 1x1 conv before (-1: none), the depthwise conv, the 1x1 conv after (-1) */
   int count;     /* live nodes after the first that the chain covers */
   int64_t R;     /* depthwise output rows per band */
+  int64_t G;     /* images per band when a band holds whole images (R == OH), else 1 */
   size_t es, ds; /* floats per channel of E (rows of the band, margins) and of D */
   size_t e_off, d_off, z_off, pack_off, total; /* scratch layout, floats */
 };
@@ -102,8 +103,12 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int has
   int64_t nE = (R - 1) * s + 3;
   nE = nE > p->H ? p->H : nE;
   f->R = R;
-  f->es = up16((size_t)(nE * p->W) + MARGIN + 1);
-  f->ds = has_post ? up16((size_t)(R * p->OW)) : 0;
+  /* whole images fit: several side by side (the 1x1 convs' GEMMs longer, weights read once) */
+  const int64_t per_img = per_row * p->OH;
+  f->G = R < p->OH || per_img <= 0 ? 1 : lpq__dwfuse_band_floats / per_img;
+  f->G = f->G < 1 ? 1 : f->G > p->N ? p->N : f->G;
+  f->es = up16((size_t)(f->G * nE * p->W) + MARGIN + 1);
+  f->ds = has_post ? up16((size_t)(f->G * R * p->OW)) : 0;
   f->e_off = 0;
   f->d_off = f->e_off + (has_pre ? (size_t)p->C * f->es : 0);
   f->z_off = f->d_off + (size_t)p->C * f->ds;
@@ -157,6 +162,7 @@ typedef struct fjob_t {
   const float *ape, *app;                   /* packed weights of the 1x1 convs, or NULL */
   float elo, ehi, dlo, dhi, plo, phi;
   int64_t nsplit, rows_per; /* tasks per image, output rows per task */
+  int64_t group;            /* images per task in whole-image mode (fuse_group_task), or 0 */
   int pe_window;            /* the expansion is not 1x1: implicit GEMM, pe_k rows of B */
   int64_t pe_k;
   float *scratch;
@@ -218,6 +224,48 @@ static void fuse_task(void *arg, size_t task, int tid) {
   }
 }
 
+/* Images [task * G, ...) of the job, whole (G > 1): E holds their expanded planes side by
+** side, D their depthwise outputs, per channel. */
+static void fuse_group_task(void *arg, size_t task, int tid) {
+  const fjob_t *j = arg;
+  const dwfuse_t *f = j->f;
+  const conv_params_t *d = j->pd;
+  const int64_t C = d->C, H = d->H, W = d->W, HW = H * W, OW = d->OW, OHW = d->OH * OW;
+  const int64_t Cin = j->pe ? j->pe->C : C, img0 = (int64_t)task * j->group;
+  const int64_t G = d->N - img0 < j->group ? d->N - img0 : j->group;
+  float *sc = j->scratch + (size_t)tid * j->stride;
+  float *E = sc + f->e_off + MARGIN, *D = sc + f->d_off, *pack = sc + f->pack_off;
+  float *zero = sc + f->z_off + MARGIN;
+  memset(zero - MARGIN, 0, ((size_t)W + 2 * MARGIN) * sizeof *zero);
+  const float *x0 = j->x + img0 * Cin * HW;
+  if (j->pe) {
+    const sgemm_epi_t epi = {j->be, NULL, 0, j->elo, j->ehi};
+    if (j->ape && Cin > 0) { /* B packed across the images straight from the input */
+      const conv_pointwise_t pw = {x0, 0, HW, HW, Cin * HW};
+      lpq__kern_sgemm_implicit((size_t)C, (size_t)(G * HW), (size_t)Cin, j->ape,
+                               lpq__conv_pack_pointwise, &pw, E, f->es, pack, &epi);
+    } else {
+      for (int64_t i = 0; i < G; i++)
+        lpq__kern_sgemm((size_t)C, (size_t)HW, (size_t)Cin, j->we, (size_t)Cin, NULL,
+                        x0 + i * Cin * HW, (size_t)HW, E + i * HW, f->es, pack, &epi);
+    }
+  }
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < G; i++) {
+      const float *plane = j->pe ? E + c * (int64_t)f->es + i * HW : x0 + (i * C + c) * HW;
+      float *out = j->pp ? D + c * (int64_t)f->ds + i * OHW : j->y + ((img0 + i) * C + c) * OHW;
+      lpq__dw3_rows(d, plane, 0, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi, 0,
+                    d->OH, out);
+    }
+  for (int64_t i = 0; j->pp && i < G; i++) { /* one image's columns at a time: its own place */
+    const int64_t M = j->pp->M;
+    const size_t at = (size_t)((img0 + i) * M * OHW);
+    const sgemm_epi_t epi = {j->bp, j->res ? j->res + at : NULL, (size_t)OHW, j->plo, j->phi};
+    lpq__kern_sgemm((size_t)M, (size_t)OHW, (size_t)C, j->wp, (size_t)C, j->app, D + i * OHW,
+                    f->ds, j->y + at, (size_t)OHW, pack, &epi);
+  }
+}
+
 static const float *node_weight(const gnode_t *n, void *const *ptr) {
   return n->wdata ? n->wdata : (const float *)ptr[n->in[1]];
 }
@@ -260,6 +308,11 @@ int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, fl
   /* images, or slices of rows when the images are fewer than two tasks per thread */
   const int64_t threads = lpq__threads_count(pool), N = j.pd->N, OH = j.pd->OH;
   const int64_t want = threads > 1 ? 2 * threads : 1;
+  if (f->G > 1 && !j.pe_window) { /* whole images, G or fewer a task, every thread busy */
+    j.group = f->G < (N + threads - 1) / threads ? f->G : (N + threads - 1) / threads;
+    lpq__threads_run(pool, (size_t)((N + j.group - 1) / j.group), fuse_group_task, &j);
+    return f->count;
+  }
   j.nsplit = N >= want ? 1 : (want + N - 1) / N;
   j.nsplit = j.nsplit > OH ? OH : j.nsplit;
   j.rows_per = (OH + j.nsplit - 1) / j.nsplit;

@@ -300,8 +300,9 @@ static void cases(void) {
   static const int64_t bands[] = {96 * 1024, 1, 700};
   unsigned seed = 11;
   for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++)
-    for (size_t b = 0; b < sizeof bands / sizeof bands[0]; b++)
-      check(&chains[i], bands[b], seed++);
+    for (size_t b = 0; b < sizeof bands / sizeof bands[0]; b++) /* a stem needs lpq's GEMM */
+      if (chains[i].pk <= 1 || lpq__sgemm_packs_a()) /* kernel: not with LPQ_ISA=generic */
+        check(&chains[i], bands[b], seed++);
 }
 
 TestSuite(graph_dwfuse, .timeout = 300);

@@ -36,6 +36,10 @@ void lpq__kern_dw9m(float *restrict y, const float *const *taps, const float *w,
 int lpq__kern_dw3_rows(float *out, const float *E, int64_t lo_row, const float *zero,
                        const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
                        int64_t OW, int s, int64_t oy0, int64_t oy1);
+/* A whole H x W plane of a 3x3 stride-1 depthwise conv, pads 1, x to y (H x W too), its rows
+** run back to back 16 outputs a vector (only the plane is read): AVX-512 only, else 0. */
+int lpq__kern_dw3_flat(float *y, const float *x, const float *w, float bias, float lo, float hi,
+                       int64_t H, int64_t W);
 /* One output row of a 3x3 depthwise conv over DWB channels interleaved (DWB floats a pixel):
 ** input rows r0..r2 (column 0 is the output's column -1's window start), weights w[9][DWB],
 ** biases b[DWB], stride s, ow pixels out (ops_kernels_dw.c). */

@@ -20,8 +20,11 @@ typedef struct dwblk_job_t {
 } dwblk_job_t;
 
 static int dwblk_applies(const conv_params_t *p) {
+  /* AVX-512 runs a stride-1 plane with pads 1 flat (lpq__kern_dw3_flat), faster still */
+  const int flat = lpq__isa() == LPQ_ISA_AVX512 && p->s[0] == 1 && p->p[0] == 1 &&
+                   p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1;
   return p->spatial == 2 && p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1 &&
-         p->s[0] == p->s[1] && (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_MAX_OW;
+         p->s[0] == p->s[1] && (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_MAX_OW && !flat;
 }
 
 size_t lpq__dwblock_scratch(const conv_params_t *p) {

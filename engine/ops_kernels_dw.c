@@ -253,7 +253,64 @@ static AVX512 void dw3_pairs512(float *out, const float *E, int64_t lo_row, cons
     }
   }
 }
+
+/* A whole plane, stride 1, pads 1, as one flat run of outputs (the plane's rows back to back, 16
+** outputs a vector whatever the row length): tap (ky, kx) of output q reads input
+** q + (ky - 1) W + kx - 1, masked where it falls outside the plane's rows or columns. */
+static AVX512 void dw3_flat512(float *y, const float *x, const float *w, float bias, float lo,
+                               float hi, int64_t H, int64_t W) {
+  __m512 wv[9];
+#pragma GCC unroll 9
+  for (int t = 0; t < 9; t++)
+    wv[t] = _mm512_set1_ps(w[t]);
+  const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  const int64_t n = H * W;
+  /* column and row of each lane's output, advanced 16 outputs a vector */
+  __m512i ox = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512i oy = _mm512_setzero_si512();
+  const __m512i vW = _mm512_set1_epi32((int)W), one = _mm512_set1_epi32(1);
+  while (_mm512_cmpge_epi32_mask(ox, vW)) { /* W < 16: lanes past the first row */
+    const __mmask16 m = _mm512_cmpge_epi32_mask(ox, vW);
+    ox = _mm512_mask_sub_epi32(ox, m, ox, vW);
+    oy = _mm512_mask_add_epi32(oy, m, oy, one);
+  }
+  const __m512i zero = _mm512_setzero_si512(), Wm1 = _mm512_set1_epi32((int)W - 1);
+  const __m512i Hm1 = _mm512_set1_epi32((int)H - 1), v16 = _mm512_set1_epi32(16);
+  for (int64_t q = 0; q < n; q += 16) {
+    const __mmask16 in = (__mmask16)bits16(0, n - q);
+    const __mmask16 l = _mm512_cmpgt_epi32_mask(ox, zero), r = _mm512_cmplt_epi32_mask(ox, Wm1);
+    const __mmask16 t = _mm512_cmpgt_epi32_mask(oy, zero), b = _mm512_cmplt_epi32_mask(oy, Hm1);
+    const __mmask16 mk[3][3] = {{in & t & l, in & t, in & t & r},
+                                {in & l, in, in & r},
+                                {in & b & l, in & b, in & b & r}};
+    __m512 a = vb;
+#pragma GCC unroll 3
+    for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+      for (int kx = 0; kx < 3; kx++)
+        a = _mm512_fmadd_ps(wv[ky * 3 + kx],
+                            _mm512_maskz_loadu_ps(mk[ky][kx], at(x, q + (ky - 1) * W + kx - 1)), a);
+    _mm512_mask_storeu_ps(y + q, in, _mm512_min_ps(vhi, _mm512_max_ps(vlo, a)));
+    ox = _mm512_add_epi32(ox, v16);
+    for (__mmask16 m; (m = _mm512_cmpge_epi32_mask(ox, vW));) {
+      ox = _mm512_mask_sub_epi32(ox, m, ox, vW);
+      oy = _mm512_mask_add_epi32(oy, m, oy, one);
+    }
+  }
+}
 #endif
+
+int lpq__kern_dw3_flat(float *y, const float *x, const float *w, float bias, float lo, float hi,
+                       int64_t H, int64_t W) {
+#ifdef LPQ_X86_VARIANTS
+  if (lpq__isa() == LPQ_ISA_AVX512 && H * W < ((int64_t)1 << 30)) {
+    dw3_flat512(y, x, w, bias, lo, hi, H, W);
+    return 1;
+  }
+#endif
+  (void)y, (void)x, (void)w, (void)bias, (void)lo, (void)hi, (void)H, (void)W;
+  return 0;
+}
 
 int lpq__kern_dw3_rows(float *out, const float *E, int64_t lo_row, const float *zero,
                        const float *w, float bias, float lo, float hi, int64_t H, int64_t W,

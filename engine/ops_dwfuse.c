@@ -21,16 +21,16 @@ struct dwfuse_t {
   int64_t R;     /* depthwise output rows per band */
   int64_t G;     /* images per band when a band holds whole images (R == OH), else 1 */
   size_t es, ds; /* floats per channel of E (rows of the band, margins) and of D */
-  size_t e_off, d_off, z_off, pack_off, total; /* scratch layout, floats */
+  size_t e_off, d_off, z_off, t_off, pack_off, total; /* scratch layout, floats */
 };
 
 /* E and D of one band together stay under this many floats (1.5 MB: in L2; fewer, longer GEMMs
 ** measured faster than bands a quarter of this size, mobilenet_v2 blocks 2-4 by about 20%). */
 int64_t lpq__dwfuse_band_floats = 384 * 1024;
-/* Smaller maps run node by node: their 1x1 convs take several images per GEMM (the weights
-** read once for all), which a chain walking one image at a time cannot (mobilenet_v2's 7x7
-** blocks measured about 10% slower fused, its 14x14 ones about 10% faster). */
-int64_t lpq__dwfuse_min_hw = 14 * 14;
+/* Smaller maps run node by node. Every map is fused now: small ones take several whole images
+** a task, so their 1x1 convs' GEMMs are as long as node by node (mobilenet_v2's 14x14 and 7x7
+** blocks measured 10-15% faster fused). Tests set it too. */
+int64_t lpq__dwfuse_min_hw = 1;
 #define MARGIN 16 /* floats before each channel's rows in E: a tap may read one before the row */
 
 static size_t up16(size_t v) { return (v + 15) / 16 * 16; }
@@ -95,7 +95,8 @@ static int live_step(const lpq_graph_t *g, int k, int dir) {
 }
 
 /* Bands and scratch of chain f (depthwise p, expanded channels C). */
-static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int has_post) {
+static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int64_t post_m) {
+  const int has_post = post_m > 0;
   const int64_t s = p->s[0];
   const int64_t per_row = p->C * ((has_pre ? s * p->W : 0) + (has_post ? p->OW : 0));
   int64_t R = lpq__dwfuse_band_floats / (per_row > 0 ? per_row : 1);
@@ -112,7 +113,9 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int has
   f->e_off = 0;
   f->d_off = f->e_off + (has_pre ? (size_t)p->C * f->es : 0);
   f->z_off = f->d_off + (size_t)p->C * f->ds;
-  f->pack_off = f->z_off + up16((size_t)p->W + 2 * MARGIN);
+  f->t_off = f->z_off + up16((size_t)p->W + 2 * MARGIN);
+  /* several images: the projection's output for all of them, scattered after */
+  f->pack_off = f->t_off + (f->G > 1 ? up16((size_t)(post_m * f->G * p->OH * p->OW)) : 0);
   f->total = f->pack_off + lpq__sgemm_pack_floats(0) + 16;
 }
 
@@ -138,7 +141,8 @@ int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err) {
       return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
     f->node[0] = pre, f->node[1] = (int)k, f->node[2] = post;
     f->count = (pre >= 0) + (post >= 0);
-    size_chain(f, n->params, pre >= 0, post >= 0);
+    size_chain(f, n->params, pre >= 0,
+               post >= 0 ? ((const conv_params_t *)g->nodes[post].params)->M : 0);
     gnode_t *head = &g->nodes[pre >= 0 ? pre : (int)k];
     head->fuse = f;
     if (head->scratch_floats < f->total)
@@ -257,13 +261,23 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
       lpq__dw3_rows(d, plane, 0, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi, 0,
                     d->OH, out);
     }
-  for (int64_t i = 0; j->pp && i < G; i++) { /* one image's columns at a time: its own place */
-    const int64_t M = j->pp->M;
-    const size_t at = (size_t)((img0 + i) * M * OHW);
-    const sgemm_epi_t epi = {j->bp, j->res ? j->res + at : NULL, (size_t)OHW, j->plo, j->phi};
-    lpq__kern_sgemm((size_t)M, (size_t)OHW, (size_t)C, j->wp, (size_t)C, j->app, D + i * OHW,
-                    f->ds, j->y + at, (size_t)OHW, pack, &epi);
-  }
+  if (!j->pp)
+    return;
+  /* the projection over all G images at once into T, then each image's rows to its place (bias
+  ** and clamp by the kernel, or with the residual as they are copied) */
+  const int64_t M = j->pp->M, GO = G * OHW;
+  float *T = sc + f->t_off;
+  const sgemm_epi_t epi = {j->bp, NULL, 0, j->plo, j->phi};
+  lpq__kern_sgemm((size_t)M, (size_t)GO, (size_t)C, j->wp, (size_t)C, j->app, D, f->ds, T,
+                  (size_t)GO, pack, j->res ? NULL : &epi);
+  for (int64_t i = 0; i < G; i++)
+    for (int64_t m = 0; m < M; m++) {
+      const size_t at = (size_t)(((img0 + i) * M + m) * OHW);
+      memcpy(j->y + at, T + m * GO + i * OHW, (size_t)OHW * sizeof *T);
+      if (j->res)
+        lpq__kern_bias_add_clamp(j->y + at, j->res + at, j->bp ? j->bp[m] : 0.0f, j->plo,
+                                 j->phi, (size_t)OHW);
+    }
 }
 
 static const float *node_weight(const gnode_t *n, void *const *ptr) {

@@ -32,6 +32,7 @@ int64_t lpq__dwfuse_band_floats = 384 * 1024;
 ** blocks measured 10-15% faster fused). Tests set it too. */
 int64_t lpq__dwfuse_min_hw = 1;
 #define MARGIN 16 /* floats before each channel's rows in E: a tap may read one before the row */
+#define GROUP_COLS 784
 
 static size_t up16(size_t v) { return (v + 15) / 16 * 16; }
 
@@ -104,9 +105,13 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int64_t
   int64_t nE = (R - 1) * s + 3;
   nE = nE > p->H ? p->H : nE;
   f->R = R;
-  /* whole images fit: several side by side (the 1x1 convs' GEMMs longer, weights read once) */
+  /* whole images fit: several side by side, about GROUP_COLS positions (the 1x1 convs' GEMMs
+  ** longer, their weights read once), in up to 4 bands' floats (measured: 28x28 maps one image
+  ** at a time, 14x14 four, 7x7 all eight of mobilenet_v2's batch) */
   const int64_t per_img = per_row * p->OH;
-  f->G = R < p->OH || per_img <= 0 ? 1 : lpq__dwfuse_band_floats / per_img;
+  f->G = R < p->OH || per_img <= 0 ? 1 : (GROUP_COLS + p->H * p->W - 1) / (p->H * p->W);
+  if (f->G > 1 && f->G > 4 * lpq__dwfuse_band_floats / per_img)
+    f->G = 4 * lpq__dwfuse_band_floats / per_img;
   f->G = f->G < 1 ? 1 : f->G > p->N ? p->N : f->G;
   f->es = up16((size_t)(f->G * nE * p->W) + MARGIN + 1);
   f->ds = has_post ? up16((size_t)(f->G * R * p->OW)) : 0;

@@ -229,11 +229,15 @@ static void check(const chain_t *c, int64_t band, unsigned seed) {
   const int64_t pk = c->pk > 1 ? c->pk : 1;
   const size_t nx = (size_t)(c->n * c->cin * xdim(c, c->h) * xdim(c, c->w));
   const size_t ne = (size_t)(c->n * c->ce * hw);
-  const size_t nd = (size_t)(c->n * c->ce * ohw), ny = (size_t)(c->n * (c->post ? c->cout : c->ce) * ohw);
+  const size_t nd = (size_t)(c->n * c->ce * ohw);
+  const size_t ny = (size_t)(c->n * (c->post ? c->cout : c->ce) * ohw);
   float *x = randoms(nx, 1.0f, &seed);
-  weights_t wt = {randoms((size_t)(c->ce * c->cin * pk * pk), 0.5f, &seed), randoms((size_t)c->ce, 0.2f, &seed),
-                  randoms((size_t)(c->ce * 9), 0.4f, &seed), randoms((size_t)c->ce, 0.2f, &seed),
-                  randoms((size_t)(c->cout * c->ce), 0.3f, &seed), randoms((size_t)c->cout, 0.2f, &seed)};
+  weights_t wt = {randoms((size_t)(c->ce * c->cin * pk * pk), 0.5f, &seed),
+                  randoms((size_t)c->ce, 0.2f, &seed),
+                  randoms((size_t)(c->ce * 9), 0.4f, &seed),
+                  randoms((size_t)c->ce, 0.2f, &seed),
+                  randoms((size_t)(c->cout * c->ce), 0.3f, &seed),
+                  randoms((size_t)c->cout, 0.2f, &seed)};
   double *xd = malloc(nx * sizeof *xd), *e = malloc(ne * sizeof *e), *d = malloc(nd * sizeof *d);
   double *want = malloc(ny * sizeof *want);
   for (size_t i = 0; i < nx; i++)

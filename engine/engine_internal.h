@@ -40,6 +40,7 @@ typedef struct gval_t {
 typedef struct gnode_t gnode_t;
 typedef struct kctx_t kctx_t;
 typedef struct threads_t threads_t;
+typedef struct dwfuse_t dwfuse_t;
 
 /* One operator: its attribute names (NULL-terminated; any other attribute is refused),
 ** prepare (checks inputs, parses attributes into n->params, sets the outputs' dtype and shape)
@@ -72,6 +73,8 @@ struct gnode_t {
   int64_t wshape[4];
   int wndim;
   size_t wcount, bcount;
+  dwfuse_t *fuse; /* owned: on runs without hooks this node and the depthwise conv (and 1x1
+                     conv) after it run as one, band by band (ops_dwfuse.c); or NULL */
 };
 
 /* What a kernel sees. in[i]/out[i] are NULL for omitted optional tensors. */
@@ -219,6 +222,16 @@ int lpq__graph_plan(lpq_graph_t *g, lpq_error_t *err);
 size_t lpq__depthwise_scratch(const conv_params_t *p);
 void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
                      float lo, float hi, float *y, float *scratch);
+/* 3x3 depthwise output rows [oy0, oy1) of one channel (stride 1 or 2, pads 1) into out (row
+** oy0 first, OW apart), read from E, the plane's rows from lo_row on (W apart; only columns
+** [0, W) of the rows the windows cover are read); zero: a row of W zeros (ops_depthwise.c). */
+void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const float *zero,
+                   const float *w, float b, float lo, float hi, int64_t oy0, int64_t oy1,
+                   float *out);
+/* The 3x3 depthwise conv on small maps, DWB channels at a time (ops_dwblock.c): 0 when it
+** does not apply (then the planes one by one), else 1 after the whole run. Its scratch. */
+int lpq__dwblock_run(const kctx_t *k, float lo, float hi);
+size_t lpq__dwblock_scratch(const conv_params_t *p);
 
 /* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of lpq__kern_sgemm_implicit for
 ** one image: x is the image's first channel of the group, pos0 the output position of
@@ -236,6 +249,20 @@ typedef struct conv_pointwise_t {
 } conv_pointwise_t;
 void lpq__conv_pack_pointwise(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc,
                               float *Bp);
+
+/* Fused depthwise chains (ops_dwfuse.c): a 1x1 conv -> 3x3 depthwise conv -> 1x1 conv (either
+** 1x1 may be absent, not both) computed a band of rows at a time, the intermediate tensors kept
+** in the thread's cache, never written. lpq__dwfuse_plan marks each chain's first node (after
+** the weights are packed, before the memory plan; LPQ_DWFUSE=0: none); lpq__dwfuse_run runs
+** chain n from the tensors' data (ptr: every value's) and returns how many of the nodes after n
+** it covered (the next live ones), or < 0 with err. Hooked runs keep to the nodes one by one. */
+int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err);
+int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, float *scratch,
+                    threads_t *pool, size_t scratch_stride, lpq_error_t *err);
+/* The last node of chain n (the memory plan keeps n's inputs alive to it), -1 when none. */
+int lpq__dwfuse_end(const gnode_t *n);
+/* Tests: the smallest map (H * W) fused and the floats of a band's buffers, read at load. */
+extern int64_t lpq__dwfuse_min_hw, lpq__dwfuse_band_floats;
 
 /* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);

@@ -22,6 +22,31 @@ void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float 
 /* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
 void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
               float hi, size_t n);
+/* The same for stride 2: y[i] = clamp(bias + sum of w[j] * taps[j][2i]), and lpq__kern_dw9 with
+** the last partial vector masked rather than lane by lane (AVX-512; ops_kernels_dw.c). Only
+** the elements the outputs need are read. */
+void lpq__kern_dw9s2(float *restrict y, const float *const *taps, const float *w, float bias,
+                     float lo, float hi, size_t n);
+void lpq__kern_dw9m(float *restrict y, const float *const *taps, const float *w, float bias,
+                    float lo, float hi, size_t n);
+/* Output rows [oy0, oy1) (OW wide, out: row oy0) of a 3x3 depthwise conv, stride s (1 or 2),
+** pads 1, over a plane of H rows of W whose rows from lo_row on are in E (W apart; zero: a row
+** of zeros for rows outside the plane; columns outside [0, W) count as zeros and are never
+** read): AVX-512 and OW <= 256 only, else returns 0 having done nothing (ops_kernels_dw.c). */
+int lpq__kern_dw3_rows(float *out, const float *E, int64_t lo_row, const float *zero,
+                       const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
+                       int64_t OW, int s, int64_t oy0, int64_t oy1);
+/* A whole H x W plane of a 3x3 stride-1 depthwise conv, pads 1, x to y (H x W too), its rows
+** run back to back 16 outputs a vector (only the plane is read): AVX-512 only, else 0. */
+int lpq__kern_dw3_flat(float *y, const float *x, const float *w, float bias, float lo, float hi,
+                       int64_t H, int64_t W);
+/* One output row of a 3x3 depthwise conv over DWB channels interleaved (DWB floats a pixel):
+** input rows r0..r2 (column 0 is the output's column -1's window start), weights w[9][DWB],
+** biases b[DWB], stride s, ow pixels out (ops_kernels_dw.c). */
+#define DWB 16
+void lpq__kern_dwblk_row(float *restrict y, const float *restrict r0, const float *restrict r1,
+                         const float *restrict r2, const float *restrict w,
+                         const float *restrict b, float lo, float hi, size_t ow, size_t s);
 /* C[M,N] = A[M,K] * B[K,N], row-major with leading dimensions (ops_sgemm.c): lpq's AVX-512/AVX2
 ** kernel where the CPU has it (lpq__sgemm_packs_a() is 1) and A was packed into Ap by
 ** lpq__sgemm_pack_a (lpq__sgemm_packed_a_floats(M, K) floats), OpenBLAS otherwise (Ap NULL).

@@ -273,6 +273,7 @@ void lpq_graph_free(lpq_graph_t **gp) {
     free(n->wdata);
     free(n->bdata);
     free(n->wpack);
+    free(n->fuse);
   }
   free(g->vals);
   free(g->nodes);

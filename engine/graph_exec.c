@@ -216,18 +216,30 @@ static int run_nodes(lpq_exec_t *x, size_t first, const void *const *inputs,
     x->ptr[g->inputs[i]] = (void *)inputs[i]; /* read only: kernels never write their inputs */
   }
   void *in[64], *out[64];
+  int skip = 0; /* live nodes a fused chain covered */
   for (size_t k = first; k < g->nnodes; k++) {
     const gnode_t *n = &g->nodes[k];
     if (n->dead)
       continue;
+    if (skip > 0) {
+      skip--;
+      continue;
+    }
     for (int i = 0; i < n->nin; i++)
       in[i] = n->in[i] >= 0 ? x->ptr[n->in[i]] : NULL;
     for (int o = 0; o < n->nout; o++)
       out[o] = n->out[o] >= 0 ? x->ptr[n->out[o]] : NULL;
     const double t0 = x->node_ms ? now_ms() : 0.0;
-    int rc = hooks && n->layer >= 0 ? run_hooked(x, n, in, out, hooks, err)
-                                    : lpq__graph_run_node(g, n, in, out, x->scratch, NULL, x->pool,
-                                                     g->scratch_floats, err);
+    int rc;
+    if (!hooks && n->fuse) { /* plain run: the chain at once (ops_dwfuse.c) */
+      rc = lpq__dwfuse_run(g, n, x->ptr, x->scratch, x->pool, g->scratch_floats, err);
+      skip = rc > 0 ? rc : 0;
+      rc = rc < 0 ? rc : 0;
+    } else {
+      rc = hooks && n->layer >= 0 ? run_hooked(x, n, in, out, hooks, err)
+                                  : lpq__graph_run_node(g, n, in, out, x->scratch, NULL, x->pool,
+                                                        g->scratch_floats, err);
+    }
     if (x->node_ms)
       x->node_ms[k] += now_ms() - t0;
     if (rc != 0)

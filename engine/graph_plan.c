@@ -47,11 +47,13 @@ int lpq__graph_plan(lpq_graph_t *g, lpq_error_t *err) {
         gval_t *v = gv(g, n->out[o]);
         v->def_step = v->last_step = (int)k;
       }
+    /* a fused chain reads its input until its last node */
+    const int end = n->fuse && lpq__dwfuse_end(n) > (int)k ? lpq__dwfuse_end(n) : (int)k;
     for (int i = 0; i < n->nin; i++)
       if (n->in[i] >= 0) {
         gval_t *v = gv(g, n->in[i]);
-        if ((int)k > v->last_step)
-          v->last_step = (int)k;
+        if (end > v->last_step)
+          v->last_step = end;
       }
   }
   sized_t *order = malloc((g->nvals + 1) * sizeof *order);

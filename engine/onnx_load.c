@@ -427,6 +427,8 @@ static int build(lpq_graph_t *g, const Onnx__ModelProto *m, int batch, lpq_error
     if (!g->nodes[k].dead && strcmp(g->nodes[k].op_type, "Conv") == 0 &&
         (rc = lpq__conv_prepack(g, &g->nodes[k], err)) != 0)
       return rc;
+  if ((rc = lpq__dwfuse_plan(g, err)) != 0)
+    return rc;
   return lpq__graph_plan(g, err);
 }
 

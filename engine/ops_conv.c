@@ -376,6 +376,8 @@ static int conv_run(const kctx_t *k) {
   j.lo = k->n->act ? k->n->act_lo : -INFINITY;
   j.hi = k->n->act ? k->n->act_hi : INFINITY;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
+  if (Cg == 1 && Mg == 1 && lpq__dwblock_run(k, j.lo, j.hi)) /* small maps (ops_dwblock.c) */
+    return 0;
   if (Cg == 1 && Mg == 1) { /* about 16 tasks per thread: planes can be tiny (7x7) */
     const int64_t planes = p->N * p->C, want = 16 * (int64_t)lpq__threads_count(k->pool);
     j.cols_max = planes > want ? (planes + want - 1) / want : 1;

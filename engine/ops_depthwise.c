@@ -127,12 +127,81 @@ static void depthwise_channel(const conv_params_t *p, const float *x, const floa
   }
 }
 
+/* Output (oy, ox) of channel plane rows r[3] by the definition (a row r[ky] is zeros when
+** outside the plane), as the row kernels compute it: the columns they cannot. */
+static inline float dw_point(const float *const r[3], const float *w, float b, float lo,
+                             float hi, int64_t ox, int64_t s, int64_t W) {
+  const int64_t ix0 = ox * s - 1;
+  const int k0 = ix0 < 0 ? (int)-ix0 : 0, k1 = ix0 + 3 > W ? (int)(W - ix0) : 3;
+  float v = b;
+  for (int ky = 0; ky < 3; ky++)
+    for (int kx = k0; kx < k1; kx++)
+      v += w[ky * 3 + kx] * r[ky][ix0 + kx];
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const float *zero,
+                   const float *w, float b, float lo, float hi, int64_t oy0, int64_t oy1,
+                   float *out) {
+  const int64_t H = p->H, W = p->W, OW = p->OW, s = p->s[0];
+#define ROW(iy) ((iy) < 0 || (iy) >= H ? zero : E + ((iy) - lo_row) * W)
+  if (s == 1 && oy0 == 0 && oy1 == H && lo_row == 0 &&
+      lpq__kern_dw3_flat(out, E, w, b, lo, hi, H, W))
+    return; /* AVX-512, a whole plane of stride 1: one flat run */
+  if (lpq__kern_dw3_rows(out, E, lo_row, zero, w, b, lo, hi, H, W, OW, (int)s, oy0, oy1))
+    return; /* AVX-512: whole rows, the edges masked */
+  /* the last column's window reaches past the row: its value comes from dw_point */
+  const int64_t last = (OW - 1) * s + 1 >= W ? OW - 1 : OW;
+  int64_t a = oy0, bnd = oy0; /* stride 1: rows [a, bnd) in one pass over the flat rows */
+  if (s == 1 && W > 2) {
+    a = oy0 > 1 ? oy0 : 1;
+    bnd = oy1 < H - 1 ? oy1 : H - 1;
+    if (a < bnd) { /* columns 1 .. W-2 of every row, and the pairs (W-1, 0) between rows */
+      const float *taps[9];
+      for (int t = 0; t < 9; t++)
+        taps[t] = ROW(a - 1 + t / 3) + t % 3;
+      lpq__kern_dw9m(out + (a - oy0) * OW + 1, taps, w, b, lo, hi, (size_t)((bnd - a) * W - 2));
+    } else {
+      a = bnd = oy0;
+    }
+  }
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    const float *r[3] = {ROW(oy * s - 1), ROW(oy * s), ROW(oy * s + 1)};
+    float *o = out + (oy - oy0) * OW;
+    if ((oy < a || oy >= bnd) && last > 1) { /* columns 1 .. last-1 */
+      const float *taps[9];
+      for (int t = 0; t < 9; t++)
+        taps[t] = r[t / 3] + s - 1 + t % 3;
+      if (s == 1)
+        lpq__kern_dw9m(o + 1, taps, w, b, lo, hi, (size_t)(last - 1));
+      else
+        lpq__kern_dw9s2(o + 1, taps, w, b, lo, hi, (size_t)(last - 1));
+    }
+    o[0] = dw_point(r, w, b, lo, hi, 0, s, W);
+    for (int64_t ox = last > 1 ? last : 1; ox < OW; ox++)
+      o[ox] = dw_point(r, w, b, lo, hi, ox, s, W);
+  }
+#undef ROW
+}
+
 size_t lpq__depthwise_scratch(const conv_params_t *p) {
-  return dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
+  const size_t own = dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
+  return own > lpq__dwblock_scratch(p) ? own : lpq__dwblock_scratch(p);
 }
 
 void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
                      float lo, float hi, float *y, float *scratch) {
+  const int pads1 = p->p[0] == 1 && p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1;
+  if (dw3_applies(p) && pads1 && p->s[0] == 1 &&
+      lpq__kern_dw3_flat(y, x, w, bias, lo, hi, p->H, p->W))
+    return; /* AVX-512, stride 1: the plane as one flat run */
+  if (dw3_applies(p) && pads1 && lpq__isa() == LPQ_ISA_AVX512) { /* stride 2: masked rows */
+    memset(scratch, 0, (size_t)p->W * sizeof *scratch);
+    if (lpq__kern_dw3_rows(y, x, 0, scratch, w, bias, lo, hi, p->H, p->W, p->OW, (int)p->s[0], 0,
+                           p->OH))
+      return;
+  }
   if (dw3_applies(p)) {
     depthwise3(p, x, w, bias, lo, hi, y, scratch);
   } else {

@@ -272,7 +272,11 @@ static void depthwise_cases(void) {
         }
   /* wide rows: the vectorised de-interleave of stride 2 and its scalar tail */
   conv_case_t wide[] = {{1, 4, 9, 70, 4, 3, 2, 1, 1, 4, 1, 0}, {1, 4, 9, 67, 4, 3, 2, 0, 1, 4, 0, 0},
-                        {1, 4, 9, 99, 4, 3, 1, 1, 1, 4, 1, 0}};
+                        {1, 4, 9, 99, 4, 3, 1, 1, 1, 4, 1, 0},
+                        /* rows of 7 or less: channels in blocks of DWB (ops_dwblock.c), the
+                        ** last block partial, batch 1 and 3 */
+                        {3, 37, 7, 7, 37, 3, 1, 1, 1, 37, 1, 0}, {3, 37, 13, 15, 37, 3, 2, 1, 1, 37, 0, 0},
+                        {1, 20, 8, 5, 20, 3, 1, 0, 1, 20, 1, 0}, {1, 33, 6, 9, 33, 3, 2, 2, 1, 33, 1, 0}};
   for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++)
     check(&wide[i], seed++);
 }

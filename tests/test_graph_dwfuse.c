@@ -1,0 +1,339 @@
+/* tests/test_graph_dwfuse.c: the fused depthwise chains (engine/ops_dwfuse.c): 1x1 conv + Relu
+** -> 3x3 depthwise conv (stride 1 or 2, pads 1) + Relu -> 1x1 conv [+ residual Add], either
+** 1x1 conv absent. A run without hooks (fused) must equal a reference loop in double and the
+** hooked run (node by node) within rounding, over odd channel counts and map sizes, batch 1
+** and 3, one and two threads, one band per image or many (rows kept between bands), with
+** the AVX-512 and the AVX2 kernels. Each case is an ONNX model built here. */
+#include "engine/engine.h"
+#include "engine/engine_internal.h"
+#include "onnx/onnx.pb-c.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct chain_t {
+  int pre, post, residual;
+  int64_t n, cin, ce, cout, h, w, s; /* h, w: the depthwise conv's input */
+  int64_t pk, ps; /* the conv before it: kernel (0: 1x1) and stride, pads pk / 2 */
+} chain_t;
+
+/* The chain input's size along an axis where the depthwise input is `in`. */
+static int64_t xdim(const chain_t *c, int64_t in) {
+  return c->pk > 1 ? (in - 1) * c->ps + 1 + (in % 2 ? c->ps - 1 : 0) : in;
+}
+
+/* y = relu(conv(x, w) + b): cin x xh x xw -> m x h x w, kernel k, stride s, pads k / 2. */
+static void ref_conv(const chain_t *c, const double *x, const float *w, const float *b, double *y) {
+  const int64_t k = c->pk, xh = xdim(c, c->h), xw = xdim(c, c->w), pad = k / 2;
+  for (int64_t i = 0; i < c->n; i++)
+    for (int64_t o = 0; o < c->ce; o++)
+      for (int64_t oy = 0; oy < c->h; oy++)
+        for (int64_t ox = 0; ox < c->w; ox++) {
+          double acc = b[o];
+          for (int64_t ci = 0; ci < c->cin; ci++)
+            for (int64_t ky = 0; ky < k; ky++)
+              for (int64_t kx = 0; kx < k; kx++) {
+                const int64_t iy = oy * c->ps - pad + ky, ix = ox * c->ps - pad + kx;
+                if (iy >= 0 && iy < xh && ix >= 0 && ix < xw)
+                  acc += (double)w[((o * c->cin + ci) * k + ky) * k + kx] *
+                         x[((i * c->cin + ci) * xh + iy) * xw + ix];
+              }
+          y[((i * c->ce + o) * c->h + oy) * c->w + ox] = acc < 0 ? 0 : acc;
+        }
+}
+
+static float frand(unsigned *s) {
+  *s = *s * 1103515245u + 12345u;
+  return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static int64_t odim(const chain_t *c, int64_t in) { return (in - 1) / c->s + 1; }
+
+/* y[n][m] = relu?(sum_c w[m][c] x[n][c] + b[m]) (+ skip) over hw positions, in double. */
+static void ref_pointwise(const double *x, int64_t n, int64_t cin, int64_t m, int64_t hw,
+                          const float *w, const float *b, int relu, const float *skip,
+                          double *y) {
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t o = 0; o < m; o++)
+      for (int64_t p = 0; p < hw; p++) {
+        double acc = b[o];
+        for (int64_t c = 0; c < cin; c++)
+          acc += (double)w[o * cin + c] * x[(i * cin + c) * hw + p];
+        if (skip)
+          acc += skip[(i * m + o) * hw + p];
+        y[(i * m + o) * hw + p] = relu && acc < 0 ? 0 : acc;
+      }
+}
+
+static void ref_depthwise(const chain_t *c, const double *x, const float *w, const float *b,
+                          double *y) {
+  const int64_t oh = odim(c, c->h), ow = odim(c, c->w);
+  for (int64_t i = 0; i < c->n * c->ce; i++)
+    for (int64_t oy = 0; oy < oh; oy++)
+      for (int64_t ox = 0; ox < ow; ox++) {
+        double acc = b[i % c->ce];
+        for (int ky = 0; ky < 3; ky++)
+          for (int kx = 0; kx < 3; kx++) {
+            const int64_t iy = oy * c->s - 1 + ky, ix = ox * c->s - 1 + kx;
+            if (iy >= 0 && iy < c->h && ix >= 0 && ix < c->w)
+              acc += (double)w[(i % c->ce) * 9 + ky * 3 + kx] * x[(i * c->h + iy) * c->w + ix];
+          }
+        y[(i * oh + oy) * ow + ox] = acc < 0 ? 0 : acc;
+      }
+}
+
+/* An initializer. */
+static Onnx__TensorProto *init(Onnx__TensorProto *t, const char *name, int nd, int64_t *dims,
+                               const float *data, size_t count) {
+  onnx__tensor_proto__init(t);
+  t->name = (char *)name, t->n_dims = (size_t)nd, t->dims = dims;
+  t->has_data_type = 1, t->data_type = 1;
+  t->has_raw_data = 1, t->raw_data.len = count * 4, t->raw_data.data = (uint8_t *)data;
+  return t;
+}
+
+static Onnx__ValueInfoProto *vinfo(Onnx__ValueInfoProto *vi, Onnx__TypeProto *tp,
+                                   Onnx__TypeProto__Tensor *tt, Onnx__TensorShapeProto *sh,
+                                   Onnx__TensorShapeProto__Dimension *d,
+                                   Onnx__TensorShapeProto__Dimension **dp, const char *name,
+                                   const int64_t *dims) {
+  for (int i = 0; i < 4; i++) {
+    onnx__tensor_shape_proto__dimension__init(&d[i]);
+    d[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    d[i].dim_value = dims[i];
+    dp[i] = &d[i];
+  }
+  onnx__tensor_shape_proto__init(sh);
+  sh->n_dim = 4, sh->dim = dp;
+  onnx__type_proto__tensor__init(tt);
+  tt->has_elem_type = 1, tt->elem_type = 1, tt->shape = sh;
+  onnx__type_proto__init(tp);
+  tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, tp->tensor_type = tt;
+  onnx__value_info_proto__init(vi);
+  vi->name = (char *)name, vi->type = tp;
+  return vi;
+}
+
+static void node(Onnx__NodeProto *n, const char *op, size_t nin, char **in, char **out,
+                 size_t nattr, Onnx__AttributeProto **attr) {
+  onnx__node_proto__init(n);
+  n->op_type = (char *)op, n->n_input = nin, n->input = in, n->n_output = 1, n->output = out;
+  n->n_attribute = nattr, n->attribute = attr;
+}
+
+typedef struct weights_t {
+  float *we, *be, *wd, *bd, *wp, *bp;
+} weights_t;
+
+/* The chain as an ONNX model (caller frees *buf). */
+static size_t build(const chain_t *c, const weights_t *wt, uint8_t **buf) {
+  const int64_t oh = odim(c, c->h), ow = odim(c, c->w);
+  int64_t xd[4] = {c->n, c->cin, xdim(c, c->h), xdim(c, c->w)}, pk = c->pk > 1 ? c->pk : 1;
+  int64_t yd[4] = {c->n, c->post ? c->cout : c->ce, oh, ow};
+  int64_t wed[4] = {c->ce, c->cin, pk, pk}, wdd[4] = {c->ce, 1, 3, 3};
+  int64_t wpd[4] = {c->cout, c->ce, 1, 1}, bed[1] = {c->ce}, bpd[1] = {c->cout};
+  Onnx__TensorProto t[6], *inits[6];
+  size_t ni = 0;
+  if (c->pre) {
+    inits[ni] = init(&t[ni], "We", 4, wed, wt->we, (size_t)(c->ce * c->cin * pk * pk)), ni++;
+    inits[ni] = init(&t[ni], "Be", 1, bed, wt->be, (size_t)c->ce), ni++;
+  }
+  inits[ni] = init(&t[ni], "Wd", 4, wdd, wt->wd, (size_t)(c->ce * 9)), ni++;
+  inits[ni] = init(&t[ni], "Bd", 1, bed, wt->bd, (size_t)c->ce), ni++;
+  if (c->post) {
+    inits[ni] = init(&t[ni], "Wp", 4, wpd, wt->wp, (size_t)(c->cout * c->ce)), ni++;
+    inits[ni] = init(&t[ni], "Bp", 1, bpd, wt->bp, (size_t)c->cout), ni++;
+  }
+  Onnx__AttributeProto a[3], *ap[3];
+  const char *an[3] = {"strides", "pads", "group"};
+  int64_t av[2][4] = {{c->s, c->s}, {1, 1, 1, 1}};
+  for (int i = 0; i < 3; i++) {
+    onnx__attribute_proto__init(&a[i]);
+    a[i].name = (char *)an[i], a[i].has_type = 1, ap[i] = &a[i];
+    if (i < 2) {
+      a[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+      a[i].n_ints = i ? 4 : 2, a[i].ints = av[i];
+    } else {
+      a[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, a[i].has_i = 1, a[i].i = c->ce;
+    }
+  }
+  Onnx__AttributeProto pa[2], *pap[2]; /* the conv before: strides, pads */
+  int64_t pav[2][4] = {{c->ps, c->ps}, {pk / 2, pk / 2, pk / 2, pk / 2}};
+  for (int i = 0; i < 2; i++) {
+    onnx__attribute_proto__init(&pa[i]);
+    pa[i].name = (char *)an[i], pa[i].has_type = 1, pap[i] = &pa[i];
+    pa[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    pa[i].n_ints = i ? 4 : 2, pa[i].ints = pav[i];
+  }
+  Onnx__NodeProto nd[7], *nodes[7];
+  size_t nn = 0;
+  char *pe_in[3] = {"x", "We", "Be"}, *pe_out[1] = {"e0"}, *re_in[1] = {"e0"}, *re_out[1] = {"e"};
+  char *dw_in[3] = {c->pre ? "e" : "x", "Wd", "Bd"}, *dw_out[1] = {"d0"};
+  char *rd_in[1] = {"d0"}, *rd_out[1] = {c->post ? "d" : "y"};
+  char *pp_in[3] = {"d", "Wp", "Bp"}, *pp_out[1] = {c->residual ? "p" : "y"};
+  char *add_in[2] = {"p", "x"}, *add_out[1] = {"y"};
+  if (c->pre) {
+    node(&nd[nn], "Conv", 3, pe_in, pe_out, pk > 1 ? 2 : 0, pk > 1 ? pap : NULL), nn++;
+    node(&nd[nn], "Relu", 1, re_in, re_out, 0, NULL), nn++;
+  }
+  node(&nd[nn], "Conv", 3, dw_in, dw_out, 3, ap), nn++;
+  node(&nd[nn], "Relu", 1, rd_in, rd_out, 0, NULL), nn++;
+  if (c->post)
+    node(&nd[nn], "Conv", 3, pp_in, pp_out, 0, NULL), nn++;
+  if (c->residual)
+    node(&nd[nn], "Add", 2, add_in, add_out, 0, NULL), nn++;
+  for (size_t i = 0; i < nn; i++)
+    nodes[i] = &nd[i];
+  Onnx__TensorShapeProto__Dimension d[2][4], *dp[2][4];
+  Onnx__TensorShapeProto sh[2];
+  Onnx__TypeProto__Tensor tt[2];
+  Onnx__TypeProto tp[2];
+  Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
+  ins[0] = vinfo(&vi[0], &tp[0], &tt[0], &sh[0], d[0], dp[0], "x", xd);
+  outs[0] = vinfo(&vi[1], &tp[1], &tt[1], &sh[1], d[1], dp[1], "y", yd);
+  Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
+  gp.name = "chain", gp.n_node = nn, gp.node = nodes, gp.n_initializer = ni;
+  gp.initializer = inits, gp.n_input = 1, gp.input = ins, gp.n_output = 1, gp.output = outs;
+  Onnx__OperatorSetIdProto op = ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&op};
+  op.domain = "", op.has_version = 1, op.version = 13;
+  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+  mp.has_ir_version = 1, mp.ir_version = 8, mp.n_opset_import = 1, mp.opset_import = ops;
+  mp.graph = &gp;
+  const size_t len = onnx__model_proto__get_packed_size(&mp);
+  *buf = malloc(len);
+  cr_assert_not_null(*buf);
+  onnx__model_proto__pack(&mp, *buf);
+  return len;
+}
+
+static float *randoms(size_t n, float scale, unsigned *seed) {
+  float *v = malloc(n * sizeof *v);
+  cr_assert_not_null(v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = frand(seed) * scale;
+  return v;
+}
+
+static int fused_chains(const lpq_graph_t *g) {
+  int count = 0;
+  for (size_t k = 0; k < g->nnodes; k++)
+    count += !g->nodes[k].dead && g->nodes[k].fuse != NULL;
+  return count;
+}
+
+/* One chain with band buffers of `band` floats: fused run == reference == hooked run. */
+static void check(const chain_t *c, int64_t band, unsigned seed) {
+  const int64_t oh = odim(c, c->h), ow = odim(c, c->w), hw = c->h * c->w, ohw = oh * ow;
+  const int64_t pk = c->pk > 1 ? c->pk : 1;
+  const size_t nx = (size_t)(c->n * c->cin * xdim(c, c->h) * xdim(c, c->w));
+  const size_t ne = (size_t)(c->n * c->ce * hw);
+  const size_t nd = (size_t)(c->n * c->ce * ohw);
+  const size_t ny = (size_t)(c->n * (c->post ? c->cout : c->ce) * ohw);
+  float *x = randoms(nx, 1.0f, &seed);
+  weights_t wt = {randoms((size_t)(c->ce * c->cin * pk * pk), 0.5f, &seed),
+                  randoms((size_t)c->ce, 0.2f, &seed),
+                  randoms((size_t)(c->ce * 9), 0.4f, &seed),
+                  randoms((size_t)c->ce, 0.2f, &seed),
+                  randoms((size_t)(c->cout * c->ce), 0.3f, &seed),
+                  randoms((size_t)c->cout, 0.2f, &seed)};
+  double *xd = malloc(nx * sizeof *xd), *e = malloc(ne * sizeof *e), *d = malloc(nd * sizeof *d);
+  double *want = malloc(ny * sizeof *want);
+  for (size_t i = 0; i < nx; i++)
+    xd[i] = x[i];
+  if (c->pre && pk > 1)
+    ref_conv(c, xd, wt.we, wt.be, e);
+  else if (c->pre)
+    ref_pointwise(xd, c->n, c->cin, c->ce, hw, wt.we, wt.be, 1, NULL, e);
+  ref_depthwise(c, c->pre ? e : xd, wt.wd, wt.bd, c->post ? d : want);
+  if (c->post)
+    ref_pointwise(d, c->n, c->ce, c->cout, ohw, wt.wp, wt.bp, 0, c->residual ? x : NULL, want);
+  uint8_t *buf;
+  const size_t len = build(c, &wt, &buf);
+  float *got = malloc(ny * 4), *hooked = malloc(ny * 4);
+  const int64_t saved = lpq__dwfuse_band_floats, saved_hw = lpq__dwfuse_min_hw;
+  lpq__dwfuse_band_floats = band, lpq__dwfuse_min_hw = 1;
+  lpq_error_t err;
+  lpq_graph_t *g = lpq_graph_load_buffer(buf, len, "chain.onnx", 0, &err);
+  lpq__dwfuse_band_floats = saved, lpq__dwfuse_min_hw = saved_hw;
+  cr_assert_not_null(g, "%s", err.msg);
+  cr_assert_eq(fused_chains(g), 1, "the chain is not fused");
+  size_t first = 0; /* with a conv before, the chain starts there: the graph's first node */
+  while (g->nodes[first].dead)
+    first++;
+  cr_assert(!c->pre || g->nodes[first].fuse != NULL, "the conv before is not in the chain");
+  for (int threads = 1; threads <= 2; threads++) {
+    lpq_exec_t *ex = lpq_exec_new(g, &err);
+    cr_assert_not_null(ex, "%s", err.msg);
+    cr_assert_eq(lpq_exec_set_threads(ex, threads, &err), 0, "%s", err.msg);
+    const lpq_hooks_t none = {0}; /* hooked: node by node */
+    cr_assert_eq(lpq_exec_run(ex, x, got, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(lpq_exec_run(ex, x, hooked, &none, &err), 0, "%s", err.msg);
+    for (size_t i = 0; i < ny; i++) {
+      cr_assert(fabs(got[i] - want[i]) <= 1e-4 * (1.0 + fabs(want[i])),
+                "pre%d post%d res%d n%lld cin%lld ce%lld cout%lld %lldx%lld s%lld band %lld "
+                "threads %d: y[%zu] = %g, want %g", c->pre, c->post, c->residual,
+                (long long)c->n, (long long)c->cin, (long long)c->ce, (long long)c->cout,
+                (long long)c->h, (long long)c->w, (long long)c->s, (long long)band, threads, i,
+                got[i], want[i]);
+      cr_assert(fabsf(got[i] - hooked[i]) <= 2e-6f * (1.0f + fabsf(hooked[i])),
+                "fused and node by node differ: y[%zu] = %a, hooked %a (threads %d)", i,
+                got[i], hooked[i], threads);
+    }
+    lpq_exec_free(&ex);
+  }
+  lpq_graph_free(&g);
+  free(buf), free(x), free(xd), free(e), free(d), free(want), free(got), free(hooked);
+  free(wt.we), free(wt.be), free(wt.wd), free(wt.bd), free(wt.wp), free(wt.bp);
+}
+
+static void cases(void) {
+  static const chain_t chains[] = {
+      /* pre, post, residual, n, cin, ce, cout, h, w, s, pre kernel, pre stride */
+      {1, 1, 1, 3, 5, 19, 5, 13, 11, 1, 0, 1},   {1, 1, 0, 1, 3, 17, 7, 14, 9, 2, 0, 1},
+      {1, 1, 0, 3, 4, 33, 6, 15, 16, 2, 0, 1},   {1, 1, 1, 1, 16, 40, 16, 23, 37, 1, 0, 1},
+      {0, 1, 0, 3, 21, 21, 6, 9, 20, 1, 0, 1},   {0, 1, 0, 1, 18, 18, 9, 17, 12, 2, 0, 1},
+      {1, 0, 0, 1, 7, 21, 1, 11, 13, 2, 0, 1},   {1, 0, 0, 3, 6, 10, 1, 12, 7, 1, 0, 1},
+      {1, 1, 0, 1, 3, 9, 4, 1, 5, 1, 0, 1},      {1, 1, 0, 3, 3, 9, 4, 5, 1, 2, 0, 1},
+      {1, 1, 1, 1, 8, 24, 8, 2, 2, 1, 0, 1},     {1, 1, 0, 1, 5, 96, 24, 34, 35, 2, 0, 1},
+      /* a stem before: 3x3 stride 2 (odd and even inputs), 5x5 stride 1 */
+      {1, 1, 0, 3, 3, 16, 8, 19, 14, 1, 3, 2}, {1, 1, 0, 1, 3, 21, 5, 12, 11, 2, 3, 2},
+      {1, 0, 0, 1, 4, 10, 1, 9, 13, 1, 5, 1},
+  };
+  static const int64_t bands[] = {96 * 1024, 1, 700};
+  unsigned seed = 11;
+  for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++)
+    for (size_t b = 0; b < sizeof bands / sizeof bands[0]; b++) /* a stem needs lpq's GEMM */
+      if (chains[i].pk <= 1 || lpq__sgemm_packs_a()) /* kernel: not with LPQ_ISA=generic */
+        check(&chains[i], bands[b], seed++);
+}
+
+TestSuite(graph_dwfuse, .timeout = 300);
+
+Test(graph_dwfuse, fused_equals_reference_and_hooked) { cases(); }
+
+/* Criterion runs each test in its own process; the engine reads LPQ_ISA once per process. */
+Test(graph_dwfuse, avx2_fused_equals_reference_and_hooked) {
+  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
+  cases();
+}
+
+Test(graph_dwfuse, off_when_disabled) {
+  cr_assert_eq(setenv("LPQ_DWFUSE", "0", 1), 0);
+  const chain_t c = {1, 1, 0, 1, 3, 8, 4, 6, 6, 1, 0, 1};
+  unsigned seed = 3;
+  weights_t wt = {randoms(24, 0.5f, &seed), randoms(8, 0.2f, &seed), randoms(72, 0.4f, &seed),
+                  randoms(8, 0.2f, &seed), randoms(32, 0.3f, &seed), randoms(4, 0.2f, &seed)};
+  uint8_t *buf;
+  const size_t len = build(&c, &wt, &buf);
+  lpq_error_t err;
+  const int64_t saved_hw = lpq__dwfuse_min_hw;
+  lpq__dwfuse_min_hw = 1;
+  lpq_graph_t *g = lpq_graph_load_buffer(buf, len, "chain.onnx", 0, &err);
+  lpq__dwfuse_min_hw = saved_hw;
+  cr_assert_not_null(g, "%s", err.msg);
+  cr_assert_eq(fused_chains(g), 0, "LPQ_DWFUSE=0 still fuses");
+  lpq_graph_free(&g);
+  free(buf), free(wt.we), free(wt.be), free(wt.wd), free(wt.bd), free(wt.wp), free(wt.bp);
+}

@@ -7,7 +7,7 @@
 ** transform A^T Y A with bias, residual and activation on the way to the output. The F(2x2)
 ** transforms take 16 tiles a call: on maps whose tile rows are shorter (28x28 and below) a
 ** call covers 16 consecutive tiles of the block over several tile rows and images. */
-#include "engine/engine_internal.h"
+#include "engine/ops_conv_wino.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
 #if defined(__GNUC__) && !defined(__clang__) /* clang vectorises at -O2 and has no such pragma */
@@ -19,12 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NR SGEMM_NR
-/* Maps whose tile rows are shorter than 16 F(2x2) tiles: a transform covers a run of 16 tiles
-** of the block over several tile rows (and images), one segment per tile row it touches; a
-** block (<= 8 NR tiles) has at most one segment per tile and one more per run. */
-#define WINO_RUN 16
-#define WINO_MAX_SEGS (8 * NR + 8 * NR / WINO_RUN)
 #define WINO_SLACK 34 /* floats past a line's 2 tw + 2 (a run's last lane reads 36 from 2a) */
 
 int lpq__wino_row_path;
@@ -152,24 +146,6 @@ void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out) 
     }
   }
 }
-
-typedef struct wino_job_t {
-  const kctx_t *k;
-  const conv_params_t *p;
-  const float *U;
-  const float *residual;
-  float lo, hi;
-  int64_t ts, nxi, tb, th, tw, tiles; /* output tile side, transformed points */
-  int64_t tpt; /* tiles per task (<= tb, the row length of V and Y) */
-  int segs;    /* F(2x2) tile rows shorter than WINO_RUN: runs over several tile rows */
-  size_t v_off, y_off, row_off, line_off;
-} wino_job_t;
-
-/* Part of a run of WINO_RUN tiles in one tile row: tiles [a, a + len) of tile row ty of image
-** img, lanes [l0, l0 + len) of the run. */
-typedef struct tile_seg_t {
-  int64_t img, ty, a, len, l0;
-} tile_seg_t;
 
 /* F(4x4): input row iy of plane x for tiles [a, b) split by column phase: P[q][u] = column
 ** 4(a + u) + q - pl (u <= b - a), zero outside the plane. */
@@ -310,9 +286,8 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
   }
 }
 
-/* The segments of the block's tiles [t0, t0 + nt) in runs of WINO_RUN lanes; run k's are
-** first[k] to first[k + 1]. Returns the number of runs. */
-static int block_segs(const wino_job_t *j, int64_t t0, int64_t nt, tile_seg_t *sg, int *first) {
+int lpq__wino_block_segs(const wino_job_t *j, int64_t t0, int64_t nt, tile_seg_t *sg,
+                         int *first) {
   const int64_t per_img = j->th * j->tw;
   int ns = 0, nr = 0;
   for (int64_t done = 0; done < nt;) {
@@ -445,8 +420,11 @@ static void wino_task(void *arg, size_t task, int tid) {
                (size_t)(NR - nt % NR) * sizeof *V);
   tile_seg_t sg[WINO_MAX_SEGS];
   int first[8 * NR / WINO_RUN + 1], nruns = 0;
-  if (j->segs) {
-    nruns = block_segs(j, t0, nt, sg, first);
+  if (j->segs || j->segs4)
+    nruns = lpq__wino_block_segs(j, t0, nt, sg, first);
+  if (j->segs4) {
+    lpq__wino4_input_segs(j, sg, first, nruns, nt, V);
+  } else if (j->segs) {
     input_transform_segs(j, j->k->in[0], sg, first, nruns, nt, V, scratch + j->line_off);
   } else {
     input_transform(j, j->k->in[0], t0, t0, nt, V, scratch + j->row_off);
@@ -455,7 +433,9 @@ static void wino_task(void *arg, size_t task, int tid) {
   for (int xi = 0; xi < j->nxi; xi++)
     lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
                            V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
-  if (j->segs)
+  if (j->segs4)
+    lpq__wino4_output_segs(j, Y, (size_t)j->tb, sg, first, nruns);
+  else if (j->segs)
     output_transform_segs(j, Y, (size_t)j->tb, sg, first, nruns);
   else
     output_transform(j, Y, (size_t)j->tb, t0, nt);
@@ -472,6 +452,7 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
   size_t total;
   wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &j.line_off, &total);
   j.segs = j.ts == 2 && j.tw < WINO_RUN && !lpq__wino_row_path;
+  j.segs4 = j.ts == 4 && lpq__kern_wino4_runs() && !lpq__wino_row_path;
   const float *base = n->wdata ? n->wdata : (const float *)k->in[1];
   if (n->wpack && k->weight == base) {
     j.U = n->wpack;

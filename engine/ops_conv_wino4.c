@@ -20,10 +20,29 @@ void lpq__wino4_input_segs(const wino_job_t *j, const tile_seg_t *sg, const int 
     is[s].x0 = 4 * g->a - p->p[1];
     is[s].l0 = (size_t)g->l0, is[s].len = (size_t)g->len;
   }
+  /* the block's input rows (channel 0), each once: prefetched two channels ahead (they come
+  ** from the previous layer's output, in L3: a few short rows per plane the hardware
+  ** prefetcher does not follow) */
+  const float *rows[WINO_MAX_SEGS];
+  int nrows = 0;
+  for (int s = 0; s < first[nruns]; s++)
+    for (int r = 0; r < 6; r++) {
+      const float *row = is[s].row[r];
+      int seen = !row;
+      for (int i = nrows - 1; i >= 0 && i >= nrows - 12 && !seen; i--)
+        seen = rows[i] == row;
+      if (!seen && nrows < WINO_MAX_SEGS)
+        rows[nrows++] = row;
+    }
   const size_t vstride = (size_t)(C * j->tb);
-  for (int64_t c = 0; c < C; c++)
+  for (int64_t c = 0; c < C; c++) {
+    if (c + 2 < C)
+      for (int i = 0; i < nrows; i++)
+        for (int64_t x0 = 0; x0 < p->W; x0 += 16)
+          __builtin_prefetch(rows[i] + (c + 2) * HW + x0);
     lpq__kern_wino4_in_runs(is, first, (size_t)nruns, p->W, (size_t)(c * HW),
                             V + (size_t)(c * NR), vstride, (size_t)(C * NR));
+  }
 }
 
 void lpq__wino4_output_segs(const wino_job_t *j, const float *Y, size_t ldy,

@@ -359,6 +359,21 @@ static void wino4_cases(void) {
   rows_too = rows_close = 0;
 }
 
+/* The direct kernel (AVX-512; few input channels, kernels of 3 to 11: an image network's stem):
+** strides 1 to 4, pads 0 to 3, batches 1 and 3, odd sizes, output channels off its block of 3,
+** rows longer than its 112 columns (two column blocks, a masked last vector), residual and clamp,
+** several row bands per image. With AVX2 the implicit GEMM runs the same cases. */
+static void stem_cases(void) {
+  conv_case_t cases[] = {
+      {1, 3, 64, 64, 13, 7, 2, 3, 1, 1, 1, 0},  {3, 3, 37, 41, 64, 7, 2, 3, 1, 1, 1, 1},
+      {1, 1, 30, 250, 5, 5, 2, 2, 1, 1, 0, 1},  {3, 4, 19, 23, 17, 3, 1, 1, 1, 1, 1, 0},
+      {1, 2, 40, 131, 8, 11, 3, 0, 1, 1, 0, 0}, {1, 3, 35, 70, 32, 4, 4, 1, 1, 1, 1, 1},
+      {2, 3, 33, 35, 7, 7, 1, 3, 1, 1, 1, 1},   {1, 3, 80, 33, 66, 3, 2, 0, 1, 1, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check(&cases[i], 600 + (unsigned)i);
+}
+
 /* A NaN input stays NaN through every kernel and the fused Relu (a clamp by max/min must not
 ** turn it into 0). */
 static void nan_cases(void) {
@@ -389,6 +404,11 @@ Test(graph_conv, avx2_winograd_small_maps) {
   small_map_cases();
 }
 
+Test(graph_conv, direct_stem) { stem_cases(); }
+Test(graph_conv, avx2_stem) {
+  force_avx2();
+  stem_cases();
+}
 Test(graph_conv, winograd4_runs) { wino4_cases(); }
 Test(graph_conv, avx2_winograd4) {
   force_avx2();

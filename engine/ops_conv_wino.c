@@ -82,8 +82,8 @@ static void wino_layout(const conv_params_t *p, size_t *v_off, size_t *y_off, si
   const size_t ts = (size_t)wino_tile(p), nxi = (ts + 2) * (ts + 2);
   const size_t tb = (size_t)wino_block(p), tw = ((size_t)p->OW + ts - 1) / ts;
   size_t at = 0;
-  *v_off = at, at += nxi * (size_t)p->C * tb + 16;
-  *y_off = at, at += nxi * (size_t)p->M * tb + 16;
+  *v_off = at, at += nxi * ((size_t)p->C * tb + WINO_PAD) + 16;
+  *y_off = at, at += nxi * ((size_t)p->M * tb + WINO_PAD) + 16;
   /* (ts + 2) rows x ts phases of tw + 2, a line of ts tw + 2, 17 floats of slack (the
   ** transform kernels read 16 past a row's start) */
   *row_off = at, at += (ts + 2) * ts * (tw + 2) + ts * tw + 4 + 32;
@@ -212,7 +212,7 @@ static void input_transform(const wino_job_t *j, const float *x, int64_t tblock,
                             int64_t nt, float *V, float *buf) {
   const conv_params_t *p = j->p;
   const int64_t C = p->C, HW = p->H * p->W, per_img = j->th * j->tw, ts = j->ts, nr = ts + 2;
-  const size_t ld = (size_t)j->tw + 2, vstride = (size_t)(C * j->tb);
+  const size_t ld = (size_t)j->tw + 2, vstride = j->vstride;
   float *line = buf + (size_t)(nr * ts) * ld;
   for (int64_t c = 0; c < C; c++) {
     float *R[6][4]; /* row r's phases */
@@ -270,7 +270,7 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW, per_img = j->th * j->tw;
-  const size_t ystride = (size_t)M * ldy;
+  const size_t ystride = j->ystride;
   float *y = k->out[0];
   for (int64_t done = 0; done < nt;) {
     const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
@@ -340,7 +340,7 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
                                  float *lines) {
   const conv_params_t *p = j->p;
   const int64_t C = p->C, HW = p->H * p->W, n = 2 * j->tw + 2;
-  const size_t lw = (size_t)n + WINO_SLACK, vstride = (size_t)(C * j->tb);
+  const size_t lw = (size_t)n + WINO_SLACK, vstride = j->vstride;
   const int masked = lpq__kern_wino_masked();
   if (!masked)
     for (int64_t i = 0; i < wino_lines(p); i++) /* the slack a run's last lanes read: finite */
@@ -390,7 +390,7 @@ static void output_transform_segs(const wino_job_t *j, const float *Y, size_t ld
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW;
-  const size_t ystride = (size_t)M * ldy;
+  const size_t ystride = j->ystride;
   float *y = k->out[0];
   wino_oseg_t os[WINO_MAX_SEGS];
   for (int s = 0; s < first[nruns]; s++) {
@@ -421,7 +421,7 @@ static void wino_task(void *arg, size_t task, int tid) {
   float *V = scratch + j->v_off, *Y = scratch + j->y_off;
   const int64_t t0 = (int64_t)task * j->tpt, nt = j->tiles - t0 < j->tpt ? j->tiles - t0 : j->tpt;
   const int64_t ncols = (nt + NR - 1) / NR * NR;
-  const size_t vstride = (size_t)(p->C * j->tb), ystride = (size_t)(p->M * j->tb);
+  const size_t vstride = j->vstride, ystride = j->ystride;
   if (nt < ncols) /* the last panel's unused columns: zero, so they stay finite */
     for (int xi = 0; xi < j->nxi; xi++)
       for (int64_t c = 0; c < p->C; c++)
@@ -457,6 +457,7 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
   j.residual = n->residual ? (const float *)k->in[3] : NULL;
   j.ts = wino_tile(p), j.nxi = (j.ts + 2) * (j.ts + 2), j.tb = wino_block(p);
   j.th = (p->OH + j.ts - 1) / j.ts, j.tw = (p->OW + j.ts - 1) / j.ts;
+  j.vstride = (size_t)(p->C * j.tb) + WINO_PAD, j.ystride = (size_t)(p->M * j.tb) + WINO_PAD;
   j.tiles = p->N * j.th * j.tw;
   size_t total;
   wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &j.line_off, &total);

@@ -12,6 +12,10 @@
 ** (<= 8 NR tiles) has at most one segment per tile and one more per run. */
 #define WINO_RUN 16
 #define WINO_MAX_SEGS (8 * NR + 8 * NR / WINO_RUN)
+/* Floats between consecutive matrices V_xi (Y_xi) past their C tb (M tb): one cache line, so
+** the transforms' 16 or 36 stores (loads) per lane vector fall in different L1 sets (C tb
+** floats is often a multiple of 4 KB: 64 channels x 32 tiles). */
+#define WINO_PAD 16
 
 typedef struct wino_job_t {
   const kctx_t *k;
@@ -24,6 +28,7 @@ typedef struct wino_job_t {
   int segs;    /* F(2x2) tile rows shorter than WINO_RUN: runs over several tile rows */
   int segs4;   /* F(4x4) in runs of WINO_RUN tiles over tile rows (AVX-512) */
   size_t v_off, y_off, row_off, line_off;
+  size_t vstride, ystride; /* floats from V_xi to V_xi+1, from Y_xi to Y_xi+1 */
 } wino_job_t;
 
 /* Part of a run of WINO_RUN tiles in one tile row: tiles [a, a + len) of tile row ty of image
@@ -52,6 +57,10 @@ typedef struct wino4_iseg_t {
   const float *row[6];
   int64_t x0;
   size_t l0, len;
+  /* set by lpq__kern_wino4_masks: the same for every channel and row */
+  int64_t sh;
+  uint64_t ma, mb;
+  unsigned lm;
 } wino4_iseg_t;
 typedef struct wino4_oseg_t {
   float *y[4];
@@ -61,12 +70,14 @@ typedef struct wino4_oseg_t {
 } wino4_oseg_t;
 /* Whether the F(4x4) run kernels exist here (AVX-512 in use). */
 int lpq__kern_wino4_runs(void);
+/* The load masks of n segments (plane width W), once per block. */
+void lpq__kern_wino4_masks(wino4_iseg_t *seg, int n, int64_t W);
 /* V of the nt tiles of a block for one channel: run k (block columns [16 k, 16 k + 16)) has
-** segments first[k] to first[k + 1]; off is added to every row pointer read. V_xi of block
+** segments first[k] to first[k + 1] (masks set); off is added to every row pointer read. V_xi of block
 ** column t goes to dst[xi * vstride + t / 32 * pstride + t % 32] (16 lanes stored per run;
 ** lanes past nt are zero). */
 void lpq__kern_wino4_in_runs(const wino4_iseg_t *seg, const int *first, size_t nruns,
-                             int64_t W, size_t off, float *dst, size_t vstride, size_t pstride);
+                             size_t off, float *dst, size_t vstride, size_t pstride);
 /* One run of one output channel: Y_xi of its 16 lanes at s + xi * ystride; off is added to
 ** every y and res pointer. */
 void lpq__kern_wino4_out_run(const float *s, size_t ystride, const wino4_oseg_t *seg,

@@ -20,6 +20,7 @@ void lpq__wino4_input_segs(const wino_job_t *j, const tile_seg_t *sg, const int 
     is[s].x0 = 4 * g->a - p->p[1];
     is[s].l0 = (size_t)g->l0, is[s].len = (size_t)g->len;
   }
+  lpq__kern_wino4_masks(is, first[nruns], p->W);
   /* the block's input rows (channel 0), each once: prefetched two channels ahead (they come
   ** from the previous layer's output, in L3: a few short rows per plane the hardware
   ** prefetcher does not follow) */
@@ -34,13 +35,13 @@ void lpq__wino4_input_segs(const wino_job_t *j, const tile_seg_t *sg, const int 
       if (!seen && nrows < WINO_MAX_SEGS)
         rows[nrows++] = row;
     }
-  const size_t vstride = (size_t)(C * j->tb);
+  const size_t vstride = j->vstride;
   for (int64_t c = 0; c < C; c++) {
     if (c + 2 < C)
       for (int i = 0; i < nrows; i++)
         for (int64_t x0 = 0; x0 < p->W; x0 += 16)
           __builtin_prefetch(rows[i] + (c + 2) * HW + x0);
-    lpq__kern_wino4_in_runs(is, first, (size_t)nruns, p->W, (size_t)(c * HW),
+    lpq__kern_wino4_in_runs(is, first, (size_t)nruns, (size_t)(c * HW),
                             V + (size_t)(c * NR), vstride, (size_t)(C * NR));
   }
 }
@@ -50,7 +51,7 @@ void lpq__wino4_output_segs(const wino_job_t *j, const float *Y, size_t ldy,
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW;
-  const size_t ystride = (size_t)M * ldy;
+  const size_t ystride = j->ystride;
   float *y = k->out[0];
   wino4_oseg_t os[WINO_MAX_SEGS];
   for (int s = 0; s < first[nruns]; s++) { /* output channel 0's rows */

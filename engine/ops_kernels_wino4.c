@@ -88,8 +88,20 @@ static inline __attribute__((always_inline)) void gather_row(const float *row, i
   D[5] = _mm512_mask_mov_ps(D[5], lm, _mm512_shuffle_f32x4(z, z2, 0xee));
 }
 
+void lpq__kern_wino4_masks(wino4_iseg_t *seg, int n, int64_t W) {
+  for (int s = 0; s < n; s++) {
+    wino4_iseg_t *g = &seg[s];
+    const int64_t e0 = 4 * (int64_t)g->l0, e1 = e0 + 4 * (int64_t)g->len, sh = g->x0 - e0;
+    g->sh = sh;
+    g->ma = bits64(e0 > -sh ? e0 : -sh, e1 < W - sh ? e1 : W - sh);
+    g->mb = bits64(e0 > -sh - 4 ? e0 : -sh - 4, e1 < W - sh - 4 ? e1 : W - sh - 4) &
+            0x3333333333333333ull; /* columns 4 and 5 only */
+    g->lm = ((1u << g->len) - 1) << g->l0;
+  }
+}
+
 void lpq__kern_wino4_in_runs(const wino4_iseg_t *seg, const int *first, size_t nruns,
-                             int64_t W, size_t off, float *dst, size_t vstride, size_t pstride) {
+                             size_t off, float *dst, size_t vstride, size_t pstride) {
   for (size_t k = 0; k < nruns; k++) {
     __m512 e[6][6]; /* e[r] = d[r] B: row r's window along its columns */
     for (int r = 0; r < 6; r++) {
@@ -100,12 +112,7 @@ void lpq__kern_wino4_in_runs(const wino4_iseg_t *seg, const int *first, size_t n
         const wino4_iseg_t *g = &seg[s];
         if (!g->row[r])
           continue;
-        const int64_t e0 = 4 * (int64_t)g->l0, e1 = e0 + 4 * (int64_t)g->len, sh = g->x0 - e0;
-        const uint64_t ma = bits64(e0 > -sh ? e0 : -sh, e1 < W - sh ? e1 : W - sh);
-        const uint64_t mb = bits64(e0 > -sh - 4 ? e0 : -sh - 4, e1 < W - sh - 4 ? e1 : W - sh - 4) &
-                            0x3333333333333333ull; /* columns 4 and 5 only */
-        const __mmask16 lm = (__mmask16)(((1u << g->len) - 1) << g->l0);
-        gather_row(g->row[r] + off, sh, ma, mb, lm, D);
+        gather_row(g->row[r] + off, g->sh, g->ma, g->mb, (__mmask16)g->lm, D);
       }
       bt6(D, e[r]);
     }
@@ -186,9 +193,14 @@ int lpq__kern_wino4_runs(void) {
   return 0;
 }
 
+void lpq__kern_wino4_masks(wino4_iseg_t *seg, int n, int64_t W) {
+  (void)seg, (void)n, (void)W;
+  abort();
+}
+
 void lpq__kern_wino4_in_runs(const wino4_iseg_t *seg, const int *first, size_t nruns,
-                             int64_t W, size_t off, float *dst, size_t vstride, size_t pstride) {
-  (void)seg, (void)first, (void)nruns, (void)W, (void)off, (void)dst, (void)vstride;
+                             size_t off, float *dst, size_t vstride, size_t pstride) {
+  (void)seg, (void)first, (void)nruns, (void)off, (void)dst, (void)vstride;
   (void)pstride;
   abort();
 }

@@ -35,9 +35,11 @@ int lpq__wino_applies(const conv_params_t *p) {
 }
 
 /* Output tile: 4x4 (F(4x4, 3x3), 36 transformed points, 4 multiplies per output instead of 9)
-** on maps of at least 28x28 (the tiles cover them well) with 64 channels or more in and out
-** (with fewer the transforms cost more than the multiplies saved: the bundled 28x28 resnet18's
-** 16-channel layers ran 20% slower); 2x2 (16 points) otherwise. LPQ_WINOGRAD=2: always 2x2.
+** on maps of at least 14x14 with 64 channels or more in and out (with fewer the transforms
+** cost more than the multiplies saved: the bundled 28x28 resnet18's 16-channel layers ran 20%
+** slower; at 14x14 the last tile is half empty and still resnet18's 256-channel layers ran in
+** 7.0 ms instead of 9.1, at 7x7 no faster); 2x2 (16 points) otherwise. LPQ_WINOGRAD=2: always
+** 2x2.
 ** 4x4 only with the AVX-512 run kernels (ops_kernels_wino4.c): the row-by-row loops made
 ** resnet18's 56x56 and 28x28 layers slower with AVX2 than 2x2 tiles (45 ms against 17 on a
 ** 28x28 layer); they remain the row path the tests compare with (lpq__wino_row_path). The
@@ -48,7 +50,7 @@ static int wino_tile(const conv_params_t *p) {
     const char *e = getenv("LPQ_WINOGRAD");
     only2 = e && strcmp(e, "2") == 0;
   }
-  return !only2 && lpq__kern_wino4_runs() && p->OH >= 28 && p->OW >= 28 && p->C >= 64 &&
+  return !only2 && lpq__kern_wino4_runs() && p->OH >= 14 && p->OW >= 14 && p->C >= 64 &&
                  p->M >= 64
              ? 4
              : 2;

@@ -302,7 +302,7 @@ static void odd_channel_cases(void) {
       /* more than 128 output channels: two threads split them in blocks (few column chunks) */
       {2, 16, 9, 9, 200, 3, 1, 1, 2, 1, 1, 1},  {3, 24, 7, 7, 300, 1, 1, 0, 1, 1, 1, 1},
       {1, 8, 30, 30, 140, 3, 2, 1, 1, 1, 1, 0}, {1, 20, 40, 40, 257, 1, 1, 0, 1, 1, 0, 1},
-      /* Winograd's 4x4 tiles: maps of 28 and more, 64 channels or more in and out */
+      /* Winograd's 4x4 tiles: maps of 14 and more, 64 channels or more in and out */
       {1, 64, 30, 29, 70, 3, 1, 1, 1, 1, 1, 1},  {2, 65, 30, 33, 64, 3, 1, 0, 1, 1, 0, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -342,8 +342,8 @@ static void small_map_cases(void) {
   cr_assert_gt(cases, 20);
 }
 
-/* Winograd F(4x4) (maps of 28 and more, 64 channels or more): with AVX-512 in runs of 16 tiles
-** over tile rows (7 per row at 28 wide, 14 at 56) and images. Odd sizes (a partial last tile,
+/* Winograd F(4x4) (maps of 14 and more, 64 channels or more): with AVX-512 in runs of 16 tiles
+** over tile rows (4 per row at 14 wide, 7 at 28, 14 at 56) and images. Odd sizes (a partial last tile,
 ** a tile row of 8 or 15), pads 0, 1 and 2, channels off the 8 and 32 blocks, batches 1 and 3,
 ** rows of 16 tiles and more (a run continues on the next row), several blocks per thread. */
 static void wino4_cases(void) {
@@ -352,6 +352,7 @@ static void wino4_cases(void) {
       {1, 67, 30, 30, 64, 3, 1, 0, 1, 1, 1, 0},  {2, 64, 30, 31, 72, 3, 1, 2, 1, 1, 1, 1},
       {1, 64, 58, 57, 66, 3, 1, 1, 1, 1, 1, 1},  {6, 64, 28, 28, 64, 3, 1, 1, 1, 1, 0, 1},
       {1, 64, 66, 67, 64, 3, 1, 1, 1, 1, 1, 0},  {3, 72, 28, 29, 65, 3, 1, 1, 1, 1, 1, 1},
+      {3, 64, 14, 15, 70, 3, 1, 1, 1, 1, 1, 1},  {2, 66, 16, 17, 64, 3, 1, 0, 1, 1, 0, 1},
   };
   rows_too = rows_close = 1;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -39,21 +39,20 @@ int lpq__wino_applies(const conv_params_t *p) {
 ** cost more than the multiplies saved: the bundled 28x28 resnet18's 16-channel layers ran 20%
 ** slower; at 14x14 the last tile is half empty and still resnet18's 256-channel layers ran in
 ** 7.0 ms instead of 9.1, at 7x7 no faster); 2x2 (16 points) otherwise. LPQ_WINOGRAD=2: always
-** 2x2.
-** 4x4 only with the AVX-512 run kernels (ops_kernels_wino4.c): the row-by-row loops made
-** resnet18's 56x56 and 28x28 layers slower with AVX2 than 2x2 tiles (45 ms against 17 on a
-** 28x28 layer); they remain the row path the tests compare with (lpq__wino_row_path). The
-** choice is fixed per process (the weights are transformed at load for it). */
+** 2x2. 4x4 needs the AVX-512 run kernels (ops_kernels_wino4.c) or AVX2's intrinsics
+** (ops_kernels_wino4_avx2.c, tile row by tile row: from 28x28 on, 14x14 ran slower than 2x2
+** tiles, 28x28 ran 14.5 ms instead of 21, 56x56 14.3 instead of 29.9); the generic loops of
+** ops_kernels_wino_body.h were slower than 2x2 tiles and remain only the AVX-512 row path the
+** tests compare with (lpq__wino_row_path). The choice is fixed per process (the weights are
+** transformed at load for it). */
 static int wino_tile(const conv_params_t *p) {
   static int only2 = -1;
   if (only2 < 0) {
     const char *e = getenv("LPQ_WINOGRAD");
     only2 = e && strcmp(e, "2") == 0;
   }
-  return !only2 && lpq__kern_wino4_runs() && p->OH >= 14 && p->OW >= 14 && p->C >= 64 &&
-                 p->M >= 64
-             ? 4
-             : 2;
+  const int64_t least = lpq__kern_wino4_runs() ? 14 : lpq__kern_wino4_avx2() ? 28 : INT64_MAX;
+  return !only2 && p->OH >= least && p->OW >= least && p->C >= 64 && p->M >= 64 ? 4 : 2;
 }
 
 /* Most tiles per task: V and Y of a block (nxi (C + M) floats per tile) within about 4 MB (L2
@@ -257,8 +256,12 @@ static void input_transform(const wino_job_t *j, const float *x, int64_t tblock,
         for (int r = 0; r < 6; r++)
           for (int q = 0; q < 4; q++)
             P[r * 4 + q] = R[r][q];
-        lpq__kern_wino4_in((size_t)len, P, V + (size_t)(c * NR), vstride, (size_t)col,
-                           (size_t)(C * NR));
+        if (lpq__kern_wino4_avx2())
+          lpq__kern_wino4_in_avx2((size_t)len, P, V + (size_t)(c * NR), vstride, (size_t)col,
+                                  (size_t)(C * NR));
+        else
+          lpq__kern_wino4_in((size_t)len, P, V + (size_t)(c * NR), vstride, (size_t)col,
+                             (size_t)(C * NR));
       }
       pimg = img, pty = ty, pa = a, pb = b;
       done += len;
@@ -290,6 +293,8 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
       o.res = j->residual ? res : NULL;
       if (ts == 2)
         lpq__kern_wino_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
+      else if (lpq__kern_wino4_avx2())
+        lpq__kern_wino4_out_avx2((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
       else
         lpq__kern_wino4_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
     }

@@ -83,4 +83,11 @@ void lpq__kern_wino4_in_runs(const wino4_iseg_t *seg, const int *first, size_t n
 void lpq__kern_wino4_out_run(const float *s, size_t ystride, const wino4_oseg_t *seg,
                              size_t nseg, size_t off, float bias, float lo, float hi);
 
+/* The row-by-row F(4x4) transforms with AVX2 intrinsics (ops_kernels_wino4_avx2.c), as
+** lpq__kern_wino4_in and lpq__kern_wino4_out; lpq__kern_wino4_avx2(): AVX2 is in use. */
+int lpq__kern_wino4_avx2(void);
+void lpq__kern_wino4_in_avx2(size_t len, const float *const *P, float *dst, size_t vstride,
+                             size_t col0, size_t pstride);
+void lpq__kern_wino4_out_avx2(size_t len, const float *s, size_t ystride, const wino_out_t *o);
+
 #endif

@@ -5,16 +5,19 @@
 ** from vectors of 16 output columns: the band's input rows are split once by column phase
 ** (ix mod stride), so tap (ky, kx)'s inputs for 16 consecutive outputs are one unaligned load;
 ** a block of 3 output channels x 7 vectors (112 columns) stays in 21 registers over all taps
-** (4 channels would need more registers than there are with the broadcasts). AVX-512 only;
-** elsewhere the implicit GEMM runs these. resnet18's stem: 15 ms instead of 21 (batch 8). */
+** (4 channels would need more registers than there are with the broadcasts); with AVX2 2
+** channels x 6 vectors of 8 in 12 of its 16 registers. resnet18's stem (batch 8): 15 ms instead
+** of 21 with AVX-512. Without AVX2 the implicit GEMM runs these. */
 #include "engine/engine_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DR 3     /* output channels per block */
+#define DR 3     /* output channels per block (AVX-512) */
 #define DV 7     /* vectors of 16 output columns per block */
+#define DR2 2    /* the same with AVX2: 2 channels x 6 vectors of 8 columns */
+#define DV2 6
 #define DBAND 8  /* output rows per task */
 
 int lpq__direct_applies(const conv_params_t *p) {
@@ -23,7 +26,7 @@ int lpq__direct_applies(const conv_params_t *p) {
     const char *e = getenv("LPQ_DIRECT");
     enabled = !(e && strcmp(e, "0") == 0);
   }
-  return enabled && lpq__isa() == LPQ_ISA_AVX512 && p->spatial == 2 && p->groups == 1 &&
+  return enabled && lpq__isa() >= LPQ_ISA_AVX2 && p->spatial == 2 && p->groups == 1 &&
          p->C <= 4 && p->k[0] >= 3 && p->k[1] >= 3 && p->k[0] <= 11 && p->k[1] <= 11 &&
          p->d[0] == 1 && p->d[1] == 1 && p->s[0] == p->s[1] && p->s[1] <= 4 && p->OW >= 8 &&
          !lpq__wino_applies(p);
@@ -39,8 +42,8 @@ static size_t band_rows(const conv_params_t *p) {
   return (size_t)(p->s[0] * (DBAND - 1) + p->k[0]);
 }
 
-static size_t packed_floats(const conv_params_t *p) {
-  return (size_t)((p->M + DR - 1) / DR * DR * p->C * p->k[0] * p->k[1]);
+static size_t packed_floats(const conv_params_t *p) { /* M rounded up to DR or DR2 */
+  return (size_t)((p->M + DR) * p->C * p->k[0] * p->k[1]);
 }
 
 size_t lpq__direct_scratch(const conv_params_t *p) {
@@ -50,25 +53,31 @@ size_t lpq__direct_scratch(const conv_params_t *p) {
   return rows + line + packed_floats(p) + 32;
 }
 
-/* w[m][c][ky][kx] -> wp[m / DR][c][ky][kx][m % DR], zero for m >= M. */
-static void pack_weights(const conv_params_t *p, const float *w, float *wp) {
-  const int64_t taps = p->C * p->k[0] * p->k[1], blocks = (p->M + DR - 1) / DR;
+/* w[m][c][ky][kx] -> wp[m / dr][c][ky][kx][m % dr], zero for m >= M. */
+static void pack_weights(const conv_params_t *p, const float *w, int64_t dr, float *wp) {
+  const int64_t taps = p->C * p->k[0] * p->k[1], blocks = (p->M + dr - 1) / dr;
   for (int64_t b = 0; b < blocks; b++)
     for (int64_t t = 0; t < taps; t++)
-      for (int64_t r = 0; r < DR; r++) {
-        const int64_t m = b * DR + r;
-        wp[(b * taps + t) * DR + r] = m < p->M ? w[m * taps + t] : 0.0f;
+      for (int64_t r = 0; r < dr; r++) {
+        const int64_t m = b * dr + r;
+        wp[(b * taps + t) * dr + r] = m < p->M ? w[m * taps + t] : 0.0f;
       }
 }
 
-typedef struct direct_job_t {
+typedef struct direct_job_t direct_job_t;
+/* Output row (rel rows into the band), columns from ox0 (nv vectors), channel block b. */
+typedef void (*direct_block_fn)(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
+                                int64_t b, int64_t ox0, int64_t nv, float *y, const float *res);
+struct direct_job_t {
   const kctx_t *k;
   const conv_params_t *p;
   const float *wp, *residual;
   float lo, hi;
   int64_t bands; /* per image */
   size_t plen, brows;
-} direct_job_t;
+  int64_t dr, lanes, dv; /* channels per block, floats per vector, vectors per block */
+  direct_block_fn block;
+};
 
 /* Input rows [iy0, iy0 + brows) of image x split by column phase: P[(c brows + r) s + q][j] =
 ** x[c][iy0 + r][s j + q - pl], zero outside the plane. */
@@ -109,10 +118,10 @@ static void split_rows(const direct_job_t *j, const float *x, int64_t iy0, float
 
 /* Output row oy, columns [ox0, ox0 + 16 nv), channels [DR b, DR b + DR): the sum over every
 ** input channel and tap, then bias, residual and clamp; the last vector stored with mask. */
-static inline __attribute__((always_inline)) void block(const direct_job_t *j, const float *P,
-                                                        int64_t rel, int64_t iy0, int64_t b,
-                                                        int64_t ox0, const int nv, float *y,
-                                                        const float *res) {
+static inline __attribute__((always_inline)) void block16(const direct_job_t *j, const float *P,
+                                                          int64_t rel, int64_t iy0, int64_t b,
+                                                          int64_t ox0, const int nv, float *y,
+                                                          const float *res) {
   const conv_params_t *p = j->p;
   const int64_t s = p->s[1], kh = p->k[0], kw = p->k[1], H = p->H;
   __m512 acc[DR][DV];
@@ -165,6 +174,93 @@ static inline __attribute__((always_inline)) void block(const direct_job_t *j, c
   }
 }
 
+static void block16_any(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
+                        int64_t b, int64_t ox0, int64_t nv, float *y, const float *res) {
+  switch (nv) { /* the vector count a constant: the accumulators stay in registers */
+  case 7: block16(j, P, rel, iy0, b, ox0, 7, y, res); break;
+  case 6: block16(j, P, rel, iy0, b, ox0, 6, y, res); break;
+  case 5: block16(j, P, rel, iy0, b, ox0, 5, y, res); break;
+  case 4: block16(j, P, rel, iy0, b, ox0, 4, y, res); break;
+  case 3: block16(j, P, rel, iy0, b, ox0, 3, y, res); break;
+  case 2: block16(j, P, rel, iy0, b, ox0, 2, y, res); break;
+  default: block16(j, P, rel, iy0, b, ox0, 1, y, res); break;
+  }
+}
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+/* block16 with AVX2: DR2 channels x nv <= DV2 vectors of 8 columns. */
+static inline __attribute__((always_inline)) void block8(const direct_job_t *j, const float *P,
+                                                         int64_t rel, int64_t iy0, int64_t b,
+                                                         int64_t ox0, const int nv, float *y,
+                                                         const float *res) {
+  const conv_params_t *p = j->p;
+  const int64_t s = p->s[1], kh = p->k[0], kw = p->k[1], H = p->H;
+  __m256 acc[DR2][DV2];
+#pragma GCC unroll 2
+  for (int r = 0; r < DR2; r++)
+#pragma GCC unroll 6
+    for (int v = 0; v < nv; v++)
+      acc[r][v] = _mm256_setzero_ps();
+  const float *w = j->wp + (size_t)(b * p->C * kh * kw * DR2);
+  for (int64_t c = 0; c < p->C; c++)
+    for (int64_t ky = 0; ky < kh; ky++, w += kw * DR2) {
+      const int64_t r = s * rel + ky;
+      if (iy0 + r < 0 || iy0 + r >= H)
+        continue;
+      const float *row = P + (size_t)((c * (int64_t)j->brows + r) * s) * j->plen + ox0;
+      for (int64_t q = 0; q < s; q++)
+        for (int64_t kx = q, u = 0; kx < kw; kx += s, u++) {
+          const float *xs = row + (size_t)q * j->plen + u;
+          const float *wk = w + kx * DR2;
+#pragma GCC unroll 6
+          for (int v = 0; v < nv; v++) {
+            __m256 xv = _mm256_loadu_ps(xs + 8 * v);
+            __asm__("" : "+x"(xv)); /* one load per vector */
+#pragma GCC unroll 2
+            for (int rr = 0; rr < DR2; rr++)
+              acc[rr][v] = _mm256_fmadd_ps(_mm256_set1_ps(wk[rr]), xv, acc[rr][v]);
+          }
+        }
+    }
+  const int64_t OW = p->OW, OHW = p->OH * OW;
+  const __m256 vlo = _mm256_set1_ps(j->lo), vhi = _mm256_set1_ps(j->hi);
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int r = 0; r < DR2; r++) {
+    const int64_t m = DR2 * b + r;
+    if (m >= p->M)
+      break;
+    const __m256 vb = _mm256_set1_ps(j->k->bias ? j->k->bias[m] : 0.0f);
+    float *yr = y + m * OHW;
+    const float *rr = res ? res + m * OHW : NULL;
+#pragma GCC unroll 6
+    for (int v = 0; v < nv; v++) {
+      const int64_t left = OW - ox0 - 8 * v;
+      const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)), idx);
+      __m256 o = _mm256_add_ps(acc[r][v], vb);
+      if (rr)
+        o = _mm256_add_ps(o, _mm256_maskload_ps(rr + ox0 + 8 * v, mk));
+      o = _mm256_blendv_ps(o, vlo, _mm256_cmp_ps(o, vlo, _CMP_LT_OQ));
+      o = _mm256_blendv_ps(o, vhi, _mm256_cmp_ps(o, vhi, _CMP_GT_OQ));
+      _mm256_maskstore_ps(yr + ox0 + 8 * v, mk, o);
+    }
+  }
+}
+
+static void block8_any(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
+                       int64_t b, int64_t ox0, int64_t nv, float *y, const float *res) {
+  switch (nv) {
+  case 6: block8(j, P, rel, iy0, b, ox0, 6, y, res); break;
+  case 5: block8(j, P, rel, iy0, b, ox0, 5, y, res); break;
+  case 4: block8(j, P, rel, iy0, b, ox0, 4, y, res); break;
+  case 3: block8(j, P, rel, iy0, b, ox0, 3, y, res); break;
+  case 2: block8(j, P, rel, iy0, b, ox0, 2, y, res); break;
+  default: block8(j, P, rel, iy0, b, ox0, 1, y, res); break;
+  }
+}
+#pragma GCC pop_options
+
 static void direct_task(void *arg, size_t task, int tid) {
   const direct_job_t *j = arg;
   const conv_params_t *p = j->p;
@@ -175,27 +271,20 @@ static void direct_task(void *arg, size_t task, int tid) {
   float *P = thread_scratch(k, tid);
   float *line = P + (size_t)p->C * j->brows * (size_t)p->s[1] * j->plen;
   split_rows(j, (const float *)k->in[0] + img * p->C * p->H * p->W, iy0, P, line);
-  const int64_t blocks = (p->M + DR - 1) / DR;
+  const int64_t blocks = (p->M + j->dr - 1) / j->dr;
+  /* the row's vectors in column blocks of even length (AVX2's 14 for 112 columns: 5, 5, 4) */
+  const int64_t nvec = (p->OW + j->lanes - 1) / j->lanes, ncb = (nvec + j->dv - 1) / j->dv;
+  const int64_t per = (nvec + ncb - 1) / ncb, cols = per * j->lanes;
   for (int64_t oy = oy0; oy < oy1; oy++) {
     float *y = (float *)k->out[0] + img * p->M * OHW + oy * p->OW;
     const float *res = j->residual ? j->residual + img * p->M * OHW + oy * p->OW : NULL;
-    for (int64_t ox0 = 0; ox0 < p->OW; ox0 += 16 * DV) {
-      const int64_t nv = (p->OW - ox0 + 15) / 16 < DV ? (p->OW - ox0 + 15) / 16 : DV;
-      for (int64_t b = 0; b < blocks; b++) {
-        switch (nv) { /* the vector count a constant: the accumulators stay in registers */
-        case 7: block(j, P, oy - oy0, iy0, b, ox0, 7, y, res); break;
-        case 6: block(j, P, oy - oy0, iy0, b, ox0, 6, y, res); break;
-        case 5: block(j, P, oy - oy0, iy0, b, ox0, 5, y, res); break;
-        case 4: block(j, P, oy - oy0, iy0, b, ox0, 4, y, res); break;
-        case 3: block(j, P, oy - oy0, iy0, b, ox0, 3, y, res); break;
-        case 2: block(j, P, oy - oy0, iy0, b, ox0, 2, y, res); break;
-        default: block(j, P, oy - oy0, iy0, b, ox0, 1, y, res); break;
-        }
-      }
+    for (int64_t ox0 = 0; ox0 < p->OW; ox0 += cols) {
+      const int64_t left = (p->OW - ox0 + j->lanes - 1) / j->lanes;
+      for (int64_t b = 0; b < blocks; b++)
+        j->block(j, P, oy - oy0, iy0, b, ox0, left < per ? left : per, y, res);
     }
   }
 }
-#pragma GCC pop_options
 
 int lpq__direct_run(const kctx_t *k, float lo, float hi) {
   const conv_params_t *p = k->n->params;
@@ -205,7 +294,10 @@ int lpq__direct_run(const kctx_t *k, float lo, float hi) {
   j.bands = (p->OH + DBAND - 1) / DBAND;
   const size_t own = lpq__direct_scratch(p) - packed_floats(p) - 16;
   float *wp = k->scratch + own; /* thread 0's area past its own use: read by every thread */
-  pack_weights(p, k->weight, wp);
+  const int wide = lpq__isa() == LPQ_ISA_AVX512;
+  j.dr = wide ? DR : DR2, j.lanes = wide ? 16 : 8, j.dv = wide ? DV : DV2;
+  j.block = wide ? block16_any : block8_any;
+  pack_weights(p, k->weight, j.dr, wp);
   j.wp = wp;
   lpq__threads_run(k->pool, (size_t)(p->N * j.bands), direct_task, &j);
   return 0;
@@ -213,6 +305,6 @@ int lpq__direct_run(const kctx_t *k, float lo, float hi) {
 #else
 int lpq__direct_run(const kctx_t *k, float lo, float hi) {
   (void)k, (void)lo, (void)hi;
-  abort(); /* lpq__direct_applies() is 0 without AVX-512 kernels */
+  abort(); /* lpq__direct_applies() is 0 without the x86 kernels */
 }
 #endif

@@ -100,6 +100,24 @@ size_t lpq__wino_scratch(const conv_params_t *p) {
   return total + lpq__wino_packed_floats(p) + 32; /* and the hooked weights' pack (thread 0) */
 }
 
+/* Column b of t = G x for MR rows side by side (x0, x1, x2: the three taps), G of F(2x2) or
+** F(4x4); the divisions as multiplications by the reciprocals. */
+static inline void wino_g(int ts, const float *x0, const float *x1, const float *x2,
+                          float t[6][3][SGEMM_MR], int b) {
+  const float s6 = 1.0f / 6.0f, s12 = 1.0f / 12.0f, s24 = 1.0f / 24.0f;
+  for (int r = 0; r < SGEMM_MR; r++) {
+    const float g0 = x0[r], g1 = x1[r], g2 = x2[r];
+    if (ts == 2) {
+      t[0][b][r] = g0, t[1][b][r] = 0.5f * (g0 + g1 + g2);
+      t[2][b][r] = 0.5f * (g0 - g1 + g2), t[3][b][r] = g2;
+    } else {
+      t[0][b][r] = 0.25f * g0, t[1][b][r] = -(g0 + g1 + g2) * s6;
+      t[2][b][r] = -(g0 - g1 + g2) * s6, t[3][b][r] = g0 * s24 + g1 * s12 + g2 * s6;
+      t[4][b][r] = g0 * s24 - g1 * s12 + g2 * s6, t[5][b][r] = g2;
+    }
+  }
+}
+
 /* U_xi = (G g G^T)[i][j] for every (m, c), xi = 4i + j, each [M, C] written straight into
 ** lpq's packed-A layout (one pass over the weights: this runs per forward pass when a hook
 ** replaced them). */
@@ -114,40 +132,19 @@ void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out) 
       for (size_t pr = 0; pr < mc; pr += SGEMM_MR) { /* one panel: MR rows, k-major */
         float *o = out + m0 * C + mcr * k0 + pr * kc;
         for (size_t k = k0; k < k0 + kc; k++, o += SGEMM_MR) {
-          float u[36][SGEMM_MR];
-          for (size_t r = 0; r < SGEMM_MR; r++) {
-            const size_t m = m0 + pr + r;
-            float t[6][3], uu[6][6];
-            if (m >= m0 + mc) { /* padding rows of the last panel */
-              for (int xi = 0; xi < nxi; xi++)
-                u[xi][r] = 0.0f;
-              continue;
-            }
-            const float *g = w + (m * C + k) * 9;
-            for (int b = 0; b < 3; b++) { /* t = G g, by columns b */
-              const float g0 = g[b], g1 = g[3 + b], g2 = g[6 + b];
-              if (ts == 2) {
-                t[0][b] = g0, t[1][b] = 0.5f * (g0 + g1 + g2);
-                t[2][b] = 0.5f * (g0 - g1 + g2), t[3][b] = g2;
-              } else {
-                t[0][b] = 0.25f * g0, t[1][b] = -(g0 + g1 + g2) / 6.0f;
-                t[2][b] = -(g0 - g1 + g2) / 6.0f, t[3][b] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
-                t[4][b] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f, t[5][b] = g2;
-              }
-            }
-            for (int i = 0; i < na; i++) { /* u = t G^T */
-              const float t0 = t[i][0], t1 = t[i][1], t2 = t[i][2];
-              if (ts == 2) {
-                uu[i][0] = t0, uu[i][1] = 0.5f * (t0 + t1 + t2);
-                uu[i][2] = 0.5f * (t0 - t1 + t2), uu[i][3] = t2;
-              } else {
-                uu[i][0] = 0.25f * t0, uu[i][1] = -(t0 + t1 + t2) / 6.0f;
-                uu[i][2] = -(t0 - t1 + t2) / 6.0f, uu[i][3] = t0 / 24.0f + t1 / 12.0f + t2 / 6.0f;
-                uu[i][4] = t0 / 24.0f - t1 / 12.0f + t2 / 6.0f, uu[i][5] = t2;
-              }
-            }
-            for (int xi = 0; xi < nxi; xi++)
-              u[xi][r] = uu[xi / na][xi % na];
+          /* the panel's MR rows side by side (padding rows zero): every step below is a
+          ** loop over them, vectorised */
+          float g[9][SGEMM_MR], t[6][3][SGEMM_MR], u[36][SGEMM_MR];
+          for (size_t r = 0; r < SGEMM_MR; r++)
+            for (size_t i = 0; i < 9; i++)
+              g[i][r] = pr + r < mc ? w[((m0 + pr + r) * C + k) * 9 + i] : 0.0f;
+          for (int b = 0; b < 3; b++) /* t = G g, by columns b */
+            wino_g(ts, g[b], g[3 + b], g[6 + b], t, b);
+          for (int i = 0; i < na; i++) { /* u = t G^T, row i */
+            float ti[6][3][SGEMM_MR];
+            wino_g(ts, t[i][0], t[i][1], t[i][2], ti, 0);
+            for (int j = 0; j < na; j++)
+              memcpy(u[i * na + j], ti[j][0], sizeof u[0]);
           }
           for (int xi = 0; xi < nxi; xi++)
             memcpy(o + (size_t)xi * per, u[xi], sizeof u[xi]);

@@ -73,9 +73,9 @@ int lpq__kern_wino4_runs(void);
 /* The load masks of n segments (plane width W), once per block. */
 void lpq__kern_wino4_masks(wino4_iseg_t *seg, int n, int64_t W);
 /* V of the nt tiles of a block for one channel: run k (block columns [16 k, 16 k + 16)) has
-** segments first[k] to first[k + 1] (masks set); off is added to every row pointer read. V_xi of block
-** column t goes to dst[xi * vstride + t / 32 * pstride + t % 32] (16 lanes stored per run;
-** lanes past nt are zero). */
+** segments first[k] to first[k + 1] (masks set); off is added to every row pointer read.
+** V_xi of block column t goes to dst[xi * vstride + t / 32 * pstride + t % 32] (16 lanes
+** stored per run; lanes past nt are zero). */
 void lpq__kern_wino4_in_runs(const wino4_iseg_t *seg, const int *first, size_t nruns,
                              size_t off, float *dst, size_t vstride, size_t pstride);
 /* One run of one output channel: Y_xi of its 16 lanes at s + xi * ystride; off is added to

@@ -133,10 +133,12 @@ void lpq__kern_wino4_in_runs(const wino4_iseg_t *seg, const int *first, size_t n
 static inline __attribute__((always_inline)) void interleave4(const __m512 *a, __m512 *z) {
   const __m512 t0 = _mm512_unpacklo_ps(a[0], a[1]), t1 = _mm512_unpackhi_ps(a[0], a[1]);
   const __m512 t2 = _mm512_unpacklo_ps(a[2], a[3]), t3 = _mm512_unpackhi_ps(a[2], a[3]);
-  const __m512 r0 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
-  const __m512 r1 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
-  const __m512 r2 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
-  const __m512 r3 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+  const __m512d p0 = _mm512_castps_pd(t0), p1 = _mm512_castps_pd(t1);
+  const __m512d p2 = _mm512_castps_pd(t2), p3 = _mm512_castps_pd(t3);
+  const __m512 r0 = _mm512_castpd_ps(_mm512_unpacklo_pd(p0, p2));
+  const __m512 r1 = _mm512_castpd_ps(_mm512_unpackhi_pd(p0, p2));
+  const __m512 r2 = _mm512_castpd_ps(_mm512_unpacklo_pd(p1, p3));
+  const __m512 r3 = _mm512_castpd_ps(_mm512_unpackhi_pd(p1, p3));
   /* rJ's 128-bit block L: tile 4L + J */
   const __m512 u0 = _mm512_shuffle_f32x4(r0, r1, 0x44), u1 = _mm512_shuffle_f32x4(r2, r3, 0x44);
   const __m512 u2 = _mm512_shuffle_f32x4(r0, r1, 0xee), u3 = _mm512_shuffle_f32x4(r2, r3, 0xee);

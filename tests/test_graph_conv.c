@@ -342,10 +342,11 @@ static void small_map_cases(void) {
   cr_assert_gt(cases, 20);
 }
 
-/* Winograd F(4x4) (maps of 14 and more, 64 channels or more): with AVX-512 in runs of 16 tiles
-** over tile rows (4 per row at 14 wide, 7 at 28, 14 at 56) and images. Odd sizes (a partial last tile,
-** a tile row of 8 or 15), pads 0, 1 and 2, channels off the 8 and 32 blocks, batches 1 and 3,
-** rows of 16 tiles and more (a run continues on the next row), several blocks per thread. */
+/* Winograd F(4x4) (maps of 14 and more, 64 channels or more; AVX2: 28 and more, row by row):
+** with AVX-512 in runs of 16 tiles over tile rows (4 per row at 14 wide, 7 at 28, 14 at 56) and
+** images. Odd sizes (a partial last tile, a tile row of 8 or 15), pads 0, 1 and 2, channels off
+** the 8 and 32 blocks, batches 1 and 3, rows of 16 tiles and more (a run continues on the next
+** row), several blocks per thread. */
 static void wino4_cases(void) {
   conv_case_t cases[] = {
       {1, 64, 28, 28, 64, 3, 1, 1, 1, 1, 1, 1},  {3, 65, 29, 31, 70, 3, 1, 1, 1, 1, 0, 1},

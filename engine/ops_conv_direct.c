@@ -76,7 +76,6 @@ struct direct_job_t {
   int64_t bands; /* per image */
   size_t plen, brows;
   int64_t dr, lanes, dv; /* channels per block, floats per vector, vectors per block */
-  direct_block_fn block;
 };
 
 /* Input rows [iy0, iy0 + brows) of image x split by column phase: P[(c brows + r) s + q][j] =
@@ -113,6 +112,34 @@ static void split_rows(const direct_job_t *j, const float *x, int64_t iy0, float
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
+/* One task: the band's input rows split, then its output rows block by block (block: the
+** ISA's kernel, a constant where this is inlined, so the kernel is inlined too). */
+static inline __attribute__((always_inline)) void task_body(void *arg, size_t task, int tid,
+                                                            direct_block_fn block) {
+  const direct_job_t *j = arg;
+  const conv_params_t *p = j->p;
+  const kctx_t *k = j->k;
+  const int64_t img = (int64_t)task / j->bands, oy0 = (int64_t)task % j->bands * DBAND;
+  const int64_t oy1 = oy0 + DBAND < p->OH ? oy0 + DBAND : p->OH;
+  const int64_t iy0 = p->s[0] * oy0 - p->p[0], OHW = p->OH * p->OW;
+  float *P = thread_scratch(k, tid);
+  float *line = P + (size_t)p->C * j->brows * (size_t)p->s[1] * j->plen;
+  split_rows(j, (const float *)k->in[0] + img * p->C * p->H * p->W, iy0, P, line);
+  const int64_t blocks = (p->M + j->dr - 1) / j->dr;
+  /* the row's vectors in column blocks of even length (AVX2's 14 for 112 columns: 5, 5, 4) */
+  const int64_t nvec = (p->OW + j->lanes - 1) / j->lanes, ncb = (nvec + j->dv - 1) / j->dv;
+  const int64_t per = (nvec + ncb - 1) / ncb, cols = per * j->lanes;
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    float *y = (float *)k->out[0] + img * p->M * OHW + oy * p->OW;
+    const float *res = j->residual ? j->residual + img * p->M * OHW + oy * p->OW : NULL;
+    for (int64_t ox0 = 0; ox0 < p->OW; ox0 += cols) {
+      const int64_t left = (p->OW - ox0 + j->lanes - 1) / j->lanes;
+      for (int64_t b = 0; b < blocks; b++)
+        block(j, P, oy - oy0, iy0, b, ox0, left < per ? left : per, y, res);
+    }
+  }
+}
+
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v4")
 
@@ -174,7 +201,7 @@ static inline __attribute__((always_inline)) void block16(const direct_job_t *j,
   }
 }
 
-static void block16_any(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
+static inline __attribute__((always_inline)) void block16_any(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
                         int64_t b, int64_t ox0, int64_t nv, float *y, const float *res) {
   switch (nv) { /* the vector count a constant: the accumulators stay in registers */
   case 7: block16(j, P, rel, iy0, b, ox0, 7, y, res); break;
@@ -185,6 +212,10 @@ static void block16_any(const direct_job_t *j, const float *P, int64_t rel, int6
   case 2: block16(j, P, rel, iy0, b, ox0, 2, y, res); break;
   default: block16(j, P, rel, iy0, b, ox0, 1, y, res); break;
   }
+}
+
+static void direct_task16(void *arg, size_t task, int tid) {
+  task_body(arg, task, tid, block16_any);
 }
 #pragma GCC pop_options
 
@@ -248,7 +279,7 @@ static inline __attribute__((always_inline)) void block8(const direct_job_t *j, 
   }
 }
 
-static void block8_any(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
+static inline __attribute__((always_inline)) void block8_any(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
                        int64_t b, int64_t ox0, int64_t nv, float *y, const float *res) {
   switch (nv) {
   case 6: block8(j, P, rel, iy0, b, ox0, 6, y, res); break;
@@ -259,32 +290,11 @@ static void block8_any(const direct_job_t *j, const float *P, int64_t rel, int64
   default: block8(j, P, rel, iy0, b, ox0, 1, y, res); break;
   }
 }
-#pragma GCC pop_options
 
-static void direct_task(void *arg, size_t task, int tid) {
-  const direct_job_t *j = arg;
-  const conv_params_t *p = j->p;
-  const kctx_t *k = j->k;
-  const int64_t img = (int64_t)task / j->bands, oy0 = (int64_t)task % j->bands * DBAND;
-  const int64_t oy1 = oy0 + DBAND < p->OH ? oy0 + DBAND : p->OH;
-  const int64_t iy0 = p->s[0] * oy0 - p->p[0], OHW = p->OH * p->OW;
-  float *P = thread_scratch(k, tid);
-  float *line = P + (size_t)p->C * j->brows * (size_t)p->s[1] * j->plen;
-  split_rows(j, (const float *)k->in[0] + img * p->C * p->H * p->W, iy0, P, line);
-  const int64_t blocks = (p->M + j->dr - 1) / j->dr;
-  /* the row's vectors in column blocks of even length (AVX2's 14 for 112 columns: 5, 5, 4) */
-  const int64_t nvec = (p->OW + j->lanes - 1) / j->lanes, ncb = (nvec + j->dv - 1) / j->dv;
-  const int64_t per = (nvec + ncb - 1) / ncb, cols = per * j->lanes;
-  for (int64_t oy = oy0; oy < oy1; oy++) {
-    float *y = (float *)k->out[0] + img * p->M * OHW + oy * p->OW;
-    const float *res = j->residual ? j->residual + img * p->M * OHW + oy * p->OW : NULL;
-    for (int64_t ox0 = 0; ox0 < p->OW; ox0 += cols) {
-      const int64_t left = (p->OW - ox0 + j->lanes - 1) / j->lanes;
-      for (int64_t b = 0; b < blocks; b++)
-        j->block(j, P, oy - oy0, iy0, b, ox0, left < per ? left : per, y, res);
-    }
-  }
+static void direct_task8(void *arg, size_t task, int tid) {
+  task_body(arg, task, tid, block8_any);
 }
+#pragma GCC pop_options
 
 int lpq__direct_run(const kctx_t *k, float lo, float hi) {
   const conv_params_t *p = k->n->params;
@@ -296,10 +306,9 @@ int lpq__direct_run(const kctx_t *k, float lo, float hi) {
   float *wp = k->scratch + own; /* thread 0's area past its own use: read by every thread */
   const int wide = lpq__isa() == LPQ_ISA_AVX512;
   j.dr = wide ? DR : DR2, j.lanes = wide ? 16 : 8, j.dv = wide ? DV : DV2;
-  j.block = wide ? block16_any : block8_any;
   pack_weights(p, k->weight, j.dr, wp);
   j.wp = wp;
-  lpq__threads_run(k->pool, (size_t)(p->N * j.bands), direct_task, &j);
+  lpq__threads_run(k->pool, (size_t)(p->N * j.bands), wide ? direct_task16 : direct_task8, &j);
   return 0;
 }
 #else

@@ -52,6 +52,9 @@ size_t lpq__direct_scratch(const conv_params_t *p) {
   return rows + line + packed_floats(p) + 32;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) /* the kernels */
+#include <immintrin.h>
+
 /* w[m][c][ky][kx] -> wp[m / dr][c][ky][kx][m % dr], zero for m >= M. */
 static void pack_weights(const conv_params_t *p, const float *w, int64_t dr, float *wp) {
   const int64_t taps = p->C * p->k[0] * p->k[1], blocks = (p->M + dr - 1) / dr;
@@ -109,8 +112,6 @@ static void split_rows(const direct_job_t *j, const float *x, int64_t iy0, float
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#include <immintrin.h>
 /* One task: the band's input rows split, then its output rows block by block (block: the
 ** ISA's kernel, a constant where this is inlined, so the kernel is inlined too). */
 static inline __attribute__((always_inline)) void task_body(void *arg, size_t task, int tid,

@@ -345,7 +345,7 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
   const conv_params_t *p = j->p;
   const int64_t C = p->C, HW = p->H * p->W, n = 2 * j->tw + 2;
   const size_t lw = (size_t)n + WINO_SLACK, vstride = j->vstride;
-  const int masked = lpq__kern_wino_masked();
+  const int avx2 = lpq__kern_wino4_avx2(), masked = lpq__kern_wino_masked() || avx2;
   if (!masked)
     for (int64_t i = 0; i < wino_lines(p); i++) /* the slack a run's last lanes read: finite */
       memset(lines + (size_t)i * lw + n, 0, WINO_SLACK * sizeof *lines);
@@ -382,6 +382,11 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
       is[s].x0 = 2 * g->a - (masked ? p->p[1] : 0);
       is[s].l0 = (size_t)g->l0, is[s].len = (size_t)g->len;
       pimg = g->img, pty = g->ty;
+    }
+    if (avx2) { /* every channel in one call, run by run (its masks computed once) */
+      lpq__kern_wino_in_segs_avx2((size_t)nt, is, first, (size_t)nruns, p->W, (size_t)C,
+                                  (size_t)HW, V, vstride, (size_t)(C * NR));
+      return;
     }
     lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, p->W, 0, V + (size_t)(c * NR),
                            vstride, (size_t)(C * NR));

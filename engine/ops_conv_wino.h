@@ -86,6 +86,12 @@ void lpq__kern_wino4_out_run(const float *s, size_t ystride, const wino4_oseg_t 
 /* The row-by-row F(4x4) transforms with AVX2 intrinsics (ops_kernels_wino4_avx2.c), as
 ** lpq__kern_wino4_in and lpq__kern_wino4_out; lpq__kern_wino4_avx2(): AVX2 is in use. */
 int lpq__kern_wino4_avx2(void);
+/* lpq__kern_wino_in_segs with AVX2 from the plane's rows (as with lpq__kern_wino_masked()),
+** for all C channels at once: channel c's rows are c HW floats past channel 0's, its V columns
+** at dst + c NR (ops_kernels_wino2_avx2.c). */
+void lpq__kern_wino_in_segs_avx2(size_t nt, const wino_iseg_t *seg, const int *first,
+                                 size_t nruns, int64_t W, size_t C, size_t HW, float *dst,
+                                 size_t vstride, size_t pstride);
 void lpq__kern_wino4_in_avx2(size_t len, const float *const *P, float *dst, size_t vstride,
                              size_t col0, size_t pstride);
 void lpq__kern_wino4_out_avx2(size_t len, const float *s, size_t ystride, const wino_out_t *o);

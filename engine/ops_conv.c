@@ -150,6 +150,8 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
     double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
     if (lpq__wino_applies(p) && (double)lpq__wino_scratch(p) > need)
       need = (double)lpq__wino_scratch(p);
+    if (lpq__direct_applies(p) && (double)lpq__direct_scratch(p) > need)
+      need = (double)lpq__direct_scratch(p);
     if (need * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
       return lpq__node_err(err, LPQ_ERANGE, n, "convolution scratch too large");
     n->scratch_floats = (size_t)need;
@@ -387,6 +389,8 @@ static int conv_run(const kctx_t *k) {
   }
   if (lpq__wino_applies(p))
     return lpq__wino_run(k, j.lo, j.hi);
+  if (lpq__direct_applies(p))
+    return lpq__direct_run(k, j.lo, j.hi);
   const int64_t OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
   j.pointwise = p->k[0] == 1 && p->k[1] == 1 && p->s[0] == 1 && p->s[1] == 1 && !p->p[0] &&
                 !p->p[1] && !p->p[2] && !p->p[3];
@@ -426,8 +430,8 @@ int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const conv_params_t *p = n->params;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, Kd = Cg * p->k[0] * p->k[1];
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
-  if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1))
-    return 0; /* run-time weights, no AVX-512 kernel, or depthwise: nothing to pack */
+  if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1) || lpq__direct_applies(p))
+    return 0; /* run-time weights, no AVX-512 kernel, depthwise or direct: nothing to pack */
   if (lpq__wino_applies(p)) { /* the Winograd-transformed matrices instead */
     if (!(n->wpack = malloc((lpq__wino_packed_floats(p) + 16) * sizeof *n->wpack)))
       return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");

@@ -7,7 +7,7 @@
 ** transform A^T Y A with bias, residual and activation on the way to the output. The F(2x2)
 ** transforms take 16 tiles a call: on maps whose tile rows are shorter (28x28 and below) a
 ** call covers 16 consecutive tiles of the block over several tile rows and images. */
-#include "engine/engine_internal.h"
+#include "engine/ops_conv_wino.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
 #if defined(__GNUC__) && !defined(__clang__) /* clang vectorises at -O2 and has no such pragma */
@@ -19,12 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NR SGEMM_NR
-/* Maps whose tile rows are shorter than 16 F(2x2) tiles: a transform covers a run of 16 tiles
-** of the block over several tile rows (and images), one segment per tile row it touches; a
-** block (<= 8 NR tiles) has at most one segment per tile and one more per run. */
-#define WINO_RUN 16
-#define WINO_MAX_SEGS (8 * NR + 8 * NR / WINO_RUN)
 #define WINO_SLACK 34 /* floats past a line's 2 tw + 2 (a run's last lane reads 36 from 2a) */
 
 int lpq__wino_row_path;
@@ -41,23 +35,33 @@ int lpq__wino_applies(const conv_params_t *p) {
 }
 
 /* Output tile: 4x4 (F(4x4, 3x3), 36 transformed points, 4 multiplies per output instead of 9)
-** on maps of at least 28x28 (the tiles cover them well) with 64 channels or more in and out
-** (with fewer the transforms cost more than the multiplies saved: the bundled 28x28 resnet18's
-** 16-channel layers ran 20% slower); 2x2 (16 points) otherwise. LPQ_WINOGRAD=2: always 2x2. */
+** on maps of at least 14x14 with 64 channels or more in and out (with fewer the transforms
+** cost more than the multiplies saved: the bundled 28x28 resnet18's 16-channel layers ran 20%
+** slower; at 14x14 the last tile is half empty and still resnet18's 256-channel layers ran in
+** 7.0 ms instead of 9.1, at 7x7 no faster); 2x2 (16 points) otherwise. LPQ_WINOGRAD=2: always
+** 2x2. 4x4 needs the AVX-512 run kernels (ops_kernels_wino4.c) or AVX2's intrinsics
+** (ops_kernels_wino4_avx2.c, tile row by tile row: from 28x28 on, 14x14 ran slower than 2x2
+** tiles, 28x28 ran 14.5 ms instead of 21, 56x56 14.3 instead of 29.9); the generic loops of
+** ops_kernels_wino_body.h were slower than 2x2 tiles and remain only the AVX-512 row path the
+** tests compare with (lpq__wino_row_path). The choice is fixed per process (the weights are
+** transformed at load for it). */
 static int wino_tile(const conv_params_t *p) {
   static int only2 = -1;
   if (only2 < 0) {
     const char *e = getenv("LPQ_WINOGRAD");
     only2 = e && strcmp(e, "2") == 0;
   }
-  return !only2 && p->OH >= 28 && p->OW >= 28 && p->C >= 64 && p->M >= 64 ? 4 : 2;
+  const int64_t least = lpq__kern_wino4_runs() ? 14 : lpq__kern_wino4_avx2() ? 28 : INT64_MAX;
+  return !only2 && p->OH >= least && p->OW >= least && p->C >= 64 && p->M >= 64 ? 4 : 2;
 }
 
 /* Most tiles per task: V and Y of a block (nxi (C + M) floats per tile) within about 4 MB (L2
-** and the next level; fewer, larger blocks stream the transformed weights fewer times). */
+** and the next level; fewer, larger blocks stream the transformed weights fewer times). F(4x4)
+** within 512 KB, in L2 (the input transform's stores to 36 matrices and the output transform's
+** loads stay there: resnet18's 56x56 layers ran 25% faster at 32 tiles than at 224). */
 static int64_t wino_block(const conv_params_t *p) {
   const int64_t ts = wino_tile(p), nxi = (ts + 2) * (ts + 2);
-  int64_t tb = (1 << 20) / (nxi * (p->C + p->M)) / NR * NR;
+  int64_t tb = (ts == 4 ? 1 << 17 : 1 << 20) / (nxi * (p->C + p->M)) / NR * NR;
   return tb < NR ? NR : tb > 8 * NR ? 8 * NR : tb;
 }
 
@@ -79,8 +83,8 @@ static void wino_layout(const conv_params_t *p, size_t *v_off, size_t *y_off, si
   const size_t ts = (size_t)wino_tile(p), nxi = (ts + 2) * (ts + 2);
   const size_t tb = (size_t)wino_block(p), tw = ((size_t)p->OW + ts - 1) / ts;
   size_t at = 0;
-  *v_off = at, at += nxi * (size_t)p->C * tb + 16;
-  *y_off = at, at += nxi * (size_t)p->M * tb + 16;
+  *v_off = at, at += nxi * ((size_t)p->C * tb + WINO_PAD) + 16;
+  *y_off = at, at += nxi * ((size_t)p->M * tb + WINO_PAD) + 16;
   /* (ts + 2) rows x ts phases of tw + 2, a line of ts tw + 2, 17 floats of slack (the
   ** transform kernels read 16 past a row's start) */
   *row_off = at, at += (ts + 2) * ts * (tw + 2) + ts * tw + 4 + 32;
@@ -94,6 +98,24 @@ size_t lpq__wino_scratch(const conv_params_t *p) {
   size_t v, y, r, l, total;
   wino_layout(p, &v, &y, &r, &l, &total);
   return total + lpq__wino_packed_floats(p) + 32; /* and the hooked weights' pack (thread 0) */
+}
+
+/* Column b of t = G x for MR rows side by side (x0, x1, x2: the three taps), G of F(2x2) or
+** F(4x4); the divisions as multiplications by the reciprocals. */
+static inline void wino_g(int ts, const float *x0, const float *x1, const float *x2,
+                          float t[6][3][SGEMM_MR], int b) {
+  const float s6 = 1.0f / 6.0f, s12 = 1.0f / 12.0f, s24 = 1.0f / 24.0f;
+  for (int r = 0; r < SGEMM_MR; r++) {
+    const float g0 = x0[r], g1 = x1[r], g2 = x2[r];
+    if (ts == 2) {
+      t[0][b][r] = g0, t[1][b][r] = 0.5f * (g0 + g1 + g2);
+      t[2][b][r] = 0.5f * (g0 - g1 + g2), t[3][b][r] = g2;
+    } else {
+      t[0][b][r] = 0.25f * g0, t[1][b][r] = -(g0 + g1 + g2) * s6;
+      t[2][b][r] = -(g0 - g1 + g2) * s6, t[3][b][r] = g0 * s24 + g1 * s12 + g2 * s6;
+      t[4][b][r] = g0 * s24 - g1 * s12 + g2 * s6, t[5][b][r] = g2;
+    }
+  }
 }
 
 /* U_xi = (G g G^T)[i][j] for every (m, c), xi = 4i + j, each [M, C] written straight into
@@ -110,40 +132,19 @@ void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out) 
       for (size_t pr = 0; pr < mc; pr += SGEMM_MR) { /* one panel: MR rows, k-major */
         float *o = out + m0 * C + mcr * k0 + pr * kc;
         for (size_t k = k0; k < k0 + kc; k++, o += SGEMM_MR) {
-          float u[36][SGEMM_MR];
-          for (size_t r = 0; r < SGEMM_MR; r++) {
-            const size_t m = m0 + pr + r;
-            float t[6][3], uu[6][6];
-            if (m >= m0 + mc) { /* padding rows of the last panel */
-              for (int xi = 0; xi < nxi; xi++)
-                u[xi][r] = 0.0f;
-              continue;
-            }
-            const float *g = w + (m * C + k) * 9;
-            for (int b = 0; b < 3; b++) { /* t = G g, by columns b */
-              const float g0 = g[b], g1 = g[3 + b], g2 = g[6 + b];
-              if (ts == 2) {
-                t[0][b] = g0, t[1][b] = 0.5f * (g0 + g1 + g2);
-                t[2][b] = 0.5f * (g0 - g1 + g2), t[3][b] = g2;
-              } else {
-                t[0][b] = 0.25f * g0, t[1][b] = -(g0 + g1 + g2) / 6.0f;
-                t[2][b] = -(g0 - g1 + g2) / 6.0f, t[3][b] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
-                t[4][b] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f, t[5][b] = g2;
-              }
-            }
-            for (int i = 0; i < na; i++) { /* u = t G^T */
-              const float t0 = t[i][0], t1 = t[i][1], t2 = t[i][2];
-              if (ts == 2) {
-                uu[i][0] = t0, uu[i][1] = 0.5f * (t0 + t1 + t2);
-                uu[i][2] = 0.5f * (t0 - t1 + t2), uu[i][3] = t2;
-              } else {
-                uu[i][0] = 0.25f * t0, uu[i][1] = -(t0 + t1 + t2) / 6.0f;
-                uu[i][2] = -(t0 - t1 + t2) / 6.0f, uu[i][3] = t0 / 24.0f + t1 / 12.0f + t2 / 6.0f;
-                uu[i][4] = t0 / 24.0f - t1 / 12.0f + t2 / 6.0f, uu[i][5] = t2;
-              }
-            }
-            for (int xi = 0; xi < nxi; xi++)
-              u[xi][r] = uu[xi / na][xi % na];
+          /* the panel's MR rows side by side (padding rows zero): every step below is a
+          ** loop over them, vectorised */
+          float g[9][SGEMM_MR], t[6][3][SGEMM_MR], u[36][SGEMM_MR];
+          for (size_t r = 0; r < SGEMM_MR; r++)
+            for (size_t i = 0; i < 9; i++)
+              g[i][r] = pr + r < mc ? w[((m0 + pr + r) * C + k) * 9 + i] : 0.0f;
+          for (int b = 0; b < 3; b++) /* t = G g, by columns b */
+            wino_g(ts, g[b], g[3 + b], g[6 + b], t, b);
+          for (int i = 0; i < na; i++) { /* u = t G^T, row i */
+            float ti[6][3][SGEMM_MR];
+            wino_g(ts, t[i][0], t[i][1], t[i][2], ti, 0);
+            for (int j = 0; j < na; j++)
+              memcpy(u[i * na + j], ti[j][0], sizeof u[0]);
           }
           for (int xi = 0; xi < nxi; xi++)
             memcpy(o + (size_t)xi * per, u[xi], sizeof u[xi]);
@@ -152,24 +153,6 @@ void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out) 
     }
   }
 }
-
-typedef struct wino_job_t {
-  const kctx_t *k;
-  const conv_params_t *p;
-  const float *U;
-  const float *residual;
-  float lo, hi;
-  int64_t ts, nxi, tb, th, tw, tiles; /* output tile side, transformed points */
-  int64_t tpt; /* tiles per task (<= tb, the row length of V and Y) */
-  int segs;    /* F(2x2) tile rows shorter than WINO_RUN: runs over several tile rows */
-  size_t v_off, y_off, row_off, line_off;
-} wino_job_t;
-
-/* Part of a run of WINO_RUN tiles in one tile row: tiles [a, a + len) of tile row ty of image
-** img, lanes [l0, l0 + len) of the run. */
-typedef struct tile_seg_t {
-  int64_t img, ty, a, len, l0;
-} tile_seg_t;
 
 /* F(4x4): input row iy of plane x for tiles [a, b) split by column phase: P[q][u] = column
 ** 4(a + u) + q - pl (u <= b - a), zero outside the plane. */
@@ -227,7 +210,7 @@ static void input_transform(const wino_job_t *j, const float *x, int64_t tblock,
                             int64_t nt, float *V, float *buf) {
   const conv_params_t *p = j->p;
   const int64_t C = p->C, HW = p->H * p->W, per_img = j->th * j->tw, ts = j->ts, nr = ts + 2;
-  const size_t ld = (size_t)j->tw + 2, vstride = (size_t)(C * j->tb);
+  const size_t ld = (size_t)j->tw + 2, vstride = j->vstride;
   float *line = buf + (size_t)(nr * ts) * ld;
   for (int64_t c = 0; c < C; c++) {
     float *R[6][4]; /* row r's phases */
@@ -270,8 +253,12 @@ static void input_transform(const wino_job_t *j, const float *x, int64_t tblock,
         for (int r = 0; r < 6; r++)
           for (int q = 0; q < 4; q++)
             P[r * 4 + q] = R[r][q];
-        lpq__kern_wino4_in((size_t)len, P, V + (size_t)(c * NR), vstride, (size_t)col,
-                           (size_t)(C * NR));
+        if (lpq__kern_wino4_avx2())
+          lpq__kern_wino4_in_avx2((size_t)len, P, V + (size_t)(c * NR), vstride, (size_t)col,
+                                  (size_t)(C * NR));
+        else
+          lpq__kern_wino4_in((size_t)len, P, V + (size_t)(c * NR), vstride, (size_t)col,
+                             (size_t)(C * NR));
       }
       pimg = img, pty = ty, pa = a, pb = b;
       done += len;
@@ -285,7 +272,7 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW, per_img = j->th * j->tw;
-  const size_t ystride = (size_t)M * ldy;
+  const size_t ystride = j->ystride;
   float *y = k->out[0];
   for (int64_t done = 0; done < nt;) {
     const int64_t t = t0 + done, img = t / per_img, ty = t % per_img / j->tw, a = t % j->tw;
@@ -303,6 +290,8 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
       o.res = j->residual ? res : NULL;
       if (ts == 2)
         lpq__kern_wino_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
+      else if (lpq__kern_wino4_avx2())
+        lpq__kern_wino4_out_avx2((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
       else
         lpq__kern_wino4_out((size_t)len, Y + (size_t)m * ldy + (size_t)done, ystride, &o);
     }
@@ -310,9 +299,8 @@ static void output_transform(const wino_job_t *j, const float *Y, size_t ldy, in
   }
 }
 
-/* The segments of the block's tiles [t0, t0 + nt) in runs of WINO_RUN lanes; run k's are
-** first[k] to first[k + 1]. Returns the number of runs. */
-static int block_segs(const wino_job_t *j, int64_t t0, int64_t nt, tile_seg_t *sg, int *first) {
+int lpq__wino_block_segs(const wino_job_t *j, int64_t t0, int64_t nt, tile_seg_t *sg,
+                         int *first) {
   const int64_t per_img = j->th * j->tw;
   int ns = 0, nr = 0;
   for (int64_t done = 0; done < nt;) {
@@ -356,8 +344,8 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
                                  float *lines) {
   const conv_params_t *p = j->p;
   const int64_t C = p->C, HW = p->H * p->W, n = 2 * j->tw + 2;
-  const size_t lw = (size_t)n + WINO_SLACK, vstride = (size_t)(C * j->tb);
-  const int masked = lpq__kern_wino_masked();
+  const size_t lw = (size_t)n + WINO_SLACK, vstride = j->vstride;
+  const int avx2 = lpq__kern_wino4_avx2(), masked = lpq__kern_wino_masked() || avx2;
   if (!masked)
     for (int64_t i = 0; i < wino_lines(p); i++) /* the slack a run's last lanes read: finite */
       memset(lines + (size_t)i * lw + n, 0, WINO_SLACK * sizeof *lines);
@@ -395,6 +383,11 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
       is[s].l0 = (size_t)g->l0, is[s].len = (size_t)g->len;
       pimg = g->img, pty = g->ty;
     }
+    if (avx2) { /* every channel in one call, run by run (its masks computed once) */
+      lpq__kern_wino_in_segs_avx2((size_t)nt, is, first, (size_t)nruns, p->W, (size_t)C,
+                                  (size_t)HW, V, vstride, (size_t)(C * NR));
+      return;
+    }
     lpq__kern_wino_in_segs((size_t)nt, is, first, (size_t)nruns, p->W, 0, V + (size_t)(c * NR),
                            vstride, (size_t)(C * NR));
   }
@@ -406,7 +399,7 @@ static void output_transform_segs(const wino_job_t *j, const float *Y, size_t ld
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW;
-  const size_t ystride = (size_t)M * ldy;
+  const size_t ystride = j->ystride;
   float *y = k->out[0];
   wino_oseg_t os[WINO_MAX_SEGS];
   for (int s = 0; s < first[nruns]; s++) {
@@ -437,7 +430,7 @@ static void wino_task(void *arg, size_t task, int tid) {
   float *V = scratch + j->v_off, *Y = scratch + j->y_off;
   const int64_t t0 = (int64_t)task * j->tpt, nt = j->tiles - t0 < j->tpt ? j->tiles - t0 : j->tpt;
   const int64_t ncols = (nt + NR - 1) / NR * NR;
-  const size_t vstride = (size_t)(p->C * j->tb), ystride = (size_t)(p->M * j->tb);
+  const size_t vstride = j->vstride, ystride = j->ystride;
   if (nt < ncols) /* the last panel's unused columns: zero, so they stay finite */
     for (int xi = 0; xi < j->nxi; xi++)
       for (int64_t c = 0; c < p->C; c++)
@@ -445,8 +438,11 @@ static void wino_task(void *arg, size_t task, int tid) {
                (size_t)(NR - nt % NR) * sizeof *V);
   tile_seg_t sg[WINO_MAX_SEGS];
   int first[8 * NR / WINO_RUN + 1], nruns = 0;
-  if (j->segs) {
-    nruns = block_segs(j, t0, nt, sg, first);
+  if (j->segs || j->segs4)
+    nruns = lpq__wino_block_segs(j, t0, nt, sg, first);
+  if (j->segs4) {
+    lpq__wino4_input_segs(j, sg, first, nruns, nt, V);
+  } else if (j->segs) {
     input_transform_segs(j, j->k->in[0], sg, first, nruns, nt, V, scratch + j->line_off);
   } else {
     input_transform(j, j->k->in[0], t0, t0, nt, V, scratch + j->row_off);
@@ -455,7 +451,9 @@ static void wino_task(void *arg, size_t task, int tid) {
   for (int xi = 0; xi < j->nxi; xi++)
     lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
                            V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
-  if (j->segs)
+  if (j->segs4)
+    lpq__wino4_output_segs(j, Y, (size_t)j->tb, sg, first, nruns);
+  else if (j->segs)
     output_transform_segs(j, Y, (size_t)j->tb, sg, first, nruns);
   else
     output_transform(j, Y, (size_t)j->tb, t0, nt);
@@ -468,10 +466,12 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
   j.residual = n->residual ? (const float *)k->in[3] : NULL;
   j.ts = wino_tile(p), j.nxi = (j.ts + 2) * (j.ts + 2), j.tb = wino_block(p);
   j.th = (p->OH + j.ts - 1) / j.ts, j.tw = (p->OW + j.ts - 1) / j.ts;
+  j.vstride = (size_t)(p->C * j.tb) + WINO_PAD, j.ystride = (size_t)(p->M * j.tb) + WINO_PAD;
   j.tiles = p->N * j.th * j.tw;
   size_t total;
   wino_layout(p, &j.v_off, &j.y_off, &j.row_off, &j.line_off, &total);
   j.segs = j.ts == 2 && j.tw < WINO_RUN && !lpq__wino_row_path;
+  j.segs4 = j.ts == 4 && lpq__kern_wino4_runs() && !lpq__wino_row_path;
   const float *base = n->wdata ? n->wdata : (const float *)k->in[1];
   if (n->wpack && k->weight == base) {
     j.U = n->wpack;

@@ -21,8 +21,10 @@ typedef struct conv_case_t {
 /* Set by nan_cases: x[0] is NaN, and every output it reaches must be NaN (not clamped away);
 ** Winograd may spread it to the rest of its output tile, so there a NaN is no error either. */
 static int nan_input;
-/* Set by small_map_cases: every run again with lpq__wino_row_path set, compared with memcmp. */
-static int rows_too;
+/* Set by small_map_cases: every run again with lpq__wino_row_path set, compared with memcmp;
+** by wino4_cases: the same within 1e-5 (F(4x4) in runs of 16 tiles with AVX-512 against the
+** row-by-row loops: the same sums, but the compiler may fuse them into FMAs differently). */
+static int rows_too, rows_close;
 
 static float frand(unsigned *s) {
   *s = *s * 1103515245u + 12345u;
@@ -101,7 +103,8 @@ static void check_row_path(lpq_exec_t *ex, const void *const *inputs, const floa
   lpq__wino_row_path = 0;
   cr_assert_eq(rc, 0, "%s", err.msg);
   size_t i = 0;
-  while (i < ny && memcmp(&got[i], &rows[i], 4) == 0)
+  while (i < ny && (memcmp(&got[i], &rows[i], 4) == 0 ||
+                    (rows_close && fabsf(got[i] - rows[i]) <= 1e-5f * (1.0f + fabsf(rows[i])))))
     i++;
   cr_assert_eq(i, ny,
                "row path differs: n%lld c%lld %lldx%lld m%lld p%lld relu%d res%d threads %d "
@@ -303,7 +306,7 @@ static void odd_channel_cases(void) {
       /* more than 128 output channels: two threads split them in blocks (few column chunks) */
       {2, 16, 9, 9, 200, 3, 1, 1, 2, 1, 1, 1},  {3, 24, 7, 7, 300, 1, 1, 0, 1, 1, 1, 1},
       {1, 8, 30, 30, 140, 3, 2, 1, 1, 1, 1, 0}, {1, 20, 40, 40, 257, 1, 1, 0, 1, 1, 0, 1},
-      /* Winograd's 4x4 tiles: maps of 28 and more, 64 channels or more in and out */
+      /* Winograd's 4x4 tiles: maps of 14 and more, 64 channels or more in and out */
       {1, 64, 30, 29, 70, 3, 1, 1, 1, 1, 1, 1},  {2, 65, 30, 33, 64, 3, 1, 0, 1, 1, 0, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -343,6 +346,40 @@ static void small_map_cases(void) {
   cr_assert_gt(cases, 20);
 }
 
+/* Winograd F(4x4) (maps of 14 and more, 64 channels or more; AVX2: 28 and more, row by row):
+** with AVX-512 in runs of 16 tiles over tile rows (4 per row at 14 wide, 7 at 28, 14 at 56) and
+** images. Odd sizes (a partial last tile, a tile row of 8 or 15), pads 0, 1 and 2, channels off
+** the 8 and 32 blocks, batches 1 and 3, rows of 16 tiles and more (a run continues on the next
+** row), several blocks per thread. */
+static void wino4_cases(void) {
+  conv_case_t cases[] = {
+      {1, 64, 28, 28, 64, 3, 1, 1, 1, 1, 1, 1},  {3, 65, 29, 31, 70, 3, 1, 1, 1, 1, 0, 1},
+      {1, 67, 30, 30, 64, 3, 1, 0, 1, 1, 1, 0},  {2, 64, 30, 31, 72, 3, 1, 2, 1, 1, 1, 1},
+      {1, 64, 58, 57, 66, 3, 1, 1, 1, 1, 1, 1},  {6, 64, 28, 28, 64, 3, 1, 1, 1, 1, 0, 1},
+      {1, 64, 66, 67, 64, 3, 1, 1, 1, 1, 1, 0},  {3, 72, 28, 29, 65, 3, 1, 1, 1, 1, 1, 1},
+      {3, 64, 14, 15, 70, 3, 1, 1, 1, 1, 1, 1},  {2, 66, 16, 17, 64, 3, 1, 0, 1, 1, 0, 1},
+  };
+  rows_too = rows_close = 1;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check(&cases[i], 500 + (unsigned)i);
+  rows_too = rows_close = 0;
+}
+
+/* The direct kernel (few input channels, kernels of 3 to 11: an image network's stem): strides
+** 1 to 4, pads 0 to 3, batches 1 and 3, odd sizes, output channels off its blocks (3 with
+** AVX-512, 2 with AVX2), rows longer than one column block (112 columns, 48 with AVX2; a masked
+** last vector), residual and clamp, several row bands per image. */
+static void stem_cases(void) {
+  conv_case_t cases[] = {
+      {1, 3, 64, 64, 13, 7, 2, 3, 1, 1, 1, 0},  {3, 3, 37, 41, 64, 7, 2, 3, 1, 1, 1, 1},
+      {1, 1, 30, 250, 5, 5, 2, 2, 1, 1, 0, 1},  {3, 4, 19, 23, 17, 3, 1, 1, 1, 1, 1, 0},
+      {1, 2, 40, 131, 8, 11, 3, 0, 1, 1, 0, 0}, {1, 3, 35, 70, 32, 4, 4, 1, 1, 1, 1, 1},
+      {2, 3, 33, 35, 7, 7, 1, 3, 1, 1, 1, 1},   {1, 3, 80, 33, 66, 3, 2, 0, 1, 1, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check(&cases[i], 600 + (unsigned)i);
+}
+
 /* A NaN input stays NaN through every kernel and the fused Relu (a clamp by max/min must not
 ** turn it into 0). */
 static void nan_cases(void) {
@@ -371,6 +408,17 @@ Test(graph_conv, winograd_small_maps) { small_map_cases(); }
 Test(graph_conv, avx2_winograd_small_maps) {
   force_avx2();
   small_map_cases();
+}
+
+Test(graph_conv, direct_stem) { stem_cases(); }
+Test(graph_conv, avx2_stem) {
+  force_avx2();
+  stem_cases();
+}
+Test(graph_conv, winograd4_runs) { wino4_cases(); }
+Test(graph_conv, avx2_winograd4) {
+  force_avx2();
+  wino4_cases();
 }
 
 Test(graph_conv, avx2_dense_strided_padded_dilated_grouped) {

@@ -430,8 +430,10 @@ int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const conv_params_t *p = n->params;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, Kd = Cg * p->k[0] * p->k[1];
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
-  if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1) || lpq__direct_applies(p))
-    return 0; /* run-time weights, no AVX-512 kernel, depthwise or direct: nothing to pack */
+  /* a direct conv (a stem) runs from its own packing, but a fused chain may start with it
+  ** (engine/ops_dwfuse.c: its expansion GEMM reads these panels) */
+  if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1))
+    return 0; /* run-time weights, no AVX-512 kernel or depthwise: nothing to pack */
   if (lpq__wino_applies(p)) { /* the Winograd-transformed matrices instead */
     if (!(n->wpack = malloc((lpq__wino_packed_floats(p) + 16) * sizeof *n->wpack)))
       return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");

@@ -145,8 +145,8 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi);
 ** or more), to compare the multi-row path with it; set before a run, not during one. */
 extern int lpq__wino_row_path;
 /* Direct convolution for few input channels and large kernels (ops_conv_direct.c, AVX-512 or
-** AVX2; an image network's stem): whether it runs conv p (LPQ_DIRECT=0 turns it off), its scratch per
-** thread, and a run with the clamp [lo, hi]. */
+** AVX2; an image network's stem): whether it runs conv p (LPQ_DIRECT=0 turns it off), its
+** scratch per thread, and a run with the clamp [lo, hi]. */
 int lpq__direct_applies(const conv_params_t *p);
 size_t lpq__direct_scratch(const conv_params_t *p);
 int lpq__direct_run(const kctx_t *k, float lo, float hi);

@@ -201,8 +201,9 @@ static inline __attribute__((always_inline)) void block16(const direct_job_t *j,
   }
 }
 
-static inline __attribute__((always_inline)) void block16_any(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
-                        int64_t b, int64_t ox0, int64_t nv, float *y, const float *res) {
+static inline __attribute__((always_inline)) void block16_any(
+    const direct_job_t *j, const float *P, int64_t rel, int64_t iy0, int64_t b, int64_t ox0,
+    int64_t nv, float *y, const float *res) {
   switch (nv) { /* the vector count a constant: the accumulators stay in registers */
   case 7: block16(j, P, rel, iy0, b, ox0, 7, y, res); break;
   case 6: block16(j, P, rel, iy0, b, ox0, 6, y, res); break;
@@ -279,8 +280,9 @@ static inline __attribute__((always_inline)) void block8(const direct_job_t *j, 
   }
 }
 
-static inline __attribute__((always_inline)) void block8_any(const direct_job_t *j, const float *P, int64_t rel, int64_t iy0,
-                       int64_t b, int64_t ox0, int64_t nv, float *y, const float *res) {
+static inline __attribute__((always_inline)) void block8_any(
+    const direct_job_t *j, const float *P, int64_t rel, int64_t iy0, int64_t b, int64_t ox0,
+    int64_t nv, float *y, const float *res) {
   switch (nv) {
   case 6: block8(j, P, rel, iy0, b, ox0, 6, y, res); break;
   case 5: block8(j, P, rel, iy0, b, ox0, 5, y, res); break;

@@ -1,5 +1,6 @@
 /* worker/loss.c: the InfoNCE contrastive loss, the core of L_CO (DESIGN section 2). */
 #include "worker/worker.h"
+#include "worker/worker_internal.h"
 
 /* -O2's "very cheap" vectoriser skips loops whose trip count is unknown (the rows' scaling,
 ** the sums of squares' 8 partial sums); these need it. Baseline x86-64 has no FMA, so the
@@ -110,18 +111,6 @@ __attribute__((target("avx2,fma"))) static double row_lse_avx2(const float *s, s
   return mx + log((a[0] + a[2]) + (a[1] + a[3]));
 }
 
-/* 1: the AVX2 rows (AVX2 and FMA present, LPQ_SIMD not "scalar", as lp_quantize_f32) */
-static int lse_avx2(void) {
-  static int cached = -1; /* every thread computes the same value */
-  int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-  if (v < 0) {
-    const char *env = getenv("LPQ_SIMD");
-    v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        !(env && strcmp(env, "scalar") == 0);
-    __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-  }
-  return v;
-}
 #endif
 
 double lpq_infonce_normalized(const float *qn, const float *pn, size_t batch, size_t dim,
@@ -132,7 +121,7 @@ double lpq_infonce_normalized(const float *qn, const float *pn, size_t batch, si
   const double inv_t = 1.0 / temperature;
   double (*row_lse)(const float *, size_t, double) = row_lse_scalar;
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (lse_avx2())
+  if (lpq__simd_level() >= 1)
     row_lse = row_lse_avx2;
 #endif
   double total = 0.0;
@@ -175,4 +164,25 @@ done:
   free(pn);
   free(s);
   return rc;
+}
+
+int lpq__simd_level(void) {
+  int level = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+  static int cached = -1; /* every thread computes the same value */
+  level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (level < 0) {
+    const char *env = getenv("LPQ_SIMD");
+    int fma = __builtin_cpu_supports("fma");
+    level = fma && __builtin_cpu_supports("avx512f") ? 2
+            : fma && __builtin_cpu_supports("avx2")  ? 1
+                                                     : 0;
+    if (env && strcmp(env, "scalar") == 0)
+      level = 0;
+    else if (env && strcmp(env, "avx2") == 0 && level > 1)
+      level = 1;
+    __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
+  }
+#endif
+  return level;
 }

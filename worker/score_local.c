@@ -173,22 +173,8 @@ __attribute__((target("avx512f,fma"))) static void fold_row_avx512(const float *
 ** lowers it, as for lp_quantize_f32) */
 static fold_fn *fold_kernel(int level) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (level < 0) {
-    static int cached = -1; /* every thread computes the same value */
-    level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (level < 0) {
-      const char *env = getenv("LPQ_SIMD");
-      int fma = __builtin_cpu_supports("fma");
-      level = fma && __builtin_cpu_supports("avx512f") ? 2
-              : fma && __builtin_cpu_supports("avx2")  ? 1
-                                                       : 0;
-      if (env && strcmp(env, "scalar") == 0)
-        level = 0;
-      else if (env && strcmp(env, "avx2") == 0 && level > 1)
-        level = 1;
-      __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
-    }
-  }
+  if (level < 0)
+    level = lpq__simd_level();
   if (level >= 2 && __builtin_cpu_supports("avx512f"))
     return fold_row_avx512;
   if (level == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))

@@ -237,6 +237,9 @@ void lpq__prefix_put(lpq__prefix_cache_t *c, const uint64_t h[2], double local);
 ** size (dim values per sample) and the scorer's options (r->dim, rdim, sign or pooling); rows
 ** reduces the batch's rows y ([batch, dim]) into dst ([batch, rdim]) and normalises them
 ** (exact: lpq_normalize_rows_to, bit for bit). */
+/* The widest vector code the worker's kernels (the fold, InfoNCE's rows) run here: 0 plain C,
+** 1 AVX2+FMA, 2 AVX-512F+FMA; LPQ_SIMD=scalar|avx2 lowers it, as for lp_quantize_f32. */
+int lpq__simd_level(void);
 /* The formats' arguments of a scorer call: LPQ_EINVAL naming the layer with an invalid one. */
 int lpq__score_check_args(const lpq_scorer_t *s, const lpq_numfmt_t *w, const lpq_numfmt_t *a,
                           lpq_error_t *err);

@@ -80,7 +80,9 @@ static int fold_bn(lpq_graph_t *g, gnode_t *bn, lpq_error_t *err) {
 }
 
 /* Add(conv(x), r) with r of the same shape: the conv adds r in its epilogue (in[3]), so the
-** sum never makes a separate pass over memory; a Relu after it then fuses as well. */
+** sum never makes a separate pass over memory; a Relu after it then fuses as well. Only where r
+** is ready when the conv runs (nodes run in order): a projection shortcut computed before the
+** branch it meets (RegNet's Add(proj(x), f(x))) fuses into the branch's last conv instead. */
 static int fuse_residual(lpq_graph_t *g, gnode_t *a, lpq_error_t *err) {
   if (a->nin != 2 || a->nout != 1 || a->in[0] < 0 || a->in[1] < 0 || a->in[0] == a->in[1])
     return 0;
@@ -94,7 +96,7 @@ static int fuse_residual(lpq_graph_t *g, gnode_t *a, lpq_error_t *err) {
       continue;
     gnode_t *c = &g->nodes[x->producer];
     if (c->dead || !is_op(c, "Conv") || c->act != ACT_NONE || c->nin > 3 ||
-        c->out[0] != a->in[side])
+        c->out[0] != a->in[side] || gv(g, a->in[1 - side])->producer > x->producer)
       continue;
     const conv_params_t *cp = c->params;
     if (cp->C / cp->groups == 1 && cp->M / cp->groups == 1)

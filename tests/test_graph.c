@@ -80,6 +80,32 @@ Test(graph, matches_pytorch_at_both_opsets) {
   lpq_array_free(&want);
 }
 
+/* RegNet/ResNeXt/EfficientNet shapes (engine_branch.onnx): a projection shortcut computed before
+** the branch it is added to, and after it; grouped stride-2 convs; an SE gate; shared biases
+** through Identity nodes. Once wrong: the Add fused into the conv that ran first, which read
+** the other branch's output before it was written. */
+Test(graph, matches_pytorch_on_shortcuts_and_groups) {
+  lpq_array_t *x = load_pb(FIX "engine_branch_input.pb"), *want = load_pb(FIX "engine_branch_output.pb");
+  const double scale = max_abs(want->data, want->count);
+  lpq_graph_t *g = load(FIX "engine_branch.onnx", 3);
+  for (int threads = 1; threads <= 2; threads++) {
+    lpq_error_t err;
+    lpq_exec_t *ex = lpq_exec_new(g, &err);
+    cr_assert_not_null(ex, "%s", err.msg);
+    cr_assert_eq(lpq_exec_set_threads(ex, threads, &err), 0, "%s", err.msg);
+    float *y = calloc(want->count, sizeof *y);
+    cr_assert_eq(lpq_exec_run(ex, x->data, y, NULL, &err), 0, "%s", err.msg);
+    for (size_t i = 0; i < want->count; i++)
+      cr_assert_leq(fabs(y[i] - ((float *)want->data)[i]), 1e-4 * scale,
+                    "%d threads: y[%zu] = %g, PyTorch %g", threads, i, y[i], ((float *)want->data)[i]);
+    free(y);
+    lpq_exec_free(&ex);
+  }
+  lpq_graph_free(&g);
+  lpq_array_free(&x);
+  lpq_array_free(&want);
+}
+
 Test(graph, layer_table) {
   for (size_t m = 0; m < 2; m++) {
     lpq_graph_t *g = load(models[m], 2);

@@ -315,8 +315,16 @@ static int identity_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
       const gval_t *t = gv(g, n->in[2]);
       if (!t->cdata || t->dtype != LPQ_DT_BOOL || t->count != 1)
         return lpq__node_err(err, LPQ_EUNSUP, n, "training_mode must be a constant bool");
-      if (*(uint8_t *)t->cdata)
-        return lpq__node_err(err, LPQ_EUNSUP, n, "training_mode = true is not supported");
+      /* ratio 0 drops nothing, in training mode too (the ONNX spec: a copy of the input);
+      ** exporters write it for attention dropout left at p = 0 (torchvision's Swin) */
+      const gval_t *r = n->nin > 1 && n->in[1] >= 0 ? gv(g, n->in[1]) : NULL;
+      const int ratio0 = r && r->cdata && r->count == 1 &&
+                         ((r->dtype == LPQ_DT_F32 && *(const float *)r->cdata == 0.0f) ||
+                          (r->dtype == LPQ_DT_F64 && *(const double *)r->cdata == 0.0));
+      if (*(uint8_t *)t->cdata && !ratio0)
+        return lpq__node_err(err, LPQ_EUNSUP, n,
+                             "training_mode = true with a ratio other than a constant 0 is not "
+                             "supported (random dropout at inference)");
     }
     if (!is_test)
       return lpq__node_err(err, LPQ_EUNSUP, n, "is_test = 0 (training) is not supported");

@@ -352,3 +352,32 @@ Test(onnx_bad_input, not_a_model_and_no_file) {
   cr_assert_eq(err.code, LPQ_EIO);
   cr_assert(strstr(err.msg, "no/such/model.onnx"), "%s", err.msg);
 }
+
+/* Hand-built models from tests/fixtures/make_engine_fixtures.py (op_fixtures). */
+static void expect_file_fails(const char *path, int code, const char *n1, const char *n2) {
+  lpq_error_t err = {0};
+  lpq_graph_t *g = lpq_graph_load(path, 2, &err);
+  cr_assert_null(g, "%s loaded (expected '%s')", path, n1);
+  cr_assert_eq(err.code, code, "code %d, expected %d: %s", err.code, code, err.msg);
+  cr_assert(strstr(err.msg, n1) && strstr(err.msg, n2), "message lacks '%s' or '%s': %s", n1, n2,
+            err.msg);
+}
+
+Test(onnx_bad_input, dropout_in_training_mode_drops_nothing_only_at_ratio_0) {
+  lpq_error_t err;
+  lpq_graph_t *g = lpq_graph_load("tests/fixtures/dropout_ratio0.onnx", 2, &err);
+  cr_assert_not_null(g, "ratio 0 in training mode is a copy (the ONNX spec): %s", err.msg);
+  lpq_exec_t *ex = lpq_exec_new(g, &err);
+  cr_assert_not_null(ex, "%s", err.msg);
+  const float x[6] = {1, -2, 3, -4, 5, -6};
+  float y[6] = {0};
+  cr_assert_eq(lpq_exec_run(ex, x, y, NULL, &err), 0, "%s", err.msg);
+  cr_assert_arr_eq(x, y, sizeof x);
+  lpq_exec_free(&ex);
+  lpq_graph_free(&g);
+  expect_file_fails("tests/fixtures/dropout_train.onnx", LPQ_EUNSUP, "drop1", "training_mode");
+}
+
+Test(onnx_bad_input, scatternd_index_out_of_range_names_node_and_index) {
+  expect_file_fails("tests/fixtures/scatternd_bad_index.onnx", LPQ_ERANGE, "scatter1", "index 2");
+}

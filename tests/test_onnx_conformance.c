@@ -21,7 +21,7 @@
 #define ATOL 1e-7
 #define MAX_REASONS 512
 
-#define PASSED_FLOOR 515 /* the conformance tests this engine passed when the floor was set */
+#define PASSED_FLOOR 518 /* the conformance tests this engine passed when the floor was set */
 
 typedef struct tally_t {
   int ran, passed, skipped, failed;

@@ -5,12 +5,13 @@
 
 extern const op_def_t lpq__ops_conv_table[], lpq__ops_gemm_table[], lpq__ops_unary_table[], lpq__ops_binary_table[],
     lpq__ops_norm_table[], lpq__ops_pool_table[], lpq__ops_reduce_table[], lpq__ops_shape_table[], lpq__ops_tensor_table[],
-    lpq__ops_quant_table[], lpq__ops_scatter_table[];
+    lpq__ops_quant_table[], lpq__ops_scatter_table[],
+    lpq__ops_resize_table[];
 
 static const op_def_t *const tables[] = {
     lpq__ops_conv_table,   lpq__ops_gemm_table,   lpq__ops_unary_table,  lpq__ops_binary_table, lpq__ops_norm_table,
     lpq__ops_pool_table,   lpq__ops_reduce_table, lpq__ops_shape_table,  lpq__ops_tensor_table,
-    lpq__ops_quant_table,  lpq__ops_scatter_table,
+    lpq__ops_quant_table,  lpq__ops_scatter_table, lpq__ops_resize_table,
 };
 
 const op_def_t *lpq__ops_find(const char *op_type) {

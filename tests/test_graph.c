@@ -80,14 +80,16 @@ Test(graph, matches_pytorch_at_both_opsets) {
   lpq_array_free(&want);
 }
 
-/* RegNet/ResNeXt/EfficientNet shapes (engine_branch.onnx): a projection shortcut computed before
-** the branch it is added to, and after it; grouped stride-2 convs; an SE gate; shared biases
-** through Identity nodes. Once wrong: the Add fused into the conv that ran first, which read
-** the other branch's output before it was written. */
-Test(graph, matches_pytorch_on_shortcuts_and_groups) {
-  lpq_array_t *x = load_pb(FIX "engine_branch_input.pb"), *want = load_pb(FIX "engine_branch_output.pb");
+/* A fixture model against PyTorch's output at batch `batch`, with 1 and 2 threads. */
+static void matches_fixture(const char *stem, int batch) {
+  char path[256];
+  snprintf(path, sizeof path, FIX "%s_input.pb", stem);
+  lpq_array_t *x = load_pb(path);
+  snprintf(path, sizeof path, FIX "%s_output.pb", stem);
+  lpq_array_t *want = load_pb(path);
+  snprintf(path, sizeof path, FIX "%s.onnx", stem);
   const double scale = max_abs(want->data, want->count);
-  lpq_graph_t *g = load(FIX "engine_branch.onnx", 3);
+  lpq_graph_t *g = load(path, batch);
   for (int threads = 1; threads <= 2; threads++) {
     lpq_error_t err;
     lpq_exec_t *ex = lpq_exec_new(g, &err);
@@ -97,7 +99,8 @@ Test(graph, matches_pytorch_on_shortcuts_and_groups) {
     cr_assert_eq(lpq_exec_run(ex, x->data, y, NULL, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < want->count; i++)
       cr_assert_leq(fabs(y[i] - ((float *)want->data)[i]), 1e-4 * scale,
-                    "%d threads: y[%zu] = %g, PyTorch %g", threads, i, y[i], ((float *)want->data)[i]);
+                    "%s, %d threads: y[%zu] = %g, PyTorch %g", stem, threads, i, y[i],
+                    ((float *)want->data)[i]);
     free(y);
     lpq_exec_free(&ex);
   }
@@ -105,6 +108,16 @@ Test(graph, matches_pytorch_on_shortcuts_and_groups) {
   lpq_array_free(&x);
   lpq_array_free(&want);
 }
+
+/* RegNet/ResNeXt/EfficientNet shapes (engine_branch.onnx): a projection shortcut computed before
+** the branch it is added to, and after it; grouped stride-2 convs; an SE gate; shared biases
+** through Identity nodes. Once wrong: the Add fused into the conv that ran first, which read
+** the other branch's output before it was written. */
+Test(graph, matches_pytorch_on_shortcuts_and_groups) { matches_fixture("engine_branch", 3); }
+
+/* F.interpolate's nearest, bilinear (align_corners both ways, up and down) and bicubic modes as
+** torch exports them: Resize (engine/ops_resize.c). */
+Test(graph, matches_pytorch_on_resize) { matches_fixture("engine_resize", 2); }
 
 Test(graph, layer_table) {
   for (size_t m = 0; m < 2; m++) {

@@ -381,3 +381,7 @@ Test(onnx_bad_input, dropout_in_training_mode_drops_nothing_only_at_ratio_0) {
 Test(onnx_bad_input, scatternd_index_out_of_range_names_node_and_index) {
   expect_file_fails("tests/fixtures/scatternd_bad_index.onnx", LPQ_ERANGE, "scatter1", "index 2");
 }
+
+Test(onnx_bad_input, resize_to_a_huge_output_is_refused_by_name) {
+  expect_file_fails("tests/fixtures/resize_huge.onnx", LPQ_ERANGE, "resize1", "'y'");
+}

@@ -212,6 +212,8 @@ int lpq__inline_functions(const Onnx__ModelProto *m, Onnx__GraphProto *out,
                           lpq__inlined_t *owned, lpq_error_t *err);
 void lpq__inlined_free(lpq__inlined_t *o);
 
+/* A Sigmoid node computes x * sigmoid(x) from now on (graph_opt.c: Mul(x, Sigmoid(x))). */
+void lpq__unary_silu(gnode_t *n);
 /* Operator table lookup (ops_table.c). NULL when lpq does not implement op_type. */
 const op_def_t *lpq__ops_find(const char *op_type);
 

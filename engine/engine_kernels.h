@@ -19,6 +19,17 @@ void lpq__kern_add(float *restrict y, const float *restrict x, size_t n);       
 void lpq__kern_bias_clamp(float *y, float bias, float lo, float hi, size_t n);      /* y = clamp(y+b) */
 void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float bias, float lo,
                          float hi, size_t n);                                 /* clamp(y+b+r) */
+/* y[i] = f(x[i]) for a transcendental activation, vectorised through libmvec
+** (ops_kernels_math.c); x and y may be the same array. */
+enum { LPQ_MATH_SIGMOID, LPQ_MATH_SILU, LPQ_MATH_TANH, LPQ_MATH_ERF, LPQ_MATH_EXP, LPQ_MATH_GELU,
+       LPQ_MATH_GELU_TANH };
+void lpq__kern_math(int kind, const float *x, float *y, size_t n);
+/* Depthwise convolution of any window, stride 1 or 2, of one channel plane as one flat pass per
+** tap (ops_dwflat.c); scratch: lpq__dwflat_scratch(p) floats. */
+int lpq__dwflat_applies(const conv_params_t *p);
+size_t lpq__dwflat_scratch(const conv_params_t *p);
+void lpq__dwflat_plane(const conv_params_t *p, const float *x, const float *w, float bias,
+                       float lo, float hi, float *y, float *scratch);
 /* One output row of a 3x3 depthwise conv: y = clamp(bias + sum of w[j] * taps[j][i]). */
 void lpq__kern_dw9(float *restrict y, const float *const *taps, const float *w, float bias, float lo,
               float hi, size_t n);

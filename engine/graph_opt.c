@@ -116,6 +116,26 @@ static int fuse_residual(lpq_graph_t *g, gnode_t *a, lpq_error_t *err) {
   return 0;
 }
 
+/* Mul(x, Sigmoid(x)) (SiLU, Swish: EfficientNet, YOLO) as one pass: the Sigmoid computes
+** x * sigmoid(x) into the Mul's output, which then no longer reads x a second time. */
+static void fuse_silu(lpq_graph_t *g, gnode_t *m) {
+  if (m->nin != 2 || m->nout != 1 || m->in[0] < 0 || m->in[1] < 0)
+    return;
+  for (int side = 0; side < 2; side++) {
+    const gval_t *s = gv(g, m->in[side]), *x = gv(g, m->in[1 - side]);
+    if (s->producer < 0 || s->uses != 1 || s->is_output || x->dtype != LPQ_DT_F32)
+      continue;
+    gnode_t *sig = &g->nodes[s->producer];
+    if (sig->dead || !is_op(sig, "Sigmoid") || sig->in[0] != m->in[1 - side] ||
+        memcmp(x->shape, s->shape, (size_t)x->ndim * sizeof x->shape[0]) != 0 ||
+        gv(g, m->out[0])->count != x->count)
+      continue;
+    lpq__unary_silu(sig);
+    absorb(g, sig, m);
+    return;
+  }
+}
+
 static void fuse_act(lpq_graph_t *g, gnode_t *a) {
   gnode_t *p = sole_producer(g, a);
   if (!p || (!is_op(p, "Conv") && !is_op(p, "Gemm")) || p->act != ACT_NONE || a->nout != 1)
@@ -145,6 +165,8 @@ int lpq__graph_optimize(lpq_graph_t *g, lpq_error_t *err) {
       rc = fuse_residual(g, n, err);
     else if (is_op(n, "Relu") || is_op(n, "Clip"))
       fuse_act(g, n);
+    else if (is_op(n, "Mul"))
+      fuse_silu(g, n);
     if (rc != 0)
       return rc;
     if (n->dead)

@@ -186,7 +186,9 @@ void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const
 }
 
 size_t lpq__depthwise_scratch(const conv_params_t *p) {
-  const size_t own = dw3_applies(p) ? dw3_scratch(p) : (size_t)p->W + 4;
+  const size_t own = dw3_applies(p)           ? dw3_scratch(p)
+                     : lpq__dwflat_applies(p) ? lpq__dwflat_scratch(p)
+                                              : (size_t)p->W + 4;
   return own > lpq__dwblock_scratch(p) ? own : lpq__dwblock_scratch(p);
 }
 
@@ -204,6 +206,8 @@ void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w
   }
   if (dw3_applies(p)) {
     depthwise3(p, x, w, bias, lo, hi, y, scratch);
+  } else if (lpq__dwflat_applies(p)) { /* other windows: flat passes (ops_dwflat.c) */
+    lpq__dwflat_plane(p, x, w, bias, lo, hi, y, scratch);
   } else {
     depthwise_channel(p, x, w, bias, y, scratch);
     lpq__kern_bias_clamp(y, 0.0f, lo, hi, (size_t)(p->OH * p->OW));

@@ -17,7 +17,7 @@ typedef enum {
   U_RELU, U_SIGMOID, U_TANH, U_ERF, U_SQRT, U_EXP, U_LOG, U_NEG, U_ABS, U_RECIP, U_FLOOR,
   U_CEIL, U_ROUND, U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH, U_ASINH,
   U_ACOSH, U_ATANH, U_SOFTPLUS, U_SOFTSIGN, U_SIGN, U_HSIGMOID, U_HSWISH, U_LRELU, U_ELU,
-  U_SELU, U_CELU, U_TRELU, U_GELU, U_GELU_TANH, U_SHRINK, U_NOT, U_CLIP,
+  U_SELU, U_CELU, U_TRELU, U_GELU, U_GELU_TANH, U_SHRINK, U_NOT, U_CLIP, U_SILU,
 } unary_kind_t;
 
 typedef struct unary_params_t {
@@ -151,6 +151,7 @@ static float unary_f(const unary_params_t *p, float x) {
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
   case U_SHRINK: return x < -b ? x + a : x > b ? x - a : 0.0f;
   case U_CLIP: return fminf(fmaxf(x, a), b);
+  case U_SILU: return x / (1.0f + expf(-x));
   case U_NOT: return 0.0f;
   }
   return x;
@@ -167,10 +168,48 @@ static int64_t unary_i(const unary_params_t *p, int64_t x) {
   }
 }
 
+/* The activations lpq__kern_math vectorises, and its name for them (-1: none). */
+static int math_kind(unary_kind_t kind) {
+  switch (kind) {
+  case U_SIGMOID: return LPQ_MATH_SIGMOID;
+  case U_TANH: return LPQ_MATH_TANH;
+  case U_ERF: return LPQ_MATH_ERF;
+  case U_EXP: return LPQ_MATH_EXP;
+  case U_GELU: return LPQ_MATH_GELU;
+  case U_GELU_TANH: return LPQ_MATH_GELU_TANH;
+  case U_SILU: return LPQ_MATH_SILU;
+  default: return -1;
+  }
+}
+
+void lpq__unary_silu(gnode_t *n) { ((unary_params_t *)n->params)->kind = U_SILU; }
+
+typedef struct math_job_t {
+  int kind;
+  const float *x;
+  float *y;
+  size_t n;
+} math_job_t;
+
+#define MATH_CHUNK 16384 /* elements per task: 64 KiB in, 64 KiB out */
+
+static void math_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const math_job_t *j = arg;
+  const size_t at = task * MATH_CHUNK, n = j->n - at < MATH_CHUNK ? j->n - at : MATH_CHUNK;
+  lpq__kern_math(j->kind, j->x + at, j->y + at, n);
+}
+
 static int unary_run(const kctx_t *k) {
   const unary_params_t *p = k->n->params;
   const gval_t *x = gv(k->g, k->n->in[0]);
   const size_t cnt = x->count;
+  const int mk = x->dtype == LPQ_DT_F32 ? math_kind(p->kind) : -1;
+  if (mk >= 0) { /* vectorised, and split over the context's threads */
+    const math_job_t j = {mk, k->in[0], k->out[0], cnt};
+    lpq__threads_run(k->pool, (cnt + MATH_CHUNK - 1) / MATH_CHUNK, math_task, (void *)&j);
+    return 0;
+  }
   if (x->dtype == LPQ_DT_F32) {
     const float *a = k->in[0];
     float *y = k->out[0];

@@ -282,6 +282,13 @@ static void depthwise_cases(void) {
                         {1, 20, 8, 5, 20, 3, 1, 0, 1, 20, 1, 0}, {1, 33, 6, 9, 33, 3, 2, 2, 1, 33, 1, 0}};
   for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++)
     check(&wide[i], seed++);
+  /* other windows, dilations, 1x1: the flat passes (ops_dwflat.c), batch 1 and 3 */
+  conv_case_t flat[] = {{3, 5, 14, 13, 5, 7, 1, 3, 1, 5, 1, 0}, {1, 5, 15, 16, 5, 7, 2, 3, 1, 5, 0, 0},
+                        {1, 3, 11, 12, 3, 3, 1, 2, 2, 3, 1, 0}, {3, 3, 12, 11, 3, 3, 2, 2, 2, 3, 0, 0},
+                        {1, 4, 13, 9, 4, 5, 2, 4, 2, 4, 1, 0}, {1, 4, 6, 7, 4, 1, 1, 0, 1, 4, 0, 0},
+                        {1, 4, 9, 8, 4, 1, 2, 0, 1, 4, 0, 0},  {1, 2, 5, 6, 2, 5, 1, 0, 1, 2, 0, 0}};
+  for (size_t i = 0; i < sizeof flat / sizeof flat[0]; i++)
+    check(&flat[i], seed++);
 }
 
 static void large_map_cases(void) {

@@ -1,0 +1,120 @@
+/* engine/ops_kernels_math.c: element-wise transcendental activations over float arrays
+** (Sigmoid, SiLU, Tanh, Erf, Exp, GELU exact and tanh), 16 (AVX-512) or 8 (AVX2) lanes at a
+** time through glibc's libmvec (_ZGVeN16v_expf, ...: the vector variants of libm's expf, erff,
+** tanhf, documented within 4 ulp); the last partial vector goes through the same vector call on
+** a padded copy, so every element of a tensor sees the same function. Without AVX2 (or with
+** LPQ_ISA=generic) libm's scalar functions. EfficientNet's SiLU and the transformers' GELU
+** spent most of their time here one scalar call at a time. */
+#include "engine/engine_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LPQ_X86_VARIANTS 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
+#define AVX2 __attribute__((target("avx2,fma")))
+/* libmvec's entry points (the x86_64 vector function ABI names) */
+AVX512 __m512 _ZGVeN16v_expf(__m512);
+AVX512 __m512 _ZGVeN16v_erff(__m512);
+AVX512 __m512 _ZGVeN16v_tanhf(__m512);
+AVX2 __m256 _ZGVdN8v_expf(__m256);
+AVX2 __m256 _ZGVdN8v_erff(__m256);
+AVX2 __m256 _ZGVdN8v_tanhf(__m256);
+#endif
+
+static float scalar(int kind, float x) {
+  switch (kind) {
+  case LPQ_MATH_SIGMOID: return 1.0f / (1.0f + expf(-x));
+  case LPQ_MATH_SILU: return x / (1.0f + expf(-x));
+  case LPQ_MATH_TANH: return tanhf(x);
+  case LPQ_MATH_ERF: return erff(x);
+  case LPQ_MATH_EXP: return expf(x);
+  case LPQ_MATH_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+  default: /* LPQ_MATH_GELU_TANH */
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  }
+}
+
+#ifdef LPQ_X86_VARIANTS
+static inline AVX512 __m512 v512(int kind, __m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+  switch (kind) {
+  case LPQ_MATH_SIGMOID:
+    return _mm512_div_ps(one, _mm512_add_ps(one, _ZGVeN16v_expf(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+  case LPQ_MATH_SILU:
+    return _mm512_div_ps(x, _mm512_add_ps(one, _ZGVeN16v_expf(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+  case LPQ_MATH_TANH: return _ZGVeN16v_tanhf(x);
+  case LPQ_MATH_ERF: return _ZGVeN16v_erff(x);
+  case LPQ_MATH_EXP: return _ZGVeN16v_expf(x);
+  case LPQ_MATH_GELU: {
+    const __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(x, _mm512_set1_ps((float)M_SQRT1_2)));
+    return _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, e));
+  }
+  default: {
+    const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
+                                   _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(0.044715f), x3)));
+    return _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, _ZGVeN16v_tanhf(u)));
+  }
+  }
+}
+
+static AVX512 void run512(int kind, const float *x, float *y, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, v512(kind, _mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, v512(kind, _mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+static inline AVX2 __m256 v256(int kind, __m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
+  switch (kind) {
+  case LPQ_MATH_SIGMOID:
+    return _mm256_div_ps(one, _mm256_add_ps(one, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+  case LPQ_MATH_SILU:
+    return _mm256_div_ps(x, _mm256_add_ps(one, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+  case LPQ_MATH_TANH: return _ZGVdN8v_tanhf(x);
+  case LPQ_MATH_ERF: return _ZGVdN8v_erff(x);
+  case LPQ_MATH_EXP: return _ZGVdN8v_expf(x);
+  case LPQ_MATH_GELU: {
+    const __m256 e = _ZGVdN8v_erff(_mm256_mul_ps(x, _mm256_set1_ps((float)M_SQRT1_2)));
+    return _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, e));
+  }
+  default: {
+    const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    const __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
+                                   _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(0.044715f), x3)));
+    return _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, _ZGVdN8v_tanhf(u)));
+  }
+  }
+}
+
+static AVX2 void run256(int kind, const float *x, float *y, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, v256(kind, _mm256_loadu_ps(x + i)));
+  if (i < n) { /* a zero-padded copy: the lanes past n compute on zeros and are dropped */
+    float t[8] = {0};
+    memcpy(t, x + i, (n - i) * sizeof *t);
+    _mm256_storeu_ps(t, v256(kind, _mm256_loadu_ps(t)));
+    memcpy(y + i, t, (n - i) * sizeof *t);
+  }
+}
+#endif
+
+void lpq__kern_math(int kind, const float *x, float *y, size_t n) {
+#ifdef LPQ_X86_VARIANTS
+  switch (lpq__isa()) {
+  case LPQ_ISA_AVX512: run512(kind, x, y, n); return;
+  case LPQ_ISA_AVX2: run256(kind, x, y, n); return;
+  default: break;
+  }
+#endif
+  for (size_t i = 0; i < n; i++)
+    y[i] = scalar(kind, x[i]);
+}

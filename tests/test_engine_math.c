@@ -1,0 +1,97 @@
+/* tests/test_engine_math.c: the vectorised activations (engine/ops_kernels_math.c, libmvec)
+** against the defining formulas in double, at each instruction set (AVX-512 where the CPU
+** has it, LPQ_ISA=avx2, LPQ_ISA=generic): values across the range, huge ones, +-0, +-Inf and
+** NaN, every length from 1 to 40 (partial vectors), in place and not. */
+#include "engine/engine_internal.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double reference(int kind, double x) {
+  switch (kind) {
+  case LPQ_MATH_SIGMOID: return 1.0 / (1.0 + exp(-x));
+  case LPQ_MATH_SILU: return x / (1.0 + exp(-x));
+  case LPQ_MATH_TANH: return tanh(x);
+  case LPQ_MATH_ERF: return erf(x);
+  case LPQ_MATH_EXP: return exp(x);
+  case LPQ_MATH_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+  default: return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+  }
+}
+
+static const char *const names[] = {"sigmoid", "silu", "tanh", "erf", "exp", "gelu", "gelu_tanh"};
+
+/* |got - want| within 8 float ulps of want, plus 1e-30 absolute (below that float overflow in the intermediate exp is no error); NaN where the
+** formula gives NaN (and only there); infinities equal. */
+static void check_one(int kind, float x, float got) {
+  const double want = reference(kind, (double)x);
+  if (isnan(want)) {
+    cr_assert(isnan(got), "%s(%g) = %g, expected NaN", names[kind], x, got);
+    return;
+  }
+  cr_assert(!isnan(got), "%s(%g) = NaN, expected %g", names[kind], x, want);
+  if (isinf(want) || fabs(want) > 3.0e38) {
+    cr_assert(isinf(got) || fabs(got) > 3.0e38, "%s(%g) = %g, expected %g", names[kind], x, got, want);
+    return;
+  }
+  const double ulp = fabs(want) > 1e-37 ? ldexp(1.0, ilogb(want) - 23) : 1e-45;
+  /* GELU's 1 + erf (or tanh) cancels for negative x in float, as the formula does in any float
+  ** engine: there a few ulps of x */
+  const double cancel = kind >= LPQ_MATH_GELU ? 4 * fabs((double)x) * 0x1p-23 : 0.0;
+  cr_assert_leq(fabs((double)got - want), 8 * ulp + cancel + 1e-30, "%s(%g) = %.9g, expected %.9g",
+                names[kind], x, got, want);
+}
+
+static void all_kinds(void) {
+  enum { N = 2000 };
+  float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+  unsigned s = 12345;
+  for (int i = 0; i < N; i++) { /* uniform in [-12, 12], with some wide magnitudes */
+    s = s * 1103515245u + 12345u;
+    const float u = (float)((s >> 8) & 0xffffff) / 16777216.0f;
+    x[i] = i % 10 == 0 ? (u - 0.5f) * 200.0f : (u - 0.5f) * 24.0f;
+  }
+  const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.0f, -88.0f, 1e-30f, -1e-30f,
+                           60.0f, -60.0f, 3.0e38f};
+  memcpy(x, special, sizeof special);
+  for (int kind = LPQ_MATH_SIGMOID; kind <= LPQ_MATH_GELU_TANH; kind++) {
+    if (kind == LPQ_MATH_GELU_TANH || kind == LPQ_MATH_SILU)
+      x[11] = 60.0f; /* x^3 and x / (1 + e^-x) overflow differently in float and double */
+    else
+      x[11] = 3.0e38f;
+    lpq__kern_math(kind, x, y, N);
+    for (int i = 0; i < N; i++)
+      check_one(kind, x[i], y[i]);
+    for (size_t n = 1; n <= 40; n++) { /* partial vectors: the lanes past n are left alone */
+      float out[48];
+      for (int i = 0; i < 48; i++)
+        out[i] = -7.0f;
+      lpq__kern_math(kind, x + 100, out, n);
+      for (size_t i = 0; i < n; i++)
+        cr_assert_eq(out[i], y[100 + i], "%s, length %zu: element %zu differs from the long run",
+                     names[kind], n, i);
+      for (int i = (int)n; i < 48; i++)
+        cr_assert_eq(out[i], -7.0f, "%s, length %zu wrote past its end", names[kind], n);
+    }
+    float inplace[37];
+    memcpy(inplace, x + 200, sizeof inplace);
+    lpq__kern_math(kind, inplace, inplace, 37);
+    cr_assert_arr_eq(inplace, y + 200, sizeof inplace, "%s in place differs", names[kind]);
+  }
+  free(x), free(y);
+}
+
+Test(engine_math, every_activation_at_the_best_isa) { all_kinds(); }
+
+Test(engine_math, every_activation_with_avx2) {
+  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
+  all_kinds();
+}
+
+Test(engine_math, every_activation_generic) {
+  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
+  cr_assert_str_eq(lpq_engine_isa(), "generic");
+  all_kinds();
+}

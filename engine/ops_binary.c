@@ -254,6 +254,39 @@ static double ld(lpq_dtype_t t, const void *p, int64_t i) {
                            : ((const uint8_t *)p)[i];
 }
 
+/* One row of a float op, x from a and z from b: the patterns broadcasting makes (both
+** contiguous, one of them a scalar) as loops the compiler vectorises, any strides otherwise. */
+#define F_ROW(expr)                                                                            \
+  do {                                                                                         \
+    if (s0 == 1 && s1 == 1) {                                                                  \
+      for (int64_t i = 0; i < len; i++) {                                                      \
+        const float x = fa[o0 + i], z = fb[o1 + i];                                            \
+        fy[yo + i] = (expr);                                                                   \
+        (void)x, (void)z;                                                                      \
+      }                                                                                        \
+    } else if (s0 == 1 && s1 == 0) {                                                           \
+      const float z = fb[o1];                                                                  \
+      for (int64_t i = 0; i < len; i++) {                                                      \
+        const float x = fa[o0 + i];                                                            \
+        fy[yo + i] = (expr);                                                                   \
+        (void)x, (void)z;                                                                      \
+      }                                                                                        \
+    } else if (s0 == 0 && s1 == 1) {                                                           \
+      const float x = fa[o0];                                                                  \
+      for (int64_t i = 0; i < len; i++) {                                                      \
+        const float z = fb[o1 + i];                                                            \
+        fy[yo + i] = (expr);                                                                   \
+        (void)x, (void)z;                                                                      \
+      }                                                                                        \
+    } else {                                                                                   \
+      for (int64_t i = 0; i < len; i++) {                                                      \
+        const float x = fa[o0 + i * s0], z = fb[o1 + i * s1];                                  \
+        fy[yo + i] = (expr);                                                                   \
+        (void)x, (void)z;                                                                      \
+      }                                                                                        \
+    }                                                                                          \
+  } while (0)
+
 /* y = a op b over one broadcast pattern. */
 static void binary_apply(const bcast_t *bc, binary_kind_t kind, lpq_dtype_t ta, lpq_dtype_t tb,
                          const void *a, const void *b, void *y) {
@@ -293,18 +326,19 @@ static void binary_apply(const bcast_t *bc, binary_kind_t kind, lpq_dtype_t ta, 
     const float *fa = a, *fb = b;
     float *fy = y;
     if (kind == B_ADD || kind == B_SUM || kind == B_MEAN) {
-      BCAST_ROWS(bc, {
-        if (s0 == 1 && s1 == 1)
-          for (int64_t i = 0; i < len; i++)
-            fy[yo + i] = fa[o0 + i] + fb[o1 + i];
-        else
-          for (int64_t i = 0; i < len; i++)
-            fy[yo + i] = fa[o0 + i * s0] + fb[o1 + i * s1];
-      });
+      BCAST_ROWS(bc, F_ROW(x + z));
+    } else if (kind == B_SUB) {
+      BCAST_ROWS(bc, F_ROW(x - z));
     } else if (kind == B_MUL) {
+      BCAST_ROWS(bc, F_ROW(x * z));
+    } else if (kind == B_DIV) {
+      BCAST_ROWS(bc, F_ROW(x / z));
+    } else if (kind == B_POW) { /* a constant exponent 2 (LayerNorm's variance) is a square */
       BCAST_ROWS(bc, {
-        for (int64_t i = 0; i < len; i++)
-          fy[yo + i] = fa[o0 + i * s0] * fb[o1 + i * s1];
+        if (s1 == 0 && fb[o1] == 2.0f)
+          F_ROW(x * x);
+        else
+          F_ROW(powf(x, z));
       });
     } else {
       BCAST_ROWS(bc, {

@@ -2,6 +2,11 @@
 ** conv before it), LayerNormalization, InstanceNormalization, Softmax and LogSoftmax. */
 #include "engine/engine_internal.h"
 
+/* -O2's "very cheap" vectoriser skips loops whose trip count is unknown; these need it. */
+#if defined(__GNUC__) && !defined(__clang__) /* clang vectorises at -O2 and has no such pragma */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,36 +120,75 @@ static int ln_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 2, LPQ_DT_F32, x->ndim, st, err);
 }
 
-static int ln_run(const kctx_t *k) {
-  const ln_params_t *p = k->n->params;
+/* Rows [task * LN_ROWS, ...) of a LayerNormalization: mean and variance in double, each as 8
+** partial sums added in a fixed order (the vectoriser's lanes; no reassociation), then
+** (x - mean) * istd * scale + bias in double rounded once, as before. */
+#define LN_ROWS 16
+
+typedef struct ln_job_t {
+  const kctx_t *k;
+  const ln_params_t *p;
+} ln_job_t;
+
+static double sum8(const double *s) {
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static void ln_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const ln_job_t *j = arg;
+  const kctx_t *k = j->k;
+  const ln_params_t *p = j->p;
   const float *x = k->in[0], *scale = k->in[1];
   const float *bias = k->n->nin > 2 ? k->in[2] : NULL;
   const size_t sc = gv(k->g, k->n->in[1])->count;
   const size_t bc = bias ? gv(k->g, k->n->in[2])->count : 0;
   float *y = k->out[0], *mean_out = k->n->nout > 1 ? k->out[1] : NULL;
   float *istd_out = k->n->nout > 2 ? k->out[2] : NULL;
-  const size_t D = p->inner;
-  for (size_t r = 0; r < p->outer; r++) {
+  const size_t D = p->inner, D8 = D / 8 * 8, r0 = task * LN_ROWS;
+  const size_t r1 = r0 + LN_ROWS < p->outer ? r0 + LN_ROWS : p->outer;
+  for (size_t r = r0; r < r1; r++) {
     const float *xr = x + r * D;
     float *yr = y + r * D;
-    double s = 0.0, ss = 0.0;
-    for (size_t i = 0; i < D; i++)
-      s += xr[i];
-    const double mean = D ? s / (double)D : 0.0;
-    for (size_t i = 0; i < D; i++) {
-      double d = xr[i] - mean;
-      ss += d * d;
+    double s[8] = {0}, ss[8] = {0};
+    for (size_t i = 0; i < D8; i += 8)
+      for (int l = 0; l < 8; l++)
+        s[l] += xr[i + l];
+    for (size_t i = D8; i < D; i++)
+      s[0] += xr[i];
+    const double mean = D ? sum8(s) / (double)D : 0.0;
+    for (size_t i = 0; i < D8; i += 8)
+      for (int l = 0; l < 8; l++) {
+        const double d = xr[i + l] - mean;
+        ss[l] += d * d;
+      }
+    for (size_t i = D8; i < D; i++) {
+      const double d = xr[i] - mean;
+      ss[0] += d * d;
     }
-    const double istd = 1.0 / sqrt((D ? ss / (double)D : 0.0) + p->eps);
-    for (size_t i = 0; i < D; i++) {
-      float v = (float)((xr[i] - mean) * istd) * scale[sc == 1 ? 0 : i];
-      yr[i] = bias ? v + bias[bc == 1 ? 0 : i] : v;
+    const double istd = 1.0 / sqrt((D ? sum8(ss) / (double)D : 0.0) + p->eps);
+    if (sc == D && (!bias || bc == D)) {
+      for (size_t i = 0; i < D; i++) {
+        const float v = (float)((xr[i] - mean) * istd) * scale[i];
+        yr[i] = bias ? v + bias[i] : v;
+      }
+    } else {
+      for (size_t i = 0; i < D; i++) {
+        const float v = (float)((xr[i] - mean) * istd) * scale[sc == 1 ? 0 : i];
+        yr[i] = bias ? v + bias[bc == 1 ? 0 : i] : v;
+      }
     }
     if (mean_out)
       mean_out[r] = (float)mean;
     if (istd_out)
       istd_out[r] = (float)istd;
   }
+}
+
+static int ln_run(const kctx_t *k) {
+  const ln_params_t *p = k->n->params;
+  const ln_job_t j = {k, p};
+  lpq__threads_run(k->pool, (p->outer + LN_ROWS - 1) / LN_ROWS, ln_task, (void *)&j);
   return 0;
 }
 
@@ -226,11 +270,61 @@ static int softmax_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err);
 }
 
+/* Rows [task * SOFTMAX_ROWS, ...) of a softmax over the last axis: the row max, exp of the
+** differences vectorised (lpq__kern_math), their sum in double (four partial sums, added in a
+** fixed order), then the scale (or, for LogSoftmax, x - max - log(sum)). */
+#define SOFTMAX_ROWS 32
+
+typedef struct softmax_job_t {
+  const softmax_params_t *p;
+  const float *x;
+  float *y;
+} softmax_job_t;
+
+static void softmax_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const softmax_job_t *j = arg;
+  const size_t L = j->p->len, r0 = task * SOFTMAX_ROWS;
+  const size_t r1 = r0 + SOFTMAX_ROWS < j->p->outer ? r0 + SOFTMAX_ROWS : j->p->outer;
+  for (size_t r = r0; r < r1; r++) {
+    const float *xr = j->x + r * L;
+    float *yr = j->y + r * L;
+    float mx = -INFINITY;
+    for (size_t i = 0; i < L; i++)
+      mx = xr[i] > mx ? xr[i] : mx;
+    for (size_t i = 0; i < L; i++)
+      yr[i] = xr[i] - mx;
+    lpq__kern_math(LPQ_MATH_EXP, yr, yr, L);
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= L; i += 4)
+      s[0] += yr[i], s[1] += yr[i + 1], s[2] += yr[i + 2], s[3] += yr[i + 3];
+    for (; i < L; i++)
+      s[0] += yr[i];
+    const double sum = (s[0] + s[1]) + (s[2] + s[3]);
+    if (j->p->log) {
+      const float ls = (float)log(sum);
+      for (i = 0; i < L; i++)
+        yr[i] = xr[i] - mx - ls;
+    } else {
+      const float inv = (float)(1.0 / sum);
+      for (i = 0; i < L; i++)
+        yr[i] *= inv;
+    }
+  }
+}
+
 static int softmax_run(const kctx_t *k) {
   const softmax_params_t *p = k->n->params;
   const float *x = k->in[0];
   float *y = k->out[0];
   const size_t L = p->len, I = p->inner;
+  if (I == 1 && x != y) { /* the last axis: rows split over the context's threads */
+    const softmax_job_t j = {p, x, y};
+    lpq__threads_run(k->pool, (p->outer + SOFTMAX_ROWS - 1) / SOFTMAX_ROWS, softmax_task,
+                     (void *)&j);
+    return 0;
+  }
   for (size_t o = 0; o < p->outer; o++)
     for (size_t in = 0; in < I; in++) {
       const float *xr = x + o * L * I + in;

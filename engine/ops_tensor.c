@@ -11,20 +11,89 @@ static void contiguous_strides(int nd, const int64_t *shape, int64_t *st) {
     st[i] = s, s *= shape[i];
 }
 
-/* Output element i (odometer over out_shape) reads input element sum(idx[j]*in_st[j]) + base. */
-static void gather_strided(const char *in, char *out, size_t es, int nd, const int64_t *out_shape,
-                           const int64_t *in_st, int64_t base, size_t count) {
-  int64_t idx[LPQ_MAX_DIMS] = {0}, off = base;
-  for (size_t i = 0; i < count; i++) {
-    memcpy(out + i * es, in + off * (int64_t)es, es);
-    for (int j = nd - 1; j >= 0; j--) {
-      off += in_st[j];
-      if (++idx[j] < out_shape[j])
-        break;
-      off -= in_st[j] * out_shape[j];
-      idx[j] = 0;
+/* A strided gather (Transpose, Slice): output element (i0, .., in) reads input element
+** base + sum(i_j * st[j]). Dims that stay contiguous in both are merged first, so most
+** transposes keep a long innermost run: rows of it are copied whole (input stride 1) or
+** gathered by a typed loop; rows are split over the context's threads. */
+typedef struct strided_job_t {
+  const char *in;
+  char *out;
+  size_t es, inner, rows;
+  int nd; /* merged dims; the last is the row */
+  int64_t shape[LPQ_MAX_DIMS], st[LPQ_MAX_DIMS], base;
+} strided_job_t;
+
+#define STRIDED_ROWS_PER_TASK 256
+
+static void strided_setup(strided_job_t *j, size_t es, int nd, const int64_t *shape,
+                          const int64_t *st, int64_t base) {
+  j->es = es, j->base = base, j->nd = 0;
+  for (int d = 0; d < nd; d++) {
+    if (shape[d] == 1)
+      continue;
+    const int m = j->nd - 1;
+    if (m >= 0 && j->st[m] == st[d] * shape[d]) { /* contiguous with the dim before */
+      j->shape[m] *= shape[d], j->st[m] = st[d];
+    } else {
+      j->shape[j->nd] = shape[d], j->st[j->nd] = st[d], j->nd++;
     }
   }
+  if (j->nd == 0)
+    j->shape[0] = 1, j->st[0] = 1, j->nd = 1;
+  j->inner = (size_t)j->shape[j->nd - 1];
+  j->rows = 1;
+  for (int d = 0; d < j->nd - 1; d++)
+    j->rows *= (size_t)j->shape[d];
+}
+
+static void strided_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const strided_job_t *j = arg;
+  const size_t r0 = task * STRIDED_ROWS_PER_TASK;
+  const size_t r1 = r0 + STRIDED_ROWS_PER_TASK < j->rows ? r0 + STRIDED_ROWS_PER_TASK : j->rows;
+  const int last = j->nd - 1;
+  const int64_t ist = j->st[last], n = (int64_t)j->inner;
+  const size_t es = j->es;
+  int64_t idx[LPQ_MAX_DIMS] = {0}, off = j->base;
+  size_t r = r0;
+  for (int d = last - 1; d >= 0; d--) { /* the odometer at row r0 */
+    idx[d] = (int64_t)(r % (size_t)j->shape[d]), r /= (size_t)j->shape[d];
+    off += idx[d] * j->st[d];
+  }
+  for (r = r0; r < r1; r++) {
+    char *dst = j->out + r * j->inner * es;
+    const char *src = j->in + off * (int64_t)es;
+    if (ist == 1) {
+      memcpy(dst, src, j->inner * es);
+    } else if (es == 4) {
+      for (int64_t i = 0; i < n; i++)
+        memcpy(dst + 4 * i, src + 4 * i * ist, 4);
+    } else if (es == 8) {
+      for (int64_t i = 0; i < n; i++)
+        memcpy(dst + 8 * i, src + 8 * i * ist, 8);
+    } else {
+      for (int64_t i = 0; i < n; i++)
+        memcpy(dst + (int64_t)es * i, src + (int64_t)es * i * ist, es);
+    }
+    for (int d = last - 1; d >= 0; d--) {
+      off += j->st[d];
+      if (++idx[d] < j->shape[d])
+        break;
+      off -= j->st[d] * j->shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+static void gather_strided(threads_t *pool, const char *in, char *out, size_t es, int nd,
+                           const int64_t *out_shape, const int64_t *in_st, int64_t base,
+                           size_t count) {
+  if (count == 0)
+    return;
+  strided_job_t j = {.in = in, .out = out};
+  strided_setup(&j, es, nd, out_shape, in_st, base);
+  lpq__threads_run(pool, (j.rows + STRIDED_ROWS_PER_TASK - 1) / STRIDED_ROWS_PER_TASK,
+                   strided_task, &j);
 }
 
 /* ---- Transpose ---- */
@@ -38,7 +107,7 @@ typedef struct strided_params_t {
 static int strided_run(const kctx_t *k) {
   const strided_params_t *p = k->n->params;
   const gval_t *y = gv(k->g, k->n->out[0]);
-  gather_strided(k->in[0], k->out[0], lpq_dtype_size(y->dtype), p->nd, y->shape, p->in_st,
+  gather_strided(k->pool, k->in[0], k->out[0], lpq_dtype_size(y->dtype), p->nd, y->shape, p->in_st,
                  p->base, y->count);
   return 0;
 }

@@ -481,10 +481,66 @@ static int pad_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, x->dtype, x->ndim, shape, err);
 }
 
+/* The constant pad value in the output's type. */
+static void pad_value(const map_params_t *p, lpq_dtype_t dt, char *dst) {
+  if (dt == LPQ_DT_F32)
+    *(float *)dst = (float)p->value;
+  else if (dt == LPQ_DT_I64)
+    *(int64_t *)dst = (int64_t)p->value;
+  else
+    *(uint8_t *)dst = p->value != 0;
+}
+
+/* Constant padding that only grows the tensor (Swin's window padding, conv-style pads): the
+** output filled with the value, then each input row copied into place. 0 when it does not
+** apply. */
+static int pad_rows(const kctx_t *k, const map_params_t *p, const gval_t *y, size_t es) {
+  if (p->mode != 0 || p->nd < 1)
+    return 0;
+  for (int j = 0; j < p->nd; j++)
+    if (p->pad_begin[j] < 0 || y->shape[j] < p->pad_begin[j] + p->in_shape[j])
+      return 0;
+  char *out = k->out[0];
+  if (y->dtype == LPQ_DT_F32) {
+    const float v = (float)p->value;
+    for (size_t i = 0; i < y->count; i++)
+      ((float *)out)[i] = v;
+  } else {
+    for (size_t i = 0; i < y->count; i++)
+      pad_value(p, y->dtype, out + i * es);
+  }
+  int64_t ost[LPQ_MAX_DIMS], idx[LPQ_MAX_DIMS] = {0};
+  contiguous_strides(p->nd, y->shape, ost);
+  const int last = p->nd - 1;
+  size_t rows = 1, in_count = 1;
+  for (int j = 0; j < p->nd; j++)
+    in_count *= (size_t)p->in_shape[j];
+  if (in_count == 0)
+    return 1;
+  for (int j = 0; j < last; j++)
+    rows *= (size_t)p->in_shape[j];
+  const size_t row_bytes = (size_t)p->in_shape[last] * es;
+  const char *in = k->in[0];
+  for (size_t r = 0; r < rows; r++) {
+    int64_t off = p->pad_begin[last];
+    for (int j = 0; j < last; j++)
+      off += (idx[j] + p->pad_begin[j]) * ost[j];
+    memcpy(out + off * (int64_t)es, in + r * row_bytes, row_bytes);
+    for (int j = last - 1; j >= 0; j--) {
+      if (++idx[j] < p->in_shape[j])
+        break;
+      idx[j] = 0;
+    }
+  }
+  return 1;
+}
+
 static int map_run(const kctx_t *k) {
   const map_params_t *p = k->n->params;
   const gval_t *y = gv(k->g, k->n->out[0]);
   const size_t es = lpq_dtype_size(y->dtype);
+  if (y->count && pad_rows(k, p, y, es))
+    return 0;
   int64_t st[LPQ_MAX_DIMS], idx[LPQ_MAX_DIMS] = {0};
   contiguous_strides(p->nd, p->in_shape, st);
   for (size_t i = 0; i < y->count; i++) {
@@ -506,10 +562,8 @@ static int map_run(const kctx_t *k) {
     char *dst = (char *)k->out[0] + i * es;
     if (inside)
       memcpy(dst, (const char *)k->in[0] + off * (int64_t)es, es);
-    else if (y->dtype == LPQ_DT_F32)
-      *(float *)dst = (float)p->value;
     else
-      *(int64_t *)dst = (int64_t)p->value;
+      pad_value(p, y->dtype, dst);
     for (int j = p->nd - 1; j >= 0; j--) {
       if (++idx[j] < y->shape[j])
         break;

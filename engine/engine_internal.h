@@ -212,8 +212,10 @@ int lpq__inline_functions(const Onnx__ModelProto *m, Onnx__GraphProto *out,
                           lpq__inlined_t *owned, lpq_error_t *err);
 void lpq__inlined_free(lpq__inlined_t *o);
 
-/* A Sigmoid node computes x * sigmoid(x) from now on (graph_opt.c: Mul(x, Sigmoid(x))). */
+/* A Sigmoid node computes x * sigmoid(x) from now on (graph_opt.c: Mul(x, Sigmoid(x))); a
+** node becomes a LayerNormalization of value x without scale (ops_norm.c). */
 void lpq__unary_silu(gnode_t *n);
+int lpq__ln_adopt(gnode_t *n, int x, size_t outer, size_t inner, float eps, lpq_error_t *err);
 /* Operator table lookup (ops_table.c). NULL when lpq does not implement op_type. */
 const op_def_t *lpq__ops_find(const char *op_type);
 

@@ -136,6 +136,66 @@ static void fuse_silu(lpq_graph_t *g, gnode_t *m) {
   }
 }
 
+/* The live producer of value v, when it is op and v has exactly `uses` consumers. */
+static gnode_t *producer_of(lpq_graph_t *g, int v, const char *op, int uses) {
+  if (v < 0)
+    return NULL;
+  const gval_t *x = gv(g, v);
+  if (x->producer < 0 || x->uses != uses || x->is_output || x->cdata)
+    return NULL;
+  gnode_t *p = &g->nodes[x->producer];
+  return p->dead || !is_op(p, op) || p->nout != 1 ? NULL : p;
+}
+
+/* A constant float scalar input of n (the other being `other`), or NULL. */
+static const float *const_scalar(lpq_graph_t *g, const gnode_t *n, int other) {
+  if (n->nin != 2)
+    return NULL;
+  const int c = n->in[0] == other ? n->in[1] : n->in[1] == other ? n->in[0] : -1;
+  const gval_t *v = c >= 0 ? gv(g, c) : NULL;
+  return v && v->cdata && v->dtype == LPQ_DT_F32 && v->count == 1 ? v->cdata : NULL;
+}
+
+/* PyTorch's LayerNorm before opset 17, Div(d, Sqrt(Add(ReduceMean(Pow(d, 2)), eps))) with
+** d = Sub(x, ReduceMean(x)) over the last axis, as one LayerNormalization pass (the Div node
+** becomes it; the scale and bias Mul and Add after it stay). Seven passes over the tensor
+** become one. */
+static int fuse_layernorm(lpq_graph_t *g, gnode_t *div, lpq_error_t *err) {
+  if (div->nin != 2 || div->nout != 1)
+    return 0;
+  gnode_t *sq = producer_of(g, div->in[1], "Sqrt", 1);
+  gnode_t *add = sq ? producer_of(g, sq->in[0], "Add", 1) : NULL;
+  if (!add)
+    return 0;
+  const int v = add->in[0] >= 0 && gv(g, add->in[0])->cdata ? add->in[1] : add->in[0];
+  const float *eps = const_scalar(g, add, v);
+  gnode_t *rm2 = eps ? producer_of(g, v, "ReduceMean", 1) : NULL;
+  gnode_t *pw = rm2 ? producer_of(g, rm2->in[0], "Pow", 1) : NULL;
+  const float *two = pw ? const_scalar(g, pw, pw->in[0]) : NULL;
+  gnode_t *sub = two && *two == 2.0f && pw->in[0] == div->in[0]
+                     ? producer_of(g, div->in[0], "Sub", 2) : NULL;
+  gnode_t *rm1 = sub && sub->nin == 2 ? producer_of(g, sub->in[1], "ReduceMean", 1) : NULL;
+  if (!rm1 || rm1->in[0] != sub->in[0])
+    return 0;
+  const gval_t *x = gv(g, sub->in[0]), *mu = gv(g, sub->in[1]), *var = gv(g, v);
+  if (x->dtype != LPQ_DT_F32 || x->ndim < 1 || x->shape[x->ndim - 1] < 1)
+    return 0;
+  for (int i = 0; i < x->ndim; i++) /* both means keep every axis but the last */
+    if (mu->ndim != x->ndim || var->ndim != x->ndim ||
+        mu->shape[i] != (i == x->ndim - 1 ? 1 : x->shape[i]) || var->shape[i] != mu->shape[i])
+      return 0;
+  const gval_t *y = gv(g, div->out[0]);
+  if (y->count != x->count || y->ndim != x->ndim)
+    return 0;
+  const size_t inner = (size_t)x->shape[x->ndim - 1];
+  int rc = lpq__ln_adopt(div, sub->in[0], x->count / inner, inner, *eps, err);
+  if (rc)
+    return rc;
+  rm1->dead = sub->dead = pw->dead = rm2->dead = add->dead = sq->dead = 1;
+  count_uses(g);
+  return 0;
+}
+
 static void fuse_act(lpq_graph_t *g, gnode_t *a) {
   gnode_t *p = sole_producer(g, a);
   if (!p || (!is_op(p, "Conv") && !is_op(p, "Gemm")) || p->act != ACT_NONE || a->nout != 1)
@@ -167,6 +227,8 @@ int lpq__graph_optimize(lpq_graph_t *g, lpq_error_t *err) {
       fuse_act(g, n);
     else if (is_op(n, "Mul"))
       fuse_silu(g, n);
+    else if (is_op(n, "Div"))
+      rc = fuse_layernorm(g, n, err);
     if (rc != 0)
       return rc;
     if (n->dead)

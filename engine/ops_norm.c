@@ -139,9 +139,9 @@ static void ln_task(void *arg, size_t task, int tid) {
   const ln_job_t *j = arg;
   const kctx_t *k = j->k;
   const ln_params_t *p = j->p;
-  const float *x = k->in[0], *scale = k->in[1];
+  const float *x = k->in[0], *scale = k->n->nin > 1 ? k->in[1] : NULL; /* none: decomposed */
   const float *bias = k->n->nin > 2 ? k->in[2] : NULL;
-  const size_t sc = gv(k->g, k->n->in[1])->count;
+  const size_t sc = scale ? gv(k->g, k->n->in[1])->count : 0;
   const size_t bc = bias ? gv(k->g, k->n->in[2])->count : 0;
   float *y = k->out[0], *mean_out = k->n->nout > 1 ? k->out[1] : NULL;
   float *istd_out = k->n->nout > 2 ? k->out[2] : NULL;
@@ -167,7 +167,10 @@ static void ln_task(void *arg, size_t task, int tid) {
       ss[0] += d * d;
     }
     const double istd = 1.0 / sqrt((D ? sum8(ss) / (double)D : 0.0) + p->eps);
-    if (sc == D && (!bias || bc == D)) {
+    if (!scale) {
+      for (size_t i = 0; i < D; i++)
+        yr[i] = (float)((xr[i] - mean) * istd);
+    } else if (sc == D && (!bias || bc == D)) {
       for (size_t i = 0; i < D; i++) {
         const float v = (float)((xr[i] - mean) * istd) * scale[i];
         yr[i] = bias ? v + bias[i] : v;
@@ -349,6 +352,26 @@ static int softmax_run(const kctx_t *k) {
           yr[i * I] *= inv;
       }
     }
+  return 0;
+}
+
+/* (x - mean) / sqrt(var + eps) over the last axis, written out as ReduceMean, Sub, Pow,
+** ReduceMean, Add, Sqrt and Div (PyTorch's export of LayerNorm before opset 17): graph_opt.c
+** hands the Div node here, which then reads x alone and runs as a LayerNormalization without
+** scale. */
+static const op_def_t ln_bare_def = {"LayerNormalization", NULL, NULL, ln_run};
+
+int lpq__ln_adopt(gnode_t *n, int x, size_t outer, size_t inner, float eps, lpq_error_t *err) {
+  ln_params_t *p = calloc(1, sizeof *p);
+  char *name = strdup("LayerNormalization");
+  if (!p || !name) {
+    free(p), free(name);
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
+  }
+  free(n->params), free(n->op_type);
+  n->params = p, n->op_type = name, n->op = &ln_bare_def;
+  p->eps = eps, p->outer = outer, p->inner = inner;
+  n->in[0] = x, n->nin = 1;
   return 0;
 }
 

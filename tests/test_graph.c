@@ -3,6 +3,7 @@
 ** PyTorch, the layer table, hooks (weight swap, private input copies, output reads), batch
 ** sizes, sharing one graph between threads, and the memory plan. */
 #include "engine/engine.h"
+#include "engine/engine_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -114,6 +115,29 @@ static void matches_fixture(const char *stem, int batch) {
 ** through Identity nodes. Once wrong: the Add fused into the conv that ran first, which read
 ** the other branch's output before it was written. */
 Test(graph, matches_pytorch_on_shortcuts_and_groups) { matches_fixture("engine_branch", 3); }
+
+/* The rewrites those fixtures go through happened: opset 11's three decomposed LayerNorms
+** (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div) each run as one LayerNormalization node,
+** and the branch fixture's SiLU (Mul(x, Sigmoid(x))) as its Sigmoid node alone, while its SE
+** gate Mul(x, Sigmoid(y)) stays a Mul. */
+static int live(const lpq_graph_t *g, const char *op) {
+  int count = 0;
+  for (size_t k = 0; k < g->nnodes; k++)
+    count += !g->nodes[k].dead && strcmp(g->nodes[k].op_type, op) == 0;
+  return count;
+}
+
+Test(graph, decomposed_layernorm_and_silu_are_fused) {
+  lpq_graph_t *g = load(models[0], 2);
+  cr_assert_eq(live(g, "LayerNormalization"), 3);
+  cr_assert_eq(live(g, "Pow"), 0);
+  cr_assert_eq(live(g, "Sqrt"), 0);
+  lpq_graph_free(&g);
+  g = load(FIX "engine_branch.onnx", 3);
+  cr_assert_eq(live(g, "Sigmoid"), 2);
+  cr_assert_eq(live(g, "Mul"), 1, "the SiLU's Mul is fused, the SE gate's is not");
+  lpq_graph_free(&g);
+}
 
 /* F.interpolate's nearest, bilinear (align_corners both ways, up and down) and bicubic modes as
 ** torch exports them: Resize (engine/ops_resize.c). */

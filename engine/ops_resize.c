@@ -287,11 +287,66 @@ static int resize_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return 0;
 }
 
+/* The usual case, only the last two axes resized (images, feature maps): plane by plane, each
+** output row first blends its input rows (rowbuf, in double), then each output column its
+** taps of that blend. The same sums as resize_run's, grouped by axis. */
+#define RESIZE_ROW_MAX 4096 /* input row length the blend buffer (on the stack) holds */
+
+static int planes_only(const resize_params_t *p) {
+  if (p->nd < 2)
+    return 0;
+  for (int a = 0; a < p->nd - 2; a++) {
+    if (p->ntaps[a] != 1 || p->in_shape[a] != p->out_shape[a] || p->extrapolate)
+      return 0;
+    for (int64_t o = 0; o < p->out_shape[a]; o++) /* and maps each index to itself */
+      if (p->idx[p->tab[a] + (size_t)o] != o)
+        return 0;
+  }
+  return p->in_shape[p->nd - 1] <= RESIZE_ROW_MAX;
+}
+
+static void resize_planes(const resize_params_t *p, const float *x, float *y) {
+  const int h = p->nd - 2, w = p->nd - 1;
+  const int64_t IH = p->in_shape[h], IW = p->in_shape[w], OH = p->out_shape[h], OW = p->out_shape[w];
+  const int th = p->ntaps[h], tw = p->ntaps[w];
+  size_t planes = 1;
+  for (int a = 0; a < h; a++)
+    planes *= (size_t)p->in_shape[a];
+  double row[RESIZE_ROW_MAX];
+  for (size_t pl = 0; pl < planes; pl++) {
+    const float *xp = x + pl * (size_t)(IH * IW);
+    float *yp = y + pl * (size_t)(OH * OW);
+    for (int64_t oy = 0; oy < OH; oy++) {
+      const int64_t *iy = p->idx + p->tab[h] + (size_t)oy * (size_t)th;
+      const double *wy = p->w + p->tab[h] + (size_t)oy * (size_t)th;
+      for (int64_t ix = 0; ix < IW; ix++)
+        row[ix] = 0;
+      for (int t = 0; t < th; t++)
+        if (wy[t] != 0)
+          for (int64_t ix = 0; ix < IW; ix++)
+            row[ix] += wy[t] * (double)xp[iy[t] * IW + ix];
+      for (int64_t ox = 0; ox < OW; ox++) {
+        const int64_t *ixs = p->idx + p->tab[w] + (size_t)ox * (size_t)tw;
+        const double *wx = p->w + p->tab[w] + (size_t)ox * (size_t)tw;
+        double acc = 0;
+        for (int t = 0; t < tw; t++)
+          if (wx[t] != 0)
+            acc += wx[t] * row[ixs[t]];
+        yp[oy * OW + ox] = (float)acc;
+      }
+    }
+  }
+}
+
 static int resize_run(const kctx_t *k) {
   const resize_params_t *p = k->n->params;
   const float *x = k->in[0];
   float *y = k->out[0];
   const int nd = p->nd;
+  if (planes_only(p)) {
+    resize_planes(p, x, y);
+    return 0;
+  }
   size_t count = 1;
   for (int a = 0; a < nd; a++)
     count *= (size_t)p->out_shape[a];

@@ -200,6 +200,11 @@ static void math_task(void *arg, size_t task, int tid) {
   lpq__kern_math(j->kind, j->x + at, j->y + at, n);
 }
 
+static inline float clamp01(float v) {
+  v = v < 0.0f ? 0.0f : v;
+  return v > 1.0f ? 1.0f : v;
+}
+
 static int unary_run(const kctx_t *k) {
   const unary_params_t *p = k->n->params;
   const gval_t *x = gv(k->g, k->n->in[0]);
@@ -213,13 +218,32 @@ static int unary_run(const kctx_t *k) {
   if (x->dtype == LPQ_DT_F32) {
     const float *a = k->in[0];
     float *y = k->out[0];
-    if (p->kind == U_RELU) { /* the hot one: keep it a plain loop the compiler vectorises */
-      for (size_t i = 0; i < cnt; i++)
-        y[i] = a[i] > 0.0f ? a[i] : 0.0f;
+    const float al = p->alpha, be = p->beta;
+#define U_LOOP(expr)                                                                           \
+  for (size_t i = 0; i < cnt; i++) {                                                           \
+    const float x = a[i];                                                                      \
+    y[i] = (expr);                                                                             \
+  }
+    /* the cheap ones as plain loops the compiler vectorises (MobileNetV3's hard activations) */
+    if (p->kind == U_RELU) {
+      U_LOOP(x > 0.0f ? x : 0.0f);
+    } else if (p->kind == U_HSIGMOID) { /* compares, not fminf/fmaxf: vectorised, NaN stays */
+      U_LOOP(clamp01(al * x + be));
+    } else if (p->kind == U_HSWISH) {
+      U_LOOP(x * clamp01(x / 6.0f + 0.5f));
+    } else if (p->kind == U_LRELU) {
+      U_LOOP(x >= 0.0f ? x : al * x);
+    } else if (p->kind == U_SQRT) {
+      U_LOOP(sqrtf(x));
+    } else if (p->kind == U_NEG) {
+      U_LOOP(-x);
+    } else if (p->kind == U_RECIP) {
+      U_LOOP(1.0f / x);
     } else {
       for (size_t i = 0; i < cnt; i++)
         y[i] = unary_f(p, a[i]);
     }
+#undef U_LOOP
   } else if (x->dtype == LPQ_DT_I64) {
     const int64_t *a = k->in[0];
     int64_t *y = k->out[0];

@@ -356,12 +356,49 @@ static void binary_apply(const bcast_t *bc, binary_kind_t kind, lpq_dtype_t ta, 
   }
 }
 
+/* A two-input op over a slice of the output's first (merged) dim: large tensors split over the
+** context's threads. */
+typedef struct binary_job_t {
+  const bcast_t *bc;
+  binary_kind_t kind;
+  lpq_dtype_t ta, tb, ty;
+  const char *a, *b;
+  char *y;
+  int64_t per; /* first-dim indices per task */
+} binary_job_t;
+
+#define BINARY_SPLIT (1 << 16) /* outputs from which a second thread pays */
+
+static void binary_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const binary_job_t *j = arg;
+  bcast_t sub = *j->bc;
+  const int64_t i0 = (int64_t)task * j->per;
+  const int64_t i1 = i0 + j->per < sub.shape[0] ? i0 + j->per : sub.shape[0];
+  int64_t inner = 1;
+  for (int d = 1; d < sub.nd; d++)
+    inner *= sub.shape[d];
+  sub.shape[0] = i1 - i0;
+  binary_apply(&sub, j->kind, j->ta, j->tb,
+               j->a + i0 * sub.st[0][0] * (int64_t)lpq_dtype_size(j->ta),
+               j->b + i0 * sub.st[1][0] * (int64_t)lpq_dtype_size(j->tb),
+               j->y + i0 * inner * (int64_t)lpq_dtype_size(j->ty));
+}
+
 static int binary_run(const kctx_t *k) {
   const binary_params_t *p = k->n->params;
   const gval_t *va = gv(k->g, k->n->in[0]), *y = gv(k->g, k->n->out[0]);
   const int variadic = p->kind == B_MIN || p->kind == B_MAX || p->kind == B_SUM || p->kind == B_MEAN;
   if (!variadic) {
     const gval_t *vb = gv(k->g, k->n->in[1]);
+    const int64_t first = p->bc[0].shape[0], threads = lpq__threads_count(k->pool);
+    if (threads > 1 && y->count >= BINARY_SPLIT && first >= 2) {
+      const int64_t tasks = first < 4 * threads ? first : 4 * threads;
+      const binary_job_t j = {&p->bc[0], p->kind, va->dtype, vb->dtype, y->dtype, k->in[0],
+                              k->in[1], k->out[0], (first + tasks - 1) / tasks};
+      lpq__threads_run(k->pool, (size_t)((first + j.per - 1) / j.per), binary_task, (void *)&j);
+      return 0;
+    }
     binary_apply(&p->bc[0], p->kind, va->dtype, vb->dtype, k->in[0], k->in[1], k->out[0]);
     return 0;
   }

@@ -143,6 +143,10 @@ Test(graph, decomposed_layernorm_and_silu_are_fused) {
 ** torch exports them: Resize (engine/ops_resize.c). */
 Test(graph, matches_pytorch_on_resize) { matches_fixture("engine_resize", 2); }
 
+/* Add, Mul, Sub, Div over 90,000 outputs in four broadcast patterns (split over two threads)
+** against NumPy. */
+Test(graph, large_broadcast_ops_match_numpy) { matches_fixture("engine_bcast", 3); }
+
 Test(graph, layer_table) {
   for (size_t m = 0; m < 2; m++) {
     lpq_graph_t *g = load(models[m], 2);

@@ -24,6 +24,8 @@ void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float 
 enum { LPQ_MATH_SIGMOID, LPQ_MATH_SILU, LPQ_MATH_TANH, LPQ_MATH_ERF, LPQ_MATH_EXP, LPQ_MATH_GELU,
        LPQ_MATH_GELU_TANH };
 void lpq__kern_math(int kind, const float *x, float *y, size_t n);
+/* y = softmax(x) over one row of n (x and y distinct or the same). */
+void lpq__kern_softmax_row(const float *x, float *y, size_t n);
 /* Depthwise convolution of any window, stride 1 or 2, of one channel plane as one flat pass per
 ** tap (ops_dwflat.c); scratch: lpq__dwflat_scratch(p) floats. */
 int lpq__dwflat_applies(const conv_params_t *p);

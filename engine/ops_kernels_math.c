@@ -105,7 +105,64 @@ static AVX2 void run256(int kind, const float *x, float *y, size_t n) {
     memcpy(y + i, t, (n - i) * sizeof *t);
   }
 }
+
+/* Softmax of one row: max, exp(x - max) stored with its sum (in double: each vector's lanes
+** converted and added to double accumulators, reduced in a fixed order), then the scale. */
+static AVX512 void softmax512(const float *x, float *y, size_t n) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 m = ninf;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+  const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+  if (i < n)
+    m = _mm512_max_ps(m, _mm512_mask_loadu_ps(ninf, tail, x + i));
+  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+  for (i = 0; i + 16 <= n; i += 16) {
+    const __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
+    _mm512_storeu_ps(y + i, e);
+    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+  }
+  if (i < n) {
+    const __m512 e = _mm512_maskz_mov_ps(
+        tail, _ZGVeN16v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), mx)));
+    _mm512_mask_storeu_ps(y + i, tail, e);
+    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+  }
+  const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+  for (i = 0; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), inv));
+  if (i < n)
+    _mm512_mask_storeu_ps(y + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, y + i), inv));
+}
 #endif
+
+void lpq__kern_softmax_row(const float *x, float *y, size_t n) {
+#ifdef LPQ_X86_VARIANTS
+  if (lpq__isa() == LPQ_ISA_AVX512 && n > 0) {
+    softmax512(x, y, n);
+    return;
+  }
+#endif
+  float mx = -INFINITY;
+  for (size_t i = 0; i < n; i++)
+    mx = x[i] > mx ? x[i] : mx;
+  for (size_t i = 0; i < n; i++)
+    y[i] = x[i] - mx;
+  lpq__kern_math(LPQ_MATH_EXP, y, y, n);
+  double s[4] = {0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    s[0] += y[i], s[1] += y[i + 1], s[2] += y[i + 2], s[3] += y[i + 3];
+  for (; i < n; i++)
+    s[0] += y[i];
+  const float inv = (float)(1.0 / ((s[0] + s[1]) + (s[2] + s[3])));
+  for (i = 0; i < n; i++)
+    y[i] *= inv;
+}
 
 void lpq__kern_math(int kind, const float *x, float *y, size_t n) {
 #ifdef LPQ_X86_VARIANTS

@@ -273,9 +273,9 @@ static int softmax_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, x->shape, err);
 }
 
-/* Rows [task * SOFTMAX_ROWS, ...) of a softmax over the last axis: the row max, exp of the
-** differences vectorised (lpq__kern_math), their sum in double (four partial sums, added in a
-** fixed order), then the scale (or, for LogSoftmax, x - max - log(sum)). */
+/* Rows [task * SOFTMAX_ROWS, ...) of a softmax over the last axis (lpq__kern_softmax_row: the
+** row max, exp of the differences vectorised, their sum in double, the scale), or for
+** LogSoftmax x - max - log(sum). */
 #define SOFTMAX_ROWS 32
 
 typedef struct softmax_job_t {
@@ -292,28 +292,22 @@ static void softmax_task(void *arg, size_t task, int tid) {
   for (size_t r = r0; r < r1; r++) {
     const float *xr = j->x + r * L;
     float *yr = j->y + r * L;
+    if (!j->p->log) {
+      lpq__kern_softmax_row(xr, yr, L);
+      continue;
+    }
     float mx = -INFINITY;
     for (size_t i = 0; i < L; i++)
       mx = xr[i] > mx ? xr[i] : mx;
     for (size_t i = 0; i < L; i++)
       yr[i] = xr[i] - mx;
     lpq__kern_math(LPQ_MATH_EXP, yr, yr, L);
-    double s[4] = {0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 4 <= L; i += 4)
-      s[0] += yr[i], s[1] += yr[i + 1], s[2] += yr[i + 2], s[3] += yr[i + 3];
-    for (; i < L; i++)
-      s[0] += yr[i];
-    const double sum = (s[0] + s[1]) + (s[2] + s[3]);
-    if (j->p->log) {
-      const float ls = (float)log(sum);
-      for (i = 0; i < L; i++)
-        yr[i] = xr[i] - mx - ls;
-    } else {
-      const float inv = (float)(1.0 / sum);
-      for (i = 0; i < L; i++)
-        yr[i] *= inv;
-    }
+    double sum = 0.0;
+    for (size_t i = 0; i < L; i++)
+      sum += yr[i];
+    const float ls = (float)log(sum);
+    for (size_t i = 0; i < L; i++)
+      yr[i] = xr[i] - mx - ls;
   }
 }
 

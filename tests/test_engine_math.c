@@ -83,6 +83,49 @@ static void all_kinds(void) {
   free(x), free(y);
 }
 
+/* Softmax rows of every length from 1 to 70 (partial vectors), shifted far from zero, with
+** -Inf entries (probability 0), against the formula in double; a NaN spreads to its row. */
+static void softmax_rows(void) {
+  unsigned s = 777;
+  for (size_t n = 1; n <= 70; n++) {
+    float x[70], y[72];
+    for (size_t i = 0; i < n; i++) {
+      s = s * 1103515245u + 12345u;
+      x[i] = (float)((s >> 8) & 0xffff) / 4096.0f - 8.0f + (n % 3 == 0 ? 80.0f : 0.0f);
+    }
+    if (n > 3)
+      x[n / 2] = -INFINITY;
+    y[n] = y[n + 1] = 42.0f;
+    lpq__kern_softmax_row(x, y, n);
+    double mx = -INFINITY, sum = 0;
+    for (size_t i = 0; i < n; i++)
+      mx = fmax(mx, x[i]);
+    for (size_t i = 0; i < n; i++)
+      sum += exp((double)x[i] - mx);
+    for (size_t i = 0; i < n; i++) {
+      const double want = exp((double)x[i] - mx) / sum;
+      cr_assert_leq(fabs(y[i] - want), 8 * 0x1p-24 * want + 1e-30, "length %zu: y[%zu] = %.9g, "
+                    "expected %.9g", n, i, y[i], want);
+    }
+    cr_assert(y[n] == 42.0f && y[n + 1] == 42.0f, "length %zu wrote past its end", n);
+    float inplace[70];
+    memcpy(inplace, x, n * sizeof *x);
+    lpq__kern_softmax_row(inplace, inplace, n);
+    cr_assert_arr_eq(inplace, y, n * sizeof *y, "length %zu in place differs", n);
+    x[0] = NAN;
+    lpq__kern_softmax_row(x, y, n);
+    for (size_t i = 0; i < n; i++)
+      cr_assert(isnan(y[i]), "length %zu: a NaN input left y[%zu] = %g", n, i, y[i]);
+  }
+}
+
+Test(engine_math, softmax_rows_at_the_best_isa) { softmax_rows(); }
+
+Test(engine_math, softmax_rows_generic) {
+  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
+  softmax_rows();
+}
+
 Test(engine_math, every_activation_at_the_best_isa) { all_kinds(); }
 
 Test(engine_math, every_activation_with_avx2) {

@@ -48,14 +48,25 @@ class SegOut(torch.nn.Module):
 
 
 def build(name, kind):
+    """The model with seeded random weights and BatchNorm statistics (a fresh BN's mean 0 and
+    variance 1 would hide any error in its folding, and can leave a head's output constant)."""
     torch.manual_seed(7)
     kw = {"weights": None}
     if name in ("googlenet", "inception_v3"):
-        kw.update(aux_logits=False, init_weights=True)
+        kw.update(aux_logits=False, init_weights=False)  # torch.nn defaults: a live output
     if kind == "seg":
         kw["weights_backbone"] = None
-        return SegOut(getattr(torchvision.models.segmentation, name)(**kw)).eval()
-    return getattr(torchvision.models, name)(**kw).eval()
+        m = SegOut(getattr(torchvision.models.segmentation, name)(**kw))
+    else:
+        m = getattr(torchvision.models, name)(**kw)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+    return m.eval()
 
 
 def export(out, name, batch, res, kind):

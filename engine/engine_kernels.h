@@ -26,6 +26,10 @@ enum { LPQ_MATH_SIGMOID, LPQ_MATH_SILU, LPQ_MATH_TANH, LPQ_MATH_ERF, LPQ_MATH_EX
 void lpq__kern_math(int kind, const float *x, float *y, size_t n);
 /* y = softmax(x) over one row of n (x and y distinct or the same). */
 void lpq__kern_softmax_row(const float *x, float *y, size_t n);
+/* y = (x - mean) / sqrt(var + eps) * scale[i] (+ bias[i]) over one row with a full scale, mean
+** and 1/sqrt(var + eps) in double: AVX-512 only (1), else 0 and nothing done. */
+int lpq__kern_layernorm_row(const float *x, float *y, size_t n, double eps, const float *scale,
+                            const float *bias, double *mean, double *istd);
 /* Depthwise convolution of any window, stride 1 or 2, of one channel plane as one flat pass per
 ** tap (ops_dwflat.c); scratch: lpq__dwflat_scratch(p) floats. */
 int lpq__dwflat_applies(const conv_params_t *p);

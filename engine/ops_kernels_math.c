@@ -138,6 +138,69 @@ static AVX512 void softmax512(const float *x, float *y, size_t n) {
   if (i < n)
     _mm512_mask_storeu_ps(y + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, y + i), inv));
 }
+
+/* One LayerNormalization row with a full scale (and bias, or none): mean and variance in
+** double (16 floats converted per step into two double accumulators each), the normalised value
+** rounded to float, then * scale + bias in float. */
+static AVX512 void layernorm512(const float *x, float *y, size_t n, double eps, const float *scale,
+                                const float *bias, double *mean_out, double *istd_out) {
+  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+  size_t i = 0;
+  const __mmask16 tail = (__mmask16)((1u << (n % 16)) - 1);
+  const size_t full = n / 16 * 16;
+  for (; i < full; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+  }
+  if (tail) {
+    const __m512 v = _mm512_maskz_loadu_ps(tail, x + i);
+    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+  }
+  const double mean = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n;
+  const __m512d m = _mm512_set1_pd(mean);
+  __m512d q0 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd();
+  for (i = 0; i < n; i += 16) {
+    const __mmask16 k = i + 16 <= n ? (__mmask16)0xffff : tail;
+    const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+    const __m512d d0 = _mm512_maskz_sub_pd((__mmask8)k, _mm512_cvtps_pd(_mm512_castps512_ps256(v)), m);
+    const __m512d d1 =
+        _mm512_maskz_sub_pd((__mmask8)(k >> 8), _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), m);
+    q0 = _mm512_fmadd_pd(d0, d0, q0);
+    q1 = _mm512_fmadd_pd(d1, d1, q1);
+  }
+  const double istd = 1.0 / sqrt(_mm512_reduce_add_pd(_mm512_add_pd(q0, q1)) / (double)n + eps);
+  const __m512d is = _mm512_set1_pd(istd);
+  for (i = 0; i < n; i += 16) {
+    const __mmask16 k = i + 16 <= n ? (__mmask16)0xffff : tail;
+    const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+    const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
+        _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), m), is));
+    const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
+        _mm512_sub_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), m), is));
+    __m512 r = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+    r = _mm512_mul_ps(r, _mm512_maskz_loadu_ps(k, scale + i));
+    if (bias)
+      r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, bias + i));
+    _mm512_mask_storeu_ps(y + i, k, r);
+  }
+  *mean_out = mean, *istd_out = istd;
+}
+
+int lpq__kern_layernorm_row(const float *x, float *y, size_t n, double eps, const float *scale,
+                            const float *bias, double *mean, double *istd) {
+  if (lpq__isa() != LPQ_ISA_AVX512 || n == 0 || !scale)
+    return 0;
+  layernorm512(x, y, n, eps, scale, bias, mean, istd);
+  return 1;
+}
+#else
+int lpq__kern_layernorm_row(const float *x, float *y, size_t n, double eps, const float *scale,
+                            const float *bias, double *mean, double *istd) {
+  (void)x, (void)y, (void)n, (void)eps, (void)scale, (void)bias, (void)mean, (void)istd;
+  return 0;
+}
 #endif
 
 void lpq__kern_softmax_row(const float *x, float *y, size_t n) {

@@ -126,6 +126,45 @@ Test(engine_math, softmax_rows_generic) {
   softmax_rows();
 }
 
+/* The AVX-512 LayerNormalization row (where the CPU has it) against the formula in double:
+** lengths 1 to 70, an offset mean, bias or none; mean and 1/std returned too. */
+Test(engine_math, layernorm_rows) {
+  unsigned s = 99;
+  float x[70], y[72], sc[70], b[70];
+  for (size_t n = 1; n <= 70; n++) {
+    for (size_t i = 0; i < n; i++) {
+      s = s * 1103515245u + 12345u;
+      x[i] = (float)((s >> 8) & 0xffff) / 8192.0f + 3.0f;
+      sc[i] = 0.5f + (float)(i % 7) / 7.0f, b[i] = (float)(i % 5) - 2.0f;
+    }
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+      y[n] = y[n + 1] = 42.0f;
+      double mean, istd;
+      if (!lpq__kern_layernorm_row(x, y, n, 1e-5, sc, with_bias ? b : NULL, &mean, &istd)) {
+        cr_assert_neq(lpq__isa(), LPQ_ISA_AVX512, "no AVX-512 row on an AVX-512 kernel set");
+        return;
+      }
+      double m = 0, v = 0;
+      for (size_t i = 0; i < n; i++)
+        m += x[i];
+      m /= (double)n;
+      for (size_t i = 0; i < n; i++)
+        v += (x[i] - m) * (x[i] - m);
+      const double is = 1.0 / sqrt(v / (double)n + 1e-5);
+      cr_assert_leq(fabs(mean - m), 1e-12 * fabs(m), "length %zu: mean %.17g, expected %.17g", n,
+                    mean, m);
+      cr_assert_leq(fabs(istd - is), 1e-9 * is, "length %zu: 1/std %.17g, expected %.17g", n, istd,
+                    is);
+      for (size_t i = 0; i < n; i++) {
+        const double want = (x[i] - m) * is * sc[i] + (with_bias ? b[i] : 0.0);
+        cr_assert_leq(fabs(y[i] - want), 4e-7 * (fabs((x[i] - m) * is * sc[i]) + fabs(want)) + 1e-6,
+                      "length %zu: y[%zu] = %.9g, expected %.9g", n, i, y[i], want);
+      }
+      cr_assert(y[n] == 42.0f && y[n + 1] == 42.0f, "length %zu wrote past its end", n);
+    }
+  }
+}
+
 Test(engine_math, every_activation_at_the_best_isa) { all_kinds(); }
 
 Test(engine_math, every_activation_with_avx2) {

@@ -70,14 +70,17 @@ static int run(const char *cmd, char *out, size_t cap) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The environment prefix that preloads the shim (ASan's runtime wants to come first: told not to
-** check, for check-asan's build). */
+/* The environment prefix that preloads the shim (for check-asan's build: ASan's runtime wants to
+** come first, told not to check; and it must let the shim install its SIGSEGV handler). */
 static void shim_env(char *buf, size_t cap) {
   char shim[PATH_MAX];
   snprintf(shim, sizeof shim, "%s/bench/cpuid_avx2.so", build_dir());
   char *abs = realpath(shim, NULL);
   cr_assert_not_null(abs, "%s missing: make builds it", shim);
-  snprintf(buf, cap, "ASAN_OPTIONS=$ASAN_OPTIONS:verify_asan_link_order=0 LD_PRELOAD=%s", abs);
+  snprintf(buf, cap,
+           "ASAN_OPTIONS=$ASAN_OPTIONS:verify_asan_link_order=0:allow_user_segv_handler=1 "
+           "LD_PRELOAD=%s",
+           abs);
   free(abs);
 }
 
@@ -94,8 +97,9 @@ Test(cpuid_shim, hides_avx512_keeps_avx2) {
   snprintf(cmd, sizeof cmd, "LPQ_CPUID_PROBE=1 '%s'", self);
   bits_t plain, shimmed;
   cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
-  cr_assert_eq(sscanf(out, "%u %u %u %u", &plain.avx512f, &plain.avx2, &plain.fma, &plain.zmm_state),
-               4, "%s", out);
+  cr_assert_eq(
+      sscanf(out, "%u %u %u %u", &plain.avx512f, &plain.avx2, &plain.fma, &plain.zmm_state), 4,
+      "%s", out);
   const bits_t here = read_bits();
   cr_assert_eq(plain.avx512f, here.avx512f, "without the shim the probe sees the real CPU");
   snprintf(cmd, sizeof cmd, "%s LPQ_CPUID_PROBE=1 '%s'", env, self);

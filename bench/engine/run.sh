@@ -32,7 +32,7 @@ mkdir -p "$OUT"
 
 # PRE: the command prefix of every runtime's process (empty, or the AVX2 shim and glibc tunables)
 PRE=()
-peers="peers run their best code (AVX-512 here when the CPU has it)"
+peers="ORT and torch run their best code (AVX-512 where the CPU has it)"
 if [ "${LPQ_ISA:-}" = avx2 ] && [ "${CPUID_SHIM:-}" != none ]; then
     SHIM=${CPUID_SHIM:-build/bench/cpuid_avx2.so}
     [ -f "$SHIM" ] || { echo "bench: $SHIM missing (make $SHIM)" >&2; exit 1; }
@@ -84,7 +84,7 @@ check() {
 
 echo "lpq engine benchmark: batch 8, 224x224, $RUNS timed runs (lpq: all $RUNS; ORT, torch: after $WARMUP warm-up), median ms per batch"
 echo "ONNX Runtime: onnxruntime-node $(node -p 'require("./bench/engine/node_modules/onnxruntime-node/package.json").version'); PyTorch: $($PY -c 'import torch; print(torch.__version__)'); $(nproc) cores"
-echo "ISA: LPQ_ISA=${LPQ_ISA:-unset}; $peers"
+[ -z "${LPQ_ISA:-}" ] || echo "ISA: LPQ_ISA=$LPQ_ISA; $peers"
 [ $lpq_ok = 1 ] || echo "lpq: unavailable ($LPQ has no 'run' subcommand yet)"
 printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' model thr "lpq ms" "ORT ms" "torch ms" lpq/ORT torch/ORT "lpq MB" "ORT MB" "torch MB" "lpq err"
 scal=""

@@ -67,12 +67,20 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
+# bench/engine/cpuid_avx2.c: an LD_PRELOAD shim that hides AVX-512 from a process (CPUID
+# faulting), for bench/engine/run.sh's AVX2 row; a bench tool, never linked into lpq. Built
+# without the sanitizers: it is preloaded into programs that are not.
+BENCH_TOOLS := $(BUILD)/bench/cpuid_avx2.so
+$(BUILD)/bench/cpuid_avx2.so: bench/engine/cpuid_avx2.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 .PHONY: all deps test check check-asan demo bench clean
-all: $(LIBS) $(BINS) $(TESTS) $(BENCHES) $(MAN_PAGES)
+all: $(LIBS) $(BINS) $(TESTS) $(BENCHES) $(BENCH_TOOLS) $(MAN_PAGES)
 # The four programs alone (make install, the Debian package): mk/install.mk.
 programs: $(BINS)
 

@@ -4,7 +4,17 @@
 # peak resident memory. Usage (from anywhere): bench/engine/run.sh
 # Settings by environment: RUNS (timed runs, default 20), WARMUP (3), THREADS ("1 2"),
 # MODELS ("resnet18 mobilenet_v2"), LPQ (build/bin/lpq), LPQ_ISA (avx2: lpq's AVX2 kernels on
-# an AVX-512 machine). Prints the medians, their ratios, the thread scaling and peak memory.
+# an AVX-512 machine, see below), CPUID_SHIM (build/bench/cpuid_avx2.so; "none": LPQ_ISA=avx2
+# forces lpq alone). Prints the medians, their ratios, the thread scaling and peak memory.
+#
+# The AVX2 row (LPQ_ISA=avx2) on an AVX-512 machine: every runtime, lpq, ONNX Runtime and PyTorch,
+# runs under build/bench/cpuid_avx2.so (bench/engine/cpuid_avx2.c, built by `make`), an
+# LD_PRELOAD shim that uses the CPU's CPUID faulting to hide AVX-512 (and AMX) from the process:
+# MLAS, oneDNN, OpenBLAS and lpq's own dispatch then pick their AVX2 code, as on an AVX2-only
+# machine; GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512... does the same for glibc's ifuncs (memcpy,
+# libmvec), which ld.so chooses before the shim runs. Without CPUID faulting (no `cpuid_fault` in
+# /proc/cpuinfo) the shim says so on stderr and the peers run their AVX-512 code; the header line
+# says which. The shim is a benchmark tool only; lpq never links it.
 # Needs /usr/bin/python3 with torch/torchvision/onnx, node + npm, /usr/bin/time; prints a table,
 # then one verdict line per target (bench/verdict.sh): lpq no slower than ONNX Runtime, 2
 # threads >= 1.8x one, peak memory below ONNX Runtime's.
@@ -19,6 +29,24 @@ MODELS=${MODELS:-"resnet18 mobilenet_v2"}
 LPQ=${LPQ:-build/bin/lpq}
 PY=/usr/bin/python3
 mkdir -p "$OUT"
+
+# PRE: the command prefix of every runtime's process (empty, or the AVX2 shim and glibc tunables)
+PRE=()
+peers="ORT and torch run their best code (AVX-512 where the CPU has it)"
+if [ "${LPQ_ISA:-}" = avx2 ] && [ "${CPUID_SHIM:-}" != none ]; then
+    SHIM=${CPUID_SHIM:-build/bench/cpuid_avx2.so}
+    [ -f "$SHIM" ] || { echo "bench: $SHIM missing (make $SHIM)" >&2; exit 1; }
+    hide=AVX512F,AVX512VL,AVX512BW,AVX512DQ,AVX512CD,AVX512_IFMA,AVX512_VBMI,AVX512_VBMI2
+    hide=$hide,AVX512_VNNI,AVX512_BITALG,AVX512_VPOPCNTDQ,AVX512_BF16,AVX512_FP16
+    PRE=(env "LD_PRELOAD=$(realpath "$SHIM")" "GLIBC_TUNABLES=glibc.cpu.hwcaps=-${hide//,/,-}")
+    if grep -qw cpuid_fault /proc/cpuinfo; then
+        peers="lpq, ORT and torch all forced to AVX2 via CPUID masking ($SHIM)"
+    else
+        peers="no CPUID faulting on this CPU: ORT and torch run their best code, unlike lpq"
+    fi
+elif [ "${LPQ_ISA:-}" = avx2 ]; then
+    peers="CPUID_SHIM=none: only lpq is forced to AVX2; ORT and torch run their best code"
+fi
 
 # (a) models and input, once
 for m in $MODELS; do
@@ -56,6 +84,7 @@ check() {
 
 echo "lpq engine benchmark: batch 8, 224x224, $RUNS timed runs (lpq: all $RUNS; ORT, torch: after $WARMUP warm-up), median ms per batch"
 echo "ONNX Runtime: onnxruntime-node $(node -p 'require("./bench/engine/node_modules/onnxruntime-node/package.json").version'); PyTorch: $($PY -c 'import torch; print(torch.__version__)'); $(nproc) cores"
+[ -z "${LPQ_ISA:-}" ] || echo "ISA: LPQ_ISA=$LPQ_ISA; $peers"
 [ $lpq_ok = 1 ] || echo "lpq: unavailable ($LPQ has no 'run' subcommand yet)"
 printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' model thr "lpq ms" "ORT ms" "torch ms" lpq/ORT torch/ORT "lpq MB" "ORT MB" "torch MB" "lpq err"
 scal=""
@@ -66,16 +95,16 @@ for m in $MODELS; do
     for t in $THREADS; do
         rm -f "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy"
         if [ $lpq_ok = 1 ]; then
-            measure "${m}_t${t}_lpq" "$LPQ" run --model "$OUT/$m.onnx" --data "$OUT/input.npy" \
+            measure "${m}_t${t}_lpq" "${PRE[@]}" "$LPQ" run --model "$OUT/$m.onnx" --data "$OUT/input.npy" \
                 --batch 8 --threads "$t" --repeat "$RUNS" --out "$OUT/${m}_t${t}_lpq_out.npy" --json
             lpq_ms=$MS; lpq_mb=$MB
-            [ "$MS" = n/a ] || isa=$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get("isa", "?"))' "$OUT/${m}_t${t}_lpq.json")
+            [ "$MS" = n/a ] || isa=$($PY -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(o.get("isa", "?") + ", OpenBLAS " + o.get("blas_core", "?"))' "$OUT/${m}_t${t}_lpq.json")
         else
             lpq_ms=n/a; lpq_mb=n/a
         fi
-        measure "${m}_t${t}_ort" node bench/engine/ort.js "$OUT/$m.onnx" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP" "$OUT/${m}_ort_out.npy"
+        measure "${m}_t${t}_ort" "${PRE[@]}" node bench/engine/ort.js "$OUT/$m.onnx" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP" "$OUT/${m}_ort_out.npy"
         ort_ms=$MS; ort_mb=$MB
-        measure "${m}_t${t}_torch" $PY bench/engine/torch_bench.py "$m" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP"
+        measure "${m}_t${t}_torch" "${PRE[@]}" $PY bench/engine/torch_bench.py "$m" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP"
         torch_ms=$MS; torch_mb=$MB
         med[lpq$t]=$lpq_ms; med[ort$t]=$ort_ms; med[torch$t]=$torch_ms
         printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' "$m" "$t" "$lpq_ms" "$ort_ms" "$torch_ms" \

@@ -2,7 +2,11 @@
 # lpq's engine speed against ONNX Runtime (onnxruntime-node) and PyTorch, same models, same
 # input, same thread counts; each measurement in its own process under /usr/bin/time -v for the
 # peak resident memory. Usage (from anywhere): bench/engine/run.sh
-# Settings by environment: RUNS (timed runs, default 20), WARMUP (3), THREADS ("1 2"),
+# Rounds: the whole set (each model, thread count and runtime) is measured ROUNDS times in turn,
+# so a slow minute of a shared host falls on every runtime alike; each table entry is the median
+# over the rounds, each ratio (lpq/ORT, thread scaling) the median of the ratios within a round.
+# Settings by environment: RUNS (timed runs per round, default 20), ROUNDS (3), WARMUP (3),
+# THREADS ("1 2"),
 # MODELS ("resnet18 mobilenet_v2"), LPQ (build/bin/lpq), LPQ_ISA (avx2: lpq's AVX2 kernels on
 # an AVX-512 machine, see below), CPUID_SHIM (build/bench/cpuid_avx2.so; "none": LPQ_ISA=avx2
 # forces lpq alone). Prints the medians, their ratios, the thread scaling and peak memory.
@@ -23,6 +27,7 @@ cd "$(dirname "$0")/../.."
 . bench/verdict.sh
 OUT=build/bench/engine
 RUNS=${RUNS:-20}
+ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3}
 THREADS=${THREADS:-"1 2"}
 MODELS=${MODELS:-"resnet18 mobilenet_v2"}
@@ -75,6 +80,10 @@ measure() {
 }
 
 ratio() { [ "$1" = n/a ] || [ "$2" = n/a ] && echo n/a || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# median of the arguments that are numbers (n/a when none)
+median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (!NR) print "n/a"; else printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# the largest of the numbers among the arguments
+largest() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | tail -1 | grep . || echo n/a; }
 
 # max |lpq - ORT| / max |ORT| over the logits: the speed is only worth reporting if this is small
 check() {
@@ -82,56 +91,69 @@ check() {
     $PY -c 'import numpy as np,sys; a=np.load(sys.argv[1]); b=np.load(sys.argv[2]); print("%.1e" % (np.abs(a-b).max() / np.abs(b).max()) if a.shape == b.shape else "shape")' "$1" "$2"
 }
 
-echo "lpq engine benchmark: batch 8, 224x224, $RUNS timed runs (lpq: all $RUNS; ORT, torch: after $WARMUP warm-up), median ms per batch"
+echo "lpq engine benchmark: batch 8, 224x224, $ROUNDS rounds of $RUNS timed runs (lpq: all $RUNS; ORT, torch: after $WARMUP warm-up), median ms per batch"
 echo "ONNX Runtime: onnxruntime-node $(node -p 'require("./bench/engine/node_modules/onnxruntime-node/package.json").version'); PyTorch: $($PY -c 'import torch; print(torch.__version__)'); $(nproc) cores"
 [ -z "${LPQ_ISA:-}" ] || echo "ISA: LPQ_ISA=$LPQ_ISA; $peers"
 [ $lpq_ok = 1 ] || echo "lpq: unavailable ($LPQ has no 'run' subcommand yet)"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A ms=() mb=()
+# every round measures everything once, in the same order
+for r in $(seq "$ROUNDS"); do
+    for m in $MODELS; do
+        for t in $THREADS; do
+            rm -f "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy"
+            MS=n/a; MB=n/a
+            if [ $lpq_ok = 1 ]; then
+                measure "${m}_t${t}_lpq" "${PRE[@]}" "$LPQ" run --model "$OUT/$m.onnx" --data "$OUT/input.npy" \
+                    --batch 8 --threads "$t" --repeat "$RUNS" --out "$OUT/${m}_t${t}_lpq_out.npy" --json
+                [ "$MS" = n/a ] || isa=$($PY -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(o.get("isa", "?") + ", OpenBLAS " + o.get("blas_core", "?"))' "$OUT/${m}_t${t}_lpq.json")
+            fi
+            ms[$m,$t,lpq,$r]=$MS; mb[$m,$t,lpq,$r]=$MB
+            measure "${m}_t${t}_ort" "${PRE[@]}" node bench/engine/ort.js "$OUT/$m.onnx" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP" "$OUT/${m}_ort_out.npy"
+            ms[$m,$t,ort,$r]=$MS; mb[$m,$t,ort,$r]=$MB
+            measure "${m}_t${t}_torch" "${PRE[@]}" $PY bench/engine/torch_bench.py "$m" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP"
+            ms[$m,$t,torch,$r]=$MS; mb[$m,$t,torch,$r]=$MB
+        done
+    done
+done
+# rounds_of KEY-PREFIX ARRAY: the values of ARRAY[prefix,round] over the rounds
+rounds_of() { local -n a=$2; local r; for r in $(seq "$ROUNDS"); do echo "${a[$1,$r]}"; done; }
+# ratio_median A B: the median over the rounds of ms[A,r] / ms[B,r]
+ratio_median() { local r v=(); for r in $(seq "$ROUNDS"); do v+=("$(ratio "${ms[$1,$r]}" "${ms[$2,$r]}")"); done; median "${v[@]}"; }
 printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' model thr "lpq ms" "ORT ms" "torch ms" lpq/ORT torch/ORT "lpq MB" "ORT MB" "torch MB" "lpq err"
 scal=""
 verdicts=""
-load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for m in $MODELS; do
-    declare -A med=()
     for t in $THREADS; do
-        rm -f "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy"
-        if [ $lpq_ok = 1 ]; then
-            measure "${m}_t${t}_lpq" "${PRE[@]}" "$LPQ" run --model "$OUT/$m.onnx" --data "$OUT/input.npy" \
-                --batch 8 --threads "$t" --repeat "$RUNS" --out "$OUT/${m}_t${t}_lpq_out.npy" --json
-            lpq_ms=$MS; lpq_mb=$MB
-            [ "$MS" = n/a ] || isa=$($PY -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(o.get("isa", "?") + ", OpenBLAS " + o.get("blas_core", "?"))' "$OUT/${m}_t${t}_lpq.json")
-        else
-            lpq_ms=n/a; lpq_mb=n/a
-        fi
-        measure "${m}_t${t}_ort" "${PRE[@]}" node bench/engine/ort.js "$OUT/$m.onnx" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP" "$OUT/${m}_ort_out.npy"
-        ort_ms=$MS; ort_mb=$MB
-        measure "${m}_t${t}_torch" "${PRE[@]}" $PY bench/engine/torch_bench.py "$m" "$OUT/input.npy" "$t" "$RUNS" "$WARMUP"
-        torch_ms=$MS; torch_mb=$MB
-        med[lpq$t]=$lpq_ms; med[ort$t]=$ort_ms; med[torch$t]=$torch_ms
+        lpq_ms=$(median $(rounds_of "$m,$t,lpq" ms)); ort_ms=$(median $(rounds_of "$m,$t,ort" ms))
+        torch_ms=$(median $(rounds_of "$m,$t,torch" ms))
+        lpq_mb=$(largest $(rounds_of "$m,$t,lpq" mb)); ort_mb=$(largest $(rounds_of "$m,$t,ort" mb))
+        torch_mb=$(largest $(rounds_of "$m,$t,torch" mb))
+        lpq_ort=$(ratio_median "$m,$t,lpq" "$m,$t,ort")
         printf '%-13s %3s %9s %9s %9s %8s %8s %7s %7s %8s %9s\n' "$m" "$t" "$lpq_ms" "$ort_ms" "$torch_ms" \
-            "$(ratio "$lpq_ms" "$ort_ms")" "$(ratio "$torch_ms" "$ort_ms")" "$lpq_mb" "$ort_mb" "$torch_mb" \
+            "$lpq_ort" "$(ratio_median "$m,$t,torch" "$m,$t,ort")" "$lpq_mb" "$ort_mb" "$torch_mb" \
             "$(check "$OUT/${m}_t${t}_lpq_out.npy" "$OUT/${m}_ort_out.npy")"
         verdicts="$verdicts$(bench_verdict engine "$m, $t thread(s): lpq's median time per batch / ONNX Runtime's" \
-            "$(ratio "$lpq_ms" "$ort_ms")" "<=" 1.0 x)
+            "$lpq_ort" "<=" 1.0 x)
 $(bench_verdict engine "$m, $t thread(s): lpq's peak memory, below ONNX Runtime's" "$lpq_mb" "<" "$ort_mb" MB)
 "
     done
-    # thread scaling: the median at the first thread count over the median at each other one
+    # thread scaling: the time at the first thread count over the time at each other one
     set -- $THREADS
     t1=$1; shift
     for t in "$@"; do
-        scal="$scal$(printf '%-13s %8s %9s %9s %9s' "$m" "$t1->$t" "$(ratio "${med[lpq$t1]}" "${med[lpq$t]}")" \
-            "$(ratio "${med[ort$t1]}" "${med[ort$t]}")" "$(ratio "${med[torch$t1]}" "${med[torch$t]}")")
+        up=$(ratio_median "$m,$t1,lpq" "$m,$t,lpq")
+        scal="$scal$(printf '%-13s %8s %9s %9s %9s' "$m" "$t1->$t" "$up" \
+            "$(ratio_median "$m,$t1,ort" "$m,$t,ort")" "$(ratio_median "$m,$t1,torch" "$m,$t,torch")")
 "
-        verdicts="$verdicts$(bench_verdict engine "$m: lpq's speed-up from $t1 to $t threads" \
-            "$(ratio "${med[lpq$t1]}" "${med[lpq$t]}")" ">=" 1.8 x)
+        verdicts="$verdicts$(bench_verdict engine "$m: lpq's speed-up from $t1 to $t threads" "$up" ">=" 1.8 x)
 "
     done
-    unset med
 done
-echo "peak MB: maximum resident set size of the whole process (node and python interpreters included)"
+echo "ratios: the median over the rounds of the ratio within each round; peak MB: the largest maximum resident set size of the whole process over the rounds (node and python interpreters included)"
 echo "lpq kernels: ${isa:-n/a} (LPQ_ISA=${LPQ_ISA:-unset}); lpq err: max |lpq - ORT| / max |ORT| over the logits"
 echo
-echo "thread scaling: median ms per batch at the first thread count / median at the other (2.00 = twice as fast):"
+echo "thread scaling: ms per batch at the first thread count / at the other, the median over the rounds (2.00 = twice as fast):"
 printf '%-13s %8s %9s %9s %9s\n' model threads lpq ORT torch
 printf '%s' "$scal"
 echo "load average before/after: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)"

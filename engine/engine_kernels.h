@@ -24,8 +24,10 @@ void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float 
 enum { LPQ_MATH_SIGMOID, LPQ_MATH_SILU, LPQ_MATH_TANH, LPQ_MATH_ERF, LPQ_MATH_EXP, LPQ_MATH_GELU,
        LPQ_MATH_GELU_TANH };
 void lpq__kern_math(int kind, const float *x, float *y, size_t n);
-/* y = softmax(x) over one row of n (x and y distinct or the same). */
+/* y = softmax(x) over one row of n (x and y distinct or the same); lpq__kern_exp_shift: y =
+** exp(x - max x), *max = max x, returns the sum of y in double (four partial sums in order). */
 void lpq__kern_softmax_row(const float *x, float *y, size_t n);
+double lpq__kern_exp_shift(const float *x, float *y, size_t n, float *max);
 /* y = (x - mean) / sqrt(var + eps) * scale[i] (+ bias[i]) over one row with a full scale, mean
 ** and 1/sqrt(var + eps) in double: AVX-512 only (1), else 0 and nothing done. */
 int lpq__kern_layernorm_row(const float *x, float *y, size_t n, double eps, const float *scale,

@@ -203,13 +203,7 @@ int lpq__kern_layernorm_row(const float *x, float *y, size_t n, double eps, cons
 }
 #endif
 
-void lpq__kern_softmax_row(const float *x, float *y, size_t n) {
-#ifdef LPQ_X86_VARIANTS
-  if (lpq__isa() == LPQ_ISA_AVX512 && n > 0) {
-    softmax512(x, y, n);
-    return;
-  }
-#endif
+double lpq__kern_exp_shift(const float *x, float *y, size_t n, float *max) {
   float mx = -INFINITY;
   for (size_t i = 0; i < n; i++)
     mx = x[i] > mx ? x[i] : mx;
@@ -222,8 +216,20 @@ void lpq__kern_softmax_row(const float *x, float *y, size_t n) {
     s[0] += y[i], s[1] += y[i + 1], s[2] += y[i + 2], s[3] += y[i + 3];
   for (; i < n; i++)
     s[0] += y[i];
-  const float inv = (float)(1.0 / ((s[0] + s[1]) + (s[2] + s[3])));
-  for (i = 0; i < n; i++)
+  *max = mx;
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+void lpq__kern_softmax_row(const float *x, float *y, size_t n) {
+#ifdef LPQ_X86_VARIANTS
+  if (lpq__isa() == LPQ_ISA_AVX512 && n > 0) {
+    softmax512(x, y, n);
+    return;
+  }
+#endif
+  float mx;
+  const float inv = (float)(1.0 / lpq__kern_exp_shift(x, y, n, &mx));
+  for (size_t i = 0; i < n; i++)
     y[i] *= inv;
 }
 

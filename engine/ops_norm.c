@@ -305,16 +305,8 @@ static void softmax_task(void *arg, size_t task, int tid) {
       lpq__kern_softmax_row(xr, yr, L);
       continue;
     }
-    float mx = -INFINITY;
-    for (size_t i = 0; i < L; i++)
-      mx = xr[i] > mx ? xr[i] : mx;
-    for (size_t i = 0; i < L; i++)
-      yr[i] = xr[i] - mx;
-    lpq__kern_math(LPQ_MATH_EXP, yr, yr, L);
-    double sum = 0.0;
-    for (size_t i = 0; i < L; i++)
-      sum += yr[i];
-    const float ls = (float)log(sum);
+    float mx;
+    const float ls = (float)log(lpq__kern_exp_shift(xr, yr, L, &mx));
     for (size_t i = 0; i < L; i++)
       yr[i] = xr[i] - mx - ls;
   }

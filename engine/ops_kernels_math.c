@@ -139,6 +139,42 @@ static AVX512 void softmax512(const float *x, float *y, size_t n) {
     _mm512_mask_storeu_ps(y + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, y + i), inv));
 }
 
+/* The same with AVX2: the last partial vector through a copy padded with -Inf (exp gives 0). */
+static AVX2 void softmax256(const float *x, float *y, size_t n) {
+  const size_t full = n / 8 * 8;
+  float t[8];
+  for (int l = 0; l < 8; l++)
+    t[l] = full + (size_t)l < n ? x[full + (size_t)l] : -INFINITY;
+  __m256 m = _mm256_loadu_ps(t);
+  for (size_t i = 0; i < full; i += 8)
+    m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+  const __m256 mx = _mm256_set1_ps(_mm_cvtss_f32(h));
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  for (size_t i = 0; i <= full; i += 8) {
+    const int last = i == full;
+    if (last && full == n)
+      break;
+    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(last ? t : x + i), mx));
+    if (last)
+      _mm256_storeu_ps(t, e);
+    else
+      _mm256_storeu_ps(y + i, e);
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  double d[4];
+  _mm256_storeu_pd(d, _mm256_add_pd(s0, s1));
+  const float inv = (float)(1.0 / ((d[0] + d[1]) + (d[2] + d[3])));
+  const __m256 iv = _mm256_set1_ps(inv);
+  for (size_t i = 0; i < full; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), iv));
+  for (size_t i = full; i < n; i++)
+    y[i] = t[i - full] * inv;
+}
+
 /* One LayerNormalization row with a full scale (and bias, or none): mean and variance in
 ** double (16 floats converted per step into two double accumulators each), the normalised value
 ** rounded to float, then * scale + bias in float. */
@@ -224,6 +260,10 @@ void lpq__kern_softmax_row(const float *x, float *y, size_t n) {
 #ifdef LPQ_X86_VARIANTS
   if (lpq__isa() == LPQ_ISA_AVX512 && n > 0) {
     softmax512(x, y, n);
+    return;
+  }
+  if (lpq__isa() == LPQ_ISA_AVX2 && n > 0) {
+    softmax256(x, y, n);
     return;
   }
 #endif

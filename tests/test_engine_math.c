@@ -121,6 +121,11 @@ static void softmax_rows(void) {
 
 Test(engine_math, softmax_rows_at_the_best_isa) { softmax_rows(); }
 
+Test(engine_math, softmax_rows_with_avx2) {
+  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
+  softmax_rows();
+}
+
 Test(engine_math, softmax_rows_generic) {
   cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
   softmax_rows();

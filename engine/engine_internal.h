@@ -266,6 +266,8 @@ extern int64_t lpq__dwfuse_min_hw, lpq__dwfuse_band_floats;
 
 /* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
+/* A Gemm's constant B packed for lpq's kernel at load (ops_gemm.c); nothing without one. */
+int lpq__gemm_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
 /* Graph rewrites after folding (graph_opt.c): BN into conv, activations into conv/gemm. */
 int lpq__graph_optimize(lpq_graph_t *g, lpq_error_t *err);
 /* Quantizable layer table (graph_opt.c). */

@@ -266,6 +266,11 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
 static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
                            float *C, size_t ldc) {
   const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  if (M <= MR) { /* one row panel (a classifier's batch): each B panel streamed once, in full */
+    for (size_t q = 0; q < N; q += NR)
+      micro(K, Ap, Bp + q * K, C + q, ldc, M, N - q < NR ? N - q : NR, 0, NULL);
+    return;
+  }
   for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
     const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
     for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {

@@ -33,6 +33,7 @@ int64_t lpq__dwfuse_band_floats = 384 * 1024;
 int64_t lpq__dwfuse_min_hw = 1;
 #define MARGIN 16 /* floats before each channel's rows in E: a tap may read one before the row */
 #define GROUP_COLS 784
+#define FLAT_VECS 256 /* whole-image groups of up to 4096 positions: depthwise as flat runs */
 
 static size_t up16(size_t v) { return (v + 15) / 16 * 16; }
 
@@ -114,7 +115,7 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int64_t
     f->G = 4 * lpq__dwfuse_band_floats / per_img;
   f->G = f->G < 1 ? 1 : f->G > p->N ? p->N : f->G;
   f->es = up16((size_t)(f->G * nE * p->W) + MARGIN + 1);
-  f->ds = has_post ? up16((size_t)(f->G * R * p->OW)) : 0;
+  f->ds = has_post ? (size_t)(f->G * R * p->OW + 31) / 32 * 32 : 0; /* or as packed panels */
   f->e_off = 0;
   f->d_off = f->e_off + (has_pre ? (size_t)p->C * f->es : 0);
   f->z_off = f->d_off + (size_t)p->C * f->ds;
@@ -217,18 +218,32 @@ static void fuse_task(void *arg, size_t task, int tid) {
                       xi + r0 * W, (size_t)HW, E + keep * W, f->es, pack, &epi);
     }
     cur_lo = lo_row, cur_hi = hi_row;
+    /* a whole plane of stride 1: flat runs, the taps' masks once for every channel */
+    uint16_t masks[9 * FLAT_VECS];
+    const size_t nvec = s == 1 && oy0 == 0 && oy1 == H
+                            ? lpq__kern_dw3_flat_masks(masks, FLAT_VECS, 1, H, W) : 0;
+    const int packed = nvec && j->pp && j->app; /* D as the projection's packed B */
     for (int64_t c = 0; c < C; c++) { /* without an expansion: straight from the input */
-      float *out = j->pp ? D + c * (int64_t)f->ds : j->y + (img * C + c) * OHW + oy0 * OW;
+      float *out = j->pp ? D + c * (packed ? 32 : (int64_t)f->ds)
+                         : j->y + (img * C + c) * OHW + oy0 * OW;
       const float *Ec = j->pe ? E + c * (int64_t)f->es : xi + c * HW + lo_row * W;
-      lpq__dw3_rows(d, Ec, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f,
-              j->dlo, j->dhi, oy0, oy1, out);
+      if (nvec)
+        lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, Ec, masks, nvec, W,
+                               j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi);
+      else
+        lpq__dw3_rows(d, Ec, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo,
+                      j->dhi, oy0, oy1, out);
     }
     if (j->pp) {
       const int64_t M = j->pp->M;
       const size_t at = (size_t)(img * M * OHW + oy0 * OW);
       const sgemm_epi_t epi = {j->bp, j->res ? j->res + at : NULL, (size_t)OHW, j->plo, j->phi};
-      lpq__kern_sgemm((size_t)M, (size_t)((oy1 - oy0) * OW), (size_t)C, j->wp, (size_t)C, j->app,
-                      D, f->ds, j->y + at, (size_t)OHW, pack, &epi);
+      if (packed)
+        lpq__kern_sgemm_packed_epi((size_t)M, (size_t)OHW, (size_t)C, j->app, D, j->y + at,
+                                   (size_t)OHW, &epi);
+      else
+        lpq__kern_sgemm((size_t)M, (size_t)((oy1 - oy0) * OW), (size_t)C, j->wp, (size_t)C,
+                        j->app, D, f->ds, j->y + at, (size_t)OHW, pack, &epi);
     }
   }
 }
@@ -259,12 +274,28 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
                         x0 + i * Cin * HW, (size_t)HW, E + i * HW, f->es, pack, &epi);
     }
   }
+  /* stride 1: the taps' masks once for every channel; a channel's planes of the G images
+  ** in one run where E and D hold them back to back, else image by image */
+  uint16_t masks[9 * FLAT_VECS];
+  const int runs = j->pe && j->pp;
+  const size_t nvec = d->s[0] == 1 ? lpq__kern_dw3_flat_masks(masks, FLAT_VECS, runs ? G : 1, H, W)
+                                   : 0;
+  const int packed = nvec && runs && j->app; /* D as the projection's packed B */
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < G; i++) {
       const float *plane = j->pe ? E + c * (int64_t)f->es + i * HW : x0 + (i * C + c) * HW;
-      float *out = j->pp ? D + c * (int64_t)f->ds + i * OHW : j->y + ((img0 + i) * C + c) * OHW;
-      lpq__dw3_rows(d, plane, 0, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi, 0,
-                    d->OH, out);
+      float *out = packed  ? D + c * 32
+                   : j->pp ? D + c * (int64_t)f->ds + i * OHW
+                           : j->y + ((img0 + i) * C + c) * OHW;
+      const float bias = j->bd ? j->bd[c] : 0.0f;
+      if (nvec) {
+        lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, plane, masks, nvec, W,
+                               j->wd + 9 * c, bias, j->dlo, j->dhi);
+        if (runs)
+          break; /* all G images done */
+        continue;
+      }
+      lpq__dw3_rows(d, plane, 0, zero, j->wd + 9 * c, bias, j->dlo, j->dhi, 0, d->OH, out);
     }
   if (!j->pp)
     return;
@@ -273,8 +304,12 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
   const int64_t M = j->pp->M, GO = G * OHW;
   float *T = sc + f->t_off;
   const sgemm_epi_t epi = {j->bp, NULL, 0, j->plo, j->phi};
-  lpq__kern_sgemm((size_t)M, (size_t)GO, (size_t)C, j->wp, (size_t)C, j->app, D, f->ds, T,
-                  (size_t)GO, pack, j->res ? NULL : &epi);
+  if (packed)
+    lpq__kern_sgemm_packed_epi((size_t)M, (size_t)GO, (size_t)C, j->app, D, T, (size_t)GO,
+                               j->res ? NULL : &epi);
+  else
+    lpq__kern_sgemm((size_t)M, (size_t)GO, (size_t)C, j->wp, (size_t)C, j->app, D, f->ds, T,
+                    (size_t)GO, pack, j->res ? NULL : &epi);
   for (int64_t i = 0; i < G; i++)
     for (int64_t m = 0; m < M; m++) {
       const size_t at = (size_t)(((img0 + i) * M + m) * OHW);

@@ -253,7 +253,8 @@ void lpq__conv_pack_pointwise(const void *ctx, size_t k0, size_t kc, size_t n0, 
 /* Fused depthwise chains (ops_dwfuse.c): a 1x1 conv -> 3x3 depthwise conv -> 1x1 conv (either
 ** 1x1 may be absent, not both) computed a band of rows at a time, the intermediate tensors kept
 ** in the thread's cache, never written. lpq__dwfuse_plan marks each chain's first node (after
-** the weights are packed, before the memory plan; LPQ_DWFUSE=0: none); lpq__dwfuse_run runs
+** the weights are packed, before the memory plan; LPQ_DWFUSE=0: none; also a 1x1 conv whose
+** output only a GlobalAveragePool reads, pooled without writing it); lpq__dwfuse_run runs
 ** chain n from the tensors' data (ptr: every value's) and returns how many of the nodes after n
 ** it covered (the next live ones), or < 0 with err. Hooked runs keep to the nodes one by one. */
 int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err);

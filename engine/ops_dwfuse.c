@@ -8,7 +8,9 @@
 ** output. E and D stay in the thread's cache and the expanded tensor (the largest of the
 ** network) is never written to memory nor read back. The nodes' tensors keep their places in
 ** the memory plan: hooked runs (the scorer's, which read every layer's input and output) run
-** the nodes one by one and produce the same numbers within rounding. */
+** the nodes one by one and produce the same numbers within rounding. The same mechanism runs
+** a 1x1 conv whose output only a GlobalAveragePool reads (the classifier's last conv): each
+** task pools its channel blocks from a tile in cache and the conv's output is never written. */
 #include "engine/engine_internal.h"
 
 #include <math.h>
@@ -22,6 +24,8 @@ struct dwfuse_t {
   int64_t G;     /* images per band when a band holds whole images (R == OH), else 1 */
   size_t es, ds; /* floats per channel of E (rows of the band, margins) and of D */
   size_t e_off, d_off, z_off, t_off, pack_off, total; /* scratch layout, floats */
+  int pool;      /* a 1x1 conv (node[0]) and the GlobalAveragePool after it (node[1]) instead */
+  int64_t imgs;  /* pool: images per task (their columns' B packed in full) */
 };
 
 /* E and D of one band together stay under this many floats (1.5 MB: in L2; fewer, longer GEMMs
@@ -125,6 +129,34 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int64_t
   f->total = f->pack_off + lpq__sgemm_pack_floats(0) + 16;
 }
 
+/* A 1x1 conv whose output only a GlobalAveragePool reads (a classifier's last conv): the
+** conv's output never written, each task's rows pooled from a cached tile (pool_task). */
+static int plan_pool(lpq_graph_t *g, int k, int last_end, lpq_error_t *err) {
+  gnode_t *n = &g->nodes[k];
+  const int pre = live_step(g, k, -1);
+  if (strcmp(n->op_type, "GlobalAveragePool") != 0 || pre < 0 || pre <= last_end ||
+      !lpq__sgemm_packs_a() || !pointwise(g, &g->nodes[pre]) || g->nodes[pre].residual ||
+      !g->nodes[pre].wpack || g->nodes[pre].fuse || g->nodes[pre].out[0] != n->in[0] ||
+      !feeds_only(g, n->in[0], n))
+    return 0;
+  const conv_params_t *p = g->nodes[pre].params;
+  const int64_t HW = p->H * p->W, cap = lpq__dwfuse_band_floats / (p->C > 0 ? p->C : 1);
+  if (HW <= 0 || p->C <= 0 || HW > cap) /* B of one image over all of K: within a band */
+    return 0;
+  dwfuse_t *f = calloc(1, sizeof *f);
+  if (!f)
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
+  f->node[0] = pre, f->node[1] = k, f->node[2] = -1, f->count = 1, f->pool = 1;
+  f->imgs = cap / HW < p->N ? cap / HW : p->N;
+  const size_t cols = (size_t)(f->imgs * HW + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+  f->t_off = cols * (size_t)p->C + 16; /* packed B, then the tile of SGEMM_MC rows */
+  f->total = f->t_off + SGEMM_MC * cols + 16;
+  g->nodes[pre].fuse = f;
+  if (g->nodes[pre].scratch_floats < f->total)
+    g->nodes[pre].scratch_floats = f->total;
+  return 1;
+}
+
 int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err) {
   const char *env = getenv("LPQ_DWFUSE");
   if (env && strcmp(env, "0") == 0)
@@ -132,6 +164,13 @@ int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err) {
   int last_end = -1; /* a node belongs to one chain at most */
   for (size_t k = 0; k < g->nnodes; k++) {
     gnode_t *n = &g->nodes[k];
+    const int pooled = n->dead ? 0 : plan_pool(g, (int)k, last_end, err);
+    if (pooled < 0)
+      return pooled;
+    if (pooled) {
+      last_end = (int)k;
+      continue;
+    }
     if (!depthwise3(g, n))
       continue;
     int pre = live_step(g, (int)k, -1), post = live_step(g, (int)k, 1);
@@ -333,11 +372,81 @@ static void node_act(const gnode_t *n, float *lo, float *hi) {
   *hi = n->act ? n->act_hi : INFINITY;
 }
 
+/* Pooled 1x1 conv: images [img0, img0 + imgs) and SGEMM_MC-row blocks [b0, b1) of the output
+** channels a task. */
+typedef struct pjob_t {
+  const dwfuse_t *f;
+  const conv_params_t *p;
+  const float *x, *Ap, *bias;
+  float *y, *scratch;
+  size_t stride;
+  float lo, hi;
+  int64_t mtasks, blocks_per; /* tasks over the channel blocks (per image chunk) */
+} pjob_t;
+
+static void pool_task(void *arg, size_t task, int tid) {
+  const pjob_t *j = arg;
+  const conv_params_t *p = j->p;
+  const int64_t HW = p->H * p->W, M = p->M, K = p->C;
+  const int64_t img0 = (int64_t)task / j->mtasks * j->f->imgs;
+  const int64_t imgs = p->N - img0 < j->f->imgs ? p->N - img0 : j->f->imgs, cols = imgs * HW;
+  const int64_t nb = (M + SGEMM_MC - 1) / SGEMM_MC, b0 = (int64_t)task % j->mtasks * j->blocks_per;
+  const int64_t b1 = b0 + j->blocks_per < nb ? b0 + j->blocks_per : nb;
+  if (b0 >= b1)
+    return;
+  float *Bp = j->scratch + (size_t)tid * j->stride, *T = Bp + j->f->t_off;
+  const conv_pointwise_t pw = {j->x, img0 * HW, HW, HW, K * HW};
+  lpq__conv_pack_pointwise(&pw, 0, (size_t)K, 0, (size_t)cols, Bp); /* all of K at once */
+  for (int64_t b = b0; b < b1; b++) {
+    const int64_t m0 = b * SGEMM_MC, mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC;
+    const sgemm_epi_t epi = {j->bias ? j->bias + m0 : NULL, NULL, 0, j->lo, j->hi};
+    lpq__kern_sgemm_packed_epi((size_t)mc, (size_t)cols, (size_t)K, j->Ap + m0 * K, Bp, T,
+                               (size_t)cols, &epi);
+    for (int64_t r = 0; r < mc; r++)
+      for (int64_t i = 0; i < imgs; i++) { /* the mean as GlobalAveragePool takes it */
+        const float *t = T + r * cols + i * HW;
+        float acc[8] = {0}, s = 0.0f;
+        int64_t q = 0;
+        for (; q + 8 <= HW; q += 8)
+          for (int l = 0; l < 8; l++)
+            acc[l] += t[q + l];
+        for (; q < HW; q++)
+          s += t[q];
+        for (int l = 0; l < 8; l++)
+          s += acc[l];
+        j->y[(img0 + i) * M + m0 + r] = s / (float)HW;
+      }
+  }
+}
+
+static int pool_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, float *scratch,
+                    threads_t *pool, size_t scratch_stride) {
+  const dwfuse_t *f = n->fuse;
+  const gnode_t *gp = &g->nodes[f->node[1]];
+  pjob_t j = {.f = f, .p = n->params, .x = ptr[n->in[0]], .Ap = n->wpack,
+              .bias = node_bias(n, ptr), .y = ptr[gp->out[0]], .scratch = scratch,
+              .stride = scratch_stride};
+  node_act(n, &j.lo, &j.hi);
+  /* a thread packs its images' B once for all its channel blocks: as few tasks as keep every
+  ** thread busy (two per thread), split over the channels when the images are too few */
+  const int64_t threads = lpq__threads_count(pool), chunks = (j.p->N + f->imgs - 1) / f->imgs;
+  const int64_t nb = (j.p->M + SGEMM_MC - 1) / SGEMM_MC;
+  const int64_t want = threads > 1 ? 2 * threads : 1;
+  j.mtasks = chunks >= want ? 1 : (want + chunks - 1) / chunks;
+  j.mtasks = j.mtasks > nb ? nb : j.mtasks;
+  j.blocks_per = (nb + j.mtasks - 1) / j.mtasks;
+  j.mtasks = (nb + j.blocks_per - 1) / j.blocks_per;
+  lpq__threads_run(pool, (size_t)(chunks * j.mtasks), pool_task, &j);
+  return f->count;
+}
+
 int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, float *scratch,
                     threads_t *pool, size_t scratch_stride, lpq_error_t *err) {
   const dwfuse_t *f = n->fuse;
   if (!f)
     return lpq__node_err(err, LPQ_EINVAL, n, "not the first node of a fused chain");
+  if (f->pool)
+    return pool_run(g, n, ptr, scratch, pool, scratch_stride);
   const gnode_t *pe = f->node[0] >= 0 ? &g->nodes[f->node[0]] : NULL;
   const gnode_t *dn = &g->nodes[f->node[1]];
   const gnode_t *po = f->node[2] >= 0 ? &g->nodes[f->node[2]] : NULL;

@@ -1,6 +1,6 @@
 /* engine/ops_gemm.c: Gemm and MatMul (batched, numpy broadcasting) through OpenBLAS sgemm; a
 ** Gemm with a constant B (a classifier) through lpq's kernel (ops_sgemm.c) where it has one: B
-** packed once at load, A packed per run, the columns split over the threads. */
+** packed once at load (a hook's B per run), A per run, the columns split over the threads. */
 #include "engine/engine_internal.h"
 
 #include <cblas.h>
@@ -47,56 +47,68 @@ static int gemm_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, LPQ_DT_F32, 2, shape, err);
 }
 
-/* The constant B of a Gemm packed for lpq's kernel (lpq__kern_sgemm_packed's layout: panels of
-** SGEMM_NR columns over all K, k-major, zero past column N); A is packed per run in scratch. */
+#define GEMM_TASK_COLS 128 /* columns a task: its B panels packed per run when hooked */
+
+/* Columns [q0, q0 + cols) of B (w as stored: [N, K] when transB) as lpq__kern_sgemm_packed's
+** panels of SGEMM_NR columns over all K, k-major, zero past column N. */
+static void pack_cols(const gemm_params_t *p, const float *w, size_t q0, size_t cols, float *bp) {
+  const size_t N = p->N, K = p->K;
+  for (size_t q = q0; q < q0 + cols; q += SGEMM_NR)
+    for (size_t k = 0; k < K; k++)
+      for (size_t c = q; c < q + SGEMM_NR; c++)
+        *bp++ = c >= N ? 0.0f : p->trans_b ? w[c * K + k] : w[k * N + c];
+}
+
+/* The constant B of a Gemm packed for lpq's kernel at load; A is packed per run in scratch,
+** and a B a hook swaps in is packed per run too (so hooked and plain runs give the same bits). */
 int lpq__gemm_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const gemm_params_t *p = n->params;
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
   if (!w || !p || p->trans_a || !lpq__sgemm_packs_a() || !p->M || !p->N || !p->K)
     return 0;
-  const size_t N = p->N, K = p->K, panels = (N + SGEMM_NR - 1) / SGEMM_NR;
-  if (!(n->wpack = malloc((panels * SGEMM_NR * K + 16) * sizeof *n->wpack)))
+  const size_t panels = (p->N + SGEMM_NR - 1) / SGEMM_NR;
+  if (!(n->wpack = malloc((panels * SGEMM_NR * p->K + 16) * sizeof *n->wpack)))
     return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
-  float *bp = n->wpack;
-  for (size_t q = 0; q < N; q += SGEMM_NR)
-    for (size_t k = 0; k < K; k++)
-      for (size_t c = q; c < q + SGEMM_NR; c++)
-        *bp++ = c >= N ? 0.0f : p->trans_b ? w[c * K + k] : w[k * N + c];
-  const size_t need = lpq__sgemm_packed_a_floats(p->M, K) + 16;
+  pack_cols(p, w, 0, panels * SGEMM_NR, n->wpack);
+  const size_t need = lpq__sgemm_packed_a_floats(p->M, p->K) + GEMM_TASK_COLS * p->K + 32;
   if (n->scratch_floats < need)
     n->scratch_floats = need;
   return 0;
 }
 
 typedef struct gemm_job_t {
+  const kctx_t *k;
   const gemm_params_t *p;
-  const float *Ap, *Bp;
+  const float *Ap, *Bp; /* Bp: B packed at load, or NULL: each task packs its columns */
+  size_t b_off;         /* where in a thread's scratch a task packs them */
   float *y;
-  size_t cols; /* columns per task, a multiple of SGEMM_NR */
 } gemm_job_t;
 
 static void gemm_cols_task(void *arg, size_t task, int tid) {
-  (void)tid;
   const gemm_job_t *j = arg;
-  const size_t N = j->p->N, K = j->p->K, q0 = task * j->cols;
-  lpq__kern_sgemm_packed(j->p->M, N - q0 < j->cols ? N - q0 : j->cols, K, j->Ap, j->Bp + q0 * K,
-                         j->y + q0, N);
+  const size_t N = j->p->N, K = j->p->K, q0 = task * GEMM_TASK_COLS;
+  const size_t cols = N - q0 < GEMM_TASK_COLS ? N - q0 : GEMM_TASK_COLS;
+  const float *bp = j->Bp ? j->Bp + q0 * K : NULL;
+  if (!bp) {
+    float *own = j->k->scratch + (size_t)tid * j->k->scratch_stride + j->b_off;
+    pack_cols(j->p, j->k->weight, q0, cols, own);
+    bp = own;
+  }
+  lpq__kern_sgemm_packed(j->p->M, cols, K, j->Ap, bp, j->y + q0, N);
 }
 
-/* y = alpha * A x B + beta * C by the packed kernel: 0, or 1 when B is not the packed one (a
-** hook swapped it) or the kernel does not apply. */
+/* y = alpha * A x B + beta * C by lpq's kernel wherever B was packed at load (with the packed
+** B, or the hook's packed per run): 0, or 1 when the kernel does not apply. */
 static int gemm_packed_run(const kctx_t *k, const float *c) {
   const gemm_params_t *p = k->n->params;
   const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
-  if (!k->n->wpack || k->weight != base || !p->K || !k->scratch)
+  if (!k->n->wpack || !p->K || !k->scratch || !k->weight)
     return 1;
   float *Ap = k->scratch;
   lpq__sgemm_pack_a(p->M, p->K, k->in[0], p->K, Ap);
-  const size_t threads = (size_t)lpq__threads_count(k->pool);
-  const size_t panels = (p->N + SGEMM_NR - 1) / SGEMM_NR;
-  const size_t want = threads > 1 ? 2 * threads : 1;
-  gemm_job_t j = {p, Ap, k->n->wpack, k->out[0], (panels + want - 1) / want * SGEMM_NR};
-  lpq__threads_run(k->pool, (p->N + j.cols - 1) / j.cols, gemm_cols_task, &j);
+  gemm_job_t j = {k, p, Ap, k->weight == base ? k->n->wpack : NULL,
+                  lpq__sgemm_packed_a_floats(p->M, p->K) + 16, k->out[0]};
+  lpq__threads_run(k->pool, (p->N + GEMM_TASK_COLS - 1) / GEMM_TASK_COLS, gemm_cols_task, &j);
   float *y = k->out[0];
   const size_t rs = c && p->c_shape[0] != 1 ? (size_t)p->c_shape[1] : 0;
   const size_t cs = c && p->c_shape[1] != 1 ? 1 : 0;

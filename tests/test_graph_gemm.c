@@ -1,7 +1,8 @@
 /* tests/test_graph_gemm.c: Gemm against a plain reference loop: B constant and packed at load
 ** for lpq's kernel (transB 0 and 1, row counts off and on the 8-row panel, column counts off the
 ** 32-column panel, long K), C as a row, a matrix or absent, alpha and beta, a fused Relu, one and
-** two threads, and with a weight hook (B swapped per run: OpenBLAS instead). Each case is a
+** two threads, and with a weight hook (B swapped and packed per run; the same weight through the
+** hook gives the plain run's bits). Each case is a
 ** one-node ONNX model built here and packed; AVX-512, LPQ_ISA=avx2 and LPQ_ISA=generic. */
 #include "engine/engine.h"
 #include "onnx/onnx.pb-c.h"
@@ -88,10 +89,12 @@ static void check(const gemm_case_t *t, unsigned seed) {
   reference(t, a, b, c, want);
   reference(t, a, b2, c, want2);
   /* the hook's weight in the layer's layout, [N, K] (a Gemm's B is transposed at load) */
-  float *b2nk = malloc(nb * 4);
+  float *b2nk = malloc(nb * 4), *bnk = malloc(nb * 4), *plain = malloc(ny * 4);
   for (int64_t j = 0; j < t->n; j++)
-    for (int64_t q = 0; q < t->k; q++)
+    for (int64_t q = 0; q < t->k; q++) {
       b2nk[j * t->k + q] = t->trans_b ? b2[j * t->k + q] : b2[q * t->n + j];
+      bnk[j * t->k + q] = t->trans_b ? b[j * t->k + q] : b[q * t->n + j];
+    }
 
   int64_t ad[2] = {t->m, t->k}, yd[2] = {t->m, t->n};
   int64_t bd[2] = {t->trans_b ? t->n : t->k, t->trans_b ? t->k : t->n};
@@ -157,10 +160,19 @@ static void check(const gemm_case_t *t, unsigned seed) {
     /* and back: the packed B again, not the hook's */
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, NULL, &err), 0, "%s", err.msg);
     expect_close(t, got, want, ny, threads, 0);
+    /* a hook returning the same weight: the same bits as the plain run (lpq eval against lpq
+    ** run on an export) */
+    memcpy(plain, got, ny * 4);
+    const lpq_hooks_t same = {.user = bnk, .weight = swap_weight};
+    cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &same, &err), 0, "%s", err.msg);
+    cr_assert_eq(memcmp(plain, got, ny * 4), 0, "m%lld k%lld n%lld threads %d: hooked with the "
+                 "same weight differs from the plain run", (long long)t->m, (long long)t->k,
+                 (long long)t->n, threads);
     lpq_exec_free(&ex);
     lpq_graph_free(&g);
   }
-  free(buf), free(a), free(b), free(b2), free(b2nk), free(c), free(want), free(want2), free(got);
+  free(buf), free(a), free(b), free(b2), free(b2nk), free(bnk), free(plain), free(c);
+  free(want), free(want2), free(got);
 }
 
 static void cases(void) {

@@ -160,6 +160,15 @@ static void check(const pw_case_t *t, unsigned seed) {
     void *outputs[1] = {got};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, NULL, &err), 0, "%s", err.msg);
     expect_close(t, got, want, threads, 0);
+    /* a hook returning the same weight runs node by node: the same bits as the fused run */
+    float *plain = malloc(ny * 4);
+    memcpy(plain, got, ny * 4);
+    const lpq_hooks_t same = {.user = w, .weight = swap_weight};
+    cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &same, &err), 0, "%s", err.msg);
+    cr_assert_eq(memcmp(plain, got, ny * 4), 0, "n%lld c%lld m%lld %lldx%lld threads %d: node "
+                 "by node differs from the fused run", (long long)t->n, (long long)t->c,
+                 (long long)t->m, (long long)t->h, (long long)t->w, threads);
+    free(plain);
     const lpq_hooks_t hooks = {.user = w2, .weight = swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
     expect_close(t, got, want2, threads, 1);

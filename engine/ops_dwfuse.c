@@ -301,6 +301,32 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
   float *zero = sc + f->z_off + MARGIN;
   memset(zero - MARGIN, 0, ((size_t)W + 2 * MARGIN) * sizeof *zero);
   const float *x0 = j->x + img0 * Cin * HW;
+  /* stride 1: the taps' masks once for every channel; a channel's planes of the G images
+  ** in one run where E and D hold them back to back, else image by image */
+  uint16_t masks[9 * FLAT_VECS];
+  const int runs = j->pe && j->pp;
+  const size_t nvec = d->s[0] == 1 ? lpq__kern_dw3_flat_masks(masks, FLAT_VECS, runs ? G : 1, H, W)
+                                   : 0;
+  const int packed = nvec && runs && j->app; /* D as the projection's packed B */
+  const int64_t cols32 = (G * HW + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+  if (packed && j->ape && Cin > 0 && C > SGEMM_MC &&
+      (size_t)(C - SGEMM_MC) * f->es >= (size_t)(Cin * cols32) + MARGIN) {
+    /* the input packed once (after E's first SGEMM_MC rows); then SGEMM_MC expanded channels
+    ** at a time, their depthwise run while they are in cache: E never leaves L2 */
+    float *Bx = E + SGEMM_MC * (int64_t)f->es;
+    const conv_pointwise_t pw = {x0, 0, HW, HW, Cin * HW};
+    lpq__conv_pack_pointwise(&pw, 0, (size_t)Cin, 0, (size_t)(G * HW), Bx);
+    for (int64_t m0 = 0; m0 < C; m0 += SGEMM_MC) {
+      const int64_t mc = C - m0 < SGEMM_MC ? C - m0 : SGEMM_MC;
+      const sgemm_epi_t epi = {j->be ? j->be + m0 : NULL, NULL, 0, j->elo, j->ehi};
+      lpq__kern_sgemm_packed_epi((size_t)mc, (size_t)(G * HW), (size_t)Cin, j->ape + m0 * Cin,
+                                 Bx, E, f->es, &epi);
+      for (int64_t c = m0; c < m0 + mc; c++)
+        lpq__kern_dw3_flat_run(D + c * 32, 32 * (size_t)C, E + (c - m0) * (int64_t)f->es, masks,
+                               nvec, W, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi);
+    }
+    goto project;
+  }
   if (j->pe) {
     const sgemm_epi_t epi = {j->be, NULL, 0, j->elo, j->ehi};
     if (j->ape && Cin > 0) { /* B packed across the images straight from the input */
@@ -313,13 +339,6 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
                         x0 + i * Cin * HW, (size_t)HW, E + i * HW, f->es, pack, &epi);
     }
   }
-  /* stride 1: the taps' masks once for every channel; a channel's planes of the G images
-  ** in one run where E and D hold them back to back, else image by image */
-  uint16_t masks[9 * FLAT_VECS];
-  const int runs = j->pe && j->pp;
-  const size_t nvec = d->s[0] == 1 ? lpq__kern_dw3_flat_masks(masks, FLAT_VECS, runs ? G : 1, H, W)
-                                   : 0;
-  const int packed = nvec && runs && j->app; /* D as the projection's packed B */
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < G; i++) {
       const float *plane = j->pe ? E + c * (int64_t)f->es + i * HW : x0 + (i * C + c) * HW;
@@ -336,6 +355,7 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
       }
       lpq__dw3_rows(d, plane, 0, zero, j->wd + 9 * c, bias, j->dlo, j->dhi, 0, d->OH, out);
     }
+project:
   if (!j->pp)
     return;
   /* the projection over all G images at once into T, then each image's rows to its place (bias

@@ -309,7 +309,7 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
                                    : 0;
   const int packed = nvec && runs && j->app; /* D as the projection's packed B */
   const int64_t cols32 = (G * HW + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
-  if (packed && j->ape && Cin > 0 && C > SGEMM_MC &&
+  if (runs && j->ape && Cin > 0 && C > SGEMM_MC &&
       (size_t)(C - SGEMM_MC) * f->es >= (size_t)(Cin * cols32) + MARGIN) {
     /* the input packed once (after E's first SGEMM_MC rows); then SGEMM_MC expanded channels
     ** at a time, their depthwise run while they are in cache: E never leaves L2 */
@@ -321,9 +321,17 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
       const sgemm_epi_t epi = {j->be ? j->be + m0 : NULL, NULL, 0, j->elo, j->ehi};
       lpq__kern_sgemm_packed_epi((size_t)mc, (size_t)(G * HW), (size_t)Cin, j->ape + m0 * Cin,
                                  Bx, E, f->es, &epi);
-      for (int64_t c = m0; c < m0 + mc; c++)
-        lpq__kern_dw3_flat_run(D + c * 32, 32 * (size_t)C, E + (c - m0) * (int64_t)f->es, masks,
-                               nvec, W, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi);
+      for (int64_t c = m0; c < m0 + mc; c++) {
+        const float *Ec = E + (c - m0) * (int64_t)f->es, *wc = j->wd + 9 * c;
+        const float bias = j->bd ? j->bd[c] : 0.0f;
+        if (packed)
+          lpq__kern_dw3_flat_run(D + c * 32, 32 * (size_t)C, Ec, masks, nvec, W, wc, bias,
+                                 j->dlo, j->dhi);
+        else /* stride 2, or no AVX-512: image by image into D's rows */
+          for (int64_t i = 0; i < G; i++)
+            lpq__dw3_rows(d, Ec + i * HW, 0, zero, wc, bias, j->dlo, j->dhi, 0, d->OH,
+                          D + c * (int64_t)f->ds + i * OHW);
+      }
     }
     goto project;
   }

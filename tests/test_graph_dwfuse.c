@@ -306,6 +306,7 @@ static void cases(void) {
       {1, 1, 0, 2, 4, 20, 6, 4, 8, 1, 0, 1},
       /* more than 128 expanded channels: expanded and depthwise 128 channels at a time */
       {1, 1, 1, 3, 9, 200, 9, 7, 7, 1, 0, 1},  {1, 1, 0, 2, 5, 300, 11, 6, 5, 1, 0, 1},
+      {1, 1, 0, 3, 6, 150, 8, 9, 9, 2, 0, 1},   {1, 1, 0, 2, 7, 260, 5, 14, 13, 2, 0, 1},
   };
   static const int64_t bands[] = {96 * 1024, 1, 700};
   unsigned seed = 11;

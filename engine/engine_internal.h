@@ -212,17 +212,11 @@ int lpq__inline_functions(const Onnx__ModelProto *m, Onnx__GraphProto *out,
                           lpq__inlined_t *owned, lpq_error_t *err);
 void lpq__inlined_free(lpq__inlined_t *o);
 
-/* A Sigmoid node computes x * sigmoid(x) from now on (graph_opt.c: Mul(x, Sigmoid(x))); a
-** node becomes a LayerNormalization of value x without scale (ops_norm.c). */
-void lpq__unary_silu(gnode_t *n);
-int lpq__ln_adopt(gnode_t *n, int x, size_t outer, size_t inner, float eps, lpq_error_t *err);
 /* Operator table lookup (ops_table.c). NULL when lpq does not implement op_type. */
 const op_def_t *lpq__ops_find(const char *op_type);
 
-/* Memory plan (graph_plan.c): arena offsets for every run-time tensor. */
-int lpq__graph_plan(lpq_graph_t *g, lpq_error_t *err);
-/* Depthwise convolution of one channel plane, bias and clamp included (ops_depthwise.c);
-** scratch: lpq__depthwise_scratch(p) floats. */
+int lpq__graph_plan(lpq_graph_t *g, lpq_error_t *err); /* the arena offsets (graph_plan.c) */
+/* Depthwise conv of a channel plane, bias and clamp too; scratch floats (ops_depthwise.c). */
 size_t lpq__depthwise_scratch(const conv_params_t *p);
 void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
                      float lo, float hi, float *y, float *scratch);
@@ -257,7 +251,8 @@ void lpq__conv_pack_pointwise(const void *ctx, size_t k0, size_t kc, size_t n0, 
 /* Fused depthwise chains (ops_dwfuse.c): a 1x1 conv -> 3x3 depthwise conv -> 1x1 conv (either
 ** 1x1 may be absent, not both) computed a band of rows at a time, the intermediate tensors kept
 ** in the thread's cache, never written. lpq__dwfuse_plan marks each chain's first node (after
-** the weights are packed, before the memory plan; LPQ_DWFUSE=0: none); lpq__dwfuse_run runs
+** the weights are packed, before the memory plan; LPQ_DWFUSE=0: none; also a 1x1 conv whose
+** output only a GlobalAveragePool reads, pooled without writing it); lpq__dwfuse_run runs
 ** chain n from the tensors' data (ptr: every value's) and returns how many of the nodes after n
 ** it covered (the next live ones), or < 0 with err. Hooked runs keep to the nodes one by one. */
 int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err);
@@ -268,10 +263,15 @@ int lpq__dwfuse_end(const gnode_t *n);
 /* Tests: the smallest map (H * W) fused and the floats of a band's buffers, read at load. */
 extern int64_t lpq__dwfuse_min_hw, lpq__dwfuse_band_floats;
 
-/* Packs constant conv weights for the GEMM kernel once, at load (ops_conv.c). */
+/* Constant weights packed once at load for lpq's GEMM kernel: a conv's (ops_conv.c), a Gemm's
+** constant B (ops_gemm.c; nothing without one). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
-/* Graph rewrites after folding (graph_opt.c): BN into conv, activations into conv/gemm. */
+int lpq__gemm_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
+/* Graph rewrites after folding (graph_opt.c), and the nodes they turn into a SiLU (a Sigmoid
+** node, ops_unary.c) or a LayerNormalization of value x without scale (ops_norm.c). */
 int lpq__graph_optimize(lpq_graph_t *g, lpq_error_t *err);
+void lpq__unary_silu(gnode_t *n);
+int lpq__ln_adopt(gnode_t *n, int x, size_t outer, size_t inner, float eps, lpq_error_t *err);
 /* Quantizable layer table (graph_opt.c). */
 int lpq__graph_build_layers(lpq_graph_t *g, lpq_error_t *err);
 

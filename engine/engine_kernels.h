@@ -7,6 +7,7 @@
 #define LPQ_ENGINE_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Instruction set of lpq's kernels (ops_kernels.c): the CPU's best, or lower by LPQ_ISA. */
 enum { LPQ_ISA_GENERIC = 0, LPQ_ISA_AVX2 = 1, LPQ_ISA_AVX512 = 2 };
@@ -55,6 +56,16 @@ void lpq__kern_dw9m(float *restrict y, const float *const *taps, const float *w,
 int lpq__kern_dw3_rows(float *out, const float *E, int64_t lo_row, const float *zero,
                        const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
                        int64_t OW, int s, int64_t oy0, int64_t oy1);
+/* The same over g planes of H x W back to back (one channel of g images), the taps' masks
+** computed once for any number of channels: lpq__kern_dw3_flat_masks fills m (9 per vector of
+** 16 outputs) and returns the vector count, or 0 (nothing done) without AVX-512 or when the
+** vectors are more than cap; lpq__kern_dw3_flat_run then runs one channel x to y with them.
+** Output vector v goes to y + (v / 2) * panel + (v % 2) * 16: panel 32 for a plain row, or
+** the stride of a packed GEMM B's 32-column panels (lpq__kern_sgemm_packed). */
+size_t lpq__kern_dw3_flat_masks(uint16_t *m, size_t cap, int64_t g, int64_t H, int64_t W);
+void lpq__kern_dw3_flat_run(float *y, size_t panel, const float *x, const uint16_t *m,
+                            size_t nvec, int64_t W, const float *w, float bias, float lo,
+                            float hi);
 /* A whole H x W plane of a 3x3 stride-1 depthwise conv, pads 1, x to y (H x W too), its rows
 ** run back to back 16 outputs a vector (only the plane is read): AVX-512 only, else 0. */
 int lpq__kern_dw3_flat(float *y, const float *x, const float *w, float bias, float lo, float hi,
@@ -102,6 +113,10 @@ void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
 ** q/SGEMM_NR at Bp + q * K; zero past column N). Only when lpq__sgemm_packs_a() and K > 0. */
 void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
                             float *C, size_t ldc);
+/* The same with the epilogue epi (NULL: none) as C is stored; B's columns past N may hold
+** anything (only C's first N columns are written). */
+void lpq__kern_sgemm_packed_epi(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                                float *C, size_t ldc, const sgemm_epi_t *epi);
 /* Winograd F(2x2, 3x3) transforms of len tiles (ops_kernels_body.h). */
 void lpq__kern_wino_in(size_t len, const float *const *E, const float *const *O, float *dst,
                        size_t vstride, size_t col0, size_t pstride);

@@ -424,8 +424,11 @@ static int build(lpq_graph_t *g, const Onnx__ModelProto *m, int batch, lpq_error
   if ((rc = lpq__graph_build_layers(g, err)) != 0)
     return rc;
   for (size_t k = 0; k < g->nnodes; k++)
-    if (!g->nodes[k].dead && strcmp(g->nodes[k].op_type, "Conv") == 0 &&
-        (rc = lpq__conv_prepack(g, &g->nodes[k], err)) != 0)
+    if (!g->nodes[k].dead &&
+        ((strcmp(g->nodes[k].op_type, "Conv") == 0 &&
+          (rc = lpq__conv_prepack(g, &g->nodes[k], err)) != 0) ||
+         (strcmp(g->nodes[k].op_type, "Gemm") == 0 &&
+          (rc = lpq__gemm_prepack(g, &g->nodes[k], err)) != 0)))
       return rc;
   if ((rc = lpq__dwfuse_plan(g, err)) != 0)
     return rc;

@@ -8,7 +8,9 @@
 ** output. E and D stay in the thread's cache and the expanded tensor (the largest of the
 ** network) is never written to memory nor read back. The nodes' tensors keep their places in
 ** the memory plan: hooked runs (the scorer's, which read every layer's input and output) run
-** the nodes one by one and produce the same numbers within rounding. */
+** the nodes one by one and produce the same numbers within rounding. The same mechanism runs
+** a 1x1 conv whose output only a GlobalAveragePool reads (the classifier's last conv): each
+** task pools its channel blocks from a tile in cache and the conv's output is never written. */
 #include "engine/engine_internal.h"
 
 #include <math.h>
@@ -22,6 +24,8 @@ struct dwfuse_t {
   int64_t G;     /* images per band when a band holds whole images (R == OH), else 1 */
   size_t es, ds; /* floats per channel of E (rows of the band, margins) and of D */
   size_t e_off, d_off, z_off, t_off, pack_off, total; /* scratch layout, floats */
+  int pool;      /* a 1x1 conv (node[0]) and the GlobalAveragePool after it (node[1]) instead */
+  int64_t imgs;  /* pool: images per task (their columns' B packed in full) */
 };
 
 /* E and D of one band together stay under this many floats (1.5 MB: in L2; fewer, longer GEMMs
@@ -33,6 +37,7 @@ int64_t lpq__dwfuse_band_floats = 384 * 1024;
 int64_t lpq__dwfuse_min_hw = 1;
 #define MARGIN 16 /* floats before each channel's rows in E: a tap may read one before the row */
 #define GROUP_COLS 784
+#define FLAT_VECS 256 /* whole-image groups of up to 4096 positions: depthwise as flat runs */
 
 static size_t up16(size_t v) { return (v + 15) / 16 * 16; }
 
@@ -114,7 +119,7 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int64_t
     f->G = 4 * lpq__dwfuse_band_floats / per_img;
   f->G = f->G < 1 ? 1 : f->G > p->N ? p->N : f->G;
   f->es = up16((size_t)(f->G * nE * p->W) + MARGIN + 1);
-  f->ds = has_post ? up16((size_t)(f->G * R * p->OW)) : 0;
+  f->ds = has_post ? (size_t)(f->G * R * p->OW + 31) / 32 * 32 : 0; /* or as packed panels */
   f->e_off = 0;
   f->d_off = f->e_off + (has_pre ? (size_t)p->C * f->es : 0);
   f->z_off = f->d_off + (size_t)p->C * f->ds;
@@ -124,6 +129,34 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int64_t
   f->total = f->pack_off + lpq__sgemm_pack_floats(0) + 16;
 }
 
+/* A 1x1 conv whose output only a GlobalAveragePool reads (a classifier's last conv): the
+** conv's output never written, each task's rows pooled from a cached tile (pool_task). */
+static int plan_pool(lpq_graph_t *g, int k, int last_end, lpq_error_t *err) {
+  gnode_t *n = &g->nodes[k];
+  const int pre = live_step(g, k, -1);
+  if (strcmp(n->op_type, "GlobalAveragePool") != 0 || pre < 0 || pre <= last_end ||
+      !lpq__sgemm_packs_a() || !pointwise(g, &g->nodes[pre]) || g->nodes[pre].residual ||
+      !g->nodes[pre].wpack || g->nodes[pre].fuse || g->nodes[pre].out[0] != n->in[0] ||
+      !feeds_only(g, n->in[0], n))
+    return 0;
+  const conv_params_t *p = g->nodes[pre].params;
+  const int64_t HW = p->H * p->W, cap = lpq__dwfuse_band_floats / (p->C > 0 ? p->C : 1);
+  if (HW <= 0 || p->C <= 0 || HW > cap) /* B of one image over all of K: within a band */
+    return 0;
+  dwfuse_t *f = calloc(1, sizeof *f);
+  if (!f)
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
+  f->node[0] = pre, f->node[1] = k, f->node[2] = -1, f->count = 1, f->pool = 1;
+  f->imgs = cap / HW < p->N ? cap / HW : p->N;
+  const size_t cols = (size_t)(f->imgs * HW + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+  f->t_off = cols * (size_t)p->C + 16; /* packed B, then the tile of SGEMM_MC rows */
+  f->total = f->t_off + SGEMM_MC * cols + 16;
+  g->nodes[pre].fuse = f;
+  if (g->nodes[pre].scratch_floats < f->total)
+    g->nodes[pre].scratch_floats = f->total;
+  return 1;
+}
+
 int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err) {
   const char *env = getenv("LPQ_DWFUSE");
   if (env && strcmp(env, "0") == 0)
@@ -131,6 +164,13 @@ int lpq__dwfuse_plan(lpq_graph_t *g, lpq_error_t *err) {
   int last_end = -1; /* a node belongs to one chain at most */
   for (size_t k = 0; k < g->nnodes; k++) {
     gnode_t *n = &g->nodes[k];
+    const int pooled = n->dead ? 0 : plan_pool(g, (int)k, last_end, err);
+    if (pooled < 0)
+      return pooled;
+    if (pooled) {
+      last_end = (int)k;
+      continue;
+    }
     if (!depthwise3(g, n))
       continue;
     int pre = live_step(g, (int)k, -1), post = live_step(g, (int)k, 1);
@@ -217,18 +257,32 @@ static void fuse_task(void *arg, size_t task, int tid) {
                       xi + r0 * W, (size_t)HW, E + keep * W, f->es, pack, &epi);
     }
     cur_lo = lo_row, cur_hi = hi_row;
+    /* a whole plane of stride 1: flat runs, the taps' masks once for every channel */
+    uint16_t masks[9 * FLAT_VECS];
+    const size_t nvec = s == 1 && oy0 == 0 && oy1 == H
+                            ? lpq__kern_dw3_flat_masks(masks, FLAT_VECS, 1, H, W) : 0;
+    const int packed = nvec && j->pp && j->app; /* D as the projection's packed B */
     for (int64_t c = 0; c < C; c++) { /* without an expansion: straight from the input */
-      float *out = j->pp ? D + c * (int64_t)f->ds : j->y + (img * C + c) * OHW + oy0 * OW;
+      float *out = j->pp ? D + c * (packed ? 32 : (int64_t)f->ds)
+                         : j->y + (img * C + c) * OHW + oy0 * OW;
       const float *Ec = j->pe ? E + c * (int64_t)f->es : xi + c * HW + lo_row * W;
-      lpq__dw3_rows(d, Ec, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f,
-              j->dlo, j->dhi, oy0, oy1, out);
+      if (nvec)
+        lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, Ec, masks, nvec, W,
+                               j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi);
+      else
+        lpq__dw3_rows(d, Ec, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo,
+                      j->dhi, oy0, oy1, out);
     }
     if (j->pp) {
       const int64_t M = j->pp->M;
       const size_t at = (size_t)(img * M * OHW + oy0 * OW);
       const sgemm_epi_t epi = {j->bp, j->res ? j->res + at : NULL, (size_t)OHW, j->plo, j->phi};
-      lpq__kern_sgemm((size_t)M, (size_t)((oy1 - oy0) * OW), (size_t)C, j->wp, (size_t)C, j->app,
-                      D, f->ds, j->y + at, (size_t)OHW, pack, &epi);
+      if (packed)
+        lpq__kern_sgemm_packed_epi((size_t)M, (size_t)OHW, (size_t)C, j->app, D, j->y + at,
+                                   (size_t)OHW, &epi);
+      else
+        lpq__kern_sgemm((size_t)M, (size_t)((oy1 - oy0) * OW), (size_t)C, j->wp, (size_t)C,
+                        j->app, D, f->ds, j->y + at, (size_t)OHW, pack, &epi);
     }
   }
 }
@@ -247,6 +301,40 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
   float *zero = sc + f->z_off + MARGIN;
   memset(zero - MARGIN, 0, ((size_t)W + 2 * MARGIN) * sizeof *zero);
   const float *x0 = j->x + img0 * Cin * HW;
+  /* stride 1: the taps' masks once for every channel; a channel's planes of the G images
+  ** in one run where E and D hold them back to back, else image by image */
+  uint16_t masks[9 * FLAT_VECS];
+  const int runs = j->pe && j->pp;
+  const size_t nvec = d->s[0] == 1 ? lpq__kern_dw3_flat_masks(masks, FLAT_VECS, runs ? G : 1, H, W)
+                                   : 0;
+  const int packed = nvec && runs && j->app; /* D as the projection's packed B */
+  const int64_t cols32 = (G * HW + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+  if (runs && j->ape && Cin > 0 && C > SGEMM_MC &&
+      (size_t)(C - SGEMM_MC) * f->es >= (size_t)(Cin * cols32) + MARGIN) {
+    /* the input packed once (after E's first SGEMM_MC rows); then SGEMM_MC expanded channels
+    ** at a time, their depthwise run while they are in cache: E never leaves L2 */
+    float *Bx = E + SGEMM_MC * (int64_t)f->es;
+    const conv_pointwise_t pw = {x0, 0, HW, HW, Cin * HW};
+    lpq__conv_pack_pointwise(&pw, 0, (size_t)Cin, 0, (size_t)(G * HW), Bx);
+    for (int64_t m0 = 0; m0 < C; m0 += SGEMM_MC) {
+      const int64_t mc = C - m0 < SGEMM_MC ? C - m0 : SGEMM_MC;
+      const sgemm_epi_t epi = {j->be ? j->be + m0 : NULL, NULL, 0, j->elo, j->ehi};
+      lpq__kern_sgemm_packed_epi((size_t)mc, (size_t)(G * HW), (size_t)Cin, j->ape + m0 * Cin,
+                                 Bx, E, f->es, &epi);
+      for (int64_t c = m0; c < m0 + mc; c++) {
+        const float *Ec = E + (c - m0) * (int64_t)f->es, *wc = j->wd + 9 * c;
+        const float bias = j->bd ? j->bd[c] : 0.0f;
+        if (packed)
+          lpq__kern_dw3_flat_run(D + c * 32, 32 * (size_t)C, Ec, masks, nvec, W, wc, bias,
+                                 j->dlo, j->dhi);
+        else /* stride 2, or no AVX-512: image by image into D's rows */
+          for (int64_t i = 0; i < G; i++)
+            lpq__dw3_rows(d, Ec + i * HW, 0, zero, wc, bias, j->dlo, j->dhi, 0, d->OH,
+                          D + c * (int64_t)f->ds + i * OHW);
+      }
+    }
+    goto project;
+  }
   if (j->pe) {
     const sgemm_epi_t epi = {j->be, NULL, 0, j->elo, j->ehi};
     if (j->ape && Cin > 0) { /* B packed across the images straight from the input */
@@ -262,10 +350,20 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
   for (int64_t c = 0; c < C; c++)
     for (int64_t i = 0; i < G; i++) {
       const float *plane = j->pe ? E + c * (int64_t)f->es + i * HW : x0 + (i * C + c) * HW;
-      float *out = j->pp ? D + c * (int64_t)f->ds + i * OHW : j->y + ((img0 + i) * C + c) * OHW;
-      lpq__dw3_rows(d, plane, 0, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi, 0,
-                    d->OH, out);
+      float *out = packed  ? D + c * 32
+                   : j->pp ? D + c * (int64_t)f->ds + i * OHW
+                           : j->y + ((img0 + i) * C + c) * OHW;
+      const float bias = j->bd ? j->bd[c] : 0.0f;
+      if (nvec) {
+        lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, plane, masks, nvec, W,
+                               j->wd + 9 * c, bias, j->dlo, j->dhi);
+        if (runs)
+          break; /* all G images done */
+        continue;
+      }
+      lpq__dw3_rows(d, plane, 0, zero, j->wd + 9 * c, bias, j->dlo, j->dhi, 0, d->OH, out);
     }
+project:
   if (!j->pp)
     return;
   /* the projection over all G images at once into T, then each image's rows to its place (bias
@@ -273,8 +371,12 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
   const int64_t M = j->pp->M, GO = G * OHW;
   float *T = sc + f->t_off;
   const sgemm_epi_t epi = {j->bp, NULL, 0, j->plo, j->phi};
-  lpq__kern_sgemm((size_t)M, (size_t)GO, (size_t)C, j->wp, (size_t)C, j->app, D, f->ds, T,
-                  (size_t)GO, pack, j->res ? NULL : &epi);
+  if (packed)
+    lpq__kern_sgemm_packed_epi((size_t)M, (size_t)GO, (size_t)C, j->app, D, T, (size_t)GO,
+                               j->res ? NULL : &epi);
+  else
+    lpq__kern_sgemm((size_t)M, (size_t)GO, (size_t)C, j->wp, (size_t)C, j->app, D, f->ds, T,
+                    (size_t)GO, pack, j->res ? NULL : &epi);
   for (int64_t i = 0; i < G; i++)
     for (int64_t m = 0; m < M; m++) {
       const size_t at = (size_t)(((img0 + i) * M + m) * OHW);
@@ -298,11 +400,81 @@ static void node_act(const gnode_t *n, float *lo, float *hi) {
   *hi = n->act ? n->act_hi : INFINITY;
 }
 
+/* Pooled 1x1 conv: images [img0, img0 + imgs) and SGEMM_MC-row blocks [b0, b1) of the output
+** channels a task. */
+typedef struct pjob_t {
+  const dwfuse_t *f;
+  const conv_params_t *p;
+  const float *x, *Ap, *bias;
+  float *y, *scratch;
+  size_t stride;
+  float lo, hi;
+  int64_t mtasks, blocks_per; /* tasks over the channel blocks (per image chunk) */
+} pjob_t;
+
+static void pool_task(void *arg, size_t task, int tid) {
+  const pjob_t *j = arg;
+  const conv_params_t *p = j->p;
+  const int64_t HW = p->H * p->W, M = p->M, K = p->C;
+  const int64_t img0 = (int64_t)task / j->mtasks * j->f->imgs;
+  const int64_t imgs = p->N - img0 < j->f->imgs ? p->N - img0 : j->f->imgs, cols = imgs * HW;
+  const int64_t nb = (M + SGEMM_MC - 1) / SGEMM_MC, b0 = (int64_t)task % j->mtasks * j->blocks_per;
+  const int64_t b1 = b0 + j->blocks_per < nb ? b0 + j->blocks_per : nb;
+  if (b0 >= b1)
+    return;
+  float *Bp = j->scratch + (size_t)tid * j->stride, *T = Bp + j->f->t_off;
+  const conv_pointwise_t pw = {j->x, img0 * HW, HW, HW, K * HW};
+  lpq__conv_pack_pointwise(&pw, 0, (size_t)K, 0, (size_t)cols, Bp); /* all of K at once */
+  for (int64_t b = b0; b < b1; b++) {
+    const int64_t m0 = b * SGEMM_MC, mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC;
+    const sgemm_epi_t epi = {j->bias ? j->bias + m0 : NULL, NULL, 0, j->lo, j->hi};
+    lpq__kern_sgemm_packed_epi((size_t)mc, (size_t)cols, (size_t)K, j->Ap + m0 * K, Bp, T,
+                               (size_t)cols, &epi);
+    for (int64_t r = 0; r < mc; r++)
+      for (int64_t i = 0; i < imgs; i++) { /* the mean as GlobalAveragePool takes it */
+        const float *t = T + r * cols + i * HW;
+        float acc[8] = {0}, s = 0.0f;
+        int64_t q = 0;
+        for (; q + 8 <= HW; q += 8)
+          for (int l = 0; l < 8; l++)
+            acc[l] += t[q + l];
+        for (; q < HW; q++)
+          s += t[q];
+        for (int l = 0; l < 8; l++)
+          s += acc[l];
+        j->y[(img0 + i) * M + m0 + r] = s / (float)HW;
+      }
+  }
+}
+
+static int pool_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, float *scratch,
+                    threads_t *pool, size_t scratch_stride) {
+  const dwfuse_t *f = n->fuse;
+  const gnode_t *gp = &g->nodes[f->node[1]];
+  pjob_t j = {.f = f, .p = n->params, .x = ptr[n->in[0]], .Ap = n->wpack,
+              .bias = node_bias(n, ptr), .y = ptr[gp->out[0]], .scratch = scratch,
+              .stride = scratch_stride};
+  node_act(n, &j.lo, &j.hi);
+  /* a thread packs its images' B once for all its channel blocks: as few tasks as keep every
+  ** thread busy (two per thread), split over the channels when the images are too few */
+  const int64_t threads = lpq__threads_count(pool), chunks = (j.p->N + f->imgs - 1) / f->imgs;
+  const int64_t nb = (j.p->M + SGEMM_MC - 1) / SGEMM_MC;
+  const int64_t want = threads > 1 ? 2 * threads : 1;
+  j.mtasks = chunks >= want ? 1 : (want + chunks - 1) / chunks;
+  j.mtasks = j.mtasks > nb ? nb : j.mtasks;
+  j.blocks_per = (nb + j.mtasks - 1) / j.mtasks;
+  j.mtasks = (nb + j.blocks_per - 1) / j.blocks_per;
+  lpq__threads_run(pool, (size_t)(chunks * j.mtasks), pool_task, &j);
+  return f->count;
+}
+
 int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, float *scratch,
                     threads_t *pool, size_t scratch_stride, lpq_error_t *err) {
   const dwfuse_t *f = n->fuse;
   if (!f)
     return lpq__node_err(err, LPQ_EINVAL, n, "not the first node of a fused chain");
+  if (f->pool)
+    return pool_run(g, n, ptr, scratch, pool, scratch_stride);
   const gnode_t *pe = f->node[0] >= 0 ? &g->nodes[f->node[0]] : NULL;
   const gnode_t *dn = &g->nodes[f->node[1]];
   const gnode_t *po = f->node[2] >= 0 ? &g->nodes[f->node[2]] : NULL;

@@ -1,4 +1,6 @@
-/* engine/ops_gemm.c: Gemm and MatMul (batched, numpy broadcasting) through OpenBLAS sgemm. */
+/* engine/ops_gemm.c: Gemm and MatMul (batched, numpy broadcasting) through OpenBLAS sgemm; a
+** Gemm with a constant B (a classifier) through lpq's kernel (ops_sgemm.c) where it has one: B
+** packed once at load (a hook's B per run), A per run, the columns split over the threads. */
 #include "engine/engine_internal.h"
 
 #include <cblas.h>
@@ -45,6 +47,80 @@ static int gemm_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, LPQ_DT_F32, 2, shape, err);
 }
 
+#define GEMM_TASK_COLS 128 /* columns a task: its B panels packed per run when hooked */
+
+/* Columns [q0, q0 + cols) of B (w as stored: [N, K] when transB) as lpq__kern_sgemm_packed's
+** panels of SGEMM_NR columns over all K, k-major, zero past column N. */
+static void pack_cols(const gemm_params_t *p, const float *w, size_t q0, size_t cols, float *bp) {
+  const size_t N = p->N, K = p->K;
+  for (size_t q = q0; q < q0 + cols; q += SGEMM_NR)
+    for (size_t k = 0; k < K; k++)
+      for (size_t c = q; c < q + SGEMM_NR; c++)
+        *bp++ = c >= N ? 0.0f : p->trans_b ? w[c * K + k] : w[k * N + c];
+}
+
+/* The constant B of a Gemm packed for lpq's kernel at load; A is packed per run in scratch,
+** and a B a hook swaps in is packed per run too (so hooked and plain runs give the same bits). */
+int lpq__gemm_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
+  const gemm_params_t *p = n->params;
+  const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
+  if (!w || !p || p->trans_a || !lpq__sgemm_packs_a() || !p->M || !p->N || !p->K)
+    return 0;
+  const size_t panels = (p->N + SGEMM_NR - 1) / SGEMM_NR;
+  if (!(n->wpack = malloc((panels * SGEMM_NR * p->K + 16) * sizeof *n->wpack)))
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+  pack_cols(p, w, 0, panels * SGEMM_NR, n->wpack);
+  const size_t need = lpq__sgemm_packed_a_floats(p->M, p->K) + GEMM_TASK_COLS * p->K + 32;
+  if (n->scratch_floats < need)
+    n->scratch_floats = need;
+  return 0;
+}
+
+typedef struct gemm_job_t {
+  const kctx_t *k;
+  const gemm_params_t *p;
+  const float *Ap, *Bp; /* Bp: B packed at load, or NULL: each task packs its columns */
+  size_t b_off;         /* where in a thread's scratch a task packs them */
+  float *y;
+} gemm_job_t;
+
+static void gemm_cols_task(void *arg, size_t task, int tid) {
+  const gemm_job_t *j = arg;
+  const size_t N = j->p->N, K = j->p->K, q0 = task * GEMM_TASK_COLS;
+  const size_t cols = N - q0 < GEMM_TASK_COLS ? N - q0 : GEMM_TASK_COLS;
+  const float *bp = j->Bp ? j->Bp + q0 * K : NULL;
+  if (!bp) {
+    float *own = j->k->scratch + (size_t)tid * j->k->scratch_stride + j->b_off;
+    pack_cols(j->p, j->k->weight, q0, cols, own);
+    bp = own;
+  }
+  lpq__kern_sgemm_packed(j->p->M, cols, K, j->Ap, bp, j->y + q0, N);
+}
+
+/* y = alpha * A x B + beta * C by lpq's kernel wherever B was packed at load (with the packed
+** B, or the hook's packed per run): 0, or 1 when the kernel does not apply. */
+static int gemm_packed_run(const kctx_t *k, const float *c) {
+  const gemm_params_t *p = k->n->params;
+  const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
+  if (!k->n->wpack || !p->K || !k->scratch || !k->weight)
+    return 1;
+  float *Ap = k->scratch;
+  lpq__sgemm_pack_a(p->M, p->K, k->in[0], p->K, Ap);
+  gemm_job_t j = {k, p, Ap, k->weight == base ? k->n->wpack : NULL,
+                  lpq__sgemm_packed_a_floats(p->M, p->K) + 16, k->out[0]};
+  lpq__threads_run(k->pool, (p->N + GEMM_TASK_COLS - 1) / GEMM_TASK_COLS, gemm_cols_task, &j);
+  float *y = k->out[0];
+  const size_t rs = c && p->c_shape[0] != 1 ? (size_t)p->c_shape[1] : 0;
+  const size_t cs = c && p->c_shape[1] != 1 ? 1 : 0;
+  const float beta = c ? p->beta : 0.0f;
+  if (p->alpha != 1.0f || beta != 0.0f)
+    for (size_t i = 0; i < p->M; i++)
+      for (size_t n = 0; n < p->N; n++)
+        y[i * p->N + n] = p->alpha * y[i * p->N + n] +
+                          (beta != 0.0f ? beta * c[i * rs + n * cs] : 0.0f);
+  return 0;
+}
+
 /* y[i][j] += shift[j]: the bias hook's shift, before any fused activation. */
 static void add_out_shift(float *y, size_t rows, size_t cols, const float *shift) {
   if (!shift)
@@ -59,6 +135,11 @@ static int gemm_run(const kctx_t *k) {
   float *y = k->out[0];
   float beta = 0.0f;
   const float *c = k->n->nin > 2 ? k->in[2] : NULL;
+  if (p->M && p->N && gemm_packed_run(k, c) == 0) {
+    add_out_shift(y, p->M, p->N, k->out_shift);
+    lpq__apply_act(k->n, y, p->M * p->N);
+    return 0;
+  }
   if (c && p->beta != 0.0f) {
     const size_t rs = p->c_shape[0] == 1 ? 0 : (size_t)p->c_shape[1];
     const size_t cs = p->c_shape[1] == 1 ? 0 : 1;

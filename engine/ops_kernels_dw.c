@@ -298,6 +298,29 @@ static AVX512 void dw3_flat512(float *y, const float *x, const float *w, float b
     }
   }
 }
+
+/* g planes of lpq__kern_dw3_flat run back to back as one: vector v's nine taps masked by
+** m[9 v .. 9 v + 8] (lpq__kern_dw3_flat_masks), no index arithmetic nor branch in the loop, so
+** the vectors' chains of nine multiply-adds overlap. The same arithmetic as dw3_flat512. */
+static AVX512 void dw3_run512(float *y, size_t panel, const float *x, const uint16_t *m,
+                              size_t nvec, int64_t W, const float *w, float bias, float lo,
+                              float hi) {
+  __m512 wv[9];
+#pragma GCC unroll 9
+  for (int t = 0; t < 9; t++)
+    wv[t] = _mm512_set1_ps(w[t]);
+  const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  const int64_t off[9] = {-W - 1, -W, -W + 1, -1, 0, 1, W - 1, W, W + 1};
+  for (size_t v = 0; v < nvec; v++, m += 9) {
+    const float *xq = x + 16 * v;
+    __m512 a = vb;
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; t++)
+      a = _mm512_fmadd_ps(wv[t], _mm512_maskz_loadu_ps((__mmask16)m[t], at(xq, off[t])), a);
+    _mm512_mask_storeu_ps(y + (v >> 1) * panel + (v & 1) * 16, (__mmask16)m[4],
+                          _mm512_min_ps(vhi, _mm512_max_ps(vlo, a)));
+  }
+}
 #endif
 
 int lpq__kern_dw3_flat(float *y, const float *x, const float *w, float bias, float lo, float hi,
@@ -355,4 +378,39 @@ void lpq__kern_dwblk_row(float *restrict y, const float *restrict r0, const floa
                          const float *restrict r2, const float *restrict w,
                          const float *restrict b, float lo, float hi, size_t ow, size_t s) {
   DISPATCH(dwblk_row_, y, r0, r1, r2, w, b, lo, hi, ow, s);
+}
+
+size_t lpq__kern_dw3_flat_masks(uint16_t *m, size_t cap, int64_t g, int64_t H, int64_t W) {
+  const int64_t n = g * H * W;
+  const size_t nvec = n > 0 ? (size_t)((n + 15) / 16) : 0;
+#ifdef LPQ_X86_VARIANTS
+  if (lpq__isa() == LPQ_ISA_AVX512 && nvec > 0 && nvec <= cap) {
+    for (size_t i = 0; i < 9 * nvec; i++)
+      m[i] = 0;
+    int64_t ox = 0, oy = 0; /* output p's column and row in its plane */
+    for (int64_t p = 0; p < n; p++) {
+      const int rows[3] = {oy > 0, 1, oy < H - 1}, cols[3] = {ox > 0, 1, ox < W - 1};
+      uint16_t *mv = m + (p / 16) * 9;
+      const uint16_t bit = (uint16_t)(1u << (p % 16));
+      for (int t = 0; t < 9; t++)
+        mv[t] = rows[t / 3] && cols[t % 3] ? (uint16_t)(mv[t] | bit) : mv[t];
+      if (++ox == W && (ox = 0, ++oy == H))
+        oy = 0;
+    }
+    return nvec;
+  }
+#endif
+  (void)m, (void)cap;
+  return 0;
+}
+
+void lpq__kern_dw3_flat_run(float *y, size_t panel, const float *x, const uint16_t *m,
+                            size_t nvec, int64_t W, const float *w, float bias, float lo,
+                            float hi) {
+#ifdef LPQ_X86_VARIANTS
+  dw3_run512(y, panel, x, m, nvec, W, w, bias, lo, hi);
+#else
+  (void)y, (void)panel, (void)x, (void)m, (void)nvec, (void)W, (void)w, (void)bias, (void)lo;
+  (void)hi;
+#endif
 }

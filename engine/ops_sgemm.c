@@ -262,10 +262,18 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
 }
 
 
-/* B already packed over all of K: panel q (NR columns) at Bp + q/NR * K * NR, k-major. */
+/* B already packed over all of K: panel q (NR columns) at Bp + q/NR * K * NR, k-major; the
+** epilogue (NULL: none) on the last K block. */
 static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
-                           float *C, size_t ldc) {
+                           float *C, size_t ldc, const sgemm_epi_t *epi) {
   const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  sgemm_epi_t te;
+  if (M <= MR) { /* one row panel (a classifier's batch): each B panel streamed once, in full */
+    for (size_t q = 0; q < N; q += NR)
+      micro(K, Ap, Bp + q * K, C + q, ldc, M, N - q < NR ? N - q : NR, 0,
+            tile_epi(epi, 0, q, 1, &te));
+    return;
+  }
   for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
     const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
     for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
@@ -274,7 +282,8 @@ static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const 
       for (size_t q = 0; q < N; q += NR)
         for (size_t p = 0; p < mc; p += MR)
           micro(kc, Ab + p * kc, Bp + q * K + k0 * NR, C + (m0 + p) * ldc + q, ldc,
-                mc - p < MR ? mc - p : MR, N - q < NR ? N - q : NR, k0 > 0, NULL);
+                mc - p < MR ? mc - p : MR, N - q < NR ? N - q : NR, k0 > 0,
+                tile_epi(epi, m0 + p, q, k0 + kc == K, &te));
     }
   }
 }
@@ -282,11 +291,16 @@ static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const 
 
 void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
                             float *C, size_t ldc) {
+  lpq__kern_sgemm_packed_epi(M, N, K, Ap, Bp, C, ldc, NULL);
+}
+
+void lpq__kern_sgemm_packed_epi(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                                float *C, size_t ldc, const sgemm_epi_t *epi) {
 #ifdef HAVE_AVX512_KERNEL
   if (M && N && K)
-    sgemm_packed_b(M, N, K, Ap, Bp, C, ldc);
+    sgemm_packed_b(M, N, K, Ap, Bp, C, ldc, epi);
 #else
-  (void)M, (void)N, (void)K, (void)Ap, (void)Bp, (void)C, (void)ldc;
+  (void)M, (void)N, (void)K, (void)Ap, (void)Bp, (void)C, (void)ldc, (void)epi;
 #endif
 }
 

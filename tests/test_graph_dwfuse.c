@@ -3,7 +3,7 @@
 ** 1x1 conv absent. A run without hooks (fused) must equal a reference loop in double and the
 ** hooked run (node by node) within rounding, over odd channel counts and map sizes, batch 1
 ** and 3, one and two threads, one band per image or many (rows kept between bands), with
-** the AVX-512 and the AVX2 kernels. Each case is an ONNX model built here. */
+** the AVX-512, the AVX2 and the generic kernels. Each case is an ONNX model built here. */
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
 #include "onnx/onnx.pb-c.h"
@@ -300,6 +300,13 @@ static void cases(void) {
       /* a stem before: 3x3 stride 2 (odd and even inputs), 5x5 stride 1 */
       {1, 1, 0, 3, 3, 16, 8, 19, 14, 1, 3, 2}, {1, 1, 0, 1, 3, 21, 5, 12, 11, 2, 3, 2},
       {1, 0, 0, 1, 4, 10, 1, 9, 13, 1, 5, 1},
+      /* whole images side by side, stride 1: flat runs, D as the projection's packed B (7x7 and
+      ** a column of one; planes of exactly two 16-output vectors) */
+      {1, 1, 1, 3, 5, 37, 5, 7, 7, 1, 0, 1},   {1, 1, 0, 3, 3, 9, 4, 6, 1, 1, 0, 1},
+      {1, 1, 0, 2, 4, 20, 6, 4, 8, 1, 0, 1},
+      /* more than 128 expanded channels: expanded and depthwise 128 channels at a time */
+      {1, 1, 1, 3, 9, 200, 9, 7, 7, 1, 0, 1},  {1, 1, 0, 2, 5, 300, 11, 6, 5, 1, 0, 1},
+      {1, 1, 0, 3, 6, 150, 8, 9, 9, 2, 0, 1},   {1, 1, 0, 2, 7, 260, 5, 14, 13, 2, 0, 1},
   };
   static const int64_t bands[] = {96 * 1024, 1, 700};
   unsigned seed = 11;
@@ -316,6 +323,11 @@ Test(graph_dwfuse, fused_equals_reference_and_hooked) { cases(); }
 /* Criterion runs each test in its own process; the engine reads LPQ_ISA once per process. */
 Test(graph_dwfuse, avx2_fused_equals_reference_and_hooked) {
   cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
+  cases();
+}
+
+Test(graph_dwfuse, generic_fused_equals_reference_and_hooked) {
+  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
   cases();
 }
 

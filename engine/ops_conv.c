@@ -251,6 +251,9 @@ typedef struct conv_job_t {
   int64_t gi, imgs, cols_max, chunks_per_image;
   int64_t mstep, mblocks; /* output channels split in blocks of mstep (SGEMM_MC multiples) */
   const float *Ap; /* packed weights of group gi, or NULL (OpenBLAS) */
+  /* every group in one job (weights packed at load): task = group * group_tasks + its task */
+  const float *all_Ap;
+  size_t group_tasks, per_group;
   const float *residual; /* fused residual Add: same shape as the output, or NULL */
   size_t col_off, tmp_off, pack_off;
 } conv_job_t;
@@ -301,7 +304,11 @@ static void gemm_task(void *arg, size_t task, int tid) {
   const conv_job_t *j = arg;
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
-  const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, gi = j->gi;
+  const int64_t gi = j->group_tasks ? (int64_t)(task / j->group_tasks) : j->gi;
+  const float *Apg = j->group_tasks ? j->all_Ap + (size_t)gi * j->per_group : j->Ap;
+  if (j->group_tasks)
+    task %= j->group_tasks;
+  const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
   const int64_t HW = p->H * p->W, OHW = p->OH * p->OW, Kd = Cg * p->k[0] * p->k[1];
   const int64_t total = p->N * OHW;
   const int64_t m0 = (int64_t)task % j->mblocks * j->mstep;
@@ -319,13 +326,13 @@ static void gemm_task(void *arg, size_t task, int tid) {
   }
   float *scratch = thread_scratch(k, tid);
   const float *wg = k->weight + (gi * Mg + m0) * Kd, *b = k->bias;
-  const float *Ap = j->Ap ? j->Ap + m0 * Kd : NULL; /* whole SGEMM_MC blocks: still packed A */
+  const float *Ap = Apg ? Apg + m0 * Kd : NULL; /* whole SGEMM_MC blocks: still packed A */
   const float *xg = (const float *)k->in[0] + gi * Cg * HW;
   int64_t ldb;
   const int64_t img = c0 / OHW, pos = c0 % OHW;
-  const int implicit = j->imgs == 1 && !j->pointwise && j->Ap && Kd > 0;
+  const int implicit = j->imgs == 1 && !j->pointwise && Apg && Kd > 0;
   /* pointwise over several images: B packed straight from the input too */
-  const int multi_pw = j->imgs > 1 && j->pointwise && j->Ap && Kd > 0;
+  const int multi_pw = j->imgs > 1 && j->pointwise && Apg && Kd > 0;
   const float *B = implicit || multi_pw
                        ? NULL
                        : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off, &ldb);
@@ -414,6 +421,12 @@ static int conv_run(const kctx_t *k) {
   const int prepacked = k->n->wpack && k->weight == base;
   float *Ap = lpq__sgemm_packs_a() ? k->scratch + a_off : NULL; /* thread 0's area, read by all */
   const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
+  if (prepacked && G > 1) { /* grouped (ResNeXt, RegNet): every group's tasks in one job, so
+                            ** threads never wait at a group's end and there is one hand-out */
+    j.all_Ap = k->n->wpack, j.group_tasks = ntasks, j.per_group = per_group;
+    lpq__threads_run(k->pool, (size_t)G * ntasks, gemm_task, &j);
+    return 0;
+  }
   for (j.gi = 0; j.gi < G; j.gi++) {
     if (prepacked)
       j.Ap = k->n->wpack + (size_t)j.gi * per_group;

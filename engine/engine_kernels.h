@@ -25,6 +25,8 @@ void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float 
 enum { LPQ_MATH_SIGMOID, LPQ_MATH_SILU, LPQ_MATH_TANH, LPQ_MATH_ERF, LPQ_MATH_EXP, LPQ_MATH_GELU,
        LPQ_MATH_GELU_TANH };
 void lpq__kern_math(int kind, const float *x, float *y, size_t n);
+/* y = clamp(a x + b, 0, 1) (HardSigmoid), times x when times_x; a NaN x stays NaN. */
+void lpq__kern_hard(int times_x, float a, float b, const float *x, float *y, size_t n);
 /* y = softmax(x) over one row of n (x and y distinct or the same); lpq__kern_exp_shift: y =
 ** exp(x - max x), *max = max x, returns the sum of y in double (four partial sums in order). */
 void lpq__kern_softmax_row(const float *x, float *y, size_t n);

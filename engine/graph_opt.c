@@ -116,8 +116,9 @@ static int fuse_residual(lpq_graph_t *g, gnode_t *a, lpq_error_t *err) {
   return 0;
 }
 
-/* Mul(x, Sigmoid(x)) (SiLU, Swish: EfficientNet, YOLO) as one pass: the Sigmoid computes
-** x * sigmoid(x) into the Mul's output, which then no longer reads x a second time. */
+/* Mul(x, Sigmoid(x)) (SiLU, Swish: EfficientNet, YOLO) and Mul(x, HardSigmoid(x)) (HardSwish as
+** PyTorch exports it: MobileNetV3) as one pass: the Sigmoid computes x * sigmoid(x) into the
+** Mul's output, which then no longer reads x a second time. */
 static void fuse_silu(lpq_graph_t *g, gnode_t *m) {
   if (m->nin != 2 || m->nout != 1 || m->in[0] < 0 || m->in[1] < 0)
     return;
@@ -126,7 +127,8 @@ static void fuse_silu(lpq_graph_t *g, gnode_t *m) {
     if (s->producer < 0 || s->uses != 1 || s->is_output || x->dtype != LPQ_DT_F32)
       continue;
     gnode_t *sig = &g->nodes[s->producer];
-    if (sig->dead || !is_op(sig, "Sigmoid") || sig->in[0] != m->in[1 - side] ||
+    if (sig->dead || !(is_op(sig, "Sigmoid") || is_op(sig, "HardSigmoid")) ||
+        sig->in[0] != m->in[1 - side] ||
         memcmp(x->shape, s->shape, (size_t)x->ndim * sizeof x->shape[0]) != 0 ||
         gv(g, m->out[0])->count != x->count)
       continue;

@@ -273,6 +273,60 @@ void lpq__kern_softmax_row(const float *x, float *y, size_t n) {
     y[i] *= inv;
 }
 
+/* y = clamp(a x + b, 0, 1), times x when times_x (HardSigmoid, and HardSwish as x times it).
+** max/min take the value as their second operand (the one they return for a NaN), so a NaN x
+** stays NaN. */
+#ifdef LPQ_X86_VARIANTS
+static AVX512 void hard512(int times_x, float a, float b, const float *x, float *y, size_t n) {
+  const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 k = i + 16 <= n ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+    __m512 h = _mm512_min_ps(one, _mm512_max_ps(zero, _mm512_add_ps(_mm512_mul_ps(va, v), vb)));
+    if (times_x)
+      h = _mm512_mul_ps(v, h);
+    _mm512_mask_storeu_ps(y + i, k, h);
+  }
+}
+
+static AVX2 void hard256(int times_x, float a, float b, const float *x, float *y, size_t n) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    __m256 h = _mm256_min_ps(one, _mm256_max_ps(zero, _mm256_add_ps(_mm256_mul_ps(va, v), vb)));
+    _mm256_storeu_ps(y + i, times_x ? _mm256_mul_ps(v, h) : h);
+  }
+  for (; i < n; i++) {
+    float h = a * x[i] + b;
+    h = 0.0f > h ? 0.0f : h; /* NaN: h, as max_ps */
+    h = 1.0f < h ? 1.0f : h;
+    y[i] = times_x ? x[i] * h : h;
+  }
+}
+#endif
+
+void lpq__kern_hard(int times_x, float a, float b, const float *x, float *y, size_t n) {
+#ifdef LPQ_X86_VARIANTS
+  if (lpq__isa() == LPQ_ISA_AVX512) {
+    hard512(times_x, a, b, x, y, n);
+    return;
+  }
+  if (lpq__isa() == LPQ_ISA_AVX2) {
+    hard256(times_x, a, b, x, y, n);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < n; i++) {
+    float h = a * x[i] + b;
+    h = 0.0f > h ? 0.0f : h;
+    h = 1.0f < h ? 1.0f : h;
+    y[i] = times_x ? x[i] * h : h;
+  }
+}
+
 void lpq__kern_math(int kind, const float *x, float *y, size_t n) {
 #ifdef LPQ_X86_VARIANTS
   switch (lpq__isa()) {

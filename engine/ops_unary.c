@@ -17,7 +17,7 @@ typedef enum {
   U_RELU, U_SIGMOID, U_TANH, U_ERF, U_SQRT, U_EXP, U_LOG, U_NEG, U_ABS, U_RECIP, U_FLOOR,
   U_CEIL, U_ROUND, U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH, U_ASINH,
   U_ACOSH, U_ATANH, U_SOFTPLUS, U_SOFTSIGN, U_SIGN, U_HSIGMOID, U_HSWISH, U_LRELU, U_ELU,
-  U_SELU, U_CELU, U_TRELU, U_GELU, U_GELU_TANH, U_SHRINK, U_NOT, U_CLIP, U_SILU,
+  U_SELU, U_CELU, U_TRELU, U_GELU, U_GELU_TANH, U_SHRINK, U_NOT, U_CLIP, U_SILU, U_XHSIG,
 } unary_kind_t;
 
 typedef struct unary_params_t {
@@ -152,6 +152,7 @@ static float unary_f(const unary_params_t *p, float x) {
   case U_SHRINK: return x < -b ? x + a : x > b ? x - a : 0.0f;
   case U_CLIP: return fminf(fmaxf(x, a), b);
   case U_SILU: return x / (1.0f + expf(-x));
+  case U_XHSIG: return x * fmaxf(0.0f, fminf(1.0f, a * x + b));
   case U_NOT: return 0.0f;
   }
   return x;
@@ -182,7 +183,10 @@ static int math_kind(unary_kind_t kind) {
   }
 }
 
-void lpq__unary_silu(gnode_t *n) { ((unary_params_t *)n->params)->kind = U_SILU; }
+void lpq__unary_silu(gnode_t *n) {
+  unary_params_t *p = n->params;
+  p->kind = p->kind == U_HSIGMOID ? U_XHSIG : U_SILU; /* x * HardSigmoid(x): HardSwish's export */
+}
 
 typedef struct math_job_t {
   int kind;
@@ -198,11 +202,6 @@ static void math_task(void *arg, size_t task, int tid) {
   const math_job_t *j = arg;
   const size_t at = task * MATH_CHUNK, n = j->n - at < MATH_CHUNK ? j->n - at : MATH_CHUNK;
   lpq__kern_math(j->kind, j->x + at, j->y + at, n);
-}
-
-static inline float clamp01(float v) {
-  v = v < 0.0f ? 0.0f : v;
-  return v > 1.0f ? 1.0f : v;
 }
 
 static int unary_run(const kctx_t *k) {
@@ -227,10 +226,10 @@ static int unary_run(const kctx_t *k) {
     /* the cheap ones as plain loops the compiler vectorises (MobileNetV3's hard activations) */
     if (p->kind == U_RELU) {
       U_LOOP(x > 0.0f ? x : 0.0f);
-    } else if (p->kind == U_HSIGMOID) { /* compares, not fminf/fmaxf: vectorised, NaN stays */
-      U_LOOP(clamp01(al * x + be));
+    } else if (p->kind == U_HSIGMOID || p->kind == U_XHSIG) { /* NaN stays NaN */
+      lpq__kern_hard(p->kind == U_XHSIG, al, be, a, y, cnt);
     } else if (p->kind == U_HSWISH) {
-      U_LOOP(x * clamp01(x / 6.0f + 0.5f));
+      lpq__kern_hard(1, 1.0f / 6.0f, 0.5f, a, y, cnt);
     } else if (p->kind == U_LRELU) {
       U_LOOP(x >= 0.0f ? x : al * x);
     } else if (p->kind == U_SQRT) {

@@ -170,6 +170,44 @@ Test(engine_math, layernorm_rows) {
   }
 }
 
+/* HardSigmoid and x * HardSigmoid(x) (HardSwish): the clamp exact, NaN kept, partial vectors. */
+static void hard_rows(void) {
+  float x[41], y[43];
+  for (int i = 0; i < 41; i++)
+    x[i] = (float)(i - 20) * 0.37f;
+  x[7] = NAN, x[8] = INFINITY, x[9] = -INFINITY;
+  for (int times_x = 0; times_x < 2; times_x++)
+    for (size_t n = 1; n <= 41; n++) {
+      y[n] = y[n + 1] = 42.0f;
+      lpq__kern_hard(times_x, 1.0f / 6.0f, 0.5f, x, y, n);
+      for (size_t i = 0; i < n; i++) {
+        float h = x[i] / 6.0f + 0.5f;
+        h = h < 0 ? 0 : h > 1 ? 1 : h;
+        const float want = times_x ? x[i] * h : h;
+        if (isnan(x[i]) || (times_x && isinf(x[i]) && x[i] < 0)) /* -Inf * 0: NaN */
+          cr_assert(isnan(y[i]), "x = %g: %g, expected NaN", x[i], y[i]);
+        else if (isinf(want))
+          cr_assert(y[i] == want, "x = %g: %g, expected %g", x[i], y[i], want);
+        else
+          cr_assert_float_eq(y[i], want, 1e-6f * (1 + fabsf(want)), "x = %g: %g, expected %g",
+                             x[i], y[i], want);
+      }
+      cr_assert(y[n] == 42.0f && y[n + 1] == 42.0f, "length %zu wrote past its end", n);
+    }
+}
+
+Test(engine_math, hard_sigmoid_and_swish) { hard_rows(); }
+
+Test(engine_math, hard_sigmoid_and_swish_avx2) {
+  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
+  hard_rows();
+}
+
+Test(engine_math, hard_sigmoid_and_swish_generic) {
+  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
+  hard_rows();
+}
+
 Test(engine_math, every_activation_at_the_best_isa) { all_kinds(); }
 
 Test(engine_math, every_activation_with_avx2) {

@@ -118,8 +118,8 @@ Test(graph, matches_pytorch_on_shortcuts_and_groups) { matches_fixture("engine_b
 
 /* The rewrites those fixtures go through happened: opset 11's three decomposed LayerNorms
 ** (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div) each run as one LayerNormalization node,
-** and the branch fixture's SiLU (Mul(x, Sigmoid(x))) as its Sigmoid node alone, while its SE
-** gate Mul(x, Sigmoid(y)) stays a Mul. */
+** and the branch fixture's SiLU (Mul(x, Sigmoid(x))) and HardSwish (Mul(x, HardSigmoid(x))) as
+** their Sigmoid nodes alone, while its SE gate Mul(x, Sigmoid(y)) stays a Mul. */
 static int live(const lpq_graph_t *g, const char *op) {
   int count = 0;
   for (size_t k = 0; k < g->nnodes; k++)
@@ -135,7 +135,8 @@ Test(graph, decomposed_layernorm_and_silu_are_fused) {
   lpq_graph_free(&g);
   g = load(FIX "engine_branch.onnx", 3);
   cr_assert_eq(live(g, "Sigmoid"), 2);
-  cr_assert_eq(live(g, "Mul"), 1, "the SiLU's Mul is fused, the SE gate's is not");
+  cr_assert_eq(live(g, "HardSigmoid"), 1);
+  cr_assert_eq(live(g, "Mul"), 1, "the SiLU's and HardSwish's Muls are fused, the SE gate's not");
   lpq_graph_free(&g);
 }
 

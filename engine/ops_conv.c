@@ -378,6 +378,8 @@ static void gemm_task(void *arg, size_t task, int tid) {
   }
 }
 
+int64_t lpq__conv_min_parallel_macs = (int64_t)1 << 20;
+
 static int conv_run(const kctx_t *k) {
   const conv_params_t *p = k->n->params;
   conv_job_t j = {.k = k, .p = p};
@@ -385,13 +387,16 @@ static int conv_run(const kctx_t *k) {
   j.lo = k->n->act ? k->n->act_lo : -INFINITY;
   j.hi = k->n->act ? k->n->act_hi : INFINITY;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G;
+  /* a conv smaller than this (batch-1 MobileNetV3's many small layers) runs on the caller
+  ** alone: a second thread's hand-out and cache traffic cost more than it saves */
+  const int64_t macs = p->N * p->M * p->OH * p->OW * Cg * p->k[0] * p->k[1];
+  threads_t *pool = macs < lpq__conv_min_parallel_macs ? NULL : k->pool;
   if (Cg == 1 && Mg == 1 && lpq__dwblock_run(k, j.lo, j.hi)) /* small maps (ops_dwblock.c) */
     return 0;
   if (Cg == 1 && Mg == 1) { /* about 16 tasks per thread: planes can be tiny (7x7) */
-    const int64_t planes = p->N * p->C, want = 16 * (int64_t)lpq__threads_count(k->pool);
+    const int64_t planes = p->N * p->C, want = 16 * (int64_t)lpq__threads_count(pool);
     j.cols_max = planes > want ? (planes + want - 1) / want : 1;
-    lpq__threads_run(k->pool, (size_t)((planes + j.cols_max - 1) / j.cols_max), depthwise_task,
-                     &j);
+    lpq__threads_run(pool, (size_t)((planes + j.cols_max - 1) / j.cols_max), depthwise_task, &j);
     return 0;
   }
   if (lpq__wino_applies(p))
@@ -409,7 +414,7 @@ static int conv_run(const kctx_t *k) {
                                    : (size_t)(p->N * j.chunks_per_image);
   /* too few column chunks to keep every thread busy: split the output channels too (each
   ** block packs its own B, so only when needed) */
-  const int64_t threads = lpq__threads_count(k->pool), mblk = (Mg + SGEMM_MC - 1) / SGEMM_MC;
+  const int64_t threads = lpq__threads_count(pool), mblk = (Mg + SGEMM_MC - 1) / SGEMM_MC;
   int64_t want = threads > 1 && (int64_t)chunks < 4 * threads
                      ? (4 * threads + (int64_t)chunks - 1) / (int64_t)chunks : 1;
   want = want < mblk ? want : mblk;
@@ -424,7 +429,7 @@ static int conv_run(const kctx_t *k) {
   if (prepacked && G > 1) { /* grouped (ResNeXt, RegNet): every group's tasks in one job, so
                             ** threads never wait at a group's end and there is one hand-out */
     j.all_Ap = k->n->wpack, j.group_tasks = ntasks, j.per_group = per_group;
-    lpq__threads_run(k->pool, (size_t)G * ntasks, gemm_task, &j);
+    lpq__threads_run(pool, (size_t)G * ntasks, gemm_task, &j);
     return 0;
   }
   for (j.gi = 0; j.gi < G; j.gi++) {
@@ -434,7 +439,7 @@ static int conv_run(const kctx_t *k) {
       lpq__sgemm_pack_a((size_t)Mg, (size_t)Kd, k->weight + j.gi * Mg * Kd, (size_t)Kd, Ap);
     if (!prepacked)
       j.Ap = Ap;
-    lpq__threads_run(k->pool, ntasks, gemm_task, &j);
+    lpq__threads_run(pool, ntasks, gemm_task, &j);
   }
   return 0;
 }

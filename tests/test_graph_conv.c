@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
 #include "onnx/onnx.pb-c.h"
+#include "tests/onnx_build.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -25,11 +26,6 @@ static int nan_input;
 ** by wino4_cases: the same within 1e-5 (F(4x4) in runs of 16 tiles with AVX-512 against the
 ** row-by-row loops: the same sums, but the compiler may fuse them into FMAs differently). */
 static int rows_too, rows_close;
-
-static float frand(unsigned *s) {
-  *s = *s * 1103515245u + 12345u;
-  return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
 
 static int64_t out_dim(const conv_case_t *c, int64_t in) {
   return (in + 2 * c->pad - c->dil * (c->k - 1) - 1) / c->stride + 1;
@@ -61,35 +57,6 @@ static void reference(const conv_case_t *c, const float *x, const float *w, cons
             acc += skip[at];
           y[at] = (float)(c->relu && acc < 0 ? 0 : acc);
         }
-}
-
-static Onnx__ValueInfoProto *value_info(const char *name, int ndim, const int64_t *dims,
-                                        Onnx__TensorShapeProto__Dimension *d,
-                                        Onnx__TensorShapeProto__Dimension **dp,
-                                        Onnx__TensorShapeProto *sh, Onnx__TypeProto__Tensor *tt,
-                                        Onnx__TypeProto *tp, Onnx__ValueInfoProto *vi) {
-  for (int i = 0; i < ndim; i++) {
-    onnx__tensor_shape_proto__dimension__init(&d[i]);
-    d[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-    d[i].dim_value = dims[i];
-    dp[i] = &d[i];
-  }
-  onnx__tensor_shape_proto__init(sh);
-  sh->n_dim = (size_t)ndim, sh->dim = dp;
-  onnx__type_proto__tensor__init(tt);
-  tt->has_elem_type = 1, tt->elem_type = 1, tt->shape = sh;
-  onnx__type_proto__init(tp);
-  tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, tp->tensor_type = tt;
-  onnx__value_info_proto__init(vi);
-  vi->name = (char *)name, vi->type = tp;
-  return vi;
-}
-
-/* The weight hook: the layer's weights replaced (as a quantized evaluation does), so the
-** kernels pack them per run instead of using what was packed at load. */
-static const float *swap_weight(void *user, size_t layer, const float *w, size_t count) {
-  (void)layer, (void)w, (void)count;
-  return user;
 }
 
 /* Runs ex again with every F(2x2) layer tile row by tile row: the same bits as got. */
@@ -124,19 +91,19 @@ static void check(const conv_case_t *c, unsigned seed) {
   float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)c->m * 4);
   float *skip = malloc(ny * 4), *want = malloc(ny * 4), *got = malloc(ny * 4);
   for (size_t i = 0; i < nx; i++)
-    x[i] = frand(&seed);
+    x[i] = test_frand(&seed);
   if (nan_input)
     x[0] = NAN;
   for (size_t i = 0; i < nw; i++)
-    w[i] = frand(&seed) * 0.3f;
+    w[i] = test_frand(&seed) * 0.3f;
   for (int64_t i = 0; i < c->m; i++)
-    b[i] = frand(&seed) * 0.1f;
+    b[i] = test_frand(&seed) * 0.1f;
   for (size_t i = 0; i < ny; i++)
-    skip[i] = frand(&seed);
+    skip[i] = test_frand(&seed);
   reference(c, x, w, b, c->residual ? skip : NULL, want);
   float *w2 = malloc(nw * 4), *want2 = malloc(ny * 4);
   for (size_t i = 0; i < nw; i++)
-    w2[i] = 0.5f * w[i] + 0.01f * frand(&seed);
+    w2[i] = 0.5f * w[i] + 0.01f * test_frand(&seed);
   reference(c, x, w2, b, c->residual ? skip : NULL, want2);
 
   /* model: x, skip (graph inputs); W, B (initializers); Conv [-> Add] [-> Relu] -> y */
@@ -147,9 +114,9 @@ static void check(const conv_case_t *c, unsigned seed) {
   Onnx__TypeProto__Tensor tt[3];
   Onnx__TypeProto tp[3];
   Onnx__ValueInfoProto vi[3], *ins[2], *outs[1];
-  ins[0] = value_info("x", 4, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
-  ins[1] = value_info("skip", 4, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
-  outs[0] = value_info("y", 4, yd, d[2], dp[2], &sh[2], &tt[2], &tp[2], &vi[2]);
+  ins[0] = test_value_info("x", 4, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
+  ins[1] = test_value_info("skip", 4, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
+  outs[0] = test_value_info("y", 4, yd, d[2], dp[2], &sh[2], &tt[2], &tp[2], &vi[2]);
   Onnx__TensorProto wt = ONNX__TENSOR_PROTO__INIT, bt = ONNX__TENSOR_PROTO__INIT, *inits[2];
   wt.name = "W", wt.n_dims = 4, wt.dims = wd, wt.has_data_type = 1, wt.data_type = 1;
   wt.has_raw_data = 1, wt.raw_data.len = nw * 4, wt.raw_data.data = (uint8_t *)w;
@@ -218,7 +185,7 @@ static void check(const conv_case_t *c, unsigned seed) {
                     got[i], want[i]);
     if (rows_too)
       check_row_path(ex, inputs, got, ny, NULL, c, threads);
-    const lpq_hooks_t hooks = {.user = w2, .weight = swap_weight};
+    const lpq_hooks_t hooks = {.user = w2, .weight = test_swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < ny; i++)
       cr_assert(isnan(want2[i]) ? isnan(got[i])

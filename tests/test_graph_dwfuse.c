@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
 #include "onnx/onnx.pb-c.h"
+#include "tests/onnx_build.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -42,11 +43,6 @@ static void ref_conv(const chain_t *c, const double *x, const float *w, const fl
               }
           y[((i * c->ce + o) * c->h + oy) * c->w + ox] = acc < 0 ? 0 : acc;
         }
-}
-
-static float frand(unsigned *s) {
-  *s = *s * 1103515245u + 12345u;
-  return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
 }
 
 static int64_t odim(const chain_t *c, int64_t in) { return (in - 1) / c->s + 1; }
@@ -92,28 +88,6 @@ static Onnx__TensorProto *init(Onnx__TensorProto *t, const char *name, int nd, i
   t->has_data_type = 1, t->data_type = 1;
   t->has_raw_data = 1, t->raw_data.len = count * 4, t->raw_data.data = (uint8_t *)data;
   return t;
-}
-
-static Onnx__ValueInfoProto *vinfo(Onnx__ValueInfoProto *vi, Onnx__TypeProto *tp,
-                                   Onnx__TypeProto__Tensor *tt, Onnx__TensorShapeProto *sh,
-                                   Onnx__TensorShapeProto__Dimension *d,
-                                   Onnx__TensorShapeProto__Dimension **dp, const char *name,
-                                   const int64_t *dims) {
-  for (int i = 0; i < 4; i++) {
-    onnx__tensor_shape_proto__dimension__init(&d[i]);
-    d[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-    d[i].dim_value = dims[i];
-    dp[i] = &d[i];
-  }
-  onnx__tensor_shape_proto__init(sh);
-  sh->n_dim = 4, sh->dim = dp;
-  onnx__type_proto__tensor__init(tt);
-  tt->has_elem_type = 1, tt->elem_type = 1, tt->shape = sh;
-  onnx__type_proto__init(tp);
-  tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, tp->tensor_type = tt;
-  onnx__value_info_proto__init(vi);
-  vi->name = (char *)name, vi->type = tp;
-  return vi;
 }
 
 static void node(Onnx__NodeProto *n, const char *op, size_t nin, char **in, char **out,
@@ -191,8 +165,8 @@ static size_t build(const chain_t *c, const weights_t *wt, uint8_t **buf) {
   Onnx__TypeProto__Tensor tt[2];
   Onnx__TypeProto tp[2];
   Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
-  ins[0] = vinfo(&vi[0], &tp[0], &tt[0], &sh[0], d[0], dp[0], "x", xd);
-  outs[0] = vinfo(&vi[1], &tp[1], &tt[1], &sh[1], d[1], dp[1], "y", yd);
+  ins[0] = test_value_info("x", 4, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
+  outs[0] = test_value_info("y", 4, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
   gp.name = "chain", gp.n_node = nn, gp.node = nodes, gp.n_initializer = ni;
   gp.initializer = inits, gp.n_input = 1, gp.input = ins, gp.n_output = 1, gp.output = outs;
@@ -212,7 +186,7 @@ static float *randoms(size_t n, float scale, unsigned *seed) {
   float *v = malloc(n * sizeof *v);
   cr_assert_not_null(v);
   for (size_t i = 0; i < n; i++)
-    v[i] = frand(seed) * scale;
+    v[i] = test_frand(seed) * scale;
   return v;
 }
 

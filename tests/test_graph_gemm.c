@@ -6,6 +6,7 @@
 ** one-node ONNX model built here and packed; AVX-512, LPQ_ISA=avx2 and LPQ_ISA=generic. */
 #include "engine/engine.h"
 #include "onnx/onnx.pb-c.h"
+#include "tests/onnx_build.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -18,11 +19,6 @@ typedef struct gemm_case_t {
   float alpha, beta;
   int relu;
 } gemm_case_t;
-
-static float frand(unsigned *s) {
-  *s = *s * 1103515245u + 12345u;
-  return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
 
 /* y = relu?(alpha * a x b + beta * c) by the definition (b as stored: [N, K] when trans_b). */
 static void reference(const gemm_case_t *t, const float *a, const float *b, const float *c,
@@ -37,33 +33,6 @@ static void reference(const gemm_case_t *t, const float *a, const float *b, cons
         acc += (double)t->beta * c[t->c_kind == 1 ? j : i * t->n + j];
       y[i * t->n + j] = (float)(t->relu && acc < 0 ? 0 : acc);
     }
-}
-
-static Onnx__ValueInfoProto *value_info(const char *name, const int64_t *dims,
-                                        Onnx__TensorShapeProto__Dimension *d,
-                                        Onnx__TensorShapeProto__Dimension **dp,
-                                        Onnx__TensorShapeProto *sh, Onnx__TypeProto__Tensor *tt,
-                                        Onnx__TypeProto *tp, Onnx__ValueInfoProto *vi) {
-  for (int i = 0; i < 2; i++) {
-    onnx__tensor_shape_proto__dimension__init(&d[i]);
-    d[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-    d[i].dim_value = dims[i];
-    dp[i] = &d[i];
-  }
-  onnx__tensor_shape_proto__init(sh);
-  sh->n_dim = 2, sh->dim = dp;
-  onnx__type_proto__tensor__init(tt);
-  tt->has_elem_type = 1, tt->elem_type = 1, tt->shape = sh;
-  onnx__type_proto__init(tp);
-  tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, tp->tensor_type = tt;
-  onnx__value_info_proto__init(vi);
-  vi->name = (char *)name, vi->type = tp;
-  return vi;
-}
-
-static const float *swap_weight(void *user, size_t layer, const float *w, size_t count) {
-  (void)layer, (void)w, (void)count;
-  return user;
 }
 
 static void expect_close(const gemm_case_t *t, const float *got, const float *want, size_t ny,
@@ -81,11 +50,11 @@ static void check(const gemm_case_t *t, unsigned seed) {
   float *a = malloc(na * 4), *b = malloc(nb * 4), *b2 = malloc(nb * 4), *c = malloc(ny * 4);
   float *want = malloc(ny * 4), *want2 = malloc(ny * 4), *got = malloc(ny * 4);
   for (size_t i = 0; i < na; i++)
-    a[i] = frand(&seed);
+    a[i] = test_frand(&seed);
   for (size_t i = 0; i < nb; i++)
-    b[i] = frand(&seed) * 0.3f, b2[i] = 0.5f * b[i] + 0.01f * frand(&seed);
+    b[i] = test_frand(&seed) * 0.3f, b2[i] = 0.5f * b[i] + 0.01f * test_frand(&seed);
   for (size_t i = 0; i < ny; i++)
-    c[i] = frand(&seed);
+    c[i] = test_frand(&seed);
   reference(t, a, b, c, want);
   reference(t, a, b2, c, want2);
   /* the hook's weight in the layer's layout, [N, K] (a Gemm's B is transposed at load) */
@@ -104,8 +73,8 @@ static void check(const gemm_case_t *t, unsigned seed) {
   Onnx__TypeProto__Tensor tt[2];
   Onnx__TypeProto tp[2];
   Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
-  ins[0] = value_info("a", ad, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
-  outs[0] = value_info("y", yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
+  ins[0] = test_value_info("a", 2, ad, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
+  outs[0] = test_value_info("y", 2, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
   Onnx__TensorProto bt = ONNX__TENSOR_PROTO__INIT, ct = ONNX__TENSOR_PROTO__INIT, *inits[2];
   bt.name = "B", bt.n_dims = 2, bt.dims = bd, bt.has_data_type = 1, bt.data_type = 1;
   bt.has_raw_data = 1, bt.raw_data.len = nb * 4, bt.raw_data.data = (uint8_t *)b;
@@ -154,7 +123,7 @@ static void check(const gemm_case_t *t, unsigned seed) {
     void *outputs[1] = {got};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, NULL, &err), 0, "%s", err.msg);
     expect_close(t, got, want, ny, threads, 0);
-    const lpq_hooks_t hooks = {.user = b2nk, .weight = swap_weight};
+    const lpq_hooks_t hooks = {.user = b2nk, .weight = test_swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
     expect_close(t, got, want2, ny, threads, 1);
     /* and back: the packed B again, not the hook's */
@@ -163,7 +132,7 @@ static void check(const gemm_case_t *t, unsigned seed) {
     /* a hook returning the same weight: the same bits as the plain run (lpq eval against lpq
     ** run on an export) */
     memcpy(plain, got, ny * 4);
-    const lpq_hooks_t same = {.user = bnk, .weight = swap_weight};
+    const lpq_hooks_t same = {.user = bnk, .weight = test_swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &same, &err), 0, "%s", err.msg);
     cr_assert_eq(memcmp(plain, got, ny * 4), 0, "m%lld k%lld n%lld threads %d: hooked with the "
                  "same weight differs from the plain run", (long long)t->m, (long long)t->k,

@@ -8,6 +8,7 @@
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
 #include "onnx/onnx.pb-c.h"
+#include "tests/onnx_build.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -19,11 +20,6 @@ typedef struct pw_case_t {
   int relu;
   int64_t band; /* lpq__dwfuse_band_floats at load (0: the default) */
 } pw_case_t;
-
-static float frand(unsigned *s) {
-  *s = *s * 1103515245u + 12345u;
-  return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
 
 /* y[n][m] = mean over the map of relu?(w x + b). */
 static void reference(const pw_case_t *t, const float *x, const float *w, const float *b,
@@ -40,33 +36,6 @@ static void reference(const pw_case_t *t, const float *x, const float *w, const 
       }
       y[n * t->m + m] = (float)(sum / (double)HW);
     }
-}
-
-static Onnx__ValueInfoProto *value_info(const char *name, const int64_t *dims,
-                                        Onnx__TensorShapeProto__Dimension *d,
-                                        Onnx__TensorShapeProto__Dimension **dp,
-                                        Onnx__TensorShapeProto *sh, Onnx__TypeProto__Tensor *tt,
-                                        Onnx__TypeProto *tp, Onnx__ValueInfoProto *vi) {
-  for (int i = 0; i < 4; i++) {
-    onnx__tensor_shape_proto__dimension__init(&d[i]);
-    d[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-    d[i].dim_value = dims[i];
-    dp[i] = &d[i];
-  }
-  onnx__tensor_shape_proto__init(sh);
-  sh->n_dim = 4, sh->dim = dp;
-  onnx__type_proto__tensor__init(tt);
-  tt->has_elem_type = 1, tt->elem_type = 1, tt->shape = sh;
-  onnx__type_proto__init(tp);
-  tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, tp->tensor_type = tt;
-  onnx__value_info_proto__init(vi);
-  vi->name = (char *)name, vi->type = tp;
-  return vi;
-}
-
-static const float *swap_weight(void *user, size_t layer, const float *w, size_t count) {
-  (void)layer, (void)w, (void)count;
-  return user;
 }
 
 static int fused_nodes(const lpq_graph_t *g) {
@@ -92,11 +61,11 @@ static void check(const pw_case_t *t, unsigned seed) {
   float *x = malloc(nx * 4), *w = malloc(nw * 4), *w2 = malloc(nw * 4), *b = malloc(t->m * 4);
   float *want = malloc(ny * 4), *want2 = malloc(ny * 4), *got = malloc(ny * 4);
   for (size_t i = 0; i < nx; i++)
-    x[i] = frand(&seed);
+    x[i] = test_frand(&seed);
   for (size_t i = 0; i < nw; i++)
-    w[i] = frand(&seed) * 0.3f, w2[i] = 0.5f * w[i] + 0.01f * frand(&seed);
+    w[i] = test_frand(&seed) * 0.3f, w2[i] = 0.5f * w[i] + 0.01f * test_frand(&seed);
   for (int64_t i = 0; i < t->m; i++)
-    b[i] = frand(&seed) * 0.1f;
+    b[i] = test_frand(&seed) * 0.1f;
   reference(t, x, w, b, want);
   reference(t, x, w2, b, want2);
 
@@ -107,8 +76,8 @@ static void check(const pw_case_t *t, unsigned seed) {
   Onnx__TypeProto__Tensor tt[2];
   Onnx__TypeProto tp[2];
   Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
-  ins[0] = value_info("x", xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
-  outs[0] = value_info("y", yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
+  ins[0] = test_value_info("x", 4, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
+  outs[0] = test_value_info("y", 4, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
   Onnx__TensorProto wt = ONNX__TENSOR_PROTO__INIT, bt = ONNX__TENSOR_PROTO__INIT, *inits[2];
   wt.name = "W", wt.n_dims = 4, wt.dims = wd, wt.has_data_type = 1, wt.data_type = 1;
   wt.has_raw_data = 1, wt.raw_data.len = nw * 4, wt.raw_data.data = (uint8_t *)w;
@@ -163,13 +132,13 @@ static void check(const pw_case_t *t, unsigned seed) {
     /* a hook returning the same weight runs node by node: the same bits as the fused run */
     float *plain = malloc(ny * 4);
     memcpy(plain, got, ny * 4);
-    const lpq_hooks_t same = {.user = w, .weight = swap_weight};
+    const lpq_hooks_t same = {.user = w, .weight = test_swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &same, &err), 0, "%s", err.msg);
     cr_assert_eq(memcmp(plain, got, ny * 4), 0, "n%lld c%lld m%lld %lldx%lld threads %d: node "
                  "by node differs from the fused run", (long long)t->n, (long long)t->c,
                  (long long)t->m, (long long)t->h, (long long)t->w, threads);
     free(plain);
-    const lpq_hooks_t hooks = {.user = w2, .weight = swap_weight};
+    const lpq_hooks_t hooks = {.user = w2, .weight = test_swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
     expect_close(t, got, want2, threads, 1);
     lpq_exec_free(&ex);

@@ -1,0 +1,34 @@
+/* tests/onnx_build.c: see onnx_build.h. */
+#include "tests/onnx_build.h"
+
+Onnx__ValueInfoProto *test_value_info(const char *name, int ndim, const int64_t *dims,
+                                      Onnx__TensorShapeProto__Dimension *d,
+                                      Onnx__TensorShapeProto__Dimension **dp,
+                                      Onnx__TensorShapeProto *sh, Onnx__TypeProto__Tensor *tt,
+                                      Onnx__TypeProto *tp, Onnx__ValueInfoProto *vi) {
+  for (int i = 0; i < ndim; i++) {
+    onnx__tensor_shape_proto__dimension__init(&d[i]);
+    d[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    d[i].dim_value = dims[i];
+    dp[i] = &d[i];
+  }
+  onnx__tensor_shape_proto__init(sh);
+  sh->n_dim = (size_t)ndim, sh->dim = dp;
+  onnx__type_proto__tensor__init(tt);
+  tt->has_elem_type = 1, tt->elem_type = 1, tt->shape = sh;
+  onnx__type_proto__init(tp);
+  tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, tp->tensor_type = tt;
+  onnx__value_info_proto__init(vi);
+  vi->name = (char *)name, vi->type = tp;
+  return vi;
+}
+
+float test_frand(unsigned *s) {
+  *s = *s * 1103515245u + 12345u;
+  return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+const float *test_swap_weight(void *user, size_t layer, const float *w, size_t count) {
+  (void)layer, (void)w, (void)count;
+  return user;
+}

@@ -1,0 +1,23 @@
+/* tests/onnx_build.h: what the engine's kernel tests need to write small ONNX models in C and to
+** fill them (tests/onnx_build.c): a float tensor's value info, a seeded uniform generator, and
+** a weight hook that hands the layer its replacement (as a quantized evaluation does). */
+#ifndef LPQ_TESTS_ONNX_BUILD_H
+#define LPQ_TESTS_ONNX_BUILD_H
+
+#include "onnx/onnx.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* vi names a float tensor of ndim dims; d (ndim), dp (ndim), sh, tt, tp are its storage. */
+Onnx__ValueInfoProto *test_value_info(const char *name, int ndim, const int64_t *dims,
+                                      Onnx__TensorShapeProto__Dimension *d,
+                                      Onnx__TensorShapeProto__Dimension **dp,
+                                      Onnx__TensorShapeProto *sh, Onnx__TypeProto__Tensor *tt,
+                                      Onnx__TypeProto *tp, Onnx__ValueInfoProto *vi);
+/* Uniform in [-1, 1), from the seed *s (advanced). */
+float test_frand(unsigned *s);
+/* lpq_hooks_t.weight returning user: every layer's weights replaced by the same array. */
+const float *test_swap_weight(void *user, size_t layer, const float *w, size_t count);
+
+#endif

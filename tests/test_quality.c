@@ -4,6 +4,7 @@
 ** shift, run through the engine's bias hook, loses its mean output error; the scorer's option. */
 #include "common/common.h"
 #include "onnx/onnx.pb-c.h"
+#include "tests/onnx_build.h"
 #include "worker/worker_internal.h"
 #include "worker/worker.h"
 
@@ -170,28 +171,6 @@ Test(quality, int_ch_takes_the_same_per_channel_path) {
 
 /* ---- one-node models built here ---- */
 
-static Onnx__ValueInfoProto *value_info(const char *name, int ndim, const int64_t *dims,
-                                        Onnx__TensorShapeProto__Dimension *d,
-                                        Onnx__TensorShapeProto__Dimension **dp,
-                                        Onnx__TensorShapeProto *sh, Onnx__TypeProto__Tensor *tt,
-                                        Onnx__TypeProto *tp, Onnx__ValueInfoProto *vi) {
-  for (int i = 0; i < ndim; i++) {
-    onnx__tensor_shape_proto__dimension__init(&d[i]);
-    d[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-    d[i].dim_value = dims[i];
-    dp[i] = &d[i];
-  }
-  onnx__tensor_shape_proto__init(sh);
-  sh->n_dim = (size_t)ndim, sh->dim = dp;
-  onnx__type_proto__tensor__init(tt);
-  tt->has_elem_type = 1, tt->elem_type = 1, tt->shape = sh;
-  onnx__type_proto__init(tp);
-  tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, tp->tensor_type = tt;
-  onnx__value_info_proto__init(vi);
-  vi->name = (char *)name, vi->type = tp;
-  return vi;
-}
-
 /* x [B, C, S, S] -> Conv kxk, pads (k-1)/2 (W [M, C/groups, k, k], bias, groups) ->
 ** y [B, M, S, S], or x [B, C] -> Gemm (W [M, C], transB, bias) -> y [B, M]. Weights from the
 ** seed. */
@@ -222,8 +201,8 @@ static lpq_graph_t *one_node_graph(one_node_t *o, unsigned seed) {
   Onnx__TypeProto__Tensor tt[2];
   Onnx__TypeProto tp[2];
   Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
-  ins[0] = value_info("x", nd, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
-  outs[0] = value_info("y", nd, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
+  ins[0] = test_value_info("x", nd, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
+  outs[0] = test_value_info("y", nd, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
   Onnx__TensorProto wt = ONNX__TENSOR_PROTO__INIT, bt = ONNX__TENSOR_PROTO__INIT, *inits[2];
   wt.name = "W", wt.n_dims = (size_t)nd, wt.dims = wd, wt.has_data_type = 1, wt.data_type = 1;
   wt.has_raw_data = 1, wt.raw_data.len = nw * 4, wt.raw_data.data = (uint8_t *)o->w;

@@ -56,10 +56,14 @@ void lpq__kern_dw9m(float *restrict y, const float *const *taps, const float *w,
 /* Output rows [oy0, oy1) (OW wide, out: row oy0) of a 3x3 depthwise conv, stride s (1 or 2),
 ** pads 1, over a plane of H rows of W whose rows from lo_row on are in E (W apart; zero: a row
 ** of zeros for rows outside the plane; columns outside [0, W) count as zeros and are never
-** read): AVX-512 and OW <= 256 only, else returns 0 having done nothing (ops_kernels_dw.c). */
+** read): AVX-512 with OW <= 256 (ops_kernels_dw.c) or AVX2 (lpq__kern_dw3_rows_avx2,
+** ops_kernels_dw_avx2.c; stride 2 with OW <= 1024) only, else returns 0 having done nothing. */
 int lpq__kern_dw3_rows(float *out, const float *E, int64_t lo_row, const float *zero,
                        const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
                        int64_t OW, int s, int64_t oy0, int64_t oy1);
+int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const float *zero,
+                            const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
+                            int64_t OW, int s, int64_t oy0, int64_t oy1);
 /* The same over g planes of H x W back to back (one channel of g images), the taps' masks
 ** computed once for any number of channels: lpq__kern_dw3_flat_masks fills m (9 per vector of
 ** 16 outputs) and returns the vector count, or 0 (nothing done) without AVX-512 or when the

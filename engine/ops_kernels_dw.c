@@ -346,6 +346,8 @@ int lpq__kern_dw3_rows(float *out, const float *E, int64_t lo_row, const float *
       dw3_rows512(out, E, lo_row, zero, w, bias, lo, hi, H, W, OW, s, oy0, oy1);
     return 1;
   }
+  if (lpq__isa() == LPQ_ISA_AVX2)
+    return lpq__kern_dw3_rows_avx2(out, E, lo_row, zero, w, bias, lo, hi, H, W, OW, s, oy0, oy1);
 #endif
   (void)out, (void)E, (void)lo_row, (void)zero, (void)w, (void)bias, (void)lo, (void)hi;
   (void)H, (void)W, (void)OW, (void)s, (void)oy0, (void)oy1;

@@ -281,6 +281,12 @@ static void cases(void) {
       /* more than 128 expanded channels: expanded and depthwise 128 channels at a time */
       {1, 1, 1, 3, 9, 200, 9, 7, 7, 1, 0, 1},  {1, 1, 0, 2, 5, 300, 11, 6, 5, 1, 0, 1},
       {1, 1, 0, 3, 6, 150, 8, 9, 9, 2, 0, 1},   {1, 1, 0, 2, 7, 260, 5, 14, 13, 2, 0, 1},
+      /* AVX2's rows (8 outputs a vector): widths of one vector, and of masks repeating every
+      ** 17 vectors; 67 (masks past its table: row by row); stride 2 with split rows of two
+      ** 16-column steps and a tail, and 1050 outputs a row (past its row buffers) */
+      {1, 1, 0, 1, 3, 5, 4, 9, 8, 1, 0, 1},    {1, 1, 1, 2, 4, 6, 4, 10, 17, 1, 0, 1},
+      {1, 1, 0, 1, 3, 4, 3, 5, 67, 1, 0, 1},   {1, 1, 0, 2, 3, 4, 3, 6, 33, 2, 0, 1},
+      {0, 1, 0, 1, 2, 2, 2, 3, 2100, 2, 0, 1},
   };
   static const int64_t bands[] = {96 * 1024, 1, 700};
   unsigned seed = 11;

@@ -1,0 +1,256 @@
+/* engine/ops_kernels_dw_avx2.c: lpq__kern_dw3_rows with AVX2 intrinsics, 8 outputs a vector.
+** Stride 1: the rows whose three input rows are all in the plane run as one flat run (the rows
+** back to back); the taps that would cross a row's edge are zeroed by lane masks, and these
+** repeat every W / gcd(W, 8) vectors, so they are built once per width and thread. The first
+** and last rows, and the run's first and last vectors, use masked loads (nothing outside the
+** plane's columns is read). Stride 2: each input row split once into its even and odd columns
+** with zeros around, kept for the next output row, so every tap is one plain load. The
+** arithmetic is the other kernels': bias, then taps 0 to 8 each by one multiply-add (a zeroed
+** tap adds nothing), then the clamp (a NaN stays NaN). */
+#include "engine/engine_internal.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+
+typedef struct dwv_t {
+  __m256 w[9], b, lo, hi;
+} dwv_t;
+
+static inline void dwv_init(dwv_t *k, const float *w, float bias, float lo, float hi) {
+  for (int t = 0; t < 9; t++)
+    k->w[t] = _mm256_set1_ps(w[t]);
+  k->b = _mm256_set1_ps(bias), k->lo = _mm256_set1_ps(lo), k->hi = _mm256_set1_ps(hi);
+}
+
+static inline __m256 clampv(const dwv_t *k, __m256 a) {
+  return _mm256_min_ps(k->hi, _mm256_max_ps(k->lo, a));
+}
+
+/* p + off floats as an address (masked-off lanes may point outside the row). */
+static inline const float *at(const float *p, int64_t off) {
+  return (const float *)((uintptr_t)p + (uintptr_t)(off * (int64_t)sizeof(float)));
+}
+
+/* Lanes i with lo <= i < hi as a maskload mask. */
+static inline __m256i lanes(int64_t lo, int64_t hi) {
+  lo = lo < -1 ? -1 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
+  const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), i),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), i));
+}
+
+/* n (1 to 8) outputs of v to y. */
+static inline void store_n(float *y, __m256 v, int64_t n) {
+  if (n >= 8) {
+    _mm256_storeu_ps(y, v);
+    return;
+  }
+  float t[8];
+  _mm256_storeu_ps(t, v);
+  memcpy(y, t, (size_t)n * sizeof *y);
+}
+
+/* One stride-1 output row of W from input rows r[0..2] (a zero row where outside the plane):
+** the vectors whose windows stay inside the row with plain loads, the others masked. */
+static void row_s1(float *y, const float *const *r, const dwv_t *k, int64_t W) {
+  for (int64_t x0 = 0; x0 < W; x0 += 8) {
+    __m256 a = k->b;
+    if (x0 >= 1 && x0 + 9 <= W) {
+#pragma GCC unroll 3
+      for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; kx++)
+          a = _mm256_fmadd_ps(k->w[3 * ky + kx], _mm256_loadu_ps(r[ky] + x0 - 1 + kx), a);
+    } else { /* lane i of tap kx reads column x0 - 1 + kx + i: inside [0, W), i < n */
+      const int64_t n = W - x0 < 8 ? W - x0 : 8;
+      __m256i m[3];
+      for (int kx = 0; kx < 3; kx++) {
+        const int64_t hi = W + 1 - x0 - kx;
+        m[kx] = lanes(1 - x0 - kx, hi < n ? hi : n);
+      }
+#pragma GCC unroll 3
+      for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; kx++)
+          a = _mm256_fmadd_ps(k->w[3 * ky + kx],
+                              _mm256_maskload_ps(at(r[ky], x0 - 1 + kx), m[kx]), a);
+    }
+    store_n(y + x0, clampv(k, a), W - x0);
+  }
+}
+
+/* The lane masks of a flat run of rows of W, vector v's at v % P: L clears the lanes at column
+** 0 (their left taps fall off the row), R those at column W - 1. */
+#define PMAX 64
+typedef struct ptab_t {
+  int64_t W, P;
+  uint32_t L[PMAX][8], R[PMAX][8];
+} ptab_t;
+static __thread ptab_t ptab;
+
+static const ptab_t *period(int64_t W) {
+  if (ptab.W == W && ptab.P > 0)
+    return &ptab;
+  const int64_t g = W % 8 == 0 ? 8 : W % 4 == 0 ? 4 : W % 2 == 0 ? 2 : 1, P = W / g;
+  if (W <= 0 || P > PMAX)
+    return NULL;
+  for (int64_t v = 0; v < P; v++)
+    for (int i = 0; i < 8; i++) {
+      const int64_t c = (8 * v + i) % W;
+      ptab.L[v][i] = c != 0 ? 0xffffffffu : 0u;
+      ptab.R[v][i] = c != W - 1 ? 0xffffffffu : 0u;
+    }
+  ptab.W = W, ptab.P = P;
+  return &ptab;
+}
+
+/* n outputs (whole rows of W) whose windows' rows are all in the plane: output q reads x at
+** q + (ky - 1) W + kx - 1. The first and last vectors are masked (they would read one column
+** before the first row or after the last). */
+static void flat_s1(float *y, const float *x, int64_t n, int64_t W, const dwv_t *k,
+                    const ptab_t *t) {
+  int64_t p = 0;
+  for (int64_t q = 0; q < n; q += 8, p = p + 1 == t->P ? 0 : p + 1) {
+    const __m256 L = _mm256_loadu_ps((const float *)t->L[p]);
+    const __m256 R = _mm256_loadu_ps((const float *)t->R[p]);
+    __m256 a = k->b;
+    if (q > 0 && q + 8 < n) {
+#pragma GCC unroll 3
+      for (int ky = 0; ky < 3; ky++) {
+        const float *rp = x + q + (ky - 1) * W;
+        a = _mm256_fmadd_ps(k->w[3 * ky], _mm256_and_ps(_mm256_loadu_ps(rp - 1), L), a);
+        a = _mm256_fmadd_ps(k->w[3 * ky + 1], _mm256_loadu_ps(rp), a);
+        a = _mm256_fmadd_ps(k->w[3 * ky + 2], _mm256_and_ps(_mm256_loadu_ps(rp + 1), R), a);
+      }
+      _mm256_storeu_ps(y + q, clampv(k, a));
+      continue;
+    }
+    const __m256i in = lanes(0, n - q);
+    const __m256i mL = _mm256_and_si256(in, _mm256_castps_si256(L));
+    const __m256i mR = _mm256_and_si256(in, _mm256_castps_si256(R));
+#pragma GCC unroll 3
+    for (int ky = 0; ky < 3; ky++) {
+      const int64_t off = q + (ky - 1) * W;
+      a = _mm256_fmadd_ps(k->w[3 * ky], _mm256_maskload_ps(at(x, off - 1), mL), a);
+      a = _mm256_fmadd_ps(k->w[3 * ky + 1], _mm256_maskload_ps(at(x, off), in), a);
+      a = _mm256_fmadd_ps(k->w[3 * ky + 2], _mm256_maskload_ps(at(x, off + 1), mR), a);
+    }
+    store_n(y + q, clampv(k, a), n - q);
+  }
+}
+
+static void rows_s1(float *out, const float *E, int64_t lo_row, const float *zero,
+                    const dwv_t *k, int64_t H, int64_t W, int64_t oy0, int64_t oy1) {
+  const int64_t a = oy0 > 1 ? oy0 : 1, b = oy1 < H - 1 ? oy1 : H - 1;
+  const ptab_t *t = a < b ? period(W) : NULL;
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    if (t && oy == a) { /* rows [a, b) back to back */
+      flat_s1(out + (a - oy0) * W, E + (a - lo_row) * W, (b - a) * W, W, k, t);
+      oy = b - 1;
+      continue;
+    }
+    const float *r[3];
+    for (int ky = 0; ky < 3; ky++) {
+      const int64_t iy = oy - 1 + ky;
+      r[ky] = iy < 0 || iy >= H ? zero : E + (iy - lo_row) * W;
+    }
+    row_s1(out + (oy - oy0) * W, r, k, W);
+  }
+}
+
+/* Input row r of W split: even columns to e[0..], odd ones to o[0..], zeros after each up to
+** span floats (o[-1], the left pad, is zero too: the caller's). */
+static void split_row(float *e, float *o, const float *r, int64_t W, int64_t span) {
+  int64_t j = 0;
+  for (; j + 16 <= W; j += 16) {
+    const __m256 A = _mm256_loadu_ps(r + j), B = _mm256_loadu_ps(r + j + 8);
+    const __m256 ev = _mm256_shuffle_ps(A, B, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | a4 .. */
+    const __m256 od = _mm256_shuffle_ps(A, B, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm256_storeu_ps(e + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev),
+                                                                       _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(o + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od),
+                                                                       _MM_SHUFFLE(3, 1, 2, 0))));
+  }
+  for (; j < W; j++)
+    (j % 2 ? o : e)[j / 2] = r[j];
+  memset(e + (W + 1) / 2, 0, (size_t)(span - (W + 1) / 2) * sizeof *e);
+  memset(o + W / 2, 0, (size_t)(span - W / 2) * sizeof *o);
+}
+
+/* Stride 2: output ox reads columns 2 ox - 1, 2 ox, 2 ox + 1, that is odd column ox - 1, even
+** column ox and odd column ox of the split rows. Input row iy lives in slot iy mod 3 (an output
+** row's three rows have distinct slots, and the next row's first is its last). */
+#define S2_MAXOW 1024
+static int rows_s2(float *out, const float *E, int64_t lo_row, const dwv_t *k, int64_t H,
+                   int64_t W, int64_t OW, int64_t oy0, int64_t oy1) {
+  if (OW > S2_MAXOW)
+    return 0;
+  const int64_t span = OW + 8, slot = 2 * span + 16; /* o[-8..span), then e[0..span + 8) */
+  float buf[3 * (2 * (S2_MAXOW + 8) + 16)];
+  int64_t key[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    const float *e[3], *o[3];
+    for (int ky = 0; ky < 3; ky++) {
+      const int64_t iy = 2 * oy - 1 + ky, sl = (iy % 3 + 3) % 3;
+      float *os = buf + sl * slot + 8, *es = os + span + 8;
+      if (key[sl] != iy) {
+        os[-1] = 0.0f;
+        if (iy < 0 || iy >= H) {
+          memset(os, 0, (size_t)span * sizeof *os);
+          memset(es, 0, (size_t)span * sizeof *es);
+        } else {
+          split_row(es, os, E + (iy - lo_row) * W, W, span);
+        }
+        key[sl] = iy;
+      }
+      e[ky] = es, o[ky] = os;
+    }
+    float *y = out + (oy - oy0) * OW;
+    for (int64_t x0 = 0; x0 < OW; x0 += 8) {
+      __m256 a = k->b;
+#pragma GCC unroll 3
+      for (int ky = 0; ky < 3; ky++) {
+        a = _mm256_fmadd_ps(k->w[3 * ky], _mm256_loadu_ps(o[ky] + x0 - 1), a);
+        a = _mm256_fmadd_ps(k->w[3 * ky + 1], _mm256_loadu_ps(e[ky] + x0), a);
+        a = _mm256_fmadd_ps(k->w[3 * ky + 2], _mm256_loadu_ps(o[ky] + x0), a);
+      }
+      store_n(y + x0, clampv(k, a), OW - x0);
+    }
+  }
+  return 1;
+}
+
+int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const float *zero,
+                            const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
+                            int64_t OW, int s, int64_t oy0, int64_t oy1) {
+  if (H <= 0 || W <= 0 || W > ((int64_t)1 << 30) || OW != (s == 1 ? W : (W + 1) / 2))
+    return 0;
+  dwv_t k;
+  dwv_init(&k, w, bias, lo, hi);
+  if (s == 2)
+    return rows_s2(out, E, lo_row, &k, H, W, OW, oy0, oy1);
+  if (s != 1)
+    return 0;
+  rows_s1(out, E, lo_row, zero, &k, H, W, oy0, oy1);
+  return 1;
+}
+
+#pragma GCC pop_options
+
+#else
+
+int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const float *zero,
+                            const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
+                            int64_t OW, int s, int64_t oy0, int64_t oy1) {
+  (void)out, (void)E, (void)lo_row, (void)zero, (void)w, (void)bias, (void)lo, (void)hi;
+  (void)H, (void)W, (void)OW, (void)s, (void)oy0, (void)oy1;
+  return 0;
+}
+
+#endif

@@ -158,7 +158,9 @@ AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float
     epi_apply(C, ldc, mr, nr, e);
 }
 
-/* AVX2: rows [r0, r0 + 4) and columns [c0, c0 + 16) of the 8x32 tile, 8 accumulators. */
+/* AVX2: rows [r0, r0 + 4) and columns [c0, c0 + 16) of the 8x32 tile (C: their first), 8
+** accumulators; the tile's epilogue e (NULL: none) in registers as they are stored, in
+** epi_apply's order: (C + bias) + residual, then the clamp (a NaN stays NaN). */
 #define ROW2(i)                                                                                \
   a = _mm256_broadcast_ss(ap + (i));                                                           \
   d##i##0 = _mm256_fmadd_ps(a, b0, d##i##0);                                                   \
@@ -168,11 +170,24 @@ AVX512 static void micro_8x32(size_t kc, const float *ap, const float *bp, float
     d##i##0 = _mm256_add_ps(d##i##0, _mm256_loadu_ps(C + (i) * ldc));                          \
     d##i##1 = _mm256_add_ps(d##i##1, _mm256_loadu_ps(C + (i) * ldc + 8));                      \
   }                                                                                            \
+  if (e) {                                                                                     \
+    const __m256 bi = _mm256_set1_ps(e->bias ? e->bias[r0 + (i)] : 0.0f);                     \
+    d##i##0 = _mm256_add_ps(d##i##0, bi);                                                      \
+    d##i##1 = _mm256_add_ps(d##i##1, bi);                                                      \
+    if (e->res) {                                                                              \
+      const float *rr = e->res + (r0 + (i)) * e->ldr + c0;                                     \
+      d##i##0 = _mm256_add_ps(d##i##0, _mm256_loadu_ps(rr));                                   \
+      d##i##1 = _mm256_add_ps(d##i##1, _mm256_loadu_ps(rr + 8));                               \
+    }                                                                                          \
+    d##i##0 = _mm256_min_ps(hi, _mm256_max_ps(lo, d##i##0));                                   \
+    d##i##1 = _mm256_min_ps(hi, _mm256_max_ps(lo, d##i##1));                                   \
+  }                                                                                            \
   _mm256_storeu_ps(C + (i) * ldc, d##i##0);                                                    \
   _mm256_storeu_ps(C + (i) * ldc + 8, d##i##1)
 
 AVX2 static void micro_4x16_avx2(size_t kc, const float *ap, const float *bp, float *C,
-                                 size_t ldc, int acc) {
+                                 size_t ldc, int acc, const sgemm_epi_t *e, size_t r0,
+                                 size_t c0) {
   __m256 d00 = _mm256_setzero_ps(), d01 = d00, d10 = d00, d11 = d00, d20 = d00, d21 = d00;
   __m256 d30 = d00, d31 = d00, a, b0, b1;
   for (size_t k = 0; k < kc; k++, ap += MR, bp += NR) {
@@ -180,6 +195,7 @@ AVX2 static void micro_4x16_avx2(size_t kc, const float *ap, const float *bp, fl
     b1 = _mm256_loadu_ps(bp + 8);
     ROW2(0); ROW2(1); ROW2(2); ROW2(3);
   }
+  const __m256 lo = _mm256_set1_ps(e ? e->lo : 0.0f), hi = _mm256_set1_ps(e ? e->hi : 0.0f);
   STORE2(0); STORE2(1); STORE2(2); STORE2(3);
 }
 
@@ -187,17 +203,15 @@ AVX2 static void micro_4x16_avx2(size_t kc, const float *ap, const float *bp, fl
 AVX2 static void micro_8x32_avx2(size_t kc, const float *ap, const float *bp, float *C,
                                  size_t ldc, size_t mr, size_t nr, int acc, const sgemm_epi_t *e) {
   if (mr == MR && nr == NR) {
-    for (int r = 0; r < MR; r += 4)
-      for (int c = 0; c < NR; c += 16)
-        micro_4x16_avx2(kc, ap + r, bp + c, C + r * ldc + c, ldc, acc);
-    if (e)
-      epi_apply(C, ldc, mr, nr, e);
+    for (size_t r = 0; r < MR; r += 4)
+      for (size_t c = 0; c < NR; c += 16)
+        micro_4x16_avx2(kc, ap + r, bp + c, C + r * ldc + c, ldc, acc, e, r, c);
     return;
   }
   float tile[MR * NR];
   for (size_t r = 0; r < mr; r += 4)
     for (size_t c = 0; c < nr; c += 16)
-      micro_4x16_avx2(kc, ap + r, bp + c, tile + r * NR + c, NR, 0);
+      micro_4x16_avx2(kc, ap + r, bp + c, tile + r * NR + c, NR, 0, NULL, r, c);
   for (size_t i = 0; i < mr; i++)
     for (size_t j = 0; j < nr; j++)
       C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];

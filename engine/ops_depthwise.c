@@ -198,7 +198,7 @@ void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w
   if (dw3_applies(p) && pads1 && p->s[0] == 1 &&
       lpq__kern_dw3_flat(y, x, w, bias, lo, hi, p->H, p->W))
     return; /* AVX-512, stride 1: the plane as one flat run */
-  if (dw3_applies(p) && pads1 && lpq__isa() == LPQ_ISA_AVX512) { /* stride 2: masked rows */
+  if (dw3_applies(p) && pads1 && lpq__isa() >= LPQ_ISA_AVX2) { /* AVX-512 stride 2, AVX2: rows */
     memset(scratch, 0, (size_t)p->W * sizeof *scratch);
     if (lpq__kern_dw3_rows(y, x, 0, scratch, w, bias, lo, hi, p->H, p->W, p->OW, (int)p->s[0], 0,
                            p->OH))

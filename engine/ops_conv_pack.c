@@ -3,6 +3,7 @@
 ** never stored. */
 #include "engine/engine_internal.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -38,6 +39,33 @@ PACK_TARGET static inline void copy_stride2_upto32(float *d, const float *s, int
                           _mm512_permutex2var_ps(a, ie, b));
   }
 }
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+/* The same with AVX2, 8 outputs a step: lanes [lo, hi) of 8 as a maskload mask. */
+AVX2_TARGET static inline __m256i lanes8(int64_t lo, int64_t hi) {
+  lo = lo < -1 ? -1 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
+  const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), i),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), i));
+}
+AVX2_TARGET static inline void copy_stride2_avx2(float *d, const float *s, int64_t lo,
+                                                 int64_t hi, int64_t n) {
+  for (int64_t h = 0; 8 * h < n; h++) {
+    const int64_t j0 = 16 * h; /* source index of lane 0 of the first load */
+    const float *p0 = (const float *)((uintptr_t)s + (uintptr_t)(j0 * (int64_t)sizeof(float)));
+    const __m256 a = _mm256_maskload_ps(p0, lanes8(2 * lo - j0, 2 * hi - 1 - j0));
+    const __m256 b = _mm256_maskload_ps((const float *)((uintptr_t)p0 + 8 * sizeof(float)),
+                                        lanes8(2 * lo - j0 - 8, 2 * hi - 1 - j0 - 8));
+    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+    if (n - 8 * h >= 8) {
+      _mm256_storeu_ps(d + 8 * h, ev);
+    } else {
+      float t[8];
+      _mm256_storeu_ps(t, ev);
+      memcpy(d + 8 * h, t, (size_t)(n - 8 * h) * sizeof *d);
+    }
+  }
+}
 #define HAVE_STRIDE2_COPY 1
 #else
 #define PACK_TARGET
@@ -46,7 +74,8 @@ static inline void copy_upto32(float *d, const float *s, int64_t n) {
 }
 #endif
 
-/* The packer, inlined into an AVX-512 copy (wide: masked vector copies) and a plain one. */
+/* The packer, inlined into an AVX-512 copy (wide 1: masked vector copies), an AVX2 one (wide 2:
+** stride 2 by masked loads) and a plain one. */
 static inline __attribute__((always_inline)) void conv_pack(const void *ctx, size_t k0,
                                                             size_t kc, size_t n0, size_t nc,
                                                             float *Bp, const int wide) {
@@ -81,16 +110,22 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
         }
         const float *row = xc + iy * W;
         if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
-          if (wide)
+          if (wide == 1)
             copy_upto32(d, row + ix0, len);
           else
             memcpy(d, row + ix0, (size_t)len * sizeof *d);
 #ifdef HAVE_STRIDE2_COPY
-        } else if (wide && sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
+        } else if (wide == 1 && sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
           int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
           int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
           hi = hi < len ? hi : len;
           copy_stride2_upto32(d, row + ix0, lo < hi ? lo : hi, hi, len);
+        } else if (wide == 2 && sx == 2) { /* the same with AVX2 */
+          int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
+          int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
+          hi = hi < len ? hi : len;
+          copy_stride2_avx2(d, (const float *)((uintptr_t)row + (uintptr_t)(ix0 * (int64_t)sizeof *row)),
+                            lo < hi ? lo : hi, hi, len);
 #endif
         } else {
           for (int64_t t = 0; t < len; t++) {
@@ -120,7 +155,7 @@ PACK_TARGET static void conv_pack_avx512(const void *ctx, size_t k0, size_t kc, 
 __attribute__((target("avx2,fma"))) static void conv_pack_avx2(const void *ctx, size_t k0,
                                                                size_t kc, size_t n0, size_t nc,
                                                                float *Bp) {
-  conv_pack(ctx, k0, kc, n0, nc, Bp, 0);
+  conv_pack(ctx, k0, kc, n0, nc, Bp, 2);
 }
 #endif
 

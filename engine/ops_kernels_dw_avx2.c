@@ -164,23 +164,30 @@ static void rows_s1(float *out, const float *E, int64_t lo_row, const float *zer
   }
 }
 
+/* Even and odd elements of A then B (16 consecutive), in order. */
+static inline void deinterleave16(__m256 A, __m256 B, float *e, float *o) {
+  const __m256 ev = _mm256_shuffle_ps(A, B, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | a4 .. */
+  const __m256 od = _mm256_shuffle_ps(A, B, _MM_SHUFFLE(3, 1, 3, 1));
+  _mm256_storeu_ps(e, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev),
+                                                            _MM_SHUFFLE(3, 1, 2, 0))));
+  _mm256_storeu_ps(o, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od),
+                                                            _MM_SHUFFLE(3, 1, 2, 0))));
+}
+
 /* Input row r of W split: even columns to e[0..], odd ones to o[0..], zeros after each up to
-** span floats (o[-1], the left pad, is zero too: the caller's). */
+** span floats (o[-1], the left pad, is zero too: the caller's). The last 0 to 15 columns by
+** masked loads (their zero lanes are the start of the padding); 16 floats of room after span
+** in e and o. */
 static void split_row(float *e, float *o, const float *r, int64_t W, int64_t span) {
   int64_t j = 0;
-  for (; j + 16 <= W; j += 16) {
-    const __m256 A = _mm256_loadu_ps(r + j), B = _mm256_loadu_ps(r + j + 8);
-    const __m256 ev = _mm256_shuffle_ps(A, B, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | a4 .. */
-    const __m256 od = _mm256_shuffle_ps(A, B, _MM_SHUFFLE(3, 1, 3, 1));
-    _mm256_storeu_ps(e + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev),
-                                                                       _MM_SHUFFLE(3, 1, 2, 0))));
-    _mm256_storeu_ps(o + j / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od),
-                                                                       _MM_SHUFFLE(3, 1, 2, 0))));
+  for (; j + 16 <= W; j += 16)
+    deinterleave16(_mm256_loadu_ps(r + j), _mm256_loadu_ps(r + j + 8), e + j / 2, o + j / 2);
+  deinterleave16(_mm256_maskload_ps(r + j, lanes(0, W - j)),
+                 _mm256_maskload_ps(at(r, j + 8), lanes(0, W - j - 8)), e + j / 2, o + j / 2);
+  for (int64_t z = j / 2 + 8; z < span; z += 8) { /* the rest of the padding */
+    _mm256_storeu_ps(e + z, _mm256_setzero_ps());
+    _mm256_storeu_ps(o + z, _mm256_setzero_ps());
   }
-  for (; j < W; j++)
-    (j % 2 ? o : e)[j / 2] = r[j];
-  memset(e + (W + 1) / 2, 0, (size_t)(span - (W + 1) / 2) * sizeof *e);
-  memset(o + W / 2, 0, (size_t)(span - W / 2) * sizeof *o);
 }
 
 /* Stride 2: output ox reads columns 2 ox - 1, 2 ox, 2 ox + 1, that is odd column ox - 1, even
@@ -191,14 +198,15 @@ static int rows_s2(float *out, const float *E, int64_t lo_row, const dwv_t *k, i
                    int64_t W, int64_t OW, int64_t oy0, int64_t oy1) {
   if (OW > S2_MAXOW)
     return 0;
-  const int64_t span = OW + 8, slot = 2 * span + 16; /* o[-8..span), then e[0..span + 8) */
-  float buf[3 * (2 * (S2_MAXOW + 8) + 16)];
+  /* a slot: o[-8 .. span + 16), then e[0 .. span + 16) */
+  const int64_t span = OW + 8, slot = 2 * span + 40;
+  float buf[3 * (2 * (S2_MAXOW + 8) + 40)];
   int64_t key[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
   for (int64_t oy = oy0; oy < oy1; oy++) {
     const float *e[3], *o[3];
     for (int ky = 0; ky < 3; ky++) {
       const int64_t iy = 2 * oy - 1 + ky, sl = (iy % 3 + 3) % 3;
-      float *os = buf + sl * slot + 8, *es = os + span + 8;
+      float *os = buf + sl * slot + 8, *es = os + span + 16;
       if (key[sl] != iy) {
         os[-1] = 0.0f;
         if (iy < 0 || iy >= H) {

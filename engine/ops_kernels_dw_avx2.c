@@ -234,6 +234,77 @@ static int rows_s2(float *out, const float *E, int64_t lo_row, const dwv_t *k, i
   return 1;
 }
 
+/* Narrow planes (a row in one or two vectors): each input row loaded once, by masked loads
+** (zeros past the row), and its taps' columns made in registers. */
+
+/* Input row iy of the plane, lanes past W zero (a zero row outside the plane). */
+static inline __m256 row8(const float *E, int64_t lo_row, int64_t iy, int64_t H, int64_t W,
+                          int64_t c0, __m256i m) {
+  return iy < 0 || iy >= H ? _mm256_setzero_ps()
+                           : _mm256_maskload_ps(at(E, (iy - lo_row) * W + c0), m);
+}
+
+/* Stride 1, W <= 8: lane ox of a row vector is column ox; the taps' columns ox - 1 and ox + 1
+** are the vector moved up and down a lane, a zero coming in. */
+typedef struct row3_t {
+  __m256 l, c, r; /* columns ox - 1, ox, ox + 1 */
+} row3_t;
+
+static inline row3_t shifts(__m256 x) {
+  const __m256i up = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+  const __m256i down = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+  const __m256 z = _mm256_setzero_ps();
+  const row3_t t = {_mm256_blend_ps(_mm256_permutevar8x32_ps(x, up), z, 0x01), x,
+                    _mm256_blend_ps(_mm256_permutevar8x32_ps(x, down), z, 0x80)};
+  return t;
+}
+
+static inline __m256 taps3(const dwv_t *k, int ky, row3_t t, __m256 a) {
+  a = _mm256_fmadd_ps(k->w[3 * ky], t.l, a);
+  a = _mm256_fmadd_ps(k->w[3 * ky + 1], t.c, a);
+  return _mm256_fmadd_ps(k->w[3 * ky + 2], t.r, a);
+}
+
+static void rows_s1_narrow(float *out, const float *E, int64_t lo_row, const dwv_t *k,
+                           int64_t H, int64_t W, int64_t oy0, int64_t oy1) {
+  const __m256i m = lanes(0, W);
+  row3_t r0 = shifts(row8(E, lo_row, oy0 - 1, H, W, 0, m));
+  row3_t r1 = shifts(row8(E, lo_row, oy0, H, W, 0, m));
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    const row3_t r2 = shifts(row8(E, lo_row, oy + 1, H, W, 0, m));
+    const __m256 a = taps3(k, 2, r2, taps3(k, 1, r1, taps3(k, 0, r0, k->b)));
+    store_n(out + (oy - oy0) * W, clampv(k, a), W);
+    r0 = r1, r1 = r2;
+  }
+}
+
+/* Stride 2, W <= 16: a row's even and odd columns as two vectors (lane j: columns 2j, 2j + 1);
+** output ox reads odd column ox - 1 (the odd vector moved up a lane), even ox and odd ox. */
+static inline row3_t split16(__m256 A, __m256 B) {
+  const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+      _mm256_castps_pd(_mm256_shuffle_ps(A, B, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+  const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+      _mm256_castps_pd(_mm256_shuffle_ps(A, B, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+  const __m256i up = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+  const row3_t t = {_mm256_blend_ps(_mm256_permutevar8x32_ps(od, up), _mm256_setzero_ps(), 0x01),
+                    ev, od};
+  return t;
+}
+
+static void rows_s2_narrow(float *out, const float *E, int64_t lo_row, const dwv_t *k,
+                           int64_t H, int64_t W, int64_t OW, int64_t oy0, int64_t oy1) {
+  const __m256i m0 = lanes(0, W), m1 = lanes(0, W - 8);
+#define SPLIT_ROW(iy) split16(row8(E, lo_row, (iy), H, W, 0, m0), row8(E, lo_row, (iy), H, W, 8, m1))
+  row3_t r0 = SPLIT_ROW(2 * oy0 - 1);
+  for (int64_t oy = oy0; oy < oy1; oy++) {
+    const row3_t r1 = SPLIT_ROW(2 * oy), r2 = SPLIT_ROW(2 * oy + 1);
+    const __m256 a = taps3(k, 2, r2, taps3(k, 1, r1, taps3(k, 0, r0, k->b)));
+    store_n(out + (oy - oy0) * OW, clampv(k, a), OW);
+    r0 = r2;
+  }
+#undef SPLIT_ROW
+}
+
 int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const float *zero,
                             const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
                             int64_t OW, int s, int64_t oy0, int64_t oy1) {
@@ -241,11 +312,16 @@ int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const fl
     return 0;
   dwv_t k;
   dwv_init(&k, w, bias, lo, hi);
-  if (s == 2)
+  if (s == 2 && W <= 16)
+    rows_s2_narrow(out, E, lo_row, &k, H, W, OW, oy0, oy1);
+  else if (s == 2)
     return rows_s2(out, E, lo_row, &k, H, W, OW, oy0, oy1);
-  if (s != 1)
+  else if (s == 1 && W <= 8)
+    rows_s1_narrow(out, E, lo_row, &k, H, W, oy0, oy1);
+  else if (s == 1)
+    rows_s1(out, E, lo_row, zero, &k, H, W, oy0, oy1);
+  else
     return 0;
-  rows_s1(out, E, lo_row, zero, &k, H, W, oy0, oy1);
   return 1;
 }
 

@@ -109,19 +109,13 @@ static int unary_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, x->dtype, x->ndim, x->shape, err);
 }
 
+/* The float kinds unary_run has no loop or kernel of its own for (Relu, LeakyRelu, Sqrt, Neg,
+** Reciprocal, the hard activations and those lpq__kern_math vectorises never reach here). */
 static float unary_f(const unary_params_t *p, float x) {
   const float a = p->alpha, b = p->beta;
   switch (p->kind) {
-  case U_RELU: return x > 0.0f ? x : 0.0f;
-  case U_SIGMOID: return x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
-  case U_TANH: return tanhf(x);
-  case U_ERF: return erff(x);
-  case U_SQRT: return sqrtf(x);
-  case U_EXP: return expf(x);
   case U_LOG: return logf(x);
-  case U_NEG: return -x;
   case U_ABS: return fabsf(x);
-  case U_RECIP: return 1.0f / x;
   case U_FLOOR: return floorf(x);
   case U_CEIL: return ceilf(x);
   case U_ROUND: return nearbyintf(x); /* ties to even under the default rounding mode */
@@ -139,21 +133,14 @@ static float unary_f(const unary_params_t *p, float x) {
   case U_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
   case U_SOFTSIGN: return x / (1.0f + fabsf(x));
   case U_SIGN: return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f;
-  case U_HSIGMOID: return fmaxf(0.0f, fminf(1.0f, a * x + b));
-  case U_HSWISH: return x * fmaxf(0.0f, fminf(1.0f, x / 6.0f + 0.5f));
-  case U_LRELU: return x >= 0.0f ? x : a * x;
   case U_ELU: return x >= 0.0f ? x : a * expm1f(x);
   case U_SELU: return x > 0.0f ? b * x : b * (a * expf(x) - a);
   case U_CELU: return fmaxf(0.0f, x) + fminf(0.0f, a * expm1f(x / a));
   case U_TRELU: return x > a ? x : 0.0f;
-  case U_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-  case U_GELU_TANH:
-    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
   case U_SHRINK: return x < -b ? x + a : x > b ? x - a : 0.0f;
   case U_CLIP: return fminf(fmaxf(x, a), b);
-  case U_SILU: return x / (1.0f + expf(-x));
-  case U_XHSIG: return x * fmaxf(0.0f, fminf(1.0f, a * x + b));
   case U_NOT: return 0.0f;
+  default: break;
   }
   return x;
 }

@@ -183,6 +183,9 @@ void lp_dequantize_u16(const lp_quantizer_t *q, const uint16_t *codes, float *ou
 /* The kernel lp_quantize_f32 runs for q on this CPU: "generic" (formats with n > 10 and the
 ** like), "scalar", "avx2" or "avx512" (LPQ_SIMD=scalar|avx2 in the environment lowers it). */
 const char *lp_quantizer_kernel(const lp_quantizer_t *q);
+/* The widest vector code lp's kernels run on this CPU: 0 plain C, 1 AVX2, 2 AVX-512F;
+** LPQ_SIMD=scalar|avx2 in the environment lowers it (read once per process). */
+int lp_simd_level(void);
 /* Bits per code and the value (double) of a code under the quantizer's format. */
 int lp_quantizer_bits(const lp_quantizer_t *q);
 double lp_quantizer_value(const lp_quantizer_t *q, uint32_t code);

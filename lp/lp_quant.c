@@ -505,10 +505,7 @@ __attribute__((target("avx512f"))) static size_t quantize_f32_avx512(const lp_qu
 }
 #endif
 
-/* The kernels of lp_quantize_f32 (generic: more than one threshold per bucket, scalar). The
-** widest this CPU runs for q is chosen; LPQ_SIMD=scalar|avx2 lowers it (for tests). */
-enum { K_GENERIC, K_SCALAR, K_AVX2, K_AVX2_PACKED, K_AVX512, K_AVX512_SEARCH };
-static int select_kernel(const lp_quantizer_t *q) {
+int lp_simd_level(void) {
   int level = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
   static int cached = -1; /* every thread computes the same value */
@@ -523,6 +520,14 @@ static int select_kernel(const lp_quantizer_t *q) {
     __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
   }
 #endif
+  return level;
+}
+
+/* The kernels of lp_quantize_f32 (generic: more than one threshold per bucket, scalar). The
+** widest this CPU runs for q is chosen (lp_simd_level). */
+enum { K_GENERIC, K_SCALAR, K_AVX2, K_AVX2_PACKED, K_AVX512, K_AVX512_SEARCH };
+static int select_kernel(const lp_quantizer_t *q) {
+  const int level = lp_simd_level();
   if (!q->fast)
     return K_GENERIC;
   if (level == 2)

@@ -167,22 +167,10 @@ done:
 }
 
 int lpq__simd_level(void) {
-  int level = 0;
+  int level = lp_simd_level(); /* the worker's kernels need FMA as well */
 #if defined(__x86_64__) && defined(__GNUC__)
-  static int cached = -1; /* every thread computes the same value */
-  level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-  if (level < 0) {
-    const char *env = getenv("LPQ_SIMD");
-    int fma = __builtin_cpu_supports("fma");
-    level = fma && __builtin_cpu_supports("avx512f") ? 2
-            : fma && __builtin_cpu_supports("avx2")  ? 1
-                                                     : 0;
-    if (env && strcmp(env, "scalar") == 0)
-      level = 0;
-    else if (env && strcmp(env, "avx2") == 0 && level > 1)
-      level = 1;
-    __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
-  }
+  if (level > 0 && !__builtin_cpu_supports("fma"))
+    level = 0;
 #endif
   return level;
 }

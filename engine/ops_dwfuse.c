@@ -447,6 +447,19 @@ static void pool_task(void *arg, size_t task, int tid) {
   }
 }
 
+/* Tasks for `items` items of `parts` parts each: two tasks per thread at least (one with one
+** thread), an item split into as few slices of *per parts as that takes. Returns the slices
+** per item. */
+static int64_t split_items(threads_t *pool, int64_t items, int64_t parts, int64_t *per) {
+  const int64_t threads = lpq__threads_count(pool), want = threads > 1 ? 2 * threads : 1;
+  if (parts < 1 || items < 1)
+    return *per = 1, 1;
+  int64_t n = items >= want ? 1 : (want + items - 1) / items;
+  n = n > parts ? parts : n;
+  *per = (parts + n - 1) / n;
+  return (parts + *per - 1) / *per;
+}
+
 static int pool_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, float *scratch,
                     threads_t *pool, size_t scratch_stride) {
   const dwfuse_t *f = n->fuse;
@@ -456,14 +469,9 @@ static int pool_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, fl
               .stride = scratch_stride};
   node_act(n, &j.lo, &j.hi);
   /* a thread packs its images' B once for all its channel blocks: as few tasks as keep every
-  ** thread busy (two per thread), split over the channels when the images are too few */
-  const int64_t threads = lpq__threads_count(pool), chunks = (j.p->N + f->imgs - 1) / f->imgs;
-  const int64_t nb = (j.p->M + SGEMM_MC - 1) / SGEMM_MC;
-  const int64_t want = threads > 1 ? 2 * threads : 1;
-  j.mtasks = chunks >= want ? 1 : (want + chunks - 1) / chunks;
-  j.mtasks = j.mtasks > nb ? nb : j.mtasks;
-  j.blocks_per = (nb + j.mtasks - 1) / j.mtasks;
-  j.mtasks = (nb + j.blocks_per - 1) / j.blocks_per;
+  ** thread busy, split over the channels when the images are too few */
+  const int64_t chunks = (j.p->N + f->imgs - 1) / f->imgs;
+  j.mtasks = split_items(pool, chunks, (j.p->M + SGEMM_MC - 1) / SGEMM_MC, &j.blocks_per);
   lpq__threads_run(pool, (size_t)(chunks * j.mtasks), pool_task, &j);
   return f->count;
 }
@@ -497,17 +505,13 @@ int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, fl
     node_act(po, &j.plo, &j.phi);
   }
   /* images, or slices of rows when the images are fewer than two tasks per thread */
-  const int64_t threads = lpq__threads_count(pool), N = j.pd->N, OH = j.pd->OH;
-  const int64_t want = threads > 1 ? 2 * threads : 1;
+  const int64_t threads = lpq__threads_count(pool), N = j.pd->N;
   if (f->G > 1 && !j.pe_window) { /* whole images, G or fewer a task, every thread busy */
     j.group = f->G < (N + threads - 1) / threads ? f->G : (N + threads - 1) / threads;
     lpq__threads_run(pool, (size_t)((N + j.group - 1) / j.group), fuse_group_task, &j);
     return f->count;
   }
-  j.nsplit = N >= want ? 1 : (want + N - 1) / N;
-  j.nsplit = j.nsplit > OH ? OH : j.nsplit;
-  j.rows_per = (OH + j.nsplit - 1) / j.nsplit;
-  j.nsplit = (OH + j.rows_per - 1) / j.rows_per;
+  j.nsplit = split_items(pool, N, j.pd->OH, &j.rows_per);
   lpq__threads_run(pool, (size_t)(N * j.nsplit), fuse_task, &j);
   return f->count;
 }

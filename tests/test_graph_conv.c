@@ -343,7 +343,8 @@ static void wino4_cases(void) {
 /* The direct kernel (few input channels, kernels of 3 to 11: an image network's stem): strides
 ** 1 to 4, pads 0 to 3, batches 1 and 3, odd sizes, output channels off its blocks (3 with
 ** AVX-512, 2 with AVX2), rows longer than one column block (112 columns, 48 with AVX2; a masked
-** last vector), residual and clamp, several row bands per image. */
+** last vector), residual and clamp, several row bands per image. With AVX2 the windows under
+** 5x5 run as the implicit GEMM instead (lpq__direct_applies), checked the same way. */
 static void stem_cases(void) {
   conv_case_t cases[] = {
       {1, 3, 64, 64, 13, 7, 2, 3, 1, 1, 1, 0},  {3, 3, 37, 41, 64, 7, 2, 3, 1, 1, 1, 1},

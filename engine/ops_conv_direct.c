@@ -275,10 +275,14 @@ static inline __attribute__((always_inline)) void block8(const direct_job_t *j, 
       const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)), idx);
       __m256 o = _mm256_add_ps(acc[r][v], vb);
       if (rr)
-        o = _mm256_add_ps(o, _mm256_maskload_ps(rr + ox0 + 8 * v, mk));
+        o = _mm256_add_ps(o, left >= 8 ? _mm256_loadu_ps(rr + ox0 + 8 * v)
+                                       : _mm256_maskload_ps(rr + ox0 + 8 * v, mk));
       o = _mm256_blendv_ps(o, vlo, _mm256_cmp_ps(o, vlo, _CMP_LT_OQ));
       o = _mm256_blendv_ps(o, vhi, _mm256_cmp_ps(o, vhi, _CMP_GT_OQ));
-      _mm256_maskstore_ps(yr + ox0 + 8 * v, mk, o);
+      if (left >= 8) /* a masked store is slow on some CPUs (AMD's): only for the last */
+        _mm256_storeu_ps(yr + ox0 + 8 * v, o);
+      else
+        _mm256_maskstore_ps(yr + ox0 + 8 * v, mk, o);
     }
   }
 }

@@ -108,10 +108,14 @@ void lpq__kern_wino_in_segs_avx2(size_t nt, const wino_iseg_t *seg, const int *f
                    : q == 2 ? _mm256_sub_ps(a2, a1)
                             : _mm256_sub_ps(a1, a3);
           }
-          _mm256_maskstore_ps(o + (size_t)q * vstride, sm, _mm256_sub_ps(e[0], e[2]));
-          _mm256_maskstore_ps(o + (size_t)(4 + q) * vstride, sm, _mm256_add_ps(e[1], e[2]));
-          _mm256_maskstore_ps(o + (size_t)(8 + q) * vstride, sm, _mm256_sub_ps(e[2], e[1]));
-          _mm256_maskstore_ps(o + (size_t)(12 + q) * vstride, sm, _mm256_sub_ps(e[1], e[3]));
+          const __m256 v[4] = {_mm256_sub_ps(e[0], e[2]), _mm256_add_ps(e[1], e[2]),
+                               _mm256_sub_ps(e[2], e[1]), _mm256_sub_ps(e[1], e[3])};
+          for (int i = 0; i < 4; i++) { /* masked stores (slow on AMD's CPUs) only when short */
+            if (nh >= 8)
+              _mm256_storeu_ps(o + (size_t)(4 * i + q) * vstride, v[i]);
+            else
+              _mm256_maskstore_ps(o + (size_t)(4 * i + q) * vstride, sm, v[i]);
+          }
         }
       }
     }

@@ -53,7 +53,7 @@ static int pool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
       (rc = lpq__conv_out_dim(n, ap, w->W, w->k[1], w->s[1], w->d[1], &w->p[1], &w->p[3],
                          (int)ceil_mode, &w->OW, err)))
     return rc;
-  n->scratch_floats = (size_t)(w->W + 2 + w->OW);
+  n->scratch_floats = (size_t)(w->W + 2 + w->OW) + (size_t)(w->k[0] * w->OW); /* + max rows */
   int64_t shape[4] = {w->N, w->C, w->OH, w->OW};
   if (spatial == 1)
     shape[2] = w->OW;
@@ -120,12 +120,61 @@ static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, 
   }
 }
 
+/* The max of undilated windows in two passes: each input row's max over the window's width
+** (once, kept in a ring of k[0] rows), then each output row the max of k[0] of those. The same
+** value as pool_plane_fast's (x > y ? x : y over the same elements, rows in the same order).
+** scratch: W + 2 floats, then the ring (k[0] x OW). */
+static void max_plane_rows(const pool_params_t *p, const float *xc, float *yc, float *tmp) {
+  const conv_params_t *w = &p->w;
+  const int64_t H = w->H, W = w->W, OW = w->OW, sx = w->s[1], kh = w->k[0];
+  float *even = tmp, *odd = tmp + (W + 1) / 2, *ring = tmp + W + 2;
+  int64_t key[16];
+  for (int64_t i = 0; i < kh; i++)
+    key[i] = -1;
+  for (int64_t oy = 0; oy < w->OH; oy++) {
+    float *yr = yc + oy * OW;
+    for (int64_t ox = 0; ox < OW; ox++)
+      yr[ox] = -INFINITY;
+    for (int ky = 0; ky < kh; ky++) {
+      const int64_t iy = oy * w->s[0] - w->p[0] + ky;
+      if (iy < 0 || iy >= H)
+        continue;
+      float *hm = ring + iy % kh * OW;
+      if (key[iy % kh] != iy) { /* input row iy's max over each window's columns */
+        key[iy % kh] = iy;
+        for (int64_t ox = 0; ox < OW; ox++)
+          hm[ox] = -INFINITY;
+        const float *xr = xc + iy * W;
+        if (sx == 2)
+          lpq__kern_deinterleave(even, odd, xr, (size_t)W);
+        for (int kx = 0; kx < w->k[1]; kx++) {
+          const int64_t off = kx - w->p[1];
+          int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
+          int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
+          hi = hi > OW ? OW : hi;
+          if (hi > lo)
+            lpq__kern_max(hm + lo,
+                          sx == 1        ? xr + off + lo
+                          : off % 2 == 0 ? even + (lo + off / 2)
+                                         : odd + (lo + (off - 1) / 2),
+                          (size_t)(hi - lo));
+        }
+      }
+      lpq__kern_max(yr, hm, (size_t)OW);
+    }
+  }
+}
+
 static void pool_task(void *arg, size_t task, int tid) {
   const kctx_t *k = arg;
   const pool_params_t *p = k->n->params;
   const conv_params_t *w = &p->w;
-  pool_plane_fast(p, (const float *)k->in[0] + (int64_t)task * w->H * w->W,
-                  (float *)k->out[0] + (int64_t)task * w->OH * w->OW, thread_scratch(k, tid));
+  const float *x = (const float *)k->in[0] + (int64_t)task * w->H * w->W;
+  float *y = (float *)k->out[0] + (int64_t)task * w->OH * w->OW;
+  if (p->is_max && w->s[1] <= 2 && w->k[0] <= 16 && w->s[0] < w->k[0])
+    max_plane_rows(p, x, y, thread_scratch(k, tid)); /* rows shared by output rows */
+  else
+    pool_plane_fast(p, x, y, thread_scratch(k, tid));
 }
 
 static int pool_run(const kctx_t *k) {

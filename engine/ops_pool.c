@@ -60,6 +60,37 @@ static int pool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
 }
 
+/* acc[ox] = max (or sum) with input row xr's values under output column ox's window, one
+** vectorised pass per kernel tap (stride 2: from the row split into even and odd columns). */
+static void row_taps(const pool_params_t *p, const float *xr, float *even, float *odd,
+                     float *acc) {
+  const conv_params_t *w = &p->w;
+  const int64_t W = w->W, OW = w->OW, sx = w->s[1];
+  if (sx == 2)
+    lpq__kern_deinterleave(even, odd, xr, (size_t)W);
+  for (int kx = 0; kx < w->k[1]; kx++) {
+    const int64_t off = kx - w->p[1];
+    const int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
+    int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
+    hi = hi > OW ? OW : hi;
+    if (hi <= lo)
+      continue;
+    const float *src = sx == 1        ? xr + off + lo
+                       : off % 2 == 0 ? even + (lo + off / 2)
+                                      : odd + (lo + (off - 1) / 2);
+    if (sx > 2) {
+      for (int64_t ox = lo; ox < hi; ox++) {
+        const float v = xr[ox * sx + off];
+        acc[ox] = p->is_max ? (v > acc[ox] ? v : acc[ox]) : acc[ox] + v;
+      }
+    } else if (p->is_max) {
+      lpq__kern_max(acc + lo, src, (size_t)(hi - lo));
+    } else {
+      lpq__kern_add(acc + lo, src, (size_t)(hi - lo));
+    }
+  }
+}
+
 /* Undilated windows: one vectorised pass per kernel tap over each output row (as the
 ** depthwise conv), then the average's divisor per position. scratch: W + 2 + OW floats. */
 static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, float *tmp) {
@@ -86,31 +117,7 @@ static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, 
       if (iy < 0 || iy >= H)
         continue;
       rows += !p->count_include_pad;
-      const float *xr = xc + iy * W;
-      if (sx == 2)
-        lpq__kern_deinterleave(even, odd, xr, (size_t)W);
-      for (int kx = 0; kx < w->k[1]; kx++) {
-        const int64_t off = kx - w->p[1];
-        int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
-        int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
-        if (hi > OW)
-          hi = OW;
-        if (hi <= lo)
-          continue;
-        const float *src = sx == 1        ? xr + off + lo
-                           : off % 2 == 0 ? even + (lo + off / 2)
-                                          : odd + (lo + (off - 1) / 2);
-        if (sx > 2) {
-          for (int64_t ox = lo; ox < hi; ox++) {
-            float v = xr[ox * sx + off];
-            yr[ox] = p->is_max ? (v > yr[ox] ? v : yr[ox]) : yr[ox] + v;
-          }
-        } else if (p->is_max) {
-          lpq__kern_max(yr + lo, src, (size_t)(hi - lo));
-        } else {
-          lpq__kern_add(yr + lo, src, (size_t)(hi - lo));
-        }
-      }
+      row_taps(p, xc + iy * W, even, odd, yr);
     }
     if (!p->is_max)
       for (int64_t ox = 0; ox < OW; ox++) {
@@ -126,7 +133,7 @@ static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, 
 ** scratch: W + 2 floats, then the ring (k[0] x OW). */
 static void max_plane_rows(const pool_params_t *p, const float *xc, float *yc, float *tmp) {
   const conv_params_t *w = &p->w;
-  const int64_t H = w->H, W = w->W, OW = w->OW, sx = w->s[1], kh = w->k[0];
+  const int64_t H = w->H, W = w->W, OW = w->OW, kh = w->k[0];
   float *even = tmp, *odd = tmp + (W + 1) / 2, *ring = tmp + W + 2;
   int64_t key[16];
   for (int64_t i = 0; i < kh; i++)
@@ -144,21 +151,7 @@ static void max_plane_rows(const pool_params_t *p, const float *xc, float *yc, f
         key[iy % kh] = iy;
         for (int64_t ox = 0; ox < OW; ox++)
           hm[ox] = -INFINITY;
-        const float *xr = xc + iy * W;
-        if (sx == 2)
-          lpq__kern_deinterleave(even, odd, xr, (size_t)W);
-        for (int kx = 0; kx < w->k[1]; kx++) {
-          const int64_t off = kx - w->p[1];
-          int64_t lo = off >= 0 ? 0 : (-off + sx - 1) / sx;
-          int64_t hi = W - off <= 0 ? 0 : (W - off - 1) / sx + 1;
-          hi = hi > OW ? OW : hi;
-          if (hi > lo)
-            lpq__kern_max(hm + lo,
-                          sx == 1        ? xr + off + lo
-                          : off % 2 == 0 ? even + (lo + off / 2)
-                                         : odd + (lo + (off - 1) / 2),
-                          (size_t)(hi - lo));
-        }
+        row_taps(p, xc + iy * W, even, odd, hm);
       }
       lpq__kern_max(yr, hm, (size_t)OW);
     }

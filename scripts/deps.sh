@@ -17,6 +17,9 @@ PKGS="$PKGS valgrind"
 PKGS="$PKGS go-md2man debhelper dpkg-dev fakeroot lintian systemd man-db"
 # tools/read_export.py (docs/FORMATS.md's reader of exported weights; tests/test_export_reader.c)
 PKGS="$PKGS python3-numpy"
+# the benchmarks' peers and exporters (bench/engine/, bench/zoo_check.py): PyTorch, torchvision,
+# ONNX for /usr/bin/python3; large, and make test does not need them, so on request only
+[ "${LPQ_BENCH_DEPS:-0}" = 1 ] && PKGS="$PKGS python3-torch python3-torchvision python3-onnx"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

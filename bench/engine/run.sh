@@ -53,7 +53,13 @@ elif [ "${LPQ_ISA:-}" = avx2 ]; then
     peers="CPUID_SHIM=none: only lpq is forced to AVX2; ORT and torch run their best code"
 fi
 
-# (a) models and input, once
+# (a) models and input, once (PyTorch exports them: Debian's python3-torch and friends, which
+# `make deps` installs only with LPQ_BENCH_DEPS=1, as make test does not need them)
+if ! $PY -c 'import torch, torchvision, onnx' 2>/dev/null; then
+    echo "bench: $PY cannot import torch, torchvision and onnx; run LPQ_BENCH_DEPS=1 make deps" \
+         "(or apt-get install python3-torch python3-torchvision python3-onnx)" >&2
+    exit 1
+fi
 for m in $MODELS; do
     [ -f "$OUT/$m.onnx" ] && [ -f "$OUT/input.npy" ] || { $PY bench/engine/export.py --out "$OUT"; break; }
 done

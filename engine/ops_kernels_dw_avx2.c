@@ -4,7 +4,9 @@
 ** repeat every W / gcd(W, 8) vectors, so they are built once per width and thread. The first
 ** and last rows, and the run's first and last vectors, use masked loads (nothing outside the
 ** plane's columns is read). Stride 2: each input row split once into its even and odd columns
-** with zeros around, kept for the next output row, so every tap is one plain load. The
+** with zeros around, kept for the next output row, so every tap is one plain load. Narrow
+** planes (rows of 8 or fewer at stride 1, 16 or fewer at stride 2: mobilenet_v2's 7x7 and
+** 14x14 maps) keep each input row in registers and make its taps' columns by lane moves. The
 ** arithmetic is the other kernels': bias, then taps 0 to 8 each by one multiply-add (a zeroed
 ** tap adds nothing), then the clamp (a NaN stays NaN). */
 #include "engine/engine_internal.h"

@@ -60,8 +60,9 @@ AVX2_TARGET static inline void copy_stride2_avx2(float *d, const float *s, int64
       b = _mm256_maskload_ps((const float *)((uintptr_t)p0 + 8 * sizeof(float)),
                              lanes8(2 * lo - j0 - 8, 2 * hi - 1 - j0 - 8));
     }
-    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+    const __m256 pairs = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | .. */
+    const __m256 ev = _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
     if (n - 8 * h >= 8) {
       _mm256_storeu_ps(d + 8 * h, ev);
     } else {
@@ -120,17 +121,16 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
           else
             memcpy(d, row + ix0, (size_t)len * sizeof *d);
 #ifdef HAVE_STRIDE2_COPY
-        } else if (wide == 1 && sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
-          int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
+        } else if (wide && sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
+          const int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
           int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
           hi = hi < len ? hi : len;
-          copy_stride2_upto32(d, row + ix0, lo < hi ? lo : hi, hi, len);
-        } else if (wide == 2 && sx == 2) { /* the same with AVX2 */
-          int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
-          int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
-          hi = hi < len ? hi : len;
-          copy_stride2_avx2(d, (const float *)((uintptr_t)row + (uintptr_t)(ix0 * (int64_t)sizeof *row)),
-                            lo < hi ? lo : hi, hi, len);
+          const float *s =
+              (const float *)((uintptr_t)row + (uintptr_t)(ix0 * (int64_t)sizeof *row));
+          if (wide == 1)
+            copy_stride2_upto32(d, s, lo < hi ? lo : hi, hi, len);
+          else
+            copy_stride2_avx2(d, s, lo < hi ? lo : hi, hi, len);
 #endif
         } else {
           for (int64_t t = 0; t < len; t++) {

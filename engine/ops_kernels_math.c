@@ -275,7 +275,16 @@ void lpq__kern_softmax_row(const float *x, float *y, size_t n) {
 
 /* y = clamp(a x + b, 0, 1), times x when times_x (HardSigmoid, and HardSwish as x times it).
 ** max/min take the value as their second operand (the one they return for a NaN), so a NaN x
-** stays NaN. */
+** stays NaN; the plain loop compares the same way. */
+static void hard_plain(int times_x, float a, float b, const float *x, float *y, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float h = a * x[i] + b;
+    h = 0.0f > h ? 0.0f : h; /* NaN: h, as max_ps */
+    h = 1.0f < h ? 1.0f : h;
+    y[i] = times_x ? x[i] * h : h;
+  }
+}
+
 #ifdef LPQ_X86_VARIANTS
 static AVX512 void hard512(int times_x, float a, float b, const float *x, float *y, size_t n) {
   const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
@@ -299,12 +308,7 @@ static AVX2 void hard256(int times_x, float a, float b, const float *x, float *y
     __m256 h = _mm256_min_ps(one, _mm256_max_ps(zero, _mm256_add_ps(_mm256_mul_ps(va, v), vb)));
     _mm256_storeu_ps(y + i, times_x ? _mm256_mul_ps(v, h) : h);
   }
-  for (; i < n; i++) {
-    float h = a * x[i] + b;
-    h = 0.0f > h ? 0.0f : h; /* NaN: h, as max_ps */
-    h = 1.0f < h ? 1.0f : h;
-    y[i] = times_x ? x[i] * h : h;
-  }
+  hard_plain(times_x, a, b, x + i, y + i, n - i);
 }
 #endif
 
@@ -319,12 +323,7 @@ void lpq__kern_hard(int times_x, float a, float b, const float *x, float *y, siz
     return;
   }
 #endif
-  for (size_t i = 0; i < n; i++) {
-    float h = a * x[i] + b;
-    h = 0.0f > h ? 0.0f : h;
-    h = 1.0f < h ? 1.0f : h;
-    y[i] = times_x ? x[i] * h : h;
-  }
+  hard_plain(times_x, a, b, x, y, n);
 }
 
 void lpq__kern_math(int kind, const float *x, float *y, size_t n) {

@@ -3,6 +3,7 @@
 ** has it, LPQ_ISA=avx2, LPQ_ISA=generic): values across the range, huge ones, +-0, +-Inf and
 ** NaN, every length from 1 to 40 (partial vectors), in place and not. */
 #include "engine/engine_internal.h"
+#include "tests/isa_tests.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -119,17 +120,9 @@ static void softmax_rows(void) {
   }
 }
 
-Test(engine_math, softmax_rows_at_the_best_isa) { softmax_rows(); }
-
-Test(engine_math, softmax_rows_with_avx2) {
-  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
-  softmax_rows();
-}
-
-Test(engine_math, softmax_rows_generic) {
-  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
-  softmax_rows();
-}
+ISA_TESTS(engine_math, softmax_rows_at_the_best_isa,
+          softmax_rows_with_avx2,
+          softmax_rows_generic, softmax_rows)
 
 /* The AVX-512 LayerNormalization row (where the CPU has it) against the formula in double:
 ** lengths 1 to 70, an offset mean, bias or none; mean and 1/std returned too. */
@@ -196,17 +189,9 @@ static void hard_rows(void) {
     }
 }
 
-Test(engine_math, hard_sigmoid_and_swish) { hard_rows(); }
-
-Test(engine_math, hard_sigmoid_and_swish_avx2) {
-  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
-  hard_rows();
-}
-
-Test(engine_math, hard_sigmoid_and_swish_generic) {
-  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
-  hard_rows();
-}
+ISA_TESTS(engine_math, hard_sigmoid_and_swish,
+          hard_sigmoid_and_swish_avx2,
+          hard_sigmoid_and_swish_generic, hard_rows)
 
 Test(engine_math, every_activation_at_the_best_isa) { all_kinds(); }
 

@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
 #include "onnx/onnx.pb-c.h"
+#include "tests/isa_tests.h"
 #include "tests/onnx_build.h"
 
 #include <criterion/criterion.h>
@@ -298,18 +299,9 @@ static void cases(void) {
 
 TestSuite(graph_dwfuse, .timeout = 300);
 
-Test(graph_dwfuse, fused_equals_reference_and_hooked) { cases(); }
-
-/* Criterion runs each test in its own process; the engine reads LPQ_ISA once per process. */
-Test(graph_dwfuse, avx2_fused_equals_reference_and_hooked) {
-  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
-  cases();
-}
-
-Test(graph_dwfuse, generic_fused_equals_reference_and_hooked) {
-  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
-  cases();
-}
+ISA_TESTS(graph_dwfuse, fused_equals_reference_and_hooked,
+          avx2_fused_equals_reference_and_hooked,
+          generic_fused_equals_reference_and_hooked, cases)
 
 Test(graph_dwfuse, off_when_disabled) {
   cr_assert_eq(setenv("LPQ_DWFUSE", "0", 1), 0);

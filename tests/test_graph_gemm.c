@@ -6,6 +6,7 @@
 ** one-node ONNX model built here and packed; AVX-512, LPQ_ISA=avx2 and LPQ_ISA=generic. */
 #include "engine/engine.h"
 #include "onnx/onnx.pb-c.h"
+#include "tests/isa_tests.h"
 #include "tests/onnx_build.h"
 
 #include <criterion/criterion.h>
@@ -163,15 +164,6 @@ static void cases(void) {
 
 TestSuite(graph_gemm, .timeout = 300);
 
-Test(graph_gemm, packed_equals_reference_and_hooked) { cases(); }
-
-/* Criterion runs each test in its own process; the engine reads LPQ_ISA once per process. */
-Test(graph_gemm, avx2_packed_equals_reference_and_hooked) {
-  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
-  cases();
-}
-
-Test(graph_gemm, generic_equals_reference_and_hooked) {
-  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
-  cases();
-}
+ISA_TESTS(graph_gemm, packed_equals_reference_and_hooked,
+          avx2_packed_equals_reference_and_hooked,
+          generic_equals_reference_and_hooked, cases)

@@ -8,6 +8,7 @@
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
 #include "onnx/onnx.pb-c.h"
+#include "tests/isa_tests.h"
 #include "tests/onnx_build.h"
 
 #include <criterion/criterion.h>
@@ -160,15 +161,6 @@ static void cases(void) {
 
 TestSuite(graph_pwpool, .timeout = 300);
 
-Test(graph_pwpool, fused_equals_reference_and_hooked) { cases(); }
-
-/* Criterion runs each test in its own process; the engine reads LPQ_ISA once per process. */
-Test(graph_pwpool, avx2_fused_equals_reference_and_hooked) {
-  cr_assert_eq(setenv("LPQ_ISA", "avx2", 1), 0);
-  cases();
-}
-
-Test(graph_pwpool, generic_equals_reference_and_hooked) {
-  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
-  cases();
-}
+ISA_TESTS(graph_pwpool, fused_equals_reference_and_hooked,
+          avx2_fused_equals_reference_and_hooked,
+          generic_equals_reference_and_hooked, cases)

@@ -10,13 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "proc_harness.h"
 
 #define FIX "tests/fixtures/"
 #define TOKEN "limits-test-token-0123456789"
@@ -27,14 +28,10 @@ typedef struct lim_t {
   pid_t coord;
 } lim_t;
 
-static const char *bin(const char *name) {
-  static char buf[256];
-  const char *b = getenv("LPQ_BUILD") ? getenv("LPQ_BUILD") : "build";
-  snprintf(buf, sizeof buf, "%s/bin/%s", b, name);
-  return buf;
-}
-
-/* A coordinator with the given blob limit (MiB, as text) and at most one job per client. */
+/* A coordinator with the given blob limit (MiB, as text) and at most one job per client.
+** Ready means its log's ready line, written after every listener is up (the socket file
+** appears at bind, before listen). The TCP port is drawn at random; a port another program
+** holds is drawn again. */
 static void lim_start(lim_t *l, const char *blob_mb) {
   memset(l, 0, sizeof *l);
   signal(SIGPIPE, SIG_IGN);
@@ -44,43 +41,30 @@ static void lim_start(lim_t *l, const char *blob_mb) {
   char db[128], tok[128], tcp[64], ep[64], log[128];
   snprintf(db, sizeof db, "%s/lpq.db", l->dir);
   snprintf(tok, sizeof tok, "%s/token", l->dir);
-  snprintf(log, sizeof log, "%s/coordinator.log", l->dir);
   FILE *f = fopen(tok, "w");
   fputs(TOKEN "\n", f);
   fclose(f);
   chmod(tok, 0600); /* a token others can read is refused */
   srand((unsigned)getpid() ^ (unsigned)time(NULL));
-  l->tcp_port = 21000 + rand() % 20000;
-  snprintf(tcp, sizeof tcp, "127.0.0.1:%d", l->tcp_port);
-  snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", l->tcp_port + 1);
-  const char *argv[] = {bin("lpq-coordinator"), "--db", db, "--socket", l->sock, "--tcp", tcp,
-                        "--token-file", tok, "--workers", ep, "--max-blob-mb", blob_mb,
-                        "--max-jobs-per-client", "1", NULL};
-  char *copy[32];
-  for (int i = 0; argv[i]; i++)
-    copy[i] = strdup(argv[i]), copy[i + 1] = NULL;
-  l->coord = fork();
-  cr_assert_neq(l->coord, -1);
-  if (l->coord == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (freopen(log, "a", stderr) == NULL)
-      _exit(126);
-    execv(copy[0], copy);
-    _exit(127);
-  }
-  for (int i = 0; copy[i]; i++)
-    free(copy[i]);
-  /* the event: its socket appears (at most 60 s: suites run two tests at once, daemons
-  ** start slowly on a loaded machine); a coordinator that exits first fails at once */
-  for (int i = 0; i < 1200; i++) {
-    struct stat st;
-    if (stat(l->sock, &st) == 0)
+  for (int attempt = 0; attempt < 5; attempt++) {
+    snprintf(log, sizeof log, "%s/coordinator.%d.log", l->dir, attempt);
+    l->tcp_port = 21000 + rand() % 20000;
+    snprintf(tcp, sizeof tcp, "127.0.0.1:%d", l->tcp_port);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", l->tcp_port + 1);
+    char *argv[] = {(char *)proc_bin("lpq-coordinator"), "--db", db, "--socket", l->sock,
+                    "--tcp", tcp, "--token-file", tok, "--workers", ep, "--max-blob-mb",
+                    (char *)blob_mb, "--max-jobs-per-client", "1", NULL};
+    l->coord = proc_spawn(argv, log, NULL);
+    cr_assert_gt(l->coord, 0);
+    /* at most 60 s: suites run two tests at once, daemons start slowly on a loaded machine */
+    int rc = proc_wait_ready(log, 0, l->coord, 60, NULL, 0);
+    if (rc == 0)
       return;
-    cr_assert_eq(waitpid(l->coord, NULL, WNOHANG), 0, "the coordinator exited at start (%s)",
-                 log);
-    usleep(50000);
+    cr_assert_neq(rc, -2, "the coordinator did not start within 60 s (%s)", log);
+    cr_assert(proc_file_has(log, "Address already in use"), "the coordinator exited at start (%s)",
+              log);
   }
-  cr_assert_fail("the coordinator did not start within 60 s (%s)", log);
+  cr_assert_fail("no free port for the coordinator in 5 draws (%s)", log);
 }
 
 static void lim_stop(lim_t *l) {

@@ -23,7 +23,7 @@
 #define TOKEN "limits-test-token-0123456789"
 
 typedef struct lim_t {
-  char dir[64], sock[128];
+  char dir[64], sock[128], log[128];
   int tcp_port;
   pid_t coord;
 } lim_t;
@@ -58,8 +58,10 @@ static void lim_start(lim_t *l, const char *blob_mb) {
     cr_assert_gt(l->coord, 0);
     /* at most 60 s: suites run two tests at once, daemons start slowly on a loaded machine */
     int rc = proc_wait_ready(log, 0, l->coord, 60, NULL, 0);
-    if (rc == 0)
+    if (rc == 0) {
+      snprintf(l->log, sizeof l->log, "%s", log);
       return;
+    }
     cr_assert_neq(rc, -2, "the coordinator did not start within 60 s (%s)", log);
     cr_assert(proc_file_has(log, "Address already in use"), "the coordinator exited at start (%s)",
               log);
@@ -67,9 +69,11 @@ static void lim_start(lim_t *l, const char *blob_mb) {
   cr_assert_fail("no free port for the coordinator in 5 draws (%s)", log);
 }
 
+/* A clean stop: exit status 0 (under ASan a leak or error report makes it nonzero). The folder,
+** with the log, is kept when not. */
 static void lim_stop(lim_t *l) {
-  kill(l->coord, SIGTERM);
-  waitpid(l->coord, NULL, 0);
+  int rc = proc_stop(&l->coord, SIGTERM, 30);
+  cr_assert_eq(rc, 0, "the coordinator's exit status was %d (%s)", rc, l->log);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", l->dir);
   cr_assert_eq(system(cmd), 0);

@@ -63,14 +63,22 @@ AVX2_TARGET static inline void copy_stride2_avx2(float *d, const float *s, int64
     const __m256 pairs = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | .. */
     const __m256 ev = _mm256_castpd_ps(
         _mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
-    if (n - 8 * h >= 8) {
-      _mm256_storeu_ps(d + 8 * h, ev);
+    if (n - 8 * h >= 8 || 1) {
+    _mm256_storeu_ps(d + 8 * h, ev); /* whole vectors: see conv_pack */
     } else {
       float t[8];
       _mm256_storeu_ps(t, ev);
       memcpy(d + 8 * h, t, (size_t)(n - 8 * h) * sizeof *d);
     }
   }
+}
+/* d[0..n) = s[0..n) by whole vectors (only s[0..n) is read). */
+AVX2_TARGET static inline void copy_avx2(float *d, const float *s, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(d + i, _mm256_loadu_ps(s + i));
+  if (i < n)
+    _mm256_storeu_ps(d + i, _mm256_maskload_ps(s + i, lanes8(0, n - i)));
 }
 #define HAVE_STRIDE2_COPY 1
 #else
@@ -81,7 +89,11 @@ static inline void copy_upto32(float *d, const float *s, int64_t n) {
 #endif
 
 /* The packer, inlined into an AVX-512 copy (wide 1: masked vector copies), an AVX2 one (wide 2:
-** stride 2 by masked loads) and a plain one. */
+** masked loads, and whole-vector stores: masked stores are slow on AMD's CPUs, and a variable
+** memcpy per segment cost more than the copy) and a plain one. A whole-vector store writes up
+** to 7 floats past its segment; those are written again later: by the next segment, the row's
+** zero fill, the next row (kk + 1), the next panel's first row, or past the last panel into the
+** pack buffer's slack (lpq__sgemm_pack_floats: KC x 32 floats and more). */
 static inline __attribute__((always_inline)) void conv_pack(const void *ctx, size_t k0,
                                                             size_t kc, size_t n0, size_t nc,
                                                             float *Bp, const int wide) {
@@ -118,6 +130,10 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
         if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
           if (wide == 1)
             copy_upto32(d, row + ix0, len);
+#ifdef HAVE_STRIDE2_COPY
+          else if (wide == 2)
+            copy_avx2(d, row + ix0, len);
+#endif
           else
             memcpy(d, row + ix0, (size_t)len * sizeof *d);
 #ifdef HAVE_STRIDE2_COPY

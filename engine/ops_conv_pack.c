@@ -8,6 +8,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
+
+#include "engine/ops_avx2.h"
 #define PACK_TARGET __attribute__((target("avx512f")))
 /* d[0..n) = s[0..n), n <= 32, without a call: masked lanes are neither read nor written. */
 PACK_TARGET static inline void copy_upto32(float *d, const float *s, int64_t n) {
@@ -40,25 +42,19 @@ PACK_TARGET static inline void copy_stride2_upto32(float *d, const float *s, int
   }
 }
 #define AVX2_TARGET __attribute__((target("avx2,fma")))
-/* The same with AVX2, 8 outputs a step: lanes [lo, hi) of 8 as a maskload mask. */
-AVX2_TARGET static inline __attribute__((always_inline)) __m256i lanes8(int64_t lo, int64_t hi) {
-  lo = lo < -1 ? -1 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
-  const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), i),
-                             _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), i));
-}
+/* The same with AVX2, 8 outputs a step (lanes by engine/ops_avx2.h). */
 AVX2_TARGET static inline void copy_stride2_avx2(float *d, const float *s, int64_t lo,
                                                  int64_t hi, int64_t n) {
   for (int64_t h = 0; 8 * h < n; h++) {
     const int64_t j0 = 16 * h; /* source index of lane 0 of the first load */
-    const float *p0 = (const float *)((uintptr_t)s + (uintptr_t)(j0 * (int64_t)sizeof(float)));
+    const float *p0 = lpq__avx2_at(s, j0);
     __m256 a, b;
     if (2 * lo <= j0 && j0 + 16 <= 2 * hi - 1) { /* all 16 inside [2 lo, 2 hi - 1) */
       a = _mm256_loadu_ps(p0), b = _mm256_loadu_ps(p0 + 8);
     } else {
-      a = _mm256_maskload_ps(p0, lanes8(2 * lo - j0, 2 * hi - 1 - j0));
-      b = _mm256_maskload_ps((const float *)((uintptr_t)p0 + 8 * sizeof(float)),
-                             lanes8(2 * lo - j0 - 8, 2 * hi - 1 - j0 - 8));
+      a = _mm256_maskload_ps(p0, lpq__avx2_lanes(2 * lo - j0, 2 * hi - 1 - j0));
+      b = _mm256_maskload_ps(lpq__avx2_at(p0, 8),
+                             lpq__avx2_lanes(2 * lo - j0 - 8, 2 * hi - 1 - j0 - 8));
     }
     const __m256 pairs = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | .. */
     const __m256 ev = _mm256_castpd_ps(
@@ -78,7 +74,7 @@ AVX2_TARGET static inline void copy_avx2(float *d, const float *s, int64_t n) {
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(d + i, _mm256_loadu_ps(s + i));
   if (i < n)
-    _mm256_storeu_ps(d + i, _mm256_maskload_ps(s + i, lanes8(0, n - i)));
+    _mm256_storeu_ps(d + i, _mm256_maskload_ps(s + i, lpq__avx2_lanes(0, n - i)));
 }
 #define HAVE_STRIDE2_COPY 1
 #else

@@ -17,6 +17,8 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
+#include "engine/ops_avx2.h"
+
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
 
@@ -32,19 +34,6 @@ static inline void dwv_init(dwv_t *k, const float *w, float bias, float lo, floa
 
 static inline __m256 clampv(const dwv_t *k, __m256 a) {
   return _mm256_min_ps(k->hi, _mm256_max_ps(k->lo, a));
-}
-
-/* p + off floats as an address (masked-off lanes may point outside the row). */
-static inline const float *at(const float *p, int64_t off) {
-  return (const float *)((uintptr_t)p + (uintptr_t)(off * (int64_t)sizeof(float)));
-}
-
-/* Lanes i with lo <= i < hi as a maskload mask. */
-static inline __m256i lanes(int64_t lo, int64_t hi) {
-  lo = lo < -1 ? -1 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
-  const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), i),
-                             _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), i));
 }
 
 /* n (1 to 8) outputs of v to y. */
@@ -74,14 +63,14 @@ static void row_s1(float *y, const float *const *r, const dwv_t *k, int64_t W) {
       __m256i m[3];
       for (int kx = 0; kx < 3; kx++) {
         const int64_t hi = W + 1 - x0 - kx;
-        m[kx] = lanes(1 - x0 - kx, hi < n ? hi : n);
+        m[kx] = lpq__avx2_lanes(1 - x0 - kx, hi < n ? hi : n);
       }
 #pragma GCC unroll 3
       for (int ky = 0; ky < 3; ky++)
 #pragma GCC unroll 3
         for (int kx = 0; kx < 3; kx++)
           a = _mm256_fmadd_ps(k->w[3 * ky + kx],
-                              _mm256_maskload_ps(at(r[ky], x0 - 1 + kx), m[kx]), a);
+                              _mm256_maskload_ps(lpq__avx2_at(r[ky], x0 - 1 + kx), m[kx]), a);
     }
     store_n(y + x0, clampv(k, a), W - x0);
   }
@@ -133,15 +122,15 @@ static void flat_s1(float *y, const float *x, int64_t n, int64_t W, const dwv_t 
       _mm256_storeu_ps(y + q, clampv(k, a));
       continue;
     }
-    const __m256i in = lanes(0, n - q);
+    const __m256i in = lpq__avx2_lanes(0, n - q);
     const __m256i mL = _mm256_and_si256(in, _mm256_castps_si256(L));
     const __m256i mR = _mm256_and_si256(in, _mm256_castps_si256(R));
 #pragma GCC unroll 3
     for (int ky = 0; ky < 3; ky++) {
       const int64_t off = q + (ky - 1) * W;
-      a = _mm256_fmadd_ps(k->w[3 * ky], _mm256_maskload_ps(at(x, off - 1), mL), a);
-      a = _mm256_fmadd_ps(k->w[3 * ky + 1], _mm256_maskload_ps(at(x, off), in), a);
-      a = _mm256_fmadd_ps(k->w[3 * ky + 2], _mm256_maskload_ps(at(x, off + 1), mR), a);
+      a = _mm256_fmadd_ps(k->w[3 * ky], _mm256_maskload_ps(lpq__avx2_at(x, off - 1), mL), a);
+      a = _mm256_fmadd_ps(k->w[3 * ky + 1], _mm256_maskload_ps(lpq__avx2_at(x, off), in), a);
+      a = _mm256_fmadd_ps(k->w[3 * ky + 2], _mm256_maskload_ps(lpq__avx2_at(x, off + 1), mR), a);
     }
     store_n(y + q, clampv(k, a), n - q);
   }
@@ -184,8 +173,9 @@ static void split_row(float *e, float *o, const float *r, int64_t W, int64_t spa
   int64_t j = 0;
   for (; j + 16 <= W; j += 16)
     deinterleave16(_mm256_loadu_ps(r + j), _mm256_loadu_ps(r + j + 8), e + j / 2, o + j / 2);
-  deinterleave16(_mm256_maskload_ps(r + j, lanes(0, W - j)),
-                 _mm256_maskload_ps(at(r, j + 8), lanes(0, W - j - 8)), e + j / 2, o + j / 2);
+  deinterleave16(_mm256_maskload_ps(r + j, lpq__avx2_lanes(0, W - j)),
+                 _mm256_maskload_ps(lpq__avx2_at(r, j + 8), lpq__avx2_lanes(0, W - j - 8)),
+                 e + j / 2, o + j / 2);
   for (int64_t z = j / 2 + 8; z < span; z += 8) { /* the rest of the padding */
     _mm256_storeu_ps(e + z, _mm256_setzero_ps());
     _mm256_storeu_ps(o + z, _mm256_setzero_ps());
@@ -243,7 +233,7 @@ static int rows_s2(float *out, const float *E, int64_t lo_row, const dwv_t *k, i
 static inline __m256 row8(const float *E, int64_t lo_row, int64_t iy, int64_t H, int64_t W,
                           int64_t c0, __m256i m) {
   return iy < 0 || iy >= H ? _mm256_setzero_ps()
-                           : _mm256_maskload_ps(at(E, (iy - lo_row) * W + c0), m);
+                           : _mm256_maskload_ps(lpq__avx2_at(E, (iy - lo_row) * W + c0), m);
 }
 
 /* Stride 1, W <= 8: lane ox of a row vector is column ox; the taps' columns ox - 1 and ox + 1
@@ -269,7 +259,7 @@ static inline __m256 taps3(const dwv_t *k, int ky, row3_t t, __m256 a) {
 
 static void rows_s1_narrow(float *out, const float *E, int64_t lo_row, const dwv_t *k,
                            int64_t H, int64_t W, int64_t oy0, int64_t oy1) {
-  const __m256i m = lanes(0, W);
+  const __m256i m = lpq__avx2_lanes(0, W);
   row3_t r0 = shifts(row8(E, lo_row, oy0 - 1, H, W, 0, m));
   row3_t r1 = shifts(row8(E, lo_row, oy0, H, W, 0, m));
   for (int64_t oy = oy0; oy < oy1; oy++) {
@@ -295,7 +285,7 @@ static inline row3_t split16(__m256 A, __m256 B) {
 
 static void rows_s2_narrow(float *out, const float *E, int64_t lo_row, const dwv_t *k,
                            int64_t H, int64_t W, int64_t OW, int64_t oy0, int64_t oy1) {
-  const __m256i m0 = lanes(0, W), m1 = lanes(0, W - 8);
+  const __m256i m0 = lpq__avx2_lanes(0, W), m1 = lpq__avx2_lanes(0, W - 8);
 #define SPLIT_ROW(iy) split16(row8(E, lo_row, (iy), H, W, 0, m0), row8(E, lo_row, (iy), H, W, 8, m1))
   row3_t r0 = SPLIT_ROW(2 * oy0 - 1);
   for (int64_t oy = oy0; oy < oy1; oy++) {

@@ -11,22 +11,10 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
+#include "engine/ops_avx2.h"
+
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
-
-/* p + off floats, computed as an address (masked-off lanes may lie outside the object). */
-static inline const float *at_off2(const float *p, int64_t off) {
-  return (const float *)((uintptr_t)p + (uintptr_t)(off * (int64_t)sizeof(float)));
-}
-
-/* Lanes i of an 8-lane mask with lo <= base + i < hi. */
-static inline __m256i range8(int64_t base, int64_t lo, int64_t hi) {
-  const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)base),
-                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  lo = lo < -1 ? -1 : lo > 64 ? 64 : lo, hi = hi < -1 ? -1 : hi > 64 ? 64 : hi;
-  return _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32((int)lo - 1)),
-                          _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
-}
 
 /* Even and odd elements of (a, b): elements 0, 2, .., 14 and 1, 3, .., 15. */
 static inline void split2(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
@@ -56,9 +44,11 @@ void lpq__kern_wino_in_segs_avx2(size_t nt, const wino_iseg_t *seg, const int *f
       const int64_t blo = e0 > -sh[i] - 2 ? e0 : -sh[i] - 2;
       const int64_t bhi = e1 < W - sh[i] - 2 ? e1 : W - sh[i] - 2;
       for (int h = 0; h < 2; h++) {
-        lm[i][h] = range8(8 * h, (int64_t)g->l0, (int64_t)(g->l0 + g->len));
-        ma[i][h][0] = range8(16 * h, alo, ahi), ma[i][h][1] = range8(16 * h + 8, alo, ahi);
-        mb[i][h][0] = range8(16 * h, blo, bhi), mb[i][h][1] = range8(16 * h + 8, blo, bhi);
+        lm[i][h] = lpq__avx2_lanes((int64_t)g->l0 - 8 * h, (int64_t)(g->l0 + g->len) - 8 * h);
+        for (int64_t v = 0; v < 2; v++) { /* source lanes 16 h + 8 v + i */
+          ma[i][h][v] = lpq__avx2_lanes(alo - 16 * h - 8 * v, ahi - 16 * h - 8 * v);
+          mb[i][h][v] = lpq__avx2_lanes(blo - 16 * h - 8 * v, bhi - 16 * h - 8 * v);
+        }
       }
     }
     /* run k is block columns [16 k, 16 k + n): within one 32-column panel */
@@ -78,13 +68,13 @@ void lpq__kern_wino_in_segs_avx2(size_t nt, const wino_iseg_t *seg, const int *f
           for (int r = 0; r < 4; r++) {
             if (!g->row[r])
               continue;
-            const float *a = at_off2(g->row[r] + off, sh[i] + 16 * h);
-            const float *b = at_off2(a, 2);
+            const float *a = lpq__avx2_at(g->row[r] + off, sh[i] + 16 * h);
+            const float *b = lpq__avx2_at(a, 2);
             __m256 c0, c1, c2, c3;
             split2(_mm256_maskload_ps(a, ma[i][h][0]),
-                   _mm256_maskload_ps(at_off2(a, 8), ma[i][h][1]), &c0, &c1);
+                   _mm256_maskload_ps(lpq__avx2_at(a, 8), ma[i][h][1]), &c0, &c1);
             split2(_mm256_maskload_ps(b, mb[i][h][0]),
-                   _mm256_maskload_ps(at_off2(b, 8), mb[i][h][1]), &c2, &c3);
+                   _mm256_maskload_ps(lpq__avx2_at(b, 8), mb[i][h][1]), &c2, &c3);
             d[r][0][h] = _mm256_blendv_ps(d[r][0][h], c0, lmf);
             d[r][1][h] = _mm256_blendv_ps(d[r][1][h], c1, lmf);
             d[r][2][h] = _mm256_blendv_ps(d[r][2][h], c2, lmf);
@@ -97,7 +87,7 @@ void lpq__kern_wino_in_segs_avx2(size_t nt, const wino_iseg_t *seg, const int *f
         const size_t nh = n > 8 * (size_t)h ? n - 8 * (size_t)h : 0;
         if (!nh)
           break;
-        const __m256i sm = range8(0, 0, (int64_t)(nh < 8 ? nh : 8));
+        const __m256i sm = lpq__avx2_lanes(0, (int64_t)nh);
         float *o = out + 8 * h;
         for (int q = 0; q < 4; q++) { /* e_R = (d B)[R][q], then V_xi (xi = 4 i + q) */
           __m256 e[4];

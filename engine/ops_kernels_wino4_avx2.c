@@ -10,6 +10,8 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
+#include "engine/ops_avx2.h"
+
 int lpq__kern_wino4_avx2(void) {
   return lpq__isa() == LPQ_ISA_AVX2;
 }
@@ -41,10 +43,6 @@ static inline __attribute__((always_inline)) void at6(const __m256 *y, __m256 *o
   o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d34, d12), y[5]);
 }
 
-/* Lanes [0, n) of an 8-lane mask. */
-static inline __m256i lanes(size_t n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 void lpq__kern_wino4_in_avx2(size_t len, const float *const *P, float *dst, size_t vstride,
                              size_t col0, size_t pstride) {
@@ -61,7 +59,7 @@ void lpq__kern_wino4_in_avx2(size_t len, const float *const *P, float *dst, size
     }
     /* lanes in one 32-column panel: stored at once (masked for a short run), else by lane */
     const int whole = col % 32 + n <= 32;
-    const __m256i mk = lanes(n);
+    const __m256i mk = lpq__avx2_lanes(0, (int64_t)n);
     float *base = dst + col / 32 * pstride + col % 32;
     for (int q = 0; q < 6; q++) {
       __m256 c[6], v[6];
@@ -122,7 +120,7 @@ void lpq__kern_wino4_out_avx2(size_t len, const float *s, size_t ystride, const 
       const float *rr = o->res ? o->res[i] + x0 : NULL;
       for (size_t h = 0; h < 4 && 8 * h < cnt; h++) {
         const size_t k = cnt - 8 * h < 8 ? cnt - 8 * h : 8;
-        const __m256i mk = lanes(k);
+        const __m256i mk = lpq__avx2_lanes(0, (int64_t)k);
         __m256 v = _mm256_add_ps(z[h], vb);
         if (rr) /* (w + bias) + res, as the loops */
           v = _mm256_add_ps(v, k == 8 ? _mm256_loadu_ps(rr + 8 * h)

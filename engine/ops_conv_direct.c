@@ -228,6 +228,28 @@ static void direct_task16(void *arg, size_t task, int tid) {
 
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
+/* One input row's taps for block8: all of them unrolled when s and kw are constants. */
+static inline __attribute__((always_inline)) void row_taps8(__m256 acc[DR2][DV2],
+                                                            const float *row, size_t plen,
+                                                            const float *w, const int64_t s,
+                                                            const int64_t kw, const int nv) {
+#pragma GCC unroll 4
+  for (int64_t q = 0; q < s; q++)
+#pragma GCC unroll 4
+    for (int64_t kx = q, u = 0; kx < kw; kx += s, u++) {
+      const float *xs = row + (size_t)q * plen + u;
+      const float *wk = w + kx * DR2;
+#pragma GCC unroll 6
+      for (int v = 0; v < nv; v++) {
+        __m256 xv = _mm256_loadu_ps(xs + 8 * v);
+        __asm__("" : "+x"(xv)); /* one load per vector */
+#pragma GCC unroll 2
+        for (int rr = 0; rr < DR2; rr++)
+          acc[rr][v] = _mm256_fmadd_ps(_mm256_set1_ps(wk[rr]), xv, acc[rr][v]);
+      }
+    }
+}
+
 /* block16 with AVX2: DR2 channels x nv <= DV2 vectors of 8 columns. */
 static inline __attribute__((always_inline)) void block8(const direct_job_t *j, const float *P,
                                                          int64_t rel, int64_t iy0, int64_t b,
@@ -248,19 +270,10 @@ static inline __attribute__((always_inline)) void block8(const direct_job_t *j, 
       if (iy0 + r < 0 || iy0 + r >= H)
         continue;
       const float *row = P + (size_t)((c * (int64_t)j->brows + r) * s) * j->plen + ox0;
-      for (int64_t q = 0; q < s; q++)
-        for (int64_t kx = q, u = 0; kx < kw; kx += s, u++) {
-          const float *xs = row + (size_t)q * j->plen + u;
-          const float *wk = w + kx * DR2;
-#pragma GCC unroll 6
-          for (int v = 0; v < nv; v++) {
-            __m256 xv = _mm256_loadu_ps(xs + 8 * v);
-            __asm__("" : "+x"(xv)); /* one load per vector */
-#pragma GCC unroll 2
-            for (int rr = 0; rr < DR2; rr++)
-              acc[rr][v] = _mm256_fmadd_ps(_mm256_set1_ps(wk[rr]), xv, acc[rr][v]);
-          }
-        }
+      if (s == 2 && kw == 7) /* the ResNets' stem, its 7 taps unrolled: 3% faster (EPYC) */
+        row_taps8(acc, row, j->plen, w, 2, 7, nv);
+      else
+        row_taps8(acc, row, j->plen, w, s, kw, nv);
     }
   const int64_t OW = p->OW, OHW = p->OH * OW;
   const __m256 vlo = _mm256_set1_ps(j->lo), vhi = _mm256_set1_ps(j->hi);

@@ -18,6 +18,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
+
+#include "engine/ops_avx2.h"
 #define HAVE_AVX512_KERNEL 1 /* the x86 kernels: AVX-512 and AVX2 */
 #endif
 
@@ -96,9 +98,10 @@ AVX2 static void pack_b_avx2(const float *B, size_t ldb, size_t kc, size_t nc, f
       if (w == NR) {
         for (int h = 0; h < NR; h += 8)
           _mm256_storeu_ps(Bp + h, _mm256_loadu_ps(src + h));
-      } else {
-        memcpy(Bp, src, w * sizeof *Bp);
-        memset(Bp + w, 0, (NR - w) * sizeof *Bp);
+      } else { /* masked loads (zero past w): no library call per row */
+        for (int h = 0; h < NR; h += 8)
+          _mm256_storeu_ps(Bp + h, _mm256_maskload_ps(lpq__avx2_at(src, h),
+                                                       lpq__avx2_lanes(0, (int64_t)w - h)));
       }
     }
   }

@@ -386,7 +386,7 @@ size_t lpq__kern_dw3_flat_masks(uint16_t *m, size_t cap, int64_t g, int64_t H, i
   const int64_t n = g * H * W;
   const size_t nvec = n > 0 ? (size_t)((n + 15) / 16) : 0;
 #ifdef LPQ_X86_VARIANTS
-  if (lpq__isa() == LPQ_ISA_AVX512 && nvec > 0 && nvec <= cap) {
+  if ((lpq__isa() == LPQ_ISA_AVX512 || (lpq__isa() == LPQ_ISA_AVX2 && W <= 8)) && nvec > 0 && nvec <= cap) {
     for (size_t i = 0; i < 9 * nvec; i++)
       m[i] = 0;
     int64_t ox = 0, oy = 0; /* output p's column and row in its plane */
@@ -410,7 +410,10 @@ void lpq__kern_dw3_flat_run(float *y, size_t panel, const float *x, const uint16
                             size_t nvec, int64_t W, const float *w, float bias, float lo,
                             float hi) {
 #ifdef LPQ_X86_VARIANTS
-  dw3_run512(y, panel, x, m, nvec, W, w, bias, lo, hi);
+  if (lpq__isa() == LPQ_ISA_AVX2)
+    lpq__kern_dw3_flat_run_avx2(y, panel, x, m, nvec, W, w, bias, lo, hi);
+  else
+    dw3_run512(y, panel, x, m, nvec, W, w, bias, lo, hi);
 #else
   (void)y, (void)panel, (void)x, (void)m, (void)nvec, (void)W, (void)w, (void)bias, (void)lo;
   (void)hi;

@@ -317,9 +317,54 @@ int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const fl
   return 1;
 }
 
+/* lpq__kern_dw3_flat_run with AVX2 (engine_kernels.h), for planes of 8 columns or fewer
+** (lpq__kern_dw3_flat_masks): mobilenet_v2's 7x7 maps, whose depthwise output then goes
+** straight into the projection GEMM's packed panels (its 7x7 blocks 4% faster on an EPYC).
+** Every 8 outputs of such planes touch a row's edge, so every tap's load is masked. */
+
+/* Bits 0..7 of b as lanes of a mask. */
+static inline __m256i bits8(unsigned b) {
+  const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)b), sel), sel);
+}
+
+void lpq__kern_dw3_flat_run_avx2(float *y, size_t panel, const float *x, const uint16_t *m,
+                                 size_t nvec, int64_t W, const float *w, float bias, float lo,
+                                 float hi) {
+  dwv_t k;
+  dwv_init(&k, w, bias, lo, hi);
+  const int64_t off[9] = {-W - 1, -W, -W + 1, -1, 0, 1, W - 1, W, W + 1};
+  for (size_t v = 0; v < nvec; v++, m += 9)
+    for (int h = 0; h < 2; h++) {
+      const float *xq = x + 16 * v + 8 * h;
+      float *yq = y + (v >> 1) * panel + (v & 1) * 16 + 8 * h;
+      const unsigned out = (unsigned)(m[4] >> (8 * h)) & 0xffu;
+      if (!out)
+        continue;
+      __m256 a = k.b;
+#pragma GCC unroll 9
+      for (int t = 0; t < 9; t++)
+        a = _mm256_fmadd_ps(
+            k.w[t],
+            _mm256_maskload_ps(lpq__avx2_at(xq, off[t]), bits8((unsigned)m[t] >> (8 * h))), a);
+      a = clampv(&k, a);
+      if (out == 0xffu) /* a masked store is slow on AMD's CPUs: only for a last vector */
+        _mm256_storeu_ps(yq, a);
+      else
+        _mm256_maskstore_ps(yq, bits8(out), a);
+    }
+}
+
 #pragma GCC pop_options
 
 #else
+
+void lpq__kern_dw3_flat_run_avx2(float *y, size_t panel, const float *x, const uint16_t *m,
+                                 size_t nvec, int64_t W, const float *w, float bias, float lo,
+                                 float hi) {
+  (void)y, (void)panel, (void)x, (void)m, (void)nvec, (void)W, (void)w, (void)bias, (void)lo;
+  (void)hi;
+}
 
 int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const float *zero,
                             const float *w, float bias, float lo, float hi, int64_t H, int64_t W,

@@ -59,13 +59,7 @@ AVX2_TARGET static inline void copy_stride2_avx2(float *d, const float *s, int64
     const __m256 pairs = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | .. */
     const __m256 ev = _mm256_castpd_ps(
         _mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
-    if (n - 8 * h >= 8 || 1) {
     _mm256_storeu_ps(d + 8 * h, ev); /* whole vectors: see conv_pack */
-    } else {
-      float t[8];
-      _mm256_storeu_ps(t, ev);
-      memcpy(d + 8 * h, t, (size_t)(n - 8 * h) * sizeof *d);
-    }
   }
 }
 /* d[0..n) = s[0..n) by whole vectors (only s[0..n) is read). */
@@ -148,8 +142,7 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
           const int64_t lo = ix0 >= 0 ? 0 : (-ix0 + 1) / 2;
           int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
           hi = hi < len ? hi : len;
-          const float *s =
-              (const float *)((uintptr_t)row + (uintptr_t)(ix0 * (int64_t)sizeof *row));
+          const float *s = lpq__avx2_at(row, ix0); /* lanes before the row are masked */
           if (wide == 1)
             copy_stride2_upto32(d, s, lo < hi ? lo : hi, hi, len);
           else

@@ -317,17 +317,16 @@ int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const fl
   return 1;
 }
 
-/* lpq__kern_dw3_flat_run with AVX2 (engine_kernels.h), for planes of 8 columns or fewer
-** (lpq__kern_dw3_flat_masks): mobilenet_v2's 7x7 maps, whose depthwise output then goes
-** straight into the projection GEMM's packed panels (its 7x7 blocks 4% faster on an EPYC).
-** Every 8 outputs of such planes touch a row's edge, so every tap's load is masked. */
-
 /* Bits 0..7 of b as lanes of a mask. */
 static inline __m256i bits8(unsigned b) {
   const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)b), sel), sel);
 }
 
+/* lpq__kern_dw3_flat_run with AVX2 (engine_kernels.h), for planes of 8 columns or fewer
+** (lpq__kern_dw3_flat_masks): mobilenet_v2's 7x7 maps, whose depthwise output then goes
+** straight into the projection GEMM's packed panels (its 7x7 blocks 4% faster on an EPYC).
+** Every 8 outputs of such planes touch a row's edge, so every tap's load is masked. */
 void lpq__kern_dw3_flat_run_avx2(float *y, size_t panel, const float *x, const uint16_t *m,
                                  size_t nvec, int64_t W, const float *w, float bias, float lo,
                                  float hi) {

@@ -254,20 +254,6 @@ static void pack_dense_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_
     pack_b_avx2(d->B + k0 * d->ldb + n0, d->ldb, kc, nc, Bp);
 }
 
-/* One B panel (kc rows from row k0 of K; nr of its NR columns: C column n) against the block's
-** A panels (mc rows from row m0), in steps of ks rows of K. */
-static void panel_run(micro_fn micro, size_t ks, size_t kc, const float *Ab, const float *bq,
-                      float *Cq, size_t ldc, size_t mc, size_t nr, size_t k0, size_t K,
-                      const sgemm_epi_t *epi, size_t m0, size_t n) {
-  sgemm_epi_t te;
-  for (size_t h = 0; h < kc; h += ks) {
-    const size_t kh = kc - h < ks ? kc - h : ks;
-    for (size_t p = 0; p < mc; p += MR)
-      micro(kh, Ab + p * kc + h * MR, bq + h * NR, Cq + p * ldc, ldc, mc - p < MR ? mc - p : MR,
-            nr, k0 + h > 0, tile_epi(epi, m0 + p, n, k0 + h + kh == K, &te));
-  }
-}
-
 /* The K step of panel_run: AVX2 machines have 32 KB L1 data caches (Zen 3), and a B panel of
 ** SGEMM_KC rows x 32 columns is 32 KB itself, so the A panels streaming past evicted it. The AVX2
 ** micro-kernel from L1 on an EPYC: 96 GFLOPS up to 192 rows, 75 at 224, 67 at 256 (peak 102);
@@ -275,6 +261,21 @@ static void panel_run(micro_fn micro, size_t ks, size_t kc, const float *Ab, con
 ** mobilenet_v2's 14x14 and 7x7 blocks 4%). */
 static size_t k_step(size_t kc) {
   return lpq__isa() == LPQ_ISA_AVX2 && kc > 192 ? (kc + 1) / 2 : kc;
+}
+
+/* One B panel (kc rows from row k0 of K; nr of its NR columns: C column n) against the block's
+** A panels (mc rows from row m0), in steps of k_step(kc) rows of K. */
+static void panel_run(micro_fn micro, size_t kc, const float *Ab, const float *bq, float *Cq,
+                      size_t ldc, size_t mc, size_t nr, size_t k0, size_t K,
+                      const sgemm_epi_t *epi, size_t m0, size_t n) {
+  const size_t ks = k_step(kc);
+  sgemm_epi_t te;
+  for (size_t h = 0; h < kc; h += ks) {
+    const size_t kh = kc - h < ks ? kc - h : ks;
+    for (size_t p = 0; p < mc; p += MR)
+      micro(kh, Ab + p * kc + h * MR, bq + h * NR, Cq + p * ldc, ldc, mc - p < MR ? mc - p : MR,
+            nr, k0 + h > 0, tile_epi(epi, m0 + p, n, k0 + h + kh == K, &te));
+  }
 }
 
 /* Ap holds all of A packed by lpq__sgemm_pack_a: block (m0, k0) at m0*K + mcr*k0 where mcr is the
@@ -292,7 +293,7 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
         const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
         const float *Ab = Ap + m0 * K + mcr * k0;
         for (size_t q = 0; q < nc; q += NR)
-          panel_run(micro, k_step(kc), kc, Ab, Bp + q * kc, C + m0 * ldc + n0 + q, ldc, mc,
+          panel_run(micro, kc, Ab, Bp + q * kc, C + m0 * ldc + n0 + q, ldc, mc,
                     nc - q < NR ? nc - q : NR, k0, K, epi, m0, n0 + q);
       }
     }
@@ -318,7 +319,7 @@ static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const 
       const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
       const float *Ab = Ap + m0 * K + mcr * k0;
       for (size_t q = 0; q < N; q += NR)
-        panel_run(micro, k_step(kc), kc, Ab, Bp + q * K + k0 * NR, C + m0 * ldc + q, ldc, mc,
+        panel_run(micro, kc, Ab, Bp + q * K + k0 * NR, C + m0 * ldc + q, ldc, mc,
                   N - q < NR ? N - q : NR, k0, K, epi, m0, q);
     }
   }

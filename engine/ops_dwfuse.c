@@ -327,7 +327,7 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
         if (packed)
           lpq__kern_dw3_flat_run(D + c * 32, 32 * (size_t)C, Ec, masks, nvec, W, wc, bias,
                                  j->dlo, j->dhi);
-        else /* stride 2, or no AVX-512: image by image into D's rows */
+        else /* stride 2, or no flat run: image by image into D's rows */
           for (int64_t i = 0; i < G; i++)
             lpq__dw3_rows(d, Ec + i * HW, 0, zero, wc, bias, j->dlo, j->dhi, 0, d->OH,
                           D + c * (int64_t)f->ds + i * OHW);

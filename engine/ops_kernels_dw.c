@@ -387,7 +387,8 @@ size_t lpq__kern_dw3_flat_masks(uint16_t *m, size_t cap, int64_t g, int64_t H, i
   const size_t nvec = n > 0 ? (size_t)((n + 15) / 16) : 0;
 #ifdef LPQ_X86_VARIANTS
   const int isa = lpq__isa();
-  if ((isa == LPQ_ISA_AVX512 || (isa == LPQ_ISA_AVX2 && W <= 8)) && nvec > 0 && nvec <= cap) {
+  const int avx2 = isa == LPQ_ISA_AVX2 && (W <= 8 || g > 1); /* else rows are faster */
+  if ((isa == LPQ_ISA_AVX512 || avx2) && nvec > 0 && nvec <= cap) {
     for (size_t i = 0; i < 9 * nvec; i++)
       m[i] = 0;
     int64_t ox = 0, oy = 0; /* output p's column and row in its plane */

@@ -66,19 +66,18 @@ int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const fl
                             int64_t OW, int s, int64_t oy0, int64_t oy1);
 /* The same over g planes of H x W back to back (one channel of g images), the taps' masks
 ** computed once for any number of channels: lpq__kern_dw3_flat_masks fills m (9 per vector of
-** 16 outputs) and returns the vector count, or 0 (nothing done) without AVX-512 (with AVX2,
-** lpq__kern_dw3_flat_run_avx2: for planes of 8 columns or fewer, or g > 1 planes of any width;
-** a single wider plane runs faster row by row) or when the vectors are more than cap;
-** lpq__kern_dw3_flat_run then runs one channel x to y with them.
+** 16 outputs) and returns the vector count, or 0 (nothing done) without AVX-512 or AVX2
+** (lpq__kern_dw3_flat_run_avx2) or when the vectors are more than cap; lpq__kern_dw3_flat_run
+** then runs one channel x to y with them.
 ** Output vector v goes to y + (v / 2) * panel + (v % 2) * 16: panel 32 for a plain row, or
 ** the stride of a packed GEMM B's 32-column panels (lpq__kern_sgemm_packed). */
 size_t lpq__kern_dw3_flat_masks(uint16_t *m, size_t cap, int64_t g, int64_t H, int64_t W);
 void lpq__kern_dw3_flat_run(float *y, size_t panel, const float *x, const uint16_t *m,
-                            size_t nvec, int64_t W, const float *w, float bias, float lo,
-                            float hi);
+                            size_t nvec, int64_t g, int64_t H, int64_t W, const float *w,
+                            float bias, float lo, float hi);
 void lpq__kern_dw3_flat_run_avx2(float *y, size_t panel, const float *x, const uint16_t *m,
-                                 size_t nvec, int64_t W, const float *w, float bias, float lo,
-                                 float hi);
+                                 size_t nvec, int64_t g, int64_t H, int64_t W, const float *w,
+                                 float bias, float lo, float hi);
 /* A whole H x W plane of a 3x3 stride-1 depthwise conv, pads 1, x to y (H x W too), its rows
 ** run back to back 16 outputs a vector (only the plane is read): AVX-512 only, else 0. */
 int lpq__kern_dw3_flat(float *y, const float *x, const float *w, float bias, float lo, float hi,

@@ -267,7 +267,7 @@ static void fuse_task(void *arg, size_t task, int tid) {
                          : j->y + (img * C + c) * OHW + oy0 * OW;
       const float *Ec = j->pe ? E + c * (int64_t)f->es : xi + c * HW + lo_row * W;
       if (nvec)
-        lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, Ec, masks, nvec, W,
+        lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, Ec, masks, nvec, 1, H, W,
                                j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo, j->dhi);
       else
         lpq__dw3_rows(d, Ec, lo_row, zero, j->wd + 9 * c, j->bd ? j->bd[c] : 0.0f, j->dlo,
@@ -325,7 +325,7 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
         const float *Ec = E + (c - m0) * (int64_t)f->es, *wc = j->wd + 9 * c;
         const float bias = j->bd ? j->bd[c] : 0.0f;
         if (packed)
-          lpq__kern_dw3_flat_run(D + c * 32, 32 * (size_t)C, Ec, masks, nvec, W, wc, bias,
+          lpq__kern_dw3_flat_run(D + c * 32, 32 * (size_t)C, Ec, masks, nvec, G, H, W, wc, bias,
                                  j->dlo, j->dhi);
         else /* stride 2, or no flat run: image by image into D's rows */
           for (int64_t i = 0; i < G; i++)
@@ -355,7 +355,8 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
                            : j->y + ((img0 + i) * C + c) * OHW;
       const float bias = j->bd ? j->bd[c] : 0.0f;
       if (nvec) {
-        lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, plane, masks, nvec, W,
+        lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, plane, masks, nvec,
+                               runs ? G : 1, H, W,
                                j->wd + 9 * c, bias, j->dlo, j->dhi);
         if (runs)
           break; /* all G images done */

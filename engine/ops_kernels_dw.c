@@ -387,8 +387,7 @@ size_t lpq__kern_dw3_flat_masks(uint16_t *m, size_t cap, int64_t g, int64_t H, i
   const size_t nvec = n > 0 ? (size_t)((n + 15) / 16) : 0;
 #ifdef LPQ_X86_VARIANTS
   const int isa = lpq__isa();
-  const int avx2 = isa == LPQ_ISA_AVX2 && (W <= 8 || g > 1); /* else rows are faster */
-  if ((isa == LPQ_ISA_AVX512 || avx2) && nvec > 0 && nvec <= cap) {
+  if ((isa == LPQ_ISA_AVX512 || isa == LPQ_ISA_AVX2) && nvec > 0 && nvec <= cap) {
     for (size_t i = 0; i < 9 * nvec; i++)
       m[i] = 0;
     int64_t ox = 0, oy = 0; /* output p's column and row in its plane */
@@ -409,15 +408,16 @@ size_t lpq__kern_dw3_flat_masks(uint16_t *m, size_t cap, int64_t g, int64_t H, i
 }
 
 void lpq__kern_dw3_flat_run(float *y, size_t panel, const float *x, const uint16_t *m,
-                            size_t nvec, int64_t W, const float *w, float bias, float lo,
-                            float hi) {
+                            size_t nvec, int64_t g, int64_t H, int64_t W, const float *w,
+                            float bias, float lo, float hi) {
 #ifdef LPQ_X86_VARIANTS
   if (lpq__isa() == LPQ_ISA_AVX2)
-    lpq__kern_dw3_flat_run_avx2(y, panel, x, m, nvec, W, w, bias, lo, hi);
+    lpq__kern_dw3_flat_run_avx2(y, panel, x, m, nvec, g, H, W, w, bias, lo, hi);
   else
     dw3_run512(y, panel, x, m, nvec, W, w, bias, lo, hi);
+  (void)g, (void)H;
 #else
-  (void)y, (void)panel, (void)x, (void)m, (void)nvec, (void)W, (void)w, (void)bias, (void)lo;
-  (void)hi;
+  (void)y, (void)panel, (void)x, (void)m, (void)nvec, (void)g, (void)H, (void)W, (void)w;
+  (void)bias, (void)lo, (void)hi;
 #endif
 }

@@ -329,73 +329,73 @@ static inline __m256i bits8(unsigned b) {
 }
 
 /* lpq__kern_dw3_flat_run with AVX2 (engine_kernels.h): the depthwise output of a channel's
-** planes goes straight into the projection GEMM's packed panels. The 8-output vectors whose
-** every output has its rows above and below in its plane (m[1] and m[7] full: a plane's inner
-** rows) run in one tight loop per run of them: the column edges' lane masks come from the
-** period table and the loads are plain, but for the two taps that could reach one float
-** before or after the planes (up-left, down-right: masked loads). A branch per vector that
-** the predictor misses cost the vectors' multiply-add chains their overlap (the kernel was
-** latency-bound). A vector on a plane's first or last row expands its taps' bits into masks and
-** loads every tap masked. Output vector u (8 floats) goes to y + (u / 4) * panel + (u % 4) * 8. */
+** planes goes straight into the projection GEMM's packed panels. The 8-output vectors of a
+** plane's inner rows (every output's rows above and below in its plane) run in one tight loop
+** per plane: the column edges' lane masks come from the period table and the loads are plain,
+** but for the two taps that could reach one float before or after the planes (up-left,
+** down-right: masked loads). Which vectors those are follows from g, H and W: classifying each
+** vector by its masks cost a branch the predictor missed, which took the vectors' chains of
+** multiply-adds their overlap, or a scan of the masks before the loop. The vectors on a plane's
+** first or last row expand their taps' bits into masks and load every tap masked. Output
+** vector u (8 floats) goes to y + (u / 4) * panel + (u % 4) * 8. */
 static inline unsigned byte8(uint16_t m, size_t u) {
   return (unsigned)(m >> (8 * (u & 1))) & 0xffu;
 }
 
-static inline int inner(const uint16_t *m, size_t u) {
-  const uint16_t *mv = m + 9 * (u >> 1);
-  return byte8(mv[1], u) == 0xffu && byte8(mv[7], u) == 0xffu;
-}
-
 void lpq__kern_dw3_flat_run_avx2(float *y, size_t panel, const float *x, const uint16_t *m,
-                                 size_t nvec, int64_t W, const float *w, float bias, float lo,
-                                 float hi) {
+                                 size_t nvec, int64_t g, int64_t H, int64_t W, const float *w,
+                                 float bias, float lo, float hi) {
   dwv_t k;
   dwv_init(&k, w, bias, lo, hi);
   const ptab_t *t = period(W);
-  const int64_t off[9] = {-W - 1, -W, -W + 1, -1, 0, 1, W - 1, W, W + 1};
+  const int64_t off[9] = {-W - 1, -W, -W + 1, -1, 0, 1, W - 1, W, W + 1}, HW = H * W;
   const size_t nu = 2 * nvec;
-  for (size_t u = 0; u < nu;) {
-    if (t && inner(m, u)) {
-      size_t e = u + 1;
-      while (e < nu && inner(m, e))
-        e++;
-      for (int64_t p = (int64_t)(u % (size_t)t->P); u < e; u++, p = p + 1 == t->P ? 0 : p + 1) {
-        const float *xq = x + 8 * u, *r0 = xq - W, *r2 = xq + W;
-        const __m256 L = _mm256_loadu_ps((const float *)t->L[p]);
-        const __m256 R = _mm256_loadu_ps((const float *)t->R[p]);
-        __m256 a = _mm256_fmadd_ps(
-            k.w[0], _mm256_maskload_ps(lpq__avx2_at(r0, -1), _mm256_castps_si256(L)), k.b);
-        a = _mm256_fmadd_ps(k.w[1], _mm256_loadu_ps(r0), a);
-        a = _mm256_fmadd_ps(k.w[2], _mm256_and_ps(_mm256_loadu_ps(r0 + 1), R), a);
-        a = _mm256_fmadd_ps(k.w[3], _mm256_and_ps(_mm256_loadu_ps(xq - 1), L), a);
-        a = _mm256_fmadd_ps(k.w[4], _mm256_loadu_ps(xq), a);
-        a = _mm256_fmadd_ps(k.w[5], _mm256_and_ps(_mm256_loadu_ps(xq + 1), R), a);
-        a = _mm256_fmadd_ps(k.w[6], _mm256_and_ps(_mm256_loadu_ps(r2 - 1), L), a);
-        a = _mm256_fmadd_ps(k.w[7], _mm256_loadu_ps(r2), a);
-        a = _mm256_fmadd_ps(
-            k.w[8], _mm256_maskload_ps(lpq__avx2_at(r2, 1), _mm256_castps_si256(R)), a);
-        _mm256_storeu_ps(y + (u >> 2) * panel + (u & 3) * 8, clampv(&k, a));
-      }
-      continue;
+  size_t u = 0;
+  for (int64_t i = 0; i <= g; i++) {
+    /* plane i's inner rows: vectors [a, b), whole and inside rows 1 .. H - 2 */
+    size_t a = nu, b = nu;
+    if (i < g && t && H > 2) {
+      a = (size_t)((i * HW + W + 7) / 8), b = (size_t)((i * HW + (H - 1) * W) / 8);
+      a = a > nu ? nu : a, b = b > nu ? nu : b < a ? a : b;
     }
-    const uint16_t *mv = m + 9 * (u >> 1);
-    const unsigned out = byte8(mv[4], u);
-    if (out) {
+    for (; u < a; u++) { /* rows on an edge of a plane: every tap masked */
+      const uint16_t *mv = m + 9 * (u >> 1);
+      const unsigned out = byte8(mv[4], u);
+      if (!out)
+        continue;
       const float *xq = x + 8 * u;
       float *yq = y + (u >> 2) * panel + (u & 3) * 8;
-      __m256 a = k.b;
+      __m256 acc = k.b;
 #pragma GCC unroll 9
       for (int q = 0; q < 9; q++)
-        a = _mm256_fmadd_ps(k.w[q],
-                            _mm256_maskload_ps(lpq__avx2_at(xq, off[q]), bits8(byte8(mv[q], u))),
-                            a);
-      a = clampv(&k, a);
+        acc = _mm256_fmadd_ps(
+            k.w[q], _mm256_maskload_ps(lpq__avx2_at(xq, off[q]), bits8(byte8(mv[q], u))), acc);
+      acc = clampv(&k, acc);
       if (out == 0xffu) /* a masked store is slow on AMD's CPUs: only for a last vector */
-        _mm256_storeu_ps(yq, a);
+        _mm256_storeu_ps(yq, acc);
       else
-        _mm256_maskstore_ps(yq, bits8(out), a);
+        _mm256_maskstore_ps(yq, bits8(out), acc);
     }
-    u++;
+    if (u >= b)
+      continue;
+    for (int64_t p = (int64_t)(u % (size_t)t->P); u < b; u++, p = p + 1 == t->P ? 0 : p + 1) {
+      const float *xq = x + 8 * u, *r0 = xq - W, *r2 = xq + W;
+      const __m256 L = _mm256_loadu_ps((const float *)t->L[p]);
+      const __m256 R = _mm256_loadu_ps((const float *)t->R[p]);
+      __m256 acc = _mm256_fmadd_ps(
+          k.w[0], _mm256_maskload_ps(lpq__avx2_at(r0, -1), _mm256_castps_si256(L)), k.b);
+      acc = _mm256_fmadd_ps(k.w[1], _mm256_loadu_ps(r0), acc);
+      acc = _mm256_fmadd_ps(k.w[2], _mm256_and_ps(_mm256_loadu_ps(r0 + 1), R), acc);
+      acc = _mm256_fmadd_ps(k.w[3], _mm256_and_ps(_mm256_loadu_ps(xq - 1), L), acc);
+      acc = _mm256_fmadd_ps(k.w[4], _mm256_loadu_ps(xq), acc);
+      acc = _mm256_fmadd_ps(k.w[5], _mm256_and_ps(_mm256_loadu_ps(xq + 1), R), acc);
+      acc = _mm256_fmadd_ps(k.w[6], _mm256_and_ps(_mm256_loadu_ps(r2 - 1), L), acc);
+      acc = _mm256_fmadd_ps(k.w[7], _mm256_loadu_ps(r2), acc);
+      acc = _mm256_fmadd_ps(
+          k.w[8], _mm256_maskload_ps(lpq__avx2_at(r2, 1), _mm256_castps_si256(R)), acc);
+      _mm256_storeu_ps(y + (u >> 2) * panel + (u & 3) * 8, clampv(&k, acc));
+    }
+    u = b;
   }
 }
 
@@ -406,8 +406,8 @@ void lpq__kern_dw3_flat_run_avx2(float *y, size_t panel, const float *x, const u
 void lpq__kern_dw3_flat_run_avx2(float *y, size_t panel, const float *x, const uint16_t *m,
                                  size_t nvec, int64_t W, const float *w, float bias, float lo,
                                  float hi) {
-  (void)y, (void)panel, (void)x, (void)m, (void)nvec, (void)W, (void)w, (void)bias, (void)lo;
-  (void)hi;
+  (void)y, (void)panel, (void)x, (void)m, (void)nvec, (void)g, (void)H, (void)W, (void)w;
+  (void)bias, (void)lo, (void)hi;
 }
 
 int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const float *zero,

@@ -3,7 +3,8 @@
 ** 1x1 conv absent. A run without hooks (fused) must equal a reference loop in double and the
 ** hooked run (node by node) within rounding, over odd channel counts and map sizes, batch 1
 ** and 3, one and two threads, one band per image or many (rows kept between bands), with
-** the AVX-512, the AVX2 and the generic kernels. Each case is an ONNX model built here. */
+** the AVX-512, the AVX2 and the generic kernels. Each case is an ONNX model built here; the
+** flat depthwise run is also checked alone (flat_run_cases). */
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
 #include "onnx/onnx.pb-c.h"
@@ -297,11 +298,63 @@ static void cases(void) {
         check(&chains[i], bands[b], seed++);
 }
 
+/* The flat depthwise run alone (lpq__kern_dw3_flat_masks, lpq__kern_dw3_flat_run), where the
+** kernel set has one: g planes of H x W back to back against the 3x3, pads-1 loop in double,
+** bias and clamp, over widths around the vector and the masks' period (67: past the AVX2 period
+** table), planes of 1 and 2 rows (no inner rows) and several planes. The input is exactly the
+** planes (a plain load past them is an ASan error) and nothing is written past the outputs. */
+static void flat_run_cases(void) {
+  static const int64_t gs[] = {1, 2, 3, 5}, hs[] = {1, 2, 3, 4, 7, 14};
+  static const int64_t ws[] = {1, 2, 3, 7, 8, 9, 13, 14, 16, 17, 28, 33, 67};
+  unsigned seed = 5;
+  int ran = 0;
+  for (size_t a = 0; a < 4; a++)
+    for (size_t b = 0; b < 6; b++)
+      for (size_t c = 0; c < 13; c++) {
+        const int64_t g = gs[a], H = hs[b], W = ws[c], n = g * H * W;
+        uint16_t m[9 * 256];
+        const size_t nvec = lpq__kern_dw3_flat_masks(m, 256, g, H, W);
+        if (!nvec)
+          continue; /* no flat run in this kernel set, or too many vectors */
+        float *x = randoms((size_t)n, 1.0f, &seed), *w = randoms(9, 0.5f, &seed);
+        float *y = malloc(((size_t)nvec * 16 + 16) * sizeof *y);
+        cr_assert(x && w && y);
+        for (size_t i = 0; i < nvec * 16 + 16; i++)
+          y[i] = 1234.5f;
+        lpq__kern_dw3_flat_run(y, 32, x, m, nvec, g, H, W, w, 0.25f, -0.8f, 0.9f);
+        for (int64_t p = 0; p < n; p++) {
+          const int64_t i = p / (H * W), oy = p % (H * W) / W, ox = p % W;
+          double acc = 0.25;
+          for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++) {
+              const int64_t iy = oy + ky - 1, ix = ox + kx - 1;
+              if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                acc += (double)w[3 * ky + kx] * x[(i * H + iy) * W + ix];
+            }
+          acc = acc < -0.8 ? -0.8 : acc > 0.9 ? 0.9 : acc;
+          cr_assert(fabs(y[p] - acc) <= 1e-5, "g %ld H %ld W %ld output %ld: %g, want %g",
+                    (long)g, (long)H, (long)W, (long)p, y[p], acc);
+        }
+        for (size_t i = (size_t)n; i < nvec * 16 + 16; i++)
+          cr_assert_eq(y[i], 1234.5f, "g %ld H %ld W %ld: written past the outputs at %zu",
+                       (long)g, (long)H, (long)W, i);
+        free(x), free(w), free(y);
+        ran++;
+      }
+  if (lpq__isa() == LPQ_ISA_GENERIC)
+    cr_assert_eq(ran, 0, "a flat run without AVX2 or AVX-512");
+  else
+    cr_assert(ran > 0, "the flat run ran on no shape");
+}
+
 TestSuite(graph_dwfuse, .timeout = 300);
 
 ISA_TESTS(graph_dwfuse, fused_equals_reference_and_hooked,
           avx2_fused_equals_reference_and_hooked,
           generic_fused_equals_reference_and_hooked, cases)
+
+ISA_TESTS(graph_dwfuse, flat_run_equals_reference, avx2_flat_run_equals_reference,
+          generic_flat_run_has_none, flat_run_cases)
 
 Test(graph_dwfuse, off_when_disabled) {
   cr_assert_eq(setenv("LPQ_DWFUSE", "0", 1), 0);

@@ -356,8 +356,7 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
       const float bias = j->bd ? j->bd[c] : 0.0f;
       if (nvec) {
         lpq__kern_dw3_flat_run(out, packed ? 32 * (size_t)C : 32, plane, masks, nvec,
-                               runs ? G : 1, H, W,
-                               j->wd + 9 * c, bias, j->dlo, j->dhi);
+                               runs ? G : 1, H, W, j->wd + 9 * c, bias, j->dlo, j->dhi);
         if (runs)
           break; /* all G images done */
         continue;

@@ -5,11 +5,11 @@
 ** and last rows, and the run's first and last vectors, use masked loads (nothing outside the
 ** plane's columns is read). Stride 2: each input row split once into its even columns, its odd
 ** ones, and its odd ones moved a column on, with zeros around, kept for the next output row, so
-** every tap is one plain load of what one store wrote. Narrow
-** planes (rows of 8 or fewer at stride 1, 16 or fewer at stride 2: mobilenet_v2's 7x7 and
-** 14x14 maps) keep each input row in registers and make its taps' columns by lane moves. The
-** arithmetic is the other kernels': bias, then taps 0 to 8 each by one multiply-add (a zeroed
-** tap adds nothing), then the clamp (a NaN stays NaN). */
+** every tap is one plain load of what one store wrote. Narrow planes (rows of 8 or fewer at
+** stride 1, 16 or fewer at stride 2: mobilenet_v2's 7x7 and 14x14 maps) keep each input row in
+** registers and make its taps' columns by lane moves. The arithmetic is the other kernels':
+** bias, then taps 0 to 8 each by one multiply-add (a zeroed tap adds nothing), then the clamp
+** (a NaN stays NaN). */
 #include "engine/engine_internal.h"
 
 #include <stdint.h>
@@ -19,7 +19,6 @@
 #include <immintrin.h>
 
 #include "engine/ops_avx2.h"
-
 
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
@@ -234,11 +233,11 @@ static void split_row(float *e, float *o, float *u, const float *r, int64_t W, i
     } else {
       A = B = _mm256_setzero_ps();
     }
-    const row3_t t = split16(A, B); /* t.l: the odd columns moved up, lane 0 zero */
-    const __m256 moved = _mm256_permutevar8x32_ps(t.r, up);
+    const row3_t t = split16(A, B); /* t.c: the even columns, t.r: the odd ones */
+    const __m256 moved = _mm256_permutevar8x32_ps(t.r, up); /* lane 0: the chunk's last odd */
     _mm256_storeu_ps(e + j / 2, t.c);
     _mm256_storeu_ps(o + j / 2, t.r);
-    _mm256_storeu_ps(u + j / 2, _mm256_blend_ps(t.l, prev, 0x01));
+    _mm256_storeu_ps(u + j / 2, _mm256_blend_ps(moved, prev, 0x01));
     prev = moved;
   }
 }

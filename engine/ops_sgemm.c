@@ -193,7 +193,7 @@ AVX2 static void micro_4x16_avx2(size_t kc, const float *ap, const float *bp, fl
                                  size_t c0) {
   __m256 d00 = _mm256_setzero_ps(), d01 = d00, d10 = d00, d11 = d00, d20 = d00, d21 = d00;
   __m256 d30 = d00, d31 = d00, a, b0, b1;
-#pragma GCC unroll 4 /* 96 against 73 GFLOPS from L1 on an EPYC (peak 102): the loop's overhead */
+#pragma GCC unroll 4 /* 96 against 73 GFLOPS from L1 on an EPYC: the loop's overhead */
   for (size_t k = 0; k < kc; k++, ap += MR, bp += NR) {
     b0 = _mm256_loadu_ps(bp);
     b1 = _mm256_loadu_ps(bp + 8);
@@ -290,7 +290,8 @@ static void pack_dense_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_
 
 /* The K step of panel_run: AVX2 machines have 32 KB L1 data caches (Zen 3), and a B panel of
 ** SGEMM_KC rows x 32 columns is 32 KB itself, so the A panels streaming past evicted it. The AVX2
-** micro-kernel from L1 on an EPYC: 96 GFLOPS up to 192 rows, 75 at 224, 67 at 256 (peak 102);
+** micro-kernel from L1 on an EPYC: 96 GFLOPS up to 192 rows, 75 at 224, 67 at 256 (about the most
+** any AVX2 tile gets there: its loads, not its FMAs, set the pace; docs/MEASUREMENTS.md);
 ** so blocks of more than 192 rows go in two halves (resnet18's stride-2 convolutions 2-5% faster,
 ** mobilenet_v2's 14x14 and 7x7 blocks 4%). */
 static size_t k_step(size_t kc) {

@@ -239,17 +239,13 @@ AVX2 static void micro_8x32_avx2(size_t kc, const float *ap, const float *bp, fl
     return;
   }
   float tile[MR * NR];
-  if (mr > 4 && nr % 16 && nr % 16 <= 8) {
-    const size_t c8 = nr / 16 * 16;
-    for (size_t r = 0; r < mr; r += 4)
-      for (size_t c = 0; c < c8; c += 16)
-        micro_4x16_avx2(kc, ap + r, bp + c, tile + r * NR + c, NR, 0, NULL, r, c);
+  /* the 4x16 sub-tiles up to column c8, the last 8 columns or fewer by micro_8x8_avx2 */
+  const size_t c8 = mr > 4 && nr % 16 && nr % 16 <= 8 ? nr / 16 * 16 : nr;
+  for (size_t r = 0; r < mr; r += 4)
+    for (size_t c = 0; c < c8; c += 16)
+      micro_4x16_avx2(kc, ap + r, bp + c, tile + r * NR + c, NR, 0, NULL, r, c);
+  if (c8 < nr)
     micro_8x8_avx2(kc, ap, bp + c8, tile + c8);
-  } else {
-    for (size_t r = 0; r < mr; r += 4)
-      for (size_t c = 0; c < nr; c += 16)
-        micro_4x16_avx2(kc, ap + r, bp + c, tile + r * NR + c, NR, 0, NULL, r, c);
-  }
   for (size_t i = 0; i < mr; i++)
     for (size_t j = 0; j < nr; j++)
       C[i * ldc + j] = acc ? C[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];

@@ -186,6 +186,9 @@ const char *lp_quantizer_kernel(const lp_quantizer_t *q);
 /* The widest vector code lp's kernels run on this CPU: 0 plain C, 1 AVX2, 2 AVX-512F;
 ** LPQ_SIMD=scalar|avx2 in the environment lowers it (read once per process). */
 int lp_simd_level(void);
+/* The bytes q holds, with the lookup table it builds on its first large lp_quantize_f32 (at
+** most 128 KB), for caches that bound their memory. */
+size_t lp_quantizer_bytes(const lp_quantizer_t *q);
 /* Bits per code and the value (double) of a code under the quantizer's format. */
 int lp_quantizer_bits(const lp_quantizer_t *q);
 double lp_quantizer_value(const lp_quantizer_t *q, uint32_t code);

@@ -22,20 +22,6 @@ static struct {
   size_t count, bytes;
 } shared = {PTHREAD_MUTEX_INITIALIZER, {0}, {NULL}, 0, 0};
 
-static size_t quantizer_bytes(const lp_quantizer_t *q) {
-  size_t b = sizeof *q + (q->npos + 1) * (sizeof *q->value + sizeof *q->fvalue +
-                                          sizeof *q->fbits + sizeof *q->thr);
-  if (q->bucket)
-    b += (size_t)q->nbuckets * sizeof *q->bucket;
-  if (q->packed)
-    b += (size_t)q->pcount * sizeof *q->packed;
-  if (q->base)
-    b += ((size_t)q->nbuckets + 1) * sizeof *q->base;
-  if (q->search)
-    b += (7 * 64 + 128) * sizeof *q->search;
-  return b;
-}
-
 static uint32_t format_key(const lp_format_t *f) {
   return 1u + ((uint32_t)f->n | (uint32_t)f->es << 5 | (uint32_t)f->rs << 8 |
                (uint32_t)(f->sf - LP_SF_MIN) << 13);
@@ -64,7 +50,7 @@ static lp_quantizer_t *shared_quantizer(const lp_format_t *f, int *owned, lpq_er
   lp_quantizer_t *q = lp_quantizer_new(f, err);
   if (!q)
     return NULL;
-  const size_t bytes = quantizer_bytes(q);
+  const size_t bytes = lp_quantizer_bytes(q);
   pthread_mutex_lock(&shared.mu);
   const uint32_t slot = find_slot(key);
   if (shared.key[slot] == key) { /* another thread stored it meanwhile */

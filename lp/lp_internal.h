@@ -39,7 +39,44 @@ struct lp_quantizer_t {
   /* The AVX-512 binary search's tables (fast formats of at most 127 positive codes; else NULL):
   ** search[64 s + m] for step s < 7, then the 128 values' float bits at search + 448. */
   uint32_t *search;
+  /* The fine table, built on the first lp_quantize_f32 of at least LPQ__FINE_MIN values when
+  ** fshift >= 0 (distinct thresholds, <= 255 positive codes, and buckets of 2^fshift patterns
+  ** at most 1/32 of the closest thresholds' gap, at most LPQ__FINE_MAX of them); NULL until
+  ** then. A cache of what q's tables already say: published once by an atomic swap, so q
+  ** stays shareable by threads. */
+  struct lp_fine_t *fine;
+  int fshift;
 };
+#define LPQ__FINE_MAX 32768 /* entries: 128 KB */
+#define LPQ__FINE_MIN 65536 /* values: about three builds' worth of the lookups it saves */
+
+/* Buckets of 2^shift patterns from bucket `first` on (one either side of the thresholds'
+** range): one without a threshold holds its value's float bits (sign clear), one with a
+** threshold 0x80000000 | (threshold - bucket start) << 8 | low code (the high code is low + 1).
+** One lookup gives most elements their value; those in a threshold's bucket take a second. */
+typedef struct lp_fine_t {
+  int shift;
+  int32_t first, count;
+  uint32_t e[];
+} lp_fine_t;
+
+/* The fake-quantizer's loops (lp_quant.c: scalar; lp_quant_x86.c: x86-64 vector kernels, the
+** tails by the scalar loop): nonzero when an element was NaN (its output is 0). */
+size_t lpq__quantize_f32_fast(const lp_quantizer_t *q, const float *in, float *out, size_t count);
+#if defined(__x86_64__) && defined(__GNUC__)
+size_t lpq__quantize_f32_avx2(const lp_quantizer_t *q, const float *in, float *out, size_t count);
+size_t lpq__quantize_f32_avx2_packed(const lp_quantizer_t *q, const float *in, float *out,
+                                     size_t count);
+size_t lpq__quantize_f32_avx2_fine(const lp_quantizer_t *q, const lp_fine_t *t, const float *in,
+                                   float *out, size_t count);
+size_t lpq__quantize_f32_avx512(const lp_quantizer_t *q, const float *in, float *out,
+                                size_t count);
+size_t lpq__quantize_f32_avx512_search(const lp_quantizer_t *q, const float *in, float *out,
+                                       size_t count);
+#endif
+/* The values a quantization needs to build q's fine table (LPQ__FINE_MIN; tests set 0 to run
+** the fine kernel on every call, SIZE_MAX to run the kernels without it). */
+extern size_t lpq__quant_fine_min;
 
 /* A quantizer of npos positive codes, value[] to fill (thr NULL), or NULL after an error. */
 lp_quantizer_t *lpq__quantizer_alloc(int bits, uint32_t npos, lpq_error_t *err);

@@ -8,7 +8,6 @@
 #include "lp/lp_internal.h"
 
 #include <float.h>
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +103,93 @@ static int build_packed(lp_quantizer_t *q) {
   return 0;
 }
 
+size_t lpq__quant_fine_min = LPQ__FINE_MIN;
+
+/* Buckets of 2^s patterns the fine table needs: one either side of the thresholds' range. */
+static int64_t fine_count(const lp_quantizer_t *q, int s, int32_t *first) {
+  const uint32_t lo = q->thr[1] >> s;
+  *first = lo > 0 ? (int32_t)lo - 1 : 0;
+  return (int64_t)(q->thr[q->npos] >> s) + 2 - *first;
+}
+
+/* The fine table's bucket size (lp_fine_t), or -1 when the format does not suit one: the
+** finest within LPQ__FINE_MAX entries, and at most 1/32 of the closest thresholds' gap (in a
+** threshold's bucket an element costs a second lookup: then at most 1 in 32 of them). */
+static int fine_shift(const lp_quantizer_t *q) {
+  const uint32_t np = q->npos;
+  if (!q->packed || np < 1 || np > 255) /* packed: distinct thresholds */
+    return -1;
+  uint32_t gap = UINT32_MAX;
+  for (uint32_t i = 2; i <= np; i++)
+    gap = q->thr[i] - q->thr[i - 1] < gap ? q->thr[i] - q->thr[i - 1] : gap;
+  int s = 23; /* offsets fit the entry's 23 bits */
+  while (s > 0 && ((uint64_t)32 << s) > gap)
+    s--;
+  int32_t first;
+  if (((uint64_t)32 << s) > gap)
+    return -1;
+  if (fine_count(q, s, &first) > LPQ__FINE_MAX)
+    return -1;
+  while (s > 0 && fine_count(q, s - 1, &first) <= LPQ__FINE_MAX)
+    s--;
+  return s;
+}
+
+static lp_fine_t *build_fine(const lp_quantizer_t *q) {
+  const uint32_t np = q->npos;
+  const int s = q->fshift;
+  int32_t first;
+  const int64_t count = fine_count(q, s, &first);
+  lp_fine_t *t = malloc(sizeof *t + (size_t)count * sizeof *t->e);
+  if (!t)
+    return NULL;
+  uint32_t c = 0; /* thresholds at or below the bucket's start: its first pattern's code */
+  for (int64_t b = 0; b < count; b++) {
+    const uint32_t start = (uint32_t)(first + b) << s, end = start + ((1u << s) - 1u);
+    while (c < np && q->thr[c + 1] <= start)
+      c++;
+    /* one threshold at most in (start, end]: s is below the closest gap */
+    t->e[b] = c < np && q->thr[c + 1] <= end ? 0x80000000u | (q->thr[c + 1] - start) << 8 | c
+                                               : q->fbits[c];
+  }
+  t->shift = s, t->first = first, t->count = (int32_t)count;
+  return t;
+}
+
+/* q's fine table, built now if this quantization is large enough (NULL: not now, or no memory:
+** the other kernels run). The first of two threads building it at once publishes its own. */
+static const lp_fine_t *fine_table(const lp_quantizer_t *q, size_t count) {
+  lp_fine_t *t = __atomic_load_n(&q->fine, __ATOMIC_ACQUIRE);
+  if (t || q->fshift < 0 || count < lpq__quant_fine_min)
+    return t;
+  if (!(t = build_fine(q)))
+    return NULL;
+  lp_fine_t *none = NULL;
+  if (!__atomic_compare_exchange_n(&((lp_quantizer_t *)q)->fine, &none, t, 0, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    free(t);
+    return none;
+  }
+  return t;
+}
+
+size_t lp_quantizer_bytes(const lp_quantizer_t *q) {
+  size_t b = sizeof *q + (q->npos + 1) * (sizeof *q->value + sizeof *q->fvalue +
+                                          sizeof *q->fbits + sizeof *q->thr);
+  if (q->bucket)
+    b += (size_t)q->nbuckets * sizeof *q->bucket;
+  if (q->packed)
+    b += (size_t)q->pcount * sizeof *q->packed;
+  if (q->base)
+    b += ((size_t)q->nbuckets + 1) * sizeof *q->base;
+  if (q->search)
+    b += (7 * 64 + 128) * sizeof *q->search;
+  int32_t first;
+  if (q->fshift >= 0) /* built or not: what q may come to hold */
+    b += sizeof(lp_fine_t) + (size_t)fine_count(q, q->fshift, &first) * sizeof(uint32_t);
+  return b;
+}
+
 /* The binary search's tables (see quantize_f32_avx512_search), once per quantizer. */
 static int build_search(lp_quantizer_t *q) {
   uint32_t thr[128];
@@ -197,6 +283,7 @@ int lpq__quantizer_build(lp_quantizer_t *q, lpq_error_t *err) {
       q->base[b] = c;
     }
   }
+  q->fshift = q->fast ? fine_shift(q) : -1;
   return 0;
 }
 
@@ -263,6 +350,7 @@ void lp_quantizer_free(lp_quantizer_t **qp) {
   free(q->packed);
   free(q->base);
   free(q->search);
+  free(q->fine);
   free(q);
   *qp = NULL;
 }
@@ -305,7 +393,7 @@ static int report_nan(size_t first_nan, lpq_error_t *err) {
 }
 
 /* The fast fake-quantizer's loop: branch-free, one table entry per element. */
-static size_t quantize_f32_fast(const lp_quantizer_t *q, const float *in, float *out,
+size_t lpq__quantize_f32_fast(const lp_quantizer_t *q, const float *in, float *out,
                                 size_t count) {
   const bucket_t *tab = q->bucket;
   const int shift = q->shift;
@@ -327,183 +415,6 @@ static size_t quantize_f32_fast(const lp_quantizer_t *q, const float *in, float 
   return nan_seen ? 1 : 0;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-/* The same loop, 8 lanes: three gathers (threshold, low value, high value) per vector. */
-__attribute__((target("avx2"))) static size_t quantize_f32_avx2(const lp_quantizer_t *q,
-                                                                 const float *in, float *out,
-                                                                 size_t count) {
-  const int *tab = (const int *)(const void *)q->bucket;
-  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(F32_INF_BITS);
-  const __m256i signmask = _mm256_set1_epi32((int)0x80000000u);
-  const __m256i first = _mm256_set1_epi32(q->first), last = _mm256_set1_epi32(q->nbuckets - 1);
-  const __m256i zero = _mm256_setzero_si256();
-  const __m128i shift = _mm_cvtsi32_si128(q->shift);
-  __m256i nan_acc = zero;
-  size_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));
-    __m256i a = _mm256_and_si256(u, absmask);
-    __m256i nan = _mm256_cmpgt_epi32(a, inf);
-    __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(a, shift), first);
-    b = _mm256_min_epi32(_mm256_max_epi32(b, zero), last);
-    __m256i idx = _mm256_slli_epi32(b, 2); /* 16-byte entries */
-    __m256i thr = _mm256_i32gather_epi32(tab, idx, 4);
-    __m256i lo = _mm256_i32gather_epi32(tab + 1, idx, 4);
-    __m256i hi = _mm256_i32gather_epi32(tab + 2, idx, 4);
-    __m256i below = _mm256_cmpgt_epi32(thr, a);
-    __m256i r = _mm256_blendv_epi8(hi, lo, below);
-    r = _mm256_or_si256(r, _mm256_and_si256(u, signmask));
-    r = _mm256_andnot_si256(nan, r);
-    _mm256_storeu_si256((__m256i *)(void *)(out + i), r);
-    nan_acc = _mm256_or_si256(nan_acc, nan);
-  }
-  size_t tail = quantize_f32_fast(q, in + i, out + i, count - i);
-  return tail | (size_t)!_mm256_testz_si256(nan_acc, nan_acc);
-}
-
-/* The packed table: one gather for the code, one for its value. */
-__attribute__((target("avx2"))) static size_t quantize_f32_avx2_packed(const lp_quantizer_t *q,
-                                                                        const float *in,
-                                                                        float *out,
-                                                                        size_t count) {
-  const int *tab = (const int *)(const void *)q->packed;
-  const int *val = (const int *)(const void *)q->fbits;
-  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(F32_INF_BITS);
-  const __m256i signmask = _mm256_set1_epi32((int)0x80000000u);
-  const __m256i first = _mm256_set1_epi32(q->pfirst), last = _mm256_set1_epi32(q->pcount - 1);
-  const __m256i zero = _mm256_setzero_si256(), low8 = _mm256_set1_epi32(0xff);
-  const __m128i shift = _mm_cvtsi32_si128(q->pshift);
-  __m256i nan_acc = zero;
-  size_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));
-    __m256i a = _mm256_and_si256(u, absmask);
-    __m256i nan = _mm256_cmpgt_epi32(a, inf);
-    __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(a, shift), first);
-    b = _mm256_min_epi32(_mm256_max_epi32(b, zero), last);
-    __m256i e = _mm256_i32gather_epi32(tab, b, 4);
-    __m256i start = _mm256_sll_epi32(_mm256_add_epi32(b, first), shift);
-    __m256i thr = _mm256_add_epi32(start, _mm256_srli_epi32(e, 8));
-    __m256i up = _mm256_andnot_si256(_mm256_cmpgt_epi32(thr, a), _mm256_set1_epi32(1));
-    __m256i code = _mm256_add_epi32(_mm256_and_si256(e, low8), up);
-    __m256i r = _mm256_i32gather_epi32(val, code, 4);
-    r = _mm256_or_si256(r, _mm256_and_si256(u, signmask));
-    r = _mm256_andnot_si256(nan, r);
-    _mm256_storeu_si256((__m256i *)(void *)(out + i), r);
-    nan_acc = _mm256_or_si256(nan_acc, nan);
-  }
-  size_t tail = quantize_f32_fast(q, in + i, out + i, count - i);
-  return tail | (size_t)!_mm256_testz_si256(nan_acc, nan_acc);
-}
-
-/* n <= 8 on AVX-512: no gathers at all. The 127 thresholds and 128 values live in sixteen
-** registers; a branch-free binary search (7 steps, each a 128-entry lookup: four two-register
-** vpermi2d and three blends) counts the thresholds at or below |x|, which is the code; one
-** more lookup gives its value. Used when the format has at most 127 positive codes. */
-__attribute__((target("avx512f"))) static inline __m512i lookup128(const __m512i t[8],
-                                                                   __m512i idx) {
-  __m512i b0 = _mm512_permutex2var_epi32(t[0], idx, t[1]); /* entries 0..31 by idx & 31 */
-  __m512i b1 = _mm512_permutex2var_epi32(t[2], idx, t[3]); /* 32..63 */
-  __m512i b2 = _mm512_permutex2var_epi32(t[4], idx, t[5]); /* 64..95 */
-  __m512i b3 = _mm512_permutex2var_epi32(t[6], idx, t[7]); /* 96..127 */
-  __mmask16 bit5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
-  __mmask16 bit6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
-  __m512i lo = _mm512_mask_blend_epi32(bit5, b0, b1), hi = _mm512_mask_blend_epi32(bit5, b2, b3);
-  return _mm512_mask_blend_epi32(bit6, lo, hi);
-}
-
-__attribute__((target("avx512f"))) static size_t quantize_f32_avx512_search(
-    const lp_quantizer_t *q, const float *in, float *out, size_t count) {
-  /* thr[j]: where code j+1 starts; the search's step with bit b probes thr[pos + b - 1] where
-  ** pos is a multiple of 2b, so each step needs only the 64/b entries thr[m*2b + b - 1]:
-  ** 1, 2, 4, 8, 16 (one register), 32 (two), 64 (four) */
-  const uint32_t(*step)[64] = (const uint32_t(*)[64])q->search, *val = q->search + 7 * 64;
-  __m512i S2 = _mm512_loadu_si512((const void *)step[2]), S3 = _mm512_loadu_si512((const void *)step[3]);
-  __m512i S4 = _mm512_loadu_si512((const void *)step[4]);
-  __m512i S5a = _mm512_loadu_si512((const void *)step[5]),
-          S5b = _mm512_loadu_si512((const void *)(step[5] + 16));
-  __m512i S6[4], V[8];
-  for (int k = 0; k < 4; k++)
-    S6[k] = _mm512_loadu_si512((const void *)(step[6] + 16 * k));
-  for (int k = 0; k < 8; k++)
-    V[k] = _mm512_loadu_si512((const void *)(val + 16 * k));
-  const __m512i t64 = _mm512_set1_epi32((int)step[0][0]);
-  const __m512i t32lo = _mm512_set1_epi32((int)step[1][0]), t32hi = _mm512_set1_epi32((int)step[1][1]);
-  const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(F32_INF_BITS);
-  const __m512i signmask = _mm512_set1_epi32((int)0x80000000u);
-  const __m512i b32 = _mm512_set1_epi32(32), b64 = _mm512_set1_epi32(64);
-  __mmask16 nan_acc = 0;
-  size_t i = 0;
-  _Pragma("GCC unroll 4")
-  for (; i + 16 <= count; i += 16) {
-    __m512i u = _mm512_loadu_si512((const void *)(in + i));
-    __m512i a = _mm512_and_si512(u, absmask);
-    __mmask16 nan = _mm512_cmpgt_epi32_mask(a, inf);
-    /* bit 64 */
-    __mmask16 ge = _mm512_cmple_epi32_mask(t64, a);
-    __m512i pos = _mm512_maskz_mov_epi32(ge, b64);
-    /* bit 32: thr[31] or thr[95] */
-    __m512i t = _mm512_mask_blend_epi32(ge, t32lo, t32hi);
-    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, b32);
-    /* bits 16, 8, 4: tables of 4, 8, 16 in one register, index pos / 2b */
-    t = _mm512_permutexvar_epi32(_mm512_srli_epi32(pos, 5), S2);
-    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(16));
-    t = _mm512_permutexvar_epi32(_mm512_srli_epi32(pos, 4), S3);
-    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(8));
-    t = _mm512_permutexvar_epi32(_mm512_srli_epi32(pos, 3), S4);
-    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(4));
-    /* bit 2: 32 entries in two registers */
-    t = _mm512_permutex2var_epi32(S5a, _mm512_srli_epi32(pos, 2), S5b);
-    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(2));
-    /* bit 1: 64 entries in four */
-    __m512i m = _mm512_srli_epi32(pos, 1);
-    __m512i lo = _mm512_permutex2var_epi32(S6[0], m, S6[1]);
-    __m512i hi = _mm512_permutex2var_epi32(S6[2], m, S6[3]);
-    t = _mm512_mask_blend_epi32(_mm512_test_epi32_mask(m, b32), lo, hi);
-    pos = _mm512_mask_add_epi32(pos, _mm512_cmple_epi32_mask(t, a), pos, _mm512_set1_epi32(1));
-    __m512i r = lookup128(V, pos);
-    r = _mm512_or_si512(r, _mm512_and_si512(u, signmask));
-    r = _mm512_maskz_mov_epi32((__mmask16)~nan, r);
-    _mm512_storeu_si512((void *)(out + i), r);
-    nan_acc |= nan;
-  }
-  size_t tail = quantize_f32_fast(q, in + i, out + i, count - i);
-  return tail | (size_t)(nan_acc != 0);
-}
-
-/* 16 lanes with mask registers. */
-__attribute__((target("avx512f"))) static size_t quantize_f32_avx512(const lp_quantizer_t *q,
-                                                                     const float *in,
-                                                                     float *out, size_t count) {
-  const int *tab = (const int *)(const void *)q->bucket;
-  const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(F32_INF_BITS);
-  const __m512i signmask = _mm512_set1_epi32((int)0x80000000u);
-  const __m512i first = _mm512_set1_epi32(q->first), last = _mm512_set1_epi32(q->nbuckets - 1);
-  const __m512i zero = _mm512_setzero_si512();
-  const __m128i shift = _mm_cvtsi32_si128(q->shift);
-  __mmask16 nan_acc = 0;
-  size_t i = 0;
-  for (; i + 16 <= count; i += 16) {
-    __m512i u = _mm512_loadu_si512((const void *)(in + i));
-    __m512i a = _mm512_and_si512(u, absmask);
-    __mmask16 nan = _mm512_cmpgt_epi32_mask(a, inf);
-    __m512i b = _mm512_sub_epi32(_mm512_srl_epi32(a, shift), first);
-    b = _mm512_min_epi32(_mm512_max_epi32(b, zero), last);
-    __m512i idx = _mm512_slli_epi32(b, 2);
-    __m512i thr = _mm512_i32gather_epi32(idx, tab, 4);
-    __m512i lo = _mm512_i32gather_epi32(idx, tab + 1, 4);
-    __m512i hi = _mm512_i32gather_epi32(idx, tab + 2, 4);
-    __mmask16 below = _mm512_cmpgt_epi32_mask(thr, a);
-    __m512i r = _mm512_mask_blend_epi32(below, hi, lo);
-    r = _mm512_or_si512(r, _mm512_and_si512(u, signmask));
-    r = _mm512_maskz_mov_epi32((__mmask16)~nan, r);
-    _mm512_storeu_si512((void *)(out + i), r);
-    nan_acc |= nan;
-  }
-  size_t tail = quantize_f32_fast(q, in + i, out + i, count - i);
-  return tail | (size_t)(nan_acc != 0);
-}
-#endif
 
 int lp_simd_level(void) {
   int level = 0;
@@ -525,20 +436,23 @@ int lp_simd_level(void) {
 
 /* The kernels of lp_quantize_f32 (generic: more than one threshold per bucket, scalar). The
 ** widest this CPU runs for q is chosen (lp_simd_level). */
-enum { K_GENERIC, K_SCALAR, K_AVX2, K_AVX2_PACKED, K_AVX512, K_AVX512_SEARCH };
+enum { K_GENERIC, K_SCALAR, K_AVX2, K_AVX2_PACKED, K_AVX2_FINE, K_AVX512, K_AVX512_SEARCH };
 static int select_kernel(const lp_quantizer_t *q) {
   const int level = lp_simd_level();
   if (!q->fast)
     return K_GENERIC;
-  if (level == 2)
-    return q->search ? K_AVX512_SEARCH : q->packed ? K_AVX2_PACKED : K_AVX512;
-  if (level == 1)
-    return q->packed ? K_AVX2_PACKED : K_AVX2;
-  return K_SCALAR;
+  if (level == 2 && q->search)
+    return K_AVX512_SEARCH;
+  if (level >= 1 && q->fshift >= 0) /* AVX-512 too when no search; packed until it is built */
+    return K_AVX2_FINE;
+  if (level >= 1 && q->packed)
+    return K_AVX2_PACKED;
+  return level == 2 ? K_AVX512 : level == 1 ? K_AVX2 : K_SCALAR;
 }
 
 const char *lp_quantizer_kernel(const lp_quantizer_t *q) {
-  static const char *const names[] = {"generic", "scalar", "avx2", "avx2", "avx512", "avx512"};
+  static const char *const names[] = {"generic", "scalar", "avx2",  "avx2",
+                                      "avx2",    "avx512", "avx512"};
   return q ? names[select_kernel(q)] : "none";
 }
 
@@ -546,12 +460,17 @@ static size_t quantize_f32_dispatch(const lp_quantizer_t *q, const float *in, fl
                                     size_t count) {
   switch (select_kernel(q)) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  case K_AVX512_SEARCH: return quantize_f32_avx512_search(q, in, out, count);
-  case K_AVX512: return quantize_f32_avx512(q, in, out, count);
-  case K_AVX2_PACKED: return quantize_f32_avx2_packed(q, in, out, count);
-  case K_AVX2: return quantize_f32_avx2(q, in, out, count);
+  case K_AVX512_SEARCH: return lpq__quantize_f32_avx512_search(q, in, out, count);
+  case K_AVX512: return lpq__quantize_f32_avx512(q, in, out, count);
+  case K_AVX2_FINE: {
+    const lp_fine_t *t = fine_table(q, count);
+    return t ? lpq__quantize_f32_avx2_fine(q, t, in, out, count)
+             : lpq__quantize_f32_avx2_packed(q, in, out, count);
+  }
+  case K_AVX2_PACKED: return lpq__quantize_f32_avx2_packed(q, in, out, count);
+  case K_AVX2: return lpq__quantize_f32_avx2(q, in, out, count);
 #endif
-  default: return quantize_f32_fast(q, in, out, count);
+  default: return lpq__quantize_f32_fast(q, in, out, count);
   }
 }
 

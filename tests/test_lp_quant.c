@@ -2,6 +2,7 @@
 ** tests/lp_reference.c, DESIGN's formula, not lp_decode), each kernel forced in turn, and the
 ** log-domain product. */
 #include "lp/lp.h"
+#include "lp/lp_internal.h"
 #include "tests/lp_reference.h"
 
 #include <criterion/criterion.h>
@@ -125,6 +126,10 @@ static void check_quantizer(const lp_format_t *f, size_t nrandom) {
   for (uint32_t c = 0; c <= lp_maxpos(f); c++)
     values[c] = ref_value(f, c);
   cr_assert_eq(lp_quantize_f32(q, xs, out, n, &err), 0, "%s", err.msg);
+  if (forced_kernel && strcmp(forced_kernel, "avx2") == 0) /* the fine table when asked for */
+    cr_assert_eq(q->fine != NULL, q->fshift >= 0 && lpq__quant_fine_min <= n,
+                 "%s: fine table %s, fshift %d", fmt(f), q->fine ? "built" : "not built",
+                 q->fshift);
   cr_assert_eq(lp_quantize_codes_u16(q, xs, c16, n, &err), 0, "%s", err.msg);
   if (f->n <= 8)
     cr_assert_eq(lp_quantize_codes_u8(q, xs, c8, n, &err), 0, "%s", err.msg);
@@ -183,10 +188,85 @@ Test(lp_quant, nearest_against_brute_force_avx2_kernel) {
     cr_skip_test("this CPU has no AVX2: the AVX2 kernel cannot run here");
   }
   force_kernel("avx2");
+  lpq__quant_fine_min = 0; /* the fine table on every call (lp_internal.h) */
+  check_all_small_formats();
+  /* which formats have one: every n <= 8 format but the densest few */
+  int with = 0, without = 0;
+  for (int n = 2; n <= 8; n++)
+    for (int es = 0; es <= 4; es++)
+      for (int rs = 1; rs <= n - 1; rs++) {
+        const lp_format_t f = {n, es, rs, 0};
+        lp_quantizer_t *q = lp_quantizer_new(&f, NULL);
+        cr_assert_not_null(q);
+        with += q->fshift >= 0, without += q->fshift < 0;
+        lp_quantizer_free(&q);
+      }
+  cr_assert_gt(with, 3 * without, "%d formats with a fine table, %d without", with, without);
+#else
+  fprintf(stderr, "lp_quant: AVX2 kernel test skipped: not x86-64\n");
+  cr_skip_test("not x86-64: lp/ has no AVX2 kernel here");
+#endif
+}
+
+Test(lp_quant, nearest_against_brute_force_avx2_kernels_without_fine_table) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx2")) {
+    fprintf(stderr, "lp_quant: AVX2 kernel test skipped: this CPU has no AVX2\n");
+    cr_skip_test("this CPU has no AVX2: the AVX2 kernel cannot run here");
+  }
+  force_kernel("avx2");
+  lpq__quant_fine_min = SIZE_MAX; /* the packed and three-gather kernels */
   check_all_small_formats();
 #else
   fprintf(stderr, "lp_quant: AVX2 kernel test skipped: not x86-64\n");
   cr_skip_test("not x86-64: lp/ has no AVX2 kernel here");
+#endif
+}
+
+/* A large quantization builds the fine table (LPQ__FINE_MIN), and vectors mixing elements in
+** and out of thresholds' buckets agree bit for bit with the packed kernel (itself checked
+** against brute force above). */
+Test(lp_quant, fine_table_built_by_a_large_call_matches_packed_kernel) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx2"))
+    cr_skip_test("this CPU has no AVX2");
+  force_kernel("avx2"); /* on AVX-512 the binary search would run instead */
+  const lp_format_t fs[] = {{8, 2, 2, 0}, {6, 1, 3, 2}, {4, 1, 2, 0}, {8, 1, 4, -3}};
+  const size_t n = LPQ__FINE_MIN + 13;
+  float *x = malloc(n * sizeof *x), *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+  cr_assert(x && a && b);
+  for (size_t k = 0; k < sizeof fs / sizeof fs[0]; k++) {
+    lp_quantizer_t *q = lp_quantizer_new(&fs[k], NULL);
+    cr_assert_not_null(q);
+    cr_assert_geq(q->fshift, 0, "%s: no fine table", fmt(&fs[k]));
+    float thr[255];
+    const uint32_t np = lp_quantizer_magnitudes(q, thr, NULL);
+    for (size_t i = 0; i < n; i++) { /* thresholds and their neighbours among Gaussian-ish data */
+      const float t = thr[rnd() % np];
+      const uint64_t r = rnd();
+      x[i] = r % 3 == 0   ? t
+             : r % 3 == 1 ? nextafterf(t, 0.0f)
+                          : (float)((double)(rnd() >> 11) / 9007199254740992.0 * 8.0 - 4.0);
+      if (r & 8)
+        x[i] = -x[i];
+    }
+    cr_assert_eq(lp_quantize_f32(q, x, a, n - 1, NULL), 0);
+    cr_assert_not_null(q->fine, "%s: a call of %zu values built no fine table", fmt(&fs[k]), n - 1);
+    const size_t saved = lpq__quant_fine_min;
+    lpq__quant_fine_min = SIZE_MAX;
+    lp_quantizer_t *p = lp_quantizer_new(&fs[k], NULL); /* the same format, no fine table */
+    cr_assert_eq(lp_quantize_f32(p, x, b, n - 1, NULL), 0);
+    cr_assert_null(p->fine);
+    lpq__quant_fine_min = saved;
+    for (size_t i = 0; i < n - 1; i++)
+      cr_assert(memcmp(&a[i], &b[i], sizeof a[i]) == 0, "%s: x = %.9g: %.9g (fine) vs %.9g",
+                fmt(&fs[k]), x[i], a[i], b[i]);
+    lp_quantizer_free(&p);
+    lp_quantizer_free(&q);
+  }
+  free(x), free(a), free(b);
+#else
+  cr_skip_test("not x86-64");
 #endif
 }
 

@@ -93,7 +93,7 @@ qentry_t *lpq__score_quantizer(lpq_scorer_t *s, const lpq_numfmt_t *f, lpq_error
       lpq_errorf(err, LPQ_ENOMEM, "scorer: out of memory");
     return NULL;
   }
-  n->bytes = 4096; /* tables are small next to weights */
+  n->bytes = lp_quantizer_bytes(n->q);
   return lpq__qcache_put(&s->cache, n);
 }
 

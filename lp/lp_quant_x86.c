@@ -8,37 +8,76 @@
 #define F32_INF_BITS 0x7f800000u
 
 #if defined(__x86_64__) && defined(__GNUC__)
+/* What the AVX2 kernels share: 8 elements' magnitudes, NaN lanes and bucket indices (a table of
+** `count` buckets of 2^shift patterns from bucket `first`), and the store of their values with
+** the inputs' signs (NaN lanes 0). */
+typedef struct {
+  __m256i absmask, inf, signmask, first, last, zero;
+  __m128i shift;
+} lanes_t;
+
+__attribute__((target("avx2"))) static inline lanes_t lanes_init(int32_t first, int32_t count,
+                                                                 int shift) {
+  const lanes_t k = {_mm256_set1_epi32(0x7fffffff), _mm256_set1_epi32(F32_INF_BITS),
+                     _mm256_set1_epi32((int)0x80000000u), _mm256_set1_epi32(first),
+                     _mm256_set1_epi32(count - 1), _mm256_setzero_si256(),
+                     _mm_cvtsi32_si128(shift)};
+  return k;
+}
+
+__attribute__((target("avx2"))) static inline __m256i lanes_bucket(const lanes_t *k, __m256i u,
+                                                                   __m256i *a, __m256i *nan) {
+  *a = _mm256_and_si256(u, k->absmask);
+  *nan = _mm256_cmpgt_epi32(*a, k->inf);
+  const __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(*a, k->shift), k->first);
+  return _mm256_min_epi32(_mm256_max_epi32(b, k->zero), k->last);
+}
+
+__attribute__((target("avx2"))) static inline void lanes_store(const lanes_t *k, float *out,
+                                                               __m256i u, __m256i r,
+                                                               __m256i nan) {
+  r = _mm256_or_si256(r, _mm256_and_si256(u, k->signmask));
+  _mm256_storeu_si256((__m256i *)(void *)out, _mm256_andnot_si256(nan, r));
+}
+
+#define LANES_LOOP(BODY)                                                                      \
+  __m256i nan_acc = _mm256_setzero_si256();                                                   \
+  size_t i = 0;                                                                               \
+  for (; i + 8 <= count; i += 8) {                                                            \
+    const __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));           \
+    __m256i a, nan, r;                                                                        \
+    const __m256i b = lanes_bucket(&k, u, &a, &nan);                                          \
+    BODY                                                                                      \
+    lanes_store(&k, out + i, u, r, nan);                                                      \
+    nan_acc = _mm256_or_si256(nan_acc, nan);                                                  \
+  }                                                                                           \
+  return lpq__quantize_f32_fast(q, in + i, out + i, count - i) |                              \
+         (size_t)!_mm256_testz_si256(nan_acc, nan_acc)
+
 /* The same loop, 8 lanes: three gathers (threshold, low value, high value) per vector. */
 __attribute__((target("avx2"))) size_t lpq__quantize_f32_avx2(const lp_quantizer_t *q,
                                                                  const float *in, float *out,
                                                                  size_t count) {
   const int *tab = (const int *)(const void *)q->bucket;
-  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(F32_INF_BITS);
-  const __m256i signmask = _mm256_set1_epi32((int)0x80000000u);
-  const __m256i first = _mm256_set1_epi32(q->first), last = _mm256_set1_epi32(q->nbuckets - 1);
-  const __m256i zero = _mm256_setzero_si256();
-  const __m128i shift = _mm_cvtsi32_si128(q->shift);
-  __m256i nan_acc = zero;
-  size_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));
-    __m256i a = _mm256_and_si256(u, absmask);
-    __m256i nan = _mm256_cmpgt_epi32(a, inf);
-    __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(a, shift), first);
-    b = _mm256_min_epi32(_mm256_max_epi32(b, zero), last);
-    __m256i idx = _mm256_slli_epi32(b, 2); /* 16-byte entries */
-    __m256i thr = _mm256_i32gather_epi32(tab, idx, 4);
-    __m256i lo = _mm256_i32gather_epi32(tab + 1, idx, 4);
-    __m256i hi = _mm256_i32gather_epi32(tab + 2, idx, 4);
-    __m256i below = _mm256_cmpgt_epi32(thr, a);
-    __m256i r = _mm256_blendv_epi8(hi, lo, below);
-    r = _mm256_or_si256(r, _mm256_and_si256(u, signmask));
-    r = _mm256_andnot_si256(nan, r);
-    _mm256_storeu_si256((__m256i *)(void *)(out + i), r);
-    nan_acc = _mm256_or_si256(nan_acc, nan);
-  }
-  size_t tail = lpq__quantize_f32_fast(q, in + i, out + i, count - i);
-  return tail | (size_t)!_mm256_testz_si256(nan_acc, nan_acc);
+  const lanes_t k = lanes_init(q->first, q->nbuckets, q->shift);
+  LANES_LOOP({
+    const __m256i idx = _mm256_slli_epi32(b, 2); /* 16-byte entries */
+    const __m256i thr = _mm256_i32gather_epi32(tab, idx, 4);
+    const __m256i lo = _mm256_i32gather_epi32(tab + 1, idx, 4);
+    const __m256i hi = _mm256_i32gather_epi32(tab + 2, idx, 4);
+    r = _mm256_blendv_epi8(hi, lo, _mm256_cmpgt_epi32(thr, a));
+  });
+}
+
+/* The code of each lane in a bucket (first + b) << shift whose entry e holds the threshold's
+** offset in the bucket (e >> 8, masked by off) and the low code (e & 0xff). */
+__attribute__((target("avx2"))) static inline __m256i bucket_code(const lanes_t *k, __m256i b,
+                                                                  __m256i a, __m256i e,
+                                                                  __m256i off) {
+  const __m256i start = _mm256_sll_epi32(_mm256_add_epi32(b, k->first), k->shift);
+  const __m256i thr = _mm256_add_epi32(start, _mm256_and_si256(_mm256_srli_epi32(e, 8), off));
+  const __m256i up = _mm256_andnot_si256(_mm256_cmpgt_epi32(thr, a), _mm256_set1_epi32(1));
+  return _mm256_add_epi32(_mm256_and_si256(e, _mm256_set1_epi32(0xff)), up);
 }
 
 /* The packed table: one gather for the code, one for its value. */
@@ -48,73 +87,32 @@ __attribute__((target("avx2"))) size_t lpq__quantize_f32_avx2_packed(const lp_qu
                                                                         size_t count) {
   const int *tab = (const int *)(const void *)q->packed;
   const int *val = (const int *)(const void *)q->fbits;
-  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(F32_INF_BITS);
-  const __m256i signmask = _mm256_set1_epi32((int)0x80000000u);
-  const __m256i first = _mm256_set1_epi32(q->pfirst), last = _mm256_set1_epi32(q->pcount - 1);
-  const __m256i zero = _mm256_setzero_si256(), low8 = _mm256_set1_epi32(0xff);
-  const __m128i shift = _mm_cvtsi32_si128(q->pshift);
-  __m256i nan_acc = zero;
-  size_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));
-    __m256i a = _mm256_and_si256(u, absmask);
-    __m256i nan = _mm256_cmpgt_epi32(a, inf);
-    __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(a, shift), first);
-    b = _mm256_min_epi32(_mm256_max_epi32(b, zero), last);
-    __m256i e = _mm256_i32gather_epi32(tab, b, 4);
-    __m256i start = _mm256_sll_epi32(_mm256_add_epi32(b, first), shift);
-    __m256i thr = _mm256_add_epi32(start, _mm256_srli_epi32(e, 8));
-    __m256i up = _mm256_andnot_si256(_mm256_cmpgt_epi32(thr, a), _mm256_set1_epi32(1));
-    __m256i code = _mm256_add_epi32(_mm256_and_si256(e, low8), up);
-    __m256i r = _mm256_i32gather_epi32(val, code, 4);
-    r = _mm256_or_si256(r, _mm256_and_si256(u, signmask));
-    r = _mm256_andnot_si256(nan, r);
-    _mm256_storeu_si256((__m256i *)(void *)(out + i), r);
-    nan_acc = _mm256_or_si256(nan_acc, nan);
-  }
-  size_t tail = lpq__quantize_f32_fast(q, in + i, out + i, count - i);
-  return tail | (size_t)!_mm256_testz_si256(nan_acc, nan_acc);
+  const __m256i off = _mm256_set1_epi32(0xffffff);
+  const lanes_t k = lanes_init(q->pfirst, q->pcount, q->pshift);
+  LANES_LOOP({
+    const __m256i code = bucket_code(&k, b, a, _mm256_i32gather_epi32(tab, b, 4), off);
+    r = _mm256_i32gather_epi32(val, code, 4);
+  });
 }
 
-/* The fine table (lp_fine_t): one gather gives the value of every element outside
-** a threshold's bucket; a vector with an element inside one gathers those elements' values
-** again by code (a masked gather: the others keep theirs). On a Zen 3 EPYC 1.6-2x the packed
-** kernel's rate from L1 (its two gathers a vector were its cost). */
+/* The fine table (lp_fine_t): one gather gives the value of every element outside a
+** threshold's bucket; a vector with an element inside one gathers those elements' values
+** again by code (a masked gather: the others keep theirs). On a Zen 3 EPYC 1.3-1.6x the packed
+** kernel's rate (its two gathers a vector were its cost). */
 __attribute__((target("avx2"))) size_t lpq__quantize_f32_avx2_fine(const lp_quantizer_t *q,
                                                                    const lp_fine_t *t,
                                                                    const float *in, float *out,
                                                                    size_t count) {
   const int *tab = (const int *)(const void *)t->e, *val = (const int *)(const void *)q->fbits;
-  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(F32_INF_BITS);
-  const __m256i signmask = _mm256_set1_epi32((int)0x80000000u);
-  const __m256i first = _mm256_set1_epi32(t->first), last = _mm256_set1_epi32(t->count - 1);
-  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
-  const __m256i low8 = _mm256_set1_epi32(0xff), off23 = _mm256_set1_epi32(0x7fffff);
-  const __m128i shift = _mm_cvtsi32_si128(t->shift);
-  __m256i nan_acc = zero;
-  size_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(in + i));
-    __m256i a = _mm256_and_si256(u, absmask);
-    __m256i nan = _mm256_cmpgt_epi32(a, inf);
-    __m256i b = _mm256_sub_epi32(_mm256_srl_epi32(a, shift), first);
-    b = _mm256_min_epi32(_mm256_max_epi32(b, zero), last);
-    __m256i r = _mm256_i32gather_epi32(tab, b, 4);
-    if (_mm256_movemask_ps(_mm256_castsi256_ps(r))) { /* some in a threshold's bucket */
-      __m256i start = _mm256_sll_epi32(_mm256_add_epi32(b, first), shift);
-      __m256i thr = _mm256_add_epi32(start, _mm256_and_si256(_mm256_srli_epi32(r, 8), off23));
-      __m256i up = _mm256_andnot_si256(_mm256_cmpgt_epi32(thr, a), one);
-      __m256i code = _mm256_add_epi32(_mm256_and_si256(r, low8), up);
-      r = _mm256_mask_i32gather_epi32(r, val, code, r, 4); /* lanes whose sign bit is set */
-    }
-    r = _mm256_or_si256(r, _mm256_and_si256(u, signmask));
-    r = _mm256_andnot_si256(nan, r);
-    _mm256_storeu_si256((__m256i *)(void *)(out + i), r);
-    nan_acc = _mm256_or_si256(nan_acc, nan);
-  }
-  size_t tail = lpq__quantize_f32_fast(q, in + i, out + i, count - i);
-  return tail | (size_t)!_mm256_testz_si256(nan_acc, nan_acc);
+  const __m256i off = _mm256_set1_epi32(0x7fffff);
+  const lanes_t k = lanes_init(t->first, t->count, t->shift);
+  LANES_LOOP({
+    r = _mm256_i32gather_epi32(tab, b, 4);
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(r))) /* some in a threshold's bucket */
+      r = _mm256_mask_i32gather_epi32(r, val, bucket_code(&k, b, a, r, off), r, 4);
+  });
 }
+#undef LANES_LOOP
 
 /* n <= 8 on AVX-512: no gathers at all. The 127 thresholds and 128 values live in sixteen
 ** registers; a branch-free binary search (7 steps, each a 128-entry lookup: four two-register

@@ -6,6 +6,7 @@
 #include "tests/lp_reference.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <float.h>
 #include <math.h>
@@ -265,6 +266,65 @@ Test(lp_quant, fine_table_built_by_a_large_call_matches_packed_kernel) {
     lp_quantizer_free(&q);
   }
   free(x), free(a), free(b);
+#else
+  cr_skip_test("not x86-64");
+#endif
+}
+
+/* Threads sharing a quantizer that has no fine table yet: each large call may build one, one
+** is published, the others' are freed (ASan's leak check), and every thread gets the same bits
+** as the packed kernel. */
+typedef struct {
+  const lp_quantizer_t *q;
+  const float *x;
+  float *y;
+  size_t n;
+} share_t;
+
+static void *quantize_shared(void *arg) {
+  share_t *a = arg;
+  return lp_quantize_f32(a->q, a->x, a->y, a->n, NULL) == 0 ? arg : NULL;
+}
+
+Test(lp_quant, fine_table_built_once_by_threads_sharing_a_quantizer) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx2"))
+    cr_skip_test("this CPU has no AVX2");
+  force_kernel("avx2");
+  enum { T = 4 };
+  const lp_format_t f = {8, 2, 2, 0};
+  const size_t n = LPQ__FINE_MIN + 40;
+  float *x = malloc(n * sizeof *x), *want = malloc(n * sizeof *want);
+  float *y = malloc(T * n * sizeof *y);
+  cr_assert(x && want && y);
+  for (size_t i = 0; i < n; i++)
+    x[i] = (float)((double)(rnd() >> 11) / 9007199254740992.0 * 6.0 - 3.0);
+  const size_t saved = lpq__quant_fine_min;
+  lpq__quant_fine_min = SIZE_MAX;
+  lp_quantizer_t *p = lp_quantizer_new(&f, NULL);
+  cr_assert_eq(lp_quantize_f32(p, x, want, n, NULL), 0);
+  lpq__quant_fine_min = saved;
+  for (int round = 0; round < 8; round++) {
+    lp_quantizer_t *q = lp_quantizer_new(&f, NULL);
+    cr_assert_not_null(q);
+    pthread_t tid[T];
+    share_t args[T];
+    for (int t = 0; t < T; t++) {
+      args[t] = (share_t){q, x, y + (size_t)t * n, n};
+      cr_assert_eq(pthread_create(&tid[t], NULL, quantize_shared, &args[t]), 0);
+    }
+    for (int t = 0; t < T; t++) {
+      void *ok = NULL;
+      pthread_join(tid[t], &ok);
+      cr_assert_not_null(ok, "thread %d: quantization failed", t);
+      cr_assert(memcmp(y + (size_t)t * n, want, n * sizeof *want) == 0,
+                "round %d thread %d: not the packed kernel's bits", round, t);
+    }
+    cr_assert_not_null(q->fine);
+    lp_quantizer_free(&q);
+  }
+  lp_quantizer_free(&p);
+  free(x), free(want), free(y);
 #else
   cr_skip_test("not x86-64");
 #endif

@@ -46,6 +46,12 @@ Test(pool_sched, jobs_share_the_pool_round_robin_fifo_inside_a_job) {
   free(h);
 }
 
+/* The daemon frees its pool before its queued preparations finish, and a job canceled during
+** one ends then: canceling on no pool forgets nothing and does not fault. */
+Test(pool_sched, cancel_job_on_no_pool_forgets_nothing) {
+  cr_assert_eq(lpq_dispatch_cancel_job(NULL, 1), 0);
+}
+
 Test(pool_sched, cancel_job_forgets_its_tasks) {
   harness_t *h = calloc(1, sizeof *h);
   h_start(h, NULL);

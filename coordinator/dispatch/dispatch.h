@@ -113,7 +113,9 @@ const char *lpq_dispatch_curve_public(const lpq_dispatch_t *d);
 int lpq_dispatch_submit(lpq_dispatch_t *d, const lpq_task_t *task, void *user,
                         uint64_t *task_id, lpq_error_t *err);
 /* Forgets every task of the job, queued or running (their results, if any arrive, are
-** dropped); on_result is not called for them. Returns how many were forgotten. */
+** dropped); on_result is not called for them. Returns how many were forgotten. d may be NULL
+** (the daemon frees its pool before the preparations still queued finish: a job canceled
+** during one ends then), and then there is nothing to forget: 0. */
 size_t lpq_dispatch_cancel_job(lpq_dispatch_t *d, int64_t job_id);
 /* The workers now, malloc'd (*list; the caller frees it). */
 int lpq_dispatch_workers(const lpq_dispatch_t *d, lpq_worker_info_t **list, size_t *count,

@@ -320,6 +320,8 @@ void lpq__dispatch_assign(lpq_dispatch_t *d)
 
 size_t lpq_dispatch_cancel_job(lpq_dispatch_t *d, int64_t job_id)
 {
+  if (d == NULL)
+    return 0;
   d_job_t *j = lpq__dmap_get(&d->jobs, (uint64_t)job_id);
   if (j == NULL)
     return 0;

@@ -60,6 +60,8 @@ typedef struct lp_fine_t {
   uint32_t e[];
 } lp_fine_t;
 
+#define F32_INF_BITS 0x7f800000u /* +Inf's bits: above them, a NaN */
+
 /* The fake-quantizer's loops (lp_quant.c: scalar; lp_quant_x86.c: x86-64 vector kernels, the
 ** tails by the scalar loop): nonzero when an element was NaN (its output is 0). */
 size_t lpq__quantize_f32_fast(const lp_quantizer_t *q, const float *in, float *out, size_t count);

@@ -13,7 +13,6 @@
 #include <string.h>
 
 #define BUCKETS_MAX (1u << 16)
-#define F32_INF_BITS 0x7f800000u
 /* A bucket without a threshold: only the all-ones NaN pattern reaches it, and NaNs are masked,
 ** so signed and unsigned compares agree (the SIMD paths compare signed). */
 #define NO_THRESHOLD 0x7fffffffu

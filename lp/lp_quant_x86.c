@@ -5,8 +5,6 @@
 
 #include <immintrin.h>
 
-#define F32_INF_BITS 0x7f800000u
-
 #if defined(__x86_64__) && defined(__GNUC__)
 /* What the AVX2 kernels share: 8 elements' magnitudes, NaN lanes and bucket indices (a table of
 ** `count` buckets of 2^shift patterns from bucket `first`), and the store of their values with

@@ -262,11 +262,11 @@ int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, fl
 int lpq__dwfuse_end(const gnode_t *n);
 /* Tests: the smallest map (H * W) fused and the floats of a band's buffers, read at load. */
 extern int64_t lpq__dwfuse_min_hw, lpq__dwfuse_band_floats;
-
-/* Constant weights packed once at load for lpq's GEMM kernel: a conv's (ops_conv.c), a Gemm's
-** constant B (ops_gemm.c; nothing without one). */
+/* Constant weights packed once at load for lpq's GEMM kernel (ops_conv.c; ops_gemm.c: a Gemm's
+** or MatMul's constant B, nothing without one). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
-int lpq__gemm_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
+int lpq__gemm_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err),
+    lpq__matmul_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);
 /* Graph rewrites after folding (graph_opt.c), and the nodes they turn into a SiLU (a Sigmoid
 ** node, ops_unary.c) or a LayerNormalization of value x without scale (ops_norm.c). */
 int lpq__graph_optimize(lpq_graph_t *g, lpq_error_t *err);

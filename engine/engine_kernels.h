@@ -22,6 +22,8 @@ void lpq__kern_bias_add_clamp(float *restrict y, const float *restrict r, float 
                          float hi, size_t n);                                 /* clamp(y+b+r) */
 /* Convs with fewer multiply-adds run on the calling thread alone (ops_conv.c; tests lower it). */
 extern int64_t lpq__conv_min_parallel_macs;
+/* 1: every MatMul through OpenBLAS, its packed weight unused (ops_gemm.c; tests, benchmarks). */
+extern int lpq__matmul_blas;
 /* y[i] = f(x[i]) for a transcendental activation, vectorised through libmvec
 ** (ops_kernels_math.c); x and y may be the same array. */
 enum { LPQ_MATH_SIGMOID, LPQ_MATH_SILU, LPQ_MATH_TANH, LPQ_MATH_ERF, LPQ_MATH_EXP, LPQ_MATH_GELU,

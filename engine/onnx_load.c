@@ -428,7 +428,9 @@ static int build(lpq_graph_t *g, const Onnx__ModelProto *m, int batch, lpq_error
         ((strcmp(g->nodes[k].op_type, "Conv") == 0 &&
           (rc = lpq__conv_prepack(g, &g->nodes[k], err)) != 0) ||
          (strcmp(g->nodes[k].op_type, "Gemm") == 0 &&
-          (rc = lpq__gemm_prepack(g, &g->nodes[k], err)) != 0)))
+          (rc = lpq__gemm_prepack(g, &g->nodes[k], err)) != 0) ||
+         (strcmp(g->nodes[k].op_type, "MatMul") == 0 &&
+          (rc = lpq__matmul_prepack(g, &g->nodes[k], err)) != 0)))
       return rc;
   if ((rc = lpq__dwfuse_plan(g, err)) != 0)
     return rc;

@@ -1,6 +1,7 @@
 /* engine/ops_gemm.c: Gemm and MatMul (batched, numpy broadcasting) through OpenBLAS sgemm; a
-** Gemm with a constant B (a classifier) through lpq's kernel (ops_sgemm.c) where it has one: B
-** packed once at load (a hook's B per run), A per run, the columns split over the threads. */
+** Gemm or MatMul with a constant weight (a classifier, a transformer's linear layers) through
+** lpq's kernel (ops_sgemm.c) where it has one: the weight packed once at load (a hook's per run),
+** the activations per run, the work split over the threads. */
 #include "engine/engine_internal.h"
 
 #include <cblas.h>
@@ -51,12 +52,16 @@ static int gemm_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
 
 /* Columns [q0, q0 + cols) of B (w as stored: [N, K] when transB) as lpq__kern_sgemm_packed's
 ** panels of SGEMM_NR columns over all K, k-major, zero past column N. */
-static void pack_cols(const gemm_params_t *p, const float *w, size_t q0, size_t cols, float *bp) {
-  const size_t N = p->N, K = p->K;
+static void pack_cols_of(size_t N, size_t K, int trans_b, const float *w, size_t q0, size_t cols,
+                         float *bp) {
   for (size_t q = q0; q < q0 + cols; q += SGEMM_NR)
     for (size_t k = 0; k < K; k++)
       for (size_t c = q; c < q + SGEMM_NR; c++)
-        *bp++ = c >= N ? 0.0f : p->trans_b ? w[c * K + k] : w[k * N + c];
+        *bp++ = c >= N ? 0.0f : trans_b ? w[c * K + k] : w[k * N + c];
+}
+
+static void pack_cols(const gemm_params_t *p, const float *w, size_t q0, size_t cols, float *bp) {
+  pack_cols_of(p->N, p->K, p->trans_b, w, q0, cols, bp);
 }
 
 /* The constant B of a Gemm packed for lpq's kernel at load; A is packed per run in scratch,
@@ -258,6 +263,95 @@ static void matmul_batch_task(void *arg, size_t task, int tid) {
   }
 }
 
+/* A MatMul with a constant weight by lpq's kernel: the product [R, K] x [K, N] of every batch's
+** rows (R = batch x M) in tasks of rb rows by cb columns. A task packs its rows of A (rb x K, in
+** L2) and runs them against its columns of the packed weight, so the weight is read once per
+** row block and no task packs it. Row blocks of at most SGEMM_MC rows; the columns split further
+** until every thread has about four tasks (a slower core's last task then costs less), a
+** multiple of SGEMM_NR and at least 64 of them a task. Every sum runs over K in the same order
+** whatever the split (ops_sgemm.c), so the bits do not depend on the thread count. */
+typedef struct mm_grid_t {
+  size_t rb, rblocks, cb, cblocks;
+} mm_grid_t;
+
+int lpq__matmul_blas; /* tests and benchmarks: 1 runs every MatMul through OpenBLAS */
+
+static mm_grid_t mm_grid(size_t R, size_t N, int threads) {
+  mm_grid_t t;
+  t.rblocks = (R + SGEMM_MC - 1) / SGEMM_MC;
+  t.rb = ((R + t.rblocks - 1) / t.rblocks + SGEMM_MR - 1) / SGEMM_MR * SGEMM_MR;
+  t.rblocks = (R + t.rb - 1) / t.rb;
+  const size_t want = threads > 1 ? 4 * (size_t)threads : 1, most = (N + 63) / 64;
+  size_t cblocks = (want + t.rblocks - 1) / t.rblocks;
+  cblocks = cblocks > most ? most : cblocks < 1 ? 1 : cblocks;
+  t.cb = ((N + cblocks - 1) / cblocks + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+  t.cblocks = (N + t.cb - 1) / t.cb;
+  return t;
+}
+
+/* A thread's scratch for a packed MatMul: its rows of A, then (thread 0's only) the hook's
+** weight packed per run. */
+static size_t mm_a_floats(const matmul_params_t *p) {
+  const mm_grid_t t = mm_grid(p->batch * (size_t)p->M, (size_t)p->N, 1);
+  return lpq__sgemm_packed_a_floats(t.rb, (size_t)p->K) + 16;
+}
+
+int lpq__matmul_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
+  (void)g;
+  const matmul_params_t *p = n->params;
+  if (!p || !p->b_nk || !n->wdata || !lpq__sgemm_packs_a() || !p->batch || !p->M || !p->N ||
+      !p->K)
+    return 0;
+  const size_t N = (size_t)p->N, K = (size_t)p->K, panels = (N + SGEMM_NR - 1) / SGEMM_NR;
+  if (!(n->wpack = malloc((panels * SGEMM_NR * K + 16) * sizeof *n->wpack)))
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+  pack_cols_of(N, K, 1, n->wdata, 0, panels * SGEMM_NR, n->wpack);
+  const size_t need = mm_a_floats(p) + panels * SGEMM_NR * K + 16;
+  if (n->scratch_floats < need)
+    n->scratch_floats = need;
+  return 0;
+}
+
+typedef struct mm_job_t {
+  const kctx_t *k;
+  const matmul_params_t *p;
+  mm_grid_t t;
+  const float *a, *w; /* w: the weight as the hook gave it ([N, K]), packed per run into Bp */
+  float *Bp, *y;
+} mm_job_t;
+
+static void mm_pack_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const mm_job_t *j = arg;
+  const size_t N = (size_t)j->p->N, q0 = task * j->t.cb;
+  const size_t cols = N - q0 < j->t.cb ? N - q0 : j->t.cb;
+  pack_cols_of(N, (size_t)j->p->K, 1, j->w, q0, (cols + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR,
+               j->Bp + q0 * (size_t)j->p->K);
+}
+
+static void mm_task(void *arg, size_t task, int tid) {
+  const mm_job_t *j = arg;
+  const size_t R = j->p->batch * (size_t)j->p->M, N = (size_t)j->p->N, K = (size_t)j->p->K;
+  const size_t r0 = task / j->t.cblocks * j->t.rb, q0 = task % j->t.cblocks * j->t.cb;
+  const size_t rows = R - r0 < j->t.rb ? R - r0 : j->t.rb;
+  const size_t cols = N - q0 < j->t.cb ? N - q0 : j->t.cb;
+  float *Ap = thread_scratch(j->k, tid);
+  lpq__sgemm_pack_a(rows, K, j->a + r0 * K, K, Ap);
+  lpq__kern_sgemm_packed(rows, cols, K, Ap, j->Bp + q0 * K, j->y + r0 * N + q0, N);
+}
+
+static void matmul_packed_run(const kctx_t *k) {
+  const matmul_params_t *p = k->n->params;
+  mm_job_t j = {.k = k, .p = p, .a = k->in[0], .w = k->weight, .y = k->out[0]};
+  j.t = mm_grid(p->batch * (size_t)p->M, (size_t)p->N, lpq__threads_count(k->pool));
+  j.Bp = k->n->wpack;
+  if (k->weight != k->n->wdata) { /* a hook's weight: packed now, into thread 0's area */
+    j.Bp = k->scratch + mm_a_floats(p);
+    lpq__threads_run(k->pool, j.t.cblocks, mm_pack_task, &j);
+  }
+  lpq__threads_run(k->pool, j.t.rblocks * j.t.cblocks, mm_task, &j);
+}
+
 static int matmul_run(const kctx_t *k) {
   const matmul_params_t *p = k->n->params;
   float *y = k->out[0];
@@ -269,6 +363,11 @@ static int matmul_run(const kctx_t *k) {
   }
   const size_t threads = (size_t)lpq__threads_count(k->pool);
   matmul_job_t j = {.p = p, .a = k->in[0], .b = k->weight, .y = y};
+  if (p->b_nk && k->n->wpack && k->scratch && !lpq__matmul_blas) {
+    matmul_packed_run(k);
+    add_out_shift(y, p->batch * (size_t)p->M, (size_t)p->N, k->out_shift);
+    return 0;
+  }
   if (p->b_nk) { /* constant weight [N, K]: the rows of every batch as one product */
     const size_t rows = p->batch * (size_t)p->M;
     size_t per = (rows + threads - 1) / threads;

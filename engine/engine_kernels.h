@@ -36,7 +36,8 @@ void lpq__kern_hard(int times_x, float a, float b, const float *x, float *y, siz
 void lpq__kern_softmax_row(const float *x, float *y, size_t n);
 double lpq__kern_exp_shift(const float *x, float *y, size_t n, float *max);
 /* y = (x - mean) / sqrt(var + eps) * scale[i] (+ bias[i]) over one row with a full scale, mean
-** and 1/sqrt(var + eps) in double: AVX-512 only (1), else 0 and nothing done. */
+** and 1/sqrt(var + eps) in double: AVX-512 or AVX2 (1; AVX2 with the plain loop's bits), else 0
+** and nothing done. */
 int lpq__kern_layernorm_row(const float *x, float *y, size_t n, double eps, const float *scale,
                             const float *bias, double *mean, double *istd);
 /* Depthwise convolution of any window, stride 1 or 2, of one channel plane as one flat pass per

@@ -124,9 +124,37 @@ ISA_TESTS(engine_math, softmax_rows_at_the_best_isa,
           softmax_rows_with_avx2,
           softmax_rows_generic, softmax_rows)
 
-/* The AVX-512 LayerNormalization row (where the CPU has it) against the formula in double:
-** lengths 1 to 70, an offset mean, bias or none; mean and 1/std returned too. */
-Test(engine_math, layernorm_rows) {
+/* ops_norm.c's plain LayerNormalization row: eight partial double sums added pairwise. */
+static void plain_layernorm(const float *x, float *y, size_t n, const float *sc, const float *b) {
+  double s[8] = {0}, q[8] = {0};
+  const size_t n8 = n / 8 * 8;
+  for (size_t i = 0; i < n8; i += 8)
+    for (int l = 0; l < 8; l++)
+      s[l] += x[i + l];
+  for (size_t i = n8; i < n; i++)
+    s[0] += x[i];
+  const double m = (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) / (double)n;
+  for (size_t i = 0; i < n8; i += 8)
+    for (int l = 0; l < 8; l++) {
+      const double d = x[i + l] - m;
+      q[l] += d * d;
+    }
+  for (size_t i = n8; i < n; i++) {
+    const double d = x[i] - m;
+    q[0] += d * d;
+  }
+  const double v = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+  const double is = 1.0 / sqrt(v / (double)n + 1e-5);
+  for (size_t i = 0; i < n; i++) {
+    const float t = (float)((x[i] - m) * is) * sc[i];
+    y[i] = b ? t + b[i] : t;
+  }
+}
+
+/* The vector LayerNormalization row (AVX-512 or AVX2, where the kernel set has one) against the
+** formula in double: lengths 1 to 70, an offset mean, bias or none; mean and 1/std returned too.
+** The AVX2 row does the plain loop's arithmetic: the same bits. */
+static void layernorm_rows(void) {
   unsigned s = 99;
   float x[70], y[72], sc[70], b[70];
   for (size_t n = 1; n <= 70; n++) {
@@ -139,8 +167,15 @@ Test(engine_math, layernorm_rows) {
       y[n] = y[n + 1] = 42.0f;
       double mean, istd;
       if (!lpq__kern_layernorm_row(x, y, n, 1e-5, sc, with_bias ? b : NULL, &mean, &istd)) {
-        cr_assert_neq(lpq__isa(), LPQ_ISA_AVX512, "no AVX-512 row on an AVX-512 kernel set");
+        cr_assert_eq(lpq__isa(), LPQ_ISA_GENERIC, "no vector row on the %s kernel set",
+                     lpq_engine_isa());
         return;
+      }
+      if (lpq__isa() == LPQ_ISA_AVX2) {
+        float plain[70];
+        plain_layernorm(x, plain, n, sc, with_bias ? b : NULL);
+        cr_assert_eq(memcmp(plain, y, n * sizeof *y), 0, "length %zu: the AVX2 row differs "
+                     "from the plain loop", n);
       }
       double m = 0, v = 0;
       for (size_t i = 0; i < n; i++)
@@ -162,6 +197,9 @@ Test(engine_math, layernorm_rows) {
     }
   }
 }
+
+ISA_TESTS(engine_math, layernorm_rows_at_the_best_isa, layernorm_rows_with_avx2,
+          layernorm_rows_generic, layernorm_rows)
 
 /* HardSigmoid and x * HardSigmoid(x) (HardSwish): the clamp exact, NaN kept, partial vectors. */
 static void hard_rows(void) {

@@ -1,6 +1,8 @@
 /* tests/onnx_build.c: see onnx_build.h. */
 #include "tests/onnx_build.h"
 
+#include <stdlib.h>
+
 Onnx__ValueInfoProto *test_value_info(const char *name, int ndim, const int64_t *dims,
                                       Onnx__TensorShapeProto__Dimension *d,
                                       Onnx__TensorShapeProto__Dimension **dp,
@@ -21,6 +23,19 @@ Onnx__ValueInfoProto *test_value_info(const char *name, int ndim, const int64_t 
   onnx__value_info_proto__init(vi);
   vi->name = (char *)name, vi->type = tp;
   return vi;
+}
+
+uint8_t *test_pack_model(Onnx__GraphProto *gp, size_t *len) {
+  Onnx__OperatorSetIdProto op = ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&op};
+  op.domain = "", op.has_version = 1, op.version = 13;
+  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+  mp.has_ir_version = 1, mp.ir_version = 8, mp.n_opset_import = 1, mp.opset_import = ops;
+  mp.graph = gp;
+  *len = onnx__model_proto__get_packed_size(&mp);
+  uint8_t *buf = malloc(*len);
+  if (buf)
+    onnx__model_proto__pack(&mp, buf);
+  return buf;
 }
 
 float test_frand(unsigned *s) {

@@ -15,6 +15,8 @@ Onnx__ValueInfoProto *test_value_info(const char *name, int ndim, const int64_t 
                                       Onnx__TensorShapeProto__Dimension **dp,
                                       Onnx__TensorShapeProto *sh, Onnx__TypeProto__Tensor *tt,
                                       Onnx__TypeProto *tp, Onnx__ValueInfoProto *vi);
+/* gp as a serialized model (opset 13, IR version 8) in a malloc'd buffer of *len bytes. */
+uint8_t *test_pack_model(Onnx__GraphProto *gp, size_t *len);
 /* Uniform in [-1, 1), from the seed *s (advanced). */
 float test_frand(unsigned *s);
 /* lpq_hooks_t.weight returning user: every layer's weights replaced by the same array. */

@@ -172,15 +172,9 @@ static size_t build(const chain_t *c, const weights_t *wt, uint8_t **buf) {
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
   gp.name = "chain", gp.n_node = nn, gp.node = nodes, gp.n_initializer = ni;
   gp.initializer = inits, gp.n_input = 1, gp.input = ins, gp.n_output = 1, gp.output = outs;
-  Onnx__OperatorSetIdProto op = ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&op};
-  op.domain = "", op.has_version = 1, op.version = 13;
-  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
-  mp.has_ir_version = 1, mp.ir_version = 8, mp.n_opset_import = 1, mp.opset_import = ops;
-  mp.graph = &gp;
-  const size_t len = onnx__model_proto__get_packed_size(&mp);
-  *buf = malloc(len);
+  size_t len;
+  *buf = test_pack_model(&gp, &len);
   cr_assert_not_null(*buf);
-  onnx__model_proto__pack(&mp, *buf);
   return len;
 }
 

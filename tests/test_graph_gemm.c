@@ -104,14 +104,8 @@ static void check(const gemm_case_t *t, unsigned seed) {
   gp.name = "gemm", gp.n_node = 2, gp.node = nodes;
   gp.n_initializer = t->c_kind ? 2 : 1, gp.initializer = inits;
   gp.n_input = 1, gp.input = ins, gp.n_output = 1, gp.output = outs;
-  Onnx__OperatorSetIdProto op = ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&op};
-  op.domain = "", op.has_version = 1, op.version = 13;
-  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
-  mp.has_ir_version = 1, mp.ir_version = 8, mp.n_opset_import = 1, mp.opset_import = ops;
-  mp.graph = &gp;
-  const size_t len = onnx__model_proto__get_packed_size(&mp);
-  uint8_t *buf = malloc(len);
-  onnx__model_proto__pack(&mp, buf);
+  size_t len;
+  uint8_t *buf = test_pack_model(&gp, &len);
 
   for (int threads = 1; threads <= 2; threads++) {
     lpq_error_t err;

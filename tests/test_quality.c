@@ -226,14 +226,8 @@ static lpq_graph_t *one_node_graph(one_node_t *o, unsigned seed) {
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
   gp.name = "one", gp.n_node = 1, gp.node = nodes, gp.n_initializer = 2, gp.initializer = inits;
   gp.n_input = 1, gp.input = ins, gp.n_output = 1, gp.output = outs;
-  Onnx__OperatorSetIdProto op = ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&op};
-  op.domain = "", op.has_version = 1, op.version = 13;
-  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
-  mp.has_ir_version = 1, mp.ir_version = 8, mp.n_opset_import = 1, mp.opset_import = ops;
-  mp.graph = &gp;
-  size_t len = onnx__model_proto__get_packed_size(&mp);
-  uint8_t *buf = malloc(len);
-  onnx__model_proto__pack(&mp, buf);
+  size_t len;
+  uint8_t *buf = test_pack_model(&gp, &len);
   if (o->save) {
     FILE *f = fopen(o->save, "wb");
     cr_assert(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0, "cannot write %s", o->save);

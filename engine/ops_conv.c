@@ -378,7 +378,13 @@ static void gemm_task(void *arg, size_t task, int tid) {
   }
 }
 
-int64_t lpq__conv_min_parallel_macs = (int64_t)1 << 20;
+/* 128 Ki multiply-adds: a few microseconds of GEMM, about what a hand-out to a second thread
+** costs. 1 Mi (the first choice, on the AVX-512 Xeon) kept convs that take 0.1-0.3 ms serial on
+** the AVX2 EPYC (a 7x7 depthwise conv on a 6x6 map runs at 3-4 G multiply-adds/s): at 2 threads,
+** batch 1, 128 Ki against 1 Mi was 0.73 (mobilenet_v3_small), 0.93 (mobilenet_v3_large), 0.87
+** (mnasnet0_5), 0.95 (convnext_tiny, efficientnet_b0), 1.00-1.02 (regnet_x_400mf, googlenet,
+** squeezenet1_1); 64 Ki and 256 Ki alike, 0 (every conv split) no better. */
+int64_t lpq__conv_min_parallel_macs = (int64_t)1 << 17;
 
 static int conv_run(const kctx_t *k) {
   const conv_params_t *p = k->n->params;

@@ -40,6 +40,10 @@ double lpq__kern_exp_shift(const float *x, float *y, size_t n, float *max);
 ** and nothing done. */
 int lpq__kern_layernorm_row(const float *x, float *y, size_t n, double eps, const float *scale,
                             const float *bias, double *mean, double *istd);
+/* Eight partial double sums added pairwise: LayerNormalization's order, plain and AVX2 alike. */
+static inline double lpq__sum8(const double *s) {
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
 /* Depthwise convolution of any window, stride 1 or 2, of one channel plane as one flat pass per
 ** tap (ops_dwflat.c); scratch: lpq__dwflat_scratch(p) floats. */
 int lpq__dwflat_applies(const conv_params_t *p);

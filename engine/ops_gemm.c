@@ -52,16 +52,25 @@ static int gemm_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
 
 /* Columns [q0, q0 + cols) of B (w as stored: [N, K] when transB) as lpq__kern_sgemm_packed's
 ** panels of SGEMM_NR columns over all K, k-major, zero past column N. */
-static void pack_cols_of(size_t N, size_t K, int trans_b, const float *w, size_t q0, size_t cols,
-                         float *bp) {
+static void pack_cols(size_t N, size_t K, int trans_b, const float *w, size_t q0, size_t cols,
+                      float *bp) {
   for (size_t q = q0; q < q0 + cols; q += SGEMM_NR)
     for (size_t k = 0; k < K; k++)
       for (size_t c = q; c < q + SGEMM_NR; c++)
         *bp++ = c >= N ? 0.0f : trans_b ? w[c * K + k] : w[k * N + c];
 }
 
-static void pack_cols(const gemm_params_t *p, const float *w, size_t q0, size_t cols, float *bp) {
-  pack_cols_of(p->N, p->K, p->trans_b, w, q0, cols, bp);
+/* n's constant weight w (N x K; [N, K] when trans_b, else [K, N]) packed into n->wpack in full
+** panels, and n's scratch raised to `scratch` floats a thread. */
+static int prepack(gnode_t *n, size_t N, size_t K, int trans_b, const float *w, size_t scratch,
+                   lpq_error_t *err) {
+  const size_t cols = (N + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+  if (!(n->wpack = malloc((cols * K + 16) * sizeof *n->wpack)))
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+  pack_cols(N, K, trans_b, w, 0, cols, n->wpack);
+  if (n->scratch_floats < scratch)
+    n->scratch_floats = scratch;
+  return 0;
 }
 
 /* The constant B of a Gemm packed for lpq's kernel at load; A is packed per run in scratch,
@@ -71,14 +80,8 @@ int lpq__gemm_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
   if (!w || !p || p->trans_a || !lpq__sgemm_packs_a() || !p->M || !p->N || !p->K)
     return 0;
-  const size_t panels = (p->N + SGEMM_NR - 1) / SGEMM_NR;
-  if (!(n->wpack = malloc((panels * SGEMM_NR * p->K + 16) * sizeof *n->wpack)))
-    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
-  pack_cols(p, w, 0, panels * SGEMM_NR, n->wpack);
-  const size_t need = lpq__sgemm_packed_a_floats(p->M, p->K) + GEMM_TASK_COLS * p->K + 32;
-  if (n->scratch_floats < need)
-    n->scratch_floats = need;
-  return 0;
+  return prepack(n, p->N, p->K, p->trans_b, w,
+                 lpq__sgemm_packed_a_floats(p->M, p->K) + GEMM_TASK_COLS * p->K + 32, err);
 }
 
 typedef struct gemm_job_t {
@@ -96,7 +99,7 @@ static void gemm_cols_task(void *arg, size_t task, int tid) {
   const float *bp = j->Bp ? j->Bp + q0 * K : NULL;
   if (!bp) {
     float *own = j->k->scratch + (size_t)tid * j->k->scratch_stride + j->b_off;
-    pack_cols(j->p, j->k->weight, q0, cols, own);
+    pack_cols(j->p->N, K, j->p->trans_b, j->k->weight, q0, cols, own);
     bp = own;
   }
   lpq__kern_sgemm_packed(j->p->M, cols, K, j->Ap, bp, j->y + q0, N);
@@ -302,14 +305,8 @@ int lpq__matmul_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   if (!p || !p->b_nk || !n->wdata || !lpq__sgemm_packs_a() || !p->batch || !p->M || !p->N ||
       !p->K)
     return 0;
-  const size_t N = (size_t)p->N, K = (size_t)p->K, panels = (N + SGEMM_NR - 1) / SGEMM_NR;
-  if (!(n->wpack = malloc((panels * SGEMM_NR * K + 16) * sizeof *n->wpack)))
-    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
-  pack_cols_of(N, K, 1, n->wdata, 0, panels * SGEMM_NR, n->wpack);
-  const size_t need = mm_a_floats(p) + panels * SGEMM_NR * K + 16;
-  if (n->scratch_floats < need)
-    n->scratch_floats = need;
-  return 0;
+  const size_t N = (size_t)p->N, K = (size_t)p->K, cols = (N + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+  return prepack(n, N, K, 1, n->wdata, mm_a_floats(p) + cols * K + 16, err);
 }
 
 typedef struct mm_job_t {
@@ -325,8 +322,7 @@ static void mm_pack_task(void *arg, size_t task, int tid) {
   const mm_job_t *j = arg;
   const size_t N = (size_t)j->p->N, q0 = task * j->t.cb;
   const size_t cols = N - q0 < j->t.cb ? N - q0 : j->t.cb;
-  pack_cols_of(N, (size_t)j->p->K, 1, j->w, q0, (cols + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR,
-               j->Bp + q0 * (size_t)j->p->K);
+  pack_cols(N, (size_t)j->p->K, 1, j->w, q0, cols, j->Bp + q0 * (size_t)j->p->K);
 }
 
 static void mm_task(void *arg, size_t task, int tid) {
@@ -361,13 +357,13 @@ static int matmul_run(const kctx_t *k) {
     memset(y, 0, p->batch * (size_t)p->M * (size_t)p->N * sizeof *y);
     return 0;
   }
-  const size_t threads = (size_t)lpq__threads_count(k->pool);
-  matmul_job_t j = {.p = p, .a = k->in[0], .b = k->weight, .y = y};
   if (p->b_nk && k->n->wpack && k->scratch && !lpq__matmul_blas) {
     matmul_packed_run(k);
     add_out_shift(y, p->batch * (size_t)p->M, (size_t)p->N, k->out_shift);
     return 0;
   }
+  const size_t threads = (size_t)lpq__threads_count(k->pool);
+  matmul_job_t j = {.p = p, .a = k->in[0], .b = k->weight, .y = y};
   if (p->b_nk) { /* constant weight [N, K]: the rows of every batch as one product */
     const size_t rows = p->batch * (size_t)p->M;
     size_t per = (rows + threads - 1) / threads;

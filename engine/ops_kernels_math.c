@@ -224,10 +224,6 @@ static AVX512 void layernorm512(const float *x, float *y, size_t n, double eps, 
   *mean_out = mean, *istd_out = istd;
 }
 
-static double sum8(const double *s) { /* as ops_norm.c's plain loop adds its partial sums */
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
 /* ops_norm.c's plain row 8 floats at a time, with its arithmetic: eight partial double sums (two
 ** vectors of four), the same pairwise total, no fused multiply-add (target avx2 alone), so the
 ** same bits as LPQ_ISA=generic. The plain loop was 9% of the bundled ViT's time on AVX2. */
@@ -246,7 +242,7 @@ static __attribute__((target("avx2"))) void layernorm256(const float *x, float *
   _mm256_storeu_pd(s, s0), _mm256_storeu_pd(s + 4, s1);
   for (size_t i = n8; i < n; i++)
     s[0] += x[i];
-  const double mean = sum8(s) / (double)n;
+  const double mean = lpq__sum8(s) / (double)n;
   const __m256d m = _mm256_set1_pd(mean);
   s0 = _mm256_setzero_pd(), s1 = s0;
   for (size_t i = 0; i < n8; i += 8) {
@@ -261,7 +257,7 @@ static __attribute__((target("avx2"))) void layernorm256(const float *x, float *
     const double d = x[i] - mean;
     s[0] += d * d;
   }
-  const double istd = 1.0 / sqrt(sum8(s) / (double)n + eps);
+  const double istd = 1.0 / sqrt(lpq__sum8(s) / (double)n + eps);
   const __m256d is = _mm256_set1_pd(istd);
   for (size_t i = 0; i < n8; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);

@@ -130,10 +130,6 @@ typedef struct ln_job_t {
   const ln_params_t *p;
 } ln_job_t;
 
-static double sum8(const double *s) {
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
 static void ln_task(void *arg, size_t task, int tid) {
   (void)tid;
   const ln_job_t *j = arg;
@@ -165,7 +161,7 @@ static void ln_task(void *arg, size_t task, int tid) {
         s[l] += xr[i + l];
     for (size_t i = D8; i < D; i++)
       s[0] += xr[i];
-    const double mean = D ? sum8(s) / (double)D : 0.0;
+    const double mean = D ? lpq__sum8(s) / (double)D : 0.0;
     for (size_t i = 0; i < D8; i += 8)
       for (int l = 0; l < 8; l++) {
         const double d = xr[i + l] - mean;
@@ -175,7 +171,7 @@ static void ln_task(void *arg, size_t task, int tid) {
       const double d = xr[i] - mean;
       ss[0] += d * d;
     }
-    const double istd = 1.0 / sqrt((D ? sum8(ss) / (double)D : 0.0) + p->eps);
+    const double istd = 1.0 / sqrt((D ? lpq__sum8(ss) / (double)D : 0.0) + p->eps);
     if (!scale) {
       for (size_t i = 0; i < D; i++)
         yr[i] = (float)((xr[i] - mean) * istd);

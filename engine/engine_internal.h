@@ -226,7 +226,7 @@ void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w
 void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const float *zero,
                    const float *w, float b, float lo, float hi, int64_t oy0, int64_t oy1,
                    float *out);
-/* The 3x3 depthwise conv on small maps, DWB channels at a time (ops_dwblock.c): 0 when it
+/* The depthwise conv on small maps, DWB channels at a time (ops_dwblock.c): 0 when it
 ** does not apply (then the planes one by one), else 1 after the whole run. Its scratch. */
 int lpq__dwblock_run(const kctx_t *k, float lo, float hi);
 size_t lpq__dwblock_scratch(const conv_params_t *p);

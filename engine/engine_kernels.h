@@ -197,6 +197,9 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi);
 /* Tests: nonzero runs every F(2x2) layer tile row by tile row (the path for rows of 16 tiles
 ** or more), to compare the multi-row path with it; set before a run, not during one. */
 extern int lpq__wino_row_path;
+/* Tests: 1 sends the depthwise windows other than 3x3 on small maps to the flat path
+** (ops_dwflat.c) instead of the channel blocks (ops_dwblock.c), which give the same bits. */
+extern int lpq__dwblock_any_off;
 /* Direct convolution for few input channels and large kernels (ops_conv_direct.c, AVX-512 or
 ** AVX2; an image network's stem): whether it runs conv p (LPQ_DIRECT=0 turns it off), its
 ** scratch per thread, and a run with the clamp [lo, hi]. */

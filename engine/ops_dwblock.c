@@ -1,9 +1,14 @@
-/* engine/ops_dwblock.c: the 3x3 depthwise conv (stride 1 or 2, any pads) on small maps, vectorised
+/* engine/ops_dwblock.c: the depthwise conv (stride 1 or 2, any pads) on small maps, vectorised
 ** over channels: a task takes DWB channels of one image, interleaves them pixel by pixel into a
 ** zero-padded block (DWB floats a pixel), computes every output pixel's DWB channels at once
-** (nine multiply-adds of DWB lanes, bias and clamp) and writes them back plane by plane. On
-** small maps the per-plane kernel (ops_depthwise.c) spends its time on short rows and on
-** padding each plane; here the vectors are always full. Runs plain and hooked alike. */
+** (a multiply-add of DWB lanes per tap, bias and clamp) and writes them back plane by plane. On
+** small maps the per-plane kernels (ops_depthwise.c, ops_dwflat.c) spend their time on short
+** rows and on padding each plane; here the vectors are always full. Runs plain and hooked alike.
+**
+** 3x3 undilated windows: lpq__kern_dwblk_row (every ISA). Other windows (MobileNetV3's and
+** EfficientNet's 5x5, dilated 3x3, ConvNeXt's 7x7), on AVX2 and up: row_avx2 here, four pixels
+** at a time, each output's sum bias + the taps in order by fused multiply-adds, then clamped:
+** the bits of the flat path (ops_dwflat.c) at the same ISA. */
 #include "engine/engine_internal.h"
 
 #include <math.h>
@@ -12,6 +17,63 @@
 /* Output rows of at most this many pixels go through the blocks (longer ones vectorise well
 ** enough along the row in ops_depthwise.c, and the interleaving costs more than it saves). */
 #define DWBLK_MAX_OW 7
+/* The same for other windows, whose short rows cost k*k taps each in the flat path. Measured on
+** a Zen 3 (whole models, in-process alternation): 28 was 2-3% slower than 14 on EfficientNet-B0,
+** ConvNeXt-T and MobileNetV3-Large (the interleaving costs more on larger maps); 7 was 1-2%
+** slower on MobileNetV3-Small and MnasNet. */
+#define DWBLK_ANY_MAX_OW 14
+#define DWBLK_ANY_TAPS 64 /* windows of up to 8x8 */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define DWBLK_AVX2 1
+
+/* Output pixels ox .. ox + P of a row: y[ox][c] = clamp(b[c] + the taps' w[t][c] * r[off[t] +
+** ox*s*DWB + c], lo, hi), the taps in order. 2P sums of 8 lanes in flight. */
+__attribute__((always_inline, target("avx2,fma"))) static inline void
+pix_block(float *y, const float *r, const int64_t *off, int64_t taps, const float *w,
+          const float *b, __m256 vlo, __m256 vhi, int64_t ox, int64_t step, const int P) {
+  __m256 a[4][2];
+#pragma GCC unroll 4
+  for (int q = 0; q < P; q++)
+    a[q][0] = _mm256_loadu_ps(b), a[q][1] = _mm256_loadu_ps(b + 8);
+  const float *r0 = r + ox * step;
+  for (int64_t t = 0; t < taps; t++) {
+    const __m256 w0 = _mm256_loadu_ps(w + t * DWB), w1 = _mm256_loadu_ps(w + t * DWB + 8);
+    const float *x = r0 + off[t];
+#pragma GCC unroll 4
+    for (int q = 0; q < P; q++) {
+      a[q][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + q * step), a[q][0]);
+      a[q][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + q * step + 8), a[q][1]);
+    }
+  }
+  /* as lpq__kern_bias_clamp(y, 0, lo, hi): v + 0, then v < lo ? lo : v, v > hi ? hi : v */
+#pragma GCC unroll 4
+  for (int q = 0; q < P; q++)
+    for (int h = 0; h < 2; h++) {
+      const __m256 v = _mm256_add_ps(a[q][h], _mm256_setzero_ps());
+      _mm256_storeu_ps(y + (ox + q) * DWB + 8 * h, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v)));
+    }
+}
+
+/* One output row of ow pixels from the block's rows at r (the window's top-left at pixel 0),
+** tap t at r + off[t]; stride s. */
+__attribute__((target("avx2,fma"))) static void row_avx2(float *y, const float *r,
+                                                         const int64_t *off, int64_t taps,
+                                                         const float *w, const float *b,
+                                                         float lo, float hi, int64_t ow,
+                                                         int64_t s) {
+  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  const int64_t step = s * DWB;
+  int64_t ox = 0;
+  for (; ox + 4 <= ow; ox += 4)
+    pix_block(y, r, off, taps, w, b, vlo, vhi, ox, step, 4);
+  if (ox + 2 <= ow)
+    pix_block(y, r, off, taps, w, b, vlo, vhi, ox, step, 2), ox += 2;
+  if (ox < ow)
+    pix_block(y, r, off, taps, w, b, vlo, vhi, ox, step, 1);
+}
+#endif
 
 typedef struct dwblk_job_t {
   const kctx_t *k;
@@ -19,7 +81,8 @@ typedef struct dwblk_job_t {
   float lo, hi;
 } dwblk_job_t;
 
-static int dwblk_applies(const conv_params_t *p) {
+/* 3x3 undilated windows, through lpq__kern_dwblk_row. */
+static int dwblk3_applies(const conv_params_t *p) {
   /* AVX-512 runs a stride-1 plane with pads 1 flat (lpq__kern_dw3_flat), faster still */
   const int flat = lpq__isa() == LPQ_ISA_AVX512 && p->s[0] == 1 && p->p[0] == 1 &&
                    p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1;
@@ -27,11 +90,31 @@ static int dwblk_applies(const conv_params_t *p) {
          p->s[0] == p->s[1] && (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_MAX_OW && !flat;
 }
 
+/* Other windows, through row_avx2. */
+int lpq__dwblock_any_off;
+
+static int dwblk_any_applies(const conv_params_t *p) {
+#ifdef DWBLK_AVX2
+  const int three = p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1;
+  return !lpq__dwblock_any_off && lpq__isa() >= LPQ_ISA_AVX2 && p->spatial == 2 && !three &&
+         p->s[0] == p->s[1] && (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_ANY_MAX_OW &&
+         (int64_t)p->k[0] * p->k[1] <= DWBLK_ANY_TAPS;
+#else
+  (void)p;
+  return 0;
+#endif
+}
+
+static int dwblk_applies(const conv_params_t *p) {
+  return dwblk3_applies(p) || dwblk_any_applies(p);
+}
+
 size_t lpq__dwblock_scratch(const conv_params_t *p) {
   if (!dwblk_applies(p))
     return 0;
   const size_t hp = (size_t)(p->H + p->p[0] + p->p[2]), wp = (size_t)(p->W + p->p[1] + p->p[3]);
-  return (hp * wp + (size_t)(p->OH * p->OW) + 10) * DWB + 16;
+  const size_t taps = (size_t)p->k[0] * (size_t)p->k[1];
+  return (hp * wp + (size_t)(p->OH * p->OW) + taps + 1) * DWB + 16;
 }
 
 static void dwblk_task(void *arg, size_t task, int tid) {
@@ -44,10 +127,11 @@ static void dwblk_task(void *arg, size_t task, int tid) {
   const int64_t cb = C - c0 < DWB ? C - c0 : DWB;
   const int64_t hp = H + p->p[0] + p->p[2], wp = W + p->p[1] + p->p[3];
   float *P = thread_scratch(k, tid), *Y = P + hp * wp * DWB, *wt = Y + OHW * DWB;
-  float *bb = wt + 9 * DWB;
-  for (int t = 0; t < 9; t++)
+  const int64_t taps = (int64_t)p->k[0] * p->k[1];
+  float *bb = wt + taps * DWB;
+  for (int64_t t = 0; t < taps; t++)
     for (int64_t c = 0; c < DWB; c++)
-      wt[t * DWB + c] = c < cb ? k->weight[(c0 + c) * 9 + t] : 0.0f;
+      wt[t * DWB + c] = c < cb ? k->weight[(c0 + c) * taps + t] : 0.0f;
   for (int64_t c = 0; c < DWB; c++)
     bb[c] = c < cb && k->bias ? k->bias[c0 + c] : 0.0f;
   /* the pads (and the lanes past cb) are zeros; the plane's pixels interleaved */
@@ -60,10 +144,22 @@ static void dwblk_task(void *arg, size_t task, int tid) {
       for (int64_t ix = 0; ix < W; ix++)
         dst[ix * DWB] = src[ix];
     }
-  for (int64_t oy = 0; oy < OH; oy++) {
-    const float *r = P + oy * s * wp * DWB;
-    lpq__kern_dwblk_row(Y + oy * OW * DWB, r, r + wp * DWB, r + 2 * wp * DWB, wt, bb, j->lo,
-                        j->hi, (size_t)OW, (size_t)s);
+#ifdef DWBLK_AVX2
+  if (taps != 9 || p->d[0] != 1 || p->d[1] != 1) { /* dwblk_any_applies */
+    int64_t off[DWBLK_ANY_TAPS];
+    for (int64_t ky = 0; ky < p->k[0]; ky++)
+      for (int64_t kx = 0; kx < p->k[1]; kx++)
+        off[ky * p->k[1] + kx] = (ky * p->d[0] * wp + kx * p->d[1]) * DWB;
+    for (int64_t oy = 0; oy < OH; oy++)
+      row_avx2(Y + oy * OW * DWB, P + oy * s * wp * DWB, off, taps, wt, bb, j->lo, j->hi, OW, s);
+  } else
+#endif
+  {
+    for (int64_t oy = 0; oy < OH; oy++) {
+      const float *r = P + oy * s * wp * DWB;
+      lpq__kern_dwblk_row(Y + oy * OW * DWB, r, r + wp * DWB, r + 2 * wp * DWB, wt, bb, j->lo,
+                          j->hi, (size_t)OW, (size_t)s);
+    }
   }
   float *y = (float *)k->out[0] + (img * C + c0) * OHW;
   for (int64_t c = 0; c < cb; c++)

@@ -26,6 +26,8 @@ static int nan_input;
 ** by wino4_cases: the same within 1e-5 (F(4x4) in runs of 16 tiles with AVX-512 against the
 ** row-by-row loops: the same sums, but the compiler may fuse them into FMAs differently). */
 static int rows_too, rows_close;
+/* also compare the depthwise channel blocks with the flat path (other windows, small maps) */
+static int flat_too;
 
 static int64_t out_dim(const conv_case_t *c, int64_t in) {
   return (in + 2 * c->pad - c->dil * (c->k - 1) - 1) / c->stride + 1;
@@ -60,25 +62,28 @@ static void reference(const conv_case_t *c, const float *x, const float *w, cons
 }
 
 /* Runs ex again with every F(2x2) layer tile row by tile row: the same bits as got. */
-static void check_row_path(lpq_exec_t *ex, const void *const *inputs, const float *got, size_t ny,
-                           const lpq_hooks_t *hooks, const conv_case_t *c, int threads) {
+/* Runs ex again with *path set (another kernel path for the same conv) and compares with got:
+** bit for bit, or within 1e-5 where close (the row path's different summation order). */
+static void check_path(lpq_exec_t *ex, const void *const *inputs, const float *got, size_t ny,
+                       const lpq_hooks_t *hooks, const conv_case_t *c, int threads, int *path,
+                       int close, const char *name) {
   float *rows = malloc(ny * 4);
   void *outputs[1] = {rows};
   lpq_error_t err;
-  lpq__wino_row_path = 1;
+  *path = 1;
   const int rc = lpq_exec_run_multi(ex, inputs, outputs, hooks, &err);
-  lpq__wino_row_path = 0;
+  *path = 0;
   cr_assert_eq(rc, 0, "%s", err.msg);
   size_t i = 0;
   while (i < ny && (memcmp(&got[i], &rows[i], 4) == 0 ||
-                    (rows_close && fabsf(got[i] - rows[i]) <= 1e-5f * (1.0f + fabsf(rows[i])))))
+                    (close && fabsf(got[i] - rows[i]) <= 1e-5f * (1.0f + fabsf(rows[i])))))
     i++;
   cr_assert_eq(i, ny,
-               "row path differs: n%lld c%lld %lldx%lld m%lld p%lld relu%d res%d threads %d "
-               "hooked %d: y[%zu] = %a, row path %a", (long long)c->n, (long long)c->c,
-               (long long)c->h, (long long)c->w, (long long)c->m, (long long)c->pad, c->relu,
-               c->residual, threads, hooks != NULL, i, got[i < ny ? i : 0],
-               rows[i < ny ? i : 0]);
+               "%s differs: n%lld c%lld %lldx%lld m%lld k%lld s%lld p%lld relu%d res%d "
+               "threads %d hooked %d: y[%zu] = %a, that path %a", name, (long long)c->n,
+               (long long)c->c, (long long)c->h, (long long)c->w, (long long)c->m,
+               (long long)c->k, (long long)c->stride, (long long)c->pad, c->relu, c->residual,
+               threads, hooks != NULL, i, got[i < ny ? i : 0], rows[i < ny ? i : 0]);
   free(rows);
 }
 
@@ -178,7 +183,10 @@ static void check(const conv_case_t *c, unsigned seed) {
                     (long long)c->dil, (long long)c->groups, c->relu, c->residual, threads, i,
                     got[i], want[i]);
     if (rows_too)
-      check_row_path(ex, inputs, got, ny, NULL, c, threads);
+      check_path(ex, inputs, got, ny, NULL, c, threads, &lpq__wino_row_path, rows_close,
+                 "row path");
+    if (flat_too)
+      check_path(ex, inputs, got, ny, NULL, c, threads, &lpq__dwblock_any_off, 0, "flat path");
     const lpq_hooks_t hooks = {.user = w2, .weight = test_swap_weight};
     cr_assert_eq(lpq_exec_run_multi(ex, inputs, outputs, &hooks, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < ny; i++)
@@ -190,7 +198,10 @@ static void check(const conv_case_t *c, unsigned seed) {
                     (long long)c->w, (long long)c->m, (long long)c->k, (long long)c->stride,
                     (long long)c->groups, threads, i, got[i], want2[i]);
     if (rows_too)
-      check_row_path(ex, inputs, got, ny, &hooks, c, threads);
+      check_path(ex, inputs, got, ny, &hooks, c, threads, &lpq__wino_row_path, rows_close,
+                 "row path");
+    if (flat_too)
+      check_path(ex, inputs, got, ny, &hooks, c, threads, &lpq__dwblock_any_off, 0, "flat path");
     lpq_exec_free(&ex);
     lpq_graph_free(&g);
   }
@@ -248,9 +259,26 @@ static void depthwise_cases(void) {
   conv_case_t flat[] = {{3, 5, 14, 13, 5, 7, 1, 3, 1, 5, 1, 0}, {1, 5, 15, 16, 5, 7, 2, 3, 1, 5, 0, 0},
                         {1, 3, 11, 12, 3, 3, 1, 2, 2, 3, 1, 0}, {3, 3, 12, 11, 3, 3, 2, 2, 2, 3, 0, 0},
                         {1, 4, 13, 9, 4, 5, 2, 4, 2, 4, 1, 0}, {1, 4, 6, 7, 4, 1, 1, 0, 1, 4, 0, 0},
-                        {1, 4, 9, 8, 4, 1, 2, 0, 1, 4, 0, 0},  {1, 2, 5, 6, 2, 5, 1, 0, 1, 2, 0, 0}};
+                        {1, 4, 9, 8, 4, 1, 2, 0, 1, 4, 0, 0},  {1, 2, 5, 6, 2, 5, 1, 0, 1, 2, 0, 0},
+                        /* stride 2 as four phases: MobileNetV3's 5x5 on 25x25, an odd
+                        ** dilation (odd row and column offsets), rows not a multiple of 8 */
+                        {3, 6, 25, 25, 6, 5, 2, 2, 1, 6, 1, 0},
+                        {1, 3, 10, 13, 3, 3, 2, 3, 3, 3, 0, 0},
+                        {1, 2, 17, 6, 2, 5, 2, 1, 1, 2, 1, 0}};
+  /* other windows on maps of at most 14 columns run in channel blocks on AVX2 (ops_dwblock.c):
+  ** the same bits as the flat path. Blocks of 16 channels, the last partial; 14 and 15 columns;
+  ** rows of 1 to 3 pixel groups of four */
+  conv_case_t blocks[] = {
+      {3, 37, 13, 13, 37, 5, 1, 2, 1, 37, 1, 0}, {1, 20, 27, 27, 20, 5, 2, 2, 1, 20, 0, 0},
+      {1, 17, 7, 7, 17, 7, 1, 3, 1, 17, 1, 0},   {1, 16, 14, 14, 16, 5, 1, 2, 1, 16, 0, 0},
+      {1, 16, 15, 15, 16, 5, 1, 2, 1, 16, 1, 0}, {2, 9, 10, 11, 9, 3, 2, 2, 2, 9, 1, 0},
+      {1, 5, 3, 3, 5, 5, 1, 2, 1, 5, 0, 0}};
+  flat_too = 1;
   for (size_t i = 0; i < sizeof flat / sizeof flat[0]; i++)
     check(&flat[i], seed++);
+  for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+    check(&blocks[i], seed++);
+  flat_too = 0;
 }
 
 static void large_map_cases(void) {
@@ -398,6 +426,11 @@ Test(graph_conv, avx2_dense_strided_padded_dilated_grouped) {
 
 Test(graph_conv, avx2_depthwise) {
   force_avx2();
+  depthwise_cases();
+}
+
+Test(graph_conv, generic_depthwise) {
+  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
   depthwise_cases();
 }
 

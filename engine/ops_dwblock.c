@@ -18,14 +18,16 @@
 ** enough along the row in ops_depthwise.c, and the interleaving costs more than it saves). */
 #define DWBLK_MAX_OW 7
 /* The same for other windows, whose short rows cost k*k taps each in the flat path. Measured on
-** a Zen 3 (whole models, in-process alternation): 28 was 2-3% slower than 14 on EfficientNet-B0,
-** ConvNeXt-T and MobileNetV3-Large (the interleaving costs more on larger maps); 7 was 1-2%
-** slower on MobileNetV3-Small and MnasNet. */
+** a Zen 3 (whole models, in-process alternation): 7 was 1-2% slower than 14 on MobileNetV3-Small
+** and MnasNet; 28 and 56 were level with 14 on EfficientNet-B0, ConvNeXt-T and MobileNetV3-Large
+** (2-3% slower before the interleaving used AVX2 transposes). */
 #define DWBLK_ANY_MAX_OW 14
 #define DWBLK_ANY_TAPS 64 /* windows of up to 8x8 */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
+
+#include "engine/ops_avx2.h"
 #define DWBLK_AVX2 1
 
 /* Output pixels ox .. ox + P of a row: y[ox][c] = clamp(b[c] + the taps' w[t][c] * r[off[t] +
@@ -117,6 +119,38 @@ size_t lpq__dwblock_scratch(const conv_params_t *p) {
   return (hp * wp + (size_t)(p->OH * p->OW) + taps + 1) * DWB + 16;
 }
 
+/* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: a plane row of each channel
+** into pixel-major order, or back. AVX2: 8 x 8 blocks transposed in registers (the scalar loop
+** was more of the blocks' time than their taps); returns the rows done. */
+#ifdef DWBLK_AVX2
+__attribute__((target("avx2"))) static int64_t interleave_avx2(float *dst, int64_t ldd,
+                                                               const float *src, int64_t lds,
+                                                               int64_t rows, int64_t cols) {
+  int64_t i0 = 0;
+  for (; i0 + 8 <= rows; i0 += 8) {
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+      lpq__avx2_transpose8(src + i0 * lds + j, (size_t)lds, dst + j * ldd + i0, (size_t)ldd);
+    for (; j < cols; j++)
+      for (int64_t i = i0; i < i0 + 8; i++)
+        dst[j * ldd + i] = src[i * lds + j];
+  }
+  return i0;
+}
+#endif
+
+static void interleave(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows,
+                       int64_t cols) {
+  int64_t i0 = 0;
+#ifdef DWBLK_AVX2
+  if (lpq__isa() >= LPQ_ISA_AVX2)
+    i0 = interleave_avx2(dst, ldd, src, lds, rows, cols);
+#endif
+  for (int64_t i = i0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++)
+      dst[j * ldd + i] = src[i * lds + j];
+}
+
 static void dwblk_task(void *arg, size_t task, int tid) {
   const dwblk_job_t *j = arg;
   const conv_params_t *p = j->p;
@@ -137,13 +171,8 @@ static void dwblk_task(void *arg, size_t task, int tid) {
   /* the pads (and the lanes past cb) are zeros; the plane's pixels interleaved */
   memset(P, 0, (size_t)(hp * wp * DWB) * sizeof *P);
   const float *x = (const float *)k->in[0] + (img * C + c0) * HW;
-  for (int64_t c = 0; c < cb; c++)
-    for (int64_t iy = 0; iy < H; iy++) {
-      float *dst = P + ((iy + p->p[0]) * wp + p->p[1]) * DWB + c;
-      const float *src = x + c * HW + iy * W;
-      for (int64_t ix = 0; ix < W; ix++)
-        dst[ix * DWB] = src[ix];
-    }
+  for (int64_t iy = 0; iy < H; iy++) /* row iy of every channel: pixels (iy + pt, pl ..) */
+    interleave(P + ((iy + p->p[0]) * wp + p->p[1]) * DWB, DWB, x + iy * W, HW, cb, W);
 #ifdef DWBLK_AVX2
   if (taps != 9 || p->d[0] != 1 || p->d[1] != 1) { /* dwblk_any_applies */
     int64_t off[DWBLK_ANY_TAPS];
@@ -162,9 +191,8 @@ static void dwblk_task(void *arg, size_t task, int tid) {
     }
   }
   float *y = (float *)k->out[0] + (img * C + c0) * OHW;
-  for (int64_t c = 0; c < cb; c++)
-    for (int64_t i = 0; i < OHW; i++)
-      y[c * OHW + i] = Y[i * DWB + c];
+  for (int64_t c = 0; c < cb; c += 8) /* the transpose back: 8 pixels of 8 channels at a time */
+    interleave(y + c * OHW, OHW, Y + c, DWB, OHW, cb - c < 8 ? cb - c : 8);
 }
 
 int lpq__dwblock_run(const kctx_t *k, float lo, float hi) {

@@ -76,29 +76,8 @@ AVX2 static void pack_a_avx2(const float *A, size_t lda, size_t mc, size_t kc, f
   const size_t full = mc / MR * MR, k8 = kc / 8 * 8;
   for (size_t p = 0; p < full; p += MR, Ap += MR * kc) {
     const float *a = A + p * lda;
-    for (size_t k = 0; k < k8; k += 8) {
-      __m256 r0 = _mm256_loadu_ps(a + k), r1 = _mm256_loadu_ps(a + lda + k);
-      __m256 r2 = _mm256_loadu_ps(a + 2 * lda + k), r3 = _mm256_loadu_ps(a + 3 * lda + k);
-      __m256 r4 = _mm256_loadu_ps(a + 4 * lda + k), r5 = _mm256_loadu_ps(a + 5 * lda + k);
-      __m256 r6 = _mm256_loadu_ps(a + 6 * lda + k), r7 = _mm256_loadu_ps(a + 7 * lda + k);
-      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-      const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-      const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-      const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-      r0 = _mm256_shuffle_ps(t0, t2, 0x44), r1 = _mm256_shuffle_ps(t0, t2, 0xee);
-      r2 = _mm256_shuffle_ps(t1, t3, 0x44), r3 = _mm256_shuffle_ps(t1, t3, 0xee);
-      r4 = _mm256_shuffle_ps(t4, t6, 0x44), r5 = _mm256_shuffle_ps(t4, t6, 0xee);
-      r6 = _mm256_shuffle_ps(t5, t7, 0x44), r7 = _mm256_shuffle_ps(t5, t7, 0xee);
-      float *o = Ap + k * MR; /* column k + j of the 8 rows */
-      _mm256_storeu_ps(o + 0 * MR, _mm256_permute2f128_ps(r0, r4, 0x20));
-      _mm256_storeu_ps(o + 1 * MR, _mm256_permute2f128_ps(r1, r5, 0x20));
-      _mm256_storeu_ps(o + 2 * MR, _mm256_permute2f128_ps(r2, r6, 0x20));
-      _mm256_storeu_ps(o + 3 * MR, _mm256_permute2f128_ps(r3, r7, 0x20));
-      _mm256_storeu_ps(o + 4 * MR, _mm256_permute2f128_ps(r0, r4, 0x31));
-      _mm256_storeu_ps(o + 5 * MR, _mm256_permute2f128_ps(r1, r5, 0x31));
-      _mm256_storeu_ps(o + 6 * MR, _mm256_permute2f128_ps(r2, r6, 0x31));
-      _mm256_storeu_ps(o + 7 * MR, _mm256_permute2f128_ps(r3, r7, 0x31));
-    }
+    for (size_t k = 0; k < k8; k += 8) /* column k + j of the 8 rows */
+      lpq__avx2_transpose8(a + k, lda, Ap + k * MR, MR);
     for (size_t k = k8; k < kc; k++)
       for (size_t r = 0; r < MR; r++)
         Ap[k * MR + r] = a[r * lda + k];

@@ -4,7 +4,8 @@
 ** tanhf, documented within 4 ulp); the last partial vector goes through the same vector call on
 ** a padded copy, so every element of a tensor sees the same function. Without AVX2 (or with
 ** LPQ_ISA=generic) libm's scalar functions. EfficientNet's SiLU and the transformers' GELU
-** spent most of their time here one scalar call at a time. */
+** spent most of their time here one scalar call at a time. With AVX2, Sigmoid and SiLU take
+** their exponential from an inline polynomial instead (exp_neg256). */
 #include "engine/engine_internal.h"
 
 #include <math.h>
@@ -71,13 +72,42 @@ static AVX512 void run512(int kind, const float *x, float *y, size_t n) {
   }
 }
 
+/* e^-x for the logistic functions, inline: z = -x = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 in
+** two parts), e^r by Cephes's degree-7 expf polynomial, 2^n into the exponent bits; about 2 ulp.
+** z is clamped to [-87.3, 88.3] so 2^n stays a normal float (e^-87.3 beside 1 is nothing, and
+** e^88.3 makes 1 / (1 + e) as good as 0); past 88.72, where expf overflows, it gives Inf as
+** expf does (so SiLU(-Inf) is NaN, as -Inf / (1 + e^Inf) is); NaN stays NaN. libmvec's
+** _ZGVdN8v_expf, a call (every live vector spilled around it) with its own range checks, made
+** EfficientNet-B0's SiLU 30 cycles per 8 floats on a Zen 3, a fifth of the model's time; the
+** SiLU is 13 cycles per 8 with this (run256). */
+static inline AVX2 __m256 exp_neg256(__m256 x) {
+  const __m256 z0 = _mm256_sub_ps(_mm256_setzero_ps(), x);
+  /* min(hi, z) and max(lo, .) return z when it is NaN */
+  const __m256 z =
+      _mm256_max_ps(_mm256_set1_ps(-87.3f), _mm256_min_ps(_mm256_set1_ps(88.3f), z0));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(z, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), z);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 q = _mm256_set1_ps(1.9875691500e-4f);
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.3981999507e-3f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(8.3334519073e-3f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(4.1665795894e-2f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.6666665459e-1f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(5.0000001201e-1f));
+  q = _mm256_fmadd_ps(q, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 v = _mm256_mul_ps(q, _mm256_castsi256_ps(e));
+  return _mm256_blendv_ps(v, _mm256_set1_ps(INFINITY),
+                          _mm256_cmp_ps(z0, _mm256_set1_ps(88.7228394f), _CMP_GT_OQ));
+}
+
 static inline AVX2 __m256 v256(int kind, __m256 x) {
   const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
   switch (kind) {
-  case LPQ_MATH_SIGMOID:
-    return _mm256_div_ps(one, _mm256_add_ps(one, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-  case LPQ_MATH_SILU:
-    return _mm256_div_ps(x, _mm256_add_ps(one, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+  case LPQ_MATH_SIGMOID: return _mm256_div_ps(one, _mm256_add_ps(one, exp_neg256(x)));
+  case LPQ_MATH_SILU: return _mm256_div_ps(x, _mm256_add_ps(one, exp_neg256(x)));
   case LPQ_MATH_TANH: return _ZGVdN8v_tanhf(x);
   case LPQ_MATH_ERF: return _ZGVdN8v_erff(x);
   case LPQ_MATH_EXP: return _ZGVdN8v_expf(x);
@@ -96,6 +126,15 @@ static inline AVX2 __m256 v256(int kind, __m256 x) {
 
 static AVX2 void run256(int kind, const float *x, float *y, size_t n) {
   size_t i = 0;
+  if (kind == LPQ_MATH_SIGMOID || kind == LPQ_MATH_SILU) /* two vectors a step (the chain is
+    ** long): 13 instead of 18 cycles per 8 floats */
+    for (; i + 16 <= n; i += 16) {
+      const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+      const __m256 ea = exp_neg256(a), eb = exp_neg256(b), one = _mm256_set1_ps(1.0f);
+      const int silu = kind == LPQ_MATH_SILU;
+      _mm256_storeu_ps(y + i, _mm256_div_ps(silu ? a : one, _mm256_add_ps(one, ea)));
+      _mm256_storeu_ps(y + i + 8, _mm256_div_ps(silu ? b : one, _mm256_add_ps(one, eb)));
+    }
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(y + i, v256(kind, _mm256_loadu_ps(x + i)));
   if (i < n) { /* a zero-padded copy: the lanes past n compute on zeros and are dropped */

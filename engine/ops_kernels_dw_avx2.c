@@ -3,9 +3,8 @@
 ** back to back); the taps that would cross a row's edge are zeroed by lane masks, and these
 ** repeat every W / gcd(W, 8) vectors, so they are built once per width and thread. The first
 ** and last rows, and the run's first and last vectors, use masked loads (nothing outside the
-** plane's columns is read). Stride 2: each input row split once into its even columns, its odd
-** ones, and its odd ones moved a column on, with zeros around, kept for the next output row, so
-** every tap is one plain load of what one store wrote. Narrow planes (rows of 8 or fewer at
+** plane's columns is read). Stride 2: each tap's columns are the even or odd lanes of two plain
+** loads of the row (rows_s2_direct). Narrow planes (rows of 8 or fewer at
 ** stride 1, 16 or fewer at stride 2: mobilenet_v2's 7x7 and 14x14 maps) keep each input row in
 ** registers and make its taps' columns by lane moves. The arithmetic is the other kernels':
 ** bias, then taps 0 to 8 each by one multiply-add (a zeroed tap adds nothing), then the clamp
@@ -213,78 +212,64 @@ static inline row3_t split16(__m256 A, __m256 B) {
   return t;
 }
 
-/* Input row r of W split: even columns to e[0..], odd ones to o[0..], and the odd ones moved
-** up a column to u (u[j] = o[j - 1], u[0] the left pad's zero), zeros after each up to span
-** floats; the last 0 to 15 columns by masked loads (their zero lanes are the start of the
-** padding); 16 floats of room after span in e, o and u. Every store is of the 8 floats a tap's
-** load reads back: a load straddling two recent stores waits for both to leave the store
-** buffer (no forwarding), and such loads made this kernel run at 13 to 23 ns per 8 outputs
-** from L1 on an EPYC. */
-static void split_row(float *e, float *o, float *u, const float *r, int64_t W, int64_t span) {
-  const __m256i up = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
-  __m256 prev = _mm256_setzero_ps(); /* the last chunk's odd columns moved up: lane 0 its last */
-  for (int64_t j = 0; j < span * 2; j += 16) {
-    __m256 A, B;
-    if (j + 16 <= W) {
-      A = _mm256_loadu_ps(r + j), B = _mm256_loadu_ps(r + j + 8);
-    } else if (j < W) {
-      A = _mm256_maskload_ps(lpq__avx2_at(r, j), lpq__avx2_lanes(0, W - j));
-      B = _mm256_maskload_ps(lpq__avx2_at(r, j + 8), lpq__avx2_lanes(0, W - j - 8));
-    } else {
-      A = B = _mm256_setzero_ps();
-    }
-    const row3_t t = split16(A, B); /* t.c: the even columns, t.r: the odd ones */
-    const __m256 moved = _mm256_permutevar8x32_ps(t.r, up); /* lane 0: the chunk's last odd */
-    _mm256_storeu_ps(e + j / 2, t.c);
-    _mm256_storeu_ps(o + j / 2, t.r);
-    _mm256_storeu_ps(u + j / 2, _mm256_blend_ps(moved, prev, 0x01));
-    prev = moved;
-  }
+/* The even floats of the 16 in A, B, and the odd ones, each within its 128-bit half only
+** (vshufps): lane order [0, 1, 4, 5, 2, 3, 6, 7] of the 8 (floats 0, 2, 8, 10, 4, 6, 12, 14).
+** Every tap comes in the same order, so the sum is put in order once, before the store: one
+** lane-crossing permute per 8 outputs instead of one per tap (they took 2 cycles each). */
+static inline __m256 evens_p(__m256 A, __m256 B) {
+  return _mm256_shuffle_ps(A, B, _MM_SHUFFLE(2, 0, 2, 0));
+}
+static inline __m256 odds_p(__m256 A, __m256 B) {
+  return _mm256_shuffle_ps(A, B, _MM_SHUFFLE(3, 1, 3, 1));
+}
+static inline __m256 unpermute(__m256 a) {
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(a), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-/* Stride 2: output ox reads columns 2 ox - 1, 2 ox, 2 ox + 1, that is u[ox], e[ox] and o[ox]
-** of the split rows. Input row iy lives in slot iy mod 3 (an output row's three rows have
-** distinct slots, and the next row's first is its last). A row's last vector, when partial, is
-** stored whole but on the band's last row: the lanes past the row fall on the next row's
-** first columns, written again after. */
-#define S2_MAXOW 1024
-static int rows_s2(float *out, const float *E, int64_t lo_row, const dwv_t *k, int64_t H,
-                   int64_t W, int64_t OW, int64_t oy0, int64_t oy1) {
-  if (OW > S2_MAXOW)
-    return 0;
-  /* a slot: o, u, e, each of span + 16 floats */
-  const int64_t span = (OW + 15) / 8 * 8, part = span + 16, slot = 3 * part;
-  float buf[3 * 3 * (S2_MAXOW + 32)] __attribute__((aligned(32)));
-  int64_t key[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
+/* Stride 2, rows of more than 16 columns: output ox reads columns 2 ox - 1, 2 ox and 2 ox + 1,
+** taken for 8 outputs at once from the row's 16 floats at 2 ox0 (their even and odd lanes) and
+** the 16 at 2 ox0 - 1 (their even lanes). Every load lies inside the row: the first vector's
+** column -1 (the left pad) is a zero moved into lane 0; a partial last vector is computed as the
+** 8 outputs ending at OW instead (some again, with the same bits); when W is odd the last
+** output's column W (the right pad) is a zero moved into lane 7. The split rows this replaces
+** (each input row's even, odd and moved-odd columns stored, then loaded back) made 4 to 14
+** cycles an output on a Zen 3, and masked loads at the row's ends cost more than the rest. */
+static void rows_s2_direct(float *out, const float *E, int64_t lo_row, const float *zero,
+                           const dwv_t *k, int64_t H, int64_t W, int64_t OW, int64_t oy0,
+                           int64_t oy1) {
+  const __m256i up = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+  const __m256i down = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+  const __m256 z = _mm256_setzero_ps();
   for (int64_t oy = oy0; oy < oy1; oy++) {
-    const float *e[3], *o[3], *u[3];
+    const float *r[3];
     for (int ky = 0; ky < 3; ky++) {
-      const int64_t iy = 2 * oy - 1 + ky, sl = (iy % 3 + 3) % 3;
-      float *os = buf + sl * slot, *us = os + part, *es = us + part;
-      if (key[sl] != iy) {
-        if (iy < 0 || iy >= H) {
-          memset(os, 0, (size_t)slot * sizeof *os);
-        } else {
-          split_row(es, os, us, E + (iy - lo_row) * W, W, span);
-        }
-        key[sl] = iy;
-      }
-      e[ky] = es, o[ky] = os, u[ky] = us;
+      const int64_t iy = 2 * oy - 1 + ky;
+      r[ky] = iy < 0 || iy >= H ? zero : E + (iy - lo_row) * W;
     }
     float *y = out + (oy - oy0) * OW;
-    const int64_t whole = oy + 1 < oy1 && OW >= 8 ? OW + 7 : OW; /* stored whole below this */
     for (int64_t x0 = 0; x0 < OW; x0 += 8) {
-      __m256 a = k->b;
+      if (x0 + 8 > OW)
+        x0 = OW - 8; /* the last 8 outputs */
+      const int64_t c = 2 * x0;
+      const int first = x0 == 0, odd_end = c + 16 > W; /* column W, W odd */
+      __m256 a = k->b; /* the bias in every lane: its order does not matter */
 #pragma GCC unroll 3
       for (int ky = 0; ky < 3; ky++) {
-        a = _mm256_fmadd_ps(k->w[3 * ky], _mm256_loadu_ps(u[ky] + x0), a);
-        a = _mm256_fmadd_ps(k->w[3 * ky + 1], _mm256_loadu_ps(e[ky] + x0), a);
-        a = _mm256_fmadd_ps(k->w[3 * ky + 2], _mm256_loadu_ps(o[ky] + x0), a);
+        const float *q = r[ky] + c;
+        const __m256 A = _mm256_loadu_ps(q);
+        const __m256 B = odd_end ? _mm256_blend_ps(_mm256_permutevar8x32_ps(
+                                                       _mm256_loadu_ps(q + 7), down), z, 0x80)
+                                 : _mm256_loadu_ps(q + 8);
+        const __m256 A1 = first ? _mm256_blend_ps(_mm256_permutevar8x32_ps(A, up), z, 0x01)
+                                : _mm256_loadu_ps(q - 1);
+        const __m256 U = evens_p(A1, _mm256_loadu_ps(q + 7));
+        a = _mm256_fmadd_ps(k->w[3 * ky], U, a);
+        a = _mm256_fmadd_ps(k->w[3 * ky + 1], evens_p(A, B), a);
+        a = _mm256_fmadd_ps(k->w[3 * ky + 2], odds_p(A, B), a);
       }
-      store_n(y + x0, clampv(k, a), whole - x0);
+      _mm256_storeu_ps(y + x0, clampv(k, unpermute(a)));
     }
   }
-  return 1;
 }
 
 static void rows_s2_narrow(float *out, const float *E, int64_t lo_row, const dwv_t *k,
@@ -311,7 +296,7 @@ int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const fl
   if (s == 2 && W <= 16)
     rows_s2_narrow(out, E, lo_row, &k, H, W, OW, oy0, oy1);
   else if (s == 2)
-    return rows_s2(out, E, lo_row, &k, H, W, OW, oy0, oy1);
+    rows_s2_direct(out, E, lo_row, zero, &k, H, W, OW, oy0, oy1);
   else if (s == 1 && W <= 8)
     rows_s1_narrow(out, E, lo_row, &k, H, W, oy0, oy1);
   else if (s == 1)

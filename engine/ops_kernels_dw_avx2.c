@@ -275,7 +275,8 @@ static void rows_s2_direct(float *out, const float *E, int64_t lo_row, const flo
 static void rows_s2_narrow(float *out, const float *E, int64_t lo_row, const dwv_t *k,
                            int64_t H, int64_t W, int64_t OW, int64_t oy0, int64_t oy1) {
   const __m256i m0 = lpq__avx2_lanes(0, W), m1 = lpq__avx2_lanes(0, W - 8);
-#define SPLIT_ROW(iy) split16(row8(E, lo_row, (iy), H, W, 0, m0), row8(E, lo_row, (iy), H, W, 8, m1))
+#define SPLIT_ROW(iy)                                                                              \
+  split16(row8(E, lo_row, (iy), H, W, 0, m0), row8(E, lo_row, (iy), H, W, 8, m1))
   row3_t r0 = SPLIT_ROW(2 * oy0 - 1);
   for (int64_t oy = oy0; oy < oy1; oy++) {
     const row3_t r1 = SPLIT_ROW(2 * oy), r2 = SPLIT_ROW(2 * oy + 1);

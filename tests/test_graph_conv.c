@@ -250,7 +250,8 @@ static void depthwise_cases(void) {
   conv_case_t wide[] = {{1, 4, 9, 70, 4, 3, 2, 1, 1, 4, 1, 0}, {1, 4, 9, 67, 4, 3, 2, 0, 1, 4, 0, 0},
                         /* stride 2, pads 1, rows of 17 to 34 (lpq__kern_dw3_rows): odd and even
                         ** widths, a partial last vector, the first vector's left pad */
-                        {2, 3, 11, 17, 3, 3, 2, 1, 1, 3, 1, 0}, {1, 3, 12, 33, 3, 3, 2, 1, 1, 3, 0, 0},
+                        {2, 3, 11, 17, 3, 3, 2, 1, 1, 3, 1, 0},
+                        {1, 3, 12, 33, 3, 3, 2, 1, 1, 3, 0, 0},
                         {1, 3, 9, 34, 3, 3, 2, 1, 1, 3, 1, 0},
                         {1, 4, 9, 99, 4, 3, 1, 1, 1, 4, 1, 0},
                         /* rows of 7 or less: channels in blocks of DWB (ops_dwblock.c), the

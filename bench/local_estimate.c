@@ -16,7 +16,6 @@
 #include "engine/engine.h"
 #include "worker/worker.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,7 +258,7 @@ int main(int argc, char **argv) {
   const char *calib = i < argc ? argv[i++] : "models/fashion_calib_256.npy";
   const char **models = i < argc ? (const char **)argv + i : defaults;
   int nmodels = i < argc ? argc - i : 3;
-  openblas_set_num_threads(1);
+  lpq_blas_single_thread();
   lpq_error_t err;
   lpq_array_t *x = NULL;
   if (lpq_load_npy(calib, &x, &err) != 0 || x->dtype != LPQ_DT_F32) {

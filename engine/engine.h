@@ -184,6 +184,12 @@ int lpq_exec_run_multi(lpq_exec_t *x, const void *const *inputs, void *const *ou
 ** OPENBLAS_CORETYPE set by the user is respected. (lpq's convolutions do not use OpenBLAS on
 ** AVX-512 CPUs; Gemm and MatMul do.) */
 void lpq_blas_select_kernels(char **argv);
+/* OpenBLAS on one thread (the caller's), for programs whose own threads use the cores: sets
+** its thread count to 1 and stops the threads its pthread build started at load, which
+** otherwise spin on sched_yield for about 0.1 s and took a core from the engine's second
+** thread (`lpq run --threads 2` on a small model: 10 against 5.5 ms a batch over its first
+** runs). A build of OpenBLAS without that entry point (serial, OpenMP) is left as it is. */
+void lpq_blas_single_thread(void);
 /* The instruction set lpq's own kernels use: "avx512", "avx2" or "generic" (the best the CPU
 ** has, chosen once per process; LPQ_ISA=avx2 or LPQ_ISA=generic in the environment forces a
 ** lower one, e.g. to check the AVX2 code on an AVX-512 machine). */

@@ -1,7 +1,9 @@
-/* engine/graph_blas.c: choosing OpenBLAS's kernel set (see lpq_blas_select_kernels). */
+/* engine/graph_blas.c: choosing OpenBLAS's kernel set (see lpq_blas_select_kernels) and running
+** it on one thread (lpq_blas_single_thread). */
 #include "engine/engine.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,4 +32,13 @@ void lpq_blas_select_kernels(char **argv) {
 #else
   (void)argv;
 #endif
+}
+
+void lpq_blas_single_thread(void) {
+  openblas_set_num_threads(1);
+  /* the pthread build's own shutdown (what its fork handler calls): it joins the idle threads,
+  ** and a later call wanting threads starts them again; looked up, since other builds lack it */
+  int (*shutdown)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
+  if (shutdown)
+    shutdown();
 }

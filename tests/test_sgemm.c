@@ -4,11 +4,15 @@
 ** (192), with and without the epilogue (bias, residual, clamp), B packed per block by the
 ** kernel and packed in full by the caller. A column's bits must not depend on the tile it
 ** falls in: the same product with the columns padded to whole panels gives the same bits.
-** At the CPU's best kernel set, LPQ_ISA=avx2 and LPQ_ISA=generic (OpenBLAS). */
+** At the CPU's best kernel set, LPQ_ISA=avx2 and LPQ_ISA=generic (OpenBLAS). And
+** lpq_blas_single_thread: OpenBLAS's own threads gone, its products still right. */
 #include "engine/engine_internal.h"
 #include "tests/isa_tests.h"
 
+#include <cblas.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,3 +136,43 @@ TestSuite(sgemm, .timeout = 300);
 
 ISA_TESTS(sgemm, equals_reference_and_whole_tiles, avx2_equals_reference_and_whole_tiles,
           generic_equals_reference, cases)
+
+/* The threads of this process (entries of /proc/self/task). */
+static int threads_now(void) {
+  DIR *d = opendir("/proc/self/task");
+  cr_assert_not_null(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+/* C = A x B on OpenBLAS, 256 x 256 x 256 (large enough for its threads), checked at one entry. */
+static void blas_product(void) {
+  enum { N = 256 };
+  float *A = malloc(N * N * sizeof *A), *B = malloc(N * N * sizeof *B), *C = malloc(N * N * 4);
+  for (int i = 0; i < N * N; i++)
+    A[i] = (float)(i % 7) - 3.0f, B[i] = (float)(i % 5) - 2.0f;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, A, N, B, N, 0.0f, C, N);
+  double want = 0;
+  for (int q = 0; q < N; q++)
+    want += (double)A[3 * N + q] * B[q * N + 5];
+  cr_assert_float_eq(C[3 * N + 5], (float)want, 1e-3, "C[3][5] = %g, want %g", C[3 * N + 5], want);
+  free(A), free(B), free(C);
+}
+
+Test(sgemm, blas_single_thread_stops_openblas_threads) {
+  openblas_set_num_threads(2);
+  blas_product(); /* the pthread build runs this on its server thread too */
+  const int with = threads_now();
+  lpq_blas_single_thread();
+  const int after = threads_now();
+  /* the pthread build has at least one server thread to stop; a serial or OpenMP one none */
+  if (dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"))
+    cr_assert_lt(after, with, "%d threads after lpq_blas_single_thread, %d before", after, with);
+  else
+    cr_assert_eq(after, with, "%d threads after lpq_blas_single_thread, %d before", after, with);
+  blas_product(); /* on the caller's thread now */
+  cr_assert_eq(threads_now(), after, "a product after lpq_blas_single_thread started threads");
+}

@@ -2,7 +2,6 @@
 #include "tools/lpq/lpq.h"
 #include "worker/worker.h"
 
-#include <cblas.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -222,7 +221,7 @@ int cmd_eval(int argc, char **argv) {
     return prc == 1 ? 0 : prc;
   /* one BLAS thread: an evaluation gives the same numbers as in a search or on a worker (the
   ** data set's batches run on --threads threads, one execution context each) */
-  openblas_set_num_threads(1);
+  lpq_blas_single_thread();
   lpq_error_t err = {0};
   lpq_array_t *x = NULL, *cx = NULL;
   int64_t *labels = NULL;

@@ -89,7 +89,7 @@ int cmd_run(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  openblas_set_num_threads(1); /* the engine's own threads run the graph */
+  lpq_blas_single_thread(); /* the engine's own threads run the graph */
   lpq_error_t err;
   int status = 1;
   lpq_array_t *x = NULL, *y = NULL, *lab = NULL, *logits = NULL;

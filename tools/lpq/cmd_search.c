@@ -2,7 +2,6 @@
 #include "tools/lpq/lpq.h"
 #include "tools/lpq/search_job.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -230,7 +229,7 @@ int cmd_search(int argc, char **argv) {
   json_t *front = NULL, *summary = NULL;
   int status = 1;
   double t0 = 0;
-  openblas_set_num_threads(1); /* the evaluator threads use the cores */
+  lpq_blas_single_thread(); /* the evaluator threads use the cores */
   /* --time bounds the whole search: loading, sensitivity, the search and the validation pick
   ** (the top-1 on --data, a report, comes on top and is timed apart). */
   const double t_cmd0 = now_s();

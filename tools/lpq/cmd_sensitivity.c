@@ -4,7 +4,6 @@
 #include "tools/lpq/lpq.h"
 #include "worker/worker.h"
 
-#include <cblas.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -207,7 +206,7 @@ int cmd_sensitivity(int argc, char **argv) {
   int prc = parse_args(argc, argv, &a);
   if (prc != 0)
     return prc == 1 ? 0 : prc;
-  openblas_set_num_threads(1); /* the candidate threads use the cores */
+  lpq_blas_single_thread(); /* the candidate threads use the cores */
   lpq_error_t err = {0};
   lpq_array_t *x = NULL, *cx = NULL;
   int64_t *labels = NULL;

@@ -5,7 +5,6 @@
 ** a job's thousands of tasks pay the set-up once per worker. */
 #include "worker/daemon/worker_daemon.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -255,7 +254,7 @@ int lpq_eval_real_create(const char *arg, lpq_worker_evaluator_t *out, lpq_error
   pthread_cond_init(&c->cond, NULL);
   /* one BLAS thread per evaluation: the worker's threads run evaluations side by side, and the
   ** numbers stay the same whatever the thread count */
-  openblas_set_num_threads(1);
+  lpq_blas_single_thread();
   out->name = "real";
   out->eval = real_eval;
   out->ctx = c;

@@ -126,7 +126,7 @@ typedef struct conv_params_t {
   int groups;
   int k[2], s[2], d[2], p[4]; /* kernel, stride, dilation (h, w); pads top, left, bottom, right */
   int64_t N, C, H, W, M, OH, OW;
-  int spatial; /* 1 or 2 */
+  int spatial, cropped; /* 1 or 2; the run's window without its dead taps (ops_conv.c) */
 } conv_params_t;
 
 typedef struct gemm_params_t {

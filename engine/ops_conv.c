@@ -21,6 +21,73 @@
 static size_t conv_gemm_scratch(const conv_params_t *p, size_t *a_off, size_t *col_off,
                                 size_t *tmp_off, size_t *pack_off);
 
+/* A conv node's params: the model's conv, and the conv that runs. A window's outer rows or
+** columns whose taps read only padding for every output (DeepLabV3's ASPP: 3x3 convs with
+** dilation 12-36 on maps of a few pixels, where only the centre tap ever reads the input; a
+** 3x3 conv on a 1x1 map) are dropped from the run: it computes the same sums without the zero
+** terms, on a smaller window with smaller pads. The layer (weights, shape, kernel, MACs) stays
+** the model's; the cropped weights are made at load (after n->wpack's packing of them) and, when
+** a hook swaps the weights, per run into thread 0's scratch after the run's own. */
+typedef struct conv_node_t {
+  conv_params_t p;    /* first: n->params is a conv_params_t * to every other reader */
+  conv_params_t run;  /* p without the dead taps (p itself when run.cropped is 0) */
+  int y0, x0;         /* the kept window's first row and column in p's */
+  size_t run_scratch; /* scratch the run needs; the cropped weights follow it */
+  size_t packed;      /* floats of n->wpack before the cropped weights (0: not packed) */
+} conv_node_t;
+
+/* The taps [t0, t1) of an axis that read the input for some output, 0 if none does. */
+static int live_taps(int64_t in, int64_t out, int k, int s, int d, int pad, int *t0, int *t1) {
+  *t0 = k, *t1 = 0;
+  for (int t = 0; t < k; t++) {
+    const int64_t first = (int64_t)t * d - pad, last = first + (out - 1) * s;
+    if (last >= 0 && first < in) {
+      *t0 = t < *t0 ? t : *t0;
+      *t1 = t + 1;
+    }
+  }
+  return *t1 > *t0;
+}
+
+/* c->run: c->p's window cropped to its live taps, when that drops some and keeps the pads >= 0. */
+static void crop_window(conv_node_t *c) {
+  const conv_params_t *p = &c->p;
+  c->run = *p;
+  int y0, y1, x0, x1;
+  /* depthwise convs keep their window: their dead taps cost little, and the fused MobileNet
+  ** blocks (ops_dwfuse.c) take only 3x3 ones, 1-pixel-wide maps too */
+  if (p->spatial != 2 || (p->C == p->groups && p->M == p->groups) ||
+      !live_taps(p->H, p->OH, p->k[0], p->s[0], p->d[0], p->p[0], &y0, &y1) ||
+      !live_taps(p->W, p->OW, p->k[1], p->s[1], p->d[1], p->p[1], &x0, &x1) ||
+      (y1 - y0 == p->k[0] && x1 - x0 == p->k[1]))
+    return;
+  conv_params_t r = *p;
+  r.k[0] = y1 - y0, r.k[1] = x1 - x0;
+  r.p[0] = p->p[0] - y0 * p->d[0], r.p[2] = p->p[2] - (p->k[0] - y1) * p->d[0];
+  r.p[1] = p->p[1] - x0 * p->d[1], r.p[3] = p->p[3] - (p->k[1] - x1) * p->d[1];
+  for (int i = 0; i < 2; i++)
+    r.d[i] = r.k[i] == 1 ? 1 : r.d[i];
+  if (r.p[0] < 0 || r.p[1] < 0 || r.p[2] < 0 || r.p[3] < 0)
+    return;
+  r.cropped = c->p.cropped = 1; /* p's flag: for readers of n->params (ops_dwfuse.c) */
+  c->run = r, c->y0 = y0, c->x0 = x0;
+}
+
+/* Floats of the cropped weights. */
+static size_t crop_floats(const conv_node_t *c) {
+  return (size_t)(c->p.M * (c->p.C / c->p.groups)) * (size_t)(c->run.k[0] * c->run.k[1]);
+}
+
+/* out: the kept taps of the model's weights w, [M][C/groups][run.k[0]][run.k[1]]. */
+static void crop_weights(const conv_node_t *c, const float *w, float *out) {
+  const int64_t rows = c->p.M * (c->p.C / c->p.groups), K0 = c->p.k[0], K1 = c->p.k[1];
+  const int64_t k0 = c->run.k[0], k1 = c->run.k[1];
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t ky = 0; ky < k0; ky++)
+      memcpy(out + (r * k0 + ky) * k1, w + (r * K0 + c->y0 + ky) * K1 + c->x0,
+             (size_t)k1 * sizeof *out);
+}
+
 /* Output size and pads of one spatial axis; LPQ_EFORMAT when the output would be empty. */
 int lpq__conv_out_dim(const gnode_t *n, const char *auto_pad, int64_t in, int k, int s, int d,
                  int *pb, int *pe, int ceil_mode, int64_t *out, lpq_error_t *err) {
@@ -109,10 +176,11 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   if (w->ndim != x->ndim)
     return lpq__node_err(err, LPQ_EFORMAT, n, "weight rank %d does not match input rank %d", w->ndim,
                     x->ndim);
-  conv_params_t *p = calloc(1, sizeof *p);
-  if (!p)
+  conv_node_t *cn = calloc(1, sizeof *cn);
+  if (!cn)
     return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
-  n->params = p;
+  conv_params_t *p = &cn->p;
+  n->params = cn;
   int64_t group;
   char ap[32];
   if ((rc = lpq__attr_int(n, "group", 1, &group, err)) ||
@@ -142,20 +210,25 @@ static int conv_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   }
   const int64_t Cg = p->C / group, Mg = p->M / group;
   const int depthwise = Cg == 1 && Mg == 1;
+  crop_window(cn);
+  const conv_params_t *r = &cn->run; /* the scratch is the run's */
   if (depthwise) {
     /* de-interleaved input row, or the padded plane of the 3x3 kernel */
-    n->scratch_floats = lpq__depthwise_scratch(p);
+    n->scratch_floats = lpq__depthwise_scratch(r);
   } else {
     size_t a, c, t, pk;
-    double need = (double)conv_gemm_scratch(p, &a, &c, &t, &pk);
-    if (lpq__wino_applies(p) && (double)lpq__wino_scratch(p) > need)
-      need = (double)lpq__wino_scratch(p);
-    if (lpq__direct_applies(p) && (double)lpq__direct_scratch(p) > need)
-      need = (double)lpq__direct_scratch(p);
+    double need = (double)conv_gemm_scratch(r, &a, &c, &t, &pk);
+    if (lpq__wino_applies(r) && (double)lpq__wino_scratch(r) > need)
+      need = (double)lpq__wino_scratch(r);
+    if (lpq__direct_applies(r) && (double)lpq__direct_scratch(r) > need)
+      need = (double)lpq__direct_scratch(r);
     if (need * 4 > (double)GRAPH_MAX_TENSOR_BYTES)
       return lpq__node_err(err, LPQ_ERANGE, n, "convolution scratch too large");
     n->scratch_floats = (size_t)need;
   }
+  cn->run_scratch = n->scratch_floats;
+  if (r->cropped) /* room for a hooked run's cropped weights */
+    n->scratch_floats += crop_floats(cn) + 16;
   int64_t shape[4] = {p->N, p->M, p->OH, p->OW};
   if (spatial == 1)
     shape[2] = p->OW;
@@ -386,8 +459,7 @@ static void gemm_task(void *arg, size_t task, int tid) {
 ** squeezenet1_1); 64 Ki and 256 Ki alike, 0 (every conv split) no better. */
 int64_t lpq__conv_min_parallel_macs = (int64_t)1 << 17;
 
-static int conv_run(const kctx_t *k) {
-  const conv_params_t *p = k->n->params;
+static int conv_exec(const kctx_t *k, const conv_params_t *p) {
   conv_job_t j = {.k = k, .p = p};
   j.residual = k->n->residual ? (const float *)k->in[3] : NULL;
   j.lo = k->n->act ? k->n->act_lo : -INFINITY;
@@ -450,24 +522,57 @@ static int conv_run(const kctx_t *k) {
   return 0;
 }
 
+/* A cropped conv runs as a node with the run's params and the cropped weights: those made at
+** load when the weights are the model's (after their packing in n->wpack), else cropped now. */
+static int conv_run(const kctx_t *k) {
+  const conv_node_t *c = k->n->params;
+  if (!c->run.cropped)
+    return conv_exec(k, &c->p);
+  const gnode_t *n = k->n;
+  const float *model = n->wdata ? n->wdata : (const float *)k->in[1];
+  gnode_t sh = *n;
+  kctx_t kc = *k;
+  sh.params = (void *)&c->run, sh.scratch_floats = c->run_scratch, sh.fuse = NULL;
+  sh.wdata = NULL, sh.wpack = NULL;
+  if (k->weight == model && n->wpack) {
+    sh.wdata = n->wpack + c->packed;
+    sh.wpack = c->packed ? n->wpack : NULL;
+    kc.weight = sh.wdata;
+  } else {
+    float *w = k->scratch + c->run_scratch;
+    crop_weights(c, k->weight, w);
+    kc.weight = w;
+  }
+  kc.n = &sh;
+  return conv_exec(&kc, &c->run);
+}
+
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
-  const conv_params_t *p = n->params;
+  conv_node_t *c = n->params;
+  const conv_params_t *p = &c->run;
   const int64_t G = p->groups, Cg = p->C / G, Mg = p->M / G, Kd = Cg * p->k[0] * p->k[1];
   const float *w = n->wdata ? n->wdata : (const float *)gv(g, n->in[1])->cdata;
   /* a direct conv (a stem) runs from its own packing, but a fused chain may start with it
   ** (engine/ops_dwfuse.c: its expansion GEMM reads these panels) */
-  if (!w || !lpq__sgemm_packs_a() || (Cg == 1 && Mg == 1))
+  const int packs = w && lpq__sgemm_packs_a() && !(Cg == 1 && Mg == 1);
+  if (!w || (!packs && !p->cropped))
     return 0; /* run-time weights, no AVX-512 kernel or depthwise: nothing to pack */
+  const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
+  c->packed = !packs ? 0 : lpq__wino_applies(p) ? lpq__wino_packed_floats(p)
+                                                 : per_group * (size_t)G;
+  const size_t cropped = p->cropped ? crop_floats(c) : 0;
+  if (!(n->wpack = malloc((c->packed + cropped + 16) * sizeof *n->wpack)))
+    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
+  if (p->cropped) { /* the run's weights, after the packing (which is made from them) */
+    crop_weights(c, w, n->wpack + c->packed);
+    w = n->wpack + c->packed;
+  }
+  if (!packs)
+    return 0;
   if (lpq__wino_applies(p)) { /* the Winograd-transformed matrices instead */
-    if (!(n->wpack = malloc((lpq__wino_packed_floats(p) + 16) * sizeof *n->wpack)))
-      return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
     lpq__wino_pack_weights(p, w, n->wpack);
     return 0;
   }
-  const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
-  n->wpack = malloc((per_group * (size_t)G + 16) * sizeof *n->wpack);
-  if (!n->wpack)
-    return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory packing the weights");
   for (int64_t gi = 0; gi < G; gi++)
     lpq__sgemm_pack_a((size_t)Mg, (size_t)Kd, w + gi * Mg * Kd, (size_t)Kd,
                  n->wpack + (size_t)gi * per_group);

@@ -41,8 +41,9 @@ int64_t lpq__dwfuse_min_hw = 1;
 
 static size_t up16(size_t v) { return (v + 15) / 16 * 16; }
 
-static int is_conv(const gnode_t *n) {
-  return !n->dead && n->params && strcmp(n->op_type, "Conv") == 0;
+static int is_conv(const gnode_t *n) { /* not one whose run crops its window (ops_conv.c) */
+  return !n->dead && n->params && strcmp(n->op_type, "Conv") == 0 &&
+         !((const conv_params_t *)n->params)->cropped;
 }
 
 /* Weights and bias known at load (the fused path reads what the plain run would). */

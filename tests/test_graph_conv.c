@@ -26,6 +26,9 @@ static int nan_input;
 ** by wino4_cases: the same within 1e-5 (F(4x4) in runs of 16 tiles with AVX-512 against the
 ** row-by-row loops: the same sums, but the compiler may fuse them into FMAs differently). */
 static int rows_too, rows_close;
+/* 1 or 0: the conv must (not) run with its window cropped to the taps that read the input
+** (ops_conv.c); -1: either */
+static int expect_cropped = -1;
 /* also compare the depthwise channel blocks with the flat path (other windows, small maps) */
 static int flat_too;
 
@@ -166,6 +169,12 @@ static void check(const conv_case_t *c, unsigned seed) {
     lpq_error_t err;
     lpq_graph_t *g = lpq_graph_load_buffer(buf, len, "conv.onnx", 0, &err);
     cr_assert_not_null(g, "%s", err.msg);
+    for (size_t i = 0; i < g->nnodes && expect_cropped >= 0; i++)
+      if (!g->nodes[i].dead && strcmp(g->nodes[i].op_type, "Conv") == 0)
+        cr_assert_eq(((const conv_params_t *)g->nodes[i].params)->cropped, expect_cropped,
+                     "k%lld d%lld p%lld on %lldx%lld: cropped %d, want %d", (long long)c->k,
+                     (long long)c->dil, (long long)c->pad, (long long)c->h, (long long)c->w,
+                     ((const conv_params_t *)g->nodes[i].params)->cropped, expect_cropped);
     lpq_exec_t *ex = lpq_exec_new(g, &err);
     cr_assert_not_null(ex, "%s", err.msg);
     cr_assert_eq(lpq_exec_set_threads(ex, threads, &err), 0, "%s", err.msg);
@@ -284,6 +293,27 @@ static void depthwise_cases(void) {
   for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
     check(&blocks[i], seed++);
   flat_too = 0;
+}
+
+/* Windows whose outer taps read only padding for every output run cropped (DeepLabV3's ASPP:
+** dilation 12-36 on small maps): to 1x1 (pointwise, grouped with a residual, strided), to 3x3
+** (Winograd), rows only; each against the reference, plain and with hooked weights (cropped per
+** run), at 1 and 2 threads. And windows that keep every tap, depthwise ones included, do not. */
+static void cropped_cases(void) {
+  conv_case_t crop[] = {
+      {1, 8, 6, 6, 16, 3, 1, 12, 12, 1, 1, 0}, {2, 6, 6, 7, 10, 3, 1, 24, 24, 2, 0, 1},
+      {1, 4, 2, 2, 8, 5, 1, 2, 1, 1, 1, 0},    {3, 5, 1, 9, 7, 3, 1, 1, 1, 1, 0, 0},
+      {1, 3, 4, 5, 6, 3, 2, 6, 6, 1, 1, 0}};
+  conv_case_t keep[] = {{1, 4, 8, 8, 6, 3, 1, 1, 1, 1, 1, 0}, {1, 4, 6, 6, 6, 3, 1, 2, 2, 1, 0, 0},
+                        {1, 6, 1, 1, 6, 3, 1, 1, 1, 6, 0, 0}};
+  unsigned seed = 300;
+  expect_cropped = 1;
+  for (size_t i = 0; i < sizeof crop / sizeof crop[0]; i++)
+    check(&crop[i], seed++);
+  expect_cropped = 0;
+  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+    check(&keep[i], seed++);
+  expect_cropped = -1;
 }
 
 static void large_map_cases(void) {
@@ -432,6 +462,16 @@ Test(graph_conv, avx2_dense_strided_padded_dilated_grouped) {
 Test(graph_conv, avx2_depthwise) {
   force_avx2();
   depthwise_cases();
+}
+
+Test(graph_conv, cropped_windows) { cropped_cases(); }
+Test(graph_conv, avx2_cropped_windows) {
+  force_avx2();
+  cropped_cases();
+}
+Test(graph_conv, generic_cropped_windows) {
+  cr_assert_eq(setenv("LPQ_ISA", "generic", 1), 0);
+  cropped_cases();
 }
 
 Test(graph_conv, generic_depthwise) {

@@ -1,7 +1,8 @@
 /* engine/ops_avx2.h: helpers the engine's AVX2 kernels share (ops_conv_pack.c, ops_dwblock.c,
-** ops_kernels_dw_avx2.c, ops_kernels_wino2_avx2.c, ops_kernels_wino4_avx2.c, ops_sgemm.c): the
-** lane masks of masked loads, the addresses of lanes that may lie outside an object, and an 8 x 8
-** transpose. Internal to engine/; only for the x86-64 GCC builds that compile those kernels. */
+** ops_dwflat.c, ops_kernels_dw_avx2.c, ops_kernels_wino2_avx2.c, ops_kernels_wino4_avx2.c,
+** ops_sgemm.c): the lane masks of masked loads, the addresses of lanes that may lie outside an
+** object, the bias pass's clamp, and an 8 x 8 transpose. Internal to engine/; only for the x86-64
+** GCC builds that compile those kernels. */
 #ifndef LPQ_ENGINE_OPS_AVX2_H
 #define LPQ_ENGINE_OPS_AVX2_H
 
@@ -22,6 +23,14 @@ static inline __attribute__((always_inline, target("avx2"))) __m256i lpq__avx2_l
   const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), i),
                              _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), i));
+}
+
+/* What lpq__kern_bias_clamp(y, 0, lo, hi) does to 8 sums: v + 0 (-0 becomes +0), then
+** v < lo ? lo : v, then v > hi ? hi : v (a NaN stays NaN). */
+static inline __attribute__((always_inline, target("avx2"))) __m256 lpq__avx2_clamp0(__m256 v,
+                                                                                    __m256 lo,
+                                                                                    __m256 hi) {
+  return _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_add_ps(v, _mm256_setzero_ps())));
 }
 
 /* dst[j * ldd + i] = src[i * lds + j] for i, j < 8, in registers. */

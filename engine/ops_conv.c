@@ -532,7 +532,7 @@ static int conv_run(const kctx_t *k) {
   const float *model = n->wdata ? n->wdata : (const float *)k->in[1];
   gnode_t sh = *n;
   kctx_t kc = *k;
-  sh.params = (void *)&c->run, sh.scratch_floats = c->run_scratch, sh.fuse = NULL;
+  sh.params = (void *)&c->run, sh.scratch_floats = c->run_scratch;
   sh.wdata = NULL, sh.wpack = NULL;
   if (k->weight == model && n->wpack) {
     sh.wdata = n->wpack + c->packed;

@@ -11,7 +11,6 @@
 ** the bits of the flat path (ops_dwflat.c) at the same ISA. */
 #include "engine/engine_internal.h"
 
-#include <math.h>
 #include <string.h>
 
 /* Output rows of at most this many pixels go through the blocks (longer ones vectorise well
@@ -49,13 +48,10 @@ pix_block(float *y, const float *r, const int64_t *off, int64_t taps, const floa
       a[q][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + q * step + 8), a[q][1]);
     }
   }
-  /* as lpq__kern_bias_clamp(y, 0, lo, hi): v + 0, then v < lo ? lo : v, v > hi ? hi : v */
 #pragma GCC unroll 4
   for (int q = 0; q < P; q++)
-    for (int h = 0; h < 2; h++) {
-      const __m256 v = _mm256_add_ps(a[q][h], _mm256_setzero_ps());
-      _mm256_storeu_ps(y + (ox + q) * DWB + 8 * h, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v)));
-    }
+    for (int h = 0; h < 2; h++)
+      _mm256_storeu_ps(y + (ox + q) * DWB + 8 * h, lpq__avx2_clamp0(a[q][h], vlo, vhi));
 }
 
 /* One output row of ow pixels from the block's rows at r (the window's top-left at pixel 0),
@@ -83,13 +79,16 @@ typedef struct dwblk_job_t {
   float lo, hi;
 } dwblk_job_t;
 
-/* 3x3 undilated windows, through lpq__kern_dwblk_row. */
+/* A 3x3 undilated window: lpq__kern_dwblk_row's; others take row_avx2. */
+static int three_by_three(const conv_params_t *p) {
+  return p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1;
+}
+
 static int dwblk3_applies(const conv_params_t *p) {
   /* AVX-512 runs a stride-1 plane with pads 1 flat (lpq__kern_dw3_flat), faster still */
   const int flat = lpq__isa() == LPQ_ISA_AVX512 && p->s[0] == 1 && p->p[0] == 1 &&
                    p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1;
-  return p->spatial == 2 && p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1 &&
-         p->s[0] == p->s[1] && (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_MAX_OW && !flat;
+  return p->spatial == 2 && three_by_three(p) && p->s[0] == p->s[1] && (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_MAX_OW && !flat;
 }
 
 /* Other windows, through row_avx2. */
@@ -97,8 +96,8 @@ int lpq__dwblock_any_off;
 
 static int dwblk_any_applies(const conv_params_t *p) {
 #ifdef DWBLK_AVX2
-  const int three = p->k[0] == 3 && p->k[1] == 3 && p->d[0] == 1 && p->d[1] == 1;
-  return !lpq__dwblock_any_off && lpq__isa() >= LPQ_ISA_AVX2 && p->spatial == 2 && !three &&
+  return !lpq__dwblock_any_off && lpq__isa() >= LPQ_ISA_AVX2 && p->spatial == 2 &&
+         !three_by_three(p) &&
          p->s[0] == p->s[1] && (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_ANY_MAX_OW &&
          (int64_t)p->k[0] * p->k[1] <= DWBLK_ANY_TAPS;
 #else
@@ -174,7 +173,7 @@ static void dwblk_task(void *arg, size_t task, int tid) {
   for (int64_t iy = 0; iy < H; iy++) /* row iy of every channel: pixels (iy + pt, pl ..) */
     interleave(P + ((iy + p->p[0]) * wp + p->p[1]) * DWB, DWB, x + iy * W, HW, cb, W);
 #ifdef DWBLK_AVX2
-  if (taps != 9 || p->d[0] != 1 || p->d[1] != 1) { /* dwblk_any_applies */
+  if (!three_by_three(p)) { /* dwblk_any_applies */
     int64_t off[DWBLK_ANY_TAPS];
     for (int64_t ky = 0; ky < p->k[0]; ky++)
       for (int64_t kx = 0; kx < p->k[1]; kx++)

@@ -16,7 +16,6 @@
 ** (dy / 2) * we + dx / 2. */
 #include "engine/engine_internal.h"
 
-#include <math.h>
 #include <string.h>
 
 /* Floats past the planes that a rounded-up vector pass may read (zeros) or write (dropped). */
@@ -24,6 +23,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
+
+#include "engine/ops_avx2.h"
 #define DWFLAT_AVX2 1
 #define DWFLAT_TAPS 64 /* windows of up to 8x8 taps in one pass; larger ones tap by tap */
 
@@ -46,12 +47,9 @@ taps_block(float *out, const float *pad, const int64_t *off, const float *w, int
     for (int j = 0; j < J; j++)
       a[j] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(q + 8 * j), a[j]);
   }
-  /* as lpq__kern_bias_clamp(y, 0, lo, hi): v + 0, then v < lo ? lo : v, v > hi ? hi : v */
 #pragma GCC unroll 8
-  for (int j = 0; j < J; j++) {
-    const __m256 v = _mm256_add_ps(a[j], _mm256_setzero_ps());
-    _mm256_storeu_ps(out + i + 8 * j, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v)));
-  }
+  for (int j = 0; j < J; j++)
+    _mm256_storeu_ps(out + i + 8 * j, lpq__avx2_clamp0(a[j], vlo, vhi));
 }
 
 /* Outputs i < n rounded up to 8: blocks of 64, then of 32, 16 and 16 or 8 as needed.

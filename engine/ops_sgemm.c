@@ -275,16 +275,13 @@ AVX2 static void tile_out_avx2(float *C, size_t ldc, const float *T, size_t mr, 
       }
       _mm256_storeu_ps(c + j, v);
     }
-    const float bs = e && e->bias ? e->bias[i] : 0.0f;
-    for (size_t j = n8; j < nr; j++) {
-      float v = acc ? c[j] + t[j] : t[j];
-      if (e) {
-        v = r ? v + bs + r[j] : v + bs;
-        v = v < e->lo ? e->lo : v;
-        v = v > e->hi ? e->hi : v;
-      }
-      c[j] = v;
-    }
+    for (size_t j = n8; j < nr; j++)
+      c[j] = acc ? c[j] + t[j] : t[j];
+  }
+  if (e && n8 < nr) { /* the last columns' epilogue: epi_apply, its residual moved on */
+    sgemm_epi_t tail = *e;
+    tail.res = e->res ? e->res + n8 : NULL;
+    epi_apply(C + n8, ldc, mr, nr - n8, &tail);
   }
 }
 

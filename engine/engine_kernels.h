@@ -63,8 +63,9 @@ void lpq__kern_dw9m(float *restrict y, const float *const *taps, const float *w,
 /* Output rows [oy0, oy1) (OW wide, out: row oy0) of a 3x3 depthwise conv, stride s (1 or 2),
 ** pads 1, over a plane of H rows of W whose rows from lo_row on are in E (W apart; zero: a row
 ** of zeros for rows outside the plane; columns outside [0, W) count as zeros and are never
-** read): AVX-512 with OW <= 256 (ops_kernels_dw.c) or AVX2 (lpq__kern_dw3_rows_avx2,
-** ops_kernels_dw_avx2.c; stride 2 with OW <= 1024) only, else returns 0 having done nothing. */
+** read): AVX2 or AVX-512 (both lpq__kern_dw3_rows_avx2, ops_kernels_dw_avx2.c: AVX-512
+** versions of these row loops, one chain of masked loads a vector, ran 1.9-2.2x slower on a Zen
+** 5 EPYC) only, else returns 0 having done nothing. */
 int lpq__kern_dw3_rows(float *out, const float *E, int64_t lo_row, const float *zero,
                        const float *w, float bias, float lo, float hi, int64_t H, int64_t W,
                        int64_t OW, int s, int64_t oy0, int64_t oy1);
@@ -73,9 +74,9 @@ int lpq__kern_dw3_rows_avx2(float *out, const float *E, int64_t lo_row, const fl
                             int64_t OW, int s, int64_t oy0, int64_t oy1);
 /* The same over g planes of H x W back to back (one channel of g images), the taps' masks
 ** computed once for any number of channels: lpq__kern_dw3_flat_masks fills m (9 per vector of
-** 16 outputs) and returns the vector count, or 0 (nothing done) without AVX-512 or AVX2
-** (lpq__kern_dw3_flat_run_avx2) or when the vectors are more than cap; lpq__kern_dw3_flat_run
-** then runs one channel x to y with them.
+** 16 outputs) and returns the vector count, or 0 (nothing done) without AVX2 (AVX-512 runs the
+** AVX2 loop, lpq__kern_dw3_flat_run_avx2, faster on a Zen 5 EPYC) or when the vectors are more
+** than cap; lpq__kern_dw3_flat_run then runs one channel x to y with them.
 ** Output vector v goes to y + (v / 2) * panel + (v % 2) * 16: panel 32 for a plain row, or
 ** the stride of a packed GEMM B's 32-column panels (lpq__kern_sgemm_packed). */
 size_t lpq__kern_dw3_flat_masks(uint16_t *m, size_t cap, int64_t g, int64_t H, int64_t W);
@@ -85,10 +86,6 @@ void lpq__kern_dw3_flat_run(float *y, size_t panel, const float *x, const uint16
 void lpq__kern_dw3_flat_run_avx2(float *y, size_t panel, const float *x, const uint16_t *m,
                                  size_t nvec, int64_t g, int64_t H, int64_t W, const float *w,
                                  float bias, float lo, float hi);
-/* A whole H x W plane of a 3x3 stride-1 depthwise conv, pads 1, x to y (H x W too), its rows
-** run back to back 16 outputs a vector (only the plane is read): AVX-512 only, else 0. */
-int lpq__kern_dw3_flat(float *y, const float *x, const float *w, float bias, float lo, float hi,
-                       int64_t H, int64_t W);
 /* One output row of a 3x3 depthwise conv over DWB channels interleaved (DWB floats a pixel):
 ** input rows r0..r2 (column 0 is the output's column -1's window start), weights w[9][DWB],
 ** biases b[DWB], stride s, ow pixels out (ops_kernels_dw.c). */

@@ -20,27 +20,6 @@ PACK_TARGET static inline void copy_upto32(float *d, const float *s, int64_t n) 
   if (m1)
     _mm512_mask_storeu_ps(d + 16, m1, _mm512_maskz_loadu_ps(m1, s + 16));
 }
-/* Bits [lo, hi) of a 16-lane mask, both clamped to 0..16. */
-static inline __mmask16 lane_range(int64_t lo, int64_t hi) {
-  lo = lo < 0 ? 0 : lo > 16 ? 16 : lo;
-  hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
-  return hi <= lo ? 0 : (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
-
-/* d[t] = s[2t] for t in [lo, hi), 0 for the other t < n (n <= 32): even lanes of two masked
-** loads per 16 outputs; only s[2lo .. 2hi-2] is read. */
-PACK_TARGET static inline void copy_stride2_upto32(float *d, const float *s, int64_t lo,
-                                                   int64_t hi, int64_t n) {
-  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  for (int64_t h = 0; h < 2 && 16 * h < n; h++) {
-    const int64_t j0 = 32 * h; /* source index of lane 0 of the first load */
-    const __m512 a = _mm512_maskz_loadu_ps(lane_range(2 * lo - j0, 2 * hi - 1 - j0), s + j0);
-    const __m512 b =
-        _mm512_maskz_loadu_ps(lane_range(2 * lo - j0 - 16, 2 * hi - 1 - j0 - 16), s + j0 + 16);
-    _mm512_mask_storeu_ps(d + 16 * h, lane_range(0, n - 16 * h),
-                          _mm512_permutex2var_ps(a, ie, b));
-  }
-}
 #define AVX2_TARGET __attribute__((target("avx2,fma")))
 /* The same with AVX2, 8 outputs a step (lanes by engine/ops_avx2.h). */
 AVX2_TARGET static inline void copy_stride2_avx2(float *d, const float *s, int64_t lo,
@@ -78,9 +57,9 @@ static inline void copy_upto32(float *d, const float *s, int64_t n) {
 }
 #endif
 
-/* The packer, inlined into an AVX-512 copy (wide 1: masked vector copies), an AVX2 one (wide 2:
-** masked loads, and whole-vector stores: masked stores are slow on AMD's CPUs, and a variable
-** memcpy per segment cost more than the copy) and a plain one. A whole-vector store writes up
+/* The packer, inlined into an AVX2 copy (wide 1: masked loads, and whole-vector stores: masked
+** stores are slow on AMD's CPUs, and a variable memcpy per segment cost more than the copy) and
+** a plain one. A whole-vector store writes up
 ** to 7 floats past its segment; those are written again later: by the next segment, the row's
 ** zero fill, the next row (kk + 1), the next panel's first row, or past the last panel into the
 ** pack buffer's slack (lpq__sgemm_pack_floats: KC x 32 floats and more). */
@@ -118,7 +97,7 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
         }
         const float *row = xc + iy * W;
 #ifdef HAVE_STRIDE2_COPY
-        if (wide == 2 && kx == 0 && iy + 2 * sy < H) {
+        if (wide && kx == 0 && iy + 2 * sy < H) {
           /* prefetch the row two output rows on: the panels after this one read it, and a stem's
           ** rows in three planes are more streams than the prefetchers follow (mobilenet_v2's
           ** stem chain 4-6% faster on an EPYC, resnet18's stride-2 convs 3%; a prefetch never
@@ -129,13 +108,11 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
         }
 #endif
         if (sx == 1 && ix0 >= 0 && ix0 + len <= W) {
-          if (wide == 1)
-            copy_upto32(d, row + ix0, len);
 #ifdef HAVE_STRIDE2_COPY
-          else if (wide == 2)
+          if (wide)
             copy_avx2(d, row + ix0, len);
-#endif
           else
+#endif
             memcpy(d, row + ix0, (size_t)len * sizeof *d);
 #ifdef HAVE_STRIDE2_COPY
         } else if (wide && sx == 2) { /* valid t: 0 <= ix0 + 2t < W */
@@ -143,10 +120,7 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
           int64_t hi = W - ix0 <= 0 ? 0 : (W - ix0 - 1) / 2 + 1;
           hi = hi < len ? hi : len;
           const float *s = lpq__avx2_at(row, ix0); /* lanes before the row are masked */
-          if (wide == 1)
-            copy_stride2_upto32(d, s, lo < hi ? lo : hi, hi, len);
-          else
-            copy_stride2_avx2(d, s, lo < hi ? lo : hi, hi, len);
+          copy_stride2_avx2(d, s, lo < hi ? lo : hi, hi, len);
 #endif
         } else {
           for (int64_t t = 0; t < len; t++) {
@@ -168,25 +142,19 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
 
 
 #ifdef HAVE_STRIDE2_COPY
-PACK_TARGET static void conv_pack_avx512(const void *ctx, size_t k0, size_t kc, size_t n0,
-                                         size_t nc, float *Bp) {
-  conv_pack(ctx, k0, kc, n0, nc, Bp, 1);
-}
-
 __attribute__((target("avx2,fma"))) static void conv_pack_avx2(const void *ctx, size_t k0,
                                                                size_t kc, size_t n0, size_t nc,
                                                                float *Bp) {
-  conv_pack(ctx, k0, kc, n0, nc, Bp, 2);
+  conv_pack(ctx, k0, kc, n0, nc, Bp, 1);
 }
 #endif
 
-/* Only called by lpq's GEMM kernel (lpq__sgemm_packs_a()): AVX-512 or AVX2 by lpq__isa(). */
+/* Only called by lpq's GEMM kernel (lpq__sgemm_packs_a()), so on AVX2 or AVX-512 CPUs; both
+** run the AVX2 copies (AVX-512 ones, masked loads and stores 16 floats a step, made the
+** packing 1.6x slower on a Zen 5 EPYC: mobilenet_v2 7% slower). */
 void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
 #ifdef HAVE_STRIDE2_COPY
-  if (lpq__isa() == LPQ_ISA_AVX512)
-    conv_pack_avx512(ctx, k0, kc, n0, nc, Bp);
-  else
-    conv_pack_avx2(ctx, k0, kc, n0, nc, Bp);
+  conv_pack_avx2(ctx, k0, kc, n0, nc, Bp);
 #else
   conv_pack(ctx, k0, kc, n0, nc, Bp, 0);
 #endif

@@ -146,11 +146,8 @@ void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const
                    float *out) {
   const int64_t H = p->H, W = p->W, OW = p->OW, s = p->s[0];
 #define ROW(iy) ((iy) < 0 || (iy) >= H ? zero : E + ((iy) - lo_row) * W)
-  if (s == 1 && oy0 == 0 && oy1 == H && lo_row == 0 &&
-      lpq__kern_dw3_flat(out, E, w, b, lo, hi, H, W))
-    return; /* AVX-512, a whole plane of stride 1: one flat run */
   if (lpq__kern_dw3_rows(out, E, lo_row, zero, w, b, lo, hi, H, W, OW, (int)s, oy0, oy1))
-    return; /* AVX-512: whole rows, the edges masked */
+    return; /* AVX2 or AVX-512: whole rows (ops_kernels_dw_avx2.c) */
   /* the last column's window reaches past the row: its value comes from dw_point */
   const int64_t last = (OW - 1) * s + 1 >= W ? OW - 1 : OW;
   int64_t a = oy0, bnd = oy0; /* stride 1: rows [a, bnd) in one pass over the flat rows */
@@ -195,10 +192,7 @@ size_t lpq__depthwise_scratch(const conv_params_t *p) {
 void lpq__depthwise_plane(const conv_params_t *p, const float *x, const float *w, float bias,
                      float lo, float hi, float *y, float *scratch) {
   const int pads1 = p->p[0] == 1 && p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1;
-  if (dw3_applies(p) && pads1 && p->s[0] == 1 &&
-      lpq__kern_dw3_flat(y, x, w, bias, lo, hi, p->H, p->W))
-    return; /* AVX-512, stride 1: the plane as one flat run */
-  if (dw3_applies(p) && pads1 && lpq__isa() >= LPQ_ISA_AVX2) { /* AVX-512 stride 2, AVX2: rows */
+  if (dw3_applies(p) && pads1 && lpq__isa() >= LPQ_ISA_AVX2) { /* AVX2 or AVX-512: rows */
     memset(scratch, 0, (size_t)p->W * sizeof *scratch);
     if (lpq__kern_dw3_rows(y, x, 0, scratch, w, bias, lo, hi, p->H, p->W, p->OW, (int)p->s[0], 0,
                            p->OH))

@@ -85,11 +85,8 @@ static int three_by_three(const conv_params_t *p) {
 }
 
 static int dwblk3_applies(const conv_params_t *p) {
-  /* AVX-512 runs a stride-1 plane with pads 1 flat (lpq__kern_dw3_flat), faster still */
-  const int flat = lpq__isa() == LPQ_ISA_AVX512 && p->s[0] == 1 && p->p[0] == 1 &&
-                   p->p[1] == 1 && p->p[2] == 1 && p->p[3] == 1;
   return p->spatial == 2 && three_by_three(p) && p->s[0] == p->s[1] &&
-         (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_MAX_OW && !flat;
+         (p->s[0] == 1 || p->s[0] == 2) && p->OW <= DWBLK_MAX_OW;
 }
 
 /* Other windows, through row_avx2. */

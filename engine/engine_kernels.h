@@ -185,7 +185,12 @@ void lpq__kern_deinterleave(float *restrict even, float *restrict odd, const flo
 
 /* Winograd F(2x2, 3x3) / F(4x4, 3x3) (ops_conv_wino.c): whether it runs conv p (dense 3x3
 ** stride 1, lpq's GEMM kernel; LPQ_WINOGRAD=0 turns it off, =2 keeps 2x2 tiles), its packed
-** weights (lpq__wino_packed_floats), its scratch per thread, and a run with the clamp [lo, hi]. */
+** weights (lpq__wino_packed_floats), its scratch per thread, and a run with the clamp [lo, hi].
+** Only where its 16 GEMMs' columns (2x2 tiles over the batch), rounded up to the kernel's
+** 32-column panels, times 16 are fewer than the implicit GEMM's (outputs over the batch) times
+** 9: on small maps at small batches (ResNet-34's 5x5 layers at batch 1: 9 tiles, a panel
+** nearly empty, 16/9 the weights to read) the implicit GEMM is faster (2.0 -> 1.2 ms a layer on
+** one thread of a Zen 5 EPYC, 1.7 -> 0.7 on two). */
 int lpq__wino_applies(const conv_params_t *p);
 size_t lpq__wino_packed_floats(const conv_params_t *p);
 void lpq__wino_pack_weights(const conv_params_t *p, const float *w, float *out);
@@ -194,6 +199,9 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi);
 /* Tests: nonzero runs every F(2x2) layer tile row by tile row (the path for rows of 16 tiles
 ** or more), to compare the multi-row path with it; set before a run, not during one. */
 extern int lpq__wino_row_path;
+/* Tests: nonzero applies Winograd whatever the batch and map (the rule above off), so small
+** maps still reach its kernels; set before a graph is loaded, reset after it is freed. */
+extern int lpq__wino_any_batch;
 /* Tests: 1 sends the depthwise windows other than 3x3 on small maps to the flat path
 ** (ops_dwflat.c) instead of the channel blocks (ops_dwblock.c), which give the same bits. */
 extern int lpq__dwblock_any_off;

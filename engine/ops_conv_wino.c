@@ -22,6 +22,10 @@
 #define WINO_SLACK 34 /* floats past a line's 2 tw + 2 (a run's last lane reads 36 from 2a) */
 
 int lpq__wino_row_path;
+int lpq__wino_any_batch;
+
+/* x rounded up to the GEMM kernel's panel width */
+static int64_t panels(int64_t x) { return (x + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR; }
 
 int lpq__wino_applies(const conv_params_t *p) {
   static int enabled = -1; /* LPQ_WINOGRAD=0: the implicit GEMM for these too */
@@ -31,7 +35,9 @@ int lpq__wino_applies(const conv_params_t *p) {
   }
   return enabled && lpq__sgemm_packs_a() && p->k[0] == 3 && p->k[1] == 3 && p->s[0] == 1 &&
          p->s[1] == 1 && p->d[0] == 1 && p->d[1] == 1 && p->groups == 1 && p->C >= 8 &&
-         p->M >= 8 && p->OH >= 2 && p->OW >= 2;
+         p->M >= 8 && p->OH >= 2 && p->OW >= 2 &&
+         (lpq__wino_any_batch || 16 * panels(p->N * ((p->OH + 1) / 2) * ((p->OW + 1) / 2)) <
+                                     9 * panels(p->N * p->OH * p->OW));
 }
 
 /* Output tile: 4x4 (F(4x4, 3x3), 36 transformed points, 4 multiplies per output instead of 9)

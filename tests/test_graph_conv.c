@@ -355,6 +355,7 @@ static void small_map_cases(void) {
   unsigned seed = 400;
   int cases = 0;
   rows_too = 1;
+  lpq__wino_any_batch = 1; /* these maps and batches are below Winograd's rule */
   for (size_t si = 0; si < 5; si++)
     for (int64_t pad = 0; pad <= 1; pad++)
       for (int64_t n = 1; n <= 3; n += 2) {
@@ -375,7 +376,27 @@ static void small_map_cases(void) {
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++, cases++)
     check(&more[i], seed++);
   rows_too = 0;
+  lpq__wino_any_batch = 0;
   cr_assert_gt(cases, 20);
+}
+
+/* Winograd's rule (lpq__wino_applies): a 512-channel 5x5 map at batch 1 (9 tiles: a GEMM panel
+** nearly empty) runs as the implicit GEMM; the same at batch 8, and 10x10 at batch 1 (25 tiles
+** against 100 outputs), as Winograd. */
+static void wino_rule_cases(void) {
+  conv_params_t p = {.groups = 1, .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .p = {1, 1, 1, 1},
+                     .N = 1, .C = 512, .H = 5, .W = 5, .M = 512, .OH = 5, .OW = 5, .spatial = 2};
+  const int kernel = lpq__sgemm_packs_a(); /* Winograd needs lpq's GEMM kernel */
+  cr_assert_eq(lpq__wino_applies(&p), 0);
+  p.N = 8;
+  cr_assert_eq(lpq__wino_applies(&p), kernel);
+  p.N = 1, p.H = p.W = p.OH = p.OW = 10;
+  cr_assert_eq(lpq__wino_applies(&p), kernel);
+  p.H = p.W = p.OH = p.OW = 2; /* 1 tile, 4 outputs */
+  cr_assert_eq(lpq__wino_applies(&p), 0);
+  lpq__wino_any_batch = 1;
+  cr_assert_eq(lpq__wino_applies(&p), kernel);
+  lpq__wino_any_batch = 0;
 }
 
 /* Winograd F(4x4) (maps of 14 and more, 64 channels or more; AVX2: 28 and more, row by row):
@@ -438,6 +459,11 @@ Test(graph_conv, depthwise) { depthwise_cases(); }
 Test(graph_conv, large_maps_use_the_implicit_gemm) { large_map_cases(); }
 Test(graph_conv, odd_channels_and_batches) { odd_channel_cases(); }
 Test(graph_conv, winograd_small_maps) { small_map_cases(); }
+Test(graph_conv, winograd_only_where_its_gemm_fills_panels) { wino_rule_cases(); }
+Test(graph_conv, avx2_winograd_rule) {
+  force_avx2();
+  wino_rule_cases();
+}
 Test(graph_conv, avx2_winograd_small_maps) {
   force_avx2();
   small_map_cases();

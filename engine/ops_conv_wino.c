@@ -399,9 +399,11 @@ static void input_transform_segs(const wino_job_t *j, const float *x, const tile
   }
 }
 
-/* output_transform for tile rows shorter than WINO_RUN: a call per run and output channel. */
+/* output_transform for tile rows shorter than WINO_RUN: a call per run and output channel
+** m in [m0, m1). */
 static void output_transform_segs(const wino_job_t *j, const float *Y, size_t ldy,
-                                  const tile_seg_t *sg, const int *first, int nruns) {
+                                  const tile_seg_t *sg, const int *first, int nruns, int64_t m0,
+                                  int64_t m1) {
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW;
@@ -420,7 +422,7 @@ static void output_transform_segs(const wino_job_t *j, const float *Y, size_t ld
       os[s].res[i] = j->residual ? j->residual + r : NULL;
     }
   }
-  for (int64_t m = 0; m < M; m++) {
+  for (int64_t m = m0; m < m1; m++) {
     const float bias = k->bias ? k->bias[m] : 0.0f;
     for (int r = 0; r < nruns; r++)
       lpq__kern_wino_out_segs(Y + (size_t)m * ldy + (size_t)(r * WINO_RUN), ystride,
@@ -434,7 +436,12 @@ static void wino_task(void *arg, size_t task, int tid) {
   const conv_params_t *p = j->p;
   float *scratch = thread_scratch(j->k, tid);
   float *V = scratch + j->v_off, *Y = scratch + j->y_off;
-  const int64_t t0 = (int64_t)task * j->tpt, nt = j->tiles - t0 < j->tpt ? j->tiles - t0 : j->tpt;
+  const int64_t part = (int64_t)task % j->mparts, blk = (int64_t)task / j->mparts;
+  const int64_t t0 = blk * j->tpt, nt = j->tiles - t0 < j->tpt ? j->tiles - t0 : j->tpt;
+  /* output channels [m0, m1): whole A panels of SGEMM_MR rows */
+  const int64_t m0 = p->M * part / j->mparts / SGEMM_MR * SGEMM_MR;
+  const int64_t m1 =
+      part + 1 == j->mparts ? p->M : p->M * (part + 1) / j->mparts / SGEMM_MR * SGEMM_MR;
   const int64_t ncols = (nt + NR - 1) / NR * NR;
   const size_t vstride = j->vstride, ystride = j->ystride;
   if (nt < ncols) /* the last panel's unused columns: zero, so they stay finite */
@@ -455,12 +462,17 @@ static void wino_task(void *arg, size_t task, int tid) {
   }
   const size_t per = lpq__sgemm_packed_a_floats((size_t)p->M, (size_t)p->C);
   for (int xi = 0; xi < j->nxi; xi++)
-    lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
-                           V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
+    if (j->mparts > 1)
+      lpq__kern_sgemm_packed_rows((size_t)p->M, (size_t)m0, (size_t)m1, (size_t)nt,
+                                  (size_t)p->C, j->U + xi * per, V + xi * vstride,
+                                  Y + xi * ystride, (size_t)j->tb);
+    else
+      lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
+                             V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
   if (j->segs4)
     lpq__wino4_output_segs(j, Y, (size_t)j->tb, sg, first, nruns);
   else if (j->segs)
-    output_transform_segs(j, Y, (size_t)j->tb, sg, first, nruns);
+    output_transform_segs(j, Y, (size_t)j->tb, sg, first, nruns, m0, m1);
   else
     output_transform(j, Y, (size_t)j->tb, t0, nt);
 }
@@ -486,11 +498,18 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
     lpq__wino_pack_weights(p, k->weight, U);
     j.U = U;
   }
-  /* as many tasks as blocks of tb, rounded up to a multiple of the threads, evenly filled */
+  /* as many tasks as blocks of tb, rounded up to a multiple of the threads, evenly filled; a
+  ** map of at most one panel of tiles (a small map at batch 1) instead in one block whose
+  ** output channels the threads share: split, its tiles would pad two panels of 32 columns */
   const int64_t thr = lpq__threads_count(k->pool);
-  int64_t ntasks = (j.tiles + j.tb - 1) / j.tb;
-  ntasks = (ntasks + thr - 1) / thr * thr;
-  j.tpt = (j.tiles + ntasks - 1) / ntasks;
-  lpq__threads_run(k->pool, (size_t)((j.tiles + j.tpt - 1) / j.tpt), wino_task, &j);
+  j.mparts = 1;
+  if (j.segs && thr > 1 && j.tiles <= NR && p->M >= 2 * SGEMM_MR * thr) {
+    j.mparts = thr, j.tpt = j.tiles;
+  } else {
+    int64_t ntasks = (j.tiles + j.tb - 1) / j.tb;
+    ntasks = (ntasks + thr - 1) / thr * thr;
+    j.tpt = (j.tiles + ntasks - 1) / ntasks;
+  }
+  lpq__threads_run(k->pool, (size_t)((j.tiles + j.tpt - 1) / j.tpt * j.mparts), wino_task, &j);
   return 0;
 }

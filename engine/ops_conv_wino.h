@@ -25,6 +25,7 @@ typedef struct wino_job_t {
   float lo, hi;
   int64_t ts, nxi, tb, th, tw, tiles; /* output tile side, transformed points */
   int64_t tpt; /* tiles per task (<= tb, the row length of V and Y) */
+  int64_t mparts; /* tasks per block, each its share of the output channels (few tiles) */
   int segs;    /* F(2x2) tile rows shorter than WINO_RUN: runs over several tile rows */
   int segs4;   /* F(4x4) in runs of WINO_RUN tiles over tile rows (AVX-512) */
   size_t v_off, y_off, row_off, line_off;

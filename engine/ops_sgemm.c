@@ -409,7 +409,35 @@ static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const 
     }
   }
 }
+
+/* Rows [r0, r1) of sgemm_packed_b's product without an epilogue: the A panels of those rows
+** (r0 a multiple of MR) block by block, the same micro-kernel calls for them. */
+static void sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K,
+                              const float *Ap, const float *Bp, float *C, size_t ldc) {
+  const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
+    const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
+    for (size_t m0 = r0 / SGEMM_MC * SGEMM_MC; m0 < r1; m0 += SGEMM_MC) {
+      const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
+      const size_t a = r0 > m0 ? r0 : m0, b = r1 < m0 + mc ? r1 : m0 + mc;
+      const float *Ab = Ap + m0 * K + mcr * k0 + (a - m0) * kc;
+      for (size_t q = 0; q < N; q += NR)
+        panel_run(micro, kc, Ab, Bp + q * K + k0 * NR, C + a * ldc + q, ldc, b - a,
+                  N - q < NR ? N - q : NR, k0, K, NULL, a, q);
+    }
+  }
+}
 #endif
+
+void lpq__kern_sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K,
+                                 const float *Ap, const float *Bp, float *C, size_t ldc) {
+#ifdef HAVE_AVX512_KERNEL
+  if (r0 < r1 && r1 <= M && r0 % MR == 0 && N && K)
+    sgemm_packed_rows(M, r0, r1, N, K, Ap, Bp, C, ldc);
+#else
+  (void)M, (void)r0, (void)r1, (void)N, (void)K, (void)Ap, (void)Bp, (void)C, (void)ldc;
+#endif
+}
 
 void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
                             float *C, size_t ldc) {

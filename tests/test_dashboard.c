@@ -143,8 +143,10 @@ Test(dashboard, chromium_renders_a_running_job_and_its_front) {
   proc_svc_t s;
   start(&s, "127.0.0.1:0", NULL);
   int port = dashboard_port(&s);
-  /* no worker yet: the job waits, the page opens, then a worker starts and progress arrives */
-  int64_t id = proc_lpqctl_submit(NULL, s.sock, "--set population=8 --set generations=40 "
+  /* no worker yet: the job waits, the page opens, then a worker starts and progress arrives.
+  ** The page refreshes its workers table at most once a second, on progress: the job must run
+  ** for seconds to be seen running (40 generations took 0.3 s on a Zen 5 and were not seen) */
+  int64_t id = proc_lpqctl_submit(NULL, s.sock, "--set population=8 --set generations=1000 "
                                   "--set calib=16 --set sensitivity=true --seed 5");
   cr_assert_gt(id, 0, "submit (see %s)", s.log);
   char out[256], cmd[1024];

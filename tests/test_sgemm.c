@@ -134,6 +134,50 @@ static void cases(void) {
 
 TestSuite(sgemm, .timeout = 300);
 
+/* lpq__kern_sgemm_packed_rows: rows [r0, r1) (r0 on the 8-row panel, starting inside a 128-row
+** block too) bit for bit those rows of the whole packed product, the other rows untouched.
+** Like every packed entry, only where lpq's kernel runs (not with LPQ_ISA=generic). */
+static void rows_cases(void) {
+  static const size_t ms[] = {9, 65, 136, 200}, ns[] = {7, 25, 32, 40}, ks[] = {3, 300};
+  unsigned seed = 90;
+  if (!lpq__sgemm_packs_a()) {
+    cr_assert_str_eq(lpq_engine_isa(), "generic");
+    return;
+  }
+  for (size_t a = 0; a < 4; a++)
+    for (size_t b = 0; b < 4; b++)
+      for (size_t c = 0; c < 2; c++) {
+        const size_t M = ms[a], N = ns[b], K = ks[c];
+        float *A = randoms(M * K, &seed), *B = randoms(K * N, &seed), *Bp = pack_full(B, K, N);
+        float *Ap = malloc((lpq__sgemm_packed_a_floats(M, K) + 16) * sizeof *Ap);
+        float *whole = malloc(M * N * sizeof *whole), *part = malloc(M * N * sizeof *part);
+        cr_assert(Ap && whole && part);
+        lpq__sgemm_pack_a(M, K, A, K, Ap);
+        lpq__kern_sgemm_packed(M, N, K, Ap, Bp, whole, N);
+        const size_t cuts[][2] = {{0, 8}, {8, 16}, {8, M}, {64, M}, {128, M}, {0, M}, {16, 72}};
+        for (size_t u = 0; u < 7; u++) {
+          const size_t r0 = cuts[u][0], r1 = cuts[u][1] < M ? cuts[u][1] : M;
+          if (r0 >= r1)
+            continue;
+          for (size_t i = 0; i < M * N; i++)
+            part[i] = 777.0f;
+          lpq__kern_sgemm_packed_rows(M, r0, r1, N, K, Ap, Bp, part, N);
+          for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) {
+              const int in = i >= r0 && i < r1;
+              cr_assert(in ? memcmp(&part[i * N + j], &whole[i * N + j], sizeof *part) == 0
+                           : part[i * N + j] == 777.0f,
+                        "M %zu N %zu K %zu rows [%zu, %zu): C[%zu][%zu] %.9g, whole %.9g", M, N,
+                        K, r0, r1, i, j, part[i * N + j], whole[i * N + j]);
+            }
+        }
+        free(A), free(B), free(Bp), free(Ap), free(whole), free(part);
+      }
+}
+
+ISA_TESTS(sgemm, rows_equal_the_whole_product, avx2_rows_equal_the_whole_product,
+          generic_has_no_packed_rows, rows_cases)
+
 ISA_TESTS(sgemm, equals_reference_and_whole_tiles, avx2_equals_reference_and_whole_tiles,
           generic_equals_reference, cases)
 

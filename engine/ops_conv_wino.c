@@ -470,7 +470,7 @@ static void wino_task(void *arg, size_t task, int tid) {
       lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
                              V + xi * vstride, Y + xi * ystride, (size_t)j->tb);
   if (j->segs4)
-    lpq__wino4_output_segs(j, Y, (size_t)j->tb, sg, first, nruns);
+    lpq__wino4_output_segs(j, Y, (size_t)j->tb, sg, first, nruns, m0, m1);
   else if (j->segs)
     output_transform_segs(j, Y, (size_t)j->tb, sg, first, nruns, m0, m1);
   else
@@ -503,7 +503,7 @@ int lpq__wino_run(const kctx_t *k, float lo, float hi) {
   ** output channels the threads share: split, its tiles would pad two panels of 32 columns */
   const int64_t thr = lpq__threads_count(k->pool);
   j.mparts = 1;
-  if (j.segs && thr > 1 && j.tiles <= NR && p->M >= 2 * SGEMM_MR * thr) {
+  if ((j.segs || j.segs4) && thr > 1 && j.tiles <= NR && p->M >= 2 * SGEMM_MR * thr) {
     j.mparts = thr, j.tpt = j.tiles;
   } else {
     int64_t ntasks = (j.tiles + j.tb - 1) / j.tb;

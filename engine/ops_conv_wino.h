@@ -44,11 +44,13 @@ int lpq__wino_block_segs(const wino_job_t *j, int64_t t0, int64_t nt, tile_seg_t
                          int *first);
 
 /* F(4x4) over runs of 16 tiles (ops_conv_wino4.c): V of the block's nt tiles (B panels, row
-** length tb), and the outputs from Y (row length ldy), bias, residual and clamp. */
+** length tb), and the outputs of channels [m0, m1) from Y (row length ldy), bias, residual and
+** clamp. */
 void lpq__wino4_input_segs(const wino_job_t *j, const tile_seg_t *sg, const int *first,
                            int nruns, int64_t nt, float *V);
 void lpq__wino4_output_segs(const wino_job_t *j, const float *Y, size_t ldy,
-                            const tile_seg_t *sg, const int *first, int nruns);
+                            const tile_seg_t *sg, const int *first, int nruns, int64_t m0,
+                            int64_t m1);
 
 /* The kernels (ops_kernels_wino4.c). Lane l0 + i of a segment (i < len) has its 6x6 window at
 ** rows row[r] (the plane's rows, NULL: outside the plane, zero), columns x0 + 4i .. x0 + 4i + 5

@@ -47,7 +47,8 @@ void lpq__wino4_input_segs(const wino_job_t *j, const tile_seg_t *sg, const int 
 }
 
 void lpq__wino4_output_segs(const wino_job_t *j, const float *Y, size_t ldy,
-                            const tile_seg_t *sg, const int *first, int nruns) {
+                            const tile_seg_t *sg, const int *first, int nruns, int64_t m0,
+                            int64_t m1) {
   const conv_params_t *p = j->p;
   const kctx_t *k = j->k;
   const int64_t M = p->M, OH = p->OH, OW = p->OW, OHW = OH * OW;
@@ -66,7 +67,7 @@ void lpq__wino4_output_segs(const wino_job_t *j, const float *Y, size_t ldy,
       os[s].res[i] = j->residual ? j->residual + r : NULL;
     }
   }
-  for (int64_t m = 0; m < M; m++) {
+  for (int64_t m = m0; m < m1; m++) {
     const float bias = k->bias ? k->bias[m] : 0.0f;
     for (int r = 0; r < nruns; r++)
       lpq__kern_wino4_out_run(Y + (size_t)m * ldy + (size_t)(r * WINO_RUN), ystride,

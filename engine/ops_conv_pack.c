@@ -59,10 +59,10 @@ static inline void copy_upto32(float *d, const float *s, int64_t n) {
 
 /* The packer, inlined into an AVX2 copy (wide 1: masked loads, and whole-vector stores: masked
 ** stores are slow on AMD's CPUs, and a variable memcpy per segment cost more than the copy) and
-** a plain one. A whole-vector store writes up
-** to 7 floats past its segment; those are written again later: by the next segment, the row's
-** zero fill, the next row (kk + 1), the next panel's first row, or past the last panel into the
-** pack buffer's slack (lpq__sgemm_pack_floats: KC x 32 floats and more). */
+** a plain one. A whole-vector store writes up to 7 floats past its segment; those are written
+** again later: by the next segment, the row's zero fill, the next row (kk + 1), the next panel's
+** first row, or past the last panel into the pack buffer's slack (lpq__sgemm_pack_floats: KC x
+** 32 floats and more). */
 static inline __attribute__((always_inline)) void conv_pack(const void *ctx, size_t k0,
                                                             size_t kc, size_t n0, size_t nc,
                                                             float *Bp, const int wide) {
@@ -150,8 +150,8 @@ __attribute__((target("avx2,fma"))) static void conv_pack_avx2(const void *ctx, 
 #endif
 
 /* Only called by lpq's GEMM kernel (lpq__sgemm_packs_a()), so on AVX2 or AVX-512 CPUs; both
-** run the AVX2 copies (AVX-512 ones, masked loads and stores 16 floats a step, made the
-** packing 1.6x slower on a Zen 5 EPYC: mobilenet_v2 7% slower). */
+** run the AVX2 copies (with AVX-512 ones, masked loads and stores 16 floats a step,
+** mobilenet_v2 took 1.07x the time on a Zen 5 EPYC). */
 void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp) {
 #ifdef HAVE_STRIDE2_COPY
   conv_pack_avx2(ctx, k0, kc, n0, nc, Bp);

@@ -386,34 +386,12 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
 }
 
 
-/* B already packed over all of K: panel q (NR columns) at Bp + q/NR * K * NR, k-major; the
-** epilogue (NULL: none) on the last K block. */
-static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
-                           float *C, size_t ldc, const sgemm_epi_t *epi) {
-  const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
-  sgemm_epi_t te;
-  if (M <= MR) { /* one row panel (a classifier's batch): each B panel streamed once, in full */
-    for (size_t q = 0; q < N; q += NR)
-      micro(K, Ap, Bp + q * K, C + q, ldc, M, N - q < NR ? N - q : NR, 0,
-            tile_epi(epi, 0, q, 1, &te));
-    return;
-  }
-  for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
-    const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
-    for (size_t m0 = 0; m0 < M; m0 += SGEMM_MC) {
-      const size_t mc = M - m0 < SGEMM_MC ? M - m0 : SGEMM_MC, mcr = (mc + MR - 1) / MR * MR;
-      const float *Ab = Ap + m0 * K + mcr * k0;
-      for (size_t q = 0; q < N; q += NR)
-        panel_run(micro, kc, Ab, Bp + q * K + k0 * NR, C + m0 * ldc + q, ldc, mc,
-                  N - q < NR ? N - q : NR, k0, K, epi, m0, q);
-    }
-  }
-}
-
-/* Rows [r0, r1) of sgemm_packed_b's product without an epilogue: the A panels of those rows
-** (r0 a multiple of MR) block by block, the same micro-kernel calls for them. */
+/* Rows [r0, r1) (r0 a multiple of MR) of the product with B already packed over all of K:
+** panel q (NR columns) at Bp + q/NR * K * NR, k-major; the epilogue (NULL: none) on the last K
+** block. Each row's tiles are the same micro-kernel calls whatever the range. */
 static void sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K,
-                              const float *Ap, const float *Bp, float *C, size_t ldc) {
+                              const float *Ap, const float *Bp, float *C, size_t ldc,
+                              const sgemm_epi_t *epi) {
   const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
   for (size_t k0 = 0; k0 < K; k0 += SGEMM_KC) {
     const size_t kc = K - k0 < SGEMM_KC ? K - k0 : SGEMM_KC;
@@ -423,9 +401,23 @@ static void sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K
       const float *Ab = Ap + m0 * K + mcr * k0 + (a - m0) * kc;
       for (size_t q = 0; q < N; q += NR)
         panel_run(micro, kc, Ab, Bp + q * K + k0 * NR, C + a * ldc + q, ldc, b - a,
-                  N - q < NR ? N - q : NR, k0, K, NULL, a, q);
+                  N - q < NR ? N - q : NR, k0, K, epi, a, q);
     }
   }
+}
+
+/* All rows; one row panel (a classifier's batch) with each B panel streamed once, in full. */
+static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
+                           float *C, size_t ldc, const sgemm_epi_t *epi) {
+  if (M > MR) {
+    sgemm_packed_rows(M, 0, M, N, K, Ap, Bp, C, ldc, epi);
+    return;
+  }
+  const micro_fn micro = lpq__isa() == LPQ_ISA_AVX512 ? micro_8x32 : micro_8x32_avx2;
+  sgemm_epi_t te;
+  for (size_t q = 0; q < N; q += NR)
+    micro(K, Ap, Bp + q * K, C + q, ldc, M, N - q < NR ? N - q : NR, 0,
+          tile_epi(epi, 0, q, 1, &te));
 }
 #endif
 
@@ -433,7 +425,7 @@ void lpq__kern_sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_
                                  const float *Ap, const float *Bp, float *C, size_t ldc) {
 #ifdef HAVE_AVX512_KERNEL
   if (r0 < r1 && r1 <= M && r0 % MR == 0 && N && K)
-    sgemm_packed_rows(M, r0, r1, N, K, Ap, Bp, C, ldc);
+    sgemm_packed_rows(M, r0, r1, N, K, Ap, Bp, C, ldc, NULL);
 #else
   (void)M, (void)r0, (void)r1, (void)N, (void)K, (void)Ap, (void)Bp, (void)C, (void)ldc;
 #endif

@@ -138,6 +138,7 @@ TestSuite(sgemm, .timeout = 300);
 ** block too) bit for bit those rows of the whole packed product, the other rows untouched.
 ** Like every packed entry, only where lpq's kernel runs (not with LPQ_ISA=generic). */
 static void rows_cases(void) {
+  /* (M <= 8: the whole product takes its one-panel path, whose bits differ past a K block) */
   static const size_t ms[] = {9, 65, 136, 200}, ns[] = {7, 25, 32, 40}, ks[] = {3, 300};
   unsigned seed = 90;
   if (!lpq__sgemm_packs_a()) {

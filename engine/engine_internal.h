@@ -260,8 +260,8 @@ int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, fl
                     threads_t *pool, size_t scratch_stride, lpq_error_t *err);
 /* The last node of chain n (the memory plan keeps n's inputs alive to it), -1 when none. */
 int lpq__dwfuse_end(const gnode_t *n);
-/* Tests: the smallest map (H * W) fused and the floats of a band's buffers, read at load. */
-extern int64_t lpq__dwfuse_min_hw, lpq__dwfuse_band_floats;
+/* Tests: the smallest map (H * W) fused, a band's floats (read at load), chain runs split. */
+extern int64_t lpq__dwfuse_min_hw, lpq__dwfuse_band_floats, lpq__dwfuse_split_runs;
 /* Constant weights packed once at load for lpq's GEMM kernel (ops_conv.c; ops_gemm.c: a Gemm's
 ** or MatMul's constant B, nothing without one). */
 int lpq__conv_prepack(lpq_graph_t *g, gnode_t *n, lpq_error_t *err);

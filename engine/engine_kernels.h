@@ -129,11 +129,13 @@ void lpq__kern_sgemm_implicit(size_t M, size_t N, size_t K, const float *Ap,
 ** q/SGEMM_NR at Bp + q * K; zero past column N). Only when lpq__sgemm_packs_a() and K > 0. */
 void lpq__kern_sgemm_packed(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,
                             float *C, size_t ldc);
-/* Only rows [r0, r1) of it (r0 a multiple of SGEMM_MR; r1 <= M), written from C + r0 * ldc on;
-** for M > SGEMM_MR bit for bit those rows of the whole product (Winograd's output channels split
-** over threads; with one row panel the whole product runs all of K in one call, other bits). */
+/* Only rows [r0, r1) of it (r0 a multiple of SGEMM_MR; r1 <= M), row r0 written at C, with the
+** epilogue epi (NULL: none; its bias and residual indexed by the whole product's rows); for
+** M > SGEMM_MR bit for bit those rows of the whole product (output channels split over threads;
+** with one row panel the whole product runs all of K in one call, other bits). */
 void lpq__kern_sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K,
-                                 const float *Ap, const float *Bp, float *C, size_t ldc);
+                                 const float *Ap, const float *Bp, float *C, size_t ldc,
+                                 const sgemm_epi_t *epi);
 /* The same with the epilogue epi (NULL: none) as C is stored; B's columns past N may hold
 ** anything (only C's first N columns are written). */
 void lpq__kern_sgemm_packed_epi(size_t M, size_t N, size_t K, const float *Ap, const float *Bp,

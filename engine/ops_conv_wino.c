@@ -465,7 +465,7 @@ static void wino_task(void *arg, size_t task, int tid) {
     if (j->mparts > 1) /* the task's output channels (M > 8: the same bits as the whole) */
       lpq__kern_sgemm_packed_rows((size_t)p->M, (size_t)m0, (size_t)m1, (size_t)nt,
                                   (size_t)p->C, j->U + xi * per, V + xi * vstride,
-                                  Y + xi * ystride, (size_t)j->tb);
+                                  Y + xi * ystride + (size_t)m0 * j->tb, (size_t)j->tb, NULL);
     else
       lpq__kern_sgemm_packed((size_t)p->M, (size_t)nt, (size_t)p->C, j->U + xi * per,
                              V + xi * vstride, Y + xi * ystride, (size_t)j->tb);

@@ -35,6 +35,7 @@ int64_t lpq__dwfuse_band_floats = 384 * 1024;
 ** a task, so their 1x1 convs' GEMMs are as long as node by node (mobilenet_v2's 14x14 and 7x7
 ** blocks measured 10-15% faster fused). Tests set it too. */
 int64_t lpq__dwfuse_min_hw = 1;
+int64_t lpq__dwfuse_split_runs; /* counted for the tests (atomically: contexts run in parallel) */
 #define MARGIN 16 /* floats before each channel's rows in E: a tap may read one before the row */
 #define GROUP_COLS 784
 #define FLAT_VECS 256 /* whole-image groups of up to 4096 positions: depthwise as flat runs */
@@ -215,6 +216,11 @@ typedef struct fjob_t {
   int64_t group;            /* images per task in whole-image mode (fuse_group_task), or 0 */
   int pe_window;            /* the expansion is not 1x1: implicit GEMM, pe_k rows of B */
   int64_t pe_k;
+  /* channel split (split_run): images [img0, img0 + sg), expanded channels cper a task, output
+  ** channels mper a task, the taps' masks of the flat runs */
+  int64_t img0, sg, cper, mper;
+  const uint16_t *masks;
+  size_t nvec;
   float *scratch;
   size_t stride;
 } fjob_t;
@@ -288,6 +294,62 @@ static void fuse_task(void *arg, size_t task, int tid) {
   }
 }
 
+/* The input packed once (after E's first SGEMM_MC rows) fits: G whole images, an expansion
+** over more than SGEMM_MC channels. */
+static int blocks_fit(const fjob_t *j, int64_t G) {
+  const conv_params_t *d = j->pd;
+  const int64_t C = d->C, Cin = j->pe ? j->pe->C : 0;
+  const int64_t cols32 = (G * d->H * d->W + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+  return j->pe && j->pp && j->ape && Cin > 0 && C > SGEMM_MC &&
+         (size_t)(C - SGEMM_MC) * j->f->es >= (size_t)(Cin * cols32) + MARGIN;
+}
+
+/* Expanded channels [c0, c1) of G whole images, SGEMM_MC at a time, each block's depthwise run
+** while it is in cache: the input packed into Bx, the block in E, the depthwise outputs to Dp
+** (the projection's packed B: flat runs of nvec vectors) or, Dp NULL, image by image into D's
+** rows. The expansion's rows bit for bit those of its whole product. */
+static void expand_dw_blocks(const fjob_t *j, const float *x0, int64_t G, int64_t c0, int64_t c1,
+                             float *E, float *Bx, float *Dp, float *D, const uint16_t *masks,
+                             size_t nvec, const float *zero) {
+  const dwfuse_t *f = j->f;
+  const conv_params_t *d = j->pd;
+  const int64_t C = d->C, H = d->H, W = d->W, HW = H * W, OHW = d->OH * d->OW, Cin = j->pe->C;
+  const conv_pointwise_t pw = {x0, 0, HW, HW, Cin * HW};
+  lpq__conv_pack_pointwise(&pw, 0, (size_t)Cin, 0, (size_t)(G * HW), Bx);
+  const sgemm_epi_t epi = {j->be, NULL, 0, j->elo, j->ehi};
+  for (int64_t m0 = c0; m0 < c1; m0 += SGEMM_MC) {
+    const int64_t mc = c1 - m0 < SGEMM_MC ? c1 - m0 : SGEMM_MC;
+    lpq__kern_sgemm_packed_rows((size_t)C, (size_t)m0, (size_t)(m0 + mc), (size_t)(G * HW),
+                                (size_t)Cin, j->ape, Bx, E, f->es, &epi);
+    for (int64_t c = m0; c < m0 + mc; c++) {
+      const float *Ec = E + (c - m0) * (int64_t)f->es, *wc = j->wd + 9 * c;
+      const float bias = j->bd ? j->bd[c] : 0.0f;
+      if (Dp)
+        lpq__kern_dw3_flat_run(Dp + c * 32, 32 * (size_t)C, Ec, masks, nvec, G, H, W, wc, bias,
+                               j->dlo, j->dhi);
+      else /* stride 2, or no flat run: image by image into D's rows */
+        for (int64_t i = 0; i < G; i++)
+          lpq__dw3_rows(d, Ec + i * HW, 0, zero, wc, bias, j->dlo, j->dhi, 0, d->OH,
+                        D + c * (int64_t)f->ds + i * OHW);
+    }
+  }
+}
+
+/* Rows [m0, m1) of the projection of G images (T, row m0 first, G * OHW columns) to their
+** places in y, with the residual when there is one (else bias and clamp were the kernel's). */
+static void scatter_rows(const fjob_t *j, const float *T, int64_t img0, int64_t G, int64_t m0,
+                         int64_t m1) {
+  const int64_t M = j->pp->M, OHW = j->pd->OH * j->pd->OW, GO = G * OHW;
+  for (int64_t i = 0; i < G; i++)
+    for (int64_t m = m0; m < m1; m++) {
+      const size_t at = (size_t)(((img0 + i) * M + m) * OHW);
+      memcpy(j->y + at, T + (m - m0) * GO + i * OHW, (size_t)OHW * sizeof *T);
+      if (j->res)
+        lpq__kern_bias_add_clamp(j->y + at, j->res + at, j->bp ? j->bp[m] : 0.0f, j->plo,
+                                 j->phi, (size_t)OHW);
+    }
+}
+
 /* Images [task * G, ...) of the job, whole (G > 1): E holds their expanded planes side by
 ** side, D their depthwise outputs, per channel. */
 static void fuse_group_task(void *arg, size_t task, int tid) {
@@ -309,31 +371,9 @@ static void fuse_group_task(void *arg, size_t task, int tid) {
   const size_t nvec = d->s[0] == 1 ? lpq__kern_dw3_flat_masks(masks, FLAT_VECS, runs ? G : 1, H, W)
                                    : 0;
   const int packed = nvec && runs && j->app; /* D as the projection's packed B */
-  const int64_t cols32 = (G * HW + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
-  if (runs && j->ape && Cin > 0 && C > SGEMM_MC &&
-      (size_t)(C - SGEMM_MC) * f->es >= (size_t)(Cin * cols32) + MARGIN) {
-    /* the input packed once (after E's first SGEMM_MC rows); then SGEMM_MC expanded channels
-    ** at a time, their depthwise run while they are in cache: E never leaves L2 */
+  if (runs && blocks_fit(j, G)) { /* E never leaves L2 */
     float *Bx = E + SGEMM_MC * (int64_t)f->es;
-    const conv_pointwise_t pw = {x0, 0, HW, HW, Cin * HW};
-    lpq__conv_pack_pointwise(&pw, 0, (size_t)Cin, 0, (size_t)(G * HW), Bx);
-    for (int64_t m0 = 0; m0 < C; m0 += SGEMM_MC) {
-      const int64_t mc = C - m0 < SGEMM_MC ? C - m0 : SGEMM_MC;
-      const sgemm_epi_t epi = {j->be ? j->be + m0 : NULL, NULL, 0, j->elo, j->ehi};
-      lpq__kern_sgemm_packed_epi((size_t)mc, (size_t)(G * HW), (size_t)Cin, j->ape + m0 * Cin,
-                                 Bx, E, f->es, &epi);
-      for (int64_t c = m0; c < m0 + mc; c++) {
-        const float *Ec = E + (c - m0) * (int64_t)f->es, *wc = j->wd + 9 * c;
-        const float bias = j->bd ? j->bd[c] : 0.0f;
-        if (packed)
-          lpq__kern_dw3_flat_run(D + c * 32, 32 * (size_t)C, Ec, masks, nvec, G, H, W, wc, bias,
-                                 j->dlo, j->dhi);
-        else /* stride 2, or no flat run: image by image into D's rows */
-          for (int64_t i = 0; i < G; i++)
-            lpq__dw3_rows(d, Ec + i * HW, 0, zero, wc, bias, j->dlo, j->dhi, 0, d->OH,
-                          D + c * (int64_t)f->ds + i * OHW);
-      }
-    }
+    expand_dw_blocks(j, x0, G, 0, C, E, Bx, packed ? D : NULL, D, masks, nvec, zero);
     goto project;
   }
   if (j->pe) {
@@ -378,14 +418,74 @@ project:
   else
     lpq__kern_sgemm((size_t)M, (size_t)GO, (size_t)C, j->wp, (size_t)C, j->app, D, f->ds, T,
                     (size_t)GO, pack, j->res ? NULL : &epi);
-  for (int64_t i = 0; i < G; i++)
-    for (int64_t m = 0; m < M; m++) {
-      const size_t at = (size_t)(((img0 + i) * M + m) * OHW);
-      memcpy(j->y + at, T + m * GO + i * OHW, (size_t)OHW * sizeof *T);
-      if (j->res)
-        lpq__kern_bias_add_clamp(j->y + at, j->res + at, j->bp ? j->bp[m] : 0.0f, j->plo,
-                                 j->phi, (size_t)OHW);
-    }
+  scatter_rows(j, T, img0, G, 0, M);
+}
+
+/* Channel split: whole images that are fewer groups than threads (mobilenet_v2's 7x7 maps at
+** batch 8, any whole map at batch 1) run as two jobs over the threads, not as smaller groups
+** (whose GEMMs waste more of their last 32-column panel and read the weights once a group):
+** each task of the first expands and filters its share of the channels into the packed D of
+** thread 0's scratch, each of the second projects its share of the output channels from it.
+** Bit for bit the one-thread run (the rows of lpq__kern_sgemm_packed_rows). */
+static void split_expand_task(void *arg, size_t task, int tid) {
+  const fjob_t *j = arg;
+  const dwfuse_t *f = j->f;
+  const int64_t C = j->pd->C, HW = j->pd->H * j->pd->W, c0 = (int64_t)task * j->cper;
+  const int64_t c1 = c0 + j->cper < C ? c0 + j->cper : C;
+  if (c0 >= c1)
+    return;
+  float *E = j->scratch + (size_t)tid * j->stride + f->e_off + MARGIN;
+  expand_dw_blocks(j, j->x + j->img0 * j->pe->C * HW, j->sg, c0, c1, E,
+                   E + SGEMM_MC * (int64_t)f->es, j->scratch + f->d_off, NULL, j->masks,
+                   j->nvec, NULL);
+}
+
+static void split_project_task(void *arg, size_t task, int tid) {
+  const fjob_t *j = arg;
+  const int64_t M = j->pp->M, C = j->pd->C, OHW = j->pd->OH * j->pd->OW, GO = j->sg * OHW;
+  const int64_t m0 = (int64_t)task * j->mper, m1 = m0 + j->mper < M ? m0 + j->mper : M;
+  const float *D = j->scratch + j->f->d_off;
+  if (m0 >= m1)
+    return;
+  /* one image: straight to its rows, the residual by the kernel; else into T, then scattered */
+  const size_t at = (size_t)(j->img0 * M * OHW);
+  const sgemm_epi_t epi = {j->bp, j->sg == 1 && j->res ? j->res + at : NULL, (size_t)OHW, j->plo,
+                           j->phi};
+  const int direct = j->sg == 1;
+  float *T = direct ? j->y + at + m0 * OHW : j->scratch + (size_t)tid * j->stride + j->f->t_off;
+  const sgemm_epi_t *e = direct || !j->res ? &epi : NULL;
+  if (m1 - m0 == M) /* all rows (M <= 8: the whole product's one-panel bits) */
+    lpq__kern_sgemm_packed_epi((size_t)M, (size_t)GO, (size_t)C, j->app, D, T, (size_t)GO, e);
+  else
+    lpq__kern_sgemm_packed_rows((size_t)M, (size_t)m0, (size_t)m1, (size_t)GO, (size_t)C,
+                                j->app, D, T, (size_t)GO, e);
+  if (!direct)
+    scatter_rows(j, T, j->img0, j->sg, m0, m1);
+}
+
+/* Whether the job runs split (j->group set to the images of a group), and then runs it. */
+static int split_run(fjob_t *j, threads_t *pool) {
+  const dwfuse_t *f = j->f;
+  const conv_params_t *d = j->pd;
+  const int64_t threads = lpq__threads_count(pool), N = d->N, G = f->G;
+  if (threads < 2 || j->pe_window || !j->app || f->R != d->OH || d->s[0] != 1 ||
+      (N + G - 1) / G >= threads || !blocks_fit(j, G))
+    return 0;
+  uint16_t masks[9 * FLAT_VECS];
+  j->masks = masks;
+  j->nvec = lpq__kern_dw3_flat_masks(masks, FLAT_VECS, G, d->H, d->W);
+  if (!j->nvec)
+    return 0;
+  const int64_t C = d->C, M = j->pp->M, MR = SGEMM_MR;
+  j->cper = (C + threads * MR - 1) / (threads * MR) * MR;
+  j->mper = M > MR ? (M + threads * MR - 1) / (threads * MR) * MR : M;
+  for (j->img0 = 0; j->img0 < N; j->img0 += G) {
+    j->sg = N - j->img0 < G ? N - j->img0 : G;
+    lpq__threads_run(pool, (size_t)((C + j->cper - 1) / j->cper), split_expand_task, j);
+    lpq__threads_run(pool, (size_t)((M + j->mper - 1) / j->mper), split_project_task, j);
+  }
+  __atomic_fetch_add(&lpq__dwfuse_split_runs, 1, __ATOMIC_RELAXED);
+  return 1;
 }
 
 static const float *node_weight(const gnode_t *n, void *const *ptr) {
@@ -448,17 +548,26 @@ static void pool_task(void *arg, size_t task, int tid) {
   }
 }
 
-/* Tasks for `items` items of `parts` parts each: two tasks per thread at least (one with one
-** thread), an item split into as few slices of *per parts as that takes. Returns the slices
-** per item. */
+/* Tasks for `items` items of `parts` parts each: an item cut into slices of *per parts (the last
+** one shorter), as many as make the busiest thread's share smallest when the tasks are dealt
+** out in turn, and the fewest slices among equals (every slice repacks or recomputes its edge).
+** Returns the slices per item. With 2 threads, 10 channel blocks of one image: 2 slices of 5,
+** not 4 of 3 (3 + 3 + 3 + 1: one thread does 6). */
 static int64_t split_items(threads_t *pool, int64_t items, int64_t parts, int64_t *per) {
-  const int64_t threads = lpq__threads_count(pool), want = threads > 1 ? 2 * threads : 1;
-  if (parts < 1 || items < 1)
-    return *per = 1, 1;
-  int64_t n = items >= want ? 1 : (want + items - 1) / items;
-  n = n > parts ? parts : n;
-  *per = (parts + n - 1) / n;
-  return (parts + *per - 1) / *per;
+  const int64_t threads = lpq__threads_count(pool);
+  *per = parts > 0 ? parts : 1;
+  if (threads < 2 || parts < 2 || items < 1)
+    return 1;
+  int64_t best = INT64_MAX, slices = 1;
+  for (int64_t n = 1; n <= parts; n++) {
+    const int64_t p = (parts + n - 1) / n, s = (parts + p - 1) / p;
+    if (s != n) /* the same cut as a smaller n */
+      continue;
+    const int64_t load = (items * s + threads - 1) / threads * p;
+    if (load < best)
+      best = load, slices = s, *per = p;
+  }
+  return slices;
 }
 
 static int pool_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, float *scratch,
@@ -507,6 +616,8 @@ int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, fl
   }
   /* images, or slices of rows when the images are fewer than two tasks per thread */
   const int64_t threads = lpq__threads_count(pool), N = j.pd->N;
+  if (split_run(&j, pool))
+    return f->count;
   if (f->G > 1 && !j.pe_window) { /* whole images, G or fewer a task, every thread busy */
     j.group = f->G < (N + threads - 1) / threads ? f->G : (N + threads - 1) / threads;
     lpq__threads_run(pool, (size_t)((N + j.group - 1) / j.group), fuse_group_task, &j);

@@ -389,6 +389,7 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
 /* Rows [r0, r1) (r0 a multiple of MR) of the product with B already packed over all of K:
 ** panel q (NR columns) at Bp + q/NR * K * NR, k-major; the epilogue (NULL: none) on the last K
 ** block. Each row's tiles are the same micro-kernel calls whatever the range. */
+/* Rows [r0, r1) of the whole product, row r0 at C (epi indexed by the whole product's rows). */
 static void sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K,
                               const float *Ap, const float *Bp, float *C, size_t ldc,
                               const sgemm_epi_t *epi) {
@@ -400,7 +401,7 @@ static void sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K
       const size_t a = r0 > m0 ? r0 : m0, b = r1 < m0 + mc ? r1 : m0 + mc;
       const float *Ab = Ap + m0 * K + mcr * k0 + (a - m0) * kc;
       for (size_t q = 0; q < N; q += NR)
-        panel_run(micro, kc, Ab, Bp + q * K + k0 * NR, C + a * ldc + q, ldc, b - a,
+        panel_run(micro, kc, Ab, Bp + q * K + k0 * NR, C + (a - r0) * ldc + q, ldc, b - a,
                   N - q < NR ? N - q : NR, k0, K, epi, a, q);
     }
   }
@@ -422,12 +423,14 @@ static void sgemm_packed_b(size_t M, size_t N, size_t K, const float *Ap, const 
 #endif
 
 void lpq__kern_sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K,
-                                 const float *Ap, const float *Bp, float *C, size_t ldc) {
+                                 const float *Ap, const float *Bp, float *C, size_t ldc,
+                                 const sgemm_epi_t *epi) {
 #ifdef HAVE_AVX512_KERNEL
   if (r0 < r1 && r1 <= M && r0 % MR == 0 && N && K)
-    sgemm_packed_rows(M, r0, r1, N, K, Ap, Bp, C, ldc, NULL);
+    sgemm_packed_rows(M, r0, r1, N, K, Ap, Bp, C, ldc, epi);
 #else
   (void)M, (void)r0, (void)r1, (void)N, (void)K, (void)Ap, (void)Bp, (void)C, (void)ldc;
+  (void)epi;
 #endif
 }
 

@@ -193,15 +193,17 @@ static int fused_chains(const lpq_graph_t *g) {
   return count;
 }
 
-/* One chain with band buffers of `band` floats: fused run == reference == hooked run. */
-static void check(const chain_t *c, int64_t band, unsigned seed) {
+/* One chain with band buffers of `band` floats: fused run == reference == hooked run, and two
+** threads bit for bit one. Returns whether the two-thread run split the chain by channels. */
+static int check(const chain_t *c, int64_t band, unsigned seed) {
+  int split_count = 0;
   const int64_t oh = odim(c, c->h), ow = odim(c, c->w), hw = c->h * c->w, ohw = oh * ow;
   const int64_t pk = c->pk > 1 ? c->pk : 1;
   const size_t nx = (size_t)(c->n * c->cin * xdim(c, c->h) * xdim(c, c->w));
   const size_t ne = (size_t)(c->n * c->ce * hw);
   const size_t nd = (size_t)(c->n * c->ce * ohw);
   const size_t ny = (size_t)(c->n * (c->post ? c->cout : c->ce) * ohw);
-  float *x = randoms(nx, 1.0f, &seed);
+  float *x = randoms(nx, 1.0f, &seed), *xo = randoms(nx, 1.0f, &seed);
   weights_t wt = {randoms((size_t)(c->ce * c->cin * pk * pk), 0.5f, &seed),
                   randoms((size_t)c->ce, 0.2f, &seed),
                   randoms((size_t)(c->ce * 9), 0.4f, &seed),
@@ -233,11 +235,17 @@ static void check(const chain_t *c, int64_t band, unsigned seed) {
   while (g->nodes[first].dead)
     first++;
   cr_assert(!c->pre || g->nodes[first].fuse != NULL, "the conv before is not in the chain");
+  float *one = malloc(ny * 4); /* the one-thread run: two threads, lpq's kernels, its bits */
+  cr_assert(got && hooked && one);
   for (int threads = 1; threads <= 2; threads++) {
+    const int64_t splits = __atomic_load_n(&lpq__dwfuse_split_runs, __ATOMIC_RELAXED);
     lpq_exec_t *ex = lpq_exec_new(g, &err);
     cr_assert_not_null(ex, "%s", err.msg);
     cr_assert_eq(lpq_exec_set_threads(ex, threads, &err), 0, "%s", err.msg);
     const lpq_hooks_t none = {0}; /* hooked: node by node */
+    /* first a run on other inputs, so that an output the fused run does not write keeps its
+    ** value (the context's buffers: malloc may hand back the last context's) */
+    cr_assert_eq(lpq_exec_run(ex, xo, got, &none, &err), 0, "%s", err.msg);
     cr_assert_eq(lpq_exec_run(ex, x, got, NULL, &err), 0, "%s", err.msg);
     cr_assert_eq(lpq_exec_run(ex, x, hooked, &none, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < ny; i++) {
@@ -251,11 +259,22 @@ static void check(const chain_t *c, int64_t band, unsigned seed) {
                 "fused and node by node differ: y[%zu] = %a, hooked %a (threads %d)", i,
                 got[i], hooked[i], threads);
     }
+    if (threads == 1)
+      memcpy(one, got, ny * 4);
+    else if (lpq__sgemm_packs_a()) /* lpq's kernels (OpenBLAS's differ with the columns) */
+      cr_assert_eq(memcmp(one, got, ny * 4), 0, "pre%d post%d n%lld ce%lld cout%lld %lldx%lld "
+                   "band %lld: two threads differ from one", c->pre, c->post, (long long)c->n,
+                   (long long)c->ce, (long long)c->cout, (long long)c->h, (long long)c->w,
+                   (long long)band);
+    if (threads == 2) /* how many chains ran split by channels (none with one thread) */
+      split_count += __atomic_load_n(&lpq__dwfuse_split_runs, __ATOMIC_RELAXED) > splits;
     lpq_exec_free(&ex);
   }
+  free(one);
   lpq_graph_free(&g);
-  free(buf), free(x), free(xd), free(e), free(d), free(want), free(got), free(hooked);
+  free(buf), free(x), free(xo), free(xd), free(e), free(d), free(want), free(got), free(hooked);
   free(wt.we), free(wt.be), free(wt.wd), free(wt.bd), free(wt.wp), free(wt.bp);
+  return split_count;
 }
 
 static void cases(void) {
@@ -290,6 +309,21 @@ static void cases(void) {
     for (size_t b = 0; b < sizeof bands / sizeof bands[0]; b++) /* a stem needs lpq's GEMM */
       if (chains[i].pk <= 1 || lpq__sgemm_packs_a()) /* kernel: not with LPQ_ISA=generic */
         check(&chains[i], bands[b], seed++);
+  /* whole images in fewer groups than threads, more than 128 expanded channels: split by
+  ** channels over two threads (lpq's kernels only; one band per image), the shares' edges
+  ** inside a 128-channel block and inside an 8-row panel: batch 1 (the projection straight to
+  ** the output, a residual), batch 3 (through T, scattered), 1 output row in the second share,
+  ** 6 outputs (one share) */
+  static const chain_t split[] = {
+      {1, 1, 1, 1, 24, 200, 24, 7, 7, 1, 0, 1}, {1, 1, 0, 3, 6, 300, 20, 5, 6, 1, 0, 1},
+      {1, 1, 1, 3, 9, 200, 9, 7, 7, 1, 0, 1},   {1, 1, 0, 2, 5, 136, 6, 4, 4, 1, 0, 1},
+      {1, 1, 1, 2, 17, 260, 17, 9, 11, 1, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof split / sizeof split[0]; i++) {
+    const int ran = check(&split[i], 96 * 1024, seed++);
+    cr_assert_eq(ran, lpq__sgemm_packs_a(), "split case %zu: split %d", i, ran);
+    cr_assert_eq(check(&split[i], 700, seed++), 0, "split case %zu in bands: split", i);
+  }
 }
 
 /* The flat depthwise run alone (lpq__kern_dw3_flat_masks, lpq__kern_dw3_flat_run), where the

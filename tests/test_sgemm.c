@@ -162,7 +162,7 @@ static void rows_cases(void) {
             continue;
           for (size_t i = 0; i < M * N; i++)
             part[i] = 777.0f;
-          lpq__kern_sgemm_packed_rows(M, r0, r1, N, K, Ap, Bp, part, N);
+          lpq__kern_sgemm_packed_rows(M, r0, r1, N, K, Ap, Bp, part + r0 * N, N, NULL);
           for (size_t i = 0; i < M; i++)
             for (size_t j = 0; j < N; j++) {
               const int in = i >= r0 && i < r1;

@@ -218,5 +218,16 @@ extern int lpq__dwblock_any_off;
 int lpq__direct_applies(const conv_params_t *p);
 size_t lpq__direct_scratch(const conv_params_t *p);
 int lpq__direct_run(const kctx_t *k, float lo, float hi);
+/* The same conv with the MaxPool of window w that alone reads its output (a ResNet's stem): the
+** pooled rows written to y as the conv rows are made, the conv's output never stored. The
+** scratch per thread, 0 where it does not apply (the conv is not direct, or w does not fit). */
+size_t lpq__direct_pool_scratch(const conv_params_t *p, const conv_params_t *w);
+int lpq__direct_pool_run(const kctx_t *k, float lo, float hi, const conv_params_t *w, float *y);
+/* MaxPool n's window when it runs row by row (ops_pool.c: 2-D, undilated, width stride <= 2,
+** height stride under the height), else NULL; and one input row's max under each output
+** column's window (-inf where none), as that path takes it (even, odd: W + 2 floats). */
+const conv_params_t *lpq__maxpool_window(const gnode_t *n);
+void lpq__maxpool_row(const conv_params_t *w, const float *xr, float *even, float *odd,
+                      float *acc);
 
 #endif

@@ -15,6 +15,7 @@
 ** here, 12.7 as the implicit GEMM. */
 #include "engine/engine_internal.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,13 @@ struct direct_job_t {
   int64_t bands; /* per image */
   size_t plen, brows;
   int64_t dr, lanes, dv; /* channels per block, floats per vector, vectors per block */
+  int64_t ystride;       /* floats between output channels (OH OW, or OW in a pooled run) */
+  /* pooled run (lpq__direct_pool_run): the MaxPool's window and output, slices per image and
+  ** pooled rows per slice, and where each thread's rows and ring of row maxima are */
+  const conv_params_t *pw;
+  float *py;
+  int64_t slices, per;
+  size_t rows_off, ring_off;
 };
 
 /* Input rows [iy0, iy0 + brows) of image x split by column phase: P[(c brows + r) s + q][j] =
@@ -119,31 +127,85 @@ static void split_rows(const direct_job_t *j, const float *x, int64_t iy0, float
     }
 }
 
-/* One task: the band's input rows split, then its output rows block by block (block: the
-** ISA's kernel, a constant where this is inlined, so the kernel is inlined too). */
-static inline __attribute__((always_inline)) void task_body(void *arg, size_t task, int tid,
-                                                            direct_block_fn block) {
-  const direct_job_t *j = arg;
+/* Output rows [oy0, oy1) of image img (at most a band): the band's input rows split into P,
+** then the rows block by block, row oy at y + (oy - oy0) * yrow (block: the ISA's kernel, a
+** constant where this is inlined, so the kernel is inlined too). */
+static inline __attribute__((always_inline)) void conv_rows(const direct_job_t *j, float *P,
+                                                             int64_t img, int64_t oy0,
+                                                             int64_t oy1, float *y, int64_t yrow,
+                                                             direct_block_fn block) {
   const conv_params_t *p = j->p;
-  const kctx_t *k = j->k;
-  const int64_t img = (int64_t)task / j->bands, oy0 = (int64_t)task % j->bands * DBAND;
-  const int64_t oy1 = oy0 + DBAND < p->OH ? oy0 + DBAND : p->OH;
   const int64_t iy0 = p->s[0] * oy0 - p->p[0], OHW = p->OH * p->OW;
-  /* 64-byte aligned: the kernels' loads split fewer cache lines (6% on resnet18's stem, AVX2) */
-  float *P = (float *)(((uintptr_t)thread_scratch(k, tid) + 63) & ~(uintptr_t)63);
   float *line = P + (size_t)p->C * j->brows * (size_t)p->s[1] * j->plen;
-  split_rows(j, (const float *)k->in[0] + img * p->C * p->H * p->W, iy0, P, line);
+  split_rows(j, (const float *)j->k->in[0] + img * p->C * p->H * p->W, iy0, P, line);
   const int64_t blocks = (p->M + j->dr - 1) / j->dr;
   /* the row's vectors in column blocks of even length (AVX2's 14 for 112 columns: 5, 5, 4) */
   const int64_t nvec = (p->OW + j->lanes - 1) / j->lanes, ncb = (nvec + j->dv - 1) / j->dv;
   const int64_t per = (nvec + ncb - 1) / ncb, cols = per * j->lanes;
   for (int64_t oy = oy0; oy < oy1; oy++) {
-    float *y = (float *)k->out[0] + img * p->M * OHW + oy * p->OW;
+    float *yo = y + (oy - oy0) * yrow;
     const float *res = j->residual ? j->residual + img * p->M * OHW + oy * p->OW : NULL;
     for (int64_t ox0 = 0; ox0 < p->OW; ox0 += cols) {
       const int64_t left = (p->OW - ox0 + j->lanes - 1) / j->lanes;
       for (int64_t b = 0; b < blocks; b++)
-        block(j, P, oy - oy0, iy0, b, ox0, left < per ? left : per, y, res);
+        block(j, P, oy - oy0, iy0, b, ox0, left < per ? left : per, yo, res);
+    }
+  }
+}
+
+/* 64-byte aligned: the kernels' loads split fewer cache lines (6% on resnet18's stem, AVX2) */
+static float *phase_rows(const direct_job_t *j, int tid) {
+  return (float *)(((uintptr_t)thread_scratch(j->k, tid) + 63) & ~(uintptr_t)63);
+}
+
+/* One task: a band of DBAND output rows of one image. */
+static inline __attribute__((always_inline)) void task_body(void *arg, size_t task, int tid,
+                                                            direct_block_fn block) {
+  const direct_job_t *j = arg;
+  const conv_params_t *p = j->p;
+  const int64_t img = (int64_t)task / j->bands, oy0 = (int64_t)task % j->bands * DBAND;
+  const int64_t oy1 = oy0 + DBAND < p->OH ? oy0 + DBAND : p->OH;
+  float *y = (float *)j->k->out[0] + img * p->M * p->OH * p->OW + oy0 * p->OW;
+  conv_rows(j, phase_rows(j, tid), img, oy0, oy1, y, p->OW, block);
+}
+
+/* One task of a pooled run: pooled rows [py0, py1) of one image. The conv rows they need are
+** made a band at a time, each row's max over every window's width kept in a ring (slot r % ring
+** for row r), and each pooled row is the max of its window's rows in order: the MaxPool's own
+** order (ops_pool.c), so the same bits. A slice's first row beyond the first is made twice. */
+static inline __attribute__((always_inline)) void pooled_body(void *arg, size_t task, int tid,
+                                                              direct_block_fn block) {
+  const direct_job_t *j = arg;
+  const conv_params_t *p = j->p, *w = j->pw;
+  const int64_t img = (int64_t)task / j->slices, py0 = (int64_t)task % j->slices * j->per;
+  const int64_t py1 = py0 + j->per < w->OH ? py0 + j->per : w->OH, M = p->M, OW = p->OW;
+  const int64_t ring = DBAND + w->k[0], OPW = w->OW;
+  float *P = phase_rows(j, tid), *sc = thread_scratch(j->k, tid);
+  float *rows = sc + j->rows_off, *hm = sc + j->ring_off, *even = hm + ring * M * OPW;
+  float *odd = even + (OW + 1) / 2;
+  int64_t next = -1; /* conv rows [.., next) are in the ring */
+  for (int64_t oy = py0; oy < py1; oy++) {
+    const int64_t a0 = oy * w->s[0] - w->p[0], a = a0 < 0 ? 0 : a0;
+    const int64_t b = a0 + w->k[0] < p->OH ? a0 + w->k[0] : p->OH;
+    if (next < a)
+      next = a;
+    while (next < b) { /* the next band of conv rows, up to the slice's last one needed */
+      const int64_t last = (py1 - 1) * w->s[0] - w->p[0] + w->k[0];
+      const int64_t end = next + DBAND < last ? next + DBAND : last;
+      const int64_t e = end < p->OH ? end : p->OH;
+      conv_rows(j, P, img, next, e, rows, M * OW, block);
+      for (int64_t r = next; r < e; r++)
+        for (int64_t m = 0; m < M; m++)
+          lpq__maxpool_row(w, rows + ((r - next) * M + m) * OW, even, odd,
+                           hm + (r % ring * M + m) * OPW);
+      next = e;
+    }
+    for (int64_t m = 0; m < M; m++) {
+      float *yr = j->py + ((img * M + m) * w->OH + oy) * OPW;
+      for (int64_t x = 0; x < OPW; x++)
+        yr[x] = -INFINITY;
+      for (int64_t r = a; r < b; r++)
+        lpq__kern_max(yr, hm + (r % ring * M + m) * OPW, (size_t)OPW);
     }
   }
 }
@@ -193,7 +255,7 @@ static inline __attribute__((always_inline)) void block16(const direct_job_t *j,
     if (m >= p->M)
       break;
     const __m512 vb = _mm512_set1_ps(j->k->bias ? j->k->bias[m] : 0.0f);
-    float *yr = y + m * OHW;
+    float *yr = y + m * j->ystride;
     const float *rr = res ? res + m * OHW : NULL;
 #pragma GCC unroll 7
     for (int v = 0; v < nv; v++) {
@@ -225,6 +287,10 @@ static inline __attribute__((always_inline)) void block16_any(
 
 static void direct_task16(void *arg, size_t task, int tid) {
   task_body(arg, task, tid, block16_any);
+}
+
+static void pooled_task16(void *arg, size_t task, int tid) {
+  pooled_body(arg, task, tid, block16_any);
 }
 #pragma GCC pop_options
 
@@ -285,7 +351,7 @@ static inline __attribute__((always_inline)) void block8(const direct_job_t *j, 
     if (m >= p->M)
       break;
     const __m256 vb = _mm256_set1_ps(j->k->bias ? j->k->bias[m] : 0.0f);
-    float *yr = y + m * OHW;
+    float *yr = y + m * j->ystride;
     const float *rr = res ? res + m * OHW : NULL;
 #pragma GCC unroll 6
     for (int v = 0; v < nv; v++) {
@@ -321,26 +387,78 @@ static inline __attribute__((always_inline)) void block8_any(
 static void direct_task8(void *arg, size_t task, int tid) {
   task_body(arg, task, tid, block8_any);
 }
+
+static void pooled_task8(void *arg, size_t task, int tid) {
+  pooled_body(arg, task, tid, block8_any);
+}
 #pragma GCC pop_options
+
+/* The job of conv k (weights packed into thread 0's scratch at wp_off, read by every thread). */
+static void job_init(direct_job_t *j, const kctx_t *k, float lo, float hi, size_t wp_off) {
+  const conv_params_t *p = k->n->params;
+  *j = (direct_job_t){.k = k, .p = p, .lo = lo, .hi = hi, .ystride = p->OH * p->OW};
+  j->residual = k->n->residual ? (const float *)k->in[3] : NULL;
+  j->plen = phase_len(p), j->brows = band_rows(p);
+  j->bands = (p->OH + DBAND - 1) / DBAND;
+  const int wide = lpq__isa() == LPQ_ISA_AVX512;
+  j->dr = wide ? DR : DR2, j->lanes = wide ? 16 : 8, j->dv = wide ? DV : DV2;
+  pack_weights(p, k->weight, j->dr, k->scratch + wp_off);
+  j->wp = k->scratch + wp_off;
+}
 
 int lpq__direct_run(const kctx_t *k, float lo, float hi) {
   const conv_params_t *p = k->n->params;
-  direct_job_t j = {.k = k, .p = p, .lo = lo, .hi = hi};
-  j.residual = k->n->residual ? (const float *)k->in[3] : NULL;
-  j.plen = phase_len(p), j.brows = band_rows(p);
-  j.bands = (p->OH + DBAND - 1) / DBAND;
-  const size_t own = lpq__direct_scratch(p) - packed_floats(p) - 16;
-  float *wp = k->scratch + own; /* thread 0's area past its own use: read by every thread */
+  direct_job_t j;
+  job_init(&j, k, lo, hi, lpq__direct_scratch(p) - packed_floats(p) - 16);
   const int wide = lpq__isa() == LPQ_ISA_AVX512;
-  j.dr = wide ? DR : DR2, j.lanes = wide ? 16 : 8, j.dv = wide ? DV : DV2;
-  pack_weights(p, k->weight, j.dr, wp);
-  j.wp = wp;
   lpq__threads_run(k->pool, (size_t)(p->N * j.bands), wide ? direct_task16 : direct_task8, &j);
+  return 0;
+}
+
+/* Per thread past the conv's own: a band of conv rows, the ring of row maxima, even and odd. */
+static size_t pool_extra(const conv_params_t *p, const conv_params_t *w) {
+  return (size_t)(DBAND * p->M * p->OW) + (size_t)((DBAND + w->k[0]) * p->M * w->OW) +
+         (size_t)p->OW + 2 + 16;
+}
+
+size_t lpq__direct_pool_scratch(const conv_params_t *p, const conv_params_t *w) {
+  if (!lpq__direct_applies(p) || !w || w->N != p->N || w->C != p->M || w->H != p->OH ||
+      w->W != p->OW || w->OH < 1 || w->OW < 1)
+    return 0;
+  return lpq__direct_scratch(p) + pool_extra(p, w);
+}
+
+int lpq__direct_pool_run(const kctx_t *k, float lo, float hi, const conv_params_t *w, float *y) {
+  const conv_params_t *p = k->n->params;
+  direct_job_t j;
+  const size_t own = lpq__direct_scratch(p) - packed_floats(p) - 16;
+  job_init(&j, k, lo, hi, own + pool_extra(p, w));
+  j.pw = w, j.py = y, j.ystride = p->OW;
+  j.rows_off = (own + 16) / 16 * 16;
+  j.ring_off = j.rows_off + (size_t)(DBAND * p->M * p->OW);
+  /* whole images a task when they are two a thread or more, else slices of pooled rows */
+  const int64_t threads = lpq__threads_count(k->pool), want = threads > 1 ? 2 * threads : 1;
+  j.slices = p->N >= want ? 1 : (want + p->N - 1) / p->N;
+  j.slices = j.slices > w->OH ? w->OH : j.slices;
+  j.per = (w->OH + j.slices - 1) / j.slices;
+  j.slices = (w->OH + j.per - 1) / j.per;
+  const int wide = lpq__isa() == LPQ_ISA_AVX512;
+  lpq__threads_run(k->pool, (size_t)(p->N * j.slices), wide ? pooled_task16 : pooled_task8, &j);
   return 0;
 }
 #else
 int lpq__direct_run(const kctx_t *k, float lo, float hi) {
   (void)k, (void)lo, (void)hi;
   abort(); /* lpq__direct_applies() is 0 without the x86 kernels */
+}
+
+size_t lpq__direct_pool_scratch(const conv_params_t *p, const conv_params_t *w) {
+  (void)p, (void)w;
+  return 0;
+}
+
+int lpq__direct_pool_run(const kctx_t *k, float lo, float hi, const conv_params_t *w, float *y) {
+  (void)k, (void)lo, (void)hi, (void)w, (void)y;
+  abort();
 }
 #endif

@@ -24,7 +24,8 @@ struct dwfuse_t {
   int64_t G;     /* images per band when a band holds whole images (R == OH), else 1 */
   size_t es, ds; /* floats per channel of E (rows of the band, margins) and of D */
   size_t e_off, d_off, z_off, t_off, pack_off, total; /* scratch layout, floats */
-  int pool;      /* a 1x1 conv (node[0]) and the GlobalAveragePool after it (node[1]) instead */
+  int pool;      /* instead: 1, a 1x1 conv (node[0]) and the GlobalAveragePool after it
+                 ** (node[1]); 2, a direct conv and the MaxPool after it */
   int64_t imgs;  /* pool: images per task (their columns' B packed in full) */
 };
 
@@ -132,27 +133,32 @@ static void size_chain(dwfuse_t *f, const conv_params_t *p, int has_pre, int64_t
 }
 
 /* A 1x1 conv whose output only a GlobalAveragePool reads (a classifier's last conv): the
-** conv's output never written, each task's rows pooled from a cached tile (pool_task). */
+** conv's output never written, each task's rows pooled from a cached tile (pool_task). Or a
+** direct conv whose output only a MaxPool reads (a ResNet's stem): lpq__direct_pool_run. */
 static int plan_pool(lpq_graph_t *g, int k, int last_end, lpq_error_t *err) {
   gnode_t *n = &g->nodes[k];
   const int pre = live_step(g, k, -1);
-  if (strcmp(n->op_type, "GlobalAveragePool") != 0 || pre < 0 || pre <= last_end ||
-      !lpq__sgemm_packs_a() || !pointwise(g, &g->nodes[pre]) || g->nodes[pre].residual ||
-      !g->nodes[pre].wpack || g->nodes[pre].fuse || g->nodes[pre].out[0] != n->in[0] ||
-      !feeds_only(g, n->in[0], n))
+  if (pre < 0 || pre <= last_end || !is_conv(&g->nodes[pre]) || g->nodes[pre].residual ||
+      g->nodes[pre].fuse || g->nodes[pre].out[0] != n->in[0] || !feeds_only(g, n->in[0], n))
     return 0;
   const conv_params_t *p = g->nodes[pre].params;
+  const size_t direct = lpq__direct_pool_scratch(p, lpq__maxpool_window(n));
   const int64_t HW = p->H * p->W, cap = lpq__dwfuse_band_floats / (p->C > 0 ? p->C : 1);
-  if (HW <= 0 || p->C <= 0 || HW > cap) /* B of one image over all of K: within a band */
+  if (!direct && (strcmp(n->op_type, "GlobalAveragePool") != 0 || !lpq__sgemm_packs_a() ||
+                  !pointwise(g, &g->nodes[pre]) || !g->nodes[pre].wpack || HW <= 0 ||
+                  p->C <= 0 || HW > cap)) /* B of one image over all of K: within a band */
     return 0;
   dwfuse_t *f = calloc(1, sizeof *f);
   if (!f)
     return lpq__node_err(err, LPQ_ENOMEM, n, "out of memory");
-  f->node[0] = pre, f->node[1] = k, f->node[2] = -1, f->count = 1, f->pool = 1;
-  f->imgs = cap / HW < p->N ? cap / HW : p->N;
-  const size_t cols = (size_t)(f->imgs * HW + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
-  f->t_off = cols * (size_t)p->C + 16; /* packed B, then the tile of SGEMM_MC rows */
-  f->total = f->t_off + SGEMM_MC * cols + 16;
+  f->node[0] = pre, f->node[1] = k, f->node[2] = -1, f->count = 1, f->pool = direct ? 2 : 1;
+  f->total = direct;
+  if (!direct) {
+    f->imgs = cap / HW < p->N ? cap / HW : p->N;
+    const size_t cols = (size_t)(f->imgs * HW + SGEMM_NR - 1) / SGEMM_NR * SGEMM_NR;
+    f->t_off = cols * (size_t)p->C + 16; /* packed B, then the tile of SGEMM_MC rows */
+    f->total = f->t_off + SGEMM_MC * cols + 16;
+  }
   g->nodes[pre].fuse = f;
   if (g->nodes[pre].scratch_floats < f->total)
     g->nodes[pre].scratch_floats = f->total;
@@ -591,8 +597,19 @@ int lpq__dwfuse_run(const lpq_graph_t *g, const gnode_t *n, void *const *ptr, fl
   const dwfuse_t *f = n->fuse;
   if (!f)
     return lpq__node_err(err, LPQ_EINVAL, n, "not the first node of a fused chain");
-  if (f->pool)
+  if (f->pool == 1)
     return pool_run(g, n, ptr, scratch, pool, scratch_stride);
+  if (f->pool == 2) {
+    const gnode_t *mp = &g->nodes[f->node[1]];
+    void *const in[1] = {ptr[n->in[0]]};
+    const kctx_t k = {.g = g, .n = n, .in = in, .scratch = scratch,
+                      .weight = node_weight(n, ptr), .bias = node_bias(n, ptr), .err = err,
+                      .pool = pool, .scratch_stride = scratch_stride};
+    float lo, hi;
+    node_act(n, &lo, &hi);
+    lpq__direct_pool_run(&k, lo, hi, lpq__maxpool_window(mp), ptr[mp->out[0]]);
+    return f->count;
+  }
   const gnode_t *pe = f->node[0] >= 0 ? &g->nodes[f->node[0]] : NULL;
   const gnode_t *dn = &g->nodes[f->node[1]];
   const gnode_t *po = f->node[2] >= 0 ? &g->nodes[f->node[2]] : NULL;

@@ -149,13 +149,29 @@ static void max_plane_rows(const pool_params_t *p, const float *xc, float *yc, f
       float *hm = ring + iy % kh * OW;
       if (key[iy % kh] != iy) { /* input row iy's max over each window's columns */
         key[iy % kh] = iy;
-        for (int64_t ox = 0; ox < OW; ox++)
-          hm[ox] = -INFINITY;
-        row_taps(p, xc + iy * W, even, odd, hm);
+        lpq__maxpool_row(w, xc + iy * W, even, odd, hm);
       }
       lpq__kern_max(yr, hm, (size_t)OW);
     }
   }
+}
+
+const conv_params_t *lpq__maxpool_window(const gnode_t *n) {
+  if (strcmp(n->op_type, "MaxPool") != 0 || !n->params)
+    return NULL;
+  const conv_params_t *w = &((const pool_params_t *)n->params)->w;
+  return w->spatial == 2 && w->d[0] == 1 && w->d[1] == 1 && w->s[1] <= 2 && w->k[0] <= 16 &&
+                 w->s[0] < w->k[0]
+             ? w
+             : NULL;
+}
+
+void lpq__maxpool_row(const conv_params_t *w, const float *xr, float *even, float *odd,
+                      float *acc) {
+  for (int64_t ox = 0; ox < w->OW; ox++)
+    acc[ox] = -INFINITY;
+  const pool_params_t p = {.w = *w, .is_max = 1};
+  row_taps(&p, xr, even, odd, acc);
 }
 
 static void pool_task(void *arg, size_t task, int tid) {
@@ -164,8 +180,8 @@ static void pool_task(void *arg, size_t task, int tid) {
   const conv_params_t *w = &p->w;
   const float *x = (const float *)k->in[0] + (int64_t)task * w->H * w->W;
   float *y = (float *)k->out[0] + (int64_t)task * w->OH * w->OW;
-  if (p->is_max && w->s[1] <= 2 && w->k[0] <= 16 && w->s[0] < w->k[0])
-    max_plane_rows(p, x, y, thread_scratch(k, tid)); /* rows shared by output rows */
+  if (lpq__maxpool_window(k->n)) /* rows shared by output rows */
+    max_plane_rows(p, x, y, thread_scratch(k, tid));
   else
     pool_plane_fast(p, x, y, thread_scratch(k, tid));
 }

@@ -21,7 +21,7 @@
 # says which. The shim is a benchmark tool only; lpq never links it.
 # Needs /usr/bin/python3 with torch/torchvision/onnx, node + npm, /usr/bin/time; prints a table,
 # then one verdict line per target (bench/verdict.sh): lpq no slower than ONNX Runtime, 2
-# threads >= 1.8x one, peak memory below ONNX Runtime's.
+# threads >= 1.8x one, peak memory below ONNX Runtime's. Every round's times: $OUT/rounds.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . bench/verdict.sh
@@ -122,6 +122,12 @@ for r in $(seq "$ROUNDS"); do
         done
     done
 done
+# every round's figures, for a look at the spread: $OUT/rounds.tsv
+{ printf 'round\tmodel\tthreads\tlpq_ms\tort_ms\ttorch_ms\n'
+  for r in $(seq "$ROUNDS"); do for m in $MODELS; do for t in $THREADS; do
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$m" "$t" "${ms[$m,$t,lpq,$r]}" "${ms[$m,$t,ort,$r]}" \
+          "${ms[$m,$t,torch,$r]}"
+  done; done; done; } >"$OUT/rounds.tsv"
 # rounds_of KEY-PREFIX ARRAY: the values of ARRAY[prefix,round] over the rounds
 rounds_of() { local -n a=$2; local r; for r in $(seq "$ROUNDS"); do echo "${a[$1,$r]}"; done; }
 # ratio_median A B: the median over the rounds of ms[A,r] / ms[B,r]

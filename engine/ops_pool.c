@@ -244,33 +244,47 @@ static int gpool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
   return lpq__set_output(g, n, 0, LPQ_DT_F32, x->ndim, shape, err);
 }
 
-static int gpool_run(const kctx_t *k) {
-  const gval_t *x = gv(k->g, k->n->in[0]), *y = gv(k->g, k->n->out[0]);
-  const int is_max = strcmp(k->n->op_type, "GlobalMaxPool") == 0;
-  const size_t S = y->count ? x->count / y->count : 0;
-  const float *in = k->in[0];
-  float *out = k->out[0];
-  for (size_t r = 0; r < y->count; r++) {
-    const float *xr = in + r * S;
-    if (is_max) {
+typedef struct gpool_job_t {
+  const float *in;
+  float *out;
+  size_t S, rows, per; /* floats per row (channel), rows, rows a task */
+  int is_max;
+} gpool_job_t;
+
+static void gpool_task(void *arg, size_t task, int tid) {
+  (void)tid;
+  const gpool_job_t *j = arg;
+  const size_t S = j->S, r1 = (task + 1) * j->per < j->rows ? (task + 1) * j->per : j->rows;
+  for (size_t r = task * j->per; r < r1; r++) {
+    const float *xr = j->in + r * S;
+    if (j->is_max) {
       float mx = -INFINITY;
       for (size_t i = 0; i < S; i++)
         mx = xr[i] > mx ? xr[i] : mx;
-      out[r] = mx;
+      j->out[r] = mx;
     } else {
       float s = 0.0f; /* float accumulation in 8 lanes keeps the loop vectorisable */
       float acc[8] = {0};
       size_t i = 0;
       for (; i + 8 <= S; i += 8)
-        for (int j = 0; j < 8; j++)
-          acc[j] += xr[i + j];
+        for (int l = 0; l < 8; l++)
+          acc[l] += xr[i + l];
       for (; i < S; i++)
         s += xr[i];
-      for (int j = 0; j < 8; j++)
-        s += acc[j];
-      out[r] = S ? s / (float)S : 0.0f;
+      for (int l = 0; l < 8; l++)
+        s += acc[l];
+      j->out[r] = S ? s / (float)S : 0.0f;
     }
   }
+}
+
+/* Rows split over the threads in tasks of about 64 Ki floats. */
+static int gpool_run(const kctx_t *k) {
+  const gval_t *x = gv(k->g, k->n->in[0]), *y = gv(k->g, k->n->out[0]);
+  gpool_job_t j = {k->in[0], k->out[0], y->count ? x->count / y->count : 0, y->count, 1,
+                   strcmp(k->n->op_type, "GlobalMaxPool") == 0};
+  j.per = j.S >= 65536 ? 1 : 65536 / (j.S ? j.S : 1);
+  lpq__threads_run(k->pool, (j.rows + j.per - 1) / j.per, gpool_task, &j);
   return 0;
 }
 

@@ -176,7 +176,8 @@ void lpq__unary_silu(gnode_t *n) {
 }
 
 typedef struct math_job_t {
-  int kind;
+  int kind; /* lpq__kern_math's, or -1: unary_f32 with p */
+  const unary_params_t *p;
   const float *x;
   float *y;
   size_t n;
@@ -184,52 +185,54 @@ typedef struct math_job_t {
 
 #define MATH_CHUNK 16384 /* elements per task: 64 KiB in, 64 KiB out */
 
+/* y = op(a) over n floats for the ops lpq__kern_math does not take: the cheap ones as plain
+** loops the compiler vectorises (MobileNetV3's hard activations), the others one by one. */
+static void unary_f32(const unary_params_t *p, const float *a, float *y, size_t n) {
+  const float al = p->alpha, be = p->beta;
+#define U_LOOP(expr)                                                                           \
+  for (size_t i = 0; i < n; i++) {                                                             \
+    const float x = a[i];                                                                      \
+    y[i] = (expr);                                                                             \
+  }
+  if (p->kind == U_RELU) {
+    U_LOOP(x > 0.0f ? x : 0.0f);
+  } else if (p->kind == U_HSIGMOID || p->kind == U_XHSIG) { /* NaN stays NaN */
+    lpq__kern_hard(p->kind == U_XHSIG, al, be, a, y, n);
+  } else if (p->kind == U_HSWISH) {
+    lpq__kern_hard(1, 1.0f / 6.0f, 0.5f, a, y, n);
+  } else if (p->kind == U_LRELU) {
+    U_LOOP(x >= 0.0f ? x : al * x);
+  } else if (p->kind == U_SQRT) {
+    U_LOOP(sqrtf(x));
+  } else if (p->kind == U_NEG) {
+    U_LOOP(-x);
+  } else if (p->kind == U_RECIP) {
+    U_LOOP(1.0f / x);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      y[i] = unary_f(p, a[i]);
+  }
+#undef U_LOOP
+}
+
 static void math_task(void *arg, size_t task, int tid) {
   (void)tid;
   const math_job_t *j = arg;
   const size_t at = task * MATH_CHUNK, n = j->n - at < MATH_CHUNK ? j->n - at : MATH_CHUNK;
-  lpq__kern_math(j->kind, j->x + at, j->y + at, n);
+  if (j->kind >= 0)
+    lpq__kern_math(j->kind, j->x + at, j->y + at, n);
+  else
+    unary_f32(j->p, j->x + at, j->y + at, n);
 }
 
 static int unary_run(const kctx_t *k) {
   const unary_params_t *p = k->n->params;
   const gval_t *x = gv(k->g, k->n->in[0]);
   const size_t cnt = x->count;
-  const int mk = x->dtype == LPQ_DT_F32 ? math_kind(p->kind) : -1;
-  if (mk >= 0) { /* vectorised, and split over the context's threads */
-    const math_job_t j = {mk, k->in[0], k->out[0], cnt};
+  if (x->dtype == LPQ_DT_F32) { /* vectorised, and split over the context's threads */
+    const math_job_t j = {math_kind(p->kind), p, k->in[0], k->out[0], cnt};
     lpq__threads_run(k->pool, (cnt + MATH_CHUNK - 1) / MATH_CHUNK, math_task, (void *)&j);
     return 0;
-  }
-  if (x->dtype == LPQ_DT_F32) {
-    const float *a = k->in[0];
-    float *y = k->out[0];
-    const float al = p->alpha, be = p->beta;
-#define U_LOOP(expr)                                                                           \
-  for (size_t i = 0; i < cnt; i++) {                                                           \
-    const float x = a[i];                                                                      \
-    y[i] = (expr);                                                                             \
-  }
-    /* the cheap ones as plain loops the compiler vectorises (MobileNetV3's hard activations) */
-    if (p->kind == U_RELU) {
-      U_LOOP(x > 0.0f ? x : 0.0f);
-    } else if (p->kind == U_HSIGMOID || p->kind == U_XHSIG) { /* NaN stays NaN */
-      lpq__kern_hard(p->kind == U_XHSIG, al, be, a, y, cnt);
-    } else if (p->kind == U_HSWISH) {
-      lpq__kern_hard(1, 1.0f / 6.0f, 0.5f, a, y, cnt);
-    } else if (p->kind == U_LRELU) {
-      U_LOOP(x >= 0.0f ? x : al * x);
-    } else if (p->kind == U_SQRT) {
-      U_LOOP(sqrtf(x));
-    } else if (p->kind == U_NEG) {
-      U_LOOP(-x);
-    } else if (p->kind == U_RECIP) {
-      U_LOOP(1.0f / x);
-    } else {
-      for (size_t i = 0; i < cnt; i++)
-        y[i] = unary_f(p, a[i]);
-    }
-#undef U_LOOP
   } else if (x->dtype == LPQ_DT_I64) {
     const int64_t *a = k->in[0];
     int64_t *y = k->out[0];

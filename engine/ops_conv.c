@@ -436,18 +436,23 @@ static void gemm_task(void *arg, size_t task, int tid) {
       lpq__kern_sgemm((size_t)mc, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb,
                       tmp, (size_t)cols, scratch + j->pack_off, e);
     }
-    for (int64_t i = 0; i < cols / OHW; i++)
+    /* the chunk's columns [c0, c0 + cols): a run of positions in each image they cover */
+    for (int64_t i = img; i * OHW < c0 + cols; i++) {
+      const int64_t s0 = i * OHW > c0 ? i * OHW : c0;
+      const int64_t s1 = (i + 1) * OHW < c0 + cols ? (i + 1) * OHW : c0 + cols;
       for (int64_t m = m0; m < m0 + mc; m++) {
-        const size_t at = (size_t)((img + i) * p->M * OHW + (gi * Mg + m) * OHW);
-        memcpy(y + at, tmp + (m - m0) * cols + i * OHW, (size_t)OHW * sizeof *y);
+        const size_t at = (size_t)(i * p->M * OHW + (gi * Mg + m) * OHW + s0 - i * OHW);
+        memcpy(y + at, tmp + (m - m0) * cols + s0 - c0, (size_t)(s1 - s0) * sizeof *y);
         if (e)
           continue;
         if (j->residual)
-          lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
-                              (size_t)OHW);
+          lpq__kern_bias_add_clamp(y + at, j->residual + at, b ? b[gi * Mg + m] : 0.0f, j->lo,
+                                   j->hi, (size_t)(s1 - s0));
         else
-          lpq__kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi, (size_t)OHW);
+          lpq__kern_bias_clamp(y + at, b ? b[gi * Mg + m] : 0.0f, j->lo, j->hi,
+                               (size_t)(s1 - s0));
       }
+    }
   }
 }
 
@@ -488,20 +493,30 @@ static int conv_exec(const kctx_t *k, const conv_params_t *p) {
   conv_gemm_scratch(p, &a_off, &j.col_off, &j.tmp_off, &j.pack_off);
   conv_walk(p, &j.imgs, &j.cols_max);
   j.chunks_per_image = (OHW + j.cols_max - 1) / j.cols_max;
+  const int64_t threads = lpq__threads_count(pool), mblk = (Mg + SGEMM_MC - 1) / SGEMM_MC;
+  /* several images side by side in fewer chunks than two a thread: cut finer (whole 32-column
+  ** panels, images split between chunks) before the output channels are split, whose blocks
+  ** each pack the chunk's B again and come in SGEMM_MC rows (RegNetX's 1x1 convs at batch 3,
+  ** 160 channels: 128 + 32; 0.84x their time at 2 threads) */
+  const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
+  const int prepacked = k->n->wpack && k->weight == base; /* packed at load */
+  const int64_t jobs = prepacked ? G : 1; /* a grouped conv's groups share one job */
+  if (threads > 1 && j.imgs > 1 &&
+      jobs * ((p->N * OHW + j.cols_max - 1) / j.cols_max) < 2 * threads) {
+    const int64_t c = ((p->N * OHW + 2 * threads - 1) / (2 * threads) + 31) / 32 * 32;
+    j.cols_max = c < j.cols_max ? c : j.cols_max;
+  }
   const size_t chunks = j.imgs > 1 ? (size_t)((p->N * OHW + j.cols_max - 1) / j.cols_max)
                                    : (size_t)(p->N * j.chunks_per_image);
   /* too few column chunks to keep every thread busy: split the output channels too (each
   ** block packs its own B, so only when needed) */
-  const int64_t threads = lpq__threads_count(pool), mblk = (Mg + SGEMM_MC - 1) / SGEMM_MC;
   int64_t want = threads > 1 && (int64_t)chunks < 4 * threads
                      ? (4 * threads + (int64_t)chunks - 1) / (int64_t)chunks : 1;
   want = want < mblk ? want : mblk;
   j.mstep = (mblk + want - 1) / want * SGEMM_MC;
   j.mblocks = (Mg + j.mstep - 1) / j.mstep;
   const size_t ntasks = chunks * (size_t)j.mblocks;
-  /* the weights packed at load, unless a hook swapped them: then pack them now */
-  const float *base = k->n->wdata ? k->n->wdata : (const float *)k->in[1];
-  const int prepacked = k->n->wpack && k->weight == base;
+  /* weights not packed at load (a hook swapped them): packed now */
   float *Ap = lpq__sgemm_packs_a() ? k->scratch + a_off : NULL; /* thread 0's area, read by all */
   const size_t per_group = lpq__sgemm_packed_a_floats((size_t)Mg, (size_t)Kd);
   if (prepacked && G > 1) { /* grouped (ResNeXt, RegNet): every group's tasks in one job, so

@@ -556,9 +556,10 @@ static void pool_task(void *arg, size_t task, int tid) {
 
 /* Tasks for `items` items of `parts` parts each: an item cut into slices of *per parts (the last
 ** one shorter), as many as make the busiest thread's share smallest when the tasks are dealt
-** out in turn, and the fewest slices among equals (every slice repacks or recomputes its edge).
-** Returns the slices per item. With 2 threads, 10 channel blocks of one image: 2 slices of 5,
-** not 4 of 3 (3 + 3 + 3 + 1: one thread does 6). */
+** out in turn, a slice costing one part more than its own (it repacks its input or recomputes
+** its edge rows), the fewest slices among equals. Returns the slices per item. With 2 threads,
+** 10 channel blocks of one image: 2 slices of 5, not 4 of 3 (3 + 3 + 3 + 1: one thread does
+** 6); 3 images of 75 rows: 2 slices of 38 a image, not 75 of one. */
 static int64_t split_items(threads_t *pool, int64_t items, int64_t parts, int64_t *per) {
   const int64_t threads = lpq__threads_count(pool);
   *per = parts > 0 ? parts : 1;
@@ -569,7 +570,7 @@ static int64_t split_items(threads_t *pool, int64_t items, int64_t parts, int64_
     const int64_t p = (parts + n - 1) / n, s = (parts + p - 1) / p;
     if (s != n) /* the same cut as a smaller n */
       continue;
-    const int64_t load = (items * s + threads - 1) / threads * p;
+    const int64_t load = (items * s + threads - 1) / threads * (p + 1);
     if (load < best)
       best = load, slices = s, *per = p;
   }

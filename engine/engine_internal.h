@@ -231,13 +231,13 @@ void lpq__dw3_rows(const conv_params_t *p, const float *E, int64_t lo_row, const
 int lpq__dwblock_run(const kctx_t *k, float lo, float hi);
 size_t lpq__dwblock_scratch(const conv_params_t *p);
 
-/* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of lpq__kern_sgemm_implicit for
-** one image: x is the image's first channel of the group, pos0 the output position of
-** column 0. Only with lpq's GEMM kernel (lpq__sgemm_packs_a()). */
+/* The implicit GEMM's B packer (ops_conv_pack.c), a pack callback of lpq__kern_sgemm_implicit: x
+** is image 0's first channel of the group, pos0 the output position of column 0 (past OH OW:
+** the next images, img_stride floats apart). Only with lpq's GEMM kernel (lpq__sgemm_packs_a()). */
 typedef struct conv_implicit_t {
   const conv_params_t *p;
   const float *x;
-  int64_t pos0;
+  int64_t pos0, img_stride;
 } conv_implicit_t;
 void lpq__conv_pack_b(const void *ctx, size_t k0, size_t kc, size_t n0, size_t nc, float *Bp);
 /* The same for a pointwise conv over several images (columns from c0 on, image-major). */

@@ -404,9 +404,9 @@ static void gemm_task(void *arg, size_t task, int tid) {
   int64_t ldb;
   const int64_t img = c0 / OHW, pos = c0 % OHW;
   const int implicit = j->imgs == 1 && !j->pointwise && Apg && Kd > 0;
-  /* pointwise over several images: B packed straight from the input too */
-  const int multi_pw = j->imgs > 1 && j->pointwise && Apg && Kd > 0;
-  const float *B = implicit || multi_pw
+  /* several images: B packed straight from the input too */
+  const int multi = j->imgs > 1 && Apg && Kd > 0;
+  const float *B = implicit || multi
                        ? NULL
                        : conv_columns(p, xg, c0, cols, j->pointwise, scratch + j->col_off, &ldb);
   float *y = k->out[0];
@@ -416,7 +416,7 @@ static void gemm_task(void *arg, size_t task, int tid) {
     const sgemm_epi_t epi = {b ? b + gi * Mg + m0 : NULL, j->residual ? j->residual + at : NULL,
                              (size_t)OHW, j->lo, j->hi};
     if (implicit) {
-      const conv_implicit_t ib = {p, xg + img * p->C * HW, pos};
+      const conv_implicit_t ib = {p, xg + img * p->C * HW, pos, 0};
       lpq__kern_sgemm_implicit((size_t)mc, (size_t)cols, (size_t)Kd, Ap, lpq__conv_pack_b, &ib,
                                yg + pos, (size_t)OHW, scratch + j->pack_off, &epi);
     } else {
@@ -428,10 +428,14 @@ static void gemm_task(void *arg, size_t task, int tid) {
     /* without a residual (laid out as y, not as tmp) the kernel applies bias and clamp */
     const sgemm_epi_t epi = {b ? b + gi * Mg + m0 : NULL, NULL, 0, j->lo, j->hi};
     const sgemm_epi_t *e = j->residual ? NULL : &epi;
-    if (multi_pw) {
+    if (multi && j->pointwise) {
       const conv_pointwise_t pw = {xg, c0, OHW, HW, p->C * HW};
       lpq__kern_sgemm_implicit((size_t)mc, (size_t)cols, (size_t)Kd, Ap, lpq__conv_pack_pointwise,
                                &pw, tmp, (size_t)cols, scratch + j->pack_off, e);
+    } else if (multi) {
+      const conv_implicit_t ib = {p, xg, c0, p->C * HW};
+      lpq__kern_sgemm_implicit((size_t)mc, (size_t)cols, (size_t)Kd, Ap, lpq__conv_pack_b, &ib,
+                               tmp, (size_t)cols, scratch + j->pack_off, e);
     } else {
       lpq__kern_sgemm((size_t)mc, (size_t)cols, (size_t)Kd, wg, (size_t)Kd, Ap, B, (size_t)ldb,
                       tmp, (size_t)cols, scratch + j->pack_off, e);

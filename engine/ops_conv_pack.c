@@ -68,17 +68,19 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
                                                             float *Bp, const int wide) {
   const conv_implicit_t *ib = ctx;
   const conv_params_t *p = ib->p;
-  const int64_t kh = p->k[0], kw = p->k[1], H = p->H, W = p->W, OW = p->OW;
+  const int64_t kh = p->k[0], kw = p->k[1], H = p->H, W = p->W, OW = p->OW, OHW = p->OH * OW;
   const int64_t sy = p->s[0], sx = p->s[1], dy = p->d[0], dx = p->d[1];
   for (size_t q = 0; q < nc; q += SGEMM_NR) {
     const int64_t w = (int64_t)(nc - q < SGEMM_NR ? nc - q : SGEMM_NR);
     /* the panel's columns as runs within one output row: start column, oy, ox, length */
     int64_t seg_t[SGEMM_NR + 1], seg_oy[SGEMM_NR + 1], seg_ox[SGEMM_NR + 1], seg_len[SGEMM_NR + 1];
+    int64_t seg_img[SGEMM_NR + 1]; /* the image's offset from x (rows never span two images) */
     int nseg = 0;
     for (int64_t t = 0; t < w;) {
-      const int64_t pos = ib->pos0 + (int64_t)(n0 + q) + t, ox = pos % OW;
+      const int64_t g = ib->pos0 + (int64_t)(n0 + q) + t, pos = g % OHW, ox = pos % OW;
       const int64_t len = OW - ox < w - t ? OW - ox : w - t;
       seg_t[nseg] = t, seg_oy[nseg] = pos / OW, seg_ox[nseg] = ox, seg_len[nseg] = len;
+      seg_img[nseg] = g / OHW * ib->img_stride;
       nseg++;
       t += len;
     }
@@ -95,7 +97,7 @@ static inline __attribute__((always_inline)) void conv_pack(const void *ctx, siz
           memset(d, 0, (size_t)len * sizeof *d);
           continue;
         }
-        const float *row = xc + iy * W;
+        const float *row = xc + seg_img[i] + iy * W;
 #ifdef HAVE_STRIDE2_COPY
         if (wide && kx == 0 && iy + 2 * sy < H) {
           /* prefetch the row two output rows on: the panels after this one read it, and a stem's

@@ -261,7 +261,7 @@ static void fuse_task(void *arg, size_t task, int tid) {
     const int64_t r0 = lo_row + keep, nr = hi_row - r0;
     if (nr > 0 && j->pe && j->pe_window) { /* B packed from the input's windows */
       const sgemm_epi_t epi = {j->be, NULL, 0, j->elo, j->ehi};
-      const conv_implicit_t ib = {j->pe, xi, r0 * W};
+      const conv_implicit_t ib = {j->pe, xi, r0 * W, 0};
       lpq__kern_sgemm_implicit((size_t)C, (size_t)(nr * W), (size_t)j->pe_k, j->ape,
                                lpq__conv_pack_b, &ib, E + keep * W, f->es, pack, &epi);
     } else if (nr > 0 && j->pe) {

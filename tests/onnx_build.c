@@ -25,6 +25,14 @@ Onnx__ValueInfoProto *test_value_info(const char *name, int ndim, const int64_t 
   return vi;
 }
 
+void test_io(test_io_t *io, const int64_t *xd, const int64_t *yd, Onnx__GraphProto *gp) {
+  io->ins[0] = test_value_info("x", 4, xd, io->d[0], io->dp[0], &io->sh[0], &io->tt[0],
+                               &io->tp[0], &io->vi[0]);
+  io->outs[0] = test_value_info("y", 4, yd, io->d[1], io->dp[1], &io->sh[1], &io->tt[1],
+                                &io->tp[1], &io->vi[1]);
+  gp->n_input = 1, gp->input = io->ins, gp->n_output = 1, gp->output = io->outs;
+}
+
 uint8_t *test_pack_model(Onnx__GraphProto *gp, size_t *len) {
   Onnx__OperatorSetIdProto op = ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&op};
   op.domain = "", op.has_version = 1, op.version = 13;

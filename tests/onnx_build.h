@@ -15,6 +15,16 @@ Onnx__ValueInfoProto *test_value_info(const char *name, int ndim, const int64_t 
                                       Onnx__TensorShapeProto__Dimension **dp,
                                       Onnx__TensorShapeProto *sh, Onnx__TypeProto__Tensor *tt,
                                       Onnx__TypeProto *tp, Onnx__ValueInfoProto *vi);
+/* A graph's one input "x" and one output "y", 4-D float tensors of dims xd and yd, and their
+** storage: test_io sets gp's inputs and outputs to them (io must outlive gp's packing). */
+typedef struct test_io_t {
+  Onnx__TensorShapeProto__Dimension d[2][4], *dp[2][4];
+  Onnx__TensorShapeProto sh[2];
+  Onnx__TypeProto__Tensor tt[2];
+  Onnx__TypeProto tp[2];
+  Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
+} test_io_t;
+void test_io(test_io_t *io, const int64_t *xd, const int64_t *yd, Onnx__GraphProto *gp);
 /* gp as a serialized model (opset 13, IR version 8) in a malloc'd buffer of *len bytes. */
 uint8_t *test_pack_model(Onnx__GraphProto *gp, size_t *len);
 /* Uniform in [-1, 1), from the seed *s (advanced). */

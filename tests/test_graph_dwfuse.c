@@ -162,16 +162,11 @@ static size_t build(const chain_t *c, const weights_t *wt, uint8_t **buf) {
     node(&nd[nn], "Add", 2, add_in, add_out, 0, NULL), nn++;
   for (size_t i = 0; i < nn; i++)
     nodes[i] = &nd[i];
-  Onnx__TensorShapeProto__Dimension d[2][4], *dp[2][4];
-  Onnx__TensorShapeProto sh[2];
-  Onnx__TypeProto__Tensor tt[2];
-  Onnx__TypeProto tp[2];
-  Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
-  ins[0] = test_value_info("x", 4, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
-  outs[0] = test_value_info("y", 4, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
+  test_io_t io;
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
   gp.name = "chain", gp.n_node = nn, gp.node = nodes, gp.n_initializer = ni;
-  gp.initializer = inits, gp.n_input = 1, gp.input = ins, gp.n_output = 1, gp.output = outs;
+  gp.initializer = inits;
+  test_io(&io, xd, yd, &gp);
   size_t len;
   *buf = test_pack_model(&gp, &len);
   cr_assert_not_null(*buf);

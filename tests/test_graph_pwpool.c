@@ -72,13 +72,7 @@ static void check(const pw_case_t *t, unsigned seed) {
 
   int64_t xd[4] = {t->n, t->c, t->h, t->w}, yd[4] = {t->n, t->m, 1, 1};
   int64_t wd[4] = {t->m, t->c, 1, 1}, bd[1] = {t->m};
-  Onnx__TensorShapeProto__Dimension d[2][4], *dp[2][4];
-  Onnx__TensorShapeProto sh[2];
-  Onnx__TypeProto__Tensor tt[2];
-  Onnx__TypeProto tp[2];
-  Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
-  ins[0] = test_value_info("x", 4, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
-  outs[0] = test_value_info("y", 4, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
+  test_io_t io;
   Onnx__TensorProto wt = ONNX__TENSOR_PROTO__INIT, bt = ONNX__TENSOR_PROTO__INIT, *inits[2];
   wt.name = "W", wt.n_dims = 4, wt.dims = wd, wt.has_data_type = 1, wt.data_type = 1;
   wt.has_raw_data = 1, wt.raw_data.len = nw * 4, wt.raw_data.data = (uint8_t *)w;
@@ -103,7 +97,8 @@ static void check(const pw_case_t *t, unsigned seed) {
   nodes[nn++] = &gap;
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
   gp.name = "pwpool", gp.n_node = nn, gp.node = nodes, gp.n_initializer = 2;
-  gp.initializer = inits, gp.n_input = 1, gp.input = ins, gp.n_output = 1, gp.output = outs;
+  gp.initializer = inits;
+  test_io(&io, xd, yd, &gp);
   size_t len;
   uint8_t *buf = test_pack_model(&gp, &len);
 

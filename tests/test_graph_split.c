@@ -14,13 +14,7 @@
 
 /* One node op(x) of x's dims (4) to y's dims, with float attribute alpha (NAN: none). */
 static lpq_graph_t *one_node(const char *op, const int64_t *xd, const int64_t *yd, float alpha) {
-  Onnx__TensorShapeProto__Dimension d[2][4], *dp[2][4];
-  Onnx__TensorShapeProto sh[2];
-  Onnx__TypeProto__Tensor tt[2];
-  Onnx__TypeProto tp[2];
-  Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
-  ins[0] = test_value_info("x", 4, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
-  outs[0] = test_value_info("y", 4, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
+  test_io_t io;
   Onnx__AttributeProto a, *ap[1] = {&a};
   onnx__attribute_proto__init(&a);
   a.name = "alpha", a.has_type = 1, a.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
@@ -30,8 +24,8 @@ static lpq_graph_t *one_node(const char *op, const int64_t *xd, const int64_t *y
   nd.op_type = (char *)op, nd.n_input = 1, nd.input = in, nd.n_output = 1, nd.output = out;
   nd.n_attribute = isnan(alpha) ? 0 : 1, nd.attribute = ap;
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
-  gp.name = "one", gp.n_node = 1, gp.node = nodes, gp.n_input = 1, gp.input = ins;
-  gp.n_output = 1, gp.output = outs;
+  gp.name = "one", gp.n_node = 1, gp.node = nodes;
+  test_io(&io, xd, yd, &gp);
   size_t len;
   uint8_t *buf = test_pack_model(&gp, &len);
   lpq_error_t err;

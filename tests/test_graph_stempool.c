@@ -79,14 +79,7 @@ static uint8_t *build(const sp_case_t *t, const float *w, const float *b, size_t
   const int64_t pad = t->ck / 2;
   int64_t xd[4] = {t->n, t->c, t->h, t->w}, yd[4] = {t->n, t->m, 1, 1}; /* y: the loader's */
   int64_t wd[4] = {t->m, t->c, t->ck, t->ck}, bd[1] = {t->m};
-  Onnx__TensorShapeProto__Dimension d[2][4], *dp[2][4];
-  Onnx__TensorShapeProto sh[2];
-  Onnx__TypeProto__Tensor tt[2];
-  Onnx__TypeProto tp[2];
-  Onnx__ValueInfoProto vi[2], *ins[1], *outs[1];
-  ins[0] = test_value_info("x", 4, xd, d[0], dp[0], &sh[0], &tt[0], &tp[0], &vi[0]);
-  outs[0] = test_value_info("y", 4, yd, d[1], dp[1], &sh[1], &tt[1], &tp[1], &vi[1]);
-  outs[0]->type->tensor_type->shape = NULL; /* inferred */
+  test_io_t io;
   Onnx__TensorProto wt = ONNX__TENSOR_PROTO__INIT, bt = ONNX__TENSOR_PROTO__INIT, *inits[2];
   wt.name = "W", wt.n_dims = 4, wt.dims = wd, wt.has_data_type = 1, wt.data_type = 1;
   wt.has_raw_data = 1, wt.raw_data.len = (size_t)(t->m * t->c * t->ck * t->ck) * 4;
@@ -117,7 +110,9 @@ static uint8_t *build(const sp_case_t *t, const float *w, const float *b, size_t
   nd[2].output = pout, nd[2].n_attribute = 4, nd[2].attribute = pap;
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
   gp.name = "stempool", gp.n_node = 3, gp.node = nodes, gp.n_initializer = 2;
-  gp.initializer = inits, gp.n_input = 1, gp.input = ins, gp.n_output = 1, gp.output = outs;
+  gp.initializer = inits;
+  test_io(&io, xd, yd, &gp);
+  io.tt[1].shape = NULL; /* y's shape: the loader's */
   return test_pack_model(&gp, len);
 }
 

@@ -184,13 +184,13 @@ static inline __attribute__((always_inline)) void pooled_body(void *arg, size_t 
   float *rows = sc + j->rows_off, *hm = sc + j->ring_off, *even = hm + ring * M * OPW;
   float *odd = even + (OW + 1) / 2;
   int64_t next = -1; /* conv rows [.., next) are in the ring */
+  const int64_t last = (py1 - 1) * w->s[0] - w->p[0] + w->k[0]; /* past the slice's last row */
   for (int64_t oy = py0; oy < py1; oy++) {
     const int64_t a0 = oy * w->s[0] - w->p[0], a = a0 < 0 ? 0 : a0;
     const int64_t b = a0 + w->k[0] < p->OH ? a0 + w->k[0] : p->OH;
     if (next < a)
       next = a;
     while (next < b) { /* the next band of conv rows, up to the slice's last one needed */
-      const int64_t last = (py1 - 1) * w->s[0] - w->p[0] + w->k[0];
       const int64_t end = next + DBAND < last ? next + DBAND : last;
       const int64_t e = end < p->OH ? end : p->OH;
       conv_rows(j, P, img, next, e, rows, M * OW, block);

@@ -469,7 +469,7 @@ static void split_project_task(void *arg, size_t task, int tid) {
     scatter_rows(j, T, j->img0, j->sg, m0, m1);
 }
 
-/* Whether the job runs split (j->group set to the images of a group), and then runs it. */
+/* Whether the job runs split (then runs it, group by group of f->G images): 1, or 0. */
 static int split_run(fjob_t *j, threads_t *pool) {
   const dwfuse_t *f = j->f;
   const conv_params_t *d = j->pd;

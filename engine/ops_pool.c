@@ -62,9 +62,8 @@ static int pool_prepare(lpq_graph_t *g, gnode_t *n, lpq_error_t *err) {
 
 /* acc[ox] = max (or sum) with input row xr's values under output column ox's window, one
 ** vectorised pass per kernel tap (stride 2: from the row split into even and odd columns). */
-static void row_taps(const pool_params_t *p, const float *xr, float *even, float *odd,
-                     float *acc) {
-  const conv_params_t *w = &p->w;
+static void row_taps(const conv_params_t *w, int is_max, const float *xr, float *even,
+                     float *odd, float *acc) {
   const int64_t W = w->W, OW = w->OW, sx = w->s[1];
   if (sx == 2)
     lpq__kern_deinterleave(even, odd, xr, (size_t)W);
@@ -81,9 +80,9 @@ static void row_taps(const pool_params_t *p, const float *xr, float *even, float
     if (sx > 2) {
       for (int64_t ox = lo; ox < hi; ox++) {
         const float v = xr[ox * sx + off];
-        acc[ox] = p->is_max ? (v > acc[ox] ? v : acc[ox]) : acc[ox] + v;
+        acc[ox] = is_max ? (v > acc[ox] ? v : acc[ox]) : acc[ox] + v;
       }
-    } else if (p->is_max) {
+    } else if (is_max) {
       lpq__kern_max(acc + lo, src, (size_t)(hi - lo));
     } else {
       lpq__kern_add(acc + lo, src, (size_t)(hi - lo));
@@ -117,7 +116,7 @@ static void pool_plane_fast(const pool_params_t *p, const float *xc, float *yc, 
       if (iy < 0 || iy >= H)
         continue;
       rows += !p->count_include_pad;
-      row_taps(p, xc + iy * W, even, odd, yr);
+      row_taps(w, p->is_max, xc + iy * W, even, odd, yr);
     }
     if (!p->is_max)
       for (int64_t ox = 0; ox < OW; ox++) {
@@ -170,8 +169,7 @@ void lpq__maxpool_row(const conv_params_t *w, const float *xr, float *even, floa
                       float *acc) {
   for (int64_t ox = 0; ox < w->OW; ox++)
     acc[ox] = -INFINITY;
-  const pool_params_t p = {.w = *w, .is_max = 1};
-  row_taps(&p, xr, even, odd, acc);
+  row_taps(w, 1, xr, even, odd, acc);
 }
 
 static void pool_task(void *arg, size_t task, int tid) {

@@ -386,10 +386,10 @@ static void sgemm_blocked(size_t M, size_t N, size_t K, const float *Ap, pack_b_
 }
 
 
-/* Rows [r0, r1) (r0 a multiple of MR) of the product with B already packed over all of K:
-** panel q (NR columns) at Bp + q/NR * K * NR, k-major; the epilogue (NULL: none) on the last K
-** block. Each row's tiles are the same micro-kernel calls whatever the range. */
-/* Rows [r0, r1) of the whole product, row r0 at C (epi indexed by the whole product's rows). */
+/* Rows [r0, r1) (r0 a multiple of MR) of the product with B already packed over all of K, row r0
+** at C: panel q (NR columns) at Bp + q/NR * K * NR, k-major; the epilogue (NULL: none, indexed by
+** the whole product's rows) on the last K block. Each row's tiles are the same micro-kernel
+** calls whatever the range. */
 static void sgemm_packed_rows(size_t M, size_t r0, size_t r1, size_t N, size_t K,
                               const float *Ap, const float *Bp, float *C, size_t ldc,
                               const sgemm_epi_t *epi) {
